@@ -1,0 +1,256 @@
+//! The WebSocket client every command uses: resolves the gateway URL and token (flags, then
+//! `PINCER_GATEWAY_URL` / `PINCER_GATEWAY_TOKEN`, then the config), performs the v4 handshake and
+//! makes calls.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pincer_core::Config;
+use pincer_core::config::{Env, StatePaths};
+use pincer_protocol::{
+    ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, ErrorShape, Frame, HelloOk, PROTOCOL_VERSION,
+    RequestFrame, Scope, parse_frame,
+};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Connection settings shared by every client command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// Gateway WebSocket URL (default: PINCER_GATEWAY_URL, else ws://127.0.0.1:<gateway.port>).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Gateway token (default: PINCER_GATEWAY_TOKEN, else gateway.auth.token from the config).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout: u64,
+}
+
+/// Where to connect and with what.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub token: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Target {
+    pub fn resolve(args: &ConnectArgs, paths: &StatePaths, env: Env) -> anyhow::Result<Target> {
+        let needs_config = args.url.is_none() && env("PINCER_GATEWAY_URL").is_none()
+            || args.token.is_none() && env("PINCER_GATEWAY_TOKEN").is_none();
+        let config = if needs_config { Some(Config::load(&paths.config_path, env)?) } else { None };
+        let url = args
+            .url
+            .clone()
+            .or_else(|| env("PINCER_GATEWAY_URL"))
+            .or_else(|| running_gateway_url(paths))
+            .unwrap_or_else(|| format!("ws://127.0.0.1:{}", config.as_ref().map(|c| c.gateway.port).unwrap_or(18789)));
+        let token = args
+            .token
+            .clone()
+            .or_else(|| env("PINCER_GATEWAY_TOKEN"))
+            .or_else(|| config.as_ref().and_then(|c| c.token().map(String::from)));
+        Ok(Target { url, token, timeout: Duration::from_millis(args.timeout) })
+    }
+}
+
+/// The URL a gateway running on this state dir published, if one is running (it holds the lock).
+fn running_gateway_url(paths: &StatePaths) -> Option<String> {
+    let path = paths.state_dir.join(pincer_gateway::RUNTIME_FILE);
+    let file = std::fs::File::open(&path).ok()?;
+    if file.try_lock_shared().is_ok() {
+        return None; // Nobody holds it: no gateway is running here.
+    }
+    let info: Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    info["url"].as_str().map(String::from)
+}
+
+/// A failed client operation, worded for the person at the terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the gateway at {url}: {reason}. Is it running? Start it with `pincer gateway`, or check --url"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("the gateway at {url} did not answer within {ms} ms (raise --timeout, or check the gateway's log)")]
+    Timeout { url: String, ms: u128 },
+    #[error("{}", describe_rpc_error(.0))]
+    Rpc(ErrorShape),
+    #[error("the gateway closed the connection: {0}")]
+    Closed(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Adds the next step to a gateway error.
+fn describe_rpc_error(e: &ErrorShape) -> String {
+    let hint = match e.detail_code() {
+        Some("AUTH_TOKEN_MISMATCH") => {
+            " — the token does not match: use the gateway's gateway.auth.token (in its pincer.json), PINCER_GATEWAY_TOKEN or --token"
+        }
+        Some("AUTH_TOKEN_MISSING") => "",
+        Some("AUTH_RATE_LIMITED") => " — wait for the lockout to pass, then retry with the right token",
+        Some("MISSING_SCOPE") => {
+            " — this connection lacks that scope; use the gateway token locally or approve a scope upgrade with `pincer devices approve`"
+        }
+        Some("PAIRING_REQUIRED") => " — approve it on the gateway host with `pincer devices approve <requestId>`",
+        Some("PROTOCOL_MISMATCH") => {
+            " — this client and the gateway speak different protocol versions; upgrade the older one"
+        }
+        _ => "",
+    };
+    format!("{}{hint}", e.message)
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An authenticated connection to the gateway.
+pub struct Client {
+    ws: Ws,
+    next_id: u64,
+    target: Target,
+    pub hello: HelloOk,
+}
+
+impl Client {
+    /// Connects and completes the handshake, asking for `scopes`.
+    pub async fn connect(target: &Target, scopes: &[Scope]) -> Result<Client, ClientError> {
+        let timeout = target.timeout;
+        tokio::time::timeout(timeout, Self::connect_inner(target, scopes))
+            .await
+            .map_err(|_| ClientError::Timeout { url: target.url.clone(), ms: timeout.as_millis() })?
+    }
+
+    async fn connect_inner(target: &Target, scopes: &[Scope]) -> Result<Client, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable { url: target.url.clone(), reason };
+        let (ws, _) =
+            tokio_tungstenite::connect_async(target.url.as_str()).await.map_err(|e| unreachable(e.to_string()))?;
+        let mut client = Client { ws, next_id: 0, target: target.clone(), hello: placeholder_hello() };
+        // The server speaks first: connect.challenge.
+        let challenge = client.next_frame().await?;
+        match challenge {
+            Frame::Event(ev) if ev.event == "connect.challenge" => {}
+            other => return Err(ClientError::Protocol(format!("expected connect.challenge, got {other:?}"))),
+        }
+        let params = ConnectParams {
+            min_protocol: PROTOCOL_VERSION,
+            max_protocol: PROTOCOL_VERSION,
+            client: ClientInfo {
+                id: ClientId::Cli,
+                version: pincer_gateway::VERSION.into(),
+                platform: std::env::consts::OS.into(),
+                mode: ClientMode::Cli,
+                display_name: Some("pincer".into()),
+                build_id: None,
+                device_family: None,
+                model_identifier: None,
+                time_zone: None,
+                instance_id: Some(uuid::Uuid::new_v4().to_string()),
+            },
+            role: Some("operator".into()),
+            scopes: Some(scopes.iter().map(|s| s.as_str().to_string()).collect()),
+            caps: Some(vec![]),
+            commands: None,
+            permissions: None,
+            path_env: None,
+            computer_use: None,
+            worker_runs: None,
+            model_catalog: None,
+            auth: target.token.clone().map(|token| ConnectAuth { token: Some(token), ..Default::default() }),
+            device: None,
+            locale: None,
+            user_agent: None,
+        };
+        let hello = client.request("connect", Some(serde_json::to_value(params).expect("params serialise"))).await?;
+        client.hello =
+            serde_json::from_value(hello).map_err(|e| ClientError::Protocol(format!("invalid hello-ok: {e}")))?;
+        Ok(client)
+    }
+
+    /// Calls a method and returns its payload.
+    pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let timeout = self.target.timeout;
+        let url = self.target.url.clone();
+        tokio::time::timeout(timeout, self.request(method, Some(params)))
+            .await
+            .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })?
+    }
+
+    async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
+        self.next_id += 1;
+        let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
+        let frame = Frame::Req(RequestFrame {
+            id: id.clone(),
+            method: method.into(),
+            params,
+            traceparent: None,
+            expected_profile_id: None,
+        });
+        let text = serde_json::to_string(&frame).expect("frames serialise");
+        self.ws.send(Message::Text(text.into())).await.map_err(|e| ClientError::Closed(e.to_string()))?;
+        loop {
+            match self.next_frame().await? {
+                Frame::Res(res) if res.id == id => {
+                    return if res.ok {
+                        Ok(res.payload.unwrap_or(Value::Null))
+                    } else {
+                        Err(ClientError::Rpc(
+                            res.error.unwrap_or_else(|| ErrorShape::invalid_request("request failed")),
+                        ))
+                    };
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<Frame, ClientError> {
+        loop {
+            let msg = self.ws.next().await.ok_or_else(|| ClientError::Closed("connection ended".into()))?;
+            match msg.map_err(|e| ClientError::Closed(e.to_string()))? {
+                Message::Text(text) => {
+                    return parse_frame(text.as_str()).map_err(|e| ClientError::Protocol(e.message));
+                }
+                Message::Close(frame) => {
+                    let reason = frame
+                        .map(|f| format!("{} {}", u16::from(f.code), f.reason))
+                        .unwrap_or_else(|| "no reason".into());
+                    return Err(ClientError::Closed(reason));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Closes the socket politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+fn placeholder_hello() -> HelloOk {
+    serde_json::from_value(serde_json::json!({
+        "type": "hello-ok", "protocol": PROTOCOL_VERSION,
+        "server": {"version": "", "connId": ""},
+        "features": {"methods": [], "events": []},
+        "snapshot": {"presence": [], "health": {}, "stateVersion": {"presence": 0, "health": 0}, "uptimeMs": 0},
+        "auth": {"role": "operator", "scopes": []},
+        "policy": {"maxPayload": 0, "maxBufferedBytes": 0, "tickIntervalMs": 0}
+    }))
+    .expect("static hello parses")
+}
+
+/// Connects, makes one call, closes: what most commands do.
+pub async fn call_once(target: &Target, scopes: &[Scope], method: &str, params: Value) -> Result<Value, ClientError> {
+    let mut client = Client::connect(target, scopes).await?;
+    let result = client.call(method, params).await;
+    client.close().await;
+    result
+}

@@ -1,0 +1,83 @@
+//! `pincer gateway [run]`: the foreground daemon.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use pincer_core::config::{Bind, ensure_config, process_env};
+use pincer_core::{Config, StatePaths, SystemClock};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GatewayCommand {
+    #[command(subcommand)]
+    action: Option<GatewayAction>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayAction {
+    /// Run the gateway in the foreground.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Port for HTTP and WebSocket (default: gateway.port, 18789).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Interface to listen on: loopback (127.0.0.1) or lan (0.0.0.0, needs a token).
+    #[arg(long, value_parser = ["loopback", "lan"])]
+    bind: Option<String>,
+}
+
+pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
+    let args = match cmd.action {
+        Some(GatewayAction::Run(args)) => args,
+        None => cmd.run,
+    };
+    let wrote = ensure_config(&paths)?;
+    let mut config = Config::load(&paths.config_path, &process_env)?;
+    if let Some(port) = args.port {
+        config.gateway.port = port;
+    }
+    if let Some(bind) = args.bind.as_deref().and_then(Bind::parse) {
+        config.gateway.bind = bind;
+    }
+    init_logging(&config.logging.level);
+    if wrote {
+        tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("pincer").build()?;
+    runtime.block_on(async move {
+        let options = pincer_gateway::GatewayOptions { paths, config, clock: SystemClock::shared() };
+        pincer_gateway::run(options, stop_signal()).await
+    })?;
+    // Detached blocking work (e.g. a store read) must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(level: &str) {
+    let filter = std::env::var("PINCER_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| level.to_string());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

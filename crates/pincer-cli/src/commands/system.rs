@@ -1,0 +1,69 @@
+//! `pincer health` and `pincer status`.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use pincer_core::StatePaths;
+use pincer_core::config::process_env;
+use pincer_protocol::Scope;
+use serde_json::{Value, json};
+
+use crate::client::{ConnectArgs, Target, call_once};
+use crate::output::{ms, print_json, print_rows, text};
+
+pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(args, paths, &process_env)?;
+    let started = Instant::now();
+    let health = call_once(&target, &[Scope::Read], "health", json!({})).await?;
+    if args.json {
+        print_json(&health);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ok = health["ok"].as_bool() == Some(true);
+    let pincer = &health["pincer"];
+    println!(
+        "Gateway {}: {} (pincer {}, up {}, answered in {} ms)",
+        target.url,
+        if ok { "healthy" } else { "UNHEALTHY" },
+        text(&pincer["version"]),
+        ms(&pincer["uptimeMs"]),
+        started.elapsed().as_millis()
+    );
+    print_channels(&health);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_channels(health: &Value) {
+    let Some(channels) = health["channels"].as_object() else { return };
+    for (name, ch) in channels {
+        let state = ch["healthState"].as_str().unwrap_or("unknown");
+        let error = ch["lastError"].as_str().map(|e| format!(" ({e})")).unwrap_or_default();
+        println!("  {name}: {state}{error}");
+    }
+}
+
+pub async fn status(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(args, paths, &process_env)?;
+    let status = call_once(&target, &[Scope::Read], "status", json!({})).await?;
+    if args.json {
+        print_json(&status);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let gw = &status["gateway"];
+    print_rows(&[
+        ("gateway", target.url.clone()),
+        ("version", text(&status["version"])),
+        ("uptime", ms(&status["uptimeMs"])),
+        ("pid", text(&status["pid"])),
+        ("ready", text(&status["ready"])),
+        ("bind", format!("{} port {} (auth {})", text(&gw["bind"]), text(&gw["port"]), text(&gw["authMode"]))),
+        ("connections", text(&gw["connections"])),
+        ("state dir", text(&status["stateDir"])),
+        ("config", text(&status["configPath"])),
+        (
+            "database",
+            format!("{} (schema v{})", text(&status["store"]["path"]), text(&status["store"]["schemaVersion"])),
+        ),
+    ]);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! `pincer`: the gateway daemon (`pincer gateway`) and its command-line client.
+
+mod client;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pincer_core::StatePaths;
+
+use crate::client::ConnectArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pincer",
+    version,
+    about = "Pincer: a self-hosted gateway for personal AI agents and scheduled automations.",
+    long_about = "Pincer runs scheduled jobs, announces their results through a durable outbox, and speaks the \
+                  OpenClaw Gateway protocol v4.\n\nStart the gateway with `pincer gateway`; every other command \
+                  talks to it over WebSocket."
+)]
+struct Cli {
+    /// State directory (default: PINCER_STATE_DIR, else ~/.pincer).
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway in the foreground (`pincer gateway` = `pincer gateway run`).
+    Gateway(commands::gateway::GatewayCommand),
+    /// Check that the gateway is up and healthy.
+    Health(ConnectArgs),
+    /// Show the gateway's status: version, uptime, store, connections.
+    Status(ConnectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
+    let result = match cli.command {
+        Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
+        other => client_runtime().and_then(|rt| rt.block_on(run_client(other, paths))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Client commands are one short conversation: a single-threaded runtime starts fastest.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Health(args) => commands::system::health(&args, &paths).await,
+        Command::Status(args) => commands::system::status(&args, &paths).await,
+        Command::Gateway(_) => unreachable!("handled in main"),
+    }
+}

@@ -1,0 +1,628 @@
+//! Pincer's configuration: `<state>/pincer.json` (JSON5 accepted), `${ENV}` expansion in string
+//! values, closed schemas whose errors name the key path, and `PINCER_*` environment overrides.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Reads an environment variable. Injected so tests never touch the process environment.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, for production callers.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Where Pincer keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatePaths {
+    pub state_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub db_path: PathBuf,
+}
+
+impl StatePaths {
+    /// `--state-dir`, else `$PINCER_STATE_DIR`, else `~/.pincer`; config at `$PINCER_CONFIG_PATH`,
+    /// else `<state>/pincer.json`; database at `<state>/pincer.db`.
+    pub fn resolve(state_dir_flag: Option<&Path>, env: Env) -> StatePaths {
+        let state_dir = state_dir_flag
+            .map(Path::to_path_buf)
+            .or_else(|| env("PINCER_STATE_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".pincer"));
+        let config_path = env("PINCER_CONFIG_PATH").map(PathBuf::from).unwrap_or_else(|| state_dir.join("pincer.json"));
+        StatePaths { db_path: state_dir.join("pincer.db"), state_dir, config_path }
+    }
+}
+
+/// A configuration that could not be read, with the file and the key path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub models: ModelsConfig,
+    pub agents: AgentsConfig,
+    pub channels: ChannelsConfig,
+    pub cron: CronConfig,
+    pub delivery: DeliveryConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct GatewayConfig {
+    pub port: u16,
+    pub bind: Bind,
+    pub auth: AuthConfig,
+    pub pairing: PairingConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            port: 18789,
+            bind: Bind::Loopback,
+            auth: AuthConfig::default(),
+            pairing: PairingConfig::default(),
+        }
+    }
+}
+
+/// Which interface the gateway listens on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bind {
+    /// 127.0.0.1 only.
+    #[default]
+    Loopback,
+    /// 0.0.0.0; refused without auth.
+    Lan,
+}
+
+impl Bind {
+    pub fn parse(s: &str) -> Option<Bind> {
+        match s {
+            "loopback" => Some(Bind::Loopback),
+            "lan" => Some(Bind::Lan),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// A shared token, compared in constant time.
+    #[default]
+    Token,
+    /// No shared secret; only allowed on loopback.
+    None,
+}
+
+/// Failed-auth limiting per remote address (OpenClaw's `gateway.auth.rateLimit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RateLimitConfig {
+    pub max_attempts: u32,
+    pub window_ms: u64,
+    pub lockout_ms: u64,
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig { max_attempts: 10, window_ms: 60_000, lockout_ms: 300_000, exempt_loopback: false }
+    }
+}
+
+/// Device pairing policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PairingConfig {
+    /// Approve a device's first pairing silently when it connects over loopback.
+    pub auto_approve_local: bool,
+    /// Also approve loopback scope upgrades silently (off: the owner approves them).
+    pub auto_approve_local_scope_upgrades: bool,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        PairingConfig { auto_approve_local: true, auto_approve_local_scope_upgrades: false }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ModelsConfig {
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProviderConfig {
+    pub api: ProviderApi,
+    pub base_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProviderApi {
+    #[serde(rename = "openai-completions")]
+    OpenAiCompletions,
+    #[serde(rename = "anthropic-messages")]
+    AnthropicMessages,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelEntry {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AgentsConfig {
+    pub defaults: AgentDefaults,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AgentDefaults {
+    pub model: ModelSelection,
+    /// IANA zone for cron jobs without an explicit `tz`; the host's zone when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    pub heartbeat: HeartbeatConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ModelSelection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    pub fallbacks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct HeartbeatConfig {
+    /// Interval of the main-session heartbeat, e.g. `30m`; `0m` disables it.
+    pub every: String,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig { every: "30m".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ChannelsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discord: Option<DiscordConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackConfig>,
+    pub webhook: WebhookConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DiscordConfig {
+    pub token: String,
+    #[serde(default = "DiscordConfig::default_base")]
+    pub api_base_url: String,
+}
+
+impl DiscordConfig {
+    fn default_base() -> String {
+        "https://discord.com/api/v10".into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TelegramConfig {
+    pub bot_token: String,
+    #[serde(default = "TelegramConfig::default_root")]
+    pub api_root: String,
+}
+
+impl TelegramConfig {
+    fn default_root() -> String {
+        "https://api.telegram.org".into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SlackConfig {
+    pub bot_token: String,
+    #[serde(default = "SlackConfig::default_base")]
+    pub api_base_url: String,
+}
+
+impl SlackConfig {
+    fn default_base() -> String {
+        "https://slack.com/api".into()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct WebhookConfig {
+    /// Allow webhook targets on loopback and private networks (off: refused, like OpenClaw's SSRF guard).
+    pub allow_private_network: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CronConfig {
+    pub enabled: bool,
+    pub max_concurrent_runs: u32,
+    /// How long finished isolated-run sessions are kept (`24h`); `false` keeps them forever.
+    pub session_retention: Retention,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_token: Option<String>,
+    pub skip_missed_jobs: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_alert: Option<Value>,
+    pub run_retention: RunRetention,
+}
+
+impl Default for CronConfig {
+    fn default() -> Self {
+        CronConfig {
+            enabled: true,
+            max_concurrent_runs: 8,
+            session_retention: Retention::Duration("24h".into()),
+            webhook_token: None,
+            skip_missed_jobs: false,
+            failure_alert: None,
+            run_retention: RunRetention::default(),
+        }
+    }
+}
+
+/// A duration string, or `false` for "keep forever".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Retention {
+    Off(bool),
+    Duration(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RunRetention {
+    /// Runs older than this are pruned (`30d`).
+    pub max_age: String,
+    /// At most this many runs are kept per job.
+    pub max_per_job: u32,
+}
+
+impl Default for RunRetention {
+    fn default() -> Self {
+        RunRetention { max_age: "30d".into(), max_per_job: 2000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DeliveryConfig {
+    /// Attempts per outbox row before it goes dead.
+    pub max_attempts: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig { max_attempts: 5 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct LoggingConfig {
+    /// A `tracing` filter such as `info` or `pincer_cron=debug,info`.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig { level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Reads the config file, or the defaults when it does not exist, then applies `PINCER_*`
+    /// overrides.
+    pub fn load(path: &Path, env: Env) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Io { path: path.to_path_buf(), source }),
+        };
+        let mut config = match text {
+            Some(text) => Config::parse(&text, env)
+                .map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?,
+            None => Config::default(),
+        };
+        config.apply_env(env).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(config)
+    }
+
+    /// Parses JSON5 text, expands `${NAME}` in string values and checks the schema.
+    pub fn parse(text: &str, env: Env) -> Result<Config, String> {
+        let mut value: Value = json5::from_str(text).map_err(|e| format!("not valid JSON5: {e}"))?;
+        expand_env(&mut value, &mut Vec::new(), env)?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." { inner } else { format!("{path}: {inner}") }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: Env) -> Result<(), String> {
+        if let Some(port) = env("PINCER_GATEWAY_PORT") {
+            self.gateway.port =
+                port.parse().map_err(|_| format!("PINCER_GATEWAY_PORT: `{port}` is not a port number"))?;
+        }
+        if let Some(bind) = env("PINCER_GATEWAY_BIND") {
+            self.gateway.bind = Bind::parse(&bind)
+                .ok_or_else(|| format!("PINCER_GATEWAY_BIND: `{bind}` is not `loopback` or `lan`"))?;
+        }
+        if let Some(token) = env("PINCER_GATEWAY_TOKEN") {
+            self.gateway.auth.token = Some(token);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.cron.max_concurrent_runs == 0 {
+            return Err("cron.maxConcurrentRuns: must be at least 1".into());
+        }
+        if self.delivery.max_attempts == 0 {
+            return Err("delivery.maxAttempts: must be at least 1".into());
+        }
+        if let Retention::Duration(d) = &self.cron.session_retention {
+            crate::duration::parse_duration_ms(d, Some(3_600_000))
+                .map_err(|e| format!("cron.sessionRetention: {e}"))?;
+        }
+        if let Retention::Off(true) = self.cron.session_retention {
+            return Err("cron.sessionRetention: use a duration such as \"24h\", or false to keep sessions".into());
+        }
+        crate::duration::parse_duration_ms(&self.cron.run_retention.max_age, None)
+            .map_err(|e| format!("cron.runRetention.maxAge: {e}"))?;
+        crate::duration::parse_duration_ms(&self.agents.defaults.heartbeat.every, None)
+            .map_err(|e| format!("agents.defaults.heartbeat.every: {e}"))?;
+        for (name, provider) in &self.models.providers {
+            if !(provider.base_url.starts_with("http://") || provider.base_url.starts_with("https://")) {
+                return Err(format!("models.providers.{name}.baseUrl: must be an http(s) URL"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The gateway token, if one is configured (after `PINCER_GATEWAY_TOKEN`).
+    pub fn token(&self) -> Option<&str> {
+        self.gateway.auth.token.as_deref().filter(|t| !t.is_empty())
+    }
+}
+
+/// Replaces `${NAME}` in every string with the variable's value; `$${` writes a literal `${`.
+fn expand_env(value: &mut Value, path: &mut Vec<String>, env: Env) -> Result<(), String> {
+    match value {
+        Value::String(s) if s.contains("${") => {
+            *s = expand_str(s, env).map_err(|e| format!("{}: {e}", path.join(".")))?
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(format!("[{i}]"));
+                expand_env(item, path, env)?;
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                path.push(key.clone());
+                expand_env(item, path, env)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str, env: Env) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("${") {
+        if rest[..at].ends_with('$') {
+            out.push_str(&rest[..at - 1]);
+            out.push_str("${");
+            rest = &rest[at + 2..];
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
+        let name = &rest[at + 2..at + end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
+        }
+        let value = env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// On first start, writes a config with a random gateway token (file mode 0600, state dir 0700).
+/// Returns true when it wrote one; an existing config is never touched.
+pub fn ensure_config(paths: &StatePaths) -> Result<bool, ConfigError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ConfigError::Io { path, source }
+    };
+    create_private_dir(&paths.state_dir).map_err(io(&paths.state_dir))?;
+    if let Some(parent) = paths.config_path.parent() {
+        create_private_dir(parent).map_err(io(parent))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = match options.open(&paths.config_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(source) => return Err(ConfigError::Io { path: paths.config_path.clone(), source }),
+    };
+    let text = format!(
+        "// Pincer configuration (JSON5). Written on first start; see README.md for every key.\n{}\n",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "gateway": { "port": 18789, "bind": "loopback", "auth": { "mode": "token", "token": crate::random_token() } }
+        }))
+        .expect("static JSON serialises")
+    );
+    file.write_all(text.as_bytes()).and_then(|_| file.sync_all()).map_err(io(&paths.config_path))?;
+    Ok(true)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse_err(text: &str) -> String {
+        Config::parse(text, &no_env).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_and_json5() {
+        let config = Config::parse("{ // comment\n gateway: { port: 19000, }, }", &no_env).unwrap();
+        assert_eq!(config.gateway.port, 19000);
+        assert_eq!(config.gateway.bind, Bind::Loopback);
+        assert_eq!(config.cron.max_concurrent_runs, 8);
+        assert_eq!(config.delivery.max_attempts, 5);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        expect![[r#"gateway.auth.tokn: unknown field `tokn`, expected one of `mode`, `token`, `rateLimit`"#]]
+            .assert_eq(&parse_err(r#"{gateway:{auth:{tokn:"x"}}}"#));
+        expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`"]
+            .assert_eq(&parse_err(r#"{gatway:{}}"#));
+        expect![[r#"channels.discord.apiBase: unknown field `apiBase`, expected `token` or `apiBaseUrl`"#]]
+            .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", apiBase:"x"}}}"#));
+        expect![[r#"gateway.port: invalid type: string "x", expected u16"#]]
+            .assert_eq(&parse_err(r#"{gateway:{port:"x"}}"#));
+        expect![[r#"gateway.bind: unknown variant `everywhere`, expected `loopback` or `lan`"#]]
+            .assert_eq(&parse_err(r#"{gateway:{bind:"everywhere"}}"#));
+        expect![[r#"cron.maxConcurrentRuns: must be at least 1"#]]
+            .assert_eq(&parse_err(r#"{cron:{maxConcurrentRuns:0}}"#));
+        assert!(parse_err("{nope").starts_with("not valid JSON5"));
+    }
+
+    #[test]
+    fn env_expansion() {
+        let env = |name: &str| (name == "TG").then(|| "secret-123".to_string());
+        let config =
+            Config::parse(r#"{channels:{telegram:{botToken:"${TG}"}}, gateway:{auth:{token:"a$${TG}b"}}}"#, &env)
+                .unwrap();
+        assert_eq!(config.channels.telegram.unwrap().bot_token, "secret-123");
+        assert_eq!(config.gateway.auth.token.as_deref(), Some("a${TG}b"));
+        expect![[r#"channels.slack.botToken: environment variable SLACK_TOKEN is not set"#]]
+            .assert_eq(&Config::parse(r#"{channels:{slack:{botToken:"${SLACK_TOKEN}"}}}"#, &env).unwrap_err());
+    }
+
+    #[test]
+    fn env_overrides_and_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let env = |name: &str| match name {
+            "PINCER_STATE_DIR" => Some(state.to_string_lossy().into_owned()),
+            "PINCER_GATEWAY_PORT" => Some("23456".into()),
+            "PINCER_GATEWAY_TOKEN" => Some("from-env".into()),
+            _ => None,
+        };
+        let paths = StatePaths::resolve(None, &env);
+        assert_eq!(paths.config_path, state.join("pincer.json"));
+        assert_eq!(paths.db_path, state.join("pincer.db"));
+        let config = Config::load(&paths.config_path, &env).unwrap();
+        assert_eq!((config.gateway.port, config.token()), (23456, Some("from-env")));
+        let bad = |name: &str| (name == "PINCER_GATEWAY_PORT").then(|| "high".to_string());
+        assert!(Config::load(&paths.config_path, &bad).unwrap_err().to_string().contains("PINCER_GATEWAY_PORT"));
+    }
+
+    #[test]
+    fn first_start_writes_private_config_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StatePaths::resolve(Some(&dir.path().join("s")), &no_env);
+        assert!(ensure_config(&paths).unwrap());
+        let config = Config::load(&paths.config_path, &no_env).unwrap();
+        let token = config.token().unwrap().to_string();
+        assert_eq!(token.len(), 43);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&paths.config_path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let dir_mode = std::fs::metadata(&paths.state_dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(dir_mode, 0o700);
+        }
+        assert!(!ensure_config(&paths).unwrap());
+        assert_eq!(Config::load(&paths.config_path, &no_env).unwrap().token(), Some(token.as_str()));
+    }
+}

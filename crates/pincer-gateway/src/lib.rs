@@ -1,0 +1,187 @@
+//! The Pincer gateway: one port for HTTP (`/healthz`, `/readyz`, `/metrics`) and the OpenClaw
+//! Gateway protocol v4 WebSocket; the handshake, method dispatch with scope checks, and events.
+//! It wires the domain services together and contains no domain logic of its own.
+//!
+//! **Architecture Invariant:** the WebSocket is the external boundary. Pairing, tokens and scopes
+//! are checked here and nowhere else; internal services call each other in-process.
+
+mod handshake;
+mod http;
+pub mod methods;
+mod rate_limit;
+pub mod router;
+mod state;
+mod ws;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use pincer_core::config::{AuthMode, Bind};
+use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths};
+use pincer_store::Store;
+use tokio::sync::watch;
+
+pub use state::{AppState, AuthMethod, Caller};
+
+/// Pincer's version, reported as `server.version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything needed to start a gateway.
+pub struct GatewayOptions {
+    pub paths: StatePaths,
+    pub config: Config,
+    pub clock: SharedClock,
+}
+
+/// A started gateway; dropping it does not stop it, call [`RunningGateway::shutdown`].
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Checks the config for combinations that must not start.
+fn check_startable(config: &Config) -> anyhow::Result<()> {
+    match (config.gateway.auth.mode, config.token()) {
+        (AuthMode::Token, None) => bail!(
+            "gateway.auth.mode is \"token\" but no token is configured: set gateway.auth.token in the config or PINCER_GATEWAY_TOKEN"
+        ),
+        (AuthMode::None, _) if config.gateway.bind == Bind::Lan => {
+            bail!(
+                "refusing to bind to the LAN without auth: set gateway.auth.mode to \"token\" with a gateway.auth.token"
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Name of the file in the state dir that a running gateway holds locked and that tells local
+/// clients where it listens.
+pub const RUNTIME_FILE: &str = "gateway.lock";
+
+/// Takes the state dir's exclusive lock: two gateways on one database would break exactly-once.
+fn lock_state_dir(paths: &StatePaths) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&paths.state_dir)
+        .with_context(|| format!("cannot create state dir {}", paths.state_dir.display()))?;
+    let path = paths.state_dir.join(RUNTIME_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let info = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "another Pincer gateway is already running with state dir {} ({}); stop it first, or use another --state-dir",
+                paths.state_dir.display(),
+                info.trim()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> anyhow::Result<()> {
+    use std::io::{Seek, Write};
+    let info = serde_json::json!({
+        "pid": std::process::id(),
+        "port": addr.port(),
+        "url": format!("ws://127.0.0.1:{}", addr.port()),
+        "startedAtMs": now_ms,
+    });
+    let mut file = file;
+    file.set_len(0)?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    file.write_all(info.to_string().as_bytes())?;
+    Ok(())
+}
+
+/// Opens the store, binds the port and starts serving. Returns once `/readyz` is green.
+pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
+    let GatewayOptions { paths, config, clock } = options;
+    check_startable(&config)?;
+    let started = Instant::now();
+    let instance_lock = lock_state_dir(&paths)?;
+    let db_path = paths.db_path.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
+    let generation = store.write(|tx| tx.record_boot()).await?;
+
+    let ip = match config.gateway.bind {
+        Bind::Loopback => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Bind::Lan => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let port = config.gateway.port;
+    let listener = tokio::net::TcpListener::bind((ip, port)).await.with_context(|| {
+        format!("cannot listen on {ip}:{port}: is another gateway running? Stop it, or pass --port / set gateway.port")
+    })?;
+    let addr = listener.local_addr()?;
+    publish_runtime_info(&instance_lock, addr, clock.now_ms())?;
+
+    let state = Arc::new(AppState {
+        limiter: rate_limit::AuthLimiter::new(config.gateway.auth.rate_limit.clone()),
+        config: Arc::new(config),
+        paths,
+        store,
+        events: EventBus::default(),
+        metrics: Arc::new(Metrics::default()),
+        methods: methods::all(),
+        boot_id: uuid::Uuid::new_v4().to_string(),
+        generation,
+        started_at_ms: clock.now_ms(),
+        clock,
+        started,
+        ready: Default::default(),
+        connections: Default::default(),
+        instance_lock,
+    });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = http::router(state.clone(), shutdown_rx.clone());
+    let mut server_shutdown = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "gateway server failed");
+        }
+    });
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(%addr, generation, ready_ms = started.elapsed().as_millis() as u64, "pincer gateway ready");
+    Ok(RunningGateway { addr, state, shutdown: shutdown_tx, server })
+}
+
+impl RunningGateway {
+    /// Closes every connection (event `shutdown`, close 1001), stops the server and flushes the store.
+    pub async fn shutdown(self) {
+        self.state.ready.store(false, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        let deadline = Duration::from_millis(800);
+        let _ = tokio::time::timeout(deadline, self.server).await;
+        let waited = Instant::now();
+        while self.state.connection_count() > 0 && waited.elapsed() < Duration::from_millis(300) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let store = self.state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        tracing::info!("pincer gateway stopped");
+    }
+}
+
+/// Runs a gateway until `stop` completes, then shuts it down.
+pub async fn run(options: GatewayOptions, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let gateway = start(options).await?;
+    stop.await;
+    gateway.shutdown().await;
+    Ok(())
+}

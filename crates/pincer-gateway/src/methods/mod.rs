@@ -1,0 +1,13 @@
+//! Method bodies that belong to the gateway itself. Domain methods (cron, delivery, devices,
+//! agents) are thin adapters here over their crates.
+
+pub mod system;
+
+use crate::router::Methods;
+
+/// Every method this build implements.
+pub fn all() -> Methods {
+    let mut methods = Methods::default();
+    system::register(&mut methods);
+    methods
+}

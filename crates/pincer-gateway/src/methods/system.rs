@@ -1,0 +1,76 @@
+//! `health` and `status`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::router::{Call, Methods};
+use crate::state::AppState;
+
+pub fn register(methods: &mut Methods) {
+    methods.add("health", |call: Call| async move { Ok(health_summary(&call.state).await) });
+    methods.add("status", |call: Call| async move { status(&call.state).await });
+}
+
+/// OpenClaw-shaped health summary (the stock `openclaw health` renders it), plus `pincer` details.
+pub async fn health_summary(state: &Arc<AppState>) -> Value {
+    let started = std::time::Instant::now();
+    let now = state.clock.now_ms();
+    let heartbeat_ms =
+        pincer_core::duration::parse_duration_ms(&state.config.agents.defaults.heartbeat.every, None).unwrap_or(0);
+    let sessions = json!({ "path": state.paths.db_path.display().to_string(), "count": 0, "recent": [] });
+    json!({
+        "ok": true,
+        "ts": now,
+        "durationMs": started.elapsed().as_millis() as u64,
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "heartbeatSeconds": heartbeat_ms / 1000,
+        "defaultAgentId": "main",
+        "agents": [{
+            "agentId": "main",
+            "isDefault": true,
+            "heartbeat": {
+                "enabled": heartbeat_ms > 0,
+                "every": state.config.agents.defaults.heartbeat.every,
+                "everyMs": heartbeat_ms,
+            },
+            "sessions": sessions,
+        }],
+        "sessions": sessions,
+        "deliveryQueues": { "failed": [] },
+        "pincer": {
+            "version": crate::VERSION,
+            "uptimeMs": state.uptime_ms(),
+            "ready": state.is_ready(),
+        },
+    })
+}
+
+async fn status(state: &Arc<AppState>) -> crate::router::MethodResult {
+    let schema = state
+        .store
+        .read(|rd| rd.schema_version())
+        .await
+        .map_err(|e| pincer_protocol::ErrorShape::unavailable(e.to_string()))?;
+    Ok(json!({
+        "ok": true,
+        "version": crate::VERSION,
+        "pid": std::process::id(),
+        "bootId": state.boot_id,
+        "generation": state.generation,
+        "startedAtMs": state.started_at_ms,
+        "uptimeMs": state.uptime_ms(),
+        "ready": state.is_ready(),
+        "stateDir": state.paths.state_dir.display().to_string(),
+        "configPath": state.paths.config_path.display().to_string(),
+        "store": { "path": state.paths.db_path.display().to_string(), "schemaVersion": schema },
+        "gateway": {
+            "port": state.config.gateway.port,
+            "bind": state.config.gateway.bind,
+            "authMode": state.config.gateway.auth.mode,
+            "connections": state.connection_count(),
+        },
+    }))
+}

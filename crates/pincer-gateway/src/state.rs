@@ -1,0 +1,102 @@
+//! The gateway's shared state: configuration, the store, the clock, the event bus and the
+//! services, handed to every HTTP handler and method as one explicit struct.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths};
+use pincer_protocol::{ClientId, Role, ScopeSet};
+use pincer_store::Store;
+use tokio::sync::mpsc;
+
+use crate::rate_limit::AuthLimiter;
+use crate::router::Methods;
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub paths: StatePaths,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub events: EventBus,
+    pub metrics: Arc<Metrics>,
+    pub methods: Methods,
+    pub limiter: AuthLimiter,
+    /// Random per process; clients see it as `server.bootId`.
+    pub boot_id: String,
+    /// Increments on every start; owns the leases taken during this run.
+    pub generation: i64,
+    pub started_at_ms: i64,
+    pub started: Instant,
+    pub ready: AtomicBool,
+    pub connections: Mutex<HashMap<String, LiveConnection>>,
+    /// Held (flock) for the life of the process; see [`crate::RUNTIME_FILE`].
+    pub instance_lock: std::fs::File,
+}
+
+/// What the gateway knows about one authenticated connection.
+#[derive(Debug, Clone)]
+pub struct LiveConnection {
+    pub caller: Arc<Caller>,
+    /// Closes the connection with a code and reason (token revoked, device removed, …).
+    pub kick: mpsc::UnboundedSender<(u16, String)>,
+}
+
+/// How a connection authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Token,
+    None,
+    DeviceToken,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Token => "token",
+            AuthMethod::None => "none",
+            AuthMethod::DeviceToken => "device-token",
+        }
+    }
+}
+
+/// The authenticated peer of a connection: the only principal that goes through scope checks.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub conn_id: String,
+    pub role: Role,
+    pub scopes: ScopeSet,
+    pub auth: AuthMethod,
+    pub device_id: Option<String>,
+    pub client_id: ClientId,
+    pub client_version: String,
+    pub remote: SocketAddr,
+}
+
+impl AppState {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().expect("connections lock").len()
+    }
+
+    /// Closes every live connection matching `pred` with `code`/`reason`; returns how many.
+    pub fn kick(&self, code: u16, reason: &str, pred: impl Fn(&Caller) -> bool) -> usize {
+        let conns = self.connections.lock().expect("connections lock");
+        let mut n = 0;
+        for live in conns.values().filter(|c| pred(&c.caller)) {
+            if live.kick.send((code, reason.to_string())).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,318 @@
+//! One WebSocket connection: challenge, handshake, then concurrent requests, fanned-out events,
+//! `tick` every 30 s, pings, and a clean close on shutdown or credential revocation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use pincer_protocol::{
+    ConnectChallenge, ErrorShape, EventFrame, Frame, HANDSHAKE_TIMEOUT_MS, MAX_PREAUTH_PAYLOAD, ResponseFrame, Scope,
+    TICK_INTERVAL_MS, close, parse_frame,
+};
+use serde_json::json;
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::handshake::{Upgrade, authenticate, hello_ok};
+use crate::state::{AppState, Caller, LiveConnection};
+
+const PING_INTERVAL: Duration = Duration::from_secs(25);
+/// Requests one connection may have in flight; more wait (backpressure on the socket).
+const MAX_IN_FLIGHT: usize = 64;
+
+enum Outbound {
+    Text(String),
+    Ping,
+    Close(Option<(u16, String)>),
+}
+
+/// A close reason must fit in 123 bytes.
+fn close_reason(reason: &str) -> String {
+    if reason.len() <= 123 {
+        return reason.to_string();
+    }
+    let mut end = 120;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &reason[..end])
+}
+
+fn to_text<T: serde::Serialize>(frame: &T) -> String {
+    serde_json::to_string(frame).expect("frames serialise")
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn serve_socket(
+    state: Arc<AppState>,
+    socket: WebSocket,
+    upgrade: Upgrade,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            let result = match out {
+                Outbound::Text(text) => sink.send(Message::Text(text.into())).await,
+                Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
+                Outbound::Close(frame) => {
+                    let frame = frame.map(|(code, reason)| CloseFrame { code, reason: close_reason(&reason).into() });
+                    let _ = sink.send(Message::Close(frame)).await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let conn_id = upgrade.conn_id.clone();
+    if let Some(caller) = handshake(&state, &upgrade, &mut stream, &out_tx).await {
+        state.metrics.inc("pincer_ws_connections_total", "Connections that completed the handshake.", &[]);
+        session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
+    }
+    state.connections.lock().expect("connections lock").remove(&conn_id);
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+/// Sends the challenge and waits for a valid `connect`. Returns the caller once `hello-ok` is queued.
+async fn handshake(
+    state: &Arc<AppState>,
+    upgrade: &Upgrade,
+    stream: &mut Stream,
+    out: &mpsc::Sender<Outbound>,
+) -> Option<Arc<Caller>> {
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let challenge = EventFrame {
+        event: "connect.challenge".into(),
+        payload: Some(
+            serde_json::to_value(ConnectChallenge {
+                nonce: nonce.clone(),
+                ts: state.clock.now_ms(),
+                capabilities: None,
+            })
+            .ok()?,
+        ),
+        seq: None,
+        state_version: None,
+        recipient_profile_id: None,
+    };
+    out.send(Outbound::Text(to_text(&Frame::Event(challenge)))).await.ok()?;
+    let mut timeout = state.clock.sleep_until(state.clock.now_ms() + HANDSHAKE_TIMEOUT_MS as i64);
+    let reject = |code: u16, reason: &str| Outbound::Close(Some((code, reason.to_string())));
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = &mut timeout => {
+                // Like OpenClaw: a handshake timeout closes without an explicit code.
+                tracing::debug!(conn = %upgrade.conn_id, "handshake timeout");
+                let _ = out.send(Outbound::Close(None)).await;
+                return None;
+            }
+        };
+        let msg = match next {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(msg)) => msg,
+        };
+        let text = match msg {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(b) if b.len() > MAX_PREAUTH_PAYLOAD => {
+                let _ = out.send(reject(close::TOO_LARGE, "preauth payload too large")).await;
+                return None;
+            }
+            Message::Binary(_) => {
+                let _ = out.send(reject(close::POLICY, "invalid handshake: binary frames are not supported")).await;
+                return None;
+            }
+            Message::Text(t) if t.len() > MAX_PREAUTH_PAYLOAD => {
+                let _ = out.send(reject(close::TOO_LARGE, "preauth payload too large")).await;
+                return None;
+            }
+            Message::Text(t) => t,
+            Message::Close(_) => return None,
+        };
+        let frame = match parse_frame(text.as_str()) {
+            Ok(Frame::Req(req)) => req,
+            Ok(_) => {
+                let _ = out.send(reject(close::POLICY, "invalid request frame")).await;
+                return None;
+            }
+            Err(e) => {
+                let message = format!("invalid request frame: {}", e.message);
+                if let Some(id) = e.request_id {
+                    let _ = out
+                        .send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::err(
+                            id,
+                            ErrorShape::invalid_request(&message),
+                        )))))
+                        .await;
+                }
+                let _ = out.send(reject(close::POLICY, &message)).await;
+                return None;
+            }
+        };
+        if frame.method != "connect" {
+            let error = ErrorShape::invalid_request("invalid handshake: first request must be connect");
+            let _ = out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::err(&frame.id, error))))).await;
+            let _ = out.send(reject(close::POLICY, "invalid handshake: first request must be connect")).await;
+            return None;
+        }
+        return match authenticate(state, upgrade, &frame) {
+            Ok((caller, _params)) => {
+                let caller = Arc::new(caller);
+                let health = crate::methods::system::health_summary(state).await;
+                let hello = hello_ok(state, &caller, health);
+                let payload = serde_json::to_value(hello).expect("hello-ok serialises");
+                out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::ok(&frame.id, payload))))).await.ok()?;
+                tracing::debug!(conn = %caller.conn_id, client = caller.client_id.as_str(), scopes = ?caller.scopes.names(), "connected");
+                Some(caller)
+            }
+            Err(rejection) => {
+                tracing::info!(conn = %upgrade.conn_id, remote = %upgrade.remote, reason = %rejection.error.message, "connect refused");
+                let _ = out
+                    .send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::err(&frame.id, rejection.error)))))
+                    .await;
+                let _ = out.send(reject(rejection.close_code, &rejection.close_reason)).await;
+                None
+            }
+        };
+    }
+}
+
+/// Serves an authenticated connection.
+async fn session(
+    state: &Arc<AppState>,
+    caller: Arc<Caller>,
+    stream: &mut Stream,
+    out: &mpsc::Sender<Outbound>,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let (kick_tx, mut kick_rx) = mpsc::unbounded_channel();
+    state
+        .connections
+        .lock()
+        .expect("connections lock")
+        .insert(caller.conn_id.clone(), LiveConnection { caller: caller.clone(), kick: kick_tx });
+    let mut events = state.events.subscribe();
+    let mut seq: u64 = 0;
+    let clock = &state.clock;
+    let mut next_tick = clock.now_ms() + TICK_INTERVAL_MS as i64;
+    let mut tick = clock.sleep_until(next_tick);
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut awaiting_pong_since: Option<Instant> = None;
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+
+    let send_event = |seq: &mut u64, event: &str, payload: serde_json::Value| {
+        *seq += 1;
+        let frame = EventFrame {
+            event: event.to_string(),
+            payload: Some(payload),
+            seq: Some(*seq),
+            state_version: None,
+            recipient_profile_id: None,
+        };
+        // A client too slow to drain its events loses them; `seq` shows the gap.
+        let _ = out.try_send(Outbound::Text(to_text(&Frame::Event(frame))));
+    };
+
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                awaiting_pong_since = None;
+                let text = match msg {
+                    None | Some(Ok(Message::Close(_))) => break,
+                    Some(Err(e)) => {
+                        // Oversized frames surface here as capacity errors.
+                        let too_big = e.to_string().to_ascii_lowercase().contains("size");
+                        if too_big {
+                            let _ = out.send(Outbound::Close(Some((close::TOO_LARGE, "payload too large".into())))).await;
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = ErrorShape::invalid_request("invalid request frame: binary frames are not supported");
+                        let _ = out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::err("invalid", error))))).await;
+                        continue;
+                    }
+                    Some(Ok(Message::Text(t))) => t,
+                };
+                let req = match parse_frame(text.as_str()) {
+                    Ok(Frame::Req(req)) => req,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let id = e.request_id.unwrap_or_else(|| "invalid".into());
+                        let error = ErrorShape::invalid_request(format!("invalid request frame: {}", e.message));
+                        let _ = out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::err(id, error))))).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                let (state, caller, out) = (state.clone(), caller.clone(), out.clone());
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let method = req.method.clone();
+                    let result = if method == "connect" {
+                        Err(ErrorShape::invalid_request("connect is only valid as the first request of a connection"))
+                    } else {
+                        state.methods.dispatch(state.clone(), caller, &method, req.params).await
+                    };
+                    let known = state.methods.contains(&method);
+                    let label = if known { method.as_str() } else { "(unknown)" };
+                    let outcome = match &result { Ok(_) => "ok", Err(e) => if e.code == "FORBIDDEN" { "forbidden" } else { "error" } };
+                    state.metrics.inc("pincer_ws_requests_total", "Requests by method and outcome.", &[("method", label), ("outcome", outcome)]);
+                    state.metrics.observe("pincer_ws_request_seconds", "Time to answer a request.", &[("method", label)], started.elapsed().as_secs_f64());
+                    let frame = match result {
+                        Ok(payload) => ResponseFrame::ok(req.id, payload),
+                        Err(error) => ResponseFrame::err(req.id, error),
+                    };
+                    let _ = out.send(Outbound::Text(to_text(&Frame::Res(frame)))).await;
+                    drop(permit);
+                });
+            }
+            event = events.recv() => match event {
+                Ok(ev) => {
+                    let allowed = match ev.scope {
+                        None => true,
+                        Some(scope) => Scope::parse(scope).map(|s| caller.scopes.satisfies(s)).unwrap_or(false)
+                            || caller.scopes.contains(Scope::Admin),
+                    };
+                    if allowed {
+                        send_event(&mut seq, ev.name, ev.payload.clone());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => seq += n,
+                Err(broadcast::error::RecvError::Closed) => {}
+            },
+            _ = &mut tick => {
+                send_event(&mut seq, "tick", json!({ "ts": clock.now_ms() }));
+                next_tick = next_tick.max(clock.now_ms()) + TICK_INTERVAL_MS as i64;
+                tick = clock.sleep_until(next_tick);
+            }
+            _ = ping.tick() => {
+                if awaiting_pong_since.is_some_and(|t| t.elapsed() >= PING_INTERVAL) {
+                    tracing::debug!(conn = %caller.conn_id, "ping timeout");
+                    break;
+                }
+                awaiting_pong_since.get_or_insert_with(Instant::now);
+                let _ = out.try_send(Outbound::Ping);
+            }
+            Some((code, reason)) = kick_rx.recv() => {
+                let _ = out.send(Outbound::Close(Some((code, reason)))).await;
+                break;
+            }
+            _ = shutdown.changed() => {
+                send_event(&mut seq, "shutdown", json!({ "reason": "gateway stopping", "restartExpectedMs": null }));
+                let _ = out.send(Outbound::Close(Some((close::GOING_AWAY, "gateway shutting down".into())))).await;
+                break;
+            }
+        }
+    }
+}

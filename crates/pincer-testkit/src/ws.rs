@@ -1,0 +1,138 @@
+//! A raw protocol v4 client for tests: sends arbitrary text, reads frames and close codes.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// What the server sent next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Frame(Value),
+    /// A close frame: code (None when the server sent none) and reason.
+    Closed(Option<u16>, String),
+    /// The TCP connection ended without a close frame.
+    Ended,
+}
+
+pub struct RawClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+/// `connect` params as the stock OpenClaw CLI sends them.
+pub fn cli_connect_params(token: Option<&str>, scopes: &[&str]) -> Value {
+    let mut params = json!({
+        "minProtocol": 4, "maxProtocol": 4,
+        "client": {"id": "cli", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux", "mode": "cli",
+                   "instanceId": uuid::Uuid::new_v4().to_string()},
+        "caps": [], "role": "operator", "scopes": scopes,
+    });
+    if let Some(token) = token {
+        params["auth"] = json!({ "token": token });
+    }
+    params
+}
+
+impl RawClient {
+    /// Opens the socket; the challenge is left unread.
+    pub async fn open(url: &str) -> anyhow::Result<RawClient> {
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(64 << 20);
+        config.max_frame_size = Some(64 << 20);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+        Ok(RawClient { ws, next_id: 0 })
+    }
+
+    /// Opens, reads the challenge and connects with `params`; returns the client and the hello payload.
+    pub async fn connect(url: &str, params: Value) -> anyhow::Result<(RawClient, Value)> {
+        let mut client = RawClient::open(url).await?;
+        let challenge = client.next_frame().await?;
+        anyhow::ensure!(challenge["event"] == "connect.challenge", "expected challenge, got {challenge}");
+        let res = client.request("connect", params).await?;
+        anyhow::ensure!(res["ok"] == true, "connect failed: {res}");
+        Ok((client, res["payload"].clone()))
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) -> anyhow::Result<()> {
+        self.ws.send(Message::Text(text.into().into())).await?;
+        Ok(())
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.ws.send(Message::Binary(bytes.into())).await?;
+        Ok(())
+    }
+
+    /// Sends a request and returns the whole `res` frame with the same id (events are skipped).
+    pub async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.next_id += 1;
+        let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
+        self.send_text(json!({"type": "req", "id": id, "method": method, "params": params}).to_string()).await?;
+        loop {
+            let frame = self.next_frame().await?;
+            if frame["type"] == "res" && frame["id"] == id.as_str() {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Calls a method and returns the payload, failing on an error response.
+    pub async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let res = self.request(method, params).await?;
+        anyhow::ensure!(res["ok"] == true, "{method} failed: {}", res["error"]);
+        Ok(res["payload"].clone())
+    }
+
+    /// The next text frame, or an error if the connection closed (with the close code).
+    pub async fn next_frame(&mut self) -> anyhow::Result<Value> {
+        match self.next().await? {
+            Incoming::Frame(v) => Ok(v),
+            other => anyhow::bail!("connection closed: {other:?}"),
+        }
+    }
+
+    /// The next event called `name`, skipping other frames.
+    pub async fn next_event(&mut self, name: &str) -> anyhow::Result<Value> {
+        loop {
+            let frame = self.next_frame().await?;
+            if frame["type"] == "event" && frame["event"] == name {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Waits up to 10 s for the next frame or close.
+    pub async fn next(&mut self) -> anyhow::Result<Incoming> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no frame within 10 s"))?;
+            return Ok(match msg {
+                None => Incoming::Ended,
+                Some(Err(_)) => Incoming::Ended,
+                Some(Ok(Message::Text(t))) => Incoming::Frame(serde_json::from_str(t.as_str())?),
+                Some(Ok(Message::Close(frame))) => match frame {
+                    Some(f) => Incoming::Closed(Some(u16::from(f.code)), f.reason.to_string()),
+                    None => Incoming::Closed(None, String::new()),
+                },
+                Some(Ok(_)) => continue,
+            });
+        }
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub async fn expect_close(&mut self) -> anyhow::Result<(Option<u16>, String)> {
+        loop {
+            match self.next().await? {
+                Incoming::Frame(_) => continue,
+                Incoming::Closed(code, reason) => return Ok((code, reason)),
+                Incoming::Ended => return Ok((None, "ended".into())),
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Pincer's end-to-end suite: the gateway tested at its boundaries — the WebSocket protocol, the
+//! HTTP endpoints and the real `pincer` binary — against fake servers on 127.0.0.1.
+//!
+//! `interop` runs the stock OpenClaw CLI against Pincer; it is ignored by default and run by
+//! `cargo xtask interop`, which installs Node 24 and `openclaw@2026.9.6` first.
+
+mod support;
+
+mod cli;
+mod interop;
+mod protocol;

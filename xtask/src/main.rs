@@ -1,0 +1,84 @@
+//! `cargo xtask <task>`:
+//!
+//! - `test`: every test — the workspace suite, then the OpenClaw interop suite.
+//! - `openclaw`: install Node 24 and `openclaw@2026.9.6` into `.cache/openclaw` (npm registry only).
+//! - `interop`: install OpenClaw, then run the ignored `interop::` tests of the e2e suite with it.
+//! - `bench`: measure Pincer beside OpenClaw in the same run and write BENCHMARKS.md.
+
+mod bench;
+mod openclaw;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root();
+    match args.first().map(String::as_str) {
+        Some("openclaw") => {
+            let oc = openclaw::ensure(&root)?;
+            println!("NODE={}\nOPENCLAW={}", oc.node.display(), oc.mjs.display());
+            Ok(())
+        }
+        Some("interop") => interop(&root, &args[1..]),
+        Some("test") => {
+            suite(&root, &args[1..])?;
+            interop(&root, &[])
+        }
+        Some("bench") => bench::run(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <openclaw|interop|bench> [args]\n");
+            eprintln!("  test       every test: the workspace suite, then the interop suite");
+            eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
+            eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
+            eprintln!("  bench      measure Pincer beside OpenClaw and write BENCHMARKS.md (--quick for fewer runs)");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo root").to_path_buf()
+}
+
+fn has_nextest() -> bool {
+    Command::new("cargo").args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success())
+}
+
+/// The workspace's tests (unit, golden, end-to-end), without the ignored interop ones.
+fn suite(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    let mut cmd = Command::new("cargo");
+    if has_nextest() {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    let status = cmd.args(extra).current_dir(root).status()?;
+    anyhow::ensure!(status.success(), "test suite failed");
+    Ok(())
+}
+
+fn interop(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    let oc = openclaw::ensure(root)?;
+    let mut cmd = Command::new("cargo");
+    if has_nextest() {
+        cmd.args([
+            "nextest",
+            "run",
+            "-p",
+            "pincer-cli",
+            "--test",
+            "e2e",
+            "--run-ignored",
+            "only",
+            "-E",
+            "test(/^interop::/)",
+        ]);
+    } else {
+        cmd.args(["test", "-p", "pincer-cli", "--test", "e2e", "--", "--ignored", "interop::"]);
+    }
+    cmd.args(extra).current_dir(root).env("PINCER_OPENCLAW_NODE", &oc.node).env("PINCER_OPENCLAW_MJS", &oc.mjs);
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "interop suite failed");
+    Ok(())
+}
