@@ -7,5 +7,6 @@
 mod support;
 
 mod cli;
+mod cron;
 mod interop;
 mod protocol;

@@ -20,6 +20,8 @@ pub fn pincer_bin() -> PathBuf {
 pub struct TestGateway {
     pub gateway: Option<RunningGateway>,
     pub clock: FakeClock,
+    pub config: Config,
+    pub paths: StatePaths,
     _dir: tempfile::TempDir,
 }
 
@@ -39,8 +41,30 @@ impl TestGateway {
         }
         let paths = StatePaths::resolve(Some(dir.path()), &no_env);
         let clock = FakeClock::new(T0);
-        let gateway = pincer_gateway::start(GatewayOptions { paths, config, clock: clock.shared() }).await.unwrap();
-        TestGateway { gateway: Some(gateway), clock, _dir: dir }
+        let gateway = pincer_gateway::start(GatewayOptions {
+            paths: paths.clone(),
+            config: config.clone(),
+            clock: clock.shared(),
+        })
+        .await
+        .unwrap();
+        TestGateway { gateway: Some(gateway), clock, config, paths, _dir: dir }
+    }
+
+    /// Stops the gateway (as a crash would leave runs in flight) and starts it again on the same
+    /// state at `at_ms`.
+    pub async fn restart_at(&mut self, at_ms: i64) {
+        if let Some(gw) = self.gateway.take() {
+            gw.shutdown().await;
+        }
+        self.clock.set(at_ms);
+        let options =
+            GatewayOptions { paths: self.paths.clone(), config: self.config.clone(), clock: self.clock.shared() };
+        self.gateway = Some(pincer_gateway::start(options).await.unwrap());
+    }
+
+    pub fn store(&self) -> &pincer_store::Store {
+        &self.gateway.as_ref().unwrap().state.store
     }
 
     pub fn url(&self) -> String {
@@ -67,4 +91,33 @@ impl TestGateway {
 pub fn error_of(res: &Value) -> (String, String) {
     assert_eq!(res["ok"], false, "expected an error response: {res}");
     (res["error"]["code"].as_str().unwrap().into(), res["error"]["message"].as_str().unwrap().into())
+}
+
+/// Polls `cron.runs` until the job has `n` complete runs (status present) or 20 s pass.
+pub async fn wait_runs(c: &mut RawClient, job_id: &str, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page =
+            c.call("cron.runs", serde_json::json!({"id": job_id, "limit": 200, "sortDir": "asc"})).await.unwrap();
+        let entries: Vec<Value> = page["entries"].as_array().cloned().unwrap_or_default();
+        let complete: Vec<Value> = entries.into_iter().filter(|e| e.get("status").is_some()).collect();
+        if complete.len() >= n {
+            return complete;
+        }
+        assert!(std::time::Instant::now() < deadline, "job {job_id}: {} of {n} runs after 20 s", complete.len());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls `cron.get` until `pred` holds for the job or 20 s pass.
+pub async fn wait_job(c: &mut RawClient, job_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let job = c.call("cron.get", serde_json::json!({"id": job_id})).await.unwrap();
+        if pred(&job) {
+            return job;
+        }
+        assert!(std::time::Instant::now() < deadline, "job never reached the expected state: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

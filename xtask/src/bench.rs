@@ -264,7 +264,7 @@ fn readyz(port: u16) -> bool {
     }
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200") && buf.contains("\"ready\":true")
+    buf.lines().next().is_some_and(|l| l.contains(" 200 ")) && buf.contains("\"ready\":true")
 }
 
 fn timed(cmd: &mut Command) -> anyhow::Result<f64> {

@@ -37,6 +37,9 @@ enum Command {
     Health(ConnectArgs),
     /// Show the gateway's status: version, uptime, store, connections.
     Status(ConnectArgs),
+    /// Scheduled jobs: add, list, show, run, and their run history.
+    #[command(subcommand)]
+    Cron(Box<commands::cron::CronCommand>),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
     match command {
         Command::Health(args) => commands::system::health(&args, &paths).await,
         Command::Status(args) => commands::system::status(&args, &paths).await,
+        Command::Cron(cmd) => commands::cron::run(*cmd, &paths).await,
         Command::Gateway(_) => unreachable!("handled in main"),
     }
 }

@@ -6,6 +6,7 @@
 //!   overrides, plus the first-start writer of a random gateway token.
 //! - [`events`]: the in-process [`EventBus`] that services publish to and the gateway fans out.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`tls`]: the one rustls crypto provider (`ring`) for outbound HTTPS.
 //! - [`duration`]: `30s` / `5m` / `24h` style durations as OpenClaw writes them.
 //!
 //! **Architecture Invariant:** this crate does no network I/O and knows no domain logic.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod duration;
 pub mod events;
 pub mod metrics;
+pub mod tls;
 
 pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
 pub use config::{Config, ConfigError, StatePaths};

@@ -126,13 +126,46 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let addr = listener.local_addr()?;
     publish_runtime_info(&instance_lock, addr, clock.now_ms())?;
 
+    let events = EventBus::default();
+    let metrics = Arc::new(Metrics::default());
+    let default_tz = match &config.agents.defaults.timezone {
+        Some(tz) => pincer_cron::schedule::validate_tz(tz)
+            .map(|z| z.name().to_string())
+            .map_err(|e| anyhow::anyhow!("config agents.defaults.timezone: {e}"))?,
+        None => pincer_cron::schedule::host_timezone(),
+    };
+    let channels: Vec<String> = [
+        config.channels.discord.as_ref().map(|_| "discord"),
+        config.channels.telegram.as_ref().map(|_| "telegram"),
+        config.channels.slack.as_ref().map(|_| "slack"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::from)
+    .collect();
+    let cron = pincer_cron::CronService::start(pincer_cron::CronDeps {
+        store: store.clone(),
+        clock: clock.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+        config: config.cron.clone(),
+        default_tz,
+        channels,
+        generation,
+        agent: None,
+        announcer: None,
+    })
+    .await
+    .context("cannot start the scheduler")?;
+
     let state = Arc::new(AppState {
         limiter: rate_limit::AuthLimiter::new(config.gateway.auth.rate_limit.clone()),
         config: Arc::new(config),
         paths,
         store,
-        events: EventBus::default(),
-        metrics: Arc::new(Metrics::default()),
+        cron,
+        events,
+        metrics,
         methods: methods::all(),
         boot_id: uuid::Uuid::new_v4().to_string(),
         generation,
@@ -172,8 +205,11 @@ impl RunningGateway {
         while self.state.connection_count() > 0 && waited.elapsed() < Duration::from_millis(300) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.state.cron.shutdown().await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        // Tasks may still hold the state for a moment; the next gateway must not wait for them.
+        let _ = self.state.instance_lock.unlock();
         tracing::info!("pincer gateway stopped");
     }
 }

@@ -19,6 +19,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub paths: StatePaths,
     pub store: Store,
+    pub cron: pincer_cron::CronService,
     pub clock: SharedClock,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,

@@ -65,6 +65,7 @@ const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("inbox.list", Requirement::Scope(Scope::Read)),
     ("doctor.run", Requirement::Scope(Scope::Read)),
     ("audit.query", Requirement::Scope(Scope::Admin)),
+    ("cron.preview", Requirement::Scope(Scope::Read)),
 ];
 
 static TABLE: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {

@@ -11,8 +11,10 @@
 //!
 //! **Architecture Invariant:** a write's result is only returned after its transaction committed.
 
+pub mod cron;
 mod meta;
 mod migrations;
+pub mod outbox;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+pub use cron::{JobRow, RunFilter, RunRow};
 pub use migrations::LATEST_VERSION;
+pub use outbox::{
+    AttemptRow, ChannelStats, DeliveryDetail, DeliveryFilter, DeliveryRow, Enqueued, InboxRow, LeasedDelivery,
+    NewDelivery, PartRow,
+};
 
 /// Errors from the store, always saying which operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +108,11 @@ impl Store {
         &self.inner.path
     }
 
-    /// Runs `f` in the next write transaction and returns its result once that transaction has
-    /// committed. An error from `f` rolls back only `f`'s own changes.
-    pub async fn write<R, F>(&self, f: F) -> Result<R>
+    /// Queues `f` for the next write transaction — immediately, before the returned future is
+    /// polled, so writes queued one after another commit in that order — and resolves with its
+    /// result once that transaction has committed. An error from `f` rolls back only `f`'s own
+    /// changes.
+    pub fn write<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R>> + Send + 'static
     where
         R: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
@@ -115,8 +124,11 @@ impl Store {
                 let _ = done_tx.send(result);
             })
         });
-        self.send(job)?;
-        done_rx.await.map_err(|_| StoreError::Closed)?
+        let sent = self.send(job);
+        async move {
+            sent?;
+            done_rx.await.map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// Blocking form of [`Store::write`] for code outside the async runtime.
@@ -304,17 +316,20 @@ mod tests {
         // Hold a read snapshot open while a write commits.
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
         let (seen_tx, seen_rx) = std::sync::mpsc::channel::<Option<String>>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let reader = store.clone();
         let t = std::thread::spawn(move || {
             reader
                 .read_blocking(|rd| {
                     let first = rd.meta_get("k")?;
+                    started_tx.send(()).unwrap();
                     hold_rx.recv().unwrap();
                     seen_tx.send(rd.meta_get("k")?).unwrap();
                     Ok(first)
                 })
                 .unwrap()
         });
+        started_rx.recv().unwrap();
         store.write(|tx| tx.meta_set("k", "2")).await.unwrap();
         hold_tx.send(()).unwrap();
         assert_eq!(seen_rx.recv().unwrap().as_deref(), Some("1"), "snapshot isolation");

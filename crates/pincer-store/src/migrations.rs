@@ -13,11 +13,205 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    },
+    Migration {
+        version: 2,
+        name: "cron",
+        sql: "
+            CREATE TABLE cron_jobs (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                enabled INTEGER NOT NULL,
+                job_json TEXT NOT NULL,
+                state_json TEXT NOT NULL,
+                next_run_at_ms INTEGER,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX cron_jobs_due ON cron_jobs (enabled, next_run_at_ms);
+            CREATE TABLE cron_runs (
+                run_id TEXT PRIMARY KEY,
+                job_id TEXT NOT NULL,
+                slot_ms INTEGER,
+                trigger TEXT NOT NULL,
+                status TEXT NOT NULL,
+                lease_owner INTEGER NOT NULL,
+                lease_until_ms INTEGER,
+                started_at_ms INTEGER NOT NULL,
+                finished_at_ms INTEGER,
+                delivery_status TEXT,
+                completion_status TEXT,
+                record_json TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX cron_runs_job ON cron_runs (job_id, started_at_ms);
+            CREATE INDEX cron_runs_open ON cron_runs (status) WHERE status = 'running';
+            CREATE INDEX cron_runs_delivery ON cron_runs (delivery_status) WHERE delivery_status = 'pending';
+        ",
+    },
+    Migration {
+        version: 3,
+        name: "outbox",
+        sql: "
+            CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                origin_kind TEXT NOT NULL,
+                origin_id TEXT,
+                channel TEXT NOT NULL,
+                account_id TEXT,
+                target TEXT NOT NULL,
+                thread_id TEXT,
+                conversation TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'unknown', 'dead')),
+                attempts INTEGER NOT NULL,
+                max_attempts INTEGER NOT NULL,
+                next_attempt_at_ms INTEGER NOT NULL,
+                lease_owner INTEGER,
+                lease_until_ms INTEGER,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL,
+                settled_at_ms INTEGER,
+                last_error TEXT,
+                last_error_class TEXT,
+                best_effort INTEGER NOT NULL,
+                body TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX outbox_open ON outbox (conversation, seq) WHERE state IN ('pending', 'sending');
+            CREATE INDEX outbox_due ON outbox (state, next_attempt_at_ms);
+            CREATE INDEX outbox_origin ON outbox (origin_id);
+            CREATE TABLE outbox_parts (
+                outbox_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                body TEXT NOT NULL,
+                nonce TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'dispatching', 'sent', 'unknown')),
+                platform_message_id TEXT,
+                dispatched_at_ms INTEGER,
+                sent_at_ms INTEGER,
+                PRIMARY KEY (outbox_id, idx)
+            ) STRICT;
+            CREATE TABLE outbox_attempts (
+                outbox_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+                at_ms INTEGER NOT NULL,
+                part_idx INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT
+            ) STRICT;
+            CREATE INDEX outbox_attempts_row ON outbox_attempts (outbox_id);
+            CREATE TABLE inbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                outbox_id TEXT NOT NULL UNIQUE,
+                target TEXT NOT NULL,
+                text TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL
+            ) STRICT;
+        ",
+    },
+    Migration {
+        version: 4,
+        name: "sessions",
+        sql: "
+            CREATE TABLE sessions (
+                key TEXT PRIMARY KEY,
+                agent_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('main', 'isolated', 'named')),
+                job_id TEXT,
+                run_id TEXT,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL,
+                finished_at_ms INTEGER,
+                last_route_json TEXT,
+                model TEXT,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0
+            ) STRICT;
+            CREATE INDEX sessions_finished ON sessions (kind, finished_at_ms);
+            CREATE TABLE transcript (
+                session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'event')),
+                content TEXT NOT NULL,
+                at_ms INTEGER NOT NULL,
+                meta_json TEXT,
+                PRIMARY KEY (session_key, seq)
+            ) STRICT;
+            CREATE TABLE pending_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session_key TEXT NOT NULL,
+                text TEXT NOT NULL,
+                source TEXT,
+                created_at_ms INTEGER NOT NULL
+            ) STRICT;
+        ",
+    },
+    Migration {
+        version: 5,
+        name: "devices",
+        sql: "
+            CREATE TABLE devices (
+                device_id TEXT PRIMARY KEY,
+                public_key TEXT NOT NULL,
+                display_name TEXT,
+                label TEXT,
+                platform TEXT,
+                device_family TEXT,
+                client_id TEXT,
+                client_mode TEXT,
+                roles_json TEXT NOT NULL,
+                scopes_json TEXT NOT NULL,
+                approved_via TEXT,
+                created_at_ms INTEGER NOT NULL,
+                approved_at_ms INTEGER,
+                last_seen_at_ms INTEGER,
+                last_seen_ip TEXT
+            ) STRICT;
+            CREATE TABLE device_tokens (
+                device_id TEXT NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
+                role TEXT NOT NULL,
+                token_hash TEXT NOT NULL,
+                scopes_json TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                rotated_at_ms INTEGER,
+                revoked_at_ms INTEGER,
+                last_used_at_ms INTEGER,
+                PRIMARY KEY (device_id, role)
+            ) STRICT;
+            CREATE TABLE pairing_requests (
+                request_id TEXT PRIMARY KEY,
+                device_id TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                reason TEXT NOT NULL CHECK (reason IN ('not-paired', 'role-upgrade', 'scope-upgrade', 'metadata-upgrade')),
+                role TEXT NOT NULL,
+                scopes_json TEXT NOT NULL,
+                client_json TEXT NOT NULL,
+                remote_ip TEXT,
+                created_at_ms INTEGER NOT NULL,
+                refreshed_at_ms INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'superseded', 'expired')),
+                resolved_at_ms INTEGER
+            ) STRICT;
+            CREATE INDEX pairing_requests_device ON pairing_requests (device_id, status);
+            CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at_ms INTEGER NOT NULL,
+                action TEXT NOT NULL,
+                device_id TEXT,
+                remote_ip TEXT,
+                conn_id TEXT,
+                client_id TEXT,
+                detail_json TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX audit_log_at ON audit_log (at_ms);
+        ",
+    },
+];
 
 /// The schema version this build writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
@@ -75,6 +269,24 @@ mod tests {
             conn.execute_batch("INSERT INTO meta(key, value) VALUES ('instanceId', 'seeded-v1'), ('boots', '41');")
                 .unwrap();
         }
+        if version >= 2 {
+            conn.execute_batch(
+                "INSERT INTO cron_jobs VALUES ('j1', 'seeded', 1, '{\"id\":\"j1\"}', '{}', 1000, 1, 2);
+                 INSERT INTO cron_runs VALUES ('cron:j1:1000', 'j1', 1000, 'scheduled', 'ok', 1, NULL, 1000, 1200,
+                   'not-requested', 'succeeded', '{}');",
+            )
+            .unwrap();
+        }
+        if version >= 3 {
+            conn.execute_batch(
+                "INSERT INTO outbox (id, idempotency_key, origin_kind, origin_id, channel, target, conversation, state,
+                   attempts, max_attempts, next_attempt_at_ms, created_at_ms, updated_at_ms, best_effort, body)
+                 VALUES ('o1', 'k1', 'cron', 'cron:j1:1000', 'discord', 'channel:1', 'discord||channel:1|', 'pending',
+                   0, 5, 1000, 1000, 1000, 0, 'hello');
+                 INSERT INTO outbox_parts (outbox_id, idx, body, nonce, state) VALUES ('o1', 0, 'hello', 'n1', 'pending');",
+            )
+            .unwrap();
+        }
     }
 
     fn verify(store: &Store, version: i64) {
@@ -84,6 +296,16 @@ mod tests {
             assert_eq!(id.as_deref(), Some("seeded-v1"));
             assert_eq!(boots.as_deref(), Some("41"));
             assert_eq!(store.write_blocking(|tx| tx.record_boot()).unwrap(), 42);
+        }
+        if version >= 2 {
+            let (job, run) = store.read_blocking(|rd| Ok((rd.get_job("j1")?, rd.get_run("cron:j1:1000")?))).unwrap();
+            assert_eq!(job.unwrap().next_run_at_ms, Some(1000));
+            assert_eq!(run.unwrap().completion_status.as_deref(), Some("succeeded"));
+        }
+        if version >= 3 {
+            let leased = store.write_blocking(|tx| tx.lease_deliveries(2000, 9, 9000, 10, 10, &[])).unwrap();
+            assert_eq!(leased.len(), 1);
+            assert_eq!(leased[0][0].parts[0].body, "hello");
         }
     }
 

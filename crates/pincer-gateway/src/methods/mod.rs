@@ -1,6 +1,7 @@
 //! Method bodies that belong to the gateway itself. Domain methods (cron, delivery, devices,
 //! agents) are thin adapters here over their crates.
 
+pub mod cron;
 pub mod system;
 
 use crate::router::Methods;
@@ -9,5 +10,6 @@ use crate::router::Methods;
 pub fn all() -> Methods {
     let mut methods = Methods::default();
     system::register(&mut methods);
+    cron::register(&mut methods);
     methods
 }

@@ -1,0 +1,811 @@
+//! `pincer cron …`: jobs with the `openclaw cron` flag names.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use pincer_core::StatePaths;
+use pincer_core::config::process_env;
+use pincer_core::duration::{format_duration_ms, parse_duration_ms};
+use pincer_protocol::Scope;
+use serde_json::{Map, Value, json};
+
+use crate::client::{Client, ConnectArgs, Target, call_once};
+use crate::output::{print_json, table, text, time_in};
+
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// Scheduler status: enabled, job count, next wake.
+    Status(ConnectArgs),
+    /// List jobs with their zone and next fire time (enabled only unless --all).
+    List {
+        /// Include disabled jobs.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Print a job's stored JSON.
+    Get {
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Show a job: schedule, zone, the next five fire times and where results go.
+    Show {
+        /// Job id or exact name.
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Create a job.
+    Add {
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Change a job (only the given flags change).
+    Edit {
+        id: String,
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        edit: EditArgs,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Delete a job and its run history.
+    #[command(alias = "remove", alias = "delete")]
+    Rm {
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Enable a job (clears an automatic disable).
+    Enable {
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Disable a job.
+    Disable {
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Run a job now; with --wait, exit 0 only when the run's completion is `succeeded`.
+    Run {
+        id: String,
+        /// Run only if the job is due.
+        #[arg(long)]
+        due: bool,
+        /// Wait for the run to finish (execution and delivery).
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        wait_timeout: String,
+        #[arg(long, default_value = "1s", value_name = "DURATION")]
+        poll_interval: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Run history of a job.
+    Runs {
+        /// Job id (or use --id).
+        job: Option<String>,
+        #[arg(long = "id")]
+        id: Option<String>,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        offset: Option<u32>,
+        #[arg(long, value_parser = ["all", "ok", "error", "skipped"])]
+        status: Option<String>,
+        #[arg(long, value_parser = ["delivered", "not-delivered", "unknown", "not-requested"])]
+        delivery_status: Option<String>,
+        #[arg(long, value_parser = ["asc", "desc"])]
+        sort: Option<String>,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+}
+
+/// The job flags shared by `add` and `edit`, named as `openclaw cron add` names them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct JobArgs {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// Agent id (default: main).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Fixed interval, e.g. 30m, 1h, 1d.
+    #[arg(long, value_name = "DURATION")]
+    every: Option<String>,
+    /// Cron expression (5 fields, or 6 with seconds).
+    #[arg(long, value_name = "EXPR")]
+    cron: Option<String>,
+    /// IANA time zone for --cron and offset-less --at (default: agents.defaults.timezone, else the host's).
+    #[arg(long, value_name = "IANA")]
+    tz: Option<String>,
+    /// One-shot time: ISO date-time, or a duration from now (20m).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// No stagger for top-of-hour expressions.
+    #[arg(long)]
+    exact: bool,
+    /// Spread top-of-hour runs over this window (default 5m).
+    #[arg(long, value_name = "DURATION")]
+    stagger: Option<String>,
+    /// main | isolated | session:<id>
+    #[arg(long, value_name = "TARGET")]
+    session: Option<String>,
+    /// now | next-heartbeat
+    #[arg(long, value_name = "MODE")]
+    wake: Option<String>,
+    /// Prompt for an agent turn.
+    #[arg(long)]
+    message: Option<String>,
+    /// Text queued into the main session.
+    #[arg(long, value_name = "TEXT")]
+    system_event: Option<String>,
+    /// Shell command run on the gateway host (`sh -c`).
+    #[arg(long, value_name = "SHELL")]
+    command: Option<String>,
+    #[arg(long, value_name = "PROVIDER/MODEL")]
+    model: Option<String>,
+    #[arg(long, value_name = "N")]
+    timeout_seconds: Option<u64>,
+    /// Announce results (the default for isolated jobs).
+    #[arg(long)]
+    announce: bool,
+    /// Do not deliver results.
+    #[arg(long)]
+    no_deliver: bool,
+    /// discord | telegram | slack | inbox | last
+    #[arg(long, value_name = "CHANNEL")]
+    channel: Option<String>,
+    #[arg(long, value_name = "TARGET")]
+    to: Option<String>,
+    #[arg(long, value_name = "ID")]
+    thread_id: Option<String>,
+    #[arg(long, value_name = "ID")]
+    account: Option<String>,
+    /// A failed delivery does not fail the run.
+    #[arg(long)]
+    best_effort_deliver: bool,
+    /// POST the finished run to this URL instead of announcing.
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    #[arg(long)]
+    delete_after_run: bool,
+    #[arg(long)]
+    keep_after_run: bool,
+    /// Create the job disabled.
+    #[arg(long)]
+    disabled: bool,
+}
+
+/// Flags only `edit` has.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EditArgs {
+    #[arg(long)]
+    enable: bool,
+    #[arg(long)]
+    disable: bool,
+    /// A failed delivery fails the run again.
+    #[arg(long)]
+    no_best_effort_deliver: bool,
+    #[arg(long)]
+    clear_model: bool,
+    #[arg(long)]
+    clear_agent: bool,
+    #[arg(long)]
+    clear_channel: bool,
+    #[arg(long)]
+    clear_to: bool,
+    #[arg(long)]
+    clear_thread_id: bool,
+    #[arg(long)]
+    clear_account: bool,
+    #[arg(long)]
+    clear_description: bool,
+}
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::anyhow!(msg.into())
+}
+
+fn dur(flag: &str, v: &str) -> anyhow::Result<u64> {
+    parse_duration_ms(v, None).map_err(|e| bad(format!("{flag}: {e}")))
+}
+
+impl JobArgs {
+    /// The schedule object, if a schedule flag was given.
+    fn schedule(&self, now_ms: i64) -> anyhow::Result<Option<Value>> {
+        let given = [self.every.is_some(), self.cron.is_some(), self.at.is_some()].iter().filter(|b| **b).count();
+        if given > 1 {
+            return Err(bad("choose one schedule: --every, --cron or --at"));
+        }
+        if let Some(every) = &self.every {
+            if self.tz.is_some() {
+                return Err(bad("--tz applies to --cron and --at, not --every"));
+            }
+            return Ok(Some(json!({ "kind": "every", "everyMs": dur("--every", every)? })));
+        }
+        if let Some(expr) = &self.cron {
+            let mut s = json!({ "kind": "cron", "expr": expr });
+            if let Some(tz) = &self.tz {
+                s["tz"] = json!(tz);
+            }
+            if self.exact && self.stagger.is_some() {
+                return Err(bad("--exact and --stagger contradict each other"));
+            }
+            if self.exact {
+                s["staggerMs"] = json!(0);
+            } else if let Some(st) = &self.stagger {
+                s["staggerMs"] = json!(dur("--stagger", st)?);
+            }
+            return Ok(Some(s));
+        }
+        if let Some(at) = &self.at {
+            let ms = pincer_cron::schedule::parse_at(at, self.tz.as_deref(), now_ms)
+                .map_err(|e| bad(format!("--at: {e}")))?;
+            let iso = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+                .ok_or_else(|| bad("--at: time out of range"))?
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            return Ok(Some(json!({ "kind": "at", "at": iso })));
+        }
+        Ok(None)
+    }
+
+    /// The payload object, if a payload flag was given.
+    fn payload(&self) -> anyhow::Result<Option<Value>> {
+        let given = [self.message.is_some(), self.system_event.is_some(), self.command.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if given > 1 {
+            return Err(bad("choose one payload: --message, --system-event or --command"));
+        }
+        let mut p = if let Some(m) = &self.message {
+            json!({ "kind": "agentTurn", "message": m })
+        } else if let Some(t) = &self.system_event {
+            json!({ "kind": "systemEvent", "text": t })
+        } else if let Some(c) = &self.command {
+            json!({ "kind": "command", "argv": ["sh", "-c", c] })
+        } else {
+            if self.model.is_some() || self.timeout_seconds.is_some() {
+                return Ok(Some(self.payload_tweaks(json!({}))));
+            }
+            return Ok(None);
+        };
+        p = self.payload_tweaks(p);
+        Ok(Some(p))
+    }
+
+    fn payload_tweaks(&self, mut p: Value) -> Value {
+        if let Some(m) = &self.model {
+            p["model"] = json!(m);
+        }
+        if let Some(t) = self.timeout_seconds {
+            p["timeoutSeconds"] = json!(t);
+        }
+        p
+    }
+
+    /// The delivery object, if any delivery flag was given.
+    fn delivery(&self) -> anyhow::Result<Option<Value>> {
+        let chat = self.channel.is_some() || self.to.is_some() || self.thread_id.is_some() || self.account.is_some();
+        if self.webhook.is_some() && (chat || self.announce) {
+            return Err(bad("--webhook cannot be combined with --announce, --channel, --to, --thread-id or --account"));
+        }
+        if self.no_deliver && (chat || self.announce || self.webhook.is_some()) {
+            return Err(bad("--no-deliver contradicts the other delivery flags"));
+        }
+        if let Some(url) = &self.webhook {
+            let mut d = json!({ "mode": "webhook", "to": url });
+            if self.best_effort_deliver {
+                d["bestEffort"] = json!(true);
+            }
+            return Ok(Some(d));
+        }
+        if self.no_deliver {
+            return Ok(Some(json!({ "mode": "none" })));
+        }
+        if !(chat || self.announce || self.best_effort_deliver) {
+            return Ok(None);
+        }
+        let mut d = json!({ "mode": "announce" });
+        let set = |d: &mut Value, k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                d[k] = json!(v);
+            }
+        };
+        set(&mut d, "channel", &self.channel);
+        set(&mut d, "to", &self.to);
+        set(&mut d, "threadId", &self.thread_id);
+        set(&mut d, "accountId", &self.account);
+        if self.best_effort_deliver {
+            d["bestEffort"] = json!(true);
+        }
+        Ok(Some(d))
+    }
+
+    /// Fields common to add and edit.
+    fn common(&self, out: &mut Map<String, Value>, now_ms: i64) -> anyhow::Result<()> {
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                out.insert(k.into(), v);
+            }
+        };
+        put("name", self.name.clone().map(Value::from));
+        put("description", self.description.clone().map(Value::from));
+        put("agentId", self.agent.clone().map(Value::from));
+        put("sessionTarget", self.session.clone().map(Value::from));
+        put("wakeMode", self.wake.clone().map(Value::from));
+        put("schedule", self.schedule(now_ms)?);
+        put("payload", self.payload()?);
+        put("delivery", self.delivery()?);
+        if self.delete_after_run && self.keep_after_run {
+            return Err(bad("--delete-after-run and --keep-after-run contradict each other"));
+        }
+        if self.delete_after_run {
+            out.insert("deleteAfterRun".into(), json!(true));
+        }
+        if self.keep_after_run {
+            out.insert("deleteAfterRun".into(), json!(false));
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `cron.add` params from the flags.
+pub fn add_params(job: &JobArgs, now: i64) -> anyhow::Result<Value> {
+    let mut out = Map::new();
+    job.common(&mut out, now)?;
+    if !out.contains_key("schedule") {
+        return Err(bad("a schedule is required: --every <dur>, --cron <expr> or --at <time>"));
+    }
+    if !out.contains_key("payload") || out["payload"].get("kind").is_none() {
+        return Err(bad("a payload is required: --message <text>, --system-event <text> or --command <shell>"));
+    }
+    if job.disabled {
+        out.insert("enabled".into(), json!(false));
+    }
+    Ok(Value::Object(out))
+}
+
+/// `cron.update` patch from the flags.
+pub fn edit_patch(job: &JobArgs, edit: &EditArgs, now: i64) -> anyhow::Result<Value> {
+    let mut out = Map::new();
+    job.common(&mut out, now)?;
+    if edit.enable && edit.disable {
+        return Err(bad("--enable and --disable contradict each other"));
+    }
+    if edit.enable {
+        out.insert("enabled".into(), json!(true));
+    }
+    if edit.disable || job.disabled {
+        out.insert("enabled".into(), json!(false));
+    }
+    let clear = |out: &mut Map<String, Value>, on: bool, set: bool, flag: &str, path: &[&str]| -> anyhow::Result<()> {
+        if !on {
+            return Ok(());
+        }
+        if set {
+            return Err(bad(format!("--clear-{flag} contradicts --{flag}")));
+        }
+        match path {
+            [key] => {
+                out.insert((*key).into(), Value::Null);
+            }
+            [obj, key] => {
+                let entry = out.entry(obj.to_string()).or_insert_with(|| json!({}));
+                entry[*key] = Value::Null;
+            }
+            _ => unreachable!(),
+        }
+        Ok(())
+    };
+    clear(&mut out, edit.clear_model, job.model.is_some(), "model", &["payload", "model"])?;
+    clear(&mut out, edit.clear_agent, job.agent.is_some(), "agent", &["agentId"])?;
+    clear(&mut out, edit.clear_channel, job.channel.is_some(), "channel", &["delivery", "channel"])?;
+    clear(&mut out, edit.clear_to, job.to.is_some(), "to", &["delivery", "to"])?;
+    clear(&mut out, edit.clear_thread_id, job.thread_id.is_some(), "thread-id", &["delivery", "threadId"])?;
+    clear(&mut out, edit.clear_account, job.account.is_some(), "account", &["delivery", "accountId"])?;
+    clear(&mut out, edit.clear_description, job.description.is_some(), "description", &["description"])?;
+    if edit.no_best_effort_deliver {
+        let entry = out.entry("delivery").or_insert_with(|| json!({}));
+        entry["bestEffort"] = json!(false);
+    }
+    if out.is_empty() {
+        return Err(bad("nothing to change: pass at least one flag (see `pincer cron edit --help`)"));
+    }
+    Ok(Value::Object(out))
+}
+
+pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
+    let target = |c: &ConnectArgs| Target::resolve(c, paths, &process_env);
+    match cmd {
+        CronCommand::Status(c) => {
+            let s = call_once(&target(&c)?, &[Scope::Read], "cron.status", json!({})).await?;
+            if c.json {
+                print_json(&s);
+            } else {
+                crate::output::print_rows(&[
+                    (
+                        "scheduler",
+                        if s["enabled"] == true { "enabled".into() } else { "disabled (cron.enabled: false)".into() },
+                    ),
+                    (
+                        "jobs",
+                        format!(
+                            "{} ({} enabled, {} running)",
+                            text(&s["jobs"]),
+                            text(&s["enabledJobs"]),
+                            text(&s["running"])
+                        ),
+                    ),
+                    (
+                        "next wake",
+                        s["nextWakeAtMs"].as_i64().map(|t| time_in(t, &text(&s["timezone"]))).unwrap_or("-".into()),
+                    ),
+                    ("time zone", text(&s["timezone"])),
+                    ("concurrency", text(&s["maxConcurrentRuns"])),
+                ]);
+                if let Some(bad) = s["invalidJobs"].as_array().filter(|a| !a.is_empty()) {
+                    println!("invalid jobs (not running until fixed):");
+                    for b in bad {
+                        println!("  {}: {}", text(&b["id"]), text(&b["error"]));
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CronCommand::List { all, c } => {
+            let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
+            let mut jobs = Vec::new();
+            let mut offset = 0;
+            let mut default_tz = "UTC".to_string();
+            loop {
+                let page = client
+                    .call("cron.list", json!({ "includeDisabled": all, "limit": 200, "offset": offset, "includeDeliveryPreviews": true }))
+                    .await?;
+                let previews = page["deliveryPreviews"].clone();
+                if let Some(tz) = page["timezone"].as_str() {
+                    default_tz = tz.to_string();
+                }
+                for mut j in page["jobs"].as_array().cloned().unwrap_or_default() {
+                    j["deliveryPreview"] = previews[j["id"].as_str().unwrap_or("")].clone();
+                    jobs.push(j);
+                }
+                match page["nextOffset"].as_u64() {
+                    Some(n) if page["hasMore"] == true => offset = n,
+                    _ => break,
+                }
+            }
+            client.close().await;
+            if c.json {
+                print_json(&json!({ "jobs": jobs, "total": jobs.len() }));
+                return Ok(ExitCode::SUCCESS);
+            }
+            if jobs.is_empty() {
+                println!(
+                    "No jobs{}. Add one with `pincer cron add --name … --every 1h --message …`.",
+                    if all { "" } else { " enabled (try --all)" }
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    let tz = j["schedule"]["tz"].as_str().unwrap_or(&default_tz).to_string();
+                    vec![
+                        short_id(j),
+                        truncate(&text(&j["name"]), 28),
+                        schedule_label(&j["schedule"]),
+                        tz.clone(),
+                        j["state"]["nextRunAtMs"]
+                            .as_i64()
+                            .map(|t| time_in(t, &tz))
+                            .unwrap_or_else(|| if j["enabled"] == true { "-".into() } else { "disabled".into() }),
+                        last_label(j),
+                        truncate(&text(&j["deliveryPreview"]["label"]), 32),
+                    ]
+                })
+                .collect();
+            table(&["ID", "NAME", "SCHEDULE", "TZ", "NEXT", "LAST", "DELIVERY"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        CronCommand::Get { id, c } => {
+            let job = call_once(&target(&c)?, &[Scope::Read], "cron.get", json!({ "id": id })).await?;
+            print_json(&job);
+            Ok(ExitCode::SUCCESS)
+        }
+        CronCommand::Show { id, c } => show(&target(&c)?, &id, c.json).await,
+        CronCommand::Add { job, c } => {
+            let params = add_params(&job, now_ms())?;
+            let created = call_once(&target(&c)?, &[Scope::Admin], "cron.add", params).await?;
+            if c.json {
+                print_json(&created);
+            } else {
+                let tz = job_tz(&created);
+                println!("Added job {} \"{}\"", text(&created["id"]), text(&created["name"]));
+                println!("  schedule: {} ({tz})", schedule_label(&created["schedule"]));
+                if let Some(next) = created["state"]["nextRunAtMs"].as_i64() {
+                    println!("  next run: {}", time_in(next, &tz));
+                }
+                println!("  delivery: {}", text(&created["deliveryPreview"]["detail"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CronCommand::Edit { id, job, edit, c } => {
+            let patch = edit_patch(&job, &edit, now_ms())?;
+            let updated =
+                call_once(&target(&c)?, &[Scope::Admin], "cron.update", json!({ "id": id, "patch": patch })).await?;
+            print_json(&updated);
+            Ok(ExitCode::SUCCESS)
+        }
+        CronCommand::Rm { id, c } => {
+            let out = call_once(&target(&c)?, &[Scope::Admin], "cron.remove", json!({ "id": id })).await?;
+            print_json(&out);
+            Ok(ExitCode::SUCCESS)
+        }
+        CronCommand::Enable { id, c } => toggle(&target(&c)?, &id, true).await,
+        CronCommand::Disable { id, c } => toggle(&target(&c)?, &id, false).await,
+        CronCommand::Run { id, due, wait, wait_timeout, poll_interval, c } => {
+            let timeout = dur("--wait-timeout", &wait_timeout)?;
+            let poll = dur("--poll-interval", &poll_interval)?.max(50);
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let res = client.call("cron.run", json!({ "id": id, "mode": if due { "due" } else { "force" } })).await?;
+            if !wait || res["enqueued"] != true {
+                print_json(&res);
+                client.close().await;
+                let ok = res["ok"] == true && (res["enqueued"] == true || res["ran"] == true);
+                return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            let run_id = text(&res["runId"]);
+            let started = std::time::Instant::now();
+            let entry = loop {
+                let page = client.call("cron.runs", json!({ "id": id, "runId": run_id, "limit": 1 })).await?;
+                let entry = page["entries"][0].clone();
+                if entry.get("status").is_some_and(|s| s.is_string()) {
+                    break entry;
+                }
+                if started.elapsed() >= Duration::from_millis(timeout) {
+                    client.close().await;
+                    return Err(bad(format!(
+                        "timed out after {} waiting for run {run_id}; it is still {} (see `pincer cron runs --id {id}`)",
+                        format_duration_ms(timeout),
+                        text(&entry["phase"])
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(poll)).await;
+            };
+            client.close().await;
+            let completion = text(&entry["completionStatus"]);
+            if c.json {
+                print_json(
+                    &json!({ "ok": true, "runId": run_id, "completed": true, "status": entry["status"], "completionStatus": completion, "run": entry }),
+                );
+            } else {
+                println!(
+                    "run {run_id}: {} · delivery {} · completion {completion}{}",
+                    text(&entry["status"]),
+                    text(&entry["deliveryStatus"]),
+                    entry["error"].as_str().map(|e| format!("\n  error: {e}")).unwrap_or_default()
+                );
+                if let Some(s) = entry["summary"].as_str() {
+                    println!("  summary: {}", truncate(s, 200));
+                }
+            }
+            Ok(if completion == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        CronCommand::Runs { job, id, run_id, limit, offset, status, delivery_status, sort, c } => {
+            let id = match (job, id) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(bad(format!("conflicting job ids: \"{a}\" and --id \"{b}\"")));
+                }
+                (a, b) => a.or(b).ok_or_else(|| bad("a job id is required: pincer cron runs <id>"))?,
+            };
+            let mut params = json!({ "id": id, "limit": limit });
+            if let Some(r) = run_id {
+                params["runId"] = json!(r);
+            }
+            if let Some(o) = offset {
+                params["offset"] = json!(o);
+            }
+            if let Some(s) = status {
+                params["status"] = json!(s);
+            }
+            if let Some(d) = delivery_status {
+                params["deliveryStatus"] = json!(d);
+            }
+            if let Some(s) = sort {
+                params["sortDir"] = json!(s);
+            }
+            let page = call_once(&target(&c)?, &[Scope::Read], "cron.runs", params).await?;
+            if c.json {
+                print_json(&page);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let entries = page["entries"].as_array().cloned().unwrap_or_default();
+            if entries.is_empty() {
+                println!("No runs yet.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        text(&e["runId"]),
+                        e["startedAtMs"]
+                            .as_i64()
+                            .or(e["runAtMs"].as_i64())
+                            .map(|t| time_in(t, "UTC"))
+                            .unwrap_or_default(),
+                        e["durationMs"].as_u64().map(format_duration_ms).unwrap_or_else(|| "-".into()),
+                        e["status"].as_str().map(String::from).unwrap_or_else(|| text(&e["phase"])),
+                        e["deliveryStatus"].as_str().map(String::from).unwrap_or_else(|| "pending".into())
+                            + &e["deliverySuppressionReason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default(),
+                        text(&e["completionStatus"]),
+                        truncate(e["error"].as_str().or(e["summary"].as_str()).unwrap_or(""), 50),
+                    ]
+                })
+                .collect();
+            table(&["RUN", "STARTED (UTC)", "TOOK", "STATUS", "DELIVERY", "COMPLETION", "ERROR / SUMMARY"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn toggle(target: &Target, id: &str, enabled: bool) -> anyhow::Result<ExitCode> {
+    let out =
+        call_once(target, &[Scope::Admin], "cron.update", json!({ "id": id, "patch": { "enabled": enabled } })).await?;
+    print_json(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+    let mut client = Client::connect(target, &[Scope::Read]).await?;
+    let job = match client.call("cron.get", json!({ "id": id })).await {
+        Ok(job) => job,
+        Err(e) if e.to_string().starts_with("Automation not found") => {
+            // Not an id: try an exact name.
+            let page = client.call("cron.list", json!({ "includeDisabled": true, "limit": 200, "query": id })).await?;
+            let matches: Vec<Value> =
+                page["jobs"].as_array().cloned().unwrap_or_default().into_iter().filter(|j| j["name"] == id).collect();
+            match matches.len() {
+                1 => matches[0].clone(),
+                0 => return Err(e.into()),
+                _ => {
+                    let ids: Vec<String> = matches.iter().map(|j| text(&j["id"])).collect();
+                    return Err(bad(format!("\"{id}\" names {} jobs ({}); use an id", ids.len(), ids.join(", "))));
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let preview = client.call("cron.preview", json!({ "id": job["id"] })).await?;
+    client.close().await;
+    if json_out {
+        print_json(&json!({ "job": job, "preview": preview }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tz = text(&preview["tz"]);
+    let st = &job["state"];
+    crate::output::print_rows(&[
+        ("id", text(&job["id"])),
+        ("name", text(&job["name"])),
+        ("enabled", if job["enabled"] == true { "yes".into() } else { "no".into() }),
+        ("schedule", schedule_label(&job["schedule"])),
+        ("time zone", tz.clone()),
+        ("session", text(&job["sessionTarget"])),
+        ("payload", payload_label(&job["payload"])),
+        (
+            "delivery",
+            format!("{} ({})", text(&preview["deliveryPreview"]["label"]), text(&preview["deliveryPreview"]["detail"])),
+        ),
+        ("last run", st["lastRunAtMs"].as_i64().map(|t| time_in(t, &tz)).unwrap_or("-".into())),
+        ("last status", last_label(&job)),
+        ("last error", text(&st["lastError"])),
+        (
+            "last delivery",
+            format!(
+                "{}{}",
+                text(&st["lastDeliveryStatus"]),
+                st["lastDeliveryError"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        ),
+    ]);
+    if let Some(a) = st.get("autoDisabled").filter(|a| a.is_object()) {
+        println!(
+            "  disabled automatically: {} (enable it with `pincer cron enable {}`)",
+            text(&a["reason"]),
+            text(&job["id"])
+        );
+    }
+    let upcoming = preview["upcoming"].as_array().cloned().unwrap_or_default();
+    if upcoming.is_empty() {
+        println!("next runs: none");
+    } else {
+        println!("next runs ({tz}):");
+        for t in upcoming.iter().filter_map(Value::as_i64) {
+            println!("  {}", time_in(t, &tz));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short_id(j: &Value) -> String {
+    text(&j["id"]).chars().take(8).collect()
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    let one_line = s.replace('\n', " ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        one_line.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
+fn job_tz(j: &Value) -> String {
+    j["schedule"]["tz"].as_str().map(String::from).unwrap_or_else(|| "UTC".into())
+}
+
+fn schedule_label(s: &Value) -> String {
+    match s["kind"].as_str() {
+        Some("cron") => {
+            let stagger = s["staggerMs"]
+                .as_u64()
+                .filter(|m| *m > 0)
+                .map(|m| format!(" ~{}", format_duration_ms(m)))
+                .unwrap_or_default();
+            format!("cron {}{stagger}", text(&s["expr"]))
+        }
+        Some("every") => format!("every {}", format_duration_ms(s["everyMs"].as_u64().unwrap_or(0))),
+        Some("at") => format!("at {}", text(&s["at"])),
+        _ => text(s),
+    }
+}
+
+fn payload_label(p: &Value) -> String {
+    match p["kind"].as_str() {
+        Some("agentTurn") => format!("agent turn: {}", truncate(&text(&p["message"]), 60)),
+        Some("systemEvent") => format!("system event: {}", truncate(&text(&p["text"]), 60)),
+        Some("command") => format!(
+            "command: {}",
+            truncate(
+                &p["argv"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+                60
+            )
+        ),
+        _ => text(p),
+    }
+}
+
+fn last_label(j: &Value) -> String {
+    let st = &j["state"];
+    match st["lastRunStatus"].as_str() {
+        None => "never ran".into(),
+        Some(s) => {
+            let delivery = st["lastDeliveryStatus"].as_str().map(|d| format!(", {d}")).unwrap_or_default();
+            let errors = st["consecutiveErrors"]
+                .as_u64()
+                .filter(|n| *n > 0)
+                .map(|n| format!(" ({n} errors in a row)"))
+                .unwrap_or_default();
+            format!("{s}{delivery}{errors}")
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Pincer's scheduler: OpenClaw-compatible cron jobs and exactly-once slot execution.
+//!
+//! - [`schedule`]: pure schedule math — `at`, `every` (anchor grid) and `cron` (croner + chrono-tz,
+//!   Vixie DOM/DOW OR, `L`/`W`/`#`, 5 or 6 fields), DST handling, and the per-job stagger offset.
+//! - [`job`]: the job JSON (closed schemas), OpenClaw's create defaults, validation, patches.
+//! - [`scheduler`]: the one task that owns every job's timer and state; slot reservations,
+//!   catch-up, backoff, auto-disable, completion, failure alerts.
+//! - [`runner`]: the in-process interfaces to the agent runner and the outbox.
+//! - [`command`]: `command` payloads, run in their own process group.
+//! - [`api`]: the `cron.*` methods' params and results.
+
+pub mod api;
+pub mod command;
+pub mod job;
+pub mod runner;
+pub mod schedule;
+pub mod scheduler;
+
+pub use job::Job;
+pub use runner::{AgentRunner, Announcer, ExecOutcome, ExecStatus, Origin, Route, RunContext, Settlement};
+pub use scheduler::{CronDeps, CronError, CronService, RunMode};

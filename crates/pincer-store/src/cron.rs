@@ -1,0 +1,363 @@
+//! `cron_jobs` and `cron_runs`: job definitions with their scheduler state, and one row per run.
+//!
+//! A run's id for a scheduled slot is `cron:<jobId>:<slotMs>` and is the primary key, so reserving
+//! the same slot twice is impossible — across restarts and `kill -9` alike.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Rd, Result, Tx};
+
+/// A stored job: the definition and the scheduler-owned state, both as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    /// The job definition without `state`.
+    pub job_json: String,
+    pub state_json: String,
+    pub next_run_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub job_id: String,
+    pub slot_ms: Option<i64>,
+    /// `scheduled`, `catch-up`, `retry` or `manual`.
+    pub trigger: String,
+    /// `running`, then `ok`, `error` or `skipped`.
+    pub status: String,
+    /// Process generation holding the lease while `running`.
+    pub lease_owner: i64,
+    pub lease_until_ms: Option<i64>,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub delivery_status: Option<String>,
+    pub completion_status: Option<String>,
+    /// The full run record as JSON (summary, error, model, usage, delivery details, …).
+    pub record_json: String,
+}
+
+/// Filters for [`Rd::list_runs`].
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub job_id: Option<String>,
+    pub run_id: Option<String>,
+    pub statuses: Vec<String>,
+    pub delivery_statuses: Vec<String>,
+    pub offset: u32,
+    pub limit: u32,
+    pub ascending: bool,
+    /// Case-insensitive text to find in the run's summary or error.
+    pub query: Option<String>,
+}
+
+const JOB_COLS: &str = "id, name, enabled, job_json, state_json, next_run_at_ms, created_at_ms, updated_at_ms";
+const RUN_COLS: &str = "run_id, job_id, slot_ms, trigger, status, lease_owner, lease_until_ms, started_at_ms, \
+                        finished_at_ms, delivery_status, completion_status, record_json";
+
+fn job_from(r: &Row) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        enabled: r.get::<_, i64>(2)? != 0,
+        job_json: r.get(3)?,
+        state_json: r.get(4)?,
+        next_run_at_ms: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        updated_at_ms: r.get(7)?,
+    })
+}
+
+fn run_from(r: &Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        job_id: r.get(1)?,
+        slot_ms: r.get(2)?,
+        trigger: r.get(3)?,
+        status: r.get(4)?,
+        lease_owner: r.get(5)?,
+        lease_until_ms: r.get(6)?,
+        started_at_ms: r.get(7)?,
+        finished_at_ms: r.get(8)?,
+        delivery_status: r.get(9)?,
+        completion_status: r.get(10)?,
+        record_json: r.get(11)?,
+    })
+}
+
+impl Tx<'_> {
+    fn bump_cron_revision(&self) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO meta(key, value) VALUES ('cronRevision', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (),
+        )?;
+        Ok(())
+    }
+
+    /// Inserts a new job; fails if the id exists.
+    pub fn insert_job(&self, job: &JobRow) -> Result<()> {
+        self.conn().execute(
+            &format!("INSERT INTO cron_jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                job.id,
+                job.name,
+                job.enabled as i64,
+                job.job_json,
+                job.state_json,
+                job.next_run_at_ms,
+                job.created_at_ms,
+                job.updated_at_ms
+            ],
+        )?;
+        self.bump_cron_revision()
+    }
+
+    /// Replaces a job's row; returns false if it does not exist.
+    pub fn update_job(&self, job: &JobRow) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE cron_jobs SET name = ?2, enabled = ?3, job_json = ?4, state_json = ?5, next_run_at_ms = ?6,
+             updated_at_ms = ?7 WHERE id = ?1",
+            params![
+                job.id,
+                job.name,
+                job.enabled as i64,
+                job.job_json,
+                job.state_json,
+                job.next_run_at_ms,
+                job.updated_at_ms
+            ],
+        )?;
+        if n > 0 {
+            self.bump_cron_revision()?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Deletes a job and its runs; returns false if it did not exist.
+    pub fn delete_job(&self, id: &str) -> Result<bool> {
+        self.conn().execute("DELETE FROM cron_runs WHERE job_id = ?1", [id])?;
+        let n = self.conn().execute("DELETE FROM cron_jobs WHERE id = ?1", [id])?;
+        if n > 0 {
+            self.bump_cron_revision()?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Inserts a run reservation. Returns false, changing nothing, when a run with this id exists:
+    /// the slot was already taken.
+    pub fn reserve_run(&self, run: &RunRow) -> Result<bool> {
+        let n = self.conn().execute(
+            &format!("INSERT OR IGNORE INTO cron_runs ({RUN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            params![
+                run.run_id,
+                run.job_id,
+                run.slot_ms,
+                run.trigger,
+                run.status,
+                run.lease_owner,
+                run.lease_until_ms,
+                run.started_at_ms,
+                run.finished_at_ms,
+                run.delivery_status,
+                run.completion_status,
+                run.record_json
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Writes a run's outcome fields; returns false if the run does not exist.
+    pub fn update_run(&self, run: &RunRow) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE cron_runs SET status = ?2, lease_until_ms = ?3, finished_at_ms = ?4, delivery_status = ?5,
+             completion_status = ?6, record_json = ?7 WHERE run_id = ?1",
+            params![
+                run.run_id,
+                run.status,
+                run.lease_until_ms,
+                run.finished_at_ms,
+                run.delivery_status,
+                run.completion_status,
+                run.record_json
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Deletes finished runs older than `cutoff_ms`, and beyond the newest `max_per_job` per job.
+    pub fn prune_runs(&self, cutoff_ms: i64, max_per_job: u32) -> Result<usize> {
+        let by_age = self
+            .conn()
+            .execute("DELETE FROM cron_runs WHERE status != 'running' AND started_at_ms < ?1", [cutoff_ms])?;
+        let by_count = self.conn().execute(
+            "DELETE FROM cron_runs WHERE status != 'running' AND run_id IN (
+               SELECT run_id FROM (
+                 SELECT run_id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY started_at_ms DESC) AS n FROM cron_runs
+               ) WHERE n > ?1)",
+            [max_per_job],
+        )?;
+        Ok(by_age + by_count)
+    }
+}
+
+impl Rd<'_> {
+    pub fn get_job(&self, id: &str) -> Result<Option<JobRow>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {JOB_COLS} FROM cron_jobs WHERE id = ?1"), [id], job_from)
+            .optional()?)
+    }
+
+    /// Every job, oldest first.
+    pub fn list_jobs(&self) -> Result<Vec<JobRow>> {
+        let mut stmt =
+            self.conn().prepare_cached(&format!("SELECT {JOB_COLS} FROM cron_jobs ORDER BY created_at_ms, id"))?;
+        let rows = stmt.query_map((), job_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Changes with every job insert, update or delete.
+    pub fn cron_revision(&self) -> Result<i64> {
+        Ok(self.meta_get("cronRevision")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    pub fn get_run(&self, run_id: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {RUN_COLS} FROM cron_runs WHERE run_id = ?1"), [run_id], run_from)
+            .optional()?)
+    }
+
+    /// Runs still marked `running` (in flight, or interrupted by a crash).
+    pub fn running_runs(&self) -> Result<Vec<RunRow>> {
+        let mut stmt =
+            self.conn().prepare_cached(&format!("SELECT {RUN_COLS} FROM cron_runs WHERE status = 'running'"))?;
+        let rows = stmt.query_map((), run_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Runs whose delivery has not settled yet.
+    pub fn runs_pending_delivery(&self) -> Result<Vec<RunRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&format!("SELECT {RUN_COLS} FROM cron_runs WHERE delivery_status = 'pending'"))?;
+        let rows = stmt.query_map((), run_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// A page of runs matching `filter`, newest first unless `ascending`, and the total count.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<(Vec<RunRow>, u64)> {
+        let mut clauses = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(job) = &filter.job_id {
+            args.push(job.clone().into());
+            clauses.push(format!("job_id = ?{}", args.len()));
+        }
+        if let Some(run) = &filter.run_id {
+            args.push(run.clone().into());
+            clauses.push(format!("run_id = ?{}", args.len()));
+        }
+        for (column, values) in [("status", &filter.statuses), ("delivery_status", &filter.delivery_statuses)] {
+            if values.is_empty() {
+                continue;
+            }
+            let mut marks = Vec::new();
+            for v in values {
+                args.push(v.clone().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            clauses.push(format!("{column} IN ({})", marks.join(", ")));
+        }
+        if let Some(q) = &filter.query {
+            args.push(format!("%{}%", q.to_lowercase().replace('%', "\\%").replace('_', "\\_")).into());
+            let n = args.len();
+            clauses.push(format!(
+                "(lower(COALESCE(json_extract(record_json, '$.summary'), '')) LIKE ?{n} ESCAPE '\\'
+                  OR lower(COALESCE(json_extract(record_json, '$.error'), '')) LIKE ?{n} ESCAPE '\\')"
+            ));
+        }
+        let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let total: i64 = self.conn().query_row(
+            &format!("SELECT COUNT(*) FROM cron_runs {where_sql}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?;
+        let order = if filter.ascending { "ASC" } else { "DESC" };
+        args.push((filter.limit as i64).into());
+        args.push((filter.offset as i64).into());
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM cron_runs {where_sql} ORDER BY started_at_ms {order}, run_id {order} LIMIT ?{} OFFSET ?{}",
+            args.len() - 1,
+            args.len()
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows =
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), run_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, total as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn run(id: &str, job: &str, started: i64, status: &str) -> RunRow {
+        RunRow {
+            run_id: id.into(),
+            job_id: job.into(),
+            slot_ms: Some(started),
+            trigger: "scheduled".into(),
+            status: status.into(),
+            lease_owner: 1,
+            lease_until_ms: None,
+            started_at_ms: started,
+            finished_at_ms: None,
+            delivery_status: None,
+            completion_status: None,
+            record_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_slot_can_be_reserved_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        assert!(store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, "running"))).unwrap());
+        assert!(!store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, "running"))).unwrap());
+        assert_eq!(store.read_blocking(|rd| rd.running_runs()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn runs_filter_page_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                for i in 0..10 {
+                    tx.reserve_run(&run(&format!("cron:a:{i}"), "a", i, if i % 2 == 0 { "ok" } else { "error" }))?;
+                }
+                tx.reserve_run(&run("cron:b:1", "b", 1, "ok"))?;
+                Ok(())
+            })
+            .unwrap();
+        let filter =
+            RunFilter { job_id: Some("a".into()), statuses: vec!["error".into()], limit: 2, ..Default::default() };
+        let (page, total) = store.read_blocking(move |rd| rd.list_runs(&filter)).unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["cron:a:9", "cron:a:7"]);
+        // Keep the newest 3 per job, and nothing started before t=2.
+        let pruned = store.write_blocking(|tx| tx.prune_runs(2, 3)).unwrap();
+        assert_eq!(pruned, 8);
+        let (rest, _) = store
+            .read_blocking(|rd| rd.list_runs(&RunFilter { limit: 100, ascending: true, ..Default::default() }))
+            .unwrap();
+        assert_eq!(rest.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["cron:a:7", "cron:a:8", "cron:a:9"]);
+    }
+}

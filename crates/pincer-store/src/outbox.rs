@@ -1,0 +1,712 @@
+//! `outbox`, `outbox_parts`, `outbox_attempts` and `inbox`: the durable delivery queue.
+//!
+//! A row is committed with its rendered parts before the first byte goes to a channel. Rows move
+//! `pending → sending → delivered | unknown | dead`; each part moves `pending → dispatching → sent`
+//! (or `unknown`), so progress survives a crash part by part and an accepted part is never sent
+//! again. `seq` orders rows first-in-first-out per conversation.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Rd, Result, Tx};
+
+/// A delivery to enqueue, with its parts already rendered for the channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub id: String,
+    /// A second enqueue with the same key is a no-op that returns the first row.
+    pub idempotency_key: String,
+    /// `cron`, `send` or `alert`.
+    pub origin_kind: String,
+    /// The run id for cron deliveries.
+    pub origin_id: Option<String>,
+    pub channel: String,
+    pub account_id: Option<String>,
+    pub target: String,
+    pub thread_id: Option<String>,
+    pub max_attempts: u32,
+    pub best_effort: bool,
+    /// The text (or JSON body) before chunking, for display.
+    pub body: String,
+    /// `(text, nonce)` per part, in order.
+    pub parts: Vec<(String, String)>,
+    pub created_at_ms: i64,
+}
+
+impl NewDelivery {
+    /// Deliveries to the same conversation are sent in order.
+    pub fn conversation(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.channel,
+            self.account_id.as_deref().unwrap_or(""),
+            self.target,
+            self.thread_id.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    pub seq: i64,
+    pub id: String,
+    pub idempotency_key: String,
+    pub origin_kind: String,
+    pub origin_id: Option<String>,
+    pub channel: String,
+    pub account_id: Option<String>,
+    pub target: String,
+    pub thread_id: Option<String>,
+    pub state: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub next_attempt_at_ms: i64,
+    pub lease_until_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub settled_at_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_class: Option<String>,
+    pub best_effort: bool,
+    pub body: String,
+}
+
+/// One rendered part of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartRow {
+    pub idx: u32,
+    pub body: String,
+    pub nonce: String,
+    /// `pending`, `dispatching`, `sent` or `unknown`.
+    pub state: String,
+    pub platform_message_id: Option<String>,
+    pub dispatched_at_ms: Option<i64>,
+    pub sent_at_ms: Option<i64>,
+}
+
+/// One send attempt, kept for `pincer deliveries show`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRow {
+    pub at_ms: i64,
+    pub part_idx: u32,
+    /// `sent`, `not-sent`, `rate-limited`, `ambiguous`, `permanent`, `unknown-after-restart`.
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// Filters for [`Rd::list_deliveries`].
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub states: Vec<String>,
+    pub channel: Option<String>,
+    pub origin_id: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Queue depth for one channel, for `health` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChannelStats {
+    pub channel: String,
+    pub pending: u64,
+    pub sending: u64,
+    pub oldest_pending_created_at_ms: Option<i64>,
+    pub dead: u64,
+    pub unknown: u64,
+    pub delivered: u64,
+    pub oldest_dead_settled_at_ms: Option<i64>,
+}
+
+/// A message in the local inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRow {
+    pub id: i64,
+    pub outbox_id: String,
+    pub target: String,
+    pub text: String,
+    pub created_at_ms: i64,
+}
+
+const ROW_COLS: &str = "seq, id, idempotency_key, origin_kind, origin_id, channel, account_id, target, thread_id, state, \
+                        attempts, max_attempts, next_attempt_at_ms, lease_until_ms, created_at_ms, updated_at_ms, \
+                        settled_at_ms, last_error, last_error_class, best_effort, body";
+
+fn row_from(r: &Row) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        idempotency_key: r.get(2)?,
+        origin_kind: r.get(3)?,
+        origin_id: r.get(4)?,
+        channel: r.get(5)?,
+        account_id: r.get(6)?,
+        target: r.get(7)?,
+        thread_id: r.get(8)?,
+        state: r.get(9)?,
+        attempts: r.get(10)?,
+        max_attempts: r.get(11)?,
+        next_attempt_at_ms: r.get(12)?,
+        lease_until_ms: r.get(13)?,
+        created_at_ms: r.get(14)?,
+        updated_at_ms: r.get(15)?,
+        settled_at_ms: r.get(16)?,
+        last_error: r.get(17)?,
+        last_error_class: r.get(18)?,
+        best_effort: r.get::<_, i64>(19)? != 0,
+        body: r.get(20)?,
+    })
+}
+
+fn part_from(r: &Row) -> rusqlite::Result<PartRow> {
+    Ok(PartRow {
+        idx: r.get(0)?,
+        body: r.get(1)?,
+        nonce: r.get(2)?,
+        state: r.get(3)?,
+        platform_message_id: r.get(4)?,
+        dispatched_at_ms: r.get(5)?,
+        sent_at_ms: r.get(6)?,
+    })
+}
+
+fn parts_of(conn: &rusqlite::Connection, id: &str) -> Result<Vec<PartRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, body, nonce, state, platform_message_id, dispatched_at_ms, sent_at_ms FROM outbox_parts
+         WHERE outbox_id = ?1 ORDER BY idx",
+    )?;
+    let parts = stmt.query_map([id], part_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(parts)
+}
+
+fn get_row(conn: &rusqlite::Connection, id: &str) -> Result<Option<DeliveryRow>> {
+    Ok(conn.query_row(&format!("SELECT {ROW_COLS} FROM outbox WHERE id = ?1"), [id], row_from).optional()?)
+}
+
+/// A leased row with its parts, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeasedDelivery {
+    pub row: DeliveryRow,
+    pub parts: Vec<PartRow>,
+}
+
+/// A row with its parts and attempt history, for `deliveries show`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryDetail {
+    pub row: DeliveryRow,
+    pub parts: Vec<PartRow>,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// The outcome of [`Tx::enqueue_delivery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enqueued {
+    pub id: String,
+    /// False when a row with the same idempotency key already existed (nothing was written).
+    pub created: bool,
+}
+
+impl Tx<'_> {
+    /// Stores a delivery and its parts; a repeated idempotency key returns the first row.
+    pub fn enqueue_delivery(&self, d: &NewDelivery) -> Result<Enqueued> {
+        let conn = self.conn();
+        if let Some(id) = conn
+            .query_row("SELECT id FROM outbox WHERE idempotency_key = ?1", [&d.idempotency_key], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+        {
+            return Ok(Enqueued { id, created: false });
+        }
+        conn.execute(
+            "INSERT INTO outbox (id, idempotency_key, origin_kind, origin_id, channel, account_id, target, thread_id,
+               conversation, state, attempts, max_attempts, next_attempt_at_ms, created_at_ms, updated_at_ms,
+               best_effort, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?11, ?11, ?11, ?12, ?13)",
+            params![
+                d.id,
+                d.idempotency_key,
+                d.origin_kind,
+                d.origin_id,
+                d.channel,
+                d.account_id,
+                d.target,
+                d.thread_id,
+                d.conversation(),
+                d.max_attempts,
+                d.created_at_ms,
+                d.best_effort as i64,
+                d.body
+            ],
+        )?;
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO outbox_parts (outbox_id, idx, body, nonce, state) VALUES (?1, ?2, ?3, ?4, 'pending')",
+        )?;
+        for (i, (body, nonce)) in d.parts.iter().enumerate() {
+            stmt.execute(params![d.id, i as u32, body, nonce])?;
+        }
+        Ok(Enqueued { id: d.id.clone(), created: true })
+    }
+
+    /// Leases due rows for up to `max_conversations` conversations: for each, the oldest
+    /// unfinished row and up to `per_conversation - 1` due rows after it, in order — so a
+    /// conversation stays first-in-first-out while different conversations go in parallel.
+    /// Conversations already sending and channels in `paused_channels` are skipped. Leased rows
+    /// become `sending` until `lease_until_ms`.
+    pub fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        owner: i64,
+        lease_until_ms: i64,
+        max_conversations: u32,
+        per_conversation: u32,
+        paused_channels: &[String],
+    ) -> Result<Vec<Vec<LeasedDelivery>>> {
+        let conn = self.conn();
+        let paused = serde_json::to_string(paused_channels)?;
+        let mut heads = conn.prepare_cached(
+            "SELECT o.seq, o.conversation FROM outbox o
+             JOIN (SELECT conversation, MIN(seq) AS head FROM outbox WHERE state IN ('pending', 'sending')
+                   GROUP BY conversation) h ON o.seq = h.head
+             WHERE o.state = 'pending' AND o.next_attempt_at_ms <= ?1
+               AND o.channel NOT IN (SELECT value FROM json_each(?2))
+             ORDER BY o.seq LIMIT ?3",
+        )?;
+        let heads = heads
+            .query_map(params![now_ms, paused, max_conversations], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut rows_stmt = conn.prepare_cached(&format!(
+            "SELECT {ROW_COLS} FROM outbox WHERE conversation = ?1 AND seq >= ?2 AND state = 'pending' ORDER BY seq LIMIT ?3"
+        ))?;
+        let mut mark = conn.prepare_cached(
+            "UPDATE outbox SET state = 'sending', lease_owner = ?2, lease_until_ms = ?3, updated_at_ms = ?4 WHERE id = ?1",
+        )?;
+        let mut batches = Vec::new();
+        for (head, conversation) in heads {
+            let rows = rows_stmt
+                .query_map(params![conversation, head, per_conversation.max(1)], row_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut batch = Vec::new();
+            for mut row in rows {
+                // A row still in backoff ends the batch: nothing after it may overtake it.
+                if row.next_attempt_at_ms > now_ms {
+                    break;
+                }
+                mark.execute(params![row.id, owner, lease_until_ms, now_ms])?;
+                row.state = "sending".into();
+                row.lease_until_ms = Some(lease_until_ms);
+                let parts = parts_of(conn, &row.id)?;
+                batch.push(LeasedDelivery { row, parts });
+            }
+            if !batch.is_empty() {
+                batches.push(batch);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Returns leased rows that were not attempted to `pending`, unchanged otherwise.
+    pub fn release_deliveries(&self, ids: &[String], now_ms: i64) -> Result<()> {
+        let mut stmt = self.conn().prepare_cached(
+            "UPDATE outbox SET state = 'pending', lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = ?2
+             WHERE id = ?1 AND state = 'sending'",
+        )?;
+        for id in ids {
+            stmt.execute(params![id, now_ms])?;
+        }
+        Ok(())
+    }
+
+    /// Persists "about to send part `idx`" before the request leaves.
+    pub fn mark_part_dispatching(&self, id: &str, idx: u32, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE outbox_parts SET state = 'dispatching', dispatched_at_ms = COALESCE(dispatched_at_ms, ?3)
+             WHERE outbox_id = ?1 AND idx = ?2",
+            params![id, idx, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Records the platform's receipt for part `idx`.
+    pub fn mark_part_sent(&self, id: &str, idx: u32, message_id: &str, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE outbox_parts SET state = 'sent', platform_message_id = ?3, sent_at_ms = ?4
+             WHERE outbox_id = ?1 AND idx = ?2",
+            params![id, idx, message_id, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a part's state (`pending` after a proven non-send, `unknown` after an ambiguous one).
+    pub fn set_part_state(&self, id: &str, idx: u32, state: &str) -> Result<()> {
+        self.conn()
+            .execute("UPDATE outbox_parts SET state = ?3 WHERE outbox_id = ?1 AND idx = ?2", params![id, idx, state])?;
+        Ok(())
+    }
+
+    pub fn record_attempt(&self, id: &str, a: &AttemptRow) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO outbox_attempts (outbox_id, at_ms, part_idx, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, a.at_ms, a.part_idx, a.outcome, a.detail],
+        )?;
+        Ok(())
+    }
+
+    /// Puts a leased row back to `pending` for `next_attempt_at_ms`, charging an attempt or not.
+    pub fn reschedule_delivery(
+        &self,
+        id: &str,
+        next_attempt_at_ms: i64,
+        charge_attempt: bool,
+        error: &str,
+        class: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE outbox SET state = 'pending', attempts = attempts + ?2, next_attempt_at_ms = ?3, lease_owner = NULL,
+               lease_until_ms = NULL, last_error = ?4, last_error_class = ?5, updated_at_ms = ?6 WHERE id = ?1",
+            params![id, charge_attempt as i64, next_attempt_at_ms, error, class, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Makes a row terminal: `delivered`, `unknown` or `dead`. Returns the updated row.
+    pub fn settle_delivery(
+        &self,
+        id: &str,
+        state: &str,
+        charge_attempt: bool,
+        error: Option<&str>,
+        class: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<DeliveryRow>> {
+        self.conn().execute(
+            "UPDATE outbox SET state = ?2, attempts = attempts + ?3, lease_owner = NULL, lease_until_ms = NULL,
+               last_error = COALESCE(?4, last_error), last_error_class = COALESCE(?5, last_error_class),
+               settled_at_ms = ?6, updated_at_ms = ?6 WHERE id = ?1",
+            params![id, state, charge_attempt as i64, error, class, now_ms],
+        )?;
+        get_row(self.conn(), id)
+    }
+
+    /// Sends a `dead` or `unknown` row again: back to `pending`, attempts reset, parts that were
+    /// never confirmed sent become `pending`. Returns false if the row is not in such a state.
+    pub fn retry_delivery(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ?2, settled_at_ms = NULL,
+               updated_at_ms = ?2 WHERE id = ?1 AND state IN ('dead', 'unknown')",
+            params![id, now_ms],
+        )?;
+        if n > 0 {
+            self.conn().execute(
+                "UPDATE outbox_parts SET state = 'pending', dispatched_at_ms = NULL WHERE outbox_id = ?1 AND state != 'sent'",
+                [id],
+            )?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Deletes settled rows in `states` settled before `before_ms`; returns how many.
+    pub fn purge_deliveries(&self, states: &[String], before_ms: i64) -> Result<usize> {
+        let mut total = 0;
+        for state in states {
+            if !matches!(state.as_str(), "delivered" | "dead" | "unknown") {
+                continue;
+            }
+            total += self.conn().execute(
+                "DELETE FROM outbox WHERE state = ?1 AND settled_at_ms IS NOT NULL AND settled_at_ms < ?2",
+                params![state, before_ms],
+            )?;
+        }
+        Ok(total)
+    }
+
+    /// After a restart: leased rows go back to `pending` (nothing of ours is sending any more) and
+    /// parts caught mid-send become `unknown`. Returns the rows that had such a part.
+    pub fn recover_outbox(&self, now_ms: i64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT outbox_id FROM outbox_parts WHERE state = 'dispatching'
+               AND outbox_id IN (SELECT id FROM outbox WHERE state = 'sending')",
+        )?;
+        let interrupted = stmt.query_map((), |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        conn.execute(
+            "UPDATE outbox_parts SET state = 'unknown' WHERE state = 'dispatching'
+               AND outbox_id IN (SELECT id FROM outbox WHERE state = 'sending')",
+            (),
+        )?;
+        conn.execute(
+            "UPDATE outbox SET state = 'pending', lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = ?1
+             WHERE state = 'sending'",
+            [now_ms],
+        )?;
+        Ok(interrupted)
+    }
+
+    /// Stores a message for the local inbox (idempotent per outbox row).
+    pub fn insert_inbox(&self, outbox_id: &str, target: &str, text: &str, now_ms: i64) -> Result<i64> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO inbox (outbox_id, target, text, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![outbox_id, target, text, now_ms],
+        )?;
+        Ok(self.conn().query_row("SELECT id FROM inbox WHERE outbox_id = ?1", [outbox_id], |r| r.get(0))?)
+    }
+}
+
+impl Rd<'_> {
+    pub fn get_delivery(&self, id: &str) -> Result<Option<DeliveryDetail>> {
+        let conn = self.conn();
+        let Some(row) = get_row(conn, id)? else { return Ok(None) };
+        let parts = parts_of(conn, id)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT at_ms, part_idx, outcome, detail FROM outbox_attempts WHERE outbox_id = ?1 ORDER BY at_ms, rowid",
+        )?;
+        let attempts = stmt
+            .query_map([id], |r| {
+                Ok(AttemptRow { at_ms: r.get(0)?, part_idx: r.get(1)?, outcome: r.get(2)?, detail: r.get(3)? })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(DeliveryDetail { row, parts, attempts }))
+    }
+
+    /// The delivery with this idempotency key, if any.
+    pub fn delivery_by_key(&self, key: &str) -> Result<Option<DeliveryRow>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {ROW_COLS} FROM outbox WHERE idempotency_key = ?1"), [key], row_from)
+            .optional()?)
+    }
+
+    /// Newest first, with the total matching.
+    pub fn list_deliveries(&self, f: &DeliveryFilter) -> Result<(Vec<DeliveryRow>, u64)> {
+        let mut clauses = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if !f.states.is_empty() {
+            let mut marks = Vec::new();
+            for s in &f.states {
+                args.push(s.clone().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            clauses.push(format!("state IN ({})", marks.join(", ")));
+        }
+        if let Some(c) = &f.channel {
+            args.push(c.clone().into());
+            clauses.push(format!("channel = ?{}", args.len()));
+        }
+        if let Some(o) = &f.origin_id {
+            args.push(o.clone().into());
+            clauses.push(format!("origin_id = ?{}", args.len()));
+        }
+        let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let total: i64 = self.conn().query_row(
+            &format!("SELECT COUNT(*) FROM outbox {where_sql}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?;
+        args.push((f.limit as i64).into());
+        args.push((f.offset as i64).into());
+        let sql = format!(
+            "SELECT {ROW_COLS} FROM outbox {where_sql} ORDER BY seq DESC LIMIT ?{} OFFSET ?{}",
+            args.len() - 1,
+            args.len()
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows =
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), row_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, total as u64))
+    }
+
+    /// Per-channel depth, oldest pending age and dead/unknown counts.
+    pub fn outbox_stats(&self) -> Result<Vec<ChannelStats>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT channel,
+               SUM(state = 'pending'), SUM(state = 'sending'), MIN(CASE WHEN state IN ('pending','sending') THEN created_at_ms END),
+               SUM(state = 'dead'), SUM(state = 'unknown'), SUM(state = 'delivered'),
+               MIN(CASE WHEN state = 'dead' THEN settled_at_ms END)
+             FROM outbox GROUP BY channel ORDER BY channel",
+        )?;
+        let stats = stmt
+            .query_map((), |r| {
+                Ok(ChannelStats {
+                    channel: r.get(0)?,
+                    pending: r.get::<_, i64>(1)? as u64,
+                    sending: r.get::<_, i64>(2)? as u64,
+                    oldest_pending_created_at_ms: r.get(3)?,
+                    dead: r.get::<_, i64>(4)? as u64,
+                    unknown: r.get::<_, i64>(5)? as u64,
+                    delivered: r.get::<_, i64>(6)? as u64,
+                    oldest_dead_settled_at_ms: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(stats)
+    }
+
+    /// When the earliest pending row becomes due, if any.
+    pub fn next_delivery_due_at(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT MIN(next_attempt_at_ms) FROM outbox WHERE state = 'pending'", (), |r| r.get(0))?)
+    }
+
+    /// Inbox messages, newest first.
+    pub fn list_inbox(&self, limit: u32, offset: u32) -> Result<(Vec<InboxRow>, u64)> {
+        let total: i64 = self.conn().query_row("SELECT COUNT(*) FROM inbox", (), |r| r.get(0))?;
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, outbox_id, target, text, created_at_ms FROM inbox ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![limit, offset], |r| {
+                Ok(InboxRow {
+                    id: r.get(0)?,
+                    outbox_id: r.get(1)?,
+                    target: r.get(2)?,
+                    text: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, total as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn delivery(id: &str, channel: &str, target: &str, parts: usize) -> NewDelivery {
+        NewDelivery {
+            id: id.into(),
+            idempotency_key: format!("key-{id}"),
+            origin_kind: "send".into(),
+            origin_id: None,
+            channel: channel.into(),
+            account_id: None,
+            target: target.into(),
+            thread_id: None,
+            max_attempts: 5,
+            best_effort: false,
+            body: "body".into(),
+            parts: (0..parts).map(|i| (format!("part {i}"), format!("n-{id}-{i}"))).collect(),
+            created_at_ms: 100,
+        }
+    }
+
+    fn ids(batches: &[Vec<LeasedDelivery>]) -> Vec<Vec<String>> {
+        batches.iter().map(|b| b.iter().map(|l| l.row.id.clone()).collect()).collect()
+    }
+
+    #[test]
+    fn enqueue_is_idempotent_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let first = store.write_blocking(|tx| tx.enqueue_delivery(&delivery("a", "discord", "channel:1", 2))).unwrap();
+        let mut again = delivery("b", "discord", "channel:1", 1);
+        again.idempotency_key = "key-a".into();
+        let second = store.write_blocking(move |tx| tx.enqueue_delivery(&again)).unwrap();
+        assert_eq!((first.created, second.created, second.id.as_str()), (true, false, "a"));
+        let parts = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap().parts;
+        assert_eq!(parts.len(), 2);
+        assert!(store.read_blocking(|rd| rd.get_delivery("b")).unwrap().is_none());
+    }
+
+    #[test]
+    fn leasing_is_fifo_per_conversation_and_parallel_across() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                for (id, target) in [("a1", "c:1"), ("b1", "c:2"), ("a2", "c:1"), ("a3", "c:1"), ("b2", "c:2")] {
+                    tx.enqueue_delivery(&delivery(id, "discord", target, 1))?;
+                }
+                tx.enqueue_delivery(&delivery("t1", "telegram", "42", 1))?;
+                Ok(())
+            })
+            .unwrap();
+        let leased =
+            store.write_blocking(|tx| tx.lease_deliveries(1_000, 1, 9_000, 10, 2, &["telegram".into()])).unwrap();
+        assert_eq!(ids(&leased), [vec!["a1", "a2"], vec!["b1", "b2"]]);
+        // Conversation c:1 is busy until a1/a2 finish; a3 must wait.
+        assert!(
+            store
+                .write_blocking(|tx| tx.lease_deliveries(1_000, 1, 9_000, 10, 2, &[]))
+                .unwrap()
+                .iter()
+                .all(|b| b[0].row.id == "t1")
+        );
+        store
+            .write_blocking(|tx| {
+                tx.settle_delivery("a1", "delivered", true, None, None, 1_001)?;
+                // a2 goes back into backoff: a3 may not overtake it.
+                tx.reschedule_delivery("a2", 5_000, true, "boom", "ambiguous", 1_001)
+            })
+            .unwrap();
+        assert!(store.write_blocking(|tx| tx.lease_deliveries(2_000, 1, 9_000, 10, 5, &[])).unwrap().is_empty());
+        let leased = store.write_blocking(|tx| tx.lease_deliveries(5_000, 1, 9_000, 10, 5, &[])).unwrap();
+        assert_eq!(ids(&leased), [vec!["a2", "a3"]]);
+        assert_eq!(leased[0][0].row.attempts, 1);
+        // Released rows return untouched.
+        store.write_blocking(|tx| tx.release_deliveries(&["a3".into()], 5_001)).unwrap();
+        let stats = store.read_blocking(|rd| rd.outbox_stats()).unwrap();
+        let discord = stats.iter().find(|s| s.channel == "discord").unwrap();
+        assert_eq!((discord.pending, discord.sending, discord.delivered), (1, 3, 1));
+    }
+
+    #[test]
+    fn recovery_marks_mid_send_parts_unknown_and_retry_resends_only_unsent_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store.write_blocking(|tx| tx.enqueue_delivery(&delivery("a", "discord", "c:1", 3)).map(|_| ())).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.lease_deliveries(1_000, 1, 9_000, 10, 1, &[])?;
+                tx.mark_part_dispatching("a", 0, 1_000)?;
+                tx.mark_part_sent("a", 0, "m0", 1_001)?;
+                tx.mark_part_dispatching("a", 1, 1_002)
+            })
+            .unwrap();
+        let interrupted = store.write_blocking(|tx| tx.recover_outbox(2_000)).unwrap();
+        assert_eq!(interrupted, ["a"]);
+        let DeliveryDetail { row, parts, .. } = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap();
+        assert_eq!(row.state, "pending");
+        assert_eq!(parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "unknown", "pending"]);
+        store
+            .write_blocking(|tx| {
+                tx.settle_delivery("a", "unknown", false, Some("?"), Some("ambiguous"), 2_001).map(|_| ())
+            })
+            .unwrap();
+        assert!(store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap());
+        let DeliveryDetail { row, parts, .. } = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap();
+        assert_eq!((row.state.as_str(), row.attempts), ("pending", 0));
+        assert_eq!(parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "pending", "pending"]);
+        assert!(!store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap(), "only dead/unknown rows retry");
+    }
+
+    #[test]
+    fn purge_and_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                for id in ["a", "b", "c"] {
+                    tx.enqueue_delivery(&delivery(id, "discord", id, 1))?;
+                }
+                tx.settle_delivery("a", "delivered", true, None, None, 10)?;
+                tx.settle_delivery("b", "dead", true, Some("403"), Some("permanent"), 20)?;
+                Ok(())
+            })
+            .unwrap();
+        let filter = DeliveryFilter { states: vec!["dead".into()], limit: 10, ..Default::default() };
+        let (rows, total) = store.read_blocking(move |rd| rd.list_deliveries(&filter)).unwrap();
+        assert_eq!((total, rows[0].last_error.as_deref()), (1, Some("403")));
+        assert_eq!(
+            store.write_blocking(|tx| tx.purge_deliveries(&["delivered".into(), "dead".into()], 15)).unwrap(),
+            1
+        );
+        let (_, total) =
+            store.read_blocking(|rd| rd.list_deliveries(&DeliveryFilter { limit: 10, ..Default::default() })).unwrap();
+        assert_eq!(total, 2);
+    }
+}

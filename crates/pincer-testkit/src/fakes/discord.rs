@@ -1,0 +1,360 @@
+//! Fake Discord REST v10: `POST /channels/{id}/messages`, `POST /users/@me/channels` (DM open) and
+//! `GET /users/@me`, under `base_url()` = `http://127.0.0.1:<port>/api/v10`.
+//!
+//! It honours `enforce_nonce` like Discord: a nonce seen within the window (5 minutes by default)
+//! answers with the original message and records nothing. Only the bot token [`FakeDiscord::TOKEN`]
+//! is accepted; anything else gets 401.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::webhook::harness::{self, Conn, Recorder, Server};
+
+/// A scripted misbehaviour for the next message-create request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer 429 with `retry_after` (float seconds) in the body and a `Retry-After` header.
+    RateLimited {
+        /// The delay to advertise.
+        retry_after: Duration,
+        /// Whether it is the global limit.
+        global: bool,
+    },
+    /// Answer this 5xx, recording nothing.
+    ServerError(u16),
+    /// Record the message, then answer this 5xx ("accepted but answered with an error").
+    AcceptThenServerError(u16),
+    /// Never answer, recording nothing.
+    Hang,
+    /// Record the message, then never answer.
+    AcceptThenHang,
+    /// Reset the connection, recording nothing.
+    Reset,
+    /// Record the message, then reset the connection.
+    AcceptThenReset,
+    /// Wait this long, then handle the request normally.
+    Delay(Duration),
+    /// Answer a Discord JSON error `{"message", "code"}` with this status.
+    Error {
+        /// HTTP status.
+        status: u16,
+        /// Discord's JSON error code.
+        code: u64,
+        /// Discord's message.
+        message: String,
+    },
+}
+
+impl Fault {
+    fn error(status: u16, code: u64, message: &str) -> Self {
+        Fault::Error { status, code, message: message.into() }
+    }
+
+    /// 401, as for a revoked token.
+    pub fn unauthorized() -> Self {
+        Self::error(401, 0, "401: Unauthorized")
+    }
+
+    /// 404 / 10003 Unknown Channel.
+    pub fn unknown_channel() -> Self {
+        Self::error(404, 10003, "Unknown Channel")
+    }
+
+    /// 403 / 50001 Missing Access.
+    pub fn missing_access() -> Self {
+        Self::error(403, 50001, "Missing Access")
+    }
+
+    /// 403 / 50013 Missing Permissions.
+    pub fn missing_permissions() -> Self {
+        Self::error(403, 50013, "Missing Permissions")
+    }
+
+    /// 403 / 50007 Cannot send messages to this user.
+    pub fn cannot_dm() -> Self {
+        Self::error(403, 50007, "Cannot send messages to this user")
+    }
+
+    /// 400 / 50035 Invalid Form Body.
+    pub fn invalid_form_body() -> Self {
+        Self::error(400, 50035, "Invalid Form Body")
+    }
+}
+
+/// One message the fake accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscordMessage {
+    /// The snowflake the fake assigned.
+    pub id: String,
+    /// The channel (or thread, or DM channel) it was posted to.
+    pub channel_id: String,
+    /// The `content` field.
+    pub content: String,
+    /// The `nonce` field, if any.
+    pub nonce: Option<String>,
+    /// The `enforce_nonce` field.
+    pub enforce_nonce: bool,
+    /// The `allowed_mentions` field, if any.
+    pub allowed_mentions: Option<Value>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+struct DiscordState {
+    messages: Vec<DiscordMessage>,
+    /// Nonce → (when it was accepted, index of its message).
+    nonces: HashMap<String, (Instant, usize)>,
+    nonce_window: Duration,
+    faults: VecDeque<Fault>,
+    requests: usize,
+    deduplicated: usize,
+    dm_opens: usize,
+    dm_channels: HashMap<String, String>,
+    next_id: u64,
+}
+
+/// A fake Discord API on 127.0.0.1.
+pub struct FakeDiscord {
+    server: Server,
+    shared: Arc<Recorder<DiscordState>>,
+}
+
+type Shared = Arc<Recorder<DiscordState>>;
+
+impl FakeDiscord {
+    /// The only bot token the fake accepts.
+    pub const TOKEN: &'static str = "fake-discord-token";
+    /// The fake bot's username (what `GET /users/@me` returns).
+    pub const BOT_NAME: &'static str = "pincer-fake-bot";
+
+    /// Starts the fake.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Recorder::new(DiscordState {
+            messages: Vec::new(),
+            nonces: HashMap::new(),
+            nonce_window: Duration::from_secs(300),
+            faults: VecDeque::new(),
+            requests: 0,
+            deduplicated: 0,
+            dm_opens: 0,
+            dm_channels: HashMap::new(),
+            next_id: 1_300_000_000_000_000_000,
+        }));
+        let router = Router::new()
+            .route("/api/v10/channels/{channel_id}/messages", post(create_message))
+            .route("/api/v10/users/@me/channels", post(open_dm))
+            .route("/api/v10/users/@me", get(me))
+            .with_state(shared.clone());
+        FakeDiscord { server: Server::start(router).await, shared }
+    }
+
+    /// The `apiBaseUrl` to configure: `http://127.0.0.1:<port>/api/v10`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api/v10", self.server.addr())
+    }
+
+    /// Queues a fault for the next message-create request (one per request, in order).
+    pub fn push_fault(&self, fault: Fault) {
+        self.shared.lock().faults.push_back(fault);
+    }
+
+    /// How long a nonce deduplicates (default 5 minutes).
+    pub fn set_nonce_window(&self, window: Duration) {
+        self.shared.lock().nonce_window = window;
+    }
+
+    /// Every message accepted, in order.
+    pub fn messages(&self) -> Vec<DiscordMessage> {
+        self.shared.lock().messages.clone()
+    }
+
+    /// Message-create requests received, including refused, faulted and deduplicated ones.
+    pub fn requests(&self) -> usize {
+        self.shared.lock().requests
+    }
+
+    /// Message-create requests answered with an earlier message because of their nonce.
+    pub fn deduplicated(&self) -> usize {
+        self.shared.lock().deduplicated
+    }
+
+    /// DM-open requests received.
+    pub fn dm_opens(&self) -> usize {
+        self.shared.lock().dm_opens
+    }
+
+    /// The DM channel the fake opened for `user`, if any.
+    pub fn dm_channel(&self, user: &str) -> Option<String> {
+        self.shared.lock().dm_channels.get(user).cloned()
+    }
+
+    /// Nonces that were accepted more than once (outside the window, or without `enforce_nonce`).
+    pub fn duplicate_nonces(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        let mut seen = HashMap::new();
+        for nonce in state.messages.iter().filter_map(|m| m.nonce.as_ref()) {
+            *seen.entry(nonce.clone()).or_insert(0) += 1;
+        }
+        let mut dups: Vec<String> = seen.into_iter().filter(|(_, n)| *n > 1).map(|(nonce, _)| nonce).collect();
+        dups.sort();
+        dups
+    }
+
+    /// Panics if any nonce was accepted twice.
+    pub fn assert_no_duplicate_nonces(&self) {
+        let dups = self.duplicate_nonces();
+        assert!(dups.is_empty(), "nonces accepted more than once: {dups:?}");
+    }
+
+    /// Waits until at least `n` messages were accepted and returns them.
+    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<DiscordMessage> {
+        let what = format!("{n} discord messages");
+        self.shared.wait_for(timeout, &what, |s| (s.messages.len() >= n).then(|| s.messages.clone())).await
+    }
+}
+
+fn error(status: u16, code: u64, message: &str) -> Response {
+    (harness::status(status), axum::Json(json!({ "message": message, "code": code }))).into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bot {}", FakeDiscord::TOKEN))
+}
+
+fn message_json(message: &DiscordMessage) -> Value {
+    json!({
+        "id": message.id,
+        "type": 0,
+        "channel_id": message.channel_id,
+        "content": message.content,
+        "nonce": message.nonce,
+        "author": { "id": "1100000000000000001", "username": FakeDiscord::BOT_NAME, "bot": true },
+    })
+}
+
+async fn create_message(
+    State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    Path(channel_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = {
+        let mut state = shared.lock();
+        state.requests += 1;
+        state.faults.pop_front()
+    };
+    shared.notify();
+    match &fault {
+        Some(Fault::RateLimited { retry_after, global }) => {
+            let body = json!({
+                "message": "You are being rate limited.",
+                "retry_after": retry_after.as_secs_f64(),
+                "global": global,
+            });
+            return harness::too_many_requests(*retry_after, body);
+        }
+        Some(Fault::ServerError(code)) => return error(*code, 0, "500: Internal Server Error"),
+        Some(Fault::Hang) => return harness::hang().await,
+        Some(Fault::Reset) => return conn.reset(),
+        Some(Fault::Delay(delay)) => tokio::time::sleep(*delay).await,
+        Some(Fault::Error { status, code, message }) => return error(*status, *code, message),
+        _ => {}
+    }
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, 50109, "The request body contains invalid JSON.");
+    };
+    let content = json["content"].as_str().unwrap_or_default().to_string();
+    let nonce = match &json["nonce"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    if content.trim().is_empty() {
+        return error(400, 50006, "Cannot send an empty message");
+    }
+    if content.chars().count() > 2000 || nonce.as_ref().is_some_and(|n| n.chars().count() > 25) {
+        return error(400, 50035, "Invalid Form Body");
+    }
+    let enforce_nonce = json["enforce_nonce"].as_bool().unwrap_or(false);
+    let answer = {
+        let mut state = shared.lock();
+        let window = state.nonce_window;
+        let original = match (&nonce, enforce_nonce) {
+            (Some(nonce), true) => state.nonces.get(nonce).filter(|(at, _)| at.elapsed() < window).map(|(_, i)| *i),
+            _ => None,
+        };
+        match original {
+            Some(index) => {
+                state.deduplicated += 1;
+                message_json(&state.messages[index])
+            }
+            None => {
+                state.next_id += 1;
+                let message = DiscordMessage {
+                    id: state.next_id.to_string(),
+                    channel_id,
+                    content,
+                    nonce: nonce.clone(),
+                    enforce_nonce,
+                    allowed_mentions: json.get("allowed_mentions").cloned(),
+                    user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_string),
+                };
+                let answer = message_json(&message);
+                state.messages.push(message);
+                if let Some(nonce) = nonce {
+                    let index = state.messages.len() - 1;
+                    state.nonces.insert(nonce, (Instant::now(), index));
+                }
+                answer
+            }
+        }
+    };
+    shared.notify();
+    match fault {
+        Some(Fault::AcceptThenServerError(code)) => error(code, 0, "500: Internal Server Error"),
+        Some(Fault::AcceptThenHang) => harness::hang().await,
+        Some(Fault::AcceptThenReset) => conn.reset(),
+        _ => (StatusCode::OK, axum::Json(answer)).into_response(),
+    }
+}
+
+async fn open_dm(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let recipient = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["recipient_id"].as_str().map(str::to_string))
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    let Some(recipient) = recipient else {
+        return error(400, 50035, "Invalid Form Body");
+    };
+    let id = {
+        let mut state = shared.lock();
+        state.dm_opens += 1;
+        let next = 1_200_000_000_000_000_000u64 + state.dm_channels.len() as u64 + 1;
+        state.dm_channels.entry(recipient.clone()).or_insert_with(|| next.to_string()).clone()
+    };
+    shared.notify();
+    axum::Json(json!({ "id": id, "type": 1, "recipients": [{ "id": recipient }] })).into_response()
+}
+
+async fn me(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    axum::Json(json!({ "id": "1100000000000000001", "username": FakeDiscord::BOT_NAME, "bot": true })).into_response()
+}

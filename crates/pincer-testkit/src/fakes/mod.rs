@@ -1,0 +1,9 @@
+//! Fake channel and model servers: real HTTP servers on 127.0.0.1 with scriptable faults that
+//! record what they accepted. Point an adapter's configurable base URL at `fake.base_url()`.
+
+pub mod anthropic;
+pub mod discord;
+pub mod openai;
+pub mod slack;
+pub mod telegram;
+pub mod webhook;

@@ -1,0 +1,567 @@
+//! A fake OpenAI-compatible server (`POST /v1/chat/completions`), plus the scripting core it
+//! shares with [`super::anthropic`]: a queue of [`Reply`]s (per model id or global, then a sticky
+//! reply per model, then a default), and a record of every request with the [`Instant`] it
+//! arrived.
+//!
+//! Replies follow the request: a `Reply::text` is streamed as SSE in N chunks when the request
+//! says `stream: true`, and sent as one JSON body otherwise. Errors use each platform's real
+//! status codes, headers and body shapes.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Token counts a fake reports. `input` excludes cached tokens; each platform renders them its
+/// own way (OpenAI: `prompt_tokens = input + cache_read`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FakeUsage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl FakeUsage {
+    pub fn new(input: u64, output: u64) -> FakeUsage {
+        FakeUsage { input, output, cache_read: 0, cache_write: 0 }
+    }
+}
+
+/// An HTTP error, rendered in the platform's real shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeError {
+    /// 429, with `retry-after: <secs>` when given.
+    RateLimited { retry_after_secs: Option<u64> },
+    /// 500.
+    ServerError,
+    /// OpenAI 503; Anthropic 529 `overloaded_error`.
+    Overloaded,
+    /// 404 for the requested model.
+    UnknownModel,
+    /// 401, a bad API key.
+    Unauthorized,
+    /// 400, the prompt exceeds the context window.
+    ContextOverflow,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Text, streamed in `chunks` pieces (or sent whole), with `usage` and a finish reason
+    /// (`None` = the platform's normal one).
+    Text { text: String, chunks: usize, usage: FakeUsage, finish: Option<String> },
+    /// An HTTP error.
+    Error(FakeError),
+    /// A 200 whose body (or, streaming, whose first event) is not valid JSON.
+    Malformed,
+    /// Streams the first `after_chunks` of `chunks` pieces of `text`, then sends nothing more and
+    /// holds the connection open. A non-streaming request gets the headers and no body.
+    Stall { text: String, chunks: usize, after_chunks: usize },
+    /// Streams `after_chunks` pieces, then an error inside the stream. A non-streaming request
+    /// gets the error as an HTTP error.
+    StreamError { text: String, chunks: usize, after_chunks: usize, error: FakeError },
+    /// Exactly these bytes, each element written as its own chunk.
+    Raw { status: u16, headers: Vec<(String, String)>, chunks: Vec<Vec<u8>> },
+}
+
+impl Reply {
+    /// Text in 3 chunks, usage 10 in / 5 out.
+    pub fn text(text: impl Into<String>) -> Reply {
+        Reply::Text { text: text.into(), chunks: 3, usage: FakeUsage::new(10, 5), finish: None }
+    }
+
+    /// The silent-reply token, as a model would send it.
+    pub fn no_reply() -> Reply {
+        Reply::text("NO_REPLY").in_chunks(1)
+    }
+
+    pub fn error(error: FakeError) -> Reply {
+        Reply::Error(error)
+    }
+
+    pub fn rate_limited(retry_after_secs: Option<u64>) -> Reply {
+        Reply::Error(FakeError::RateLimited { retry_after_secs })
+    }
+
+    pub fn server_error() -> Reply {
+        Reply::Error(FakeError::ServerError)
+    }
+
+    pub fn overloaded() -> Reply {
+        Reply::Error(FakeError::Overloaded)
+    }
+
+    pub fn unknown_model() -> Reply {
+        Reply::Error(FakeError::UnknownModel)
+    }
+
+    pub fn unauthorized() -> Reply {
+        Reply::Error(FakeError::Unauthorized)
+    }
+
+    pub fn context_overflow() -> Reply {
+        Reply::Error(FakeError::ContextOverflow)
+    }
+
+    pub fn malformed() -> Reply {
+        Reply::Malformed
+    }
+
+    /// Six chunks of a sentence, of which only the first `after_chunks` are ever sent.
+    pub fn stall_after(after_chunks: usize) -> Reply {
+        Reply::Stall { text: "This answer never finishes, the server stops.".into(), chunks: 6, after_chunks }
+    }
+
+    /// Six chunks of a sentence; after `after_chunks` of them, `error` arrives in the stream.
+    pub fn error_after(after_chunks: usize, error: FakeError) -> Reply {
+        Reply::StreamError { text: "This answer breaks off with an error.".into(), chunks: 6, after_chunks, error }
+    }
+
+    /// A 200 event stream made of exactly these pieces.
+    pub fn raw_sse<I, C>(chunks: I) -> Reply
+    where
+        I: IntoIterator<Item = C>,
+        C: Into<Vec<u8>>,
+    {
+        Reply::Raw {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            chunks: chunks.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Sets the number of pieces a text is streamed in.
+    pub fn in_chunks(mut self, n: usize) -> Reply {
+        if let Reply::Text { chunks, .. } | Reply::Stall { chunks, .. } | Reply::StreamError { chunks, .. } = &mut self
+        {
+            *chunks = n.max(1);
+        }
+        self
+    }
+
+    /// Sets the usage a text reports.
+    pub fn with_usage(mut self, new: FakeUsage) -> Reply {
+        if let Reply::Text { usage, .. } = &mut self {
+            *usage = new;
+        }
+        self
+    }
+
+    /// Sets the finish reason a text reports.
+    pub fn with_finish(mut self, reason: impl Into<String>) -> Reply {
+        if let Reply::Text { finish, .. } = &mut self {
+            *finish = Some(reason.into());
+        }
+        self
+    }
+}
+
+/// Splits `text` into at most `n` pieces of nearly equal length (in characters).
+pub fn split_text(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return Vec::new();
+    }
+    let size = chars.len().div_ceil(n.max(1));
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// A request the fake accepted.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// When the request head arrived (before the body was read).
+    pub at: Instant,
+    pub path: String,
+    /// Header names are lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (`Value::Null` when it was not JSON).
+    pub body: Value,
+}
+
+impl ModelRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        self.body.get("model").and_then(Value::as_str)
+    }
+
+    pub fn stream(&self) -> bool {
+        self.body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+    }
+}
+
+/// How one platform's API looks on the wire.
+pub trait Wire: Send + Sync + 'static {
+    /// The route the fake serves.
+    const PATH: &'static str;
+    /// What [`FakeModel::base_url`] appends to `http://127.0.0.1:<port>`.
+    const BASE_SUFFIX: &'static str;
+    /// Renders `reply` as an answer to `request`.
+    fn render(reply: &Reply, request: &ModelRequest) -> Response;
+}
+
+struct Script {
+    queue: VecDeque<Reply>,
+    queue_for: HashMap<String, VecDeque<Reply>>,
+    sticky_for: HashMap<String, Reply>,
+    default: Reply,
+    requests: Vec<ModelRequest>,
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    seen: watch::Sender<usize>,
+}
+
+/// A fake model server speaking wire `W` on 127.0.0.1.
+pub struct FakeModel<W: Wire> {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+    wire: PhantomData<W>,
+}
+
+/// The OpenAI chat-completions wire.
+pub struct OpenAiWire;
+
+/// A fake OpenAI-compatible server; `base_url()` ends with `/v1`.
+pub type FakeOpenAi = FakeModel<OpenAiWire>;
+
+impl<W: Wire> FakeModel<W> {
+    /// Starts the server on an ephemeral port. The default reply is `Reply::text("Hello from
+    /// the fake model.")`.
+    pub async fn start() -> FakeModel<W> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script {
+                queue: VecDeque::new(),
+                queue_for: HashMap::new(),
+                sticky_for: HashMap::new(),
+                default: Reply::text("Hello from the fake model."),
+                requests: Vec::new(),
+            }),
+            seen: watch::Sender::new(0),
+        });
+        let app = Router::new().route(W::PATH, post(handle::<W>)).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeModel { addr, shared, server, wire: PhantomData }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL to put in `models.providers.<name>.baseUrl`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}{}", self.addr, W::BASE_SUFFIX)
+    }
+
+    fn script(&self) -> std::sync::MutexGuard<'_, Script> {
+        self.shared.script.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a reply for the next request, whatever its model.
+    pub fn push(&self, reply: Reply) {
+        self.script().queue.push_back(reply);
+    }
+
+    /// Queues a reply for the next request for `model`; it goes before the global queue.
+    pub fn push_for(&self, model: &str, reply: Reply) {
+        self.script().queue_for.entry(model.to_string()).or_default().push_back(reply);
+    }
+
+    /// Answers every request for `model` with `reply` once the queues are empty.
+    pub fn reply_for(&self, model: &str, reply: Reply) {
+        self.script().sticky_for.insert(model.to_string(), reply);
+    }
+
+    /// The reply when nothing else applies.
+    pub fn set_default(&self, reply: Reply) {
+        self.script().default = reply;
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<ModelRequest> {
+        self.script().requests.clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        *self.shared.seen.borrow()
+    }
+
+    /// Waits (in real time, at most 10 s) until `n` requests have arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut rx = self.shared.seen.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|seen| *seen >= n)).await;
+        assert!(waited.is_ok(), "the fake saw {} requests after 10 s, expected {n}", self.request_count());
+    }
+}
+
+impl<W: Wire> Drop for FakeModel<W> {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
+    let recorded = ModelRequest {
+        at,
+        path: parts.uri.path().to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    };
+    let reply = {
+        let mut script = shared.script.lock().unwrap_or_else(|e| e.into_inner());
+        let model = recorded.model().unwrap_or_default().to_string();
+        script.requests.push(recorded.clone());
+        let queued = script.queue_for.get_mut(&model).and_then(VecDeque::pop_front);
+        queued
+            .or_else(|| script.queue.pop_front())
+            .or_else(|| script.sticky_for.get(&model).cloned())
+            .unwrap_or_else(|| script.default.clone())
+    };
+    shared.seen.send_modify(|seen| *seen += 1);
+    W::render(&reply, &recorded)
+}
+
+/// A 200 `text/event-stream` written one element at a time; with `hang`, the body then never
+/// ends (and never sends another byte).
+pub fn sse_response(events: Vec<String>, hang: bool) -> Response {
+    let items = stream::iter(events.into_iter().map(|e| Ok::<Bytes, Infallible>(Bytes::from(e))));
+    let body = if hang { Body::from_stream(items.chain(stream::pending())) } else { Body::from_stream(items) };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(body)
+        .expect("valid response")
+}
+
+/// A JSON response with extra headers.
+pub fn json_response(status: u16, headers: &[(&str, String)], body: &Value) -> Response {
+    let mut builder = Response::builder().status(status).header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    builder.body(Body::from(body.to_string())).expect("valid response")
+}
+
+/// A 200 JSON response whose body never arrives.
+pub fn hanging_json_response() -> Response {
+    let body = Body::from_stream(stream::pending::<Result<Bytes, Infallible>>());
+    Response::builder().status(StatusCode::OK).header("content-type", "application/json").body(body).expect("valid")
+}
+
+/// Exactly the scripted bytes.
+pub fn raw_response(status: u16, headers: &[(String, String)], chunks: &[Vec<u8>]) -> Response {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let items: Vec<Result<Bytes, Infallible>> = chunks.iter().map(|c| Ok(Bytes::from(c.clone()))).collect();
+    builder.body(Body::from_stream(stream::iter(items))).expect("valid response")
+}
+
+impl OpenAiWire {
+    fn error(error: FakeError, model: &str) -> (u16, Vec<(&'static str, String)>, Value) {
+        let body = |message: &str, kind: &str, param: Value, code: Value| json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
+        match error {
+            FakeError::RateLimited { retry_after_secs } => {
+                let wait = retry_after_secs.unwrap_or(1);
+                let mut headers = vec![
+                    ("x-ratelimit-limit-requests", "3".to_string()),
+                    ("x-ratelimit-remaining-requests", "0".to_string()),
+                ];
+                if let Some(secs) = retry_after_secs {
+                    headers.push(("retry-after", secs.to_string()));
+                }
+                let message = format!(
+                    "Rate limit reached for {model} in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in {wait}s."
+                );
+                (429, headers, body(&message, "requests", Value::Null, json!("rate_limit_exceeded")))
+            }
+            FakeError::ServerError => (
+                500,
+                vec![],
+                body(
+                    "The server had an error while processing your request. Sorry about that!",
+                    "server_error",
+                    Value::Null,
+                    Value::Null,
+                ),
+            ),
+            FakeError::Overloaded => (
+                503,
+                vec![],
+                body(
+                    "The engine is currently overloaded, please try again later",
+                    "server_error",
+                    Value::Null,
+                    Value::Null,
+                ),
+            ),
+            FakeError::UnknownModel => (
+                404,
+                vec![],
+                body(
+                    &format!("The model `{model}` does not exist or you do not have access to it."),
+                    "invalid_request_error",
+                    Value::Null,
+                    json!("model_not_found"),
+                ),
+            ),
+            FakeError::Unauthorized => (
+                401,
+                vec![],
+                body(
+                    "Incorrect API key provided: sk-fake***. You can find your API key at https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    Value::Null,
+                    json!("invalid_api_key"),
+                ),
+            ),
+            FakeError::ContextOverflow => (
+                400,
+                vec![],
+                body(
+                    "This model's maximum context length is 128000 tokens. However, your messages resulted in 130412 tokens. Please reduce the length of the messages.",
+                    "invalid_request_error",
+                    json!("messages"),
+                    json!("context_length_exceeded"),
+                ),
+            ),
+        }
+    }
+
+    fn chunk(model: &str, delta: Value, finish: Option<&str>, include_usage: bool) -> String {
+        let mut chunk = json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        format!("data: {chunk}\n\n")
+    }
+
+    fn usage(usage: FakeUsage) -> Value {
+        let prompt = usage.input + usage.cache_read;
+        let mut value = json!({
+            "prompt_tokens": prompt,
+            "completion_tokens": usage.output,
+            "total_tokens": prompt + usage.output,
+        });
+        if usage.cache_read > 0 {
+            value["prompt_tokens_details"] = json!({"cached_tokens": usage.cache_read});
+        }
+        value
+    }
+
+    /// The role chunk and then one chunk per piece.
+    fn text_events(model: &str, pieces: &[String], include_usage: bool) -> Vec<String> {
+        let mut events = vec![Self::chunk(model, json!({"role": "assistant", "content": ""}), None, include_usage)];
+        events.extend(pieces.iter().map(|p| Self::chunk(model, json!({"content": p}), None, include_usage)));
+        events
+    }
+}
+
+impl Wire for OpenAiWire {
+    const PATH: &'static str = "/v1/chat/completions";
+    const BASE_SUFFIX: &'static str = "/v1";
+
+    fn render(reply: &Reply, request: &ModelRequest) -> Response {
+        let model = request.model().unwrap_or("gpt-fake");
+        let include_usage = request.body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+        let http_error = |error: FakeError| {
+            let (status, headers, body) = Self::error(error, model);
+            json_response(status, &headers, &body)
+        };
+        match reply {
+            Reply::Text { text, chunks, usage, finish } if request.stream() => {
+                let finish = finish.as_deref().unwrap_or("stop");
+                let mut events = Self::text_events(model, &split_text(text, *chunks), include_usage);
+                events.push(Self::chunk(model, json!({}), Some(finish), include_usage));
+                if include_usage {
+                    let last = json!({
+                        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                        "model": model, "choices": [], "usage": Self::usage(*usage),
+                    });
+                    events.push(format!("data: {last}\n\n"));
+                }
+                events.push("data: [DONE]\n\n".to_string());
+                sse_response(events, false)
+            }
+            Reply::Text { text, usage, finish, .. } => json_response(
+                200,
+                &[],
+                &json!({
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 1_700_000_000,
+                    "model": model,
+                    "choices": [{
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": null},
+                        "logprobs": null,
+                        "finish_reason": finish.as_deref().unwrap_or("stop"),
+                    }],
+                    "usage": Self::usage(*usage),
+                }),
+            ),
+            Reply::Error(error) => http_error(*error),
+            Reply::Malformed if request.stream() => {
+                sse_response(vec!["data: {\"id\":\"chatcmpl-fake\",\"choices\":[{\"delta\":\n\n".to_string()], false)
+            }
+            Reply::Malformed => raw_response(
+                200,
+                &[("content-type".into(), "application/json".into())],
+                &[b"{\"id\":\"chatcmpl-fake\",\"choices\":[{\"message\":".to_vec()],
+            ),
+            Reply::Stall { text, chunks, after_chunks } if request.stream() => {
+                let pieces: Vec<String> = split_text(text, *chunks).into_iter().take(*after_chunks).collect();
+                sse_response(Self::text_events(model, &pieces, include_usage), true)
+            }
+            Reply::Stall { .. } => hanging_json_response(),
+            Reply::StreamError { text, chunks, after_chunks, error } if request.stream() => {
+                let pieces: Vec<String> = split_text(text, *chunks).into_iter().take(*after_chunks).collect();
+                let mut events = Self::text_events(model, &pieces, include_usage);
+                let (_, _, body) = Self::error(*error, model);
+                events.push(format!("data: {body}\n\n"));
+                sse_response(events, false)
+            }
+            Reply::StreamError { error, .. } => http_error(*error),
+            Reply::Raw { status, headers, chunks } => raw_response(*status, headers, chunks),
+        }
+    }
+}

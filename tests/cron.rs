@@ -1,0 +1,578 @@
+//! The scheduler through its public surface (`cron.*` over the protocol) under a fake clock:
+//! exactly once per slot, DST, backoff, auto-disable, catch-up after downtime, interrupted runs,
+//! timeouts, one-shots, bad input, and 10,000 jobs.
+
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+use crate::support::{T0, TestGateway, error_of, wait_job, wait_runs};
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp_millis()
+}
+
+fn local(ms: i64, tz: &str) -> String {
+    let zone: chrono_tz::Tz = tz.parse().unwrap();
+    Utc.timestamp_millis_opt(ms).unwrap().with_timezone(&zone).format("%m-%d %H:%M %Z").to_string()
+}
+
+/// A command job that delivers nothing.
+fn command_job(name: &str, schedule: Value, shell: &str) -> Value {
+    json!({
+        "name": name, "schedule": schedule, "sessionTarget": "isolated",
+        "payload": {"kind": "command", "argv": ["sh", "-c", shell]}, "delivery": {"mode": "none"}
+    })
+}
+
+async fn add(c: &mut pincer_testkit::ws::RawClient, params: Value) -> Value {
+    c.call("cron.add", params).await.unwrap()
+}
+
+fn slots(runs: &[Value]) -> Vec<i64> {
+    runs.iter().map(|r| r["slotMs"].as_i64().unwrap()).collect()
+}
+
+/// Advances the fake clock to the job's next run and waits for that run to complete.
+async fn step_to_next(gw: &TestGateway, c: &mut pincer_testkit::ws::RawClient, id: &str, done: usize) -> Vec<Value> {
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    let next = job["state"]["nextRunAtMs"].as_i64().expect("job has a next run");
+    gw.clock.set(next.max(gw.clock_now()));
+    wait_runs(c, id, done + 1).await
+}
+
+trait ClockNow {
+    fn clock_now(&self) -> i64;
+}
+
+impl ClockNow for TestGateway {
+    fn clock_now(&self) -> i64 {
+        use pincer_core::Clock;
+        self.clock.now_ms()
+    }
+}
+
+#[tokio::test]
+async fn methods_round_trip_with_openclaw_shapes() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let a = add(&mut c, command_job("alpha", json!({"kind": "every", "everyMs": 60_000}), "true")).await;
+    let b =
+        add(&mut c, command_job("beta", json!({"kind": "cron", "expr": "0 7 * * *", "tz": "Europe/Berlin"}), "true"))
+            .await;
+    assert_eq!(a["schedule"]["anchorMs"], T0, "every anchors at creation");
+    assert_eq!(a["deliveryPreview"]["label"], "not requested");
+    assert_eq!(b["schedule"]["tz"], "Europe/Berlin");
+    assert_eq!(b["schedule"]["staggerMs"], 0, "fixed hour: no default stagger");
+    assert!(a["configRevision"].as_str().unwrap().starts_with("sha256:"));
+    // Paging with the canonical metadata the OpenClaw CLI demands.
+    let p1 = c.call("cron.list", json!({"limit": 1})).await.unwrap();
+    assert_eq!(
+        (p1["total"].as_u64(), p1["hasMore"].as_bool(), p1["nextOffset"].as_u64()),
+        (Some(2), Some(true), Some(1))
+    );
+    assert_eq!(p1["jobs"][0]["name"], "alpha", "sorted by next run");
+    let p2 = c.call("cron.list", json!({"limit": 1, "offset": 1})).await.unwrap();
+    assert_eq!((p2["hasMore"].as_bool(), p2["nextOffset"].clone()), (Some(false), Value::Null));
+    assert_eq!(p1["snapshotRevision"], p2["snapshotRevision"]);
+    assert_eq!(p2["jobs"][0]["effectiveAgentId"], "main");
+    // Partial update: null clears, the revision changes, a stale revision is refused.
+    let id = a["id"].as_str().unwrap();
+    let updated = c
+        .call(
+            "cron.update",
+            json!({"id": id, "patch": {"description": "d", "payload": {"argv": ["sh", "-c", "echo hi"]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["description"], "d");
+    let res = c
+        .request(
+            "cron.update",
+            json!({"id": id, "patch": {"enabled": false}, "expectedConfigRevision": a["configRevision"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res["error"]["details"]["code"], "CRON_JOB_CHANGED");
+    let cleared = c.call("cron.update", json!({"jobId": id, "patch": {"description": null}})).await.unwrap();
+    assert!(cleared.get("description").is_none());
+    let p3 = c.call("cron.list", json!({})).await.unwrap();
+    assert_ne!(p3["snapshotRevision"], p1["snapshotRevision"]);
+    // Remove, then not found with the detail code.
+    assert_eq!(c.call("cron.remove", json!({"id": id})).await.unwrap(), json!({"ok": true, "removed": true}));
+    let res = c.request("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), format!("Automation not found: {id}")));
+    assert_eq!(res["error"]["details"], json!({"code": "CRON_JOB_NOT_FOUND", "jobId": id}));
+    // Status.
+    let status = c.call("cron.status", json!({})).await.unwrap();
+    assert_eq!((status["enabled"].as_bool(), status["jobs"].as_u64()), (Some(true), Some(1)));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
+    let gw = TestGateway::start_with("{channels: {discord: {token: 't'}, telegram: {botToken: 't'}}}").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let agent = json!({"kind": "agentTurn", "message": "m"});
+    let rows: Vec<(Value, &str)> = vec![
+        (
+            json!({"schedule": {"kind": "cron", "expr": "61 * * * *"}, "payload": agent}),
+            "schedule.expr: invalid cron expression",
+        ),
+        (
+            json!({"schedule": {"kind": "cron", "expr": "0 7 * * *", "tz": "Mars/Base"}, "payload": agent}),
+            "schedule.tz: unknown time zone",
+        ),
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 0}, "payload": agent}),
+            "schedule.everyMs: must be at least 1",
+        ),
+        (json!({"schedule": {"kind": "at", "at": "tomorrowish"}, "payload": agent}), "schedule.at: cannot parse"),
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent, "colour": "red"}),
+            "unknown field `colour`",
+        ),
+        (json!({"schedule": {"kind": "every", "everyMs": 1000, "jitter": 1}, "payload": agent}), "jitter"),
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent, "sessionTarget": "main"}),
+            "sessionTarget: \"main\" runs system events only",
+        ),
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": {"kind": "systemEvent", "text": "t"}, "sessionTarget": "isolated"}),
+            "payload.kind: systemEvent runs in the main session only",
+        ),
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent,
+                   "delivery": {"mode": "announce", "channel": "discord", "to": "telegram:123"}}),
+            "delivery.to: the \"telegram:\" prefix contradicts delivery.channel \"discord\"",
+        ),
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": {"kind": "script", "script": "x"}}),
+            "payload.kind: \"script\" is not supported",
+        ),
+        (json!({"schedule": {"kind": "every", "everyMs": 1000}}), "payload.kind: required"),
+    ];
+    for (params, expected) in rows {
+        let res = c.request("cron.add", params.clone()).await.unwrap();
+        let (code, message) = error_of(&res);
+        assert_eq!(code, "INVALID_REQUEST", "{params}");
+        assert!(message.starts_with("invalid cron.add params: "), "{message}");
+        assert!(message.contains(expected), "{message} should contain {expected}");
+    }
+    let list = c.call("cron.list", json!({"includeDisabled": true})).await.unwrap();
+    assert_eq!(list["total"], 0, "nothing was stored");
+    let res = c.request("cron.list", json!({"limit": 500})).await.unwrap();
+    assert!(error_of(&res).1.contains("limit must be 1..200"));
+    let res = c.request("cron.runs", json!({"status": "weird"})).await.unwrap();
+    assert!(error_of(&res).1.contains("status \"weird\""));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn every_slot_fires_exactly_once_and_reads_are_pure() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = add(&mut c, command_job("tick", json!({"kind": "every", "everyMs": 60_000}), "echo ran")).await;
+    let id = job["id"].as_str().unwrap();
+    // Reading does not advance anything.
+    for _ in 0..3 {
+        assert_eq!(c.call("cron.get", json!({"id": id})).await.unwrap()["state"]["nextRunAtMs"], T0 + 60_000);
+        c.call("cron.list", json!({})).await.unwrap();
+        c.call("cron.status", json!({})).await.unwrap();
+    }
+    let mut runs = Vec::new();
+    for i in 0..5 {
+        runs = step_to_next(&gw, &mut c, id, i).await;
+    }
+    assert_eq!(slots(&runs), (1..=5).map(|k| T0 + k * 60_000).collect::<Vec<_>>());
+    for r in &runs {
+        assert_eq!(r["runId"], format!("cron:{id}:{}", r["slotMs"]));
+        assert_eq!((r["status"].as_str(), r["completionStatus"].as_str()), (Some("ok"), Some("succeeded")));
+        assert_eq!(r["summary"], "ran");
+        assert_eq!(r["deliveryStatus"], "not-requested");
+    }
+    // Jumping the clock far ahead coalesces the passed slots into one run.
+    gw.clock.set(T0 + 10 * 60_000 + 5_000);
+    let runs = wait_runs(&mut c, id, 6).await;
+    assert_eq!(runs.len(), 6);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn dst_transitions_of_2026() {
+    let mut gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    // New York, spring forward on 2026-03-08: the 02:30 daily job runs once, at 03:00 EDT.
+    gw.restart_at(utc(2026, 3, 7, 12, 0)).await;
+    let mut c2 = gw.client(&["operator.admin"]).await;
+    let ny = add(
+        &mut c2,
+        command_job("ny", json!({"kind": "cron", "expr": "30 2 * * *", "tz": "America/New_York"}), "true"),
+    )
+    .await;
+    let hourly = add(
+        &mut c2,
+        command_job(
+            "hourly",
+            json!({"kind": "cron", "expr": "0 * * * *", "tz": "America/New_York", "staggerMs": 0}),
+            "true",
+        ),
+    )
+    .await;
+    let (ny, hourly) = (ny["id"].as_str().unwrap().to_string(), hourly["id"].as_str().unwrap().to_string());
+    let mut ny_runs = Vec::new();
+    for i in 0..3 {
+        ny_runs = step_to_next(&gw, &mut c2, &ny, i).await;
+    }
+    let shown: Vec<String> = slots(&ny_runs).iter().map(|t| local(*t, "America/New_York")).collect();
+    assert_eq!(shown, ["03-08 03:00 EDT", "03-09 02:30 EDT", "03-10 02:30 EDT"]);
+    let hourly_runs = wait_runs(&mut c2, &hourly, 1).await;
+    let on_the_day: Vec<String> = slots(&hourly_runs)
+        .iter()
+        .map(|t| local(*t, "America/New_York"))
+        .filter(|s| s.starts_with("03-08 0"))
+        .collect();
+    assert!(!on_the_day.iter().any(|s| s.starts_with("03-08 02")), "no run in the missing hour: {on_the_day:?}");
+    // Berlin, fall back on 2026-10-25: 02:30 happens twice and fires once, at the first (CEST).
+    gw.restart_at(utc(2026, 10, 24, 12, 0)).await;
+    let mut c3 = gw.client(&["operator.admin"]).await;
+    let berlin = add(
+        &mut c3,
+        command_job("berlin", json!({"kind": "cron", "expr": "30 2 * * *", "tz": "Europe/Berlin"}), "true"),
+    )
+    .await;
+    let berlin = berlin["id"].as_str().unwrap().to_string();
+    let mut runs = Vec::new();
+    for i in 0..2 {
+        runs = step_to_next(&gw, &mut c3, &berlin, i).await;
+    }
+    let shown: Vec<String> = slots(&runs).iter().map(|t| local(*t, "Europe/Berlin")).collect();
+    assert_eq!(shown, ["10-25 02:30 CEST", "10-26 02:30 CET"]);
+    let _ = &mut c;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn error_backoff_sequence_then_auto_disable_then_reset() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job =
+        add(&mut c, command_job("flaky", json!({"kind": "every", "everyMs": 10_000}), "echo boom >&2; exit 3")).await;
+    let id = job["id"].as_str().unwrap();
+    let mut gaps = Vec::new();
+    for i in 0..10 {
+        let runs = step_to_next(&gw, &mut c, id, i).await;
+        let last = runs.last().unwrap();
+        assert_eq!(last["status"], "error");
+        assert!(last["error"].as_str().unwrap().contains("exit code 3: boom"), "{last}");
+        assert_eq!(last["errorReason"], "exit_code");
+        let job = wait_job(&mut c, id, |j| j["state"]["consecutiveErrors"] == i + 1).await;
+        if let Some(next) = job["state"]["nextRunAtMs"].as_i64() {
+            gaps.push((next - last["slotMs"].as_i64().unwrap()) / 1000);
+        }
+    }
+    assert_eq!(gaps, [30, 60, 300, 900, 3600, 3600, 3600, 3600, 3600], "seconds between an error and the next try");
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(job["enabled"], false);
+    assert_eq!(job["state"]["autoDisabled"]["reason"], "consecutive-failures");
+    assert_eq!(job["state"]["autoDisabled"]["consecutiveErrors"], 10);
+    // Fix the command and enable: the streak and the auto-disable clear, the next run succeeds.
+    let fixed = c
+        .call(
+            "cron.update",
+            json!({"id": id, "patch": {"enabled": true, "payload": {"argv": ["sh", "-c", "echo fine"]}}}),
+        )
+        .await
+        .unwrap();
+    assert!(fixed["state"].get("autoDisabled").is_none());
+    let runs = step_to_next(&gw, &mut c, id, 10).await;
+    assert_eq!(runs.last().unwrap()["status"], "ok");
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert!(job["state"].get("consecutiveErrors").is_none(), "reset on success: {job}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn missed_slots_coalesce_into_one_catch_up_after_three_days_down() {
+    let mut gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = add(
+        &mut c,
+        command_job("hourly", json!({"kind": "cron", "expr": "0 * * * *", "tz": "UTC", "staggerMs": 0}), "true"),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let down_until = T0 + 3 * 86_400_000 + 10 * 60_000;
+    gw.restart_at(down_until).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["trigger"], "catch-up");
+    assert_eq!(runs[0]["slotMs"], T0 + 3 * 86_400_000, "the latest missed slot");
+    let job = wait_job(&mut c, &id, |j| j["state"]["lastRunStatus"] == "ok").await;
+    assert_eq!(job["state"]["nextRunAtMs"], T0 + 3 * 86_400_000 + 3_600_000);
+    // No second catch-up for the same downtime.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let all = c.call("cron.runs", json!({"id": id})).await.unwrap();
+    assert_eq!(all["total"], 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn skip_missed_jobs_skips_recurring_catch_up() {
+    let mut gw = TestGateway::start_with("{cron: {skipMissedJobs: true}}").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = add(
+        &mut c,
+        command_job("hourly", json!({"kind": "cron", "expr": "0 * * * *", "tz": "UTC", "staggerMs": 0}), "true"),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    gw.restart_at(T0 + 86_400_000 + 60_000).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(job["state"]["nextRunAtMs"], T0 + 86_400_000 + 3_600_000);
+    assert_eq!(c.call("cron.runs", json!({"id": id})).await.unwrap()["total"], 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn catch_up_starts_a_bounded_number_at_once_and_spreads_the_rest() {
+    let mut gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let job =
+            add(&mut c, command_job(&format!("j{i}"), json!({"kind": "every", "everyMs": 3_600_000}), "true")).await;
+        ids.push(job["id"].as_str().unwrap().to_string());
+    }
+    let back = T0 + 2 * 3_600_000 + 1;
+    gw.restart_at(back).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut immediate = 0;
+    let mut later = Vec::new();
+    for id in &ids {
+        let runs = c.call("cron.runs", json!({"id": id})).await.unwrap();
+        let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+        let next = job["state"]["nextRunAtMs"].as_i64().unwrap();
+        if runs["total"] == 1 || job["state"]["runningAtMs"].is_i64() || next > back + 3_000_000 {
+            immediate += 1;
+        } else {
+            later.push(next - back);
+        }
+    }
+    later.sort();
+    assert_eq!(immediate, 5, "five start at once");
+    assert_eq!(later, [5_000, 10_000, 15_000], "the rest are spread 5 s apart");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_interrupted_by_a_crash_is_recorded_and_its_slot_never_reruns() {
+    let mut gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = add(&mut c, command_job("slow", json!({"kind": "every", "everyMs": 60_000}), "sleep 30")).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    gw.clock.set(T0 + 60_000);
+    wait_job(&mut c, &id, |j| j["state"]["runningAtMs"].is_i64()).await;
+    // The process dies with the run in flight: its reservation stays in the store.
+    gw.restart_at(T0 + 60_500).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["runId"], format!("cron:{id}:{}", T0 + 60_000));
+    assert_eq!((runs[0]["status"].as_str(), runs[0]["errorReason"].as_str()), (Some("error"), Some("interrupted")));
+    assert_eq!(runs[0]["completionStatus"], "failed");
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(job["state"]["nextRunAtMs"], T0 + 120_000, "continues after the interrupted slot");
+    // A cheap command now, so the next slot completes.
+    c.call("cron.update", json!({"id": id, "patch": {"payload": {"argv": ["true"]}}})).await.unwrap();
+    gw.clock.set(T0 + 120_000);
+    let runs = wait_runs(&mut c, &id, 2).await;
+    assert_eq!(slots(&runs), [T0 + 60_000, T0 + 120_000], "each slot exactly once");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn time_limit_kills_the_process_group() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let shell = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let mut params = command_job("hang", json!({"kind": "every", "everyMs": 3_600_000}), &shell);
+    params["payload"]["timeoutSeconds"] = json!(5);
+    let job = add(&mut c, params).await;
+    let id = job["id"].as_str().unwrap();
+    gw.clock.set(T0 + 3_600_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the command never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    gw.clock.advance(5_000);
+    let runs = wait_runs(&mut c, id, 1).await;
+    assert_eq!(runs[0]["errorReason"], "timeout");
+    assert!(runs[0]["error"].as_str().unwrap().contains("timed out after 5s"), "{}", runs[0]);
+    // The grandchild `sleep 300` went with its process group.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+    {
+        assert!(std::time::Instant::now() < deadline, "process {pid} survived the timeout");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn one_shots_delete_on_success_and_stay_disabled_on_failure() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let at = "2026-03-01T00:10:00.000Z";
+    let ok = add(&mut c, command_job("once-ok", json!({"kind": "at", "at": at}), "echo done")).await;
+    let bad = add(&mut c, command_job("once-bad", json!({"kind": "at", "at": at}), "exit 1")).await;
+    assert_eq!(ok["deleteAfterRun"], true);
+    gw.clock.set(T0 + 600_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let res = c.request("cron.get", json!({"id": ok["id"]})).await.unwrap();
+        if res["error"]["details"]["code"] == "CRON_JOB_NOT_FOUND" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "succeeded one-shot was not deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let bad_id = bad["id"].as_str().unwrap();
+    let job = wait_job(&mut c, bad_id, |j| j["state"]["lastRunStatus"] == "error").await;
+    assert_eq!(job["enabled"], false, "a failed one-shot is kept, disabled, for inspection");
+    assert!(job["state"].get("nextRunAtMs").is_none());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn manual_runs_force_due_and_never_overlap() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("manual", json!({"kind": "every", "everyMs": 3_600_000}), "sleep 0.3; echo x");
+    params["enabled"] = json!(false);
+    let job = add(&mut c, params).await;
+    let id = job["id"].as_str().unwrap();
+    let res = c.call("cron.run", json!({"id": id, "mode": "due"})).await.unwrap();
+    assert_eq!(res["ran"], false);
+    assert_eq!(res["reason"], "not-due");
+    let res = c.call("cron.run", json!({"id": id})).await.unwrap();
+    assert_eq!(res["enqueued"], true);
+    assert!(res["runId"].as_str().unwrap().starts_with(&format!("manual:{id}:")));
+    let again = c.call("cron.run", json!({"id": id})).await.unwrap();
+    assert_eq!((again["ran"].as_bool(), again["reason"].as_str()), (Some(false), Some("already-running")));
+    let runs = wait_runs(&mut c, id, 1).await;
+    assert_eq!(runs[0]["runId"], res["runId"]);
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(job["enabled"], false, "a forced run does not enable the job");
+    let res = c.request("cron.run", json!({"id": "nope"})).await.unwrap();
+    assert_eq!(res["error"]["details"]["code"], "CRON_JOB_NOT_FOUND");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn cron_events_reach_readers() {
+    let gw = TestGateway::start().await;
+    let mut admin = gw.client(&["operator.admin"]).await;
+    let mut reader = gw.client(&["operator.read"]).await;
+    let job = add(&mut admin, command_job("ev", json!({"kind": "every", "everyMs": 60_000}), "echo e")).await;
+    let added = reader.next_event("cron").await.unwrap();
+    assert_eq!(
+        (added["payload"]["action"].as_str(), added["payload"]["jobId"].clone()),
+        (Some("added"), job["id"].clone())
+    );
+    gw.clock.set(T0 + 60_000);
+    let started = reader.next_event("cron").await.unwrap();
+    assert_eq!(started["payload"]["action"], "started");
+    let finished = reader.next_event("cron").await.unwrap();
+    assert_eq!(finished["payload"]["action"], "finished");
+    assert_eq!(finished["payload"]["summary"], "e");
+    assert!(finished["seq"].as_u64().unwrap() > added["seq"].as_u64().unwrap());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn ten_thousand_jobs_each_fire_once() {
+    let gw = TestGateway::start_with("{cron: {maxConcurrentRuns: 64}}").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    // Seed the store directly (one transaction) instead of 10,000 RPCs.
+    let template = add(&mut c, command_job("template", json!({"kind": "every", "everyMs": 86_400_000}), "true")).await;
+    c.call("cron.remove", json!({"id": template["id"]})).await.unwrap();
+    let n = 10_000;
+    let mut def: Value = template.clone();
+    for k in ["configRevision", "nextRunAtMs", "deliveryPreview", "state"] {
+        def.as_object_mut().unwrap().remove(k);
+    }
+    // An agent turn with no agent runner fails fast without spawning anything: this measures
+    // the scheduler, not process creation.
+    def["payload"] = json!({"kind": "agentTurn", "message": "m"});
+    def["delivery"] = json!({"mode": "none"});
+    let rows: Vec<pincer_store::JobRow> = (0..n)
+        .map(|i| {
+            let mut d = def.clone();
+            d["id"] = json!(format!("job-{i:05}"));
+            d["name"] = json!(format!("job {i}"));
+            d["schedule"]["anchorMs"] = json!(T0 - 86_400_000 + 60_000);
+            pincer_store::JobRow {
+                id: format!("job-{i:05}"),
+                name: format!("job {i}"),
+                enabled: true,
+                job_json: d.to_string(),
+                state_json: json!({"nextRunAtMs": T0 + 60_000}).to_string(),
+                next_run_at_ms: Some(T0 + 60_000),
+                created_at_ms: T0,
+                updated_at_ms: T0,
+            }
+        })
+        .collect();
+    gw.store()
+        .write(move |tx| {
+            for r in &rows {
+                tx.insert_job(r)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut gw = gw;
+    // Start before the slot (a missed slot would be a bounded catch-up instead), then let it come.
+    gw.restart_at(T0 + 30_000).await;
+    let store = gw.store().clone();
+    let started = std::time::Instant::now();
+    gw.clock.set(T0 + 60_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (rows, total) = store
+            .read(|rd| {
+                rd.list_runs(&pincer_store::RunFilter {
+                    limit: 1,
+                    statuses: vec!["error".into()],
+                    ..Default::default()
+                })
+            })
+            .await
+            .unwrap();
+        let _ = rows;
+        if total == n {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {total} of {n} runs after 120 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!("10,000 due jobs ran in {:?}", started.elapsed());
+    // Exactly one run per job, for the right slot.
+    let (runs, total) =
+        store.read(|rd| rd.list_runs(&pincer_store::RunFilter { limit: 20_000, ..Default::default() })).await.unwrap();
+    assert_eq!(total, n);
+    let mut ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n as usize);
+    assert!(runs.iter().all(|r| r.slot_ms == Some(T0 + 60_000)));
+    gw.stop().await;
+}
