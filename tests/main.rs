@@ -7,6 +7,8 @@
 mod support;
 
 mod cli;
+mod crash;
 mod cron;
+mod delivery;
 mod interop;
 mod protocol;

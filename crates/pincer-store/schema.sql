@@ -108,6 +108,7 @@ CREATE TABLE outbox_attempts (
 CREATE INDEX outbox_attempts_row ON outbox_attempts (outbox_id);
 CREATE INDEX outbox_due ON outbox (state, next_attempt_at_ms);
 CREATE INDEX outbox_open ON outbox (conversation, seq) WHERE state IN ('pending', 'sending');
+CREATE INDEX outbox_open_seq ON outbox (seq) WHERE state IN ('pending', 'sending');
 CREATE INDEX outbox_origin ON outbox (origin_id);
 CREATE TABLE outbox_parts (
                 outbox_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,

@@ -40,6 +40,19 @@ enum Command {
     /// Scheduled jobs: add, list, show, run, and their run history.
     #[command(subcommand)]
     Cron(Box<commands::cron::CronCommand>),
+    /// Send messages through the outbox.
+    #[command(subcommand)]
+    Message(commands::delivery::MessageCommand),
+    /// The outbox: pending, delivered, unknown and dead deliveries, with reasons.
+    #[command(subcommand)]
+    Deliveries(commands::delivery::DeliveriesCommand),
+    /// Messages delivered to the local inbox.
+    Inbox {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +81,9 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Health(args) => commands::system::health(&args, &paths).await,
         Command::Status(args) => commands::system::status(&args, &paths).await,
         Command::Cron(cmd) => commands::cron::run(*cmd, &paths).await,
+        Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
+        Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
+        Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Gateway(_) => unreachable!("handled in main"),
     }
 }

@@ -346,11 +346,30 @@ impl Default for RunRetention {
 pub struct DeliveryConfig {
     /// Attempts per outbox row before it goes dead.
     pub max_attempts: u32,
+    /// Sends per second per channel (`0` = unlimited). Defaults stay under each platform's
+    /// documented limits: discord 40, telegram 25, slack 10; webhook and inbox unlimited.
+    pub rate_limits: BTreeMap<String, f64>,
+    /// Time limit of one request to a channel's API.
+    pub request_timeout_ms: u64,
+    /// Conversations sent to in parallel.
+    pub max_parallel: u32,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { max_attempts: 5 }
+        DeliveryConfig { max_attempts: 5, rate_limits: BTreeMap::new(), request_timeout_ms: 30_000, max_parallel: 16 }
+    }
+}
+
+impl DeliveryConfig {
+    /// The configured or default send rate of a channel (per second; 0 = unlimited).
+    pub fn rate_limit(&self, channel: &str) -> f64 {
+        self.rate_limits.get(channel).copied().unwrap_or(match channel {
+            "discord" => 40.0,
+            "telegram" => 25.0,
+            "slack" => 10.0,
+            _ => 0.0,
+        })
     }
 }
 
@@ -419,6 +438,14 @@ impl Config {
         }
         if self.delivery.max_attempts == 0 {
             return Err("delivery.maxAttempts: must be at least 1".into());
+        }
+        if self.delivery.max_parallel == 0 {
+            return Err("delivery.maxParallel: must be at least 1".into());
+        }
+        for (channel, rate) in &self.delivery.rate_limits {
+            if !rate.is_finite() || *rate < 0.0 {
+                return Err(format!("delivery.rateLimits.{channel}: must be a number of sends per second, 0 or more"));
+            }
         }
         if let Retention::Duration(d) = &self.cron.session_retention {
             crate::duration::parse_duration_ms(d, Some(3_600_000))

@@ -1,10 +1,24 @@
-//! Pincer's durable delivery: channel adapters behind one trait, chunking and rendering.
+//! Pincer's durable delivery: the SQLite outbox, its dispatcher, and the channel adapters.
 //!
 //! - [`channel`]: the [`channel::Channel`] trait and one adapter per platform (Discord, Telegram,
 //!   Slack, webhook), with the table of what each supports.
+//! - [`inbox`]: the local channel that needs no account (a fresh install's default).
+//! - [`outbox`]: the dispatcher — leases, per-conversation FIFO, rate limits, backoff, the
+//!   not-sent / permanent / ambiguous rules, settlement.
+//! - [`announce`]: route resolution and the scheduler's in-process path into the outbox.
+//! - [`api`]: `send`, `deliveries.*` and `inbox.list`.
 //! - [`chunk`]: splitting a message into parts that fit one platform message.
 //! - [`markdown`]: rendering Markdown to Telegram's HTML subset.
+//! - [`rate`]: the per-channel token bucket.
 
+pub mod announce;
+pub mod api;
 pub mod channel;
 pub mod chunk;
+pub mod inbox;
 pub mod markdown;
+pub mod outbox;
+pub mod rate;
+
+pub use announce::Announce;
+pub use outbox::{Outbox, OutboxDeps};

@@ -143,6 +143,22 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     .flatten()
     .map(String::from)
     .collect();
+    let adapters = pincer_delivery::api::build_channels(&config, &store, &events, &clock)
+        .map_err(|e| anyhow::anyhow!("config channels: {e}"))?;
+    let (settled_tx, mut settled_rx) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = pincer_delivery::Outbox::start(pincer_delivery::OutboxDeps {
+        store: store.clone(),
+        clock: clock.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+        generation,
+        config: config.delivery.clone(),
+        channels: adapters,
+        settled: settled_tx,
+    })
+    .await
+    .context("cannot start the outbox")?;
+    let announce = Arc::new(pincer_delivery::Announce::new(outbox.clone(), store.clone()));
     let cron = pincer_cron::CronService::start(pincer_cron::CronDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -153,10 +169,17 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         channels,
         generation,
         agent: None,
-        announcer: None,
+        announcer: Some(announce.clone()),
     })
     .await
     .context("cannot start the scheduler")?;
+    // Settled cron deliveries complete their runs (in-process; no socket, no token).
+    let settle_to = cron.clone();
+    tokio::spawn(async move {
+        while let Some(s) = settled_rx.recv().await {
+            settle_to.delivery_settled(s);
+        }
+    });
 
     let state = Arc::new(AppState {
         limiter: rate_limit::AuthLimiter::new(config.gateway.auth.rate_limit.clone()),
@@ -164,6 +187,8 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         paths,
         store,
         cron,
+        outbox,
+        announce,
         events,
         metrics,
         methods: methods::all(),
@@ -205,6 +230,7 @@ impl RunningGateway {
         while self.state.connection_count() > 0 && waited.elapsed() < Duration::from_millis(300) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.state.outbox.shutdown();
         self.state.cron.shutdown().await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;

@@ -20,6 +20,8 @@ pub struct AppState {
     pub paths: StatePaths,
     pub store: Store,
     pub cron: pincer_cron::CronService,
+    pub outbox: pincer_delivery::Outbox,
+    pub announce: Arc<pincer_delivery::Announce>,
     pub clock: SharedClock,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,

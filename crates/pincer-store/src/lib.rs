@@ -12,9 +12,11 @@
 //! **Architecture Invariant:** a write's result is only returned after its transaction committed.
 
 pub mod cron;
+pub mod devices;
 mod meta;
 mod migrations;
 pub mod outbox;
+pub mod sessions;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -24,11 +26,13 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 pub use cron::{JobRow, RunFilter, RunRow};
+pub use devices::{AuditFilter, AuditRow, DeviceRow, DeviceTokenRow, NewAuditRow, PairingRequestRow};
 pub use migrations::LATEST_VERSION;
 pub use outbox::{
     AttemptRow, ChannelStats, DeliveryDetail, DeliveryFilter, DeliveryRow, Enqueued, InboxRow, LeasedDelivery,
     NewDelivery, PartRow,
 };
+pub use sessions::{PendingEvent, SessionRow, TranscriptRow};
 
 /// Errors from the store, always saying which operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -211,6 +211,11 @@ const MIGRATIONS: &[Migration] = &[
             CREATE INDEX audit_log_at ON audit_log (at_ms);
         ",
     },
+    Migration {
+        version: 6,
+        name: "outbox queue order",
+        sql: "CREATE INDEX outbox_open_seq ON outbox (seq) WHERE state IN ('pending', 'sending');",
+    },
 ];
 
 /// The schema version this build writes.

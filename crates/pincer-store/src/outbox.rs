@@ -262,20 +262,30 @@ impl Tx<'_> {
         paused_channels: &[String],
     ) -> Result<Vec<Vec<LeasedDelivery>>> {
         let conn = self.conn();
-        let paused = serde_json::to_string(paused_channels)?;
-        let mut heads = conn.prepare_cached(
-            "SELECT o.seq, o.conversation FROM outbox o
-             JOIN (SELECT conversation, MIN(seq) AS head FROM outbox WHERE state IN ('pending', 'sending')
-                   GROUP BY conversation) h ON o.seq = h.head
-             WHERE o.state = 'pending' AND o.next_attempt_at_ms <= ?1
-               AND o.channel NOT IN (SELECT value FROM json_each(?2))
-             ORDER BY o.seq LIMIT ?3",
-        )?;
-        let heads = heads
-            .query_map(params![now_ms, paused, max_conversations], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // Walk unfinished rows in queue order; the first row seen of each conversation is its
+        // head. Stop as soon as enough conversations are found.
+        let mut heads = Vec::new();
+        {
+            let mut scan = conn.prepare_cached(
+                "SELECT seq, conversation, channel, state, next_attempt_at_ms FROM outbox INDEXED BY outbox_open_seq
+                 WHERE state IN ('pending', 'sending') ORDER BY seq",
+            )?;
+            let mut rows = scan.query(())?;
+            let mut seen = std::collections::HashSet::new();
+            while let Some(r) = rows.next()? {
+                let conversation: String = r.get(1)?;
+                if !seen.insert(conversation.clone()) {
+                    continue;
+                }
+                let (channel, state, due): (String, String, i64) = (r.get(2)?, r.get(3)?, r.get(4)?);
+                if state == "pending" && due <= now_ms && !paused_channels.contains(&channel) {
+                    heads.push((r.get::<_, i64>(0)?, conversation));
+                    if heads.len() as u32 >= max_conversations {
+                        break;
+                    }
+                }
+            }
+        }
         let mut rows_stmt = conn.prepare_cached(&format!(
             "SELECT {ROW_COLS} FROM outbox WHERE conversation = ?1 AND seq >= ?2 AND state = 'pending' ORDER BY seq LIMIT ?3"
         ))?;
@@ -543,11 +553,13 @@ impl Rd<'_> {
         Ok(stats)
     }
 
-    /// When the earliest pending row becomes due, if any.
-    pub fn next_delivery_due_at(&self) -> Result<Option<i64>> {
-        Ok(self
-            .conn()
-            .query_row("SELECT MIN(next_attempt_at_ms) FROM outbox WHERE state = 'pending'", (), |r| r.get(0))?)
+    /// When the earliest pending row due strictly after `after_ms` becomes due, if any.
+    pub fn next_delivery_due_after(&self, after_ms: i64) -> Result<Option<i64>> {
+        Ok(self.conn().query_row(
+            "SELECT MIN(next_attempt_at_ms) FROM outbox WHERE state = 'pending' AND next_attempt_at_ms > ?1",
+            [after_ms],
+            |r| r.get(0),
+        )?)
     }
 
     /// Inbox messages, newest first.

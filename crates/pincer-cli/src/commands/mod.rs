@@ -1,5 +1,6 @@
 //! One module per command group.
 
 pub mod cron;
+pub mod delivery;
 pub mod gateway;
 pub mod system;

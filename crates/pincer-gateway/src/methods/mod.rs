@@ -2,6 +2,7 @@
 //! agents) are thin adapters here over their crates.
 
 pub mod cron;
+pub mod delivery;
 pub mod system;
 
 use crate::router::Methods;
@@ -11,5 +12,6 @@ pub fn all() -> Methods {
     let mut methods = Methods::default();
     system::register(&mut methods);
     cron::register(&mut methods);
+    delivery::register(&mut methods);
     methods
 }

@@ -19,13 +19,18 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
     let heartbeat_ms =
         pincer_core::duration::parse_duration_ms(&state.config.agents.defaults.heartbeat.every, None).unwrap_or(0);
     let sessions = json!({ "path": state.paths.db_path.display().to_string(), "count": 0, "recent": [] });
+    let outbox = state.outbox.health().await;
+    let channels = outbox["channels"].clone();
+    let order: Vec<String> = channels.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let labels: serde_json::Map<String, Value> = order.iter().map(|c| (c.clone(), json!(label(c)))).collect();
+    let healthy = channels.as_object().is_none_or(|m| m.values().all(|c| c["healthState"] == "healthy"));
     json!({
         "ok": true,
         "ts": now,
         "durationMs": started.elapsed().as_millis() as u64,
-        "channels": {},
-        "channelOrder": [],
-        "channelLabels": {},
+        "channels": channels,
+        "channelOrder": order,
+        "channelLabels": labels,
         "heartbeatSeconds": heartbeat_ms / 1000,
         "defaultAgentId": "main",
         "agents": [{
@@ -39,13 +44,25 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "sessions": sessions,
         }],
         "sessions": sessions,
-        "deliveryQueues": { "failed": [] },
+        "deliveryQueues": { "failed": outbox["failed"] },
         "pincer": {
             "version": crate::VERSION,
             "uptimeMs": state.uptime_ms(),
             "ready": state.is_ready(),
+            "channelsHealthy": healthy,
         },
     })
+}
+
+fn label(channel: &str) -> &str {
+    match channel {
+        "discord" => "Discord",
+        "telegram" => "Telegram",
+        "slack" => "Slack",
+        "webhook" => "Webhook",
+        "inbox" => "Inbox",
+        other => other,
+    }
 }
 
 async fn status(state: &Arc<AppState>) -> crate::router::MethodResult {

@@ -1,0 +1,156 @@
+//! Announce, in-process: how a finished run's text reaches the outbox. Route resolution happens
+//! before the run (a route that cannot resolve fails it before any model call); rendering into
+//! stored parts happens when the run finishes, in the run's own transaction.
+//!
+//! **Architecture Invariant:** nothing here opens a WebSocket, holds a device token or passes a
+//! pairing check. The scheduler calls this code directly.
+
+use pincer_cron::job::{DeliveryMode, Job, provider_prefix};
+use pincer_cron::{Announcer, Origin, Route};
+use pincer_store::{NewDelivery, Store};
+
+use crate::inbox::DEFAULT_INBOX;
+use crate::outbox::Outbox;
+
+/// The outbox as the scheduler sees it.
+pub struct Announce {
+    outbox: Outbox,
+    store: Store,
+}
+
+impl Announce {
+    pub fn new(outbox: Outbox, store: Store) -> Announce {
+        Announce { outbox, store }
+    }
+
+    /// External chat channels that are configured (not `inbox`, not `webhook`).
+    fn chat_channels(&self) -> Vec<String> {
+        self.outbox.channel_names().into_iter().filter(|c| c != "inbox" && c != "webhook").collect()
+    }
+
+    /// The last route of a session (`channel: "last"`), if it has one.
+    fn last_route(&self, session_key: &str) -> Option<Route> {
+        let key = session_key.to_string();
+        let json = self.store.read_blocking(move |rd| rd.session_last_route(&key)).ok().flatten()?;
+        let mut route: Route = serde_json::from_str(&json).ok()?;
+        route.source = "last".into();
+        Some(route)
+    }
+
+    /// Resolves `channel` / `to` / `thread` / `account` into a concrete, validated route.
+    pub fn route(
+        &self,
+        channel: Option<&str>,
+        to: Option<&str>,
+        thread: Option<&str>,
+        account: Option<&str>,
+        session_key: Option<&str>,
+    ) -> Result<Route, String> {
+        if let Some(a) = account
+            && a != "default"
+        {
+            return Err(format!(
+                "accountId \"{a}\" is not supported: Pincer has one account per channel (omit it or use \"default\")"
+            ));
+        }
+        let explicit = channel.filter(|c| *c != "last" && !c.is_empty());
+        let to = to.map(str::trim).filter(|t| !t.is_empty());
+        let (channel, to, source) = match (explicit, to) {
+            (Some(c), to) => {
+                let to = match (to, to.and_then(provider_prefix)) {
+                    (Some(t), Some(p)) if p == c => Some(t.split_once(':').map(|x| x.1).unwrap_or(t)),
+                    (Some(t), Some(p)) => {
+                        return Err(format!("the \"{p}:\" prefix of \"{t}\" contradicts channel \"{c}\""));
+                    }
+                    (t, _) => t,
+                };
+                (c.to_string(), to.map(String::from), "explicit")
+            }
+            (None, Some(t)) if provider_prefix(t).is_some() => {
+                let p = provider_prefix(t).expect("checked");
+                (p.to_string(), t.split_once(':').map(|x| x.1.to_string()), "prefix")
+            }
+            (None, to) => {
+                if let Some(route) = session_key.and_then(|k| self.last_route(k)) {
+                    let to = to.map(String::from).unwrap_or(route.to.clone());
+                    (route.channel.clone(), Some(to), "last")
+                } else {
+                    let chats = self.chat_channels();
+                    match (to, chats.len()) {
+                        // A fresh install, or no target: the local inbox.
+                        (None, _) => ("inbox".to_string(), None, "default"),
+                        (Some(t), 1) => (chats[0].clone(), Some(t.to_string()), "default"),
+                        (Some(t), 0) => {
+                            return Err(format!(
+                                "no chat channel is configured to deliver to \"{t}\": add channels.discord, channels.telegram or channels.slack to the config, or use channel \"inbox\""
+                            ));
+                        }
+                        (Some(_), n) => {
+                            return Err(format!(
+                                "Channel is required: {n} channels are configured ({}) and channel \"last\" has no previous route; set delivery.channel (--channel)",
+                                chats.join(", ")
+                            ));
+                        }
+                    }
+                }
+            }
+        };
+        let Some(adapter) = self.outbox.channel(&channel) else {
+            return Err(format!("channel \"{channel}\" is not configured; add channels.{channel} to the config"));
+        };
+        let to = match (to, channel.as_str()) {
+            (Some(t), _) => t,
+            (None, "inbox") => DEFAULT_INBOX.to_string(),
+            (None, c) => {
+                return Err(format!("a target is required for {c}: set delivery.to (--to), e.g. channel:<id>"));
+            }
+        };
+        let target = adapter.parse_target(&to, thread).map_err(|e| e.to_string())?;
+        Ok(Route {
+            channel: target.channel,
+            to: target.to,
+            thread_id: target.thread,
+            account_id: account.map(String::from),
+            source: source.into(),
+        })
+    }
+}
+
+impl Announcer for Announce {
+    fn resolve(&self, job: &Job) -> Result<Option<Route>, String> {
+        let Some(d) = &job.delivery else { return Ok(None) };
+        match d.mode {
+            DeliveryMode::None => Ok(None),
+            DeliveryMode::Webhook => {
+                let url = d.to.as_deref().ok_or("a webhook delivery needs delivery.to (an http(s) URL)")?;
+                self.route(Some("webhook"), Some(url), None, None, None).map(Some)
+            }
+            DeliveryMode::Announce => self
+                .route(
+                    d.channel.as_deref(),
+                    d.to.as_deref(),
+                    d.thread_id.as_deref(),
+                    d.account_id.as_deref(),
+                    job.session_key.as_deref(),
+                )
+                .map(Some),
+        }
+    }
+
+    fn resolve_destination(
+        &self,
+        channel: Option<&str>,
+        to: Option<&str>,
+        account: Option<&str>,
+    ) -> Result<Route, String> {
+        self.route(channel, to, None, account, None)
+    }
+
+    fn prepare(&self, route: &Route, body: &str, key: &str, origin: Origin) -> Result<NewDelivery, String> {
+        self.outbox.prepare(route, body, key, &origin, None)
+    }
+
+    fn kick(&self) {
+        self.outbox.kick();
+    }
+}

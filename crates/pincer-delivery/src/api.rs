@@ -1,0 +1,342 @@
+//! The delivery methods: `send`, `deliveries.list|get|retry|purge` and `inbox.list`, with closed
+//! param schemas. The gateway maps each method to one function here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_core::config::{Config, WebhookConfig};
+use pincer_core::{EventBus, SharedClock};
+use pincer_cron::Origin;
+use pincer_store::{DeliveryFilter, DeliveryRow, Store};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::announce::Announce;
+use crate::channel::{BuildError, Channel, Discord, Slack, Telegram, Webhook};
+use crate::inbox::Inbox;
+use crate::outbox::Outbox;
+
+/// A delivery method's failure: bad params (`INVALID_REQUEST`) or the store (`UNAVAILABLE`).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("store: {0}")]
+    Store(#[from] pincer_store::StoreError),
+}
+
+fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value) -> Result<T, ApiError> {
+    let v = if v.is_null() { json!({}) } else { v.clone() };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::Invalid(if path == "." {
+            format!("invalid {method} params: {inner}")
+        } else {
+            format!("invalid {method} params: {path}: {inner}")
+        })
+    })
+}
+
+/// Builds every usable channel: inbox and webhook always, chat channels when configured.
+pub fn build_channels(
+    config: &Config,
+    store: &Store,
+    events: &EventBus,
+    clock: &SharedClock,
+) -> Result<Vec<Arc<dyn Channel>>, BuildError> {
+    pincer_core::tls::install_default_provider();
+    let timeout = Duration::from_millis(config.delivery.request_timeout_ms);
+    let mut channels: Vec<Arc<dyn Channel>> = vec![
+        Arc::new(Inbox::new(store.clone(), events.clone(), clock.clone())),
+        Arc::new(Webhook::new(
+            &WebhookConfig { ..config.channels.webhook.clone() },
+            config.cron.webhook_token.clone(),
+            timeout,
+        )?),
+    ];
+    if let Some(c) = &config.channels.discord {
+        channels.push(Arc::new(Discord::new(c, timeout)?));
+    }
+    if let Some(c) = &config.channels.telegram {
+        channels.push(Arc::new(Telegram::new(c, timeout)?));
+    }
+    if let Some(c) = &config.channels.slack {
+        channels.push(Arc::new(Slack::new(c, timeout)?));
+    }
+    Ok(channels)
+}
+
+/// A delivery as clients see it.
+pub fn delivery_view(row: &DeliveryRow) -> Value {
+    let mut v = json!({
+        "id": row.id,
+        "state": row.state,
+        "channel": row.channel,
+        "to": row.target,
+        "attempts": row.attempts,
+        "maxAttempts": row.max_attempts,
+        "createdAtMs": row.created_at_ms,
+        "updatedAtMs": row.updated_at_ms,
+        "origin": { "kind": row.origin_kind, "id": row.origin_id },
+        "idempotencyKey": row.idempotency_key,
+        "bestEffort": row.best_effort,
+        "text": row.body,
+    });
+    let o = v.as_object_mut().expect("object");
+    let mut put = |k: &str, val: Option<Value>| {
+        if let Some(val) = val {
+            o.insert(k.into(), val);
+        }
+    };
+    put("threadId", row.thread_id.clone().map(Value::from));
+    put("accountId", row.account_id.clone().map(Value::from));
+    put("settledAtMs", row.settled_at_ms.map(Value::from));
+    put("lastError", row.last_error.clone().map(Value::from));
+    put("lastErrorClass", row.last_error_class.clone().map(Value::from));
+    if row.state == "pending" {
+        put("nextAttemptAtMs", Some(json!(row.next_attempt_at_ms)));
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SendParams {
+    to: String,
+    message: Option<String>,
+    channel: Option<String>,
+    account_id: Option<String>,
+    thread_id: Option<String>,
+    session_key: Option<String>,
+    agent_id: Option<String>,
+    idempotency_key: String,
+    media_url: Option<String>,
+    media_urls: Option<Vec<String>>,
+    buffer: Option<String>,
+    filename: Option<String>,
+    content_type: Option<String>,
+    as_voice: Option<bool>,
+    gif_playback: Option<bool>,
+    reply_to_id: Option<String>,
+    force_document: Option<bool>,
+    silent: Option<bool>,
+    parse_mode: Option<String>,
+    /// Pincer: wait until the delivery settles (delivered, dead or unknown).
+    wait: Option<bool>,
+    /// Pincer: how long to wait, default 30 s.
+    wait_timeout_ms: Option<u64>,
+}
+
+/// `send`: enqueue a message durably (idempotent per `idempotencyKey`); with `wait`, answer once
+/// it settled.
+pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &Value) -> Result<Value, ApiError> {
+    let p: SendParams = params("send", v)?;
+    let _ = (p.agent_id, p.reply_to_id, p.silent, p.parse_mode, p.content_type, p.filename);
+    if p.media_url.is_some()
+        || p.media_urls.is_some()
+        || p.buffer.is_some()
+        || p.as_voice.is_some()
+        || p.gif_playback.is_some()
+        || p.force_document.is_some()
+    {
+        return Err(ApiError::Invalid("invalid send params: media is not supported by Pincer yet; send text".into()));
+    }
+    let message = p.message.unwrap_or_default();
+    if message.trim().is_empty() {
+        return Err(ApiError::Invalid("invalid send params: message: must not be empty".into()));
+    }
+    if p.idempotency_key.trim().is_empty() {
+        return Err(ApiError::Invalid("invalid send params: idempotencyKey: must not be empty".into()));
+    }
+    let route = announce
+        .route(
+            p.channel.as_deref(),
+            Some(&p.to),
+            p.thread_id.as_deref(),
+            p.account_id.as_deref(),
+            p.session_key.as_deref(),
+        )
+        .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
+    let key = format!("send:{}", p.idempotency_key);
+    let delivery = outbox
+        .prepare(&route, &message, &key, &Origin { kind: "send", id: None, best_effort: false }, None)
+        .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
+    let mut settled = events.subscribe();
+    let enqueued = outbox.enqueue(delivery).await?;
+    let mut out = json!({ "ok": true, "deliveryId": enqueued.id, "created": enqueued.created, "channel": route.channel, "to": route.to });
+    if p.wait != Some(true) {
+        out["state"] = json!("pending");
+        return Ok(out);
+    }
+    if !enqueued.created
+        && let Some(row) = outbox_row(outbox, &enqueued.id).await?
+        && matches!(row.state.as_str(), "delivered" | "dead" | "unknown")
+    {
+        // A repeated key for a settled delivery: answer with how it settled.
+        out["state"] = json!(row.state);
+        if let Some(e) = row.last_error {
+            out["error"] = json!(e);
+        }
+        return Ok(out);
+    }
+    let wait = Duration::from_millis(p.wait_timeout_ms.unwrap_or(30_000));
+    let id = enqueued.id.clone();
+    let outcome = tokio::time::timeout(wait, async {
+        loop {
+            match settled.recv().await {
+                Ok(ev) if ev.name == "delivery" && ev.payload["id"] == id.as_str() => return Some(ev.payload.clone()),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Some(ev)) => {
+            out["state"] = ev["state"].clone();
+            if !ev["error"].is_null() {
+                out["error"] = ev["error"].clone();
+            }
+        }
+        _ => {
+            // Not settled in time (or it settled before we listened): report what is stored.
+            let id = enqueued.id.clone();
+            let row = outbox_row(outbox, &id).await?;
+            out["state"] = json!(row.as_ref().map(|r| r.state.clone()).unwrap_or_else(|| "pending".into()));
+            if let Some(e) = row.and_then(|r| r.last_error) {
+                out["error"] = json!(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn outbox_row(outbox: &Outbox, id: &str) -> Result<Option<DeliveryRow>, ApiError> {
+    let id = id.to_string();
+    Ok(outbox.store().read(move |rd| Ok(rd.get_delivery(&id)?.map(|d| d.row))).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListParams {
+    state: Option<String>,
+    states: Option<Vec<String>>,
+    channel: Option<String>,
+    origin_id: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+const STATES: &[&str] = &["pending", "sending", "delivered", "unknown", "dead"];
+
+fn check_states(method: &str, states: &[String]) -> Result<(), ApiError> {
+    for s in states {
+        if !STATES.contains(&s.as_str()) {
+            return Err(ApiError::Invalid(format!(
+                "invalid {method} params: state \"{s}\" is not one of {}",
+                STATES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn list(store: &Store, v: &Value) -> Result<Value, ApiError> {
+    let p: ListParams = params("deliveries.list", v)?;
+    let mut states = p.states.unwrap_or_default();
+    states.extend(p.state.filter(|s| s != "all"));
+    check_states("deliveries.list", &states)?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::Invalid("invalid deliveries.list params: limit must be 1..500".into()));
+    }
+    let offset = p.offset.unwrap_or(0);
+    let filter = DeliveryFilter { states, channel: p.channel, origin_id: p.origin_id, limit, offset };
+    let (rows, total) = store.read(move |rd| rd.list_deliveries(&filter)).await?;
+    let has_more = offset as u64 + (rows.len() as u64) < total;
+    Ok(json!({
+        "deliveries": rows.iter().map(delivery_view).collect::<Vec<_>>(),
+        "total": total, "offset": offset, "limit": limit, "hasMore": has_more,
+        "nextOffset": if has_more { json!(offset as u64 + rows.len() as u64) } else { Value::Null },
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IdParams {
+    id: String,
+}
+
+pub async fn get(store: &Store, v: &Value) -> Result<Value, ApiError> {
+    let p: IdParams = params("deliveries.get", v)?;
+    let id = p.id.clone();
+    let detail = store
+        .read(move |rd| rd.get_delivery(&id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("delivery not found: {}", p.id)))?;
+    Ok(json!({
+        "delivery": delivery_view(&detail.row),
+        "parts": detail.parts.iter().map(|part| json!({
+            "index": part.idx, "state": part.state, "nonce": part.nonce, "text": part.body,
+            "platformMessageId": part.platform_message_id, "dispatchedAtMs": part.dispatched_at_ms, "sentAtMs": part.sent_at_ms,
+        })).collect::<Vec<_>>(),
+        "attempts": detail.attempts.iter().map(|a| json!({
+            "atMs": a.at_ms, "part": a.part_idx, "outcome": a.outcome, "detail": a.detail,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn retry(outbox: &Outbox, v: &Value) -> Result<Value, ApiError> {
+    let p: IdParams = params("deliveries.retry", v)?;
+    let row =
+        outbox_row(outbox, &p.id).await?.ok_or_else(|| ApiError::NotFound(format!("delivery not found: {}", p.id)))?;
+    if !outbox.retry(&p.id).await? {
+        return Err(ApiError::Invalid(format!(
+            "delivery {} is {}; only dead or unknown deliveries can be retried",
+            p.id, row.state
+        )));
+    }
+    Ok(json!({ "ok": true, "retried": true, "id": p.id }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PurgeParams {
+    states: Option<Vec<String>>,
+    older_than_ms: Option<u64>,
+}
+
+pub async fn purge(store: &Store, clock: &SharedClock, v: &Value) -> Result<Value, ApiError> {
+    let p: PurgeParams = params("deliveries.purge", v)?;
+    let states = p.states.unwrap_or_else(|| vec!["delivered".into()]);
+    check_states("deliveries.purge", &states)?;
+    if states.iter().any(|s| s == "pending" || s == "sending") {
+        return Err(ApiError::Invalid("invalid deliveries.purge params: pending deliveries cannot be purged".into()));
+    }
+    let before = clock.now_ms() - p.older_than_ms.unwrap_or(0) as i64;
+    let purged = store.write(move |tx| tx.purge_deliveries(&states, before)).await?;
+    Ok(json!({ "ok": true, "purged": purged }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct InboxParams {
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+pub async fn inbox_list(store: &Store, v: &Value) -> Result<Value, ApiError> {
+    let p: InboxParams = params("inbox.list", v)?;
+    let (limit, offset) = (p.limit.unwrap_or(50).clamp(1, 500), p.offset.unwrap_or(0));
+    let (rows, total) = store.read(move |rd| rd.list_inbox(limit, offset)).await?;
+    let has_more = offset as u64 + (rows.len() as u64) < total;
+    Ok(json!({
+        "messages": rows.iter().map(|m| json!({
+            "id": m.id, "deliveryId": m.outbox_id, "to": m.target, "text": m.text, "createdAtMs": m.created_at_ms,
+        })).collect::<Vec<_>>(),
+        "total": total, "offset": offset, "limit": limit, "hasMore": has_more,
+    }))
+}

@@ -1,0 +1,317 @@
+//! `sessions`, `transcript` and `pending_events`: agent sessions (main, per-run isolated, named),
+//! their message history, and system events waiting for the next heartbeat.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Rd, Result, Tx};
+
+/// One session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub key: String,
+    pub agent_id: String,
+    /// `main`, `isolated` or `named`.
+    pub kind: String,
+    pub job_id: Option<String>,
+    pub run_id: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// `{channel, to, threadId?, accountId?}` of the last conversation, for `channel: "last"`.
+    pub last_route_json: Option<String>,
+    pub model: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Messages in the transcript.
+    pub messages: i64,
+}
+
+/// One transcript entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptRow {
+    pub seq: i64,
+    /// `system`, `user`, `assistant` or `event`.
+    pub role: String,
+    pub content: String,
+    pub at_ms: i64,
+    pub meta_json: Option<String>,
+}
+
+/// A system event waiting for the next heartbeat of a main session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    pub id: i64,
+    pub session_key: String,
+    pub text: String,
+    pub source: Option<String>,
+    pub created_at_ms: i64,
+}
+
+const COLS: &str = "s.key, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
+                    s.last_route_json, s.model, s.input_tokens, s.output_tokens, \
+                    (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key)";
+
+fn session_from(r: &Row) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        key: r.get(0)?,
+        agent_id: r.get(1)?,
+        kind: r.get(2)?,
+        job_id: r.get(3)?,
+        run_id: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        updated_at_ms: r.get(6)?,
+        finished_at_ms: r.get(7)?,
+        last_route_json: r.get(8)?,
+        model: r.get(9)?,
+        input_tokens: r.get(10)?,
+        output_tokens: r.get(11)?,
+        messages: r.get(12)?,
+    })
+}
+
+impl Tx<'_> {
+    /// Creates the session if it does not exist; returns true when it was created.
+    pub fn ensure_session(
+        &self,
+        key: &str,
+        agent_id: &str,
+        kind: &str,
+        job_id: Option<&str>,
+        run_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO sessions (key, agent_id, kind, job_id, run_id, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![key, agent_id, kind, job_id, run_id, now_ms],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Appends to a session's transcript; returns the entry's sequence number.
+    pub fn append_transcript(
+        &self,
+        key: &str,
+        role: &str,
+        content: &str,
+        at_ms: i64,
+        meta_json: Option<&str>,
+    ) -> Result<i64> {
+        let seq: i64 = self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM transcript WHERE session_key = ?1",
+            [key],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "INSERT INTO transcript (session_key, seq, role, content, at_ms, meta_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key, seq, role, content, at_ms, meta_json],
+        )?;
+        self.conn().execute("UPDATE sessions SET updated_at_ms = ?2 WHERE key = ?1", params![key, at_ms])?;
+        Ok(seq)
+    }
+
+    /// Adds a turn's token usage and records the model that answered.
+    pub fn add_session_usage(&self, key: &str, model: Option<&str>, input: i64, output: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE sessions SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3,
+               model = COALESCE(?4, model) WHERE key = ?1",
+            params![key, input, output, model],
+        )?;
+        Ok(())
+    }
+
+    pub fn finish_session(&self, key: &str, at_ms: i64) -> Result<()> {
+        self.conn().execute("UPDATE sessions SET finished_at_ms = ?2 WHERE key = ?1", params![key, at_ms])?;
+        Ok(())
+    }
+
+    /// Remembers where a session's conversation happens, for `channel: "last"`.
+    pub fn set_session_last_route(&self, key: &str, agent_id: &str, route_json: &str, now_ms: i64) -> Result<()> {
+        self.ensure_session(key, agent_id, if key.ends_with(":main") { "main" } else { "named" }, None, None, now_ms)?;
+        self.conn().execute("UPDATE sessions SET last_route_json = ?2 WHERE key = ?1", params![key, route_json])?;
+        Ok(())
+    }
+
+    /// Deletes finished isolated-run sessions (and their transcripts) finished before `cutoff_ms`.
+    pub fn prune_isolated_sessions(&self, cutoff_ms: i64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM sessions WHERE kind = 'isolated' AND finished_at_ms IS NOT NULL AND finished_at_ms < ?1",
+            [cutoff_ms],
+        )?)
+    }
+
+    /// Queues a system event for the next heartbeat of `session_key`.
+    pub fn queue_event(&self, session_key: &str, text: &str, source: Option<&str>, now_ms: i64) -> Result<i64> {
+        self.conn().execute(
+            "INSERT INTO pending_events (session_key, text, source, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![session_key, text, source, now_ms],
+        )?;
+        Ok(self.conn().last_insert_rowid())
+    }
+
+    /// Removes and returns the queued events of a session, oldest first.
+    pub fn take_events(&self, session_key: &str) -> Result<Vec<PendingEvent>> {
+        let events = {
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT id, session_key, text, source, created_at_ms FROM pending_events WHERE session_key = ?1 ORDER BY id",
+            )?;
+            stmt.query_map([session_key], |r| {
+                Ok(PendingEvent {
+                    id: r.get(0)?,
+                    session_key: r.get(1)?,
+                    text: r.get(2)?,
+                    source: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        self.conn().execute("DELETE FROM pending_events WHERE session_key = ?1", [session_key])?;
+        Ok(events)
+    }
+}
+
+impl Rd<'_> {
+    pub fn get_session(&self, key: &str) -> Result<Option<SessionRow>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {COLS} FROM sessions s WHERE s.key = ?1"), [key], session_from)
+            .optional()?)
+    }
+
+    /// Sessions, most recently updated first, with the total.
+    pub fn list_sessions(&self, kind: Option<&str>, limit: u32, offset: u32) -> Result<(Vec<SessionRow>, u64)> {
+        let total: i64 =
+            self.conn()
+                .query_row("SELECT COUNT(*) FROM sessions WHERE ?1 IS NULL OR kind = ?1", [kind], |r| r.get(0))?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions s WHERE ?1 IS NULL OR s.kind = ?1 ORDER BY s.updated_at_ms DESC, s.key LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = stmt.query_map(params![kind, limit, offset], session_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, total as u64))
+    }
+
+    /// The last `limit` transcript entries of a session (optionally before `before_seq`), oldest first.
+    pub fn transcript(&self, key: &str, limit: u32, before_seq: Option<i64>) -> Result<Vec<TranscriptRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript
+             WHERE session_key = ?1 AND (?2 IS NULL OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let mut rows = stmt
+            .query_map(params![key, before_seq, limit], |r| {
+                Ok(TranscriptRow {
+                    seq: r.get(0)?,
+                    role: r.get(1)?,
+                    content: r.get(2)?,
+                    at_ms: r.get(3)?,
+                    meta_json: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    pub fn session_last_route(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT last_route_json FROM sessions WHERE key = ?1", [key], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// Queued events of a session, oldest first (without removing them).
+    pub fn pending_events(&self, session_key: &str) -> Result<Vec<PendingEvent>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, session_key, text, source, created_at_ms FROM pending_events WHERE session_key = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([session_key], |r| {
+                Ok(PendingEvent {
+                    id: r.get(0)?,
+                    session_key: r.get(1)?,
+                    text: r.get(2)?,
+                    source: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Sessions with queued events.
+    pub fn sessions_with_events(&self) -> Result<Vec<String>> {
+        let mut stmt =
+            self.conn().prepare_cached("SELECT DISTINCT session_key FROM pending_events ORDER BY session_key")?;
+        let rows = stmt.query_map((), |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn transcript_usage_routes_events_and_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                assert!(tx.ensure_session(
+                    "agent:main:cron:j:run:r1",
+                    "main",
+                    "isolated",
+                    Some("j"),
+                    Some("r1"),
+                    10
+                )?);
+                assert!(!tx.ensure_session(
+                    "agent:main:cron:j:run:r1",
+                    "main",
+                    "isolated",
+                    Some("j"),
+                    Some("r1"),
+                    11
+                )?);
+                tx.append_transcript("agent:main:cron:j:run:r1", "user", "hi", 12, None)?;
+                tx.append_transcript("agent:main:cron:j:run:r1", "assistant", "hello", 13, Some("{\"model\":\"m\"}"))?;
+                tx.add_session_usage("agent:main:cron:j:run:r1", Some("local/m"), 7, 3)?;
+                tx.finish_session("agent:main:cron:j:run:r1", 14)?;
+                tx.set_session_last_route("agent:main:main", "main", "{\"channel\":\"discord\"}", 15)?;
+                tx.queue_event("agent:main:main", "ping", Some("cron:j"), 16)?;
+                Ok(())
+            })
+            .unwrap();
+        let (s, t, route, events) = store
+            .read_blocking(|rd| {
+                Ok((
+                    rd.get_session("agent:main:cron:j:run:r1")?.unwrap(),
+                    rd.transcript("agent:main:cron:j:run:r1", 10, None)?,
+                    rd.session_last_route("agent:main:main")?,
+                    rd.pending_events("agent:main:main")?,
+                ))
+            })
+            .unwrap();
+        assert_eq!((s.input_tokens, s.output_tokens, s.messages, s.model.as_deref()), (7, 3, 2, Some("local/m")));
+        assert_eq!(t.iter().map(|r| r.content.as_str()).collect::<Vec<_>>(), ["hi", "hello"]);
+        assert_eq!(route.as_deref(), Some("{\"channel\":\"discord\"}"));
+        assert_eq!(events.len(), 1);
+        let taken = store.write_blocking(|tx| tx.take_events("agent:main:main")).unwrap();
+        assert_eq!(taken[0].text, "ping");
+        assert_eq!(
+            store.write_blocking(|tx| tx.prune_isolated_sessions(14)).unwrap(),
+            0,
+            "finished at 14 is not before 14"
+        );
+        assert_eq!(store.write_blocking(|tx| tx.prune_isolated_sessions(15)).unwrap(), 1);
+        assert!(
+            store.read_blocking(|rd| rd.transcript("agent:main:cron:j:run:r1", 10, None)).unwrap().is_empty(),
+            "transcript cascades"
+        );
+        assert!(
+            store.read_blocking(|rd| rd.get_session("agent:main:main")).unwrap().is_some(),
+            "main sessions are kept"
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! The outbox end to end: cron runs announced in-process to fake Discord, Telegram, Slack and
+//! webhook servers on 127.0.0.1; rate limits, ambiguous sends, dead letters, paused channels,
+//! silence, idempotency, failure alerts, and the route preflight.
+
+use std::time::Duration;
+
+use pincer_testkit::fakes::discord::{self, FakeDiscord};
+use pincer_testkit::fakes::slack::FakeSlack;
+use pincer_testkit::fakes::telegram::{self, FakeTelegram};
+use pincer_testkit::fakes::webhook::FakeWebhook;
+use pincer_testkit::ws::RawClient;
+use serde_json::{Value, json};
+
+use crate::support::{T0, TestGateway, error_of, wait_runs};
+
+fn channels_config(
+    discord: Option<&FakeDiscord>,
+    telegram: Option<&FakeTelegram>,
+    slack: Option<&FakeSlack>,
+    extra: &str,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = discord {
+        parts.push(format!("discord: {{ token: '{}', apiBaseUrl: '{}' }}", FakeDiscord::TOKEN, d.base_url()));
+    }
+    if let Some(t) = telegram {
+        parts.push(format!("telegram: {{ botToken: '{}', apiRoot: '{}' }}", FakeTelegram::TOKEN, t.base_url()));
+    }
+    if let Some(s) = slack {
+        parts.push(format!("slack: {{ botToken: '{}', apiBaseUrl: '{}' }}", FakeSlack::TOKEN, s.base_url()));
+    }
+    format!("{{ channels: {{ {} }}, delivery: {{ requestTimeoutMs: 1000 }}, {extra} }}", parts.join(", "))
+}
+
+async fn announce_job(c: &mut RawClient, shell: &str, delivery: Value) -> String {
+    let job = c
+        .call(
+            "cron.add",
+            json!({
+                "name": "announce", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                "payload": {"kind": "command", "argv": ["sh", "-c", shell]}, "delivery": delivery,
+            }),
+        )
+        .await
+        .unwrap();
+    job["id"].as_str().unwrap().to_string()
+}
+
+/// Polls until the delivery reaches `state`.
+async fn wait_delivery(c: &mut RawClient, id: &str, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = c.call("deliveries.get", json!({"id": id})).await.unwrap();
+        if d["delivery"]["state"] == state {
+            return d;
+        }
+        assert!(std::time::Instant::now() < deadline, "delivery {id} never became {state}: {d}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_announced_to_discord_in_process_with_a_stable_nonce() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let id = announce_job(
+        &mut c,
+        "echo 'Morning brief: all systems nominal'",
+        json!({"mode": "announce", "channel": "discord", "to": "channel:1001"}),
+    )
+    .await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(
+        (runs[0]["deliveryStatus"].as_str(), runs[0]["completionStatus"].as_str()),
+        (Some("delivered"), Some("succeeded"))
+    );
+    assert_eq!(runs[0]["delivered"], true);
+    let msgs = discord.messages();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!((msgs[0].channel_id.as_str(), msgs[0].content.as_str()), ("1001", "Morning brief: all systems nominal"));
+    assert!(msgs[0].enforce_nonce && msgs[0].nonce.as_ref().is_some_and(|n| n.len() <= 25));
+    assert_eq!(msgs[0].allowed_mentions, Some(json!({"parse": []})), "never pings anyone");
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(job["state"]["lastDeliveryStatus"], "delivered");
+    let d = c.call("deliveries.get", json!({"id": runs[0]["outboxId"]})).await.unwrap();
+    assert_eq!(
+        d["delivery"]["idempotencyKey"],
+        format!("cron:{id}:{}:discord::channel:1001:", runs[0]["runId"].as_str().unwrap())
+    );
+    assert_eq!(d["parts"][0]["platformMessageId"], msgs[0].id);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn long_output_is_chunked_in_order_and_dms_open_the_channel_once() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    // 60 paragraphs of 60 characters: more than 2000 characters and more than 17 lines.
+    let id = announce_job(
+        &mut c,
+        "for i in $(seq 1 60); do printf 'paragraph %02d %s\\n\\n' $i $(printf 'x%.0s' $(seq 1 46)); done",
+        json!({"mode": "announce", "channel": "discord", "to": "user:777"}),
+    )
+    .await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["deliveryStatus"], "delivered");
+    let msgs = discord.messages();
+    assert!(msgs.len() >= 4, "{} parts", msgs.len());
+    assert_eq!(discord.dm_opens(), 1, "the DM channel is opened once");
+    let dm = discord.dm_channel("777").unwrap();
+    assert!(
+        msgs.iter().all(|m| m.channel_id == dm && m.content.chars().count() <= 2000 && m.content.lines().count() <= 17)
+    );
+    let joined: String = msgs.iter().map(|m| m.content.clone()).collect::<Vec<_>>().join("\n\n");
+    for i in 1..=60 {
+        assert!(joined.contains(&format!("paragraph {i:02} ")), "paragraph {i} lost");
+    }
+    let order: Vec<usize> = msgs.iter().map(|m| m.content[10..12].parse().unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "parts out of order: {order:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limits_pause_the_channel_without_spending_an_attempt() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    discord.push_fault(discord::Fault::RateLimited { retry_after: Duration::from_secs(3), global: false });
+    let res = c
+        .call("send", json!({"to": "channel:5", "channel": "discord", "message": "hi", "idempotencyKey": "k1"}))
+        .await
+        .unwrap();
+    let id = res["deliveryId"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while discord.requests() < 1 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let health = c.call("health", json!({})).await.unwrap();
+    let pending = wait_delivery(&mut c, &id, "pending").await;
+    assert_eq!(pending["delivery"]["attempts"], 0, "a 429 is not an attempt");
+    assert_eq!(pending["delivery"]["nextAttemptAtMs"], T0 + 3_000);
+    assert!(["rate-limited", "healthy"].contains(&health["channels"]["discord"]["healthState"].as_str().unwrap()));
+    gw.clock.advance(3_000);
+    let done = wait_delivery(&mut c, &id, "delivered").await;
+    assert_eq!(done["delivery"]["attempts"], 1);
+    let outcomes: Vec<&str> =
+        done["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["rate-limited", "sent"]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_ambiguous_discord_send_is_resent_with_the_same_nonce_and_not_duplicated() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    discord.push_fault(discord::Fault::AcceptThenServerError(502));
+    let res = c
+        .call("send", json!({"to": "channel:9", "channel": "discord", "message": "once", "idempotencyKey": "k2"}))
+        .await
+        .unwrap();
+    let id = res["deliveryId"].as_str().unwrap().to_string();
+    let pending = loop {
+        let d = c.call("deliveries.get", json!({"id": id})).await.unwrap();
+        if d["delivery"]["attempts"] == 1 {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(pending["delivery"]["state"], "pending");
+    assert_eq!(pending["delivery"]["lastErrorClass"], "ambiguous");
+    gw.clock.advance(5_000);
+    wait_delivery(&mut c, &id, "delivered").await;
+    assert_eq!(discord.messages().len(), 1, "the resend was deduplicated by its nonce");
+    assert_eq!(discord.deduplicated(), 1);
+    discord.assert_no_duplicate_nonces();
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_ambiguous_telegram_send_is_reported_unknown_and_never_resent_blind() {
+    let tg = FakeTelegram::start().await;
+    let gw = TestGateway::start_with(&channels_config(None, Some(&tg), None, "")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    tg.push_fault(telegram::Fault::AcceptThenServerError(500));
+    let id = announce_job(
+        &mut c,
+        "echo status report",
+        json!({"mode": "announce", "channel": "telegram", "to": "-1001234567890"}),
+    )
+    .await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(
+        (runs[0]["deliveryStatus"].as_str(), runs[0]["completionStatus"].as_str()),
+        (Some("unknown"), Some("unknown"))
+    );
+    assert!(runs[0]["deliveryError"].as_str().unwrap().contains("not resent"), "{}", runs[0]);
+    gw.clock.advance(30 * 60_000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(tg.messages().len(), 1, "no blind replay");
+    // The owner checks the chat and decides: retry sends it again.
+    let outbox_id = runs[0]["outboxId"].as_str().unwrap();
+    c.call("deliveries.retry", json!({"id": outbox_id})).await.unwrap();
+    wait_delivery(&mut c, outbox_id, "delivered").await;
+    assert_eq!(tg.messages().len(), 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn permanent_errors_go_dead_at_once_and_failure_alerts_reach_the_alert_route() {
+    let discord = FakeDiscord::start().await;
+    let cfg = channels_config(
+        Some(&discord),
+        None,
+        None,
+        "cron: { failureAlert: { channel: 'inbox', after: 2, cooldownMs: 3600000 } }",
+    );
+    let gw = TestGateway::start_with(&cfg).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let id =
+        announce_job(&mut c, "echo report", json!({"mode": "announce", "channel": "discord", "to": "channel:404"}))
+            .await;
+    for i in 0..3 {
+        discord.push_fault(discord::Fault::unknown_channel());
+        c.call("cron.run", json!({"id": id})).await.unwrap();
+        let runs = wait_runs(&mut c, &id, i + 1).await;
+        let last = runs.last().unwrap();
+        assert_eq!(
+            (last["status"].as_str(), last["deliveryStatus"].as_str(), last["completionStatus"].as_str()),
+            (Some("ok"), Some("not-delivered"), Some("failed"))
+        );
+        assert!(last["deliveryError"].as_str().unwrap().contains("Unknown Channel"), "{last}");
+    }
+    let dead = c.call("deliveries.list", json!({"state": "dead", "channel": "discord"})).await.unwrap();
+    assert_eq!(dead["total"], 3);
+    assert_eq!(dead["deliveries"][0]["attempts"], 1, "dead at once, no retries");
+    assert_eq!(dead["deliveries"][0]["lastErrorClass"], "target");
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(job["state"]["lastDeliveryStatus"], "not-delivered");
+    // After the second failure one alert went to the inbox; the cooldown held back the third.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let inbox = loop {
+        let inbox = c.call("inbox.list", json!({})).await.unwrap();
+        if inbox["total"] == 1 {
+            break inbox;
+        }
+        assert!(std::time::Instant::now() < deadline, "no alert: {inbox}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.call("inbox.list", json!({})).await.unwrap()["total"], 1);
+    let text = inbox["messages"][0]["text"].as_str().unwrap();
+    assert!(text.contains("\"announce\" failed 2 times") && text.contains("Unknown Channel"), "{text}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_credentials_stop_the_channel_keep_the_rows_and_show_in_health() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    discord.push_fault(discord::Fault::unauthorized());
+    let a = c
+        .call("send", json!({"to": "channel:1", "channel": "discord", "message": "a", "idempotencyKey": "a"}))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let h = c.call("health", json!({})).await.unwrap();
+        if h["channels"]["discord"]["healthState"] == "credentials-rejected" {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "{h}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(health["channels"]["discord"]["lastError"].as_str().unwrap().contains("fix channels.discord"));
+    let b = c
+        .call("send", json!({"to": "channel:2", "channel": "discord", "message": "b", "idempotencyKey": "b"}))
+        .await
+        .unwrap();
+    gw.clock.advance(600_000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(discord.requests(), 1, "no hammering with a rejected token");
+    for res in [a, b] {
+        let d = c.call("deliveries.get", json!({"id": res["deliveryId"]})).await.unwrap();
+        assert_eq!(d["delivery"]["state"], "pending", "nothing is thrown away");
+    }
+    assert_eq!(health["channels"]["discord"]["pending"], 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_carry_a_stable_idempotency_key_and_refuse_private_addresses_by_default() {
+    let hook = FakeWebhook::start().await;
+    let strict = TestGateway::start_with("{cron: {webhookToken: 'wh-secret'}}").await;
+    let mut c = strict.client(&["operator.admin"]).await;
+    let id = announce_job(&mut c, "echo done", json!({"mode": "webhook", "to": hook.url()})).await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["status"], "error", "refused before running: {}", runs[0]);
+    assert!(runs[0]["error"].as_str().unwrap().contains("delivery route"), "{}", runs[0]);
+    assert!(hook.deliveries().is_empty());
+    strict.stop().await;
+
+    let gw = TestGateway::start_with(
+        "{cron: {webhookToken: 'wh-secret'}, channels: {webhook: {allowPrivateNetwork: true}}}",
+    )
+    .await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let id = announce_job(&mut c, "echo done", json!({"mode": "webhook", "to": hook.url()})).await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["deliveryStatus"], "delivered");
+    let got = hook.deliveries();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].authorization.as_deref(), Some("Bearer wh-secret"));
+    assert!(got[0].idempotency_key.as_ref().is_some_and(|k| k.starts_with(&format!("cron:{id}:"))));
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(
+        (body["jobId"].as_str(), body["status"].as_str(), body["summary"].as_str()),
+        (Some(id.as_str()), Some("ok"), Some("done"))
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn no_reply_is_silent_and_succeeds() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let id = announce_job(
+        &mut c,
+        "echo '  no_reply '",
+        json!({"mode": "announce", "channel": "discord", "to": "channel:1"}),
+    )
+    .await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["deliveryStatus"], "not-delivered");
+    assert_eq!(runs[0]["deliverySuppressionReason"], "silent");
+    assert_eq!(runs[0]["completionStatus"], "succeeded");
+    assert!(discord.messages().is_empty());
+    assert_eq!(c.call("deliveries.list", json!({})).await.unwrap()["total"], 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn send_is_idempotent_and_validates_routes() {
+    let discord = FakeDiscord::start().await;
+    let slack = FakeSlack::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, Some(&slack), "")).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    let params = json!({"to": "discord:channel:77", "message": "same", "idempotencyKey": "dup", "wait": true});
+    let first = c.call("send", params.clone()).await.unwrap();
+    let second = c.call("send", params).await.unwrap();
+    assert_eq!(first["state"], "delivered");
+    assert_eq!((second["deliveryId"].clone(), second["created"].as_bool()), (first["deliveryId"].clone(), Some(false)));
+    assert_eq!(discord.messages().len(), 1);
+    let s = c
+        .call(
+            "send",
+            json!({"to": "channel:C0123", "channel": "slack", "message": "hey", "idempotencyKey": "s", "wait": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s["state"], "delivered");
+    assert_eq!(slack.messages().len(), 1);
+    for (params, expected) in [
+        (json!({"to": "123", "message": "m", "idempotencyKey": "x"}), "Channel is required"),
+        (
+            json!({"to": "telegram:1", "channel": "discord", "message": "m", "idempotencyKey": "x"}),
+            "contradicts channel",
+        ),
+        (
+            json!({"to": "channel:1", "channel": "discord", "message": "", "idempotencyKey": "x"}),
+            "message: must not be empty",
+        ),
+        (json!({"to": "channel:1", "channel": "discord", "message": "m"}), "idempotencyKey"),
+        (
+            json!({"to": "channel:1", "channel": "discord", "message": "m", "idempotencyKey": "x", "mediaUrl": "a.png"}),
+            "media is not supported",
+        ),
+    ] {
+        let (code, message) = error_of(&c.request("send", params).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST");
+        assert!(message.contains(expected), "{message} should contain {expected}");
+    }
+    let reader = gw.client(&["operator.read"]).await;
+    let mut reader = reader;
+    let res = reader
+        .request("send", json!({"to": "channel:1", "channel": "discord", "message": "m", "idempotencyKey": "r"}))
+        .await
+        .unwrap();
+    assert_eq!(error_of(&res), ("FORBIDDEN".into(), "missing scope: operator.write".into()));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_unresolvable_route_fails_the_run_before_it_executes() {
+    let discord = FakeDiscord::start().await;
+    let slack = FakeSlack::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, Some(&slack), "")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let id =
+        announce_job(&mut c, &format!("touch {}", marker.display()), json!({"mode": "announce", "to": "12345"})).await;
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    let _ = job;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["status"], "error");
+    assert_eq!(runs[0]["errorReason"], "delivery_route");
+    assert!(runs[0]["error"].as_str().unwrap().contains("Channel is required"), "{}", runs[0]);
+    assert!(!marker.exists(), "the payload never ran");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn fresh_install_announces_to_the_inbox_and_pushes_an_event() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut reader = gw.client(&["operator.read"]).await;
+    let job = c
+        .call(
+            "cron.add",
+            json!({"name": "n", "schedule": {"kind": "every", "everyMs": 60_000},
+            "payload": {"kind": "command", "argv": ["echo", "to the inbox"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(job["delivery"], json!({"mode": "announce", "channel": "last"}));
+    assert_eq!(job["deliveryPreview"]["label"], "inbox -> default");
+    c.call("cron.run", json!({"id": job["id"]})).await.unwrap();
+    let ev = reader.next_event("inbox").await.unwrap();
+    assert_eq!(ev["payload"]["text"], "to the inbox");
+    let runs = wait_runs(&mut c, job["id"].as_str().unwrap(), 1).await;
+    assert_eq!(runs[0]["deliveryStatus"], "delivered");
+    gw.stop().await;
+}
