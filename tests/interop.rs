@@ -131,3 +131,114 @@ fn openclaw_unknown_method_is_reported() {
     assert!(!o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("unknown method: no.such.method"), "{}", out(&o));
 }
+
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_cron_lifecycle() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let o = oc.call(
+        &gw,
+        &[
+            "cron",
+            "add",
+            "--name",
+            "interop",
+            "--every",
+            "1h",
+            "--session",
+            "isolated",
+            "--command",
+            "echo interop-ok",
+            "--no-deliver",
+        ],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let job = json_out(&o);
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["payload"]["kind"], "command");
+    assert_eq!(job["delivery"]["mode"], "none");
+    let o = oc.call(&gw, &["cron", "list"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&id), "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "list", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "get", &id]);
+    assert_eq!(json_out(&o)["name"], "interop", "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "run", &id, "--wait", "--poll-interval", "200ms"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let res = json_out(&o);
+    assert_eq!(
+        (res["completionStatus"].as_str(), res["run"]["summary"].as_str()),
+        (Some("succeeded"), Some("interop-ok"))
+    );
+    let o = oc.call(&gw, &["cron", "runs", "--id", &id]);
+    assert_eq!(json_out(&o)["entries"][0]["status"], "ok", "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "edit", &id, "--name", "renamed"]);
+    assert_eq!(json_out(&o)["name"], "renamed", "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "disable", &id]);
+    assert_eq!(json_out(&o)["enabled"], false, "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "enable", &id]);
+    assert_eq!(json_out(&o)["enabled"], true, "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "show", &id]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("name: renamed"), "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "status"]);
+    assert_eq!(json_out(&o)["enabled"], true, "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "rm", &id]);
+    assert_eq!(json_out(&o)["removed"], true, "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "get", &id]);
+    assert!(!o.status.success() && out(&o).contains("Automation not found"), "{}", out(&o));
+}
+
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_cron_run_wait_fails_for_a_failing_job() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let o = oc.call(
+        &gw,
+        &[
+            "cron",
+            "add",
+            "--name",
+            "bad",
+            "--every",
+            "1h",
+            "--session",
+            "isolated",
+            "--command",
+            "exit 4",
+            "--no-deliver",
+        ],
+    );
+    let id = json_out(&o)["id"].as_str().unwrap().to_string();
+    let o = oc.call(&gw, &["cron", "run", &id, "--wait", "--poll-interval", "200ms"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert_eq!(json_out(&o)["completionStatus"], "failed");
+}
+
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_devices_list_approve_reject() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw =
+        GatewayProcess::start(&pincer_bin(), dir.path(), json!({"gateway": {"pairing": {"autoApproveLocal": false}}}))
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let request = |seed: u8| rt.block_on(crate::devices::pending_request(&gw.url(), &gw.token, seed));
+    let first = request(11);
+    let o = oc.call(&gw, &["devices", "list", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains(&first), "{}", out(&o));
+    let o = oc.call(&gw, &["devices", "approve", &first]);
+    assert!(o.status.success(), "{}", out(&o));
+    let second = request(12);
+    let o = oc.call(&gw, &["devices", "reject", &second]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = oc.call(&gw, &["devices", "list", "--json"]);
+    let list = json_out(&o);
+    assert_eq!(list["pending"], json!([]), "{}", out(&o));
+    assert_eq!(list["paired"].as_array().unwrap().len(), 1, "{}", out(&o));
+}

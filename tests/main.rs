@@ -10,5 +10,6 @@ mod cli;
 mod crash;
 mod cron;
 mod delivery;
+mod devices;
 mod interop;
 mod protocol;

@@ -46,6 +46,11 @@ enum Command {
     /// The outbox: pending, delivered, unknown and dead deliveries, with reasons.
     #[command(subcommand)]
     Deliveries(commands::delivery::DeliveriesCommand),
+    /// Paired devices and pairing requests: list, approve, reject, remove, rotate, revoke.
+    #[command(subcommand)]
+    Devices(commands::devices::DevicesCommand),
+    /// The security audit log: connects, failed auth, pairing, token changes.
+    Audit(commands::devices::AuditArgs),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -84,6 +89,8 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
+        Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
+        Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
         Command::Gateway(_) => unreachable!("handled in main"),
     }
 }

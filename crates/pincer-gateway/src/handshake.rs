@@ -13,7 +13,9 @@ use pincer_protocol::{
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::state::{AppState, AuthMethod, Caller};
+use pincer_auth::{AdmitRequest, AuthMethod, Credential, Peer};
+
+use crate::state::{AppState, Caller};
 
 /// Facts about the HTTP upgrade request that the auth policy needs.
 #[derive(Debug, Clone)]
@@ -37,13 +39,29 @@ pub struct Rejection {
     pub error: ErrorShape,
     pub close_code: u16,
     pub close_reason: String,
+    /// Already written to the audit log.
+    audited: bool,
 }
 
 impl Rejection {
     fn new(error: ErrorShape, close_code: u16) -> Rejection {
         let close_reason = error.message.clone();
-        Rejection { error, close_code, close_reason }
+        Rejection { error, close_code, close_reason, audited: false }
     }
+}
+
+impl From<pincer_auth::Rejection> for Rejection {
+    fn from(r: pincer_auth::Rejection) -> Rejection {
+        Rejection { error: r.error, close_code: r.close_code, close_reason: r.close_reason, audited: false }
+    }
+}
+
+/// What the shared-secret check found.
+enum SecretCheck {
+    Matched,
+    AuthNone,
+    /// A token that is not the shared secret: a device token, if a device signs with it.
+    NotMatched(String),
 }
 
 /// Events Pincer may push; `features.events`.
@@ -58,14 +76,43 @@ pub const EVENTS: &[&str] = &[
     "device.pair.resolved",
 ];
 
-/// Runs the connect policy for the first request of a connection.
-pub fn authenticate(
+/// Runs the connect policy for the first request of a connection: params, version, shared
+/// secret (with failure limiting), then — when the client signs with a device key — the proof over
+/// this connection's `nonce` and the pairing state machine. Every decision is audited.
+pub async fn authenticate(
     state: &AppState,
     upgrade: &Upgrade,
     frame: &RequestFrame,
-) -> Result<(Caller, ConnectParams), Rejection> {
+    nonce: &str,
+) -> Result<(Caller, ConnectParams, Option<(String, i64)>), Rejection> {
+    let mut peer = Peer { conn_id: upgrade.conn_id.clone(), remote_ip: upgrade.remote.ip(), client_id: None };
+    let result = admit(state, upgrade, frame, nonce, &mut peer).await;
+    if let Err(rejection) = &result
+        && !rejection.audited
+    {
+        // `Devices::admit` audits its own refusals; everything before it is audited here.
+        let claimed =
+            frame.params.as_ref().and_then(|p| p.get("device")).and_then(|d| d.get("id")).and_then(|v| v.as_str());
+        let r = pincer_auth::Rejection {
+            error: rejection.error.clone(),
+            close_code: rejection.close_code,
+            close_reason: rejection.close_reason.clone(),
+        };
+        state.devices.record_auth_failure(&peer, claimed, &r).await;
+    }
+    result
+}
+
+async fn admit(
+    state: &AppState,
+    upgrade: &Upgrade,
+    frame: &RequestFrame,
+    nonce: &str,
+    peer: &mut Peer,
+) -> Result<(Caller, ConnectParams, Option<(String, i64)>), Rejection> {
     let params = parse_connect_params(frame.params.as_ref())
         .map_err(|message| Rejection::new(ErrorShape::invalid_request(message), close::POLICY))?;
+    peer.client_id = Some(params.client.id);
 
     negotiate_version(&params)?;
 
@@ -78,18 +125,58 @@ pub fn authenticate(
         Rejection::new(ErrorShape::invalid_request(format!("invalid connect params: {e}")), close::POLICY)
     })?;
 
-    if params.device.is_some() {
-        return Err(Rejection::new(
-            ErrorShape::invalid_request(
-                "device identity is not supported by this Pincer build yet; connect with the gateway token (gateway.auth.token)",
-            )
-            .with_details(json!({"code": detail_code::DEVICE_IDENTITY_REQUIRED})),
-            close::POLICY,
-        ));
+    let credential = check_shared_secret(state, upgrade, &params)?;
+    let direct_local = upgrade.direct_local();
+
+    if let Some(proof) = &params.device {
+        let verified =
+            pincer_auth::verify_proof(proof, &params, nonce, state.clock.now_ms()).map_err(Rejection::from)?;
+        let credential = match credential {
+            SecretCheck::Matched => Credential::SharedSecret { device_token: device_token_of(&params) },
+            SecretCheck::AuthNone => Credential::AuthNone { device_token: device_token_of(&params) },
+            SecretCheck::NotMatched(token) => Credential::DeviceToken(token),
+        };
+        let admitted = state
+            .devices
+            .admit(AdmitRequest {
+                device: verified,
+                role,
+                scopes: requested,
+                credential,
+                direct_local,
+                has_origin: upgrade.has_origin,
+                peer: peer.clone(),
+                client: params.client.clone(),
+            })
+            .await
+            .map_err(|r| {
+                if r.detail_code() == Some(detail_code::AUTH_DEVICE_TOKEN_MISMATCH) {
+                    state.limiter.record_failure(upgrade.remote.ip(), state.clock.now_ms());
+                }
+                let mut rejection = Rejection::from(r);
+                rejection.audited = true;
+                rejection
+            })?;
+        let caller = Caller {
+            conn_id: upgrade.conn_id.clone(),
+            role: admitted.role,
+            scopes: admitted.scopes,
+            auth: admitted.auth_method,
+            device_id: Some(admitted.device_id),
+            client_id: params.client.id,
+            client_version: params.client.version.clone(),
+            remote: upgrade.remote,
+            direct_local,
+        };
+        let token = admitted.device_token.map(|t| (t, admitted.issued_at_ms.unwrap_or_else(|| state.clock.now_ms())));
+        return Ok((caller, params, token));
     }
 
-    let auth = check_shared_secret(state, upgrade, &params)?;
-
+    let auth = match credential {
+        SecretCheck::Matched => AuthMethod::Token,
+        SecretCheck::AuthNone => AuthMethod::None,
+        SecretCheck::NotMatched(_) => return Err(token_mismatch(state, upgrade)),
+    };
     if role == Role::Node {
         return Err(Rejection::new(
             ErrorShape::new(pincer_protocol::ErrorCode::NotPaired, "device identity required")
@@ -97,15 +184,14 @@ pub fn authenticate(
             close::POLICY,
         ));
     }
-
     // A device-less connection keeps its declared scopes only as the local CLI; everyone else
     // holding the shared secret gets no scopes (health only), as in OpenClaw.
     let keeps_scopes = params.client.id == ClientId::Cli
         && params.client.mode == ClientMode::Cli
-        && upgrade.direct_local()
+        && direct_local
         && !upgrade.has_origin;
     let scopes = if keeps_scopes { requested } else { ScopeSet::EMPTY };
-
+    state.devices.record_connect(peer, auth, role, scopes).await;
     let caller = Caller {
         conn_id: upgrade.conn_id.clone(),
         role,
@@ -115,8 +201,13 @@ pub fn authenticate(
         client_id: params.client.id,
         client_version: params.client.version.clone(),
         remote: upgrade.remote,
+        direct_local,
     };
-    Ok((caller, params))
+    Ok((caller, params, None))
+}
+
+fn device_token_of(params: &ConnectParams) -> Option<String> {
+    params.auth.as_ref().and_then(|a| a.device_token.clone()).filter(|t| !t.is_empty())
 }
 
 fn negotiate_version(params: &ConnectParams) -> Result<(), Rejection> {
@@ -140,7 +231,7 @@ fn negotiate_version(params: &ConnectParams) -> Result<(), Rejection> {
     ))
 }
 
-fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectParams) -> Result<AuthMethod, Rejection> {
+fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectParams) -> Result<SecretCheck, Rejection> {
     let ip = upgrade.remote.ip();
     let now = state.clock.now_ms();
     if let Err(retry_after) = state.limiter.check(ip, now) {
@@ -156,11 +247,22 @@ fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectPara
     let auth = params.auth.as_ref();
     let presented = auth.and_then(|a| a.token.as_deref().or(a.password.as_deref())).filter(|t| !t.is_empty());
     match state.config.gateway.auth.mode {
-        AuthMode::None => Ok(AuthMethod::None),
+        AuthMode::None => Ok(SecretCheck::AuthNone),
         AuthMode::Token => {
             let expected = state.config.token().unwrap_or_default();
-            let Some(presented) = presented else {
-                return Err(Rejection::new(
+            if let Some(p) = presented
+                && !expected.is_empty()
+                && bool::from(p.as_bytes().ct_eq(expected.as_bytes()))
+            {
+                state.limiter.record_success(ip);
+                return Ok(SecretCheck::Matched);
+            }
+            // A signed device may present its device token instead ("shared-token-fallback").
+            let device_token = device_token_of(params).or_else(|| presented.map(String::from));
+            match (params.device.is_some(), device_token, presented) {
+                (true, Some(token), _) => Ok(SecretCheck::NotMatched(token)),
+                (_, _, Some(_)) => Err(token_mismatch(state, upgrade)),
+                (_, _, None) => Err(Rejection::new(
                     ErrorShape::invalid_request(
                         "unauthorized: gateway token missing (pass --token, set PINCER_GATEWAY_TOKEN, or use gateway.auth.token from the gateway's config)",
                     )
@@ -171,37 +273,37 @@ fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectPara
                         "recommendedNextStep": "update_auth_configuration",
                     })),
                     close::POLICY,
-                ));
-            };
-            if !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-                state.limiter.record_success(ip);
-                return Ok(AuthMethod::Token);
+                )),
             }
-            let locked = state.limiter.record_failure(ip, now);
-            state.metrics.inc(
-                "pincer_auth_failures_total",
-                "Failed connect authentications.",
-                &[("reason", "token_mismatch")],
-            );
-            tracing::warn!(conn = %upgrade.conn_id, remote = %upgrade.remote, locked, "unauthorized: gateway token mismatch");
-            Err(Rejection::new(
-                ErrorShape::invalid_request(
-                    "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)",
-                )
-                .with_details(json!({
-                    "code": detail_code::AUTH_TOKEN_MISMATCH,
-                    "authReason": "token_mismatch",
-                    "canRetryWithDeviceToken": false,
-                    "recommendedNextStep": "update_auth_credentials",
-                })),
-                close::POLICY,
-            ))
         }
     }
 }
 
+fn token_mismatch(state: &AppState, upgrade: &Upgrade) -> Rejection {
+    let locked = state.limiter.record_failure(upgrade.remote.ip(), state.clock.now_ms());
+    state.metrics.inc("pincer_auth_failures_total", "Failed connect authentications.", &[("reason", "token_mismatch")]);
+    tracing::warn!(conn = %upgrade.conn_id, remote = %upgrade.remote, locked, "unauthorized: gateway token mismatch");
+    Rejection::new(
+        ErrorShape::invalid_request(
+            "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)",
+        )
+        .with_details(json!({
+            "code": detail_code::AUTH_TOKEN_MISMATCH,
+            "authReason": "token_mismatch",
+            "canRetryWithDeviceToken": false,
+            "recommendedNextStep": "update_auth_credentials",
+        })),
+        close::POLICY,
+    )
+}
+
 /// The `hello-ok` payload for an accepted connection.
-pub fn hello_ok(state: &Arc<AppState>, caller: &Caller, health: serde_json::Value) -> HelloOk {
+pub fn hello_ok(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    health: serde_json::Value,
+    device_token: Option<(String, i64)>,
+) -> HelloOk {
     let mut methods = state.methods.names();
     methods.sort();
     HelloOk {
@@ -236,8 +338,8 @@ pub fn hello_ok(state: &Arc<AppState>, caller: &Caller, health: serde_json::Valu
             role: caller.role.as_str().into(),
             scopes: caller.scopes.names().into_iter().map(String::from).collect(),
             method: Some(caller.auth.as_str().into()),
-            device_token: None,
-            issued_at_ms: None,
+            issued_at_ms: device_token.as_ref().map(|(_, at)| *at),
+            device_token: device_token.map(|(t, _)| t),
             extra: Default::default(),
         },
         policy: Policy::pincer(),

@@ -25,7 +25,8 @@ use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths};
 use pincer_store::Store;
 use tokio::sync::watch;
 
-pub use state::{AppState, AuthMethod, Caller};
+pub use pincer_auth::AuthMethod;
+pub use state::{AppState, Caller};
 
 /// Pincer's version, reported as `server.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -181,6 +182,8 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         }
     });
 
+    let devices =
+        pincer_auth::Devices::new(store.clone(), clock.clone(), events.clone(), config.gateway.pairing.clone());
     let state = Arc::new(AppState {
         limiter: rate_limit::AuthLimiter::new(config.gateway.auth.rate_limit.clone()),
         config: Arc::new(config),
@@ -189,6 +192,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         cron,
         outbox,
         announce,
+        devices,
         events,
         metrics,
         methods: methods::all(),

@@ -21,6 +21,7 @@ pub struct AppState {
     pub store: Store,
     pub cron: pincer_cron::CronService,
     pub outbox: pincer_delivery::Outbox,
+    pub devices: pincer_auth::Devices,
     pub announce: Arc<pincer_delivery::Announce>,
     pub clock: SharedClock,
     pub events: EventBus,
@@ -47,35 +48,19 @@ pub struct LiveConnection {
     pub kick: mpsc::UnboundedSender<(u16, String)>,
 }
 
-/// How a connection authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    Token,
-    None,
-    DeviceToken,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Token => "token",
-            AuthMethod::None => "none",
-            AuthMethod::DeviceToken => "device-token",
-        }
-    }
-}
-
 /// The authenticated peer of a connection: the only principal that goes through scope checks.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub conn_id: String,
     pub role: Role,
     pub scopes: ScopeSet,
-    pub auth: AuthMethod,
+    pub auth: pincer_auth::AuthMethod,
     pub device_id: Option<String>,
     pub client_id: ClientId,
     pub client_version: String,
     pub remote: SocketAddr,
+    /// Loopback socket without proxy headers.
+    pub direct_local: bool,
 }
 
 impl AppState {

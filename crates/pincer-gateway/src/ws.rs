@@ -164,11 +164,11 @@ async fn handshake(
             let _ = out.send(reject(close::POLICY, "invalid handshake: first request must be connect")).await;
             return None;
         }
-        return match authenticate(state, upgrade, &frame) {
-            Ok((caller, _params)) => {
+        return match authenticate(state, upgrade, &frame, &nonce).await {
+            Ok((caller, _params, device_token)) => {
                 let caller = Arc::new(caller);
                 let health = crate::methods::system::health_summary(state).await;
-                let hello = hello_ok(state, &caller, health);
+                let hello = hello_ok(state, &caller, health, device_token);
                 let payload = serde_json::to_value(hello).expect("hello-ok serialises");
                 out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::ok(&frame.id, payload))))).await.ok()?;
                 tracing::debug!(conn = %caller.conn_id, client = caller.client_id.as_str(), scopes = ?caller.scopes.names(), "connected");

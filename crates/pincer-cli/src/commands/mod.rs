@@ -2,5 +2,6 @@
 
 pub mod cron;
 pub mod delivery;
+pub mod devices;
 pub mod gateway;
 pub mod system;

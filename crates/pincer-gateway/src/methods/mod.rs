@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod delivery;
+pub mod devices;
 pub mod system;
 
 use crate::router::Methods;
@@ -13,5 +14,6 @@ pub fn all() -> Methods {
     system::register(&mut methods);
     cron::register(&mut methods);
     delivery::register(&mut methods);
+    devices::register(&mut methods);
     methods
 }
