@@ -166,3 +166,84 @@ fn sigterm_closes_clients_and_exits_cleanly() {
     assert_eq!(shutdown["payload"]["reason"], "gateway stopping");
     assert_eq!(rt.block_on(client.expect_close()).unwrap().0, Some(1001));
 }
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn cron_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(
+        &pincer_bin(),
+        dir.path(),
+        json!({"agents": {"defaults": {"timezone": "Europe/Berlin"}}}),
+    )
+    .unwrap();
+    let out =
+        gw.cli(&["cron", "add", "--name", "brief", "--cron", "0 7 * * *", "--command", "echo good morning", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = json_of(&out);
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["schedule"]["tz"], "Europe/Berlin", "the default zone is stored");
+    assert_eq!(job["deliveryPreview"]["label"], "inbox -> default");
+    let list = stdout(&gw.cli(&["cron", "list"]));
+    assert!(list.contains("brief") && list.contains("Europe/Berlin") && list.contains("07:00:00 CET"), "{list}");
+    let show = stdout(&gw.cli(&["cron", "show", "brief"]));
+    assert!(show.contains("next runs (Europe/Berlin):") && show.matches(" 07:00:00 CE").count() == 5, "{show}");
+    let out = gw.cli(&["cron", "run", &id, "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("completion succeeded"), "{}", stdout(&out));
+    let runs = json_of(&gw.cli(&["cron", "runs", "--id", &id, "--json"]));
+    assert_eq!(runs["entries"][0]["summary"], "good morning");
+    let inbox = stdout(&gw.cli(&["inbox"]));
+    assert!(inbox.contains("good morning"), "{inbox}");
+    let edited = json_of(&gw.cli(&["cron", "edit", &id, "--command", "exit 3", "--no-deliver"]));
+    assert_eq!(edited["delivery"]["mode"], "none");
+    let out = gw.cli(&["cron", "run", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "a failed run exits 1: {}", stdout(&out));
+    assert_eq!(json_of(&gw.cli(&["cron", "disable", &id]))["enabled"], false);
+    assert!(stdout(&gw.cli(&["cron", "list"])).contains("No jobs enabled"));
+    assert_eq!(json_of(&gw.cli(&["cron", "enable", &id]))["enabled"], true);
+    let status = json_of(&gw.cli(&["cron", "status", "--json"]));
+    assert_eq!(status["jobs"], 1);
+    assert_eq!(json_of(&gw.cli(&["cron", "rm", &id]))["removed"], true);
+    let out = gw.cli(&["cron", "get", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Automation not found"), "{}", stderr(&out));
+    // Flag mistakes are caught before anything is sent.
+    let out = gw.cli(&["cron", "add", "--every", "1h", "--cron", "* * * * *", "--command", "true"]);
+    assert!(stderr(&out).contains("choose one schedule"), "{}", stderr(&out));
+    let out = gw.cli(&["cron", "add", "--every", "1h"]);
+    assert!(stderr(&out).contains("a payload is required"), "{}", stderr(&out));
+    let out =
+        gw.cli(&["cron", "add", "--every", "1h", "--command", "true", "--channel", "inbox", "--to", "telegram:1"]);
+    assert!(!out.status.success() && stderr(&out).contains("contradicts"), "{}", stderr(&out));
+}
+
+#[test]
+fn message_deliveries_doctor_devices_and_audit_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({"channels": {"discord": {"token": "bad", "apiBaseUrl": format!("http://127.0.0.1:{}/api", free_port())}}});
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg).unwrap();
+    let out = gw.cli(&["message", "send", "--channel", "inbox", "--to", "default", "--message", "hello"]);
+    assert!(out.status.success() && stdout(&out).contains("delivered"), "{}{}", stdout(&out), stderr(&out));
+    let list = json_of(&gw.cli(&["deliveries", "list", "--json"]));
+    let id = list["deliveries"][0]["id"].as_str().unwrap().to_string();
+    let show = stdout(&gw.cli(&["deliveries", "show", &id[..8]]));
+    assert!(show.contains("delivered") && show.contains("sent"), "{show}");
+    let out = gw.cli(&["deliveries", "retry", &id]);
+    assert!(!out.status.success() && stderr(&out).contains("only dead or unknown"), "{}", stderr(&out));
+    let purged = json_of(&gw.cli(&["deliveries", "purge", "--state", "delivered"]));
+    assert_eq!(purged["purged"], 1);
+    let out = gw.cli(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(report.contains("FAIL  channel.discord") && report.contains("fix: check channels.discord"), "{report}");
+    let doctor = json_of(&gw.cli(&["doctor", "--json"]));
+    assert!(doctor["findings"].as_array().unwrap().iter().any(|f| f["check"] == "store" && f["status"] == "ok"));
+    let devices = json_of(&gw.cli(&["devices", "list", "--json"]));
+    assert_eq!((devices["pending"].clone(), devices["paired"].clone()), (json!([]), json!([])));
+    let audit = json_of(&gw.cli(&["audit", "--json"]));
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "gateway.auth.succeeded"), "{audit}");
+}

@@ -37,6 +37,8 @@ enum Command {
     Health(ConnectArgs),
     /// Show the gateway's status: version, uptime, store, connections.
     Status(ConnectArgs),
+    /// Check config, store, channel credentials, model providers, the outbox and jobs; say how to fix.
+    Doctor(ConnectArgs),
     /// Scheduled jobs: add, list, show, run, and their run history.
     #[command(subcommand)]
     Cron(Box<commands::cron::CronCommand>),
@@ -85,6 +87,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
     match command {
         Command::Health(args) => commands::system::health(&args, &paths).await,
         Command::Status(args) => commands::system::status(&args, &paths).await,
+        Command::Doctor(args) => commands::system::doctor(&args, &paths).await,
         Command::Cron(cmd) => commands::cron::run(*cmd, &paths).await,
         Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,

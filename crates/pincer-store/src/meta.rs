@@ -31,6 +31,13 @@ impl Rd<'_> {
         Ok(self.conn().query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
+    /// SQLite's `PRAGMA quick_check`: `ok`, or the first problems found.
+    pub fn quick_check(&self) -> Result<String> {
+        let mut stmt = self.conn().prepare("PRAGMA quick_check")?;
+        let rows: Vec<String> = stmt.query_map((), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows.join("; "))
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self.conn().query_row("PRAGMA user_version", (), |r| r.get(0))?)

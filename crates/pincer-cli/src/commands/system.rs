@@ -67,3 +67,25 @@ pub async fn status(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
     ]);
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn doctor(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(args, paths, &process_env)?;
+    let report = call_once(&target, &[Scope::Read], "doctor.run", json!({})).await?;
+    if args.json {
+        print_json(&report);
+    } else {
+        for f in report["findings"].as_array().cloned().unwrap_or_default() {
+            let mark = match f["status"].as_str() {
+                Some("ok") => "ok  ",
+                Some("warn") => "WARN",
+                _ => "FAIL",
+            };
+            println!("{mark}  {:<16} {}", text(&f["check"]), text(&f["message"]));
+            if let Some(fix) = f["fix"].as_str() {
+                println!("      {:<16} fix: {fix}", "");
+            }
+        }
+        println!("{} failing, {} warnings", text(&report["failing"]), text(&report["warnings"]));
+    }
+    Ok(if report["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -4,6 +4,7 @@
 pub mod cron;
 pub mod delivery;
 pub mod devices;
+pub mod doctor;
 pub mod system;
 
 use crate::router::Methods;
@@ -15,5 +16,6 @@ pub fn all() -> Methods {
     cron::register(&mut methods);
     delivery::register(&mut methods);
     devices::register(&mut methods);
+    doctor::register(&mut methods);
     methods
 }

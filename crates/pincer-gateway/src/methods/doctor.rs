@@ -1,0 +1,261 @@
+//! `doctor.run`: checks the configuration, the store, each channel's credentials (one cheap
+//! authenticated call), each model provider's reachability, the outbox and the jobs — and says
+//! how to fix what it finds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_core::config::{AuthMode, Bind};
+use serde_json::{Value, json};
+
+use crate::router::{Call, MethodResult, Methods};
+use crate::state::AppState;
+
+pub fn register(methods: &mut Methods) {
+    methods.add("doctor.run", |c: Call| async move { run(&c.state).await });
+}
+
+#[derive(Default)]
+struct Findings(Vec<Value>);
+
+impl Findings {
+    fn push(&mut self, check: &str, status: &str, message: impl Into<String>, fix: Option<String>) {
+        let mut f = json!({ "check": check, "status": status, "message": message.into() });
+        if let Some(fix) = fix {
+            f["fix"] = json!(fix);
+        }
+        self.0.push(f);
+    }
+}
+
+async fn run(state: &Arc<AppState>) -> MethodResult {
+    let mut f = Findings::default();
+    config(state, &mut f);
+    store(state, &mut f).await;
+    channels(state, &mut f).await;
+    providers(state, &mut f).await;
+    outbox(state, &mut f).await;
+    jobs(state, &mut f).await;
+    let failing = f.0.iter().filter(|x| x["status"] == "fail").count();
+    let warnings = f.0.iter().filter(|x| x["status"] == "warn").count();
+    Ok(json!({ "ok": failing == 0, "failing": failing, "warnings": warnings, "findings": f.0 }))
+}
+
+fn config(state: &AppState, f: &mut Findings) {
+    let c = &state.config;
+    let path = state.paths.config_path.display().to_string();
+    f.push("config", "ok", format!("loaded {path}"), None);
+    match (c.gateway.auth.mode, c.token()) {
+        (AuthMode::Token, Some(t)) if t.len() < 24 => f.push(
+            "config.token",
+            "warn",
+            format!("gateway.auth.token is only {} characters", t.len()),
+            Some("set gateway.auth.token to a random value of at least 32 characters, e.g. the output of `openssl rand -base64 32`".into()),
+        ),
+        (AuthMode::None, _) => f.push(
+            "config.auth",
+            "warn",
+            "gateway.auth.mode is \"none\": any local process can control the gateway",
+            Some("set gateway.auth.mode to \"token\"".into()),
+        ),
+        _ => {}
+    }
+    if c.gateway.bind == Bind::Lan {
+        f.push(
+            "config.bind",
+            "warn",
+            "the gateway listens on every interface (bind: lan)",
+            Some("keep bind: loopback unless other machines must connect; put TLS in front if they do".into()),
+        );
+    }
+    if !c.cron.enabled {
+        f.push(
+            "config.cron",
+            "warn",
+            "cron.enabled is false: no job runs on its schedule",
+            Some("set cron.enabled to true".into()),
+        );
+    }
+}
+
+async fn store(state: &AppState, f: &mut Findings) {
+    let check = state.store.read(|rd| Ok((rd.quick_check()?, rd.schema_version()?))).await;
+    match check {
+        Ok((result, version)) if result == "ok" => f.push(
+            "store",
+            "ok",
+            format!("{} (schema v{version}) passed its integrity check", state.paths.db_path.display()),
+            None,
+        ),
+        Ok((result, _)) => f.push(
+            "store",
+            "fail",
+            format!("integrity check failed: {result}"),
+            Some(format!(
+                "stop the gateway and restore {} from a backup (pincer.db.pre-v*.bak)",
+                state.paths.db_path.display()
+            )),
+        ),
+        Err(e) => f.push(
+            "store",
+            "fail",
+            format!("cannot read the store: {e}"),
+            Some("check the state dir's permissions and free disk space".into()),
+        ),
+    }
+}
+
+async fn channels(state: &AppState, f: &mut Findings) {
+    for name in ["discord", "telegram", "slack"] {
+        let Some(channel) = state.outbox.channel(name) else { continue };
+        let check = format!("channel.{name}");
+        match tokio::time::timeout(Duration::from_secs(10), channel.check()).await {
+            Ok(Ok(identity)) => f.push(&check, "ok", format!("credentials accepted (bot {identity})"), None),
+            Ok(Err(e)) => f.push(
+                &check,
+                "fail",
+                e.to_string(),
+                Some(format!("check channels.{name} in {} (token and API URL)", state.paths.config_path.display())),
+            ),
+            Err(_) => f.push(
+                &check,
+                "fail",
+                "no answer within 10 s",
+                Some(format!("check channels.{name} API URL and the network")),
+            ),
+        }
+    }
+    let pauses = state.outbox.pauses();
+    for (name, p) in pauses {
+        f.push(&format!("channel.{name}"), if p.until_ms.is_none() { "fail" } else { "warn" }, p.reason.clone(), None);
+    }
+}
+
+async fn providers(state: &AppState, f: &mut Findings) {
+    for (name, p) in &state.config.models.providers {
+        let check = format!("model.{name}");
+        let Some((host, port)) = host_port(&p.base_url) else {
+            f.push(
+                &check,
+                "fail",
+                format!("baseUrl {} is not a URL", p.base_url),
+                Some(format!("fix models.providers.{name}.baseUrl")),
+            );
+            continue;
+        };
+        match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host.as_str(), port))).await
+        {
+            Ok(Ok(_)) => f.push(&check, "ok", format!("{} is reachable", p.base_url), None),
+            Ok(Err(e)) => f.push(
+                &check,
+                "fail",
+                format!("{} is unreachable: {e}", p.base_url),
+                Some(format!("start the model server or fix models.providers.{name}.baseUrl")),
+            ),
+            Err(_) => f.push(&check, "fail", format!("{} did not answer within 5 s", p.base_url), None),
+        }
+    }
+    if state.config.agents.defaults.model.primary.is_none() && !state.config.models.providers.is_empty() {
+        f.push(
+            "model.default",
+            "warn",
+            "no default model",
+            Some("set agents.defaults.model.primary to provider/model".into()),
+        );
+    }
+}
+
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let (default_port, rest) =
+        if let Some(r) = url.strip_prefix("https://") { (443, r) } else { (80, url.strip_prefix("http://")?) };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map(|(_, a)| a).unwrap_or(authority);
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, tail) = v6.split_once(']')?;
+        let port = tail.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default_port);
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
+        None => Some((authority.to_string(), default_port)),
+    }
+}
+
+async fn outbox(state: &AppState, f: &mut Findings) {
+    let health = state.outbox.health().await;
+    let Some(channels) = health["channels"].as_object() else { return };
+    for (name, c) in channels {
+        let dead = c["dead"].as_u64().unwrap_or(0);
+        let unknown = c["unknown"].as_u64().unwrap_or(0);
+        if dead > 0 {
+            f.push(
+                &format!("outbox.{name}"),
+                "warn",
+                format!("{dead} dead deliveries"),
+                Some(format!("see why with `pincer deliveries list --state dead --channel {name}`, fix, then `pincer deliveries retry <id>`")),
+            );
+        }
+        if unknown > 0 {
+            f.push(
+                &format!("outbox.{name}"),
+                "warn",
+                format!("{unknown} deliveries whose outcome is unknown"),
+                Some(format!("check the chat, then `pincer deliveries retry <id>` for any that are missing (`pincer deliveries list --state unknown --channel {name}`)")),
+            );
+        }
+        if let Some(age) = c["oldestPendingAgeMs"].as_i64().filter(|a| *a > 600_000) {
+            f.push(
+                &format!("outbox.{name}"),
+                "warn",
+                format!("the oldest pending delivery is {} min old", age / 60_000),
+                None,
+            );
+        }
+    }
+}
+
+async fn jobs(state: &AppState, f: &mut Findings) {
+    let Ok((jobs, _)) = state.cron.all_jobs().await else { return };
+    for job in &jobs {
+        let st = &job.state;
+        if let Some(a) = &st.auto_disabled {
+            f.push(
+                &format!("job.{}", job.id),
+                "fail",
+                format!(
+                    "\"{}\" was disabled after {} errors in a row ({}): {}",
+                    job.name,
+                    a.consecutive_errors,
+                    a.reason,
+                    st.last_error.as_deref().unwrap_or("")
+                ),
+                Some(format!("fix it, then `pincer cron enable {}`", job.id)),
+            );
+        } else if matches!(st.last_delivery_status.as_deref(), Some("not-delivered") | Some("unknown"))
+            && st.delivery_suppression_reason.is_none()
+        {
+            f.push(
+                &format!("job.{}", job.id),
+                "warn",
+                format!(
+                    "the last result of \"{}\" was not delivered: {}",
+                    job.name,
+                    st.last_delivery_error.as_deref().unwrap_or("no details")
+                ),
+                Some(format!("`pincer cron runs --id {}` and `pincer cron show {}`", job.id, job.id)),
+            );
+        }
+    }
+    if let Ok(status) = state.cron.status().await
+        && let Some(bad) = status["invalidJobs"].as_array().filter(|a| !a.is_empty())
+    {
+        for b in bad {
+            f.push(
+                "job.invalid",
+                "fail",
+                format!("job {} cannot run: {}", b["id"], b["error"]),
+                Some("fix or remove it with `pincer cron edit` / `pincer cron rm`".into()),
+            );
+        }
+    }
+}
