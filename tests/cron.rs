@@ -576,3 +576,37 @@ async fn ten_thousand_jobs_each_fire_once() {
     assert!(runs.iter().all(|r| r.slot_ms == Some(T0 + 60_000)));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn run_history_is_pruned_by_count_and_age() {
+    let gw = TestGateway::start_with("{cron: {runRetention: {maxAge: '1d', maxPerJob: 3}}}").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = add(&mut c, command_job("many", json!({"kind": "every", "everyMs": 86_400_000 * 7}), "true")).await;
+    let id = job["id"].as_str().unwrap();
+    for i in 0..5 {
+        c.call("cron.run", json!({"id": id})).await.unwrap();
+        wait_runs(&mut c, id, i + 1).await;
+        gw.clock.advance(1_000);
+    }
+    // The hourly sweep runs on the scheduler's watchdog.
+    gw.clock.advance(2 * 3_600_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let total = c.call("cron.runs", json!({"id": id})).await.unwrap()["total"].as_u64().unwrap();
+        if total == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{total} runs kept");
+        gw.clock.advance(61_000);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A day later, age removes the rest.
+    gw.clock.advance(2 * 86_400_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.call("cron.runs", json!({"id": id})).await.unwrap()["total"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "old runs kept");
+        gw.clock.advance(3_600_001);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}

@@ -193,6 +193,7 @@ impl CronService {
             manual_seq: 0,
             ticks: 0,
             last_tick_ms: None,
+            last_prune_ms: i64::MIN,
             tx: tx.clone(),
             rx,
         };
@@ -356,6 +357,7 @@ struct Actor {
     manual_seq: u64,
     ticks: u64,
     last_tick_ms: Option<i64>,
+    last_prune_ms: i64,
     tx: mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
 }
@@ -633,6 +635,7 @@ impl Actor {
         self.ticks += 1;
         self.last_tick_ms = Some(now);
         self.s.metrics.inc("pincer_cron_wakes_total", "Scheduler wake-ups.", &[]);
+        self.prune_runs(now);
         let expired: Vec<(String, String)> = self
             .jobs
             .iter()
@@ -661,6 +664,26 @@ impl Actor {
                 finished_at_ms: now,
             })));
         }
+    }
+
+    /// Run history retention (`cron.runRetention`): by age and by count per job, hourly.
+    fn prune_runs(&mut self, now: i64) {
+        if now.saturating_sub(self.last_prune_ms) < 3_600_000 {
+            return;
+        }
+        self.last_prune_ms = now;
+        let retention = &self.s.config.run_retention;
+        let max_age =
+            pincer_core::duration::parse_duration_ms(&retention.max_age, None).unwrap_or(30 * 86_400_000) as i64;
+        let (cutoff, per_job) = (now - max_age, retention.max_per_job);
+        let write = self.s.store.write(move |tx| tx.prune_runs(cutoff, per_job));
+        tokio::spawn(async move {
+            match write.await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "cron: pruned old runs"),
+                Err(e) => tracing::warn!(error = %e, "cron: cannot prune runs"),
+            }
+        });
     }
 
     fn dispatch_due(&mut self) {
