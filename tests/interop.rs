@@ -242,3 +242,62 @@ fn openclaw_devices_list_approve_reject() {
     assert_eq!(list["pending"], json!([]), "{}", out(&o));
     assert_eq!(list["paired"].as_array().unwrap().len(), 1, "{}", out(&o));
 }
+
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_cron_add_isolated_agent_turn_announces_to_the_inbox() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, FakeUsage, Reply};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeOpenAi::start());
+    fake.push(Reply::text("Interop brief: the build is green.").with_usage(FakeUsage::new(12, 7)));
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let o = oc.call(
+        &gw,
+        &[
+            "cron",
+            "add",
+            "--name",
+            "brief",
+            "--every",
+            "1h",
+            "--session",
+            "isolated",
+            "--message",
+            "Write the interop brief",
+            "--announce",
+        ],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let job = json_out(&o);
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (job["payload"]["kind"].as_str(), job["delivery"]["mode"].as_str()),
+        (Some("agentTurn"), Some("announce"))
+    );
+
+    let o = oc.call(&gw, &["cron", "run", &id, "--wait", "--poll-interval", "200ms"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let res = json_out(&o);
+    assert_eq!(
+        (res["completionStatus"].as_str(), res["run"]["summary"].as_str()),
+        (Some("succeeded"), Some("Interop brief: the build is green.")),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(res["run"]["deliveryStatus"], "delivered", "{}", out(&o));
+    let o = oc.call(&gw, &["gateway", "call", "inbox.list", "--json"]);
+    let inbox = json_out(&o);
+    assert_eq!(inbox["messages"][0]["text"], "Interop brief: the build is green.", "{}", out(&o));
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1, "one model call");
+    assert_eq!(requests[0].header("authorization"), Some("Bearer sk-interop"));
+    drop(gw);
+    drop(rt);
+}

@@ -8,8 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use pincer_core::Config;
 use pincer_core::config::{Env, StatePaths};
 use pincer_protocol::{
-    ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, ErrorShape, Frame, HelloOk, PROTOCOL_VERSION,
-    RequestFrame, Scope, parse_frame,
+    ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, ErrorShape, EventFrame, Frame, HelloOk,
+    PROTOCOL_VERSION, RequestFrame, Scope, parse_frame,
 };
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -181,6 +181,46 @@ impl Client {
         tokio::time::timeout(timeout, self.request(method, Some(params)))
             .await
             .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })?
+    }
+
+    /// Calls a method and returns its payload, passing every event that arrives before the
+    /// response to `on_event` (e.g. the `agent` events of a streamed reply).
+    pub async fn call_streaming(
+        &mut self,
+        method: &str,
+        params: Value,
+        mut on_event: impl FnMut(&EventFrame),
+    ) -> Result<Value, ClientError> {
+        let timeout = self.target.timeout;
+        let url = self.target.url.clone();
+        let call = async {
+            self.next_id += 1;
+            let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
+            let frame = Frame::Req(RequestFrame {
+                id: id.clone(),
+                method: method.into(),
+                params: Some(params),
+                traceparent: None,
+                expected_profile_id: None,
+            });
+            let text = serde_json::to_string(&frame).expect("frames serialise");
+            self.ws.send(Message::Text(text.into())).await.map_err(|e| ClientError::Closed(e.to_string()))?;
+            loop {
+                match self.next_frame().await? {
+                    Frame::Event(ev) => on_event(&ev),
+                    Frame::Res(res) if res.id == id => {
+                        return match (res.ok, res.error) {
+                            (true, _) => Ok(res.payload.unwrap_or(Value::Null)),
+                            (false, error) => Err(ClientError::Rpc(
+                                error.unwrap_or_else(|| ErrorShape::invalid_request("request failed")),
+                            )),
+                        };
+                    }
+                    _ => continue,
+                }
+            }
+        };
+        tokio::time::timeout(timeout, call).await.map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })?
     }
 
     async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {

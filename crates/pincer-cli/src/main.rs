@@ -53,6 +53,11 @@ enum Command {
     Devices(commands::devices::DevicesCommand),
     /// The security audit log: connects, failed auth, pairing, token changes.
     Audit(commands::devices::AuditArgs),
+    /// Run one agent turn and print the reply as it streams in.
+    Agent(commands::agent::AgentArgs),
+    /// Agent sessions and their transcripts.
+    #[command(subcommand)]
+    Sessions(commands::agent::SessionsCommand),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -94,6 +99,8 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
+        Command::Agent(a) => commands::agent::agent(a, &paths).await,
+        Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
         Command::Gateway(_) => unreachable!("handled in main"),
     }
 }

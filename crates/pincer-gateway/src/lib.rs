@@ -160,6 +160,14 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     .await
     .context("cannot start the outbox")?;
     let announce = Arc::new(pincer_delivery::Announce::new(outbox.clone(), store.clone()));
+    let agents = pincer_agent::Agents::start(pincer_agent::AgentDeps {
+        store: store.clone(),
+        clock: clock.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+        config: Arc::new(config.clone()),
+    })
+    .map_err(|e| anyhow::anyhow!("config {e}"))?;
     let cron = pincer_cron::CronService::start(pincer_cron::CronDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -169,7 +177,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         default_tz,
         channels,
         generation,
-        agent: None,
+        agent: Some(Arc::new(agents.clone())),
         announcer: Some(announce.clone()),
     })
     .await
@@ -192,6 +200,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         cron,
         outbox,
         announce,
+        agents,
         devices,
         events,
         metrics,
@@ -236,6 +245,7 @@ impl RunningGateway {
         }
         self.state.outbox.shutdown();
         self.state.cron.shutdown().await;
+        self.state.agents.shutdown();
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         // Tasks may still hold the state for a moment; the next gateway must not wait for them.

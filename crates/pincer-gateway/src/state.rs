@@ -23,6 +23,7 @@ pub struct AppState {
     pub outbox: pincer_delivery::Outbox,
     pub devices: pincer_auth::Devices,
     pub announce: Arc<pincer_delivery::Announce>,
+    pub agents: pincer_agent::Agents,
     pub clock: SharedClock,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,

@@ -47,6 +47,16 @@ pub struct PendingEvent {
     pub created_at_ms: i64,
 }
 
+/// Filters of [`Rd::find_sessions`]; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// `main`, `isolated` or `named`.
+    pub kind: Option<String>,
+    pub agent_id: Option<String>,
+    /// Leaves out per-run isolated sessions (`excludeCron`).
+    pub exclude_isolated: bool,
+}
+
 const COLS: &str = "s.key, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
                     s.last_route_json, s.model, s.input_tokens, s.output_tokens, \
                     (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key)";
@@ -191,6 +201,25 @@ impl Rd<'_> {
         Ok((rows, total as u64))
     }
 
+    /// Sessions matching `filter`, most recently updated first, with the total.
+    pub fn find_sessions(&self, filter: &SessionFilter, limit: u32, offset: u32) -> Result<(Vec<SessionRow>, u64)> {
+        const WHERE: &str =
+            "(?1 IS NULL OR s.kind = ?1) AND (?2 IS NULL OR s.agent_id = ?2) AND (?3 = 0 OR s.kind <> 'isolated')";
+        let (kind, agent, exclude) = (filter.kind.as_deref(), filter.agent_id.as_deref(), filter.exclude_isolated);
+        let total: i64 = self.conn().query_row(
+            &format!("SELECT COUNT(*) FROM sessions s WHERE {WHERE}"),
+            params![kind, agent, exclude],
+            |r| r.get(0),
+        )?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions s WHERE {WHERE} ORDER BY s.updated_at_ms DESC, s.key LIMIT ?4 OFFSET ?5"
+        ))?;
+        let rows = stmt
+            .query_map(params![kind, agent, exclude, limit, offset], session_from)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, total as u64))
+    }
+
     /// The last `limit` transcript entries of a session (optionally before `before_seq`), oldest first.
     pub fn transcript(&self, key: &str, limit: u32, before_seq: Option<i64>) -> Result<Vec<TranscriptRow>> {
         let mut stmt = self.conn().prepare_cached(
@@ -250,6 +279,7 @@ impl Rd<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::SessionFilter;
     use crate::Store;
 
     #[test]
@@ -313,5 +343,32 @@ mod tests {
             store.read_blocking(|rd| rd.get_session("agent:main:main")).unwrap().is_some(),
             "main sessions are kept"
         );
+    }
+
+    #[test]
+    fn find_sessions_filters_by_kind_agent_and_isolation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.ensure_session("agent:main:main", "main", "main", None, None, 1)?;
+                tx.ensure_session("agent:main:cron:j:run:r", "main", "isolated", Some("j"), Some("r"), 2)?;
+                tx.ensure_session("agent:ops:session:notes", "ops", "named", None, None, 3)?;
+                Ok(())
+            })
+            .unwrap();
+        let keys = |filter: SessionFilter, limit: u32, offset: u32| {
+            let (rows, total) = store.read_blocking(|rd| rd.find_sessions(&filter, limit, offset)).unwrap();
+            (rows.into_iter().map(|r| r.key).collect::<Vec<_>>(), total)
+        };
+        assert_eq!(
+            keys(SessionFilter::default(), 10, 0),
+            (vec!["agent:ops:session:notes".into(), "agent:main:cron:j:run:r".into(), "agent:main:main".into()], 3)
+        );
+        assert_eq!(keys(SessionFilter::default(), 1, 1), (vec!["agent:main:cron:j:run:r".into()], 3));
+        let main_only = SessionFilter { agent_id: Some("main".into()), exclude_isolated: true, ..Default::default() };
+        assert_eq!(keys(main_only, 10, 0), (vec!["agent:main:main".into()], 1));
+        let isolated = SessionFilter { kind: Some("isolated".into()), ..Default::default() };
+        assert_eq!(keys(isolated, 10, 0), (vec!["agent:main:cron:j:run:r".into()], 1));
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod agent;
 pub mod cron;
 pub mod delivery;
 pub mod devices;

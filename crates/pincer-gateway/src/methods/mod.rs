@@ -1,6 +1,7 @@
 //! Method bodies that belong to the gateway itself. Domain methods (cron, delivery, devices,
 //! agents) are thin adapters here over their crates.
 
+pub mod agent;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -13,6 +14,7 @@ use crate::router::Methods;
 pub fn all() -> Methods {
     let mut methods = Methods::default();
     system::register(&mut methods);
+    agent::register(&mut methods);
     cron::register(&mut methods);
     delivery::register(&mut methods);
     devices::register(&mut methods);

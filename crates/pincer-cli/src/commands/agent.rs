@@ -1,0 +1,198 @@
+//! `pincer agent` (one turn, the reply printed as it streams in) and `pincer sessions list|show`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use pincer_core::StatePaths;
+use pincer_core::config::process_env;
+use pincer_protocol::Scope;
+use serde_json::{Value, json};
+
+use crate::client::{Client, ConnectArgs, Target, call_once};
+use crate::output::{print_json, print_rows, table, text, time_in};
+
+/// Run one agent turn and print the reply as it arrives.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// What to say to the agent.
+    #[arg(long, short)]
+    message: String,
+    /// main (default), isolated, session:<id>, or a key from `pincer sessions list`.
+    #[arg(long, value_name = "KEY")]
+    session: Option<String>,
+    /// The agent that answers (default: main).
+    #[arg(long, value_name = "ID")]
+    agent: Option<String>,
+    /// Use this model instead of agents.defaults.model.primary.
+    #[arg(long, value_name = "PROVIDER/MODEL")]
+    model: Option<String>,
+    /// The turn's time limit (0 = none).
+    #[arg(long, value_name = "N", default_value_t = 600)]
+    timeout_seconds: u64,
+    #[command(flatten)]
+    c: ConnectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions, most recently active first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// main | isolated | named
+        #[arg(long)]
+        kind: Option<String>,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// One session's transcript, oldest first.
+    Show {
+        /// A key from `pincer sessions list`, or main, or session:<id>.
+        key: String,
+        /// The newest N entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+}
+
+pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
+    let mut target = Target::resolve(&args.c, paths, &process_env)?;
+    // Wait a little longer than the turn may take, so its own time limit is what ends it.
+    let turn = match args.timeout_seconds {
+        0 => Duration::from_secs(24 * 3_600),
+        secs => Duration::from_secs(secs + 30),
+    };
+    target.timeout = target.timeout.max(turn);
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let mut params = json!({"message": args.message, "idempotencyKey": run_id, "timeout": args.timeout_seconds});
+    for (key, value) in [("sessionKey", &args.session), ("agentId", &args.agent), ("model", &args.model)] {
+        if let Some(value) = value {
+            params[key] = json!(value);
+        }
+    }
+    let quiet = args.c.json;
+    let mut printed = String::new();
+    let mut client = Client::connect(&target, &[Scope::Write]).await?;
+    let result = client
+        .call_streaming("agent", params, |ev| {
+            let Some(p) = ev.payload.as_ref().filter(|_| !quiet && ev.event == "agent") else { return };
+            if p["runId"] != run_id.as_str() || p["stream"] != "assistant" {
+                return;
+            }
+            if let Some(delta) = p["data"]["delta"].as_str() {
+                print!("{delta}");
+                let _ = std::io::stdout().flush();
+                printed.push_str(delta);
+            }
+        })
+        .await;
+    client.close().await;
+    let res = result?;
+    if quiet {
+        print_json(&res);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Events may be dropped under load; the response always has the whole reply.
+    let reply = res["text"].as_str().unwrap_or_default();
+    match reply.strip_prefix(printed.as_str()) {
+        Some(rest) => print!("{rest}"),
+        None => print!("\n{reply}"),
+    }
+    if !reply.ends_with('\n') {
+        println!();
+    }
+    let usage = &res["usage"];
+    eprintln!(
+        "{} · {} in / {} out tokens · session {}",
+        text(&res["model"]),
+        usage["input_tokens"].as_u64().unwrap_or(0),
+        usage["output_tokens"].as_u64().unwrap_or(0),
+        text(&res["sessionKey"])
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SessionsCommand::List { limit, kind, c } => {
+            let mut params = json!({"limit": limit});
+            if let Some(kind) = kind {
+                params["kind"] = json!(kind);
+            }
+            let target = Target::resolve(&c, paths, &process_env)?;
+            let res = call_once(&target, &[Scope::Read], "sessions.list", params).await?;
+            if c.json {
+                print_json(&res);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let sessions = res["sessions"].as_array().cloned().unwrap_or_default();
+            if sessions.is_empty() {
+                println!("No sessions yet. Start one with `pincer agent --message <text>`.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        text(&s["key"]),
+                        text(&s["kind"]),
+                        text(&s["model"]),
+                        text(&s["messageCount"]),
+                        format!("{}/{}", text(&s["inputTokens"]), text(&s["outputTokens"])),
+                        time_in(s["updatedAt"].as_i64().unwrap_or(0), "UTC"),
+                    ]
+                })
+                .collect();
+            table(&["KEY", "KIND", "MODEL", "MESSAGES", "TOKENS IN/OUT", "UPDATED"], &rows);
+            if res["hasMore"] == true {
+                println!("({} of {}; raise --limit to see more)", sessions.len(), text(&res["total"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SessionsCommand::Show { key, limit, c } => {
+            let target = Target::resolve(&c, paths, &process_env)?;
+            let params = json!({"sessionKey": key, "limit": limit});
+            let res = call_once(&target, &[Scope::Read], "chat.history", params).await?;
+            if c.json {
+                print_json(&res);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let s = &res["session"];
+            print_rows(&[
+                ("session", text(&s["key"])),
+                ("kind", text(&s["kind"])),
+                ("model", text(&s["model"])),
+                ("tokens", format!("{} in / {} out", text(&s["inputTokens"]), text(&s["outputTokens"]))),
+                ("updated", time_in(s["updatedAt"].as_i64().unwrap_or(0), "UTC")),
+            ]);
+            if res["hasMore"] == true {
+                println!("… older entries not shown (raise --limit)");
+            }
+            for m in res["messages"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "\n── #{} {} · {}{}",
+                    text(&m["seq"]),
+                    text(&m["role"]),
+                    time_in(m["timestamp"].as_i64().unwrap_or(0), "UTC"),
+                    detail(&m)
+                );
+                println!("{}", text(&m["text"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// What a transcript entry says about itself: the model that wrote it, or where an event came from.
+fn detail(m: &Value) -> String {
+    match (m["model"].as_str(), m["source"].as_str(), m["errorReason"].as_str()) {
+        (_, _, Some(reason)) => format!(" · failed ({reason})"),
+        (Some(model), _, _) => format!(" · {model}"),
+        (_, Some(source), _) => format!(" · from {source}"),
+        _ => String::new(),
+    }
+}
