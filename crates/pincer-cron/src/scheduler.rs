@@ -597,6 +597,9 @@ impl Actor {
     }
 
     async fn run(mut self) {
+        // Wall time the actor spends per wake-up (handling messages, starting due runs), for
+        // `pincer_cron_wake_seconds`; measured on the real clock because it is a cost, not a schedule.
+        let mut busy_since = std::time::Instant::now();
         loop {
             // Handle everything already queued first, so finishes and adds batch into one pass.
             while let Ok(msg) = self.rx.try_recv() {
@@ -613,18 +616,27 @@ impl Actor {
             let next_due = if can_start { self.queue.first().map(|(t, _)| *t) } else { None };
             let wake = next_due.map_or(now + WATCHDOG_MS, |t| t.min(now + WATCHDOG_MS)).max(now);
             let clock = self.s.clock.clone();
-            tokio::select! {
+            self.s.metrics.observe(
+                "pincer_cron_wake_seconds",
+                "Time the scheduler spends per wake-up (messages, due runs).",
+                &[],
+                busy_since.elapsed().as_secs_f64(),
+            );
+            let woke = tokio::select! {
                 biased;
-                msg = self.rx.recv() => match msg {
-                    Some(Msg::Shutdown { reply }) => {
-                        self.shutdown().await;
-                        let _ = reply.send(());
-                        return;
-                    }
-                    Some(msg) => self.handle(msg).await,
-                    None => return,
-                },
-                _ = clock.sleep_until(wake) => self.watchdog(),
+                msg = self.rx.recv() => Some(msg),
+                _ = clock.sleep_until(wake) => None,
+            };
+            busy_since = std::time::Instant::now();
+            match woke {
+                Some(Some(Msg::Shutdown { reply })) => {
+                    self.shutdown().await;
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(Some(msg)) => self.handle(msg).await,
+                Some(None) => return,
+                None => self.watchdog(),
             }
         }
     }

@@ -1,273 +1,229 @@
-//! `cargo xtask bench [--quick]`: Pincer beside OpenClaw 2026.9.6, measured in the same run on the
-//! same machine, written to BENCHMARKS.md.
+//! `cargo xtask bench [--quick] [--no-openclaw]`: Pincer beside OpenClaw 2026.9.6, measured in the
+//! same run on the same machine, written to BENCHMARKS.md.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod agent;
+mod gateway;
+mod load;
+mod outbox;
+mod scheduler;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use gateway::{rss_kib, start_openclaw, start_pincer, tree_rss_kib};
+pub use load::{load, soak};
 
 use crate::openclaw::{self, OpenClaw};
 
-const OC_TOKEN: &str = "bench-token-openclaw-0123456789";
-
-struct Row {
-    metric: &'static str,
-    pincer: f64,
-    openclaw: Option<f64>,
-    unit: &'static str,
-    target: &'static str,
+/// One line of the report.
+pub struct Row {
+    pub section: &'static str,
+    pub metric: String,
+    pub pincer: Option<f64>,
+    pub openclaw: Option<f64>,
+    pub unit: &'static str,
+    pub target: &'static str,
     /// True when a smaller number is better (time, memory).
-    lower_is_better: bool,
+    pub lower_is_better: bool,
+    /// Why OpenClaw has no number here, when it has none.
+    pub note: &'static str,
+    /// Counts (errors, messages) are compared side by side, not as a ratio.
+    pub ratio: bool,
+}
+
+impl Row {
+    pub fn new(section: &'static str, metric: impl Into<String>, unit: &'static str) -> Row {
+        Row {
+            section,
+            metric: metric.into(),
+            pincer: None,
+            openclaw: None,
+            unit,
+            target: "",
+            lower_is_better: true,
+            note: "",
+            ratio: true,
+        }
+    }
+    pub fn pincer(mut self, v: f64) -> Row {
+        self.pincer = Some(v);
+        self
+    }
+    pub fn openclaw(mut self, v: Option<f64>) -> Row {
+        self.openclaw = v;
+        self
+    }
+    pub fn target(mut self, t: &'static str) -> Row {
+        self.target = t;
+        self
+    }
+    pub fn higher_is_better(mut self) -> Row {
+        self.lower_is_better = false;
+        self
+    }
+    pub fn count(mut self) -> Row {
+        self.ratio = false;
+        self
+    }
+    pub fn note(mut self, n: &'static str) -> Row {
+        self.note = n;
+        self
+    }
+}
+
+/// Shared context of one benchmark run.
+pub struct Bench {
+    pub pincer: PathBuf,
+    pub openclaw: Option<OpenClaw>,
+    pub work: PathBuf,
+    pub quick: bool,
+    pub rows: Vec<Row>,
+}
+
+impl Bench {
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    }
+}
+
+/// Builds the release binary once.
+pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!("bench: building pincer (release)");
+    let status =
+        Command::new("cargo").args(["build", "--release", "-q", "-p", "pincer-cli"]).current_dir(root).status()?;
+    anyhow::ensure!(status.success(), "release build failed");
+    Ok(root.join("target/release/pincer"))
 }
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
-    eprintln!("bench: building pincer (release)");
-    let status =
-        Command::new("cargo").args(["build", "--release", "-q", "-p", "pincer-cli"]).current_dir(root).status()?;
-    anyhow::ensure!(status.success(), "release build failed");
-    let pincer = root.join("target/release/pincer");
-    let oc = if skip_openclaw { None } else { Some(openclaw::ensure(root)?) };
+    const SECTIONS: [&str; 5] = ["startup", "scheduler", "outbox", "load", "agent"];
+    let only = match args.iter().position(|a| a == "--only") {
+        Some(i) => match args.get(i + 1).map(String::as_str) {
+            Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
+            other => anyhow::bail!("--only takes one of {}, got {other:?}", SECTIONS.join(", ")),
+        },
+        None => None,
+    };
+    let wanted = |s: &str| only.as_deref().is_none_or(|o| o == s);
+    raise_fd_limit();
+    let pincer = build_release(root)?;
+    let openclaw = if skip_openclaw { None } else { Some(openclaw::ensure(root)?) };
     let work = root.join("target/bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
+    let mut b = Bench { pincer, openclaw, work, quick, rows: Vec::new() };
 
-    let (pincer_runs, oc_runs) = if quick { (5, 1) } else { (15, 3) };
-    let mut rows = Vec::new();
+    if wanted("startup") {
+        startup(&mut b)?;
+    }
+    if wanted("scheduler") {
+        scheduler::run(&mut b)?;
+    }
+    if wanted("outbox") {
+        outbox::run(&mut b)?;
+    }
+    if wanted("agent") {
+        agent::run(&mut b)?;
+    }
+    if wanted("load") {
+        load::bench_rows(&mut b)?;
+    }
 
+    let report = render(&b.rows, quick);
+    println!("{report}");
+    if only.is_none() {
+        std::fs::write(root.join("BENCHMARKS.md"), &report)?;
+        eprintln!("bench: wrote BENCHMARKS.md");
+    } else {
+        eprintln!("bench: --only: BENCHMARKS.md left as it was");
+    }
+    Ok(())
+}
+
+/// Cold start, idle memory, CLI round trip, SIGTERM.
+fn startup(b: &mut Bench) -> anyhow::Result<()> {
+    let (pincer_runs, oc_runs) = if b.quick { (5, 1) } else { (15, 3) };
     eprintln!("bench: cold start to /readyz ({pincer_runs} Pincer runs, {oc_runs} OpenClaw runs)");
-    let p_start = median(
-        (0..pincer_runs)
-            .map(|i| start_pincer(&pincer, &work.join(format!("p-cold-{i}"))).map(|g| g.stop_after_ready()))
-            .collect::<anyhow::Result<Vec<_>>>()?,
-    );
-    let o_start = match &oc {
-        Some(oc) => Some(median(
-            (0..oc_runs)
-                .map(|i| start_openclaw(oc, &work.join(format!("o-cold-{i}"))).map(|g| g.stop_after_ready()))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        )),
+    let mut p_start = Vec::new();
+    for i in 0..pincer_runs {
+        p_start
+            .push(start_pincer(&b.pincer, &b.dir(&format!("p-cold-{i}")), serde_json::json!({}))?.stop_after_ready());
+    }
+    let o_start = match &b.openclaw {
+        Some(oc) => {
+            let mut v = Vec::new();
+            for i in 0..oc_runs {
+                v.push(start_openclaw(oc, &b.dir(&format!("o-cold-{i}")), serde_json::json!({}))?.stop_after_ready());
+            }
+            Some(median(v))
+        }
         None => None,
     };
-    rows.push(Row {
-        metric: "Cold start to /readyz",
-        pincer: p_start,
-        openclaw: o_start,
-        unit: "ms",
-        target: "< 100 ms",
-        lower_is_better: true,
-    });
+    b.rows.push(
+        Row::new("Start and idle", "Cold start to /readyz", "ms")
+            .pincer(median(p_start))
+            .openclaw(o_start)
+            .target("< 100 ms"),
+    );
 
     eprintln!("bench: idle RSS after 30 s, CLI round trip, SIGTERM to exit");
-    let mut p = start_pincer(&pincer, &work.join("p-idle"))?;
-    let mut o = match &oc {
-        Some(oc) => Some(start_openclaw(oc, &work.join("o-idle"))?),
+    let mut p = start_pincer(&b.pincer, &b.dir("p-idle"), serde_json::json!({}))?;
+    let mut o = match &b.openclaw {
+        Some(oc) => Some(start_openclaw(oc, &b.dir("o-idle"), serde_json::json!({}))?),
         None => None,
     };
-    std::thread::sleep(Duration::from_secs(if quick { 5 } else { 30 }));
-    let p_rss = rss_kib(p.child.id()) as f64 / 1024.0;
-    let o_rss = o.as_ref().map(|o| rss_kib(o.child.id()) as f64 / 1024.0);
-    let o_tree = o.as_ref().map(|o| tree_rss_kib(o.child.id()) as f64 / 1024.0);
-    rows.push(Row {
-        metric: "Idle RSS, main process",
-        pincer: p_rss,
-        openclaw: o_rss,
-        unit: "MB",
-        target: "< 30 MB",
-        lower_is_better: true,
-    });
-    rows.push(Row {
-        metric: "Idle RSS, process tree",
-        pincer: tree_rss_kib(p.child.id()) as f64 / 1024.0,
-        openclaw: o_tree,
-        unit: "MB",
-        target: "",
-        lower_is_better: true,
-    });
-
-    let cli_runs = if quick { 10 } else { 30 };
-    let p_cli = median(
-        (0..cli_runs)
-            .map(|_| timed(Command::new(&pincer).args(["health", "--json"]).env("PINCER_STATE_DIR", &p.state)))
-            .collect::<anyhow::Result<Vec<_>>>()?,
+    std::thread::sleep(Duration::from_secs(if b.quick { 5 } else { 30 }));
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    b.rows.push(
+        Row::new("Start and idle", "Idle RSS, main process", "MB")
+            .pincer(mib(rss_kib(p.child.id())))
+            .openclaw(o.as_ref().map(|o| mib(rss_kib(o.child.id()))))
+            .target("< 30 MB"),
     );
-    let o_cli = match (&oc, &o) {
-        (Some(oc), Some(o)) => Some(median(
-            (0..oc_runs.max(3)).map(|_| timed(&mut o.cli(oc, &["health"]))).collect::<anyhow::Result<Vec<_>>>()?,
-        )),
+    b.rows.push(
+        Row::new("Start and idle", "Idle RSS, process tree", "MB")
+            .pincer(mib(tree_rss_kib(p.child.id())))
+            .openclaw(o.as_ref().map(|o| mib(tree_rss_kib(o.child.id())))),
+    );
+    let cli_runs = if b.quick { 10 } else { 30 };
+    let mut p_cli = Vec::new();
+    for _ in 0..cli_runs {
+        p_cli.push(timed(Command::new(&b.pincer).args(["health", "--json"]).env("PINCER_STATE_DIR", &p.state))?);
+    }
+    let o_cli = match (&b.openclaw, &o) {
+        (Some(oc), Some(o)) => {
+            let mut v = Vec::new();
+            for _ in 0..oc_runs.max(3) {
+                v.push(timed(&mut o.cli(oc, &["health"]))?);
+            }
+            Some(median(v))
+        }
         _ => None,
     };
-    rows.push(Row {
-        metric: "CLI `health` round trip",
-        pincer: p_cli,
-        openclaw: o_cli,
-        unit: "ms",
-        target: "< 20 ms",
-        lower_is_better: true,
-    });
-
+    b.rows.push(
+        Row::new("Start and idle", "CLI `health` round trip", "ms")
+            .pincer(median(p_cli))
+            .openclaw(o_cli)
+            .target("< 20 ms"),
+    );
     let p_stop = p.terminate()?;
     let o_stop = match o.as_mut() {
         Some(o) => Some(o.terminate()?),
         None => None,
     };
-    rows.push(Row {
-        metric: "SIGTERM to exit",
-        pincer: p_stop,
-        openclaw: o_stop,
-        unit: "ms",
-        target: "< 1000 ms",
-        lower_is_better: true,
-    });
-
-    let report = render(&rows, quick);
-    println!("{report}");
-    std::fs::write(root.join("BENCHMARKS.md"), &report)?;
-    eprintln!("bench: wrote BENCHMARKS.md");
+    b.rows
+        .push(Row::new("Start and idle", "SIGTERM to exit", "ms").pincer(p_stop).openclaw(o_stop).target("< 1000 ms"));
     Ok(())
 }
 
-struct Gateway {
-    child: Child,
-    state: PathBuf,
-    port: u16,
-    ready_ms: f64,
-    openclaw: bool,
-}
-
-impl Gateway {
-    fn stop_after_ready(mut self) -> f64 {
-        let _ = self.terminate();
-        self.ready_ms
-    }
-
-    fn terminate(&mut self) -> anyhow::Result<f64> {
-        let started = Instant::now();
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.child.try_wait()?.is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                anyhow::bail!("gateway did not exit within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(started.elapsed().as_secs_f64() * 1000.0)
-    }
-
-    fn cli(&self, oc: &OpenClaw, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&oc.node);
-        cmd.arg(&oc.mjs).args(args);
-        openclaw_env(&mut cmd, &self.state, self.port);
-        cmd
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if self.openclaw {
-            // OpenClaw's workers are children of the main process; make sure none outlive it.
-            let _ = Command::new("pkill").args(["-f", &self.state.display().to_string()]).status();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_pincer(binary: &Path, state: &Path) -> anyhow::Result<Gateway> {
-    std::fs::create_dir_all(state)?;
-    let port = free_port();
-    let started = Instant::now();
-    let child = Command::new(binary)
-        .args(["gateway", "--port", &port.to_string()])
-        .env("PINCER_STATE_DIR", state)
-        .env("PINCER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    wait_ready(child, state, port, started, false, Duration::from_secs(20))
-}
-
-fn openclaw_env(cmd: &mut Command, state: &Path, port: u16) {
-    cmd.env("HOME", state.join("home"))
-        .env("TMPDIR", state.join("tmp"))
-        .env("OPENCLAW_STATE_DIR", state)
-        .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
-        .env("OPENCLAW_GATEWAY_PORT", port.to_string())
-        .env("OPENCLAW_DISABLE_BONJOUR", "1")
-        .env("OPENCLAW_NO_AUTO_UPDATE", "1")
-        .env("OPENCLAW_OFFLINE", "1")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-}
-
-fn start_openclaw(oc: &OpenClaw, state: &Path) -> anyhow::Result<Gateway> {
-    std::fs::create_dir_all(state.join("home"))?;
-    std::fs::create_dir_all(state.join("tmp"))?;
-    let port = free_port();
-    let config = serde_json::json!({
-        "gateway": { "mode": "local", "port": port, "bind": "loopback", "auth": { "mode": "token", "token": OC_TOKEN } },
-        "logging": { "file": state.join("openclaw.log").display().to_string() },
-        "models": { "catalogRefresh": { "enabled": false } },
-    });
-    std::fs::write(state.join("openclaw.json"), serde_json::to_string_pretty(&config)?)?;
-    let started = Instant::now();
-    let mut cmd = Command::new(&oc.node);
-    cmd.arg(&oc.mjs).args(["gateway", "run", "--port", &port.to_string(), "--bind", "loopback"]);
-    openclaw_env(&mut cmd, state, port);
-    let child = cmd.spawn()?;
-    wait_ready(child, state, port, started, true, Duration::from_secs(120))
-}
-
-fn wait_ready(
-    mut child: Child,
-    state: &Path,
-    port: u16,
-    started: Instant,
-    openclaw: bool,
-    limit: Duration,
-) -> anyhow::Result<Gateway> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("gateway in {} exited early with {status}", state.display());
-        }
-        if readyz(port) {
-            let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-            return Ok(Gateway { child, state: state.to_path_buf(), port, ready_ms, openclaw });
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            anyhow::bail!("gateway in {} not ready after {limit:?}", state.display());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn readyz(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.lines().next().is_some_and(|l| l.contains(" 200 ")) && buf.contains("\"ready\":true")
-}
-
-fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
+pub fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
     let started = Instant::now();
     let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -275,40 +231,30 @@ fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
     Ok(ms)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(values: Vec<f64>) -> f64 {
+    percentile(values, 50.0)
+}
+
+/// The `p`-th percentile (nearest rank) of `values`.
+pub fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
     values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
+    let rank = ((p / 100.0) * values.len() as f64).ceil().max(1.0) as usize;
+    values[rank.min(values.len()) - 1]
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// RSS of a process and all its descendants.
-fn tree_rss_kib(pid: u32) -> u64 {
-    let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
-                children.entry(ppid).or_default().push(p);
-            }
+/// Lets one process hold thousands of sockets (the load test, a busy gateway).
+pub fn raise_fd_limit() {
+    // SAFETY: plain getrlimit/setrlimit on this process.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-    let mut total = 0;
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        total += rss_kib(p);
-        stack.extend(children.get(&p).cloned().unwrap_or_default());
-    }
-    total
 }
 
 fn machine() -> String {
@@ -330,7 +276,10 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM, Linux {}", kernel.trim())
 }
 
-fn fmt(value: f64, unit: &str) -> String {
+pub fn fmt(value: f64, unit: &str) -> String {
+    if value.is_nan() {
+        return "-".into();
+    }
     if value >= 100.0 {
         format!("{value:.0} {unit}")
     } else if value >= 10.0 {
@@ -351,25 +300,52 @@ fn render(rows: &[Row], quick: bool) -> String {
     out.push_str("# Benchmarks: Pincer beside OpenClaw 2026.9.6\n\n");
     out.push_str("Written by `cargo xtask bench`");
     if quick {
-        out.push_str(" `--quick` (fewer runs, 5 s idle instead of 30 s)");
+        out.push_str(" `--quick` (fewer runs, shorter waits)");
     }
-    out.push_str(". Both systems were measured in the same run on the same machine; medians of repeated runs.\n\n");
-    out.push_str(&format!("- Date: {date}\n- Machine: {}\n- Pincer: release build of this commit; OpenClaw: npm `openclaw@2026.9.6` on Node 24.21.0, loopback, no channels\n\n", machine()));
-    out.push_str("| Metric | Pincer | OpenClaw | OpenClaw ÷ Pincer | Pincer target |\n|---|---:|---:|---:|---|\n");
+    out.push_str(". Both systems were measured in the same run on the same machine.\n\n");
+    out.push_str(&format!(
+        "- Date: {date}\n- Machine: {}\n- Pincer: release build of this commit; OpenClaw: npm `openclaw@2026.9.6` on Node 24.21.0, loopback\n- Reproduce: `cargo xtask bench` (about 10 minutes; `--quick` for a smoke run, `--no-openclaw` to skip the reference)\n",
+        machine()
+    ));
+    let mut section = "";
     for r in rows {
-        let oc = r.openclaw.map(|v| fmt(v, r.unit)).unwrap_or_else(|| "not measured".into());
-        let ratio = match r.openclaw {
-            Some(v) if r.pincer > 0.0 && r.lower_is_better => format!("{:.0}×", v / r.pincer),
-            Some(v) if v > 0.0 => format!("{:.0}×", r.pincer / v),
-            _ => "-".into(),
+        if r.section != section {
+            section = r.section;
+            out.push_str(&format!("\n## {section}\n\n| Metric | Pincer | OpenClaw | Pincer better by | Pincer target |\n|---|---:|---:|---:|---|\n"));
+        }
+        let oc = match r.openclaw {
+            Some(v) => fmt(v, r.unit),
+            None if !r.note.is_empty() => r.note.to_string(),
+            None => "not measured".into(),
         };
-        let met = if r.target.is_empty() { String::new() } else { r.target.to_string() };
-        out.push_str(&format!("| {} | {} | {oc} | {ratio} | {met} |\n", r.metric, fmt(r.pincer, r.unit)));
+        // How many times better Pincer is (below 1× means OpenClaw did better).
+        let factor = match (r.pincer, r.openclaw) {
+            (Some(p), Some(o)) if r.ratio && p > 0.0 && o > 0.0 => Some(if r.lower_is_better { o / p } else { p / o }),
+            _ => None,
+        };
+        let ratio = match factor {
+            Some(f) if f >= 10.0 => format!("{f:.0}×"),
+            Some(f) => format!("{f:.1}×"),
+            None => "-".into(),
+        };
+        let p = r.pincer.map(|v| fmt(v, r.unit)).unwrap_or_else(|| "-".into());
+        out.push_str(&format!("| {} | {p} | {oc} | {ratio} | {} |\n", r.metric, r.target));
     }
-    out.push_str("\nHow each number is taken:\n\n");
-    out.push_str("- Cold start: spawn the gateway on a fresh state dir, poll `GET /readyz` every millisecond until it answers 200 with `\"ready\":true`.\n");
-    out.push_str("- Idle RSS: `VmRSS` from `/proc/<pid>/status` after 30 s idle; the process tree adds every descendant (OpenClaw runs two worker processes).\n");
-    out.push_str("- CLI round trip: wall time of a whole `pincer health --json` / `openclaw health` process against an idle local gateway.\n");
-    out.push_str("- SIGTERM to exit: from `kill -TERM` to the process being reaped.\n");
+    out.push_str("\n## How each number is taken\n\n");
+    for line in [
+        "Cold start: spawn the gateway on a fresh state dir, poll `GET /readyz` every millisecond until it answers 200 with `\"ready\":true`; median of the runs.",
+        "Idle RSS: `VmRSS` from `/proc/<pid>/status` after 30 s idle; the process tree adds every descendant (OpenClaw runs worker processes).",
+        "CLI round trip: wall time of a whole `pincer health --json` / `openclaw health` process against an idle local gateway; median.",
+        "SIGTERM to exit: from `kill -TERM` to the process being reaped.",
+        "Scheduler lag: `startedAtMs − slotMs` of every run (Pincer's run records; OpenClaw's `cron runs` `runAtMs` minus the minute it was due), for 10 jobs firing every minute with no stagger, on both gateways during the same minutes.",
+        "Scheduler capacity: 10,000 jobs written to a stopped gateway's store; memory is the RSS growth over an empty gateway divided by the job count; the jobs then fire spread over one minute, and the lag is `startedAtMs − slotMs` of every run; the wake time is the mean of `pincer_cron_wake_seconds` (the scheduler actor's busy time per wake-up).",
+        "Outbox throughput: messages sent with the `send` method from 8 connections to 10 chats of a fake Telegram Bot API on 127.0.0.1 (both gateways use `channels.telegram.apiRoot`), from the first request to the last message received. Pincer's default pacing (25 messages/s for Telegram) is switched off with `delivery.rateLimits.telegram: 0`; OpenClaw has none.",
+        "Backlog across `kill -9`: `send` while the Telegram API refuses connections (Pincer accepts into its outbox; OpenClaw queues the message and answers with the send error), `kill -9` the gateway, bring the API back, restart: what arrives, how soon, and whether anything arrives twice.",
+        "Restart with pending rows: rows written to a stopped gateway's outbox (100 chats); time from spawning the gateway to the first and to the last message at the fake.",
+        "Agent turns: agent-turn jobs every 5 s, spaced 500 ms apart, against a fake OpenAI-compatible server that records when each request arrived and when each response body ended (wall clock, µs). Slot to request: arrival − the job's slot. Last byte to commit: the announced delivery's `createdAtMs` (milliseconds, taken as the middle of the millisecond) − the end of the model's response.",
+        "Load: WebSocket clients connect with the gateway token, then each issues one of `health`, `status`, `cron.list`, `cron.status` per second (random phase); latency is request to response at the client; errors include failed connects and 10 s timeouts; memory growth is the process tree's RSS after minus before.",
+    ] {
+        out.push_str(&format!("- {line}\n"));
+    }
     out
 }

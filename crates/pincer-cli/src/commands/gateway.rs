@@ -48,6 +48,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     if wrote {
         tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
     }
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("pincer").build()?;
     runtime.block_on(async move {
         let options = pincer_gateway::GatewayOptions { paths, config, clock: SystemClock::shared() };
@@ -79,5 +80,20 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Each WebSocket client holds a file descriptor; the common soft limit of 1,024 would refuse the
+/// thousandth client while the hard limit allows far more. Raise the soft limit to the hard one.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::warn!(soft = lim.rlim_cur, "cannot raise the open-file limit");
+            }
+        }
     }
 }

@@ -186,6 +186,9 @@ pub fn split_text(text: &str, n: usize) -> Vec<String> {
 pub struct ModelRequest {
     /// When the request head arrived (before the body was read).
     pub at: Instant,
+    /// The same moment on the wall clock, in microseconds since the Unix epoch (to compare with
+    /// timestamps another process wrote).
+    pub at_unix_us: u64,
     pub path: String,
     /// Header names are lowercase.
     pub headers: Vec<(String, String)>,
@@ -224,6 +227,8 @@ struct Script {
     sticky_for: HashMap<String, Reply>,
     default: Reply,
     requests: Vec<ModelRequest>,
+    /// Wall-clock microseconds at which each response body was fully handed to the socket.
+    finished_unix_us: Vec<u64>,
 }
 
 struct Shared {
@@ -258,6 +263,7 @@ impl<W: Wire> FakeModel<W> {
                 sticky_for: HashMap::new(),
                 default: Reply::text("Hello from the fake model."),
                 requests: Vec::new(),
+                finished_unix_us: Vec::new(),
             }),
             seen: watch::Sender::new(0),
         });
@@ -306,6 +312,12 @@ impl<W: Wire> FakeModel<W> {
         self.script().requests.clone()
     }
 
+    /// When each response body ended (its last byte written), in microseconds since the Unix
+    /// epoch, in completion order. Hanging responses never appear.
+    pub fn finished_unix_us(&self) -> Vec<u64> {
+        self.script().finished_unix_us.clone()
+    }
+
     pub fn request_count(&self) -> usize {
         *self.shared.seen.borrow()
     }
@@ -326,10 +338,12 @@ impl<W: Wire> Drop for FakeModel<W> {
 
 async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let at = Instant::now();
+    let at_unix_us = unix_us();
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
     let recorded = ModelRequest {
         at,
+        at_unix_us,
         path: parts.uri.path().to_string(),
         headers: parts
             .headers
@@ -349,7 +363,17 @@ async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) ->
             .unwrap_or_else(|| script.default.clone())
     };
     shared.seen.send_modify(|seen| *seen += 1);
-    W::render(&reply, &recorded)
+    let (head, body) = W::render(&reply, &recorded).into_parts();
+    // An empty final chunk (hyper writes nothing for it) that records when the body ended.
+    let tail = stream::once(async move {
+        shared.script.lock().unwrap_or_else(|e| e.into_inner()).finished_unix_us.push(unix_us());
+        Ok::<Bytes, axum::Error>(Bytes::new())
+    });
+    Response::from_parts(head, Body::from_stream(body.into_data_stream().chain(tail)))
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// A 200 `text/event-stream` written one element at a time; with `hang`, the body then never

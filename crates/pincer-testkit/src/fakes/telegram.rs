@@ -189,6 +189,15 @@ async fn dispatch(
         }))
         .into_response(),
         "sendMessage" => send_message(shared, conn, body).await,
+        // Enough of the rest of the Bot API for a polling bot (OpenClaw's, in the benchmarks) to
+        // start and idle: no updates, after holding the long poll for a moment.
+        "getUpdates" => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            axum::Json(json!({ "ok": true, "result": [] })).into_response()
+        }
+        "deleteWebhook" | "setMyCommands" | "deleteMyCommands" | "setWebhook" => {
+            axum::Json(json!({ "ok": true, "result": true })).into_response()
+        }
         _ => failure(404, "Not Found", None),
     }
 }
