@@ -1,9 +1,14 @@
-//! Crash safety with the real binary: `kill -9` mid-run and mid-backlog, then restart, and check
-//! that nothing accepted was lost and nothing was sent twice.
+//! Crash safety with the real binary: `kill -9` mid-run and mid-backlog, and `SIGKILL` at chosen
+//! steps (`PINCER_CRASHPOINTS`: after a slot reservation, after a run executed, after the outbox
+//! commit, with a part in flight, after the send but before its receipt is stored), then restart,
+//! and check that nothing accepted was lost, nothing was sent twice, no slot ran twice, and every
+//! ambiguous send is reported `unknown`.
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use pincer_testkit::fakes::discord::{self, FakeDiscord};
+use pincer_testkit::fakes::telegram::FakeTelegram;
 use pincer_testkit::process::GatewayProcess;
 use pincer_testkit::ws::{RawClient, cli_connect_params};
 use serde_json::{Value, json};
@@ -173,5 +178,224 @@ async fn restart_with_10000_pending_rows_dispatches_all_of_them() {
         }
         assert!(std::time::Instant::now() < deadline, "rows left behind: {}", pending["total"]);
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The passes at which to crash: `defaults`, or every pass from 1 to `PINCER_CRASH_ITERATIONS`
+/// (e.g. 20) for a longer run on demand.
+fn hits(defaults: &[u32]) -> Vec<u32> {
+    match std::env::var("PINCER_CRASH_ITERATIONS").ok().and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) => (1..=n).collect(),
+        None => defaults.to_vec(),
+    }
+}
+
+/// Restarts `gw` with `point:hit` armed.
+fn arm(gw: &mut GatewayProcess, point: &str, hit: u32) {
+    gw.kill9();
+    gw.restart_with_env(&[("PINCER_CRASHPOINTS", &format!("{point}:{hit}"))]).unwrap();
+}
+
+/// Waits for the armed gateway to kill itself; fails if the point was never reached.
+fn expect_crash(gw: &mut GatewayProcess, point: &str) {
+    let status = gw.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("{point} was never reached"));
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{point}: the gateway exited with {status}:\n{}", gw.log());
+    assert!(gw.log().contains(&format!("crash point {point} reached")), "{}", gw.log());
+}
+
+/// Sends `n` messages (`msg-<i>`) until the gateway dies; returns (accepted, in doubt).
+async fn send_until_dead(
+    gw: &GatewayProcess,
+    channel: &str,
+    to: impl Fn(usize) -> String,
+    n: usize,
+) -> (Vec<String>, Vec<String>) {
+    let (mut accepted, mut in_doubt) = (Vec::new(), Vec::new());
+    let Ok((mut c, _)) = RawClient::connect(&gw.url(), cli_connect_params(Some(&gw.token), &["operator.write"])).await
+    else {
+        return (accepted, in_doubt);
+    };
+    for i in 0..n {
+        let text = format!("msg-{i:03}");
+        let params = json!({"to": to(i), "channel": channel, "message": text, "idempotencyKey": format!("k{i}")});
+        match tokio::time::timeout(Duration::from_secs(10), c.call("send", params)).await {
+            Ok(Ok(_)) => accepted.push(text),
+            _ => {
+                // The process died with this request in flight: it may or may not be committed.
+                in_doubt.push(text);
+                break;
+            }
+        }
+    }
+    (accepted, in_doubt)
+}
+
+/// Waits until no delivery is pending or in flight; returns every delivery.
+async fn settled(gw: &GatewayProcess) -> Vec<Value> {
+    let mut c = client(gw, &["operator.read"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = c.call("deliveries.list", json!({"states": ["pending", "sending"], "limit": 1})).await.unwrap();
+        if open["total"] == 0 {
+            let all = c.call("deliveries.list", json!({"limit": 500})).await.unwrap();
+            return all["deliveries"].as_array().cloned().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "deliveries never settled: {open}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count(texts: &[String], text: &str) -> usize {
+    texts.iter().filter(|t| *t == text).count()
+}
+
+/// One crash cycle against Discord (which deduplicates on `nonce`): every accepted message
+/// arrives exactly once, an in-doubt one at most once, and every row ends `delivered`.
+async fn discord_cycle(point: &str, hit: u32) {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), discord_config(&fake)).unwrap();
+    arm(&mut gw, point, hit);
+    let (accepted, in_doubt) = send_until_dead(&gw, "discord", |i| format!("channel:{}", 2001 + i % 3), 20).await;
+    expect_crash(&mut gw, point);
+    gw.clear_env();
+    gw.restart().unwrap();
+    let rows = settled(&gw).await;
+    let got: Vec<String> = fake.messages().into_iter().map(|m| m.content).collect();
+    let ctx = format!("{point}:{hit}: accepted {}, in doubt {in_doubt:?}, delivered {got:?}", accepted.len());
+    for text in &accepted {
+        assert_eq!(count(&got, text), 1, "{text} must arrive exactly once; {ctx}");
+    }
+    for text in &in_doubt {
+        assert!(count(&got, text) <= 1, "{text} arrived twice; {ctx}");
+    }
+    fake.assert_no_duplicate_nonces();
+    for row in &rows {
+        assert_eq!(row["state"], "delivered", "{row}; {ctx}");
+        assert_eq!(count(&got, row["text"].as_str().unwrap()), 1, "{row}; {ctx}");
+    }
+    assert!(rows.len() >= accepted.len(), "{ctx}");
+    if point == "outbox.sent" {
+        assert!(fake.deduplicated() >= 1, "the resend after the crash should have hit Discord's nonce check; {ctx}");
+    }
+}
+
+#[tokio::test]
+async fn crash_after_the_outbox_commit_loses_nothing() {
+    for hit in hits(&[1, 4, 11]) {
+        discord_cycle("outbox.enqueued", hit).await;
+    }
+}
+
+#[tokio::test]
+async fn crash_with_a_part_in_flight_sends_it_once() {
+    for hit in hits(&[1, 5, 13]) {
+        discord_cycle("outbox.dispatching", hit).await;
+    }
+}
+
+#[tokio::test]
+async fn crash_after_the_send_before_the_receipt_is_deduplicated_by_discord() {
+    for hit in hits(&[1, 6, 17]) {
+        discord_cycle("outbox.sent", hit).await;
+    }
+}
+
+/// Telegram has no idempotency key: a part that may have been sent is reported `unknown`, never
+/// sent again.
+#[tokio::test]
+async fn crash_around_a_telegram_send_reports_unknown_and_never_resends() {
+    for (point, hit) in [("outbox.sent", 3), ("outbox.dispatching", 2)] {
+        let fake = FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({
+            "channels": { "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": fake.base_url() } },
+            "delivery": { "rateLimits": { "telegram": 0 } },
+        });
+        let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+        arm(&mut gw, point, hit);
+        let (accepted, in_doubt) = send_until_dead(&gw, "telegram", |_| "4242".into(), 10).await;
+        expect_crash(&mut gw, point);
+        gw.clear_env();
+        gw.restart().unwrap();
+        let rows = settled(&gw).await;
+        let got: Vec<String> = fake.messages().into_iter().map(|m| m.text).collect();
+        let ctx = format!("{point}:{hit}: accepted {accepted:?}, in doubt {in_doubt:?}, delivered {got:?}");
+        let unknown: Vec<&Value> = rows.iter().filter(|r| r["state"] == "unknown").collect();
+        assert_eq!(unknown.len(), 1, "exactly the in-flight part is unknown; {ctx}; rows {rows:?}");
+        let lost = unknown[0]["text"].as_str().unwrap();
+        let expected_copies = if point == "outbox.sent" { 1 } else { 0 };
+        assert_eq!(count(&got, lost), expected_copies, "{ctx}");
+        assert!(unknown[0]["lastError"].is_string(), "the unknown row says why: {}", unknown[0]);
+        for text in accepted.iter().filter(|t| *t != lost) {
+            assert_eq!(count(&got, text), 1, "{text}; {ctx}");
+        }
+        for row in rows.iter().filter(|r| r["state"] != "unknown") {
+            assert_eq!(row["state"], "delivered", "{row}; {ctx}");
+        }
+    }
+}
+
+/// A command job every second that appends its run id to `marks`.
+async fn marking_job(gw: &GatewayProcess, marks: &std::path::Path) -> String {
+    let mut c = client(gw, &["operator.admin"]).await;
+    let job = c
+        .call("cron.add", json!({
+            "name": "marks", "schedule": {"kind": "every", "everyMs": 1_000}, "sessionTarget": "isolated",
+            "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}", marks.display())]},
+            "delivery": {"mode": "none"},
+        }))
+        .await
+        .unwrap();
+    job["id"].as_str().unwrap().to_string()
+}
+
+/// Crash after the slot's reservation (before the run starts) and after a run executed (before
+/// its outcome is stored): the slot is recorded as interrupted, never run again, and later slots run.
+#[tokio::test]
+async fn crash_after_a_slot_reservation_or_execution_never_reruns_the_slot() {
+    for (point, executed) in [("cron.reserved", false), ("cron.executed", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let marks = dir.path().join("marks");
+        let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+        let id = marking_job(&gw, &marks).await;
+        arm(&mut gw, point, 2);
+        expect_crash(&mut gw, point);
+        let before: Vec<String> =
+            std::fs::read_to_string(&marks).unwrap_or_default().lines().map(String::from).collect();
+        gw.clear_env();
+        gw.restart().unwrap();
+        let mut c = client(&gw, &["operator.admin"]).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let (entries, crashed) = loop {
+            let page = c.call("cron.runs", json!({"id": id, "limit": 200, "sortDir": "asc"})).await.unwrap();
+            let entries = page["entries"].as_array().cloned().unwrap_or_default();
+            let crashed: Vec<Value> = entries.iter().filter(|e| e["errorReason"] == "interrupted").cloned().collect();
+            let ok_after = crashed.first().is_some_and(|c| {
+                entries.iter().any(|e| e["status"] == "ok" && e["slotMs"].as_i64() > c["slotMs"].as_i64())
+            });
+            if ok_after {
+                break (entries, crashed);
+            }
+            assert!(std::time::Instant::now() < deadline, "{point}: no slot ran after the restart: {entries:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(crashed.len(), 1, "{point}: one interrupted run: {entries:?}");
+        let crashed_id = crashed[0]["runId"].as_str().unwrap();
+        let ran: Vec<String> = std::fs::read_to_string(&marks).unwrap().lines().map(String::from).collect();
+        assert_eq!(
+            count(&ran, crashed_id),
+            usize::from(executed),
+            "{point}: the crashed slot ran {} times (before the crash: {before:?})",
+            count(&ran, crashed_id)
+        );
+        let mut unique = ran.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ran.len(), "{point}: a slot ran twice: {ran:?}");
+        let mut slots: Vec<i64> = entries.iter().filter_map(|e| e["slotMs"].as_i64()).collect();
+        let n = slots.len();
+        slots.dedup();
+        assert_eq!(slots.len(), n, "{point}: a slot has two runs: {entries:?}");
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod crashpoint;
 pub mod duration;
 pub mod events;
 pub mod metrics;

@@ -793,6 +793,9 @@ impl Actor {
                     Vec::new()
                 }
             };
+            if reserved.iter().any(|ok| *ok) {
+                pincer_core::crashpoint::hit("cron.reserved");
+            }
             let failed = reserved.len() != starts.len();
             let mut results = Vec::new();
             for (i, (ctx, trigger, task)) in starts.into_iter().enumerate() {
@@ -1541,6 +1544,7 @@ fn first_fire(job: &Job, schedule: &Schedule, now: i64) -> Option<i64> {
 /// Runs one reserved run: route preflight, then the payload under its time limit.
 async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>) {
     let (outcome, route) = execute(&s, &ctx).await;
+    pincer_core::crashpoint::hit("cron.executed");
     let finished = Finished { ctx, trigger, outcome, route, finished_at_ms: s.clock.now_ms() };
     let _ = tx.send(Msg::Finished(Box::new(finished))).await;
 }

@@ -192,6 +192,7 @@ impl Outbox {
         let channel = d.channel.clone();
         let enqueued = self.inner.store.write(move |tx| tx.enqueue_delivery(&d)).await?;
         if enqueued.created {
+            pincer_core::crashpoint::hit("outbox.enqueued");
             self.inner.metrics.inc(
                 "pincer_outbox_enqueued_total",
                 "Deliveries accepted into the outbox.",
@@ -404,6 +405,7 @@ impl Inner {
                 self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &e.to_string(), "store").await;
                 return RowOutcome::Hold;
             }
+            pincer_core::crashpoint::hit("outbox.dispatching");
             let request = Part {
                 row_id: row.id.clone(),
                 index: part.idx,
@@ -423,6 +425,7 @@ impl Inner {
             );
             match result {
                 Ok(receipt) => {
+                    pincer_core::crashpoint::hit("outbox.sent");
                     // One commit: the receipt, the attempt, and — for the last part — the settlement.
                     let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= part.idx);
                     let (id, idx, now, mid) = (row.id.clone(), part.idx, self.now(), receipt.message_id.clone());

@@ -12,6 +12,8 @@ pub struct GatewayProcess {
     pub token: String,
     binary: PathBuf,
     log: PathBuf,
+    /// Extra environment for the next (re)start, e.g. `PINCER_CRASHPOINTS`.
+    env: Vec<(String, String)>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
@@ -32,15 +34,43 @@ impl GatewayProcess {
         let token = config["gateway"]["auth"]["token"].as_str().unwrap_or_default().to_string();
         std::fs::write(state_dir.join("pincer.json"), serde_json::to_string_pretty(&config)?)?;
         let mut gw = GatewayProcess {
-            child: spawn(binary, state_dir, &state_dir.join("gateway.log"))?,
+            child: spawn(binary, state_dir, &state_dir.join("gateway.log"), &[])?,
             port,
             state_dir: state_dir.to_path_buf(),
             token,
             binary: binary.to_path_buf(),
             log: state_dir.join("gateway.log"),
+            env: Vec::new(),
         };
         gw.wait_ready()?;
         Ok(gw)
+    }
+
+    /// Restarts (after a kill or stop) with `env` added, e.g. `[("PINCER_CRASHPOINTS", "outbox.sent:3")]`;
+    /// later [`GatewayProcess::restart`]s keep it until [`GatewayProcess::clear_env`].
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.restart()
+    }
+
+    /// Drops the extra environment for later restarts.
+    pub fn clear_env(&mut self) {
+        self.env.clear();
+    }
+
+    /// Waits up to `limit` for the process to exit on its own; its status, or `None` if it is
+    /// still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     pub fn url(&self) -> String {
@@ -95,7 +125,7 @@ impl GatewayProcess {
     /// Starts the gateway again on the same state dir and port (after a kill or stop).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let _ = self.child.try_wait();
-        self.child = spawn(&self.binary, &self.state_dir, &self.log)?;
+        self.child = spawn(&self.binary, &self.state_dir, &self.log, &self.env)?;
         self.wait_ready()
     }
 
@@ -111,7 +141,7 @@ impl GatewayProcess {
     }
 }
 
-fn spawn(binary: &Path, state_dir: &Path, log: &Path) -> anyhow::Result<Child> {
+fn spawn(binary: &Path, state_dir: &Path, log: &Path, env: &[(String, String)]) -> anyhow::Result<Child> {
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     Ok(Command::new(binary)
         .args(["gateway", "run"])
@@ -119,6 +149,7 @@ fn spawn(binary: &Path, state_dir: &Path, log: &Path) -> anyhow::Result<Child> {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PINCER_STATE_DIR", state_dir)
         .env("PINCER_LOG", std::env::var("PINCER_LOG").unwrap_or_else(|_| "info".into()))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)

@@ -49,6 +49,10 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
         tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
     }
     raise_open_file_limit();
+    let armed = pincer_core::crashpoint::init().map_err(anyhow::Error::msg)?;
+    if !armed.is_empty() {
+        tracing::warn!(points = ?armed, "crash points are armed ({}): this gateway will kill itself", pincer_core::crashpoint::ENV);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("pincer").build()?;
     runtime.block_on(async move {
         let options = pincer_gateway::GatewayOptions { paths, config, clock: SystemClock::shared() };
