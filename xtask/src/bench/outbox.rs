@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use pincer_testkit::fakes::discord::FakeDiscord;
 use pincer_testkit::fakes::telegram::FakeTelegram;
 use pincer_testkit::ws::{RawClient, cli_connect_params};
 use serde_json::{Value, json};
@@ -19,6 +20,13 @@ fn pincer_config(api_root: &str) -> Value {
     })
 }
 
+fn discord_config(fake: &FakeDiscord) -> Value {
+    json!({
+        "channels": { "discord": { "token": FakeDiscord::TOKEN, "apiBaseUrl": fake.base_url() } },
+        "delivery": { "rateLimits": { "discord": 0 } },
+    })
+}
+
 fn openclaw_config(api_root: &str) -> Value {
     json!({ "channels": { "telegram": { "enabled": true, "botToken": FakeTelegram::TOKEN, "apiRoot": api_root } } })
 }
@@ -26,6 +34,18 @@ fn openclaw_config(api_root: &str) -> Value {
 /// Sends `n` messages with the `send` method from `clients` connections at once (10 chats);
 /// returns the errors.
 async fn send_all(url: &str, n: usize, clients: usize, tag: &str) -> anyhow::Result<usize> {
+    send_to(url, n, clients, tag, "telegram", |i| format!("{}", 1000 + i % 10)).await
+}
+
+/// [`send_all`] to any channel; `to(i)` names the target of message `i`.
+async fn send_to(
+    url: &str,
+    n: usize,
+    clients: usize,
+    tag: &str,
+    channel: &'static str,
+    to: fn(usize) -> String,
+) -> anyhow::Result<usize> {
     let mut tasks = Vec::new();
     for k in 0..clients {
         let url = url.to_string();
@@ -34,7 +54,7 @@ async fn send_all(url: &str, n: usize, clients: usize, tag: &str) -> anyhow::Res
             let mut c = RawClient::connect(&url, cli_connect_params(Some(TOKEN), &["operator.write"])).await?.0;
             let mut errors = 0;
             for i in (k..n).step_by(clients) {
-                let params = json!({"channel": "telegram", "to": format!("{}", 1000 + i % 10),
+                let params = json!({"channel": channel, "to": to(i),
                     "message": format!("{tag} {i}"), "idempotencyKey": format!("{tag}-{i}")});
                 if c.call("send", params).await.is_err() {
                     errors += 1;
@@ -59,10 +79,15 @@ async fn arrivals(
     since: Instant,
     limit: Duration,
 ) -> (usize, Option<f64>, f64) {
-    let mut first = None;
     let prefix = format!("{tag} ");
+    arrivals_by(|| fake.messages().iter().filter(|m| m.text.starts_with(&prefix)).count(), n, since, limit).await
+}
+
+/// [`arrivals`] with any way of counting what arrived.
+async fn arrivals_by(got: impl Fn() -> usize, n: usize, since: Instant, limit: Duration) -> (usize, Option<f64>, f64) {
+    let mut first = None;
     loop {
-        let got = fake.messages().iter().filter(|m| m.text.starts_with(&prefix)).count();
+        let got = got();
         let at = since.elapsed().as_secs_f64() * 1000.0;
         if got > 0 && first.is_none() {
             first = Some(at);
@@ -89,7 +114,7 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let fake = rt.block_on(FakeTelegram::start());
     throughput(b, &rt, &fake)?;
     backlog_across_kill(b, &rt, &fake)?;
-    seeded_recovery(b, &rt, &fake)
+    seeded_recovery(b, &rt)
 }
 
 /// `n` messages through `send`, from the first request to the last message at the fake.
@@ -100,13 +125,23 @@ fn throughput(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeTelegram) 
         rt.block_on(async {
             let started = Instant::now();
             let errors = send_all(&gw.url(), n, 8, tag).await?;
-            eprintln!("bench: {n} sends answered after {:?}", started.elapsed());
             let (got, _, last_ms) = arrivals(fake, tag, n - errors, started, Duration::from_secs(300)).await;
             anyhow::Ok((got as f64 / (last_ms / 1000.0), errors, got))
         })
     };
     let p = start_pincer(&b.pincer, &b.dir("p-outbox"), pincer_config(&fake.base_url()))?;
     let (p_rate, p_err, p_got) = measure(&p, "pincer-tp")?;
+    drop(p);
+    // The same into a fake Discord (Pincer only: OpenClaw's Discord REST base cannot be changed).
+    let discord = rt.block_on(FakeDiscord::start());
+    let p = start_pincer(&b.pincer, &b.dir("p-outbox-discord"), discord_config(&discord))?;
+    let d_rate = rt.block_on(async {
+        let started = Instant::now();
+        let errors = send_to(&p.url(), n, 8, "discord-tp", "discord", |i| format!("channel:{}", 3000 + i % 10)).await?;
+        let (got, _, last_ms) =
+            arrivals_by(|| discord.messages().len(), n - errors, started, Duration::from_secs(300)).await;
+        anyhow::Ok(got as f64 / (last_ms / 1000.0))
+    })?;
     drop(p);
     let o = match &b.openclaw {
         Some(oc) => {
@@ -118,11 +153,17 @@ fn throughput(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeTelegram) 
     };
     eprintln!("bench: Pincer {p_got}/{n} delivered ({p_err} errors), OpenClaw {:?}", o.map(|(_, e, g)| (g, e)));
     b.rows.push(
-        Row::new("Outbox", format!("Throughput, {n} messages via `send`"), "msg/s")
+        Row::new("Outbox", format!("Throughput, {n} messages via `send`, fake Telegram"), "msg/s")
             .pincer(p_rate)
             .openclaw(o.map(|(r, _, _)| r))
             .higher_is_better()
             .target("> 500 msg/s"),
+    );
+    b.rows.push(
+        Row::new("Outbox", format!("Throughput, {n} messages via `send`, fake Discord"), "msg/s")
+            .pincer(d_rate)
+            .higher_is_better()
+            .note("not measured: its Discord API base is fixed"),
     );
     b.rows.push(
         Row::new("Outbox", format!("`send` errors of {n}"), "errors")
@@ -198,10 +239,12 @@ fn backlog_across_kill(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeT
     Ok(())
 }
 
-/// 10,000 rows pending in a stopped gateway's outbox: restart to first resend and to last delivery.
-fn seeded_recovery(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeTelegram) -> anyhow::Result<()> {
+/// 10,000 rows pending in a stopped gateway's outbox, for a fake Discord: from ready to the first
+/// resend and to the last delivery.
+fn seeded_recovery(b: &mut Bench, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let n: usize = if b.quick { 2_000 } else { 10_000 };
-    eprintln!("bench: restart with {n} pending outbox rows");
+    eprintln!("bench: restart with {n} pending outbox rows (fake Discord)");
+    let fake = rt.block_on(FakeDiscord::start());
     let state = b.dir("p-recovery");
     std::fs::create_dir_all(&state)?;
     {
@@ -214,9 +257,9 @@ fn seeded_recovery(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeTeleg
                     idempotency_key: format!("seed:{i}"),
                     origin_kind: "send".into(),
                     origin_id: None,
-                    channel: "telegram".into(),
+                    channel: "discord".into(),
                     account_id: None,
-                    target: format!("{}", 2000 + i % 100),
+                    target: format!("channel:{}", 2000 + i % 100),
                     thread_id: None,
                     max_attempts: 5,
                     best_effort: false,
@@ -230,18 +273,20 @@ fn seeded_recovery(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeTeleg
         store.close();
     }
     let started = Instant::now();
-    let gw = start_pincer(&b.pincer, &state, pincer_config(&fake.base_url()))?;
-    let (got, first, last) = rt.block_on(arrivals(fake, "seeded", n, started, Duration::from_secs(600)));
+    let gw = start_pincer(&b.pincer, &state, discord_config(&fake))?;
+    let ready = gw.ready_ms;
+    let (got, first, last) = rt.block_on(arrivals_by(|| fake.messages().len(), n, started, Duration::from_secs(600)));
     drop(gw);
-    eprintln!("bench: {got}/{n} seeded rows delivered, first after {first:?} ms, last after {last:.0} ms");
+    eprintln!("bench: {got}/{n} seeded rows delivered; ready {ready:.0} ms, first {first:?} ms, last {last:.0} ms");
     let note = "not measured: its queue rows are private JSON; see the kill -9 backlog above";
     b.rows.push(
-        Row::new("Outbox", format!("Restart with {n} pending rows: first resend"), "ms")
-            .pincer(first.unwrap_or(f64::NAN))
+        Row::new("Outbox", format!("Restart with {n} pending rows: ready to first resend"), "ms")
+            .pincer(first.map_or(f64::NAN, |f| (f - ready).max(0.0)))
+            .target("< 100 ms")
             .note(note),
     );
     b.rows.push(
-        Row::new("Outbox", format!("Restart with {n} pending rows: all delivered"), "ms")
+        Row::new("Outbox", format!("Restart with {n} pending rows: start to all delivered"), "ms")
             .pincer(if got >= n { last } else { f64::NAN })
             .target("< 60 s")
             .note(note),
