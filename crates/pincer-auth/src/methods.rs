@@ -473,12 +473,20 @@ impl Devices {
         let DeviceIdParams { device_id } = params(METHOD, p)?;
         check_device_id(METHOD, &device_id)?;
         let caller = caller.clone();
-        self.decide(move |tx, now, _| {
+        self.decide(move |tx, now, events| {
             if let Err(e) = caller.may_act_on(&device_id) {
                 return deny(tx, now, action::PAIRING_DENIED, &device_id, &caller, e, json!({ "op": "remove" }));
             }
             if !tx.delete_device(&device_id)? {
                 return Ok(Err(unknown_device()));
+            }
+            // A pending upgrade request of a removed device must not bring it back when someone
+            // later approves the pending list.
+            let mut detail = json!({});
+            if let Some(req) = tx.pending_request_for_device(&device_id, now)? {
+                tx.resolve_pairing_request(&req.request_id, "rejected", now)?;
+                events.push(resolved(&req.request_id, &device_id, "rejected", now));
+                detail["rejectedRequestId"] = json!(req.request_id);
             }
             audit::write(
                 tx,
@@ -486,7 +494,7 @@ impl Devices {
                 action::PAIRING_REMOVED,
                 Some(&device_id),
                 Some(&caller.peer),
-                with_actor(json!({}), &caller),
+                with_actor(detail, &caller),
             )?;
             tracing::info!("device pairing removed device={device_id}");
             Ok(Ok(Outcome {

@@ -482,6 +482,25 @@ async fn removing_a_device_forgets_it_and_kicks_its_connections() {
 }
 
 #[tokio::test]
+async fn removing_a_device_rejects_its_pending_upgrade_so_approving_cannot_bring_it_back() {
+    let mut gw = Gw::default();
+    let dev = Dev::new(12);
+    connect(&gw, &dev, Opts::local(&["operator.read"])).await.unwrap();
+    let id = pending(connect(&gw, &dev, Opts::remote(&["operator.admin"])).await, "scope-upgrade");
+    gw.events();
+    gw.devices.pair_remove(&owner(), &json!({ "deviceId": dev.id })).await.unwrap();
+    let events = gw.events();
+    assert_eq!(events[0].0, "device.pair.resolved", "{events:?}");
+    assert_eq!(
+        (events[0].1["requestId"].as_str(), events[0].1["decision"].as_str()),
+        (Some(id.as_str()), Some("rejected"))
+    );
+    assert_eq!(gw.list(&owner()).await["pending"], json!([]));
+    assert_eq!(gw.approve(&owner(), &id).await.unwrap_err().message, "unknown requestId");
+    assert_eq!(gw.list(&owner()).await["paired"], json!([]));
+}
+
+#[tokio::test]
 async fn rotating_stops_the_old_token_at_once() {
     let gw = Gw::default();
     let dev = Dev::new(11);
