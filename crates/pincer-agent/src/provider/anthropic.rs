@@ -143,7 +143,18 @@ fn stream_event(answer: &mut Answer, event: &SseEvent) -> Result<Step, ProviderE
             }
             Ok(Step::Idle)
         }
-        "content_block_start" => text_step(answer, data.pointer("/content_block/text")),
+        "content_block_start" => {
+            let block = data.get("content_block").unwrap_or(&Value::Null);
+            let has_text = block.get("text").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
+            match block.get("type").and_then(Value::as_str) {
+                _ if has_text => text_step(answer, block.get("text")),
+                // A text block opens empty, before the model wrote anything: not output yet, like
+                // `message_start`, so the first-token timer keeps running.
+                Some("text") | None => Ok(Step::Idle),
+                // A tool call or a thinking block: the model is working.
+                _ => Ok(Step::Progress),
+            }
+        }
         "content_block_delta" => match data.pointer("/delta/type").and_then(Value::as_str) {
             Some("text_delta") => text_step(answer, data.pointer("/delta/text")),
             _ => Ok(Step::Progress),
@@ -363,6 +374,63 @@ mod tests {
         let (result, deltas) = call(&provider, &ChatRequest::new("claude", "Hi")).await;
         let e = result.unwrap_err();
         assert_eq!((e.class, e.first_token_received, deltas.len()), (ErrorClass::ServerError, false, 0));
+    }
+
+    #[test]
+    fn which_stream_events_count_as_output() {
+        let step = |event: &str, data: &str| {
+            let mut answer = Answer::new("m");
+            let event = SseEvent { event: event.into(), data: data.into() };
+            match stream_event(&mut answer, &event).unwrap() {
+                Step::Delta(text) => format!("delta {text}"),
+                Step::Progress => "progress".into(),
+                Step::Idle => "idle".into(),
+                Step::Done => "done".into(),
+            }
+        };
+        let cases = [
+            ("message_start", r#"{"type":"message_start","message":{"model":"m","usage":{}}}"#, "idle"),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                "idle",
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"Hi"}}"#,
+                "delta Hi",
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+                "progress",
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#,
+                "progress",
+            ),
+            ("ping", r#"{"type":"ping"}"#, "idle"),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+                "delta a",
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+                "progress",
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}"#,
+                "progress",
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#, "done"),
+        ];
+        for (event, data, want) in cases {
+            assert_eq!(step(event, data), want, "{data}");
+        }
     }
 
     #[tokio::test]

@@ -147,8 +147,12 @@ fn outcome(reply: &Reply) -> Outcome {
             ))),
         };
     }
-    let description = json["description"].as_str().map(str::to_string).unwrap_or_else(|| reply.snippet());
-    let detail = format!("telegram answered HTTP {status}: {}", super::clip(&description));
+    // Only Telegram's own `description` says why a request was refused. A body that is not
+    // Telegram's error JSON (a proxy's page, or a garbled answer that echoes the message) is shown
+    // in the error but never matched below: an echoed "chat not found" must not turn a message
+    // that may have been sent into a dead letter.
+    let description = json["description"].as_str();
+    let detail = format!("telegram answered HTTP {status}: {}", super::clip(description.unwrap_or(&reply.snippet())));
     let params = &json["parameters"];
     if status == 429 || params["retry_after"].is_number() {
         let retry_after = params["retry_after"]
@@ -160,7 +164,7 @@ fn outcome(reply: &Reply) -> Outcome {
     if let Some(new) = params["migrate_to_chat_id"].as_i64() {
         return Outcome::Migrated(new);
     }
-    let lower = description.to_ascii_lowercase();
+    let lower = description.unwrap_or_default().to_ascii_lowercase();
     if lower.contains("can't parse entities") {
         return Outcome::BadEntities(detail);
     }
@@ -473,6 +477,18 @@ mod tests {
         }
         assert_eq!(fake.messages().len(), 2, "two of the faults accepted the message first");
         assert!(!telegram.safe_to_retry_ambiguous(0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_garbled_answer_is_ambiguous_whatever_the_message_says() {
+        // The answer echoes the message; its words are not Telegram's reason for anything.
+        let fake = FakeTelegram::start().await;
+        let telegram = adapter(&fake);
+        fake.push_fault(Fault::AcceptThenMalformed);
+        let text = "Status: chat not found errors fell; not enough rights warnings are gone";
+        let result = telegram.send(&part(&target(&telegram, "1", None), "row-g", 0, 1, text)).await;
+        assert!(matches!(result, Err(SendError::Ambiguous { .. })), "{result:?}");
+        assert_eq!(fake.messages().len(), 1, "the message was accepted");
     }
 
     #[tokio::test]

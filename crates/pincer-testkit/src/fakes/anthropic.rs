@@ -4,8 +4,11 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
-pub use super::openai::{FakeError, FakeModel, FakeUsage, ModelRequest, Reply, split_text};
-use super::openai::{Wire, hanging_json_response, json_response, raw_response, sse_response};
+pub use super::openai::{FakeError, FakeModel, FakeUsage, Gate, ModelRequest, Reply, split_text};
+use super::openai::{
+    Wire, hanging_json_response, json_response, paced_events, paced_json_response, paced_sse_response, raw_response,
+    sse_response,
+};
 
 /// The Anthropic messages wire.
 pub struct AnthropicWire;
@@ -50,6 +53,30 @@ impl AnthropicWire {
         })
     }
 
+    /// `content_block_stop`, `message_delta` (stop reason, output usage) and `message_stop`.
+    fn closing_events(finish: Option<&str>, usage: FakeUsage) -> Vec<String> {
+        vec![
+            Self::event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            Self::event(
+                "message_delta",
+                json!({"type": "message_delta",
+                       "delta": {"stop_reason": finish.unwrap_or("end_turn"), "stop_sequence": null},
+                       "usage": {"output_tokens": usage.output}}),
+            ),
+            Self::event("message_stop", json!({"type": "message_stop"})),
+        ]
+    }
+
+    /// A whole `message`.
+    fn message(model: &str, text: &str, usage: FakeUsage, finish: Option<&str>) -> Value {
+        json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": finish.unwrap_or("end_turn"), "stop_sequence": null,
+            "usage": Self::usage(usage),
+        })
+    }
+
     /// `message_start`, the text block's start, a `ping`, then one delta per piece.
     fn text_events(model: &str, pieces: &[String], usage: FakeUsage) -> Vec<String> {
         let mut start_usage = Self::usage(usage);
@@ -91,25 +118,27 @@ impl Wire for AnthropicWire {
         match reply {
             Reply::Text { text, chunks, usage, finish } if request.stream() => {
                 let mut events = Self::text_events(model, &split_text(text, *chunks), *usage);
-                events.push(Self::event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-                events.push(Self::event(
-                    "message_delta",
-                    json!({"type": "message_delta",
-                           "delta": {"stop_reason": finish.as_deref().unwrap_or("end_turn"), "stop_sequence": null},
-                           "usage": {"output_tokens": usage.output}}),
-                ));
-                events.push(Self::event("message_stop", json!({"type": "message_stop"})));
+                events.extend(Self::closing_events(finish.as_deref(), *usage));
                 sse_response(events, false)
             }
-            Reply::Text { text, usage, finish, .. } => json_response(
-                200,
-                &[],
-                &json!({
-                    "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                    "content": [{"type": "text", "text": text}],
-                    "stop_reason": finish.as_deref().unwrap_or("end_turn"), "stop_sequence": null,
-                    "usage": Self::usage(*usage),
-                }),
+            Reply::Text { text, usage, finish, .. } => {
+                json_response(200, &[], &Self::message(model, text, *usage, finish.as_deref()))
+            }
+            Reply::Paced { text, chunks, gate } if request.stream() => {
+                let (pieces, usage) = (split_text(text, *chunks), FakeUsage::new(10, 5));
+                let closing = Self::closing_events(None, usage);
+                let (ready, gated) = paced_events(Self::text_events(model, &pieces, usage), pieces.len(), closing);
+                paced_sse_response(ready, gated, gate.clone())
+            }
+            Reply::Paced { text, gate, .. } => {
+                paced_json_response(&Self::message(model, text, FakeUsage::new(10, 5), None), gate.clone())
+            }
+            // `handle` answers these before rendering: it never answers a hang, and resets the
+            // connection where a stall would begin.
+            Reply::Hang => hanging_json_response(),
+            Reply::ResetAfter { text, chunks, after_chunks } => Self::render(
+                &Reply::Stall { text: text.clone(), chunks: *chunks, after_chunks: *after_chunks },
+                request,
             ),
             Reply::Error(error) => http_error(*error),
             Reply::Malformed if request.stream() => {

@@ -41,6 +41,11 @@ pub enum Fault {
     Reset,
     /// Record the message, then reset the connection.
     AcceptThenReset,
+    /// Record the message, then answer 200 with the answer's body cut short (not JSON).
+    AcceptThenMalformed,
+    /// Record the message, then send the 200 answer's head and half its body, and reset the
+    /// connection.
+    AcceptThenBreakOff,
     /// Wait this long, then handle the request normally.
     Delay(Duration),
     /// Answer a Discord JSON error `{"message", "code"}` with this status.
@@ -327,6 +332,12 @@ async fn create_message(
         Some(Fault::AcceptThenServerError(code)) => error(code, 0, "500: Internal Server Error"),
         Some(Fault::AcceptThenHang) => harness::hang().await,
         Some(Fault::AcceptThenReset) => conn.reset(),
+        Some(Fault::AcceptThenMalformed) => {
+            harness::malformed((StatusCode::OK, axum::Json(answer)).into_response()).await
+        }
+        Some(Fault::AcceptThenBreakOff) => {
+            harness::break_off(&conn, (StatusCode::OK, axum::Json(answer)).into_response()).await
+        }
         _ => (StatusCode::OK, axum::Json(answer)).into_response(),
     }
 }

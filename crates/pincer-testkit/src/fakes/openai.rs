@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -25,6 +25,8 @@ use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use super::webhook::harness::{self, Conn, FakeListener};
 
 /// Token counts a fake reports. `input` excludes cached tokens; each platform renders them its
 /// own way (OpenAI: `prompt_tokens = input + cache_read`).
@@ -77,6 +79,51 @@ pub enum Reply {
     StreamError { text: String, chunks: usize, after_chunks: usize, error: FakeError },
     /// Exactly these bytes, each element written as its own chunk.
     Raw { status: u16, headers: Vec<(String, String)>, chunks: Vec<Vec<u8>> },
+    /// Reads the request and never answers: no status line, no headers.
+    Hang,
+    /// Text whose pieces are held back until the test lets them go with [`Gate::release`]: a slow
+    /// model, as slow as the test's (fake) clock says. Streaming, the head and the events before
+    /// the first piece go at once and each piece waits for one release (the events that end the
+    /// reply go with the last piece); not streaming, the head goes at once and the body waits for
+    /// one release.
+    Paced { text: String, chunks: usize, gate: Gate },
+    /// Streams the first `after_chunks` of `chunks` pieces of `text`, then resets the connection
+    /// (TCP RST). A non-streaming request gets the head and half of the JSON body, then the reset.
+    ResetAfter { text: String, chunks: usize, after_chunks: usize },
+}
+
+/// Holds back the pieces of a [`Reply::Paced`] until the test releases them.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Gate) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets `n` more pieces go.
+    pub fn release(&self, n: usize) {
+        self.0.add_permits(n);
+    }
+
+    /// Waits for one release.
+    async fn pass(&self) {
+        if let Ok(permit) = self.0.acquire().await {
+            permit.forget();
+        }
+    }
 }
 
 impl Reply {
@@ -132,6 +179,22 @@ impl Reply {
         Reply::StreamError { text: "This answer breaks off with an error.".into(), chunks: 6, after_chunks, error }
     }
 
+    /// Never answers the request.
+    pub fn hang() -> Reply {
+        Reply::Hang
+    }
+
+    /// `text` in `chunks` pieces, each sent when `gate` is released once.
+    pub fn paced(text: impl Into<String>, chunks: usize, gate: &Gate) -> Reply {
+        Reply::Paced { text: text.into(), chunks: chunks.max(1), gate: gate.clone() }
+    }
+
+    /// Six chunks of a sentence, of which the first `after_chunks` are sent before the connection
+    /// is reset.
+    pub fn reset_after(after_chunks: usize) -> Reply {
+        Reply::ResetAfter { text: "This answer is cut off by a connection reset.".into(), chunks: 6, after_chunks }
+    }
+
     /// A 200 event stream made of exactly these pieces.
     pub fn raw_sse<I, C>(chunks: I) -> Reply
     where
@@ -147,7 +210,11 @@ impl Reply {
 
     /// Sets the number of pieces a text is streamed in.
     pub fn in_chunks(mut self, n: usize) -> Reply {
-        if let Reply::Text { chunks, .. } | Reply::Stall { chunks, .. } | Reply::StreamError { chunks, .. } = &mut self
+        if let Reply::Text { chunks, .. }
+        | Reply::Stall { chunks, .. }
+        | Reply::StreamError { chunks, .. }
+        | Reply::Paced { chunks, .. }
+        | Reply::ResetAfter { chunks, .. } = &mut self
         {
             *chunks = n.max(1);
         }
@@ -269,7 +336,8 @@ impl<W: Wire> FakeModel<W> {
         });
         let app = Router::new().route(W::PATH, post(handle::<W>)).with_state(shared.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let app = app.into_make_service_with_connect_info::<Conn>();
+            let _ = axum::serve(FakeListener::new(listener), app).await;
         });
         FakeModel { addr, shared, server, wire: PhantomData }
     }
@@ -363,6 +431,22 @@ async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) ->
             .unwrap_or_else(|| script.default.clone())
     };
     shared.seen.send_modify(|seen| *seen += 1);
+    match reply {
+        Reply::Hang => return harness::hang().await,
+        Reply::ResetAfter { text, chunks, after_chunks } => {
+            let Some(ConnectInfo(conn)) = parts.extensions.get::<ConnectInfo<Conn>>().cloned() else {
+                unreachable!("the fake is served with connection info")
+            };
+            return if recorded.stream() {
+                let stalled = W::render(&Reply::Stall { text, chunks, after_chunks }, &recorded);
+                let (head, body) = stalled.into_parts();
+                Response::from_parts(head, harness::reset_when_stalled(&conn, body))
+            } else {
+                harness::break_off(&conn, W::render(&Reply::text(text), &recorded)).await
+            };
+        }
+        _ => {}
+    }
     let (head, body) = W::render(&reply, &recorded).into_parts();
     // An empty final chunk (hyper writes nothing for it) that records when the body ended.
     let tail = stream::once(async move {
@@ -387,6 +471,49 @@ pub fn sse_response(events: Vec<String>, hang: bool) -> Response {
         .header("cache-control", "no-cache")
         .body(body)
         .expect("valid response")
+}
+
+/// A 200 `text/event-stream`: `ready` at once, then each of `gated` after one release of `gate`.
+pub fn paced_sse_response(ready: Vec<String>, gated: Vec<String>, gate: Gate) -> Response {
+    let ready = stream::iter(ready.into_iter().map(|e| Ok::<Bytes, Infallible>(Bytes::from(e))));
+    let gated = stream::iter(gated).then(move |event| {
+        let gate = gate.clone();
+        async move {
+            gate.pass().await;
+            Ok::<Bytes, Infallible>(Bytes::from(event))
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(ready.chain(gated)))
+        .expect("valid response")
+}
+
+/// A 200 JSON response whose head goes at once and whose body waits for one release of `gate`.
+pub fn paced_json_response(body: &Value, gate: Gate) -> Response {
+    let body = body.to_string();
+    let body = stream::once(async move {
+        gate.pass().await;
+        Ok::<Bytes, Infallible>(Bytes::from(body))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(body))
+        .expect("valid response")
+}
+
+/// The pieces of a paced stream: the events before the first piece at once, then one per piece,
+/// with the closing events riding on the last piece.
+pub(super) fn paced_events(mut events: Vec<String>, pieces: usize, tail: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut gated = events.split_off(events.len() - pieces);
+    match gated.last_mut() {
+        Some(last) => last.push_str(&tail.concat()),
+        None => gated.push(tail.concat()),
+    }
+    (events, gated)
 }
 
 /// A JSON response with extra headers.
@@ -512,6 +639,37 @@ impl OpenAiWire {
         value
     }
 
+    /// The finish chunk, the usage chunk (when the request asked for it) and `[DONE]`.
+    fn closing_events(model: &str, finish: Option<&str>, usage: FakeUsage, include_usage: bool) -> Vec<String> {
+        let mut events = vec![Self::chunk(model, json!({}), Some(finish.unwrap_or("stop")), include_usage)];
+        if include_usage {
+            let last = json!({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": model, "choices": [], "usage": Self::usage(usage),
+            });
+            events.push(format!("data: {last}\n\n"));
+        }
+        events.push("data: [DONE]\n\n".to_string());
+        events
+    }
+
+    /// A whole `chat.completion`.
+    fn completion(model: &str, text: &str, usage: FakeUsage, finish: Option<&str>) -> Value {
+        json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": null},
+                "logprobs": null,
+                "finish_reason": finish.unwrap_or("stop"),
+            }],
+            "usage": Self::usage(usage),
+        })
+    }
+
     /// The role chunk and then one chunk per piece.
     fn text_events(model: &str, pieces: &[String], include_usage: bool) -> Vec<String> {
         let mut events = vec![Self::chunk(model, json!({"role": "assistant", "content": ""}), None, include_usage)];
@@ -533,35 +691,29 @@ impl Wire for OpenAiWire {
         };
         match reply {
             Reply::Text { text, chunks, usage, finish } if request.stream() => {
-                let finish = finish.as_deref().unwrap_or("stop");
                 let mut events = Self::text_events(model, &split_text(text, *chunks), include_usage);
-                events.push(Self::chunk(model, json!({}), Some(finish), include_usage));
-                if include_usage {
-                    let last = json!({
-                        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                        "model": model, "choices": [], "usage": Self::usage(*usage),
-                    });
-                    events.push(format!("data: {last}\n\n"));
-                }
-                events.push("data: [DONE]\n\n".to_string());
+                events.extend(Self::closing_events(model, finish.as_deref(), *usage, include_usage));
                 sse_response(events, false)
             }
-            Reply::Text { text, usage, finish, .. } => json_response(
-                200,
-                &[],
-                &json!({
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": 1_700_000_000,
-                    "model": model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": null},
-                        "logprobs": null,
-                        "finish_reason": finish.as_deref().unwrap_or("stop"),
-                    }],
-                    "usage": Self::usage(*usage),
-                }),
+            Reply::Text { text, usage, finish, .. } => {
+                json_response(200, &[], &Self::completion(model, text, *usage, finish.as_deref()))
+            }
+            Reply::Paced { text, chunks, gate } if request.stream() => {
+                let pieces = split_text(text, *chunks);
+                let closing = Self::closing_events(model, None, FakeUsage::new(10, 5), include_usage);
+                let (ready, gated) =
+                    paced_events(Self::text_events(model, &pieces, include_usage), pieces.len(), closing);
+                paced_sse_response(ready, gated, gate.clone())
+            }
+            Reply::Paced { text, gate, .. } => {
+                paced_json_response(&Self::completion(model, text, FakeUsage::new(10, 5), None), gate.clone())
+            }
+            // `handle` answers these before rendering: it never answers a hang, and resets the
+            // connection where a stall would begin.
+            Reply::Hang => hanging_json_response(),
+            Reply::ResetAfter { text, chunks, after_chunks } => Self::render(
+                &Reply::Stall { text: text.clone(), chunks: *chunks, after_chunks: *after_chunks },
+                request,
             ),
             Reply::Error(error) => http_error(*error),
             Reply::Malformed if request.stream() => {

@@ -39,6 +39,11 @@ pub enum Fault {
     Reset,
     /// Record the message, then reset the connection.
     AcceptThenReset,
+    /// Record the message, then answer 200 with the answer's body cut short (not JSON).
+    AcceptThenMalformed,
+    /// Record the message, then send the 200 answer's head and half its body, and reset the
+    /// connection.
+    AcceptThenBreakOff,
     /// Wait this long, then handle the request normally.
     Delay(Duration),
     /// Refuse the next message that has a `parse_mode` with "can't parse entities" (plain-text
@@ -279,6 +284,8 @@ async fn send_message(shared: Shared, conn: Conn, body: Bytes) -> Response {
         Some(Fault::AcceptThenServerError(code)) => failure(code, "Internal Server Error", None),
         Some(Fault::AcceptThenHang) => harness::hang().await,
         Some(Fault::AcceptThenReset) => conn.reset(),
+        Some(Fault::AcceptThenMalformed) => harness::malformed(axum::Json(answer).into_response()).await,
+        Some(Fault::AcceptThenBreakOff) => harness::break_off(&conn, axum::Json(answer).into_response()).await,
         _ => axum::Json(answer).into_response(),
     }
 }

@@ -31,10 +31,13 @@ pub mod harness {
     use std::time::Duration;
 
     use axum::Router;
+    use axum::body::{Body, Bytes};
     use axum::extract::connect_info::Connected;
     use axum::http::StatusCode;
+    use axum::http::header::{self, HeaderValue};
     use axum::response::{IntoResponse, Response};
     use axum::serve::{IncomingStream, Listener};
+    use futures_util::{Stream, StreamExt};
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::{oneshot, watch};
@@ -111,8 +114,76 @@ pub mod harness {
         unreachable!()
     }
 
+    /// `response` with the last two bytes of its body cut off: its status and headers as they
+    /// were, a body that no longer parses (a garbled or truncated answer to a request that was
+    /// handled).
+    pub async fn malformed(response: Response) -> Response {
+        let (mut head, body) = response.into_parts();
+        let mut body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        body.truncate(body.len().saturating_sub(2));
+        head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Response::from_parts(head, Body::from(body))
+    }
+
+    /// Writes `response`'s status line, its headers (with the full `Content-Length`) and the first
+    /// half of its body, then resets the connection: the answer breaks off mid-response.
+    pub async fn break_off(conn: &Conn, response: Response) -> Response {
+        let (mut head, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let first = body.slice(..body.len() / 2);
+        let rest = body.slice(body.len() / 2..);
+        let first = futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(first) });
+        let body = Body::from_stream(first.chain(then_reset(
+            conn,
+            futures_util::stream::empty::<Result<Bytes, axum::Error>>(),
+            rest,
+        )));
+        Response::from_parts(head, body)
+    }
+
+    /// Ends `body` with a reset: its chunks are written as long as it has them ready; where it would
+    /// wait for more (a scripted stall), the connection is reset instead.
+    pub fn reset_when_stalled(conn: &Conn, body: Body) -> Body {
+        Body::from_stream(then_reset(conn, body.into_data_stream(), Bytes::from_static(b"\n")))
+    }
+
+    fn then_reset(
+        conn: &Conn,
+        mut inner: impl Stream<Item = Result<Bytes, axum::Error>> + Send + Unpin + 'static,
+        last: Bytes,
+    ) -> impl Stream<Item = Result<Bytes, axum::Error>> + Send + 'static {
+        let reset = conn.0.clone();
+        let mut stage = 0;
+        futures_util::stream::poll_fn(move |cx| match stage {
+            0 => match inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+                // The body stalls (or ends): let the server flush what it has written, then …
+                Poll::Ready(None) | Poll::Pending => {
+                    stage = 1;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            },
+            // … reset the connection, which the next write (these bytes) turns into a TCP RST.
+            1 => {
+                stage = 2;
+                reset.store(true, Ordering::SeqCst);
+                Poll::Ready(Some(Ok(last.clone())))
+            }
+            _ => Poll::Ready(None),
+        })
+    }
+
     /// A TCP listener whose connections can be reset from a handler.
     pub struct FakeListener(TcpListener);
+
+    impl FakeListener {
+        /// Wraps a bound listener (serve it with `into_make_service_with_connect_info::<Conn>()`).
+        pub fn new(listener: TcpListener) -> Self {
+            FakeListener(listener)
+        }
+    }
 
     impl Listener for FakeListener {
         type Io = FakeStream;
@@ -245,6 +316,11 @@ pub enum Fault {
     Reset,
     /// Record the delivery, then reset the connection.
     AcceptThenReset,
+    /// Record the delivery, then answer 200 with the answer's body cut short (not JSON).
+    AcceptThenMalformed,
+    /// Record the delivery, then send the 200 answer's head and half its body, and reset the
+    /// connection.
+    AcceptThenBreakOff,
     /// Wait this long, then handle the request normally.
     Delay(Duration),
 }
@@ -400,6 +476,12 @@ async fn receive(
         Some(Fault::AcceptThenStatus(code)) => (harness::status(code), "scripted failure").into_response(),
         Some(Fault::AcceptThenHang) => harness::hang().await,
         Some(Fault::AcceptThenReset) => conn.reset(),
+        Some(Fault::AcceptThenMalformed) => {
+            harness::malformed(axum::Json(json!({ "ok": true, "id": id })).into_response()).await
+        }
+        Some(Fault::AcceptThenBreakOff) => {
+            harness::break_off(&conn, axum::Json(json!({ "ok": true, "id": id })).into_response()).await
+        }
         _ => axum::Json(json!({ "ok": true, "id": id })).into_response(),
     }
 }
