@@ -7,6 +7,7 @@
 mod support;
 
 mod agent;
+mod bad_input;
 mod cli;
 mod crash;
 mod cron;

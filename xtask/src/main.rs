@@ -6,8 +6,10 @@
 //! - `bench`: measure Pincer beside OpenClaw in the same run and write BENCHMARKS.md.
 //! - `load`: 1,000 WebSocket clients issuing mixed reads for 60 s; latency, errors, memory.
 //! - `soak`: an hour of steady traffic; RSS every minute and the drift (not in CI).
+//! - `fuzz`: run the cargo-fuzz targets in `fuzz/` for a bounded time each (nightly; see `fuzz.rs`).
 
 mod bench;
+mod fuzz;
 mod openclaw;
 
 use std::path::{Path, PathBuf};
@@ -30,14 +32,16 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("load") => bench::load(&root, &args[1..]),
         Some("soak") => bench::soak(&root, &args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|openclaw|interop|bench|load|soak> [args]\n");
+            eprintln!("usage: cargo xtask <test|openclaw|interop|bench|load|soak|fuzz> [args]\n");
             eprintln!("  test       every test: the workspace suite, then the interop suite");
             eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
             eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
             eprintln!("  bench      measure Pincer beside OpenClaw and write BENCHMARKS.md (--quick for fewer runs)");
             eprintln!("  load       1,000 WebSocket clients × 60 s of reads (--clients N --secs S --no-openclaw)");
             eprintln!("  soak       an hour of steady traffic, RSS drift (--minutes N)");
+            eprintln!("  fuzz       the cargo-fuzz targets, bounded (--secs N per target, default 30; nightly)");
             std::process::exit(2)
         }
     }

@@ -46,6 +46,10 @@ const REMEMBERED_RUNS: usize = 256;
 /// Parses closed params; OpenClaw fields listed in `unsupported` are refused by name.
 fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value, unsupported: &[&str]) -> Result<T, ApiError> {
     let v = if v.is_null() { json!({}) } else { v.clone() };
+    if v.is_array() {
+        // serde would read a struct from a list of its fields.
+        return Err(invalid(method, "invalid type: sequence, expected an object"));
+    }
     if let Some(field) = v.as_object().and_then(|o| o.keys().find(|k| unsupported.contains(&k.as_str()))) {
         return Err(ApiError::Invalid(format!("invalid {method} params: {field}: not supported by Pincer")));
     }

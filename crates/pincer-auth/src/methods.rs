@@ -142,6 +142,12 @@ impl fmt::Debug for Outcome {
 /// Parses closed params, naming the method in the error (`invalid device.pair.approve params: …`).
 pub(crate) fn params<T: DeserializeOwned>(method: &str, v: &Value) -> Result<T, ErrorShape> {
     let v = if v.is_null() { json!({}) } else { v.clone() };
+    if v.is_array() {
+        // serde would read a struct from a list of its fields.
+        return Err(ErrorShape::invalid_request(format!(
+            "invalid {method} params: invalid type: sequence, expected an object"
+        )));
+    }
     serde_json::from_value(v).map_err(|e| ErrorShape::invalid_request(format!("invalid {method} params: {e}")))
 }
 

@@ -46,18 +46,31 @@ impl Target {
         let needs_config = args.url.is_none() && env("PINCER_GATEWAY_URL").is_none()
             || args.token.is_none() && env("PINCER_GATEWAY_TOKEN").is_none();
         let config = if needs_config { Some(Config::load(&paths.config_path, env)?) } else { None };
-        let url = args
-            .url
-            .clone()
-            .or_else(|| env("PINCER_GATEWAY_URL"))
-            .or_else(|| running_gateway_url(paths))
-            .unwrap_or_else(|| format!("ws://127.0.0.1:{}", config.as_ref().map(|c| c.gateway.port).unwrap_or(18789)));
+        let url = match (&args.url, env("PINCER_GATEWAY_URL")) {
+            (Some(url), _) => check_url("--url", url)?,
+            (None, Some(url)) => check_url("PINCER_GATEWAY_URL", &url)?,
+            (None, None) => running_gateway_url(paths).unwrap_or_else(|| {
+                format!("ws://127.0.0.1:{}", config.as_ref().map(|c| c.gateway.port).unwrap_or(18789))
+            }),
+        };
         let token = args
             .token
             .clone()
             .or_else(|| env("PINCER_GATEWAY_TOKEN"))
             .or_else(|| config.as_ref().and_then(|c| c.token().map(String::from)));
         Ok(Target { url, token, timeout: Duration::from_millis(args.timeout) })
+    }
+}
+
+/// A gateway URL as given: `ws://` or `wss://` (or `http(s)://`, which the upgrade accepts too)
+/// and a host; anything else would only fail later as "cannot reach the gateway".
+fn check_url(source: &str, url: &str) -> anyhow::Result<String> {
+    let rest = ["ws://", "wss://", "http://", "https://"].iter().find_map(|scheme| url.strip_prefix(scheme));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
+            Ok(url.to_string())
+        }
+        _ => anyhow::bail!("{source}: `{url}` is not a gateway URL; use ws://host:port, e.g. ws://127.0.0.1:18789"),
     }
 }
 

@@ -406,13 +406,18 @@ impl Config {
 
     /// Parses JSON5 text, expands `${NAME}` in string values and checks the schema.
     pub fn parse(text: &str, env: Env) -> Result<Config, String> {
+        check_nesting(text).map_err(|e| format!("not valid JSON5: {e}"))?;
         let mut value: Value = json5::from_str(text).map_err(|e| format!("not valid JSON5: {e}"))?;
         expand_env(&mut value, &mut Vec::new(), env)?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let config: Config = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             if path == "." { inner } else { format!("{path}: {inner}") }
         })?;
+        let typed = serde_json::to_value(&config).map_err(|e| e.to_string())?;
+        if let Some(path) = crate::shape::list_for_object(&value, &typed) {
+            return Err(crate::shape::list_for_object_error(&path));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -470,6 +475,50 @@ impl Config {
     pub fn token(&self) -> Option<&str> {
         self.gateway.auth.token.as_deref().filter(|t| !t.is_empty())
     }
+}
+
+/// Deepest nesting of arrays and objects a config may have; Pincer's own schema needs six levels.
+const MAX_NESTING: usize = 128;
+
+/// Refuses text nested deeper than [`MAX_NESTING`] before the JSON5 parser sees it: the parser
+/// recurses once per level, so `[[[[…` a few thousand deep would overflow the stack and abort.
+/// Brackets inside strings and comments do not count.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let line = 1 + bytes[..i].iter().filter(|b| **b == b'\n').count();
+                    return Err(format!("nested more than {MAX_NESTING} levels deep at line {line}"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Replaces `${NAME}` in every string with the variable's value; `$${` writes a literal `${`.
@@ -600,6 +649,24 @@ mod tests {
         expect![[r#"cron.maxConcurrentRuns: must be at least 1"#]]
             .assert_eq(&parse_err(r#"{cron:{maxConcurrentRuns:0}}"#));
         assert!(parse_err("{nope").starts_with("not valid JSON5"));
+        // Found by the bad-input suite: serde read a struct from a list of its fields.
+        expect!["invalid type: sequence, expected an object"].assert_eq(&parse_err("[]"));
+        expect!["gateway: invalid type: sequence, expected an object"]
+            .assert_eq(&parse_err("{gateway: [1234, 'lan']}"));
+        expect!["models.providers.a.models[0]: invalid type: sequence, expected an object"].assert_eq(&parse_err(
+            "{models: {providers: {a: {api: 'openai-completions', baseUrl: 'http://x', models: [['m']]}}}}",
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // Found by the `config` fuzz target: 50,000 `[` overflowed the JSON5 parser's stack.
+        expect!["not valid JSON5: nested more than 128 levels deep at line 2"]
+            .assert_eq(&parse_err(&format!("// x\n{}", "[".repeat(50_000))));
+        let deep_but_fine = format!("{{logging: {{level: \"{}\"}}, /* {} */ }}", "[{".repeat(100), "{".repeat(200));
+        assert_eq!(Config::parse(&deep_but_fine, &no_env).unwrap().logging.level, "[{".repeat(100));
+        let nested = format!("{{cron: {{failureAlert: {}1{}}}}}", "[".repeat(120), "]".repeat(120));
+        assert!(Config::parse(&nested, &no_env).is_ok(), "120 levels are fine");
     }
 
     #[test]

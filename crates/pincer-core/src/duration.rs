@@ -9,7 +9,9 @@ pub fn parse_duration_ms(text: &str, bare_unit_ms: Option<u64>) -> Result<u64, S
     }
     if let Ok(n) = s.parse::<u64>() {
         return match bare_unit_ms {
-            Some(unit) => n.checked_mul(unit).ok_or_else(|| format!("duration `{text}` is too large")),
+            Some(unit) => {
+                n.checked_mul(unit).filter(|ms| *ms <= MAX_MS).ok_or_else(|| format!("duration `{text}` is too large"))
+            }
             None => Err(format!("duration `{text}` needs a unit (ms, s, m, h, d), e.g. `{n}m`")),
         };
     }
@@ -33,10 +35,17 @@ pub fn parse_duration_ms(text: &str, bare_unit_ms: Option<u64>) -> Result<u64, S
             other => return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m, h, d)")),
         };
         rest = &rest[unit_len..];
-        total = total.saturating_add((number * unit).round() as u64);
+        let ms = (number * unit).round();
+        total = match total.checked_add(ms as u64) {
+            Some(t) if ms < MAX_MS as f64 && t <= MAX_MS => t,
+            _ => return Err(format!("duration `{text}` is too large")),
+        };
     }
     Ok(total)
 }
+
+/// The longest duration accepted, so that every duration fits an `i64` of epoch milliseconds.
+const MAX_MS: u64 = i64::MAX as u64;
 
 /// Formats milliseconds compactly (`90000` → `1m30s`).
 pub fn format_duration_ms(ms: u64) -> String {
@@ -72,6 +81,16 @@ mod tests {
         assert!(parse_duration_ms("24", None).unwrap_err().contains("needs a unit"));
         assert!(parse_duration_ms("5 parsecs", None).unwrap_err().contains("unknown unit"));
         assert!(parse_duration_ms("h", None).is_err());
+        // Found by the bad-input suite: huge durations saturated to u64::MAX instead of failing.
+        assert_eq!(
+            parse_duration_ms("99999999999999999999d", None),
+            Err("duration `99999999999999999999d` is too large".into())
+        );
+        assert!(parse_duration_ms("106751991167d", None).is_ok());
+        assert!(parse_duration_ms("106751991168d", None).is_err());
+        assert!(parse_duration_ms("9000000000000000000ms", None).is_ok());
+        assert!(parse_duration_ms("9000000000000000000ms300000000000000000ms", None).is_err());
+        assert!(parse_duration_ms("9223372036854775808", Some(1)).is_err());
     }
 
     #[test]

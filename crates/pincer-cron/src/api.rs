@@ -11,6 +11,10 @@ use pincer_store::{RunFilter, RunRow};
 /// Parses closed params, naming the method in the error (`invalid cron.list params: …`).
 fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value) -> Result<T, CronError> {
     let v = if v.is_null() { json!({}) } else { v.clone() };
+    if v.is_array() {
+        // serde would read a struct from a list of its fields.
+        return Err(CronError::Invalid(format!("invalid {method} params: invalid type: sequence, expected an object")));
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

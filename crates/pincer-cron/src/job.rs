@@ -112,6 +112,9 @@ pub enum WakeMode {
     NextHeartbeat,
 }
 
+/// The longest `payload.timeoutSeconds` a job may set: 30 days (`0` still means no limit).
+pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 86_400;
+
 /// What a run does. Exactly one kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
@@ -168,8 +171,9 @@ impl Payload {
         }
     }
 
-    /// The run's wall-clock limit: `timeoutSeconds` (0 = none), else 60 min for agent turns and
-    /// 10 min for everything else.
+    /// The run's wall-clock limit: `timeoutSeconds` (0 = none; at most [`MAX_TIMEOUT_SECONDS`], which
+    /// also bounds a job stored before that limit), else 60 min for agent turns and 10 min for
+    /// everything else.
     pub fn timeout_ms(&self) -> Option<u64> {
         let (explicit, default_s) = match self {
             Payload::AgentTurn { timeout_seconds, .. } => (*timeout_seconds, 3_600),
@@ -178,8 +182,16 @@ impl Payload {
         };
         match explicit {
             Some(0) => None,
-            Some(s) => Some(s * 1_000),
+            Some(s) => Some(s.min(MAX_TIMEOUT_SECONDS) * 1_000),
             None => Some(default_s * 1_000),
+        }
+    }
+
+    /// `timeoutSeconds` as given, for validation.
+    fn timeout_seconds(&self) -> Option<u64> {
+        match self {
+            Payload::AgentTurn { timeout_seconds, .. } | Payload::Command { timeout_seconds, .. } => *timeout_seconds,
+            Payload::SystemEvent { .. } => None,
         }
     }
 }
@@ -505,13 +517,19 @@ fn infer_name(obj: &Map<String, Value>) -> String {
     if name.is_empty() { "job".into() } else { name }
 }
 
-/// Strict parse of a whole job, with serde's message prefixed by the field path.
+/// Strict parse of a whole job, with serde's message prefixed by the field path. An object
+/// written as a list of its fields (which serde alone accepts) is refused too.
 pub fn parse_job(v: Value) -> Result<Job, Invalid> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
+    let job: Job = serde_path_to_error::deserialize(&v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         if path == "." { invalid(inner) } else { invalid(format!("{path}: {inner}")) }
-    })
+    })?;
+    let typed = serde_json::to_value(&job).expect("jobs serialise");
+    match pincer_core::shape::list_for_object(&v, &typed) {
+        Some(path) => Err(invalid(pincer_core::shape::list_for_object_error(&path))),
+        None => Ok(job),
+    }
 }
 
 /// The rules OpenClaw's `assertSupportedJobSpec` and delivery checks enforce.
@@ -563,6 +581,13 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
             return Err(invalid(format!("payload.model: \"{m}\" must be provider/model, e.g. local/llama3.2")));
         }
         _ => {}
+    }
+    if let Some(s) = job.payload.timeout_seconds()
+        && s > MAX_TIMEOUT_SECONDS
+    {
+        return Err(invalid(format!(
+            "payload.timeoutSeconds: {s} is more than {MAX_TIMEOUT_SECONDS} (30 days); use 0 for no limit"
+        )));
     }
     if let Some(d) = &job.delivery {
         validate_delivery(d, &job.session_target, ctx)?;
@@ -869,6 +894,30 @@ mod tests {
         );
         assert!(with("delivery", json!({"mode": "webhook", "to": "ftp://x"})).starts_with("delivery.to:"));
         assert!(with("delivery", json!({"mode": "webhook", "to": "https://u:p@x/"})).contains("credentials"));
+        assert_eq!(with("delivery", json!(["none"])), "delivery: invalid type: sequence, expected an object");
+        assert_eq!(
+            with("schedule", json!(["every", 60000, null])),
+            "schedule: invalid type: sequence, expected an object"
+        );
+        assert_eq!(
+            with("payload", json!({"kind": "agentTurn", "message": "m", "timeoutSeconds": u64::MAX})),
+            "payload.timeoutSeconds: 18446744073709551615 is more than 2592000 (30 days); use 0 for no limit"
+        );
+    }
+
+    #[test]
+    fn a_huge_stored_timeout_is_bounded() {
+        // Found by the `job` fuzz target: `timeoutSeconds * 1000` overflowed for huge values.
+        let payload = Payload::Command {
+            argv: vec!["true".into()],
+            cwd: None,
+            env: None,
+            input: None,
+            timeout_seconds: Some(u64::MAX),
+            no_output_timeout_seconds: None,
+            output_max_bytes: None,
+        };
+        assert_eq!(payload.timeout_ms(), Some(MAX_TIMEOUT_SECONDS * 1_000));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! **Architecture Invariant:** nothing here opens a WebSocket, holds a device token or passes a
 //! pairing check. The scheduler calls this code directly.
 
-use pincer_cron::job::{DeliveryMode, Job, provider_prefix};
+use pincer_cron::job::{DeliveryMode, Job, KNOWN_CHANNELS, provider_prefix};
 use pincer_cron::{Announcer, Origin, Route};
 use pincer_store::{NewDelivery, Store};
 
@@ -96,6 +96,9 @@ impl Announce {
             }
         };
         let Some(adapter) = self.outbox.channel(&channel) else {
+            if !KNOWN_CHANNELS.contains(&channel.as_str()) {
+                return Err(format!("unknown channel \"{channel}\" (use {})", KNOWN_CHANNELS.join(", ")));
+            }
             return Err(format!("channel \"{channel}\" is not configured; add channels.{channel} to the config"));
         };
         let to = match (to, channel.as_str()) {

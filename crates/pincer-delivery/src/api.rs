@@ -29,6 +29,10 @@ pub enum ApiError {
 
 fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value) -> Result<T, ApiError> {
     let v = if v.is_null() { json!({}) } else { v.clone() };
+    if v.is_array() {
+        // serde would read a struct from a list of its fields.
+        return Err(ApiError::Invalid(format!("invalid {method} params: invalid type: sequence, expected an object")));
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -316,7 +320,9 @@ pub async fn purge(store: &Store, clock: &SharedClock, v: &Value) -> Result<Valu
     if states.iter().any(|s| s == "pending" || s == "sending") {
         return Err(ApiError::Invalid("invalid deliveries.purge params: pending deliveries cannot be purged".into()));
     }
-    let before = clock.now_ms() - p.older_than_ms.unwrap_or(0) as i64;
+    // A huge `olderThanMs` reaches before the epoch (nothing is that old) instead of wrapping.
+    let older = i64::try_from(p.older_than_ms.unwrap_or(0)).unwrap_or(i64::MAX);
+    let before = clock.now_ms().saturating_sub(older);
     let purged = store.write(move |tx| tx.purge_deliveries(&states, before)).await?;
     Ok(json!({ "ok": true, "purged": purged }))
 }

@@ -8,7 +8,7 @@ use pincer_core::config::AuthMode;
 use pincer_protocol::{
     ClientId, ClientMode, ConnectParams, ErrorShape, Features, HelloAuth, HelloOk, MIN_PROBE_PROTOCOL,
     PROTOCOL_VERSION, Policy, RequestFrame, Role, ScopeSet, ServerInfo, Snapshot, StateVersion, close, detail_code,
-    parse_connect_params,
+    negotiate_protocol, parse_connect_params,
 };
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -212,11 +212,7 @@ fn device_token_of(params: &ConnectParams) -> Option<String> {
 
 fn negotiate_version(params: &ConnectParams) -> Result<(), Rejection> {
     let (min, max) = (params.min_protocol, params.max_protocol);
-    let probe_or_node = params.client.mode == ClientMode::Probe
-        || (params.client.mode == ClientMode::Node && params.role.as_deref() == Some("node"));
-    let acceptable = |v: u32| min <= v && v <= max;
-    let ok = acceptable(PROTOCOL_VERSION) || (probe_or_node && acceptable(MIN_PROBE_PROTOCOL));
-    if ok {
+    if negotiate_protocol(params).is_some() {
         return Ok(());
     }
     Err(Rejection::new(

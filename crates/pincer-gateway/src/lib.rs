@@ -110,6 +110,15 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
 pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let GatewayOptions { paths, config, clock } = options;
     check_startable(&config)?;
+    // Checked before the lock, the store and the port, so a bad zone fails at once.
+    let default_tz = match &config.agents.defaults.timezone {
+        Some(tz) => pincer_cron::schedule::validate_tz(tz).map(|z| z.name().to_string()).map_err(|_| {
+            anyhow::anyhow!(
+                "config agents.defaults.timezone: unknown time zone {tz:?} (use an IANA name such as \"Europe/Berlin\" or \"UTC\")"
+            )
+        })?,
+        None => pincer_cron::schedule::host_timezone(),
+    };
     let started = Instant::now();
     let instance_lock = lock_state_dir(&paths)?;
     let db_path = paths.db_path.clone();
@@ -129,12 +138,6 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
 
     let events = EventBus::default();
     let metrics = Arc::new(Metrics::default());
-    let default_tz = match &config.agents.defaults.timezone {
-        Some(tz) => pincer_cron::schedule::validate_tz(tz)
-            .map(|z| z.name().to_string())
-            .map_err(|e| anyhow::anyhow!("config agents.defaults.timezone: {e}"))?,
-        None => pincer_cron::schedule::host_timezone(),
-    };
     let channels: Vec<String> = [
         config.channels.discord.as_ref().map(|_| "discord"),
         config.channels.telegram.as_ref().map(|_| "telegram"),

@@ -26,6 +26,12 @@ impl Call {
     /// The params as `T`, or `INVALID_REQUEST invalid <method> params: …`.
     pub fn params<T: serde::de::DeserializeOwned>(&self, method: &str) -> Result<T, ErrorShape> {
         let value = self.params.clone().unwrap_or(Value::Object(Default::default()));
+        if value.is_array() {
+            // serde would read a struct from a list of its fields.
+            return Err(ErrorShape::invalid_request(format!(
+                "invalid {method} params: invalid type: sequence, expected an object"
+            )));
+        }
         serde_json::from_value(value).map_err(|e| ErrorShape::invalid_request(format!("invalid {method} params: {e}")))
     }
 }

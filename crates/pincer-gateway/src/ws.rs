@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use pincer_protocol::{
     ConnectChallenge, ErrorShape, EventFrame, Frame, HANDSHAKE_TIMEOUT_MS, MAX_PREAUTH_PAYLOAD, ResponseFrame, Scope,
     TICK_INTERVAL_MS, close, parse_frame,
@@ -262,7 +262,12 @@ async fn session(
                     let result = if method == "connect" {
                         Err(ErrorShape::invalid_request("connect is only valid as the first request of a connection"))
                     } else {
-                        state.methods.dispatch(state.clone(), caller, &method, req.params).await
+                        // A method that panics still gets an answer, so its caller never waits forever.
+                        let call = state.methods.dispatch(state.clone(), caller, &method, req.params);
+                        std::panic::AssertUnwindSafe(call).catch_unwind().await.unwrap_or_else(|_| {
+                            tracing::error!(method = %method, "method panicked; answered UNAVAILABLE");
+                            Err(ErrorShape::unavailable(format!("internal error in {method}; see the gateway log")))
+                        })
                     };
                     let known = state.methods.contains(&method);
                     let label = if known { method.as_str() } else { "(unknown)" };

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::{MIN_PROBE_PROTOCOL, PROTOCOL_VERSION};
+
 /// Parameters of the first request on every connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -193,6 +195,17 @@ pub struct DeviceProof {
 /// Reads `connect` params strictly; the error text follows OpenClaw's `invalid connect params: …`.
 pub fn parse_connect_params(params: Option<&Value>) -> Result<ConnectParams, String> {
     let Some(params) = params else { return Err("invalid connect params: missing params".into()) };
+    // serde would read a struct from a list of its fields: `[4, 4, {…}]`.
+    for (path, value) in [
+        ("", Some(params)),
+        ("client: ", params.get("client")),
+        ("auth: ", params.get("auth")),
+        ("device: ", params.get("device")),
+    ] {
+        if value.is_some_and(Value::is_array) {
+            return Err(format!("invalid connect params: {path}invalid type: sequence, expected an object"));
+        }
+    }
     let parsed: ConnectParams =
         serde_json::from_value(params.clone()).map_err(|e| format!("invalid connect params: {e}"))?;
     if parsed.min_protocol < 1 || parsed.max_protocol < 1 {
@@ -205,6 +218,23 @@ pub fn parse_connect_params(params: Option<&Value>) -> Result<ConnectParams, Str
         return Err("invalid connect params: client.platform must be non-empty".into());
     }
     Ok(parsed)
+}
+
+/// The protocol version a connection with these params gets: [`PROTOCOL_VERSION`] when the client's
+/// `[minProtocol, maxProtocol]` window holds it, else [`MIN_PROBE_PROTOCOL`] for a `probe` client or
+/// a `node`-mode client asking for role `node` (the N-1 window), else `None` (a protocol mismatch).
+pub fn negotiate_protocol(params: &ConnectParams) -> Option<u32> {
+    let (min, max) = (params.min_protocol, params.max_protocol);
+    let acceptable = |v: u32| min <= v && v <= max;
+    let probe_or_node = params.client.mode == ClientMode::Probe
+        || (params.client.mode == ClientMode::Node && params.role.as_deref() == Some("node"));
+    if acceptable(PROTOCOL_VERSION) {
+        Some(PROTOCOL_VERSION)
+    } else if probe_or_node && acceptable(MIN_PROBE_PROTOCOL) {
+        Some(MIN_PROBE_PROTOCOL)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -226,5 +256,32 @@ mod tests {
         wrong_type["minProtocol"] = json!("4");
         assert!(parse_connect_params(Some(&wrong_type)).unwrap_err().contains("invalid type"));
         assert_eq!(parse_connect_params(None).unwrap_err(), "invalid connect params: missing params");
+        let list = json!([4, 4, {"id": "cli", "version": "1", "platform": "linux", "mode": "cli"}]);
+        assert_eq!(
+            parse_connect_params(Some(&list)).unwrap_err(),
+            "invalid connect params: invalid type: sequence, expected an object"
+        );
+        let client_list = json!({"minProtocol": 4, "maxProtocol": 4, "client": ["cli", "1", "linux", "cli"]});
+        assert_eq!(
+            parse_connect_params(Some(&client_list)).unwrap_err(),
+            "invalid connect params: client: invalid type: sequence, expected an object"
+        );
+    }
+
+    #[test]
+    fn negotiates_v4_or_the_probe_window() {
+        let with = |min: u32, max: u32, mode: &str, role: Option<&str>| {
+            let mut v = json!({"minProtocol":min,"maxProtocol":max,"client":{"id":"cli","version":"1","platform":"linux","mode":mode}});
+            if let Some(role) = role {
+                v["role"] = json!(role);
+            }
+            negotiate_protocol(&parse_connect_params(Some(&v)).unwrap())
+        };
+        assert_eq!(with(1, u32::MAX, "cli", None), Some(4));
+        assert_eq!(with(3, 3, "cli", None), None);
+        assert_eq!(with(3, 3, "probe", None), Some(3));
+        assert_eq!(with(3, 3, "node", Some("node")), Some(3));
+        assert_eq!(with(3, 3, "node", Some("operator")), None);
+        assert_eq!(with(5, 4, "cli", None), None, "an empty window matches nothing");
     }
 }

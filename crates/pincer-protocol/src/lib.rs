@@ -13,7 +13,8 @@ mod method;
 mod scope;
 
 pub use connect::{
-    ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProof, Role, parse_connect_params,
+    ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProof, Role, negotiate_protocol,
+    parse_connect_params,
 };
 pub use error::{ErrorCode, ErrorShape, detail_code};
 pub use frame::{EventFrame, Frame, FrameError, RequestFrame, ResponseFrame, StateVersion, parse_frame};

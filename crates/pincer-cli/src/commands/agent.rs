@@ -64,7 +64,7 @@ pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCo
     // Wait a little longer than the turn may take, so its own time limit is what ends it.
     let turn = match args.timeout_seconds {
         0 => Duration::from_secs(24 * 3_600),
-        secs => Duration::from_secs(secs + 30),
+        secs => Duration::from_secs(secs.saturating_add(30)),
     };
     target.timeout = target.timeout.max(turn);
     let run_id = uuid::Uuid::new_v4().to_string();

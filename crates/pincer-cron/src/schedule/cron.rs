@@ -39,6 +39,20 @@ impl CronRule {
             .parse(expr)
             .map_err(|err| ScheduleError::InvalidCron { expr: expr.to_string(), reason: describe(expr, &err) })?;
         let pattern = &cron.pattern;
+        // croner skips empty list items, so a field of only commas (`,`) matches nothing, and a
+        // search for it walks for minutes before giving up: refuse it here.
+        let components =
+            [&pattern.seconds, &pattern.minutes, &pattern.hours, &pattern.days, &pattern.months, &pattern.days_of_week];
+        if let Some(i) = components.iter().position(|c| c.values().is_empty() && !c.has_modifiers()) {
+            let fields: Vec<&str> = expr.split_whitespace().collect();
+            // A 5-field expression has no seconds field: its fields are the last five.
+            let text = (i + fields.len()).checked_sub(6).and_then(|at| fields.get(at)).filter(|_| fields.len() >= 5);
+            let reason = match text {
+                Some(text) => format!("{} field {text:?} matches no value", FIELDS[i].0),
+                None => format!("the {} field matches no value", FIELDS[i].0),
+            };
+            return Err(ScheduleError::InvalidCron { expr: expr.to_string(), reason });
+        }
         let fixed_time =
             !(pattern.seconds.from_wildcard || pattern.minutes.from_wildcard || pattern.hours.from_wildcard);
         Ok(CronRule { cron, tz, fixed_time })

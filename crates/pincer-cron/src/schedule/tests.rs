@@ -542,6 +542,11 @@ fn normalize_errors_name_the_field() {
         r#"{"kind":"cron","expr":"5/5 * * * *"}"#,
         r#"{"kind":"cron","expr":"0 9 * * FOO"}"#,
         r#"{"kind":"cron","expr":"   "}"#,
+        // Found by the `job` fuzz target: an all-comma field matched nothing and the search for
+        // its next slot ran for minutes.
+        r#"{"kind":"cron","expr":", * * * *"}"#,
+        r#"{"kind":"cron","expr":"0 ,, * * * *"}"#,
+        r#"{"kind":"cron","expr":"0 0 , * *"}"#,
         r#"{"kind":"cron","expr":"0 9 * * *","tz":"Mars/Base"}"#,
         r#"{"kind":"cron","expr":"0 9 * * *","staggerMs":-1}"#,
         r#"{"kind":"cron","expr":"0 0 30 2 *","tz":"UTC"}"#,
@@ -569,6 +574,12 @@ fn normalize_errors_name_the_field() {
           schedule.expr: invalid cron expression "0 9 * * FOO": day-of-week field "FOO": contains illegal character 'F' in part 'FOO'
         {"kind":"cron","expr":"   "}
           schedule.expr: invalid cron expression "": the expression is empty
+        {"kind":"cron","expr":", * * * *"}
+          schedule.expr: invalid cron expression ", * * * *": minute field "," matches no value
+        {"kind":"cron","expr":"0 ,, * * * *"}
+          schedule.expr: invalid cron expression "0 ,, * * * *": minute field ",," matches no value
+        {"kind":"cron","expr":"0 0 , * *"}
+          schedule.expr: invalid cron expression "0 0 , * *": day-of-month field "," matches no value
         {"kind":"cron","expr":"0 9 * * *","tz":"Mars/Base"}
           schedule.tz: unknown time zone "Mars/Base" (use an IANA name such as "Europe/Berlin" or "UTC")
         {"kind":"cron","expr":"0 9 * * *","staggerMs":-1}
