@@ -29,8 +29,11 @@ async fn client(gw: &GatewayProcess, scopes: &[&str]) -> RawClient {
 #[tokio::test]
 async fn kill_9_during_a_200_message_backlog_loses_nothing_and_sends_nothing_twice() {
     let fake = FakeDiscord::start().await;
-    for _ in 0..200 {
-        fake.push_fault(discord::Fault::Delay(Duration::from_millis(8)));
+    // Quick at first, then slow enough (about 7 s for the rest) that the kill lands mid-backlog
+    // even when sending the 200 takes seconds on a loaded machine.
+    for i in 0..200 {
+        let ms = if i < 60 { 8 } else { 200 };
+        fake.push_fault(discord::Fault::Delay(Duration::from_millis(ms)));
     }
     let dir = tempfile::tempdir().unwrap();
     let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), discord_config(&fake)).unwrap();
@@ -46,6 +49,7 @@ async fn kill_9_during_a_200_message_backlog_loses_nothing_and_sends_nothing_twi
     gw.kill9();
     let before = fake.messages().len();
     assert!(before < 200, "the backlog finished before the kill; slow the fake down");
+    fake.clear_faults();
     gw.restart().unwrap();
     let msgs = fake.wait_for_messages(200, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -243,7 +243,8 @@ impl RunningGateway {
         let deadline = Duration::from_millis(800);
         let _ = tokio::time::timeout(deadline, self.server).await;
         let waited = Instant::now();
-        while self.state.connection_count() > 0 && waited.elapsed() < Duration::from_millis(300) {
+        // Each connection leaves the set once its `shutdown` event and close frame are written.
+        while self.state.connection_count() > 0 && waited.elapsed() < Duration::from_millis(600) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.state.outbox.shutdown();

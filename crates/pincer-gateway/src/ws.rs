@@ -75,9 +75,11 @@ pub async fn serve_socket(
         state.metrics.inc("pincer_ws_connections_total", "Connections that completed the handshake.", &[]);
         session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
     }
-    state.connections.lock().expect("connections lock").remove(&conn_id);
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // Only now: a stopping gateway waits for this set to empty, and everything queued (the
+    // `shutdown` event, the close frame) must have been written by then.
+    state.connections.lock().expect("connections lock").remove(&conn_id);
 }
 
 type Stream = futures_util::stream::SplitStream<WebSocket>;

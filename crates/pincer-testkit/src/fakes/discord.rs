@@ -172,6 +172,11 @@ impl FakeDiscord {
         self.shared.lock().faults.push_back(fault);
     }
 
+    /// Drops the faults not yet used.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// How long a nonce deduplicates (default 5 minutes).
     pub fn set_nonce_window(&self, window: Duration) {
         self.shared.lock().nonce_window = window;
