@@ -1681,6 +1681,18 @@ fn config_rows_stop_the_gateway_promptly_naming_the_key() {
             "logging.level: unterminated `${`".into(),
         ),
         (
+            "misspelt log level",
+            br#"{gateway: {auth: {token: "t"}}, logging: {level: "inf"}}"#.to_vec(),
+            vec![],
+            "logging.level: `inf` is not a log level".into(),
+        ),
+        (
+            "misspelt PINCER_LOG",
+            br#"{gateway: {auth: {token: "t"}}}"#.to_vec(),
+            vec![("PINCER_LOG", "pincer_cron=verbose")],
+            "PINCER_LOG: `pincer_cron=verbose` is not a log level".into(),
+        ),
+        (
             "token mode without a token",
             br#"{gateway: {auth: {mode: "token"}}}"#.to_vec(),
             vec![],

@@ -1346,7 +1346,9 @@ impl Actor {
             return None;
         }
         let after = policy.after.or(global.after).unwrap_or(2);
-        let cooldown = policy.cooldown_ms.or(global.cooldown_ms).unwrap_or(3_600_000) as i64;
+        // Saturating: a cooldown beyond i64 milliseconds means "never again", not a negative one.
+        let cooldown =
+            i64::try_from(policy.cooldown_ms.or(global.cooldown_ms).unwrap_or(3_600_000)).unwrap_or(i64::MAX);
         let failures = job.state.consecutive_failures;
         if !auto_disabled && failures < after {
             return None;

@@ -44,7 +44,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     if let Some(bind) = args.bind.as_deref().and_then(Bind::parse) {
         config.gateway.bind = bind;
     }
-    init_logging(&config.logging.level);
+    init_logging(&config.logging.level)?;
     if wrote {
         tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
     }
@@ -63,11 +63,30 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(level: &str) {
-    let filter = std::env::var("PINCER_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| level.to_string());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let (source, filter) = match std::env::var("PINCER_LOG").ok().filter(|v| !v.is_empty()) {
+        Some(v) => ("PINCER_LOG", v),
+        None => ("logging.level", level.to_string()),
+    };
+    check_log_filter(&filter).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    Ok(())
+}
+
+/// `EnvFilter` reads a bare word as a target name, so a misspelt level (`"inf"`) would silently
+/// log nothing; every bare directive must be a level.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !directive.contains('[') && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "`{directive}` is not a log level (use off, error, warn, info, debug or trace, or target=level such as pincer_cron=debug)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.
