@@ -82,12 +82,10 @@ impl Inner {
     pub(crate) async fn run_turn(&self, turn: Turn, on_delta: OnDelta<'_>) -> Result<Option<TurnOutput>, TurnError> {
         let Turn { session, system, input, chain, deadline_ms, run_id, kind } = turn;
         let _serial = self.lock_session(&session.key).await;
-        if self.record_input(&session, input, &run_id).await? == 0 {
+        let Some(rows) = self.record_input(&session, input, &run_id).await? else {
             return Ok(None);
-        }
+        };
         let mut unfinished = Unfinished::arm(&self.store, &self.clock, &session);
-        let (key, limit) = (session.key.clone(), self.options.history_messages);
-        let rows = self.store.read(move |rd| rd.transcript(&key, limit, None)).await?;
         let req = ChatRequest {
             model: String::new(),
             system: Some(system),
@@ -156,11 +154,37 @@ impl Inner {
         }
     }
 
-    /// Commits the turn's input; returns how many entries it added.
-    async fn record_input(&self, session: &SessionRef, input: Input, run_id: &str) -> Result<usize, StoreError> {
+    /// Commits the turn's input and returns the history the turn sends (read in the same
+    /// transaction), or `None` when there was no input to add.
+    async fn record_input(
+        &self,
+        session: &SessionRef,
+        input: Input,
+        run_id: &str,
+    ) -> Result<Option<Vec<pincer_store::TranscriptRow>>, StoreError> {
         let (s, run_id, now) = (session.clone(), run_id.to_string(), self.clock.now_ms());
+        let limit = self.options.history_messages;
         self.store
             .write(move |tx| {
+                let added = Self::append_input(tx, &s, input, &run_id, now)?;
+                if added == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(tx.reader().transcript(&s.key, limit, None)?))
+            })
+            .await
+    }
+
+    /// Appends the input entries; returns how many.
+    fn append_input(
+        tx: &pincer_store::Tx<'_>,
+        s: &SessionRef,
+        input: Input,
+        run_id: &str,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        {
+            {
                 let ensure = || {
                     let (job, run) = (s.job_id.as_deref(), s.run_id.as_deref());
                     tx.ensure_session(&s.key, &s.agent_id, s.kind.as_str(), job, run, now)
@@ -188,8 +212,8 @@ impl Inner {
                         Ok(events.len())
                     }
                 }
-            })
-            .await
+            }
+        }
     }
 
     fn observe(&self, kind: &str, outcome: &str, model: &str, usage: Option<&Usage>, latency_s: f64) {

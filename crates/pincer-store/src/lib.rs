@@ -253,6 +253,11 @@ impl Tx<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         self.conn
     }
+
+    /// Reads inside this transaction (seeing its own writes), saving a second trip to the store.
+    pub fn reader(&self) -> Rd<'_> {
+        Rd { conn: self.conn }
+    }
 }
 
 impl Rd<'_> {

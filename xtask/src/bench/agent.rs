@@ -71,10 +71,19 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let first = now_ms() + 3_000;
     let ids = rt.block_on(add_jobs(&p.url(), jobs, first, json!({"mode": "announce", "channel": "inbox"})))?;
     std::thread::sleep(Duration::from_millis((first - now_ms()).max(0) as u64 + secs * 1000));
-    let deliveries = rt.block_on(async {
+    let (deliveries, runs) = rt.block_on(async {
         let mut c = RawClient::connect(&p.url(), cli_connect_params(Some(TOKEN), &["operator.read"])).await?.0;
-        c.call("deliveries.list", json!({"limit": 500})).await
+        let deliveries = c.call("deliveries.list", json!({"limit": 500})).await?;
+        let mut runs = Vec::new();
+        for id in &ids {
+            let page = c.call("cron.runs", json!({"id": id, "limit": 200})).await?;
+            runs.extend(page["entries"].as_array().cloned().unwrap_or_default());
+        }
+        anyhow::Ok((deliveries, runs))
     })?;
+    // The scheduler's share: slot to the run's start (milliseconds on the gateway's clock).
+    let wake: Vec<f64> =
+        runs.iter().filter_map(|r| Some((r["startedAtMs"].as_i64()? - r["slotMs"].as_i64()?) as f64)).collect();
     drop(p);
     let reqs = arrivals(&fake, first);
     let finished = fake.finished_unix_us();
@@ -134,6 +143,14 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             .openclaw(o_to_request.as_ref().map(|l| percentile(l.clone(), 99.0)))
             .target("< 5 ms")
             .note("no turn reached the model"),
+    );
+    b.rows.push(
+        Row::new("Agent turns", "… of which slot to run start (scheduler wake), p50", "ms")
+            .pincer(percentile(wake.clone(), 50.0))
+            .note("-"),
+    );
+    b.rows.push(
+        Row::new("Agent turns", "… of which slot to run start, p99", "ms").pincer(percentile(wake, 99.0)).note("-"),
     );
     let note = "not measured: no outbox commit time is exposed";
     b.rows.push(

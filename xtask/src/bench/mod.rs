@@ -304,7 +304,7 @@ fn render(rows: &[Row], quick: bool) -> String {
     }
     out.push_str(". Both systems were measured in the same run on the same machine.\n\n");
     out.push_str(&format!(
-        "- Date: {date}\n- Machine: {}\n- Pincer: release build of this commit; OpenClaw: npm `openclaw@2026.9.6` on Node 24.21.0, loopback\n- Reproduce: `cargo xtask bench` (about 10 minutes; `--quick` for a smoke run, `--no-openclaw` to skip the reference)\n",
+        "- Date: {date}\n- Machine: {}\n- Pincer: release build of this commit; OpenClaw: npm `openclaw@2026.9.6` on Node 24.21.0, loopback\n- Reproduce: `cargo xtask bench` (about 20 minutes; `--quick` for a smoke run, `--no-openclaw` to skip the reference)\n",
         machine()
     ));
     let mut section = "";
@@ -337,7 +337,7 @@ fn render(rows: &[Row], quick: bool) -> String {
         "Idle RSS: `VmRSS` from `/proc/<pid>/status` after 30 s idle; the process tree adds every descendant (OpenClaw runs worker processes).",
         "CLI round trip: wall time of a whole `pincer health --json` / `openclaw health` process against an idle local gateway; median.",
         "SIGTERM to exit: from `kill -TERM` to the process being reaped.",
-        "Scheduler lag: `startedAtMs − slotMs` of every run (Pincer's run records; OpenClaw's `cron runs` `runAtMs` minus the minute it was due), for 10 jobs firing every minute with no stagger, on both gateways during the same minutes.",
+        "Scheduler lag: `startedAtMs − slotMs` of every run (Pincer's run records; OpenClaw's `cron runs` `runAtMs` minus the minute it was due), for 10 jobs firing every minute with no stagger; each gateway alone on the machine for its minutes.",
         "Scheduler capacity: 10,000 jobs written to a stopped gateway's store; memory is the RSS growth over an empty gateway divided by the job count; the jobs then fire spread over one minute, and the lag is `startedAtMs − slotMs` of every run; the wake time is the mean of `pincer_cron_wake_seconds` (the scheduler actor's busy time per wake-up).",
         "Outbox throughput: messages sent with the `send` method from 8 connections to 10 chats of a fake Telegram Bot API on 127.0.0.1 (both gateways use `channels.telegram.apiRoot`), from the first request to the last message received. Pincer's default pacing (25 messages/s for Telegram, 40/s for Discord) is switched off with `delivery.rateLimits.<channel>: 0`; OpenClaw has none. The Discord row is Pincer alone: OpenClaw's Discord API base cannot be pointed at a fake.",
         "Backlog across `kill -9`: `send` while the Telegram API refuses connections (Pincer accepts into its outbox; OpenClaw queues the message and answers with the send error), `kill -9` the gateway, bring the API back, restart: what arrives, how soon, and whether anything arrives twice.",
