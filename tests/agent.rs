@@ -129,11 +129,19 @@ async fn the_agent_method_streams_agent_events_then_answers() {
     let mut watcher = gw.client(&["operator.write"]).await;
     let mut c = gw.client(&["operator.write"]).await;
 
-    let res = c.call("agent", json!({"message": "Do you stream?", "idempotencyKey": "e2e-run-1"})).await.unwrap();
+    let mut res = c.call("agent", json!({"message": "Do you stream?", "idempotencyKey": "e2e-run-1"})).await.unwrap();
 
+    // OpenClaw's `result`, which `openclaw agent` prints from, beside Pincer's flat fields.
+    let result = res.as_object_mut().unwrap().remove("result").unwrap();
+    assert_eq!(result["payloads"], json!([{"text": "Streaming works, one piece at a time."}]));
+    assert_eq!(
+        (&result["meta"]["agentMeta"]["model"], &result["meta"]["agentMeta"]["usage"]["output_tokens"]),
+        (&json!("gpt-4o"), &json!(8))
+    );
+    assert!(result["meta"]["durationMs"].is_u64(), "{result}");
     assert_eq!(
         res,
-        json!({"runId": "e2e-run-1", "status": "ok", "sessionKey": "agent:main:main",
+        json!({"runId": "e2e-run-1", "status": "ok", "summary": "completed", "sessionKey": "agent:main:main",
             "text": "Streaming works, one piece at a time.", "model": "openai/gpt-4o", "provider": "openai",
             "usage": {"input_tokens": 5, "output_tokens": 8, "total_tokens": 13}})
     );
@@ -157,6 +165,37 @@ async fn the_agent_method_streams_agent_events_then_answers() {
         (code.as_str(), message.as_str()),
         ("INVALID_REQUEST", "invalid agent params: thinking: not supported by Pincer")
     );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn agents_list_names_the_one_agent_and_its_model() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.read"]).await;
+    let list = c.call("agents.list", json!({})).await.unwrap();
+    assert_eq!(
+        list,
+        json!({"defaultId": "main", "ownership": "sole", "selectionRequired": false, "mainKey": "main",
+            "scope": "global", "agents": [{"id": "main", "name": "main", "kind": "agent",
+            "model": {"primary": "openai/gpt-4o", "fallbacks": []}}]})
+    );
+    let (code, message) = error_of(&c.request("agents.list", json!({"includeSystem": true})).await.unwrap());
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("INVALID_REQUEST", "invalid agents.list params: includeSystem: not supported by Pincer")
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_no_reply_agent_answer_has_no_payload() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::text("  no_reply "));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    let res = c.call("agent", json!({"message": "Anything new?"})).await.unwrap();
+    assert_eq!((&res["status"], &res["result"]["payloads"]), (&json!("ok"), &json!([])), "{res}");
     gw.stop().await;
 }
 

@@ -90,6 +90,7 @@ const METHODS_WITH_PARAMS: &[&str] = &[
     "deliveries.purge",
     "inbox.list",
     "agent",
+    "agents.list",
     "sessions.list",
     "chat.history",
     "wake",
@@ -361,9 +362,14 @@ fn protocol_rows(job: &str) -> Vec<Row> {
             invalid("invalid inbox.list params: limit: invalid value: integer `-1`"),
         ),
         row(
-            "inbox.list limit 0 is clamped",
+            "inbox.list limit 0",
             call("inbox.list", json!({"limit": 0})),
-            Want::Ok(Some(("/limit", json!(1)))),
+            invalid("invalid inbox.list params: limit must be 1..500"),
+        ),
+        row(
+            "inbox.list limit 501",
+            call("inbox.list", json!({"limit": 501})),
+            invalid("invalid inbox.list params: limit must be 1..500"),
         ),
         // cron.add.
         row(

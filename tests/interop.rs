@@ -301,3 +301,62 @@ fn openclaw_cron_add_isolated_agent_turn_announces_to_the_inbox() {
     drop(gw);
     drop(rt);
 }
+
+/// The stock `openclaw agent` (gateway mode, pointed at Pincer by `OPENCLAW_GATEWAY_URL`): it reads
+/// the roster with `agents.list`, runs the turn with `agent`, and prints the reply from
+/// `result.payloads`; `--json` gives the whole answer; `--session-key` picks a named session.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_agent_runs_a_turn_on_pincer_and_prints_the_reply() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeOpenAi::start());
+    fake.push(Reply::text("Hello from the fake model."));
+    fake.push(Reply::text("Second answer, as JSON."));
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let url = gw.url();
+    let env = [("OPENCLAW_GATEWAY_URL", url.as_str()), ("OPENCLAW_GATEWAY_TOKEN", gw.token.as_str())];
+
+    let o = oc.run(&["agent", "--message", "Say hello"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Hello from the fake model."), "{}", out(&o));
+
+    let o = oc.run(&["agent", "--agent", "main", "--message", "Again, as JSON", "--json"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    let res = json_out(&o);
+    assert_eq!(res["status"], "ok", "{}", out(&o));
+    assert_eq!(res["result"]["payloads"][0]["text"], "Second answer, as JSON.", "{}", out(&o));
+
+    // Both turns went to the main session, in order, and the model saw the first in the second.
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "two model calls");
+    let second = &requests[1].body;
+    let said: Vec<&str> = second["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+    assert!(said.contains(&"Say hello") && said.contains(&"Hello from the fake model."), "{said:?}");
+
+    // An explicit key reaches a named session of its own, with none of the main session's history.
+    fake.push(Reply::text("Notes session here."));
+    let o = oc.run(&["agent", "--session-key", "agent:main:session:notes", "--message", "Start the notes"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Notes session here."), "{}", out(&o));
+    let third = &fake.requests()[2].body;
+    let said: Vec<&str> = third["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+    assert!(said.contains(&"Start the notes") && !said.contains(&"Say hello"), "{said:?}");
+    let o = oc.call(&gw, &["gateway", "call", "sessions.list", "--json"]);
+    let keys: Vec<String> = json_out(&o)["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(keys.contains(&"agent:main:main".into()) && keys.contains(&"agent:main:session:notes".into()), "{keys:?}");
+    drop(gw);
+    drop(rt);
+}

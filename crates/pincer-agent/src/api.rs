@@ -12,6 +12,8 @@ use pincer_store::sessions::SessionFilter;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use pincer_cron::job::DEFAULT_AGENT;
+
 use crate::prompt;
 use crate::service::{Agents, Inner, SharedRun};
 use crate::session::SessionRef;
@@ -212,7 +214,8 @@ pub async fn agent(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
 async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<Value, ApiError> {
     let (run_id, session_key) = (turn.run_id.clone(), turn.session.key.clone());
     let stream = AgentStream::new(&inner.events, &inner.clock, &run_id, &session_key);
-    stream.emit("lifecycle", json!({"phase": "start", "startedAt": inner.clock.now_ms()}));
+    let started = inner.clock.now_ms();
+    stream.emit("lifecycle", json!({"phase": "start", "startedAt": started}));
     let on_delta = |delta: &str| stream.delta(delta);
     match inner.run_turn(turn, &on_delta).await {
         Ok(Some(out)) => {
@@ -221,9 +224,17 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<Value, ApiError> {
                 "lifecycle",
                 json!({"phase": "end", "endedAt": inner.clock.now_ms(), "text": out.text, "model": model, "usage": out.usage}),
             );
+            // OpenClaw's final shape (`summary`, `result.payloads`) is what `openclaw agent` prints;
+            // the flat fields are Pincer's own. A silent reply has no payload.
+            let payloads =
+                if pincer_cron::scheduler::is_silent(&out.text) { json!([]) } else { json!([{"text": out.text}]) };
+            let ended = inner.clock.now_ms();
             Ok(json!({
-                "runId": run_id, "status": "ok", "sessionKey": session_key, "text": out.text,
-                "model": model, "provider": out.model.provider, "usage": out.usage,
+                "runId": run_id, "status": "ok", "summary": "completed", "sessionKey": session_key,
+                "text": out.text, "model": model, "provider": out.model.provider, "usage": out.usage,
+                "result": {"payloads": payloads, "meta": {"durationMs": ended.saturating_sub(started),
+                    "agentMeta": {"sessionKey": session_key, "provider": out.model.provider, "model": out.model.model,
+                        "usage": out.usage}}},
             }))
         }
         Ok(None) => Err(ApiError::Failed { message: "nothing was recorded".into(), reason: "unknown".into(), run_id }),
@@ -441,6 +452,27 @@ pub async fn chat_history(agents: &Agents, v: &Value) -> Result<Value, ApiError>
         result["nextBeforeSeq"] = json!(rows.first().map(|r| r.seq));
     }
     Ok(result)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsListParams {}
+
+/// `agents.list`: the roster, in OpenClaw's shape. Pincer runs one agent, `main`, whose sessions
+/// are shared by every client (`scope: "global"`), so `openclaw agent -m …` needs no `--agent`.
+/// Other agent ids are namespaces of sessions (`agentId` on `agent` and `cron.add`), not
+/// configured agents, and are not listed.
+pub fn agents_list(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
+    let AgentsListParams {} = params("agents.list", v, &["includeSystem"])?;
+    let model = &agents.inner.config.agents.defaults.model;
+    let mut agent = json!({"id": DEFAULT_AGENT, "name": DEFAULT_AGENT, "kind": "agent"});
+    if let Some(primary) = &model.primary {
+        agent["model"] = json!({"primary": primary, "fallbacks": model.fallbacks});
+    }
+    Ok(json!({
+        "defaultId": DEFAULT_AGENT, "ownership": "sole", "selectionRequired": false,
+        "mainKey": "main", "scope": "global", "agents": [agent],
+    }))
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]

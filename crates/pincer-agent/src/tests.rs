@@ -637,9 +637,12 @@ async fn the_agent_method_streams_events_and_answers() {
 
     assert_eq!(
         res,
-        json!({"runId": "run-1", "status": "ok", "sessionKey": "agent:main:main", "text": "Hello there, friend.",
-            "model": "openai/gpt-4o", "provider": "openai",
-            "usage": {"input_tokens": 8, "output_tokens": 4, "total_tokens": 12}})
+        json!({"runId": "run-1", "status": "ok", "summary": "completed", "sessionKey": "agent:main:main",
+            "text": "Hello there, friend.", "model": "openai/gpt-4o", "provider": "openai",
+            "usage": {"input_tokens": 8, "output_tokens": 4, "total_tokens": 12},
+            "result": {"payloads": [{"text": "Hello there, friend."}], "meta": {"durationMs": 0, "agentMeta": {
+                "sessionKey": "agent:main:main", "provider": "openai", "model": "gpt-4o",
+                "usage": {"input_tokens": 8, "output_tokens": 4, "total_tokens": 12}}}}})
     );
     let events = agent_events(&mut rx).await;
     assert!(events.iter().all(|e| e["runId"] == "run-1" && e["sessionKey"] == "agent:main:main"));

@@ -336,7 +336,10 @@ struct InboxParams {
 
 pub async fn inbox_list(store: &Store, v: &Value) -> Result<Value, ApiError> {
     let p: InboxParams = params("inbox.list", v)?;
-    let (limit, offset) = (p.limit.unwrap_or(50).clamp(1, 500), p.offset.unwrap_or(0));
+    let (limit, offset) = (p.limit.unwrap_or(50), p.offset.unwrap_or(0));
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::Invalid("invalid inbox.list params: limit must be 1..500".into()));
+    }
     let (rows, total) = store.read(move |rd| rd.list_inbox(limit, offset)).await?;
     let has_more = offset as u64 + (rows.len() as u64) < total;
     Ok(json!({

@@ -1,4 +1,4 @@
-//! `agent`, `sessions.list`, `chat.history` and `wake`: thin adapters over `pincer_agent::api`.
+//! `agent`, `agents.list`, `sessions.list`, `chat.history` and `wake`: thin adapters over `pincer_agent::api`.
 
 use pincer_agent::api::{self, ApiError};
 use pincer_protocol::ErrorShape;
@@ -22,6 +22,7 @@ fn params(call: &Call) -> Value {
 
 pub fn register(methods: &mut Methods) {
     methods.add("agent", |c: Call| async move { api::agent(&c.state.agents, &params(&c)).await.map_err(error) });
+    methods.add("agents.list", |c: Call| async move { api::agents_list(&c.state.agents, &params(&c)).map_err(error) });
     methods.add("sessions.list", |c: Call| async move {
         api::sessions_list(&c.state.agents, &params(&c)).await.map_err(error)
     });
