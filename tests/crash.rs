@@ -2,12 +2,14 @@
 //! steps (`PINCER_CRASHPOINTS`: after a slot reservation, after a run executed, after the outbox
 //! commit, with a part in flight, after the send but before its receipt is stored), then restart,
 //! and check that nothing accepted was lost, nothing was sent twice, no slot ran twice, and every
-//! ambiguous send is reported `unknown`.
+//! ambiguous send is resent only where the platform deduplicates (Discord), looked up where it
+//! can be searched (Slack), and otherwise reported `unknown` (Telegram).
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use pincer_testkit::fakes::discord::{self, FakeDiscord};
+use pincer_testkit::fakes::slack::FakeSlack;
 use pincer_testkit::fakes::telegram::FakeTelegram;
 use pincer_testkit::process::GatewayProcess;
 use pincer_testkit::ws::{RawClient, cli_connect_params};
@@ -336,6 +338,42 @@ async fn crash_around_a_telegram_send_reports_unknown_and_never_resends() {
         }
         for row in rows.iter().filter(|r| r["state"] != "unknown") {
             assert_eq!(row["state"], "delivered", "{row}; {ctx}");
+        }
+    }
+}
+
+/// Slack can be searched: after a crash with a part in flight, the restarted gateway waits out
+/// the request time limit (1 s here), looks the part up by its metadata, and records it
+/// (crash after the send) or sends it (crash before) — every message exactly once, none `unknown`.
+#[tokio::test]
+async fn crash_around_a_slack_send_is_reconciled_by_looking() {
+    for hit in hits(&[2, 5]) {
+        for point in ["outbox.sent", "outbox.dispatching"] {
+            let fake = FakeSlack::start().await;
+            let dir = tempfile::tempdir().unwrap();
+            let config = json!({
+                "channels": { "slack": { "botToken": FakeSlack::TOKEN, "apiBaseUrl": fake.base_url() } },
+                "delivery": { "rateLimits": { "slack": 0 }, "requestTimeoutMs": 1000 },
+            });
+            let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+            arm(&mut gw, point, hit);
+            let (accepted, in_doubt) = send_until_dead(&gw, "slack", |_| "channel:C0123ABCD".into(), 10).await;
+            expect_crash(&mut gw, point);
+            gw.clear_env();
+            gw.restart().unwrap();
+            let rows = settled(&gw).await;
+            let got: Vec<String> = fake.messages().into_iter().map(|m| m.text).collect();
+            let ctx = format!("{point}:{hit}: accepted {accepted:?}, in doubt {in_doubt:?}, delivered {got:?}");
+            for text in &accepted {
+                assert_eq!(count(&got, text), 1, "{text} must arrive exactly once; {ctx}");
+            }
+            for row in &rows {
+                assert_eq!(row["state"], "delivered", "{row}; {ctx}");
+                assert_eq!(count(&got, row["text"].as_str().unwrap()), 1, "{row}; {ctx}");
+            }
+            assert_eq!(fake.requests(), got.len(), "no post was refused or repeated; {ctx}");
+            let looks = fake.reads().iter().filter(|r| r.method == "conversations.history").count();
+            assert_eq!(looks, 1, "the in-flight part was looked up once; {ctx}");
         }
     }
 }

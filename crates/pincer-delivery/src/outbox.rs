@@ -26,7 +26,7 @@ use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDeliver
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
-use crate::channel::{Channel, Part, SendError, Target};
+use crate::channel::{Channel, Part, Receipt, SendError, Target};
 use crate::rate::Bucket;
 
 /// Backoff after the n-th not-sent or ambiguous attempt: 5 s, 25 s, 2 min, then 10 min.
@@ -81,6 +81,16 @@ struct Inner {
     notify: Notify,
     settled: mpsc::UnboundedSender<Settlement>,
     stop: watch::Sender<bool>,
+}
+
+/// What to do with a part before sending it.
+enum Unknown {
+    /// Send it (it was never dispatched, or a resend cannot duplicate it).
+    Send,
+    /// The platform has it already: record the receipt instead of sending.
+    Found(Receipt),
+    /// The row stops here.
+    Stop(RowOutcome),
 }
 
 enum RowOutcome {
@@ -395,17 +405,6 @@ impl Inner {
         let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
         let total = parts.len() as u32;
         for part in parts.iter().filter(|p| p.state != "sent") {
-            if let Some(outcome) = self.check_unknown(&row, part, channel.as_ref()).await {
-                return outcome;
-            }
-            self.take_token(&row.channel).await;
-            let (id, idx, now) = (row.id.clone(), part.idx, self.now());
-            if let Err(e) = self.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await {
-                tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
-                self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &e.to_string(), "store").await;
-                return RowOutcome::Hold;
-            }
-            pincer_core::crashpoint::hit("outbox.dispatching");
             let request = Part {
                 row_id: row.id.clone(),
                 index: part.idx,
@@ -415,6 +414,24 @@ impl Inner {
                 nonce: part.nonce.clone(),
                 idempotency_key: row.idempotency_key.clone(),
             };
+            match self.check_unknown(&row, part, &request, channel.as_ref()).await {
+                Unknown::Send => {}
+                Unknown::Found(receipt) => {
+                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "reconciled").await {
+                        return outcome;
+                    }
+                    continue;
+                }
+                Unknown::Stop(outcome) => return outcome,
+            }
+            self.take_token(&row.channel).await;
+            let (id, idx, now) = (row.id.clone(), part.idx, self.now());
+            if let Err(e) = self.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await {
+                tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
+                self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &e.to_string(), "store").await;
+                return RowOutcome::Hold;
+            }
+            pincer_core::crashpoint::hit("outbox.dispatching");
             let started = Instant::now();
             let result = channel.send(&request).await;
             self.metrics.observe(
@@ -426,42 +443,8 @@ impl Inner {
             match result {
                 Ok(receipt) => {
                     pincer_core::crashpoint::hit("outbox.sent");
-                    // One commit: the receipt, the attempt, and — for the last part — the settlement.
-                    let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= part.idx);
-                    let (id, idx, now, mid) = (row.id.clone(), part.idx, self.now(), receipt.message_id.clone());
-                    let attempt =
-                        AttemptRow { at_ms: now, part_idx: idx, outcome: "sent".into(), detail: Some(mid.clone()) };
-                    let stored = self
-                        .write(move |tx| {
-                            tx.mark_part_sent(&id, idx, &mid, now)?;
-                            tx.record_attempt(&id, &attempt)?;
-                            if last {
-                                tx.settle_delivery(&id, "delivered", true, None, None, now)?;
-                            }
-                            Ok(())
-                        })
-                        .await;
-                    self.metrics.inc(
-                        "pincer_outbox_attempts_total",
-                        "Send attempts by channel and outcome.",
-                        &[("channel", &row.channel), ("outcome", "sent")],
-                    );
-                    if let Err(e) = stored {
-                        // The platform has it; a later resend would duplicate. Make it visible.
-                        tracing::error!(delivery = %row.id, error = %e, "outbox: sent, but cannot record the receipt");
-                        self.settle(
-                            &row,
-                            "unknown",
-                            true,
-                            Some(format!("sent, but the receipt could not be stored: {e}")),
-                            Some("store"),
-                        )
-                        .await;
-                        return RowOutcome::Done;
-                    }
-                    if last {
-                        self.settled_notify(&row, "delivered", None);
-                        return RowOutcome::Done;
+                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "sent").await {
+                        return outcome;
                     }
                 }
                 Err(e) => return self.failed(&row, part, channel.as_ref(), e).await,
@@ -471,25 +454,109 @@ impl Inner {
         RowOutcome::Done
     }
 
-    /// A part left `unknown` (an ambiguous send, or a crash mid-send) is resent only where the
-    /// platform deduplicates; otherwise the row is reported `unknown`.
-    async fn check_unknown(&self, row: &DeliveryRow, part: &PartRow, channel: &dyn Channel) -> Option<RowOutcome> {
+    /// Records that the platform has part `idx` (`outcome`: `sent`, or `reconciled` when it was
+    /// found after an ambiguous send), in one commit with — for the last part — the settlement.
+    /// `Some` when the row is finished.
+    async fn record_sent(
+        &self,
+        row: &DeliveryRow,
+        parts: &[PartRow],
+        idx: u32,
+        receipt: Receipt,
+        outcome: &str,
+    ) -> Option<RowOutcome> {
+        let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= idx);
+        let (id, now, mid) = (row.id.clone(), self.now(), receipt.message_id);
+        let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome: outcome.into(), detail: Some(mid.clone()) };
+        let stored = self
+            .write(move |tx| {
+                tx.mark_part_sent(&id, idx, &mid, now)?;
+                tx.record_attempt(&id, &attempt)?;
+                if last {
+                    tx.settle_delivery(&id, "delivered", true, None, None, now)?;
+                }
+                Ok(())
+            })
+            .await;
+        self.metrics.inc(
+            "pincer_outbox_attempts_total",
+            "Send attempts by channel and outcome.",
+            &[("channel", &row.channel), ("outcome", outcome)],
+        );
+        if let Err(e) = stored {
+            // The platform has it; a later resend would duplicate. Make it visible.
+            tracing::error!(delivery = %row.id, error = %e, "outbox: sent, but cannot record the receipt");
+            self.settle(
+                row,
+                "unknown",
+                true,
+                Some(format!("sent, but the receipt could not be stored: {e}")),
+                Some("store"),
+            )
+            .await;
+            return Some(RowOutcome::Done);
+        }
+        if last {
+            self.settled_notify(row, "delivered", None);
+            return Some(RowOutcome::Done);
+        }
+        None
+    }
+
+    /// A part left `unknown` (an ambiguous send, or a crash mid-send) is resent where the platform
+    /// deduplicates; looked for where the platform can be searched (found: recorded as sent;
+    /// missing once no request could still land: resent); otherwise the row is reported `unknown`.
+    async fn check_unknown(&self, row: &DeliveryRow, part: &PartRow, request: &Part, channel: &dyn Channel) -> Unknown {
         if part.state != "unknown" && part.state != "dispatching" {
-            return None;
+            return Unknown::Send;
         }
-        let dispatched = part.dispatched_at_ms.unwrap_or(0);
-        if channel.safe_to_retry_ambiguous(dispatched, self.now()) {
-            return None;
+        let (dispatched, now) = (part.dispatched_at_ms.unwrap_or(0), self.now());
+        if channel.safe_to_retry_ambiguous(dispatched, now) {
+            return Unknown::Send;
         }
-        let msg = format!(
-            "part {} of {} may have been delivered (the send was interrupted or its answer lost) and {} cannot deduplicate a resend; check the chat, then `pincer deliveries retry {}` if it is missing",
+        let what = format!(
+            "part {} of {} may have been delivered (the send was interrupted or its answer lost)",
             part.idx + 1,
-            row.id,
-            row.channel,
             row.id
         );
+        if let Some(wait) = channel.reconcile_after_ms() {
+            let ready = dispatched.saturating_add(wait);
+            if now < ready {
+                // A request still in flight could land after a look: look once it cannot.
+                let note = format!("{what}; looking for it on {} after the request time limit", row.channel);
+                self.reschedule(row, ready, false, &note, "ambiguous").await;
+                return Unknown::Stop(RowOutcome::Hold);
+            }
+            match channel.reconcile(request, dispatched).await {
+                Ok(Some(receipt)) => return Unknown::Found(receipt),
+                Ok(None) => {
+                    let detail = format!("{} does not have part {}: sending it again", row.channel, part.idx + 1);
+                    self.attempt(row, part.idx, "missing", Some(detail)).await;
+                    return Unknown::Send;
+                }
+                Err(SendError::NotSent { message, .. }) => {
+                    // Could not look this time (refused connection, 429): look again later.
+                    self.attempt(row, part.idx, "lookup-failed", Some(message.clone())).await;
+                    let note = format!("{what}; could not look for it yet: {message}");
+                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, "ambiguous").await);
+                }
+                Err(e) => {
+                    self.attempt(row, part.idx, "lookup-failed", Some(e.to_string())).await;
+                    let msg = format!(
+                        "{what} and looking for it on {} failed ({e}); check the chat, then `pincer deliveries retry {}` if it is missing",
+                        row.channel, row.id
+                    );
+                    self.settle(row, "unknown", false, Some(msg), Some("ambiguous")).await;
+                    return Unknown::Stop(RowOutcome::Done);
+                }
+            }
+        }
+        let msg = format!(
+            "{what} and {} cannot deduplicate a resend; check the chat, then `pincer deliveries retry {}` if it is missing",
+            row.channel, row.id
+        );
         self.settle(row, "unknown", false, Some(msg), Some("ambiguous")).await;
-        Some(RowOutcome::Done)
+        Unknown::Stop(RowOutcome::Done)
     }
 
     async fn failed(&self, row: &DeliveryRow, part: &PartRow, channel: &dyn Channel, e: SendError) -> RowOutcome {
@@ -530,8 +597,9 @@ impl Inner {
                 let _ = self.write(move |tx| tx.set_part_state(&id, idx, "unknown")).await;
                 self.attempt(row, part.idx, "ambiguous", Some(message.clone())).await;
                 let dispatched = part.dispatched_at_ms.unwrap_or(now);
-                if channel.safe_to_retry_ambiguous(dispatched, now) {
-                    // The platform deduplicates: resend the same nonce / idempotency key later.
+                if channel.safe_to_retry_ambiguous(dispatched, now) || channel.reconcile_after_ms().is_some() {
+                    // The platform deduplicates (resend the same nonce / idempotency key later), or
+                    // can be searched (look for the part first: `check_unknown`).
                     self.backoff(row, attempts, &message, "ambiguous").await
                 } else {
                     let msg = format!(

@@ -281,28 +281,23 @@ async fn wait_for_row(store: &Store, id: &str, what: &str, done: impl Fn(&Delive
     }
 }
 
-/// Runs one cell: a fresh store, fake and outbox; one message; the clock moved to each retry.
-async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
-    let what = format!("{} × {}", platform.name(), scenario.name);
-    let fake = match &scenario.faults {
-        Some(faults) => {
-            let fake = Fake::start(platform).await;
-            faults.iter().for_each(|f| fake.push(*f));
-            Some(fake)
-        }
-        None => None,
-    };
-    let url = fake.as_ref().map(Fake::url).unwrap_or_else(|| closed_port_url(platform));
-    let (channel, to) = adapter(platform, &url, scenario.timeout);
-
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("pincer.db")).unwrap();
+/// Sends [`TEXT`] through a fresh outbox (store in `dir`, a [`FakeClock`] at [`START_MS`]) over
+/// `channel`, moving the clock to each retry until the row is terminal; returns it and the outbox.
+async fn send_one(
+    dir: &std::path::Path,
+    name: &str,
+    channel: Arc<dyn Channel>,
+    to: String,
+    timeout: Duration,
+    what: &str,
+) -> (DeliveryDetail, Outbox) {
+    let store = Store::open(&dir.join("pincer.db")).unwrap();
     let clock = FakeClock::new(START_MS);
     let config = DeliveryConfig {
         max_attempts: MAX_ATTEMPTS,
         // No client-side pacing: every wait in the matrix is the platform's or the backoff's.
         rate_limits: PLATFORMS.iter().map(|p| (p.name().to_string(), 0.0)).collect::<BTreeMap<_, _>>(),
-        request_timeout_ms: scenario.timeout.as_millis() as u64,
+        request_timeout_ms: timeout.as_millis() as u64,
         max_parallel: 4,
     };
     let (settled, _settlements) = tokio::sync::mpsc::unbounded_channel();
@@ -318,8 +313,7 @@ async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
     })
     .await
     .unwrap();
-    let route =
-        Route { channel: platform.name().into(), to, thread_id: None, account_id: None, source: "explicit".into() };
+    let route = Route { channel: name.into(), to, thread_id: None, account_id: None, source: "explicit".into() };
     let origin = Origin { kind: "send", id: None, best_effort: false };
     let row = outbox.prepare(&route, TEXT, "fault-matrix", &origin, None).unwrap();
     assert_eq!(row.parts.len(), 1, "{what}: one part");
@@ -328,7 +322,7 @@ async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
     // Each time the row waits for a retry, move the clock exactly to it.
     let detail = loop {
         let now = clock.now_ms();
-        let detail = wait_for_row(&store, &id, &what, |d| {
+        let detail = wait_for_row(&store, &id, what, |d| {
             matches!(d.row.state.as_str(), "delivered" | "dead" | "unknown")
                 || (d.row.state == "pending" && d.row.next_attempt_at_ms > now)
         })
@@ -339,12 +333,31 @@ async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
         let last = detail.attempts.last().expect("a row waits only after an attempt");
         if last.outcome == "rate-limited" {
             // The 429's delay is a pause of the whole channel, not an attempt.
-            let pause = outbox.pauses().remove(platform.name()).expect("a rate limit pauses the channel");
+            let pause = outbox.pauses().remove(name).expect("a rate limit pauses the channel");
             assert_eq!(pause.until_ms, Some(detail.row.next_attempt_at_ms), "{what}: {pause:?}");
             assert_eq!(detail.row.next_attempt_at_ms - last.at_ms, RETRY_AFTER.as_millis() as i64, "{what}");
         }
         clock.set(detail.row.next_attempt_at_ms);
     };
+    (detail, outbox)
+}
+
+/// Runs one cell: a fresh store, fake and outbox; one message; the clock moved to each retry.
+async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
+    let what = format!("{} × {}", platform.name(), scenario.name);
+    let fake = match &scenario.faults {
+        Some(faults) => {
+            let fake = Fake::start(platform).await;
+            faults.iter().for_each(|f| fake.push(*f));
+            Some(fake)
+        }
+        None => None,
+    };
+    let url = fake.as_ref().map(Fake::url).unwrap_or_else(|| closed_port_url(platform));
+    let (channel, to) = adapter(platform, &url, scenario.timeout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (detail, outbox) = send_one(dir.path(), platform.name(), channel, to, scenario.timeout, &what).await;
     outbox.shutdown();
     let first = detail.attempts.first().and_then(|a| a.detail.clone()).unwrap_or_default();
     assert!(first.contains(scenario.first_detail), "{what}: the first attempt says {first:?}");
@@ -385,15 +398,73 @@ async fn every_adapter_under_every_fault() {
         |---|---|---|---|---|
         | connection refused | not-sent, +5s not-sent, +25s not-sent ⇒ dead [3, 0, 0] | not-sent, +5s not-sent, +25s not-sent ⇒ dead [3, 0, 0] | not-sent, +5s not-sent, +25s not-sent ⇒ dead [3, 0, 0] | not-sent, +5s not-sent, +25s not-sent ⇒ dead [3, 0, 0] |
         | 429 ×4 (retry after 2 s), then ok | rate-limited, +2s rate-limited, +2s rate-limited, +2s rate-limited, +2s sent ⇒ delivered [1, 5, 1] | rate-limited, +2s rate-limited, +2s rate-limited, +2s rate-limited, +2s sent ⇒ delivered [1, 5, 1] | rate-limited, +2s rate-limited, +2s rate-limited, +2s rate-limited, +2s sent ⇒ delivered [1, 5, 1] | rate-limited, +2s rate-limited, +2s rate-limited, +2s rate-limited, +2s sent ⇒ delivered [1, 5, 1] |
-        | HTTP 500, then ok | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
-        | HTTP 502, then ok | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
-        | HTTP 503, then ok | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | HTTP 500, then ok | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s missing, +0s sent ⇒ delivered [2, 2, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | HTTP 502, then ok | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s missing, +0s sent ⇒ delivered [2, 2, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | HTTP 503, then ok | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s missing, +0s sent ⇒ delivered [2, 2, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
         | slow: answers after 400 ms (timeout 2 s) | sent ⇒ delivered [1, 1, 1] | sent ⇒ delivered [1, 1, 1] | sent ⇒ delivered [1, 1, 1] | sent ⇒ delivered [1, 1, 1] |
-        | no answer, not recorded (timeout 300 ms) | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
-        | recorded, then no answer (timeout 300 ms) | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
-        | recorded, then 200 with a malformed body | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous ⇒ unknown [1, 1, 1] | sent ⇒ delivered [1, 1, 1] |
-        | reset before answering, not recorded | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
-        | recorded, then reset mid-response | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | no answer, not recorded (timeout 300 ms) | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s missing, +0s sent ⇒ delivered [2, 2, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | recorded, then no answer (timeout 300 ms) | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous, +5s reconciled ⇒ delivered [2, 1, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | recorded, then 200 with a malformed body | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous, +5s reconciled ⇒ delivered [2, 1, 1] | sent ⇒ delivered [1, 1, 1] |
+        | reset before answering, not recorded | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 0] | ambiguous, +5s missing, +0s sent ⇒ delivered [2, 2, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
+        | recorded, then reset mid-response | ambiguous, +5s sent ⇒ delivered [2, 2, 1] | ambiguous ⇒ unknown [1, 1, 1] | ambiguous, +5s reconciled ⇒ delivered [2, 1, 1] | ambiguous, +5s sent ⇒ delivered [2, 2, 1] |
     "#]]
     .assert_eq(&table);
+}
+
+/// `(outcome, +seconds since the previous attempt)` of each attempt.
+fn timeline(detail: &DeliveryDetail) -> Vec<(String, i64)> {
+    let mut previous = detail.attempts.first().map_or(0, |a| a.at_ms);
+    detail
+        .attempts
+        .iter()
+        .map(|a| {
+            let step = (a.at_ms - previous) / 1000;
+            previous = a.at_ms;
+            (a.outcome.clone(), step)
+        })
+        .collect()
+}
+
+/// Slack posted the message, then failed the answer: Pincer does not look until a request sent
+/// when this one was could no longer land (the request time limit, 30 s here, past the 5 s
+/// backoff), then finds the message by its metadata and records its `ts` — one post, no resend.
+#[tokio::test]
+async fn slack_looks_for_an_ambiguous_part_only_after_the_request_time_limit() {
+    let fake = FakeSlack::start().await;
+    fake.push_fault(slack::Fault::AcceptThenServerError(500));
+    let timeout = Duration::from_secs(30);
+    let (channel, to) = adapter(Platform::Slack, &fake.base_url(), timeout);
+    let dir = tempfile::tempdir().unwrap();
+    let (detail, outbox) = send_one(dir.path(), "slack", channel, to, timeout, "slack reconcile").await;
+    outbox.shutdown();
+    assert_eq!(detail.row.state, "delivered", "{detail:#?}");
+    assert_eq!(timeline(&detail), [("ambiguous".to_string(), 0), ("reconciled".to_string(), 30)], "{detail:#?}");
+    let messages = fake.messages();
+    assert_eq!((messages.len(), fake.requests()), (1, 1), "found, not resent");
+    assert_eq!(detail.attempts[1].detail.as_deref(), Some(messages[0].ts.as_str()));
+    assert_eq!(detail.parts[0].platform_message_id.as_deref(), Some(messages[0].ts.as_str()));
+    let reads = fake.reads();
+    assert_eq!(reads.len(), 1, "one look, at +30 s: {reads:?}");
+    assert_eq!(reads[0].param("oldest"), Some(format!("{}.000000", START_MS / 1000 - 60).as_str()));
+}
+
+/// Without the history scope Slack cannot be searched: the part is reported `unknown` with the
+/// reason and the command to resend it, never resent blindly.
+#[tokio::test]
+async fn slack_without_the_history_scope_reports_an_ambiguous_part_unknown() {
+    let fake = FakeSlack::start().await;
+    fake.push_fault(slack::Fault::AcceptThenServerError(502));
+    fake.refuse_reads(Some("missing_scope"));
+    let (channel, to) = adapter(Platform::Slack, &fake.base_url(), TIMEOUT);
+    let dir = tempfile::tempdir().unwrap();
+    let (detail, outbox) = send_one(dir.path(), "slack", channel, to, TIMEOUT, "slack no scope").await;
+    outbox.shutdown();
+    assert_eq!(detail.row.state, "unknown", "{detail:#?}");
+    assert_eq!(timeline(&detail), [("ambiguous".to_string(), 0), ("lookup-failed".to_string(), 5)]);
+    let error = detail.row.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("missing_scope") && error.contains("pincer deliveries retry"),
+        "the reason and the way out: {error}"
+    );
+    assert_eq!((fake.messages().len(), fake.requests()), (1, 1), "not resent");
 }

@@ -3,8 +3,10 @@
 //! The outbox stores a message as parts (from [`Channel::chunk`]) with a validated [`Target`] (from
 //! [`Channel::parse_target`]), then calls [`Channel::send`] once per stored part. `send` answers with
 //! the platform's message id, or a [`SendError`] that says whether the part provably was not sent
-//! (retry), never can be (dead-letter), or may have been (reconcile with
-//! [`Channel::safe_to_retry_ambiguous`], otherwise report `unknown`).
+//! (retry), never can be (dead-letter), or may have been: then the part is resent where the
+//! platform deduplicates ([`Channel::safe_to_retry_ambiguous`]), looked for where the platform
+//! can be searched ([`Channel::reconcile`]: found → delivered, missing → resent), and otherwise
+//! reported `unknown`.
 //!
 //! | | Discord | Telegram | Slack | Webhook |
 //! |---|---|---|---|---|
@@ -12,8 +14,8 @@
 //! | thread | a thread id: posts to `channels/<thread>` | a topic id (`message_thread_id`) | a `thread_ts` (channel targets only) | refused |
 //! | part limit | 2000 chars and 17 lines | 4000 chars of Markdown source | 4000 chars | the whole text, one part |
 //! | rendering | Markdown as is, mentions never ping | Telegram HTML; plain-text resend on "can't parse entities" | text as is, no unfurling | the text if it is JSON, else `{"text": …}` |
-//! | idempotency | `nonce` + `enforce_nonce` | none | none (metadata `{row_id, part}` attached for a later reconciler) | `Idempotency-Key` header |
-//! | ambiguous send retried | within 2 minutes of dispatch | never | never | always |
+//! | idempotency | `nonce` + `enforce_nonce` | none | none; metadata `{row_id, part}` lets `conversations.history` find a sent part | `Idempotency-Key` header |
+//! | ambiguous send retried | within 2 minutes of dispatch | never | after [`Channel::reconcile`] found it missing | always |
 //! | other recovery | — | follows `migrate_to_chat_id` (once per send, then remembered) | — | private addresses refused unless `allowPrivateNetwork` |
 //! | [`Channel::check`] | `GET /users/@me` | `getMe` | `auth.test` | nothing to check |
 //!
@@ -225,6 +227,29 @@ pub trait Channel: Send + Sync + 'static {
 
     /// Whether an Ambiguous send of this part may be retried without risking a duplicate.
     fn safe_to_retry_ambiguous(&self, dispatched_at_ms: i64, now_ms: i64) -> bool;
+
+    /// How long after a part's dispatch [`Channel::reconcile`] can tell whether the platform has
+    /// it (a request still in flight could otherwise land after the look); `None` when the
+    /// platform offers no way to look.
+    fn reconcile_after_ms(&self) -> Option<i64> {
+        None
+    }
+
+    /// Looks on the platform for a part whose send was ambiguous: its receipt when the platform
+    /// has it, `None` when it provably does not (so a resend cannot duplicate it).
+    fn reconcile<'a>(
+        &'a self,
+        _part: &'a Part,
+        _dispatched_at_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Receipt>, SendError>> {
+        let name = self.name();
+        Box::pin(async move {
+            Err(SendError::permanent(
+                PermanentClass::Config,
+                format!("{name} offers no way to look for a sent message"),
+            ))
+        })
+    }
 }
 
 /// A response whose status line and body were fully received.

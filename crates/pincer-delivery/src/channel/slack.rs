@@ -1,8 +1,11 @@
 //! Slack's Web API: `POST {apiBaseUrl}/chat.postMessage` with a bot token. Slack reports most
 //! failures as HTTP 200 with `ok: false` and an error code, so the body decides the class. Each
-//! message carries `metadata {event_type: "pincer_delivery", event_payload: {row_id, part}}` so a
-//! reconciler can later find it with `conversations.history`; until then an ambiguous send is not
-//! retried.
+//! message carries `metadata {event_type: "pincer_delivery", event_payload: {row_id, part}}`, so
+//! after an ambiguous send [`Slack::find`] looks for it with `conversations.history` (or
+//! `conversations.replies` in a thread; `conversations.open` first for a `user:` DM): found, the
+//! part is delivered with its `ts`; missing once a request could no longer land, it is resent.
+//! Looking needs the `channels:history` / `groups:history` / `im:history` scopes; without them the
+//! part is reported `unknown`, as on platforms that cannot be searched.
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ pub struct Slack {
     http: reqwest::Client,
     base: String,
     auth: String,
+    timeout_ms: i64,
 }
 
 impl Slack {
@@ -31,7 +35,80 @@ impl Slack {
         let base = super::base_url("channels.slack.apiBaseUrl", &config.api_base_url)?;
         let user_agent = format!("pincer/{}", env!("CARGO_PKG_VERSION"));
         let http = super::build("slack", super::client_builder(&user_agent, timeout))?;
-        Ok(Slack { http, base, auth: format!("Bearer {}", config.bot_token.trim()) })
+        let timeout_ms = timeout.as_millis().min(i64::MAX as u128) as i64;
+        Ok(Slack { http, base, auth: format!("Bearer {}", config.bot_token.trim()), timeout_ms })
+    }
+
+    /// Pages read when looking for a part (200 messages each) before giving up.
+    pub const FIND_MAX_PAGES: usize = 25;
+
+    async fn get(&self, method: &str, query: &[(&str, &str)]) -> Result<Reply, SendError> {
+        let url = reqwest::Url::parse_with_params(&format!("{}/{method}", self.base), query)
+            .map_err(|e| SendError::permanent(PermanentClass::Config, format!("slack url: {e}")))?;
+        let request = self.http.get(url).header(reqwest::header::AUTHORIZATION, &self.auth);
+        super::execute("slack", request).await
+    }
+
+    /// Looks for `part` among the messages of its conversation posted since a minute before
+    /// `dispatched_at_ms`, by the metadata every Pincer message carries.
+    pub async fn find(&self, part: &Part, dispatched_at_ms: i64) -> Result<Option<Receipt>, SendError> {
+        super::expect_channel("slack", part)?;
+        let to = &part.target.to;
+        let conversation = if let Some(id) = to.strip_prefix("channel:") {
+            id.to_string()
+        } else if let Some(user) = to.strip_prefix("user:") {
+            // A DM is posted to by user id, but read by its conversation id.
+            let reply = self.call("conversations.open", &json!({"users": user, "return_im": false})).await?;
+            let json = checked(&reply)?;
+            match json["channel"]["id"].as_str() {
+                Some(id) if !id.is_empty() => id.to_string(),
+                _ => return Err(SendError::ambiguous(format!("slack opened no DM: {}", reply.snippet()))),
+            }
+        } else {
+            return Err(SendError::permanent(PermanentClass::Target, format!("`{to}` is not a Slack target")));
+        };
+        let oldest = format!("{}.000000", (dispatched_at_ms / 1000).saturating_sub(60).max(0));
+        let (method, thread) = match &part.target.thread {
+            Some(ts) => ("conversations.replies", Some(ts.as_str())),
+            None => ("conversations.history", None),
+        };
+        let mut cursor = String::new();
+        for _ in 0..Self::FIND_MAX_PAGES {
+            let mut query = vec![
+                ("channel", conversation.as_str()),
+                ("oldest", oldest.as_str()),
+                ("include_all_metadata", "true"),
+                ("limit", "200"),
+            ];
+            if let Some(ts) = thread {
+                query.push(("ts", ts));
+            }
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let reply = self.get(method, &query).await?;
+            let json = checked(&reply)?;
+            let Some(messages) = json["messages"].as_array() else {
+                return Err(SendError::ambiguous(format!("slack answered {method} without messages")));
+            };
+            let ours = messages.iter().find(|m| {
+                let meta = &m["metadata"];
+                meta["event_type"] == Self::EVENT_TYPE
+                    && meta["event_payload"]["row_id"] == part.row_id.as_str()
+                    && meta["event_payload"]["part"] == part.index
+            });
+            if let Some(ts) = ours.and_then(|m| m["ts"].as_str()).filter(|ts| !ts.is_empty()) {
+                return Ok(Some(Receipt { message_id: ts.to_string() }));
+            }
+            match json["response_metadata"]["next_cursor"].as_str().filter(|c| !c.is_empty()) {
+                Some(next) => cursor = next.to_string(),
+                None => return Ok(None),
+            }
+        }
+        Err(SendError::ambiguous(format!(
+            "more than {} messages were posted to {to} since; stopped looking",
+            Self::FIND_MAX_PAGES * 200
+        )))
     }
 
     async fn call(&self, method: &str, body: &serde_json::Value) -> Result<Reply, SendError> {
@@ -81,10 +158,25 @@ impl Slack {
         let reply = self.call("auth.test", &json!({})).await?;
         let json = checked(&reply)?;
         let user = json["user"].as_str().unwrap_or("?");
-        Ok(match json["team"].as_str() {
+        let mut who = match json["team"].as_str() {
             Some(team) => format!("{user} ({team})"),
             None => user.to_string(),
-        })
+        };
+        // Slack lists a token's scopes in a header; without a history scope an ambiguous send
+        // cannot be looked up, so say so where the owner checks the channel.
+        let scopes = reply.headers.get("x-oauth-scopes").and_then(|v| v.to_str().ok());
+        if let Some(scopes) = scopes {
+            let has = |scope: &str| scopes.split(',').any(|s| s.trim() == scope);
+            let missing: Vec<&str> =
+                ["channels:history", "groups:history", "im:history"].into_iter().filter(|s| !has(s)).collect();
+            if !missing.is_empty() {
+                who.push_str(&format!(
+                    "; without {} an ambiguous send there cannot be looked up and is reported unknown",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Ok(who)
     }
 }
 
@@ -223,6 +315,19 @@ impl Channel for Slack {
     fn safe_to_retry_ambiguous(&self, _dispatched_at_ms: i64, _now_ms: i64) -> bool {
         false
     }
+
+    /// A request gets at most the request time limit; after that a missing message stays missing.
+    fn reconcile_after_ms(&self) -> Option<i64> {
+        Some(self.timeout_ms)
+    }
+
+    fn reconcile<'a>(
+        &'a self,
+        part: &'a Part,
+        dispatched_at_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Receipt>, SendError>> {
+        Box::pin(self.find(part, dispatched_at_ms))
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +430,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn find_looks_up_a_part_by_its_metadata_across_pages() {
+        let fake = FakeSlack::start().await;
+        let slack = adapter(&fake);
+        let to = target(&slack, "channel:C0123ABCD", None);
+        let wanted = part(&to, "row-7", 1, 2, "the one");
+        let receipt = slack.send(&wanted).await.unwrap();
+        // 450 newer messages push it onto the third page; another row's part 1 is not it.
+        for i in 0..450 {
+            slack.send(&part(&to, &format!("other-{i}"), 1, 2, "noise")).await.unwrap();
+        }
+        let dispatched_ms = 1_764_000_000_123;
+        assert_eq!(slack.find(&wanted, dispatched_ms).await.unwrap(), Some(receipt));
+        let reads = fake.reads();
+        assert_eq!(reads.len(), 3, "{reads:?}");
+        assert_eq!(
+            (reads[0].method.as_str(), reads[0].param("channel"), reads[0].param("oldest")),
+            ("conversations.history", Some("C0123ABCD"), Some("1763999940.000000"))
+        );
+        assert_eq!(reads[0].param("include_all_metadata"), Some("true"));
+        assert_eq!(reads[2].param("cursor"), Some("off:400"));
+
+        // Part 0 of the same row was never posted.
+        assert_eq!(slack.find(&part(&to, "row-7", 0, 2, "the one"), dispatched_ms).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn find_reads_threads_with_replies_and_dms_after_opening_them() {
+        let fake = FakeSlack::start().await;
+        let slack = adapter(&fake);
+        let in_thread = part(&target(&slack, "channel:C0123ABCD", Some("1712345678.000100")), "row-t", 0, 1, "reply");
+        let receipt = slack.send(&in_thread).await.unwrap();
+        assert_eq!(slack.find(&in_thread, 0).await.unwrap(), Some(receipt));
+        let reads = fake.reads();
+        assert_eq!(
+            (reads[0].method.as_str(), reads[0].param("ts"), reads[0].param("oldest")),
+            ("conversations.replies", Some("1712345678.000100"), Some("0.000000"))
+        );
+
+        let dm = part(&target(&slack, "user:U0123ABCD", None), "row-d", 0, 1, "psst");
+        assert_eq!(slack.find(&dm, 0).await.unwrap(), None, "not sent yet");
+        let receipt = slack.send(&dm).await.unwrap();
+        assert_eq!(slack.find(&dm, 0).await.unwrap(), Some(receipt));
+        let reads = fake.reads();
+        assert_eq!(
+            (reads[1].method.as_str(), reads[1].param("users"), reads[2].param("channel")),
+            ("conversations.open", Some("U0123ABCD"), Some("D0123ABCD"))
+        );
+    }
+
+    #[tokio::test]
+    async fn find_without_the_history_scope_is_a_permanent_error() {
+        let fake = FakeSlack::start().await;
+        let slack = adapter(&fake);
+        fake.refuse_reads(Some("missing_scope"));
+        let p = part(&target(&slack, "channel:C0123ABCD", None), "row-1", 0, 1, "hi");
+        let e = slack.find(&p, 0).await.unwrap_err();
+        assert!(matches!(e, SendError::Permanent { class: PermanentClass::Auth, .. }), "{e:?}");
+        assert!(e.to_string().contains("missing_scope"), "{e}");
+    }
+
+    #[tokio::test]
     async fn long_messages_go_out_as_ordered_parts() {
         let fake = FakeSlack::start().await;
         let slack = adapter(&fake);
@@ -417,5 +583,16 @@ mod tests {
             .assert_eq(&result.unwrap_err().to_string());
         let check = slack.check().await.unwrap_err();
         assert!(matches!(check, SendError::Permanent { class: PermanentClass::Auth, .. }), "{check:?}");
+    }
+
+    #[tokio::test]
+    async fn check_names_missing_history_scopes() {
+        let fake = FakeSlack::start().await;
+        let slack = adapter(&fake);
+        fake.set_scopes("chat:write,channels:history");
+        expect!["pincer-fake (Fake Team); without groups:history, im:history an ambiguous send there cannot be looked up and is reported unknown"]
+            .assert_eq(&slack.check().await.unwrap());
+        fake.set_scopes("chat:write,channels:history,groups:history,im:history,im:write");
+        assert_eq!(slack.check().await.unwrap(), "pincer-fake (Fake Team)");
     }
 }

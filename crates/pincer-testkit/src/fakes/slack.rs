@@ -1,20 +1,26 @@
-//! Fake Slack Web API: `POST /chat.postMessage` and `POST /auth.test` under `base_url()` =
-//! `http://127.0.0.1:<port>/api`.
+//! Fake Slack Web API under `base_url()` = `http://127.0.0.1:<port>/api`: `chat.postMessage`,
+//! `auth.test`, and for reconciliation `conversations.history`, `conversations.replies` and
+//! `conversations.open`.
+//!
+//! Reads are GET requests with query parameters, as Pincer sends them. They answer newest first, `limit` per page with a `next_cursor`, and include each message's
+//! `metadata`. Unlike Slack they ignore `oldest` (the fake's `ts` values are not wall-clock
+//! times); [`FakeSlack::reads`] records every read so tests can check what was asked. A DM is
+//! posted to a user id `U…` and read as the conversation `D…` with the same suffix.
 //!
 //! Like Slack it answers HTTP 200 with `ok: false` and an error code for refusals (`invalid_auth`,
 //! `no_text`, `msg_too_long`, …) and HTTP 429 with `Retry-After` when rate limited. Only the bot
 //! token [`FakeSlack::TOKEN`] is accepted.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::webhook::harness::{self, Conn, Recorder, Server};
@@ -67,11 +73,30 @@ pub struct SlackMessage {
     pub metadata: Option<Value>,
 }
 
+/// One read request (`conversations.*`), with its query or form fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackRead {
+    /// The method, e.g. `conversations.history`.
+    pub method: String,
+    /// Its parameters, sorted by name.
+    pub params: Vec<(String, String)>,
+}
+
+impl SlackRead {
+    /// The parameter `name`, if given.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Default)]
 struct SlackState {
     messages: Vec<SlackMessage>,
     faults: VecDeque<Fault>,
     requests: usize,
+    reads: Vec<SlackRead>,
+    refuse_reads: Option<String>,
+    scopes: String,
 }
 
 type Shared = Arc<Recorder<SlackState>>;
@@ -90,12 +115,18 @@ impl FakeSlack {
     /// The workspace name (what `auth.test` returns as `team`).
     pub const TEAM: &'static str = "Fake Team";
 
+    /// The scopes `auth.test` reports in `x-oauth-scopes` unless [`FakeSlack::set_scopes`] changes them.
+    pub const SCOPES: &'static str = "chat:write,channels:history,groups:history,im:history,im:write";
+
     /// Starts the fake.
     pub async fn start() -> Self {
-        let shared = Arc::new(Recorder::new(SlackState::default()));
+        let shared = Arc::new(Recorder::new(SlackState { scopes: Self::SCOPES.into(), ..SlackState::default() }));
         let router = Router::new()
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/auth.test", post(auth_test).get(auth_test))
+            .route("/api/conversations.history", get(history))
+            .route("/api/conversations.replies", get(replies))
+            .route("/api/conversations.open", post(open))
             .with_state(shared.clone());
         FakeSlack { server: Server::start(router).await, shared }
     }
@@ -120,6 +151,22 @@ impl FakeSlack {
         self.shared.lock().requests
     }
 
+    /// The comma-separated scopes `auth.test` reports in its `x-oauth-scopes` header.
+    pub fn set_scopes(&self, scopes: &str) {
+        self.shared.lock().scopes = scopes.to_string();
+    }
+
+    /// Every `conversations.*` request, in order.
+    pub fn reads(&self) -> Vec<SlackRead> {
+        self.shared.lock().reads.clone()
+    }
+
+    /// Makes every `conversations.*` request answer `{ok: false, error: code}` (e.g.
+    /// `missing_scope`), or answer normally again with `None`.
+    pub fn refuse_reads(&self, code: Option<&str>) {
+        self.shared.lock().refuse_reads = code.map(str::to_string);
+    }
+
     /// Waits until at least `n` messages were accepted and returns them.
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<SlackMessage> {
         let what = format!("{n} slack messages");
@@ -140,12 +187,130 @@ fn auth_error(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-async fn auth_test(headers: HeaderMap) -> Response {
+async fn auth_test(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(code) = auth_error(&headers) {
         return refused(code);
     }
-    axum::Json(json!({ "ok": true, "user": FakeSlack::BOT_NAME, "team": FakeSlack::TEAM, "user_id": "U0FAKEBOT" }))
-        .into_response()
+    let scopes = shared.lock().scopes.clone();
+    let body = json!({ "ok": true, "user": FakeSlack::BOT_NAME, "team": FakeSlack::TEAM, "user_id": "U0FAKEBOT" });
+    ([("x-oauth-scopes", scopes)], axum::Json(body)).into_response()
+}
+
+/// The conversation a message was posted to, as reads name it: a DM to `U…` lives in `D…`.
+fn conversation_of(channel: &str) -> String {
+    match channel.strip_prefix('U').or_else(|| channel.strip_prefix('W')) {
+        Some(rest) => format!("D{rest}"),
+        None => channel.to_string(),
+    }
+}
+
+/// Records a read; its refusal, if reads are refused or the token is wrong.
+fn start_read(
+    shared: &Shared,
+    headers: &HeaderMap,
+    method: &str,
+    params: &BTreeMap<String, String>,
+) -> Option<Response> {
+    let refusal = {
+        let mut state = shared.lock();
+        state.reads.push(SlackRead {
+            method: method.into(),
+            params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        });
+        state.refuse_reads.clone()
+    };
+    shared.notify();
+    if let Some(code) = auth_error(headers) {
+        return Some(refused(code));
+    }
+    refusal.map(|code| refused(&code))
+}
+
+/// A page of `messages` (oldest first as stored), newest first, per `limit` and `cursor`.
+fn page(messages: Vec<&SlackMessage>, params: &BTreeMap<String, String>) -> Response {
+    let limit = params.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 999);
+    let start = params.get("cursor").and_then(|c| c.strip_prefix("off:")?.parse::<usize>().ok()).unwrap_or(0);
+    let newest_first: Vec<Value> = messages
+        .iter()
+        .rev()
+        .skip(start)
+        .take(limit)
+        .map(|m| {
+            let mut v = json!({"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B0FAKEBOT"});
+            if let Some(thread) = &m.thread_ts {
+                v["thread_ts"] = json!(thread);
+            }
+            if let Some(meta) = &m.metadata {
+                v["metadata"] = meta.clone();
+            }
+            v
+        })
+        .collect();
+    let more = start + limit < messages.len();
+    let cursor = if more { format!("off:{}", start + limit) } else { String::new() };
+    axum::Json(json!({
+        "ok": true, "messages": newest_first, "has_more": more,
+        "response_metadata": {"next_cursor": cursor},
+    }))
+    .into_response()
+}
+
+async fn history(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    read_history(&shared, &headers, q)
+}
+
+fn read_history(shared: &Shared, headers: &HeaderMap, q: BTreeMap<String, String>) -> Response {
+    if let Some(refusal) = start_read(shared, headers, "conversations.history", &q) {
+        return refusal;
+    }
+    let Some(channel) = q.get("channel").filter(|c| !c.is_empty()) else {
+        return refused("channel_not_found");
+    };
+    let state = shared.lock();
+    let top: Vec<&SlackMessage> =
+        state.messages.iter().filter(|m| &conversation_of(&m.channel) == channel && m.thread_ts.is_none()).collect();
+    page(top, &q)
+}
+
+async fn replies(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    read_replies(&shared, &headers, q)
+}
+
+fn read_replies(shared: &Shared, headers: &HeaderMap, q: BTreeMap<String, String>) -> Response {
+    if let Some(refusal) = start_read(shared, headers, "conversations.replies", &q) {
+        return refusal;
+    }
+    let (Some(channel), Some(ts)) = (q.get("channel"), q.get("ts")) else {
+        return refused("invalid_arguments");
+    };
+    let state = shared.lock();
+    let thread: Vec<&SlackMessage> = state
+        .messages
+        .iter()
+        .filter(|m| &conversation_of(&m.channel) == channel && m.thread_ts.as_ref() == Some(ts))
+        .collect();
+    page(thread, &q)
+}
+
+async fn open(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let users = json["users"].as_str().unwrap_or_default().to_string();
+    let params = BTreeMap::from([("users".to_string(), users.clone())]);
+    if let Some(refusal) = start_read(&shared, &headers, "conversations.open", &params) {
+        return refusal;
+    }
+    if !(users.starts_with('U') || users.starts_with('W')) || users.contains(',') {
+        return refused("user_not_found");
+    }
+    axum::Json(json!({"ok": true, "channel": {"id": conversation_of(&users)}})).into_response()
 }
 
 async fn post_message(
