@@ -458,7 +458,7 @@ fn protocol_rows(job: &str) -> Vec<Row> {
         row(
             "cron.add cron never fires",
             call("cron.add", cron("0 0 30 2 *", "UTC")),
-            invalid("has no upcoming run time and would never fire"),
+            invalid("day-of-month 30 never occurs in month 2, so the job would never run"),
         ),
         // The search for a slot of a field that matches nothing used to run for minutes.
         row(

@@ -53,6 +53,9 @@ impl CronRule {
             };
             return Err(ScheduleError::InvalidCron { expr: expr.to_string(), reason });
         }
+        if let Some(reason) = never_a_date(expr, &cron) {
+            return Err(ScheduleError::InvalidCron { expr: expr.to_string(), reason });
+        }
         let fixed_time =
             !(pattern.seconds.from_wildcard || pattern.minutes.from_wildcard || pattern.hours.from_wildcard);
         Ok(CronRule { cron, tz, fixed_time })
@@ -104,6 +107,34 @@ impl CronRule {
 enum Landing {
     At(i64),
     Nowhere { gap_end: i64 },
+}
+
+/// Why no date ever matches the pattern (`0 0 30 2 *`: February has no 30th), if so. croner would
+/// search to the year 5000 for it (~150 ms per search) and the job would silently never run.
+/// Only the days of month decide when the day-of-week field does not match on its own (it is `*`,
+/// or joined with `+` for AND); `L` and `W` always find a day.
+fn never_a_date(expr: &str, cron: &Cron) -> Option<String> {
+    let p = &cron.pattern;
+    let and_mode = expr.split_whitespace().last().is_some_and(|dow| dow.starts_with('+'));
+    if p.days.from_wildcard || p.days.has_modifiers() || (!p.days_of_week.from_wildcard && !and_mode) {
+        return None;
+    }
+    // February has a 29th in leap years.
+    const LONGEST: [u16; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let (days, months) = (p.days.values(), p.months.values());
+    let exists = months.iter().any(|&m| {
+        days.iter().any(|&d| (m as usize).checked_sub(1).and_then(|i| LONGEST.get(i)).is_some_and(|&n| d <= n))
+    });
+    if exists {
+        return None;
+    }
+    let list = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    Some(format!(
+        "day-of-month {} never occurs in {} {}, so the job would never run",
+        list(&days),
+        if months.len() == 1 { "month" } else { "months" },
+        list(&months)
+    ))
 }
 
 /// The fields of a 6-field expression, with what each allows, for error messages.

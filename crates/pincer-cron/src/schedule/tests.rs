@@ -550,6 +550,8 @@ fn normalize_errors_name_the_field() {
         r#"{"kind":"cron","expr":"0 9 * * *","tz":"Mars/Base"}"#,
         r#"{"kind":"cron","expr":"0 9 * * *","staggerMs":-1}"#,
         r#"{"kind":"cron","expr":"0 0 30 2 *","tz":"UTC"}"#,
+        r#"{"kind":"cron","expr":"0 0 31 4,6,9,11 *","tz":"UTC"}"#,
+        r#"{"kind":"cron","expr":"0 0 30 2 +MON","tz":"UTC"}"#,
         r#"{"kind":"every","everyMs":0}"#,
         r#"{"kind":"every","everyMs":1000,"anchorMs":-1}"#,
         r#"{"kind":"at","at":"tomorrowish"}"#,
@@ -585,7 +587,11 @@ fn normalize_errors_name_the_field() {
         {"kind":"cron","expr":"0 9 * * *","staggerMs":-1}
           schedule.staggerMs: must be at least 0, got -1
         {"kind":"cron","expr":"0 0 30 2 *","tz":"UTC"}
-          schedule: cron "0 0 30 2 *" in UTC has no upcoming run time and would never fire
+          schedule.expr: invalid cron expression "0 0 30 2 *": day-of-month 30 never occurs in month 2, so the job would never run
+        {"kind":"cron","expr":"0 0 31 4,6,9,11 *","tz":"UTC"}
+          schedule.expr: invalid cron expression "0 0 31 4,6,9,11 *": day-of-month 31 never occurs in months 4,6,9,11, so the job would never run
+        {"kind":"cron","expr":"0 0 30 2 +MON","tz":"UTC"}
+          schedule.expr: invalid cron expression "0 0 30 2 +MON": day-of-month 30 never occurs in month 2, so the job would never run
         {"kind":"every","everyMs":0}
           schedule.everyMs: must be at least 1, got 0
         {"kind":"every","everyMs":1000,"anchorMs":-1}
@@ -735,5 +741,33 @@ fn compile_requires_a_normalised_spec() {
     assert_eq!(
         chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap().timestamp_millis(),
         berlin.next_after(ms("2026-06-01T00:00:00Z")).unwrap()
+    );
+}
+
+/// Days of month that exist in some listed month (Feb 29 in leap years), or a day-of-week field
+/// that matches on its own (Vixie OR), or `L`, keep a pattern; only an impossible date is refused.
+#[test]
+fn rare_but_real_dates_still_fire() {
+    check_fires(
+        &[
+            ("UTC", "0 0 29 2 *", "2026-11-26T00:00:00Z", 2),
+            ("UTC", "0 0 30 2 1", "2026-11-26T00:00:00Z", 2),
+            ("UTC", "0 0 L 2 *", "2026-11-26T00:00:00Z", 2),
+            ("UTC", "0 0 31 2,3 *", "2026-11-26T00:00:00Z", 2),
+        ],
+        expect![[r#"
+            UTC "0 0 29 2 *" after 2026-11-26 00:00 UTC (00:00Z):
+              2028-02-29 00:00 UTC (00:00Z)
+              2032-02-29 00:00 UTC (00:00Z)
+            UTC "0 0 30 2 1" after 2026-11-26 00:00 UTC (00:00Z):
+              2027-02-01 00:00 UTC (00:00Z)
+              2027-02-08 00:00 UTC (00:00Z)
+            UTC "0 0 L 2 *" after 2026-11-26 00:00 UTC (00:00Z):
+              2027-02-28 00:00 UTC (00:00Z)
+              2028-02-29 00:00 UTC (00:00Z)
+            UTC "0 0 31 2,3 *" after 2026-11-26 00:00 UTC (00:00Z):
+              2027-03-31 00:00 UTC (00:00Z)
+              2028-03-31 00:00 UTC (00:00Z)
+        "#]],
     );
 }
