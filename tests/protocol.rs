@@ -356,6 +356,12 @@ async fn http_endpoints() {
     assert_eq!(status, 200);
     assert!(metrics.contains("pincer_ws_connections 1\n"), "{metrics}");
     assert!(metrics.contains("pincer_ws_requests_total{method=\"health\",outcome=\"ok\"} 1\n"), "{metrics}");
+    let sqlite: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pincer_store_sqlite_memory_bytes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no SQLite memory gauge: {metrics}"));
+    assert!(sqlite > 0.0, "an open store holds some memory: {sqlite}");
     let (status, _) = pincer_testkit::http::get(gw.addr(), "/").await.unwrap();
     assert_eq!(status, 426);
     gw.stop().await;

@@ -92,6 +92,12 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         &[],
         state.connection_count() as f64,
     );
+    m.set(
+        "pincer_store_sqlite_memory_bytes",
+        "Memory SQLite holds now (page caches of every connection, bounded by their cache_size).",
+        &[],
+        pincer_store::sqlite_memory_used() as f64,
+    );
     let outbox = state.outbox.health().await;
     if let Some(channels) = outbox["channels"].as_object() {
         for (name, c) in channels {

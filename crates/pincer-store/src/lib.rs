@@ -204,6 +204,14 @@ impl Store {
     }
 }
 
+/// Bytes SQLite has allocated now, across every connection of the process (mostly page caches,
+/// each bounded by its connection's `cache_size`, 2 MiB by default), for `/metrics` and the soak.
+pub fn sqlite_memory_used() -> i64 {
+    // SAFETY: sqlite3_memory_used only reads SQLite's global allocation counter; it takes no
+    // arguments and is safe to call from any thread at any time.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
