@@ -307,24 +307,37 @@ async fn crash_after_the_send_before_the_receipt_is_deduplicated_by_discord() {
     }
 }
 
+/// One crash cycle on a single conversation: a gateway with `config` armed at `point:hit`, up to
+/// ten sends to `channel`/`to` until it dies, a restart, and the settled rows; returns (accepted,
+/// in doubt, rows).
+async fn crash_cycle(
+    config: Value,
+    point: &str,
+    hit: u32,
+    channel: &str,
+    to: &str,
+) -> (Vec<String>, Vec<String>, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    arm(&mut gw, point, hit);
+    let (accepted, in_doubt) = send_until_dead(&gw, channel, |_| to.to_string(), 10).await;
+    expect_crash(&mut gw, point);
+    gw.clear_env();
+    gw.restart().unwrap();
+    (accepted, in_doubt, settled(&gw).await)
+}
+
 /// Telegram has no idempotency key: a part that may have been sent is reported `unknown`, never
 /// sent again.
 #[tokio::test]
 async fn crash_around_a_telegram_send_reports_unknown_and_never_resends() {
     for (point, hit) in [("outbox.sent", 3), ("outbox.dispatching", 2)] {
         let fake = FakeTelegram::start().await;
-        let dir = tempfile::tempdir().unwrap();
         let config = json!({
             "channels": { "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": fake.base_url() } },
             "delivery": { "rateLimits": { "telegram": 0 } },
         });
-        let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
-        arm(&mut gw, point, hit);
-        let (accepted, in_doubt) = send_until_dead(&gw, "telegram", |_| "4242".into(), 10).await;
-        expect_crash(&mut gw, point);
-        gw.clear_env();
-        gw.restart().unwrap();
-        let rows = settled(&gw).await;
+        let (accepted, in_doubt, rows) = crash_cycle(config, point, hit, "telegram", "4242").await;
         let got: Vec<String> = fake.messages().into_iter().map(|m| m.text).collect();
         let ctx = format!("{point}:{hit}: accepted {accepted:?}, in doubt {in_doubt:?}, delivered {got:?}");
         let unknown: Vec<&Value> = rows.iter().filter(|r| r["state"] == "unknown").collect();
@@ -350,18 +363,11 @@ async fn crash_around_a_slack_send_is_reconciled_by_looking() {
     for hit in hits(&[2, 5]) {
         for point in ["outbox.sent", "outbox.dispatching"] {
             let fake = FakeSlack::start().await;
-            let dir = tempfile::tempdir().unwrap();
             let config = json!({
                 "channels": { "slack": { "botToken": FakeSlack::TOKEN, "apiBaseUrl": fake.base_url() } },
                 "delivery": { "rateLimits": { "slack": 0 }, "requestTimeoutMs": 1000 },
             });
-            let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
-            arm(&mut gw, point, hit);
-            let (accepted, in_doubt) = send_until_dead(&gw, "slack", |_| "channel:C0123ABCD".into(), 10).await;
-            expect_crash(&mut gw, point);
-            gw.clear_env();
-            gw.restart().unwrap();
-            let rows = settled(&gw).await;
+            let (accepted, in_doubt, rows) = crash_cycle(config, point, hit, "slack", "channel:C0123ABCD").await;
             let got: Vec<String> = fake.messages().into_iter().map(|m| m.text).collect();
             let ctx = format!("{point}:{hit}: accepted {accepted:?}, in doubt {in_doubt:?}, delivered {got:?}");
             for text in &accepted {

@@ -243,6 +243,16 @@ fn openclaw_devices_list_approve_reject() {
     assert_eq!(list["paired"].as_array().unwrap().len(), 1, "{}", out(&o));
 }
 
+/// A Pincer gateway whose default model `openai/gpt-4o` is served by `fake`.
+fn model_gateway(state: &std::path::Path, fake: &pincer_testkit::fakes::openai::FakeOpenAi) -> GatewayProcess {
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    GatewayProcess::start(&pincer_bin(), state, config).unwrap()
+}
+
 #[test]
 #[ignore = "needs OpenClaw: run `cargo xtask interop`"]
 fn openclaw_cron_add_isolated_agent_turn_announces_to_the_inbox() {
@@ -252,12 +262,7 @@ fn openclaw_cron_add_isolated_agent_turn_announces_to_the_inbox() {
     fake.push(Reply::text("Interop brief: the build is green.").with_usage(FakeUsage::new(12, 7)));
     let oc = OpenClaw::from_env();
     let dir = tempfile::tempdir().unwrap();
-    let config = json!({
-        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
-            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
-    });
-    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let gw = model_gateway(dir.path(), &fake);
     let o = oc.call(
         &gw,
         &[
@@ -315,12 +320,7 @@ fn openclaw_agent_runs_a_turn_on_pincer_and_prints_the_reply() {
     fake.push(Reply::text("Second answer, as JSON."));
     let oc = OpenClaw::from_env();
     let dir = tempfile::tempdir().unwrap();
-    let config = json!({
-        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
-            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
-    });
-    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let gw = model_gateway(dir.path(), &fake);
     let url = gw.url();
     let env = [("OPENCLAW_GATEWAY_URL", url.as_str()), ("OPENCLAW_GATEWAY_TOKEN", gw.token.as_str())];
 

@@ -260,11 +260,7 @@ async fn history(
     headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    read_history(&shared, &headers, q)
-}
-
-fn read_history(shared: &Shared, headers: &HeaderMap, q: BTreeMap<String, String>) -> Response {
-    if let Some(refusal) = start_read(shared, headers, "conversations.history", &q) {
+    if let Some(refusal) = start_read(&shared, &headers, "conversations.history", &q) {
         return refusal;
     }
     let Some(channel) = q.get("channel").filter(|c| !c.is_empty()) else {
@@ -281,11 +277,7 @@ async fn replies(
     headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    read_replies(&shared, &headers, q)
-}
-
-fn read_replies(shared: &Shared, headers: &HeaderMap, q: BTreeMap<String, String>) -> Response {
-    if let Some(refusal) = start_read(shared, headers, "conversations.replies", &q) {
+    if let Some(refusal) = start_read(&shared, &headers, "conversations.replies", &q) {
         return refusal;
     }
     let (Some(channel), Some(ts)) = (q.get("channel"), q.get("ts")) else {
