@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
             eprintln!("  bench      measure Pincer beside OpenClaw and write BENCHMARKS.md (--quick for fewer runs)");
             eprintln!("  load       1,000 WebSocket clients × 60 s of reads (--clients N --secs S --no-openclaw)");
-            eprintln!("  soak       an hour of steady traffic, RSS drift (--minutes N)");
+            eprintln!("  soak       an hour of steady traffic, RSS drift (--minutes N, --state DIR)");
             eprintln!("  fuzz       the cargo-fuzz targets, bounded (--secs N per target, default 30; nightly)");
             std::process::exit(2)
         }

@@ -74,7 +74,13 @@ struct Inner {
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader: async reads wait for a connection instead of opening one
+    /// (and a blocking thread) per concurrent request.
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Read-only connections kept open, and async reads run at once.
+const READERS: usize = 8;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -104,6 +110,7 @@ impl Store {
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
             }),
         })
     }
@@ -157,14 +164,20 @@ impl Store {
         guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
     }
 
-    /// Runs `f` on a read-only connection in a blocking thread.
+    /// Runs `f` on a read-only connection in a blocking thread, at most [`READERS`] at once.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Rd<'_>) -> Result<R> + Send + 'static,
     {
+        let permit = self.inner.read_slots.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f)).await.map_err(|_| StoreError::Closed)?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            store.read_blocking(f)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 
     /// Blocking form of [`Store::read`].
@@ -189,7 +202,7 @@ impl Store {
         let result = f(&Rd { conn: &conn });
         let _ = conn.execute_batch("COMMIT");
         let mut pool = self.inner.readers.lock().expect("reader pool");
-        if pool.len() < 8 {
+        if pool.len() < READERS {
             pool.push(conn);
         }
         result

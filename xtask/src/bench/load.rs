@@ -201,7 +201,11 @@ pub fn soak(root: &std::path::Path, args: &[String]) -> anyhow::Result<()> {
     let minutes = flag(args, "--minutes", 60)?;
     raise_fd_limit();
     let pincer = build_release(root)?;
-    let work = root.join("target/soak");
+    // `--state DIR` runs a second soak beside the first (e.g. under another allocator setting).
+    let work = match args.iter().position(|a| a == "--state") {
+        Some(i) => root.join(args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--state needs a directory"))?),
+        None => root.join("target/soak"),
+    };
     let _ = std::fs::remove_dir_all(&work);
     let rt = Bench::runtime();
     let fake = rt.block_on(FakeTelegram::start());

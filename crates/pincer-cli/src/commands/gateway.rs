@@ -49,6 +49,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
         tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
     }
     raise_open_file_limit();
+    limit_malloc_arenas();
     let armed = pincer_core::crashpoint::init().map_err(anyhow::Error::msg)?;
     if !armed.is_empty() {
         tracing::warn!(points = ?armed, "crash points are armed ({}): this gateway will kill itself", pincer_core::crashpoint::ENV);
@@ -103,6 +104,21 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// glibc gives threads up to 8 malloc arenas per core and returns little of their freed memory,
+/// so a gateway whose blocking threads come and go creeps up in RSS (the soak measured about
+/// 0.3 MB a minute with the default, under 0.1 with two arenas). Two arenas are plenty for a
+/// gateway that mostly waits; `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only adjusts an allocator tunable; M_ARENA_MAX takes effect for arenas
+        // created after the call, and is safe at any time.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 
