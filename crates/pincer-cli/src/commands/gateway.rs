@@ -56,12 +56,28 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("pincer").build()?;
     runtime.block_on(async move {
-        let options = pincer_gateway::GatewayOptions { paths, config, clock: SystemClock::shared() };
+        let options = pincer_gateway::GatewayOptions {
+            paths,
+            config,
+            clock: SystemClock::shared(),
+            command_supervisor: supervisor_exe(),
+        };
         pincer_gateway::run(options, stop_signal()).await
     })?;
     // Detached blocking work (e.g. a store read) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// This binary, which supervises command jobs (`pincer __supervise`).
+fn supervisor_exe() -> Option<std::path::PathBuf> {
+    match std::env::current_exe() {
+        Ok(exe) => Some(exe),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot find this executable's path; command jobs will fail until a restart");
+            None
+        }
+    }
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
