@@ -203,7 +203,8 @@ async fn the_time_limit_and_no_output_timeout_kill_the_process_group() {
         let shell: i32 = wait_file(&p).await.parse().unwrap();
         let grandchild: i32 = wait_file(&g).await.parse().unwrap();
         let pgid = proc_stat(shell).unwrap().2;
-        assert_eq!(group_members(pgid).len(), 4, "supervisor, shell and two sleeps");
+        let members = group_members(pgid);
+        assert!(members.len() >= 3, "supervisor, shell and two sleeps (a shell may exec the last): {members:?}");
         gw.clock.advance(secs * 1_000 - 1);
         assert!(still_running(&mut c, &id).await, "{field}: killed before the limit");
         assert!(alive(shell) && alive(grandchild));

@@ -237,15 +237,8 @@ pub async fn run_command(
             )
         }
         (Stop::Finished, Some(Exit::Code(0))) => ExecOutcome::ok(body.clone()),
-        (Stop::Finished, Some(e @ (Exit::Code(_) | Exit::Signal(_)))) => {
-            let how = match e {
-                Exit::Code(c) => format!("exit code {c}"),
-                Exit::Signal(s) => format!("killed (signal {s})"),
-                _ => unreachable!("matched above"),
-            };
-            let detail = if err.is_empty() { String::new() } else { format!(": {}", last_line(&err)) };
-            ExecOutcome::error(format!("command failed with {how}{detail}"), "exit_code")
-        }
+        (Stop::Finished, Some(Exit::Code(c))) => failed(format!("exit code {c}"), &err),
+        (Stop::Finished, Some(Exit::Signal(s))) => failed(format!("killed (signal {s})"), &err),
         (Stop::Finished, Some(Exit::SpawnFailed(e))) => {
             ExecOutcome::error(format!("cannot start `{}`: {e}", argv[0]), "spawn")
         }
@@ -260,6 +253,12 @@ pub async fn run_command(
     }
     outcome.command = Some(report);
     outcome
+}
+
+/// A command that ended by itself but not with 0: how, and the last line of its stderr.
+fn failed(how: String, stderr: &str) -> ExecOutcome {
+    let detail = if stderr.is_empty() { String::new() } else { format!(": {}", last_line(stderr)) };
+    ExecOutcome::error(format!("command failed with {how}{detail}"), "exit_code")
 }
 
 fn code_and_signal(e: &Exit) -> (Option<i32>, Option<i32>) {

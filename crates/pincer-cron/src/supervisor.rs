@@ -93,7 +93,7 @@ pub fn spawn(launch: &Launch<'_>) -> io::Result<Supervised> {
     let (ours, theirs) = UnixStream::pair()?;
     let fd = theirs.as_raw_fd();
     let mut cmd = tokio::process::Command::new(launch.exe);
-    cmd.arg(SUPERVISE_ARG).arg("--lifeline-fd").arg(fd.to_string());
+    cmd.arg0("pincer").arg(SUPERVISE_ARG).arg("--lifeline-fd").arg(fd.to_string());
     if let Some(cwd) = launch.cwd {
         cmd.arg("--cwd").arg(cwd);
     }

@@ -69,8 +69,14 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// This binary, which supervises command jobs (`pincer __supervise`).
+/// This binary, which supervises command jobs (`pincer __supervise`). On Linux `/proc/self/exe`,
+/// which a child execs as the very file this gateway runs from — even after an upgrade replaced
+/// or removed it, so the supervisor always speaks this gateway's protocol.
 fn supervisor_exe() -> Option<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    if std::path::Path::new("/proc/self/exe").exists() {
+        return Some("/proc/self/exe".into());
+    }
     match std::env::current_exe() {
         Ok(exe) => Some(exe),
         Err(e) => {
