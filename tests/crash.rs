@@ -15,7 +15,7 @@ use pincer_testkit::process::GatewayProcess;
 use pincer_testkit::ws::{RawClient, cli_connect_params};
 use serde_json::{Value, json};
 
-use crate::support::pincer_bin;
+use crate::support::{group_members, pincer_bin, proc_stat, wait_file};
 
 fn discord_config(fake: &FakeDiscord) -> Value {
     json!({
@@ -126,6 +126,68 @@ async fn kill_9_during_a_run_never_reruns_the_slot_and_the_next_slot_fires() {
     unique.dedup();
     assert_eq!(unique.len(), ran.len(), "a slot ran twice: {ran:?}");
     assert_eq!(ran.iter().filter(|r| **r == killed_run).count(), 1);
+}
+
+/// `kill -9` of the gateway while a command runs: the command's whole process group dies with the
+/// gateway (its supervisor sees the lifeline close), so the side effects it would have had a
+/// second later never happen — not the shell's, not the subshell's it put in the background —
+/// and the interrupted run says the command was killed part-way.
+#[tokio::test]
+async fn kill_9_during_a_command_kills_its_process_group_and_the_run_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let f = |name: &str| dir.path().join(name);
+    let shell = format!(
+        "(sleep 4; touch {bg}) & echo $$ > {pid}; sleep 4; touch {fg}",
+        bg = f("background-effect").display(),
+        pid = f("pid").display(),
+        fg = f("effect").display()
+    );
+    let job = c
+        .call(
+            "cron.add",
+            json!({
+                "name": "effect", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                "payload": {"kind": "command", "argv": ["sh", "-c", shell]}, "delivery": {"mode": "none"},
+            }),
+        )
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    let run_id =
+        c.call("cron.run", json!({"id": id, "mode": "force"})).await.unwrap()["runId"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let shell_pid: i32 = wait_file(&f("pid")).await.parse().unwrap();
+    let pgid = proc_stat(shell_pid).unwrap().2;
+    assert_ne!(pgid, gw.child.id() as i32, "the command has a process group of its own");
+    let members = group_members(pgid);
+    assert!(members.len() >= 4, "supervisor, shell, subshell and sleeps: {members:?}");
+    gw.kill9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !group_members(pgid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command's group outlived the gateway: {:?}",
+            group_members(pgid)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Past the moment both would have touched their files.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    assert!(!f("effect").exists() && !f("background-effect").exists(), "a side effect happened after the crash");
+
+    gw.restart().unwrap();
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let page = c.call("cron.runs", json!({"id": id, "limit": 10})).await.unwrap();
+    let run = page["entries"].as_array().unwrap().iter().find(|e| e["runId"] == run_id.as_str()).unwrap().clone();
+    assert_eq!((&run["status"], &run["errorReason"]), (&json!("error"), &json!("interrupted")), "{run}");
+    assert_eq!(
+        run["error"],
+        "interrupted: the gateway stopped while the command was running; the command was killed with it and may \
+         have partly run; the slot is not run again"
+    );
+    assert_eq!(run["command"]["state"], "killed", "{run}");
 }
 
 #[tokio::test]
@@ -429,6 +491,14 @@ async fn crash_after_a_slot_reservation_or_execution_never_reruns_the_slot() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(crashed.len(), 1, "{point}: one interrupted run: {entries:?}");
+        // It says whether the command ran: not at all, or to its end (only the record was lost).
+        let said = if executed {
+            "interrupted: the command had exited with code 0 before the gateway stopped, but its outcome was not \
+             recorded (nothing was delivered); the slot is not run again"
+        } else {
+            "interrupted: the gateway stopped before the command started; it did not run, and the slot is not run again"
+        };
+        assert_eq!(crashed[0]["error"], said, "{point}");
         let crashed_id = crashed[0]["runId"].as_str().unwrap();
         let ran: Vec<String> = std::fs::read_to_string(&marks).unwrap().lines().map(String::from).collect();
         assert_eq!(

@@ -380,6 +380,7 @@ async fn a_run_interrupted_by_a_crash_is_recorded_and_its_slot_never_reruns() {
     let runs = wait_runs(&mut c, &id, 1).await;
     assert_eq!(runs[0]["runId"], format!("cron:{id}:{}", T0 + 60_000));
     assert_eq!((runs[0]["status"].as_str(), runs[0]["errorReason"].as_str()), (Some("error"), Some("interrupted")));
+    assert!(runs[0]["error"].as_str().unwrap().contains("the command was killed with it and may have partly run"));
     assert_eq!(runs[0]["completionStatus"], "failed");
     let job = c.call("cron.get", json!({"id": id})).await.unwrap();
     assert_eq!(job["state"]["nextRunAtMs"], T0 + 120_000, "continues after the interrupted slot");

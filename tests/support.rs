@@ -45,6 +45,7 @@ impl TestGateway {
             paths: paths.clone(),
             config: config.clone(),
             clock: clock.shared(),
+            command_supervisor: Some(pincer_bin()),
         })
         .await
         .unwrap();
@@ -58,8 +59,12 @@ impl TestGateway {
             gw.shutdown().await;
         }
         self.clock.set(at_ms);
-        let options =
-            GatewayOptions { paths: self.paths.clone(), config: self.config.clone(), clock: self.clock.shared() };
+        let options = GatewayOptions {
+            paths: self.paths.clone(),
+            config: self.config.clone(),
+            clock: self.clock.shared(),
+            command_supervisor: Some(pincer_bin()),
+        };
         self.gateway = Some(pincer_gateway::start(options).await.unwrap());
     }
 
@@ -118,6 +123,57 @@ pub async fn wait_job(c: &mut RawClient, job_id: &str, pred: impl Fn(&Value) -> 
             return job;
         }
         assert!(std::time::Instant::now() < deadline, "job never reached the expected state: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Live (not zombie) processes whose process group is `pgid`, from `/proc`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Some((state, _ppid, pgrp)) = proc_stat(pid) else { continue };
+        if pgrp == pgid && state != 'Z' {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `(state, ppid, pgrp)` of a process, or `None` once it is gone.
+pub fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, ppid, pgrp))
+}
+
+/// True while `pid` runs (a zombie has stopped running).
+pub fn alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _, _)| state != 'Z')
+}
+
+/// Waits up to 10 s for `path` to hold a line (written by a command), and returns it.
+pub async fn wait_file(path: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return s.trim().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits up to 10 s for every process in `pids` to stop running.
+pub async fn wait_gone(pids: &[i32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Some(pid) = pids.iter().find(|p| alive(**p)) {
+        assert!(std::time::Instant::now() < deadline, "process {pid} is still running: {:?}", proc_stat(*pid));
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }

@@ -384,6 +384,7 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
         generation,
         agent: Some(Arc::new(h.agents.clone())),
         announcer: None,
+        command_supervisor: None,
     })
     .await
     .unwrap();

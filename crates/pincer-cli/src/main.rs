@@ -68,6 +68,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The gateway's command supervisor: hidden, and dispatched before clap so that the command's
+    // own arguments are never parsed as ours.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == pincer_cron::supervisor::SUPERVISE_ARG) {
+        return pincer_cron::supervisor::supervise(args.collect());
+    }
     let cli = Cli::parse();
     let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
     let result = match cli.command {

@@ -589,6 +589,23 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
             "payload.timeoutSeconds: {s} is more than {MAX_TIMEOUT_SECONDS} (30 days); use 0 for no limit"
         )));
     }
+    if let Payload::Command { no_output_timeout_seconds: Some(s), .. } = &job.payload
+        && *s > MAX_TIMEOUT_SECONDS
+    {
+        return Err(invalid(format!(
+            "payload.noOutputTimeoutSeconds: {s} is more than {MAX_TIMEOUT_SECONDS} (30 days); use 0 for no limit"
+        )));
+    }
+    if let Payload::Command { output_max_bytes: Some(n), .. } = &job.payload
+        && !(1..=crate::command::MAX_OUTPUT_MAX_BYTES).contains(n)
+    {
+        return Err(invalid(format!(
+            "payload.outputMaxBytes: {n} is not between 1 and {} (16 MiB); leave it out to keep the last {} bytes \
+             (1 MiB) of each stream",
+            crate::command::MAX_OUTPUT_MAX_BYTES,
+            crate::command::DEFAULT_OUTPUT_MAX_BYTES
+        )));
+    }
     if let Some(d) = &job.delivery {
         validate_delivery(d, &job.session_target, ctx)?;
     }
@@ -898,6 +915,17 @@ mod tests {
         assert_eq!(
             with("schedule", json!(["every", 60000, null])),
             "schedule: invalid type: sequence, expected an object"
+        );
+        let command = |k: &str, v: Value| with("payload", json!({"kind": "command", "argv": ["true"], k: v}));
+        assert_eq!(
+            command("outputMaxBytes", json!(0)),
+            "payload.outputMaxBytes: 0 is not between 1 and 16777216 (16 MiB); leave it out to keep the last 1048576 \
+             bytes (1 MiB) of each stream"
+        );
+        assert!(command("outputMaxBytes", json!(16_777_217)).starts_with("payload.outputMaxBytes: 16777217 is not"));
+        assert_eq!(
+            command("noOutputTimeoutSeconds", json!(2_592_001)),
+            "payload.noOutputTimeoutSeconds: 2592001 is more than 2592000 (30 days); use 0 for no limit"
         );
         assert_eq!(
             with("payload", json!({"kind": "agentTurn", "message": "m", "timeoutSeconds": u64::MAX})),

@@ -6,7 +6,9 @@
 //! - [`scheduler`]: the one task that owns every job's timer and state; slot reservations,
 //!   catch-up, backoff, auto-disable, completion, failure alerts.
 //! - [`runner`]: the in-process interfaces to the agent runner and the outbox.
-//! - [`command`]: `command` payloads, run in their own process group.
+//! - [`command`]: `command` payloads: streamed output with a cap, time limits, crash notes.
+//! - [`supervisor`]: `pincer __supervise`, which makes a command's process group die with the
+//!   gateway.
 //! - [`api`]: the `cron.*` methods' params and results.
 
 pub mod api;
@@ -15,6 +17,7 @@ pub mod job;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod supervisor;
 
 pub use job::Job;
 pub use runner::{AgentRunner, Announcer, ExecOutcome, ExecStatus, Origin, Route, RunContext, Settlement};

@@ -60,6 +60,8 @@ pub struct ExecOutcome {
     pub provider: Option<String>,
     pub usage: Option<Value>,
     pub session_key: Option<String>,
+    /// What became of a `command` payload's process (kept in the run record as `command`).
+    pub command: Option<crate::command::CommandReport>,
 }
 
 impl ExecOutcome {

@@ -11,6 +11,7 @@
 //! reserved slot is never run again — not after a crash, not after a restart.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pincer_core::config::CronConfig;
@@ -56,6 +57,9 @@ pub struct CronDeps {
     pub generation: i64,
     pub agent: Option<SharedAgentRunner>,
     pub announcer: Option<SharedAnnouncer>,
+    /// The `pincer` binary, which supervises `command` payloads (`pincer __supervise`); `None`
+    /// fails command runs with an error saying so.
+    pub command_supervisor: Option<PathBuf>,
 }
 
 /// Errors of scheduler operations, mapped to protocol errors by the gateway.
@@ -165,6 +169,7 @@ struct Shared {
     store: Store,
     agent: Option<SharedAgentRunner>,
     announcer: Option<SharedAnnouncer>,
+    command_supervisor: Option<PathBuf>,
 }
 
 impl CronService {
@@ -182,6 +187,7 @@ impl CronService {
             store: deps.store.clone(),
             agent: deps.agent,
             announcer: deps.announcer,
+            command_supervisor: deps.command_supervisor,
         });
         let (tx, rx) = mpsc::channel(1024);
         let mut actor = Actor {
@@ -482,7 +488,8 @@ impl Actor {
         // Runs a previous process left `running` were interrupted (crash, kill -9, power loss).
         for mut run in running {
             let mut record: Value = serde_json::from_str(&run.record_json).unwrap_or_else(|_| json!({}));
-            let error = "interrupted: the gateway stopped during this run; the slot is not run again";
+            let error = interrupted_error(record.get_mut("command"));
+            let error = error.as_str();
             record["status"] = json!("error");
             record["error"] = json!(error);
             record["errorReason"] = json!("interrupted");
@@ -739,10 +746,14 @@ impl Actor {
             let e = self.jobs.get_mut(&id).expect("picked jobs exist");
             let timeout = e.job.payload.timeout_ms().map(|t| t as i64);
             let lease_until_ms = now + timeout.unwrap_or(UNLIMITED_LEASE_MS) + LEASE_GRACE_MS;
-            let record = json!({
+            let mut record = json!({
                 "runId": run_id, "jobId": id, "jobName": e.job.name, "trigger": trigger.as_str(),
                 "slotMs": slot, "runAtMs": slot.unwrap_or(now), "startedAtMs": now,
             });
+            if matches!(e.job.payload, Payload::Command { .. }) {
+                // Recovery reads how far the command got: `pending`, then `started`, `exited`.
+                record["command"] = json!({ "state": "pending" });
+            }
             let run = RunRow {
                 run_id: run_id.clone(),
                 job_id: id.clone(),
@@ -1067,6 +1078,7 @@ impl Actor {
         set(&mut record, "provider", outcome.provider.clone().map(Value::from));
         set(&mut record, "usage", outcome.usage.clone());
         set(&mut record, "sessionKey", outcome.session_key.clone().map(Value::from));
+        set(&mut record, "command", outcome.command.as_ref().and_then(|c| serde_json::to_value(c).ok()));
         if let Some(r) = &route {
             record["delivery"] = json!({ "resolved": r });
         }
@@ -1527,6 +1539,40 @@ impl Actor {
     }
 }
 
+/// The error of a run a stop interrupted, saying — for a command — whether it may have run, from
+/// the progress its record noted (`command.state`); marks a command that was running `killed`.
+fn interrupted_error(command: Option<&mut Value>) -> String {
+    const SLOT: &str = "the slot is not run again";
+    let Some(command) = command.filter(|c| c.is_object()) else {
+        return format!("interrupted: the gateway stopped during this run; {SLOT}");
+    };
+    let state = command["state"].as_str().unwrap_or_default().to_string();
+    match state.as_str() {
+        "pending" | "not-started" => {
+            format!("interrupted: the gateway stopped before the command started; it did not run, and {SLOT}")
+        }
+        "started" => {
+            command["state"] = json!("killed");
+            format!(
+                "interrupted: the gateway stopped while the command was running; the command was killed with it \
+                 and may have partly run; {SLOT}"
+            )
+        }
+        "exited" => {
+            let how = match (command["exitCode"].as_i64(), command["signal"].as_i64()) {
+                (Some(code), _) => format!("exited with code {code}"),
+                (None, Some(signal)) => format!("been killed by signal {signal}"),
+                (None, None) => "ended".to_string(),
+            };
+            format!(
+                "interrupted: the command had {how} before the gateway stopped, but its outcome was not recorded \
+                 (nothing was delivered); {SLOT}"
+            )
+        }
+        _ => format!("interrupted: the gateway stopped during this run; {SLOT}"),
+    }
+}
+
 fn strip_enabled(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("enabled");
@@ -1565,7 +1611,9 @@ async fn execute(s: &Shared, ctx: &RunContext) -> (ExecOutcome, Option<Route>) {
         None
     };
     let outcome = match &job.payload {
-        Payload::Command { .. } => crate::command::run_command(ctx, &s.clock).await,
+        Payload::Command { .. } => {
+            crate::command::run_command(ctx, &s.clock, &s.store, s.command_supervisor.as_deref()).await
+        }
         Payload::AgentTurn { .. } | Payload::SystemEvent { .. } => match &s.agent {
             None => ExecOutcome::error(
                 "this gateway has no agent runner: configure models.providers and agents.defaults.model",

@@ -36,6 +36,10 @@ pub struct GatewayOptions {
     pub paths: StatePaths,
     pub config: Config,
     pub clock: SharedClock,
+    /// The `pincer` binary, which supervises command jobs (`pincer __supervise`): the gateway's
+    /// own executable; tests that run the gateway in-process point it at the built binary.
+    /// `None`: command jobs fail, saying so.
+    pub command_supervisor: Option<std::path::PathBuf>,
 }
 
 /// A started gateway; dropping it does not stop it, call [`RunningGateway::shutdown`].
@@ -108,7 +112,7 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
 
 /// Opens the store, binds the port and starts serving. Returns once `/readyz` is green.
 pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
-    let GatewayOptions { paths, config, clock } = options;
+    let GatewayOptions { paths, config, clock, command_supervisor } = options;
     check_startable(&config)?;
     // Checked before the lock, the store and the port, so a bad zone fails at once.
     let default_tz = match &config.agents.defaults.timezone {
@@ -182,6 +186,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         generation,
         agent: Some(Arc::new(agents.clone())),
         announcer: Some(announce.clone()),
+        command_supervisor,
     })
     .await
     .context("cannot start the scheduler")?;

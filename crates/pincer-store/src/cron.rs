@@ -190,6 +190,18 @@ impl Tx<'_> {
         Ok(n > 0)
     }
 
+    /// Sets one field of a running run's record to `value` (JSON text): how far its command got,
+    /// so that recovery after a crash can say whether the command may have run. A run that is no
+    /// longer `running` is left alone; returns whether a row changed.
+    pub fn note_running_run(&self, run_id: &str, field: &str, value: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE cron_runs SET record_json = json_set(record_json, '$.' || ?2, json(?3))
+             WHERE run_id = ?1 AND status = 'running'",
+            params![run_id, field, value],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Deletes finished runs older than `cutoff_ms`, and beyond the newest `max_per_job` per job.
     pub fn prune_runs(&self, cutoff_ms: i64, max_per_job: u32) -> Result<usize> {
         let by_age = self
@@ -332,6 +344,24 @@ mod tests {
         assert!(store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, "running"))).unwrap());
         assert!(!store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, "running"))).unwrap());
         assert_eq!(store.read_blocking(|rd| rd.running_runs()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_note_reaches_only_a_running_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.reserve_run(&run("cron:a:1", "a", 1, "running"))?;
+                tx.reserve_run(&run("cron:a:2", "a", 2, "ok"))
+            })
+            .unwrap();
+        let note = r#"{"state":"started","startedAtMs":5}"#;
+        assert!(store.write_blocking(move |tx| tx.note_running_run("cron:a:1", "command", note)).unwrap());
+        assert!(!store.write_blocking(move |tx| tx.note_running_run("cron:a:2", "command", note)).unwrap());
+        let record = |id: &'static str| store.read_blocking(move |rd| rd.get_run(id)).unwrap().unwrap().record_json;
+        assert_eq!(record("cron:a:1"), r#"{"command":{"state":"started","startedAtMs":5}}"#);
+        assert_eq!(record("cron:a:2"), "{}", "a finished run keeps its record");
     }
 
     #[test]

@@ -56,12 +56,34 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("pincer").build()?;
     runtime.block_on(async move {
-        let options = pincer_gateway::GatewayOptions { paths, config, clock: SystemClock::shared() };
+        let options = pincer_gateway::GatewayOptions {
+            paths,
+            config,
+            clock: SystemClock::shared(),
+            command_supervisor: supervisor_exe(),
+        };
         pincer_gateway::run(options, stop_signal()).await
     })?;
     // Detached blocking work (e.g. a store read) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// This binary, which supervises command jobs (`pincer __supervise`). On Linux `/proc/self/exe`,
+/// which a child execs as the very file this gateway runs from — even after an upgrade replaced
+/// or removed it, so the supervisor always speaks this gateway's protocol.
+fn supervisor_exe() -> Option<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    if std::path::Path::new("/proc/self/exe").exists() {
+        return Some("/proc/self/exe".into());
+    }
+    match std::env::current_exe() {
+        Ok(exe) => Some(exe),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot find this executable's path; command jobs will fail until a restart");
+            None
+        }
+    }
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
