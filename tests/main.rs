@@ -15,3 +15,4 @@ mod delivery;
 mod devices;
 mod interop;
 mod protocol;
+mod store;
