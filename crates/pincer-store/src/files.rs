@@ -5,8 +5,8 @@
 //! "stale" `-shm`) cannot let a second gateway in. On Linux `flock` and the POSIX `fcntl` locks
 //! SQLite takes on the same file do not interact, so the lock costs SQLite nothing; but closing
 //! *any* descriptor of the file drops this process's `fcntl` locks on it, so the lock's
-//! descriptor is opened before SQLite opens the file and closed only after every connection of
-//! the store is closed (see `Store::close`).
+//! descriptor is opened before SQLite opens the file and closed by the writer thread only after
+//! it closed its connection, the store's readers being closed before (see `Store::close`).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};

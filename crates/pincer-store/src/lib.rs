@@ -129,9 +129,6 @@ struct Inner {
     /// A write probe is queued (see [`Store::check_writes`]).
     probing: AtomicBool,
     closed: AtomicBool,
-    /// The database file's exclusive lock when opened with [`StoreOptions::exclusive`]; dropped
-    /// only after every connection of this store is closed (see `files.rs`).
-    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// Read-only connections kept open, and async reads run at once.
@@ -165,7 +162,7 @@ impl Store {
             other => other,
         })?;
         let health = Arc::new(writer::Health::new(options.clock, path));
-        let writer = writer::Writer::new(conn, health.clone()).map_err(|e| open_err(e.to_string()))?;
+        let writer = writer::Writer::new(conn, health.clone(), lock).map_err(|e| open_err(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<writer::Job>();
         let thread = std::thread::Builder::new()
             .name("pincer-store-writer".into())
@@ -181,7 +178,6 @@ impl Store {
                 health,
                 probing: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
-                lock: Mutex::new(lock),
             }),
         })
     }
@@ -295,7 +291,7 @@ impl Store {
         result
     }
 
-    /// Stops the writer after it finished what was queued, closes the readers, checkpoints the
+    /// Closes the readers, stops the writer after it finished what was queued, checkpoints the
     /// WAL into the database file (which alone is then complete) and releases the database's
     /// lock. Later reads and writes fail with [`StoreError::Closed`].
     pub fn close(&self) {
@@ -310,13 +306,11 @@ impl Inner {
         self.readers.lock().expect("reader pool").clear();
         self.writer.lock().expect("writer lock").take();
         let thread = self.writer_thread.lock().expect("writer thread").take();
-        // A write closure may hold the last handle: the writer thread cannot wait for itself.
+        // The writer checkpoints, closes its connection and releases the database's lock. A
+        // write closure may hold the last handle: the writer thread cannot wait for itself.
         if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
             let _ = thread.join();
         }
-        // Last, once this store's connections are closed (see `files.rs`): another gateway may
-        // open the database now.
-        self.lock.lock().expect("database lock").take();
     }
 }
 

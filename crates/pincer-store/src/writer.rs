@@ -290,21 +290,28 @@ pub(crate) struct Writer {
     health: Arc<Health>,
     /// Set only around the writer's own `COMMIT`; the commit hook refuses every other commit.
     may_commit: Arc<AtomicBool>,
+    /// The database's exclusive lock (see `files.rs`), released when the writer's connection is
+    /// closed: it lives exactly as long as the connection that writes.
+    lock: Option<std::fs::File>,
 }
 
 impl Writer {
-    pub(crate) fn new(mut conn: Connection, health: Arc<Health>) -> rusqlite::Result<Writer> {
+    pub(crate) fn new(
+        mut conn: Connection,
+        health: Arc<Health>,
+        lock: Option<std::fs::File>,
+    ) -> rusqlite::Result<Writer> {
         let may_commit = Arc::new(AtomicBool::new(false));
         let allowed = may_commit.clone();
         // Returning true turns the commit into a rollback: a statement left outside the batch's
         // transaction fails instead of committing alone.
         conn.commit_hook(Some(move || !allowed.load(Ordering::Acquire)))?;
         let dir = health.dir.clone();
-        Ok(Writer { conn, dir, health, may_commit })
+        Ok(Writer { conn, dir, health, may_commit, lock })
     }
 
     /// Drains the queue until every sender is gone, then checkpoints so the database file alone
-    /// holds everything.
+    /// holds everything, closes the connection and releases the lock.
     pub(crate) fn run(self, rx: mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut batch = VecDeque::from([first]);
@@ -317,6 +324,13 @@ impl Writer {
             self.commit_batch(batch);
         }
         self.checkpoint();
+        let Writer { conn, lock, .. } = self;
+        if let Err((_, e)) = conn.close() {
+            tracing::warn!(error = %e, "store: closing the writer's connection failed");
+        }
+        // Only now, with the connection closed (closing the lock's descriptor earlier would drop
+        // SQLite's own locks on the file): another gateway may open the database.
+        drop(lock);
     }
 
     /// Runs `queue` in one transaction — or, when SQLite rolls a transaction back under it, in
