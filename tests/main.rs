@@ -16,3 +16,4 @@ mod delivery;
 mod devices;
 mod interop;
 mod protocol;
+mod store;

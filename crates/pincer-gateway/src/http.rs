@@ -69,16 +69,21 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(ctx): State<Ctx>) -> Response {
     let state = &ctx.state;
-    if state.is_ready() {
-        (StatusCode::OK, axum::Json(json!({ "ready": true, "failing": [], "uptimeMs": state.uptime_ms() })))
-            .into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "ready": false, "failing": ["startup"], "uptimeMs": state.uptime_ms() })),
-        )
-            .into_response()
+    let store = state.store_write_failure().await;
+    let mut failing = Vec::new();
+    if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
+        failing.push("startup");
     }
+    if store.is_some() {
+        failing.push("store");
+    }
+    let mut body = json!({ "ready": failing.is_empty(), "failing": failing, "uptimeMs": state.uptime_ms() });
+    if let Some(f) = store {
+        body["store"] =
+            json!({ "writable": false, "kind": f.kind, "error": f.error, "sinceMs": f.since_ms, "fix": f.fix });
+    }
+    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> Response {
@@ -91,6 +96,12 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         "Authenticated WebSocket connections now open.",
         &[],
         state.connection_count() as f64,
+    );
+    m.set(
+        "pincer_store_writable",
+        "1 while the store's writes succeed, 0 while they fail (a full disk; see `pincer health`).",
+        &[],
+        if state.store.write_health().is_none() { 1.0 } else { 0.0 },
     );
     m.set(
         "pincer_store_sqlite_memory_bytes",

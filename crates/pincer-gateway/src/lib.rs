@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use pincer_core::config::{AuthMode, Bind};
 use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths};
-use pincer_store::Store;
+use pincer_store::{Store, StoreOptions};
 use tokio::sync::watch;
 
 pub use pincer_auth::AuthMethod;
@@ -126,7 +126,11 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let started = Instant::now();
     let instance_lock = lock_state_dir(&paths)?;
     let db_path = paths.db_path.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
+    // Exclusive: the lock is on pincer.db itself, so a second gateway is refused even when
+    // gateway.lock was deleted. Holding it proves every lease in the database belongs to a
+    // process that is gone, which is what lets the outbox and the scheduler take them back below.
+    let store_options = StoreOptions { clock: clock.clone(), exclusive: true };
+    let store = tokio::task::spawn_blocking(move || Store::open_with(&db_path, store_options)).await??;
     let generation = store.write(|tx| tx.record_boot()).await?;
 
     let ip = match config.gateway.bind {

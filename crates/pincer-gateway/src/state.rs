@@ -65,8 +65,15 @@ pub struct Caller {
 }
 
 impl AppState {
+    /// Started, not stopping, and the store can write.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.store.write_health().is_none()
+    }
+
+    /// Why the store cannot write, if it cannot — after one probe write when it was failing, so
+    /// `health` and `/readyz` turn green by themselves once the disk has room again.
+    pub async fn store_write_failure(&self) -> Option<pincer_store::WriteFailure> {
+        self.store.check_writes().await
     }
 
     pub fn uptime_ms(&self) -> u64 {

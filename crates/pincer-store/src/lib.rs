@@ -3,25 +3,33 @@
 //! One database file (`<state>/pincer.db`) in WAL mode with `synchronous=FULL`. All writes go
 //! through one writer thread that batches concurrent requests into one transaction (group commit):
 //! each request runs inside its own savepoint, so one failing request does not undo the others, and
-//! nobody hears "committed" before the commit is durable. Reads run on a small pool of read-only
-//! connections and never block the writer.
+//! nobody hears "committed" before the commit is durable; when SQLite rolls a whole transaction
+//! back (a full disk), every caller hears that nothing of theirs was saved (`writer.rs`). The
+//! writer keeps the store's write health ([`Store::write_health`]) for `health` and `/readyz`.
+//! Reads run on a small pool of read-only connections and never block the writer. The gateway
+//! opens the database exclusively (a lock on the file itself) and [`Store::close`] checkpoints
+//! the WAL, so a stopped gateway's `pincer.db` alone is complete. Database files are 0600.
 //!
 //! Domain crates never see SQL: they call typed operations on [`Tx`] (inside [`Store::write`]) and
 //! [`Rd`] (inside [`Store::read`]), defined per table in this crate's modules.
 //!
-//! **Architecture Invariant:** a write's result is only returned after its transaction committed.
+//! **Architecture Invariant:** a write's result is only returned after its transaction committed,
+//! and a caller told "failed" had nothing of its write saved.
 
 pub mod cron;
 pub mod devices;
+mod files;
 mod meta;
 mod migrations;
 pub mod outbox;
 pub mod sessions;
+mod writer;
 
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
+use pincer_core::{SharedClock, SystemClock};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
@@ -33,6 +41,7 @@ pub use outbox::{
     NewDelivery, PartRow,
 };
 pub use sessions::{PendingEvent, SessionRow, TranscriptRow};
+pub use writer::{WriteFailure, WriteFailureKind};
 
 /// Errors from the store, always saying which operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +56,30 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Invalid(String),
+    /// The filesystem holding the database is full: nothing of the write was saved.
+    #[error(
+        "the store is out of disk space: free space on the filesystem holding {} (this write was not saved; writes resume by themselves once there is room)",
+        dir.display()
+    )]
+    DiskFull { dir: PathBuf },
+    /// SQLite rolled back the write's transaction: nothing of it was saved.
+    #[error("the write was not saved: {0}")]
+    NotSaved(String),
+    /// Another process (another gateway) holds the database's lock.
+    #[error("{}", locked_message(path, *holder))]
+    Locked { path: PathBuf, holder: Option<u32> },
+}
+
+fn locked_message(path: &Path, holder: Option<u32>) -> String {
+    let who = match holder {
+        Some(pid) => {
+            format!("another Pincer gateway (pid {pid}) is using {}: stop it first (`kill {pid}`)", path.display())
+        }
+        None => format!("another process holds the lock on {}: stop the other Pincer gateway first", path.display()),
+    };
+    format!(
+        "{who}, or start this one with another --state-dir; one gateway per database (deleting gateway.lock does not change that)"
+    )
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -61,7 +94,22 @@ pub struct Rd<'a> {
     conn: &'a Connection,
 }
 
-type WriteJob = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce() + Send> + Send>;
+/// How to open the store.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Stamps the write health ([`WriteFailure::since_ms`]).
+    pub clock: SharedClock,
+    /// Hold an exclusive lock on the database file until [`Store::close`], refusing to open a
+    /// database another process holds so: one gateway per database. Without it the database
+    /// can be opened beside a running gateway (tools, benchmarks).
+    pub exclusive: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { clock: SystemClock::shared(), exclusive: false }
+    }
+}
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -71,38 +119,54 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer: Mutex<Option<mpsc::Sender<writer::Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     /// One permit per pooled reader: async reads wait for a connection instead of opening one
     /// (and a blocking thread) per concurrent request.
     read_slots: Arc<tokio::sync::Semaphore>,
+    health: Arc<writer::Health>,
+    /// A write probe is queued (see [`Store::check_writes`]).
+    probing: AtomicBool,
+    closed: AtomicBool,
 }
 
 /// Read-only connections kept open, and async reads run at once.
 const READERS: usize = 8;
 
-/// Most write requests committed in one transaction.
-const MAX_BATCH: usize = 256;
-
 impl Store {
     /// Opens (creating if needed) the database, migrating it to [`LATEST_VERSION`]. An older
     /// database is first copied to `<path>.pre-v<N>.bak`.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with options: the gateway opens its database exclusively.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store> {
         let open_err = |message: String| StoreError::Open { path: path.to_path_buf(), message };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
         }
+        // Before SQLite opens the file: its lock, and owner-only modes for every database file.
+        let lock = if options.exclusive {
+            Some(files::lock(path)?)
+        } else {
+            files::create_private(path).map_err(|e| open_err(e.to_string()))?;
+            None
+        };
+        files::make_private(path).map_err(|e| open_err(format!("cannot make it owner-only (0600): {e}")))?;
         let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         configure(&conn).map_err(|e| open_err(e.to_string()))?;
         migrations::migrate(&mut conn, path).map_err(|e| match e {
             StoreError::Sqlite(e) => open_err(e.to_string()),
             other => other,
         })?;
-        let (tx, rx) = mpsc::channel::<WriteJob>();
+        let health = Arc::new(writer::Health::new(options.clock, path));
+        let writer = writer::Writer::new(conn, health.clone(), lock).map_err(|e| open_err(e.to_string()))?;
+        let (tx, rx) = mpsc::channel::<writer::Job>();
         let thread = std::thread::Builder::new()
             .name("pincer-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer.run(rx))
             .map_err(|e| open_err(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -111,6 +175,9 @@ impl Store {
                 writer_thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Vec::new()),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                health,
+                probing: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
             }),
         })
     }
@@ -122,20 +189,14 @@ impl Store {
     /// Queues `f` for the next write transaction — immediately, before the returned future is
     /// polled, so writes queued one after another commit in that order — and resolves with its
     /// result once that transaction has committed. An error from `f` rolls back only `f`'s own
-    /// changes.
+    /// changes. An error from the store (a full disk) means nothing of `f` was saved.
     pub fn write<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R>> + Send + 'static
     where
         R: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<R>>();
-        let job: WriteJob = Box::new(move |conn: &Connection| {
-            let result = run_in_savepoint(conn, f);
-            Box::new(move || {
-                let _ = done_tx.send(result);
-            })
-        });
-        let sent = self.send(job);
+        let sent = self.send(Box::new(writer::Pending { f, reply: writer::Reply::Async(done_tx) }));
         async move {
             sent?;
             done_rx.await.map_err(|_| StoreError::Closed)?
@@ -149,19 +210,37 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
     {
         let (done_tx, done_rx) = mpsc::channel::<Result<R>>();
-        let job: WriteJob = Box::new(move |conn: &Connection| {
-            let result = run_in_savepoint(conn, f);
-            Box::new(move || {
-                let _ = done_tx.send(result);
-            })
-        });
-        self.send(job)?;
+        self.send(Box::new(writer::Pending { f, reply: writer::Reply::Blocking(done_tx) }))?;
         done_rx.recv().map_err(|_| StoreError::Closed)?
     }
 
-    fn send(&self, job: WriteJob) -> Result<()> {
+    fn send(&self, job: writer::Job) -> Result<()> {
         let guard = self.inner.writer.lock().expect("writer lock");
         guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Why writes are failing now (a full disk, an I/O error), or `None` when the last write that
+    /// reached the disk committed.
+    pub fn write_health(&self) -> Option<WriteFailure> {
+        self.inner.health.get()
+    }
+
+    /// [`Store::write_health`], after trying one small write if writes were failing, so the
+    /// state clears by itself once the disk has room again even when nothing else writes. At
+    /// most one probe is queued at a time.
+    pub async fn check_writes(&self) -> Option<WriteFailure> {
+        if self.write_health().is_none() || self.inner.probing.swap(true, Ordering::AcqRel) {
+            return self.write_health();
+        }
+        struct Probing<'a>(&'a AtomicBool);
+        impl Drop for Probing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _probing = Probing(&self.inner.probing);
+        let _ = self.write(|tx| tx.record_write_probe()).await;
+        self.write_health()
     }
 
     /// Runs `f` on a read-only connection in a blocking thread, at most [`READERS`] at once.
@@ -185,6 +264,9 @@ impl Store {
     where
         F: FnOnce(&Rd<'_>) -> Result<R>,
     {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         let conn = self.inner.readers.lock().expect("reader pool").pop();
         let conn = match conn {
             Some(conn) => conn,
@@ -202,18 +284,39 @@ impl Store {
         let result = f(&Rd { conn: &conn });
         let _ = conn.execute_batch("COMMIT");
         let mut pool = self.inner.readers.lock().expect("reader pool");
-        if pool.len() < READERS {
+        // After `close` a reader is closed, not pooled: the final checkpoint wants none open.
+        if pool.len() < READERS && !self.inner.closed.load(Ordering::Acquire) {
             pool.push(conn);
         }
         result
     }
 
-    /// Stops the writer after it finished what was queued. Later writes fail with [`StoreError::Closed`].
+    /// Closes the readers, stops the writer after it finished what was queued, checkpoints the
+    /// WAL into the database file (which alone is then complete) and releases the database's
+    /// lock. Later reads and writes fail with [`StoreError::Closed`].
     pub fn close(&self) {
-        self.inner.writer.lock().expect("writer lock").take();
-        if let Some(thread) = self.inner.writer_thread.lock().expect("writer thread").take() {
+        self.inner.shut_down();
+    }
+}
+
+impl Inner {
+    fn shut_down(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Idle readers first, so the writer's final checkpoint can empty the WAL.
+        self.readers.lock().expect("reader pool").clear();
+        self.writer.lock().expect("writer lock").take();
+        let thread = self.writer_thread.lock().expect("writer thread").take();
+        // The writer checkpoints, closes its connection and releases the database's lock. A
+        // write closure may hold the last handle: the writer thread cannot wait for itself.
+        if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 
@@ -231,43 +334,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
-}
-
-fn run_in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Tx<'_>) -> Result<R>) -> Result<R> {
-    conn.execute_batch("SAVEPOINT job")?;
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&Tx { conn })))
-        .unwrap_or_else(|_| Err(StoreError::Invalid("a store write panicked; its changes were rolled back".into())));
-    if result.is_err() {
-        conn.execute_batch("ROLLBACK TO job")?;
-    }
-    conn.execute_batch("RELEASE job")?;
-    result
-}
-
-/// Drains the queue in batches: one transaction per batch, replies sent after the commit.
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, "store: cannot begin a write transaction");
-            // Dropping the jobs drops their reply channels: callers see `Closed`-style errors.
-            continue;
-        }
-        let replies: Vec<_> = batch.into_iter().map(|job| job(&conn)).collect();
-        match conn.execute_batch("COMMIT") {
-            Ok(()) => replies.into_iter().for_each(|reply| reply()),
-            Err(e) => {
-                tracing::error!(error = %e, "store: commit failed; the batch was rolled back");
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-        }
-    }
 }
 
 impl Tx<'_> {
@@ -365,5 +431,28 @@ mod tests {
         assert_eq!(seen_rx.recv().unwrap().as_deref(), Some("1"), "snapshot isolation");
         assert_eq!(t.join().unwrap().as_deref(), Some("1"));
         assert_eq!(store.read(|rd| rd.meta_get("k")).await.unwrap().as_deref(), Some("2"));
+    }
+
+    #[tokio::test]
+    async fn after_close_the_database_file_alone_holds_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("pincer.db");
+        let store = Store::open(&db).unwrap();
+        for i in 0..50 {
+            store.write(move |tx| tx.meta_set(&format!("k{i}"), "v")).await.unwrap();
+        }
+        // Pooled readers stay open until close.
+        store.read(|rd| rd.meta_get("k0")).await.unwrap();
+        store.close();
+        let wal = std::fs::metadata(dir.path().join("pincer.db-wal")).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(wal, 0, "the WAL still holds writes after close");
+        // Copy the database file alone, as a user backing up "the one SQLite file" would.
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(&db, copy.path().join("pincer.db")).unwrap();
+        let conn = Connection::open(copy.path().join("pincer.db")).unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", (), |r| r.get(0)).unwrap();
+        assert_eq!(n, 50);
+        assert!(matches!(store.write(|tx| tx.meta_set("late", "v")).await, Err(StoreError::Closed)));
+        assert!(matches!(store.read(|rd| rd.meta_get("k0")).await, Err(StoreError::Closed)));
     }
 }

@@ -13,6 +13,17 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Rewrites one row, so its commit has to reach the disk: the store's check that writes work
+    /// again after a failure.
+    pub(crate) fn record_write_probe(&self) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO meta(key, value) VALUES ('writeProbes', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (),
+        )?;
+        Ok(())
+    }
+
     /// Increments the boot counter and returns the new value: the process generation that owns
     /// leases taken during this run.
     pub fn record_boot(&self) -> Result<i64> {

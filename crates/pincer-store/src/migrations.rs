@@ -242,6 +242,11 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     if version > 0 {
         let backup = path.with_extension(format!("db.pre-v{LATEST_VERSION}.bak"));
         if !backup.exists() {
+            // Created owner-only first: VACUUM INTO fills an empty file and keeps its mode.
+            crate::files::create_private(&backup).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!("cannot create the backup {}: {e}", backup.display()),
+            })?;
             conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])?;
             tracing::info!(backup = %backup.display(), from = version, to = LATEST_VERSION, "store: backed up before migrating");
         }
@@ -330,6 +335,11 @@ mod tests {
             verify(&store, version);
             let backup = path.with_extension(format!("db.pre-v{LATEST_VERSION}.bak"));
             assert_eq!(backup.exists(), version > 0 && version < LATEST_VERSION, "backup from v{version}");
+            if backup.exists() {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "backup from v{version} is owner-only");
+            }
         }
     }
 

@@ -29,6 +29,11 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
         ms(&pincer["uptimeMs"]),
         started.elapsed().as_millis()
     );
+    let store = &pincer["store"];
+    if store["writable"] == false {
+        println!("  store: cannot write ({})", text(&store["error"]));
+        println!("    fix: {}", text(&store["fix"]));
+    }
     print_channels(&health);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

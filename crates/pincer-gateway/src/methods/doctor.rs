@@ -32,6 +32,7 @@ async fn run(state: &Arc<AppState>) -> MethodResult {
     let mut f = Findings::default();
     config(state, &mut f);
     store(state, &mut f).await;
+    store_writes(state, &mut f).await;
     channels(state, &mut f).await;
     providers(state, &mut f).await;
     outbox(state, &mut f).await;
@@ -103,6 +104,18 @@ async fn store(state: &AppState, f: &mut Findings) {
             Some("check the state dir's permissions and free disk space".into()),
         ),
     }
+}
+
+/// Whether writes reach the disk: a full disk is invisible to the integrity check above.
+async fn store_writes(state: &AppState, f: &mut Findings) {
+    let Some(failure) = state.store_write_failure().await else { return };
+    let since_s = (state.clock.now_ms() - failure.since_ms).max(0) / 1000;
+    f.push(
+        "store.writes",
+        "fail",
+        format!("writes have been failing for {since_s} s, and nothing of a failed write was saved: {}", failure.error),
+        Some(failure.fix),
+    );
 }
 
 async fn channels(state: &AppState, f: &mut Findings) {

@@ -24,8 +24,21 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
     let order: Vec<String> = channels.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let labels: serde_json::Map<String, Value> = order.iter().map(|c| (c.clone(), json!(label(c)))).collect();
     let healthy = channels.as_object().is_none_or(|m| m.values().all(|c| c["healthState"] == "healthy"));
+    let store = match state.store_write_failure().await {
+        None => json!({ "writable": true }),
+        Some(f) => json!({
+            "writable": false,
+            "kind": f.kind,
+            "error": f.error,
+            "sinceMs": f.since_ms,
+            "lastMs": f.last_ms,
+            "failedWrites": f.failed_writes,
+            "fix": f.fix,
+        }),
+    };
+    let store_ok = store["writable"] == true;
     json!({
-        "ok": true,
+        "ok": store_ok,
         "ts": now,
         "durationMs": started.elapsed().as_millis() as u64,
         "channels": channels,
@@ -50,6 +63,7 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "uptimeMs": state.uptime_ms(),
             "ready": state.is_ready(),
             "channelsHealthy": healthy,
+            "store": store,
         },
     })
 }
