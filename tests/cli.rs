@@ -247,3 +247,41 @@ fn message_deliveries_doctor_devices_and_audit_commands() {
     let audit = json_of(&gw.cli(&["audit", "--json"]));
     assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "gateway.auth.succeeded"), "{audit}");
 }
+
+#[test]
+fn deliveries_cancel_stops_a_pending_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on Discord's port: every send fails "not sent" and waits 5 s for a retry.
+    let cfg =
+        json!({"channels": {"discord": {"token": "t", "apiBaseUrl": format!("http://127.0.0.1:{}/api", free_port())}}});
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg).unwrap();
+    let out = gw.cli(&[
+        "message",
+        "send",
+        "--channel",
+        "discord",
+        "--to",
+        "channel:1",
+        "--message",
+        "hi",
+        "--no-wait",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = json_of(&out)["deliveryId"].as_str().unwrap().to_string();
+    let out = gw.cli(&["deliveries", "cancel", &id[..8]]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{id} cancelled: cancelled with `pincer deliveries cancel`: 0 of 1 parts had been sent")
+    );
+    let show = stdout(&gw.cli(&["deliveries", "show", &id]));
+    assert!(show.contains("dead") && show.contains("cancelled") && show.contains("parts (1):"), "{show}");
+    let out = gw.cli(&["deliveries", "cancel", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("delivery {id} is dead; only pending or sending deliveries can be cancelled")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -444,3 +444,222 @@ async fn fresh_install_announces_to_the_inbox_and_pushes_an_event() {
     assert_eq!(runs[0]["deliveryStatus"], "delivered");
     gw.stop().await;
 }
+
+/// Serialised size of an answer, as the gateway sent it (within a few bytes).
+fn frame_bytes(v: &Value) -> usize {
+    serde_json::to_vec(v).unwrap().len()
+}
+
+#[tokio::test]
+async fn a_hung_channel_delays_only_its_own_rows() {
+    let discord = FakeDiscord::start().await;
+    for _ in 0..8 {
+        discord.push_fault(discord::Fault::Hang);
+    }
+    let tg = FakeTelegram::start().await;
+    // Each channel has its own two slots; Discord's requests wait up to a minute.
+    let cfg = format!(
+        "{{ channels: {{ discord: {{ token: '{}', apiBaseUrl: '{}' }}, telegram: {{ botToken: '{}', apiRoot: '{}' }} }},
+           delivery: {{ maxParallel: 2, requestTimeoutMs: 1000, channels: {{ discord: {{ requestTimeoutMs: 60000 }} }} }} }}",
+        FakeDiscord::TOKEN,
+        discord.base_url(),
+        FakeTelegram::TOKEN,
+        tg.base_url()
+    );
+    let gw = TestGateway::start_with(&cfg).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    for n in 0..4 {
+        let to = format!("channel:{}", 500 + n);
+        c.call("send", json!({"to": to, "channel": "discord", "message": "stuck", "idempotencyKey": format!("d{n}")}))
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while discord.requests() < 2 {
+        assert!(std::time::Instant::now() < deadline, "discord never called");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for n in 0..3 {
+        let res = c
+            .call(
+                "send",
+                json!({"to": format!("-100{n}"), "channel": "telegram", "message": "prompt", "idempotencyKey": format!("t{n}"), "wait": true, "waitTimeoutMs": 10_000}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res["state"], "delivered", "{res}");
+    }
+    assert_eq!(tg.messages().len(), 3);
+    assert_eq!((discord.requests(), discord.messages().len()), (2, 0), "discord holds only its own slots, all hung");
+    let hung = c.call("deliveries.list", json!({"channel": "discord", "state": "sending"})).await.unwrap();
+    assert_eq!(hung["total"], 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_send_is_refused_and_a_long_scheduled_result_is_cut_with_a_marker() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    // Like the issue's 10 MB send (~300,000 Discord parts), at 3 MB to keep the test quick.
+    let huge: String = (0..400_000).map(|i| format!("{i:07}\n")).collect::<String>()[..3 * 1024 * 1024].to_string();
+    let res = c
+        .request("send", json!({"to": "channel:1", "channel": "discord", "message": huge, "idempotencyKey": "big"}))
+        .await
+        .unwrap();
+    let (code, message) = error_of(&res);
+    assert_eq!(code, "INVALID_REQUEST");
+    assert!(
+        message.contains("too long for discord: 3,145,728 characters")
+            && message.contains("at most 20 parts")
+            && message.contains("delivery.maxPartsPerMessage"),
+        "{message}"
+    );
+    assert_eq!(c.call("deliveries.list", json!({})).await.unwrap()["total"], 0, "nothing was stored");
+    // 2,000 lines of output: 118 Discord parts of 17 lines, cut to 20 with a marker.
+    let id =
+        announce_job(&mut c, "seq 1 2000", json!({"mode": "announce", "channel": "discord", "to": "channel:2"})).await;
+    c.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["deliveryStatus"], "delivered", "{}", runs[0]);
+    let msgs = discord.messages();
+    assert_eq!(msgs.len(), 20);
+    assert!(msgs[0].content.starts_with("1\n2\n3\n"), "{}", msgs[0].content);
+    let last = &msgs[19].content;
+    assert!(
+        last.contains("more characters not sent: the message was longer than 20 parts (delivery.maxPartsPerMessage)"),
+        "{last}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn answers_stay_small_whatever_a_delivery_holds() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    // A row from before the part limit: 4 MB of text in 20,000 parts (for a channel that is not
+    // configured, so the dispatcher settles it at once and it stays as it is).
+    let body = "y".repeat(4 * 1024 * 1024);
+    let row = pincer_store::NewDelivery {
+        id: "huge".into(),
+        idempotency_key: "huge".into(),
+        origin_kind: "send".into(),
+        origin_id: None,
+        channel: "slack".into(),
+        account_id: None,
+        target: "C1".into(),
+        thread_id: None,
+        max_attempts: 5,
+        best_effort: false,
+        body: body.clone(),
+        parts: (0..20_000).map(|i| (format!("part {i} {}", "z".repeat(200)), format!("n{i}"))).collect(),
+        created_at_ms: T0,
+    };
+    gw.store().write(move |tx| tx.enqueue_delivery(&row)).await.unwrap();
+    gw.gateway.as_ref().unwrap().state.outbox.kick();
+    wait_delivery(&mut c, "huge", "dead").await;
+
+    let d = c.call("deliveries.get", json!({"id": "huge"})).await.unwrap();
+    assert!(frame_bytes(&d) < 256 * 1024, "deliveries.get answered {} bytes", frame_bytes(&d));
+    assert_eq!((d["partsTotal"].clone(), d["partsNextOffset"].clone()), (json!(20_000), json!(100)));
+    assert_eq!(d["parts"].as_array().unwrap().len(), 100);
+    assert_eq!(d["delivery"]["textChars"], 4 * 1024 * 1024);
+    let text = d["delivery"]["text"].as_str().unwrap();
+    assert!(text.ends_with("… [4,177,920 more characters not shown]"), "{}", &text[text.len() - 60..]);
+    let tail =
+        c.call("deliveries.get", json!({"id": "huge", "partsOffset": 19_990, "partsLimit": 1000})).await.unwrap();
+    let indexes: Vec<u64> = tail["parts"].as_array().unwrap().iter().map(|p| p["index"].as_u64().unwrap()).collect();
+    assert_eq!((indexes.first(), indexes.len(), tail["partsNextOffset"].clone()), (Some(&19_990), 10, Value::Null));
+    let (code, message) =
+        error_of(&c.request("deliveries.get", json!({"id": "huge", "partsLimit": 5000})).await.unwrap());
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("INVALID_REQUEST", "invalid deliveries.get params: partsLimit must be 1..1000")
+    );
+
+    let list = c.call("deliveries.list", json!({})).await.unwrap();
+    assert!(frame_bytes(&list) < 16 * 1024, "deliveries.list answered {} bytes", frame_bytes(&list));
+    assert_eq!(list["deliveries"][0]["textChars"], 4 * 1024 * 1024);
+
+    // A 2 MB message to the inbox (one part): listed cut, with its length.
+    let big = "i".repeat(2 * 1024 * 1024);
+    let sent = c
+        .call(
+            "send",
+            json!({"to": "default", "channel": "inbox", "message": big, "idempotencyKey": "inbox-big", "wait": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent["state"], "delivered");
+    let inbox = c.call("inbox.list", json!({})).await.unwrap();
+    assert!(frame_bytes(&inbox) < 64 * 1024, "inbox.list answered {} bytes", frame_bytes(&inbox));
+    assert_eq!(inbox["messages"][0]["textChars"], 2 * 1024 * 1024);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_a_pending_delivery_at_once_and_one_being_sent_before_its_next_part() {
+    let discord = FakeDiscord::start().await;
+    let gw = TestGateway::start_with(&channels_config(Some(&discord), None, None, "")).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    // Pending: the channel asked to wait 3 s.
+    discord.push_fault(discord::Fault::RateLimited { retry_after: Duration::from_secs(3), global: false });
+    let res = c
+        .call("send", json!({"to": "channel:7", "channel": "discord", "message": "later", "idempotencyKey": "p"}))
+        .await
+        .unwrap();
+    let id = res["deliveryId"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = c.call("deliveries.get", json!({"id": id})).await.unwrap();
+        if d["delivery"]["state"] == "pending" && d["attempts"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cancelled = c.call("deliveries.cancel", json!({"id": id})).await.unwrap();
+    assert_eq!(
+        (cancelled["cancelled"].clone(), cancelled["state"].clone()),
+        (json!(true), json!("dead")),
+        "{cancelled}"
+    );
+    assert_eq!(cancelled["error"], "cancelled with `pincer deliveries cancel`: 0 of 1 parts had been sent");
+    gw.clock.advance(3_000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(discord.messages().len(), 0, "a cancelled delivery is not sent");
+    let (code, message) = error_of(&c.request("deliveries.cancel", json!({"id": id})).await.unwrap());
+    assert_eq!(code, "INVALID_REQUEST");
+    assert_eq!(message, format!("delivery {id} is dead; only pending or sending deliveries can be cancelled"));
+    // A cancelled delivery can be sent after all.
+    c.call("deliveries.retry", json!({"id": id})).await.unwrap();
+    wait_delivery(&mut c, &id, "delivered").await;
+    assert_eq!(discord.messages().len(), 1);
+
+    // Being sent: three parts, the first answered slowly; the cancel lets it finish, then stops.
+    discord.push_fault(discord::Fault::Delay(Duration::from_millis(800)));
+    let long: String = (1..=51).map(|i| format!("line {i}\n")).collect();
+    let res = c
+        .call("send", json!({"to": "channel:8", "channel": "discord", "message": long, "idempotencyKey": "s"}))
+        .await
+        .unwrap();
+    let id = res["deliveryId"].as_str().unwrap().to_string();
+    while discord.requests() < 3 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let cancelled = c.call("deliveries.cancel", json!({"id": id})).await.unwrap();
+    assert_eq!(
+        (cancelled["cancelled"].clone(), cancelled["state"].clone()),
+        (json!(true), json!("dead")),
+        "{cancelled}"
+    );
+    assert_eq!(cancelled["error"], "cancelled with `pincer deliveries cancel`: 1 of 3 parts had been sent");
+    let msgs = discord.messages();
+    assert_eq!(msgs.len(), 2, "the part in flight finished; none after it");
+    assert!(msgs[1].content.starts_with("line 1\n"));
+    let d = c.call("deliveries.get", json!({"id": id})).await.unwrap();
+    let states: Vec<&str> = d["parts"].as_array().unwrap().iter().map(|p| p["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["sent", "pending", "pending"]);
+    assert_eq!(d["delivery"]["lastErrorClass"], "cancelled");
+    gw.stop().await;
+}

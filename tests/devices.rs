@@ -293,6 +293,7 @@ async fn every_method_times_every_scope_set_is_allowed_or_denied_by_the_table() 
         ("deliveries.list", "operator.read"),
         ("deliveries.get", "operator.read"),
         ("deliveries.retry", "operator.write"),
+        ("deliveries.cancel", "operator.write"),
         ("deliveries.purge", "operator.admin"),
         ("inbox.list", "operator.read"),
         ("doctor.run", "operator.read"),

@@ -349,15 +349,80 @@ pub struct DeliveryConfig {
     /// Sends per second per channel (`0` = unlimited). Defaults stay under each platform's
     /// documented limits: discord 40, telegram 25, slack 10; webhook and inbox unlimited.
     pub rate_limits: BTreeMap<String, f64>,
-    /// Time limit of one request to a channel's API.
+    /// Time limit of one request to a channel's API (each channel's default).
     pub request_timeout_ms: u64,
-    /// Conversations sent to in parallel.
+    /// Conversations each channel sends to in parallel (each channel's default). Every channel has
+    /// its own pool, so a hung channel delays only itself.
     pub max_parallel: u32,
+    /// Most parts (platform messages) one delivery may take. A longer scheduled result is cut
+    /// with a visible marker; a longer `send` is refused.
+    pub max_parts_per_message: u32,
+    /// Per-channel overrides of `maxParallel` and `requestTimeoutMs`.
+    pub channels: DeliveryChannels,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { max_attempts: 5, rate_limits: BTreeMap::new(), request_timeout_ms: 30_000, max_parallel: 16 }
+        DeliveryConfig {
+            max_attempts: 5,
+            rate_limits: BTreeMap::new(),
+            request_timeout_ms: 30_000,
+            max_parallel: 16,
+            max_parts_per_message: 20,
+            channels: DeliveryChannels::default(),
+        }
+    }
+}
+
+/// `delivery.channels`: one optional entry per channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DeliveryChannels {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discord: Option<ChannelDelivery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<ChannelDelivery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack: Option<ChannelDelivery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<ChannelDelivery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<ChannelDelivery>,
+}
+
+/// How one channel sends; unset fields fall back to `delivery.maxParallel` / `requestTimeoutMs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ChannelDelivery {
+    /// Conversations this channel sends to in parallel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// Time limit of one request to this channel's API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl DeliveryChannels {
+    /// The entry for `channel`, if configured.
+    pub fn get(&self, channel: &str) -> Option<&ChannelDelivery> {
+        match channel {
+            "discord" => self.discord.as_ref(),
+            "telegram" => self.telegram.as_ref(),
+            "slack" => self.slack.as_ref(),
+            "webhook" => self.webhook.as_ref(),
+            "inbox" => self.inbox.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn entries(&self) -> [(&'static str, Option<&ChannelDelivery>); 5] {
+        [
+            ("discord", self.discord.as_ref()),
+            ("telegram", self.telegram.as_ref()),
+            ("slack", self.slack.as_ref()),
+            ("webhook", self.webhook.as_ref()),
+            ("inbox", self.inbox.as_ref()),
+        ]
     }
 }
 
@@ -370,6 +435,16 @@ impl DeliveryConfig {
             "slack" => 10.0,
             _ => 0.0,
         })
+    }
+
+    /// How many conversations `channel` sends to at once.
+    pub fn max_parallel(&self, channel: &str) -> u32 {
+        self.channels.get(channel).and_then(|c| c.max_parallel).unwrap_or(self.max_parallel)
+    }
+
+    /// The time limit of one request to `channel`.
+    pub fn request_timeout_ms(&self, channel: &str) -> u64 {
+        self.channels.get(channel).and_then(|c| c.request_timeout_ms).unwrap_or(self.request_timeout_ms)
     }
 }
 
@@ -446,6 +521,21 @@ impl Config {
         }
         if self.delivery.max_parallel == 0 {
             return Err("delivery.maxParallel: must be at least 1".into());
+        }
+        if self.delivery.request_timeout_ms == 0 {
+            return Err("delivery.requestTimeoutMs: must be at least 1".into());
+        }
+        if self.delivery.max_parts_per_message == 0 {
+            return Err("delivery.maxPartsPerMessage: must be at least 1".into());
+        }
+        for (name, entry) in self.delivery.channels.entries() {
+            let Some(entry) = entry else { continue };
+            if entry.max_parallel == Some(0) {
+                return Err(format!("delivery.channels.{name}.maxParallel: must be at least 1"));
+            }
+            if entry.request_timeout_ms == Some(0) {
+                return Err(format!("delivery.channels.{name}.requestTimeoutMs: must be at least 1"));
+            }
         }
         for (channel, rate) in &self.delivery.rate_limits {
             if !rate.is_finite() || *rate < 0.0 {
@@ -656,6 +746,29 @@ mod tests {
         expect!["models.providers.a.models[0]: invalid type: sequence, expected an object"].assert_eq(&parse_err(
             "{models: {providers: {a: {api: 'openai-completions', baseUrl: 'http://x', models: [['m']]}}}}",
         ));
+    }
+
+    #[test]
+    fn delivery_limits_are_per_channel_with_defaults() {
+        let config = Config::parse(
+            "{delivery: {maxParallel: 4, requestTimeoutMs: 5000, maxPartsPerMessage: 8,
+              channels: {discord: {maxParallel: 1, requestTimeoutMs: 60000}, inbox: {maxParallel: 2}}}}",
+            &no_env,
+        )
+        .unwrap();
+        let d = &config.delivery;
+        let got: Vec<(u32, u64)> =
+            ["discord", "telegram", "inbox"].iter().map(|c| (d.max_parallel(c), d.request_timeout_ms(c))).collect();
+        assert_eq!(got, [(1, 60_000), (4, 5_000), (2, 5_000)]);
+        assert_eq!(d.max_parts_per_message, 8);
+        let defaults = DeliveryConfig::default();
+        assert_eq!((defaults.max_parallel("slack"), defaults.max_parts_per_message), (16, 20));
+        expect!["delivery.channels.discrod: unknown field `discrod`, expected one of `discord`, `telegram`, `slack`, `webhook`, `inbox`"]
+            .assert_eq(&parse_err("{delivery: {channels: {discrod: {maxParallel: 1}}}}"));
+        expect!["delivery.channels.telegram.maxParallel: must be at least 1"]
+            .assert_eq(&parse_err("{delivery: {channels: {telegram: {maxParallel: 0}}}}"));
+        expect!["delivery.maxPartsPerMessage: must be at least 1"]
+            .assert_eq(&parse_err("{delivery: {maxPartsPerMessage: 0}}"));
     }
 
     #[test]

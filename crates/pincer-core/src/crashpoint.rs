@@ -13,9 +13,23 @@
 //! | `outbox.enqueued` | a delivery is committed; the caller has not been answered |
 //! | `outbox.dispatching` | a part is marked in flight; no request has been made |
 //! | `outbox.sent` | the channel accepted the part; the receipt is not yet recorded |
+//!
+//! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
+//! the first three store writes of that step fail (as a full disk would) instead of killing the
+//! process, and `outbox.receipt=panic` makes the worker doing that step die (as a bug would) while
+//! the gateway lives on. They are a value ([`Failpoints`]) handed to the outbox, so in-process tests
+//! arm their own without touching the environment; unset, a check is one `Option` test.
+//!
+//! | Fail point | The step that fails |
+//! |---|---|
+//! | `outbox.lease` | leasing due rows (error only) |
+//! | `outbox.dispatching` | marking a part in flight, before its request |
+//! | `outbox.receipt` | recording a part the channel accepted |
+//! | `outbox.settle` | making a row terminal (other than with its last receipt) |
+//! | `outbox.reschedule` | putting a row back: backoff, a rate limit, rows behind a held one |
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Every point the code defines (an unknown name in the variable is refused at startup).
 pub const POINTS: [&str; 5] =
@@ -84,6 +98,111 @@ pub fn hit(name: &'static str) {
     }
 }
 
+/// Every fail point the code defines, and whether it may panic (only worker steps may: the
+/// dispatcher's own loop must not die).
+pub const FAIL_POINTS: [(&str, bool); 5] = [
+    ("outbox.lease", false),
+    ("outbox.dispatching", true),
+    ("outbox.receipt", true),
+    ("outbox.settle", true),
+    ("outbox.reschedule", true),
+];
+
+/// The variable that arms fail points.
+pub const FAIL_ENV: &str = "PINCER_FAILPOINTS";
+
+/// What an armed fail point does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAction {
+    /// The step's store write returns an error (nothing of it is committed).
+    Error,
+    /// The task doing the step panics (the process lives on).
+    Panic,
+}
+
+/// The error an armed fail point returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{point}: injected failure ({FAIL_ENV})")]
+pub struct Injected {
+    pub point: &'static str,
+}
+
+#[derive(Debug)]
+struct FailArmed {
+    name: String,
+    action: FailAction,
+    /// Passes left that fail.
+    remaining: AtomicU32,
+}
+
+/// Armed fail points; cheap to clone. `Failpoints::default()` arms nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Failpoints(Option<Arc<Vec<FailArmed>>>);
+
+impl Failpoints {
+    /// Parses `name[=error|panic][:n],…` (`n`, default 1: how many passes, from the first, fail);
+    /// an unknown point, action or count is an error naming it.
+    pub fn parse(spec: &str) -> Result<Failpoints, String> {
+        let mut armed = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (head, n) = match item.split_once(':') {
+                Some((head, n)) => {
+                    let n: u32 =
+                        n.parse().map_err(|_| format!("{FAIL_ENV}: \"{item}\": the count must be a number ≥ 1"))?;
+                    (head, n)
+                }
+                None => (item, 1),
+            };
+            if n == 0 {
+                return Err(format!("{FAIL_ENV}: \"{item}\": the count must be ≥ 1"));
+            }
+            let (name, action) = match head.split_once('=') {
+                Some((name, "error")) => (name, FailAction::Error),
+                Some((name, "panic")) => (name, FailAction::Panic),
+                Some((_, other)) => {
+                    return Err(format!("{FAIL_ENV}: \"{item}\": unknown action \"{other}\" (use error or panic)"));
+                }
+                None => (head, FailAction::Error),
+            };
+            let Some(&(_, may_panic)) = FAIL_POINTS.iter().find(|(p, _)| *p == name) else {
+                let known: Vec<&str> = FAIL_POINTS.iter().map(|(p, _)| *p).collect();
+                return Err(format!("{FAIL_ENV}: unknown fail point \"{name}\" (known: {})", known.join(", ")));
+            };
+            if action == FailAction::Panic && !may_panic {
+                return Err(format!("{FAIL_ENV}: \"{item}\": {name} can only return an error"));
+            }
+            armed.push(FailArmed { name: name.to_string(), action, remaining: AtomicU32::new(n) });
+        }
+        Ok(Failpoints((!armed.is_empty()).then(|| Arc::new(armed))))
+    }
+
+    /// Reads [`FAIL_ENV`]; the gateway calls this at startup so a typo fails the start.
+    pub fn from_env() -> Result<Failpoints, String> {
+        Failpoints::parse(&std::env::var(FAIL_ENV).unwrap_or_default())
+    }
+
+    /// Whether any point is armed.
+    pub fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Passes the point `name`: an error (or a panic) while it is armed, `Ok` otherwise.
+    pub fn check(&self, name: &'static str) -> Result<(), Injected> {
+        let Some(armed) = &self.0 else { return Ok(()) };
+        debug_assert!(FAIL_POINTS.iter().any(|(p, _)| *p == name), "undeclared fail point {name}");
+        for a in armed.iter().filter(|a| a.name == name) {
+            let took = a.remaining.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
+            if took {
+                if a.action == FailAction::Panic {
+                    panic!("fail point {name} reached ({FAIL_ENV}): this task dies here");
+                }
+                return Err(Injected { point: name });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +217,27 @@ mod tests {
         assert!(parse("outbox.snet").unwrap_err().contains("unknown crash point \"outbox.snet\""));
         assert!(parse("outbox.sent:0").unwrap_err().contains("≥ 1"));
         assert!(parse("outbox.sent:x").unwrap_err().contains("must be a number"));
+    }
+
+    #[test]
+    fn fail_points_fail_the_first_n_passes_and_typos_are_refused() {
+        let none = Failpoints::parse("").unwrap();
+        assert!(!none.is_armed() && none.check("outbox.receipt").is_ok());
+        let fp = Failpoints::parse("outbox.receipt:2, outbox.settle=error").unwrap();
+        let passes: Vec<bool> = (0..4).map(|_| fp.check("outbox.receipt").is_err()).collect();
+        assert_eq!(passes, [true, true, false, false]);
+        assert_eq!(
+            fp.check("outbox.settle").unwrap_err().to_string(),
+            "outbox.settle: injected failure (PINCER_FAILPOINTS)"
+        );
+        assert!(fp.check("outbox.settle").is_ok());
+        assert!(fp.check("outbox.lease").is_ok(), "not armed");
+        assert!(Failpoints::parse("outbox.recipt").unwrap_err().contains("unknown fail point \"outbox.recipt\""));
+        assert!(Failpoints::parse("outbox.lease=panic").unwrap_err().contains("can only return an error"));
+        assert!(Failpoints::parse("outbox.settle=explode").unwrap_err().contains("unknown action"));
+        assert!(Failpoints::parse("outbox.settle:0").unwrap_err().contains("≥ 1"));
+        let panics = Failpoints::parse("outbox.receipt=panic").unwrap();
+        assert!(std::panic::catch_unwind(|| panics.check("outbox.receipt")).is_err());
+        assert!(panics.check("outbox.receipt").is_ok(), "only the first pass");
     }
 }

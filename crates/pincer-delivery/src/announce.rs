@@ -11,6 +11,7 @@ use pincer_store::{NewDelivery, Store};
 
 use crate::inbox::DEFAULT_INBOX;
 use crate::outbox::Outbox;
+use crate::parts::TooLong;
 
 /// The outbox as the scheduler sees it.
 pub struct Announce {
@@ -150,7 +151,8 @@ impl Announcer for Announce {
     }
 
     fn prepare(&self, route: &Route, body: &str, key: &str, origin: Origin) -> Result<NewDelivery, String> {
-        self.outbox.prepare(route, body, key, &origin, None)
+        // Nobody is there to shorten a scheduled result or an alert: cut it, with a marker.
+        self.outbox.prepare(route, body, key, &origin, None, TooLong::Truncate)
     }
 
     fn kick(&self) {

@@ -1,5 +1,9 @@
-//! The delivery methods: `send`, `deliveries.list|get|retry|purge` and `inbox.list`, with closed
-//! param schemas. The gateway maps each method to one function here.
+//! The delivery methods: `send`, `deliveries.list|get|retry|cancel|purge` and `inbox.list`, with
+//! closed param schemas. The gateway maps each method to one function here.
+//!
+//! Every answer stays far below the protocol's frame limit whatever is stored: text fields are
+//! cut (with a marker and the full length) and pages end early once they reach a size budget,
+//! saying where the next page starts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,18 @@ use serde_json::{Value, json};
 use crate::announce::Announce;
 use crate::channel::{BuildError, Channel, Discord, Slack, Telegram, Webhook};
 use crate::inbox::Inbox;
-use crate::outbox::Outbox;
+use crate::outbox::{CancelOutcome, Outbox};
+use crate::parts::{TooLong, group};
+
+/// Longest text (in characters) of one delivery in `deliveries.list`.
+const LIST_TEXT_CHARS: usize = 1_000;
+/// Longest text of a delivery, a part or an inbox message in `deliveries.get` / `inbox.list`.
+const FULL_TEXT_CHARS: usize = 16_384;
+/// Longest error or attempt detail.
+const DETAIL_CHARS: usize = 2_000;
+/// Serialised bytes a page of rows, parts or attempts may take before it ends early (each
+/// answer holds at most two such pages: ~8 MiB, a third of the 25 MiB frame limit).
+const PAGE_BYTES: usize = 4 << 20;
 
 /// A delivery method's failure: bad params (`INVALID_REQUEST`) or the store (`UNAVAILABLE`).
 #[derive(Debug, thiserror::Error)]
@@ -52,29 +67,68 @@ pub fn build_channels(
     clock: &SharedClock,
 ) -> Result<Vec<Arc<dyn Channel>>, BuildError> {
     pincer_core::tls::install_default_provider();
-    let timeout = Duration::from_millis(config.delivery.request_timeout_ms);
+    let timeout = |channel: &str| Duration::from_millis(config.delivery.request_timeout_ms(channel));
     let mut channels: Vec<Arc<dyn Channel>> = vec![
         Arc::new(Inbox::new(store.clone(), events.clone(), clock.clone())),
         Arc::new(Webhook::new(
             &WebhookConfig { ..config.channels.webhook.clone() },
             config.cron.webhook_token.clone(),
-            timeout,
+            timeout("webhook"),
         )?),
     ];
     if let Some(c) = &config.channels.discord {
-        channels.push(Arc::new(Discord::new(c, timeout)?));
+        channels.push(Arc::new(Discord::new(c, timeout("discord"))?));
     }
     if let Some(c) = &config.channels.telegram {
-        channels.push(Arc::new(Telegram::new(c, timeout)?));
+        channels.push(Arc::new(Telegram::new(c, timeout("telegram"))?));
     }
     if let Some(c) = &config.channels.slack {
-        channels.push(Arc::new(Slack::new(c, timeout)?));
+        channels.push(Arc::new(Slack::new(c, timeout("slack"))?));
     }
     Ok(channels)
 }
 
-/// A delivery as clients see it.
+/// `text` cut to `max` characters, with a marker saying how many more there are.
+fn clip_text(text: &str, max: usize) -> (String, Option<usize>) {
+    match text.char_indices().nth(max) {
+        None => (text.to_string(), None),
+        Some((cut, _)) => {
+            let total = text.chars().count();
+            (format!("{}… [{} more characters not shown]", &text[..cut], group(total - max)), Some(total))
+        }
+    }
+}
+
+/// Puts `text` under `key`, cut to `max` characters; a cut text also gets `<key>Chars`: its length.
+fn put_text(o: &mut serde_json::Map<String, Value>, key: &str, text: &str, max: usize) {
+    let (shown, total) = clip_text(text, max);
+    o.insert(key.into(), json!(shown));
+    if let Some(total) = total {
+        o.insert(format!("{key}Chars"), json!(total));
+    }
+}
+
+/// Takes items (already JSON) until the page would pass [`PAGE_BYTES`]; always at least one.
+fn page(items: impl Iterator<Item = Value>) -> Vec<Value> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for item in items {
+        let size = serde_json::to_vec(&item).map(|b| b.len()).unwrap_or(0);
+        if !out.is_empty() && used + size > PAGE_BYTES {
+            break;
+        }
+        used += size;
+        out.push(item);
+    }
+    out
+}
+
+/// A delivery as clients see it, its text cut to `text_chars` characters.
 pub fn delivery_view(row: &DeliveryRow) -> Value {
+    delivery_view_with(row, FULL_TEXT_CHARS)
+}
+
+fn delivery_view_with(row: &DeliveryRow, text_chars: usize) -> Value {
     let mut v = json!({
         "id": row.id,
         "state": row.state,
@@ -87,9 +141,12 @@ pub fn delivery_view(row: &DeliveryRow) -> Value {
         "origin": { "kind": row.origin_kind, "id": row.origin_id },
         "idempotencyKey": row.idempotency_key,
         "bestEffort": row.best_effort,
-        "text": row.body,
     });
     let o = v.as_object_mut().expect("object");
+    put_text(o, "text", &row.body, text_chars);
+    if let Some(e) = &row.last_error {
+        put_text(o, "lastError", e, DETAIL_CHARS);
+    }
     let mut put = |k: &str, val: Option<Value>| {
         if let Some(val) = val {
             o.insert(k.into(), val);
@@ -98,7 +155,6 @@ pub fn delivery_view(row: &DeliveryRow) -> Value {
     put("threadId", row.thread_id.clone().map(Value::from));
     put("accountId", row.account_id.clone().map(Value::from));
     put("settledAtMs", row.settled_at_ms.map(Value::from));
-    put("lastError", row.last_error.clone().map(Value::from));
     put("lastErrorClass", row.last_error_class.clone().map(Value::from));
     if row.state == "pending" {
         put("nextAttemptAtMs", Some(json!(row.next_attempt_at_ms)));
@@ -166,7 +222,7 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
         .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
     let key = format!("send:{}", p.idempotency_key);
     let delivery = outbox
-        .prepare(&route, &message, &key, &Origin { kind: "send", id: None, best_effort: false }, None)
+        .prepare(&route, &message, &key, &Origin { kind: "send", id: None, best_effort: false }, None, TooLong::Refuse)
         .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
     let mut settled = events.subscribe();
     let enqueued = outbox.enqueue(delivery).await?;
@@ -220,7 +276,7 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
 
 async fn outbox_row(outbox: &Outbox, id: &str) -> Result<Option<DeliveryRow>, ApiError> {
     let id = id.to_string();
-    Ok(outbox.store().read(move |rd| Ok(rd.get_delivery(&id)?.map(|d| d.row))).await?)
+    Ok(outbox.store().read(move |rd| rd.delivery_row(&id)).await?)
 }
 
 #[derive(Deserialize)]
@@ -260,11 +316,13 @@ pub async fn list(store: &Store, v: &Value) -> Result<Value, ApiError> {
     let offset = p.offset.unwrap_or(0);
     let filter = DeliveryFilter { states, channel: p.channel, origin_id: p.origin_id, limit, offset };
     let (rows, total) = store.read(move |rd| rd.list_deliveries(&filter)).await?;
-    let has_more = offset as u64 + (rows.len() as u64) < total;
+    let deliveries = page(rows.iter().map(|r| delivery_view_with(r, LIST_TEXT_CHARS)));
+    let next = offset as u64 + deliveries.len() as u64;
+    let has_more = next < total;
     Ok(json!({
-        "deliveries": rows.iter().map(delivery_view).collect::<Vec<_>>(),
+        "deliveries": deliveries,
         "total": total, "offset": offset, "limit": limit, "hasMore": has_more,
-        "nextOffset": if has_more { json!(offset as u64 + rows.len() as u64) } else { Value::Null },
+        "nextOffset": if has_more { json!(next) } else { Value::Null },
     }))
 }
 
@@ -274,22 +332,59 @@ struct IdParams {
     id: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GetParams {
+    id: String,
+    parts_offset: Option<u32>,
+    parts_limit: Option<u32>,
+    attempts_offset: Option<u32>,
+    attempts_limit: Option<u32>,
+}
+
+/// `deliveries.get`: the row, a page of its parts (by index) and a page of its attempts
+/// (oldest first), each with its total and where the next page starts.
 pub async fn get(store: &Store, v: &Value) -> Result<Value, ApiError> {
-    let p: IdParams = params("deliveries.get", v)?;
+    let p: GetParams = params("deliveries.get", v)?;
+    let (parts_limit, attempts_limit) = (p.parts_limit.unwrap_or(100), p.attempts_limit.unwrap_or(100));
+    for (name, limit) in [("partsLimit", parts_limit), ("attemptsLimit", attempts_limit)] {
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::Invalid(format!("invalid deliveries.get params: {name} must be 1..1000")));
+        }
+    }
+    let (parts_offset, attempts_offset) = (p.parts_offset.unwrap_or(0), p.attempts_offset.unwrap_or(0));
     let id = p.id.clone();
     let detail = store
-        .read(move |rd| rd.get_delivery(&id))
+        .read(move |rd| rd.delivery_page(&id, parts_offset, parts_limit, attempts_offset, attempts_limit))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("delivery not found: {}", p.id)))?;
+    let parts = page(detail.parts.iter().map(|part| {
+        let mut v = json!({
+            "index": part.idx, "state": part.state, "nonce": part.nonce,
+            "platformMessageId": part.platform_message_id, "dispatchedAtMs": part.dispatched_at_ms, "sentAtMs": part.sent_at_ms,
+        });
+        put_text(v.as_object_mut().expect("object"), "text", &part.body, FULL_TEXT_CHARS);
+        v
+    }));
+    let attempts = page(detail.attempts.iter().map(|a| {
+        let mut v = json!({ "atMs": a.at_ms, "part": a.part_idx, "outcome": a.outcome });
+        let o = v.as_object_mut().expect("object");
+        match &a.detail {
+            Some(d) => put_text(o, "detail", d, DETAIL_CHARS),
+            None => {
+                o.insert("detail".into(), Value::Null);
+            }
+        }
+        v
+    }));
+    let parts_next = parts.last().and_then(|p| p["index"].as_u64()).map(|i| i + 1).filter(|n| *n < detail.parts_total);
+    let attempts_next = Some(attempts_offset as u64 + attempts.len() as u64).filter(|n| *n < detail.attempts_total);
     Ok(json!({
         "delivery": delivery_view(&detail.row),
-        "parts": detail.parts.iter().map(|part| json!({
-            "index": part.idx, "state": part.state, "nonce": part.nonce, "text": part.body,
-            "platformMessageId": part.platform_message_id, "dispatchedAtMs": part.dispatched_at_ms, "sentAtMs": part.sent_at_ms,
-        })).collect::<Vec<_>>(),
-        "attempts": detail.attempts.iter().map(|a| json!({
-            "atMs": a.at_ms, "part": a.part_idx, "outcome": a.outcome, "detail": a.detail,
-        })).collect::<Vec<_>>(),
+        "parts": parts,
+        "partsTotal": detail.parts_total, "partsOffset": parts_offset, "partsNextOffset": parts_next,
+        "attempts": attempts,
+        "attemptsTotal": detail.attempts_total, "attemptsOffset": attempts_offset, "attemptsNextOffset": attempts_next,
     }))
 }
 
@@ -304,6 +399,63 @@ pub async fn retry(outbox: &Outbox, v: &Value) -> Result<Value, ApiError> {
         )));
     }
     Ok(json!({ "ok": true, "retried": true, "id": p.id }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CancelParams {
+    id: String,
+    /// How long to wait for a delivery being sent to stop (default 10 s).
+    wait_timeout_ms: Option<u64>,
+}
+
+/// `deliveries.cancel`: a pending delivery is `dead` (class `cancelled`) at once; one being sent
+/// finishes the request in flight and stops before its next part (waited for up to
+/// `waitTimeoutMs`); a finished one is refused.
+pub async fn cancel(outbox: &Outbox, events: &EventBus, v: &Value) -> Result<Value, ApiError> {
+    let p: CancelParams = params("deliveries.cancel", v)?;
+    let mut settled = events.subscribe();
+    let row = match outbox.cancel(&p.id).await? {
+        CancelOutcome::NotFound => return Err(ApiError::NotFound(format!("delivery not found: {}", p.id))),
+        CancelOutcome::Finished(state) => {
+            return Err(ApiError::Invalid(format!(
+                "delivery {} is {state}; only pending or sending deliveries can be cancelled",
+                p.id
+            )));
+        }
+        CancelOutcome::Cancelled(row) => *row,
+        CancelOutcome::Stopping => {
+            let wait = Duration::from_millis(p.wait_timeout_ms.unwrap_or(10_000));
+            let id = p.id.clone();
+            let stopped = tokio::time::timeout(wait, async {
+                loop {
+                    match settled.recv().await {
+                        Ok(ev) if ev.name == "delivery" && ev.payload["id"] == id.as_str() => return true,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return false,
+                    }
+                }
+            })
+            .await
+            .unwrap_or(false);
+            let row = outbox_row(outbox, &p.id).await?;
+            match row {
+                Some(row) if stopped || row.state != "sending" => row,
+                _ => {
+                    return Ok(json!({
+                        "ok": true, "id": p.id, "cancelled": false, "stopping": true, "state": "sending",
+                        "message": "a part is being sent; the delivery stops before its next part (check with `pincer deliveries show`)",
+                    }));
+                }
+            }
+        }
+    };
+    let cancelled = row.state == "dead" && row.last_error_class.as_deref() == Some("cancelled");
+    let mut out = json!({ "ok": true, "id": row.id, "cancelled": cancelled, "state": row.state });
+    if let Some(e) = &row.last_error {
+        out["error"] = json!(e);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -341,11 +493,11 @@ pub async fn inbox_list(store: &Store, v: &Value) -> Result<Value, ApiError> {
         return Err(ApiError::Invalid("invalid inbox.list params: limit must be 1..500".into()));
     }
     let (rows, total) = store.read(move |rd| rd.list_inbox(limit, offset)).await?;
-    let has_more = offset as u64 + (rows.len() as u64) < total;
-    Ok(json!({
-        "messages": rows.iter().map(|m| json!({
-            "id": m.id, "deliveryId": m.outbox_id, "to": m.target, "text": m.text, "createdAtMs": m.created_at_ms,
-        })).collect::<Vec<_>>(),
-        "total": total, "offset": offset, "limit": limit, "hasMore": has_more,
-    }))
+    let messages = page(rows.iter().map(|m| {
+        let mut v = json!({ "id": m.id, "deliveryId": m.outbox_id, "to": m.target, "createdAtMs": m.created_at_ms });
+        put_text(v.as_object_mut().expect("object"), "text", &m.text, FULL_TEXT_CHARS);
+        v
+    }));
+    let has_more = offset as u64 + (messages.len() as u64) < total;
+    Ok(json!({ "messages": messages, "total": total, "offset": offset, "limit": limit, "hasMore": has_more }))
 }

@@ -8,6 +8,7 @@
 //! - [`announce`]: route resolution and the scheduler's in-process path into the outbox.
 //! - [`api`]: `send`, `deliveries.*` and `inbox.list`.
 //! - [`chunk`]: splitting a message into parts that fit one platform message.
+//! - [`parts`]: a message's parts within `delivery.maxPartsPerMessage` (refused or cut with a marker).
 //! - [`markdown`]: rendering Markdown to Telegram's HTML subset.
 //! - [`rate`]: the per-channel token bucket.
 
@@ -18,7 +19,9 @@ pub mod chunk;
 pub mod inbox;
 pub mod markdown;
 pub mod outbox;
+pub mod parts;
 pub mod rate;
 
 pub use announce::Announce;
-pub use outbox::{Outbox, OutboxDeps};
+pub use outbox::{CancelOutcome, Outbox, OutboxDeps};
+pub use parts::TooLong;

@@ -12,31 +12,49 @@
 //!   reported `unknown` — never silently replayed.
 //! - **Rejected credentials stop a channel.** Its rows stay `pending` (nothing is thrown away) and
 //!   `health` says so until the configuration is fixed.
+//! - **One pool per channel.** Each channel sends to at most its own `maxParallel` conversations
+//!   at once and has its own request time limit, so a hung API delays only its own rows.
+//! - **No row is left `sending` in a live process.** A receipt or a settlement the store refuses
+//!   (a full disk) is written again with backoff (1 s, 2 s, 5 s, 10 s, then every 30 s) until it
+//!   commits — the worker keeps what it learned meanwhile, so nothing is resent. A worker that dies
+//!   leaves its lease to expire; the dispatcher then takes the rows back itself (parts caught
+//!   mid-send become `unknown`, so they are reconciled or reported, never blindly resent).
+//! - **Cancel stops before the next part.** `deliveries.cancel` settles a pending row at once; a
+//!   row being sent finishes the request in flight and stops before its next part. Either way the
+//!   row goes `dead` with class `cancelled`, naming the parts sent and any that may have been.
 //!
 //! **Architecture Invariant:** a part is marked `dispatching` (committed) before its request is
 //! sent, and `sent` (committed) before the next part goes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use pincer_core::crashpoint::Failpoints;
 use pincer_core::{EventBus, Metrics, SharedClock};
 use pincer_cron::{Origin, Route, Settlement};
+use pincer_store::outbox::{CANCEL_REQUESTED, CANCELLED, LeaseLimits, PartCounts};
 use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDelivery, PartRow, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::channel::{Channel, Part, Receipt, SendError, Target};
+use crate::parts::{TooLong, fit};
 use crate::rate::Bucket;
 
 /// Backoff after the n-th not-sent or ambiguous attempt: 5 s, 25 s, 2 min, then 10 min.
 pub const BACKOFF_MS: [i64; 4] = [5_000, 25_000, 120_000, 600_000];
 /// How long a lease lasts (a row stuck longer is returned at the next start).
 pub const LEASE_MS: i64 = 10 * 60_000;
+/// Waits between tries of a store write the outbox cannot skip (a receipt, a settlement, a row
+/// put back): 1 s, 2 s, 5 s, 10 s, then every 30 s until it commits.
+pub const STORE_RETRY_MS: [i64; 5] = [1_000, 2_000, 5_000, 10_000, 30_000];
 /// Rows of one conversation leased together.
 const PER_CONVERSATION: u32 = 32;
-/// The loop re-checks at least this often.
+/// The loop re-checks (and looks for expired leases) at least this often.
 const WATCHDOG_MS: i64 = 60_000;
+/// Send slots shared by rows of channels that are not configured (they are settled at once).
+const UNCONFIGURED_SLOTS: usize = 1;
 
 /// Everything the outbox needs.
 pub struct OutboxDeps {
@@ -50,6 +68,20 @@ pub struct OutboxDeps {
     pub channels: Vec<Arc<dyn Channel>>,
     /// Settled cron deliveries are reported here (to the scheduler).
     pub settled: mpsc::UnboundedSender<Settlement>,
+    /// Armed fail points (`PINCER_FAILPOINTS`); the default arms none.
+    pub failpoints: Failpoints,
+}
+
+/// What `deliveries.cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// The row was pending: it is `dead` (class `cancelled`) now.
+    Cancelled(Box<DeliveryRow>),
+    /// The row is being sent: the request in flight finishes, then it stops before its next part.
+    Stopping,
+    /// The row is finished already (its state).
+    Finished(String),
+    NotFound,
 }
 
 /// Why a channel is not being sent to right now.
@@ -73,7 +105,11 @@ struct Inner {
     metrics: Arc<Metrics>,
     generation: i64,
     max_attempts: u32,
-    max_parallel: usize,
+    max_parts: usize,
+    /// Each channel's own send slots (one per conversation in flight).
+    slots: HashMap<String, Arc<Semaphore>>,
+    /// Slots for rows of channels that are not configured.
+    spare_slots: Arc<Semaphore>,
     channels: HashMap<String, Arc<dyn Channel>>,
     rates: HashMap<String, f64>,
     buckets: Mutex<HashMap<String, Bucket>>,
@@ -81,6 +117,14 @@ struct Inner {
     notify: Notify,
     settled: mpsc::UnboundedSender<Settlement>,
     stop: watch::Sender<bool>,
+    failpoints: Failpoints,
+    /// Rows held by a live worker (counted: a row put back by one worker may be leased by the
+    /// next before the first has finished): their leases are never taken back.
+    active: Mutex<HashMap<String, usize>>,
+    /// When the lease of rows a dead worker left runs out (the dispatcher takes them back then).
+    orphans_due: Mutex<Option<i64>>,
+    /// Rows being sent that `deliveries.cancel` asked to stop.
+    cancels: Mutex<HashSet<String>>,
 }
 
 /// What to do with a part before sending it.
@@ -98,6 +142,61 @@ enum RowOutcome {
     Done,
     /// The row waits (backoff or a paused channel): rows behind it must wait too.
     Hold,
+    /// The outbox is stopping: leave everything as it is for the next start's recovery.
+    Stopped,
+}
+
+/// A part's state to write in the same commit as its row's next state.
+type PartUpdate = Option<(u32, &'static str)>;
+
+/// The live worker's claim on its batch; dropped without [`Held::release`] (the worker died),
+/// it leaves the rows for the dispatcher to take back once their lease runs out.
+struct Held {
+    inner: Arc<Inner>,
+    ids: Vec<String>,
+    lease_until_ms: i64,
+    released: bool,
+}
+
+impl Held {
+    fn new(inner: Arc<Inner>, ids: Vec<String>, lease_until_ms: i64) -> Held {
+        let mut active = inner.active.lock().expect("active lock");
+        for id in &ids {
+            *active.entry(id.clone()).or_default() += 1;
+        }
+        drop(active);
+        Held { inner, ids, lease_until_ms, released: false }
+    }
+
+    fn release(mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut active = self.inner.active.lock().expect("active lock");
+        for id in &self.ids {
+            if let Some(n) = active.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    active.remove(id);
+                }
+            }
+        }
+        drop(active);
+        // A worker dropped while the outbox stops is not a failure: the next start recovers.
+        if !self.released && !*self.inner.stop.borrow() {
+            tracing::error!(
+                rows = self.ids.len(),
+                "outbox: a delivery worker stopped unexpectedly; its rows are taken back when their lease expires"
+            );
+            let mut due = self.inner.orphans_due.lock().expect("orphans lock");
+            *due = Some(due.map_or(self.lease_until_ms, |d| d.min(self.lease_until_ms)));
+            drop(due);
+            self.inner.notify.notify_one();
+        }
+    }
 }
 
 impl Outbox {
@@ -112,6 +211,17 @@ impl Outbox {
             );
         }
         let rates = deps.channels.iter().map(|c| (c.name().to_string(), deps.config.rate_limit(c.name()))).collect();
+        let slots = deps
+            .channels
+            .iter()
+            .map(|c| (c.name().to_string(), Arc::new(Semaphore::new(deps.config.max_parallel(c.name()) as usize))))
+            .collect();
+        if deps.failpoints.is_armed() {
+            tracing::warn!(
+                "outbox: fail points are armed ({}): store writes will fail on purpose",
+                pincer_core::crashpoint::FAIL_ENV
+            );
+        }
         let inner = Arc::new(Inner {
             store: deps.store,
             clock: deps.clock,
@@ -119,7 +229,9 @@ impl Outbox {
             metrics: deps.metrics,
             generation: deps.generation,
             max_attempts: deps.config.max_attempts,
-            max_parallel: deps.config.max_parallel as usize,
+            max_parts: deps.config.max_parts_per_message as usize,
+            slots,
+            spare_slots: Arc::new(Semaphore::new(UNCONFIGURED_SLOTS)),
             channels: deps.channels.into_iter().map(|c| (c.name().to_string(), c)).collect(),
             rates,
             buckets: Mutex::new(HashMap::new()),
@@ -127,6 +239,10 @@ impl Outbox {
             notify: Notify::new(),
             settled: deps.settled,
             stop: watch::Sender::new(false),
+            failpoints: deps.failpoints,
+            active: Mutex::new(HashMap::new()),
+            orphans_due: Mutex::new(None),
+            cancels: Mutex::new(HashSet::new()),
         });
         tokio::spawn(dispatch_loop(inner.clone()));
         Ok(Outbox { inner })
@@ -160,8 +276,9 @@ impl Outbox {
         pauses.clone()
     }
 
-    /// Renders `body` for `route` into a delivery row: parts chunked for the channel, a stable
-    /// nonce per part, the route's idempotency key.
+    /// Renders `body` for `route` into a delivery row: parts chunked for the channel (at most
+    /// `delivery.maxPartsPerMessage`; a longer text is refused or cut as `too_long` says), a
+    /// stable nonce per part, the route's idempotency key.
     pub fn prepare(
         &self,
         route: &Route,
@@ -169,15 +286,20 @@ impl Outbox {
         key: &str,
         origin: &Origin,
         max_attempts: Option<u32>,
+        too_long: TooLong,
     ) -> Result<NewDelivery, String> {
         let channel = self.channel(&route.channel).ok_or_else(|| {
             format!("channel \"{}\" is not configured; add channels.{} to the config", route.channel, route.channel)
         })?;
         let target = channel.parse_target(&route.to, route.thread_id.as_deref()).map_err(|e| e.to_string())?;
-        let parts = channel.chunk(body);
-        if parts.is_empty() {
+        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long)?;
+        if fitted.parts.is_empty() {
             return Err("nothing to deliver: the text is empty".into());
         }
+        if fitted.cut_chars > 0 {
+            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
+        }
+        let (parts, body) = (fitted.parts, fitted.body);
         let id = uuid::Uuid::new_v4().to_string();
         let parts = parts.into_iter().enumerate().map(|(i, text)| (text, Part::derive_nonce(&id, i as u32))).collect();
         Ok(NewDelivery {
@@ -191,7 +313,7 @@ impl Outbox {
             thread_id: target.thread,
             max_attempts: max_attempts.unwrap_or(self.inner.max_attempts),
             best_effort: origin.best_effort,
-            body: body.to_string(),
+            body,
             parts,
             created_at_ms: self.inner.clock.now_ms(),
         })
@@ -221,6 +343,51 @@ impl Outbox {
             self.kick();
         }
         Ok(ok)
+    }
+
+    /// Cancels a delivery that is not finished: a pending row is settled `dead` (class
+    /// `cancelled`) at once; a row being sent stops before its next part — the request in flight
+    /// (if any) finishes and is recorded, nothing is interrupted mid-request. The request is
+    /// recorded with the row, so it holds across a restart.
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, StoreError> {
+        let (key, now) = (id.to_string(), self.inner.clock.now_ms());
+        let outcome = self
+            .inner
+            .store
+            .write(move |tx| {
+                let rd = tx.reader();
+                let Some(row) = rd.delivery_row(&key)? else { return Ok(CancelOutcome::NotFound) };
+                match row.state.as_str() {
+                    "pending" => {
+                        let message = cancel_message(&rd.part_counts(&key)?);
+                        let a = AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None };
+                        tx.record_attempt(&key, &a)?;
+                        let row = tx.settle_delivery(&key, "dead", false, Some(&message), Some("cancelled"), now)?;
+                        Ok(row.map_or(CancelOutcome::NotFound, |r| CancelOutcome::Cancelled(Box::new(r))))
+                    }
+                    "sending" => {
+                        if !rd.cancel_requested(&key)? {
+                            let a =
+                                AttemptRow { at_ms: now, part_idx: 0, outcome: CANCEL_REQUESTED.into(), detail: None };
+                            tx.record_attempt(&key, &a)?;
+                        }
+                        Ok(CancelOutcome::Stopping)
+                    }
+                    other => Ok(CancelOutcome::Finished(other.to_string())),
+                }
+            })
+            .await?;
+        match &outcome {
+            CancelOutcome::Cancelled(row) => {
+                self.inner.settled_notify(row, "dead", row.last_error.clone());
+                self.kick();
+            }
+            CancelOutcome::Stopping => {
+                self.inner.cancels.lock().expect("cancels lock").insert(id.to_string());
+            }
+            _ => {}
+        }
+        Ok(outcome)
     }
 
     /// Stops the dispatcher loop; in-flight sends finish or are recovered at the next start.
@@ -315,30 +482,87 @@ impl Inner {
         }
     }
 
-    async fn write<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&pincer_store::Tx<'_>) -> pincer_store::Result<R> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        self.store.write(f).await
+    /// Writes `f` until it commits (a receipt, a settlement, a row put back: steps the outbox
+    /// cannot skip without leaving the row `sending`), waiting [`STORE_RETRY_MS`] on the clock
+    /// between tries. `None` only when the outbox is stopping (the next start recovers the row).
+    async fn write_through<R, F>(&self, point: &'static str, row_id: &str, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<R> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let mut stop = self.stop.subscribe();
+        let mut failures = 0usize;
+        loop {
+            let result = match self.failpoints.check(point) {
+                Err(injected) => Err(StoreError::Invalid(injected.to_string())),
+                Ok(()) => {
+                    let f = f.clone();
+                    self.store.write(move |tx| f(tx)).await
+                }
+            };
+            let e = match result {
+                Ok(r) => {
+                    if failures > 0 {
+                        tracing::info!(delivery = %row_id, step = point, failures, "outbox: recorded after the store recovered");
+                    }
+                    return Some(r);
+                }
+                Err(e) => e,
+            };
+            let wait = STORE_RETRY_MS[failures.min(STORE_RETRY_MS.len() - 1)];
+            failures += 1;
+            self.store_error(point);
+            tracing::error!(delivery = %row_id, step = point, error = %e, retry_in_ms = wait, "outbox: the store refused a write; trying again");
+            if *stop.borrow() {
+                return None;
+            }
+            let until = self.now() + wait;
+            tokio::select! {
+                _ = self.clock.sleep_until(until) => {}
+                _ = stop.changed() => return None,
+            }
+        }
     }
 
-    /// Makes a row terminal and tells its owner.
-    async fn settle(&self, row: &DeliveryRow, state: &str, charge: bool, error: Option<String>, class: Option<&str>) {
+    fn store_error(&self, step: &'static str) {
+        self.metrics.inc(
+            "pincer_outbox_store_errors_total",
+            "Outbox store writes that failed (each is tried again).",
+            &[("step", step)],
+        );
+    }
+
+    /// Makes a row terminal (with `part`'s state in the same commit) and tells its owner.
+    async fn settle(
+        &self,
+        row: &DeliveryRow,
+        state: &'static str,
+        charge: bool,
+        error: Option<String>,
+        class: Option<&str>,
+        part: PartUpdate,
+    ) -> RowOutcome {
         let now = self.now();
-        let (id, st, class_owned) = (row.id.clone(), state.to_string(), class.map(String::from));
-        let err = error.clone();
+        let (id, class_owned, err) = (row.id.clone(), class.map(String::from), error.clone());
         let settled = self
-            .write(move |tx| tx.settle_delivery(&id, &st, charge, err.as_deref(), class_owned.as_deref(), now))
+            .write_through("outbox.settle", &row.id, move |tx| {
+                if let Some((idx, part_state)) = part {
+                    tx.set_part_state(&id, idx, part_state)?;
+                }
+                tx.settle_delivery(&id, state, charge, err.as_deref(), class_owned.as_deref(), now)
+            })
             .await;
-        if let Err(e) = settled {
-            tracing::error!(delivery = %row.id, error = %e, "outbox: cannot record a settled delivery");
-            return;
+        if settled.is_none() {
+            return RowOutcome::Stopped;
         }
         self.settled_notify(row, state, error);
+        RowOutcome::Done
     }
 
     /// Metrics, the `delivery` event and the owner's settlement, once a row is terminal in the store.
     fn settled_notify(&self, row: &DeliveryRow, state: &str, error: Option<String>) {
+        self.cancels.lock().expect("cancels lock").remove(&row.id);
         let now = self.now();
         let labels = [("channel", row.channel.as_str()), ("state", state)];
         self.metrics.inc("pincer_outbox_settled_total", "Deliveries that reached a final state.", &labels);
@@ -370,16 +594,61 @@ impl Inner {
         }
     }
 
-    /// Puts the row back for later; `charge` counts an attempt.
-    async fn reschedule(&self, row: &DeliveryRow, at_ms: i64, charge: bool, error: &str, class: &str) {
+    /// Puts the row back for later (with `part`'s state in the same commit); `charge` counts an
+    /// attempt. A row asked to stop is cancelled instead.
+    async fn reschedule(
+        &self,
+        row: &DeliveryRow,
+        at_ms: i64,
+        charge: bool,
+        error: &str,
+        class: &str,
+        part: PartUpdate,
+    ) -> RowOutcome {
+        if self.cancel_asked(&row.id) {
+            return self.cancel_now(row, part).await;
+        }
         let now = self.now();
         let (id, error_s, class_s) = (row.id.clone(), error.to_string(), class.to_string());
-        if let Err(e) = self.write(move |tx| tx.reschedule_delivery(&id, at_ms, charge, &error_s, &class_s, now)).await
-        {
-            tracing::error!(delivery = %row.id, error = %e, "outbox: cannot reschedule a delivery");
-        }
+        let put_back = self
+            .write_through("outbox.reschedule", &row.id, move |tx| {
+                if let Some((idx, part_state)) = part {
+                    tx.set_part_state(&id, idx, part_state)?;
+                }
+                tx.reschedule_delivery(&id, at_ms, charge, &error_s, &class_s, now)
+            })
+            .await;
+        if put_back.is_none() { RowOutcome::Stopped } else { RowOutcome::Hold }
     }
 
+    fn cancel_asked(&self, id: &str) -> bool {
+        self.cancels.lock().expect("cancels lock").contains(id)
+    }
+
+    /// Honours `deliveries.cancel` for a row this worker holds: `dead`, class `cancelled`.
+    async fn cancel_now(&self, row: &DeliveryRow, part: PartUpdate) -> RowOutcome {
+        let (id, now) = (row.id.clone(), self.now());
+        let settled = self
+            .write_through("outbox.settle", &row.id, move |tx| {
+                if let Some((idx, part_state)) = part {
+                    tx.set_part_state(&id, idx, part_state)?;
+                }
+                let message = cancel_message(&tx.reader().part_counts(&id)?);
+                tx.record_attempt(
+                    &id,
+                    &AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None },
+                )?;
+                tx.settle_delivery(&id, "dead", false, Some(&message), Some("cancelled"), now)?;
+                Ok(message)
+            })
+            .await;
+        let Some(message) = settled else { return RowOutcome::Stopped };
+        self.settled_notify(row, "dead", Some(message));
+        RowOutcome::Done
+    }
+
+    /// Records one attempt for `deliveries show` (history only: a failure here loses a line of
+    /// history, never a row's state).
     async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: &str, detail: Option<String>) {
         self.metrics.inc(
             "pincer_outbox_attempts_total",
@@ -388,23 +657,28 @@ impl Inner {
         );
         let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome: outcome.into(), detail };
         let id = row.id.clone();
-        let _ = self.write(move |tx| tx.record_attempt(&id, &a)).await;
+        let _ = self.store.write(move |tx| tx.record_attempt(&id, &a)).await;
     }
 
     /// Sends one row's remaining parts in order.
     async fn deliver(&self, leased: LeasedDelivery) -> RowOutcome {
-        let LeasedDelivery { row, parts } = leased;
+        let LeasedDelivery { row, parts, cancel_requested } = leased;
+        if cancel_requested {
+            self.cancels.lock().expect("cancels lock").insert(row.id.clone());
+        }
         let Some(channel) = self.channels.get(&row.channel).cloned() else {
             let msg = format!(
                 "channel \"{}\" is not configured; add channels.{} to the config, then `pincer deliveries retry {}`",
                 row.channel, row.channel, row.id
             );
-            self.settle(&row, "dead", false, Some(msg), Some("config")).await;
-            return RowOutcome::Done;
+            return self.settle(&row, "dead", false, Some(msg), Some("config"), None).await;
         };
         let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
         let total = parts.len() as u32;
         for part in parts.iter().filter(|p| p.state != "sent") {
+            if self.cancel_asked(&row.id) {
+                return self.cancel_now(&row, None).await;
+            }
             let request = Part {
                 row_id: row.id.clone(),
                 index: part.idx,
@@ -426,10 +700,16 @@ impl Inner {
             }
             self.take_token(&row.channel).await;
             let (id, idx, now) = (row.id.clone(), part.idx, self.now());
-            if let Err(e) = self.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await {
+            let marked = match self.failpoints.check("outbox.dispatching") {
+                Err(injected) => Err(StoreError::Invalid(injected.to_string())),
+                Ok(()) => self.store.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await,
+            };
+            if let Err(e) = marked {
+                self.store_error("outbox.dispatching");
+                // Nothing was sent: put the row back (not charged) and try again after a backoff.
                 tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
-                self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &e.to_string(), "store").await;
-                return RowOutcome::Hold;
+                let message = format!("cannot record the send before making it: {e}");
+                return self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &message, "store", None).await;
             }
             pincer_core::crashpoint::hit("outbox.dispatching");
             let started = Instant::now();
@@ -450,13 +730,13 @@ impl Inner {
                 Err(e) => return self.failed(&row, part, channel.as_ref(), e).await,
             }
         }
-        self.settle(&row, "delivered", true, None, None).await;
-        RowOutcome::Done
+        self.settle(&row, "delivered", true, None, None, None).await
     }
 
     /// Records that the platform has part `idx` (`outcome`: `sent`, or `reconciled` when it was
-    /// found after an ambiguous send), in one commit with — for the last part — the settlement.
-    /// `Some` when the row is finished.
+    /// found after an ambiguous send), in one commit with — for the last part — the settlement;
+    /// written until it commits (the platform has the part: it must never be sent again).
+    /// `Some` when the row is finished (or the outbox is stopping).
     async fn record_sent(
         &self,
         row: &DeliveryRow,
@@ -468,8 +748,13 @@ impl Inner {
         let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= idx);
         let (id, now, mid) = (row.id.clone(), self.now(), receipt.message_id);
         let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome: outcome.into(), detail: Some(mid.clone()) };
+        self.metrics.inc(
+            "pincer_outbox_attempts_total",
+            "Send attempts by channel and outcome.",
+            &[("channel", &row.channel), ("outcome", outcome)],
+        );
         let stored = self
-            .write(move |tx| {
+            .write_through("outbox.receipt", &row.id, move |tx| {
                 tx.mark_part_sent(&id, idx, &mid, now)?;
                 tx.record_attempt(&id, &attempt)?;
                 if last {
@@ -478,23 +763,8 @@ impl Inner {
                 Ok(())
             })
             .await;
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
-        );
-        if let Err(e) = stored {
-            // The platform has it; a later resend would duplicate. Make it visible.
-            tracing::error!(delivery = %row.id, error = %e, "outbox: sent, but cannot record the receipt");
-            self.settle(
-                row,
-                "unknown",
-                true,
-                Some(format!("sent, but the receipt could not be stored: {e}")),
-                Some("store"),
-            )
-            .await;
-            return Some(RowOutcome::Done);
+        if stored.is_none() {
+            return Some(RowOutcome::Stopped);
         }
         if last {
             self.settled_notify(row, "delivered", None);
@@ -524,8 +794,7 @@ impl Inner {
             if now < ready {
                 // A request still in flight could land after a look: look once it cannot.
                 let note = format!("{what}; looking for it on {} after the request time limit", row.channel);
-                self.reschedule(row, ready, false, &note, "ambiguous").await;
-                return Unknown::Stop(RowOutcome::Hold);
+                return Unknown::Stop(self.reschedule(row, ready, false, &note, "ambiguous", None).await);
             }
             match channel.reconcile(request, dispatched).await {
                 Ok(Some(receipt)) => return Unknown::Found(receipt),
@@ -538,7 +807,7 @@ impl Inner {
                     // Could not look this time (refused connection, 429): look again later.
                     self.attempt(row, part.idx, "lookup-failed", Some(message.clone())).await;
                     let note = format!("{what}; could not look for it yet: {message}");
-                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, "ambiguous").await);
+                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, "ambiguous", None).await);
                 }
                 Err(e) => {
                     self.attempt(row, part.idx, "lookup-failed", Some(e.to_string())).await;
@@ -546,8 +815,7 @@ impl Inner {
                         "{what} and looking for it on {} failed ({e}); check the chat, then `pincer deliveries retry {}` if it is missing",
                         row.channel, row.id
                     );
-                    self.settle(row, "unknown", false, Some(msg), Some("ambiguous")).await;
-                    return Unknown::Stop(RowOutcome::Done);
+                    return Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await);
                 }
             }
         }
@@ -555,31 +823,26 @@ impl Inner {
             "{what} and {} cannot deduplicate a resend; check the chat, then `pincer deliveries retry {}` if it is missing",
             row.channel, row.id
         );
-        self.settle(row, "unknown", false, Some(msg), Some("ambiguous")).await;
-        Unknown::Stop(RowOutcome::Done)
+        Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await)
     }
 
     async fn failed(&self, row: &DeliveryRow, part: &PartRow, channel: &dyn Channel, e: SendError) -> RowOutcome {
         let now = self.now();
         let attempts = row.attempts + 1;
-        let (id, idx) = (row.id.clone(), part.idx);
+        let idx = part.idx;
         match e {
             SendError::NotSent { message, retry_after_ms, rate_limited: true } => {
                 let wait = retry_after_ms.unwrap_or(1_000).max(1) as i64;
-                let _ = self.write(move |tx| tx.set_part_state(&id, idx, "pending")).await;
-                self.attempt(row, part.idx, "rate-limited", Some(format!("{message} (retry after {wait} ms)"))).await;
+                self.attempt(row, idx, "rate-limited", Some(format!("{message} (retry after {wait} ms)"))).await;
                 self.pause(&row.channel, Some(now + wait), format!("rate limited: {message}"));
-                self.reschedule(row, now + wait, false, &message, "rate_limited").await;
-                RowOutcome::Hold
+                self.reschedule(row, now + wait, false, &message, "rate_limited", Some((idx, "pending"))).await
             }
             SendError::NotSent { message, .. } => {
-                let _ = self.write(move |tx| tx.set_part_state(&id, idx, "pending")).await;
-                self.attempt(row, part.idx, "not-sent", Some(message.clone())).await;
-                self.backoff(row, attempts, &message, "not_sent").await
+                self.attempt(row, idx, "not-sent", Some(message.clone())).await;
+                self.backoff(row, attempts, &message, "not_sent", Some((idx, "pending"))).await
             }
             SendError::Permanent { class, message } => {
-                let _ = self.write(move |tx| tx.set_part_state(&id, idx, "pending")).await;
-                self.attempt(row, part.idx, "permanent", Some(format!("{class}: {message}"))).await;
+                self.attempt(row, idx, "permanent", Some(format!("{class}: {message}"))).await;
                 if class == crate::channel::PermanentClass::Auth {
                     // Every row of this channel would fail the same way: stop the channel, keep the rows.
                     self.pause(
@@ -587,83 +850,181 @@ impl Inner {
                         None,
                         format!("credentials rejected: {message}; fix channels.{} and restart", row.channel),
                     );
-                    self.reschedule(row, now, false, &message, "auth").await;
-                    return RowOutcome::Hold;
+                    return self.reschedule(row, now, false, &message, "auth", Some((idx, "pending"))).await;
                 }
-                self.settle(row, "dead", true, Some(message), Some(class.as_str())).await;
-                RowOutcome::Done
+                self.settle(row, "dead", true, Some(message), Some(class.as_str()), Some((idx, "pending"))).await
             }
             SendError::Ambiguous { message } => {
-                let _ = self.write(move |tx| tx.set_part_state(&id, idx, "unknown")).await;
-                self.attempt(row, part.idx, "ambiguous", Some(message.clone())).await;
+                self.attempt(row, idx, "ambiguous", Some(message.clone())).await;
                 let dispatched = part.dispatched_at_ms.unwrap_or(now);
                 if channel.safe_to_retry_ambiguous(dispatched, now) || channel.reconcile_after_ms().is_some() {
                     // The platform deduplicates (resend the same nonce / idempotency key later), or
                     // can be searched (look for the part first: `check_unknown`).
-                    self.backoff(row, attempts, &message, "ambiguous").await
+                    self.backoff(row, attempts, &message, "ambiguous", Some((idx, "unknown"))).await
                 } else {
                     let msg = format!(
                         "{message}; the platform may have the message and cannot deduplicate a resend, so it was not resent"
                     );
-                    self.settle(row, "unknown", true, Some(msg), Some("ambiguous")).await;
-                    RowOutcome::Done
+                    self.settle(row, "unknown", true, Some(msg), Some("ambiguous"), Some((idx, "unknown"))).await
                 }
             }
         }
     }
 
-    async fn backoff(&self, row: &DeliveryRow, attempts: u32, message: &str, class: &str) -> RowOutcome {
+    async fn backoff(
+        &self,
+        row: &DeliveryRow,
+        attempts: u32,
+        message: &str,
+        class: &str,
+        part: PartUpdate,
+    ) -> RowOutcome {
         if attempts >= row.max_attempts {
             let state = if class == "ambiguous" { "unknown" } else { "dead" };
             let msg = format!("gave up after {attempts} attempts: {message}");
-            self.settle(row, state, true, Some(msg), Some(class)).await;
-            return RowOutcome::Done;
+            return self.settle(row, state, true, Some(msg), Some(class), part).await;
         }
         let delay = BACKOFF_MS[(attempts as usize - 1).min(BACKOFF_MS.len() - 1)];
-        self.reschedule(row, self.now() + delay, true, message, class).await;
-        RowOutcome::Hold
+        self.reschedule(row, self.now() + delay, true, message, class, part).await
+    }
+
+    /// The send slots of `channel` (the shared spare slots for a channel not configured).
+    fn slots(&self, channel: &str) -> &Arc<Semaphore> {
+        self.slots.get(channel).unwrap_or(&self.spare_slots)
+    }
+
+    /// Each channel's free send slots (none while it is paused).
+    fn lease_limits(&self, paused: &[String]) -> LeaseLimits {
+        let per_channel = self
+            .slots
+            .iter()
+            .map(|(name, slots)| {
+                let free = if paused.contains(name) { 0 } else { slots.available_permits() as u32 };
+                (name.clone(), free)
+            })
+            .collect();
+        LeaseLimits { per_channel, others: self.spare_slots.available_permits() as u32 }
+    }
+
+    /// Takes back rows whose lease expired while no live worker holds them (a worker died).
+    /// Returns false when the store refused (try again soon).
+    async fn reclaim_expired(&self, now: i64) -> bool {
+        let owner = self.generation;
+        let expired = match self.store.read(move |rd| rd.expired_leases(now, owner)).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot look for expired leases");
+                return false;
+            }
+        };
+        let keep: HashSet<String> = self.active.lock().expect("active lock").keys().cloned().collect();
+        if expired.iter().all(|id| keep.contains(id)) {
+            return true;
+        }
+        match self.store.write(move |tx| tx.reclaim_expired_leases(now, owner, &keep)).await {
+            Ok(taken) => {
+                if !taken.is_empty() {
+                    tracing::warn!(
+                        rows = taken.len(),
+                        "outbox: took back deliveries whose worker stopped (lease expired)"
+                    );
+                    self.metrics.add(
+                        "pincer_outbox_leases_reclaimed_total",
+                        "Deliveries taken back after their worker stopped and the lease expired.",
+                        &[],
+                        taken.len() as f64,
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot take back expired leases");
+                false
+            }
+        }
     }
 }
 
+/// What a cancelled row's error says: the parts sent, and any that may have been.
+fn cancel_message(counts: &PartCounts) -> String {
+    let mut message =
+        format!("cancelled with `pincer deliveries cancel`: {} of {} parts had been sent", counts.sent, counts.total);
+    if !counts.uncertain.is_empty() {
+        let which: Vec<String> = counts.uncertain.iter().map(|i| (i + 1).to_string()).collect();
+        message.push_str(&format!(
+            "; part {} may have been delivered too (its send was in flight or its answer lost)",
+            which.join(", ")
+        ));
+    }
+    message
+}
+
 async fn dispatch_loop(inner: Arc<Inner>) {
-    let slots = Arc::new(Semaphore::new(inner.max_parallel));
     let mut stop = inner.stop.subscribe();
+    let mut lease_failures = 0usize;
+    let mut lease_retry_at: Option<i64> = None;
+    let mut sweep_at = inner.now() + WATCHDOG_MS;
     loop {
         if *stop.borrow() {
             return;
         }
         let now = inner.now();
+        let orphans_due = *inner.orphans_due.lock().expect("orphans lock");
+        if now >= sweep_at || orphans_due.is_some_and(|t| now >= t) {
+            if inner.reclaim_expired(now).await {
+                sweep_at = now + WATCHDOG_MS;
+                let mut due = inner.orphans_due.lock().expect("orphans lock");
+                if due.is_some_and(|t| t <= now) {
+                    *due = None;
+                }
+            } else {
+                sweep_at = now + STORE_RETRY_MS[0];
+            }
+        }
         let (paused, pause_ends) = inner.paused_channels(now);
-        let free = slots.available_permits() as u32;
+        let limits = inner.lease_limits(&paused);
+        let has_slots = limits.others > 0 || limits.per_channel.values().any(|n| *n > 0);
         let mut leased_any = false;
-        if free > 0 {
+        if has_slots && lease_retry_at.is_none_or(|t| now >= t) {
             let generation = inner.generation;
-            let leased = inner
-                .store
-                .write(move |tx| tx.lease_deliveries(now, generation, now + LEASE_MS, free, PER_CONVERSATION, &paused))
-                .await;
+            let leased = match inner.failpoints.check("outbox.lease") {
+                Err(injected) => Err(StoreError::Invalid(injected.to_string())),
+                Ok(()) => {
+                    inner
+                        .store
+                        .write(move |tx| {
+                            tx.lease_deliveries(now, generation, now + LEASE_MS, &limits, PER_CONVERSATION)
+                        })
+                        .await
+                }
+            };
             match leased {
                 Ok(batches) => {
+                    (lease_failures, lease_retry_at) = (0, None);
                     for batch in batches {
                         leased_any = true;
-                        let Ok(permit) = slots.clone().try_acquire_owned() else { break };
-                        let inner = inner.clone();
-                        tokio::spawn(async move {
-                            conversation(&inner, batch).await;
-                            drop(permit);
-                            inner.notify.notify_one();
-                        });
+                        spawn_worker(&inner, batch, now + LEASE_MS);
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "outbox: cannot lease deliveries"),
+                Err(e) => {
+                    let wait = STORE_RETRY_MS[lease_failures.min(STORE_RETRY_MS.len() - 1)];
+                    lease_failures += 1;
+                    lease_retry_at = Some(now + wait);
+                    inner.store_error("outbox.lease");
+                    tracing::error!(error = %e, retry_in_ms = wait, "outbox: cannot lease deliveries");
+                }
             }
         }
         if leased_any {
             continue;
         }
         let next_due = inner.store.read(move |rd| rd.next_delivery_due_after(now)).await.ok().flatten();
-        let wake =
-            [next_due, pause_ends, Some(now + WATCHDOG_MS)].into_iter().flatten().min().unwrap_or(now + WATCHDOG_MS);
+        let orphans_due = *inner.orphans_due.lock().expect("orphans lock");
+        let wake = [next_due, pause_ends, lease_retry_at, orphans_due, Some(sweep_at), Some(now + WATCHDOG_MS)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + WATCHDOG_MS);
         let clock = inner.clock.clone();
         tokio::select! {
             _ = inner.notify.notified() => {}
@@ -673,17 +1034,44 @@ async fn dispatch_loop(inner: Arc<Inner>) {
     }
 }
 
+/// Starts a worker for one conversation's leased rows, on a slot of its channel.
+fn spawn_worker(inner: &Arc<Inner>, batch: Vec<LeasedDelivery>, lease_until_ms: i64) {
+    let ids: Vec<String> = batch.iter().map(|l| l.row.id.clone()).collect();
+    let Ok(permit) = inner.slots(&batch[0].row.channel).clone().try_acquire_owned() else {
+        // Leased beyond the channel's free slots (cannot happen: the lease counted them); give
+        // the rows back rather than leave them leased without a worker.
+        let (inner, now) = (inner.clone(), inner.now());
+        tokio::spawn(async move {
+            let _ = inner.store.write(move |tx| tx.release_deliveries(&ids, now)).await;
+        });
+        return;
+    };
+    let held = Held::new(inner.clone(), ids, lease_until_ms);
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        conversation(&inner, batch).await;
+        held.release();
+        drop(permit);
+        inner.notify.notify_one();
+    });
+}
+
 /// Sends one conversation's leased rows in order; a held row returns the rest to the queue.
 async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
     let mut rows = batch.into_iter();
     while let Some(leased) = rows.next() {
-        if let RowOutcome::Hold = inner.deliver(leased).await {
-            let rest: Vec<String> = rows.map(|l| l.row.id).collect();
-            if !rest.is_empty() {
-                let now = inner.now();
-                let _ = inner.store.write(move |tx| tx.release_deliveries(&rest, now)).await;
+        match inner.deliver(leased).await {
+            RowOutcome::Done => {}
+            RowOutcome::Stopped => return,
+            RowOutcome::Hold => {
+                let rest: Vec<String> = rows.map(|l| l.row.id).collect();
+                if !rest.is_empty() {
+                    let now = inner.now();
+                    let first = rest[0].clone();
+                    inner.write_through("outbox.reschedule", &first, move |tx| tx.release_deliveries(&rest, now)).await;
+                }
+                return;
             }
-            return;
         }
     }
 }

@@ -20,7 +20,7 @@ use pincer_core::config::{DeliveryConfig, DiscordConfig, SlackConfig, TelegramCo
 use pincer_core::{Clock, EventBus, FakeClock, Metrics};
 use pincer_cron::{Origin, Route};
 use pincer_delivery::channel::{Channel, Discord, Slack, Telegram, Webhook};
-use pincer_delivery::{Outbox, OutboxDeps};
+use pincer_delivery::{Outbox, OutboxDeps, TooLong};
 use pincer_store::{DeliveryDetail, Store};
 use pincer_testkit::fakes::discord::{self, FakeDiscord};
 use pincer_testkit::fakes::slack::{self, FakeSlack};
@@ -299,6 +299,7 @@ async fn send_one(
         rate_limits: PLATFORMS.iter().map(|p| (p.name().to_string(), 0.0)).collect::<BTreeMap<_, _>>(),
         request_timeout_ms: timeout.as_millis() as u64,
         max_parallel: 4,
+        ..DeliveryConfig::default()
     };
     let (settled, _settlements) = tokio::sync::mpsc::unbounded_channel();
     let outbox = Outbox::start(OutboxDeps {
@@ -310,12 +311,13 @@ async fn send_one(
         config,
         channels: vec![channel],
         settled,
+        failpoints: Default::default(),
     })
     .await
     .unwrap();
     let route = Route { channel: name.into(), to, thread_id: None, account_id: None, source: "explicit".into() };
     let origin = Origin { kind: "send", id: None, best_effort: false };
-    let row = outbox.prepare(&route, TEXT, "fault-matrix", &origin, None).unwrap();
+    let row = outbox.prepare(&route, TEXT, "fault-matrix", &origin, None, TooLong::Refuse).unwrap();
     assert_eq!(row.parts.len(), 1, "{what}: one part");
     let id = outbox.enqueue(row).await.unwrap().id;
 
@@ -467,4 +469,299 @@ async fn slack_without_the_history_scope_reports_an_ambiguous_part_unknown() {
         "the reason and the way out: {error}"
     );
     assert_eq!((fake.messages().len(), fake.requests()), (1, 1), "not resent");
+}
+
+// ── The outbox's own faults: a store that refuses writes, a worker that dies, a hung channel ──
+
+/// An outbox on a fresh store and a [`FakeClock`], with fail points armed by `failpoints`.
+struct Rig {
+    outbox: Outbox,
+    store: Store,
+    clock: FakeClock,
+    metrics: Arc<Metrics>,
+    _dir: tempfile::TempDir,
+}
+
+/// Every cell's outbox settings: no client-side pacing, [`MAX_ATTEMPTS`], 4 conversations per channel.
+fn rig_config(timeout: Duration) -> DeliveryConfig {
+    DeliveryConfig {
+        max_attempts: MAX_ATTEMPTS,
+        rate_limits: PLATFORMS.iter().map(|p| (p.name().to_string(), 0.0)).collect::<BTreeMap<_, _>>(),
+        request_timeout_ms: timeout.as_millis() as u64,
+        max_parallel: 4,
+        ..DeliveryConfig::default()
+    }
+}
+
+async fn rig(channels: Vec<Arc<dyn Channel>>, config: DeliveryConfig, failpoints: &str) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("pincer.db")).unwrap();
+    let clock = FakeClock::new(START_MS);
+    let metrics = Arc::new(Metrics::default());
+    let (settled, _) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = Outbox::start(OutboxDeps {
+        store: store.clone(),
+        clock: clock.shared(),
+        events: EventBus::default(),
+        metrics: metrics.clone(),
+        generation: 1,
+        config,
+        channels,
+        settled,
+        failpoints: pincer_core::crashpoint::Failpoints::parse(failpoints).unwrap(),
+    })
+    .await
+    .unwrap();
+    Rig { outbox, store, clock, metrics, _dir: dir }
+}
+
+impl Rig {
+    /// Enqueues `text` to `to` on `channel` (a `send`, refused if too long) and returns its id.
+    async fn send(&self, channel: &str, to: &str, text: &str) -> String {
+        let route = Route {
+            channel: channel.into(),
+            to: to.into(),
+            thread_id: None,
+            account_id: None,
+            source: "explicit".into(),
+        };
+        let origin = Origin { kind: "send", id: None, best_effort: false };
+        let key = format!("{channel}:{to}:{text}");
+        let row = self.outbox.prepare(&route, text, &key, &origin, None, TooLong::Refuse).unwrap();
+        self.outbox.enqueue(row).await.unwrap().id
+    }
+
+    async fn row(&self, id: &str) -> DeliveryDetail {
+        let key = id.to_string();
+        self.store.read(move |rd| rd.get_delivery(&key)).await.unwrap().expect("the row exists")
+    }
+
+    /// Store writes the outbox had to try again, of every step but `outbox.dispatching` (which
+    /// puts the row back instead of waiting).
+    fn store_retries(&self) -> u64 {
+        self.metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("pincer_outbox_store_errors_total{") && !l.contains("outbox.dispatching"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+            .sum()
+    }
+}
+
+fn terminal(d: &DeliveryDetail) -> bool {
+    matches!(d.row.state.as_str(), "delivered" | "dead" | "unknown")
+}
+
+/// Moves the clock only where the outbox waits, until every row in `ids` is terminal: after the
+/// n-th failed store write in a row by [`pincer_delivery::outbox::STORE_RETRY_MS`]`[n-1]`; to a
+/// row's next attempt when it waits for one. Returns the store retries seen.
+async fn drive(rig: &Rig, ids: &[String], what: &str) -> u64 {
+    let started = std::time::Instant::now();
+    let mut seen = 0u64;
+    loop {
+        let mut rows = Vec::new();
+        for id in ids {
+            rows.push(rig.row(id).await);
+        }
+        if rows.iter().all(terminal) {
+            return seen;
+        }
+        let retries = rig.store_retries();
+        let now = rig.clock.now_ms();
+        if retries > seen {
+            for n in seen..retries {
+                let wait = pincer_delivery::outbox::STORE_RETRY_MS[(n as usize).min(4)];
+                rig.clock.advance(wait);
+            }
+            seen = retries;
+        } else if let Some(next) = rows
+            .iter()
+            .filter(|d| d.row.state == "pending" && d.row.next_attempt_at_ms > now)
+            .map(|d| d.row.next_attempt_at_ms)
+            .min()
+        {
+            rig.clock.set(next);
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}: stuck: {rows:#?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A full disk refuses the receipt of a message Telegram accepted: the worker keeps the receipt
+/// and writes it again after 1 s, 2 s and 5 s on the clock — the row is never abandoned in
+/// `sending`, never resent (Telegram cannot deduplicate), and the next message of the same chat
+/// goes right after.
+#[tokio::test]
+async fn a_receipt_the_store_refuses_is_written_again_and_the_conversation_goes_on() {
+    let fake = FakeTelegram::start().await;
+    let (channel, to) = adapter(Platform::Telegram, &fake.base_url(), TIMEOUT);
+    let rig = rig(vec![channel], rig_config(TIMEOUT), "outbox.receipt:3").await;
+    let first = rig.send("telegram", &to, "first").await;
+    let second = rig.send("telegram", &to, "second").await;
+    for (n, wait) in [1_000, 2_000, 5_000].into_iter().enumerate() {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rig.store_retries() < n as u64 + 1 {
+            assert!(std::time::Instant::now() < deadline, "failure {} never came", n + 1);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let row = rig.row(&first).await;
+        assert_eq!((row.row.state.as_str(), row.parts[0].state.as_str()), ("sending", "dispatching"));
+        assert_eq!(fake.messages().len(), 1, "accepted once, not resent while the store refuses");
+        rig.clock.advance(wait);
+    }
+    let done = wait_for_row(&rig.store, &second, "second", terminal).await;
+    let first = rig.row(&first).await;
+    assert_eq!((first.row.state.as_str(), done.row.state.as_str()), ("delivered", "delivered"));
+    let messages = fake.messages();
+    assert_eq!(messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    assert_eq!(first.parts[0].platform_message_id, Some(messages[0].message_id.to_string()));
+    assert_eq!(done.row.settled_at_ms, Some(START_MS + 8_000), "the second goes once the first is recorded");
+    assert_eq!(rig.store_retries(), 3);
+}
+
+/// Every step of a row the store refuses twice, on Telegram (a resend would show as a second
+/// message): retried with backoff until it commits; the row ends as it would have, and the next
+/// row of the chat follows. `+Ns` is fake-clock time.
+#[tokio::test]
+async fn every_step_the_store_refuses_is_retried_until_it_commits() {
+    struct Cell {
+        failpoints: &'static str,
+        label: &'static str,
+        fault: Option<telegram::Fault>,
+    }
+    let cell = |failpoints, label, fault| Cell { failpoints, label, fault };
+    let cells = [
+        cell("outbox.lease:2", "none", None),
+        cell("outbox.dispatching:2", "none", None),
+        cell("outbox.receipt:2", "none", None),
+        cell("outbox.settle:2", "chat not found", Some(telegram::Fault::chat_not_found())),
+        cell(
+            "outbox.reschedule:2",
+            "429",
+            Some(telegram::Fault::RateLimited { retry_after_secs: RETRY_AFTER.as_secs() }),
+        ),
+        cell("outbox.settle:2", "accepted, then 500", Some(telegram::Fault::AcceptThenServerError(500))),
+    ];
+    let mut table = String::new();
+    for cell in cells {
+        let fake = FakeTelegram::start().await;
+        if let Some(f) = cell.fault {
+            fake.push_fault(f);
+        }
+        let (channel, to) = adapter(Platform::Telegram, &fake.base_url(), TIMEOUT);
+        let rig = rig(vec![channel], rig_config(TIMEOUT), cell.failpoints).await;
+        let ids = vec![rig.send("telegram", &to, "first").await, rig.send("telegram", &to, "second").await];
+        let retries = drive(&rig, &ids, cell.failpoints).await;
+        let (first, second) = (rig.row(&ids[0]).await, rig.row(&ids[1]).await);
+        let outcomes: Vec<String> =
+            first.attempts.iter().map(|a| format!("{} +{}s", a.outcome, (a.at_ms - START_MS) / 1000)).collect();
+        table.push_str(&format!(
+            "{} (fault: {}): {} ⇒ {}; next row {} at +{}s [store retries {retries}, accepted {}]\n",
+            cell.failpoints,
+            cell.label,
+            outcomes.join(", "),
+            first.row.state,
+            second.row.state,
+            (second.row.settled_at_ms.unwrap() - START_MS) / 1000,
+            fake.messages().len(),
+        ));
+        rig.outbox.shutdown();
+    }
+    expect![[r#"
+        outbox.lease:2 (fault: none): sent +3s ⇒ delivered; next row delivered at +3s [store retries 2, accepted 2]
+        outbox.dispatching:2 (fault: none): sent +10s ⇒ delivered; next row delivered at +10s [store retries 0, accepted 2]
+        outbox.receipt:2 (fault: none): sent +0s ⇒ delivered; next row delivered at +3s [store retries 2, accepted 2]
+        outbox.settle:2 (fault: chat not found): permanent +0s ⇒ dead; next row delivered at +3s [store retries 2, accepted 1]
+        outbox.reschedule:2 (fault: 429): rate-limited +0s, sent +3s ⇒ delivered; next row delivered at +3s [store retries 2, accepted 2]
+        outbox.settle:2 (fault: accepted, then 500): ambiguous +0s ⇒ unknown; next row delivered at +3s [store retries 2, accepted 2]
+    "#]].assert_eq(&table);
+}
+
+/// A worker dies (a bug) right after the platform accepted a part, before the receipt: its rows
+/// stay leased until the lease (10 min) runs out, then the dispatcher takes them back itself —
+/// the part is `unknown`, so it is resent only where the platform deduplicates (webhook), found by
+/// looking (Slack), or reported `unknown` (Discord's nonce window is over, Telegram cannot tell) —
+/// and the next row of the conversation is delivered.
+#[tokio::test]
+async fn a_dead_workers_rows_are_taken_back_when_their_lease_expires() {
+    let mut table =
+        String::from("| platform | before expiry | after | next row | requests, accepted |\n|---|---|---|---|---|\n");
+    for platform in PLATFORMS {
+        let fake = Fake::start(platform).await;
+        let (channel, to) = adapter(platform, &fake.url(), TIMEOUT);
+        let rig = rig(vec![channel], rig_config(TIMEOUT), "outbox.receipt=panic").await;
+        let first = rig.send(platform.name(), &to, "first").await;
+        let second = rig.send(platform.name(), &to, "second").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while fake.accepted() < 1 {
+            assert!(std::time::Instant::now() < deadline, "{}: never sent", platform.name());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The lease has not run out: nothing takes the row (the sweep runs every minute).
+        rig.clock.advance(pincer_delivery::outbox::LEASE_MS - 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = rig.row(&first).await;
+        let before = format!("{} / part {}", before.row.state, before.parts[0].state);
+        rig.clock.advance(1);
+        let after = wait_for_row(&rig.store, &first, platform.name(), terminal).await;
+        let next = wait_for_row(&rig.store, &second, platform.name(), terminal).await;
+        let outcomes: Vec<&str> = after.attempts.iter().map(|a| a.outcome.as_str()).collect();
+        table.push_str(&format!(
+            "| {} | {before} | {} ⇒ {} | {} | {}, {} |\n",
+            platform.name(),
+            outcomes.join(", "),
+            after.row.state,
+            next.row.state,
+            fake.requests(),
+            fake.accepted()
+        ));
+        rig.outbox.shutdown();
+    }
+    expect![[r#"
+        | platform | before expiry | after | next row | requests, accepted |
+        |---|---|---|---|---|
+        | discord | sending / part dispatching | lease-expired ⇒ unknown | delivered | 2, 2 |
+        | telegram | sending / part dispatching | lease-expired ⇒ unknown | delivered | 2, 2 |
+        | slack | sending / part dispatching | lease-expired, reconciled ⇒ delivered | delivered | 2, 2 |
+        | webhook | sending / part dispatching | lease-expired, sent ⇒ delivered | delivered | 3, 2 |
+    "#]]
+    .assert_eq(&table);
+}
+
+/// Discord hangs on every request (its time limit is 60 s): it holds its own two slots, never
+/// more, and Telegram's messages go out at once — no fake time passes — while Discord's requests
+/// are still unanswered.
+#[tokio::test]
+async fn a_hung_channel_delays_only_itself() {
+    let discord = FakeDiscord::start().await;
+    for _ in 0..10 {
+        discord.push_fault(discord::Fault::Hang);
+    }
+    let tg = FakeTelegram::start().await;
+    let hang = Duration::from_secs(60);
+    let (d, _) = adapter(Platform::Discord, &discord.base_url(), hang);
+    let (t, chat) = adapter(Platform::Telegram, &tg.base_url(), TIMEOUT);
+    let mut config = rig_config(TIMEOUT);
+    config.max_parallel = 2;
+    let rig = rig(vec![d, t], config, "").await;
+    for n in 0..5 {
+        rig.send("discord", &format!("channel:{}", 100 + n), "stuck").await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while discord.requests() < 2 {
+        assert!(std::time::Instant::now() < deadline, "discord never called");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(rig.send("telegram", &format!("{chat}{n}"), &format!("prompt {n}")).await);
+    }
+    for id in &ids {
+        let row = wait_for_row(&rig.store, id, "telegram", terminal).await;
+        assert_eq!(row.row.state, "delivered");
+        assert_eq!(row.row.settled_at_ms, Some(START_MS), "no fake time passed");
+    }
+    assert_eq!(tg.messages().len(), 3);
+    assert_eq!(discord.requests(), 2, "discord holds only its own two slots");
+    assert!(discord.messages().is_empty(), "and all of them are still hung");
 }

@@ -167,6 +167,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         config: config.delivery.clone(),
         channels: adapters,
         settled: settled_tx,
+        failpoints: pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?,
     })
     .await
     .context("cannot start the outbox")?;

@@ -61,6 +61,7 @@ const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("deliveries.list", Requirement::Scope(Scope::Read)),
     ("deliveries.get", Requirement::Scope(Scope::Read)),
     ("deliveries.retry", Requirement::Scope(Scope::Write)),
+    ("deliveries.cancel", Requirement::Scope(Scope::Write)),
     ("deliveries.purge", Requirement::Scope(Scope::Admin)),
     ("inbox.list", Requirement::Scope(Scope::Read)),
     ("doctor.run", Requirement::Scope(Scope::Read)),
@@ -112,6 +113,7 @@ mod tests {
         assert!(method_info("cron.add").control_plane_write);
         assert_eq!(method_info("cron.runs").requirement, Requirement::Scope(Scope::Read));
         assert_eq!(method_info("send").requirement, Requirement::Scope(Scope::Write));
+        assert_eq!(method_info("deliveries.cancel").requirement, Requirement::Scope(Scope::Write));
         assert_eq!(method_info("device.pair.list").requirement, Requirement::Scope(Scope::Pairing));
         assert_eq!(method_info("node.event").requirement, Requirement::NodeRole);
         assert_eq!(method_info("made.up").requirement, Requirement::Scope(Scope::Admin));

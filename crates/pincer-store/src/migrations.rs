@@ -313,7 +313,17 @@ mod tests {
             assert_eq!(run.unwrap().completion_status.as_deref(), Some("succeeded"));
         }
         if version >= 3 {
-            let leased = store.write_blocking(|tx| tx.lease_deliveries(2000, 9, 9000, 10, 10, &[])).unwrap();
+            let leased = store
+                .write_blocking(|tx| {
+                    tx.lease_deliveries(
+                        2000,
+                        9,
+                        9000,
+                        &crate::outbox::LeaseLimits { others: 10, ..Default::default() },
+                        10,
+                    )
+                })
+                .unwrap();
             assert_eq!(leased.len(), 1);
             assert_eq!(leased[0][0].parts[0].body, "hello");
         }

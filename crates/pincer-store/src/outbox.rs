@@ -182,11 +182,59 @@ fn get_row(conn: &rusqlite::Connection, id: &str) -> Result<Option<DeliveryRow>>
     Ok(conn.query_row(&format!("SELECT {ROW_COLS} FROM outbox WHERE id = ?1"), [id], row_from).optional()?)
 }
 
+/// Whether a cancellation was asked for and not yet honoured: the row's latest cancel record is
+/// a request (a row cancelled, then retried, is sent again).
+fn cancel_pending(conn: &rusqlite::Connection, id: &str) -> Result<bool> {
+    let latest: Option<String> = conn
+        .prepare_cached(
+            "SELECT outcome FROM outbox_attempts WHERE outbox_id = ?1 AND outcome IN (?2, ?3) ORDER BY rowid DESC LIMIT 1",
+        )?
+        .query_row(params![id, CANCEL_REQUESTED, CANCELLED], |r| r.get(0))
+        .optional()?;
+    Ok(latest.as_deref() == Some(CANCEL_REQUESTED))
+}
+
 /// A leased row with its parts, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeasedDelivery {
     pub row: DeliveryRow,
     pub parts: Vec<PartRow>,
+    /// `pincer deliveries cancel` asked for this row while it was being sent, and no worker has
+    /// honoured it yet: the row must stop before its next part.
+    pub cancel_requested: bool,
+}
+
+/// How many conversations each channel may start now: its free send slots. Every channel has
+/// its own budget, so a channel whose slots are all busy (a hung API) never holds back another.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeaseLimits {
+    pub per_channel: std::collections::HashMap<String, u32>,
+    /// Shared by channels not named in `per_channel` (e.g. one removed from the config, whose
+    /// rows are then settled with the reason).
+    pub others: u32,
+}
+
+/// Attempt outcomes that record a cancellation: asked for while the row was sending, then done.
+pub const CANCEL_REQUESTED: &str = "cancel-requested";
+pub const CANCELLED: &str = "cancelled";
+
+/// A page of a delivery's parts and attempts, for `deliveries.get`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryPage {
+    pub row: DeliveryRow,
+    pub parts: Vec<PartRow>,
+    pub parts_total: u64,
+    pub attempts: Vec<AttemptRow>,
+    pub attempts_total: u64,
+}
+
+/// Where a delivery's parts stand, for messages about a cancelled or interrupted row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartCounts {
+    pub total: u64,
+    pub sent: u64,
+    /// Parts that may have reached the platform (`dispatching` or `unknown`), by index; at most 10.
+    pub uncertain: Vec<u32>,
 }
 
 /// A row with its parts and attempt history, for `deliveries show`.
@@ -247,25 +295,27 @@ impl Tx<'_> {
         Ok(Enqueued { id: d.id.clone(), created: true })
     }
 
-    /// Leases due rows for up to `max_conversations` conversations: for each, the oldest
-    /// unfinished row and up to `per_conversation - 1` due rows after it, in order — so a
-    /// conversation stays first-in-first-out while different conversations go in parallel.
-    /// Conversations already sending and channels in `paused_channels` are skipped. Leased rows
-    /// become `sending` until `lease_until_ms`.
+    /// Leases due rows, at most `limits` conversations per channel: for each conversation, the
+    /// oldest unfinished row and up to `per_conversation - 1` due rows after it, in order — so a
+    /// conversation stays first-in-first-out while different conversations (and channels) go in
+    /// parallel. Conversations already sending and channels without budget are skipped. Leased
+    /// rows become `sending` until `lease_until_ms`.
     pub fn lease_deliveries(
         &self,
         now_ms: i64,
         owner: i64,
         lease_until_ms: i64,
-        max_conversations: u32,
+        limits: &LeaseLimits,
         per_conversation: u32,
-        paused_channels: &[String],
     ) -> Result<Vec<Vec<LeasedDelivery>>> {
         let conn = self.conn();
+        let mut budget = limits.per_channel.clone();
+        let mut others = limits.others;
+        let mut left: u64 = budget.values().map(|n| *n as u64).sum::<u64>() + others as u64;
         // Walk unfinished rows in queue order; the first row seen of each conversation is its
-        // head. Stop as soon as enough conversations are found.
+        // head. Stop as soon as every budget is spent.
         let mut heads = Vec::new();
-        {
+        if left > 0 {
             let mut scan = conn.prepare_cached(
                 "SELECT seq, conversation, channel, state, next_attempt_at_ms FROM outbox INDEXED BY outbox_open_seq
                  WHERE state IN ('pending', 'sending') ORDER BY seq",
@@ -278,11 +328,21 @@ impl Tx<'_> {
                     continue;
                 }
                 let (channel, state, due): (String, String, i64) = (r.get(2)?, r.get(3)?, r.get(4)?);
-                if state == "pending" && due <= now_ms && !paused_channels.contains(&channel) {
-                    heads.push((r.get::<_, i64>(0)?, conversation));
-                    if heads.len() as u32 >= max_conversations {
-                        break;
-                    }
+                if state != "pending" || due > now_ms {
+                    continue;
+                }
+                let slot = match budget.get_mut(&channel) {
+                    Some(n) => n,
+                    None => &mut others,
+                };
+                if *slot == 0 {
+                    continue;
+                }
+                *slot -= 1;
+                left -= 1;
+                heads.push((r.get::<_, i64>(0)?, conversation));
+                if left == 0 {
+                    break;
                 }
             }
         }
@@ -307,13 +367,59 @@ impl Tx<'_> {
                 row.state = "sending".into();
                 row.lease_until_ms = Some(lease_until_ms);
                 let parts = parts_of(conn, &row.id)?;
-                batch.push(LeasedDelivery { row, parts });
+                let cancel_requested = cancel_pending(conn, &row.id)?;
+                batch.push(LeasedDelivery { row, parts, cancel_requested });
             }
             if !batch.is_empty() {
                 batches.push(batch);
             }
         }
         Ok(batches)
+    }
+
+    /// Takes back rows this process (`owner`) leased whose lease ran out, except `keep` (rows a
+    /// live worker still holds): parts caught mid-send become `unknown` (so they are reconciled or
+    /// reported, never blindly resent) and the row returns to `pending`. Returns the rows taken.
+    pub fn reclaim_expired_leases(
+        &self,
+        now_ms: i64,
+        owner: i64,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let expired = self.reader().expired_leases(now_ms, owner)?;
+        let mut parts = conn.prepare_cached(
+            "UPDATE outbox_parts SET state = 'unknown' WHERE outbox_id = ?1 AND state = 'dispatching'",
+        )?;
+        let mut row = conn.prepare_cached(
+            "UPDATE outbox SET state = 'pending', lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = ?2
+             WHERE id = ?1 AND state = 'sending'",
+        )?;
+        let mut in_flight = conn.prepare_cached(
+            "SELECT idx FROM outbox_parts WHERE outbox_id = ?1 AND state = 'dispatching' ORDER BY idx LIMIT 1",
+        )?;
+        let mut taken = Vec::new();
+        for id in expired.into_iter().filter(|id| !keep.contains(id)) {
+            let part_idx: Option<u32> = in_flight.query_row([&id], |r| r.get(0)).optional()?;
+            let interrupted = parts.execute([&id])?;
+            row.execute(params![id, now_ms])?;
+            let detail = if interrupted > 0 {
+                "the lease expired with a part in flight; it is now `unknown` and is looked for or reported, not resent blindly"
+            } else {
+                "the lease expired; the row is back in the queue"
+            };
+            self.record_attempt(
+                &id,
+                &AttemptRow {
+                    at_ms: now_ms,
+                    part_idx: part_idx.unwrap_or(0),
+                    outcome: "lease-expired".into(),
+                    detail: Some(detail.into()),
+                },
+            )?;
+            taken.push(id);
+        }
+        Ok(taken)
     }
 
     /// Returns leased rows that were not attempted to `pending`, unchanged otherwise.
@@ -375,13 +481,15 @@ impl Tx<'_> {
     ) -> Result<()> {
         self.conn().execute(
             "UPDATE outbox SET state = 'pending', attempts = attempts + ?2, next_attempt_at_ms = ?3, lease_owner = NULL,
-               lease_until_ms = NULL, last_error = ?4, last_error_class = ?5, updated_at_ms = ?6 WHERE id = ?1",
+               lease_until_ms = NULL, last_error = ?4, last_error_class = ?5, updated_at_ms = ?6
+             WHERE id = ?1 AND state = 'sending'",
             params![id, charge_attempt as i64, next_attempt_at_ms, error, class, now_ms],
         )?;
         Ok(())
     }
 
-    /// Makes a row terminal: `delivered`, `unknown` or `dead`. Returns the updated row.
+    /// Makes an unfinished row terminal: `delivered`, `unknown` or `dead` (a row already
+    /// terminal is left as it is, so a repeated settlement charges nothing twice). Returns the row.
     pub fn settle_delivery(
         &self,
         id: &str,
@@ -394,7 +502,7 @@ impl Tx<'_> {
         self.conn().execute(
             "UPDATE outbox SET state = ?2, attempts = attempts + ?3, lease_owner = NULL, lease_until_ms = NULL,
                last_error = COALESCE(?4, last_error), last_error_class = COALESCE(?5, last_error_class),
-               settled_at_ms = ?6, updated_at_ms = ?6 WHERE id = ?1",
+               settled_at_ms = ?6, updated_at_ms = ?6 WHERE id = ?1 AND state IN ('pending', 'sending')",
             params![id, state, charge_attempt as i64, error, class, now_ms],
         )?;
         get_row(self.conn(), id)
@@ -478,6 +586,83 @@ impl Rd<'_> {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(Some(DeliveryDetail { row, parts, attempts }))
+    }
+
+    /// One delivery without its parts and attempts.
+    pub fn delivery_row(&self, id: &str) -> Result<Option<DeliveryRow>> {
+        get_row(self.conn(), id)
+    }
+
+    /// One delivery with a page of its parts (by index) and of its attempts (oldest first).
+    pub fn delivery_page(
+        &self,
+        id: &str,
+        parts_offset: u32,
+        parts_limit: u32,
+        attempts_offset: u32,
+        attempts_limit: u32,
+    ) -> Result<Option<DeliveryPage>> {
+        let conn = self.conn();
+        let Some(row) = get_row(conn, id)? else { return Ok(None) };
+        let parts_total: i64 =
+            conn.query_row("SELECT COUNT(*) FROM outbox_parts WHERE outbox_id = ?1", [id], |r| r.get(0))?;
+        let parts = conn
+            .prepare_cached(
+                "SELECT idx, body, nonce, state, platform_message_id, dispatched_at_ms, sent_at_ms FROM outbox_parts
+                 WHERE outbox_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
+            )?
+            .query_map(params![id, parts_offset, parts_limit], part_from)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let attempts_total: i64 =
+            conn.query_row("SELECT COUNT(*) FROM outbox_attempts WHERE outbox_id = ?1", [id], |r| r.get(0))?;
+        let attempts = conn
+            .prepare_cached(
+                "SELECT at_ms, part_idx, outcome, detail FROM outbox_attempts WHERE outbox_id = ?1
+                 ORDER BY at_ms, rowid LIMIT ?3 OFFSET ?2",
+            )?
+            .query_map(params![id, attempts_offset, attempts_limit], |r| {
+                Ok(AttemptRow { at_ms: r.get(0)?, part_idx: r.get(1)?, outcome: r.get(2)?, detail: r.get(3)? })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(DeliveryPage {
+            row,
+            parts,
+            parts_total: parts_total as u64,
+            attempts,
+            attempts_total: attempts_total as u64,
+        }))
+    }
+
+    /// How many of a delivery's parts were sent, and which may have been.
+    pub fn part_counts(&self, id: &str) -> Result<PartCounts> {
+        let conn = self.conn();
+        let (total, sent): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(state = 'sent'), 0) FROM outbox_parts WHERE outbox_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let uncertain = conn
+            .prepare_cached(
+                "SELECT idx FROM outbox_parts WHERE outbox_id = ?1 AND state IN ('dispatching', 'unknown') ORDER BY idx LIMIT 10",
+            )?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<u32>>>()?;
+        Ok(PartCounts { total: total as u64, sent: sent as u64, uncertain })
+    }
+
+    /// Whether `pincer deliveries cancel` asked for this row and no worker has honoured it yet.
+    pub fn cancel_requested(&self, id: &str) -> Result<bool> {
+        cancel_pending(self.conn(), id)
+    }
+
+    /// Rows `owner` leased whose lease ran out by `now_ms`.
+    pub fn expired_leases(&self, now_ms: i64, owner: i64) -> Result<Vec<String>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id FROM outbox INDEXED BY outbox_open_seq WHERE state IN ('pending', 'sending') AND state = 'sending'
+               AND lease_owner = ?2 AND lease_until_ms <= ?1 ORDER BY seq",
+        )?;
+        let ids = stmt.query_map(params![now_ms, owner], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
     }
 
     /// The delivery with this idempotency key, if any.
@@ -606,6 +791,11 @@ mod tests {
         }
     }
 
+    /// `n` conversations for any channel, none for `paused`.
+    fn limits(n: u32, paused: &[&str]) -> LeaseLimits {
+        LeaseLimits { per_channel: paused.iter().map(|c| (c.to_string(), 0)).collect(), others: n }
+    }
+
     fn ids(batches: &[Vec<LeasedDelivery>]) -> Vec<Vec<String>> {
         batches.iter().map(|b| b.iter().map(|l| l.row.id.clone()).collect()).collect()
     }
@@ -638,12 +828,12 @@ mod tests {
             })
             .unwrap();
         let leased =
-            store.write_blocking(|tx| tx.lease_deliveries(1_000, 1, 9_000, 10, 2, &["telegram".into()])).unwrap();
+            store.write_blocking(|tx| tx.lease_deliveries(1_000, 1, 9_000, &limits(10, &["telegram"]), 2)).unwrap();
         assert_eq!(ids(&leased), [vec!["a1", "a2"], vec!["b1", "b2"]]);
         // Conversation c:1 is busy until a1/a2 finish; a3 must wait.
         assert!(
             store
-                .write_blocking(|tx| tx.lease_deliveries(1_000, 1, 9_000, 10, 2, &[]))
+                .write_blocking(|tx| tx.lease_deliveries(1_000, 1, 9_000, &limits(10, &[]), 2))
                 .unwrap()
                 .iter()
                 .all(|b| b[0].row.id == "t1")
@@ -655,8 +845,10 @@ mod tests {
                 tx.reschedule_delivery("a2", 5_000, true, "boom", "ambiguous", 1_001)
             })
             .unwrap();
-        assert!(store.write_blocking(|tx| tx.lease_deliveries(2_000, 1, 9_000, 10, 5, &[])).unwrap().is_empty());
-        let leased = store.write_blocking(|tx| tx.lease_deliveries(5_000, 1, 9_000, 10, 5, &[])).unwrap();
+        assert!(
+            store.write_blocking(|tx| tx.lease_deliveries(2_000, 1, 9_000, &limits(10, &[]), 5)).unwrap().is_empty()
+        );
+        let leased = store.write_blocking(|tx| tx.lease_deliveries(5_000, 1, 9_000, &limits(10, &[]), 5)).unwrap();
         assert_eq!(ids(&leased), [vec!["a2", "a3"]]);
         assert_eq!(leased[0][0].row.attempts, 1);
         // Released rows return untouched.
@@ -673,7 +865,7 @@ mod tests {
         store.write_blocking(|tx| tx.enqueue_delivery(&delivery("a", "discord", "c:1", 3)).map(|_| ())).unwrap();
         store
             .write_blocking(|tx| {
-                tx.lease_deliveries(1_000, 1, 9_000, 10, 1, &[])?;
+                tx.lease_deliveries(1_000, 1, 9_000, &limits(10, &[]), 1)?;
                 tx.mark_part_dispatching("a", 0, 1_000)?;
                 tx.mark_part_sent("a", 0, "m0", 1_001)?;
                 tx.mark_part_dispatching("a", 1, 1_002)
@@ -694,6 +886,120 @@ mod tests {
         assert_eq!((row.state.as_str(), row.attempts), ("pending", 0));
         assert_eq!(parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "pending", "pending"]);
         assert!(!store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap(), "only dead/unknown rows retry");
+    }
+
+    #[test]
+    fn each_channel_leases_only_as_many_conversations_as_it_has_free_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                for (id, channel, target) in [
+                    ("d1", "discord", "c:1"),
+                    ("d2", "discord", "c:2"),
+                    ("d3", "discord", "c:3"),
+                    ("t1", "telegram", "1"),
+                    ("s1", "slack", "C1"),
+                    ("t2", "telegram", "2"),
+                ] {
+                    tx.enqueue_delivery(&delivery(id, channel, target, 1))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Discord has one free slot (its others are busy), Telegram three; Slack is not configured.
+        let limits = LeaseLimits {
+            per_channel: [("discord".to_string(), 1), ("telegram".to_string(), 3)].into_iter().collect(),
+            others: 0,
+        };
+        let leased = store.write_blocking(move |tx| tx.lease_deliveries(1_000, 1, 9_000, &limits, 5)).unwrap();
+        assert_eq!(ids(&leased), [vec!["d1"], vec!["t1"], vec!["t2"]], "discord's backlog does not hold telegram back");
+        let limits = LeaseLimits { per_channel: [("discord".to_string(), 0)].into_iter().collect(), others: 1 };
+        let leased = store.write_blocking(move |tx| tx.lease_deliveries(1_000, 1, 9_000, &limits, 5)).unwrap();
+        assert_eq!(ids(&leased), [vec!["s1"]], "a channel not configured shares the spare slots");
+    }
+
+    #[test]
+    fn expired_leases_are_taken_back_unless_a_live_worker_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                for (id, target) in [("a", "c:1"), ("b", "c:2"), ("c", "c:3")] {
+                    tx.enqueue_delivery(&delivery(id, "discord", target, 2))?;
+                }
+                tx.lease_deliveries(1_000, 7, 5_000, &limits(10, &[]), 1)?;
+                // `a` died after its first part went out; `b` had not started; `c` is still held.
+                tx.mark_part_dispatching("a", 0, 1_001)?;
+                tx.mark_part_sent("a", 0, "m0", 1_002)?;
+                tx.mark_part_dispatching("a", 1, 1_003)
+            })
+            .unwrap();
+        let keep: std::collections::HashSet<String> = ["c".to_string()].into();
+        let (k1, k2, k3) = (keep.clone(), keep.clone(), keep);
+        assert!(store.write_blocking(move |tx| tx.reclaim_expired_leases(4_999, 7, &k1)).unwrap().is_empty());
+        assert!(
+            store.write_blocking(move |tx| tx.reclaim_expired_leases(5_000, 8, &k2)).unwrap().is_empty(),
+            "not ours"
+        );
+        let taken = store.write_blocking(move |tx| tx.reclaim_expired_leases(5_000, 7, &k3)).unwrap();
+        assert_eq!(taken, ["a", "b"]);
+        let a = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap();
+        assert_eq!(a.row.state, "pending");
+        assert_eq!(a.parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "unknown"]);
+        let last = a.attempts.last().unwrap();
+        assert_eq!((last.outcome.as_str(), last.part_idx), ("lease-expired", 1));
+        assert!(last.detail.as_deref().unwrap().contains("not resent blindly"));
+        let c = store.read_blocking(|rd| rd.delivery_row("c")).unwrap().unwrap();
+        assert_eq!(c.state, "sending", "a live worker's row is left alone");
+    }
+
+    #[test]
+    fn a_cancel_request_is_seen_by_the_next_lease_until_it_is_honoured_and_a_retry_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let note = |outcome: &str| AttemptRow { at_ms: 1_500, part_idx: 0, outcome: outcome.into(), detail: None };
+        let (requested, done) = (note(CANCEL_REQUESTED), note(CANCELLED));
+        store
+            .write_blocking(move |tx| {
+                tx.enqueue_delivery(&delivery("a", "discord", "c:1", 3))?;
+                tx.lease_deliveries(1_000, 1, 9_000, &limits(10, &[]), 1)?;
+                tx.record_attempt("a", &requested)?;
+                // The process died before the worker saw the request.
+                tx.recover_outbox(2_000).map(|_| ())
+            })
+            .unwrap();
+        let lease = |now: i64| {
+            store.write_blocking(move |tx| tx.lease_deliveries(now, 2, now + 9_000, &limits(10, &[]), 1)).unwrap()
+        };
+        assert!(lease(2_000)[0][0].cancel_requested, "the request survives a restart");
+        store
+            .write_blocking(move |tx| {
+                tx.record_attempt("a", &done)?;
+                tx.settle_delivery("a", "dead", false, Some("cancelled"), Some("cancelled"), 2_001).map(|_| ())
+            })
+            .unwrap();
+        assert!(store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap());
+        assert!(!lease(3_000)[0][0].cancel_requested, "a retried row is sent again");
+        let counts = store.read_blocking(|rd| rd.part_counts("a")).unwrap();
+        assert_eq!(counts, PartCounts { total: 3, sent: 0, uncertain: vec![] });
+    }
+
+    #[test]
+    fn a_repeated_settlement_or_reschedule_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.enqueue_delivery(&delivery("a", "discord", "c:1", 1))?;
+                tx.lease_deliveries(1_000, 1, 9_000, &limits(10, &[]), 1)?;
+                tx.settle_delivery("a", "delivered", true, None, None, 1_001)?;
+                tx.settle_delivery("a", "dead", true, Some("late"), Some("x"), 1_002)?;
+                tx.reschedule_delivery("a", 5_000, true, "late", "x", 1_003)
+            })
+            .unwrap();
+        let row = store.read_blocking(|rd| rd.delivery_row("a")).unwrap().unwrap();
+        assert_eq!((row.state.as_str(), row.attempts, row.settled_at_ms), ("delivered", 1, Some(1_001)));
     }
 
     #[test]

@@ -51,14 +51,27 @@ pub enum DeliveriesCommand {
         #[command(flatten)]
         c: ConnectArgs,
     },
-    /// One delivery: its parts, platform message ids and every attempt.
+    /// One delivery: its parts, platform message ids and attempts (a page of each).
     Show {
         id: String,
+        /// The first part to show (parts count from 0).
+        #[arg(long, default_value_t = 0)]
+        parts_offset: u32,
+        /// The first attempt to show (oldest is 0).
+        #[arg(long, default_value_t = 0)]
+        attempts_offset: u32,
         #[command(flatten)]
         c: ConnectArgs,
     },
     /// Send a dead or unknown delivery again (parts already delivered are not resent).
     Retry {
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Stop a pending delivery, or one being sent before its next part (it becomes dead,
+    /// class cancelled; `retry` sends it again).
+    Cancel {
         id: String,
         #[command(flatten)]
         c: ConnectArgs,
@@ -168,9 +181,10 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
             }
             Ok(ExitCode::SUCCESS)
         }
-        DeliveriesCommand::Show { id, c } => {
+        DeliveriesCommand::Show { id, parts_offset, attempts_offset, c } => {
             let id = expand_id(&c, paths, &id).await?;
-            let res = call_once(&target(&c, paths)?, &[Scope::Read], "deliveries.get", json!({ "id": id })).await?;
+            let params = json!({ "id": id, "partsOffset": parts_offset, "attemptsOffset": attempts_offset });
+            let res = call_once(&target(&c, paths)?, &[Scope::Read], "deliveries.get", params).await?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);
@@ -193,8 +207,9 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
                 ("created", time_in(d["createdAtMs"].as_i64().unwrap_or(0), "UTC")),
                 ("reason", reason(d)),
             ]);
-            println!("parts:");
-            for p in res["parts"].as_array().cloned().unwrap_or_default() {
+            let parts = res["parts"].as_array().cloned().unwrap_or_default();
+            println!("parts ({}):", text(&res["partsTotal"]));
+            for p in &parts {
                 println!(
                     "  #{} {} {}",
                     text(&p["index"]),
@@ -202,7 +217,10 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
                     p["platformMessageId"].as_str().map(|m| format!("(message {m})")).unwrap_or_default()
                 );
             }
-            println!("attempts:");
+            if let Some(next) = res["partsNextOffset"].as_u64() {
+                println!("  … more parts: `pincer deliveries show {id} --parts-offset {next}`");
+            }
+            println!("attempts ({}):", text(&res["attemptsTotal"]));
             for a in res["attempts"].as_array().cloned().unwrap_or_default() {
                 println!(
                     "  {} part {} {}: {}",
@@ -212,12 +230,32 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
                     text(&a["detail"])
                 );
             }
+            if let Some(next) = res["attemptsNextOffset"].as_u64() {
+                println!("  … more attempts: `pincer deliveries show {id} --attempts-offset {next}`");
+            }
             Ok(ExitCode::SUCCESS)
         }
         DeliveriesCommand::Retry { id, c } => {
             let id = expand_id(&c, paths, &id).await?;
             let res = call_once(&target(&c, paths)?, &[Scope::Write], "deliveries.retry", json!({ "id": id })).await?;
             print_json(&res);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeliveriesCommand::Cancel { id, c } => {
+            let id = expand_id(&c, paths, &id).await?;
+            let mut target = target(&c, paths)?;
+            // A delivery being sent stops after the request in flight, which the gateway waits for.
+            target.timeout = target.timeout.max(std::time::Duration::from_secs(15));
+            let res = call_once(&target, &[Scope::Write], "deliveries.cancel", json!({ "id": id })).await?;
+            if c.json {
+                print_json(&res);
+            } else if res["cancelled"] == true {
+                println!("{id} cancelled: {}", text(&res["error"]));
+            } else if res["stopping"] == true {
+                println!("{id}: {}", text(&res["message"]));
+            } else {
+                println!("{id} was not cancelled: it settled as {} first", text(&res["state"]));
+            }
             Ok(ExitCode::SUCCESS)
         }
         DeliveriesCommand::Purge { states, older_than, c } => {

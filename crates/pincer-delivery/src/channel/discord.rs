@@ -216,6 +216,10 @@ impl Channel for Discord {
         Ok(Target { channel: "discord".into(), to: format!("{kind}:{id}"), thread })
     }
 
+    fn max_part_chars(&self) -> usize {
+        Self::MAX_CHARS
+    }
+
     fn chunk(&self, text: &str) -> Vec<String> {
         chunk_text(text, Self::MAX_CHARS, Self::MAX_LINES)
     }

@@ -219,6 +219,12 @@ pub trait Channel: Send + Sync + 'static {
     /// Splits a message into parts that each fit one platform message (none for blank text).
     fn chunk(&self, text: &str) -> Vec<String>;
 
+    /// The most characters of source text one part holds (`usize::MAX`: the whole text is one
+    /// part). Bounds the work of deciding whether a message fits `delivery.maxPartsPerMessage`.
+    fn max_part_chars(&self) -> usize {
+        usize::MAX
+    }
+
     /// Sends one part and returns the platform's receipt.
     fn send<'a>(&'a self, part: &'a Part) -> BoxFuture<'a, Result<Receipt, SendError>>;
 

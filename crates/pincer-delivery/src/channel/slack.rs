@@ -300,6 +300,10 @@ impl Channel for Slack {
         Ok(Target { channel: "slack".into(), to: format!("{kind}:{id}"), thread })
     }
 
+    fn max_part_chars(&self) -> usize {
+        Self::MAX_CHARS
+    }
+
     fn chunk(&self, text: &str) -> Vec<String> {
         chunk_text(text, Self::MAX_CHARS, usize::MAX)
     }

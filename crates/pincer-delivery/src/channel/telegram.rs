@@ -258,6 +258,10 @@ impl Channel for Telegram {
         Ok(Target { channel: "telegram".into(), to: chat.to_string(), thread })
     }
 
+    fn max_part_chars(&self) -> usize {
+        Self::MAX_CHARS
+    }
+
     fn chunk(&self, text: &str) -> Vec<String> {
         // Telegram counts UTF-16 units: re-cut the rare part of astral characters that overflows.
         let mut parts = Vec::new();

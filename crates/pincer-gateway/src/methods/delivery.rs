@@ -30,6 +30,9 @@ pub fn register(methods: &mut Methods) {
         "deliveries.retry",
         |c: Call| async move { api::retry(&c.state.outbox, &params(&c)).await.map_err(error) },
     );
+    methods.add("deliveries.cancel", |c: Call| async move {
+        api::cancel(&c.state.outbox, &c.state.events, &params(&c)).await.map_err(error)
+    });
     methods.add("deliveries.purge", |c: Call| async move {
         api::purge(&c.state.store, &c.state.clock, &params(&c)).await.map_err(error)
     });
