@@ -29,7 +29,7 @@ async fn add(c: &mut pincer_testkit::ws::RawClient, params: Value) -> Value {
 }
 
 fn slots(runs: &[Value]) -> Vec<i64> {
-    runs.iter().map(|r| r["slotMs"].as_i64().unwrap()).collect()
+    runs.iter().map(|r| r["slotMs"].as_i64().unwrap_or_else(|| panic!("run without slotMs: {r:#}"))).collect()
 }
 
 /// Advances the fake clock to the job's next run and waits for that run to complete.
