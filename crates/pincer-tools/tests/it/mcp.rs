@@ -1,0 +1,208 @@
+//! MCP servers over stdio (the `mcp_test_server` example, a real process) and Streamable HTTP (an
+//! `rmcp` server on 127.0.0.1): tools, filters, the policy, crashes, garbage, restarts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pincer_core::{Clock, FakeClock};
+use pincer_tools::config::{McpConfig, McpServerConfig, McpTransport, ToolFilter};
+use pincer_tools::{McpServerState, McpServers, McpStatus, Profile, ToolPolicy, Toolbox};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+
+use crate::mcp_server::TestServer;
+use crate::support::*;
+
+/// The stdio test server, built by `cargo test` as an example of this crate (built here if a
+/// narrower build skipped it).
+fn test_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap();
+    let bin = target.join("examples/mcp_test_server");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "pincer-tools", "--example", "mcp_test_server"])
+            .status()
+            .expect("run cargo to build the MCP test server");
+        assert!(status.success(), "building examples/mcp_test_server failed");
+    }
+    bin
+}
+
+fn stdio(filter: ToolFilter) -> McpServerConfig {
+    McpServerConfig {
+        command: Some(test_server_binary().display().to_string()),
+        tool_filter: filter,
+        request_timeout_ms: 10_000,
+        ..Default::default()
+    }
+}
+
+async fn wait_for(
+    servers: &McpServers,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&McpServerState) -> bool,
+) -> McpServerState {
+    let mut rx = servers.subscribe(name).unwrap();
+    let state = tokio::time::timeout(std::time::Duration::from_secs(20), rx.wait_for(|s| cond(s)))
+        .await
+        .unwrap_or_else(|_| panic!("{name} never became {what}: {:?}", servers.state(name)))
+        .unwrap()
+        .clone();
+    state
+}
+
+fn start(servers: BTreeMap<String, McpServerConfig>, clock: &FakeClock) -> McpServers {
+    McpServers::start(&McpConfig { servers }, clock.shared())
+}
+
+#[tokio::test]
+async fn stdio_server_tools_are_namespaced_filtered_and_external() {
+    let clock = clock();
+    let filter = ToolFilter { include: vec![], exclude: vec!["secret.*".into(), "garbage".into()] };
+    let servers = start(BTreeMap::from([("time srv".to_string(), stdio(filter))]), &clock);
+    let state = wait_for(&servers, "time srv", "ready", |s| s.status == McpStatus::Ready).await;
+    assert_eq!(state.tools, ["time-srv__echo", "time-srv__pid", "time-srv__fail", "time-srv__slow", "time-srv__crash"]);
+    assert_eq!(state.transport, "stdio");
+
+    let toolbox = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone());
+    let set = toolbox.for_turn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &clock);
+    let out = set.call("time-srv__echo", r#"{"text":"hi"}"#, &ctx).await.unwrap();
+    assert_eq!(out.text, "echo: hi");
+    assert_eq!(out.external, Some(pincer_tools::ExternalSource::Mcp));
+    let e = set.call("time-srv__fail", "{}", &ctx).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("reported an error") && text.contains("[[MARKER_SANITIZED]]"), "{text}");
+    assert_eq!(text.matches("<<<END_EXTERNAL_UNTRUSTED_CONTENT").count(), 1, "{text}");
+
+    // The same policy applies: a profile without MCP, or a deny, hides them.
+    let coding = Toolbox::new(ToolPolicy::new(Profile::Coding, &[], &[], &[])).with_mcp(servers.clone());
+    assert!(coding.for_turn(&[]).names().iter().all(|n| !n.contains("__")));
+    let deny_one =
+        Toolbox::new(ToolPolicy::new(Profile::Full, &[], &[], &["time-srv__pid".into()])).with_mcp(servers.clone());
+    assert!(!deny_one.for_turn(&[]).names().contains(&"time-srv__pid"));
+    let probe = servers.probe("time srv", &clock.shared()).await.unwrap();
+    assert_eq!(probe.len(), 5);
+    assert!(servers.probe("nope", &clock.shared()).await.unwrap_err().contains("configured: time srv"));
+    servers.shutdown();
+}
+
+#[tokio::test]
+async fn a_server_that_dies_mid_call_is_a_tool_error_and_comes_back_after_backoff() {
+    let clock = clock();
+    let servers = start(BTreeMap::from([("srv".to_string(), stdio(ToolFilter::default()))]), &clock);
+    let first = wait_for(&servers, "srv", "ready", |s| s.status == McpStatus::Ready).await;
+    let set = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone()).for_turn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &clock);
+    let pid_before = set.call("srv__pid", "{}", &ctx).await.unwrap().text;
+    assert_eq!(Some(pid_before.parse::<u32>().unwrap()), first.pid);
+
+    let e = set.call("srv__crash", "{}", &ctx).await.unwrap_err();
+    assert!(e.to_string().contains("MCP server `srv`"), "{e}");
+    let down = wait_for(&servers, "srv", "in backoff", |s| s.status == McpStatus::Backoff).await;
+    assert_eq!(down.next_attempt_ms, Some(clock.now_ms() + 1_000));
+    assert!(down.last_error.as_deref().unwrap().contains("exited"), "{down:?}");
+    // While it is down, its tools answer with the state, not a hang.
+    let e = set.call("srv__pid", "{}", &ctx).await.unwrap_err();
+    assert!(e.to_string().contains("is not connected"), "{e}");
+    // Backoff runs on the injected clock: nothing happens until it moves.
+    clock.advance(999);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(servers.state("srv").unwrap().status, McpStatus::Backoff);
+    clock.advance(1);
+    let back = wait_for(&servers, "srv", "ready again", |s| s.status == McpStatus::Ready).await;
+    assert_eq!(back.restarts, 1);
+    assert_ne!(back.pid, first.pid);
+    let set = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone()).for_turn(&[]);
+    assert_eq!(set.call("srv__pid", "{}", &ctx).await.unwrap().text, back.pid.unwrap().to_string());
+    servers.shutdown();
+    until("the server process to be killed on shutdown", || process_gone(back.pid.unwrap() as i32)).await;
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_or_no_answer_is_a_tool_error() {
+    let clock = clock();
+    let servers = start(BTreeMap::from([("srv".to_string(), stdio(ToolFilter::default()))]), &clock);
+    wait_for(&servers, "srv", "ready", |s| s.status == McpStatus::Ready).await;
+    let set = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone()).for_turn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    for tool in ["srv__slow", "srv__garbage"] {
+        let ctx = ctx(dir.path(), &clock);
+        let set = set.clone();
+        let task = tokio::spawn(async move { set.call(tool, "{}", &ctx).await });
+        let e = drive(&clock, 1_000, task).await.unwrap_err();
+        assert_eq!(e.class(), "failed", "{tool}: {e}");
+    }
+    servers.shutdown();
+}
+
+#[tokio::test]
+async fn streamable_http_server_with_headers() {
+    let service: StreamableHttpService<TestServer, LocalSessionManager> = StreamableHttpService::new(
+        || Ok(TestServer { own_process: false }),
+        Default::default(),
+        StreamableHttpServerConfig::default(),
+    );
+    let seen_auth = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = seen_auth.clone();
+    let router = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                seen.lock().unwrap().push(auth);
+                next.run(req).await
+            }
+        },
+    ));
+    let addr = serve(router).await;
+    let garbage = serve(axum::Router::new().fallback(|| async { "this is not MCP" })).await;
+    let clock = clock();
+    let http = |url: String| McpServerConfig {
+        url: Some(url),
+        transport: McpTransport::StreamableHttp,
+        headers: BTreeMap::from([("Authorization".to_string(), "Bearer t0k3n".to_string())]),
+        ..Default::default()
+    };
+    let servers = start(
+        BTreeMap::from([
+            ("docs".to_string(), http(format!("http://{addr}/mcp"))),
+            ("junk".to_string(), http(format!("http://{garbage}/mcp"))),
+            (
+                "legacy".to_string(),
+                McpServerConfig { transport: McpTransport::Sse, ..http(format!("http://{addr}/sse")) },
+            ),
+            ("off".to_string(), McpServerConfig { enabled: false, ..http(format!("http://{addr}/mcp")) }),
+            ("both".to_string(), McpServerConfig { command: Some("x".into()), ..http(format!("http://{addr}/mcp")) }),
+        ]),
+        &clock,
+    );
+    let docs = wait_for(&servers, "docs", "ready", |s| s.status == McpStatus::Ready).await;
+    assert_eq!(docs.transport, "streamable-http");
+    let set = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone()).for_turn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = set.call("docs__echo", r#"{"text":"over http"}"#, &ctx(dir.path(), &clock)).await.unwrap();
+    assert_eq!(out.text, "echo: over http");
+    assert!(seen_auth.lock().unwrap().iter().all(|a| a == "Bearer t0k3n"));
+
+    let junk = wait_for(&servers, "junk", "in backoff", |s| s.status == McpStatus::Backoff).await;
+    assert!(junk.last_error.as_deref().unwrap().contains("did not complete the MCP handshake"), "{junk:?}");
+    let legacy = servers.state("legacy").unwrap();
+    let legacy = if legacy.status == McpStatus::Failed {
+        legacy
+    } else {
+        wait_for(&servers, "legacy", "failed", |s| s.status == McpStatus::Failed).await
+    };
+    assert!(legacy.last_error.unwrap().contains("\"sse\""));
+    assert_eq!(servers.state("off").unwrap().status, McpStatus::Disabled);
+    let both = wait_for(&servers, "both", "failed", |s| s.status == McpStatus::Failed).await;
+    assert!(both.last_error.unwrap().contains("not both"));
+    servers.shutdown();
+}
