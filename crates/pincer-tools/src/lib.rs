@@ -74,3 +74,19 @@ pub fn standard_toolbox(
     }
     (toolbox, problems)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The invariant in the crate docs: among Pincer's crates, only `pincer-core` is a dependency.
+    #[test]
+    fn depends_on_no_pincer_crate_but_core() {
+        let manifest = include_str!("../Cargo.toml");
+        let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+        let pincer: Vec<&str> = deps
+            .lines()
+            .filter(|l| l.starts_with("pincer-"))
+            .map(|l| l.split(['.', ' ', '=']).next().unwrap())
+            .collect();
+        assert_eq!(pincer, ["pincer-core"]);
+    }
+}

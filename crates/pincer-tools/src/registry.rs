@@ -124,23 +124,29 @@ impl ToolSet {
         let task_ctx = ctx.clone();
         // A task of its own, so a panic is caught as a JoinError and a hang can be aborted (dropping
         // the tool's future kills its processes and closes its connections).
-        let mut task = tokio::spawn(async move { tool.call(args, &task_ctx).await });
+        let mut task = AbortOnDrop(tokio::spawn(async move { tool.call(args, &task_ctx).await }));
         let outcome = tokio::select! {
-            joined = &mut task => match joined {
+            joined = &mut task.0 => match joined {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(ToolError::Panicked { tool: name.to_string(), detail: panic_text(e.into_panic()) }),
                 Err(_) => Err(ToolError::Cancelled(name.to_string())),
             },
             _ = ctx.clock.sleep_until(ctx.deadline_ms) => {
-                task.abort();
                 Err(ToolError::TimedOut { tool: name.to_string(), ms: ctx.deadline_ms - started })
             }
-            _ = ctx.cancel.cancelled() => {
-                task.abort();
-                Err(ToolError::Cancelled(name.to_string()))
-            }
+            _ = ctx.cancel.cancelled() => Err(ToolError::Cancelled(name.to_string())),
         };
         outcome
+    }
+}
+
+/// Aborts the tool's task when the call ends or is dropped (a turn dropped mid-call must not leave
+/// a command running).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

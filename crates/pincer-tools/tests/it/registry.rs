@@ -107,3 +107,35 @@ async fn the_model_only_sees_tools_that_survive_the_policy() {
     let job = toolbox.for_turn(&["read".to_string()]);
     assert_eq!(job.names(), ["read"]);
 }
+
+#[tokio::test]
+async fn a_turn_dropped_mid_call_kills_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let exec = pincer_tools::Exec::new(ExecConfig { mode: ExecMode::Full, ..Default::default() }, None);
+    let set = ToolSet::of([Arc::new(exec) as Arc<dyn Tool>]);
+    let pidfile = dir.path().join("pid");
+    let args = json!({"command": format!("sleep 600 & echo $! > {}; wait", pidfile.display())}).to_string();
+    let ctx = ctx(dir.path(), &clock);
+    // The turn's future is dropped (aborted), not cancelled through the token.
+    let turn = tokio::spawn(async move { set.call("exec", &args, &ctx).await });
+    until("the command to start", || std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))).await;
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    turn.abort();
+    until("the command to be killed", || process_gone(pid)).await;
+}
+
+#[tokio::test]
+async fn the_standard_toolbox_from_default_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let (toolbox, problems) = pincer_tools::standard_toolbox(&pincer_tools::ToolsConfig::default(), None, None);
+    // Brave is the default provider and has no key: web_search is left out, and doctor is told why.
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].contains("tools.web.search.apiKey"), "{problems:?}");
+    let set = toolbox.for_turn(&[]);
+    assert_eq!(set.names(), ["edit", "exec", "read", "web_fetch", "write"]);
+    // exec is offered but, by default, runs nothing.
+    let e = set.call("exec", r#"{"command":"echo hi"}"#, &ctx(dir.path(), &clock)).await.unwrap_err();
+    assert_eq!(e.class(), "refused");
+}

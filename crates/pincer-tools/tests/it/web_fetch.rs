@@ -36,9 +36,7 @@ async fn server(hits: Arc<Hits>) -> u16 {
     let h1 = hits.clone();
     let h2 = hits.clone();
     let redirect = move |to: String| -> Response { (StatusCode::FOUND, [(header::LOCATION, to)]).into_response() };
-    let r1 = redirect.clone();
-    let r2 = redirect.clone();
-    let r3 = redirect.clone();
+    let (r1, r2, r3) = (redirect, redirect, redirect);
     let (p1, p2, p3) = (p.clone(), p.clone(), p.clone());
     let router = Router::new()
         .route("/article", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], ARTICLE) }))
