@@ -9,7 +9,7 @@
 //! |-------------------|----------------------------------------------------------------------|
 //! | stdio (`command`) | child process in its own process group, scrubbed env + `env`, `cwd` |
 //! | `streamable-http` | `rmcp`'s reqwest client (the workspace's reqwest 0.13), `headers`    |
-//! | `sse`             | not available: `rmcp` dropped the legacy HTTP+SSE client; the server's state says so |
+//! | `sse`             | the legacy HTTP+SSE transport, which `rmcp` dropped: [`sse::LegacySse`] |
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -23,6 +23,8 @@ use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+pub mod sse;
 
 use crate::config::{McpConfig, McpServerConfig, McpTransport};
 use crate::tool::{BoxFuture, ExternalSource, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, wrap_external};
@@ -238,16 +240,6 @@ async fn supervise(slot: Arc<Slot>, clock: SharedClock, stop: CancellationToken)
         });
         return;
     }
-    if slot.config.command.is_none() && slot.config.transport == McpTransport::Sse {
-        slot.update(|s| {
-            s.status = McpStatus::Failed;
-            s.last_error = Some(format!(
-                "mcp.servers.{}.transport \"sse\" (the legacy HTTP+SSE transport) is not supported: the MCP SDK Pincer uses dropped it; use \"streamable-http\" if the server offers it",
-                slot.name
-            ));
-        });
-        return;
-    }
     let mut failures: u32 = 0;
     let mut ever_ready = false;
     loop {
@@ -381,12 +373,18 @@ async fn connect(slot: &Slot, clock: &SharedClock) -> Result<Connection, String>
             pincer_core::tls::install_default_provider();
             let client =
                 reqwest::Client::builder().build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-            let config =
-                rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.clone())
-                    .custom_headers(headers);
-            let transport = rmcp::transport::StreamableHttpClientTransport::with_client(client, config);
-            ().serve(transport)
-                .await
+            let served = if cfg.transport == McpTransport::Sse {
+                let mut map = reqwest::header::HeaderMap::new();
+                map.extend(headers);
+                let transport = sse::LegacySse::connect(client, &url, map).await?;
+                ().serve(transport).await
+            } else {
+                let config =
+                    rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.clone())
+                        .custom_headers(headers);
+                ().serve(rmcp::transport::StreamableHttpClientTransport::with_client(client, config)).await
+            };
+            served
                 .map(|service| Connection { service, pid: None })
                 .map_err(|e| format!("{url} did not complete the MCP handshake: {e}"))
         }

@@ -182,10 +182,6 @@ async fn streamable_http_server_with_headers() {
         BTreeMap::from([
             ("docs".to_string(), http(format!("http://{addr}/mcp"))),
             ("junk".to_string(), http(format!("http://{garbage}/mcp"))),
-            (
-                "legacy".to_string(),
-                McpServerConfig { transport: McpTransport::Sse, ..http(format!("http://{addr}/sse")) },
-            ),
             ("off".to_string(), McpServerConfig { enabled: false, ..http(format!("http://{addr}/mcp")) }),
             ("both".to_string(), McpServerConfig { command: Some("x".into()), ..http(format!("http://{addr}/mcp")) }),
         ]),
@@ -201,15 +197,114 @@ async fn streamable_http_server_with_headers() {
 
     let junk = wait_for(&servers, "junk", "in backoff", |s| s.status == McpStatus::Backoff).await;
     assert!(junk.last_error.as_deref().unwrap().contains("did not complete the MCP handshake"), "{junk:?}");
-    let legacy = servers.state("legacy").unwrap();
-    let legacy = if legacy.status == McpStatus::Failed {
-        legacy
-    } else {
-        wait_for(&servers, "legacy", "failed", |s| s.status == McpStatus::Failed).await
-    };
-    assert!(legacy.last_error.unwrap().contains("\"sse\""));
     assert_eq!(servers.state("off").unwrap().status, McpStatus::Disabled);
     let both = wait_for(&servers, "both", "failed", |s| s.status == McpStatus::Failed).await;
     assert!(both.last_error.unwrap().contains("not both"));
+    servers.shutdown();
+}
+
+/// A legacy HTTP+SSE server (protocol 2024-11-05) in front of the same `rmcp` handler: `GET /sse`
+/// opens the stream and names `/messages?sessionId=…`; posted messages are answered on the stream.
+async fn legacy_sse_server(seen_auth: Arc<std::sync::Mutex<Vec<String>>>) -> std::net::SocketAddr {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use futures_util::StreamExt;
+    use rmcp::ServiceExt;
+    use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+    use std::collections::HashMap;
+    use tokio::sync::mpsc;
+
+    type Sessions = Arc<std::sync::Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>;
+    let sessions: Sessions = Arc::default();
+    let router = axum::Router::new()
+        .route(
+            "/sse",
+            axum::routing::get(
+                |State((sessions, _)): State<(Sessions, Arc<std::sync::Mutex<Vec<String>>>)>| async move {
+                    let id = format!("{:x}", rand_id());
+                    let (in_tx, in_rx) = mpsc::channel::<ClientJsonRpcMessage>(16);
+                    let (out_tx, out_rx) = mpsc::channel::<ServerJsonRpcMessage>(16);
+                    sessions.lock().unwrap().insert(id.clone(), in_tx);
+                    let inbound =
+                        futures_util::stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+                    let outbound = futures_util::sink::unfold(out_tx, |tx, item: ServerJsonRpcMessage| async move {
+                        tx.send(item).await.map_err(|_| std::io::Error::other("stream closed"))?;
+                        Ok::<_, std::io::Error>(tx)
+                    });
+                    tokio::spawn(async move {
+                        let server = TestServer { own_process: false };
+                        if let Ok(running) = server.serve((Box::pin(outbound), Box::pin(inbound))).await {
+                            let _ = running.waiting().await;
+                        }
+                    });
+                    let first = futures_util::stream::once(async move {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(format!(
+                            "event: endpoint\ndata: /messages?sessionId={id}\n\n"
+                        )))
+                    });
+                    let rest = futures_util::stream::unfold(out_rx, |mut rx| async move {
+                        let msg = rx.recv().await?;
+                        let event = format!("event: message\ndata: {}\n\n", serde_json::to_string(&msg).unwrap());
+                        Some((Ok(bytes::Bytes::from(event)), rx))
+                    });
+                    ([(header::CONTENT_TYPE, "text/event-stream")], axum::body::Body::from_stream(first.chain(rest)))
+                },
+            ),
+        )
+        .route(
+            "/messages",
+            axum::routing::post(
+                |State((sessions, seen)): State<(Sessions, Arc<std::sync::Mutex<Vec<String>>>)>,
+                 headers: HeaderMap,
+                 Query(q): Query<HashMap<String, String>>,
+                 body: String| async move {
+                    seen.lock()
+                        .unwrap()
+                        .push(headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").into());
+                    let Ok(msg) = serde_json::from_str::<ClientJsonRpcMessage>(&body) else {
+                        return StatusCode::BAD_REQUEST;
+                    };
+                    let tx = q.get("sessionId").and_then(|id| sessions.lock().unwrap().get(id).cloned());
+                    match tx {
+                        Some(tx) => {
+                            let _ = tx.send(msg).await;
+                            StatusCode::ACCEPTED
+                        }
+                        None => StatusCode::NOT_FOUND,
+                    }
+                },
+            ),
+        )
+        .with_state((sessions, seen_auth));
+    serve(router).await
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn legacy_sse_server_with_headers() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let addr = legacy_sse_server(seen.clone()).await;
+    let clock = clock();
+    let config = McpServerConfig {
+        url: Some(format!("http://{addr}/sse")),
+        transport: McpTransport::Sse,
+        headers: BTreeMap::from([("Authorization".to_string(), "Bearer legacy".to_string())]),
+        ..Default::default()
+    };
+    let servers = start(BTreeMap::from([("old".to_string(), config)]), &clock);
+    let state = wait_for(&servers, "old", "ready", |s| s.status == McpStatus::Ready).await;
+    assert_eq!(state.transport, "sse");
+    assert!(state.tools.contains(&"old__echo".to_string()), "{state:?}");
+    let set = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone()).for_turn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = set.call("old__echo", r#"{"text":"over sse"}"#, &ctx(dir.path(), &clock)).await.unwrap();
+    assert_eq!(out.text, "echo: over sse");
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|a| a == "Bearer legacy"), "{seen:?}");
     servers.shutdown();
 }
