@@ -231,6 +231,15 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
+/// Kills a server's process group when dropped, unless disarmed.
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
+}
+
 /// Runs one server for the life of the gateway.
 async fn supervise(slot: Arc<Slot>, clock: SharedClock, stop: CancellationToken) {
     if let Err(e) = slot.config.validate(&slot.name) {
@@ -353,12 +362,15 @@ async fn connect(slot: &Slot, clock: &SharedClock) -> Result<Connection, String>
                     }
                 });
             }
-            match ().serve(transport).await {
-                Ok(service) => Ok(Connection { service, pid }),
-                Err(e) => {
-                    kill_group(pid);
-                    Err(format!("`{command}` did not complete the MCP handshake: {e}"))
+            // Kills the server's whole group unless the handshake completes (error, timeout, stop).
+            let mut guard = GroupKill(pid);
+            let served = ().serve(transport).await;
+            match served {
+                Ok(service) => {
+                    guard.0 = None;
+                    Ok(Connection { service, pid })
                 }
+                Err(e) => Err(format!("`{command}` did not complete the MCP handshake: {e}")),
             }
         } else {
             let url = cfg.url.clone().unwrap_or_default();

@@ -308,3 +308,24 @@ async fn legacy_sse_server_with_headers() {
     assert!(!seen.is_empty() && seen.iter().all(|a| a == "Bearer legacy"), "{seen:?}");
     servers.shutdown();
 }
+
+#[tokio::test]
+async fn a_server_that_never_completes_the_handshake_times_out_and_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let clock = clock();
+    let config = McpServerConfig {
+        command: Some("/bin/sh".into()),
+        args: vec!["-c".into(), format!("sleep 600 & echo $! > {}; wait", pidfile.display())],
+        connection_timeout_ms: 5_000,
+        ..Default::default()
+    };
+    let servers = start(BTreeMap::from([("mute".to_string(), config)]), &clock);
+    until("the server to start", || std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))).await;
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    clock.advance(5_000);
+    let state = wait_for(&servers, "mute", "in backoff", |s| s.status == McpStatus::Backoff).await;
+    assert!(state.last_error.as_deref().unwrap().contains("no MCP handshake within 5000 ms"), "{state:?}");
+    until("the silent server to be killed", || process_gone(pid)).await;
+    servers.shutdown();
+}
