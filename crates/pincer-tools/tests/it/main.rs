@@ -7,5 +7,6 @@ mod mcp;
 mod mcp_server;
 mod registry;
 mod support;
+mod timing;
 mod web_fetch;
 mod web_search;

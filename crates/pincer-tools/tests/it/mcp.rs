@@ -17,7 +17,7 @@ use crate::support::*;
 
 /// The stdio test server, built by `cargo test` as an example of this crate (built here if a
 /// narrower build skipped it).
-fn test_server_binary() -> PathBuf {
+pub fn test_server_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.parent().unwrap().parent().unwrap();
     let bin = target.join("examples/mcp_test_server");
