@@ -370,7 +370,9 @@ async fn connect(slot: &Slot, clock: &SharedClock) -> Result<Connection, String>
                     guard.0 = None;
                     Ok(Connection { service, pid })
                 }
-                Err(e) => Err(format!("`{command}` did not complete the MCP handshake: {e}")),
+                Err(e) => {
+                    Err(format!("`{command}` did not complete the MCP handshake: {}", plain_error(&e.to_string())))
+                }
             }
         } else {
             let url = cfg.url.clone().unwrap_or_default();
@@ -398,7 +400,7 @@ async fn connect(slot: &Slot, clock: &SharedClock) -> Result<Connection, String>
             };
             served
                 .map(|service| Connection { service, pid: None })
-                .map_err(|e| format!("{url} did not complete the MCP handshake: {e}"))
+                .map_err(|e| format!("{url} did not complete the MCP handshake: {}", plain_error(&e.to_string())))
         }
     };
     tokio::select! {
@@ -515,10 +517,21 @@ impl McpTool {
                 wrap_external(&e.message, ExternalSource::Mcp)
             ))),
             Err(e) => Err(ToolError::Failed(format!(
-                "MCP server `{}` failed during `{}`: {e}; the server may have crashed and will be restarted",
-                self.server, self.remote
+                "MCP server `{}` failed during `{}`: {}; if the server crashed, it is restarted",
+                self.server,
+                self.remote,
+                plain_error(&e.to_string())
             ))),
         }
+    }
+}
+
+/// rmcp's transport errors name Rust types (`Transport [rmcp::…<…>] error: …`); the model and the
+/// owner only need what the server did.
+fn plain_error(text: &str) -> String {
+    match text.rfind("] error: ") {
+        Some(i) => text[i + "] error: ".len()..].to_string(),
+        None => text.to_string(),
     }
 }
 

@@ -329,3 +329,59 @@ async fn a_server_that_never_completes_the_handshake_times_out_and_is_killed() {
     until("the silent server to be killed", || process_gone(pid)).await;
     servers.shutdown();
 }
+
+/// A hand-written Streamable HTTP server that completes the handshake and lists a tool, then
+/// answers the call with something that is not JSON-RPC.
+#[tokio::test]
+async fn an_http_server_answering_a_call_with_garbage_is_a_tool_error() {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use serde_json::{Value, json};
+    let router = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|body: String| async move {
+            let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let id = req.get("id").cloned().unwrap_or(Value::Null);
+            let reply = |result: Value| {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+                )
+                    .into_response()
+            };
+            match req.get("method").and_then(Value::as_str) {
+                Some("initialize") => reply(json!({
+                    "protocolVersion": req["params"]["protocolVersion"],
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "junk", "version": "1"}
+                })),
+                Some("tools/list") => {
+                    reply(json!({"tools": [{"name": "lookup", "description": "d", "inputSchema": {"type": "object"}}]}))
+                }
+                Some("tools/call") => {
+                    ([(header::CONTENT_TYPE, "application/json")], "{\"jsonrpc\": garbage").into_response()
+                }
+                _ => StatusCode::ACCEPTED.into_response(),
+            }
+        })
+        .get(|| async { StatusCode::METHOD_NOT_ALLOWED })
+        .delete(|| async { StatusCode::OK }),
+    );
+    let addr = serve(router).await;
+    let clock = clock();
+    let config =
+        McpServerConfig { url: Some(format!("http://{addr}/mcp")), request_timeout_ms: 10_000, ..Default::default() };
+    let servers = start(BTreeMap::from([("junk".to_string(), config)]), &clock);
+    let state = wait_for(&servers, "junk", "ready", |s| s.status == McpStatus::Ready).await;
+    assert_eq!(state.tools, ["junk__lookup"]);
+    let set = Toolbox::new(ToolPolicy::default()).with_mcp(servers.clone()).for_turn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &clock);
+    let task = tokio::spawn(async move { set.call("junk__lookup", "{}", &ctx).await });
+    let e = drive(&clock, 1_000, task).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "MCP server `junk` failed during `lookup`: unexpected server response: could not parse JSON response as ServerJsonRpcMessage: expected value at line 1 column 13: {\"jsonrpc\": garbage; if the server crashed, it is restarted"
+    );
+    servers.shutdown();
+}
