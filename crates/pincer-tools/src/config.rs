@@ -1,12 +1,23 @@
 //! The configuration sections this crate reads, with OpenClaw's key names and defaults: `tools.*`
 //! and `mcp.servers.*`. They are closed (`deny_unknown_fields`) like the rest of Pincer's config and
-//! will be embedded in `pincer-core`'s `Config` when the tools are wired into the gateway.
+//! will be embedded in `pincer-core`'s `Config` when the tools are wired into the gateway; this
+//! module depends on serde alone so it can move there unchanged (`pincer-core` cannot depend on
+//! this crate).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Profile;
+/// `tools.profile`: the base set of tools before allow/deny.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Minimal,
+    Coding,
+    Messaging,
+    #[default]
+    Full,
+}
 
 /// `tools`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -45,13 +45,14 @@ use std::sync::Arc;
 
 /// Builds the toolbox the gateway uses from configuration: the built-in tools that are enabled and
 /// configured, plus the MCP servers. A built-in whose settings are unusable (e.g. `web_search`
-/// without an API key) is left out and its reason returned, for `doctor` to show.
+/// without an API key) is left out; its reason, and a note when `exec` can run nothing, are
+/// returned for `doctor` to show.
 pub fn standard_toolbox(
     tools: &ToolsConfig,
     mcp: Option<McpServers>,
     approver: Option<Arc<dyn ExecApprover>>,
 ) -> (Toolbox, Vec<String>) {
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = exec::doctor_note(&tools.exec).into_iter().collect();
     let mut toolbox = Toolbox::new(ToolPolicy::from_config(tools))
         .with_tool(Arc::new(ReadTool::default()))
         .with_tool(Arc::new(WriteTool::default()))

@@ -6,18 +6,7 @@
 //! catalog: each tool's section is its `group:<section>`, its profiles list where it appears).
 //! Pincer adds `group:mcp` (every MCP tool) and `group:mcp:<server>`.
 
-use serde::{Deserialize, Serialize};
-
-/// `tools.profile`: the base set of tools before allow/deny.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    Minimal,
-    Coding,
-    Messaging,
-    #[default]
-    Full,
-}
+pub use crate::config::Profile;
 
 /// OpenClaw's core tools: (name, section, profiles).
 const CATALOG: &[(&str, &str, &[Profile])] = {

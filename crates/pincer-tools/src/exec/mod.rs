@@ -57,6 +57,17 @@ fn env_refused(key: &str) -> bool {
         )
 }
 
+/// What `doctor` should say about `tools.exec` when it lets nothing run, or `None`.
+pub fn doctor_note(config: &ExecConfig) -> Option<String> {
+    match config.mode {
+        ExecMode::Deny => Some("exec: tools.exec.mode is \"deny\"; agents cannot run commands. Set it to \"allowlist\" (with tools.exec.allowlist) or \"ask\" to let them".into()),
+        ExecMode::Allowlist if config.allowlist.is_empty() && config.safe_bins.is_empty() => Some(
+            "exec: nothing can run yet (tools.exec.mode is \"allowlist\" and tools.exec.allowlist is empty). Add executables by path, e.g. tools.exec.allowlist: [\"/usr/bin/git\"], list stdin-only filters in tools.exec.safeBins, or set tools.exec.mode to \"ask\" to approve commands one by one".into(),
+        ),
+        _ => None,
+    }
+}
+
 /// The `exec` tool.
 pub struct Exec {
     spec: ToolSpec,
@@ -315,5 +326,19 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, out: &Mutex<Cappe
             Ok(0) | Err(_) => return,
             Ok(n) => out.lock().unwrap_or_else(|e| e.into_inner()).push(&chunk[..n]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doctor_says_how_to_let_commands_run() {
+        assert!(doctor_note(&ExecConfig::default()).unwrap().contains("tools.exec.allowlist: [\"/usr/bin/git\"]"));
+        let allowed = ExecConfig { safe_bins: vec!["wc".into()], ..Default::default() };
+        assert_eq!(doctor_note(&allowed), None);
+        assert_eq!(doctor_note(&ExecConfig { mode: ExecMode::Full, ..Default::default() }), None);
+        assert!(doctor_note(&ExecConfig { mode: ExecMode::Deny, ..Default::default() }).unwrap().contains("\"deny\""));
     }
 }

@@ -131,8 +131,9 @@ async fn the_standard_toolbox_from_default_config() {
     let clock = clock();
     let (toolbox, problems) = pincer_tools::standard_toolbox(&pincer_tools::ToolsConfig::default(), None, None);
     // Brave is the default provider and has no key: web_search is left out, and doctor is told why.
-    assert_eq!(problems.len(), 1);
-    assert!(problems[0].contains("tools.web.search.apiKey"), "{problems:?}");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("exec: nothing can run yet"), "{problems:?}");
+    assert!(problems[1].contains("tools.web.search.apiKey"), "{problems:?}");
     let set = toolbox.for_turn(&[]);
     assert_eq!(set.names(), ["edit", "exec", "read", "web_fetch", "write"]);
     // exec is offered but, by default, runs nothing.
