@@ -185,58 +185,193 @@ fn glob_path(p: &[u8], s: &[u8]) -> bool {
 /// Directories a safe bin must live in (OpenClaw's trusted safe-bin dirs).
 const TRUSTED_SAFE_BIN_DIRS: &[&str] = &["/bin", "/usr/bin"];
 
-/// Flags that make a text filter read or write files by name.
-const FILE_FLAGS: &[&str] = &[
-    "-o",
-    "--output",
-    "-i",
-    "--in-place",
-    "-f",
-    "--file",
-    "--from-file",
-    "--files0-from",
-    "--rawfile",
-    "--slurpfile",
-    "-r",
-    "--recursive",
-    "-R",
-    "--dereference-recursive",
-    "-T",
-    "--temporary-directory",
-    "--compress-program",
+/// How a safe bin may be used on stdin only (after OpenClaw's safe-bin profiles): how many
+/// positional operands it takes as data (a pattern, a filter, character sets — never a file), which
+/// flags take a value (the value is data too, but must not look like a path), and which flags make
+/// it read or write a file and are refused.
+struct SafeBinProfile {
+    names: &'static [&'static str],
+    data_operands: usize,
+    value_flags: &'static [&'static str],
+    file_flags: &'static [&'static str],
+}
+
+const PROFILES: &[SafeBinProfile] = &[
+    SafeBinProfile {
+        names: &["grep", "egrep", "fgrep"],
+        data_operands: 1,
+        value_flags: &["-e", "--regexp", "-m", "--max-count", "-A", "-B", "-C", "--label"],
+        file_flags: &[
+            "-f",
+            "--file",
+            "-r",
+            "-R",
+            "--recursive",
+            "--dereference-recursive",
+            "-d",
+            "--directories",
+            "--exclude-from",
+            "--include",
+            "--exclude",
+            "--exclude-dir",
+        ],
+    },
+    SafeBinProfile {
+        names: &["jq"],
+        data_operands: 1,
+        value_flags: &["--arg", "--argjson", "--indent", "--tab"],
+        file_flags: &["-f", "--from-file", "--rawfile", "--slurpfile", "-L", "--library-path", "--args", "--jsonargs"],
+    },
+    SafeBinProfile { names: &["tr"], data_operands: 2, value_flags: &[], file_flags: &[] },
+    SafeBinProfile {
+        names: &["head", "tail"],
+        data_operands: 0,
+        value_flags: &["-n", "--lines", "-c", "--bytes"],
+        file_flags: &["-F", "--follow"],
+    },
+    SafeBinProfile { names: &["wc"], data_operands: 0, value_flags: &[], file_flags: &["--files0-from"] },
+    SafeBinProfile {
+        names: &["cut"],
+        data_operands: 0,
+        value_flags: &[
+            "-f",
+            "--fields",
+            "-d",
+            "--delimiter",
+            "-c",
+            "--characters",
+            "-b",
+            "--bytes",
+            "--output-delimiter",
+        ],
+        file_flags: &[],
+    },
+    SafeBinProfile {
+        names: &["uniq"],
+        data_operands: 0,
+        value_flags: &["-f", "--skip-fields", "-s", "--skip-chars", "-w", "--check-chars"],
+        file_flags: &[],
+    },
+    SafeBinProfile {
+        names: &["sort"],
+        data_operands: 0,
+        value_flags: &["-k", "--key", "-t", "--field-separator", "-S", "--buffer-size", "--parallel"],
+        file_flags: &[
+            "-o",
+            "--output",
+            "-T",
+            "--temporary-directory",
+            "--compress-program",
+            "--files0-from",
+            "--random-source",
+        ],
+    },
 ];
 
-/// Whether a segment is a safe bin used on stdin only: the executable's name is in `safe_bins`, it
-/// lives in a trusted system directory, and no argument names a file (path-like, an existing file
-/// in `cwd`, or a file-taking flag).
+/// The rule for a bin without a profile: no operands, and no flag that names a file.
+const GENERIC: SafeBinProfile = SafeBinProfile {
+    names: &[],
+    data_operands: 0,
+    value_flags: &[],
+    file_flags: &["-o", "--output", "-i", "--in-place", "-f", "--file", "--files0-from", "-r", "-R", "--recursive"],
+};
+
+/// Programs that can run commands or write files through their own language; listing them in
+/// `safeBins` does not make them safe (they need an allowlist entry).
+const NEVER_SAFE: &[&str] = &[
+    "sh", "bash", "zsh", "dash", "env", "sed", "awk", "gawk", "mawk", "perl", "python", "python3", "ruby", "node",
+    "find", "xargs", "tee", "dd", "cp", "mv", "rm", "ln", "chmod", "chown", "curl", "wget", "git", "ssh", "scp", "tar",
+    "vim", "vi",
+];
+
+/// Whether a segment is a safe bin used on stdin only: the executable's name is in `safe_bins`
+/// (and not a program that can run or write anything by itself), it lives in a trusted system
+/// directory, and no argument names a file — no file-taking flag, no operand beyond the data
+/// operands its profile allows, nothing path-like or naming an existing file in `cwd`.
 pub fn is_safe_bin_usage(argv: &[String], resolved: &Path, safe_bins: &[String], cwd: &Path) -> bool {
     let Some(name) = resolved.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()) else {
         return false;
     };
     let invoked = Path::new(&argv[0]).file_name().map(|n| n.to_string_lossy().to_ascii_lowercase());
     let listed = |n: &str| safe_bins.iter().any(|b| b.trim().eq_ignore_ascii_case(n));
-    if !(listed(&name) || invoked.as_deref().is_some_and(listed)) {
+    if !(listed(&name) || invoked.as_deref().is_some_and(listed)) || NEVER_SAFE.contains(&name.as_str()) {
         return false;
     }
     if !resolved.parent().is_some_and(|d| TRUSTED_SAFE_BIN_DIRS.iter().any(|t| Path::new(t) == d)) {
         return false;
     }
-    argv[1..].iter().all(|arg| {
-        if arg == "-" || arg.is_empty() {
-            return true;
+    let profile = PROFILES.iter().find(|p| p.names.contains(&name.as_str())).unwrap_or(&GENERIC);
+    let is_data = |v: &str| !path_like(v) && !cwd.join(v).exists();
+    let mut operands = 0;
+    let mut args = argv[1..].iter();
+    let mut only_operands = false;
+    while let Some(arg) = args.next() {
+        if only_operands || arg == "-" || !arg.starts_with('-') || arg.len() == 1 {
+            if arg != "-" {
+                operands += 1;
+                if operands > profile.data_operands || !is_data(arg) {
+                    return false;
+                }
+            }
+            continue;
         }
-        if let Some(flag) = arg.strip_prefix('-') {
-            let (key, value) = match arg.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (arg.as_str(), None),
+        if arg == "--" {
+            only_operands = true;
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let (key, value) = match long.split_once('=') {
+                Some((k, v)) => (format!("--{k}"), Some(v)),
+                None => (arg.clone(), None),
             };
-            let _ = flag;
-            let takes_file =
-                FILE_FLAGS.iter().any(|f| key == *f || (f.len() == 2 && !key.starts_with("--") && key.starts_with(f)));
-            return !takes_file && value.is_none_or(|v| !path_like(v) && !cwd.join(v).exists());
+            if profile.file_flags.contains(&key.as_str()) {
+                return false;
+            }
+            if profile.value_flags.contains(&key.as_str()) {
+                let value = match value {
+                    Some(v) => v.to_string(),
+                    None => match args.next() {
+                        Some(v) => v.clone(),
+                        None => return false,
+                    },
+                };
+                // `--arg name value` takes two.
+                if (key == "--arg" || key == "--argjson") && args.next().is_none_or(|v| !is_data(v)) {
+                    return false;
+                }
+                if !is_data(&value) {
+                    return false;
+                }
+            } else if value.is_some_and(|v| !is_data(v)) {
+                return false;
+            }
+            continue;
         }
-        !path_like(arg) && !cwd.join(arg).exists()
-    })
+        // A cluster of short flags (`-rn`), where a value-taking flag ends the cluster (`-n5`).
+        let letters: Vec<char> = arg[1..].chars().collect();
+        for (i, c) in letters.iter().enumerate() {
+            let flag = format!("-{c}");
+            if profile.file_flags.contains(&flag.as_str()) {
+                return false;
+            }
+            if profile.value_flags.contains(&flag.as_str()) {
+                let attached: String = letters[i + 1..].iter().collect();
+                let value = if attached.is_empty() {
+                    match args.next() {
+                        Some(v) => v.clone(),
+                        None => return false,
+                    }
+                } else {
+                    attached
+                };
+                if !is_data(&value) {
+                    return false;
+                }
+                break;
+            }
+        }
+    }
+    true
 }
 
 fn path_like(s: &str) -> bool {
@@ -397,6 +532,15 @@ mod tests {
             (s(&["/usr/bin/echo"]), s(&["head"]), "echo hi | head -n 1"),
             (s(&[]), s(&["head"]), "head -n 1 ../x"),
             (s(&["/usr/bin/echo"]), s(&["sort"]), "echo hi | sort -o out"),
+            (s(&["/usr/bin/echo"]), s(&["sort"]), "echo hi | sort -no out"),
+            (s(&["/usr/bin/echo"]), s(&["sort"]), "echo hi | sort -rn -k 2"),
+            (s(&["/usr/bin/echo"]), s(&["uniq"]), "echo hi | uniq - out"),
+            (s(&["/usr/bin/echo"]), s(&["grep"]), "echo hi | grep -c -e hi"),
+            (s(&["/usr/bin/echo"]), s(&["grep"]), "echo hi | grep hi secret.txt"),
+            (s(&["/usr/bin/echo"]), s(&["grep"]), "echo hi | grep -rn hi"),
+            (s(&["/usr/bin/echo"]), s(&["cut"]), "echo a,b | cut -d, -f2"),
+            (s(&["/usr/bin/echo"]), s(&["tr"]), "echo hi | tr a-z A-Z"),
+            (s(&["/usr/bin/echo"]), s(&["sed"]), "echo hi | sed s/h/j/"),
             (s(&["echo"]), s(&[]), "echo hi"),
             (s(&["*"]), s(&[]), "echo hi"),
             (s(&["/usr/**"]), s(&[]), "echo hi"),
@@ -430,6 +574,15 @@ mod tests {
             /usr/bin/echo      head       echo hi | head -n 1                  RUN /usr/bin/echo hi | /usr/bin/head -n 1
                                head       head -n 1 ../x                       NO  `head` (/usr/bin/head) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/head" to tools.exec.allowlist to allow it
             /usr/bin/echo      sort       echo hi | sort -o out                NO  `sort` (/usr/bin/sort) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/sort" to tools.exec.allowlist to allow it
+            /usr/bin/echo      sort       echo hi | sort -no out               NO  `sort` (/usr/bin/sort) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/sort" to tools.exec.allowlist to allow it
+            /usr/bin/echo      sort       echo hi | sort -rn -k 2              RUN /usr/bin/echo hi | /usr/bin/sort -rn -k 2
+            /usr/bin/echo      uniq       echo hi | uniq - out                 NO  `uniq` (/usr/bin/uniq) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/uniq" to tools.exec.allowlist to allow it
+            /usr/bin/echo      grep       echo hi | grep -c -e hi              RUN /usr/bin/echo hi | /usr/bin/grep -c -e hi
+            /usr/bin/echo      grep       echo hi | grep hi secret.txt         NO  `grep` (/usr/bin/grep) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/grep" to tools.exec.allowlist to allow it
+            /usr/bin/echo      grep       echo hi | grep -rn hi                NO  `grep` (/usr/bin/grep) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/grep" to tools.exec.allowlist to allow it
+            /usr/bin/echo      cut        echo a,b | cut -d, -f2               RUN /usr/bin/echo a,b | /usr/bin/cut -d, -f2
+            /usr/bin/echo      tr         echo hi | tr a-z A-Z                 RUN /usr/bin/echo hi | /usr/bin/tr a-z A-Z
+            /usr/bin/echo      sed        echo hi | sed s/h/j/                 NO  `sed` (/usr/bin/sed) is not in tools.exec.allowlist and is not a stdin-only use of a safe bin; add "/usr/bin/sed" to tools.exec.allowlist to allow it
             echo                          echo hi                              NO  `echo` (/usr/bin/echo) is not in tools.exec.allowlist; add "/usr/bin/echo" to tools.exec.allowlist to allow it
             *                             echo hi                              RUN /usr/bin/echo hi
             /usr/**                       echo hi                              RUN /usr/bin/echo hi
