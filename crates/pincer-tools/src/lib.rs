@@ -20,6 +20,28 @@
 //! `Clock`, and a tool result can never change the policy (the policy is read from configuration
 //! only).
 
+//!
+//! How the turn runner uses it (the integration step):
+//!
+//! ```text
+//! // at gateway start
+//! let mcp = McpServers::start(&config.mcp, clock.clone());            // shared, supervised
+//! let approvals = ApprovalQueue::new();                               // serves exec.approval.*
+//! let (toolbox, notes) = standard_toolbox(&config.tools, Some(mcp.clone()), Some(Arc::new(approvals.clone())));
+//! // per turn
+//! let tools = toolbox.for_turn(&job.tools_allow);                     // policy applied here
+//! let specs = tools.specs();                                          // → provider `tools`
+//! let ws = Workspace::new(workspace_dir);
+//! let system = [ws.project_context_section(max, total), ws.skills_section()];
+//! // per tool call (parallel calls: one future each)
+//! let mut ctx = ToolContext::new(workspace_dir, clock.clone(), per_tool_timeout_ms);
+//! ctx.call_id = call.id; ctx.session_key = Some(session_key); ctx.cancel = turn_cancel.child_token();
+//! match tools.call(&call.name, &call.arguments_json, &ctx).await {
+//!     Ok(out) => transcript.tool_result(call.id, out.for_model(), false),
+//!     Err(e) => transcript.tool_result(call.id, e.to_string(), true /* class: e.class() */),
+//! }
+//! ```
+
 pub mod config;
 pub mod exec;
 pub mod fs;
