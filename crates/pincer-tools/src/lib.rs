@@ -19,7 +19,6 @@
 //! knows nothing of sessions, transcripts or the gateway. Every timeout runs on the injected
 //! `Clock`, and a tool result can never change the policy (the policy is read from configuration
 //! only).
-
 //!
 //! How the turn runner uses it (the integration step):
 //!
