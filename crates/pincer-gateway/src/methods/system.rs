@@ -50,6 +50,8 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "uptimeMs": state.uptime_ms(),
             "ready": state.is_ready(),
             "channelsHealthy": healthy,
+            // Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
+            "connections": state.admission.pressure(),
         },
     })
 }
