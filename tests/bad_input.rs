@@ -1578,6 +1578,24 @@ fn config_rows_stop_the_gateway_promptly_naming_the_key() {
             "cron.maxConcurrentRuns: must be at least 1".into(),
         ),
         (
+            "connection cap 0",
+            b"{gateway: {connections: {max: 0}}}".to_vec(),
+            vec![],
+            "gateway.connections.max: must be at least 1".into(),
+        ),
+        (
+            "unauthenticated sockets per address 0",
+            b"{gateway: {connections: {maxUnauthenticatedPerAddress: 0}}}".to_vec(),
+            vec![],
+            "gateway.connections.maxUnauthenticatedPerAddress: must be at least 1".into(),
+        ),
+        (
+            "header timeout of 10 ms",
+            b"{gateway: {connections: {headerTimeoutMs: 10}}}".to_vec(),
+            vec![],
+            "gateway.connections.headerTimeoutMs: must be 100..600000".into(),
+        ),
+        (
             "rate limit a string",
             br#"{delivery: {rateLimits: {discord: "fast"}}}"#.to_vec(),
             vec![],

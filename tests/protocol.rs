@@ -1,8 +1,11 @@
 //! The protocol v4 boundary: handshake, framing, auth, scopes, limits and events. Each bad-input
 //! row gets the documented error or close code, and other connections carry on.
 
-use pincer_testkit::ws::{RawClient, cli_connect_params};
+use std::time::Duration;
+
+use pincer_testkit::ws::{RawClient, cli_connect_params, client_frame_header, client_text_frame};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{T0, TOKEN, TestGateway, error_of};
 
@@ -162,8 +165,10 @@ async fn row_missing_token() {
 
 #[tokio::test]
 async fn row_failed_auth_is_rate_limited_per_address() {
-    let gw =
-        TestGateway::start_with("{gateway:{auth:{rateLimit:{maxAttempts:3, windowMs:60000, lockoutMs:300000}}}}").await;
+    let gw = TestGateway::start_with(
+        "{gateway:{auth:{rateLimit:{maxAttempts:3, windowMs:60000, lockoutMs:300000, exemptLoopback:false}}}}",
+    )
+    .await;
     for _ in 0..3 {
         let mut c = opened(&gw).await;
         c.send_text(connect_req(cli_connect_params(Some("wrong"), &[]))).await.unwrap();
@@ -377,4 +382,277 @@ async fn shutdown_sends_event_and_closes_1001() {
     assert_eq!(ev["payload"]["reason"], "gateway stopping");
     assert_eq!(c.expect_close().await.unwrap().0, Some(1001));
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "port released");
+}
+
+/// The `connections` object of `health`.
+async fn pressure(gw: &TestGateway) -> Value {
+    let mut c = gw.client(&[]).await;
+    c.call("health", json!({})).await.unwrap()["pincer"]["connections"].clone()
+}
+
+/// Reads from a raw socket until the server closes it; `None` if it is still open after 10 s.
+async fn wait_closed(tcp: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all).await.ok()?;
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Polls `cond` every 5 ms for up to 10 s (waiting for the server to notice a closed socket).
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond().await {
+        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn row_oversized_frame_header_before_hello_closes_1009_before_the_payload_is_sent() {
+    let gw = TestGateway::start().await;
+    let mut c = opened(&gw).await;
+    // A text frame declaring 25 MB, and nothing of its payload: refused at the header.
+    c.send_raw(&client_frame_header(true, 1, 25_000_000)).await.unwrap();
+    assert_eq!(c.expect_close().await.unwrap(), (Some(1009), "preauth payload too large".into()));
+    // A message over 64 KiB in small fragments is refused the same way.
+    let mut c = opened(&gw).await;
+    let fragment = vec![b' '; 40 * 1024];
+    let mut first = client_frame_header(false, 1, fragment.len() as u64);
+    first.extend(fragment.iter().enumerate().map(|(i, b)| b ^ [0x37, 0xfa, 0x21, 0x3d][i % 4]));
+    c.send_raw(&first).await.unwrap();
+    c.send_raw(&client_frame_header(true, 0, 40 * 1024)).await.unwrap();
+    assert_eq!(c.expect_close().await.unwrap(), (Some(1009), "preauth payload too large".into()));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_request_sent_right_behind_connect_is_read_under_the_full_limit() {
+    let gw = TestGateway::start().await;
+    let mut c = opened(&gw).await;
+    let connect = connect_req(cli_connect_params(Some(TOKEN), &["operator.read"]));
+    let big = json!({"type": "req", "id": "big", "method": "health", "params": {"pad": "y".repeat(1024 * 1024)}});
+    // One write: both frames reach the gateway before it has answered `connect`.
+    c.send_raw(&[client_text_frame(connect.as_bytes()), client_text_frame(big.to_string().as_bytes())].concat())
+        .await
+        .unwrap();
+    let hello = c.next_frame().await.unwrap();
+    assert_eq!((hello["id"].as_str(), hello["ok"].as_bool()), (Some("c1"), Some(true)), "{hello}");
+    let res = c.next_frame().await.unwrap();
+    assert_eq!((res["id"].as_str(), res["ok"].as_bool()), (Some("big"), Some(true)));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn slowloris_request_heads_are_closed_after_the_header_timeout() {
+    let gw = TestGateway::start_with("{gateway: {connections: {headerTimeoutMs: 300}}}").await;
+    let mut silent = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n").await.unwrap();
+    assert!(wait_closed(&mut silent).await.is_some(), "a socket that sends nothing stays open");
+    assert!(wait_closed(&mut slow).await.is_some(), "a request head that never ends stays open");
+    // A finished request on a kept-alive connection is answered; the idle connection then closes too.
+    let mut keep = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let answered = wait_closed(&mut keep).await.expect("an idle kept-alive connection stays open");
+    assert!(answered.starts_with("HTTP/1.1 200 OK"), "{answered}");
+    let p = pressure(&gw).await;
+    assert_eq!(p["headerTimeouts"], 3, "{p}");
+    let (_, metrics) = pincer_testkit::http::get(gw.addr(), "/metrics").await.unwrap();
+    assert!(metrics.contains("pincer_http_header_timeouts_total 3\n"), "{metrics}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unauthenticated_sockets_per_address_are_capped_with_a_503() {
+    let gw = TestGateway::start_with("{gateway: {connections: {maxUnauthenticatedPerAddress: 3}}}").await;
+    // Authenticated connections do not count against their address.
+    let mut owner = gw.client(&["operator.read"]).await;
+    let _more = [gw.client(&[]).await, gw.client(&[]).await, gw.client(&[]).await];
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(gw.addr()).await.unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while owner.call("health", json!({})).await.unwrap()["pincer"]["connections"]["unauthenticated"] != 3 {
+        assert!(std::time::Instant::now() < deadline, "the idle sockets were never counted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = RawClient::open(&gw.url()).await.err().expect("a fourth unauthenticated socket is refused");
+    let refused = format!("{err:?}");
+    assert!(refused.contains("503"), "{refused}");
+    // The answer is OpenClaw's, as plain text.
+    let mut raw = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    raw.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let answer = wait_closed(&mut raw).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer}");
+    assert!(answer.contains("\r\n\r\nToo many unauthenticated sockets from 127.0.0.1 (limit 3"), "{answer}");
+    // Another address is not affected, and neither is the connection already open.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut elsewhere = RawClient::open_with(&gw.url(), Some(other), &[]).await.unwrap();
+    assert_eq!(elsewhere.next_frame().await.unwrap()["event"], "connect.challenge");
+    assert_eq!(owner.call("health", json!({})).await.unwrap()["pincer"]["connections"]["refused"]["perAddress"], 2);
+    // Once the idle sockets close, the address may connect again.
+    drop(idle);
+    eventually("the address's budget freed", || async { RawClient::open(&gw.url()).await.is_ok() }).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_socket_cap_answers_503_and_health_shows_the_pressure() {
+    let gw = TestGateway::start_with("{gateway: {connections: {max: 3}}}").await;
+    let mut a = gw.client(&["operator.read"]).await;
+    let b = gw.client(&[]).await;
+    let _c = gw.client(&[]).await;
+    let err = RawClient::open(&gw.url()).await.err().expect("a fourth socket is refused");
+    assert!(format!("{err:?}").contains("503"), "{err:?}");
+    let health = a.call("health", json!({})).await.unwrap();
+    let p = &health["pincer"]["connections"];
+    assert_eq!((p["open"].as_u64(), p["max"].as_u64()), (Some(3), Some(3)), "{p}");
+    assert_eq!(p["maxSource"], "gateway.connections.max");
+    assert_eq!(p["refused"], json!({"atCapacity": 1, "perAddress": 0}));
+    // A freed slot is usable again, by HTTP too.
+    drop(b);
+    let metrics = loop {
+        match pincer_testkit::http::get(gw.addr(), "/metrics").await {
+            Ok((200, body)) => break body,
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
+    assert!(metrics.contains("pincer_connections_max 3\n"), "{metrics}");
+    assert!(metrics.contains("pincer_connections_refused_total{reason=\"capacity\"} "), "{metrics}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_above_max_payload_is_refused_with_how_to_page() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.read"]).await;
+    // An answer twice the size of its request: the error for a wrong-typed `limit` quotes the
+    // value, and each `"` (2 bytes escaped in the request) is 4 bytes once quoted and escaped
+    // again. A 13.4 MB request, within the frame limit, gets a 26.8 MB answer, above it.
+    let quotes = "\"".repeat(6_700_000);
+    c.wait_up_to(Duration::from_secs(60));
+    let res = c.request("cron.list", json!({"limit": quotes})).await.unwrap();
+    let (code, message) = error_of(&res);
+    assert_eq!(code, "INVALID_REQUEST");
+    assert!(message.starts_with("result too large: the answer to cron.list is 25.6 MiB"), "{}", &message[..200]);
+    assert!(message.contains("a smaller `limit` (and `offset` for the next page)"), "{message}");
+    assert_eq!(res["error"]["details"]["code"], "RESULT_TOO_LARGE");
+    assert_eq!(res["error"]["details"]["maxPayload"], 26_214_400);
+    // The connection carries on.
+    assert_eq!(c.call("cron.list", json!({"limit": 1})).await.unwrap()["jobs"], json!([]));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn loopback_clients_are_not_locked_out_by_failed_auth_but_browsers_are() {
+    let gw = TestGateway::start().await;
+    // Fifteen wrong tokens from the local CLI (the default limit is ten a minute)...
+    for _ in 0..15 {
+        let mut c = opened(&gw).await;
+        c.send_text(connect_req(cli_connect_params(Some("wrong"), &[]))).await.unwrap();
+        assert_eq!(c.next_frame().await.unwrap()["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+    }
+    // ...and the owner still gets in.
+    assert!(RawClient::connect(&gw.url(), cli_connect_params(Some(TOKEN), &["operator.read"])).await.is_ok());
+    // A page in a browser on this machine (it sends Origin) is limited.
+    let browser = || async {
+        let mut c = RawClient::open_with(&gw.url(), None, &[("origin", "http://evil.example")]).await.unwrap();
+        assert_eq!(c.next_frame().await.unwrap()["event"], "connect.challenge");
+        c.send_text(connect_req(cli_connect_params(Some("wrong"), &[]))).await.unwrap();
+        c.next_frame().await.unwrap()["error"]["details"]["code"].clone()
+    };
+    for _ in 0..10 {
+        assert_eq!(browser().await, "AUTH_TOKEN_MISMATCH");
+    }
+    assert_eq!(browser().await, "AUTH_RATE_LIMITED");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_auth_flood_writes_a_few_audit_rows_with_counts() {
+    let gw = TestGateway::start().await;
+    for _ in 0..60 {
+        let mut c = opened(&gw).await;
+        c.send_text(connect_req(cli_connect_params(Some("wrong"), &[]))).await.unwrap();
+        assert_eq!(c.next_frame().await.unwrap()["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+    }
+    let mut owner = gw.client(&["operator.admin"]).await;
+    let failed = json!({"action": "gateway.auth.failed", "limit": 500});
+    let rows = owner.call("audit.query", failed.clone()).await.unwrap();
+    assert_eq!(rows["total"], 10, "the first ten of the minute get a row each: {rows}");
+    // When the minute ends the other fifty are written as one row with their count.
+    gw.clock.advance(60_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let summary = loop {
+        let rows = owner.call("audit.query", failed.clone()).await.unwrap();
+        if rows["total"] == 11 {
+            break rows["entries"][0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no summary row: {rows}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(summary["remoteIp"], "127.0.0.1");
+    assert_eq!(summary["detail"]["count"], 50, "{summary}");
+    assert_eq!(summary["detail"]["reasons"], json!({"AUTH_TOKEN_MISMATCH": 50}));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sockets_at_the_cap_leave_descriptors_for_the_store_and_commands() {
+    use pincer_testkit::process::GatewayProcess;
+    // The real binary under `ulimit -n 400`: the cap is 400 less the 256 kept back, 144 sockets.
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        json!({"gateway": {"connections": {"maxUnauthenticatedPerAddress": 10_000, "headerTimeoutMs": 600_000}}});
+    let gw = GatewayProcess::start_limited(&crate::support::pincer_bin(), dir.path(), config, Some(400)).unwrap();
+    let url = gw.url();
+    let mut owner = RawClient::connect(&url, cli_connect_params(Some(&gw.token), &["operator.admin"])).await.unwrap().0;
+    let job = owner
+        .call(
+            "cron.add",
+            json!({"name": "date", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                   "payload": {"kind": "command", "argv": ["sh", "-c", "echo fine"]}, "delivery": {"mode": "none"}}),
+        )
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    // 400 half-sent requests: more sockets than the process has descriptors.
+    let mut slowloris = Vec::new();
+    for _ in 0..400 {
+        let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await;
+        slowloris.push(s);
+    }
+    // Each socket is accepted and counted or refused (the kernel queues them until then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let p = loop {
+        let p = owner.call("health", json!({})).await.unwrap()["pincer"]["connections"].clone();
+        if p["refused"]["atCapacity"].as_u64() >= Some(400 - 143) {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "not all sockets accepted or refused: {p}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((p["open"].as_u64(), p["max"].as_u64()), (Some(144), Some(144)), "{p}");
+    assert!(p["maxSource"].as_str().unwrap().starts_with("the open-file limit (400"), "{p}");
+    // A command still starts (its pipes need descriptors) and the store still writes its run.
+    owner.call("cron.run", json!({"id": id})).await.unwrap();
+    let runs = crate::support::wait_runs(&mut owner, &id, 1).await;
+    assert_eq!(runs[0]["status"], "ok", "{}", runs[0]);
+    // Newcomers are told at once rather than left hanging.
+    let started = std::time::Instant::now();
+    let err = RawClient::open(&url).await.err().expect("refused at the cap");
+    assert!(format!("{err:?}").contains("503"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(gw.log().contains("refusing connections: Too many open connections"), "{}", gw.log());
+    drop(slowloris);
 }

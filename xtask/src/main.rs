@@ -4,7 +4,8 @@
 //! - `openclaw`: install Node 24 and `openclaw@2026.9.6` into `.cache/openclaw` (npm registry only).
 //! - `interop`: install OpenClaw, then run the ignored `interop::` tests of the e2e suite with it.
 //! - `bench`: measure Pincer beside OpenClaw in the same run and write BENCHMARKS.md.
-//! - `load`: 1,000 WebSocket clients issuing mixed reads for 60 s; latency, errors, memory.
+//! - `load`: 1,000 WebSocket clients issuing mixed reads for 60 s; latency, errors, memory; then
+//!   100 honest clients under a slowloris and 25 MB pre-hello frame attack (the hostile rows).
 //! - `soak`: an hour of steady traffic; RSS every minute and the drift (not in CI).
 //! - `fuzz`: run the cargo-fuzz targets in `fuzz/` for a bounded time each (nightly; see `fuzz.rs`).
 
@@ -39,7 +40,10 @@ fn main() -> anyhow::Result<()> {
             eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
             eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
             eprintln!("  bench      measure Pincer beside OpenClaw and write BENCHMARKS.md (--quick for fewer runs)");
-            eprintln!("  load       1,000 WebSocket clients × 60 s of reads (--clients N --secs S --no-openclaw)");
+            eprintln!(
+                "  load       1,000 WebSocket clients × 60 s of reads, then 100 under attack (--clients N --secs S"
+            );
+            eprintln!("             --hostile-secs S (0: none) --only-hostile --no-openclaw)");
             eprintln!("  soak       an hour of steady traffic, RSS drift (--minutes N, --state DIR)");
             eprintln!("  fuzz       the cargo-fuzz targets, bounded (--secs N per target, default 30; nightly)");
             std::process::exit(2)

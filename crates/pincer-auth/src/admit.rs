@@ -12,7 +12,7 @@ use pincer_protocol::{ClientInfo, ErrorCode, ErrorShape, Role, ScopeSet, close, 
 use pincer_store::{DeviceRow, DeviceTokenRow, PairingRequestRow, Tx};
 use serde_json::{Value, json};
 
-use crate::audit::{self, action};
+use crate::audit::{self, FailureTally, action};
 use crate::proof::VerifiedDevice;
 use crate::token::{mint, token_matches};
 use crate::view::{client_json, clip, pending_view, scope_names, scope_set};
@@ -160,7 +160,8 @@ impl Devices {
     pub async fn admit(&self, req: AdmitRequest) -> Result<Admitted, Rejection> {
         let now = self.clock.now_ms();
         let config = self.config.clone();
-        match self.store.write(move |tx| admit_in(tx, &req, &config, now)).await {
+        let failures = self.failures.clone();
+        match self.store.write(move |tx| admit_in(tx, &req, &config, now, &failures)).await {
             Ok((outcome, events)) => {
                 self.emit(events);
                 outcome
@@ -172,7 +173,13 @@ impl Devices {
 
 type Decided = (Result<Admitted, Rejection>, Events);
 
-fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> pincer_store::Result<Decided> {
+fn admit_in(
+    tx: &Tx<'_>,
+    req: &AdmitRequest,
+    cfg: &PairingConfig,
+    now: i64,
+    failures: &FailureTally,
+) -> pincer_store::Result<Decided> {
     let mut events = Events::new();
     tx.expire_pairing_requests(now)?;
     let dev = &req.device;
@@ -193,7 +200,7 @@ fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> p
         Some(Ok(row)) => Some(row),
         Some(Err(failure)) if required => {
             let rejection = device_token_rejection(failure);
-            fail(tx, req, now, &rejection)?;
+            fail(tx, req, now, &rejection, failures)?;
             return Ok((Err(rejection), events));
         }
         // With a shared secret or in auth mode none a stale token is ignored and replaced.
@@ -212,6 +219,7 @@ fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> p
         None => {
             if !silent(PairingReason::NotPaired, req, cfg, &[]) {
                 let rejection = pend(tx, req, PairingReason::NotPaired, None, requested, now, &mut events)?;
+                fail(tx, req, now, &rejection, failures)?;
                 return Ok((Err(rejection), events));
             }
             if stored.is_some() {
@@ -229,6 +237,7 @@ fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> p
         log_metadata_upgrade(req, method, &device);
         if !silent(PairingReason::MetadataUpgrade, req, cfg, &device.roles) {
             let rejection = pend(tx, req, PairingReason::MetadataUpgrade, Some(&device), requested, now, &mut events)?;
+            fail(tx, req, now, &rejection, failures)?;
             return Ok((Err(rejection), events));
         }
         repin(&mut device, dev);
@@ -240,6 +249,7 @@ fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> p
         log_access_upgrade(PairingReason::RoleUpgrade, req, method, &device, requested);
         if !silent(PairingReason::RoleUpgrade, req, cfg, &device.roles) {
             let rejection = pend(tx, req, PairingReason::RoleUpgrade, Some(&device), requested, now, &mut events)?;
+            fail(tx, req, now, &rejection, failures)?;
             return Ok((Err(rejection), events));
         }
         device.roles.push(role.as_str().to_string());
@@ -251,6 +261,7 @@ fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> p
         log_access_upgrade(PairingReason::ScopeUpgrade, req, method, &device, requested);
         if !silent(PairingReason::ScopeUpgrade, req, cfg, &device.roles) {
             let rejection = pend(tx, req, PairingReason::ScopeUpgrade, Some(&device), requested, now, &mut events)?;
+            fail(tx, req, now, &rejection, failures)?;
             return Ok((Err(rejection), events));
         }
         device.scopes = scope_names(scope_set(&device.scopes).union(requested));
@@ -266,7 +277,7 @@ fn admit_in(tx: &Tx<'_>, req: &AdmitRequest, cfg: &PairingConfig, now: i64) -> p
         && !held.covers(requested)
     {
         let rejection = scope_mismatch_rejection(&device.device_id, requested, held);
-        fail(tx, req, now, &rejection)?;
+        fail(tx, req, now, &rejection, failures)?;
         return Ok((Err(rejection), events));
     }
 
@@ -603,9 +614,7 @@ fn pend(
             row
         }
     };
-    let rejection = not_paired_rejection(reason, &request, device);
-    fail(tx, req, now, &rejection)?;
-    Ok(rejection)
+    Ok(not_paired_rejection(reason, &request, device))
 }
 
 fn not_paired_rejection(reason: PairingReason, request: &PairingRequestRow, device: Option<&DeviceRow>) -> Rejection {
@@ -667,8 +676,22 @@ fn scope_mismatch_rejection(device_id: &str, requested: ScopeSet, held: ScopeSet
     Rejection::new(error, close::POLICY)
 }
 
-/// Audits a refused connect inside the admission transaction.
-fn fail(tx: &Tx<'_>, req: &AdmitRequest, now: i64, rejection: &Rejection) -> pincer_store::Result<()> {
+/// Audits a refused connect inside the admission transaction, or counts it toward its address's
+/// summary row.
+fn fail(
+    tx: &Tx<'_>,
+    req: &AdmitRequest,
+    now: i64,
+    rejection: &Rejection,
+    failures: &FailureTally,
+) -> pincer_store::Result<()> {
+    let (own_row, ended) = failures.note(req.peer.remote_ip, now, &audit::failure_reason(rejection));
+    for summary in &ended {
+        audit::write_summary(tx, summary)?;
+    }
+    if !own_row {
+        return Ok(());
+    }
     let details = rejection.error.details.as_ref();
     audit::write(
         tx,

@@ -4,6 +4,16 @@
 //!
 //! Entries written by [`crate::Devices::admit`] and the pairing methods commit in the same
 //! transaction as the change they describe. Details never contain bearers, hashes or signatures.
+//!
+//! Failed connects are tallied per address: the first [`FAILURES_AUDITED_PER_WINDOW`] in a
+//! [`FAILURE_WINDOW_MS`] window get a row each, the rest of the window one summary row with their
+//! count and reasons (written when the window ends, by the next failure from that address or by
+//! [`Devices::flush_auth_failures`]). A flood of failures therefore writes a few rows a minute and
+//! cannot push the rest of the history out of the [`AUDIT_KEEP`] entries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Mutex;
 
 use pincer_protocol::{ErrorShape, Role, ScopeSet};
 use pincer_store::{AuditFilter, NewAuditRow, Tx};
@@ -64,6 +74,132 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Failed connects from one address that each get their own row, per window.
+pub const FAILURES_AUDITED_PER_WINDOW: u32 = 10;
+/// Length of a failure-tally window.
+pub const FAILURE_WINDOW_MS: i64 = 60_000;
+/// Addresses tallied separately; failures from further addresses share one tally.
+const TALLY_ADDRESSES: usize = 4096;
+
+/// One address's failures in the current window.
+#[derive(Debug, Clone, PartialEq)]
+struct Window {
+    started_ms: i64,
+    audited: u32,
+    counted: u64,
+    first_counted_ms: i64,
+    last_counted_ms: i64,
+    reasons: BTreeMap<String, u64>,
+}
+
+/// Failures of one window beyond the audited ones: written as one row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Summary {
+    /// `None`: the shared tally of addresses beyond [`TALLY_ADDRESSES`].
+    ip: Option<IpAddr>,
+    window: Window,
+}
+
+/// Failed connects per address and window (see the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct FailureTally {
+    windows: Mutex<HashMap<Option<IpAddr>, Window>>,
+}
+
+impl FailureTally {
+    /// Notes a failure from `ip`: `true` when it gets its own row, `false` when it was counted.
+    /// Returns too the summaries of windows that have ended, for the caller to write.
+    pub(crate) fn note(&self, ip: IpAddr, now: i64, reason: &str) -> (bool, Vec<Summary>) {
+        let mut windows = self.windows.lock().expect("tally lock");
+        let mut ended = Vec::new();
+        let mut key = Some(ip);
+        if !windows.contains_key(&key) && windows.len() >= TALLY_ADDRESSES {
+            ended = take_ended(&mut windows, now, false);
+            if windows.len() >= TALLY_ADDRESSES {
+                key = None;
+            }
+        }
+        if windows.get(&key).is_some_and(|w| now - w.started_ms >= FAILURE_WINDOW_MS) {
+            let window = windows.remove(&key).expect("present");
+            if window.counted > 0 {
+                ended.push(Summary { ip: key, window });
+            }
+        }
+        let window = windows.entry(key).or_insert_with(|| Window {
+            started_ms: now,
+            audited: 0,
+            counted: 0,
+            first_counted_ms: now,
+            last_counted_ms: now,
+            reasons: BTreeMap::new(),
+        });
+        if key.is_some() && window.audited < FAILURES_AUDITED_PER_WINDOW {
+            window.audited += 1;
+            return (true, ended);
+        }
+        if window.counted == 0 {
+            window.first_counted_ms = now;
+        }
+        window.counted += 1;
+        window.last_counted_ms = now;
+        *window.reasons.entry(reason.to_string()).or_default() += 1;
+        (false, ended)
+    }
+
+    /// Removes the windows that ended by `now` (every window when `all`); returns those with
+    /// counted failures.
+    pub(crate) fn take_ended(&self, now: i64, all: bool) -> Vec<Summary> {
+        take_ended(&mut self.windows.lock().expect("tally lock"), now, all)
+    }
+}
+
+fn take_ended(windows: &mut HashMap<Option<IpAddr>, Window>, now: i64, all: bool) -> Vec<Summary> {
+    let ended: Vec<Option<IpAddr>> =
+        windows.iter().filter(|(_, w)| all || now - w.started_ms >= FAILURE_WINDOW_MS).map(|(k, _)| *k).collect();
+    ended
+        .into_iter()
+        .filter_map(|ip| windows.remove(&ip).map(|window| Summary { ip, window }))
+        .filter(|s| s.window.counted > 0)
+        .collect()
+}
+
+/// Writes one summary row inside `tx`.
+pub(crate) fn write_summary(tx: &Tx<'_>, summary: &Summary) -> pincer_store::Result<()> {
+    let w = &summary.window;
+    let from = summary.ip.map(|ip| ip.to_string()).unwrap_or_else(|| format!("more than {TALLY_ADDRESSES} addresses"));
+    let detail = json!({
+        "summary": true,
+        "count": w.counted,
+        "firstAtMs": w.first_counted_ms,
+        "lastAtMs": w.last_counted_ms,
+        "windowStartMs": w.started_ms,
+        "windowMs": FAILURE_WINDOW_MS,
+        "reasons": w.reasons,
+        "message": format!(
+            "{} more failed connects from {from} in this window, counted rather than written one by one (the first {FAILURES_AUDITED_PER_WINDOW} of each minute are)",
+            w.counted
+        ),
+    });
+    let id = tx.insert_audit(&NewAuditRow {
+        at_ms: w.last_counted_ms,
+        action: action::AUTH_FAILED.to_string(),
+        device_id: None,
+        remote_ip: summary.ip.map(|ip| ip.to_string()),
+        conn_id: None,
+        client_id: None,
+        detail_json: detail.to_string(),
+    })?;
+    if id % 1024 == 0 {
+        tx.prune_audit(AUDIT_KEEP)?;
+    }
+    Ok(())
+}
+
+/// The reason a refused connect is tallied under: its detail code, else its error code.
+pub(crate) fn failure_reason(rejection: &Rejection) -> String {
+    rejection.detail_code().unwrap_or(&rejection.error.code).to_string()
+}
+
 /// A claimed device id worth recording: exactly 64 lowercase hex characters.
 pub(crate) fn plausible_device_id(id: &str) -> Option<&str> {
     (id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(id)
@@ -94,12 +230,18 @@ impl Devices {
         }
     }
 
-    /// Records a refused connect (bad proof, bad shared secret, rate limit, …) with its reason.
-    /// `claimed_device_id` is recorded only when it looks like a device id.
+    /// Records a refused connect (bad proof, bad shared secret, rate limit, …) with its reason,
+    /// or counts it toward its address's summary row (see the module doc). `claimed_device_id` is
+    /// recorded only when it looks like a device id.
     pub async fn record_auth_failure(&self, peer: &Peer, claimed_device_id: Option<&str>, rejection: &Rejection) {
+        let now = self.clock.now_ms();
+        let (own_row, ended) = self.failures.note(peer.remote_ip, now, &failure_reason(rejection));
+        if !own_row && ended.is_empty() {
+            return;
+        }
         let details = rejection.error.details.as_ref();
         let reason = details.and_then(|d| d.get("reason").or_else(|| d.get("authReason"))).cloned();
-        self.record(AuditEntry {
+        let entry = own_row.then(|| AuditEntry {
             action: action::AUTH_FAILED,
             device_id: claimed_device_id.and_then(plausible_device_id).map(String::from),
             peer: Some(peer.clone()),
@@ -110,8 +252,43 @@ impl Devices {
                 "message": rejection.error.message,
                 "closeCode": rejection.close_code,
             }),
-        })
-        .await;
+        });
+        let result = self
+            .store
+            .write(move |tx| {
+                for summary in &ended {
+                    write_summary(tx, summary)?;
+                }
+                match entry {
+                    Some(e) => write(tx, now, e.action, e.device_id.as_deref(), e.peer.as_ref(), e.detail),
+                    None => Ok(()),
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "audit: cannot record a failed connect");
+        }
+    }
+
+    /// Writes the summary rows of tally windows that have ended — every window when `all` (at
+    /// shutdown). The gateway calls this once a window.
+    pub async fn flush_auth_failures(&self, all: bool) {
+        let ended = self.failures.take_ended(self.clock.now_ms(), all);
+        if ended.is_empty() {
+            return;
+        }
+        let result = self
+            .store
+            .write(move |tx| {
+                for summary in &ended {
+                    write_summary(tx, summary)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "audit: cannot record failed-connect summaries");
+        }
     }
 
     /// Records a successful connect that did not go through [`Devices::admit`] (no device).

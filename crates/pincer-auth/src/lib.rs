@@ -130,6 +130,7 @@ pub struct Devices {
     clock: SharedClock,
     events: EventBus,
     config: PairingConfig,
+    failures: std::sync::Arc<audit::FailureTally>,
 }
 
 /// Scope a connection needs to receive `device.pair.*` events.
@@ -137,7 +138,7 @@ pub const EVENT_SCOPE: &str = "operator.pairing";
 
 impl Devices {
     pub fn new(store: Store, clock: SharedClock, events: EventBus, config: PairingConfig) -> Devices {
-        Devices { store, clock, events, config }
+        Devices { store, clock, events, config, failures: Default::default() }
     }
 
     fn emit(&self, events: Vec<(&'static str, serde_json::Value)>) {

@@ -918,3 +918,51 @@ async fn a_pending_request_covered_by_a_later_local_pairing_is_approved_with_it(
     );
     assert_eq!(gw.list(&owner()).await["pending"], json!([]));
 }
+
+#[tokio::test]
+async fn a_flood_of_failed_connects_writes_a_few_rows_with_counts() {
+    use crate::audit::{FAILURE_WINDOW_MS, FAILURES_AUDITED_PER_WINDOW};
+    let gw = Gw::default();
+    let mismatch = Rejection::new(
+        ErrorShape::invalid_request("unauthorized: gateway token mismatch")
+            .with_details(json!({ "code": detail_code::AUTH_TOKEN_MISMATCH })),
+        close::POLICY,
+    );
+    let missing = Rejection::new(
+        ErrorShape::invalid_request("unauthorized: gateway token missing")
+            .with_details(json!({ "code": detail_code::AUTH_TOKEN_MISSING })),
+        close::POLICY,
+    );
+    for i in 0..1_000 {
+        let rejection = if i % 4 == 0 { &missing } else { &mismatch };
+        gw.devices.record_auth_failure(&gw.peer(false), None, rejection).await;
+        gw.clock.advance(10);
+    }
+    // Another address has its own allowance.
+    gw.devices.record_auth_failure(&gw.peer(true), None, &mismatch).await;
+    let failed = |gw: &Gw| gw.audit().into_iter().filter(|r| r.action == action::AUTH_FAILED).collect::<Vec<_>>();
+    assert_eq!(failed(&gw).len(), FAILURES_AUDITED_PER_WINDOW as usize + 1);
+    // The window (60 s) ends at T0 + 60 s: the flush writes one row counting the rest of it, and
+    // the failures after it start a new window with its own rows.
+    gw.clock.set(T0 + FAILURE_WINDOW_MS);
+    gw.devices.flush_auth_failures(false).await;
+    let rows = failed(&gw);
+    let summaries: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.detail_json).unwrap())
+        .filter(|d| d["summary"] == true)
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    let counted = 1_000 - FAILURES_AUDITED_PER_WINDOW as u64;
+    assert_eq!(summaries[0]["count"], counted);
+    assert_eq!(summaries[0]["reasons"], json!({ "AUTH_TOKEN_MISMATCH": 750 - 7, "AUTH_TOKEN_MISSING": 250 - 3 }));
+    let summary_row = rows.iter().find(|r| r.detail_json.contains("\"summary\":true")).unwrap();
+    assert_eq!(summary_row.remote_ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(summary_row.conn_id, None);
+    // The loopback window had nothing counted: no summary for it, even when everything is flushed.
+    gw.devices.flush_auth_failures(true).await;
+    assert_eq!(failed(&gw).len(), FAILURES_AUDITED_PER_WINDOW as usize + 2);
+    // A later failure from the flooding address gets its own row again.
+    gw.devices.record_auth_failure(&gw.peer(false), None, &mismatch).await;
+    assert_eq!(failed(&gw).len(), FAILURES_AUDITED_PER_WINDOW as usize + 3);
+}

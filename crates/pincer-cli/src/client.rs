@@ -92,6 +92,8 @@ pub enum ClientError {
         "cannot reach the gateway at {url}: {reason}. Is it running? Start it with `pincer gateway`, or check --url"
     )]
     Unreachable { url: String, reason: String },
+    #[error("the gateway at {url} refused the connection (HTTP {status}): {reason}")]
+    Refused { url: String, status: u16, reason: String },
     #[error("the gateway at {url} did not answer within {ms} ms (raise --timeout, or check the gateway's log)")]
     Timeout { url: String, ms: u128 },
     #[error("{}", describe_rpc_error(.0))]
@@ -143,8 +145,18 @@ impl Client {
 
     async fn connect_inner(target: &Target, scopes: &[Scope]) -> Result<Client, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable { url: target.url.clone(), reason };
-        let (ws, _) =
-            tokio_tungstenite::connect_async(target.url.as_str()).await.map_err(|e| unreachable(e.to_string()))?;
+        let (ws, _) = tokio_tungstenite::connect_async(target.url.as_str()).await.map_err(|e| match e {
+            // A gateway at its connection limit answers 503 with the reason in the body.
+            tokio_tungstenite::tungstenite::Error::Http(response) if response.status().is_server_error() => {
+                let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                ClientError::Refused {
+                    url: target.url.clone(),
+                    status: response.status().as_u16(),
+                    reason: body.trim().to_string(),
+                }
+            }
+            e => unreachable(e.to_string()),
+        })?;
         let mut client = Client { ws, next_id: 0, target: target.clone(), hello: placeholder_hello() };
         // The server speaks first: connect.challenge.
         let challenge = client.next_frame().await?;

@@ -65,6 +65,7 @@ pub struct GatewayConfig {
     pub bind: Bind,
     pub auth: AuthConfig,
     pub pairing: PairingConfig,
+    pub connections: ConnectionsConfig,
 }
 
 impl Default for GatewayConfig {
@@ -74,7 +75,28 @@ impl Default for GatewayConfig {
             bind: Bind::Loopback,
             auth: AuthConfig::default(),
             pairing: PairingConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
+    }
+}
+
+/// Limits on the sockets of the gateway port (`gateway.connections`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ConnectionsConfig {
+    /// Open sockets at most (HTTP and WebSocket). Unset: 4096, lowered to what the open-file limit
+    /// leaves after the descriptors kept back for the store, channels and commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// Sockets one address may hold before it authenticates (OpenClaw's pre-auth budget).
+    pub max_unauthenticated_per_address: u32,
+    /// Time a client has to send a complete HTTP request head (slowloris guard).
+    pub header_timeout_ms: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig { max: None, max_unauthenticated_per_address: 64, header_timeout_ms: 10_000 }
     }
 }
 
@@ -125,12 +147,13 @@ pub struct RateLimitConfig {
     pub max_attempts: u32,
     pub window_ms: u64,
     pub lockout_ms: u64,
+    /// Direct loopback clients without a browser `Origin` are never locked out (OpenClaw's default).
     pub exempt_loopback: bool,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        RateLimitConfig { max_attempts: 10, window_ms: 60_000, lockout_ms: 300_000, exempt_loopback: false }
+        RateLimitConfig { max_attempts: 10, window_ms: 60_000, lockout_ms: 300_000, exempt_loopback: true }
     }
 }
 
@@ -515,6 +538,16 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.cron.max_concurrent_runs == 0 {
             return Err("cron.maxConcurrentRuns: must be at least 1".into());
+        }
+        let connections = &self.gateway.connections;
+        if connections.max == Some(0) {
+            return Err("gateway.connections.max: must be at least 1 (leave it out for the default)".into());
+        }
+        if connections.max_unauthenticated_per_address == 0 {
+            return Err("gateway.connections.maxUnauthenticatedPerAddress: must be at least 1".into());
+        }
+        if !(100..=600_000).contains(&connections.header_timeout_ms) {
+            return Err("gateway.connections.headerTimeoutMs: must be 100..600000 (milliseconds)".into());
         }
         if self.delivery.max_attempts == 0 {
             return Err("delivery.maxAttempts: must be at least 1".into());

@@ -31,6 +31,12 @@ impl Upgrade {
     pub fn direct_local(&self) -> bool {
         self.remote.ip().is_loopback() && !self.forwarded
     }
+
+    /// Exempt from the failed-auth lockout (with `exemptLoopback`): direct loopback and no browser
+    /// `Origin`, since any web page the owner opens can reach loopback.
+    pub fn exempt_from_lockout(&self) -> bool {
+        self.direct_local() && !self.has_origin
+    }
 }
 
 /// A refused handshake: the response to send (when the frame was a request) and the close.
@@ -151,7 +157,11 @@ async fn admit(
             .await
             .map_err(|r| {
                 if r.detail_code() == Some(detail_code::AUTH_DEVICE_TOKEN_MISMATCH) {
-                    state.limiter.record_failure(upgrade.remote.ip(), state.clock.now_ms());
+                    state.limiter.record_failure(
+                        upgrade.remote.ip(),
+                        upgrade.exempt_from_lockout(),
+                        state.clock.now_ms(),
+                    );
                 }
                 let mut rejection = Rejection::from(r);
                 rejection.audited = true;
@@ -230,7 +240,7 @@ fn negotiate_version(params: &ConnectParams) -> Result<(), Rejection> {
 fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectParams) -> Result<SecretCheck, Rejection> {
     let ip = upgrade.remote.ip();
     let now = state.clock.now_ms();
-    if let Err(retry_after) = state.limiter.check(ip, now) {
+    if let Err(retry_after) = state.limiter.check(ip, upgrade.exempt_from_lockout(), now) {
         return Err(Rejection::new(
             ErrorShape::invalid_request("unauthorized: too many failed authentication attempts (retry later)")
                 .retry_after(retry_after)
@@ -276,7 +286,7 @@ fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectPara
 }
 
 fn token_mismatch(state: &AppState, upgrade: &Upgrade) -> Rejection {
-    let locked = state.limiter.record_failure(upgrade.remote.ip(), state.clock.now_ms());
+    let locked = state.limiter.record_failure(upgrade.remote.ip(), upgrade.exempt_from_lockout(), state.clock.now_ms());
     state.metrics.inc("pincer_auth_failures_total", "Failed connect authentications.", &[("reason", "token_mismatch")]);
     tracing::warn!(conn = %upgrade.conn_id, remote = %upgrade.remote, locked, "unauthorized: gateway token mismatch");
     Rejection::new(

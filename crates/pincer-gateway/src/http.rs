@@ -1,19 +1,29 @@
 //! The HTTP side of the gateway port: `/healthz`, `/readyz`, `/metrics`, and the WebSocket
 //! upgrade on `/`.
+//!
+//! The upgrade is answered here rather than by axum's `WebSocketUpgrade`, because the socket must
+//! be read through a [`FrameGate`]: before `hello-ok` a frame above 64 KiB is refused at its
+//! header, after it the limit is `maxPayload`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pincer_protocol::MAX_PAYLOAD;
+use axum::{Extension, Router};
+use hyper_util::rt::TokioIo;
+use pincer_protocol::{MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use serde_json::json;
 use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::admission::Slot;
+use crate::frame_gate::{FrameGate, FrameLimit};
 use crate::handshake::Upgrade;
 use crate::state::AppState;
 
@@ -35,20 +45,18 @@ pub fn router(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Router {
 async fn root(
     State(ctx): State<Ctx>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Extension(slot): Extension<Arc<Slot>>,
+    mut req: Request,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return (
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!(
-                "Pincer gateway {}: connect with the OpenClaw Gateway protocol v4 over WebSocket on this URL (ws://), or use `pincer status`.\n",
-                crate::VERSION
-            ),
-        )
-            .into_response();
+    let headers = req.headers();
+    let key = match websocket_key(req.method(), headers) {
+        Some(key) => key,
+        None => return upgrade_required(),
     };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return upgrade_required();
+    };
+    let headers = req.headers();
     let forwarded =
         ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"].iter().any(|h| headers.contains_key(*h));
     let upgrade = Upgrade {
@@ -58,9 +66,55 @@ async fn root(
         forwarded,
     };
     let Ctx { state, shutdown } = ctx;
-    ws.max_message_size(MAX_PAYLOAD)
-        .max_frame_size(MAX_PAYLOAD)
-        .on_upgrade(move |socket| crate::ws::serve_socket(state, socket, upgrade, shutdown))
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(remote = %remote, error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let limit = FrameLimit::new(MAX_PREAUTH_PAYLOAD);
+        let io = FrameGate::new(TokioIo::new(upgraded), limit.clone());
+        let config = WebSocketConfig::default().max_message_size(Some(MAX_PAYLOAD)).max_frame_size(Some(MAX_PAYLOAD));
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        crate::ws::serve_socket(state, socket, crate::ws::Limits { frame: limit, slot }, upgrade, shutdown).await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
+        .body(Body::empty())
+        .expect("a valid 101 response")
+}
+
+/// `Sec-WebSocket-Key` of a valid HTTP/1.1 upgrade request (RFC 6455 §4.2.1), else `None`.
+fn websocket_key(method: &Method, headers: &HeaderMap) -> Option<String> {
+    let has = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    let ok = method == Method::GET
+        && has(header::CONNECTION, "upgrade")
+        && has(header::UPGRADE, "websocket")
+        && has(header::SEC_WEBSOCKET_VERSION, "13");
+    ok.then(|| headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok().map(String::from)).flatten()
+}
+
+fn upgrade_required() -> Response {
+    (
+        StatusCode::UPGRADE_REQUIRED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "Pincer gateway {}: connect with the OpenClaw Gateway protocol v4 over WebSocket on this URL (ws://), or use `pincer status`.\n",
+            crate::VERSION
+        ),
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -91,6 +145,7 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
     let m = &state.metrics;
     m.set("pincer_up", "1 while the gateway runs.", &[("version", crate::VERSION)], 1.0);
     m.set("pincer_uptime_seconds", "Seconds since the gateway started.", &[], state.uptime_ms() as f64 / 1000.0);
+    state.admission.export();
     m.set(
         "pincer_ws_connections",
         "Authenticated WebSocket connections now open.",

@@ -5,9 +5,12 @@
 //! **Architecture Invariant:** the WebSocket is the external boundary. Pairing, tokens and scopes
 //! are checked here and nowhere else; internal services call each other in-process.
 
+mod admission;
+mod frame_gate;
 mod handshake;
 mod http;
 pub mod methods;
+mod net;
 mod rate_limit;
 pub mod router;
 mod state;
@@ -205,8 +208,21 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
 
     let devices =
         pincer_auth::Devices::new(store.clone(), clock.clone(), events.clone(), config.gateway.pairing.clone());
+    let connections = &config.gateway.connections;
+    let nofile = admission::open_file_limit();
+    let (max_sockets, max_source) = admission::socket_cap(connections, nofile);
+    if max_source.starts_with("the open-file limit") {
+        tracing::warn!(max_sockets, nofile, "the connection cap is lowered by {max_source}");
+    }
+    let admission = admission::Admission::new(
+        max_sockets,
+        max_source,
+        connections.max_unauthenticated_per_address as usize,
+        metrics.clone(),
+    );
     let state = Arc::new(AppState {
         limiter: rate_limit::AuthLimiter::new(config.gateway.auth.rate_limit.clone()),
+        admission,
         config: Arc::new(config),
         paths,
         store,
@@ -230,19 +246,27 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = http::router(state.clone(), shutdown_rx.clone());
-    let mut server_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "gateway server failed");
-        }
-    });
+    let server = tokio::spawn(net::serve(listener, app, state.clone(), shutdown_rx.clone()));
+    tokio::spawn(flush_failed_connects(state.clone(), shutdown_rx.clone()));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, generation, ready_ms = started.elapsed().as_millis() as u64, "pincer gateway ready");
     Ok(RunningGateway { addr, state, shutdown: shutdown_tx, server })
+}
+
+/// Writes the summary rows of failed connects once per tally window (the audit log counts a flood
+/// rather than writing a row per attempt).
+async fn flush_failed_connects(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let next = state.clock.now_ms() + pincer_auth::audit::FAILURE_WINDOW_MS;
+        let stopping = tokio::select! {
+            _ = state.clock.sleep_until(next) => false,
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        if stopping {
+            return;
+        }
+        state.devices.flush_auth_failures(false).await;
+    }
 }
 
 impl RunningGateway {
@@ -260,6 +284,7 @@ impl RunningGateway {
         self.state.outbox.shutdown();
         self.state.cron.shutdown().await;
         self.state.agents.shutdown();
+        self.state.devices.flush_auth_failures(true).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         // Tasks may still hold the state for a moment; the next gateway must not wait for them.

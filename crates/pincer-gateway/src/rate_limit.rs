@@ -1,5 +1,7 @@
 //! Failed-authentication limiting per remote address: `maxAttempts` failures within `windowMs`
-//! lock the address out for `lockoutMs`.
+//! lock the address out for `lockoutMs`. As in OpenClaw, local clients are exempt by default
+//! (`exemptLoopback`), so a local process cannot lock the owner out; a browser page on loopback
+//! (it sends `Origin`) and anything behind a local proxy are not exempt.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,13 +26,14 @@ impl AuthLimiter {
         AuthLimiter { config, entries: Mutex::new(HashMap::new()) }
     }
 
-    fn exempt(&self, ip: IpAddr) -> bool {
-        self.config.exempt_loopback && ip.is_loopback()
+    /// `local`: a direct loopback client without a browser `Origin`.
+    fn exempt(&self, local: bool) -> bool {
+        self.config.exempt_loopback && local
     }
 
     /// `Err(retry_after_ms)` while the address is locked out.
-    pub fn check(&self, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
-        if self.exempt(ip) {
+    pub fn check(&self, ip: IpAddr, local: bool, now_ms: i64) -> Result<(), u64> {
+        if self.exempt(local) {
             return Ok(());
         }
         let entries = self.entries.lock().expect("limiter lock");
@@ -41,8 +44,8 @@ impl AuthLimiter {
     }
 
     /// Records a failure; returns true when it started a lockout.
-    pub fn record_failure(&self, ip: IpAddr, now_ms: i64) -> bool {
-        if self.exempt(ip) {
+    pub fn record_failure(&self, ip: IpAddr, local: bool, now_ms: i64) -> bool {
+        if self.exempt(local) {
             return false;
         }
         let mut entries = self.entries.lock().expect("limiter lock");
@@ -82,26 +85,30 @@ mod tests {
         });
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
         let other: IpAddr = "10.0.0.8".parse().unwrap();
-        assert!(!limiter.record_failure(ip, 0));
-        assert!(!limiter.record_failure(ip, 100));
+        assert!(!limiter.record_failure(ip, false, 0));
+        assert!(!limiter.record_failure(ip, false, 100));
         // The first failure falls out of the window.
-        assert!(!limiter.record_failure(ip, 1_050));
-        assert!(limiter.record_failure(ip, 1_060));
-        assert_eq!(limiter.check(ip, 2_060), Err(4_000));
-        assert_eq!(limiter.check(other, 2_060), Ok(()));
-        assert_eq!(limiter.check(ip, 6_060), Ok(()));
+        assert!(!limiter.record_failure(ip, false, 1_050));
+        assert!(limiter.record_failure(ip, false, 1_060));
+        assert_eq!(limiter.check(ip, false, 2_060), Err(4_000));
+        assert_eq!(limiter.check(other, false, 2_060), Ok(()));
+        assert_eq!(limiter.check(ip, false, 6_060), Ok(()));
     }
 
     #[test]
-    fn loopback_exemption_is_configurable() {
-        let limiter = AuthLimiter::new(RateLimitConfig {
-            max_attempts: 1,
-            window_ms: 1_000,
-            lockout_ms: 5_000,
-            exempt_loopback: true,
-        });
+    fn local_clients_are_exempt_by_default_and_only_they() {
+        let config = RateLimitConfig { max_attempts: 1, ..RateLimitConfig::default() };
+        assert!(config.exempt_loopback, "OpenClaw's default");
+        let limiter = AuthLimiter::new(config.clone());
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!limiter.record_failure(lo, 0));
-        assert_eq!(limiter.check(lo, 1), Ok(()));
+        assert!(!limiter.record_failure(lo, true, 0));
+        assert_eq!(limiter.check(lo, true, 1), Ok(()));
+        // Loopback with an Origin (a browser page) or proxy headers is not `local`.
+        assert!(limiter.record_failure(lo, false, 2));
+        assert_eq!(limiter.check(lo, false, 3), Err(300_000 - 1));
+        // Switched off, local clients are limited too.
+        let strict = AuthLimiter::new(RateLimitConfig { exempt_loopback: false, ..config });
+        assert!(strict.record_failure(lo, true, 0));
+        assert!(strict.check(lo, true, 1).is_err());
     }
 }

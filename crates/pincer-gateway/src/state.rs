@@ -12,6 +12,7 @@ use pincer_protocol::{ClientId, Role, ScopeSet};
 use pincer_store::Store;
 use tokio::sync::mpsc;
 
+use crate::admission::Admission;
 use crate::rate_limit::AuthLimiter;
 use crate::router::Methods;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub methods: Methods,
     pub limiter: AuthLimiter,
+    /// The sockets of the gateway port: caps, counts, refusals.
+    pub admission: Arc<Admission>,
     /// Random per process; clients see it as `server.bootId`.
     pub boot_id: String,
     /// Increments on every start; owns the leases taken during this run.

@@ -4,18 +4,34 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use pincer_protocol::{
-    ConnectChallenge, ErrorShape, EventFrame, Frame, HANDSHAKE_TIMEOUT_MS, MAX_PREAUTH_PAYLOAD, ResponseFrame, Scope,
-    TICK_INTERVAL_MS, close, parse_frame,
+    ConnectChallenge, ErrorShape, EventFrame, Frame, HANDSHAKE_TIMEOUT_MS, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD,
+    ResponseFrame, Scope, TICK_INTERVAL_MS, close, detail_code, parse_frame,
 };
 use serde_json::json;
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::admission::Slot;
+use crate::frame_gate::{FrameGate, FrameLimit, FrameTooLarge};
 use crate::handshake::{Upgrade, authenticate, hello_ok};
 use crate::state::{AppState, Caller, LiveConnection};
+
+/// An upgraded socket, read through the frame-size gate.
+pub type Socket = WebSocketStream<FrameGate<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// What a connection holds from admission: its frame limit (raised after `hello-ok`) and its slot
+/// (which stops counting against its address then).
+pub struct Limits {
+    pub frame: FrameLimit,
+    pub slot: Arc<Slot>,
+}
 
 const PING_INTERVAL: Duration = Duration::from_secs(25);
 /// Requests one connection may have in flight; more wait (backpressure on the socket).
@@ -43,10 +59,40 @@ fn to_text<T: serde::Serialize>(frame: &T) -> String {
     serde_json::to_string(frame).expect("frames serialise")
 }
 
+/// The read failed because a frame or message was over the limit (the gate's or tungstenite's).
+fn too_large(e: &WsError) -> bool {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => true,
+        WsError::Io(io) => FrameTooLarge::find(io).is_some(),
+        _ => false,
+    }
+}
+
+/// The text of a `res` frame, or — when it would exceed the frame limit the client was promised
+/// (`policy.maxPayload`) — an error saying so and how to ask for less.
+fn answer_text(id: String, method: &str, result: Result<serde_json::Value, ErrorShape>) -> String {
+    let text = to_text(&Frame::Res(match result {
+        Ok(payload) => ResponseFrame::ok(id.clone(), payload),
+        Err(error) => ResponseFrame::err(id.clone(), error),
+    }));
+    if text.len() <= MAX_PAYLOAD {
+        return text;
+    }
+    tracing::warn!(method, bytes = text.len(), "answer above maxPayload replaced by RESULT_TOO_LARGE");
+    let error = ErrorShape::invalid_request(format!(
+        "result too large: the answer to {method} is {:.1} MiB, above the {} MiB frame limit; ask for less — a smaller `limit` (and `offset` for the next page) where {method} takes them, or a narrower filter",
+        text.len() as f64 / (1024.0 * 1024.0),
+        MAX_PAYLOAD / (1024 * 1024)
+    ))
+    .with_details(json!({ "code": detail_code::RESULT_TOO_LARGE, "bytes": text.len(), "maxPayload": MAX_PAYLOAD }));
+    to_text(&Frame::Res(ResponseFrame::err(id, error)))
+}
+
 /// Serves one upgraded socket until it closes.
 pub async fn serve_socket(
     state: Arc<AppState>,
-    socket: WebSocket,
+    socket: Socket,
+    limits: Limits,
     upgrade: Upgrade,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -58,7 +104,8 @@ pub async fn serve_socket(
                 Outbound::Text(text) => sink.send(Message::Text(text.into())).await,
                 Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
                 Outbound::Close(frame) => {
-                    let frame = frame.map(|(code, reason)| CloseFrame { code, reason: close_reason(&reason).into() });
+                    let frame = frame
+                        .map(|(code, reason)| CloseFrame { code: code.into(), reason: close_reason(&reason).into() });
                     let _ = sink.send(Message::Close(frame)).await;
                     break;
                 }
@@ -71,7 +118,7 @@ pub async fn serve_socket(
     });
 
     let conn_id = upgrade.conn_id.clone();
-    if let Some(caller) = handshake(&state, &upgrade, &mut stream, &out_tx).await {
+    if let Some(caller) = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await {
         state.metrics.inc("pincer_ws_connections_total", "Connections that completed the handshake.", &[]);
         session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
     }
@@ -82,12 +129,13 @@ pub async fn serve_socket(
     state.connections.lock().expect("connections lock").remove(&conn_id);
 }
 
-type Stream = futures_util::stream::SplitStream<WebSocket>;
+type Stream = futures_util::stream::SplitStream<Socket>;
 
 /// Sends the challenge and waits for a valid `connect`. Returns the caller once `hello-ok` is queued.
 async fn handshake(
     state: &Arc<AppState>,
     upgrade: &Upgrade,
+    limits: &Limits,
     stream: &mut Stream,
     out: &mpsc::Sender<Outbound>,
 ) -> Option<Arc<Caller>> {
@@ -120,15 +168,17 @@ async fn handshake(
             }
         };
         let msg = match next {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-            Some(Ok(msg)) => msg,
-        };
-        let text = match msg {
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(b) if b.len() > MAX_PREAUTH_PAYLOAD => {
+            None | Some(Ok(Message::Close(_))) => return None,
+            // The gate refused a frame over 64 KiB at its header, before buffering it.
+            Some(Err(e)) if too_large(&e) => {
                 let _ = out.send(reject(close::TOO_LARGE, "preauth payload too large")).await;
                 return None;
             }
+            Some(Err(_)) => return None,
+            Some(Ok(msg)) => msg,
+        };
+        let text = match msg {
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             Message::Binary(_) => {
                 let _ = out.send(reject(close::POLICY, "invalid handshake: binary frames are not supported")).await;
                 return None;
@@ -168,6 +218,10 @@ async fn handshake(
         }
         return match authenticate(state, upgrade, &frame, &nonce).await {
             Ok((caller, _params, device_token)) => {
+                // From here the connection is authenticated: full-size frames, and no longer
+                // counted against its address's pre-auth budget.
+                limits.frame.set(MAX_PAYLOAD);
+                limits.slot.authenticated();
                 let caller = Arc::new(caller);
                 let health = crate::methods::system::health_summary(state).await;
                 let hello = hello_ok(state, &caller, health, device_token);
@@ -220,8 +274,14 @@ async fn session(
             state_version: None,
             recipient_profile_id: None,
         };
+        let text = to_text(&Frame::Event(frame));
+        if text.len() > MAX_PAYLOAD {
+            // Above the frame limit the client would close the connection; `seq` shows the gap.
+            tracing::warn!(event, bytes = text.len(), "event above maxPayload not sent");
+            return;
+        }
         // A client too slow to drain its events loses them; `seq` shows the gap.
-        let _ = out.try_send(Outbound::Text(to_text(&Frame::Event(frame))));
+        let _ = out.try_send(Outbound::Text(text));
     };
 
     loop {
@@ -231,14 +291,12 @@ async fn session(
                 let text = match msg {
                     None | Some(Ok(Message::Close(_))) => break,
                     Some(Err(e)) => {
-                        // Oversized frames surface here as capacity errors.
-                        let too_big = e.to_string().to_ascii_lowercase().contains("size");
-                        if too_big {
+                        if too_large(&e) {
                             let _ = out.send(Outbound::Close(Some((close::TOO_LARGE, "payload too large".into())))).await;
                         }
                         break;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Ok(Message::Binary(_))) => {
                         let error = ErrorShape::invalid_request("invalid request frame: binary frames are not supported");
                         let _ = out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::err("invalid", error))))).await;
@@ -276,11 +334,7 @@ async fn session(
                     let outcome = match &result { Ok(_) => "ok", Err(e) => if e.code == "FORBIDDEN" { "forbidden" } else { "error" } };
                     state.metrics.inc("pincer_ws_requests_total", "Requests by method and outcome.", &[("method", label), ("outcome", outcome)]);
                     state.metrics.observe("pincer_ws_request_seconds", "Time to answer a request.", &[("method", label)], started.elapsed().as_secs_f64());
-                    let frame = match result {
-                        Ok(payload) => ResponseFrame::ok(req.id, payload),
-                        Err(error) => ResponseFrame::err(req.id, error),
-                    };
-                    let _ = out.send(Outbound::Text(to_text(&Frame::Res(frame)))).await;
+                    let _ = out.send(Outbound::Text(answer_text(req.id, &method, result))).await;
                     drop(permit);
                 });
             }
@@ -321,5 +375,23 @@ async fn session(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_above_max_payload_become_an_error_that_says_how_to_page() {
+        let small = answer_text("1".into(), "cron.list", Ok(json!({"jobs": []})));
+        assert_eq!(small, r#"{"type":"res","id":"1","ok":true,"payload":{"jobs":[]}}"#);
+        let big = answer_text("2".into(), "deliveries.show", Ok(json!({"text": "x".repeat(MAX_PAYLOAD)})));
+        assert!(big.len() < 1024, "{big}");
+        let frame: serde_json::Value = serde_json::from_str(&big).unwrap();
+        assert_eq!((frame["id"].as_str(), frame["ok"].as_bool()), (Some("2"), Some(false)));
+        assert_eq!(frame["error"]["details"]["code"], "RESULT_TOO_LARGE");
+        let message = frame["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("result too large: the answer to deliveries.show is 25.0 MiB"), "{message}");
     }
 }

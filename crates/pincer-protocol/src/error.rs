@@ -44,6 +44,8 @@ pub mod detail_code {
     pub const DEVICE_AUTH_NONCE_MISMATCH: &str = "DEVICE_AUTH_NONCE_MISMATCH";
     pub const DEVICE_AUTH_SIGNATURE_INVALID: &str = "DEVICE_AUTH_SIGNATURE_INVALID";
     pub const DEVICE_AUTH_PUBLIC_KEY_INVALID: &str = "DEVICE_AUTH_PUBLIC_KEY_INVALID";
+    /// Pincer's own: an answer would exceed `policy.maxPayload`; ask for a smaller page.
+    pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
 }
 
 /// The `error` object of a failed response.

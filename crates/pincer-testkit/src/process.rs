@@ -14,6 +14,8 @@ pub struct GatewayProcess {
     log: PathBuf,
     /// Extra environment for the next (re)start, e.g. `PINCER_CRASHPOINTS`.
     env: Vec<(String, String)>,
+    /// The open-file limit (soft and hard) the process starts with, when not inherited.
+    open_files: Option<u64>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
@@ -24,7 +26,18 @@ pub fn free_port() -> u16 {
 impl GatewayProcess {
     /// Writes `config` (JSON; `gateway.port` and `gateway.auth.token` are filled in when absent) to
     /// `<state_dir>/pincer.json`, starts `pincer gateway` and waits for `/readyz`.
-    pub fn start(binary: &Path, state_dir: &Path, mut config: serde_json::Value) -> anyhow::Result<GatewayProcess> {
+    pub fn start(binary: &Path, state_dir: &Path, config: serde_json::Value) -> anyhow::Result<GatewayProcess> {
+        Self::start_limited(binary, state_dir, config, None)
+    }
+
+    /// [`GatewayProcess::start`] with the open-file limit (soft and hard) set to `open_files`, as
+    /// `ulimit -n` would.
+    pub fn start_limited(
+        binary: &Path,
+        state_dir: &Path,
+        mut config: serde_json::Value,
+        open_files: Option<u64>,
+    ) -> anyhow::Result<GatewayProcess> {
         std::fs::create_dir_all(state_dir)?;
         let port = config["gateway"]["port"].as_u64().map(|p| p as u16).unwrap_or_else(free_port);
         config["gateway"]["port"] = port.into();
@@ -34,13 +47,14 @@ impl GatewayProcess {
         let token = config["gateway"]["auth"]["token"].as_str().unwrap_or_default().to_string();
         std::fs::write(state_dir.join("pincer.json"), serde_json::to_string_pretty(&config)?)?;
         let mut gw = GatewayProcess {
-            child: spawn(binary, state_dir, &state_dir.join("gateway.log"), &[])?,
+            child: spawn(binary, state_dir, &state_dir.join("gateway.log"), &[], open_files)?,
             port,
             state_dir: state_dir.to_path_buf(),
             token,
             binary: binary.to_path_buf(),
             log: state_dir.join("gateway.log"),
             env: Vec::new(),
+            open_files,
         };
         gw.wait_ready()?;
         Ok(gw)
@@ -125,7 +139,7 @@ impl GatewayProcess {
     /// Starts the gateway again on the same state dir and port (after a kill or stop).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let _ = self.child.try_wait();
-        self.child = spawn(&self.binary, &self.state_dir, &self.log, &self.env)?;
+        self.child = spawn(&self.binary, &self.state_dir, &self.log, &self.env, self.open_files)?;
         self.wait_ready()
     }
 
@@ -141,9 +155,29 @@ impl GatewayProcess {
     }
 }
 
-fn spawn(binary: &Path, state_dir: &Path, log: &Path, env: &[(String, String)]) -> anyhow::Result<Child> {
+fn spawn(
+    binary: &Path,
+    state_dir: &Path,
+    log: &Path,
+    env: &[(String, String)],
+    open_files: Option<u64>,
+) -> anyhow::Result<Child> {
+    use std::os::unix::process::CommandExt;
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    Ok(Command::new(binary)
+    let mut command = Command::new(binary);
+    if let Some(n) = open_files {
+        // SAFETY: setrlimit is async-signal-safe and touches only the child about to exec.
+        unsafe {
+            command.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    Ok(command
         .args(["gateway", "run"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -22,6 +24,34 @@ pub enum Incoming {
 pub struct RawClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    /// How long [`RawClient::next`] waits; 10 s unless set.
+    wait: Duration,
+}
+
+/// A masked client text frame carrying `payload` (RFC 6455 §5.2), for [`RawClient::send_raw`].
+pub fn client_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = client_frame_header(true, 1, payload.len() as u64);
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// The header of a masked client frame declaring `len` payload bytes (mask 37 fa 21 3d).
+pub fn client_frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![if fin { 0x80 | opcode } else { opcode }];
+    match len {
+        0..=125 => h.push(0x80 | len as u8),
+        126..=0xffff => {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    h.extend_from_slice(&[0x37, 0xfa, 0x21, 0x3d]);
+    h
 }
 
 /// `connect` params as the stock OpenClaw CLI sends them.
@@ -41,11 +71,53 @@ pub fn cli_connect_params(token: Option<&str>, scopes: &[&str]) -> Value {
 impl RawClient {
     /// Opens the socket; the challenge is left unread.
     pub async fn open(url: &str) -> anyhow::Result<RawClient> {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(Self::config()), false).await?;
+        Ok(RawClient { ws, next_id: 0, wait: Duration::from_secs(10) })
+    }
+
+    /// Opens the socket from `local` (e.g. another loopback address, 127.0.0.2) with extra
+    /// request headers (e.g. `Origin`); the challenge is left unread.
+    pub async fn open_with(
+        url: &str,
+        local: Option<std::net::IpAddr>,
+        headers: &[(&'static str, &str)],
+    ) -> anyhow::Result<RawClient> {
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse()?);
+        }
+        let host = request.uri().host().unwrap_or("127.0.0.1").to_string();
+        let port = request.uri().port_u16().unwrap_or(80);
+        let remote: std::net::SocketAddr = format!("{host}:{port}").parse()?;
+        let socket = TcpSocket::new_v4()?;
+        if let Some(ip) = local {
+            socket.bind((ip, 0).into())?;
+        }
+        let tcp = socket.connect(remote).await?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(request, MaybeTlsStream::Plain(tcp), Some(Self::config()))
+                .await?;
+        Ok(RawClient { ws, next_id: 0, wait: Duration::from_secs(10) })
+    }
+
+    fn config() -> WebSocketConfig {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(64 << 20);
         config.max_frame_size = Some(64 << 20);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
-        Ok(RawClient { ws, next_id: 0 })
+        config
+    }
+
+    /// Writes `bytes` to the socket as they are, past the WebSocket layer (e.g. a frame header
+    /// alone, or several frames in one write).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        match self.ws.get_mut() {
+            MaybeTlsStream::Plain(tcp) => {
+                tcp.write_all(bytes).await?;
+                tcp.flush().await?;
+                Ok(())
+            }
+            _ => anyhow::bail!("send_raw needs a plain TCP socket"),
+        }
     }
 
     /// Opens, reads the challenge and connects with `params`; returns the client and the hello payload.
@@ -106,12 +178,17 @@ impl RawClient {
         }
     }
 
-    /// Waits up to 10 s for the next frame or close.
+    /// Waits longer than 10 s for each frame (for frames of tens of megabytes in a debug build).
+    pub fn wait_up_to(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
+    /// Waits up to 10 s (or [`RawClient::wait_up_to`]) for the next frame or close.
     pub async fn next(&mut self) -> anyhow::Result<Incoming> {
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+            let msg = tokio::time::timeout(self.wait, self.ws.next())
                 .await
-                .map_err(|_| anyhow::anyhow!("no frame within 10 s"))?;
+                .map_err(|_| anyhow::anyhow!("no frame within {:?}", self.wait))?;
             return Ok(match msg {
                 None => Incoming::Ended,
                 Some(Err(_)) => Incoming::Ended,

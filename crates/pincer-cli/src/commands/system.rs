@@ -34,8 +34,27 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
         println!("  store: cannot write ({})", text(&store["error"]));
         println!("    fix: {}", text(&store["fix"]));
     }
+    print_connections(&pincer["connections"]);
     print_channels(&health);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `connections: 12 open of 4096 (3 unauthenticated); refused 0 at the cap, 5 per address; 2 header timeouts`
+fn print_connections(c: &Value) {
+    if c.is_null() {
+        return;
+    }
+    let busy = c["open"].as_u64().unwrap_or(0) * 10 >= c["max"].as_u64().unwrap_or(u64::MAX) * 9;
+    println!(
+        "  connections: {} open of {}{} ({} unauthenticated); refused {} at the cap, {} per address; {} header timeouts",
+        text(&c["open"]),
+        text(&c["max"]),
+        if busy { " — NEAR THE CAP" } else { "" },
+        text(&c["unauthenticated"]),
+        text(&c["refused"]["atCapacity"]),
+        text(&c["refused"]["perAddress"]),
+        text(&c["headerTimeouts"]),
+    );
 }
 
 fn print_channels(health: &Value) {

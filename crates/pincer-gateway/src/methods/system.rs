@@ -64,6 +64,8 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "ready": state.is_ready(),
             "channelsHealthy": healthy,
             "store": store,
+            // Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
+            "connections": state.admission.pressure(),
         },
     })
 }
