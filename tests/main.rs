@@ -17,3 +17,4 @@ mod devices;
 mod interop;
 mod protocol;
 mod store;
+mod supervision;

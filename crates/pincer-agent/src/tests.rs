@@ -56,6 +56,7 @@ impl Harness {
             events: events.clone(),
             metrics: metrics.clone(),
             config: Arc::new(config),
+            supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
         };
         let agents = Agents::start_with(deps, options).unwrap();
         Harness { agents, store, clock, events, metrics, _dir: dir }
@@ -385,6 +386,8 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
         agent: Some(Arc::new(h.agents.clone())),
         announcer: None,
         command_supervisor: None,
+        supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
+        failpoints: Default::default(),
     })
     .await
     .unwrap();
@@ -539,6 +542,7 @@ async fn a_zero_heartbeat_or_cron_disabled_turns_the_heartbeat_off() {
         events: h.events.clone(),
         metrics: h.metrics.clone(),
         config: Arc::new(bad),
+        supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
     };
     let e = Agents::start(deps).err().unwrap().to_string();
     assert!(e.starts_with("agents.defaults.heartbeat.every: duration `30` needs a unit"), "{e}");
@@ -578,6 +582,7 @@ async fn retention_false_keeps_isolated_sessions() {
         events: h.events.clone(),
         metrics: h.metrics.clone(),
         config: Arc::new(hours),
+        supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
     };
     assert_eq!(
         Agents::start(deps).unwrap().status()["sessionRetention"]["keepMs"],

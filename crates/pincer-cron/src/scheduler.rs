@@ -7,6 +7,11 @@
 //! same task, so nothing races on a job's state. Reads (`list`, `get`, `runs`) go straight to the
 //! store and never advance anything.
 //!
+//! The task is supervised ([`pincer_core::Supervisor`]): after a panic or an error it starts
+//! again from the store — the queue of messages survives it, writes already queued are waited
+//! for, runs this process started and whose task still runs are taken over (their outcome arrives
+//! as usual), and any other run left `running` is recorded as interrupted, as after a crash.
+//!
 //! **Architecture Invariant:** a slot is reserved (committed) before its run starts, and a
 //! reserved slot is never run again — not after a crash, not after a restart.
 
@@ -15,7 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pincer_core::config::CronConfig;
-use pincer_core::{EventBus, Metrics, SharedClock};
+use pincer_core::crashpoint::Failpoints;
+use pincer_core::supervisor::{Task, TaskResult};
+use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_store::{JobRow, NewDelivery, RunRow, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -60,6 +67,10 @@ pub struct CronDeps {
     /// The `pincer` binary, which supervises `command` payloads (`pincer __supervise`); `None`
     /// fails command runs with an error saying so.
     pub command_supervisor: Option<PathBuf>,
+    /// Owns the scheduler's task and restarts it after a panic or an error.
+    pub supervisor: Supervisor,
+    /// Armed fail points (`cron.dispatched`); the default arms none.
+    pub failpoints: Failpoints,
 }
 
 /// Errors of scheduler operations, mapped to protocol errors by the gateway.
@@ -75,6 +86,8 @@ pub enum CronError {
     Store(#[from] StoreError),
     #[error("the scheduler has stopped")]
     Stopped,
+    #[error("the scheduler is restarting after an internal error ({0}); try again in a few seconds")]
+    Restarting(String),
 }
 
 /// How `cron.run` runs a job.
@@ -102,6 +115,15 @@ impl Trigger {
             Trigger::CatchUp => "catch-up",
             Trigger::Retry => "retry",
             Trigger::Manual => "manual",
+        }
+    }
+
+    fn parse(s: &str) -> Trigger {
+        match s {
+            "catch-up" => Trigger::CatchUp,
+            "retry" => Trigger::Retry,
+            "manual" => Trigger::Manual,
+            _ => Trigger::Scheduled,
         }
     }
 }
@@ -138,15 +160,46 @@ struct Entry {
 struct Running {
     run_id: String,
     lease_until_ms: i64,
-    /// Set once the reservation committed and the task started.
-    task: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
+    token: Arc<RunToken>,
 }
 
 impl Running {
     fn abort(&self) {
+        self.token.abort();
+    }
+}
+
+/// One run of this process, from its reservation until an actor has handled its outcome; kept
+/// outside the actor ([`Shared::runs`]) so a restarted actor can tell a run that is still going
+/// (it takes it over) from one whose outcome died with the previous actor (recorded interrupted).
+#[derive(Default)]
+struct RunToken {
+    /// Set once the reservation committed and the task started.
+    task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Whatever carried the run (its reservation, then its task) let go: its outcome is queued
+    /// for the actor, or never will be.
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl RunToken {
+    fn abort(&self) {
         if let Some(t) = self.task.lock().expect("task slot").as_ref() {
             t.abort();
         }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Carries a run forward — its reservation until it commits, then its task until the outcome is
+/// queued; dropping it (done, aborted or panicked) marks the run's token ended.
+struct Carrier(Arc<RunToken>);
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        self.0.ended.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -156,6 +209,7 @@ pub struct CronService {
     tx: mpsc::Sender<Msg>,
     store: Store,
     shared: Arc<Shared>,
+    task: Task,
 }
 
 struct Shared {
@@ -170,11 +224,34 @@ struct Shared {
     agent: Option<SharedAgentRunner>,
     announcer: Option<SharedAnnouncer>,
     command_supervisor: Option<PathBuf>,
+    failpoints: Failpoints,
+    /// Runs of this process whose outcome no actor has handled yet (see [`RunToken`]).
+    runs: std::sync::Mutex<HashMap<String, Arc<RunToken>>>,
 }
+
+impl Shared {
+    /// Notes a run about to be reserved.
+    fn track_run(&self, run_id: &str, token: &Arc<RunToken>) {
+        self.runs.lock().expect("runs lock").insert(run_id.to_string(), token.clone());
+    }
+
+    /// The token of a run of this process whose outcome no actor has handled yet.
+    fn tracked_run(&self, run_id: &str) -> Option<Arc<RunToken>> {
+        self.runs.lock().expect("runs lock").get(run_id).cloned()
+    }
+
+    /// An actor has handled the run's outcome (or its removal): nothing is left to take over.
+    fn forget_run(&self, run_id: &str) {
+        self.runs.lock().expect("runs lock").remove(run_id);
+    }
+}
+
+/// The scheduler's queue: it outlives an actor that dies, so messages wait for the next one.
+type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Msg>>>;
 
 impl CronService {
     /// Loads the jobs, records runs a crash interrupted, coalesces slots missed while the gateway
-    /// was down into one catch-up run each, and starts the scheduler task.
+    /// was down into one catch-up run each, and starts the scheduler task under the supervisor.
     pub async fn start(deps: CronDeps) -> Result<CronService, CronError> {
         let shared = Arc::new(Shared {
             clock: deps.clock,
@@ -188,29 +265,34 @@ impl CronService {
             agent: deps.agent,
             announcer: deps.announcer,
             command_supervisor: deps.command_supervisor,
+            failpoints: deps.failpoints,
+            runs: Default::default(),
         });
         let (tx, rx) = mpsc::channel(1024);
-        let mut actor = Actor {
-            s: shared.clone(),
-            jobs: HashMap::new(),
-            queue: BTreeSet::new(),
-            invalid: Vec::new(),
-            running_count: 0,
-            manual_seq: 0,
-            ticks: 0,
-            last_tick_ms: None,
-            last_prune_ms: i64::MIN,
-            tx: tx.clone(),
-            rx,
-        };
-        actor.load().await?;
-        tokio::spawn(actor.run());
-        let service = CronService { tx, store: deps.store, shared };
-        service.reconcile_deliveries().await?;
-        Ok(service)
+        let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+        // The first start's errors fail the gateway's start; a restart's are the supervisor's.
+        let mut first = Some(Actor::start(shared.clone(), tx.clone(), queue.clone(), false).await?);
+        let task = deps.supervisor.spawn("scheduler", true, {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            move || {
+                let first = first.take();
+                let (shared, tx, queue) = (shared.clone(), tx.clone(), queue.clone());
+                async move {
+                    let actor = match first {
+                        Some(actor) => actor,
+                        None => Actor::start(shared, tx, queue, true).await?,
+                    };
+                    actor.run().await
+                }
+            }
+        });
+        Ok(CronService { tx, store: deps.store, shared, task })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, CronError> {
+        if !self.task.is_running() {
+            return Err(CronError::Restarting(self.task.report().describe()));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| CronError::Stopped)?;
         rx.await.map_err(|_| CronError::Stopped)
@@ -245,41 +327,9 @@ impl CronService {
         });
     }
 
-    /// Runs whose delivery settled while the gateway was down (or whose settlement was lost)
-    /// complete now.
-    async fn reconcile_deliveries(&self) -> Result<(), CronError> {
-        let settled = self
-            .store
-            .read(|rd| {
-                let mut out = Vec::new();
-                for run in rd.runs_pending_delivery()? {
-                    let record: Value = serde_json::from_str(&run.record_json).unwrap_or_default();
-                    let Some(outbox_id) = record["outboxId"].as_str() else { continue };
-                    match rd.get_delivery(outbox_id)? {
-                        Some(d) if matches!(d.row.state.as_str(), "delivered" | "unknown" | "dead") => {
-                            out.push(Settlement {
-                                run_id: run.run_id,
-                                outbox_id: d.row.id,
-                                state: d.row.state,
-                                error: d.row.last_error,
-                            });
-                        }
-                        Some(_) => {}
-                        None => out.push(Settlement {
-                            run_id: run.run_id,
-                            outbox_id: outbox_id.to_string(),
-                            state: "dead".into(),
-                            error: Some("the delivery was purged before it settled".into()),
-                        }),
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        for s in settled {
-            self.tx.send(Msg::Settled(s)).await.map_err(|_| CronError::Stopped)?;
-        }
-        Ok(())
+    /// The state of the scheduler's task (running, restarting, failed).
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     /// The scheduler's own status (`cron.status`).
@@ -365,8 +415,13 @@ struct Actor {
     last_tick_ms: Option<i64>,
     last_prune_ms: i64,
     tx: mpsc::Sender<Msg>,
-    rx: mpsc::Receiver<Msg>,
+    rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Msg>>,
+    /// Runs taken over from the actor before a restart, checked once the queue is drained.
+    adopted: Vec<Adopted>,
 }
+
+/// A run a restarted actor took over: `(job id, run id, trigger, slot, started at)`.
+type Adopted = (String, String, Trigger, Option<i64>, i64);
 
 fn job_row(job: &Job) -> JobRow {
     JobRow {
@@ -406,6 +461,42 @@ fn transient(reason: Option<&str>) -> bool {
 }
 
 impl Actor {
+    /// An actor with the jobs and runs in the store. `restart`: the previous actor died, so wait
+    /// for the writes it queued first, and take over the runs this process still carries.
+    async fn start(s: Arc<Shared>, tx: mpsc::Sender<Msg>, queue: Queue, restart: bool) -> Result<Actor, CronError> {
+        let rx = queue.lock_owned().await;
+        if restart {
+            // Writes commit in order: once this one has, everything the previous actor queued has.
+            s.store.write(|_| Ok(())).await?;
+        }
+        let mut actor = Actor {
+            s,
+            jobs: HashMap::new(),
+            queue: BTreeSet::new(),
+            invalid: Vec::new(),
+            running_count: 0,
+            manual_seq: 0,
+            ticks: 0,
+            last_tick_ms: None,
+            last_prune_ms: i64::MIN,
+            tx,
+            rx,
+            adopted: Vec::new(),
+        };
+        actor.load().await?;
+        for settlement in settled_while_away(&actor.s.store).await? {
+            actor.settled(settlement).await;
+        }
+        if restart {
+            tracing::warn!(
+                jobs = actor.jobs.len(),
+                running = actor.running_count,
+                "cron: the scheduler restarted and reloaded its state from the store"
+            );
+        }
+        Ok(actor)
+    }
+
     fn now(&self) -> i64 {
         self.s.clock.now_ms()
     }
@@ -485,8 +576,16 @@ impl Actor {
         }
         let mut dirty: Vec<String> = Vec::new();
         let mut interrupted_runs = Vec::new();
-        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss).
+        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss);
+        // so were this process's, unless their task still runs (the scheduler restarted).
         for mut run in running {
+            if self.adopt(&run) {
+                continue;
+            }
+            if let Some(token) = self.s.tracked_run(&run.run_id) {
+                token.abort();
+                self.s.forget_run(&run.run_id);
+            }
             let mut record: Value = serde_json::from_str(&run.record_json).unwrap_or_else(|_| json!({}));
             let error = interrupted_error(record.get_mut("command"));
             let error = error.as_str();
@@ -534,7 +633,7 @@ impl Actor {
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
             let e = self.jobs.get_mut(&id).expect("listed");
-            if !e.job.enabled || e.schedule.is_none() {
+            if !e.job.enabled || e.schedule.is_none() || e.running.is_some() {
                 continue;
             }
             match e.job.state.next_run_at_ms {
@@ -603,21 +702,73 @@ impl Actor {
         Ok(())
     }
 
-    async fn run(mut self) {
+    /// Takes over a run of this process whose outcome no actor has handled: its outcome arrives
+    /// as usual, or was queued already, or — checked once the queue is drained — was lost.
+    fn adopt(&mut self, run: &RunRow) -> bool {
+        let Some(token) = self.s.tracked_run(&run.run_id).filter(|_| run.lease_owner == self.s.generation) else {
+            return false;
+        };
+        let Some(entry) = self.jobs.get_mut(&run.job_id) else { return false };
+        entry.job.state.running_at_ms = Some(run.started_at_ms);
+        entry.job.state.running_run_id = Some(run.run_id.clone());
+        let lease_until_ms = run.lease_until_ms.unwrap_or_else(|| run.started_at_ms + UNLIMITED_LEASE_MS);
+        entry.running = Some(Running { run_id: run.run_id.clone(), lease_until_ms, token });
+        self.running_count += 1;
+        let trigger = Trigger::parse(&run.trigger);
+        self.adopted.push((run.job_id.clone(), run.run_id.clone(), trigger, run.slot_ms, run.started_at_ms));
+        tracing::info!(run = %run.run_id, "cron: run still in flight across the scheduler's restart; taken over");
+        true
+    }
+
+    /// After a restart: `ended` are the taken-over runs whose carrier had let go before the
+    /// queue was drained; one still running now lost its outcome with the previous actor, and is
+    /// recorded interrupted.
+    fn reap_lost_runs(&mut self, ended: Vec<Adopted>) {
+        for (job_id, run_id, trigger, slot_ms, started_at_ms) in ended {
+            let Some(entry) = self.jobs.get(&job_id) else { continue };
+            if entry.running.as_ref().is_none_or(|r| r.run_id != run_id) {
+                continue;
+            }
+            tracing::error!(run = %run_id, "cron: the outcome of a run was lost when the scheduler restarted");
+            let outcome = ExecOutcome::error(
+                "interrupted: the scheduler restarted after an internal error and this run's outcome was lost; \
+                 the slot is not run again",
+                "interrupted",
+            );
+            let ctx = RunContext {
+                run_id,
+                job: entry.job.clone(),
+                slot_ms,
+                started_at_ms,
+                deadline_ms: None,
+                tz: entry.job.display_tz(&self.s.default_tz).to_string(),
+            };
+            self.finished(Finished { ctx, trigger, outcome, route: None, finished_at_ms: self.now() });
+        }
+    }
+
+    async fn run(mut self) -> TaskResult {
         // Wall time the actor spends per wake-up (handling messages, starting due runs), for
         // `pincer_cron_wake_seconds`; measured on the real clock because it is a cost, not a schedule.
         let mut busy_since = std::time::Instant::now();
+        // Taken over after a restart with their carrier gone: their outcome is queued or lost.
+        let (mut ended, _) = std::mem::take(&mut self.adopted).into_iter().partition::<Vec<_>, _>(|a| {
+            self.jobs.get(&a.0).and_then(|e| e.running.as_ref()).is_some_and(|r| r.token.ended())
+        });
         loop {
             // Handle everything already queued first, so finishes and adds batch into one pass.
             while let Ok(msg) = self.rx.try_recv() {
                 if let Msg::Shutdown { reply } = msg {
                     self.shutdown().await;
                     let _ = reply.send(());
-                    return;
+                    return Ok(());
                 }
                 self.handle(msg).await;
             }
-            self.dispatch_due();
+            if !ended.is_empty() {
+                self.reap_lost_runs(std::mem::take(&mut ended));
+            }
+            self.dispatch_due()?;
             let now = self.now();
             let can_start = self.running_count < self.s.config.max_concurrent_runs as usize && self.s.config.enabled;
             let next_due = if can_start { self.queue.first().map(|(t, _)| *t) } else { None };
@@ -639,10 +790,10 @@ impl Actor {
                 Some(Some(Msg::Shutdown { reply })) => {
                     self.shutdown().await;
                     let _ = reply.send(());
-                    return;
+                    return Ok(());
                 }
                 Some(Some(msg)) => self.handle(msg).await,
-                Some(None) => return,
+                Some(None) => return Ok(()),
                 None => self.watchdog(),
             }
         }
@@ -705,9 +856,10 @@ impl Actor {
         });
     }
 
-    fn dispatch_due(&mut self) {
+    /// Starts the due runs; an error only from an armed fail point (`cron.dispatched`).
+    fn dispatch_due(&mut self) -> Result<(), pincer_core::crashpoint::Injected> {
         if !self.s.config.enabled {
-            return;
+            return Ok(());
         }
         let now = self.now();
         let free = (self.s.config.max_concurrent_runs as usize).saturating_sub(self.running_count);
@@ -727,7 +879,9 @@ impl Actor {
             self.last_tick_ms = Some(now);
             let reserving = self.start_runs(picked, now);
             tokio::spawn(reserving);
+            self.s.failpoints.check("cron.dispatched")?;
         }
+        Ok(())
     }
 
     /// Marks the picked jobs running and queues their reservations as one transaction. Each run
@@ -770,8 +924,9 @@ impl Actor {
             };
             e.job.state.running_at_ms = Some(now);
             e.job.state.running_run_id = Some(run_id.clone());
-            let task = Arc::new(std::sync::Mutex::new(None));
-            e.running = Some(Running { run_id: run_id.clone(), lease_until_ms, task: task.clone() });
+            let token = Arc::new(RunToken::default());
+            self.s.track_run(&run_id, &token);
+            e.running = Some(Running { run_id: run_id.clone(), lease_until_ms, token: token.clone() });
             self.running_count += 1;
             rows.push((run, job_row(&e.job)));
             let ctx = RunContext {
@@ -782,7 +937,7 @@ impl Actor {
                 deadline_ms: timeout.map(|t| now + t),
                 tz: e.job.display_tz(&self.s.default_tz).to_string(),
             };
-            starts.push((ctx, trigger, task));
+            starts.push((ctx, trigger, Carrier(token)));
         }
         let write = self.s.store.write(move |tx| {
             let mut out = Vec::new();
@@ -809,7 +964,7 @@ impl Actor {
             }
             let failed = reserved.len() != starts.len();
             let mut results = Vec::new();
-            for (i, (ctx, trigger, task)) in starts.into_iter().enumerate() {
+            for (i, (ctx, trigger, carrier)) in starts.into_iter().enumerate() {
                 let ok = reserved.get(i).copied().unwrap_or(false);
                 let run_id = ctx.run_id.clone();
                 if !ok {
@@ -840,8 +995,9 @@ impl Actor {
                     event["nextRunAtMs"] = json!(next);
                 }
                 shared.events.emit("cron", event, Some("operator.read"));
-                let handle = tokio::spawn(run_task(shared.clone(), ctx, trigger, tx.clone()));
-                *task.lock().expect("task slot") = Some(handle.abort_handle());
+                let token = carrier.0.clone();
+                let handle = tokio::spawn(run_task(shared.clone(), ctx, trigger, tx.clone(), carrier));
+                *token.task.lock().expect("task slot") = Some(handle.abort_handle());
                 results.push((run_id, true));
             }
             results
@@ -851,6 +1007,7 @@ impl Actor {
     /// A reservation did not happen: the slot had already run (never run it again), or the store
     /// failed (try again in 5 s).
     fn not_reserved(&mut self, job_id: &str, run_id: &str, slot_ms: Option<i64>, retry: bool) {
+        self.s.forget_run(run_id);
         let now = self.now();
         let Some(e) = self.jobs.get_mut(job_id) else { return };
         if e.running.as_ref().is_none_or(|r| r.run_id != run_id) {
@@ -990,6 +1147,7 @@ impl Actor {
         if let Some(e) = self.jobs.remove(id) {
             if let Some(r) = e.running {
                 r.abort();
+                self.s.forget_run(&r.run_id);
                 self.running_count -= 1;
             }
             self.emit("removed", &e.job, json!({}));
@@ -1034,6 +1192,7 @@ impl Actor {
     /// Records an execution outcome; hands any deliverable to the outbox in the same transaction.
     fn finished(&mut self, f: Finished) {
         let Finished { ctx, trigger, outcome, route, finished_at_ms: now } = f;
+        self.s.forget_run(&ctx.run_id);
         let Some(entry) = self.jobs.get_mut(&ctx.job.id) else {
             tracing::info!(run = %ctx.run_id, "cron: run finished for a removed job");
             return;
@@ -1539,6 +1698,38 @@ impl Actor {
     }
 }
 
+/// Runs whose delivery settled while the gateway (or the scheduler) was down, or whose
+/// settlement was lost: they complete now.
+async fn settled_while_away(store: &Store) -> Result<Vec<Settlement>, StoreError> {
+    store
+        .read(|rd| {
+            let mut out = Vec::new();
+            for run in rd.runs_pending_delivery()? {
+                let record: Value = serde_json::from_str(&run.record_json).unwrap_or_default();
+                let Some(outbox_id) = record["outboxId"].as_str() else { continue };
+                match rd.get_delivery(outbox_id)? {
+                    Some(d) if matches!(d.row.state.as_str(), "delivered" | "unknown" | "dead") => {
+                        out.push(Settlement {
+                            run_id: run.run_id,
+                            outbox_id: d.row.id,
+                            state: d.row.state,
+                            error: d.row.last_error,
+                        });
+                    }
+                    Some(_) => {}
+                    None => out.push(Settlement {
+                        run_id: run.run_id,
+                        outbox_id: outbox_id.to_string(),
+                        state: "dead".into(),
+                        error: Some("the delivery was purged before it settled".into()),
+                    }),
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
 /// The error of a run a stop interrupted, saying — for a command — whether it may have run, from
 /// the progress its record noted (`command.state`); marks a command that was running `killed`.
 fn interrupted_error(command: Option<&mut Value>) -> String {
@@ -1589,8 +1780,9 @@ fn first_fire(job: &Job, schedule: &Schedule, now: i64) -> Option<i64> {
     }
 }
 
-/// Runs one reserved run: route preflight, then the payload under its time limit.
-async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>) {
+/// Runs one reserved run: route preflight, then the payload under its time limit. Carries the
+/// run until its outcome is queued for the actor.
+async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>, _carrier: Carrier) {
     let (outcome, route) = execute(&s, &ctx).await;
     pincer_core::crashpoint::hit("cron.executed");
     let finished = Finished { ctx, trigger, outcome, route, finished_at_ms: s.clock.now_ms() };

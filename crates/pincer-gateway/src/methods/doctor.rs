@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_core::config::{AuthMode, Bind};
+use pincer_core::supervisor::TaskState;
 use serde_json::{Value, json};
 
 use crate::router::{Call, MethodResult, Methods};
@@ -33,6 +34,7 @@ async fn run(state: &Arc<AppState>) -> MethodResult {
     config(state, &mut f);
     store(state, &mut f).await;
     store_writes(state, &mut f).await;
+    tasks(state, &mut f);
     channels(state, &mut f).await;
     providers(state, &mut f).await;
     outbox(state, &mut f).await;
@@ -116,6 +118,39 @@ async fn store_writes(state: &AppState, f: &mut Findings) {
         format!("writes have been failing for {since_s} s, and nothing of a failed write was saved: {}", failure.error),
         Some(failure.fix),
     );
+}
+
+/// The supervised background tasks: one finding per task that is not running.
+fn tasks(state: &AppState, f: &mut Findings) {
+    let tasks = state.supervisor.tasks();
+    let mut running = 0;
+    for t in &tasks {
+        let check = format!("task.{}", t.name);
+        let what = if t.critical { "nothing of its work happens meanwhile" } else { "its work waits meanwhile" };
+        match t.state {
+            TaskState::Running => running += 1,
+            TaskState::Restarting => f.push(
+                &check,
+                if t.critical { "fail" } else { "warn" },
+                format!("{} is restarting after an internal error ({}); {what}", t.name, t.describe()),
+                Some(
+                    "it comes back by itself; if it keeps restarting, report the error lines of the gateway log".into(),
+                ),
+            ),
+            TaskState::Failed => f.push(
+                &check,
+                "fail",
+                format!("{} failed and is not started again ({})", t.name, t.describe()),
+                Some("restart the gateway, and report the error lines of the gateway log".into()),
+            ),
+            TaskState::Stopped => {
+                f.push(&check, "warn", format!("{} has stopped (the gateway is stopping)", t.name), None)
+            }
+        }
+    }
+    if running == tasks.len() {
+        f.push("tasks", "ok", format!("all {running} background tasks are running"), None);
+    }
 }
 
 async fn channels(state: &AppState, f: &mut Findings) {

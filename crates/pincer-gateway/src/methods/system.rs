@@ -37,8 +37,10 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
         }),
     };
     let store_ok = store["writable"] == true;
+    let tasks = state.supervisor.tasks();
+    let tasks_ok = tasks.iter().all(|t| !t.is_down());
     json!({
-        "ok": store_ok,
+        "ok": store_ok && tasks_ok,
         "ts": now,
         "durationMs": started.elapsed().as_millis() as u64,
         "channels": channels,
@@ -64,6 +66,8 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "ready": state.is_ready(),
             "channelsHealthy": healthy,
             "store": store,
+            // The long-lived tasks: running, restarting (with the last error), failed.
+            "tasks": tasks,
             // Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
             "connections": state.admission.pressure(),
         },
@@ -99,6 +103,7 @@ async fn status(state: &Arc<AppState>) -> crate::router::MethodResult {
         "stateDir": state.paths.state_dir.display().to_string(),
         "configPath": state.paths.config_path.display().to_string(),
         "store": { "path": state.paths.db_path.display().to_string(), "schemaVersion": schema },
+        "tasks": state.supervisor.tasks(),
         "gateway": {
             "port": state.config.gateway.port,
             "bind": state.config.gateway.bind,
