@@ -66,7 +66,7 @@ impl Harness {
     fn job(&self, mut params: Value) -> Job {
         params.as_object_mut().unwrap().entry("delivery").or_insert(json!({"mode": "none"}));
         params.as_object_mut().unwrap().entry("schedule").or_insert(json!({"kind": "every", "everyMs": HOUR}));
-        let ctx = CreateContext { now_ms: self.clock.now_ms(), default_tz: "UTC", channels: &[] };
+        let ctx = CreateContext { now_ms: self.clock.now_ms(), default_tz: "UTC", channels: &Default::default() };
         pincer_cron::job::create(&params, uuid::Uuid::new_v4().to_string(), &ctx).unwrap()
     }
 
@@ -381,7 +381,7 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
         metrics: h.metrics.clone(),
         config: Default::default(),
         default_tz: "UTC".into(),
-        channels: vec![],
+        channels: Default::default(),
         generation,
         agent: Some(Arc::new(h.agents.clone())),
         announcer: None,

@@ -58,8 +58,8 @@ pub struct CronDeps {
     pub config: CronConfig,
     /// `agents.defaults.timezone`, else the host's zone.
     pub default_tz: String,
-    /// Configured external channels (`discord`, `telegram`, `slack`).
-    pub channels: Vec<String>,
+    /// The registered channels (from the delivery crate's registry) and which are usable.
+    pub channels: crate::ChannelCatalog,
     /// This process's generation; it owns the leases it takes.
     pub generation: i64,
     pub agent: Option<SharedAgentRunner>,
@@ -218,7 +218,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     config: CronConfig,
     default_tz: String,
-    channels: Vec<String>,
+    channels: crate::ChannelCatalog,
     generation: i64,
     store: Store,
     agent: Option<SharedAgentRunner>,

@@ -218,7 +218,11 @@ impl Outbox {
                 "outbox: parts were mid-send at the last stop; they are now `unknown`"
             );
         }
-        let rates = deps.channels.iter().map(|c| (c.name().to_string(), deps.config.rate_limit(c.name()))).collect();
+        let rates = deps
+            .channels
+            .iter()
+            .map(|c| (c.name().to_string(), crate::channel::registry::rate_limit(&deps.config, c.name())))
+            .collect();
         let slots = deps
             .channels
             .iter()

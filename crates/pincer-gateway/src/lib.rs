@@ -26,6 +26,7 @@ use anyhow::{Context, bail};
 use pincer_core::config::{AuthMode, Bind};
 use pincer_core::crashpoint::Failpoints;
 use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths, Supervisor};
+use pincer_delivery::channel::registry;
 use pincer_store::{Store, StoreOptions};
 use tokio::sync::watch;
 
@@ -157,17 +158,17 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     if failpoints.is_armed() {
         tracing::warn!("fail points are armed ({}): steps will fail on purpose", pincer_core::crashpoint::FAIL_ENV);
     }
-    let channels: Vec<String> = [
-        config.channels.discord.as_ref().map(|_| "discord"),
-        config.channels.telegram.as_ref().map(|_| "telegram"),
-        config.channels.slack.as_ref().map(|_| "slack"),
-    ]
-    .into_iter()
-    .flatten()
-    .map(String::from)
-    .collect();
+    // Every registered channel whose configuration is present; the scheduler validates jobs
+    // against the registry's names, prefixes and which of them were built.
     let adapters = pincer_delivery::api::build_channels(&config, &store, &events, &clock)
         .map_err(|e| anyhow::anyhow!("config channels: {e}"))?;
+    let channels = registry::catalog(&adapters);
+    for spec in registry::REGISTRY {
+        // Inbound chat (a later issue) starts each channel's inbound side here, under the supervisor.
+        match spec.inbound {
+            registry::Inbound::None => {}
+        }
+    }
     let (settled_tx, settled_rx) = tokio::sync::mpsc::unbounded_channel();
     let outbox = pincer_delivery::Outbox::start(pincer_delivery::OutboxDeps {
         store: store.clone(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pincer_core::config::{AuthMode, Bind};
 use pincer_core::supervisor::TaskState;
+use pincer_delivery::channel::registry;
 use serde_json::{Value, json};
 
 use crate::router::{Call, MethodResult, Methods};
@@ -153,24 +154,18 @@ fn tasks(state: &AppState, f: &mut Findings) {
     }
 }
 
+/// Each built channel's own checks, as its adapter declares them in the registry.
 async fn channels(state: &AppState, f: &mut Findings) {
-    for name in ["discord", "telegram", "slack"] {
-        let Some(channel) = state.outbox.channel(name) else { continue };
-        let check = format!("channel.{name}");
-        match tokio::time::timeout(Duration::from_secs(10), channel.check()).await {
-            Ok(Ok(identity)) => f.push(&check, "ok", format!("credentials accepted (bot {identity})"), None),
-            Ok(Err(e)) => f.push(
-                &check,
-                "fail",
-                e.to_string(),
-                Some(format!("check channels.{name} in {} (token and API URL)", state.paths.config_path.display())),
-            ),
-            Err(_) => f.push(
-                &check,
-                "fail",
-                "no answer within 10 s",
-                Some(format!("check channels.{name} API URL and the network")),
-            ),
+    for spec in registry::REGISTRY {
+        let Some(channel) = state.outbox.channel(spec.name) else { continue };
+        let cx = registry::DoctorContext {
+            spec,
+            channel: channel.as_ref(),
+            config: &state.config,
+            config_path: &state.paths.config_path,
+        };
+        for finding in (spec.doctor)(cx).await {
+            f.push(&finding.check, finding.status.as_str(), finding.message, finding.fix);
         }
     }
     let pauses = state.outbox.pauses();

@@ -22,7 +22,8 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
     let outbox = state.outbox.health().await;
     let channels = outbox["channels"].clone();
     let order: Vec<String> = channels.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    let labels: serde_json::Map<String, Value> = order.iter().map(|c| (c.clone(), json!(label(c)))).collect();
+    let labels: serde_json::Map<String, Value> =
+        order.iter().map(|c| (c.clone(), json!(pincer_delivery::channel::registry::label(c)))).collect();
     let healthy = channels.as_object().is_none_or(|m| m.values().all(|c| c["healthState"] == "healthy"));
     let store = match state.store_write_failure().await {
         None => json!({ "writable": true }),
@@ -72,17 +73,6 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "connections": state.admission.pressure(),
         },
     })
-}
-
-fn label(channel: &str) -> &str {
-    match channel {
-        "discord" => "Discord",
-        "telegram" => "Telegram",
-        "slack" => "Slack",
-        "webhook" => "Webhook",
-        "inbox" => "Inbox",
-        other => other,
-    }
 }
 
 async fn status(state: &Arc<AppState>) -> crate::router::MethodResult {
