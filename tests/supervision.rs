@@ -144,3 +144,60 @@ async fn the_scheduler_and_the_outbox_come_back_after_a_panic_and_nothing_runs_o
     assert_eq!(health["ok"], true, "{health}");
     gw.stop().await;
 }
+
+/// A job every minute whose command prints `text`, delivered nowhere; returns its id and first slot.
+async fn minute_job(c: &mut RawClient, text: &str) -> (String, i64) {
+    let job = c
+        .call(
+            "cron.add",
+            json!({
+                "name": "minutely", "schedule": {"kind": "every", "everyMs": 60_000}, "sessionTarget": "isolated",
+                "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo {text}")]},
+                "delivery": {"mode": "none"},
+            }),
+        )
+        .await
+        .unwrap();
+    (job["id"].as_str().unwrap().to_string(), job["state"]["nextRunAtMs"].as_i64().unwrap())
+}
+
+/// A run whose task dies without an outcome (a bug in a runner) is recorded at once — not when
+/// its lease runs out, ten minutes later — and the next slot runs.
+#[tokio::test]
+async fn a_run_whose_task_panics_is_recorded_at_once_and_the_next_slot_runs() {
+    let gw = TestGateway::start_with_failpoints("{}", "cron.run=panic").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let (id, slot) = minute_job(&mut c, "fine").await;
+    gw.clock.set(slot);
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!((runs[0]["status"].as_str(), runs[0]["errorReason"].as_str()), (Some("error"), Some("interrupted")));
+    assert!(runs[0]["error"].as_str().unwrap().contains("ended without reporting an outcome"), "{}", runs[0]);
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert!(job["state"]["runningAtMs"].is_null(), "the job is not left running: {job}");
+    gw.clock.set(slot + 60_000);
+    let runs = wait_runs(&mut c, &id, 2).await;
+    assert_eq!(runs[1]["status"], "ok", "{}", runs[1]);
+    assert_eq!(runs[1]["runId"], format!("cron:{id}:{}", slot + 60_000));
+    gw.stop().await;
+}
+
+/// The scheduler dies with a run in flight whose task then dies too: the restarted scheduler takes
+/// the run over, hears it was lost, records it once, and the slot is not run again.
+#[tokio::test]
+async fn a_run_lost_while_the_scheduler_restarts_is_recorded_once_and_not_rerun() {
+    let gw = TestGateway::start_with_failpoints("{}", "cron.dispatched=panic,cron.run=panic").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let (id, slot) = minute_job(&mut c, "fine").await;
+    gw.clock.set(slot);
+    wait_task(&mut c, "scheduler", "restarting").await;
+    gw.clock.advance(RESTART_BACKOFF_MS[0]);
+    wait_task(&mut c, "scheduler", "running").await;
+    let runs = wait_runs(&mut c, &id, 1).await;
+    assert_eq!(runs[0]["runId"], format!("cron:{id}:{slot}"));
+    assert_eq!(runs[0]["errorReason"], "interrupted", "{}", runs[0]);
+    gw.clock.set(slot + 60_000);
+    let runs = wait_runs(&mut c, &id, 2).await;
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[1]["status"].as_str(), runs[1]["trigger"].as_str()), (Some("ok"), Some("scheduled")));
+    gw.stop().await;
+}

@@ -25,6 +25,7 @@
 //! | Fail point | The step that fails |
 //! |---|---|
 //! | `cron.dispatched` | the scheduler's loop, right after it picked due slots and queued their reservation |
+//! | `cron.run` | a run's task, before it starts the payload: the task dies without reporting an outcome |
 //! | `outbox.lease` | leasing due rows (error only) |
 //! | `outbox.leased` | the outbox's loop, right after it leased rows and started their workers |
 //! | `outbox.dispatching` | marking a part in flight, before its request |
@@ -104,8 +105,9 @@ pub fn hit(name: &'static str) {
 
 /// Every fail point the code defines, and whether it may panic (a worker's step, or a loop the
 /// supervisor restarts).
-pub const FAIL_POINTS: [(&str, bool); 7] = [
+pub const FAIL_POINTS: [(&str, bool); 8] = [
     ("cron.dispatched", true),
+    ("cron.run", true),
     ("outbox.lease", false),
     ("outbox.leased", true),
     ("outbox.dispatching", true),

@@ -9,8 +9,9 @@
 //!
 //! The task is supervised ([`pincer_core::Supervisor`]): after a panic or an error it starts
 //! again from the store — the queue of messages survives it, writes already queued are waited
-//! for, runs this process started and whose task still runs are taken over (their outcome arrives
-//! as usual), and any other run left `running` is recorded as interrupted, as after a crash.
+//! for, runs this process started and whose outcome no actor has handled are taken over (their
+//! outcome arrives as usual), and any other run left `running` is recorded as interrupted, as after
+//! a crash. A run whose task dies without an outcome is recorded interrupted at once (`Lost`).
 //!
 //! **Architecture Invariant:** a slot is reserved (committed) before its run starts, and a
 //! reserved slot is never run again — not after a crash, not after a restart.
@@ -129,15 +130,44 @@ impl Trigger {
 }
 
 enum Msg {
-    Add { params: Value, reply: oneshot::Sender<Result<Job, CronError>> },
-    Update { id: String, patch: Value, expected: Option<String>, reply: oneshot::Sender<Result<Job, CronError>> },
-    Remove { id: String, reply: oneshot::Sender<Result<bool, CronError>> },
-    Run { id: String, mode: RunMode, reply: oneshot::Sender<Result<Value, CronError>> },
+    Add {
+        params: Value,
+        reply: oneshot::Sender<Result<Job, CronError>>,
+    },
+    Update {
+        id: String,
+        patch: Value,
+        expected: Option<String>,
+        reply: oneshot::Sender<Result<Job, CronError>>,
+    },
+    Remove {
+        id: String,
+        reply: oneshot::Sender<Result<bool, CronError>>,
+    },
+    Run {
+        id: String,
+        mode: RunMode,
+        reply: oneshot::Sender<Result<Value, CronError>>,
+    },
     Finished(Box<Finished>),
-    NotReserved { job_id: String, run_id: String, slot_ms: Option<i64>, retry: bool },
+    NotReserved {
+        job_id: String,
+        run_id: String,
+        slot_ms: Option<i64>,
+        retry: bool,
+    },
+    /// A run's task ended without reporting an outcome.
+    Lost {
+        job_id: String,
+        run_id: String,
+    },
     Settled(Settlement),
-    Status { reply: oneshot::Sender<Value> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Status {
+        reply: oneshot::Sender<Value>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 struct Finished {
@@ -160,6 +190,9 @@ struct Entry {
 struct Running {
     run_id: String,
     lease_until_ms: i64,
+    trigger: Trigger,
+    slot_ms: Option<i64>,
+    started_at_ms: i64,
     token: Arc<RunToken>,
 }
 
@@ -170,36 +203,56 @@ impl Running {
 }
 
 /// One run of this process, from its reservation until an actor has handled its outcome; kept
-/// outside the actor ([`Shared::runs`]) so a restarted actor can tell a run that is still going
-/// (it takes it over) from one whose outcome died with the previous actor (recorded interrupted).
+/// outside the actor ([`Shared::runs`]) so a restarted actor can take over a run still going.
 #[derive(Default)]
 struct RunToken {
     /// Set once the reservation committed and the task started.
     task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
-    /// Whatever carried the run (its reservation, then its task) let go: its outcome is queued
-    /// for the actor, or never will be.
-    ended: std::sync::atomic::AtomicBool,
+    /// The actor stopped the run on purpose (and records it itself).
+    aborted: std::sync::atomic::AtomicBool,
 }
 
 impl RunToken {
     fn abort(&self) {
+        self.aborted.store(true, std::sync::atomic::Ordering::Release);
         if let Some(t) = self.task.lock().expect("task slot").as_ref() {
             t.abort();
         }
     }
+}
 
-    fn ended(&self) -> bool {
-        self.ended.load(std::sync::atomic::Ordering::Acquire)
+/// Carries a run forward: its reservation until it commits, then its task until the outcome is
+/// queued. Dropped before that (a panic, a lost future) and not aborted by the actor, it tells
+/// the actor ([`Msg::Lost`]), so the run is recorded at once instead of when its lease runs out.
+struct Carrier {
+    token: Arc<RunToken>,
+    job_id: String,
+    run_id: String,
+    tx: mpsc::Sender<Msg>,
+    done: bool,
+}
+
+impl Carrier {
+    /// The actor has been told how the run went.
+    fn done(mut self) {
+        self.done = true;
     }
 }
 
-/// Carries a run forward — its reservation until it commits, then its task until the outcome is
-/// queued; dropping it (done, aborted or panicked) marks the run's token ended.
-struct Carrier(Arc<RunToken>);
-
 impl Drop for Carrier {
     fn drop(&mut self) {
-        self.0.ended.store(true, std::sync::atomic::Ordering::Release);
+        if self.done || self.token.aborted.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let msg = Msg::Lost { job_id: std::mem::take(&mut self.job_id), run_id: std::mem::take(&mut self.run_id) };
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.tx.try_send(msg)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let tx = self.tx.clone();
+            runtime.spawn(async move {
+                let _ = tx.send(msg).await;
+            });
+        }
     }
 }
 
@@ -416,12 +469,7 @@ struct Actor {
     last_prune_ms: i64,
     tx: mpsc::Sender<Msg>,
     rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Msg>>,
-    /// Runs taken over from the actor before a restart, checked once the queue is drained.
-    adopted: Vec<Adopted>,
 }
-
-/// A run a restarted actor took over: `(job id, run id, trigger, slot, started at)`.
-type Adopted = (String, String, Trigger, Option<i64>, i64);
 
 fn job_row(job: &Job) -> JobRow {
     JobRow {
@@ -481,7 +529,6 @@ impl Actor {
             last_prune_ms: i64::MIN,
             tx,
             rx,
-            adopted: Vec::new(),
         };
         actor.load().await?;
         for settlement in settled_while_away(&actor.s.store).await? {
@@ -702,8 +749,8 @@ impl Actor {
         Ok(())
     }
 
-    /// Takes over a run of this process whose outcome no actor has handled: its outcome arrives
-    /// as usual, or was queued already, or — checked once the queue is drained — was lost.
+    /// Takes over a run of this process whose outcome no actor has handled: its outcome (or
+    /// word that it was lost) arrives as usual, or is already queued.
     fn adopt(&mut self, run: &RunRow) -> bool {
         let Some(token) = self.s.tracked_run(&run.run_id).filter(|_| run.lease_owner == self.s.generation) else {
             return false;
@@ -712,49 +759,49 @@ impl Actor {
         entry.job.state.running_at_ms = Some(run.started_at_ms);
         entry.job.state.running_run_id = Some(run.run_id.clone());
         let lease_until_ms = run.lease_until_ms.unwrap_or_else(|| run.started_at_ms + UNLIMITED_LEASE_MS);
-        entry.running = Some(Running { run_id: run.run_id.clone(), lease_until_ms, token });
+        entry.running = Some(Running {
+            run_id: run.run_id.clone(),
+            lease_until_ms,
+            trigger: Trigger::parse(&run.trigger),
+            slot_ms: run.slot_ms,
+            started_at_ms: run.started_at_ms,
+            token,
+        });
         self.running_count += 1;
-        let trigger = Trigger::parse(&run.trigger);
-        self.adopted.push((run.job_id.clone(), run.run_id.clone(), trigger, run.slot_ms, run.started_at_ms));
         tracing::info!(run = %run.run_id, "cron: run still in flight across the scheduler's restart; taken over");
         true
     }
 
-    /// After a restart: `ended` are the taken-over runs whose carrier had let go before the
-    /// queue was drained; one still running now lost its outcome with the previous actor, and is
-    /// recorded interrupted.
-    fn reap_lost_runs(&mut self, ended: Vec<Adopted>) {
-        for (job_id, run_id, trigger, slot_ms, started_at_ms) in ended {
-            let Some(entry) = self.jobs.get(&job_id) else { continue };
-            if entry.running.as_ref().is_none_or(|r| r.run_id != run_id) {
-                continue;
-            }
-            tracing::error!(run = %run_id, "cron: the outcome of a run was lost when the scheduler restarted");
-            let outcome = ExecOutcome::error(
-                "interrupted: the scheduler restarted after an internal error and this run's outcome was lost; \
-                 the slot is not run again",
-                "interrupted",
-            );
-            let ctx = RunContext {
-                run_id,
-                job: entry.job.clone(),
-                slot_ms,
-                started_at_ms,
-                deadline_ms: None,
-                tz: entry.job.display_tz(&self.s.default_tz).to_string(),
-            };
-            self.finished(Finished { ctx, trigger, outcome, route: None, finished_at_ms: self.now() });
-        }
+    /// A run's task (or its reservation) ended without reporting an outcome — a panic: the run
+    /// is recorded interrupted now, rather than when its lease runs out.
+    fn lost(&mut self, job_id: &str, run_id: &str) {
+        let Some(entry) = self.jobs.get(job_id) else {
+            self.s.forget_run(run_id);
+            return;
+        };
+        let Some(r) = entry.running.as_ref().filter(|r| r.run_id == run_id) else { return };
+        tracing::error!(run = %run_id, "cron: a run ended without reporting its outcome; recorded as interrupted");
+        let outcome = ExecOutcome::error(
+            "interrupted: the run's task ended without reporting an outcome (an internal error; see the gateway \
+             log); the slot is not run again",
+            "interrupted",
+        );
+        let ctx = RunContext {
+            run_id: run_id.to_string(),
+            job: entry.job.clone(),
+            slot_ms: r.slot_ms,
+            started_at_ms: r.started_at_ms,
+            deadline_ms: None,
+            tz: entry.job.display_tz(&self.s.default_tz).to_string(),
+        };
+        let trigger = r.trigger;
+        self.finished(Finished { ctx, trigger, outcome, route: None, finished_at_ms: self.now() });
     }
 
     async fn run(mut self) -> TaskResult {
         // Wall time the actor spends per wake-up (handling messages, starting due runs), for
         // `pincer_cron_wake_seconds`; measured on the real clock because it is a cost, not a schedule.
         let mut busy_since = std::time::Instant::now();
-        // Taken over after a restart with their carrier gone: their outcome is queued or lost.
-        let (mut ended, _) = std::mem::take(&mut self.adopted).into_iter().partition::<Vec<_>, _>(|a| {
-            self.jobs.get(&a.0).and_then(|e| e.running.as_ref()).is_some_and(|r| r.token.ended())
-        });
         loop {
             // Handle everything already queued first, so finishes and adds batch into one pass.
             while let Ok(msg) = self.rx.try_recv() {
@@ -764,9 +811,6 @@ impl Actor {
                     return Ok(());
                 }
                 self.handle(msg).await;
-            }
-            if !ended.is_empty() {
-                self.reap_lost_runs(std::mem::take(&mut ended));
             }
             self.dispatch_due()?;
             let now = self.now();
@@ -926,7 +970,14 @@ impl Actor {
             e.job.state.running_run_id = Some(run_id.clone());
             let token = Arc::new(RunToken::default());
             self.s.track_run(&run_id, &token);
-            e.running = Some(Running { run_id: run_id.clone(), lease_until_ms, token: token.clone() });
+            e.running = Some(Running {
+                run_id: run_id.clone(),
+                lease_until_ms,
+                trigger,
+                slot_ms: slot,
+                started_at_ms: now,
+                token: token.clone(),
+            });
             self.running_count += 1;
             rows.push((run, job_row(&e.job)));
             let ctx = RunContext {
@@ -937,7 +988,9 @@ impl Actor {
                 deadline_ms: timeout.map(|t| now + t),
                 tz: e.job.display_tz(&self.s.default_tz).to_string(),
             };
-            starts.push((ctx, trigger, Carrier(token)));
+            let carrier =
+                Carrier { token, job_id: id.clone(), run_id: ctx.run_id.clone(), tx: self.tx.clone(), done: false };
+            starts.push((ctx, trigger, carrier));
         }
         let write = self.s.store.write(move |tx| {
             let mut out = Vec::new();
@@ -976,6 +1029,7 @@ impl Actor {
                             retry: failed,
                         })
                         .await;
+                    carrier.done();
                     results.push((run_id, false));
                     continue;
                 }
@@ -995,7 +1049,7 @@ impl Actor {
                     event["nextRunAtMs"] = json!(next);
                 }
                 shared.events.emit("cron", event, Some("operator.read"));
-                let token = carrier.0.clone();
+                let token = carrier.token.clone();
                 let handle = tokio::spawn(run_task(shared.clone(), ctx, trigger, tx.clone(), carrier));
                 *token.task.lock().expect("task slot") = Some(handle.abort_handle());
                 results.push((run_id, true));
@@ -1060,6 +1114,7 @@ impl Actor {
             }
             Msg::Finished(f) => self.finished(*f),
             Msg::NotReserved { job_id, run_id, slot_ms, retry } => self.not_reserved(&job_id, &run_id, slot_ms, retry),
+            Msg::Lost { job_id, run_id } => self.lost(&job_id, &run_id),
             Msg::Settled(s) => self.settled(s).await,
             Msg::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -1782,11 +1837,15 @@ fn first_fire(job: &Job, schedule: &Schedule, now: i64) -> Option<i64> {
 
 /// Runs one reserved run: route preflight, then the payload under its time limit. Carries the
 /// run until its outcome is queued for the actor.
-async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>, _carrier: Carrier) {
+async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>, carrier: Carrier) {
+    if let Err(injected) = s.failpoints.check("cron.run") {
+        panic!("{injected}");
+    }
     let (outcome, route) = execute(&s, &ctx).await;
     pincer_core::crashpoint::hit("cron.executed");
     let finished = Finished { ctx, trigger, outcome, route, finished_at_ms: s.clock.now_ms() };
     let _ = tx.send(Msg::Finished(Box::new(finished))).await;
+    carrier.done();
 }
 
 async fn execute(s: &Shared, ctx: &RunContext) -> (ExecOutcome, Option<Route>) {
