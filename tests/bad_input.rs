@@ -1240,7 +1240,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
         (state, vec!["cron", "add", "--every"], Usage, "a value is required for '--every <DURATION>'"),
         (state, vec!["cron", "add", "--colour", "red"], Usage, "unexpected argument '--colour'"),
         (state, vec!["cron", "runs", "job", "--limit", "abc"], Usage, "invalid value 'abc' for '--limit <LIMIT>'"),
-        (state, vec!["cron", "runs", "job", "--limit", "-1"], Usage, "unexpected argument '-1'"),
+        (state, vec!["cron", "runs", "job", "--limit", "-1"], Usage, "invalid value '-1' for '--limit <LIMIT>'"),
         (
             state,
             vec!["cron", "runs", "job", "--limit", "4294967296"],
@@ -1257,7 +1257,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             state,
             vec!["cron", "add", "--every", "1h", "--timeout-seconds", "-5", "--message", "x"],
             Usage,
-            "unexpected argument '-5'",
+            "invalid value '-5' for '--timeout-seconds <N>'",
         ),
         (state, vec!["inbox", "--limit", "many"], Usage, "invalid value 'many' for '--limit <LIMIT>'"),
         (state, vec!["health", "--timeout", "soon"], Usage, "invalid value 'soon' for '--timeout <TIMEOUT>'"),

@@ -247,3 +247,62 @@ fn message_deliveries_doctor_devices_and_audit_commands() {
     let audit = json_of(&gw.cli(&["audit", "--json"]));
     assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "gateway.auth.succeeded"), "{audit}");
 }
+
+/// Telegram group ids are negative and messages may start with a dash: the option's value is the
+/// next word, whatever it starts with (as `openclaw` takes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_telegram_ids_and_leading_dashes_are_values() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({
+        "channels": { "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": fake.base_url() } },
+        "delivery": { "rateLimits": { "telegram": 0 } },
+    });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg).unwrap();
+    let gw = std::sync::Arc::new(gw);
+    let cli = |args: &'static [&'static str]| {
+        let gw = gw.clone();
+        tokio::task::spawn_blocking(move || gw.cli(args))
+    };
+    let out = cli(&[
+        "message",
+        "send",
+        "--channel",
+        "telegram",
+        "--to",
+        "-1001234567890",
+        "--thread-id",
+        "42",
+        "--message",
+        "-5 degrees outside",
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].chat_id.as_str(), sent[0].text.as_str()), ("-1001234567890", "-5 degrees outside"));
+    assert_eq!(sent[0].message_thread_id, Some(42));
+    let out = cli(&[
+        "cron",
+        "add",
+        "--every",
+        "1h",
+        "--message",
+        "-v",
+        "--channel",
+        "telegram",
+        "--to",
+        "-1001234567890",
+        "--json",
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = json_of(&out);
+    assert_eq!(
+        (job["delivery"]["to"].as_str(), job["payload"]["message"].as_str()),
+        (Some("-1001234567890"), Some("-v"))
+    );
+}
