@@ -384,12 +384,22 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.add everyMs 0",
             call("cron.add", every(json!(0))),
-            invalid("schedule.everyMs: must be at least 1, got 0"),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 0"),
         ),
         row(
             "cron.add everyMs -5",
             call("cron.add", every(json!(-5))),
-            invalid("schedule.everyMs: must be at least 1, got -5"),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got -5"),
+        ),
+        row(
+            "cron.add everyMs 1",
+            call("cron.add", every(json!(1))),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 1; a job runs at most once a second"),
+        ),
+        row(
+            "cron.add everyMs 999",
+            call("cron.add", every(json!(999))),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 999"),
         ),
         row(
             "cron.add everyMs 1.5",
@@ -587,7 +597,12 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.update everyMs 0",
             call("cron.update", json!({"id": job, "patch": {"schedule": {"kind": "every", "everyMs": 0}}})),
-            invalid("schedule.everyMs: must be at least 1"),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 0"),
+        ),
+        row(
+            "cron.update everyMs 1",
+            call("cron.update", json!({"id": job, "patch": {"schedule": {"kind": "every", "everyMs": 1}}})),
+            invalid("invalid cron.update params: schedule.everyMs: must be at least 1000 (1s), got 1"),
         ),
         row(
             "cron.update stale revision",
@@ -1288,6 +1303,18 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
         (state, vec!["cron", "add", "--every", "", "--message", "x"], Failure, "--every: empty duration"),
         (
             state,
+            vec!["cron", "add", "--every", "1ms", "--message", "x"],
+            Failure,
+            "--every: `1ms` is shorter than the minimum interval of 1s",
+        ),
+        (
+            state,
+            vec!["cron", "edit", "some-id", "--every", "999ms"],
+            Failure,
+            "--every: `999ms` is shorter than the minimum interval of 1s",
+        ),
+        (
+            state,
             vec!["cron", "add", "--every", "99999999999999999999d", "--message", "x"],
             Failure,
             "--every: duration `99999999999999999999d` is too large",
@@ -1380,7 +1407,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             state,
             vec!["cron", "add", "--every", "0s", "--message", "x"],
             Failure,
-            "schedule.everyMs: must be at least 1, got 0",
+            "--every: `0s` is shorter than the minimum interval of 1s",
         ),
         (
             state,
