@@ -1713,6 +1713,24 @@ fn config_rows_stop_the_gateway_promptly_naming_the_key() {
             "refusing to bind to the LAN without auth".into(),
         ),
         (
+            "LAN with a one-character token",
+            br#"{gateway: {bind: "lan", auth: {token: "x"}}}"#.to_vec(),
+            vec![],
+            "refusing to bind to the LAN with a weak gateway.auth.token (it is 1 character long)".into(),
+        ),
+        (
+            "LAN with a whitespace token",
+            br#"{gateway: {bind: "lan", auth: {token: "    "}}}"#.to_vec(),
+            vec![],
+            "weak gateway.auth.token (it is only whitespace): set it (or PINCER_GATEWAY_TOKEN) to at least 24 random characters, e.g. the output of `openssl rand -base64 32`".into(),
+        ),
+        (
+            "LAN from the environment with a repetitive token",
+            br#"{gateway: {auth: {token: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}"#.to_vec(),
+            vec![("PINCER_GATEWAY_BIND", "lan")],
+            "weak gateway.auth.token (it repeats only 1 different characters)".into(),
+        ),
+        (
             "PINCER_GATEWAY_PORT",
             br#"{gateway: {auth: {token: "t"}}}"#.to_vec(),
             vec![("PINCER_GATEWAY_PORT", "high")],
