@@ -200,6 +200,32 @@ async fn restart_with_10000_pending_rows_dispatches_all_of_them() {
     }
 }
 
+/// A write-ahead log damaged after a `kill -9` (one flipped byte in its first frame): SQLite alone
+/// would replay it up to the damage and silently forget every delivery after it; the gateway
+/// refuses to start instead, saying what happened and what to do.
+#[tokio::test]
+async fn a_damaged_log_after_kill_9_stops_the_start_instead_of_forgetting_deliveries() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), discord_config(&fake)).unwrap();
+    let (accepted, _) = send_until_dead(&gw, "discord", |i| format!("channel:{}", 3001 + i % 2), 10).await;
+    assert_eq!(accepted.len(), 10);
+    let rows = settled(&gw).await;
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+    gw.kill9();
+    let wal = dir.path().join("pincer.db-wal");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(bytes.len() > 32 + 24 + 4096, "the deliveries should still be in the log");
+    bytes[32 + 24 + 100] ^= 0x5a;
+    std::fs::write(&wal, bytes).unwrap();
+    let err = gw.restart().expect_err("the gateway started on a damaged log").to_string();
+    assert!(err.contains("it is corrupted") && err.contains("has a damaged frame (frame 1, at byte 32)"), "{err}");
+    assert!(
+        err.contains("SQLite would silently drop") && err.contains(&format!("truncate -s 32 {}", wal.display())),
+        "{err}"
+    );
+}
+
 /// The passes at which to crash: `defaults`, or every pass from 1 to `PINCER_CRASH_ITERATIONS`
 /// (`cargo xtask crash --iterations 100`). Each cycle's workload grows with its pass, so any
 /// pass can be reached.

@@ -13,6 +13,7 @@
 
 pub mod cron;
 pub mod devices;
+pub mod integrity;
 mod meta;
 mod migrations;
 pub mod outbox;
@@ -93,6 +94,7 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
         }
+        integrity::check(path)?;
         let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         configure(&conn).map_err(|e| open_err(e.to_string()))?;
         migrations::migrate(&mut conn, path).map_err(|e| match e {
