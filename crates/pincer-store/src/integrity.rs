@@ -249,6 +249,14 @@ fn scan_wal(wal: &Path) -> std::io::Result<Option<WalDamage>> {
         }
         index += 1;
     }
+    // Another process writing this database (a tool reading a live gateway's store) may have
+    // restarted the log while it was read: new frames over old ones look like damage, but the
+    // header was rewritten first. Not damage, then.
+    let mut again = [0u8; WAL_HEADER];
+    let reread = std::fs::File::open(wal).and_then(|mut f| read_full(&mut f, &mut again));
+    if first_bad.is_some() && (reread.ok() != Some(WAL_HEADER) || again != header) {
+        return Ok(None);
+    }
     let wal = wal.to_path_buf();
     if !header_ok {
         // Every frame is measured against the header's salts and checksum as they stand.
