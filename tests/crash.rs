@@ -527,25 +527,26 @@ async fn crash_around_a_slack_send_is_reconciled_by_looking() {
     }
 }
 
-/// Command jobs every second, each appending its run id to `marks`, their first slot 100 ms
-/// after creation (the grid is anchored 900 ms in the past).
-async fn marking_jobs(gw: &GatewayProcess, marks: &std::path::Path, n: usize) -> Vec<String> {
-    let mut c = client(gw, &["operator.admin"]).await;
+/// Adds `n` command jobs every second, each appending its run id to `marks`, their first slot
+/// 100 ms after creation (the grid is anchored 900 ms in the past) — until the gateway dies, which
+/// an armed one may do before the last is added.
+async fn add_marking_jobs(gw: &GatewayProcess, marks: &std::path::Path, n: usize) {
+    let Ok((mut c, _)) = RawClient::connect(&gw.url(), cli_connect_params(Some(&gw.token), &["operator.admin"])).await
+    else {
+        return;
+    };
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let mut ids = Vec::new();
     for i in 0..n {
-        let job = c
-            .call("cron.add", json!({
-                "name": format!("marks-{i}"), "schedule": {"kind": "every", "everyMs": 1_000, "anchorMs": now_ms - 900},
-                "sessionTarget": "isolated",
-                "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}", marks.display())]},
-                "delivery": {"mode": "none"},
-            }))
-            .await
-            .unwrap();
-        ids.push(job["id"].as_str().unwrap().to_string());
+        let add = c.call("cron.add", json!({
+            "name": format!("marks-{i}"), "schedule": {"kind": "every", "everyMs": 1_000, "anchorMs": now_ms - 900},
+            "sessionTarget": "isolated",
+            "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}", marks.display())]},
+            "delivery": {"mode": "none"},
+        }));
+        if !matches!(tokio::time::timeout(Duration::from_secs(10), add).await, Ok(Ok(_))) {
+            return;
+        }
     }
-    ids
 }
 
 /// Jobs a cron cycle armed for pass `hit` runs: one per pass up to 50, so the pass is reached
@@ -565,12 +566,17 @@ async fn cron_cycle(point: &str, hit: u32) {
     let marks = dir.path().join("marks");
     let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
     arm(&mut gw, point, hit);
-    let ids = marking_jobs(&gw, &marks, cron_jobs(hit)).await;
+    add_marking_jobs(&gw, &marks, cron_jobs(hit)).await;
     expect_crash(&mut gw, point);
     let before: Vec<String> = std::fs::read_to_string(&marks).unwrap_or_default().lines().map(String::from).collect();
     gw.clear_env();
     gw.restart().unwrap();
     let mut c = client(&gw, &["operator.admin"]).await;
+    // Every job that was committed, including one whose `cron.add` the crash cut off.
+    let jobs = c.call("cron.list", json!({"includeDisabled": true, "limit": 200})).await.unwrap();
+    let ids: Vec<String> =
+        jobs["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    assert!(!ids.is_empty(), "{point}:{hit}: no job was committed before the crash");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let entries: Vec<Value> = loop {
         let mut entries = Vec::new();

@@ -3,8 +3,8 @@
 //! binary, lets it `SIGKILL` itself there, restarts it, and checks what arrived — then a summary
 //! of what every cycle observed: cycles, messages, lost, sent twice, reported unknown, slots
 //! rerun. The tests append one JSON line per cycle to `$PINCER_CRASH_SUMMARY`; this task adds
-//! them up. `--write` puts the table into BENCHMARKS.md (between the crash-suite markers, which
-//! `cargo xtask bench` keeps when it rewrites the file).
+//! them up. `--write` puts the table into BENCHMARKS.md after a clean run (between the
+//! crash-suite markers, which `cargo xtask bench` keeps when it rewrites the file).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,13 +53,16 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let cycles: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let table = render(&cycles, iterations, wall.as_secs_f64());
     println!("{table}");
-    if write {
+    let total = Totals::of(cycles.iter());
+    let clean = status.success() && total.lost == 0 && total.twice == 0 && total.rerun == 0;
+    if write && clean {
         let path = root.join("BENCHMARKS.md");
         let old = std::fs::read_to_string(&path).unwrap_or_default();
         std::fs::write(&path, with_section(&old, &table))?;
         eprintln!("crash: wrote the crash-suite section of BENCHMARKS.md");
+    } else if write {
+        eprintln!("crash: the run failed; BENCHMARKS.md left as it was");
     }
-    let total = Totals::of(cycles.iter());
     anyhow::ensure!(status.success(), "the crash suite failed (see the test output above)");
     anyhow::ensure!(!cycles.is_empty(), "no cycle was recorded in {}", summary.display());
     anyhow::ensure!(
