@@ -322,6 +322,21 @@ fn expect_crash(gw: &mut GatewayProcess, point: &str) {
     assert!(gw.log().contains(&format!("crash point {point} reached")), "{}", gw.log());
 }
 
+/// Restarts the crashed gateway unarmed, once its `gateway.lock` is free. A command it was
+/// starting when it died holds the lock until that command's `exec` closes it (a moment, longer
+/// on a loaded machine); a supervisor restarting at that instant is refused, so wait as one would.
+fn restart_after_the_crash(gw: &mut GatewayProcess) {
+    let lock = std::fs::File::open(gw.state_dir.join("gateway.lock")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lock.try_lock().is_err() {
+        assert!(std::time::Instant::now() < deadline, "gateway.lock still held 10 s after the crash");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lock.unlock().unwrap();
+    gw.clear_env();
+    gw.restart().unwrap();
+}
+
 /// Messages a cycle armed for pass `hit` sends: at least `base`, and always a few more than
 /// `hit`, since every send passes `outbox.enqueued` once and every part (one per message here)
 /// `outbox.dispatching` and `outbox.sent` once.
@@ -392,8 +407,7 @@ async fn discord_cycle(test: &'static str, point: &str, hit: u32) {
     let n = workload(hit, 20);
     let (accepted, in_doubt) = send_until_dead(&gw, "discord", |i| format!("channel:{}", 2001 + i % 3), n).await;
     expect_crash(&mut gw, point);
-    gw.clear_env();
-    gw.restart().unwrap();
+    restart_after_the_crash(&mut gw);
     let rows = settled(&gw).await;
     let got: Vec<String> = fake.messages().into_iter().map(|m| m.content).collect();
     let unknown: Vec<&str> =
@@ -454,8 +468,7 @@ async fn crash_cycle(
     arm(&mut gw, point, hit);
     let (accepted, in_doubt) = send_until_dead(&gw, channel, |_| to.to_string(), workload(hit, 10)).await;
     expect_crash(&mut gw, point);
-    gw.clear_env();
-    gw.restart().unwrap();
+    restart_after_the_crash(&mut gw);
     (accepted, in_doubt, settled(&gw).await)
 }
 
@@ -569,8 +582,7 @@ async fn cron_cycle(point: &str, hit: u32) {
     add_marking_jobs(&gw, &marks, cron_jobs(hit)).await;
     expect_crash(&mut gw, point);
     let before: Vec<String> = std::fs::read_to_string(&marks).unwrap_or_default().lines().map(String::from).collect();
-    gw.clear_env();
-    gw.restart().unwrap();
+    restart_after_the_crash(&mut gw);
     let mut c = client(&gw, &["operator.admin"]).await;
     // Every job that was committed, including one whose `cron.add` the crash cut off.
     let jobs = c.call("cron.list", json!({"includeDisabled": true, "limit": 200})).await.unwrap();
