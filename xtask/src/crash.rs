@@ -42,16 +42,18 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         cmd.args(["test", "-p", "pincer-cli", "--test", "e2e", "--no-fail-fast", "--", "crash::"]);
     }
     let started = Instant::now();
+    let load_before = load_average();
     let status = cmd
         .current_dir(root)
         .env("PINCER_CRASH_ITERATIONS", iterations.to_string())
         .env("PINCER_CRASH_SUMMARY", &summary)
         .status()?;
     let wall = started.elapsed();
+    let load = load_before.zip(load_average());
 
     let text = std::fs::read_to_string(&summary).unwrap_or_default();
     let cycles: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let table = render(&cycles, iterations, wall.as_secs_f64());
+    let table = render(&cycles, iterations, wall.as_secs_f64(), load);
     println!("{table}");
     let total = Totals::of(cycles.iter());
     let clean = status.success() && total.lost == 0 && total.twice == 0 && total.rerun == 0;
@@ -125,8 +127,13 @@ impl Totals {
     }
 }
 
+/// The 1-minute load average (Linux), to say how busy the machine was.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 /// The summary as a Markdown section, one row per (crashed component, crash point).
-fn render(cycles: &[Value], iterations: u32, wall_secs: f64) -> String {
+fn render(cycles: &[Value], iterations: u32, wall_secs: f64, load: Option<(f64, f64)>) -> String {
     let mut groups: BTreeMap<(usize, String, String), Vec<&Value>> = BTreeMap::new();
     for c in cycles {
         let point = c["point"].as_str().unwrap_or("?").to_string();
@@ -145,6 +152,11 @@ fn render(cycles: &[Value], iterations: u32, wall_secs: f64) -> String {
         cycles.len(),
         wall_secs
     ));
+    if let Some((before, after)) = load {
+        out.push_str(&format!(
+            "The machine's 1-minute load average was {before:.1} at the start and {after:.1} at the end; cycle times stretch with it.\n\n"
+        ));
+    }
     out.push_str("| Crashed at | Cycles | Up to pass | Messages sent | Arrivals | Lost | Sent twice | Reported unknown | Slot runs | Slots rerun | Mean cycle |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for ((_, point, target), list) in &groups {
@@ -210,7 +222,8 @@ mod tests {
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-        let table = render(&cycles, 2, 1.6);
+        let table = render(&cycles, 2, 1.6, Some((0.5, 1.25)));
+        assert!(table.contains("load average was 0.5 at the start and 1.2 at the end"), "{table}");
         assert!(
             table.contains("| `cron.reserved` (scheduler) | 1 | 1 | 0 | 0 | 0 | 0 | 0 | 3 | 0 | 1.00 s |"),
             "{table}"
