@@ -99,11 +99,17 @@ async fn kill_9_during_a_run_never_reruns_the_slot_and_the_next_slot_fires() {
         .await
         .unwrap();
     let id = job["id"].as_str().unwrap().to_string();
-    // Wait until a run is in flight, then kill the gateway.
+    // Wait until a run's command is under way (its mark written, its sleep still going), then kill
+    // the gateway. `runningAtMs` alone is set before the command starts.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let j = c.call("cron.get", json!({"id": id})).await.unwrap();
-        if j["state"]["runningAtMs"].is_i64() {
+        let marked = std::fs::read_to_string(&marks).unwrap_or_default().lines().count();
+        let finished =
+            c.call("cron.runs", json!({"id": id, "limit": 200})).await.unwrap()["entries"].as_array().map_or(0, |e| {
+                e.iter().filter(|r| ["ok", "error", "skipped"].contains(&r["status"].as_str().unwrap_or(""))).count()
+            });
+        if j["state"]["runningAtMs"].is_i64() && marked > finished {
             break;
         }
         assert!(std::time::Instant::now() < deadline);
