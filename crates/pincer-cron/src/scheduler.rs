@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use pincer_core::config::CronConfig;
 use pincer_core::crashpoint::Failpoints;
-use pincer_core::supervisor::{Task, TaskResult};
+use pincer_core::supervisor::{Task, TaskResult, TaskState};
 use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_store::{JobRow, NewDelivery, RunRow, Store, StoreError};
 use serde_json::{Value, json};
@@ -87,8 +87,9 @@ pub enum CronError {
     Store(#[from] StoreError),
     #[error("the scheduler has stopped")]
     Stopped,
-    #[error("the scheduler is restarting after an internal error ({0}); try again in a few seconds")]
-    Restarting(String),
+    /// The scheduler's task is not running (restarting after an error, failed, or stopping).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// How `cron.run` runs a job.
@@ -344,7 +345,19 @@ impl CronService {
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, CronError> {
         if !self.task.is_running() {
-            return Err(CronError::Restarting(self.task.report().describe()));
+            let report = self.task.report();
+            return Err(CronError::Unavailable(match report.state {
+                TaskState::Failed => format!(
+                    "the scheduler failed after repeated internal errors ({}) and is not running; restart the \
+                     gateway, and report the error lines of its log",
+                    report.describe()
+                ),
+                TaskState::Stopped => "the scheduler has stopped: the gateway is stopping".to_string(),
+                _ => format!(
+                    "the scheduler is restarting after an internal error ({}); try again in a few seconds",
+                    report.describe()
+                ),
+            }));
         }
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| CronError::Stopped)?;
