@@ -16,4 +16,5 @@ mod delivery;
 mod devices;
 mod interop;
 mod protocol;
+mod schema;
 mod store;
