@@ -3,7 +3,7 @@
 //! cancelled and a retried delivery, an agent turn, a pairing from request to removal), and each
 //! answer must
 //! - have the same shape as the answer the gateway gave before the schema was typed
-//!   (`crates/pincer-protocol/testdata/results/<method>.json`: the same field names, the same
+//!   (`crates/pincer-protocol/answers/<method>.json`: the same field names, the same
 //!   optional fields left out, the same JSON number kinds), and
 //! - round-trip through the method's result type in `pincer_protocol::schema` without losing or
 //!   changing a field.
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::support::{TOKEN, TestGateway, wait_runs};
 
 fn captured_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pincer-protocol/testdata/results")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pincer-protocol/answers")
 }
 
 /// Where each JSON value sits (`.jobs[].state.nextRunAtMs`, `.deliveryPreviews.<id>.label`) and which kinds it took there.

@@ -513,8 +513,8 @@ impl Config {
             if path == "." { inner } else { format!("{path}: {inner}") }
         })?;
         let typed = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-        if let Some(path) = crate::shape::list_for_object(&value, &typed) {
-            return Err(crate::shape::list_for_object_error(&path));
+        if let Some(path) = pincer_protocol::shape::list_for_object(&value, &typed) {
+            return Err(pincer_protocol::shape::list_for_object_error(&path));
         }
         config.validate()?;
         Ok(config)
