@@ -233,6 +233,18 @@ async fn every_method_answers_in_its_captured_shape() {
     }
     let mut failures = Vec::new();
     for (method, samples) in &answers.0 {
+        match pincer_protocol::schema::method(method) {
+            None => failures.push(format!("{method}: not in pincer_protocol::schema::METHODS")),
+            Some(schema) => {
+                for sample in samples {
+                    match (schema.round_trip_result)(sample) {
+                        Ok(back) if &back == sample => {}
+                        Ok(back) => failures.push(format!("{method}: the result type changed {sample} into {back}")),
+                        Err(e) => failures.push(format!("{method}: the result type cannot read {sample}: {e}")),
+                    }
+                }
+            }
+        }
         let path = dir.join(format!("{method}.json"));
         let captured: Vec<Value> = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).unwrap(),

@@ -165,32 +165,15 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         pincer_store::sqlite_memory_used() as f64,
     );
     let outbox = state.outbox.health().await;
-    if let Some(channels) = outbox["channels"].as_object() {
-        for (name, c) in channels {
-            let l = [("channel", name.as_str())];
-            m.set(
-                "pincer_outbox_pending",
-                "Deliveries waiting or being sent.",
-                &l,
-                c["pending"].as_f64().unwrap_or(0.0),
-            );
-            m.set(
-                "pincer_outbox_dead",
-                "Deliveries given up on (dead letters).",
-                &l,
-                c["dead"].as_f64().unwrap_or(0.0),
-            );
-            m.set(
-                "pincer_outbox_unknown",
-                "Deliveries whose outcome is unknown.",
-                &l,
-                c["unknown"].as_f64().unwrap_or(0.0),
-            );
-            let age = c["oldestPendingAgeMs"].as_f64().unwrap_or(0.0) / 1000.0;
-            m.set("pincer_outbox_oldest_pending_seconds", "Age of the oldest undelivered delivery.", &l, age);
-            let up = if c["healthState"] == "healthy" { 1.0 } else { 0.0 };
-            m.set("pincer_channel_healthy", "1 when the channel is being sent to.", &l, up);
-        }
+    for (name, c) in &outbox.channels {
+        let l = [("channel", name.as_str())];
+        m.set("pincer_outbox_pending", "Deliveries waiting or being sent.", &l, c.pending as f64);
+        m.set("pincer_outbox_dead", "Deliveries given up on (dead letters).", &l, c.dead as f64);
+        m.set("pincer_outbox_unknown", "Deliveries whose outcome is unknown.", &l, c.unknown as f64);
+        let age = c.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0;
+        m.set("pincer_outbox_oldest_pending_seconds", "Age of the oldest undelivered delivery.", &l, age);
+        let up = if c.health_state == "healthy" { 1.0 } else { 0.0 };
+        m.set("pincer_channel_healthy", "1 when the channel is being sent to.", &l, up);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }
