@@ -182,14 +182,18 @@ async fn list_pages_keep_every_order_and_filter_and_paused_jobs_stay_last() {
             .filter(|j| {
                 params["query"].as_str().is_none_or(|q| {
                     let q = q.to_lowercase();
-                    [&j["id"], &j["name"], &j["description"]].iter().any(|f| f.as_str().unwrap().to_lowercase().contains(&q))
+                    [&j["id"], &j["name"], &j["description"]]
+                        .iter()
+                        .any(|f| f.as_str().unwrap().to_lowercase().contains(&q))
                 })
             })
             .collect();
         let desc = params["sortDir"] == "desc";
         want.sort_by(|a, b| {
             let key = match params["sortBy"].as_str() {
-                Some("name") => a["name"].as_str().unwrap().to_lowercase().cmp(&b["name"].as_str().unwrap().to_lowercase()),
+                Some("name") => {
+                    a["name"].as_str().unwrap().to_lowercase().cmp(&b["name"].as_str().unwrap().to_lowercase())
+                }
                 Some("updatedAtMs") => a["updatedAtMs"].as_i64().cmp(&b["updatedAtMs"].as_i64()),
                 _ => next(a).cmp(&next(b)),
             };

@@ -16,4 +16,7 @@ mod delivery;
 mod devices;
 mod interop;
 mod protocol;
+mod registry;
+mod schema;
 mod store;
+mod supervision;

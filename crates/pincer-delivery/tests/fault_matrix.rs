@@ -312,6 +312,7 @@ async fn send_one(
         channels: vec![channel],
         settled,
         failpoints: Default::default(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), Arc::new(Metrics::default())),
     })
     .await
     .unwrap();
@@ -509,6 +510,7 @@ async fn rig(channels: Vec<Arc<dyn Channel>>, config: DeliveryConfig, failpoints
         channels,
         settled,
         failpoints: pincer_core::crashpoint::Failpoints::parse(failpoints).unwrap(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
     })
     .await
     .unwrap();
@@ -651,9 +653,10 @@ async fn one_commit_records_a_message_sent_and_puts_the_next_in_flight() {
     store.write(move |tx| rows.iter().try_for_each(|r| tx.enqueue_delivery(r).map(|_| ()))).await.unwrap();
     let before = store.write_requests();
     let (settled, _) = tokio::sync::mpsc::unbounded_channel();
+    let clock = FakeClock::new(START_MS);
     let outbox = Outbox::start(OutboxDeps {
         store: store.clone(),
-        clock: FakeClock::new(START_MS).shared(),
+        clock: clock.shared(),
         events: EventBus::default(),
         metrics: Arc::new(Metrics::default()),
         generation: 1,
@@ -661,6 +664,7 @@ async fn one_commit_records_a_message_sent_and_puts_the_next_in_flight() {
         channels: vec![channel],
         settled,
         failpoints: Default::default(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), Arc::new(Metrics::default())),
     })
     .await
     .unwrap();

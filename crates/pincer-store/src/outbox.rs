@@ -324,7 +324,13 @@ impl Tx<'_> {
             let mut after = String::new();
             while let Some((seq, conversation, channel, state, due)) = next_head
                 .query_row([&after], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
                 })
                 .optional()?
             {

@@ -146,7 +146,11 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
         let mut out = Vec::new();
         for offset in offsets {
             let (ms, page) = page_ms(&mut c, offset, limit, 21).await?;
-            anyhow::ensure!(page["total"] == enabled && page["jobs"].as_array().map(Vec::len) == Some(limit as usize), "bad page at {offset}: total {}", page["total"]);
+            anyhow::ensure!(
+                page["total"] == enabled && page["jobs"].as_array().map(Vec::len) == Some(limit as usize),
+                "bad page at {offset}: total {}",
+                page["total"]
+            );
             out.push(ms);
         }
         anyhow::Ok(out)
@@ -154,7 +158,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     eprintln!("bench: pages {pages:?} ms; the whole `pincer cron list --json`");
     let whole = |args: &[&str]| -> anyhow::Result<(f64, usize)> {
         let started = Instant::now();
-        let out = Command::new(&b.pincer).args(args).env("PINCER_STATE_DIR", &state).stderr(Stdio::inherit()).output()?;
+        let out =
+            Command::new(&b.pincer).args(args).env("PINCER_STATE_DIR", &state).stderr(Stdio::inherit()).output()?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(out.status.success(), "pincer {args:?} failed");
         Ok((ms, out.stdout.len()))
@@ -166,7 +171,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
         "bench: cron list --json {json_ms:.0} ms ({:.0} MB), --all --json {all_ms:.0} ms, table {table_ms:.0} ms; {adds} cron.add",
         json_bytes as f64 / 1e6
     );
-    let (added, secs) = rt.block_on(add_pipelined(&p.url(), adds, clients, window, "pincer", Duration::from_secs(300)))?;
+    let (added, secs) =
+        rt.block_on(add_pipelined(&p.url(), adds, clients, window, "pincer", Duration::from_secs(300)))?;
     let p_add_rate = added as f64 / secs;
     drop(p);
 
@@ -177,7 +183,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             let want = if b.quick { 200 } else { 2_000 };
             eprintln!("bench: OpenClaw: {want} cron.add (8 connections × 16 in flight, at most 120 s)");
             let r = rt.block_on(async {
-                let (added, secs) = add_pipelined(&o.url(), want, clients, window, "openclaw", Duration::from_secs(120)).await?;
+                let (added, secs) =
+                    add_pipelined(&o.url(), want, clients, window, "openclaw", Duration::from_secs(120)).await?;
                 let mut c = RawClient::connect(&o.url(), cli_connect_params(Some(TOKEN), &["operator.read"])).await?.0;
                 c.wait_up_to(Duration::from_secs(60));
                 let (first, _) = page_ms(&mut c, 0, limit, 5).await?;
@@ -210,11 +217,15 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             .note("-"),
     );
     b.rows.push(
-        Row::new(SECTION, format!("`cron.list` page of {limit} at offset {} (the last; OpenClaw its last)", offsets[2]), "ms")
-            .pincer(pages[2])
-            .openclaw(o.map(|(.., last)| last))
-            .target("< 5 ms")
-            .note(o_note),
+        Row::new(
+            SECTION,
+            format!("`cron.list` page of {limit} at offset {} (the last; OpenClaw its last)", offsets[2]),
+            "ms",
+        )
+        .pincer(pages[2])
+        .openclaw(o.map(|(.., last)| last))
+        .target("< 5 ms")
+        .note(o_note),
     );
     b.rows.push(
         Row::new(SECTION, format!("Whole `pincer cron list --json` ({enabled} enabled jobs)"), "ms")
@@ -222,8 +233,12 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             .target("< 2000 ms")
             .note("-"),
     );
-    b.rows.push(Row::new(SECTION, format!("Whole `pincer cron list --all --json` ({n} jobs)"), "ms").pincer(all_ms).note("-"));
-    b.rows.push(Row::new(SECTION, format!("Whole `pincer cron list` table ({enabled} jobs)"), "ms").pincer(table_ms).note("-"));
+    b.rows.push(
+        Row::new(SECTION, format!("Whole `pincer cron list --all --json` ({n} jobs)"), "ms").pincer(all_ms).note("-"),
+    );
+    b.rows.push(
+        Row::new(SECTION, format!("Whole `pincer cron list` table ({enabled} jobs)"), "ms").pincer(table_ms).note("-"),
+    );
     b.rows.push(
         Row::new(
             SECTION,

@@ -137,8 +137,11 @@ async fn send_pipelined(
                         Some(i) => {
                             let params = json!({"channel": channel, "to": to(i),
                                 "message": format!("{tag} {i}"), "idempotencyKey": format!("{tag}-{i}")});
-                            c.send_text(json!({"type": "req", "id": format!("{tag}-{i}"), "method": "send", "params": params}).to_string())
-                                .await?;
+                            c.send_text(
+                                json!({"type": "req", "id": format!("{tag}-{i}"), "method": "send", "params": params})
+                                    .to_string(),
+                            )
+                            .await?;
                             in_flight += 1;
                         }
                         None => more = false,
@@ -248,7 +251,9 @@ const SINK_CONVERSATIONS: usize = 16;
 fn local_sinks(b: &mut Bench, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let n = if b.quick { 2_000 } else { 10_000 };
     let (clients, window) = (8, 32);
-    eprintln!("bench: durable delivery, {n} messages via `send` ({clients} connections × {window} in flight) to the inbox");
+    eprintln!(
+        "bench: durable delivery, {n} messages via `send` ({clients} connections × {window} in flight) to the inbox"
+    );
     let p = start_pincer(&b.pincer, &b.dir("p-sink-inbox"), json!({}))?;
     let (inbox_rate, inbox_err) = rt.block_on(async {
         let mut watcher = RawClient::connect(&p.url(), cli_connect_params(Some(TOKEN), &["operator.read"])).await?.0;
@@ -276,14 +281,20 @@ fn local_sinks(b: &mut Bench, rt: &tokio::runtime::Runtime) -> anyhow::Result<()
         anyhow::Ok((got as f64 / (last_ms / 1000.0), errors))
     })?;
     drop(p);
-    eprintln!("bench: inbox {inbox_rate:.0} msg/s ({inbox_err} errors), webhook {hook_rate:.0} msg/s ({hook_err} errors)");
+    eprintln!(
+        "bench: inbox {inbox_rate:.0} msg/s ({inbox_err} errors), webhook {hook_rate:.0} msg/s ({hook_err} errors)"
+    );
     let note = "not measured: `send` has no local sink in OpenClaw";
     b.rows.push(
-        Row::new("Outbox", format!("Durable delivery, {n} messages via `send` to the inbox (16 conversations)"), "msg/s")
-            .pincer(inbox_rate)
-            .higher_is_better()
-            .target("≥ 5000 msg/s")
-            .note(note),
+        Row::new(
+            "Outbox",
+            format!("Durable delivery, {n} messages via `send` to the inbox (16 conversations)"),
+            "msg/s",
+        )
+        .pincer(inbox_rate)
+        .higher_is_better()
+        .target("≥ 5000 msg/s")
+        .note(note),
     );
     b.rows.push(
         Row::new("Outbox", format!("Durable delivery, {n} messages via `send` to a local webhook (16 URLs)"), "msg/s")

@@ -116,7 +116,8 @@ impl Rd<'_> {
     /// Jobs counted by `cron_job_counts`: those matching `enabled` whose `scheduled` flag is one of
     /// `scheduled`.
     fn counted_jobs(&self, enabled: EnabledFilter, scheduled: &[i64]) -> Result<u64> {
-        let mut stmt = self.conn().prepare_cached("SELECT jobs FROM cron_job_counts WHERE enabled = ?1 AND scheduled = ?2")?;
+        let mut stmt =
+            self.conn().prepare_cached("SELECT jobs FROM cron_job_counts WHERE enabled = ?1 AND scheduled = ?2")?;
         let mut n = 0i64;
         for e in enabled_values(enabled) {
             for s in scheduled {
@@ -144,8 +145,9 @@ impl Rd<'_> {
             order_sql(seg, descending)
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let mut ids =
-            stmt.query_map([take as i64, skip as i64], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut ids = stmt
+            .query_map([take as i64, skip as i64], |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         if backwards {
             ids.reverse();
         }
@@ -317,7 +319,11 @@ mod tests {
         let counts = |store: &Store| {
             store
                 .read_blocking(|rd| {
-                    Ok((rd.job_counts()?, rd.counted_jobs(EnabledFilter::All, &[1])?, rd.counted_jobs(EnabledFilter::All, &[0])?))
+                    Ok((
+                        rd.job_counts()?,
+                        rd.counted_jobs(EnabledFilter::All, &[1])?,
+                        rd.counted_jobs(EnabledFilter::All, &[0])?,
+                    ))
                 })
                 .unwrap()
         };
