@@ -78,7 +78,10 @@ fn main() -> ExitCode {
     let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
     let result = match cli.command {
         Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
-        other => client_runtime().and_then(|rt| rt.block_on(run_client(other, paths))),
+        other => {
+            end_quietly_on_a_closed_pipe();
+            client_runtime().and_then(|rt| rt.block_on(run_client(other, paths)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -101,6 +104,20 @@ fn command() -> clap::Command {
         .mut_subcommands(hyphen_values)
     }
     hyphen_values(Cli::command())
+}
+
+/// A client command whose reader has gone (`pincer audit | head -1`) ends as every Unix filter
+/// does: killed by `SIGPIPE`, silently, instead of Rust's default (the signal ignored, so `println!`
+/// panics on `EPIPE` with a backtrace and exit 101). Only client commands: the gateway keeps the
+/// signal ignored so a closed socket is an error on that socket, never the end of the daemon. The
+/// client's own WebSocket is unaffected: std sends with `MSG_NOSIGNAL` (`SO_NOSIGPIPE` on macOS).
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread is started; restoring a signal's default disposition has
+    // no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Client commands are one short conversation: a single-threaded runtime starts fastest.

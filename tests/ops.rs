@@ -1,0 +1,103 @@
+//! Operator experience of the real `pincer` binary against a running gateway: listings that end
+//! quietly when their reader goes, backup and restore, completions and man pages, schedules in
+//! plain language.
+
+use std::process::Output;
+
+use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+use serde_json::Value;
+
+use crate::support::{TOKEN, TestGateway, pincer_bin};
+
+async fn gateway(fake: &FakeOpenAi) -> TestGateway {
+    TestGateway::start_with(&format!(
+        "{{ models: {{ providers: {{ openai: {{ api: 'openai-completions', baseUrl: '{}', apiKey: 'sk-test', models: [{{ id: 'gpt-4o' }}] }} }} }},
+           agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o' }}, timezone: 'Europe/Berlin' }} }} }}",
+        fake.base_url()
+    ))
+    .await
+}
+
+/// `pincer <args> --url … --token …`, its stdout piped to the test.
+async fn pincer(gw: &TestGateway, args: &[&str]) -> Output {
+    tokio::process::Command::new(pincer_bin())
+        .args(args)
+        .args(["--url", &gw.url(), "--token", TOKEN])
+        .env_clear()
+        .output()
+        .await
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "exit {:?}\nstdout: {stdout}\nstderr: {stderr}", out.status);
+    stdout.into_owned()
+}
+
+/// `pincer <args>` writing into a pipe whose reader has already gone, as `pincer audit | head -1`
+/// is once `head` has its line.
+async fn into_closed_pipe(gw: &TestGateway, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    tokio::process::Command::new(pincer_bin())
+        .args(args)
+        .args(["--url", &gw.url(), "--token", TOKEN])
+        .env_clear()
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        // Not `output()`: tokio's would replace the closed pipe by one of its own.
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_listing_ends_quietly_when_its_reader_goes() {
+    use std::os::unix::process::ExitStatusExt;
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::text("Hello."));
+    let gw = gateway(&fake).await;
+    // Something in every listing: a session, a job, a delivery, audit entries.
+    ok(&pincer(&gw, &["agent", "--message", "hi", "--session", "session:cli"]).await);
+    let job: Value = serde_json::from_str(&ok(&pincer(
+        &gw,
+        &["cron", "add", "--name", "brief", "--every", "1h", "--message", "x", "--json"],
+    )
+    .await))
+    .unwrap();
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    ok(&pincer(&gw, &["message", "send", "--channel", "inbox", "--to", "me", "--message", "hello"]).await);
+
+    let listings: Vec<Vec<&str>> = vec![
+        vec!["audit"],
+        vec!["sessions", "list"],
+        vec!["sessions", "show", "session:cli"],
+        vec!["cron", "list"],
+        vec!["cron", "status"],
+        vec!["cron", "show", "brief"],
+        vec!["cron", "get", &job_id],
+        vec!["cron", "runs", &job_id],
+        vec!["deliveries", "list"],
+        vec!["devices", "list"],
+        vec!["inbox"],
+        vec!["status"],
+        vec!["health"],
+        vec!["doctor"],
+    ];
+    for args in listings {
+        for json in [false, true] {
+            let mut args = args.clone();
+            if json {
+                args.push("--json");
+            }
+            let out = into_closed_pipe(&gw, &args).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let quiet = out.status.success() || out.status.signal() == Some(libc::SIGPIPE);
+            assert!(quiet && stderr.is_empty(), "pincer {args:?} into a closed pipe: {:?}\n{stderr}", out.status);
+        }
+    }
+    gw.stop().await;
+}
