@@ -101,3 +101,51 @@ async fn every_listing_ends_quietly_when_its_reader_goes() {
     }
     gw.stop().await;
 }
+
+fn names_of_jobs(gw: &pincer_testkit::process::GatewayProcess) -> Vec<String> {
+    let list: Value = serde_json::from_str(&ok(&gw.cli(&["cron", "list", "--all", "--json"]))).unwrap();
+    let mut names: Vec<String> =
+        list["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap().to_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn backup_while_the_gateway_runs_and_restore_only_once_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut gw = pincer_testkit::process::GatewayProcess::start(&pincer_bin(), &state, serde_json::json!({})).unwrap();
+    ok(&gw.cli(&["cron", "add", "--name", "kept", "--every", "1h", "--system-event", "tick", "--session", "main"]));
+    let file = dir.path().join("pincer-backup.db");
+    let file_arg = file.to_str().unwrap();
+
+    let out: Value = serde_json::from_str(&ok(&gw.cli(&["backup", file_arg, "--json"]))).unwrap();
+    assert_eq!(out["ok"], true, "{out}");
+    assert!(out["schemaVersion"].as_i64().unwrap() > 0, "{out}");
+    // A single complete file, owner-only, and never written over.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!dir.path().join("pincer-backup.db-wal").exists());
+    let again = gw.cli(&["backup", file_arg]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists: choose a new file name"));
+
+    // Made after the backup: the restore takes it away again.
+    ok(&gw.cli(&["cron", "add", "--name", "later", "--every", "1h", "--system-event", "tock", "--session", "main"]));
+    let refused = gw.cli(&["restore", file_arg]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    let pid = gw.child.id();
+    assert!(
+        stderr.contains(&format!("restore refused: a gateway (pid {pid}) is using"))
+            && stderr.contains("stop it first"),
+        "{stderr}"
+    );
+    assert_eq!(names_of_jobs(&gw), ["kept", "later"], "a refused restore changes nothing");
+
+    assert!(gw.terminate().unwrap().0.success());
+    let restored = ok(&gw.cli(&["restore", file_arg]));
+    assert!(restored.contains("The database it replaced is kept at"), "{restored}");
+    gw.restart().unwrap();
+    assert_eq!(names_of_jobs(&gw), ["kept"]);
+}

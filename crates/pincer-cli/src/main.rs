@@ -58,6 +58,10 @@ enum Command {
     /// Agent sessions and their transcripts.
     #[command(subcommand)]
     Sessions(commands::agent::SessionsCommand),
+    /// Copy the database to a new file while the gateway runs (SQLite's online backup).
+    Backup(commands::backup::BackupArgs),
+    /// Replace the database by a backup; refused while a gateway uses the state dir.
+    Restore(commands::backup::RestoreArgs),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
     let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
     let result = match cli.command {
         Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
+        Command::Backup(args) => commands::backup::backup(args, &paths),
+        Command::Restore(args) => commands::backup::restore(args, &paths),
         other => {
             end_quietly_on_a_closed_pipe();
             client_runtime().and_then(|rt| rt.block_on(run_client(other, paths)))
@@ -138,7 +144,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
         Command::Agent(a) => commands::agent::agent(a, &paths).await,
         Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
-        Command::Gateway(_) => unreachable!("handled in main"),
+        Command::Gateway(_) | Command::Backup(_) | Command::Restore(_) => unreachable!("handled in main"),
     }
 }
 
