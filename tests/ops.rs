@@ -149,3 +149,20 @@ fn backup_while_the_gateway_runs_and_restore_only_once_it_stopped() {
     gw.restart().unwrap();
     assert_eq!(names_of_jobs(&gw), ["kept"]);
 }
+
+#[test]
+fn completions_and_man_pages_from_the_binary() {
+    let run = |args: &[&str]| std::process::Command::new(pincer_bin()).args(args).env_clear().output().unwrap();
+    let bash = ok(&run(&["completions", "bash"]));
+    assert!(bash.contains("complete -F _pincer") && bash.contains("deliveries"), "{bash}");
+    assert!(ok(&run(&["completions", "zsh"])).starts_with("#compdef pincer"));
+    assert!(ok(&run(&["completions", "fish"])).contains("complete -c pincer"));
+    let bad = run(&["completions", "tcsh"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("possible values: bash"));
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man1");
+    let said = ok(&run(&["man", man.to_str().unwrap()]));
+    assert!(said.starts_with("Wrote "), "{said}");
+    let page = std::fs::read_to_string(man.join("pincer-backup.1")).unwrap();
+    assert!(page.contains(".TH pincer-backup 1") && page.contains("Example"), "{page}");
+}

@@ -13,7 +13,6 @@ use serde_json::json;
 use crate::output::print_json;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  pincer backup ~/pincer-$(date +%F).db")]
 pub struct BackupArgs {
     /// The new file to write (an existing file is never overwritten).
     #[arg(value_name = "FILE")]
@@ -24,7 +23,6 @@ pub struct BackupArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  pincer restore ~/pincer-2026-03-01.db   # with the gateway stopped")]
 pub struct RestoreArgs {
     /// A file written by `pincer backup`.
     #[arg(value_name = "FILE")]
