@@ -198,7 +198,7 @@ fn cron_commands_end_to_end() {
     assert_eq!(runs["entries"][0]["summary"], "good morning");
     let inbox = stdout(&gw.cli(&["inbox"]));
     assert!(inbox.contains("good morning"), "{inbox}");
-    let edited = json_of(&gw.cli(&["cron", "edit", &id, "--command", "exit 3", "--no-deliver"]));
+    let edited = json_of(&gw.cli(&["cron", "edit", &id, "--command", "exit 3", "--no-deliver", "--json"]));
     assert_eq!(edited["delivery"]["mode"], "none");
     let out = gw.cli(&["cron", "run", &id, "--wait"]);
     assert_eq!(out.status.code(), Some(1), "a failed run exits 1: {}", stdout(&out));

@@ -166,3 +166,54 @@ fn completions_and_man_pages_from_the_binary() {
     let page = std::fs::read_to_string(man.join("pincer-backup.1")).unwrap();
     assert!(page.contains(".TH pincer-backup 1") && page.contains("Example"), "{page}");
 }
+
+#[tokio::test]
+async fn cron_add_edit_and_show_say_the_schedule_in_plain_language() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    // Read seconds-first, as OpenClaw reads it: warned about, with the five-field spelling.
+    let out = pincer(&gw, &["cron", "add", "--name", "shifted", "--cron", "0 7 * * * *", "--message", "x"]).await;
+    let said = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: `0 7 * * * *` has six fields, so its first field is seconds: it runs every hour at :07, not once a day. \
+             For every day at 07:00 Europe/Berlin, write `0 7 * * *` (five fields)."
+        ),
+        "{stderr}"
+    );
+    assert!(said.contains("  schedule: every hour at :07 (cron 0 7 * * * *)"), "{said}");
+
+    let out =
+        pincer(&gw, &["cron", "add", "--name", "daily", "--cron", "0 7 * * *", "--exact", "--message", "x"]).await;
+    let said = ok(&out);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.starts_with("Added job "), "{said}");
+    // The zone is the gateway's default (agents.defaults.timezone), not UTC.
+    assert!(said.contains("  schedule: every day at 07:00 Europe/Berlin (cron 0 7 * * *)"), "{said}");
+    assert!(said.contains("  next run: 2026-03-01 07:00:00 CET"), "{said}");
+    let id = said.split_whitespace().nth(2).unwrap().to_owned();
+
+    // `edit` answers in the same prose as `add`, not with the job's JSON.
+    let said = ok(&pincer(&gw, &["cron", "edit", &id, "--cron", "30 7 * * 1-5"]).await);
+    assert!(said.starts_with(&format!("Updated job {id} \"daily\"")), "{said}");
+    assert!(
+        said.contains("  schedule: every weekday (Monday to Friday) at 07:30 Europe/Berlin (cron 30 7 * * 1-5)"),
+        "{said}"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&pincer(&gw, &["cron", "edit", &id, "--name", "daily2", "--json"]).await)).unwrap();
+    assert_eq!(json["name"], "daily2");
+
+    let said = ok(&pincer(&gw, &["cron", "show", "daily2"]).await);
+    assert!(said.contains("every weekday (Monday to Friday) at 07:30 Europe/Berlin"), "{said}");
+    let delivery = said.lines().find(|l| l.trim_start().starts_with("delivery")).unwrap();
+    let label = delivery.trim_start().trim_start_matches("delivery").trim();
+    let head = label.split(" (").next().unwrap();
+    assert_eq!(label.matches(head).count(), 1, "the delivery line repeats itself: {delivery}");
+
+    // An interval has no zone to show.
+    let said = ok(&pincer(&gw, &["cron", "add", "--name", "hourly", "--every", "1h", "--message", "x"]).await);
+    assert!(said.contains("  schedule: every 1h\n"), "{said}");
+    gw.stop().await;
+}

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_core::duration::{format_duration_ms, parse_duration_ms};
+use pincer_cron::schedule::describe;
 use pincer_protocol::Scope;
 use serde_json::{Map, Value, json};
 
@@ -517,7 +518,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                     vec![
                         short_id(j),
                         truncate(&text(&j["name"]), 28),
-                        schedule_label(&j["schedule"]),
+                        schedule_label(&j["schedule"], None),
                         tz.clone(),
                         j["state"]["nextRunAtMs"]
                             .as_i64()
@@ -539,26 +540,15 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
         CronCommand::Show { id, c } => show(&target(&c)?, &id, c.json).await,
         CronCommand::Add { job, c } => {
             let params = add_params(&job, now_ms())?;
-            let created = call_once(&target(&c)?, &[Scope::Admin], "cron.add", params).await?;
-            if c.json {
-                print_json(&created);
-            } else {
-                let tz = job_tz(&created);
-                println!("Added job {} \"{}\"", text(&created["id"]), text(&created["name"]));
-                println!("  schedule: {} ({tz})", schedule_label(&created["schedule"]));
-                if let Some(next) = created["state"]["nextRunAtMs"].as_i64() {
-                    println!("  next run: {}", time_in(next, &tz));
-                }
-                println!("  delivery: {}", text(&created["deliveryPreview"]["detail"]));
-            }
-            Ok(ExitCode::SUCCESS)
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let created = client.call("cron.add", params).await?;
+            summarise(client, "Added", &created, c.json).await
         }
         CronCommand::Edit { id, job, edit, c } => {
             let patch = edit_patch(&job, &edit, now_ms())?;
-            let updated =
-                call_once(&target(&c)?, &[Scope::Admin], "cron.update", json!({ "id": id, "patch": patch })).await?;
-            print_json(&updated);
-            Ok(ExitCode::SUCCESS)
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let updated = client.call("cron.update", json!({ "id": id, "patch": patch })).await?;
+            summarise(client, "Updated", &updated, c.json).await
         }
         CronCommand::Rm { id, c } => {
             let out = call_once(&target(&c)?, &[Scope::Admin], "cron.remove", json!({ "id": id })).await?;
@@ -680,6 +670,34 @@ async fn toggle(target: &Target, id: &str, enabled: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// After `add` and `edit`: the job as JSON, or in prose with its schedule in the zone it runs
+/// in (the gateway's default zone when the job names none), its next run and where results go;
+/// and, on stderr, a warning when a six-field expression looks shifted (see
+/// `pincer_cron::schedule::describe`).
+async fn summarise(mut client: Client, verb: &str, job: &Value, json_out: bool) -> anyhow::Result<ExitCode> {
+    let preview = client.call("cron.preview", json!({ "id": job["id"] })).await?;
+    client.close().await;
+    let tz = preview["tz"].as_str().map(String::from).unwrap_or_else(|| job_tz(job));
+    if let Some(expr) = job["schedule"]["expr"].as_str().filter(|_| job["schedule"]["kind"] == "cron") {
+        if let Some(warning) = describe::six_field_warning(expr, Some(&tz)) {
+            eprintln!("warning: {warning}");
+        }
+    }
+    if json_out {
+        print_json(job);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{verb} job {} \"{}\"", text(&job["id"]), text(&job["name"]));
+    println!("  schedule: {}", schedule_label(&job["schedule"], Some(&tz)));
+    match job["state"]["nextRunAtMs"].as_i64() {
+        Some(next) => println!("  next run: {}", time_in(next, &tz)),
+        None if job["enabled"] == false => println!("  next run: none (disabled)"),
+        None => println!("  next run: none"),
+    }
+    println!("  delivery: {}", text(&preview["deliveryPreview"]["detail"]));
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(target, &[Scope::Read]).await?;
     let job = match client.call("cron.get", json!({ "id": id })).await {
@@ -712,14 +730,12 @@ async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitC
         ("id", text(&job["id"])),
         ("name", text(&job["name"])),
         ("enabled", if job["enabled"] == true { "yes".into() } else { "no".into() }),
-        ("schedule", schedule_label(&job["schedule"])),
+        ("schedule", schedule_label(&job["schedule"], Some(&tz))),
         ("time zone", tz.clone()),
         ("session", text(&job["sessionTarget"])),
         ("payload", payload_label(&job["payload"])),
-        (
-            "delivery",
-            format!("{} ({})", text(&preview["deliveryPreview"]["label"]), text(&preview["deliveryPreview"]["detail"])),
-        ),
+        // The detail already starts with the label (`inbox -> default (explicit)`).
+        ("delivery", text(&preview["deliveryPreview"]["detail"])),
         ("last run", st["lastRunAtMs"].as_i64().map(|t| time_in(t, &tz)).unwrap_or("-".into())),
         ("last status", last_label(&job)),
         ("last error", text(&st["lastError"])),
@@ -768,7 +784,9 @@ fn job_tz(j: &Value) -> String {
     j["schedule"]["tz"].as_str().map(String::from).unwrap_or_else(|| "UTC".into())
 }
 
-fn schedule_label(s: &Value) -> String {
+/// `every day at 07:00 Europe/Berlin (cron 0 7 * * *)`; the zone only when `tz` is given (`cron
+/// list` has a column for it).
+fn schedule_label(s: &Value, tz: Option<&str>) -> String {
     match s["kind"].as_str() {
         Some("cron") => {
             let stagger = s["staggerMs"]
@@ -776,7 +794,11 @@ fn schedule_label(s: &Value) -> String {
                 .filter(|m| *m > 0)
                 .map(|m| format!(" ~{}", format_duration_ms(m)))
                 .unwrap_or_default();
-            format!("cron {}{stagger}", text(&s["expr"]))
+            let expr = text(&s["expr"]);
+            match describe::describe(&expr, tz) {
+                Some(plain) => format!("{plain} (cron {expr}{stagger})"),
+                None => format!("cron {expr}{stagger}"),
+            }
         }
         Some("every") => format!("every {}", format_duration_ms(s["everyMs"].as_u64().unwrap_or(0))),
         Some("at") => format!("at {}", text(&s["at"])),
