@@ -18,5 +18,6 @@ mod interop;
 mod ops;
 mod protocol;
 mod registry;
+mod schema;
 mod store;
 mod supervision;

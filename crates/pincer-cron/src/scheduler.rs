@@ -28,11 +28,14 @@ use pincer_store::{JobRow, NewDelivery, RunRow, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::job::{self, AutoDisabled, CreateContext, DeliveryMode, FailureAlert, Job, Payload};
+use crate::job::{
+    self, AutoDisabled, CreateContext, DeliveryMode, FailureAlert, Job, JobExt, JobInput, JobPatch, Payload,
+};
 use crate::runner::{
     Announcer, ExecOutcome, ExecStatus, Origin, Route, RunContext, Settlement, SharedAgentRunner, SharedAnnouncer,
 };
 use crate::schedule::{Schedule, ScheduleSpec};
+use pincer_protocol::schema::cron::{CronStatus, InvalidJob, RunResult};
 
 /// Error backoff after consecutive execution errors: 30 s, 1 min, 5 min, 15 min, 60 min.
 pub const ERROR_BACKOFF_MS: [i64; 5] = [30_000, 60_000, 300_000, 900_000, 3_600_000];
@@ -132,12 +135,12 @@ impl Trigger {
 
 enum Msg {
     Add {
-        params: Value,
+        params: Box<JobInput>,
         reply: oneshot::Sender<Result<Job, CronError>>,
     },
     Update {
         id: String,
-        patch: Value,
+        patch: JobPatch,
         expected: Option<String>,
         reply: oneshot::Sender<Result<Job, CronError>>,
     },
@@ -148,7 +151,7 @@ enum Msg {
     Run {
         id: String,
         mode: RunMode,
-        reply: oneshot::Sender<Result<Value, CronError>>,
+        reply: oneshot::Sender<Result<RunResult, CronError>>,
     },
     Finished(Box<Finished>),
     NotReserved {
@@ -164,7 +167,7 @@ enum Msg {
     },
     Settled(Settlement),
     Status {
-        reply: oneshot::Sender<Value>,
+        reply: oneshot::Sender<CronStatus>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -365,12 +368,12 @@ impl CronService {
     }
 
     /// Creates a job from `cron.add` params.
-    pub async fn add(&self, params: Value) -> Result<Job, CronError> {
-        self.ask(|reply| Msg::Add { params, reply }).await?
+    pub async fn add(&self, params: JobInput) -> Result<Job, CronError> {
+        self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
     }
 
     /// Applies a partial update (`null` clears a field).
-    pub async fn update(&self, id: &str, patch: Value, expected_revision: Option<String>) -> Result<Job, CronError> {
+    pub async fn update(&self, id: &str, patch: JobPatch, expected_revision: Option<String>) -> Result<Job, CronError> {
         self.ask(|reply| Msg::Update { id: id.to_string(), patch, expected: expected_revision, reply }).await?
     }
 
@@ -381,7 +384,7 @@ impl CronService {
 
     /// Runs a job now: `{ok, enqueued, runId}` once the run is durably reserved, or
     /// `{ok, ran: false, reason}`.
-    pub async fn run(&self, id: &str, mode: RunMode) -> Result<Value, CronError> {
+    pub async fn run(&self, id: &str, mode: RunMode) -> Result<RunResult, CronError> {
         self.ask(|reply| Msg::Run { id: id.to_string(), mode, reply }).await?
     }
 
@@ -399,7 +402,7 @@ impl CronService {
     }
 
     /// The scheduler's own status (`cron.status`).
-    pub async fn status(&self) -> Result<Value, CronError> {
+    pub async fn status(&self) -> Result<CronStatus, CronError> {
         self.ask(|reply| Msg::Status { reply }).await
     }
 
@@ -1115,7 +1118,7 @@ impl Actor {
     async fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Add { params, reply } => {
-                let _ = reply.send(self.add(params).await);
+                let _ = reply.send(self.add(*params).await);
             }
             Msg::Update { id, patch, expected, reply } => {
                 let _ = reply.send(self.update(&id, patch, expected).await);
@@ -1139,28 +1142,30 @@ impl Actor {
         }
     }
 
-    fn status(&self) -> Value {
-        json!({
-            "enabled": self.s.config.enabled,
-            "storage": "sqlite",
-            "sqlitePath": self.s.store.path().display().to_string(),
-            "storePath": self.s.store.path().display().to_string(),
-            "jobs": self.jobs.len(),
-            "enabledJobs": self.jobs.values().filter(|e| e.job.enabled).count(),
-            "running": self.running_count,
-            "maxConcurrentRuns": self.s.config.max_concurrent_runs,
-            "nextWakeAtMs": self.queue.first().map(|(t, _)| *t),
-            "lastTickAtMs": self.last_tick_ms,
-            "ticks": self.ticks,
-            "timezone": self.s.default_tz,
-            "skipMissedJobs": self.s.config.skip_missed_jobs,
-            "invalidJobs": self.invalid.iter().map(|(id, e)| json!({"id": id, "error": e})).collect::<Vec<_>>(),
-        })
+    fn status(&self) -> CronStatus {
+        let path = self.s.store.path().display().to_string();
+        CronStatus {
+            enabled: self.s.config.enabled,
+            storage: "sqlite".into(),
+            sqlite_path: path.clone(),
+            store_path: path,
+            jobs: self.jobs.len() as u64,
+            enabled_jobs: self.jobs.values().filter(|e| e.job.enabled).count() as u64,
+            running: self.running_count as u64,
+            max_concurrent_runs: self.s.config.max_concurrent_runs as u64,
+            next_wake_at_ms: self.queue.first().map(|(t, _)| *t),
+            last_tick_at_ms: self.last_tick_ms,
+            ticks: self.ticks,
+            timezone: self.s.default_tz.clone(),
+            skip_missed_jobs: self.s.config.skip_missed_jobs,
+            invalid_jobs: self.invalid.iter().map(|(id, e)| InvalidJob { id: id.clone(), error: e.clone() }).collect(),
+            extra: Default::default(),
+        }
     }
 
-    async fn add(&mut self, params: Value) -> Result<Job, CronError> {
+    async fn add(&mut self, params: JobInput) -> Result<Job, CronError> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut job = job::create(&params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
+        let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
         let now = self.now();
         job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
@@ -1173,7 +1178,7 @@ impl Actor {
         Ok(job)
     }
 
-    async fn update(&mut self, id: &str, patch: Value, expected: Option<String>) -> Result<Job, CronError> {
+    async fn update(&mut self, id: &str, patch: JobPatch, expected: Option<String>) -> Result<Job, CronError> {
         let e = self.jobs.get(id).ok_or_else(|| CronError::NotFound(id.into()))?;
         if let Some(expected) = expected
             && expected != e.job.config_revision()
@@ -1227,20 +1232,20 @@ impl Actor {
         Ok(removed || existed_in_memory)
     }
 
-    async fn run_now(&mut self, id: &str, mode: RunMode) -> Result<Value, CronError> {
+    async fn run_now(&mut self, id: &str, mode: RunMode) -> Result<RunResult, CronError> {
         let now = self.now();
         let e = self.jobs.get(id).ok_or_else(|| CronError::NotFound(id.into()))?;
         if e.running.is_some() {
-            return Ok(json!({ "ok": true, "ran": false, "reason": "already-running" }));
+            return Ok(RunResult::not_ran("already-running"));
         }
         if e.schedule.is_none() {
-            return Ok(json!({ "ok": true, "ran": false, "reason": "invalid-spec" }));
+            return Ok(RunResult::not_ran("invalid-spec"));
         }
         let (slot, trigger, run_id) = match mode {
             RunMode::Due => {
                 let due = e.job.enabled && e.job.state.next_run_at_ms.is_some_and(|t| t <= now);
                 if !due {
-                    return Ok(json!({ "ok": true, "ran": false, "reason": "not-due" }));
+                    return Ok(RunResult::not_ran("not-due"));
                 }
                 let (slot, trigger) = e.slot.unwrap_or((e.job.state.next_run_at_ms.expect("due"), Trigger::Scheduled));
                 (Some(slot), trigger, format!("cron:{id}:{slot}"))
@@ -1252,8 +1257,8 @@ impl Actor {
         };
         let started = self.start_runs(vec![(id.to_string(), slot, trigger, run_id.clone())], now).await;
         match started.first() {
-            Some((_, true)) => Ok(json!({ "ok": true, "enqueued": true, "runId": run_id })),
-            Some((_, false)) => Ok(json!({ "ok": true, "ran": false, "reason": "already-ran" })),
+            Some((_, true)) => Ok(RunResult::enqueued(run_id)),
+            Some((_, false)) => Ok(RunResult::not_ran("already-ran")),
             None => Err(CronError::Invalid("the run could not be reserved; see the gateway log".into())),
         }
     }
