@@ -1433,14 +1433,24 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             Failure,
             "payload.timeoutSeconds: 18446744073709551615 is more than 2592000",
         ),
-        (state, vec!["cron", "get", "no-such-job"], Failure, "Automation not found: no-such-job"),
+        (
+            state,
+            vec!["cron", "get", "no-such-job"],
+            Failure,
+            "no job matches `no-such-job` (by id, unique id prefix or name)",
+        ),
         (
             state,
             vec!["cron", "runs", "no-such-job", "--limit", "0"],
             Failure,
             "invalid cron.runs params: limit must be 1..200",
         ),
-        (state, vec!["cron", "rm", "no-such-job"], Failure, "Automation not found: no-such-job"),
+        (
+            state,
+            vec!["cron", "rm", "no-such-job"],
+            Failure,
+            "no job matches `no-such-job` (by id, unique id prefix or name)",
+        ),
         (
             state,
             vec!["message", "send", "--channel", "pigeon", "--to", "x", "--message", "hi"],

@@ -217,3 +217,75 @@ async fn cron_add_edit_and_show_say_the_schedule_in_plain_language() {
     assert!(said.contains("  schedule: every 1h\n"), "{said}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn every_job_command_takes_an_id_a_unique_prefix_or_a_name() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    let add = |name: &'static str| {
+        let gw = &gw;
+        async move {
+            let out = pincer(
+                gw,
+                &["cron", "add", "--name", name, "--every", "1h", "--system-event", "x", "--session", "main", "--json"],
+            )
+            .await;
+            let job: Value = serde_json::from_str(&ok(&out)).unwrap();
+            job["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (brief, disk) = (add("brief").await, add("disk").await);
+    let get = |out: &Output| serde_json::from_str::<Value>(&ok(out)).unwrap();
+    // By name and by the short id `cron list` shows.
+    let short = &brief[..8];
+    assert!(ok(&pincer(&gw, &["cron", "list"]).await).contains(short));
+    assert_eq!(get(&pincer(&gw, &["cron", "get", "disk", "--json"]).await)["id"], disk.as_str());
+    assert_eq!(get(&pincer(&gw, &["cron", "get", short]).await)["id"], brief.as_str());
+    ok(&pincer(&gw, &["cron", "disable", short]).await);
+    ok(&pincer(&gw, &["cron", "enable", "brief"]).await);
+    let said = ok(&pincer(&gw, &["cron", "edit", short, "--every", "2h"]).await);
+    assert!(said.contains("schedule: every 2h"), "{said}");
+    assert!(ok(&pincer(&gw, &["cron", "show", short]).await).contains(&brief));
+    let run: Value = get(&pincer(&gw, &["cron", "run", "disk"]).await);
+    assert_eq!(run["enqueued"], true, "{run}");
+    ok(&pincer(&gw, &["cron", "runs", "disk"]).await);
+    ok(&pincer(&gw, &["cron", "runs", "--id", short]).await);
+
+    // Unknown: one message, non-zero, for every command (`runs` no longer says "No runs yet.").
+    for args in [
+        vec!["cron", "get", "nope"],
+        vec!["cron", "show", "nope"],
+        vec!["cron", "edit", "nope", "--every", "1h"],
+        vec!["cron", "rm", "nope"],
+        vec!["cron", "enable", "nope"],
+        vec!["cron", "disable", "nope"],
+        vec!["cron", "run", "nope"],
+        vec!["cron", "runs", "nope"],
+    ] {
+        let out = pincer(&gw, &args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("no job matches `nope` (by id, unique id prefix or name): see `pincer cron list --all`"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Ambiguous: a job named like the start of another job's id.
+    let twin = &disk[..4];
+    add_named(&gw, twin).await;
+    let out = pincer(&gw, &["cron", "rm", twin]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(&format!("`{twin}` matches 2 jobs (")), "{stderr}");
+    assert!(stderr.contains("give more of the id"), "{stderr}");
+    // The removal by name worked on the right one, and only it.
+    ok(&pincer(&gw, &["cron", "rm", "brief"]).await);
+    let list: Value = get(&pincer(&gw, &["cron", "list", "--all", "--json"]).await);
+    let names: Vec<&str> = list["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert!(!names.contains(&"brief") && names.contains(&"disk"), "{names:?}");
+    gw.stop().await;
+}
+
+async fn add_named(gw: &TestGateway, name: &str) {
+    ok(&pincer(gw, &["cron", "add", "--name", name, "--every", "1h", "--system-event", "x", "--session", "main"])
+        .await);
+}

@@ -54,7 +54,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 
 /// `(command paths, flag id, help)` for flags without a doc comment.
 pub const FLAG_HELP: &[(&[&str], &str, &str)] = &[
-    (&["cron add", "cron edit"], "name", "The job's name (`cron show` takes it in place of the id)"),
+    (
+        &["cron add", "cron edit"],
+        "name",
+        "The job's name; every command that takes a job accepts it in place of the id",
+    ),
     (&["cron add", "cron edit"], "description", "Free text shown by `cron show`"),
     (
         &["cron add", "cron edit"],
@@ -91,9 +95,9 @@ pub const FLAG_HELP: &[(&[&str], &str, &str)] = &[
     (
         &["cron get", "cron edit", "cron rm", "cron enable", "cron disable", "cron run"],
         "id",
-        "Job id (see `pincer cron list`)",
+        "Job id, a unique id prefix, or the job's name (see `pincer cron list --all`)",
     ),
-    (&["cron runs"], "id", "The job, as --id (same as the positional JOB)"),
+    (&["cron runs"], "id", "The job, as --id (same as the positional JOB): id, unique id prefix or name"),
     (&["cron run"], "wait_timeout", "With --wait: give up waiting after this long (the run goes on)"),
     (&["cron run"], "poll_interval", "With --wait: how often to check on the run"),
     (&["cron runs"], "run_id", "Show only this run"),

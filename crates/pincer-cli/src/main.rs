@@ -4,6 +4,7 @@ mod client;
 mod commands;
 mod help;
 mod output;
+mod resolve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ConnectArgs, Target, call_once};
 use crate::output::{opt, print_json, table, time_in};
+use crate::resolve::{Candidate, resolve};
 
 #[derive(Debug, Subcommand)]
 pub enum CronCommand {
@@ -40,7 +41,7 @@ pub enum CronCommand {
     },
     /// Show a job: schedule, zone, the next five fire times and where results go.
     Show {
-        /// Job id or exact name.
+        /// Job id, a unique id prefix, or the job's name.
         id: String,
         #[command(flatten)]
         c: ConnectArgs,
@@ -99,7 +100,7 @@ pub enum CronCommand {
     },
     /// Run history of a job.
     Runs {
-        /// Job id (or use --id).
+        /// Job id, a unique id prefix, or the job's name (or use --id).
         job: Option<String>,
         #[arg(long = "id")]
         id: Option<String>,
@@ -543,7 +544,10 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         CronCommand::Get { id, c } => {
-            let job = call_once::<cron::Get>(&target(&c)?, &[Scope::Read], &JobRef::new(id)).await?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
+            let id = job_id(&mut client, &id).await?;
+            let job = client.call::<cron::Get>(&JobRef::new(id)).await?;
+            client.close().await;
             print_json(&job);
             Ok(ExitCode::SUCCESS)
         }
@@ -555,13 +559,17 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             summarise(client, "Added", &created, c.json).await
         }
         CronCommand::Edit { id, job, edit, c } => {
-            let params = update(id, edit_patch(&job, &edit, now_ms())?)?;
+            let patch = edit_patch(&job, &edit, now_ms())?;
             let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let params = update(job_id(&mut client, &id).await?, patch)?;
             let updated = client.call::<cron::Update>(&params).await?;
             summarise(client, "Updated", &updated, c.json).await
         }
         CronCommand::Rm { id, c } => {
-            let out = call_once::<cron::Remove>(&target(&c)?, &[Scope::Admin], &JobRef::new(id)).await?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let id = job_id(&mut client, &id).await?;
+            let out = client.call::<cron::Remove>(&JobRef::new(id)).await?;
+            client.close().await;
             print_json(&out);
             Ok(ExitCode::SUCCESS)
         }
@@ -571,6 +579,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             let timeout = dur("--wait-timeout", &wait_timeout)?;
             let poll = dur("--poll-interval", &poll_interval)?.max(50);
             let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let id = job_id(&mut client, &id).await?;
             let params = RunParams {
                 id: Some(id.clone()),
                 mode: Some(if due { "due" } else { "force" }.into()),
@@ -633,8 +642,8 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 }
                 (a, b) => a.or(b).ok_or_else(|| bad("a job id is required: pincer cron runs <id>"))?,
             };
-            let params = RunsParams {
-                id: Some(id),
+            let mut params = RunsParams {
+                id: Some(id.clone()),
                 limit: Some(limit),
                 run_id,
                 offset,
@@ -643,7 +652,16 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 sort_dir: sort,
                 ..RunsParams::default()
             };
-            let page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+            // The gateway checks the flags first; an answer with no runs may mean the text is a
+            // prefix or a name, or names no job: that is an error, not "No runs yet."
+            let mut page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+            if page.entries.is_empty() {
+                let resolved = job_id_at(&target(&c)?, &id).await?;
+                if resolved != id {
+                    params.id = Some(resolved);
+                    page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+                }
+            }
             if c.json {
                 print_json(&page);
                 return Ok(ExitCode::SUCCESS);
@@ -674,8 +692,38 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
     }
 }
 
+/// The id of the job `given` names: its id, a unique id prefix, or its name (every job, disabled
+/// ones too).
+async fn job_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
+    let mut candidates = Vec::new();
+    let mut offset = 0;
+    loop {
+        let params = ListParams {
+            include_disabled: Some(true),
+            limit: Some(200),
+            offset: Some(offset),
+            ..ListParams::default()
+        };
+        let page = client.call::<cron::List>(&params).await?;
+        candidates.extend(page.jobs.into_iter().map(|j| Candidate { id: j.job.id, name: Some(j.job.name) }));
+        match page.next_offset {
+            Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
+            _ => break,
+        }
+    }
+    resolve(given, &candidates, "job", "pincer cron list --all", true)
+}
+
+/// [`job_id`] on its own connection, for commands that make one call.
+async fn job_id_at(target: &Target, given: &str) -> anyhow::Result<String> {
+    let mut client = Client::connect(target, &[Scope::Read]).await?;
+    let id = job_id(&mut client, given).await;
+    client.close().await;
+    id
+}
+
 async fn toggle(target: &Target, id: String, enabled: bool) -> anyhow::Result<ExitCode> {
-    let params = update(id, serde_json::json!({ "enabled": enabled }))?;
+    let params = update(job_id_at(target, &id).await?, serde_json::json!({ "enabled": enabled }))?;
     let out = call_once::<cron::Update>(target, &[Scope::Admin], &params).await?;
     print_json(&out);
     Ok(ExitCode::SUCCESS)
@@ -713,29 +761,8 @@ async fn summarise(mut client: Client, verb: &str, view: &CronJob, json_out: boo
 
 async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(target, &[Scope::Read]).await?;
-    let view = match client.call::<cron::Get>(&JobRef::new(id)).await {
-        Ok(job) => job,
-        Err(e) if e.to_string().starts_with("Automation not found") => {
-            // Not an id: try an exact name.
-            let params = ListParams {
-                include_disabled: Some(true),
-                limit: Some(200),
-                query: Some(id.to_string()),
-                ..ListParams::default()
-            };
-            let page = client.call::<cron::List>(&params).await?;
-            let mut matches: Vec<CronJob> = page.jobs.into_iter().filter(|j| j.job.name == id).collect();
-            match matches.len() {
-                1 => matches.remove(0),
-                0 => return Err(e.into()),
-                _ => {
-                    let ids: Vec<&str> = matches.iter().map(|j| j.job.id.as_str()).collect();
-                    return Err(bad(format!("\"{id}\" names {} jobs ({}); use an id", ids.len(), ids.join(", "))));
-                }
-            }
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = job_id(&mut client, id).await?;
+    let view = client.call::<cron::Get>(&JobRef::new(id)).await?;
     let params = PreviewParams { id: Some(view.job.id.clone()), ..PreviewParams::default() };
     let preview = client.call::<cron::Preview>(&params).await?;
     client.close().await;
