@@ -1474,7 +1474,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
         (state, vec!["agent", "-m", "hi", "--model", "nowhere/none"], Failure, "invalid agent params: model: "),
         // The client's own deadline (the turn's limit + 30 s) used to overflow.
         (state, vec!["agent", "-m", "hi", "--timeout-seconds", huge], Failure, "no model is configured"),
-        (state, vec!["health", "--token", "wrong"], Failure, "unauthorized: gateway token mismatch"),
+        (state, vec!["health", "--token", "wrong"], Failure, "the gateway rejected the token"),
         // Gateways that are not there.
         (state, vec!["health", "--url", closed], Failure, "cannot reach the gateway at ws://127.0.0.1:"),
         (

@@ -93,7 +93,7 @@ fn errors_are_one_line_and_say_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("token mismatch") && err.contains("PINCER_GATEWAY_TOKEN"), "{err}");
+    assert!(err.contains("rejected the token") && err.contains("PINCER_GATEWAY_TOKEN"), "{err}");
 
     let port = free_port();
     let out = pincer(&["health", "--url", &format!("ws://127.0.0.1:{port}"), "--token", "x"], &[]);

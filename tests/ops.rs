@@ -289,3 +289,54 @@ async fn add_named(gw: &TestGateway, name: &str) {
     ok(&pincer(gw, &["cron", "add", "--name", name, "--every", "1h", "--system-event", "x", "--session", "main"])
         .await);
 }
+
+/// `pincer <args>` with exactly these flags (no `--token` added).
+async fn pincer_raw(args: &[&str]) -> Output {
+    tokio::process::Command::new(pincer_bin()).args(args).env_clear().output().await.unwrap()
+}
+
+#[tokio::test]
+async fn errors_under_json_are_json_on_stdout_with_a_non_zero_exit() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    let url = gw.url();
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["cron", "get", "nope", "--json"], "FAILED", "no job matches `nope`"),
+        (
+            vec!["cron", "list", "--json", "--url", &url, "--token", "wrong-token-0123456789"],
+            "INVALID_REQUEST",
+            "token",
+        ),
+        (
+            vec!["health", "--json", "--url", "ws://127.0.0.1:9", "--token", TOKEN],
+            "UNAVAILABLE",
+            "cannot reach the gateway",
+        ),
+        (vec!["deliveries", "show", "zzzz", "--json"], "FAILED", "no delivery matches `zzzz`"),
+    ];
+    for (args, code, message) in cases {
+        let out = if args.contains(&"--url") { pincer_raw(&args).await } else { pincer(&gw, &args).await };
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(out.stderr.is_empty(), "{args:?}: stderr {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let answer: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"));
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{args:?}: {answer}");
+        let said = answer["error"]["message"].as_str().unwrap();
+        assert!(said.contains(message), "{args:?}: {said}");
+    }
+    // Without --json: one line on stderr, nothing on stdout.
+    let out = pincer_raw(&["cron", "list", "--url", &url, "--token", "wrong-token-0123456789"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+    // Said once, not the gateway's advice and then the same advice again.
+    assert_eq!(stderr.matches("gateway.auth.token").count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: the gateway rejected the token: use its gateway.auth.token"), "{stderr}");
+    // Hints name commands, not protocol methods.
+    let out = pincer(&gw, &["sessions", "show", "session:nope"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim(), "error: no session `session:nope`: see `pincer sessions list`");
+    gw.stop().await;
+}

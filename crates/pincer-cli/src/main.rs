@@ -92,7 +92,9 @@ fn main() -> ExitCode {
     if args.nth(1).is_some_and(|a| a == pincer_cron::supervisor::SUPERVISE_ARG) {
         return pincer_cron::supervisor::supervise(args.collect());
     }
-    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let matches = command().get_matches();
+    let json = json_requested(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
     let result = match cli.command {
         Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
@@ -111,11 +113,52 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if json => {
+            let error = json_error(&e);
+            println!("{}", serde_json::json!({ "ok": false, "error": error }));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--json` given anywhere on the command line (it belongs to the innermost subcommand).
+fn json_requested(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    loop {
+        if let Ok(Some(true)) = m.try_get_one::<bool>("json") {
+            return true;
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return false,
+        }
+    }
+}
+
+/// A failed command under `--json`: `{code, message}` (and the gateway's detail code when it gave
+/// one). Codes: the gateway's (`INVALID_REQUEST`, `NOT_PAIRED`, …), `UNAVAILABLE` (no gateway
+/// answers), `TIMEOUT`, `CLOSED`, `PROTOCOL`, and `FAILED` for what the CLI itself refused.
+fn json_error(e: &anyhow::Error) -> serde_json::Value {
+    use client::ClientError;
+    let code = match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Rpc(shape)) => {
+            let mut error = serde_json::json!({ "code": shape.code, "message": format!("{e:#}") });
+            if let Some(detail) = shape.detail_code() {
+                error["detailCode"] = detail.into();
+            }
+            return error;
+        }
+        Some(ClientError::Unreachable { .. } | ClientError::Refused { .. }) => "UNAVAILABLE",
+        Some(ClientError::Timeout { .. }) => "TIMEOUT",
+        Some(ClientError::Closed(_)) => "CLOSED",
+        Some(ClientError::Protocol(_)) => "PROTOCOL",
+        None => "FAILED",
+    };
+    serde_json::json!({ "code": code, "message": format!("{e:#}") })
 }
 
 /// The command line, with every option's value allowed to start with `-`: Telegram group ids are
