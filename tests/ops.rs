@@ -340,3 +340,13 @@ async fn errors_under_json_are_json_on_stdout_with_a_non_zero_exit() {
     assert_eq!(stderr.trim(), "error: no session `session:nope`: see `pincer sessions list`");
     gw.stop().await;
 }
+
+#[test]
+fn the_gateway_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = pincer_testkit::process::GatewayProcess::start(&pincer_bin(), dir.path(), serde_json::json!({})).unwrap();
+    ok(&gw.cli(&["health"]));
+    let log = gw.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log:?}");
+}
