@@ -350,3 +350,41 @@ fn the_gateway_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     assert!(log.contains("INFO"), "{log}");
     assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log:?}");
 }
+
+#[tokio::test]
+async fn rejected_credentials_make_health_degraded_and_show_in_deliveries_list() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let telegram = FakeTelegram::start().await;
+    let gw = TestGateway::start_with(&format!(
+        "{{ channels: {{ telegram: {{ botToken: '123:wrong', apiRoot: '{}' }} }} }}",
+        telegram.base_url()
+    ))
+    .await;
+    // Healthy before anything was sent.
+    let out = pincer(&gw, &["health"]).await;
+    assert!(ok(&out).contains(": healthy"), "{}", String::from_utf8_lossy(&out.stdout));
+    ok(&pincer(
+        &gw,
+        &["message", "send", "--channel", "telegram", "--to", "123456789", "--message", "hi", "--no-wait"],
+    )
+    .await);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let out = loop {
+        let out = pincer(&gw, &["health"]).await;
+        if !out.status.success() {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "health stayed 0: {}", String::from_utf8_lossy(&out.stdout));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(": degraded (") && said.contains("telegram: credentials-rejected"), "{said}");
+    assert!(!pincer(&gw, &["health", "--json"]).await.status.success(), "--json exits non-zero too");
+    let list = ok(&pincer(&gw, &["deliveries", "list"]).await);
+    assert!(
+        list.contains("held, credentials rejected:")
+            && list.contains("(fix channels.telegram and restart the gateway)"),
+        "{list}"
+    );
+    gw.stop().await;
+}

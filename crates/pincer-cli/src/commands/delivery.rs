@@ -279,8 +279,15 @@ async fn expand_id(c: &ConnectArgs, paths: &StatePaths, id: &str) -> anyhow::Res
 
 fn reason(d: &DeliveryView) -> String {
     match d.state.as_str() {
-        "pending" => match d.next_attempt_at_ms {
-            Some(t) if d.attempts > 0 => format!("retry at {}: {}", time_in(t, "UTC"), opt(d.last_error.as_deref())),
+        // Held without using up a try: the channel's credentials were rejected.
+        "pending" if d.last_error_class.as_deref() == Some("auth") => format!(
+            "held, credentials rejected: {} (fix channels.{} and restart the gateway)",
+            opt(d.last_error.as_deref()),
+            d.channel
+        ),
+        "pending" => match (d.next_attempt_at_ms, d.last_error.as_deref()) {
+            (Some(t), error) if d.attempts > 0 => format!("retry at {}: {}", time_in(t, "UTC"), opt(error)),
+            (_, Some(error)) => format!("waiting: {error}"),
             _ => "queued".into(),
         },
         "delivered" => format!(
