@@ -388,3 +388,25 @@ async fn rejected_credentials_make_health_degraded_and_show_in_deliveries_list()
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn cron_run_wait_fails_at_once_when_the_delivery_is_held() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let telegram = FakeTelegram::start().await;
+    let gw = TestGateway::start_with(&format!(
+        "{{ channels: {{ telegram: {{ botToken: '123:wrong', apiRoot: '{}' }} }} }}",
+        telegram.base_url()
+    ))
+    .await;
+    let add = ["cron", "add", "--name", "disk", "--every", "1h", "--command", "echo 42% used", "--announce"];
+    ok(&pincer(&gw, &[&add[..], &["--channel", "telegram", "--to", "123456789"]].concat()).await);
+    let started = std::time::Instant::now();
+    let out = pincer(&gw, &["cron", "run", "disk", "--wait", "--poll-interval", "100ms", "--wait-timeout", "30s"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("its delivery is held: credentials rejected"), "{stderr}");
+    assert!(stderr.contains("see `pincer deliveries list`"), "{stderr}");
+    // At once, not at the --wait-timeout (ten minutes by default).
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    gw.stop().await;
+}

@@ -595,6 +595,13 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             }
             let run_id = res.run_id.clone().unwrap_or_default();
             let started = std::time::Instant::now();
+            // Where the result goes (`telegram -> 123`), to tell a blocked channel from a slow one.
+            let preview = client
+                .call::<cron::Preview>(&PreviewParams { id: Some(id.clone()), ..PreviewParams::default() })
+                .await?;
+            let channel = preview.delivery_preview.label.split(" -> ").next().unwrap_or_default().to_string();
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut last_phase = None;
             let entry = loop {
                 let params = RunsParams {
                     id: Some(id.clone()),
@@ -607,6 +614,27 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 if let Some(entry) = entry.as_ref().filter(|e| e.status.is_some()) {
                     break entry.clone();
                 }
+                let phase = entry.as_ref().and_then(|e| e.phase.clone());
+                if progress && phase.is_some() && phase != last_phase {
+                    eprintln!("run {run_id}: {} ({} s)", opt(phase.as_deref()), started.elapsed().as_secs());
+                }
+                if phase.as_deref() == Some("delivering") {
+                    // A delivery the outbox holds (credentials rejected) would wait until the
+                    // timeout: fail now, with the cause.
+                    let health = client.call::<pincer_protocol::schema::system::Health>(&Ignored).await?;
+                    if let Some(ch) =
+                        health.channels.get(&channel).filter(|ch| ch.health_state == "credentials-rejected")
+                    {
+                        client.close().await;
+                        return Err(bad(format!(
+                            "run {run_id} ran, but its delivery is held: {} ({}). It is delivered once the channel \
+                             works again; see `pincer deliveries list`",
+                            opt(ch.last_error.as_deref()),
+                            ch.health_state
+                        )));
+                    }
+                }
+                last_phase = phase;
                 if started.elapsed() >= Duration::from_millis(timeout) {
                     client.close().await;
                     return Err(bad(format!(
