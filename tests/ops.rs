@@ -401,12 +401,50 @@ async fn cron_run_wait_fails_at_once_when_the_delivery_is_held() {
     let add = ["cron", "add", "--name", "disk", "--every", "1h", "--command", "echo 42% used", "--announce"];
     ok(&pincer(&gw, &[&add[..], &["--channel", "telegram", "--to", "123456789"]].concat()).await);
     let started = std::time::Instant::now();
-    let out = pincer(&gw, &["cron", "run", "disk", "--wait", "--poll-interval", "100ms", "--wait-timeout", "30s"]).await;
+    let out =
+        pincer(&gw, &["cron", "run", "disk", "--wait", "--poll-interval", "100ms", "--wait-timeout", "30s"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("its delivery is held: credentials rejected"), "{stderr}");
     assert!(stderr.contains("see `pincer deliveries list`"), "{stderr}");
     // At once, not at the --wait-timeout (ten minutes by default).
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn cron_add_refuses_a_delivery_that_would_fail_on_every_run() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let telegram = FakeTelegram::start().await;
+    let gw = TestGateway::start_with(&format!(
+        "{{ channels: {{ telegram: {{ botToken: '{}', apiRoot: '{}' }} }} }}",
+        FakeTelegram::TOKEN,
+        telegram.base_url()
+    ))
+    .await;
+    let add = ["cron", "add", "--name", "brief", "--every", "1h", "--command", "echo hi", "--announce"];
+    let refused = |extra: &'static [&'static str], says: &'static str| {
+        let gw = &gw;
+        async move {
+            let out = pincer(gw, &[&add[..], extra].concat()).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{extra:?} was accepted");
+            assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        }
+    };
+    // No target: the message gives Telegram's own target syntax, not Discord's.
+    refused(
+        &["--channel", "telegram"],
+        "this job's delivery would fail on every run: a target is required for telegram: set delivery.to (--to): chat id (negative for groups)",
+    )
+    .await;
+    refused(&["--channel", "discord", "--to", "channel:1"], "\"discord\" is not configured; add channels.discord").await;
+    // Accepted: a target in the channel's syntax, and `last`, whose route may appear later.
+    ok(&pincer(&gw, &[&add[..], &["--channel", "telegram", "--to", "123456789"]].concat()).await);
+    ok(&pincer(
+        &gw,
+        &["cron", "add", "--name", "b2", "--every", "1h", "--command", "echo", "--announce", "--channel", "last"],
+    )
+    .await);
     gw.stop().await;
 }
