@@ -438,7 +438,8 @@ async fn cron_add_refuses_a_delivery_that_would_fail_on_every_run() {
         "this job's delivery would fail on every run: a target is required for telegram: set delivery.to (--to): chat id (negative for groups)",
     )
     .await;
-    refused(&["--channel", "discord", "--to", "channel:1"], "\"discord\" is not configured; add channels.discord").await;
+    refused(&["--channel", "discord", "--to", "channel:1"], "\"discord\" is not configured; add channels.discord")
+        .await;
     // Accepted: a target in the channel's syntax, and `last`, whose route may appear later.
     ok(&pincer(&gw, &[&add[..], &["--channel", "telegram", "--to", "123456789"]].concat()).await);
     ok(&pincer(

@@ -767,10 +767,10 @@ async fn summarise(mut client: Client, verb: &str, view: &CronJob, json_out: boo
     client.close().await;
     let job = &view.job;
     let tz = preview.tz.clone();
-    if let ScheduleSpec::Cron { expr, .. } = &job.schedule {
-        if let Some(warning) = describe::six_field_warning(expr, Some(&tz)) {
-            eprintln!("warning: {warning}");
-        }
+    if let ScheduleSpec::Cron { expr, .. } = &job.schedule
+        && let Some(warning) = describe::six_field_warning(expr, Some(&tz))
+    {
+        eprintln!("warning: {warning}");
     }
     if json_out {
         print_json(view);
