@@ -442,6 +442,11 @@ async fn cron_add_refuses_a_delivery_that_would_fail_on_every_run() {
         .await;
     // Accepted: a target in the channel's syntax, and `last`, whose route may appear later.
     ok(&pincer(&gw, &[&add[..], &["--channel", "telegram", "--to", "123456789"]].concat()).await);
+    // `edit` checks a changed delivery the same way.
+    let out = pincer(&gw, &["cron", "edit", "brief", "--clear-to"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("a target is required for telegram"), "{stderr}");
+    ok(&pincer(&gw, &["cron", "edit", "brief", "--to", "@news_channel"]).await);
     ok(&pincer(
         &gw,
         &["cron", "add", "--name", "b2", "--every", "1h", "--command", "echo", "--announce", "--channel", "last"],

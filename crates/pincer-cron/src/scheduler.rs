@@ -1203,6 +1203,10 @@ impl Actor {
         }
         let mut next = job::apply_patch(&e.job, &patch, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&next.schedule, &next.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+        // Only a changed delivery: a job stored before the check can still be enabled or renamed.
+        if next.delivery != e.job.delivery {
+            self.refuse_certain_failure(&next)?;
+        }
         let now = self.now();
         let was_enabled = e.job.enabled;
         let schedule_changed = next.schedule != e.job.schedule;
