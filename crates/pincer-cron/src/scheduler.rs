@@ -1194,6 +1194,21 @@ impl Actor {
         }
     }
 
+    /// Refuses a job whose delivery names a channel (not `last`) that cannot take it under this
+    /// configuration — the channel is not configured, or the target is missing or malformed:
+    /// every run would fail at delivery. A `last` route may exist later, so it is let through.
+    fn refuse_certain_failure(&self, job: &Job) -> Result<(), CronError> {
+        let Some(d) = &job.delivery else { return Ok(()) };
+        let explicit = d.channel.as_deref().is_some_and(|c| c != "last");
+        if !explicit || d.mode != DeliveryMode::Announce {
+            return Ok(());
+        }
+        match self.s.announcer.as_deref().map(|a| a.resolve(job)) {
+            Some(Err(e)) => Err(CronError::Invalid(format!("this job's delivery would fail on every run: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks a new job and queues its insert without waiting for it: the job joins the schedule
     /// once the insert committed ([`Msg::Added`]), so adds arriving together share one commit.
     fn add(&mut self, params: JobInput, reply: oneshot::Sender<Result<Job, CronError>>) {
@@ -1204,6 +1219,7 @@ impl Actor {
             job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
             Ok((job, schedule))
         });
+        let prepared = prepared.and_then(|(job, schedule)| self.refuse_certain_failure(&job).map(|()| (job, schedule)));
         let (job, schedule) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -1243,6 +1259,10 @@ impl Actor {
         }
         let mut next = job::apply_patch(&e.job, &patch, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&next.schedule, &next.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+        // Only a changed delivery: a job stored before the check can still be enabled or renamed.
+        if next.delivery != e.job.delivery {
+            self.refuse_certain_failure(&next)?;
+        }
         let now = self.now();
         let was_enabled = e.job.enabled;
         let schedule_changed = next.schedule != e.job.schedule;
