@@ -138,6 +138,8 @@ enum Msg {
         params: Box<JobInput>,
         reply: oneshot::Sender<Result<Job, CronError>>,
     },
+    /// A new job's insert has committed (or failed): it joins the schedule now.
+    Added(Box<Added>),
     Update {
         id: String,
         patch: JobPatch,
@@ -172,6 +174,21 @@ enum Msg {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+}
+
+struct Added {
+    job: Job,
+    schedule: Schedule,
+    stored: Result<(), StoreError>,
+    reply: oneshot::Sender<Result<Job, CronError>>,
+}
+
+impl Added {
+    /// Tells the caller what was saved, without scheduling the job (the scheduler has stopped).
+    fn answer_unscheduled(self: Box<Self>) {
+        let Added { job, stored, reply, .. } = *self;
+        let _ = reply.send(stored.map(|()| job).map_err(CronError::from));
+    }
 }
 
 struct Finished {
@@ -823,6 +840,7 @@ impl Actor {
             while let Ok(msg) = self.rx.try_recv() {
                 if let Msg::Shutdown { reply } = msg {
                     self.shutdown().await;
+                    self.close_queue();
                     let _ = reply.send(());
                     return Ok(());
                 }
@@ -849,12 +867,23 @@ impl Actor {
             match woke {
                 Some(Some(Msg::Shutdown { reply })) => {
                     self.shutdown().await;
+                    self.close_queue();
                     let _ = reply.send(());
                     return Ok(());
                 }
                 Some(Some(msg)) => self.handle(msg).await,
                 Some(None) => return Ok(()),
                 None => self.watchdog(),
+            }
+        }
+    }
+
+    /// Takes no message any more; an add whose insert committed still tells its caller so.
+    fn close_queue(&mut self) {
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Added(a) = msg {
+                a.answer_unscheduled();
             }
         }
     }
@@ -1117,8 +1146,10 @@ impl Actor {
 
     async fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Add { params, reply } => {
-                let _ = reply.send(self.add(*params).await);
+            Msg::Add { params, reply } => self.add(*params, reply),
+            Msg::Added(a) => {
+                let Added { job, schedule, stored, reply } = *a;
+                let _ = reply.send(self.added(job, schedule, stored));
             }
             Msg::Update { id, patch, expected, reply } => {
                 let _ = reply.send(self.update(&id, patch, expected).await);
@@ -1178,15 +1209,40 @@ impl Actor {
         }
     }
 
-    async fn add(&mut self, params: JobInput) -> Result<Job, CronError> {
+    /// Checks a new job and queues its insert without waiting for it: the job joins the schedule
+    /// once the insert committed ([`Msg::Added`]), so adds arriving together share one commit.
+    fn add(&mut self, params: JobInput, reply: oneshot::Sender<Result<Job, CronError>>) {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
-        let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
-        self.refuse_certain_failure(&job)?;
         let now = self.now();
-        job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
+        let prepared = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0)).and_then(|mut job| {
+            let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+            job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
+            Ok((job, schedule))
+        });
+        let prepared = prepared.and_then(|(job, schedule)| self.refuse_certain_failure(&job).map(|()| (job, schedule)));
+        let (job, schedule) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
         let row = job_row(&job);
-        self.s.store.write(move |tx| tx.insert_job(&row)).await?;
+        let write = self.s.store.write(move |tx| tx.insert_job(&row));
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let stored = write.await;
+            if let Err(mpsc::error::SendError(Msg::Added(a))) =
+                tx.send(Msg::Added(Box::new(Added { job, schedule, stored, reply }))).await
+            {
+                // The scheduler stopped meanwhile: the caller still hears what was saved.
+                a.answer_unscheduled();
+            }
+        });
+    }
+
+    fn added(&mut self, job: Job, schedule: Schedule, stored: Result<(), StoreError>) -> Result<Job, CronError> {
+        stored?;
         self.jobs
             .insert(job.id.clone(), Entry { job: job.clone(), schedule: Some(schedule), slot: None, running: None });
         self.enqueue(&job.id);
