@@ -92,8 +92,10 @@ async fn kill_9_during_a_run_never_reruns_the_slot_and_the_next_slot_fires() {
     let marks = dir.path().join("marks");
     let job = c
         .call("cron.add", json!({
-            "name": "slow", "schedule": {"kind": "every", "everyMs": 2_000}, "sessionTarget": "isolated",
-            "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}; sleep 1.5", marks.display())]},
+            "name": "slow", "schedule": {"kind": "every", "everyMs": 3_000}, "sessionTarget": "isolated",
+            // Long runs, short gaps: the kill below must land while a command runs even when a
+            // loaded machine is slow between the check and the kill.
+            "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}; sleep 2.8", marks.display())]},
             "delivery": {"mode": "none"},
         }))
         .await
