@@ -19,7 +19,7 @@ CREATE TABLE cron_jobs (
                 created_at_ms INTEGER NOT NULL,
                 updated_at_ms INTEGER NOT NULL
             ) STRICT;
-CREATE INDEX cron_jobs_due ON cron_jobs (enabled, next_run_at_ms);
+CREATE INDEX cron_jobs_schedule ON cron_jobs (enabled, next_run_at_ms, id);
 CREATE TABLE cron_runs (
                 run_id TEXT PRIMARY KEY,
                 job_id TEXT NOT NULL,

@@ -4,6 +4,7 @@
 //! as a `system` entry. An isolated session is finished when its turn ends, however it ends.
 
 use pincer_core::SharedClock;
+use pincer_protocol::state::{RunErrorReason, RunFailure};
 use pincer_store::{Store, StoreError};
 use serde_json::{Value, json};
 
@@ -67,11 +68,11 @@ pub(crate) enum TurnError {
 
 impl TurnError {
     /// OpenClaw's error reason: the provider's error class, `model_not_found` without a model.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> RunErrorReason {
         match self {
-            TurnError::NoModel(_) => ErrorClass::ModelNotFound.as_str(),
-            TurnError::Model { error, .. } => error.class.as_str(),
-            TurnError::Store(_) => "store",
+            TurnError::NoModel(_) => ErrorClass::ModelNotFound.into(),
+            TurnError::Model { error, .. } => error.class.into(),
+            TurnError::Store(_) => RunFailure::Store.into(),
         }
     }
 }

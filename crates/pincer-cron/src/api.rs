@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::job::Job;
 use crate::scheduler::{CronError, CronService, RunMode};
+use pincer_protocol::state::{DeliveryStatus, ExecStatus, RunStatus};
 use pincer_store::{RunFilter, RunRow};
 
 /// Parses closed params, naming the method in the error (`invalid cron.list params: …`).
@@ -45,14 +46,14 @@ const INTERNAL_STATE: &[&str] =
     &["runningRunId", "lastRunId", "consecutiveFailures", "lastCompletionStatus", "scheduleErrorCount"];
 
 /// The job as clients see it: OpenClaw's read view, state limited to OpenClaw's schema.
-pub fn job_view(job: &Job) -> Value {
-    let mut v = job.view();
+pub fn job_view(job: &Job) -> Result<Value, CronError> {
+    let mut v = job.view().map_err(|e| CronError::Invalid(e.0))?;
     if let Some(state) = v.get_mut("state").and_then(Value::as_object_mut) {
         for k in INTERNAL_STATE {
             state.remove(*k);
         }
     }
-    v
+    Ok(v)
 }
 
 pub async fn status(svc: &CronService) -> Result<Value, CronError> {
@@ -124,10 +125,13 @@ pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
         });
     }
     if let Some(status) = p.last_run_status.as_deref().filter(|s| *s != "all") {
-        jobs.retain(|j| match status {
-            "unknown" => j.state.last_run_status.is_none(),
-            s => j.state.last_run_status.as_deref() == Some(s),
-        });
+        // `unknown`: never ran.
+        let wanted: Option<ExecStatus> = match status.parse() {
+            Ok(s) => Some(s),
+            Err(_) if status == "unknown" => None,
+            Err(e) => return Err(CronError::Invalid(format!("invalid cron.list params: lastRunStatus: {e}"))),
+        };
+        jobs.retain(|j| j.state.last_run_status == wanted);
     }
     if let Some(agent) = &p.agent_id {
         jobs.retain(|j| j.effective_agent() == agent);
@@ -154,10 +158,10 @@ pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
     let has_more = (offset as u64 + page.len() as u64) < total;
     let mut out = json!({
         "jobs": page.iter().map(|j| {
-            let mut v = job_view(j);
+            let mut v = job_view(j)?;
             v["effectiveAgentId"] = json!(j.effective_agent());
-            v
-        }).collect::<Vec<_>>(),
+            Ok(v)
+        }).collect::<Result<Vec<_>, CronError>>()?,
         "snapshotRevision": format!("rev-{revision}"),
         "total": total,
         "offset": offset,
@@ -184,7 +188,7 @@ pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
 pub async fn get(svc: &CronService, v: &Value) -> Result<Value, CronError> {
     let p: IdParams = params("cron.get", v)?;
     let id = require_id("cron.get", p.id, p.job_id)?;
-    Ok(job_view(&svc.get(&id).await?))
+    job_view(&svc.get(&id).await?)
 }
 
 /// Pincer's `cron.preview`: the zone, the next five fire times and the delivery route.
@@ -214,7 +218,7 @@ pub async fn add(svc: &CronService, v: &Value) -> Result<Value, CronError> {
         CronError::Invalid(m) => CronError::Invalid(format!("invalid cron.add params: {m}")),
         other => other,
     })?;
-    let mut out = job_view(&job);
+    let mut out = job_view(&job)?;
     let (label, detail) = svc.preview_route(&job);
     out["deliveryPreview"] = json!({ "label": label, "detail": detail });
     Ok(out)
@@ -236,7 +240,7 @@ pub async fn update(svc: &CronService, v: &Value) -> Result<Value, CronError> {
         CronError::Invalid(m) => CronError::Invalid(format!("invalid cron.update params: {m}")),
         other => other,
     })?;
-    Ok(job_view(&job))
+    job_view(&job)
 }
 
 pub async fn remove(svc: &CronService, v: &Value) -> Result<Value, CronError> {
@@ -295,16 +299,18 @@ pub fn run_entry(row: &RunRow) -> Value {
     v["runId"] = json!(row.run_id);
     v["jobId"] = json!(row.job_id);
     v["ts"] = json!(row.finished_at_ms.unwrap_or(row.started_at_ms));
-    let complete = row.status != "running" && row.completion_status.is_some();
+    let complete = row.status != RunStatus::Running && row.completion_status.is_some();
     if let Some(o) = v.as_object_mut() {
         o.remove("status");
         if complete {
             o.insert("status".into(), json!(row.status));
             o.insert("completionStatus".into(), json!(row.completion_status));
         } else {
-            o.insert("phase".into(), json!(if row.status == "running" { "running" } else { "delivering" }));
+            // The run's phase while it is not complete: OpenClaw's spelling of "running".
+            let phase = if row.status == RunStatus::Running { RunStatus::Running.as_str() } else { "delivering" };
+            o.insert("phase".into(), json!(phase));
         }
-        if row.delivery_status.as_deref() == Some("pending") {
+        if row.delivery_status == Some(DeliveryStatus::Pending) {
             o.remove("deliveryStatus");
         }
     }
@@ -340,19 +346,22 @@ pub async fn runs(svc: &CronService, v: &Value) -> Result<Value, CronError> {
     if p.scope.as_deref() == Some("job") && job_id.is_none() {
         return Err(CronError::Invalid("invalid cron.runs params: scope \"job\" needs an id".into()));
     }
-    let mut statuses: Vec<String> = p.statuses.unwrap_or_default();
+    let mut names: Vec<String> = p.statuses.unwrap_or_default();
     if let Some(s) = p.status.filter(|s| s != "all") {
-        statuses.push(s);
+        names.push(s);
     }
-    for s in &statuses {
-        if !matches!(s.as_str(), "ok" | "error" | "skipped") {
-            return Err(CronError::Invalid(format!(
-                "invalid cron.runs params: status \"{s}\" is not ok, error or skipped"
-            )));
-        }
-    }
-    let mut delivery: Vec<String> = p.delivery_statuses.unwrap_or_default();
-    delivery.extend(p.delivery_status);
+    let statuses = names
+        .iter()
+        .map(|s| s.parse::<ExecStatus>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CronError::Invalid(format!("invalid cron.runs params: {e}")))?;
+    let mut names: Vec<String> = p.delivery_statuses.unwrap_or_default();
+    names.extend(p.delivery_status);
+    let delivery = names
+        .iter()
+        .map(|s| s.parse::<DeliveryStatus>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CronError::Invalid(format!("invalid cron.runs params: {e}")))?;
     let filter = RunFilter {
         job_id: if p.scope.as_deref() == Some("all") { None } else { job_id },
         run_id: p.run_id,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use pincer_protocol::state::{CompletionStatus, DeliveryStatus, ExecStatus, RunErrorReason, SuppressionReason};
+
 use crate::schedule::{NormalizeContext, ScheduleSpec};
 
 /// The agent every job belongs to unless it names another.
@@ -317,14 +319,14 @@ pub struct JobState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_status: Option<String>,
+    pub last_run_status: Option<ExecStatus>,
     /// Deprecated alias of `lastRunStatus`, still written for older clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_status: Option<String>,
+    pub last_status: Option<ExecStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error_reason: Option<String>,
+    pub last_error_reason: Option<RunErrorReason>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_errors: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -333,15 +335,15 @@ pub struct JobState {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_completion_status: Option<String>,
+    pub last_completion_status: Option<CompletionStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivered: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivery_status: Option<String>,
+    pub last_delivery_status: Option<DeliveryStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivery_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_suppression_reason: Option<String>,
+    pub delivery_suppression_reason: Option<SuppressionReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_alert_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -441,9 +443,9 @@ pub fn create(params: &Value, id: String, ctx: &CreateContext) -> Result<Job, In
             return Err(invalid(format!("unknown field `{key}`")));
         }
     }
-    let mut v = params.clone();
+    let mut v = Value::Object(input.clone());
     canonicalize(&mut v);
-    let obj = v.as_object_mut().expect("checked above");
+    let Value::Object(obj) = &mut v else { return Err(invalid("params must be an object")) };
     let payload_kind = obj.get("payload").and_then(|p| p.get("kind")).and_then(Value::as_str).unwrap_or("").to_string();
     check_payload_kind(&payload_kind)?;
     let schedule_kind =
@@ -525,7 +527,7 @@ pub fn parse_job(v: Value) -> Result<Job, Invalid> {
         let inner = e.into_inner().to_string();
         if path == "." { invalid(inner) } else { invalid(format!("{path}: {inner}")) }
     })?;
-    let typed = serde_json::to_value(&job).expect("jobs serialise");
+    let typed = Value::Object(job.to_json()?);
     match pincer_core::shape::list_for_object(&v, &typed) {
         Some(path) => Err(invalid(pincer_core::shape::list_for_object_error(&path))),
         None => Ok(job),
@@ -718,11 +720,10 @@ pub fn apply_patch(job: &Job, patch: &Value, ctx: &CreateContext) -> Result<Job,
             return Err(invalid(format!("patch: unknown field `{key}`")));
         }
     }
-    let mut current = serde_json::to_value(job).expect("jobs serialise");
-    let obj = current.as_object_mut().expect("job is an object");
+    let mut obj = job.to_json()?;
     let mut patch = Value::Object(patch.clone());
     canonicalize(&mut patch);
-    let patch = patch.as_object().expect("object").clone();
+    let Value::Object(patch) = patch else { return Err(invalid("patch: must be an object")) };
     let schedule_changed = patch.contains_key("schedule");
     for (key, value) in patch {
         match (key.as_str(), value) {
@@ -743,7 +744,9 @@ pub fn apply_patch(job: &Job, patch: &Value, ctx: &CreateContext) -> Result<Job,
                 }
             }
             ("delivery" | "failureAlert", Value::Object(p)) if obj.get(&key).is_some_and(Value::is_object) => {
-                merge(obj.get_mut(&key).expect("present"), Value::Object(p));
+                if let Some(target) = obj.get_mut(&key) {
+                    merge(target, Value::Object(p));
+                }
             }
             (_, v) => {
                 obj.insert(key, v);
@@ -751,7 +754,7 @@ pub fn apply_patch(job: &Job, patch: &Value, ctx: &CreateContext) -> Result<Job,
         }
     }
     obj.insert("updatedAtMs".into(), json!(ctx.now_ms));
-    let mut next = parse_job(current)?;
+    let mut next = parse_job(Value::Object(obj))?;
     if schedule_changed {
         next.schedule = next
             .schedule
@@ -779,11 +782,26 @@ fn merge(target: &mut Value, patch: Value) {
 }
 
 impl Job {
+    /// The job as JSON (serialising a job cannot fail; if it ever did, the error names the job).
+    fn to_json(&self) -> Result<Map<String, Value>, Invalid> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(other) => Err(invalid(format!("job {} serialises to {other}, not an object", self.id))),
+            Err(e) => Err(invalid(format!("job {} does not serialise: {e}", self.id))),
+        }
+    }
+
     /// The definition alone (state emptied), as stored in `job_json`.
-    pub fn definition_json(&self) -> String {
-        let mut def = self.clone();
-        def.state = JobState::default();
-        serde_json::to_string(&def).expect("jobs serialise")
+    pub fn definition_json(&self) -> Result<String, Invalid> {
+        let mut def = self.to_json()?;
+        def.insert("state".into(), json!({}));
+        Ok(Value::Object(def).to_string())
+    }
+
+    /// The scheduler-owned state, as stored in `state_json`.
+    pub fn state_json(&self) -> Result<String, Invalid> {
+        serde_json::to_string(&self.state)
+            .map_err(|e| invalid(format!("job {} state does not serialise: {e}", self.id)))
     }
 
     /// Rebuilds a job from its stored definition and state.
@@ -798,15 +816,13 @@ impl Job {
 
     /// An opaque hash of the definition without `updatedAtMs` and `state`, for optimistic
     /// concurrency (`expectedConfigRevision`).
-    pub fn config_revision(&self) -> String {
+    pub fn config_revision(&self) -> Result<String, Invalid> {
         use base64::Engine;
-        let mut def = serde_json::to_value(self).expect("jobs serialise");
-        if let Some(o) = def.as_object_mut() {
-            o.remove("updatedAtMs");
-            o.remove("state");
-        }
-        let digest = Sha256::digest(def.to_string().as_bytes());
-        format!("sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+        let mut def = self.to_json()?;
+        def.remove("updatedAtMs");
+        def.remove("state");
+        let digest = Sha256::digest(Value::Object(def).to_string().as_bytes());
+        Ok(format!("sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)))
     }
 
     /// The agent that runs this job.
@@ -823,10 +839,9 @@ impl Job {
     }
 
     /// The read view: the job plus OpenClaw's computed mirrors (`configRevision`, `nextRunAtMs`, …).
-    pub fn view(&self) -> Value {
-        let mut v = serde_json::to_value(self).expect("jobs serialise");
-        let o = v.as_object_mut().expect("object");
-        o.insert("configRevision".into(), json!(self.config_revision()));
+    pub fn view(&self) -> Result<Value, Invalid> {
+        let mut o = self.to_json()?;
+        o.insert("configRevision".into(), json!(self.config_revision()?));
         let s = &self.state;
         let mirrors: [(&str, Value); 8] = [
             ("nextRunAtMs", json!(s.next_run_at_ms)),
@@ -843,7 +858,7 @@ impl Job {
                 o.insert(k.into(), val);
             }
         }
-        v
+        Ok(Value::Object(o))
     }
 }
 
@@ -992,8 +1007,8 @@ mod tests {
         job.state.consecutive_errors = 2;
         assert_eq!(job.config_revision(), before);
         let state = serde_json::to_string(&job.state).unwrap();
-        let back = Job::from_stored(&job.definition_json(), &state).unwrap();
+        let back = Job::from_stored(&job.definition_json().unwrap(), &state).unwrap();
         assert_eq!(back, job);
-        assert_eq!(job.view()["nextRunAtMs"], 5);
+        assert_eq!(job.view().unwrap()["nextRunAtMs"], 5);
     }
 }

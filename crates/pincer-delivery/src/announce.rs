@@ -6,7 +6,7 @@
 //! pairing check. The scheduler calls this code directly.
 
 use pincer_cron::job::{DeliveryMode, Job, KNOWN_CHANNELS, provider_prefix};
-use pincer_cron::{Announcer, Origin, Route};
+use pincer_cron::{Announcer, Origin, PrepareError, Route, RouteError};
 use pincer_store::{NewDelivery, Store};
 
 use crate::inbox::DEFAULT_INBOX;
@@ -46,13 +46,11 @@ impl Announce {
         thread: Option<&str>,
         account: Option<&str>,
         session_key: Option<&str>,
-    ) -> Result<Route, String> {
+    ) -> Result<Route, RouteError> {
         if let Some(a) = account
             && a != "default"
         {
-            return Err(format!(
-                "accountId \"{a}\" is not supported: Pincer has one account per channel (omit it or use \"default\")"
-            ));
+            return Err(RouteError::Account(a.to_string()));
         }
         let explicit = channel.filter(|c| *c != "last" && !c.is_empty());
         let to = to.map(str::trim).filter(|t| !t.is_empty());
@@ -61,14 +59,17 @@ impl Announce {
                 let to = match (to, to.and_then(provider_prefix)) {
                     (Some(t), Some(p)) if p == c => Some(t.split_once(':').map(|x| x.1).unwrap_or(t)),
                     (Some(t), Some(p)) => {
-                        return Err(format!("the \"{p}:\" prefix of \"{t}\" contradicts channel \"{c}\""));
+                        return Err(RouteError::PrefixContradicts {
+                            prefix: p.to_string(),
+                            to: t.to_string(),
+                            channel: c.to_string(),
+                        });
                     }
                     (t, _) => t,
                 };
                 (c.to_string(), to.map(String::from), "explicit")
             }
-            (None, Some(t)) if provider_prefix(t).is_some() => {
-                let p = provider_prefix(t).expect("checked");
+            (None, Some(t)) if let Some(p) = provider_prefix(t) => {
                 (p.to_string(), t.split_once(':').map(|x| x.1.to_string()), "prefix")
             }
             (None, to) => {
@@ -81,35 +82,24 @@ impl Announce {
                         // A fresh install, or no target: the local inbox.
                         (None, _) => ("inbox".to_string(), None, "default"),
                         (Some(t), 1) => (chats[0].clone(), Some(t.to_string()), "default"),
-                        (Some(t), 0) => {
-                            return Err(format!(
-                                "no chat channel is configured to deliver to \"{t}\": add channels.discord, channels.telegram or channels.slack to the config, or use channel \"inbox\""
-                            ));
-                        }
-                        (Some(_), n) => {
-                            return Err(format!(
-                                "Channel is required: {n} channels are configured ({}) and channel \"last\" has no previous route; set delivery.channel (--channel)",
-                                chats.join(", ")
-                            ));
-                        }
+                        (Some(t), 0) => return Err(RouteError::NoChatChannel(t.to_string())),
+                        (Some(_), _) => return Err(RouteError::ChannelRequired(chats)),
                     }
                 }
             }
         };
         let Some(adapter) = self.outbox.channel(&channel) else {
             if !KNOWN_CHANNELS.contains(&channel.as_str()) {
-                return Err(format!("unknown channel \"{channel}\" (use {})", KNOWN_CHANNELS.join(", ")));
+                return Err(RouteError::UnknownChannel { channel, known: KNOWN_CHANNELS.join(", ") });
             }
-            return Err(format!("channel \"{channel}\" is not configured; add channels.{channel} to the config"));
+            return Err(RouteError::NotConfigured(channel));
         };
         let to = match (to, channel.as_str()) {
             (Some(t), _) => t,
             (None, "inbox") => DEFAULT_INBOX.to_string(),
-            (None, c) => {
-                return Err(format!("a target is required for {c}: set delivery.to (--to), e.g. channel:<id>"));
-            }
+            (None, c) => return Err(RouteError::TargetRequired(c.to_string())),
         };
-        let target = adapter.parse_target(&to, thread).map_err(|e| e.to_string())?;
+        let target = adapter.parse_target(&to, thread).map_err(|e| RouteError::Target(e.to_string()))?;
         Ok(Route {
             channel: target.channel,
             to: target.to,
@@ -121,12 +111,12 @@ impl Announce {
 }
 
 impl Announcer for Announce {
-    fn resolve(&self, job: &Job) -> Result<Option<Route>, String> {
+    fn resolve(&self, job: &Job) -> Result<Option<Route>, RouteError> {
         let Some(d) = &job.delivery else { return Ok(None) };
         match d.mode {
             DeliveryMode::None => Ok(None),
             DeliveryMode::Webhook => {
-                let url = d.to.as_deref().ok_or("a webhook delivery needs delivery.to (an http(s) URL)")?;
+                let url = d.to.as_deref().ok_or(RouteError::WebhookUrl)?;
                 self.route(Some("webhook"), Some(url), None, None, None).map(Some)
             }
             DeliveryMode::Announce => self
@@ -146,11 +136,11 @@ impl Announcer for Announce {
         channel: Option<&str>,
         to: Option<&str>,
         account: Option<&str>,
-    ) -> Result<Route, String> {
+    ) -> Result<Route, RouteError> {
         self.route(channel, to, None, account, None)
     }
 
-    fn prepare(&self, route: &Route, body: &str, key: &str, origin: Origin) -> Result<NewDelivery, String> {
+    fn prepare(&self, route: &Route, body: &str, key: &str, origin: Origin) -> Result<NewDelivery, PrepareError> {
         // Nobody is there to shorten a scheduled result or an alert: cut it, with a marker.
         self.outbox.prepare(route, body, key, &origin, None, TooLong::Truncate)
     }

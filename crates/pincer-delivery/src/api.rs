@@ -11,6 +11,7 @@ use std::time::Duration;
 use pincer_core::config::{Config, WebhookConfig};
 use pincer_core::{EventBus, SharedClock};
 use pincer_cron::Origin;
+use pincer_protocol::state::{DeliveryErrorClass, DeliveryState, OriginKind};
 use pincer_store::{DeliveryFilter, DeliveryRow, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -155,8 +156,8 @@ fn delivery_view_with(row: &DeliveryRow, text_chars: usize) -> Value {
     put("threadId", row.thread_id.clone().map(Value::from));
     put("accountId", row.account_id.clone().map(Value::from));
     put("settledAtMs", row.settled_at_ms.map(Value::from));
-    put("lastErrorClass", row.last_error_class.clone().map(Value::from));
-    if row.state == "pending" {
+    put("lastErrorClass", row.last_error_class.map(|c| json!(c)));
+    if row.state == DeliveryState::Pending {
         put("nextAttemptAtMs", Some(json!(row.next_attempt_at_ms)));
     }
     v
@@ -222,18 +223,25 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
         .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
     let key = format!("send:{}", p.idempotency_key);
     let delivery = outbox
-        .prepare(&route, &message, &key, &Origin { kind: "send", id: None, best_effort: false }, None, TooLong::Refuse)
+        .prepare(
+            &route,
+            &message,
+            &key,
+            &Origin { kind: OriginKind::Send, id: None, best_effort: false },
+            None,
+            TooLong::Refuse,
+        )
         .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
     let mut settled = events.subscribe();
     let enqueued = outbox.enqueue(delivery).await?;
     let mut out = json!({ "ok": true, "deliveryId": enqueued.id, "created": enqueued.created, "channel": route.channel, "to": route.to });
     if p.wait != Some(true) {
-        out["state"] = json!("pending");
+        out["state"] = json!(DeliveryState::Pending);
         return Ok(out);
     }
     if !enqueued.created
         && let Some(row) = outbox_row(outbox, &enqueued.id).await?
-        && matches!(row.state.as_str(), "delivered" | "dead" | "unknown")
+        && row.state.is_terminal()
     {
         // A repeated key for a settled delivery: answer with how it settled.
         out["state"] = json!(row.state);
@@ -265,7 +273,7 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
             // Not settled in time (or it settled before we listened): report what is stored.
             let id = enqueued.id.clone();
             let row = outbox_row(outbox, &id).await?;
-            out["state"] = json!(row.as_ref().map(|r| r.state.clone()).unwrap_or_else(|| "pending".into()));
+            out["state"] = json!(row.as_ref().map_or(DeliveryState::Pending, |r| r.state));
             if let Some(e) = row.and_then(|r| r.last_error) {
                 out["error"] = json!(e);
             }
@@ -290,25 +298,25 @@ struct ListParams {
     offset: Option<u32>,
 }
 
-const STATES: &[&str] = &["pending", "sending", "delivered", "unknown", "dead"];
-
-fn check_states(method: &str, states: &[String]) -> Result<(), ApiError> {
-    for s in states {
-        if !STATES.contains(&s.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "invalid {method} params: state \"{s}\" is not one of {}",
-                STATES.join(", ")
-            )));
-        }
-    }
-    Ok(())
+fn check_states(method: &str, states: &[String]) -> Result<Vec<DeliveryState>, ApiError> {
+    states
+        .iter()
+        .map(|s| {
+            s.parse::<DeliveryState>().map_err(|e| {
+                ApiError::Invalid(format!(
+                    "invalid {method} params: state \"{s}\" is not one of {}",
+                    e.expected.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 pub async fn list(store: &Store, v: &Value) -> Result<Value, ApiError> {
     let p: ListParams = params("deliveries.list", v)?;
     let mut states = p.states.unwrap_or_default();
     states.extend(p.state.filter(|s| s != "all"));
-    check_states("deliveries.list", &states)?;
+    let states = check_states("deliveries.list", &states)?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::Invalid("invalid deliveries.list params: limit must be 1..500".into()));
@@ -440,17 +448,17 @@ pub async fn cancel(outbox: &Outbox, events: &EventBus, v: &Value) -> Result<Val
             .unwrap_or(false);
             let row = outbox_row(outbox, &p.id).await?;
             match row {
-                Some(row) if stopped || row.state != "sending" => row,
+                Some(row) if stopped || row.state != DeliveryState::Sending => row,
                 _ => {
                     return Ok(json!({
-                        "ok": true, "id": p.id, "cancelled": false, "stopping": true, "state": "sending",
+                        "ok": true, "id": p.id, "cancelled": false, "stopping": true, "state": DeliveryState::Sending,
                         "message": "a part is being sent; the delivery stops before its next part (check with `pincer deliveries show`)",
                     }));
                 }
             }
         }
     };
-    let cancelled = row.state == "dead" && row.last_error_class.as_deref() == Some("cancelled");
+    let cancelled = row.state == DeliveryState::Dead && row.last_error_class == Some(DeliveryErrorClass::Cancelled);
     let mut out = json!({ "ok": true, "id": row.id, "cancelled": cancelled, "state": row.state });
     if let Some(e) = &row.last_error {
         out["error"] = json!(e);
@@ -467,9 +475,11 @@ struct PurgeParams {
 
 pub async fn purge(store: &Store, clock: &SharedClock, v: &Value) -> Result<Value, ApiError> {
     let p: PurgeParams = params("deliveries.purge", v)?;
-    let states = p.states.unwrap_or_else(|| vec!["delivered".into()]);
-    check_states("deliveries.purge", &states)?;
-    if states.iter().any(|s| s == "pending" || s == "sending") {
+    let states = match p.states {
+        Some(names) => check_states("deliveries.purge", &names)?,
+        None => vec![DeliveryState::Delivered],
+    };
+    if states.iter().any(|s| !s.is_terminal()) {
         return Err(ApiError::Invalid("invalid deliveries.purge params: pending deliveries cannot be purged".into()));
     }
     // A huge `olderThanMs` reaches before the epoch (nothing is that old) instead of wrapping.

@@ -32,8 +32,9 @@ use std::time::Instant;
 
 use pincer_core::crashpoint::Failpoints;
 use pincer_core::{EventBus, Metrics, SharedClock};
-use pincer_cron::{Origin, Route, Settlement};
-use pincer_store::outbox::{CANCEL_REQUESTED, CANCELLED, LeaseLimits, PartCounts};
+use pincer_cron::{Origin, PrepareError, Route, Settlement};
+use pincer_protocol::state::{AttemptOutcome, DeliveryErrorClass, DeliveryState, OriginKind, PartState};
+use pincer_store::outbox::{LeaseLimits, PartCounts};
 use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDelivery, PartRow, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -80,7 +81,7 @@ pub enum CancelOutcome {
     /// The row is being sent: the request in flight finishes, then it stops before its next part.
     Stopping,
     /// The row is finished already (its state).
-    Finished(String),
+    Finished(DeliveryState),
     NotFound,
 }
 
@@ -147,7 +148,7 @@ enum RowOutcome {
 }
 
 /// A part's state to write in the same commit as its row's next state.
-type PartUpdate = Option<(u32, &'static str)>;
+type PartUpdate = Option<(u32, PartState)>;
 
 /// The live worker's claim on its batch; dropped without [`Held::release`] (the worker died),
 /// it leaves the rows for the dispatcher to take back once their lease runs out.
@@ -287,17 +288,17 @@ impl Outbox {
         origin: &Origin,
         max_attempts: Option<u32>,
         too_long: TooLong,
-    ) -> Result<NewDelivery, String> {
-        let channel = self.channel(&route.channel).ok_or_else(|| {
-            format!("channel \"{}\" is not configured; add channels.{} to the config", route.channel, route.channel)
-        })?;
-        let target = channel.parse_target(&route.to, route.thread_id.as_deref()).map_err(|e| e.to_string())?;
-        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long)?;
+    ) -> Result<NewDelivery, PrepareError> {
+        let channel = self.channel(&route.channel).ok_or_else(|| PrepareError::NotConfigured(route.channel.clone()))?;
+        let target = channel
+            .parse_target(&route.to, route.thread_id.as_deref())
+            .map_err(|e| PrepareError::Target(e.to_string()))?;
+        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long).map_err(PrepareError::TooLong)?;
         if fitted.parts.is_empty() {
-            return Err("nothing to deliver: the text is empty".into());
+            return Err(PrepareError::Empty);
         }
         if fitted.cut_chars > 0 {
-            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
+            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = %origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
         }
         let (parts, body) = (fitted.parts, fitted.body);
         let id = uuid::Uuid::new_v4().to_string();
@@ -305,7 +306,7 @@ impl Outbox {
         Ok(NewDelivery {
             id,
             idempotency_key: key.to_string(),
-            origin_kind: origin.kind.to_string(),
+            origin_kind: origin.kind,
             origin_id: origin.id.clone(),
             channel: target.channel,
             account_id: route.account_id.clone(),
@@ -357,29 +358,31 @@ impl Outbox {
             .write(move |tx| {
                 let rd = tx.reader();
                 let Some(row) = rd.delivery_row(&key)? else { return Ok(CancelOutcome::NotFound) };
-                match row.state.as_str() {
-                    "pending" => {
+                match row.state {
+                    DeliveryState::Pending => {
                         let message = cancel_message(&rd.part_counts(&key)?);
-                        let a = AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None };
+                        let a =
+                            AttemptRow { at_ms: now, part_idx: 0, outcome: AttemptOutcome::Cancelled, detail: None };
                         tx.record_attempt(&key, &a)?;
-                        let row = tx.settle_delivery(&key, "dead", false, Some(&message), Some("cancelled"), now)?;
+                        let class = Some(DeliveryErrorClass::Cancelled);
+                        let row = tx.settle_delivery(&key, DeliveryState::Dead, false, Some(&message), class, now)?;
                         Ok(row.map_or(CancelOutcome::NotFound, |r| CancelOutcome::Cancelled(Box::new(r))))
                     }
-                    "sending" => {
+                    DeliveryState::Sending => {
                         if !rd.cancel_requested(&key)? {
-                            let a =
-                                AttemptRow { at_ms: now, part_idx: 0, outcome: CANCEL_REQUESTED.into(), detail: None };
+                            let outcome = AttemptOutcome::CancelRequested;
+                            let a = AttemptRow { at_ms: now, part_idx: 0, outcome, detail: None };
                             tx.record_attempt(&key, &a)?;
                         }
                         Ok(CancelOutcome::Stopping)
                     }
-                    other => Ok(CancelOutcome::Finished(other.to_string())),
+                    other => Ok(CancelOutcome::Finished(other)),
                 }
             })
             .await?;
         match &outcome {
             CancelOutcome::Cancelled(row) => {
-                self.inner.settled_notify(row, "dead", row.last_error.clone());
+                self.inner.settled_notify(row, DeliveryState::Dead, row.last_error.clone());
                 self.kick();
             }
             CancelOutcome::Stopping => {
@@ -537,20 +540,20 @@ impl Inner {
     async fn settle(
         &self,
         row: &DeliveryRow,
-        state: &'static str,
+        state: DeliveryState,
         charge: bool,
         error: Option<String>,
-        class: Option<&str>,
+        class: Option<DeliveryErrorClass>,
         part: PartUpdate,
     ) -> RowOutcome {
         let now = self.now();
-        let (id, class_owned, err) = (row.id.clone(), class.map(String::from), error.clone());
+        let (id, err) = (row.id.clone(), error.clone());
         let settled = self
             .write_through("outbox.settle", &row.id, move |tx| {
                 if let Some((idx, part_state)) = part {
                     tx.set_part_state(&id, idx, part_state)?;
                 }
-                tx.settle_delivery(&id, state, charge, err.as_deref(), class_owned.as_deref(), now)
+                tx.settle_delivery(&id, state, charge, err.as_deref(), class, now)
             })
             .await;
         if settled.is_none() {
@@ -561,12 +564,12 @@ impl Inner {
     }
 
     /// Metrics, the `delivery` event and the owner's settlement, once a row is terminal in the store.
-    fn settled_notify(&self, row: &DeliveryRow, state: &str, error: Option<String>) {
+    fn settled_notify(&self, row: &DeliveryRow, state: DeliveryState, error: Option<String>) {
         self.cancels.lock().expect("cancels lock").remove(&row.id);
         let now = self.now();
-        let labels = [("channel", row.channel.as_str()), ("state", state)];
+        let labels = [("channel", row.channel.as_str()), ("state", state.as_str())];
         self.metrics.inc("pincer_outbox_settled_total", "Deliveries that reached a final state.", &labels);
-        if state == "delivered" {
+        if state == DeliveryState::Delivered {
             let took = (now - row.created_at_ms).max(0) as f64 / 1000.0;
             self.metrics.observe(
                 "pincer_outbox_delivery_seconds",
@@ -575,22 +578,17 @@ impl Inner {
                 took,
             );
         } else {
-            tracing::warn!(delivery = %row.id, channel = %row.channel, state, error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
+            tracing::warn!(delivery = %row.id, channel = %row.channel, state = state.as_str(), error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
         }
         self.events.emit(
             "delivery",
             json!({ "id": row.id, "channel": row.channel, "to": row.target, "state": state, "error": error, "originId": row.origin_id }),
             Some("operator.read"),
         );
-        if row.origin_kind == "cron"
+        if row.origin_kind == OriginKind::Cron
             && let Some(run_id) = &row.origin_id
         {
-            let _ = self.settled.send(Settlement {
-                run_id: run_id.clone(),
-                outbox_id: row.id.clone(),
-                state: state.into(),
-                error,
-            });
+            let _ = self.settled.send(Settlement { run_id: run_id.clone(), outbox_id: row.id.clone(), state, error });
         }
     }
 
@@ -602,20 +600,20 @@ impl Inner {
         at_ms: i64,
         charge: bool,
         error: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         part: PartUpdate,
     ) -> RowOutcome {
         if self.cancel_asked(&row.id) {
             return self.cancel_now(row, part).await;
         }
         let now = self.now();
-        let (id, error_s, class_s) = (row.id.clone(), error.to_string(), class.to_string());
+        let (id, error_s) = (row.id.clone(), error.to_string());
         let put_back = self
             .write_through("outbox.reschedule", &row.id, move |tx| {
                 if let Some((idx, part_state)) = part {
                     tx.set_part_state(&id, idx, part_state)?;
                 }
-                tx.reschedule_delivery(&id, at_ms, charge, &error_s, &class_s, now)
+                tx.reschedule_delivery(&id, at_ms, charge, &error_s, class, now)
             })
             .await;
         if put_back.is_none() { RowOutcome::Stopped } else { RowOutcome::Hold }
@@ -636,26 +634,27 @@ impl Inner {
                 let message = cancel_message(&tx.reader().part_counts(&id)?);
                 tx.record_attempt(
                     &id,
-                    &AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None },
+                    &AttemptRow { at_ms: now, part_idx: 0, outcome: AttemptOutcome::Cancelled, detail: None },
                 )?;
-                tx.settle_delivery(&id, "dead", false, Some(&message), Some("cancelled"), now)?;
+                let class = Some(DeliveryErrorClass::Cancelled);
+                tx.settle_delivery(&id, DeliveryState::Dead, false, Some(&message), class, now)?;
                 Ok(message)
             })
             .await;
         let Some(message) = settled else { return RowOutcome::Stopped };
-        self.settled_notify(row, "dead", Some(message));
+        self.settled_notify(row, DeliveryState::Dead, Some(message));
         RowOutcome::Done
     }
 
     /// Records one attempt for `deliveries show` (history only: a failure here loses a line of
     /// history, never a row's state).
-    async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: &str, detail: Option<String>) {
+    async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: AttemptOutcome, detail: Option<String>) {
         self.metrics.inc(
             "pincer_outbox_attempts_total",
             "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
+            &[("channel", &row.channel), ("outcome", outcome.as_str())],
         );
-        let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome: outcome.into(), detail };
+        let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome, detail };
         let id = row.id.clone();
         let _ = self.store.write(move |tx| tx.record_attempt(&id, &a)).await;
     }
@@ -671,11 +670,13 @@ impl Inner {
                 "channel \"{}\" is not configured; add channels.{} to the config, then `pincer deliveries retry {}`",
                 row.channel, row.channel, row.id
             );
-            return self.settle(&row, "dead", false, Some(msg), Some("config"), None).await;
+            return self
+                .settle(&row, DeliveryState::Dead, false, Some(msg), Some(DeliveryErrorClass::Config), None)
+                .await;
         };
         let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
         let total = parts.len() as u32;
-        for part in parts.iter().filter(|p| p.state != "sent") {
+        for part in parts.iter().filter(|p| p.state != PartState::Sent) {
             if self.cancel_asked(&row.id) {
                 return self.cancel_now(&row, None).await;
             }
@@ -691,7 +692,9 @@ impl Inner {
             match self.check_unknown(&row, part, &request, channel.as_ref()).await {
                 Unknown::Send => {}
                 Unknown::Found(receipt) => {
-                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "reconciled").await {
+                    if let Some(outcome) =
+                        self.record_sent(&row, &parts, part.idx, receipt, AttemptOutcome::Reconciled).await
+                    {
                         return outcome;
                     }
                     continue;
@@ -709,7 +712,8 @@ impl Inner {
                 // Nothing was sent: put the row back (not charged) and try again after a backoff.
                 tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
                 let message = format!("cannot record the send before making it: {e}");
-                return self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &message, "store", None).await;
+                let retry_at = self.now() + BACKOFF_MS[0];
+                return self.reschedule(&row, retry_at, false, &message, DeliveryErrorClass::Store, None).await;
             }
             pincer_core::crashpoint::hit("outbox.dispatching");
             let started = Instant::now();
@@ -723,14 +727,15 @@ impl Inner {
             match result {
                 Ok(receipt) => {
                     pincer_core::crashpoint::hit("outbox.sent");
-                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "sent").await {
+                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, AttemptOutcome::Sent).await
+                    {
                         return outcome;
                     }
                 }
                 Err(e) => return self.failed(&row, part, channel.as_ref(), e).await,
             }
         }
-        self.settle(&row, "delivered", true, None, None, None).await
+        self.settle(&row, DeliveryState::Delivered, true, None, None, None).await
     }
 
     /// Records that the platform has part `idx` (`outcome`: `sent`, or `reconciled` when it was
@@ -743,22 +748,22 @@ impl Inner {
         parts: &[PartRow],
         idx: u32,
         receipt: Receipt,
-        outcome: &str,
+        outcome: AttemptOutcome,
     ) -> Option<RowOutcome> {
-        let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= idx);
+        let last = parts.iter().filter(|p| p.state != PartState::Sent).all(|p| p.idx <= idx);
         let (id, now, mid) = (row.id.clone(), self.now(), receipt.message_id);
-        let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome: outcome.into(), detail: Some(mid.clone()) };
+        let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome, detail: Some(mid.clone()) };
         self.metrics.inc(
             "pincer_outbox_attempts_total",
             "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
+            &[("channel", &row.channel), ("outcome", outcome.as_str())],
         );
         let stored = self
             .write_through("outbox.receipt", &row.id, move |tx| {
                 tx.mark_part_sent(&id, idx, &mid, now)?;
                 tx.record_attempt(&id, &attempt)?;
                 if last {
-                    tx.settle_delivery(&id, "delivered", true, None, None, now)?;
+                    tx.settle_delivery(&id, DeliveryState::Delivered, true, None, None, now)?;
                 }
                 Ok(())
             })
@@ -767,7 +772,7 @@ impl Inner {
             return Some(RowOutcome::Stopped);
         }
         if last {
-            self.settled_notify(row, "delivered", None);
+            self.settled_notify(row, DeliveryState::Delivered, None);
             return Some(RowOutcome::Done);
         }
         None
@@ -777,7 +782,7 @@ impl Inner {
     /// deduplicates; looked for where the platform can be searched (found: recorded as sent;
     /// missing once no request could still land: resent); otherwise the row is reported `unknown`.
     async fn check_unknown(&self, row: &DeliveryRow, part: &PartRow, request: &Part, channel: &dyn Channel) -> Unknown {
-        if part.state != "unknown" && part.state != "dispatching" {
+        if !matches!(part.state, PartState::Unknown | PartState::Dispatching) {
             return Unknown::Send;
         }
         let (dispatched, now) = (part.dispatched_at_ms.unwrap_or(0), self.now());
@@ -794,28 +799,33 @@ impl Inner {
             if now < ready {
                 // A request still in flight could land after a look: look once it cannot.
                 let note = format!("{what}; looking for it on {} after the request time limit", row.channel);
-                return Unknown::Stop(self.reschedule(row, ready, false, &note, "ambiguous", None).await);
+                let ambiguous = DeliveryErrorClass::Ambiguous;
+                return Unknown::Stop(self.reschedule(row, ready, false, &note, ambiguous, None).await);
             }
             match channel.reconcile(request, dispatched).await {
                 Ok(Some(receipt)) => return Unknown::Found(receipt),
                 Ok(None) => {
                     let detail = format!("{} does not have part {}: sending it again", row.channel, part.idx + 1);
-                    self.attempt(row, part.idx, "missing", Some(detail)).await;
+                    self.attempt(row, part.idx, AttemptOutcome::Missing, Some(detail)).await;
                     return Unknown::Send;
                 }
                 Err(SendError::NotSent { message, .. }) => {
                     // Could not look this time (refused connection, 429): look again later.
-                    self.attempt(row, part.idx, "lookup-failed", Some(message.clone())).await;
+                    self.attempt(row, part.idx, AttemptOutcome::LookupFailed, Some(message.clone())).await;
                     let note = format!("{what}; could not look for it yet: {message}");
-                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, "ambiguous", None).await);
+                    let ambiguous = DeliveryErrorClass::Ambiguous;
+                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, ambiguous, None).await);
                 }
                 Err(e) => {
-                    self.attempt(row, part.idx, "lookup-failed", Some(e.to_string())).await;
+                    self.attempt(row, part.idx, AttemptOutcome::LookupFailed, Some(e.to_string())).await;
                     let msg = format!(
                         "{what} and looking for it on {} failed ({e}); check the chat, then `pincer deliveries retry {}` if it is missing",
                         row.channel, row.id
                     );
-                    return Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await);
+                    let ambiguous = Some(DeliveryErrorClass::Ambiguous);
+                    return Unknown::Stop(
+                        self.settle(row, DeliveryState::Unknown, false, Some(msg), ambiguous, None).await,
+                    );
                 }
             }
         }
@@ -823,7 +833,8 @@ impl Inner {
             "{what} and {} cannot deduplicate a resend; check the chat, then `pincer deliveries retry {}` if it is missing",
             row.channel, row.id
         );
-        Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await)
+        let ambiguous = Some(DeliveryErrorClass::Ambiguous);
+        Unknown::Stop(self.settle(row, DeliveryState::Unknown, false, Some(msg), ambiguous, None).await)
     }
 
     async fn failed(&self, row: &DeliveryRow, part: &PartRow, channel: &dyn Channel, e: SendError) -> RowOutcome {
@@ -833,16 +844,19 @@ impl Inner {
         match e {
             SendError::NotSent { message, retry_after_ms, rate_limited: true } => {
                 let wait = retry_after_ms.unwrap_or(1_000).max(1) as i64;
-                self.attempt(row, idx, "rate-limited", Some(format!("{message} (retry after {wait} ms)"))).await;
+                let detail = Some(format!("{message} (retry after {wait} ms)"));
+                self.attempt(row, idx, AttemptOutcome::RateLimited, detail).await;
                 self.pause(&row.channel, Some(now + wait), format!("rate limited: {message}"));
-                self.reschedule(row, now + wait, false, &message, "rate_limited", Some((idx, "pending"))).await
+                let (class, part) = (DeliveryErrorClass::RateLimited, Some((idx, PartState::Pending)));
+                self.reschedule(row, now + wait, false, &message, class, part).await
             }
             SendError::NotSent { message, .. } => {
-                self.attempt(row, idx, "not-sent", Some(message.clone())).await;
-                self.backoff(row, attempts, &message, "not_sent", Some((idx, "pending"))).await
+                self.attempt(row, idx, AttemptOutcome::NotSent, Some(message.clone())).await;
+                let (class, part) = (DeliveryErrorClass::NotSent, Some((idx, PartState::Pending)));
+                self.backoff(row, attempts, &message, class, part).await
             }
             SendError::Permanent { class, message } => {
-                self.attempt(row, idx, "permanent", Some(format!("{class}: {message}"))).await;
+                self.attempt(row, idx, AttemptOutcome::Permanent, Some(format!("{class}: {message}"))).await;
                 if class == crate::channel::PermanentClass::Auth {
                     // Every row of this channel would fail the same way: stop the channel, keep the rows.
                     self.pause(
@@ -850,22 +864,26 @@ impl Inner {
                         None,
                         format!("credentials rejected: {message}; fix channels.{} and restart", row.channel),
                     );
-                    return self.reschedule(row, now, false, &message, "auth", Some((idx, "pending"))).await;
+                    let part = Some((idx, PartState::Pending));
+                    return self.reschedule(row, now, false, &message, DeliveryErrorClass::Auth, part).await;
                 }
-                self.settle(row, "dead", true, Some(message), Some(class.as_str()), Some((idx, "pending"))).await
+                let part = Some((idx, PartState::Pending));
+                self.settle(row, DeliveryState::Dead, true, Some(message), Some(class.into()), part).await
             }
             SendError::Ambiguous { message } => {
-                self.attempt(row, idx, "ambiguous", Some(message.clone())).await;
+                self.attempt(row, idx, AttemptOutcome::Ambiguous, Some(message.clone())).await;
                 let dispatched = part.dispatched_at_ms.unwrap_or(now);
                 if channel.safe_to_retry_ambiguous(dispatched, now) || channel.reconcile_after_ms().is_some() {
                     // The platform deduplicates (resend the same nonce / idempotency key later), or
                     // can be searched (look for the part first: `check_unknown`).
-                    self.backoff(row, attempts, &message, "ambiguous", Some((idx, "unknown"))).await
+                    let part = Some((idx, PartState::Unknown));
+                    self.backoff(row, attempts, &message, DeliveryErrorClass::Ambiguous, part).await
                 } else {
                     let msg = format!(
                         "{message}; the platform may have the message and cannot deduplicate a resend, so it was not resent"
                     );
-                    self.settle(row, "unknown", true, Some(msg), Some("ambiguous"), Some((idx, "unknown"))).await
+                    let (class, part) = (Some(DeliveryErrorClass::Ambiguous), Some((idx, PartState::Unknown)));
+                    self.settle(row, DeliveryState::Unknown, true, Some(msg), class, part).await
                 }
             }
         }
@@ -876,11 +894,13 @@ impl Inner {
         row: &DeliveryRow,
         attempts: u32,
         message: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         part: PartUpdate,
     ) -> RowOutcome {
         if attempts >= row.max_attempts {
-            let state = if class == "ambiguous" { "unknown" } else { "dead" };
+            // An ambiguous send that was never confirmed may have arrived: `unknown`, not `dead`.
+            let state =
+                if class == DeliveryErrorClass::Ambiguous { DeliveryState::Unknown } else { DeliveryState::Dead };
             let msg = format!("gave up after {attempts} attempts: {message}");
             return self.settle(row, state, true, Some(msg), Some(class), part).await;
         }

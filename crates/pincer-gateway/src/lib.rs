@@ -161,6 +161,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let adapters = pincer_delivery::api::build_channels(&config, &store, &events, &clock)
         .map_err(|e| anyhow::anyhow!("config channels: {e}"))?;
     let (settled_tx, mut settled_rx) = tokio::sync::mpsc::unbounded_channel();
+    let failpoints = pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?;
     let outbox = pincer_delivery::Outbox::start(pincer_delivery::OutboxDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -170,7 +171,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         config: config.delivery.clone(),
         channels: adapters,
         settled: settled_tx,
-        failpoints: pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?,
+        failpoints: failpoints.clone(),
     })
     .await
     .context("cannot start the outbox")?;
@@ -195,6 +196,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         agent: Some(Arc::new(agents.clone())),
         announcer: Some(announce.clone()),
         command_supervisor,
+        failpoints,
     })
     .await
     .context("cannot start the scheduler")?;

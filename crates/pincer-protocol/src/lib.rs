@@ -2,8 +2,9 @@
 //!
 //! This crate owns the shape of every frame that crosses the WebSocket: request, response and event
 //! frames, the `connect` handshake parameters, the `hello-ok` answer, error shapes and codes, the
-//! closed operator scope set with its implication rules, and the method → scope table. It does no
-//! I/O and knows nothing about the server; the gateway and the CLI both build on it.
+//! closed operator scope set with its implication rules, the method → scope table, and the states of
+//! runs and deliveries ([`state`]). It does no I/O and knows nothing about the server; the gateway
+//! and the CLI both build on it.
 
 mod connect;
 mod error;
@@ -11,6 +12,7 @@ mod frame;
 mod hello;
 mod method;
 mod scope;
+pub mod state;
 
 pub use connect::{
     ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProof, Role, negotiate_protocol,

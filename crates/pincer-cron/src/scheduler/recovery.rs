@@ -1,0 +1,305 @@
+//! Start-up: load the schedule without parsing a job, record the runs a stopped process left
+//! `running` as interrupted, and coalesce the slots missed while the gateway was down into one
+//! catch-up run per job (a few at once, the rest spread out). Every job is checked afterwards in
+//! the background, a page at a time, so `cron.status` can name those that cannot run.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use pincer_protocol::state::{
+    CommandState, CompletionStatus, DeliveryStatus, ExecStatus, RunFailure, RunStatus, Trigger,
+};
+use pincer_store::{JobRow, RunRow};
+use tokio::sync::mpsc;
+
+use super::actor::{Actor, Msg, job_row};
+use super::record::{CommandNote, RunRecord};
+use super::table::{JobTable, SlotRef};
+use super::{CATCH_UP_IMMEDIATE, CATCH_UP_SPREAD_MS, CronError, Shared};
+use crate::job::Job;
+use crate::schedule::{Schedule, ScheduleSpec};
+
+/// Schedule rows read per page at start-up.
+const LOAD_PAGE: u32 = 5_000;
+/// Jobs parsed per page by the background check.
+const SWEEP_PAGE: u32 = 500;
+
+/// The error of a run a stop interrupted, saying — for a command — whether it may have run, from
+/// the progress its record noted; marks a command that was running `killed`.
+pub fn interrupted_error(command: Option<&mut CommandNote>) -> String {
+    const SLOT: &str = "the slot is not run again";
+    let Some(command) = command else {
+        return format!("interrupted: the gateway stopped during this run; {SLOT}");
+    };
+    match command.state {
+        CommandState::Pending | CommandState::NotStarted => {
+            format!("interrupted: the gateway stopped before the command started; it did not run, and {SLOT}")
+        }
+        CommandState::Started => {
+            command.state = CommandState::Killed;
+            format!(
+                "interrupted: the gateway stopped while the command was running; the command was killed with it \
+                 and may have partly run; {SLOT}"
+            )
+        }
+        CommandState::Exited => {
+            let how = match (command.exit_code, command.signal) {
+                (Some(code), _) => format!("exited with code {code}"),
+                (None, Some(signal)) => format!("been killed by signal {signal}"),
+                (None, None) => "ended".to_string(),
+            };
+            format!(
+                "interrupted: the command had {how} before the gateway stopped, but its outcome was not recorded \
+                 (nothing was delivered); {SLOT}"
+            )
+        }
+        CommandState::Killed => format!("interrupted: the gateway stopped during this run; {SLOT}"),
+    }
+}
+
+/// Records a run a stop interrupted: `error`, not delivered, failed. Returns the error.
+fn interrupt(run: &mut RunRow, now: i64) -> String {
+    let mut record = RunRecord::parse(&run.record_json);
+    let error = interrupted_error(record.command.as_mut());
+    record.execution_status = Some(ExecStatus::Error);
+    record.error = Some(error.clone());
+    record.error_reason = Some(RunFailure::Interrupted.into());
+    record.delivery_status = Some(DeliveryStatus::NotDelivered);
+    record.completion_status = Some(CompletionStatus::Failed);
+    record.finished_at_ms = Some(now);
+    record.duration_ms = Some(now - run.started_at_ms);
+    run.status = RunStatus::Error;
+    run.finished_at_ms = Some(now);
+    run.delivery_status = Some(DeliveryStatus::NotDelivered);
+    run.completion_status = Some(CompletionStatus::Failed);
+    run.record_json = record.to_json();
+    error
+}
+
+/// The job after its run `run` was interrupted: the error counted, the interrupted slot consumed.
+fn job_after_interrupt(job: &mut Job, run: &RunRow, error: &str) {
+    let st = &mut job.state;
+    st.running_at_ms = None;
+    st.running_run_id = None;
+    st.last_run_id = Some(run.run_id.clone());
+    st.last_run_at_ms = Some(run.started_at_ms);
+    st.last_run_status = Some(ExecStatus::Error);
+    st.last_status = Some(ExecStatus::Error);
+    st.last_error = Some(error.into());
+    st.last_error_reason = Some(RunFailure::Interrupted.into());
+    st.last_completion_status = Some(CompletionStatus::Failed);
+    st.consecutive_errors += 1;
+    st.consecutive_failures += 1;
+    if run.trigger != Trigger::Manual {
+        let after = run.slot_ms.unwrap_or(run.started_at_ms);
+        job.state.next_run_at_ms = Schedule::new(&job.schedule, &job.id).ok().and_then(|s| s.next_after(after));
+        if matches!(job.schedule, ScheduleSpec::At { .. }) {
+            job.enabled = false;
+        }
+    }
+}
+
+/// When the `n`-th catch-up (from 0) fires: the first few at once, the rest spread out.
+pub fn catch_up_fire(n: usize, now: i64) -> i64 {
+    if n < CATCH_UP_IMMEDIATE { now } else { now + CATCH_UP_SPREAD_MS * (n - CATCH_UP_IMMEDIATE + 1) as i64 }
+}
+
+fn parse(row: &JobRow) -> Result<Job, String> {
+    Job::from_stored(&row.job_json, &row.state_json).map_err(|e| e.0)
+}
+
+impl Actor {
+    /// Loads the schedule and recovers from the last stop; the actor is ready to run after it.
+    pub(crate) async fn load(
+        s: Arc<Shared>,
+        tx: mpsc::Sender<Msg>,
+        rx: mpsc::Receiver<Msg>,
+    ) -> Result<Actor, CronError> {
+        let now = s.clock.now_ms();
+        let store = s.store.clone();
+
+        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss).
+        let (counts, running) = store.read(|rd| Ok((rd.job_counts()?, rd.running_runs()?))).await?;
+        let ids: Vec<String> = running.iter().map(|r| r.job_id.clone()).collect();
+        let rows = store.read(move |rd| rd.get_jobs(&ids.iter().map(String::as_str).collect::<Vec<_>>())).await?;
+        let mut interrupted_jobs: HashMap<String, Job> =
+            rows.iter().filter_map(|r| parse(r).ok().map(|j| (r.id.clone(), j))).collect();
+        let mut interrupted_runs = Vec::new();
+        for mut run in running {
+            let error = interrupt(&mut run, now);
+            if let Some(job) = interrupted_jobs.get_mut(&run.job_id) {
+                job_after_interrupt(job, &run, &error);
+            }
+            tracing::warn!(run = %run.run_id, "cron: run was interrupted by a restart; recorded as error");
+            interrupted_runs.push(run);
+        }
+
+        // The schedule, from the index alone: `(id, next fire)` of every enabled job that has one.
+        let mut scheduled: Vec<(String, i64)> = Vec::with_capacity(counts.1 as usize);
+        loop {
+            let after = scheduled.last().map(|(id, t)| (*t, id.clone()));
+            let page = store
+                .read(move |rd| rd.scheduled_jobs(after.as_ref().map(|(t, id)| (*t, id.as_str())), LOAD_PAGE))
+                .await?;
+            let done = page.len() < LOAD_PAGE as usize;
+            scheduled.extend(page);
+            if done {
+                break;
+            }
+        }
+        // Interrupted jobs moved on (or were turned off) above.
+        scheduled.retain(|(id, _)| !interrupted_jobs.contains_key(id));
+        for (id, job) in &interrupted_jobs {
+            if let Some(next) = job.state.next_run_at_ms.filter(|_| job.enabled) {
+                scheduled.push((id.clone(), next));
+            }
+        }
+        scheduled.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+
+        // Enabled jobs without a next fire get one; missed ones (due at or before now) are caught
+        // up once, or — with `skipMissedJobs` — moved to their next slot (not `at` jobs).
+        let unscheduled = store.read(|rd| rd.unscheduled_jobs()).await?;
+        let missed: Vec<String> = scheduled.iter().take_while(|(_, t)| *t <= now).map(|(id, _)| id.clone()).collect();
+        let mut need: Vec<String> = unscheduled.clone();
+        if s.config.skip_missed_jobs {
+            need.extend(missed.iter().cloned());
+        }
+        need.retain(|id| !interrupted_jobs.contains_key(id));
+        let loaded: HashMap<String, Job> = if need.is_empty() {
+            HashMap::new()
+        } else {
+            let rows = store.read(move |rd| rd.get_jobs(&need.iter().map(String::as_str).collect::<Vec<_>>())).await?;
+            rows.iter().filter_map(|r| parse(r).ok().map(|j| (r.id.clone(), j))).collect()
+        };
+        let job_of = |id: &str| interrupted_jobs.get(id).or_else(|| loaded.get(id));
+        let mut moves: Vec<(String, Option<i64>)> = Vec::new();
+        let mut table: Vec<(Arc<str>, i64, SlotRef)> = Vec::with_capacity(scheduled.len());
+        let mut catch_ups = 0usize;
+        for (id, stored_next) in &scheduled {
+            if *stored_next > now {
+                table.push((Arc::from(id.as_str()), *stored_next, SlotRef::Fire));
+                continue;
+            }
+            let job = job_of(id);
+            let is_at = job.is_some_and(|j| matches!(j.schedule, ScheduleSpec::At { .. }));
+            if s.config.skip_missed_jobs
+                && let Some(job) = job.filter(|_| !is_at)
+            {
+                let next = Schedule::new(&job.schedule, &job.id).ok().and_then(|s| s.next_after(now));
+                moves.push((id.clone(), next));
+                if let Some(next) = next {
+                    table.push((Arc::from(id.as_str()), next, SlotRef::Fire));
+                }
+                continue;
+            }
+            let fire = catch_up_fire(catch_ups, now);
+            catch_ups += 1;
+            moves.push((id.clone(), Some(fire)));
+            table.push((Arc::from(id.as_str()), fire, SlotRef::CatchUp { stored_next: *stored_next }));
+        }
+        for id in &unscheduled {
+            let Some(job) = job_of(id) else { continue };
+            if interrupted_jobs.get(id).is_some_and(|j| j.state.next_run_at_ms.is_some() || !j.enabled) {
+                continue; // Scheduled (or turned off) by its interruption above.
+            }
+            let Some(next) = Schedule::new(&job.schedule, &job.id).ok().and_then(|s| s.next_after(now)) else {
+                continue;
+            };
+            moves.push((id.clone(), Some(next)));
+            table.push((Arc::from(id.as_str()), next, SlotRef::Fire));
+        }
+
+        let mut rows = Vec::new();
+        for (id, job) in interrupted_jobs.iter_mut() {
+            if let Some((_, next)) = moves.iter().find(|(m, _)| m == id) {
+                job.state.next_run_at_ms = *next;
+            }
+            rows.push(job_row(job)?);
+        }
+        moves.retain(|(id, _)| !interrupted_jobs.contains_key(id));
+        store
+            .write(move |tx| {
+                for run in &interrupted_runs {
+                    tx.update_run(run)?;
+                }
+                for row in &rows {
+                    tx.update_job(row)?;
+                }
+                for (id, next) in &moves {
+                    tx.set_job_next(id, *next)?;
+                }
+                Ok(())
+            })
+            .await?;
+
+        let due = table.iter().filter(|(_, t, _)| *t <= now).count();
+        let table = JobTable::build(table, counts.0, counts.1);
+        tracing::info!(jobs = counts.0, scheduled = table.len(), due, "cron: scheduler loaded");
+        let actor = Actor {
+            s,
+            table,
+            invalid: BTreeMap::new(),
+            touched: Some(HashSet::new()),
+            loaded_at_ms: now,
+            running_count: 0,
+            manual_seq: 0,
+            ticks: 0,
+            last_tick_ms: None,
+            last_prune_ms: i64::MIN,
+            load_retry_at: None,
+            crash_point_passed: false,
+            replay: VecDeque::new(),
+            tx,
+            rx,
+        };
+        actor.spawn_sweep();
+        Ok(actor)
+    }
+
+    /// Checks every stored job in the background, a page at a time, and reports those that
+    /// cannot run (a row this version cannot read, a schedule that does not compile).
+    fn spawn_sweep(&self) {
+        let (store, tx) = (self.s.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let mut after = String::new();
+            loop {
+                let from = after.clone();
+                let page = store
+                    .read(move |rd| {
+                        let rows = rd.jobs_after(&from, SWEEP_PAGE)?;
+                        let last = rows.last().map(|r| r.id.clone());
+                        let bad: Vec<(String, String)> = rows
+                            .iter()
+                            .filter_map(|r| match parse(r) {
+                                Err(e) => Some((r.id.clone(), e)),
+                                Ok(job) => {
+                                    Schedule::new(&job.schedule, &job.id).err().map(|e| (r.id.clone(), e.to_string()))
+                                }
+                            })
+                            .collect();
+                        Ok((last, bad))
+                    })
+                    .await;
+                match page {
+                    Ok((last, bad)) => {
+                        for (id, error) in &bad {
+                            tracing::error!(job = %id, error = %error, "cron: stored job cannot run; it stays in the store");
+                        }
+                        if !bad.is_empty() && tx.send(Msg::Invalid { found: bad, done: false }).await.is_err() {
+                            return;
+                        }
+                        match last {
+                            Some(id) => after = id,
+                            None => break,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cron: cannot check the stored jobs");
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(Msg::Invalid { found: Vec::new(), done: true }).await;
+        });
+    }
+}
