@@ -17,8 +17,9 @@
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
 //! process, and `outbox.receipt=panic` makes the worker doing that step die (as a bug would) while
-//! the gateway lives on. They are a value ([`Failpoints`]) handed to the outbox, so in-process tests
-//! arm their own without touching the environment; unset, a check is one `Option` test.
+//! the gateway lives on. They are a value ([`Failpoints`]) handed to the outbox and the scheduler, so
+//! in-process tests arm their own without touching the environment; unset, a check is one `Option`
+//! test.
 //!
 //! | Fail point | The step that fails |
 //! |---|---|
@@ -27,6 +28,8 @@
 //! | `outbox.receipt` | recording a part the channel accepted |
 //! | `outbox.settle` | making a row terminal (other than with its last receipt) |
 //! | `outbox.reschedule` | putting a row back: backoff, a rate limit, rows behind a held one |
+//! | `cron.reserve` | reserving due slots (error only) |
+//! | `cron.record` | recording a run's outcome, a settled delivery or a skipped slot (error only) |
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -100,12 +103,14 @@ pub fn hit(name: &'static str) {
 
 /// Every fail point the code defines, and whether it may panic (only worker steps may: the
 /// dispatcher's own loop must not die).
-pub const FAIL_POINTS: [(&str, bool); 5] = [
+pub const FAIL_POINTS: [(&str, bool); 7] = [
     ("outbox.lease", false),
     ("outbox.dispatching", true),
     ("outbox.receipt", true),
     ("outbox.settle", true),
     ("outbox.reschedule", true),
+    ("cron.reserve", false),
+    ("cron.record", false),
 ];
 
 /// The variable that arms fail points.

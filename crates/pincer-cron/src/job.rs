@@ -352,6 +352,49 @@ pub struct JobState {
     pub schedule_error_count: u32,
 }
 
+impl JobState {
+    /// Notes a finished run: its id, time, duration, status and error, and the error and skip
+    /// streaks.
+    pub fn note_run(
+        &mut self,
+        run_id: &str,
+        started_at_ms: i64,
+        now_ms: i64,
+        status: ExecStatus,
+        outcome: &crate::runner::ExecOutcome,
+    ) {
+        self.running_at_ms = None;
+        self.running_run_id = None;
+        self.last_run_id = Some(run_id.to_string());
+        self.last_run_at_ms = Some(started_at_ms);
+        self.last_duration_ms = Some(u64::try_from(now_ms - started_at_ms).unwrap_or(0));
+        self.last_run_status = Some(status);
+        self.last_status = Some(status);
+        self.last_error = outcome.error.clone();
+        self.last_error_reason = outcome.error_reason;
+        let (errors, skipped) = match status {
+            ExecStatus::Ok => (0, 0),
+            ExecStatus::Error => (self.consecutive_errors + 1, 0),
+            ExecStatus::Skipped => (0, self.consecutive_skipped + 1),
+        };
+        (self.consecutive_errors, self.consecutive_skipped) = (errors, skipped);
+    }
+
+    /// Notes what became of the last run's result.
+    pub fn note_delivery(
+        &mut self,
+        status: DeliveryStatus,
+        delivered: bool,
+        error: Option<String>,
+        suppression: Option<SuppressionReason>,
+    ) {
+        self.last_delivery_status = Some(status);
+        self.last_delivered = Some(delivered);
+        self.last_delivery_error = error;
+        self.delivery_suppression_reason = suppression;
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

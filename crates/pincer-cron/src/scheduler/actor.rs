@@ -1,40 +1,35 @@
 //! The actor: one task that owns the schedule. It takes client commands, due slots, finished runs
 //! and settled deliveries as messages, one at a time, and turns each into a write of the job's row
-//! (with the run's row and any outbox rows) — a [`Pending`] commit.
-//!
-//! **Memory follows the store.** A commit is written first; the actor's memory of the job (its
-//! next fire, its state) changes only when the write committed ([`Msg::Committed`]). While a
-//! job's write is in flight, messages about that job wait for it, so each one sees the job as
-//! stored. A reservation the store refuses is tried again 5 s later; an outcome, a settlement or a
-//! skipped slot the store refuses is written again with backoff until it commits (the job does not
-//! run meanwhile); a client command the store refuses is answered with the error.
+//! (with the run's row and any outbox rows): a commit (`commit.rs`), whose success alone changes
+//! what the actor remembers. Here: the loop, the client commands, due slots and their
+//! reservations, the start of a run, the watchdog.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use pincer_protocol::state::{
-    CommandState, CompletionStatus, DeliveryState, DeliveryStatus, ExecStatus, OriginKind, RunFailure, RunStatus,
-    Trigger,
-};
-use pincer_store::{JobRow, NewDelivery, RunRow, StoreError, Tx};
+use pincer_protocol::state::{CommandState, RunFailure, RunStatus, Trigger};
+use pincer_store::{JobRow, RunRow, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::next::{self, AfterRun, Disable, Slot};
-use super::outcome::{self, Body, Finish, Plan};
-use super::record::{CommandNote, ResolvedDelivery, RunRecord};
+use super::commit::{Pending, RowWrite, RunWrite, Start, Then};
+use super::next::Slot;
+use super::record::{CommandNote, RunRecord};
 use super::table::{Active, JobTable, Running, SlotRef};
-use super::{CronError, LEASE_GRACE_MS, RESERVE_RETRY_MS, RunMode, STORE_RETRY_MS, Shared, WATCHDOG_MS, alert};
-use crate::job::{self, AutoDisabled, CreateContext, DeliveryMode, Job, Payload};
-use crate::runner::{ExecOutcome, Origin, Route, RunContext, Settlement};
+use super::{CronError, LEASE_GRACE_MS, RunMode, Shared, WATCHDOG_MS};
+use crate::job::{self, CreateContext, DeliveryMode, Job, Payload};
+use crate::runner::{ExecOutcome, Route, RunContext, Settlement};
 use crate::schedule::{Schedule, ScheduleSpec};
 
 /// Runs without a time limit still hold a finite lease.
 const UNLIMITED_LEASE_MS: i64 = 24 * 3_600_000;
 /// A due job the store could not read is looked at again this much later.
 const LOAD_RETRY_MS: i64 = 1_000;
+/// Fail points (`PINCER_FAILPOINTS`) of the scheduler's writes.
+pub(super) const RESERVE_POINT: &str = "cron.reserve";
+pub(super) const RECORD_POINT: &str = "cron.record";
 
-type Reply<T> = oneshot::Sender<Result<T, CronError>>;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, CronError>>;
 
 pub(crate) enum Msg {
     Add {
@@ -99,105 +94,6 @@ pub(crate) struct Finished {
     pub finished_at_ms: i64,
 }
 
-/// What one commit writes: cloneable, so a refused write can be tried again.
-#[derive(Clone)]
-pub(crate) struct RowWrite {
-    job_id: String,
-    row: Option<JobRow>,
-    insert: bool,
-    delete: bool,
-    run: Option<RunWrite>,
-    deliveries: Vec<NewDelivery>,
-}
-
-#[derive(Clone)]
-enum RunWrite {
-    /// A reservation: written only if the slot was free; the job's row is then written too.
-    Reserve(RunRow),
-    Update(RunRow),
-}
-
-impl RowWrite {
-    fn job(job_id: &str, row: Option<JobRow>) -> RowWrite {
-        RowWrite { job_id: job_id.to_string(), row, insert: false, delete: false, run: None, deliveries: Vec::new() }
-    }
-
-    /// Applies the write; true when a reservation took its slot, or a deleted row existed.
-    fn apply(&self, tx: &Tx<'_>) -> pincer_store::Result<bool> {
-        let ok = match &self.run {
-            Some(RunWrite::Reserve(run)) => tx.reserve_run(run)?,
-            Some(RunWrite::Update(run)) => {
-                tx.update_run(run)?;
-                true
-            }
-            None => true,
-        };
-        if !ok {
-            return Ok(false);
-        }
-        if self.delete {
-            return tx.delete_job(&self.job_id);
-        }
-        if let Some(row) = &self.row {
-            if self.insert {
-                tx.insert_job(row)?;
-            } else {
-                tx.update_job(row)?;
-            }
-        }
-        for d in &self.deliveries {
-            tx.enqueue_delivery(d)?;
-        }
-        Ok(true)
-    }
-}
-
-/// A write of one job in flight, and what follows once it committed.
-pub(crate) struct Pending {
-    write: RowWrite,
-    /// Whether the job existed before, and was enabled.
-    was: Option<bool>,
-    /// The job once written (`None`: deleted, or the write does not change it).
-    job: Option<Job>,
-    /// Its next fire and slot once written.
-    fire: Option<i64>,
-    slot: SlotRef,
-    then: Then,
-    failures: usize,
-}
-
-enum Then {
-    Added {
-        reply: Reply<Job>,
-    },
-    Updated {
-        reply: Reply<Job>,
-    },
-    Removed {
-        reply: Reply<bool>,
-        in_memory: bool,
-        next_run_at_ms: Option<i64>,
-    },
-    Reserved {
-        start: Box<Start>,
-        reply: Option<Reply<Value>>,
-    },
-    /// A run's outcome (`event`: the `finished`/`executed` event), or its settled delivery.
-    Recorded {
-        event: Box<Value>,
-        kick: bool,
-    },
-    /// A slot that was already taken: the job moved past it.
-    Skipped,
-}
-
-/// A reserved run, started once its reservation committed.
-struct Start {
-    ctx: RunContext,
-    trigger: Trigger,
-    lease_until_ms: i64,
-}
-
 /// A due (or forced) run to reserve.
 struct Pick {
     id: Arc<str>,
@@ -257,12 +153,12 @@ fn first_fire(job: &Job, schedule: &Schedule, now: i64) -> Option<i64> {
 }
 
 /// Where a job is scheduled: its stored next fire, when it is enabled.
-fn fire_of(job: &Job) -> Option<i64> {
+pub(super) fn fire_of(job: &Job) -> Option<i64> {
     job.state.next_run_at_ms.filter(|_| job.enabled)
 }
 
 impl Actor {
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         self.s.clock.now_ms()
     }
 
@@ -270,7 +166,7 @@ impl Actor {
         CreateContext { now_ms: self.now(), default_tz: &self.s.default_tz, channels: &self.s.channels }
     }
 
-    fn emit(&self, action: &str, job: &Job, extra: Value) {
+    pub(super) fn emit(&self, action: &str, job: &Job, extra: Value) {
         let mut payload = json!({ "jobId": job.id, "action": action });
         if matches!(action, "added" | "updated") {
             match job.view() {
@@ -395,7 +291,7 @@ impl Actor {
 
     /// The job as committed: from memory while it is active, else from the store. `Ok(None)`:
     /// there is no such job.
-    async fn job(&self, id: &str) -> Result<Option<Job>, CronError> {
+    pub(super) async fn job(&self, id: &str) -> Result<Option<Job>, CronError> {
         if let Some(job) = self.table.get(id).and_then(|e| e.active.as_ref()).and_then(|a| a.job.clone()) {
             return Ok(Some(job));
         }
@@ -407,7 +303,7 @@ impl Actor {
     }
 
     /// Marks `id` active (holding `job`) unless it already is.
-    fn activate(&mut self, id: &str, job: Option<Job>) {
+    pub(super) fn activate(&mut self, id: &str, job: Option<Job>) {
         self.table.update(id, |e| {
             if e.active.is_none() {
                 e.active = Some(Active::new(job));
@@ -415,7 +311,7 @@ impl Actor {
         });
     }
 
-    fn touch(&mut self, id: &str) {
+    pub(super) fn touch(&mut self, id: &str) {
         if let Some(t) = self.touched.as_mut() {
             t.insert(id.to_string());
         }
@@ -450,7 +346,7 @@ impl Actor {
             failures: 0,
         };
         self.activate(&id, Some(job));
-        self.commit(vec![(Arc::from(id.as_str()), pending)], "cron.commit");
+        self.commit(vec![(Arc::from(id.as_str()), pending)], None);
     }
 
     async fn update(&mut self, id: &str, patch: Value, expected: Option<String>, reply: Reply<Job>) {
@@ -498,7 +394,7 @@ impl Actor {
             failures: 0,
         };
         self.activate(id, Some(current));
-        self.commit(vec![(Arc::from(id), pending)], "cron.commit");
+        self.commit(vec![(Arc::from(id), pending)], None);
     }
 
     async fn remove(&mut self, id: &str, reply: Reply<bool>) {
@@ -528,7 +424,7 @@ impl Actor {
         let then = Then::Removed { reply, in_memory, next_run_at_ms };
         let pending = Pending { write, was, job: None, fire: None, slot: SlotRef::Fire, then, failures: 0 };
         self.activate(id, None);
-        self.commit(vec![(Arc::from(id), pending)], "cron.commit");
+        self.commit(vec![(Arc::from(id), pending)], None);
     }
 
     async fn run_now(&mut self, id: &str, mode: RunMode, reply: Reply<Value>) {
@@ -573,7 +469,13 @@ impl Actor {
     }
 
     /// The slot a pending fire is for.
-    fn resolve_slot(&self, fire: Option<i64>, slot: SlotRef, job: &Job, schedule: &Schedule) -> Option<Slot> {
+    pub(super) fn resolve_slot(
+        &self,
+        fire: Option<i64>,
+        slot: SlotRef,
+        job: &Job,
+        schedule: &Schedule,
+    ) -> Option<Slot> {
         let fire = fire?;
         Some(match slot {
             SlotRef::Fire => Slot::at(fire),
@@ -745,231 +647,12 @@ impl Actor {
             let _ = reply.send(Err(CronError::Invalid("the run could not be reserved; see the gateway log".into())));
         }
         if !batch.is_empty() {
-            self.commit(batch, "cron.reserve");
-        }
-    }
-
-    /// Puts each job's write in flight (the jobs must be active) and writes them as one batch.
-    fn commit(&mut self, batch: Vec<(Arc<str>, Pending)>, point: &'static str) {
-        let mut ids = Vec::with_capacity(batch.len());
-        let mut writes = Vec::with_capacity(batch.len());
-        for (id, pending) in batch {
-            writes.push(pending.write.clone());
-            self.table.update(&id, |e| {
-                if let Some(a) = e.active.as_mut() {
-                    a.commit = Some(Box::new(pending));
-                }
-            });
-            ids.push(id);
-        }
-        self.spawn_write(ids, writes, point);
-    }
-
-    fn spawn_write(&self, ids: Vec<Arc<str>>, writes: Vec<RowWrite>, point: &'static str) {
-        let write = match self.s.failpoints.check(point) {
-            Err(injected) => Err(StoreError::Invalid(injected.to_string())),
-            // Queued now, so writes commit in the order the actor issued them.
-            Ok(()) => Ok(self.s.store.write(move |tx| writes.iter().map(|w| w.apply(tx)).collect())),
-        };
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let result = match write {
-                Ok(w) => w.await,
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(Msg::Committed { ids, result }).await;
-        });
-    }
-
-    fn retry_commit(&mut self, id: &str) {
-        let Some(write) = self.table.active_mut(id).and_then(|a| a.commit.as_ref()).map(|p| p.write.clone()) else {
-            return;
-        };
-        self.spawn_write(vec![Arc::from(id)], vec![write], "cron.commit");
-    }
-
-    /// A batch write finished: apply what committed, deal with what did not.
-    fn committed(&mut self, ids: Vec<Arc<str>>, result: Result<Vec<bool>, StoreError>) {
-        let now = self.now();
-        let (flags, mut error) = match result {
-            Ok(flags) => (flags, None),
-            Err(e) => (Vec::new(), Some(e)),
-        };
-        let message = error.as_ref().map(ToString::to_string);
-        self.crash_point_passed = false;
-        for (i, id) in ids.iter().enumerate() {
-            let Some(pending) = self.table.update(id, |e| e.active.as_mut().and_then(|a| a.commit.take())) else {
-                continue;
-            };
-            match &message {
-                None => self.applied(id, *pending, flags.get(i).copied().unwrap_or(false), now),
-                Some(m) => {
-                    let e = error.take().unwrap_or_else(|| StoreError::Invalid(m.clone()));
-                    self.refused(id, *pending, e, now);
-                }
-            }
-            self.release(id);
-        }
-    }
-
-    /// Hands the messages a job held back to the loop once no write of it is in flight, and
-    /// forgets the job in full once it is idle.
-    fn release(&mut self, id: &str) {
-        let Some(active) = self.table.active_mut(id) else { return };
-        if active.commit.is_some() {
-            return;
-        }
-        self.replay.extend(active.waiting.drain(..));
-        if active.running.is_none() {
-            self.table.update(id, |e| e.active = None);
-        }
-    }
-
-    /// Memory follows a committed write.
-    fn applied(&mut self, id: &str, p: Pending, flag: bool, now: i64) {
-        let Pending { was, job, fire, slot, then, .. } = p;
-        let set = |table: &mut JobTable, job: Option<Job>| {
-            let is = job.as_ref().map(|j| j.enabled);
-            table.total = (table.total + u64::from(is.is_some())).saturating_sub(u64::from(was.is_some()));
-            table.enabled = (table.enabled + u64::from(is == Some(true))).saturating_sub(u64::from(was == Some(true)));
-            table.update(id, |e| {
-                e.fire = fire;
-                e.slot = slot;
-                if let (Some(a), Some(job)) = (e.active.as_mut(), job) {
-                    a.job = Some(job);
-                }
-            });
-        };
-        match then {
-            Then::Added { reply } => {
-                set(&mut self.table, job.clone());
-                self.touch(id);
-                if let Some(job) = job {
-                    self.emit("added", &job, json!({}));
-                    let _ = reply.send(Ok(job));
-                }
-            }
-            Then::Updated { reply } => {
-                set(&mut self.table, job.clone());
-                self.touch(id);
-                if let Some(job) = job {
-                    self.emit("updated", &job, json!({}));
-                    let _ = reply.send(Ok(job));
-                }
-            }
-            Then::Removed { reply, in_memory, next_run_at_ms } => {
-                if flag {
-                    set(&mut self.table, None);
-                }
-                self.touch(id);
-                // Messages that waited for the removal now find no job.
-                if let Some(a) = self.table.active_mut(id) {
-                    self.replay.extend(a.waiting.drain(..));
-                }
-                self.table.update(id, |e| *e = Default::default());
-                if flag {
-                    let mut event = json!({ "jobId": id, "action": "removed" });
-                    if let Some(next) = next_run_at_ms {
-                        event["nextRunAtMs"] = json!(next);
-                    }
-                    self.s.events.emit("cron", event, Some("operator.read"));
-                }
-                let _ = reply.send(Ok(flag || in_memory));
-            }
-            Then::Reserved { start, reply } => {
-                if flag {
-                    if !self.crash_point_passed {
-                        // Once per committed batch: the reservations are durable, no run has started.
-                        pincer_core::crashpoint::hit("cron.reserved");
-                        self.crash_point_passed = true;
-                    }
-                    set(&mut self.table, job);
-                    self.start(id, *start, reply);
-                } else {
-                    self.running_count -= 1;
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "already-ran" })));
-                    }
-                    self.skip_taken_slot(id, &start, now);
-                }
-            }
-            Then::Recorded { event, kick } => {
-                let deleted = job.is_none() && was.is_some();
-                set(&mut self.table, job);
-                if kick && let Some(a) = &self.s.announcer {
-                    a.kick();
-                }
-                self.s.events.emit("cron", *event, Some("operator.read"));
-                if deleted {
-                    if let Some(a) = self.table.active_mut(id) {
-                        self.replay.extend(a.waiting.drain(..));
-                    }
-                    self.table.update(id, |e| *e = Default::default());
-                    self.s.events.emit(
-                        "cron",
-                        json!({"jobId": id, "action": "removed", "reason": "deleteAfterRun"}),
-                        Some("operator.read"),
-                    );
-                }
-            }
-            Then::Skipped => set(&mut self.table, job),
-        }
-    }
-
-    /// The store refused a write: nothing of it was saved.
-    fn refused(&mut self, id: &str, mut p: Pending, e: StoreError, now: i64) {
-        match p.then {
-            Then::Added { reply } => {
-                self.table.update(id, |e| *e = Default::default());
-                let _ = reply.send(Err(e.into()));
-            }
-            Then::Updated { reply } => {
-                let _ = reply.send(Err(e.into()));
-            }
-            Then::Removed { reply, .. } => {
-                let _ = reply.send(Err(e.into()));
-            }
-            Then::Reserved { start, reply } => {
-                self.running_count -= 1;
-                tracing::error!(job = %id, error = %e, "cron: cannot reserve a run; trying again in 5 s");
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(e.into()));
-                }
-                // The slot is still due: try it again shortly (in memory; the store still has it due).
-                if let (Some(slot_ms), false) = (start.ctx.slot_ms, start.trigger == Trigger::Manual) {
-                    let trigger = start.trigger;
-                    self.table.update(id, |e| {
-                        e.fire = Some(now + RESERVE_RETRY_MS);
-                        e.slot = SlotRef::Fixed { slot_ms, trigger };
-                    });
-                }
-            }
-            Then::Recorded { .. } | Then::Skipped => {
-                let wait = STORE_RETRY_MS[p.failures.min(STORE_RETRY_MS.len() - 1)];
-                p.failures += 1;
-                self.s.metrics.inc(
-                    "pincer_cron_store_errors_total",
-                    "Scheduler writes the store refused (each is written again until it commits).",
-                    &[],
-                );
-                tracing::error!(job = %id, error = %e, retry_in_ms = wait, failures = p.failures,
-                    "cron: the store refused a run's outcome; the job waits until it is written");
-                self.table.update(id, |e| {
-                    if let Some(a) = e.active.as_mut() {
-                        a.commit = Some(Box::new(p));
-                    }
-                });
-                let (clock, tx, key) = (self.s.clock.clone(), self.tx.clone(), Arc::<str>::from(id));
-                tokio::spawn(async move {
-                    clock.sleep_until(now + wait).await;
-                    let _ = tx.send(Msg::RetryCommit { id: key }).await;
-                });
-            }
+            self.commit(batch, Some(RESERVE_POINT));
         }
     }
 
     /// Starts a run whose reservation committed.
-    fn start(&mut self, id: &str, start: Start, reply: Option<Reply<Value>>) {
+    pub(super) fn start(&mut self, id: &str, start: Start, reply: Option<Reply<Value>>) {
         let Start { ctx, trigger, lease_until_ms } = start;
         let started = self.s.clock.now_ms();
         if let (Some(slot), Trigger::Scheduled) = (ctx.slot_ms, trigger) {
@@ -1002,7 +685,7 @@ impl Actor {
     }
 
     /// A slot that was already reserved (by an earlier process): never run it again; move on.
-    fn skip_taken_slot(&mut self, id: &str, start: &Start, now: i64) {
+    pub(super) fn skip_taken_slot(&mut self, id: &str, start: &Start, now: i64) {
         tracing::info!(run = %start.ctx.run_id, "cron: slot already reserved earlier; skipping it");
         if start.trigger == Trigger::Manual {
             return;
@@ -1029,7 +712,7 @@ impl Actor {
             then: Then::Skipped,
             failures: 0,
         };
-        self.commit(vec![(Arc::from(id), pending)], "cron.commit");
+        self.commit(vec![(Arc::from(id), pending)], Some(RECORD_POINT));
     }
 
     /// Abandons runs that outlived their lease (time limit plus grace).
@@ -1089,351 +772,6 @@ impl Actor {
         });
     }
 
-    /// Records an execution outcome; hands any deliverable to the outbox in the same transaction.
-    fn finished(&mut self, f: Finished) {
-        let Finished { ctx, trigger, outcome, route, finished_at_ms: now } = f;
-        let id = ctx.job.id.clone();
-        let Some(active) = self.table.active_mut(&id) else {
-            tracing::info!(run = %ctx.run_id, "cron: run finished for a removed job");
-            return;
-        };
-        if active.running.as_ref().is_none_or(|r| r.run_id != ctx.run_id) {
-            return; // Already recorded (e.g. abandoned by the watchdog).
-        }
-        let Some(job) = active.job.clone() else { return };
-        self.table.update(&id, |e| {
-            if let Some(a) = e.active.as_mut() {
-                a.running = None;
-            }
-        });
-        self.running_count -= 1;
-        let status = outcome.exec_status();
-        self.s.metrics.inc(
-            "pincer_cron_runs_total",
-            "Finished runs by execution status.",
-            &[("status", status.as_str())],
-        );
-        let best_effort = job.delivery.as_ref().is_some_and(|d| d.best_effort());
-        let mode = job.delivery.as_ref().map_or(DeliveryMode::None, |d| d.mode);
-        let summary = outcome.text.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
-        let duration = now - ctx.started_at_ms;
-        let announcer = self.s.announcer.clone();
-        let routed = route.as_ref().zip(announcer.as_ref());
-
-        let mut record = RunRecord {
-            ts: Some(now),
-            job_id: id.clone(),
-            job_name: Some(job.name.clone()),
-            run_id: ctx.run_id.clone(),
-            trigger: Some(trigger),
-            slot_ms: ctx.slot_ms.map(Some),
-            run_at_ms: Some(ctx.slot_ms.unwrap_or(ctx.started_at_ms)),
-            started_at_ms: Some(ctx.started_at_ms),
-            finished_at_ms: Some(now),
-            duration_ms: Some(duration),
-            execution_status: Some(status),
-            summary: summary.clone(),
-            error: outcome.error.clone(),
-            error_reason: outcome.error_reason,
-            model: outcome.model.clone(),
-            provider: outcome.provider.clone(),
-            usage: outcome.usage.clone(),
-            session_key: outcome.session_key.clone(),
-            command: outcome.command.as_ref().map(CommandNote::from),
-            delivery: route.clone().map(|resolved| ResolvedDelivery { resolved }),
-            ..RunRecord::default()
-        };
-
-        // Delivery: what to send, if anything.
-        let plan = outcome::plan(&Finish {
-            mode,
-            status,
-            summary: summary.as_deref(),
-            reason: outcome.error_reason,
-            routed: routed.is_some(),
-        });
-        let mut delivery_status = plan.status();
-        let (mut suppression, mut delivery_error, mut pending) = (None, None, None);
-        match (plan, routed) {
-            (Plan::NotRequested, _) => {}
-            (Plan::NotDelivered { suppressed, error }, _) => {
-                suppression = suppressed;
-                delivery_error = error.map(String::from);
-            }
-            (Plan::Send(body), Some((route, a))) => {
-                let text = match body {
-                    Body::Summary => Ok(summary.clone().unwrap_or_default()),
-                    Body::Webhook => webhook_body(&job, &ctx, status, summary.as_deref(), &outcome, duration),
-                };
-                let key = outcome::delivery_key(&id, ctx.slot_ms, &ctx.run_id, route);
-                let origin = Origin { kind: OriginKind::Cron, id: Some(ctx.run_id.clone()), best_effort };
-                match text.and_then(|t| a.prepare(route, &t, &key, origin).map_err(|e| e.to_string())) {
-                    Ok(d) => {
-                        record.outbox_id = Some(d.id.clone());
-                        pending = Some(d);
-                    }
-                    Err(e) => {
-                        delivery_status = DeliveryStatus::NotDelivered;
-                        delivery_error = Some(e);
-                    }
-                }
-            }
-            (Plan::Send(_), None) => delivery_status = DeliveryStatus::NotDelivered,
-        }
-        record.delivery_status = Some(delivery_status);
-        record.delivered = Some(false);
-        record.delivery_suppression_reason = suppression;
-        record.delivery_error = delivery_error.clone();
-
-        // Job state.
-        let mut next_job = job.clone();
-        let st = &mut next_job.state;
-        st.running_at_ms = None;
-        st.running_run_id = None;
-        st.last_run_id = Some(ctx.run_id.clone());
-        st.last_run_at_ms = Some(ctx.started_at_ms);
-        st.last_duration_ms = Some(u64::try_from(duration).unwrap_or(0));
-        st.last_run_status = Some(status);
-        st.last_status = Some(status);
-        st.last_error = outcome.error.clone();
-        st.last_error_reason = outcome.error_reason;
-        match status {
-            ExecStatus::Ok => {
-                st.consecutive_errors = 0;
-                st.consecutive_skipped = 0;
-            }
-            ExecStatus::Error => {
-                st.consecutive_errors += 1;
-                st.consecutive_skipped = 0;
-            }
-            ExecStatus::Skipped => {
-                st.consecutive_errors = 0;
-                st.consecutive_skipped += 1;
-            }
-        }
-        if delivery_status != DeliveryStatus::Pending {
-            st.last_delivery_status = Some(delivery_status);
-            st.last_delivered = Some(false);
-            st.last_delivery_error = delivery_error;
-            st.delivery_suppression_reason = suppression;
-        }
-
-        // The next slot.
-        let schedule = Schedule::new(&next_job.schedule, &id).ok();
-        let entry = self.table.get(&id);
-        let pending_slot = match (entry, &schedule) {
-            (Some(e), Some(s)) => self.resolve_slot(e.fire, e.slot, &next_job, s),
-            (Some(e), None) => e.pending_slot(),
-            (None, _) => None,
-        };
-        let next = next::after_run(&AfterRun {
-            is_at: matches!(next_job.schedule, ScheduleSpec::At { .. }),
-            trigger,
-            status,
-            reason: outcome.error_reason,
-            consecutive_errors: next_job.state.consecutive_errors,
-            now_ms: now,
-            natural: schedule.as_ref().and_then(|s| s.next_after(now)),
-            pending: pending_slot,
-        });
-        match next.disable {
-            Some(Disable::Done) => next_job.enabled = false,
-            Some(Disable::AutoDisabled) => {
-                next_job.enabled = false;
-                next_job.state.auto_disabled = Some(AutoDisabled {
-                    reason: "consecutive-failures".into(),
-                    at_ms: now,
-                    consecutive_errors: next_job.state.consecutive_errors,
-                });
-                tracing::warn!(job = %id, "cron: disabled after {} consecutive errors", next::AUTO_DISABLE_AFTER);
-            }
-            None => {}
-        }
-        next_job.updated_at_ms = now;
-        next_job.state.next_run_at_ms = next.slot.map(|s| s.fire_ms);
-        record.next_run_at_ms = Some(next_job.state.next_run_at_ms);
-
-        let mut run_row = RunRow {
-            run_id: ctx.run_id.clone(),
-            job_id: id.clone(),
-            slot_ms: ctx.slot_ms,
-            trigger,
-            status: status.into(),
-            lease_owner: self.s.generation,
-            lease_until_ms: None,
-            started_at_ms: ctx.started_at_ms,
-            finished_at_ms: Some(now),
-            delivery_status: Some(delivery_status),
-            completion_status: None,
-            record_json: String::new(),
-        };
-        let mut deliveries: Vec<NewDelivery> = pending.into_iter().collect();
-        let mut delete = false;
-        if let Some(completion) =
-            outcome::completion_status(status, delivery_status, suppression.is_some(), best_effort)
-        {
-            record.completion_status = Some(completion);
-            run_row.completion_status = Some(completion);
-            let (alerts, del) = self.completed(&mut next_job, &record, completion, now);
-            deliveries.extend(alerts);
-            delete = del;
-        }
-        run_row.record_json = record.to_json();
-        let mut event = record.to_value();
-        event["action"] = json!(if record.completion_status.is_some() { "finished" } else { "executed" });
-        let slot_ref = match next.slot {
-            Some(s) if s.trigger == Trigger::Scheduled && s.slot_ms == s.fire_ms => SlotRef::Fire,
-            Some(s) => SlotRef::Fixed { slot_ms: s.slot_ms, trigger: s.trigger },
-            None => SlotRef::Fire,
-        };
-        self.record(&id, job.enabled, next_job, delete, run_row, deliveries, slot_ref, event);
-    }
-
-    /// Commits a run's outcome (or settlement) with the job's new state.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        id: &str,
-        was_enabled: bool,
-        job: Job,
-        delete: bool,
-        run: RunRow,
-        deliveries: Vec<NewDelivery>,
-        slot: SlotRef,
-        event: Value,
-    ) {
-        let row = match job_row(&job) {
-            Ok(row) => row,
-            Err(e) => {
-                tracing::error!(job = %id, error = %e, "cron: cannot write a run's outcome");
-                return;
-            }
-        };
-        let kick = !deliveries.is_empty();
-        let mut write = RowWrite::job(id, Some(row));
-        write.delete = delete;
-        write.run = Some(RunWrite::Update(run));
-        write.deliveries = deliveries;
-        let pending = Pending {
-            write,
-            was: Some(was_enabled),
-            fire: if delete { None } else { fire_of(&job) },
-            job: (!delete).then_some(job),
-            slot,
-            then: Then::Recorded { event: Box::new(event), kick },
-            failures: 0,
-        };
-        self.commit(vec![(Arc::from(id), pending)], "cron.commit");
-    }
-
-    /// Completion is known: counters, failure alerts and one-shot deletion. Returns alert
-    /// deliveries and whether the job is to be deleted.
-    fn completed(
-        &self,
-        job: &mut Job,
-        record: &RunRecord,
-        completion: CompletionStatus,
-        now: i64,
-    ) -> (Vec<NewDelivery>, bool) {
-        let st = &mut job.state;
-        st.last_completion_status = Some(completion);
-        if completion == CompletionStatus::Succeeded {
-            st.consecutive_failures = 0;
-        } else {
-            st.consecutive_failures += 1;
-        }
-        let just_disabled = job.state.auto_disabled.as_ref().is_some_and(|a| a.at_ms == now);
-        let mut alerts = Vec::new();
-        if let Some(announcer) = &self.s.announcer
-            && let Some(alert) =
-                alert::failure_alert(job, record, completion, now, just_disabled, &self.s.config, announcer.as_ref())
-        {
-            job.state.last_failure_alert_at_ms = Some(now);
-            alerts.push(alert);
-        }
-        let is_at = matches!(job.schedule, ScheduleSpec::At { .. });
-        let delete = is_at && completion == CompletionStatus::Succeeded && job.delete_after_run == Some(true);
-        (alerts, delete)
-    }
-
-    /// The outbox settled a cron run's delivery: record it and complete the run.
-    async fn settled(&mut self, s: Settlement) {
-        let run_id = s.run_id.clone();
-        let run = match self.s.store.read(move |rd| rd.get_run(&run_id)).await {
-            Ok(Some(run)) => run,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "cron: cannot read run for settlement");
-                return;
-            }
-        };
-        if run.delivery_status != Some(DeliveryStatus::Pending) {
-            return; // Already settled: settlements are idempotent.
-        }
-        let id = run.job_id.clone();
-        if let Some(active) = self.table.active_mut(&id)
-            && active.commit.is_some()
-        {
-            active.waiting.push_back(Msg::Settled(s));
-            return;
-        }
-        let now = self.now();
-        let mut record = RunRecord::parse(&run.record_json);
-        let (delivery_status, delivered) = match s.state {
-            DeliveryState::Delivered => (DeliveryStatus::Delivered, true),
-            DeliveryState::Unknown => (DeliveryStatus::Unknown, false),
-            DeliveryState::Dead | DeliveryState::Pending | DeliveryState::Sending => {
-                (DeliveryStatus::NotDelivered, false)
-            }
-        };
-        record.delivery_status = Some(delivery_status);
-        record.delivered = Some(delivered);
-        if let Some(err) = &s.error {
-            record.delivery_error = Some(err.clone());
-        }
-        let status = run.status.exec().unwrap_or(ExecStatus::Error);
-        let job = match self.job(&id).await {
-            Ok(job) => job,
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "cron: recording a settled delivery without its job");
-                None
-            }
-        };
-        let best_effort = job.as_ref().and_then(|j| j.delivery.as_ref()).is_some_and(|d| d.best_effort());
-        let completion = outcome::completion_status(status, delivery_status, false, best_effort)
-            .unwrap_or(CompletionStatus::Unknown);
-        record.completion_status = Some(completion);
-        let mut run_row = run.clone();
-        run_row.delivery_status = Some(delivery_status);
-        run_row.completion_status = Some(completion);
-        let Some(job) = job else {
-            // The job is gone (or unreadable); still record the run's completion.
-            run_row.record_json = record.to_json();
-            let write = self.s.store.write(move |tx| tx.update_run(&run_row).map(|_| ()));
-            if let Err(e) = write.await {
-                tracing::error!(run = %run.run_id, error = %e, "cron: cannot record a settled delivery");
-            }
-            return;
-        };
-        let mut next_job = job.clone();
-        if next_job.state.last_run_id.as_deref() == Some(run.run_id.as_str()) {
-            let st = &mut next_job.state;
-            st.last_delivery_status = Some(delivery_status);
-            st.last_delivered = Some(delivered);
-            st.last_delivery_error = s.error.clone();
-            st.delivery_suppression_reason = None;
-        }
-        let (alerts, delete) = self.completed(&mut next_job, &record, completion, now);
-        run_row.record_json = record.to_json();
-        let mut event = record.to_value();
-        event["action"] = json!("finished");
-        event["jobId"] = json!(id);
-        event["nextRunAtMs"] = json!(next_job.state.next_run_at_ms);
-        let slot = self.table.get(&id).map(|e| e.slot).unwrap_or_default();
-        self.activate(&id, Some(job.clone()));
-        self.record(&id, job.enabled, next_job, delete, run_row, alerts, slot, event);
-    }
-
     fn shutdown(&mut self) {
         let mut runs = 0;
         for id in self.table.active_ids() {
@@ -1449,28 +787,6 @@ impl Actor {
             );
         }
     }
-}
-
-/// The finished-run JSON a webhook delivery carries.
-fn webhook_body(
-    job: &Job,
-    ctx: &RunContext,
-    status: ExecStatus,
-    summary: Option<&str>,
-    outcome: &ExecOutcome,
-    duration: i64,
-) -> Result<String, String> {
-    let mut body = json!({
-        "jobId": job.id, "action": "finished", "runId": ctx.run_id, "status": status,
-        "runAtMs": ctx.slot_ms.unwrap_or(ctx.started_at_ms), "durationMs": duration,
-        "nextRunAtMs": Value::Null, "job": job.view().map_err(|e| e.0)?,
-    });
-    if status == ExecStatus::Ok {
-        body["summary"] = json!(summary);
-    } else {
-        body["error"] = json!(outcome.error);
-    }
-    Ok(body.to_string())
 }
 
 /// Runs one reserved run: route preflight, then the payload under its time limit.

@@ -7,8 +7,10 @@
 //! same task, so nothing races on a job's state. Reads (`list`, `get`, `runs`) go straight to the
 //! store and never advance anything.
 //!
-//! - [`actor`](self): the loop, the messages, reservations, outcomes, settlements and the commits
-//!   that carry them; memory follows a commit only once it succeeded.
+//! - `actor`: the loop, the messages, client commands, due slots and their reservations, the
+//!   watchdog.
+//! - `commit`: every write of a job, and memory following it only once it committed.
+//! - `finish`: a run's outcome and its settled delivery, recorded.
 //! - `table`: what stays in memory — per job only its next fire and slot; a job in full only while
 //!   it runs or its row is being written.
 //! - `recovery`: start-up — runs a crash interrupted, slots missed while the gateway was down.
@@ -23,11 +25,15 @@
 
 mod actor;
 mod alert;
+mod commit;
+mod finish;
 mod next;
 mod outcome;
 mod record;
 mod recovery;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::command::CommandReport;
-use crate::runner::Route;
+use crate::runner::{ExecOutcome, Route, RunContext};
 
 /// One run, in OpenClaw's run-log shape plus Pincer's fields (`slotMs`, the three outcomes,
 /// `command`, the resolved route). Fields this version does not know are kept in `extra`, so an
@@ -123,6 +123,39 @@ impl From<&CommandReport> for CommandNote {
 }
 
 impl RunRecord {
+    /// The record of a run that just finished (delivery and completion are filled in after).
+    pub fn finished(
+        ctx: &RunContext,
+        trigger: Trigger,
+        outcome: &ExecOutcome,
+        route: Option<&Route>,
+        now: i64,
+    ) -> RunRecord {
+        RunRecord {
+            ts: Some(now),
+            job_id: ctx.job.id.clone(),
+            job_name: Some(ctx.job.name.clone()),
+            run_id: ctx.run_id.clone(),
+            trigger: Some(trigger),
+            slot_ms: ctx.slot_ms.map(Some),
+            run_at_ms: Some(ctx.slot_ms.unwrap_or(ctx.started_at_ms)),
+            started_at_ms: Some(ctx.started_at_ms),
+            finished_at_ms: Some(now),
+            duration_ms: Some(now - ctx.started_at_ms),
+            execution_status: Some(outcome.exec_status()),
+            summary: outcome.text.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
+            error: outcome.error.clone(),
+            error_reason: outcome.error_reason,
+            model: outcome.model.clone(),
+            provider: outcome.provider.clone(),
+            usage: outcome.usage.clone(),
+            session_key: outcome.session_key.clone(),
+            command: outcome.command.as_ref().map(CommandNote::from),
+            delivery: route.cloned().map(|resolved| ResolvedDelivery { resolved }),
+            ..RunRecord::default()
+        }
+    }
+
     /// Reads a stored record. A record this version cannot read field by field (a value it does
     /// not know) is kept whole in `extra`, so nothing of it is lost when it is patched.
     pub fn parse(json: &str) -> RunRecord {

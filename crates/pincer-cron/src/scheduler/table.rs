@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use pincer_protocol::state::Trigger;
 
-use super::actor::{Msg, Pending};
+use super::actor::Msg;
+use super::commit::Pending;
 use super::next::Slot;
 use crate::job::Job;
 
