@@ -26,6 +26,7 @@
 //! **Architecture Invariant:** a part is marked `dispatching` (committed) before its request is
 //! sent, and `sent` (committed) before the next part goes.
 
+use pincer_core::metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -326,11 +327,7 @@ impl Outbox {
         let enqueued = self.inner.store.write(move |tx| tx.enqueue_delivery(&d)).await?;
         if enqueued.created {
             pincer_core::crashpoint::hit("outbox.enqueued");
-            self.inner.metrics.inc(
-                "pincer_outbox_enqueued_total",
-                "Deliveries accepted into the outbox.",
-                &[("channel", &channel)],
-            );
+            self.inner.metrics.inc(&metrics::OUTBOX_ENQUEUED_TOTAL, &[("channel", &channel)]);
         }
         self.kick();
         Ok(enqueued)
@@ -529,11 +526,7 @@ impl Inner {
     }
 
     fn store_error(&self, step: &'static str) {
-        self.metrics.inc(
-            "pincer_outbox_store_errors_total",
-            "Outbox store writes that failed (each is tried again).",
-            &[("step", step)],
-        );
+        self.metrics.inc(&metrics::OUTBOX_STORE_ERRORS_TOTAL, &[("step", step)]);
     }
 
     /// Makes a row terminal (with `part`'s state in the same commit) and tells its owner.
@@ -568,15 +561,10 @@ impl Inner {
         self.cancels.lock().expect("cancels lock").remove(&row.id);
         let now = self.now();
         let labels = [("channel", row.channel.as_str()), ("state", state.as_str())];
-        self.metrics.inc("pincer_outbox_settled_total", "Deliveries that reached a final state.", &labels);
+        self.metrics.inc(&metrics::OUTBOX_SETTLED_TOTAL, &labels);
         if state == DeliveryState::Delivered {
             let took = (now - row.created_at_ms).max(0) as f64 / 1000.0;
-            self.metrics.observe(
-                "pincer_outbox_delivery_seconds",
-                "From enqueue to delivered.",
-                &[("channel", &row.channel)],
-                took,
-            );
+            self.metrics.observe(&metrics::OUTBOX_DELIVERY_SECONDS, &[("channel", &row.channel)], took);
         } else {
             tracing::warn!(delivery = %row.id, channel = %row.channel, state = state.as_str(), error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
         }
@@ -649,11 +637,7 @@ impl Inner {
     /// Records one attempt for `deliveries show` (history only: a failure here loses a line of
     /// history, never a row's state).
     async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: AttemptOutcome, detail: Option<String>) {
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome.as_str())],
-        );
+        self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
         let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome, detail };
         let id = row.id.clone();
         let _ = self.store.write(move |tx| tx.record_attempt(&id, &a)).await;
@@ -719,8 +703,7 @@ impl Inner {
             let started = Instant::now();
             let result = channel.send(&request).await;
             self.metrics.observe(
-                "pincer_outbox_send_seconds",
-                "One request to a channel API.",
+                &metrics::OUTBOX_SEND_SECONDS,
                 &[("channel", &row.channel)],
                 started.elapsed().as_secs_f64(),
             );
@@ -753,11 +736,7 @@ impl Inner {
         let last = parts.iter().filter(|p| p.state != PartState::Sent).all(|p| p.idx <= idx);
         let (id, now, mid) = (row.id.clone(), self.now(), receipt.message_id);
         let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome, detail: Some(mid.clone()) };
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome.as_str())],
-        );
+        self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
         let stored = self
             .write_through("outbox.receipt", &row.id, move |tx| {
                 tx.mark_part_sent(&id, idx, &mid, now)?;
@@ -948,12 +927,7 @@ impl Inner {
                         rows = taken.len(),
                         "outbox: took back deliveries whose worker stopped (lease expired)"
                     );
-                    self.metrics.add(
-                        "pincer_outbox_leases_reclaimed_total",
-                        "Deliveries taken back after their worker stopped and the lease expired.",
-                        &[],
-                        taken.len() as f64,
-                    );
+                    self.metrics.add(&metrics::OUTBOX_LEASES_RECLAIMED_TOTAL, &[], taken.len() as f64);
                 }
                 true
             }

@@ -521,6 +521,9 @@ pub fn all_spellings() -> Vec<(&'static str, &'static [&'static str])> {
 }
 
 #[cfg(test)]
+mod tidy;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! `pincer cron …`: jobs with the `openclaw cron` flag names.
 
+use pincer_protocol::state::{CompletionStatus, DeliveryStatus, ExecStatus};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -102,9 +103,9 @@ pub enum CronCommand {
         limit: u32,
         #[arg(long)]
         offset: Option<u32>,
-        #[arg(long, value_parser = ["all", "ok", "error", "skipped"])]
+        #[arg(long, value_parser = run_status_values())]
         status: Option<String>,
-        #[arg(long, value_parser = ["delivered", "not-delivered", "unknown", "not-requested"])]
+        #[arg(long, value_parser = delivery_status_values())]
         delivery_status: Option<String>,
         #[arg(long, value_parser = ["asc", "desc"])]
         sort: Option<String>,
@@ -608,7 +609,8 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                     println!("  summary: {}", truncate(s, 200));
                 }
             }
-            Ok(if completion == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let succeeded = completion.parse::<CompletionStatus>() == Ok(CompletionStatus::Succeeded);
+            Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         CronCommand::Runs { job, id, run_id, limit, offset, status, delivery_status, sort, c } => {
             let id = match (job, id) {
@@ -655,7 +657,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                             .unwrap_or_default(),
                         e["durationMs"].as_u64().map(format_duration_ms).unwrap_or_else(|| "-".into()),
                         e["status"].as_str().map(String::from).unwrap_or_else(|| text(&e["phase"])),
-                        e["deliveryStatus"].as_str().map(String::from).unwrap_or_else(|| "pending".into())
+                        e["deliveryStatus"].as_str().unwrap_or(DeliveryStatus::Pending.as_str()).to_string()
                             + &e["deliverySuppressionReason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default(),
                         text(&e["completionStatus"]),
                         truncate(e["error"].as_str().or(e["summary"].as_str()).unwrap_or(""), 50),
@@ -808,4 +810,14 @@ fn last_label(j: &Value) -> String {
             format!("{s}{delivery}{errors}")
         }
     }
+}
+
+/// `--status` of `pincer cron runs`: `all` or an execution status.
+fn run_status_values() -> clap::builder::PossibleValuesParser {
+    std::iter::once("all").chain(ExecStatus::ALL.iter().map(|s| s.as_str())).collect::<Vec<_>>().into()
+}
+
+/// `--delivery-status` of `pincer cron runs`: a settled delivery status.
+fn delivery_status_values() -> clap::builder::PossibleValuesParser {
+    DeliveryStatus::ALL.iter().filter(|s| **s != DeliveryStatus::Pending).map(|s| s.as_str()).collect::<Vec<_>>().into()
 }

@@ -1,5 +1,6 @@
 //! `pincer message send`, `pincer deliveries …` and `pincer inbox`.
 
+use pincer_protocol::state::DeliveryState;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -79,7 +80,7 @@ pub enum DeliveriesCommand {
     /// Delete settled deliveries.
     Purge {
         /// States to purge (repeatable): delivered, dead, unknown.
-        #[arg(long = "state", default_value = "delivered")]
+        #[arg(long = "state", default_value = DeliveryState::Delivered.as_str())]
         states: Vec<String>,
         /// Only those settled longer ago than this, e.g. 7d.
         #[arg(long, value_name = "DURATION")]
@@ -118,8 +119,8 @@ pub async fn message(cmd: MessageCommand, paths: &StatePaths) -> anyhow::Result<
             res["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default()
         );
     }
-    Ok(match state.as_str() {
-        "delivered" | "pending" | "sending" => ExitCode::SUCCESS,
+    Ok(match state.parse::<DeliveryState>() {
+        Ok(DeliveryState::Delivered | DeliveryState::Pending | DeliveryState::Sending) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
 }
@@ -293,14 +294,14 @@ async fn expand_id(c: &ConnectArgs, paths: &StatePaths, id: &str) -> anyhow::Res
 }
 
 fn reason(d: &Value) -> String {
-    match d["state"].as_str() {
-        Some("pending") => match d["nextAttemptAtMs"].as_i64() {
+    match d["state"].as_str().and_then(|s| s.parse::<DeliveryState>().ok()) {
+        Some(DeliveryState::Pending) => match d["nextAttemptAtMs"].as_i64() {
             Some(t) if d["attempts"].as_u64().unwrap_or(0) > 0 => {
                 format!("retry at {}: {}", time_in(t, "UTC"), text(&d["lastError"]))
             }
             _ => "queued".into(),
         },
-        Some("delivered") => format!(
+        Some(DeliveryState::Delivered) => format!(
             "in {}",
             format_duration_ms(
                 d["settledAtMs"].as_i64().unwrap_or(0).saturating_sub(d["createdAtMs"].as_i64().unwrap_or(0)).max(0)

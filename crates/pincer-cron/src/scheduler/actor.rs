@@ -4,6 +4,7 @@
 //! what the actor remembers. Here: the loop, the client commands, due slots and their
 //! reservations, the start of a run, the watchdog.
 
+use pincer_core::metrics;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -208,12 +209,7 @@ impl Actor {
                 .unwrap_or(now + WATCHDOG_MS)
                 .max(now);
             let clock = self.s.clock.clone();
-            self.s.metrics.observe(
-                "pincer_cron_wake_seconds",
-                "Time the scheduler spends per wake-up (messages, due runs).",
-                &[],
-                busy_since.elapsed().as_secs_f64(),
-            );
+            self.s.metrics.observe(&metrics::CRON_WAKE_SECONDS, &[], busy_since.elapsed().as_secs_f64());
             let woke = tokio::select! {
                 biased;
                 msg = self.rx.recv() => Some(msg),
@@ -657,7 +653,7 @@ impl Actor {
         let started = self.s.clock.now_ms();
         if let (Some(slot), Trigger::Scheduled) = (ctx.slot_ms, trigger) {
             let lag = (started - slot).max(0) as f64 / 1000.0;
-            self.s.metrics.observe("pincer_cron_slot_lag_seconds", "Time from a slot to its run's start.", &[], lag);
+            self.s.metrics.observe(&metrics::CRON_SLOT_LAG_SECONDS, &[], lag);
         }
         let run_id = ctx.run_id.clone();
         let mut event = json!({ "jobId": id, "action": "started", "runId": run_id, "trigger": trigger,
@@ -720,7 +716,7 @@ impl Actor {
         let now = self.now();
         self.ticks += 1;
         self.last_tick_ms = Some(now);
-        self.s.metrics.inc("pincer_cron_wakes_total", "Scheduler wake-ups.", &[]);
+        self.s.metrics.inc(&metrics::CRON_WAKES_TOTAL, &[]);
         self.prune_runs(now);
         for id in self.table.expired_leases(now) {
             let Some(active) = self.table.active_mut(&id) else { continue };

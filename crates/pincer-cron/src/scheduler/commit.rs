@@ -8,6 +8,7 @@
 //! `cron.runs` shows its run still running; a client command the store refuses is answered with
 //! the error.
 
+use pincer_core::metrics;
 use std::sync::Arc;
 
 use pincer_protocol::state::Trigger;
@@ -318,11 +319,7 @@ impl Actor {
             Then::Recorded { .. } | Then::Skipped => {
                 let wait = STORE_RETRY_MS[p.failures.min(STORE_RETRY_MS.len() - 1)];
                 p.failures += 1;
-                self.s.metrics.inc(
-                    "pincer_cron_store_errors_total",
-                    "Scheduler writes the store refused (each is written again until it commits).",
-                    &[],
-                );
+                self.s.metrics.inc(&metrics::CRON_STORE_ERRORS_TOTAL, &[]);
                 tracing::error!(job = %id, error = %e, retry_in_ms = wait, failures = p.failures,
                     "cron: the store refused a run's outcome; the job waits until it is written");
                 self.table.update(id, |e| {

@@ -2,6 +2,7 @@
 //! out (an outbox row rendered for the same commit), the job's new state and next slot, completion,
 //! failure alerts and one-shot deletion — all in one commit.
 
+use pincer_core::metrics;
 use std::sync::Arc;
 
 use pincer_protocol::state::{
@@ -62,11 +63,7 @@ impl Actor {
         });
         self.running_count -= 1;
         let status = outcome.exec_status();
-        self.s.metrics.inc(
-            "pincer_cron_runs_total",
-            "Finished runs by execution status.",
-            &[("status", status.as_str())],
-        );
+        self.s.metrics.inc(&metrics::CRON_RUNS_TOTAL, &[("status", status.as_str())]);
         let mut record = RunRecord::finished(&ctx, trigger, &outcome, route.as_ref(), now);
         let delivery = self.deliver(&job, &ctx, &outcome, route.as_ref(), now);
         record.outbox_id = delivery.row.as_ref().map(|d| d.id.clone());
