@@ -265,7 +265,8 @@ impl Rd<'_> {
     /// How many jobs there are, and how many of them are enabled.
     pub fn job_counts(&self) -> Result<(u64, u64)> {
         let (total, enabled): (i64, i64) = self.conn().query_row(
-            "SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM cron_jobs INDEXED BY cron_jobs_schedule",
+            "SELECT (SELECT COUNT(*) FROM cron_jobs),
+                    (SELECT COUNT(*) FROM cron_jobs INDEXED BY cron_jobs_schedule WHERE enabled = 1)",
             (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;

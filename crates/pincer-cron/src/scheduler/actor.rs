@@ -63,7 +63,11 @@ pub(crate) enum Msg {
     RetryCommit {
         id: Arc<str>,
     },
-    /// Jobs the start-up sweep found that cannot run (`done`: the sweep is over).
+    /// A page of the schedule read in the background at start-up.
+    Loaded {
+        jobs: Vec<(Arc<str>, i64)>,
+    },
+    /// Jobs the start-up check found that cannot run (`done`: the check is over).
     Invalid {
         found: Vec<(String, String)>,
         done: bool,
@@ -109,7 +113,7 @@ pub(crate) struct Actor {
     pub(super) table: JobTable,
     /// Jobs that cannot run, and why (for `cron.status` and `doctor`).
     pub(super) invalid: BTreeMap<String, String>,
-    /// Ids written while the start-up sweep runs (its findings about them are stale).
+    /// Ids written while the background start-up work runs (what it read of them is stale).
     pub(super) touched: Option<HashSet<String>>,
     /// When the schedule was loaded: catch-up slots are the latest at or before it.
     pub(super) loaded_at_ms: i64,
@@ -247,6 +251,15 @@ impl Actor {
             Msg::Settled(s) => self.settled(s).await,
             Msg::Committed { ids, result } => self.committed(ids, result),
             Msg::RetryCommit { id } => self.retry_commit(&id),
+            Msg::Loaded { jobs } => {
+                for (id, fire) in jobs {
+                    // A job written since start-up is in memory as written (or gone, when it was
+                    // removed or turned off): the page read before that write is stale for it.
+                    if !self.touched.as_ref().is_some_and(|t| t.contains(&*id)) {
+                        self.table.load(id, fire, SlotRef::Fire);
+                    }
+                }
+            }
             Msg::Invalid { found, done } => {
                 for (id, error) in found {
                     if !self.touched.as_ref().is_some_and(|t| t.contains(&id)) {
@@ -272,8 +285,9 @@ impl Actor {
             "storage": "sqlite",
             "sqlitePath": self.s.store.path().display().to_string(),
             "storePath": self.s.store.path().display().to_string(),
-            "jobs": self.table.total,
-            "enabledJobs": self.table.enabled,
+            // Counted from the store by `CronService::status`.
+            "jobs": Value::Null,
+            "enabledJobs": Value::Null,
             "running": self.running_count,
             "maxConcurrentRuns": self.s.config.max_concurrent_runs,
             "nextWakeAtMs": self.table.next_fire(),
@@ -307,11 +321,11 @@ impl Actor {
         });
     }
 
+    /// A write of `id` committed: what the background start-up work read of it is stale.
     pub(super) fn touch(&mut self, id: &str) {
         if let Some(t) = self.touched.as_mut() {
             t.insert(id.to_string());
         }
-        self.invalid.remove(id);
     }
 
     fn add(&mut self, params: Value, reply: Reply<Job>) {
@@ -334,7 +348,6 @@ impl Actor {
         write.insert = true;
         let pending = Pending {
             write,
-            was: None,
             fire: fire_of(&job),
             job: Some(job.clone()),
             slot: SlotRef::Fire,
@@ -382,7 +395,6 @@ impl Actor {
         };
         let pending = Pending {
             write: RowWrite::job(id, Some(row)),
-            was: Some(current.enabled),
             fire,
             job: Some(next),
             slot,
@@ -396,12 +408,12 @@ impl Actor {
     async fn remove(&mut self, id: &str, reply: Reply<bool>) {
         let in_memory = self.table.get(id).is_some();
         let known = self.table.get(id).and_then(|e| e.active.as_ref()).and_then(|a| a.job.as_ref());
-        let (was, next_run_at_ms) = match known {
-            Some(job) => (Some(job.enabled), job.state.next_run_at_ms),
+        let next_run_at_ms = match known {
+            Some(job) => job.state.next_run_at_ms,
             None => {
                 let key = id.to_string();
                 match self.s.store.read(move |rd| rd.get_job(&key)).await {
-                    Ok(row) => (row.as_ref().map(|r| r.enabled), row.and_then(|r| r.next_run_at_ms)),
+                    Ok(row) => row.and_then(|r| r.next_run_at_ms),
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
                         return;
@@ -418,7 +430,7 @@ impl Actor {
         let mut write = RowWrite::job(id, None);
         write.delete = true;
         let then = Then::Removed { reply, in_memory, next_run_at_ms };
-        let pending = Pending { write, was, job: None, fire: None, slot: SlotRef::Fire, then, failures: 0 };
+        let pending = Pending { write, job: None, fire: None, slot: SlotRef::Fire, then, failures: 0 };
         self.activate(id, None);
         self.commit(vec![(Arc::from(id), pending)], None);
     }
@@ -446,9 +458,10 @@ impl Actor {
         };
         let (slot, trigger, run_id) = match mode {
             RunMode::Due => {
-                let entry = self.table.get(id);
-                let due = job.enabled && entry.and_then(|e| e.fire).is_some_and(|t| t <= now);
-                let slot = entry.filter(|_| due).and_then(|e| self.resolve_slot(e.fire, e.slot, &job, &schedule));
+                // A job not in memory yet (its schedule page is still being read) is as stored.
+                let (fire, slot) = self.table.get(id).map_or((fire_of(&job), SlotRef::Fire), |e| (e.fire, e.slot));
+                let due = job.enabled && fire.is_some_and(|t| t <= now);
+                let slot = if due { self.resolve_slot(fire, slot, &job, &schedule) } else { None };
                 let Some(slot) = slot else {
                     let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "not-due" })));
                     return;
@@ -628,7 +641,6 @@ impl Actor {
             write.run = Some(RunWrite::Reserve(run));
             let pending = Pending {
                 write,
-                was: Some(job.enabled),
                 job: Some(reserved),
                 fire,
                 slot: slot_ref,
@@ -701,7 +713,6 @@ impl Actor {
         };
         let pending = Pending {
             write: RowWrite::job(id, Some(row)),
-            was: Some(job.enabled),
             fire: fire_of(&job),
             job: Some(job),
             slot: SlotRef::Fire,

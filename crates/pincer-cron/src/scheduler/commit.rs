@@ -77,8 +77,6 @@ impl RowWrite {
 /// A write of one job in flight, and what follows once it committed.
 pub(super) struct Pending {
     pub(super) write: RowWrite,
-    /// Whether the job existed before, and was enabled.
-    pub(super) was: Option<bool>,
     /// The job once written (`None`: deleted, or the write does not change it).
     pub(super) job: Option<Job>,
     /// Its next fire and slot once written.
@@ -199,11 +197,9 @@ impl Actor {
 
     /// Memory follows a committed write.
     pub(super) fn applied(&mut self, id: &str, p: Pending, flag: bool, now: i64) {
-        let Pending { was, job, fire, slot, then, .. } = p;
+        let Pending { job, fire, slot, then, .. } = p;
+        self.touch(id);
         let set = |table: &mut JobTable, job: Option<Job>| {
-            let is = job.as_ref().map(|j| j.enabled);
-            table.total = (table.total + u64::from(is.is_some())).saturating_sub(u64::from(was.is_some()));
-            table.enabled = (table.enabled + u64::from(is == Some(true))).saturating_sub(u64::from(was == Some(true)));
             table.update(id, |e| {
                 e.fire = fire;
                 e.slot = slot;
@@ -215,7 +211,7 @@ impl Actor {
         match then {
             Then::Added { reply } => {
                 set(&mut self.table, job.clone());
-                self.touch(id);
+                self.invalid.remove(id);
                 if let Some(job) = job {
                     self.emit("added", &job, json!({}));
                     let _ = reply.send(Ok(job));
@@ -223,7 +219,7 @@ impl Actor {
             }
             Then::Updated { reply } => {
                 set(&mut self.table, job.clone());
-                self.touch(id);
+                self.invalid.remove(id);
                 if let Some(job) = job {
                     self.emit("updated", &job, json!({}));
                     let _ = reply.send(Ok(job));
@@ -233,7 +229,7 @@ impl Actor {
                 if flag {
                     set(&mut self.table, None);
                 }
-                self.touch(id);
+                self.invalid.remove(id);
                 // Messages that waited for the removal now find no job.
                 if let Some(a) = self.table.active_mut(id) {
                     self.replay.extend(a.waiting.drain(..));
@@ -266,7 +262,7 @@ impl Actor {
                 }
             }
             Then::Recorded { event, kick } => {
-                let deleted = job.is_none() && was.is_some();
+                let deleted = job.is_none();
                 set(&mut self.table, job);
                 if kick && let Some(a) = &self.s.announcer {
                     a.kick();

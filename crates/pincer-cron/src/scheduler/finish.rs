@@ -33,8 +33,7 @@ struct Delivery {
 
 /// A recorded outcome, ready to commit.
 struct Outcome {
-    /// The job before (for the enabled count) and after.
-    was_enabled: bool,
+    /// The job after.
     job: Job,
     delete: bool,
     run: RunRow,
@@ -114,8 +113,7 @@ impl Actor {
             Some(s) => SlotRef::Fixed { slot_ms: s.slot_ms, trigger: s.trigger },
             None => SlotRef::Fire,
         };
-        let was_enabled = job.enabled;
-        self.record(&id, Outcome { was_enabled, job: next_job, delete, run, deliveries, slot, event });
+        self.record(&id, Outcome { job: next_job, delete, run, deliveries, slot, event });
     }
 
     /// Carries out the delivery plan: renders the result into an outbox row when there is one to
@@ -193,7 +191,6 @@ impl Actor {
         write.deliveries = o.deliveries;
         let pending = Pending {
             write,
-            was: Some(o.was_enabled),
             fire: if o.delete { None } else { fire_of(&o.job) },
             job: (!o.delete).then_some(o.job),
             slot: o.slot,
@@ -303,9 +300,8 @@ impl Actor {
         event["jobId"] = json!(id);
         event["nextRunAtMs"] = json!(next_job.state.next_run_at_ms);
         let slot = self.table.get(&id).map(|e| e.slot).unwrap_or_default();
-        let was_enabled = job.enabled;
         self.activate(&id, Some(job));
-        let o = Outcome { was_enabled, job: next_job, delete, run: run_row, deliveries: alerts, slot, event };
+        let o = Outcome { job: next_job, delete, run: run_row, deliveries: alerts, slot, event };
         self.record(&id, o);
     }
 }

@@ -43,7 +43,7 @@ use pincer_core::crashpoint::Failpoints;
 use pincer_core::{EventBus, Metrics, SharedClock};
 use pincer_protocol::state::DeliveryState;
 use pincer_store::{Store, StoreError};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use self::actor::{Actor, Msg};
@@ -241,9 +241,14 @@ impl CronService {
         Ok(())
     }
 
-    /// The scheduler's own status (`cron.status`).
+    /// The scheduler's own status (`cron.status`), with the job counts read from the store.
     pub async fn status(&self) -> Result<Value, CronError> {
-        self.ask(|reply| Msg::Status { reply }).await
+        let counts = self.store.read(|rd| rd.job_counts());
+        let mut status = self.ask(|reply| Msg::Status { reply }).await?;
+        let (jobs, enabled) = counts.await?;
+        status["jobs"] = json!(jobs);
+        status["enabledJobs"] = json!(enabled);
+        Ok(status)
     }
 
     /// Stops the scheduler: running runs are aborted and recorded as interrupted.

@@ -97,25 +97,28 @@ impl Entry {
 pub struct JobTable {
     entries: HashMap<Arc<str>, Entry>,
     queue: BTreeSet<(i64, Arc<str>)>,
-    /// Every stored job, and the enabled ones (for `cron.status`).
-    pub total: u64,
-    pub enabled: u64,
 }
 
 impl JobTable {
-    /// A table of `scheduled` (`(id, fire, slot)`, enabled jobs only).
-    pub fn build(scheduled: Vec<(Arc<str>, i64, SlotRef)>, total: u64, enabled: u64) -> JobTable {
-        let mut entries = HashMap::with_capacity(scheduled.len());
-        let mut queue = Vec::with_capacity(scheduled.len());
-        for (id, fire, slot) in scheduled {
-            queue.push((fire, id.clone()));
-            entries.insert(id, Entry { fire: Some(fire), slot, active: None });
+    /// Adds a job read from the store with its next fire. The caller skips jobs written since
+    /// that read (a committed write wins over it). A job already in memory without a fire is one
+    /// whose first write is still in flight: it takes the stored fire, which its write replaces
+    /// when it commits and which stays when the store refuses it (it is queued only once no write
+    /// is in flight).
+    pub fn load(&mut self, id: Arc<str>, fire: i64, slot: SlotRef) {
+        match self.entries.entry(id.clone()) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Entry { fire: Some(fire), slot, active: None });
+                self.queue.insert((fire, id));
+            }
+            std::collections::hash_map::Entry::Occupied(o) if o.get().fire.is_none() => {
+                self.update(&id, |e| {
+                    e.fire = Some(fire);
+                    e.slot = slot;
+                });
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
         }
-        // One queue item per job: the fire its entry holds.
-        queue.retain(|(t, id)| entries.get(id).is_some_and(|e: &Entry| e.fire == Some(*t)));
-        queue.sort_unstable();
-        queue.dedup();
-        JobTable { entries, queue: queue.into_iter().collect(), total, enabled }
     }
 
     pub fn get(&self, id: &str) -> Option<&Entry> {
@@ -178,5 +181,28 @@ impl JobTable {
     /// Jobs in memory (queued or active).
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schedule page read in the background: a new job is queued at its stored fire; a job in
+    /// memory without a fire (its first write in flight, or refused) takes the stored fire; a job
+    /// in memory with a fire keeps its own.
+    #[test]
+    fn a_loaded_page_fills_in_what_memory_does_not_know() {
+        let mut t = JobTable::default();
+        t.load(Arc::from("new"), 30, SlotRef::Fire);
+        t.update("in-flight", |e| e.active = Some(Active::new(None)));
+        t.load(Arc::from("in-flight"), 20, SlotRef::Fire);
+        t.update("known", |e| e.fire = Some(50));
+        t.load(Arc::from("known"), 10, SlotRef::Fire);
+        assert_eq!(t.get("in-flight").and_then(|e| e.fire), Some(20));
+        assert_eq!(t.get("known").and_then(|e| e.fire), Some(50), "memory wins over an older read");
+        let due: Vec<String> = t.due(i64::MAX, 10).iter().map(|id| id.to_string()).collect();
+        assert_eq!(due, ["in-flight", "new", "known"]);
+        assert_eq!(t.len(), 3);
     }
 }

@@ -28,7 +28,16 @@ impl Harness {
     async fn start(failpoints: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("pincer.db")).unwrap();
-        let clock = FakeClock::new(T0);
+        Harness::with(dir, store, FakeClock::new(T0), failpoints).await
+    }
+
+    /// A new scheduler on the same store and clock (the old one shut down).
+    async fn restart(old: Harness, failpoints: &str) -> Harness {
+        let Harness { store, clock, _dir, .. } = old;
+        Harness::with(_dir, store, clock, failpoints).await
+    }
+
+    async fn with(dir: tempfile::TempDir, store: Store, clock: FakeClock, failpoints: &str) -> Harness {
         let metrics = Arc::new(Metrics::default());
         let generation = store.write(|tx| tx.record_boot()).await.unwrap();
         let cron = CronService::start(CronDeps {
@@ -65,7 +74,7 @@ impl Harness {
     }
 
     async fn runs(&self) -> Vec<RunRow> {
-        let filter = RunFilter { limit: 100, ascending: true, ..Default::default() };
+        let filter = RunFilter { limit: 10_000, ascending: true, ..Default::default() };
         self.store.read(move |rd| rd.list_runs(&filter)).await.unwrap().0
     }
 
@@ -156,4 +165,41 @@ async fn a_reservation_the_store_refuses_is_tried_again_and_runs_once() {
     let runs = h.runs().await;
     assert_eq!(runs.iter().map(|r| r.slot_ms).collect::<Vec<_>>(), [Some(T0 + MINUTE)], "the same slot, once");
     h.cron.shutdown().await;
+}
+
+/// More jobs than one page of the schedule: start-up reads the first page, the rest arrives in the
+/// background; a job edited meanwhile keeps its edit, and every other job fires at its time.
+#[tokio::test]
+async fn the_schedule_read_in_the_background_fires_every_job_and_keeps_edits() {
+    let h = Harness::start("").await;
+    let template = h.cron.get(&h.add_every_minute().await).await.unwrap();
+    h.cron.remove(&template.id).await.unwrap();
+    let n = 2_500;
+    let rows: Vec<pincer_store::JobRow> = (0..n)
+        .map(|i| {
+            let mut job = template.clone();
+            job.id = format!("job-{i:05}");
+            job.state.next_run_at_ms = Some(T0 + MINUTE + i as i64);
+            super::actor::job_row(&job).unwrap()
+        })
+        .collect();
+    h.store.write(move |tx| rows.iter().try_for_each(|r| tx.insert_job(r))).await.unwrap();
+    // A second scheduler on the same store, started with the jobs in it.
+    h.cron.shutdown().await;
+    let h2 = Harness::restart(h, "").await;
+    // The last job is on the second page: turn it off at once.
+    let last = format!("job-{:05}", n - 1);
+    h2.cron.update(&last, json!({"enabled": false}), None).await.unwrap();
+    h2.clock.set(T0 + MINUTE + n as i64);
+    // Polled slowly: each look reads every run, and 2,500 runs take a while on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while h2.runs().await.len() < n - 1 {
+        assert!(Instant::now() < deadline, "timed out waiting for every other job to run");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let runs = h2.runs().await;
+    assert_eq!(runs.len(), n - 1, "each job once, and not the one turned off");
+    assert!(runs.iter().all(|r| r.job_id != last));
+    h2.cron.shutdown().await;
 }
