@@ -16,4 +16,6 @@ mod delivery;
 mod devices;
 mod interop;
 mod protocol;
+mod registry;
 mod store;
+mod supervision;

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pincer_cron::Job;
+use pincer_cron::{ChannelCatalog, Job, KnownChannel};
 use pincer_cron::job::{CreateContext, apply_patch, create};
 use pincer_cron::schedule::Schedule;
 use serde_json::Value;
@@ -20,7 +20,14 @@ fuzz_target!(|data: &[u8]| {
         None => (data, None),
     };
     let Ok(params) = serde_json::from_slice::<Value>(add) else { return };
-    let channels = ["discord".to_string(), "telegram".to_string()];
+    let known = |name, prefixes: &'static [&'static str], usable| KnownChannel { name, prefixes, usable };
+    let channels = ChannelCatalog::new(vec![
+        known("discord", &["discord"], true),
+        known("telegram", &["telegram", "tg"], true),
+        known("slack", &["slack"], false),
+        known("inbox", &["inbox"], true),
+        known("webhook", &[], true),
+    ]);
     let ctx = CreateContext { now_ms: NOW_MS, default_tz: "Europe/Berlin", channels: &channels };
     let Ok(job) = create(&params, "fuzz-job".into(), &ctx) else { return };
     check(&job);

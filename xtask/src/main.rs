@@ -8,8 +8,10 @@
 //!   100 honest clients under a slowloris and 25 MB pre-hello frame attack (the hostile rows).
 //! - `soak`: an hour of steady traffic; RSS every minute and the drift (not in CI).
 //! - `fuzz`: run the cargo-fuzz targets in `fuzz/` for a bounded time each (nightly; see `fuzz.rs`).
+//! - `crash`: the crash suite with N cycles per crash point, and its summary (see `crash.rs`).
 
 mod bench;
+mod crash;
 mod fuzz;
 mod openclaw;
 
@@ -34,8 +36,9 @@ fn main() -> anyhow::Result<()> {
         Some("load") => bench::load(&root, &args[1..]),
         Some("soak") => bench::soak(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("crash") => crash::run(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|openclaw|interop|bench|load|soak|fuzz> [args]\n");
+            eprintln!("usage: cargo xtask <test|openclaw|interop|bench|load|soak|fuzz|crash> [args]\n");
             eprintln!("  test       every test: the workspace suite, then the interop suite");
             eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
             eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
@@ -46,6 +49,9 @@ fn main() -> anyhow::Result<()> {
             eprintln!("             --hostile-secs S (0: none) --only-hostile --no-openclaw)");
             eprintln!("  soak       an hour of steady traffic, RSS drift (--minutes N, --state DIR)");
             eprintln!("  fuzz       the cargo-fuzz targets, bounded (--secs N per target, default 30; nightly)");
+            eprintln!(
+                "  crash      the crash suite, N cycles per crash point, and its summary (--iterations N, --write)"
+            );
             std::process::exit(2)
         }
     }

@@ -56,6 +56,7 @@ impl Harness {
             events: events.clone(),
             metrics: metrics.clone(),
             config: Arc::new(config),
+            supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
         };
         let agents = Agents::start_with(deps, options).unwrap();
         Harness { agents, store, clock, events, metrics, _dir: dir }
@@ -65,7 +66,7 @@ impl Harness {
     fn job(&self, mut params: Value) -> Job {
         params.as_object_mut().unwrap().entry("delivery").or_insert(json!({"mode": "none"}));
         params.as_object_mut().unwrap().entry("schedule").or_insert(json!({"kind": "every", "everyMs": HOUR}));
-        let ctx = CreateContext { now_ms: self.clock.now_ms(), default_tz: "UTC", channels: &[] };
+        let ctx = CreateContext { now_ms: self.clock.now_ms(), default_tz: "UTC", channels: &Default::default() };
         pincer_cron::job::create(&params, uuid::Uuid::new_v4().to_string(), &ctx).unwrap()
     }
 
@@ -383,11 +384,12 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
         metrics: h.metrics.clone(),
         config: Default::default(),
         default_tz: "UTC".into(),
-        channels: vec![],
+        channels: Default::default(),
         generation,
         agent: Some(Arc::new(h.agents.clone())),
         announcer: None,
         command_supervisor: None,
+        supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
         failpoints: Default::default(),
     })
     .await
@@ -546,6 +548,7 @@ async fn a_zero_heartbeat_or_cron_disabled_turns_the_heartbeat_off() {
         events: h.events.clone(),
         metrics: h.metrics.clone(),
         config: Arc::new(bad),
+        supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
     };
     let e = Agents::start(deps).err().unwrap().to_string();
     assert!(e.starts_with("agents.defaults.heartbeat.every: duration `30` needs a unit"), "{e}");
@@ -585,6 +588,7 @@ async fn retention_false_keeps_isolated_sessions() {
         events: h.events.clone(),
         metrics: h.metrics.clone(),
         config: Arc::new(hours),
+        supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
     };
     assert_eq!(
         Agents::start(deps).unwrap().status()["sessionRetention"]["keepMs"],

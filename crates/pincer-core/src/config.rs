@@ -450,14 +450,10 @@ impl DeliveryChannels {
 }
 
 impl DeliveryConfig {
-    /// The configured or default send rate of a channel (per second; 0 = unlimited).
-    pub fn rate_limit(&self, channel: &str) -> f64 {
-        self.rate_limits.get(channel).copied().unwrap_or(match channel {
-            "discord" => 40.0,
-            "telegram" => 25.0,
-            "slack" => 10.0,
-            _ => 0.0,
-        })
+    /// The configured send rate of a channel (per second; 0 = unlimited), else `default` (the
+    /// channel's own, which its adapter declares).
+    pub fn rate_limit(&self, channel: &str, default: f64) -> f64 {
+        self.rate_limits.get(channel).copied().unwrap_or(default)
     }
 
     /// How many conversations `channel` sends to at once.

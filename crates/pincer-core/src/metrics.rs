@@ -118,6 +118,8 @@ catalog! {
     Gauge OUTBOX_UNKNOWN = "pincer_outbox_unknown", "Deliveries whose outcome is unknown.";
     Gauge STORE_SQLITE_MEMORY_BYTES = "pincer_store_sqlite_memory_bytes", "Memory SQLite holds now (page caches of every connection, bounded by their cache_size).";
     Gauge STORE_WRITABLE = "pincer_store_writable", "1 while the store's writes succeed, 0 while they fail (a full disk; see `pincer health`).";
+    Counter TASK_RESTARTS_TOTAL = "pincer_task_restarts_total", "Supervised background tasks started again after a panic or an error.";
+    Gauge TASK_UP = "pincer_task_up", "1 while a supervised background task runs.";
     Gauge UP = "pincer_up", "1 while the gateway runs.";
     Gauge UPTIME_SECONDS = "pincer_uptime_seconds", "Seconds since the gateway started.";
     Gauge WS_CONNECTIONS = "pincer_ws_connections", "Authenticated WebSocket connections now open.";

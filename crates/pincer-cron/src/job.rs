@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use pincer_protocol::state::{CompletionStatus, DeliveryStatus, ExecStatus, RunErrorReason, SuppressionReason};
 
+use crate::channels::ChannelCatalog;
 use crate::schedule::{NormalizeContext, ScheduleSpec};
 
 /// The agent every job belongs to unless it names another.
@@ -413,8 +414,8 @@ pub struct CreateContext<'a> {
     pub now_ms: i64,
     /// `agents.defaults.timezone`, else the host's zone.
     pub default_tz: &'a str,
-    /// Channels the gateway has configured (`discord`, `telegram`, …), for route checks.
-    pub channels: &'a [String],
+    /// The registered channels and which are usable, for route checks.
+    pub channels: &'a ChannelCatalog,
 }
 
 /// Rewrites OpenClaw's accepted aliases into the canonical shape before the strict parse:
@@ -662,9 +663,6 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Channels Pincer can deliver to.
-pub const KNOWN_CHANNELS: &[&str] = &["discord", "telegram", "slack", "inbox", "webhook"];
-
 fn validate_delivery(d: &Delivery, target: &SessionTarget, ctx: &CreateContext) -> Result<(), Invalid> {
     match d.mode {
         DeliveryMode::None => return Ok(()),
@@ -681,43 +679,23 @@ fn validate_delivery(d: &Delivery, target: &SessionTarget, ctx: &CreateContext) 
         ));
     }
     let channel = d.channel.as_deref().filter(|c| *c != "last");
-    if let Some(c) = channel
-        && !KNOWN_CHANNELS.contains(&c)
-    {
-        return Err(invalid(format!("delivery.channel: unknown channel \"{c}\" (use {})", KNOWN_CHANNELS.join(", "))));
+    if let Some(c) = channel {
+        let Some(known) = ctx.channels.get(c) else {
+            let names = ctx.channels.names();
+            return Err(invalid(format!("delivery.channel: unknown channel \"{c}\" (use {names})")));
+        };
+        if !known.usable {
+            return Err(invalid(format!(
+                "delivery.channel: \"{c}\" is not configured; add channels.{c} to the config, or deliver to the inbox"
+            )));
+        }
     }
-    if let Some(c) = channel
-        && c != "inbox"
-        && c != "webhook"
-        && !ctx.channels.iter().any(|x| x == c)
-    {
-        return Err(invalid(format!(
-            "delivery.channel: \"{c}\" is not configured; add channels.{c} to the config, or deliver to the inbox"
-        )));
-    }
-    if let (Some(c), Some(prefix)) = (channel, d.to.as_deref().and_then(provider_prefix))
+    if let (Some(c), Some(prefix)) = (channel, d.to.as_deref().and_then(|to| ctx.channels.prefix_of(to)))
         && prefix != c
     {
         return Err(invalid(format!("delivery.to: the \"{prefix}:\" prefix contradicts delivery.channel \"{c}\"")));
     }
     Ok(())
-}
-
-/// The channel named by a provider-prefixed target such as `telegram:123`, if any. Kind
-/// prefixes of a channel's own grammar (`channel:`, `user:`) are not providers.
-pub fn provider_prefix(to: &str) -> Option<&'static str> {
-    let (head, rest) = to.split_once(':')?;
-    if rest.is_empty() {
-        return None;
-    }
-    let provider = match head.to_ascii_lowercase().as_str() {
-        "discord" => "discord",
-        "telegram" | "tg" => "telegram",
-        "slack" => "slack",
-        "inbox" => "inbox",
-        _ => return None,
-    };
-    Some(provider)
 }
 
 /// An http(s) URL without credentials.
@@ -909,8 +887,26 @@ impl Job {
 mod tests {
     use super::*;
 
+    use crate::channels::KnownChannel;
+
+    /// The registry's channels as the gateway passes them; chat channels usable when `configured`.
+    fn catalog(configured: &[&str]) -> &'static ChannelCatalog {
+        let known = |name: &'static str, prefixes: &'static [&'static str], chat: bool| KnownChannel {
+            name,
+            prefixes,
+            usable: !chat || configured.contains(&name),
+        };
+        Box::leak(Box::new(ChannelCatalog::new(vec![
+            known("discord", &["discord"], true),
+            known("telegram", &["telegram", "tg"], true),
+            known("slack", &["slack"], true),
+            known("inbox", &["inbox"], false),
+            known("webhook", &[], false),
+        ])))
+    }
+
     fn ctx() -> CreateContext<'static> {
-        CreateContext { now_ms: 1_772_323_200_000, default_tz: "Europe/Berlin", channels: &[] }
+        CreateContext { now_ms: 1_772_323_200_000, default_tz: "Europe/Berlin", channels: catalog(&[]) }
     }
 
     fn add(params: Value) -> Result<Job, String> {
@@ -1011,8 +1007,7 @@ mod tests {
         let params = json!({"schedule": {"kind": "every", "everyMs": 60000},
             "payload": {"kind": "agentTurn", "message": "m"},
             "delivery": {"mode": "announce", "channel": "discord", "to": "telegram:123"}});
-        let channels = ["discord".to_string(), "telegram".to_string()];
-        let ctx = CreateContext { channels: &channels, ..ctx() };
+        let ctx = CreateContext { channels: catalog(&["discord", "telegram"]), ..ctx() };
         let err = create(&params, "j".into(), &ctx).unwrap_err().0;
         assert_eq!(err, "delivery.to: the \"telegram:\" prefix contradicts delivery.channel \"discord\"");
     }

@@ -131,10 +131,9 @@ pub enum RouteError {
     Account(String),
     #[error("the \"{prefix}:\" prefix of \"{to}\" contradicts channel \"{channel}\"")]
     PrefixContradicts { prefix: String, to: String, channel: String },
-    #[error(
-        "no chat channel is configured to deliver to \"{0}\": add channels.discord, channels.telegram or channels.slack to the config, or use channel \"inbox\""
-    )]
-    NoChatChannel(String),
+    /// `add`: the registry's chat channels as config keys (`channels.discord, … or channels.slack`).
+    #[error("no chat channel is configured to deliver to \"{to}\": add {add} to the config, or use channel \"inbox\"")]
+    NoChatChannel { to: String, add: String },
     #[error(
         "Channel is required: {} channels are configured ({}) and channel \"last\" has no previous route; set delivery.channel (--channel)",
         .0.len(), .0.join(", ")

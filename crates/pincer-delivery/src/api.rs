@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pincer_core::config::{Config, WebhookConfig};
+use pincer_core::config::Config;
 use pincer_core::{EventBus, SharedClock};
 use pincer_cron::Origin;
 use pincer_protocol::state::{DeliveryErrorClass, DeliveryState, OriginKind};
@@ -17,8 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::announce::Announce;
-use crate::channel::{BuildError, Channel, Discord, Slack, Telegram, Webhook};
-use crate::inbox::Inbox;
+use crate::channel::{BuildError, Channel, registry};
 use crate::outbox::{CancelOutcome, Outbox};
 use crate::parts::{TooLong, group};
 
@@ -60,33 +59,15 @@ fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value) -> Result<T, Ap
     })
 }
 
-/// Builds every usable channel: inbox and webhook always, chat channels when configured.
+/// Builds every usable channel of the registry: those that need no configuration always, chat
+/// channels when their section is present.
 pub fn build_channels(
     config: &Config,
     store: &Store,
     events: &EventBus,
     clock: &SharedClock,
 ) -> Result<Vec<Arc<dyn Channel>>, BuildError> {
-    pincer_core::tls::install_default_provider();
-    let timeout = |channel: &str| Duration::from_millis(config.delivery.request_timeout_ms(channel));
-    let mut channels: Vec<Arc<dyn Channel>> = vec![
-        Arc::new(Inbox::new(store.clone(), events.clone(), clock.clone())),
-        Arc::new(Webhook::new(
-            &WebhookConfig { ..config.channels.webhook.clone() },
-            config.cron.webhook_token.clone(),
-            timeout("webhook"),
-        )?),
-    ];
-    if let Some(c) = &config.channels.discord {
-        channels.push(Arc::new(Discord::new(c, timeout("discord"))?));
-    }
-    if let Some(c) = &config.channels.telegram {
-        channels.push(Arc::new(Telegram::new(c, timeout("telegram"))?));
-    }
-    if let Some(c) = &config.channels.slack {
-        channels.push(Arc::new(Slack::new(c, timeout("slack"))?));
-    }
-    Ok(channels)
+    registry::build_all(&registry::BuildContext { config, store, events, clock })
 }
 
 /// `text` cut to `max` characters, with a marker saying how many more there are.

@@ -19,6 +19,10 @@
 //!   commits — the worker keeps what it learned meanwhile, so nothing is resent. A worker that dies
 //!   leaves its lease to expire; the dispatcher then takes the rows back itself (parts caught
 //!   mid-send become `unknown`, so they are reconciled or reported, never blindly resent).
+//! - **The loop is supervised.** It keeps nothing of its own between passes but retry timers, so
+//!   when it panics or fails the supervisor starts it again and it sweeps the store at once: rows
+//!   whose lease ran out without a live worker are taken back, the rest are leased as usual. Live
+//!   workers carry on; their rows are never taken from them.
 //! - **Cancel stops before the next part.** `deliveries.cancel` settles a pending row at once; a
 //!   row being sent finishes the request in flight and stops before its next part. Either way the
 //!   row goes `dead` with class `cancelled`, naming the parts sent and any that may have been.
@@ -32,7 +36,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pincer_core::crashpoint::Failpoints;
-use pincer_core::{EventBus, Metrics, SharedClock};
+use pincer_core::supervisor::{Task, TaskResult};
+use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_cron::{Origin, PrepareError, Route, Settlement};
 use pincer_protocol::state::{AttemptOutcome, DeliveryErrorClass, DeliveryState, OriginKind, PartState};
 use pincer_store::outbox::{LeaseLimits, PartCounts};
@@ -72,6 +77,8 @@ pub struct OutboxDeps {
     pub settled: mpsc::UnboundedSender<Settlement>,
     /// Armed fail points (`PINCER_FAILPOINTS`); the default arms none.
     pub failpoints: Failpoints,
+    /// Owns the dispatcher loop and restarts it after a panic or an error.
+    pub supervisor: Supervisor,
 }
 
 /// What `deliveries.cancel` did.
@@ -98,6 +105,7 @@ pub struct Pause {
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<Inner>,
+    task: Task,
 }
 
 struct Inner {
@@ -212,7 +220,11 @@ impl Outbox {
                 "outbox: parts were mid-send at the last stop; they are now `unknown`"
             );
         }
-        let rates = deps.channels.iter().map(|c| (c.name().to_string(), deps.config.rate_limit(c.name()))).collect();
+        let rates = deps
+            .channels
+            .iter()
+            .map(|c| (c.name().to_string(), crate::channel::registry::rate_limit(&deps.config, c.name())))
+            .collect();
         let slots = deps
             .channels
             .iter()
@@ -246,8 +258,17 @@ impl Outbox {
             orphans_due: Mutex::new(None),
             cancels: Mutex::new(HashSet::new()),
         });
-        tokio::spawn(dispatch_loop(inner.clone()));
-        Ok(Outbox { inner })
+        let mut restart = false;
+        let task = deps.supervisor.spawn("outbox", true, {
+            let inner = inner.clone();
+            move || dispatch_loop(inner.clone(), std::mem::replace(&mut restart, true))
+        });
+        Ok(Outbox { inner, task })
+    }
+
+    /// The state of the dispatcher loop's task (running, restarting, failed).
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     pub fn store(&self) -> &Store {
@@ -953,14 +974,16 @@ fn cancel_message(counts: &PartCounts) -> String {
     message
 }
 
-async fn dispatch_loop(inner: Arc<Inner>) {
+/// The dispatcher. `restart`: a previous loop died, so look for rows to take back at once (the
+/// start's own recovery ran before the first).
+async fn dispatch_loop(inner: Arc<Inner>, restart: bool) -> TaskResult {
     let mut stop = inner.stop.subscribe();
     let mut lease_failures = 0usize;
     let mut lease_retry_at: Option<i64> = None;
-    let mut sweep_at = inner.now() + WATCHDOG_MS;
+    let mut sweep_at = if restart { inner.now() } else { inner.now() + WATCHDOG_MS };
     loop {
         if *stop.borrow() {
-            return;
+            return Ok(());
         }
         let now = inner.now();
         let orphans_due = *inner.orphans_due.lock().expect("orphans lock");
@@ -999,6 +1022,9 @@ async fn dispatch_loop(inner: Arc<Inner>) {
                         leased_any = true;
                         spawn_worker(&inner, batch, now + LEASE_MS);
                     }
+                    if leased_any {
+                        inner.failpoints.check("outbox.leased")?;
+                    }
                 }
                 Err(e) => {
                     let wait = STORE_RETRY_MS[lease_failures.min(STORE_RETRY_MS.len() - 1)];
@@ -1023,7 +1049,7 @@ async fn dispatch_loop(inner: Arc<Inner>) {
         tokio::select! {
             _ = inner.notify.notified() => {}
             _ = clock.sleep_until(wake) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return Ok(()),
         }
     }
 }

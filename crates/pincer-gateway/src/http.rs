@@ -132,10 +132,16 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     if store.is_some() {
         failing.push("store");
     }
+    // The scheduler, the outbox (and the HTTP server): not ready while one of them is down.
+    let down: Vec<_> = state.supervisor.down().into_iter().filter(|t| t.critical).collect();
+    failing.extend(down.iter().map(|t| t.name));
     let mut body = json!({ "ready": failing.is_empty(), "failing": failing, "uptimeMs": state.uptime_ms() });
     if let Some(f) = store {
         body["store"] =
             json!({ "writable": false, "kind": f.kind, "error": f.error, "sinceMs": f.since_ms, "fix": f.fix });
+    }
+    if !down.is_empty() {
+        body["tasks"] = json!(down);
     }
     let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()

@@ -34,9 +34,37 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
         println!("  store: cannot write ({})", text(&store["error"]));
         println!("    fix: {}", text(&store["fix"]));
     }
+    print_tasks(&pincer["tasks"]);
     print_connections(&pincer["connections"]);
     print_channels(&health);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `tasks: 6 running`, then one line per task that is not: `scheduler: restarting (…)`.
+fn print_tasks(tasks: &Value) {
+    let Some(tasks) = tasks.as_array() else { return };
+    let running = tasks.iter().filter(|t| t["state"] == "running").count();
+    println!("  tasks: {running} of {} running", tasks.len());
+    for t in tasks.iter().filter(|t| t["state"] != "running") {
+        let mut line = format!("  {}: {}", text(&t["name"]), text(&t["state"]));
+        if let Some(n) = t["restarts"].as_u64().filter(|n| *n > 0) {
+            line.push_str(&format!(" after {n} restart{}", if n == 1 { "" } else { "s" }));
+        }
+        if let Some(e) = t["lastError"].as_str() {
+            line.push_str(&format!(" (last error: {e})"));
+        }
+        println!("{line}");
+    }
+}
+
+/// `scheduler running, outbox restarting (2 restarts), …`.
+fn tasks_row(tasks: &Value) -> String {
+    let Some(tasks) = tasks.as_array() else { return "-".into() };
+    let each = tasks.iter().map(|t| match t["restarts"].as_u64().filter(|n| *n > 0) {
+        Some(n) => format!("{} {} ({n} restarts)", text(&t["name"]), text(&t["state"])),
+        None => format!("{} {}", text(&t["name"]), text(&t["state"])),
+    });
+    each.collect::<Vec<_>>().join(", ")
 }
 
 /// `connections: 12 open of 4096 (3 unauthenticated); refused 0 at the cap, 5 per address; 2 header timeouts`
@@ -82,6 +110,7 @@ pub async fn status(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
         ("ready", text(&status["ready"])),
         ("bind", format!("{} port {} (auth {})", text(&gw["bind"]), text(&gw["port"]), text(&gw["authMode"]))),
         ("connections", text(&gw["connections"])),
+        ("tasks", tasks_row(&status["tasks"])),
         ("state dir", text(&status["stateDir"])),
         ("config", text(&status["configPath"])),
         (

@@ -17,13 +17,15 @@ use super::commit::{Pending, RowWrite, RunWrite, Start, Then};
 use super::next::Slot;
 use super::record::{CommandNote, RunRecord};
 use super::table::{Active, JobTable, Running, SlotRef};
-use super::{CronError, LEASE_GRACE_MS, RunMode, Shared, WATCHDOG_MS};
+use super::{Carrier, CronError, LEASE_GRACE_MS, RunMode, RunToken, Shared, WATCHDOG_MS};
 use crate::job::{self, CreateContext, DeliveryMode, Job, Payload};
 use crate::runner::{ExecOutcome, Route, RunContext, Settlement};
 use crate::schedule::{Schedule, ScheduleSpec};
+use pincer_core::crashpoint::Injected;
+use pincer_core::supervisor::TaskResult;
 
 /// Runs without a time limit still hold a finite lease.
-const UNLIMITED_LEASE_MS: i64 = 24 * 3_600_000;
+pub(super) const UNLIMITED_LEASE_MS: i64 = 24 * 3_600_000;
 /// A due job the store could not read is looked at again this much later.
 const LOAD_RETRY_MS: i64 = 1_000;
 /// Fail points (`PINCER_FAILPOINTS`) of the scheduler's writes.
@@ -56,19 +58,28 @@ pub(crate) enum Msg {
     Settled(Settlement),
     /// A batch write finished: per job, whether its run was reserved (or its row existed).
     Committed {
+        epoch: u64,
         ids: Vec<Arc<str>>,
         result: Result<Vec<bool>, StoreError>,
     },
     /// Time to write a refused commit again.
     RetryCommit {
+        epoch: u64,
         id: Arc<str>,
+    },
+    /// A run's task ended without reporting an outcome.
+    Lost {
+        job_id: String,
+        run_id: String,
     },
     /// A page of the schedule read in the background at start-up.
     Loaded {
+        epoch: u64,
         jobs: Vec<(Arc<str>, i64)>,
     },
     /// Jobs the start-up check found that cannot run (`done`: the check is over).
     Invalid {
+        epoch: u64,
         found: Vec<(String, String)>,
         done: bool,
     },
@@ -110,6 +121,9 @@ struct Pick {
 
 pub(crate) struct Actor {
     pub(super) s: Arc<Shared>,
+    /// This actor's start (see [`Shared::epochs`]): its helpers' messages carry it, and those of
+    /// an actor that died before it are ignored (their writes are in the store it loaded).
+    pub(super) epoch: u64,
     pub(super) table: JobTable,
     /// Jobs that cannot run, and why (for `cron.status` and `doctor`).
     pub(super) invalid: BTreeMap<String, String>,
@@ -125,12 +139,10 @@ pub(crate) struct Actor {
     pub(super) last_prune_ms: i64,
     /// Due jobs wait until then after the store failed to read them.
     pub(super) load_retry_at: Option<i64>,
-    /// Whether the batch being applied passed the `cron.reserved` crash point already.
-    pub(super) crash_point_passed: bool,
     /// Messages released by a job's commit, handled before new ones.
     pub(super) replay: VecDeque<Msg>,
     pub(super) tx: mpsc::Sender<Msg>,
-    pub(super) rx: mpsc::Receiver<Msg>,
+    pub(super) rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Msg>>,
 }
 
 /// The stored row of `job`.
@@ -188,7 +200,7 @@ impl Actor {
         self.s.events.emit("cron", payload, Some("operator.read"));
     }
 
-    pub(super) async fn run(mut self) {
+    pub(super) async fn run(mut self) -> TaskResult {
         // Wall time the actor spends per wake-up (handling messages, starting due runs), for
         // `pincer_cron_wake_seconds`; measured on the real clock because it is a cost, not a schedule.
         let mut busy_since = std::time::Instant::now();
@@ -198,11 +210,11 @@ impl Actor {
                 if let Msg::Shutdown { reply } = msg {
                     self.shutdown();
                     let _ = reply.send(());
-                    return;
+                    return Ok(());
                 }
                 self.handle(msg).await;
             }
-            self.dispatch_due().await;
+            self.dispatch_due().await?;
             let now = self.now();
             let can_start = self.running_count < self.s.config.max_concurrent_runs as usize && self.s.config.enabled;
             let next_due = if can_start { self.table.next_fire() } else { None };
@@ -224,10 +236,10 @@ impl Actor {
                 Some(Some(Msg::Shutdown { reply })) => {
                     self.shutdown();
                     let _ = reply.send(());
-                    return;
+                    return Ok(());
                 }
                 Some(Some(msg)) => self.handle(msg).await,
-                Some(None) => return,
+                Some(None) => return Ok(()),
                 None => self.watchdog(),
             }
         }
@@ -249,9 +261,16 @@ impl Actor {
             Msg::Run { id, mode, reply } => self.run_now(&id, mode, reply).await,
             Msg::Finished(f) => self.finished(*f),
             Msg::Settled(s) => self.settled(s).await,
-            Msg::Committed { ids, result } => self.committed(ids, result),
-            Msg::RetryCommit { id } => self.retry_commit(&id),
-            Msg::Loaded { jobs } => {
+            // From a helper of an actor that died: what it wrote is in the store this one loaded.
+            Msg::Committed { epoch, .. }
+            | Msg::RetryCommit { epoch, .. }
+            | Msg::Loaded { epoch, .. }
+            | Msg::Invalid { epoch, .. }
+                if epoch != self.epoch => {}
+            Msg::Committed { ids, result, .. } => self.committed(ids, result),
+            Msg::RetryCommit { id, .. } => self.retry_commit(&id),
+            Msg::Lost { job_id, run_id } => self.lost(&job_id, &run_id),
+            Msg::Loaded { jobs, .. } => {
                 for (id, fire) in jobs {
                     // A job written since start-up is in memory as written (or gone, when it was
                     // removed or turned off): the page read before that write is stale for it.
@@ -260,7 +279,7 @@ impl Actor {
                     }
                 }
             }
-            Msg::Invalid { found, done } => {
+            Msg::Invalid { found, done, .. } => {
                 for (id, error) in found {
                     if !self.touched.as_ref().is_some_and(|t| t.contains(&id)) {
                         self.invalid.insert(id, error);
@@ -424,7 +443,8 @@ impl Actor {
         // A run in flight stops now; its outcome is not recorded (the job and its runs go).
         let stopped = self.table.update(id, |e| e.active.as_mut().and_then(|a| a.running.take()));
         if let Some(r) = stopped {
-            r.task.abort();
+            r.token.abort();
+            self.s.forget_run(&r.run_id);
             self.running_count -= 1;
         }
         let mut write = RowWrite::job(id, None);
@@ -502,18 +522,19 @@ impl Actor {
 
     /// Reads due jobs from the store and reserves their slots (as many as there are free run
     /// slots).
-    pub(super) async fn dispatch_due(&mut self) {
+    /// Reserves the due slots; an error only from an armed fail point (`cron.dispatched`).
+    pub(super) async fn dispatch_due(&mut self) -> Result<(), Injected> {
         if !self.s.config.enabled {
-            return;
+            return Ok(());
         }
         let now = self.now();
         if self.load_retry_at.is_some_and(|t| now < t) {
-            return;
+            return Ok(());
         }
         let free = (self.s.config.max_concurrent_runs as usize).saturating_sub(self.running_count);
         let ids = self.table.due(now, free);
         if ids.is_empty() {
-            return;
+            return Ok(());
         }
         let keys: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
         let loaded = self
@@ -539,7 +560,7 @@ impl Actor {
             Err(e) => {
                 tracing::error!(error = %e, "cron: cannot read due jobs; trying again in 1 s");
                 self.load_retry_at = Some(now + LOAD_RETRY_MS);
-                return;
+                return Ok(());
             }
         };
         let mut picks = Vec::new();
@@ -578,7 +599,9 @@ impl Actor {
             self.ticks += 1;
             self.last_tick_ms = Some(now);
             self.reserve(picks, now, None);
+            self.s.failpoints.check("cron.dispatched")?;
         }
+        Ok(())
     }
 
     /// Writes the picked runs' reservations (one batch). Each run starts once its reservation
@@ -627,6 +650,9 @@ impl Actor {
                     continue;
                 }
             };
+            // Kept outside the actor until an actor handled the run's outcome (see `RunToken`).
+            let token = Arc::new(RunToken::default());
+            self.s.track_run(&run_id, &token);
             let ctx = RunContext {
                 run_id,
                 tz: reserved.display_tz(&self.s.default_tz).to_string(),
@@ -644,7 +670,10 @@ impl Actor {
                 job: Some(reserved),
                 fire,
                 slot: slot_ref,
-                then: Then::Reserved { start: Box::new(Start { ctx, trigger, lease_until_ms }), reply: reply.take() },
+                then: Then::Reserved {
+                    start: Box::new(Start { ctx, trigger, lease_until_ms, token }),
+                    reply: reply.take(),
+                },
                 failures: 0,
             };
             self.running_count += 1;
@@ -661,7 +690,7 @@ impl Actor {
 
     /// Starts a run whose reservation committed.
     pub(super) fn start(&mut self, id: &str, start: Start, reply: Option<Reply<Value>>) {
-        let Start { ctx, trigger, lease_until_ms } = start;
+        let Start { ctx, trigger, lease_until_ms, token } = start;
         let started = self.s.clock.now_ms();
         if let (Some(slot), Trigger::Scheduled) = (ctx.slot_ms, trigger) {
             let lag = (started - slot).max(0) as f64 / 1000.0;
@@ -674,14 +703,22 @@ impl Actor {
             event["nextRunAtMs"] = json!(next);
         }
         self.s.events.emit("cron", event, Some("operator.read"));
+        let carrier = Carrier {
+            token: token.clone(),
+            job_id: id.to_string(),
+            run_id: run_id.clone(),
+            tx: self.tx.clone(),
+            done: false,
+        };
         let running = Running {
             run_id: run_id.clone(),
             trigger,
             slot_ms: ctx.slot_ms,
             started_at_ms: ctx.started_at_ms,
             lease_until_ms,
-            task: tokio::spawn(run_task(self.s.clone(), ctx, trigger, self.tx.clone())).abort_handle(),
+            token: token.clone(),
         };
+        token.set_task(tokio::spawn(run_task(self.s.clone(), ctx, trigger, self.tx.clone(), carrier)).abort_handle());
         self.table.update(id, |e| {
             if let Some(a) = e.active.as_mut() {
                 a.running = Some(running);
@@ -722,6 +759,34 @@ impl Actor {
         self.commit(vec![(Arc::from(id), pending)], Some(RECORD_POINT));
     }
 
+    /// A run's task ended without reporting an outcome — a panic: the run is recorded
+    /// interrupted now, rather than when its lease runs out.
+    fn lost(&mut self, job_id: &str, run_id: &str) {
+        let Some(active) = self.table.active_mut(job_id) else {
+            self.s.forget_run(run_id);
+            return;
+        };
+        let (Some(r), Some(job)) = (active.running.as_ref().filter(|r| r.run_id == run_id), active.job.clone()) else {
+            return;
+        };
+        tracing::error!(run = %run_id, "cron: a run ended without reporting its outcome; recorded as interrupted");
+        let outcome = ExecOutcome::error(
+            "interrupted: the run's task ended without reporting an outcome (an internal error; see the gateway \
+             log); the slot is not run again",
+            RunFailure::Interrupted,
+        );
+        let ctx = RunContext {
+            run_id: run_id.to_string(),
+            tz: job.display_tz(&self.s.default_tz).to_string(),
+            job,
+            slot_ms: r.slot_ms,
+            started_at_ms: r.started_at_ms,
+            deadline_ms: None,
+        };
+        let trigger = r.trigger;
+        self.finished(Finished { ctx, trigger, outcome, route: None, finished_at_ms: self.now() });
+    }
+
     /// Abandons runs that outlived their lease (time limit plus grace).
     fn watchdog(&mut self) {
         let now = self.now();
@@ -732,7 +797,7 @@ impl Actor {
         for id in self.table.expired_leases(now) {
             let Some(active) = self.table.active_mut(&id) else { continue };
             let (Some(r), Some(job)) = (active.running.as_ref(), active.job.clone()) else { continue };
-            r.task.abort();
+            r.token.abort();
             let (run_id, slot_ms, started_at_ms, trigger) = (r.run_id.clone(), r.slot_ms, r.started_at_ms, r.trigger);
             tracing::error!(run = %run_id, "cron: run outlived its lease; abandoning it");
             let outcome = ExecOutcome::error(
@@ -783,7 +848,7 @@ impl Actor {
         let mut runs = 0;
         for id in self.table.active_ids() {
             if let Some(r) = self.table.active_mut(&id).and_then(|a| a.running.take()) {
-                r.task.abort();
+                r.token.abort();
                 runs += 1;
             }
         }
@@ -796,12 +861,17 @@ impl Actor {
     }
 }
 
-/// Runs one reserved run: route preflight, then the payload under its time limit.
-async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>) {
+/// Runs one reserved run: route preflight, then the payload under its time limit. Carries the
+/// run until its outcome is queued for the actor.
+async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>, carrier: Carrier) {
+    if let Err(injected) = s.failpoints.check("cron.run") {
+        panic!("{injected}");
+    }
     let (outcome, route) = execute(&s, &ctx).await;
     pincer_core::crashpoint::hit("cron.executed");
     let finished = Finished { ctx, trigger, outcome, route, finished_at_ms: s.clock.now_ms() };
     let _ = tx.send(Msg::Finished(Box::new(finished))).await;
+    carrier.done();
 }
 
 async fn execute(s: &Shared, ctx: &RunContext) -> (ExecOutcome, Option<Route>) {

@@ -116,6 +116,7 @@ pub(super) struct Start {
     pub(super) ctx: RunContext,
     pub(super) trigger: Trigger,
     pub(super) lease_until_ms: i64,
+    pub(super) token: Arc<super::RunToken>,
 }
 
 impl Actor {
@@ -141,13 +142,13 @@ impl Actor {
             // Queued now, so writes commit in the order the actor issued them.
             Ok(()) => Ok(self.s.store.write(move |tx| writes.iter().map(|w| w.apply(tx)).collect())),
         };
-        let tx = self.tx.clone();
+        let (tx, epoch) = (self.tx.clone(), self.epoch);
         tokio::spawn(async move {
             let result = match write {
                 Ok(w) => w.await,
                 Err(e) => Err(e),
             };
-            let _ = tx.send(Msg::Committed { ids, result }).await;
+            let _ = tx.send(Msg::Committed { epoch, ids, result }).await;
         });
     }
 
@@ -166,7 +167,16 @@ impl Actor {
             Err(e) => (Vec::new(), Some(e)),
         };
         let message = error.as_ref().map(ToString::to_string);
-        self.crash_point_passed = false;
+        if message.is_none() {
+            // Once per reserved slot, before any run of the batch starts, so `cron.reserved:<n>`
+            // is the n-th slot whatever the batching.
+            for (i, id) in ids.iter().enumerate() {
+                let reserving = self.table.get(id).and_then(|e| e.active.as_ref()).and_then(|a| a.commit.as_ref());
+                if reserving.is_some_and(|p| matches!(p.then, Then::Reserved { .. })) && flags.get(i) == Some(&true) {
+                    pincer_core::crashpoint::hit("cron.reserved");
+                }
+            }
+        }
         for (i, id) in ids.iter().enumerate() {
             let Some(pending) = self.table.update(id, |e| e.active.as_mut().and_then(|a| a.commit.take())) else {
                 continue;
@@ -246,15 +256,11 @@ impl Actor {
             }
             Then::Reserved { start, reply } => {
                 if flag {
-                    if !self.crash_point_passed {
-                        // Once per committed batch: the reservations are durable, no run has started.
-                        pincer_core::crashpoint::hit("cron.reserved");
-                        self.crash_point_passed = true;
-                    }
                     set(&mut self.table, job);
                     self.start(id, *start, reply);
                 } else {
                     self.running_count -= 1;
+                    self.s.forget_run(&start.ctx.run_id);
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "already-ran" })));
                     }
@@ -299,6 +305,7 @@ impl Actor {
             }
             Then::Reserved { start, reply } => {
                 self.running_count -= 1;
+                self.s.forget_run(&start.ctx.run_id);
                 tracing::error!(job = %id, error = %e, "cron: cannot reserve a run; trying again in 5 s");
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(e.into()));
@@ -323,10 +330,10 @@ impl Actor {
                         a.commit = Some(Box::new(p));
                     }
                 });
-                let (clock, tx, key) = (self.s.clock.clone(), self.tx.clone(), Arc::<str>::from(id));
+                let (clock, tx, key, epoch) = (self.s.clock.clone(), self.tx.clone(), Arc::<str>::from(id), self.epoch);
                 tokio::spawn(async move {
                     clock.sleep_until(now + wait).await;
-                    let _ = tx.send(Msg::RetryCommit { id: key }).await;
+                    let _ = tx.send(Msg::RetryCommit { epoch, id: key }).await;
                 });
             }
         }

@@ -46,6 +46,7 @@ impl Actor {
     /// Records an execution outcome; hands any deliverable to the outbox in the same transaction.
     pub(super) fn finished(&mut self, f: Finished) {
         let Finished { ctx, trigger, outcome, route, finished_at_ms: now } = f;
+        self.s.forget_run(&ctx.run_id);
         let id = ctx.job.id.clone();
         let Some(active) = self.table.active_mut(&id) else {
             tracing::info!(run = %ctx.run_id, "cron: run finished for a removed job");

@@ -7,6 +7,13 @@
 //! same task, so nothing races on a job's state. Reads (`list`, `get`, `runs`) go straight to the
 //! store and never advance anything.
 //!
+//! The task is supervised ([`pincer_core::Supervisor`]): after a panic or an error it starts
+//! again from the store — the queue of messages survives it, writes already queued are waited
+//! for, runs this process reserved and whose outcome no actor has handled are taken over (a run
+//! still going reports as usual; one reserved but not yet started is started now), and any other
+//! run left `running` is recorded as interrupted, as after a crash. A run whose task dies without
+//! an outcome is recorded interrupted at once (`Lost`).
+//!
 //! - `actor`: the loop, the messages, client commands, due slots and their reservations, the
 //!   watchdog.
 //! - `commit`: every write of a job, and memory following it only once it committed.
@@ -35,12 +42,15 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pincer_core::config::CronConfig;
 use pincer_core::crashpoint::Failpoints;
-use pincer_core::{EventBus, Metrics, SharedClock};
+use pincer_core::supervisor::{Task, TaskState};
+use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_protocol::state::DeliveryState;
 use pincer_store::{Store, StoreError};
 use serde_json::{Value, json};
@@ -77,8 +87,8 @@ pub struct CronDeps {
     pub config: CronConfig,
     /// `agents.defaults.timezone`, else the host's zone.
     pub default_tz: String,
-    /// Configured external channels (`discord`, `telegram`, `slack`).
-    pub channels: Vec<String>,
+    /// The registered channels (from the delivery crate's registry) and which are usable.
+    pub channels: crate::ChannelCatalog,
     /// This process's generation; it owns the leases it takes.
     pub generation: i64,
     pub agent: Option<SharedAgentRunner>,
@@ -86,7 +96,10 @@ pub struct CronDeps {
     /// The `pincer` binary, which supervises `command` payloads (`pincer __supervise`); `None`
     /// fails command runs with an error saying so.
     pub command_supervisor: Option<PathBuf>,
-    /// Armed fail points (`cron.reserve`, `cron.commit`); the default arms none.
+    /// Owns the scheduler's task and restarts it after a panic or an error.
+    pub supervisor: Supervisor,
+    /// Armed fail points (`cron.reserve`, `cron.record`, `cron.dispatched`, `cron.run`); the
+    /// default arms none.
     pub failpoints: Failpoints,
 }
 
@@ -103,6 +116,9 @@ pub enum CronError {
     Store(#[from] StoreError),
     #[error("the scheduler has stopped")]
     Stopped,
+    /// The scheduler's task is not running (restarting after an error, failed, or stopping).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// How `cron.run` runs a job.
@@ -120,6 +136,7 @@ pub struct CronService {
     tx: mpsc::Sender<Msg>,
     store: Store,
     shared: Arc<Shared>,
+    task: Task,
 }
 
 /// What the actor and its run tasks share.
@@ -129,22 +146,110 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     config: CronConfig,
     default_tz: String,
-    channels: Vec<String>,
+    channels: crate::ChannelCatalog,
     generation: i64,
     store: Store,
     agent: Option<SharedAgentRunner>,
     announcer: Option<SharedAnnouncer>,
     command_supervisor: Option<PathBuf>,
     failpoints: Failpoints,
+    /// Runs of this process whose outcome no actor has handled yet (see [`RunToken`]).
+    runs: std::sync::Mutex<HashMap<String, Arc<RunToken>>>,
+    /// Counts actor starts; messages an earlier actor's helpers send are told apart by it.
+    epochs: AtomicU64,
 }
+
+impl Shared {
+    /// Notes a run about to be reserved.
+    fn track_run(&self, run_id: &str, token: &Arc<RunToken>) {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_string(), token.clone());
+    }
+
+    /// The token of a run of this process whose outcome no actor has handled yet.
+    fn tracked_run(&self, run_id: &str) -> Option<Arc<RunToken>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).cloned()
+    }
+
+    /// An actor has handled the run's outcome (or it will never run): nothing is left to take over.
+    fn forget_run(&self, run_id: &str) {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
+    }
+}
+
+/// One run of this process, from its reservation until an actor has handled its outcome; kept
+/// outside the actor ([`Shared::runs`]) so a restarted actor can take over a run still going, or
+/// start one whose reservation committed while no actor was there to start it.
+#[derive(Default)]
+pub(crate) struct RunToken {
+    /// Set once the run's task started.
+    task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The actor stopped the run on purpose (and records it itself).
+    aborted: AtomicBool,
+}
+
+impl RunToken {
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            t.abort();
+        }
+    }
+
+    fn started(&self) -> bool {
+        self.task.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    fn set_task(&self, handle: tokio::task::AbortHandle) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+}
+
+/// Carries a run's task until its outcome is queued. Dropped before that (a panic, a lost
+/// future) and not aborted by the actor, it tells the actor ([`Msg::Lost`]), so the run is
+/// recorded at once instead of when its lease runs out.
+pub(crate) struct Carrier {
+    token: Arc<RunToken>,
+    job_id: String,
+    run_id: String,
+    tx: mpsc::Sender<Msg>,
+    done: bool,
+}
+
+impl Carrier {
+    /// The actor has been told how the run went.
+    fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        if self.done || self.token.aborted.load(Ordering::Acquire) {
+            return;
+        }
+        let msg = Msg::Lost { job_id: std::mem::take(&mut self.job_id), run_id: std::mem::take(&mut self.run_id) };
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.tx.try_send(msg)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let tx = self.tx.clone();
+            runtime.spawn(async move {
+                let _ = tx.send(msg).await;
+            });
+        }
+    }
+}
+
+/// The scheduler's queue: it outlives an actor that dies, so messages wait for the next one.
+pub(crate) type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Msg>>>;
 
 impl CronService {
     /// Loads the schedule, records runs a crash interrupted, coalesces slots missed while the
-    /// gateway was down into one catch-up run each, and starts the scheduler task.
+    /// gateway was down into one catch-up run each, and starts the scheduler task under the
+    /// supervisor.
     pub async fn start(deps: CronDeps) -> Result<CronService, CronError> {
         if deps.failpoints.is_armed() {
             tracing::warn!(
-                "cron: fail points are armed ({}): store writes will fail on purpose",
+                "cron: fail points are armed ({}): scheduler steps will fail on purpose",
                 pincer_core::crashpoint::FAIL_ENV
             );
         }
@@ -161,18 +266,46 @@ impl CronService {
             announcer: deps.announcer,
             command_supervisor: deps.command_supervisor,
             failpoints: deps.failpoints,
+            runs: Default::default(),
+            epochs: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(1024);
-        let mut actor = Actor::load(shared.clone(), tx.clone(), rx).await?;
-        // Slots already due (catch-ups) are reserved before the gateway answers anyone.
-        actor.dispatch_due().await;
-        tokio::spawn(actor.run());
-        let service = CronService { tx, store: deps.store, shared };
-        service.reconcile_deliveries().await?;
-        Ok(service)
+        let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+        // The first start's errors fail the gateway's start; a restart's are the supervisor's.
+        let mut first = Some(Actor::boot(shared.clone(), tx.clone(), queue.clone(), false).await?);
+        let task = deps.supervisor.spawn("scheduler", true, {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            move || {
+                let first = first.take();
+                let (shared, tx, queue) = (shared.clone(), tx.clone(), queue.clone());
+                async move {
+                    let actor = match first {
+                        Some(actor) => actor,
+                        None => Actor::boot(shared, tx, queue, true).await?,
+                    };
+                    actor.run().await
+                }
+            }
+        });
+        Ok(CronService { tx, store: deps.store, shared, task })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, CronError> {
+        if !self.task.is_running() {
+            let report = self.task.report();
+            return Err(CronError::Unavailable(match report.state {
+                TaskState::Failed => format!(
+                    "the scheduler failed after repeated internal errors ({}) and is not running; restart the \
+                     gateway, and report the error lines of its log",
+                    report.describe()
+                ),
+                TaskState::Stopped => "the scheduler has stopped: the gateway is stopping".to_string(),
+                _ => format!(
+                    "the scheduler is restarting after an internal error ({}); try again in a few seconds",
+                    report.describe()
+                ),
+            }));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| CronError::Stopped)?;
         rx.await.map_err(|_| CronError::Stopped)
@@ -207,38 +340,9 @@ impl CronService {
         });
     }
 
-    /// Runs whose delivery settled while the gateway was down (or whose settlement was lost)
-    /// complete now.
-    async fn reconcile_deliveries(&self) -> Result<(), CronError> {
-        let settled = self
-            .store
-            .read(|rd| {
-                let mut out = Vec::new();
-                for run in rd.runs_pending_delivery()? {
-                    let Some(outbox_id) = RunRecord::parse(&run.record_json).outbox_id else { continue };
-                    match rd.get_delivery(&outbox_id)? {
-                        Some(d) if d.row.state.is_terminal() => out.push(Settlement {
-                            run_id: run.run_id,
-                            outbox_id: d.row.id,
-                            state: d.row.state,
-                            error: d.row.last_error,
-                        }),
-                        Some(_) => {}
-                        None => out.push(Settlement {
-                            run_id: run.run_id,
-                            outbox_id,
-                            state: DeliveryState::Dead,
-                            error: Some("the delivery was purged before it settled".into()),
-                        }),
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        for s in settled {
-            self.tx.send(Msg::Settled(s)).await.map_err(|_| CronError::Stopped)?;
-        }
-        Ok(())
+    /// The state of the scheduler's task (running, restarting, failed).
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     /// The scheduler's own status (`cron.status`), with the job counts read from the store.
@@ -298,6 +402,35 @@ impl CronService {
             Err(_) => vec![],
         }
     }
+}
+
+/// Runs whose delivery settled while the gateway (or the scheduler) was down, or whose
+/// settlement was lost: they complete now.
+pub(crate) async fn settled_while_away(store: &Store) -> Result<Vec<Settlement>, StoreError> {
+    store
+        .read(|rd| {
+            let mut out = Vec::new();
+            for run in rd.runs_pending_delivery()? {
+                let Some(outbox_id) = RunRecord::parse(&run.record_json).outbox_id else { continue };
+                match rd.get_delivery(&outbox_id)? {
+                    Some(d) if d.row.state.is_terminal() => out.push(Settlement {
+                        run_id: run.run_id,
+                        outbox_id: d.row.id,
+                        state: d.row.state,
+                        error: d.row.last_error,
+                    }),
+                    Some(_) => {}
+                    None => out.push(Settlement {
+                        run_id: run.run_id,
+                        outbox_id,
+                        state: DeliveryState::Dead,
+                        error: Some("the delivery was purged before it settled".into()),
+                    }),
+                }
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// `(label, detail)` describing where results go, as OpenClaw's `deliveryPreview`.

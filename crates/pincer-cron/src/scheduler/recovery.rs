@@ -13,11 +13,15 @@ use pincer_protocol::state::{
 use pincer_store::{JobRow, RunRow};
 use tokio::sync::mpsc;
 
-use super::actor::{Actor, Msg, job_row};
+use std::sync::atomic::Ordering;
+
+use super::actor::{Actor, Msg, UNLIMITED_LEASE_MS, fire_of, job_row};
+use super::commit::Start;
 use super::record::{CommandNote, RunRecord};
-use super::table::{JobTable, SlotRef};
-use super::{CATCH_UP_IMMEDIATE, CATCH_UP_SPREAD_MS, CronError, Shared};
+use super::table::{Active, JobTable, Running, SlotRef};
+use super::{CATCH_UP_IMMEDIATE, CATCH_UP_SPREAD_MS, CronError, Queue, RunToken, Shared, settled_while_away};
 use crate::job::Job;
+use crate::runner::RunContext;
 use crate::schedule::{Schedule, ScheduleSpec};
 
 /// Schedule rows read per page.
@@ -109,31 +113,92 @@ fn parse(row: &JobRow) -> Result<Job, String> {
     Job::from_stored(&row.job_json, &row.state_json).map_err(|e| e.0)
 }
 
+/// A run of this process a restarted actor takes over.
+struct Adopted {
+    run: RunRow,
+    job: Job,
+    token: Arc<RunToken>,
+}
+
 impl Actor {
-    /// Loads what is due now and recovers from the last stop; the actor is ready to run after it.
-    /// The rest of the schedule (fires after now) is read in the background, in fire order.
-    pub(crate) async fn load(
+    /// An actor with the jobs and runs in the store, ready to run. `restart`: the previous actor
+    /// died, so wait for the writes it queued first, and take over the runs this process still
+    /// carries. Settlements that arrived meanwhile are completed, and slots already due (catch-ups)
+    /// reserved, before the actor reads its queue.
+    pub(crate) async fn boot(
         s: Arc<Shared>,
         tx: mpsc::Sender<Msg>,
-        rx: mpsc::Receiver<Msg>,
+        queue: Queue,
+        restart: bool,
+    ) -> Result<Actor, CronError> {
+        let rx = queue.lock_owned().await;
+        if restart {
+            // Writes commit in order: once this one has, everything the previous actor queued has.
+            s.store.write(|_| Ok(())).await?;
+        }
+        let epoch = s.epochs.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut actor = Actor::load(s, tx, rx, epoch).await?;
+        for settlement in settled_while_away(&actor.s.store).await? {
+            actor.settled(settlement).await;
+        }
+        actor.dispatch_due().await.map_err(|e| CronError::Unavailable(e.to_string()))?;
+        if restart {
+            tracing::warn!(
+                scheduled = actor.table.len(),
+                running = actor.running_count,
+                "cron: the scheduler restarted and reloaded its state from the store"
+            );
+        }
+        Ok(actor)
+    }
+
+    /// Loads what is due now and recovers from the last stop; the actor is ready to run after it.
+    /// The rest of the schedule (fires after now) is read in the background, in fire order.
+    async fn load(
+        s: Arc<Shared>,
+        tx: mpsc::Sender<Msg>,
+        rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Msg>>,
+        epoch: u64,
     ) -> Result<Actor, CronError> {
         let now = s.clock.now_ms();
         let store = s.store.clone();
 
-        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss).
+        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss);
+        // so were this process's, unless it still carries them (the scheduler restarted).
         let running = store.read(|rd| rd.running_runs()).await?;
         let ids: Vec<String> = running.iter().map(|r| r.job_id.clone()).collect();
         let rows = store.read(move |rd| rd.get_jobs(&ids.iter().map(String::as_str).collect::<Vec<_>>())).await?;
         let mut interrupted_jobs: HashMap<String, Job> =
             rows.iter().filter_map(|r| parse(r).ok().map(|j| (r.id.clone(), j))).collect();
         let mut interrupted_runs = Vec::new();
+        let mut adopted: HashMap<String, Adopted> = HashMap::new();
         for mut run in running {
+            let token = s.tracked_run(&run.run_id).filter(|_| run.lease_owner == s.generation);
+            if let Some(token) = token
+                && !adopted.contains_key(&run.job_id)
+                && let Some(job) = interrupted_jobs.remove(&run.job_id)
+            {
+                adopted.insert(run.job_id.clone(), Adopted { run, job, token });
+                continue;
+            }
             let error = interrupt(&mut run, now);
             if let Some(job) = interrupted_jobs.get_mut(&run.job_id) {
                 job_after_interrupt(job, &run, &error);
             }
             tracing::warn!(run = %run.run_id, "cron: run was interrupted by a restart; recorded as error");
             interrupted_runs.push(run);
+        }
+        // Runs this process carries that are not taken over will never report: stop them.
+        let stale: Vec<(String, Arc<RunToken>)> = {
+            let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.iter()
+                .filter(|(run_id, _)| !adopted.values().any(|a| &a.run.run_id == *run_id))
+                .map(|(run_id, token)| (run_id.clone(), token.clone()))
+                .collect()
+        };
+        for (run_id, token) in stale {
+            token.abort();
+            s.forget_run(&run_id);
         }
 
         // The schedule up to now and a page beyond, from the index alone (`(id, next fire)` of
@@ -149,8 +214,8 @@ impl Actor {
             scheduled.extend(page);
         }
         let resume = (!complete).then(|| scheduled.last().map(|(id, t)| (*t, id.clone()))).flatten();
-        // Interrupted jobs moved on (or were turned off) above.
-        scheduled.retain(|(id, _)| !interrupted_jobs.contains_key(id));
+        // Interrupted jobs moved on (or were turned off) above; adopted ones are running.
+        scheduled.retain(|(id, _)| !interrupted_jobs.contains_key(id) && !adopted.contains_key(id));
         for (id, job) in &interrupted_jobs {
             if let Some(next) = job.state.next_run_at_ms.filter(|_| job.enabled) {
                 scheduled.push((id.clone(), next));
@@ -160,7 +225,8 @@ impl Actor {
 
         // Enabled jobs without a next fire get one; missed ones (due at or before now) are caught
         // up once, or — with `skipMissedJobs` — moved to their next slot (not `at` jobs).
-        let unscheduled = store.read(|rd| rd.unscheduled_jobs()).await?;
+        let mut unscheduled = store.read(|rd| rd.unscheduled_jobs()).await?;
+        unscheduled.retain(|id| !adopted.contains_key(id));
         let missed: Vec<String> = scheduled.iter().take_while(|(_, t)| *t <= now).map(|(id, _)| id.clone()).collect();
         let mut need: Vec<String> = unscheduled.clone();
         if s.config.skip_missed_jobs {
@@ -240,23 +306,67 @@ impl Actor {
             more = resume.is_some(),
             "cron: scheduler loaded"
         );
-        let actor = Actor {
+        // Runs taken over: in memory as running; one whose reservation committed while no actor
+        // was there to start it starts now (its slot has not run).
+        let mut starts = Vec::new();
+        for (id, Adopted { run, job, token }) in adopted {
+            let key: Arc<str> = Arc::from(id.as_str());
+            let lease_until_ms = run.lease_until_ms.unwrap_or(run.started_at_ms + UNLIMITED_LEASE_MS);
+            let (fire, started) = (fire_of(&job), token.started());
+            if started {
+                let running = Running {
+                    run_id: run.run_id.clone(),
+                    trigger: run.trigger,
+                    slot_ms: run.slot_ms,
+                    started_at_ms: run.started_at_ms,
+                    lease_until_ms,
+                    token,
+                };
+                table.update(&key, |e| {
+                    e.fire = fire;
+                    let mut active = Active::new(Some(job));
+                    active.running = Some(running);
+                    e.active = Some(active);
+                });
+            } else {
+                let timeout = job.payload.timeout_ms().map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+                let ctx = RunContext {
+                    run_id: run.run_id.clone(),
+                    tz: job.display_tz(&s.default_tz).to_string(),
+                    job: job.clone(),
+                    slot_ms: run.slot_ms,
+                    started_at_ms: run.started_at_ms,
+                    deadline_ms: timeout.map(|t| run.started_at_ms.saturating_add(t)),
+                };
+                table.update(&key, |e| {
+                    e.fire = fire;
+                    e.active = Some(Active::new(Some(job)));
+                });
+                starts.push((key, Start { ctx, trigger: run.trigger, lease_until_ms, token }));
+            }
+            tracing::info!(run = %run.run_id, started, "cron: run reserved before the scheduler's restart; taken over");
+        }
+        let running_count = table.active_ids().len();
+        let mut actor = Actor {
             s,
+            epoch,
             table,
             invalid: BTreeMap::new(),
             touched: Some(HashSet::new()),
             loaded_at_ms: now,
-            running_count: 0,
+            running_count,
             manual_seq: 0,
             ticks: 0,
             last_tick_ms: None,
             last_prune_ms: i64::MIN,
             load_retry_at: None,
-            crash_point_passed: false,
             replay: VecDeque::new(),
             tx,
             rx,
         };
+        for (id, start) in starts {
+            actor.start(&id, start, None);
+        }
         actor.spawn_background(resume);
         Ok(actor)
     }
@@ -265,7 +375,7 @@ impl Actor {
     /// after now), then a check of every stored job that reports those that cannot run (a row
     /// this version cannot read, a schedule that does not compile).
     fn spawn_background(&self, mut resume: Option<(i64, String)>) {
-        let (store, tx) = (self.s.store.clone(), self.tx.clone());
+        let (store, tx, epoch) = (self.s.store.clone(), self.tx.clone(), self.epoch);
         tokio::spawn(async move {
             while let Some(after) = resume.take() {
                 let page = store.read(move |rd| rd.scheduled_jobs(Some((after.0, after.1.as_str())), LOAD_PAGE)).await;
@@ -280,7 +390,7 @@ impl Actor {
                     resume = page.last().map(|(id, t)| (*t, id.clone()));
                 }
                 let jobs = page.into_iter().map(|(id, t)| (Arc::from(id.as_str()), t)).collect();
-                if tx.send(Msg::Loaded { jobs }).await.is_err() {
+                if tx.send(Msg::Loaded { epoch, jobs }).await.is_err() {
                     return;
                 }
             }
@@ -308,7 +418,7 @@ impl Actor {
                         for (id, error) in &bad {
                             tracing::error!(job = %id, error = %error, "cron: stored job cannot run; it stays in the store");
                         }
-                        if !bad.is_empty() && tx.send(Msg::Invalid { found: bad, done: false }).await.is_err() {
+                        if !bad.is_empty() && tx.send(Msg::Invalid { epoch, found: bad, done: false }).await.is_err() {
                             return;
                         }
                         match last {
@@ -322,7 +432,7 @@ impl Actor {
                     }
                 }
             }
-            let _ = tx.send(Msg::Invalid { found: Vec::new(), done: true }).await;
+            let _ = tx.send(Msg::Invalid { epoch, found: Vec::new(), done: true }).await;
         });
     }
 }

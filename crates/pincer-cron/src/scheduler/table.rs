@@ -55,7 +55,8 @@ pub struct Running {
     pub slot_ms: Option<i64>,
     pub started_at_ms: i64,
     pub lease_until_ms: i64,
-    pub task: tokio::task::AbortHandle,
+    /// Its task's handle, and whether the actor stopped it on purpose.
+    pub token: Arc<super::RunToken>,
 }
 
 /// One job in memory.

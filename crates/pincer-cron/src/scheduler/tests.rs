@@ -47,12 +47,13 @@ impl Harness {
             metrics: metrics.clone(),
             config: Default::default(),
             default_tz: "UTC".into(),
-            channels: vec![],
+            channels: crate::ChannelCatalog::new(vec![]),
             generation,
             // No agent runner: an agent turn fails at once, without a model or a process.
             agent: None,
             announcer: None,
             command_supervisor: None,
+            supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
             failpoints: Failpoints::parse(failpoints).unwrap(),
         })
         .await

@@ -17,7 +17,9 @@ pub fn error(e: CronError) -> ErrorShape {
             "the job changed since you read it; fetch it again (configRevision {current})"
         ))
         .with_details(json!({ "code": "CRON_JOB_CHANGED", "currentConfigRevision": current })),
-        e @ (CronError::Store(_) | CronError::Stopped) => ErrorShape::unavailable(e.to_string()),
+        e @ (CronError::Store(_) | CronError::Stopped | CronError::Unavailable(_)) => {
+            ErrorShape::unavailable(e.to_string())
+        }
     }
 }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_core::config::{AuthMode, Bind};
+use pincer_core::supervisor::TaskState;
+use pincer_delivery::channel::registry;
 use serde_json::{Value, json};
 
 use crate::router::{Call, MethodResult, Methods};
@@ -34,6 +36,7 @@ async fn run(state: &Arc<AppState>) -> MethodResult {
     config(state, &mut f);
     store(state, &mut f).await;
     store_writes(state, &mut f).await;
+    tasks(state, &mut f);
     channels(state, &mut f).await;
     providers(state, &mut f).await;
     outbox(state, &mut f).await;
@@ -92,11 +95,14 @@ async fn store(state: &AppState, f: &mut Findings) {
         Ok((result, _)) => f.push(
             "store",
             "fail",
-            format!("integrity check failed: {result}"),
-            Some(format!(
-                "stop the gateway and restore {} from a backup (pincer.db.pre-v*.bak)",
-                state.paths.db_path.display()
-            )),
+            format!("the database is corrupted: its integrity check found {result}"),
+            Some(pincer_store::integrity::repair_advice(&state.paths.db_path)),
+        ),
+        Err(e) if pincer_store::integrity::is_corruption(&e) => f.push(
+            "store",
+            "fail",
+            format!("the database is corrupted: {e}"),
+            Some(pincer_store::integrity::repair_advice(&state.paths.db_path)),
         ),
         Err(e) => f.push(
             "store",
@@ -119,24 +125,51 @@ async fn store_writes(state: &AppState, f: &mut Findings) {
     );
 }
 
+/// The supervised background tasks: one finding per task that is not running.
+fn tasks(state: &AppState, f: &mut Findings) {
+    let tasks = state.supervisor.tasks();
+    let mut running = 0;
+    for t in &tasks {
+        let check = format!("task.{}", t.name);
+        let what = if t.critical { "nothing of its work happens meanwhile" } else { "its work waits meanwhile" };
+        match t.state {
+            TaskState::Running => running += 1,
+            TaskState::Restarting => f.push(
+                &check,
+                if t.critical { "fail" } else { "warn" },
+                format!("{} is restarting after an internal error ({}); {what}", t.name, t.describe()),
+                Some(
+                    "it comes back by itself; if it keeps restarting, report the error lines of the gateway log".into(),
+                ),
+            ),
+            TaskState::Failed => f.push(
+                &check,
+                "fail",
+                format!("{} failed and is not started again ({})", t.name, t.describe()),
+                Some("restart the gateway, and report the error lines of the gateway log".into()),
+            ),
+            TaskState::Stopped => {
+                f.push(&check, "warn", format!("{} has stopped (the gateway is stopping)", t.name), None)
+            }
+        }
+    }
+    if running == tasks.len() {
+        f.push("tasks", "ok", format!("all {running} background tasks are running"), None);
+    }
+}
+
+/// Each built channel's own checks, as its adapter declares them in the registry.
 async fn channels(state: &AppState, f: &mut Findings) {
-    for name in ["discord", "telegram", "slack"] {
-        let Some(channel) = state.outbox.channel(name) else { continue };
-        let check = format!("channel.{name}");
-        match tokio::time::timeout(Duration::from_secs(10), channel.check()).await {
-            Ok(Ok(identity)) => f.push(&check, "ok", format!("credentials accepted (bot {identity})"), None),
-            Ok(Err(e)) => f.push(
-                &check,
-                "fail",
-                e.to_string(),
-                Some(format!("check channels.{name} in {} (token and API URL)", state.paths.config_path.display())),
-            ),
-            Err(_) => f.push(
-                &check,
-                "fail",
-                "no answer within 10 s",
-                Some(format!("check channels.{name} API URL and the network")),
-            ),
+    for spec in registry::REGISTRY {
+        let Some(channel) = state.outbox.channel(spec.name) else { continue };
+        let cx = registry::DoctorContext {
+            spec,
+            channel: channel.as_ref(),
+            config: &state.config,
+            config_path: &state.paths.config_path,
+        };
+        for finding in (spec.doctor)(cx).await {
+            f.push(&finding.check, finding.status.as_str(), finding.message, finding.fix);
         }
     }
     let pauses = state.outbox.pauses();

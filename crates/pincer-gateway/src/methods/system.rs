@@ -22,7 +22,8 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
     let outbox = state.outbox.health().await;
     let channels = outbox["channels"].clone();
     let order: Vec<String> = channels.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    let labels: serde_json::Map<String, Value> = order.iter().map(|c| (c.clone(), json!(label(c)))).collect();
+    let labels: serde_json::Map<String, Value> =
+        order.iter().map(|c| (c.clone(), json!(pincer_delivery::channel::registry::label(c)))).collect();
     let healthy = channels.as_object().is_none_or(|m| m.values().all(|c| c["healthState"] == "healthy"));
     let store = match state.store_write_failure().await {
         None => json!({ "writable": true }),
@@ -37,8 +38,10 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
         }),
     };
     let store_ok = store["writable"] == true;
+    let tasks = state.supervisor.tasks();
+    let tasks_ok = tasks.iter().all(|t| !t.is_down());
     json!({
-        "ok": store_ok,
+        "ok": store_ok && tasks_ok,
         "ts": now,
         "durationMs": started.elapsed().as_millis() as u64,
         "channels": channels,
@@ -64,21 +67,12 @@ pub async fn health_summary(state: &Arc<AppState>) -> Value {
             "ready": state.is_ready(),
             "channelsHealthy": healthy,
             "store": store,
+            // The long-lived tasks: running, restarting (with the last error), failed.
+            "tasks": tasks,
             // Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
             "connections": state.admission.pressure(),
         },
     })
-}
-
-fn label(channel: &str) -> &str {
-    match channel {
-        "discord" => "Discord",
-        "telegram" => "Telegram",
-        "slack" => "Slack",
-        "webhook" => "Webhook",
-        "inbox" => "Inbox",
-        other => other,
-    }
 }
 
 async fn status(state: &Arc<AppState>) -> crate::router::MethodResult {
@@ -99,6 +93,7 @@ async fn status(state: &Arc<AppState>) -> crate::router::MethodResult {
         "stateDir": state.paths.state_dir.display().to_string(),
         "configPath": state.paths.config_path.display().to_string(),
         "store": { "path": state.paths.db_path.display().to_string(), "schemaVersion": schema },
+        "tasks": state.supervisor.tasks(),
         "gateway": {
             "port": state.config.gateway.port,
             "bind": state.config.gateway.bind,

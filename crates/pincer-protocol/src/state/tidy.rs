@@ -24,7 +24,16 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         &["ok", "error"],
         "the `agent` method's status and lifecycle phase (OpenClaw's)",
     ),
-    ("crates/pincer-agent/src/service.rs", &["cron"], "a transcript turn's kind"),
+    (
+        "crates/pincer-agent/src/service.rs",
+        &["cron", "heartbeat"],
+        "a transcript turn's kind; a supervised task's name",
+    ),
+    (
+        "crates/pincer-core/src/supervisor.rs",
+        &["running", "failed"],
+        "a supervised task's state (`TaskState`, the health/readyz vocabulary)",
+    ),
     ("crates/pincer-auth/", &["pending", "manual", "silent"], "pairing-request states and how a device was approved"),
     (
         "crates/pincer-tools/",
@@ -44,12 +53,12 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ("crates/pincer-cron/src/api.rs", &["unknown"], "`cron.list`'s lastRunStatus filter for jobs that never ran"),
     (
         "crates/pincer-cli/",
-        &["payload", "cron", "config", "error", "unknown", "ok", "send"],
-        "field and method names, the schedule kind, log levels, doctor levels and channel health",
+        &["payload", "cron", "config", "error", "unknown", "ok", "send", "running"],
+        "field and method names, the schedule kind, log levels, doctor levels, channel health and task states",
     ),
     ("crates/pincer-delivery/src/outbox.rs", &["rate-limited"], "a channel's health state"),
     ("crates/pincer-delivery/src/api.rs", &["send"], "the method name"),
-    ("crates/pincer-delivery/src/channel/", &["rate_limited"], "Slack's error code"),
+    ("crates/pincer-delivery/src/channel/", &["rate_limited", "ok"], "Slack's error code; a doctor finding's level"),
 ];
 
 /// The file that defines the spellings, and this test.
