@@ -17,5 +17,6 @@ mod devices;
 mod interop;
 mod protocol;
 mod registry;
+mod schema;
 mod store;
 mod supervision;

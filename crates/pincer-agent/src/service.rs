@@ -73,7 +73,7 @@ pub struct Agents {
 }
 
 /// A running `agent` call, shared by repeated calls with the same `idempotencyKey`.
-pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<Value, ApiError>>>;
+pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<pincer_protocol::schema::agent::AgentResult, ApiError>>>;
 
 pub(crate) struct Inner {
     pub store: Store,

@@ -8,7 +8,6 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`tls`]: the one rustls crypto provider (`ring`) for outbound HTTPS.
 //! - [`duration`]: `30s` / `5m` / `24h` style durations as OpenClaw writes them.
-//! - [`shape`]: refuses a struct written as a list, which serde's derived `Deserialize` accepts.
 //! - [`supervisor`]: owns the long-lived tasks, restarts them with backoff and reports their state.
 //!
 //! **Architecture Invariant:** this crate does no network I/O and knows no domain logic.
@@ -19,7 +18,6 @@ pub mod crashpoint;
 pub mod duration;
 pub mod events;
 pub mod metrics;
-pub mod shape;
 pub mod supervisor;
 pub mod tls;
 

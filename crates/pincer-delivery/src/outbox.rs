@@ -39,10 +39,11 @@ use pincer_core::crashpoint::Failpoints;
 use pincer_core::supervisor::{Task, TaskResult};
 use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_cron::{Origin, PrepareError, Route, Settlement};
+use pincer_protocol::schema::system::{ChannelHealth, FailedQueue, OutboxHealth};
 use pincer_protocol::state::{AttemptOutcome, DeliveryErrorClass, DeliveryState, OriginKind, PartState};
 use pincer_store::outbox::{LeaseLimits, PartCounts};
 use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDelivery, PartRow, Store, StoreError};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::channel::{Channel, Part, Receipt, SendError, Target};
@@ -419,11 +420,11 @@ impl Outbox {
 
     /// Per-channel health: queue depth, oldest pending age, dead and unknown counts, and whether
     /// the channel is paused.
-    pub async fn health(&self) -> Value {
+    pub async fn health(&self) -> OutboxHealth {
         let now = self.inner.clock.now_ms();
         let stats = self.inner.store.read(|rd| rd.outbox_stats()).await.unwrap_or_default();
         let pauses = self.pauses();
-        let mut channels = serde_json::Map::new();
+        let mut channels = indexmap::IndexMap::new();
         for name in self.channel_names() {
             let s = stats.iter().find(|s| s.channel == name).cloned().unwrap_or_default();
             let pause = pauses.get(&name);
@@ -432,29 +433,32 @@ impl Outbox {
                 Some(_) => "rate-limited",
                 None => "healthy",
             };
-            let mut entry = json!({
-                "configured": true,
-                "healthState": state,
-                "pending": s.pending + s.sending,
-                "oldestPendingAgeMs": s.oldest_pending_created_at_ms.map(|t| (now - t).max(0)),
-                "dead": s.dead,
-                "unknown": s.unknown,
-                "delivered": s.delivered,
-            });
-            if let Some(p) = pause {
-                entry["lastError"] = json!(p.reason);
-                if let Some(u) = p.until_ms {
-                    entry["pausedUntilMs"] = json!(u);
-                }
-            }
+            let entry = ChannelHealth {
+                configured: true,
+                health_state: state.into(),
+                pending: s.pending + s.sending,
+                oldest_pending_age_ms: s.oldest_pending_created_at_ms.map(|t| (now - t).max(0)),
+                dead: s.dead,
+                unknown: s.unknown,
+                delivered: s.delivered,
+                last_error: pause.map(|p| p.reason.clone()),
+                paused_until_ms: pause.and_then(|p| p.until_ms),
+                extra: Default::default(),
+            };
             channels.insert(name, entry);
         }
-        json!({
-            "channels": channels,
-            "failed": stats.iter().filter(|s| s.dead > 0).map(|s| json!({
-                "queueName": s.channel, "count": s.dead, "oldestFailedAt": s.oldest_dead_settled_at_ms,
-            })).collect::<Vec<_>>(),
-        })
+        OutboxHealth {
+            channels,
+            failed: stats
+                .iter()
+                .filter(|s| s.dead > 0)
+                .map(|s| FailedQueue {
+                    queue_name: s.channel.clone(),
+                    count: s.dead,
+                    oldest_failed_at: s.oldest_dead_settled_at_ms,
+                })
+                .collect(),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
+use pincer_protocol::schema::system::{Readiness, StoreHealth};
 use pincer_protocol::{MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use serde_json::json;
 use tokio::sync::watch;
@@ -127,23 +128,25 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     let store = state.store_write_failure().await;
     let mut failing = Vec::new();
     if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
-        failing.push("startup");
+        failing.push("startup".to_string());
     }
     if store.is_some() {
-        failing.push("store");
+        failing.push("store".to_string());
     }
     // The scheduler, the outbox (and the HTTP server): not ready while one of them is down.
-    let down: Vec<_> = state.supervisor.down().into_iter().filter(|t| t.critical).collect();
-    failing.extend(down.iter().map(|t| t.name));
-    let mut body = json!({ "ready": failing.is_empty(), "failing": failing, "uptimeMs": state.uptime_ms() });
-    if let Some(f) = store {
-        body["store"] =
-            json!({ "writable": false, "kind": f.kind, "error": f.error, "sinceMs": f.since_ms, "fix": f.fix });
-    }
-    if !down.is_empty() {
-        body["tasks"] = json!(down);
-    }
-    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let tasks: Vec<_> = state.supervisor.down().into_iter().filter(|t| t.critical).collect();
+    failing.extend(tasks.iter().map(|t| t.name.clone()));
+    let store = store.map(|f| StoreHealth {
+        writable: false,
+        kind: Some(f.kind.as_str().to_string()),
+        error: Some(f.error),
+        since_ms: Some(f.since_ms),
+        fix: Some(f.fix),
+        ..StoreHealth::default()
+    });
+    let ready = failing.is_empty();
+    let body = Readiness { ready, failing, uptime_ms: state.uptime_ms(), store, tasks };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
@@ -157,17 +160,15 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
     m.set(&metrics::STORE_WRITABLE, &[], if state.store.write_health().is_none() { 1.0 } else { 0.0 });
     m.set(&metrics::STORE_SQLITE_MEMORY_BYTES, &[], pincer_store::sqlite_memory_used() as f64);
     let outbox = state.outbox.health().await;
-    if let Some(channels) = outbox["channels"].as_object() {
-        for (name, c) in channels {
-            let l = [("channel", name.as_str())];
-            m.set(&metrics::OUTBOX_PENDING, &l, c["pending"].as_f64().unwrap_or(0.0));
-            m.set(&metrics::OUTBOX_DEAD, &l, c["dead"].as_f64().unwrap_or(0.0));
-            m.set(&metrics::OUTBOX_UNKNOWN, &l, c["unknown"].as_f64().unwrap_or(0.0));
-            let age = c["oldestPendingAgeMs"].as_f64().unwrap_or(0.0) / 1000.0;
-            m.set(&metrics::OUTBOX_OLDEST_PENDING_SECONDS, &l, age);
-            let up = if c["healthState"] == "healthy" { 1.0 } else { 0.0 };
-            m.set(&metrics::CHANNEL_HEALTHY, &l, up);
-        }
+    for (name, c) in &outbox.channels {
+        let l = [("channel", name.as_str())];
+        m.set(&metrics::OUTBOX_PENDING, &l, c.pending as f64);
+        m.set(&metrics::OUTBOX_DEAD, &l, c.dead as f64);
+        m.set(&metrics::OUTBOX_UNKNOWN, &l, c.unknown as f64);
+        let age = c.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0;
+        m.set(&metrics::OUTBOX_OLDEST_PENDING_SECONDS, &l, age);
+        let up = if c.health_state == "healthy" { 1.0 } else { 0.0 };
+        m.set(&metrics::CHANNEL_HEALTHY, &l, up);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }

@@ -18,11 +18,12 @@ use super::next::Slot;
 use super::record::{CommandNote, RunRecord};
 use super::table::{Active, JobTable, Running, SlotRef};
 use super::{Carrier, CronError, LEASE_GRACE_MS, RunMode, RunToken, Shared, WATCHDOG_MS};
-use crate::job::{self, CreateContext, DeliveryMode, Job, Payload};
+use crate::job::{self, CreateContext, DeliveryMode, Job, JobExt, JobInput, JobPatch, Payload};
 use crate::runner::{ExecOutcome, Route, RunContext, Settlement};
 use crate::schedule::{Schedule, ScheduleSpec};
 use pincer_core::crashpoint::Injected;
 use pincer_core::supervisor::TaskResult;
+use pincer_protocol::schema::cron::{CronStatus, InvalidJob, RunResult};
 
 /// Runs without a time limit still hold a finite lease.
 pub(super) const UNLIMITED_LEASE_MS: i64 = 24 * 3_600_000;
@@ -36,12 +37,12 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, CronError>>;
 
 pub(crate) enum Msg {
     Add {
-        params: Value,
+        params: Box<JobInput>,
         reply: Reply<Job>,
     },
     Update {
         id: String,
-        patch: Value,
+        patch: JobPatch,
         expected: Option<String>,
         reply: Reply<Job>,
     },
@@ -52,7 +53,7 @@ pub(crate) enum Msg {
     Run {
         id: String,
         mode: RunMode,
-        reply: Reply<Value>,
+        reply: Reply<RunResult>,
     },
     Finished(Box<Finished>),
     Settled(Settlement),
@@ -84,7 +85,7 @@ pub(crate) enum Msg {
         done: bool,
     },
     Status {
-        reply: oneshot::Sender<Value>,
+        reply: oneshot::Sender<CronStatus>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -147,13 +148,13 @@ pub(crate) struct Actor {
 
 /// The stored row of `job`.
 pub(super) fn job_row(job: &Job) -> Result<JobRow, CronError> {
-    let bad = |e: job::Invalid| CronError::Invalid(e.0);
     Ok(JobRow {
         id: job.id.clone(),
         name: job.name.clone(),
         enabled: job.enabled,
-        job_json: job.definition_json().map_err(bad)?,
-        state_json: job.state_json().map_err(bad)?,
+        job_json: job.definition_json(),
+        state_json: serde_json::to_string(&job.state)
+            .map_err(|e| CronError::Invalid(format!("job {} state does not serialise: {e}", job.id)))?,
         next_run_at_ms: job.state.next_run_at_ms,
         created_at_ms: job.created_at_ms,
         updated_at_ms: job.updated_at_ms,
@@ -186,10 +187,7 @@ impl Actor {
     pub(super) fn emit(&self, action: &str, job: &Job, extra: Value) {
         let mut payload = json!({ "jobId": job.id, "action": action });
         if matches!(action, "added" | "updated") {
-            match job.view() {
-                Ok(view) => payload["job"] = view,
-                Err(e) => tracing::error!(job = %job.id, error = %e, "cron: cannot show a job in its event"),
-            }
+            payload["job"] = job.view();
         }
         if let Some(next) = job.state.next_run_at_ms {
             payload["nextRunAtMs"] = json!(next);
@@ -298,24 +296,27 @@ impl Actor {
         }
     }
 
-    fn status(&self) -> Value {
-        json!({
-            "enabled": self.s.config.enabled,
-            "storage": "sqlite",
-            "sqlitePath": self.s.store.path().display().to_string(),
-            "storePath": self.s.store.path().display().to_string(),
-            // Counted from the store by `CronService::status`.
-            "jobs": Value::Null,
-            "enabledJobs": Value::Null,
-            "running": self.running_count,
-            "maxConcurrentRuns": self.s.config.max_concurrent_runs,
-            "nextWakeAtMs": self.table.next_fire(),
-            "lastTickAtMs": self.last_tick_ms,
-            "ticks": self.ticks,
-            "timezone": self.s.default_tz,
-            "skipMissedJobs": self.s.config.skip_missed_jobs,
-            "invalidJobs": self.invalid.iter().map(|(id, e)| json!({"id": id, "error": e})).collect::<Vec<_>>(),
-        })
+    /// The scheduler's status; `jobs` and `enabledJobs` are counted from the store by
+    /// `CronService::status` (memory holds only the scheduled jobs).
+    fn status(&self) -> CronStatus {
+        let path = self.s.store.path().display().to_string();
+        CronStatus {
+            enabled: self.s.config.enabled,
+            storage: "sqlite".into(),
+            sqlite_path: path.clone(),
+            store_path: path,
+            jobs: 0,
+            enabled_jobs: 0,
+            running: self.running_count as u64,
+            max_concurrent_runs: self.s.config.max_concurrent_runs as u64,
+            next_wake_at_ms: self.table.next_fire(),
+            last_tick_at_ms: self.last_tick_ms,
+            ticks: self.ticks,
+            timezone: self.s.default_tz.clone(),
+            skip_missed_jobs: self.s.config.skip_missed_jobs,
+            invalid_jobs: self.invalid.iter().map(|(id, e)| InvalidJob { id: id.clone(), error: e.clone() }).collect(),
+            extra: Default::default(),
+        }
     }
 
     /// The job as committed: from memory while it is active, else from the store. `Ok(None)`:
@@ -347,10 +348,10 @@ impl Actor {
         }
     }
 
-    fn add(&mut self, params: Value, reply: Reply<Job>) {
+    fn add(&mut self, params: Box<JobInput>, reply: Reply<Job>) {
         let id = uuid::Uuid::new_v4().to_string();
         let prepared = (|| {
-            let mut job = job::create(&params, id.clone(), &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
+            let mut job = job::create(*params, id.clone(), &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
             let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
             job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, self.now()) } else { None };
             let row = job_row(&job)?;
@@ -377,10 +378,10 @@ impl Actor {
         self.commit(vec![(Arc::from(id.as_str()), pending)], None);
     }
 
-    async fn update(&mut self, id: &str, patch: Value, expected: Option<String>, reply: Reply<Job>) {
+    async fn update(&mut self, id: &str, patch: JobPatch, expected: Option<String>, reply: Reply<Job>) {
         let prepared = async {
             let current = self.job(id).await?.ok_or_else(|| CronError::NotFound(id.into()))?;
-            let revision = current.config_revision().map_err(|e| CronError::Invalid(e.0))?;
+            let revision = current.config_revision();
             if let Some(expected) = expected
                 && expected != revision
             {
@@ -455,10 +456,10 @@ impl Actor {
         self.commit(vec![(Arc::from(id), pending)], None);
     }
 
-    async fn run_now(&mut self, id: &str, mode: RunMode, reply: Reply<Value>) {
+    async fn run_now(&mut self, id: &str, mode: RunMode, reply: Reply<RunResult>) {
         let now = self.now();
         if self.table.get(id).and_then(|e| e.active.as_ref()).is_some_and(|a| a.running.is_some()) {
-            let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "already-running" })));
+            let _ = reply.send(Ok(RunResult::not_ran("already-running")));
             return;
         }
         let job = match self.job(id).await {
@@ -473,7 +474,7 @@ impl Actor {
             }
         };
         let Ok(schedule) = Schedule::new(&job.schedule, &job.id) else {
-            let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "invalid-spec" })));
+            let _ = reply.send(Ok(RunResult::not_ran("invalid-spec")));
             return;
         };
         let (slot, trigger, run_id) = match mode {
@@ -483,7 +484,7 @@ impl Actor {
                 let due = job.enabled && fire.is_some_and(|t| t <= now);
                 let slot = if due { self.resolve_slot(fire, slot, &job, &schedule) } else { None };
                 let Some(slot) = slot else {
-                    let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "not-due" })));
+                    let _ = reply.send(Ok(RunResult::not_ran("not-due")));
                     return;
                 };
                 (Some(slot.slot_ms), slot.trigger, format!("cron:{id}:{}", slot.slot_ms))
@@ -606,7 +607,7 @@ impl Actor {
 
     /// Writes the picked runs' reservations (one batch). Each run starts once its reservation
     /// committed; the actor does not wait for the disk meanwhile.
-    fn reserve(&mut self, picks: Vec<Pick>, now: i64, mut reply: Option<Reply<Value>>) {
+    fn reserve(&mut self, picks: Vec<Pick>, now: i64, mut reply: Option<Reply<RunResult>>) {
         let mut batch = Vec::new();
         for Pick { id, job, slot, trigger, run_id } in picks {
             let timeout = job.payload.timeout_ms().map(|t| i64::try_from(t).unwrap_or(i64::MAX));
@@ -689,7 +690,7 @@ impl Actor {
     }
 
     /// Starts a run whose reservation committed.
-    pub(super) fn start(&mut self, id: &str, start: Start, reply: Option<Reply<Value>>) {
+    pub(super) fn start(&mut self, id: &str, start: Start, reply: Option<Reply<RunResult>>) {
         let Start { ctx, trigger, lease_until_ms, token } = start;
         let started = self.s.clock.now_ms();
         if let (Some(slot), Trigger::Scheduled) = (ctx.slot_ms, trigger) {
@@ -725,7 +726,7 @@ impl Actor {
             }
         });
         if let Some(reply) = reply {
-            let _ = reply.send(Ok(json!({ "ok": true, "enqueued": true, "runId": run_id })));
+            let _ = reply.send(Ok(RunResult::enqueued(run_id)));
         }
     }
 

@@ -20,6 +20,7 @@ use super::table::{JobTable, SlotRef};
 use super::{RESERVE_RETRY_MS, STORE_RETRY_MS};
 use crate::job::Job;
 use crate::runner::RunContext;
+use pincer_protocol::schema::cron::RunResult;
 
 /// What one commit writes: cloneable, so a refused write can be tried again.
 #[derive(Clone)]
@@ -100,7 +101,7 @@ pub(super) enum Then {
     },
     Reserved {
         start: Box<Start>,
-        reply: Option<Reply<Value>>,
+        reply: Option<Reply<RunResult>>,
     },
     /// A run's outcome (`event`: the `finished`/`executed` event), or its settled delivery.
     Recorded {
@@ -262,7 +263,7 @@ impl Actor {
                     self.running_count -= 1;
                     self.s.forget_run(&start.ctx.run_id);
                     if let Some(reply) = reply {
-                        let _ = reply.send(Ok(json!({ "ok": true, "ran": false, "reason": "already-ran" })));
+                        let _ = reply.send(Ok(RunResult::not_ran("already-ran")));
                     }
                     self.skip_taken_slot(id, &start, now);
                 }

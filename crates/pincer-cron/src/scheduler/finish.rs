@@ -18,7 +18,7 @@ use super::next::{self, AfterRun, Disable, Next};
 use super::outcome::{self, Body, Finish, Plan};
 use super::record::RunRecord;
 use super::table::SlotRef;
-use crate::job::{AutoDisabled, DeliveryMode, Job};
+use crate::job::{AutoDisabled, DeliveryMode, Job, JobExt, JobStateExt};
 use crate::runner::{ExecOutcome, Origin, Route, RunContext, Settlement};
 use crate::schedule::{Schedule, ScheduleSpec};
 
@@ -338,7 +338,7 @@ fn webhook_body(
     let mut body = json!({
         "jobId": job.id, "action": "finished", "runId": ctx.run_id, "status": status,
         "runAtMs": ctx.slot_ms.unwrap_or(ctx.started_at_ms), "durationMs": duration,
-        "nextRunAtMs": Value::Null, "job": job.view().map_err(|e| e.0)?,
+        "nextRunAtMs": Value::Null, "job": job.view(),
     });
     if status == ExecStatus::Ok {
         body["summary"] = json!(summary);

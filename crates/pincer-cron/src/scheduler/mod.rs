@@ -53,14 +53,14 @@ use pincer_core::supervisor::{Task, TaskState};
 use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_protocol::state::DeliveryState;
 use pincer_store::{Store, StoreError};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use self::actor::{Actor, Msg};
 use self::record::RunRecord;
-use crate::job::{DeliveryMode, Job};
+use crate::job::{DeliveryMode, Job, JobExt, JobInput, JobPatch};
 use crate::runner::{Announcer, Settlement, SharedAgentRunner, SharedAnnouncer};
 use crate::schedule::Schedule;
+use pincer_protocol::schema::cron::{CronStatus, RunResult};
 
 pub use next::{AUTO_DISABLE_AFTER, ERROR_BACKOFF_MS, FAST_RETRIES};
 pub use outcome::{completion_status, is_silent};
@@ -312,12 +312,12 @@ impl CronService {
     }
 
     /// Creates a job from `cron.add` params.
-    pub async fn add(&self, params: Value) -> Result<Job, CronError> {
-        self.ask(|reply| Msg::Add { params, reply }).await?
+    pub async fn add(&self, params: JobInput) -> Result<Job, CronError> {
+        self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
     }
 
     /// Applies a partial update (`null` clears a field).
-    pub async fn update(&self, id: &str, patch: Value, expected_revision: Option<String>) -> Result<Job, CronError> {
+    pub async fn update(&self, id: &str, patch: JobPatch, expected_revision: Option<String>) -> Result<Job, CronError> {
         self.ask(|reply| Msg::Update { id: id.to_string(), patch, expected: expected_revision, reply }).await?
     }
 
@@ -328,7 +328,7 @@ impl CronService {
 
     /// Runs a job now: `{ok, enqueued, runId}` once the run is durably reserved, or
     /// `{ok, ran: false, reason}`.
-    pub async fn run(&self, id: &str, mode: RunMode) -> Result<Value, CronError> {
+    pub async fn run(&self, id: &str, mode: RunMode) -> Result<RunResult, CronError> {
         self.ask(|reply| Msg::Run { id: id.to_string(), mode, reply }).await?
     }
 
@@ -346,12 +346,10 @@ impl CronService {
     }
 
     /// The scheduler's own status (`cron.status`), with the job counts read from the store.
-    pub async fn status(&self) -> Result<Value, CronError> {
+    pub async fn status(&self) -> Result<CronStatus, CronError> {
         let counts = self.store.read(|rd| rd.job_counts());
         let mut status = self.ask(|reply| Msg::Status { reply }).await?;
-        let (jobs, enabled) = counts.await?;
-        status["jobs"] = json!(jobs);
-        status["enabledJobs"] = json!(enabled);
+        (status.jobs, status.enabled_jobs) = counts.await?;
         Ok(status)
     }
 

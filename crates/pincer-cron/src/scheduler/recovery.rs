@@ -20,7 +20,7 @@ use super::commit::Start;
 use super::record::{CommandNote, RunRecord};
 use super::table::{Active, JobTable, Running, SlotRef};
 use super::{CATCH_UP_IMMEDIATE, CATCH_UP_SPREAD_MS, CronError, Queue, RunToken, Shared, settled_while_away};
-use crate::job::Job;
+use crate::job::{Job, JobExt};
 use crate::runner::RunContext;
 use crate::schedule::{Schedule, ScheduleSpec};
 

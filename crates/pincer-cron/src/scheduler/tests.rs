@@ -65,10 +65,13 @@ impl Harness {
     async fn add_every_minute(&self) -> String {
         let job = self
             .cron
-            .add(json!({
-                "name": "minutely", "schedule": {"kind": "every", "everyMs": MINUTE}, "sessionTarget": "isolated",
-                "payload": {"kind": "agentTurn", "message": "m"}, "delivery": {"mode": "none"},
-            }))
+            .add(
+                serde_json::from_value(json!({
+                    "name": "minutely", "schedule": {"kind": "every", "everyMs": MINUTE}, "sessionTarget": "isolated",
+                    "payload": {"kind": "agentTurn", "message": "m"}, "delivery": {"mode": "none"},
+                }))
+                .unwrap(),
+            )
             .await
             .unwrap();
         job.id
@@ -80,7 +83,7 @@ impl Harness {
     }
 
     async fn status(&self) -> Value {
-        self.cron.status().await.unwrap()
+        serde_json::to_value(self.cron.status().await.unwrap()).unwrap()
     }
 
     fn store_errors(&self) -> u64 {
@@ -190,7 +193,7 @@ async fn the_schedule_read_in_the_background_fires_every_job_and_keeps_edits() {
     let h2 = Harness::restart(h, "").await;
     // The last job is on the second page: turn it off at once.
     let last = format!("job-{:05}", n - 1);
-    h2.cron.update(&last, json!({"enabled": false}), None).await.unwrap();
+    h2.cron.update(&last, serde_json::from_value(json!({"enabled": false})).unwrap(), None).await.unwrap();
     h2.clock.set(T0 + MINUTE + n as i64);
     // Polled slowly: each look reads every run, and 2,500 runs take a while on a loaded machine.
     let deadline = Instant::now() + Duration::from_secs(120);

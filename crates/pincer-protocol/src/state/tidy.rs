@@ -53,11 +53,31 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ("crates/pincer-cron/src/api.rs", &["unknown"], "`cron.list`'s lastRunStatus filter for jobs that never ran"),
     (
         "crates/pincer-cli/",
-        &["payload", "cron", "config", "error", "unknown", "ok", "send", "running"],
-        "field and method names, the schedule kind, log levels, doctor levels, channel health and task states",
+        &[
+            "payload",
+            "cron",
+            "config",
+            "error",
+            "unknown",
+            "ok",
+            "send",
+            "running",
+            "skipped",
+            "delivered",
+            "not-delivered",
+            "not-requested",
+        ],
+        "field and method names, the schedule kind, log levels, doctor levels, channel health, task states, and clap's value lists (the accepted spellings of --status, --delivery-status and --state)",
     ),
     ("crates/pincer-delivery/src/outbox.rs", &["rate-limited"], "a channel's health state"),
     ("crates/pincer-delivery/src/api.rs", &["send"], "the method name"),
+    ("crates/pincer-protocol/src/schema/delivery.rs", &["send"], "the method name"),
+    (
+        "crates/pincer-protocol/src/schema/cron.rs",
+        &["cron", "heartbeat"],
+        "the schedule kind; OpenClaw payload kinds Pincer refuses",
+    ),
+    ("crates/pincer-protocol/src/schema/system.rs", &["running", "failed"], "a supervised task's state (`TaskState`)"),
     ("crates/pincer-delivery/src/channel/", &["rate_limited", "ok"], "Slack's error code; a doctor finding's level"),
 ];
 
