@@ -143,8 +143,9 @@ pub enum RouteError {
     UnknownChannel { channel: String, known: String },
     #[error("channel \"{0}\" is not configured; add channels.{0} to the config")]
     NotConfigured(String),
-    #[error("a target is required for {0}: set delivery.to (--to), e.g. channel:<id>")]
-    TargetRequired(String),
+    /// `syntax`: `: <the channel's own target syntax>`, or empty.
+    #[error("a target is required for {channel}: set delivery.to (--to){syntax}")]
+    TargetRequired { channel: String, syntax: String },
     #[error("a webhook delivery needs delivery.to (an http(s) URL)")]
     WebhookUrl,
     /// The channel refused the target's grammar; the message is the channel's.

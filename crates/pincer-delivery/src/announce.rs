@@ -110,7 +110,11 @@ impl Announce {
         let to = match (to, channel.as_str()) {
             (Some(t), _) => t,
             (None, "inbox") => DEFAULT_INBOX.to_string(),
-            (None, c) => return Err(RouteError::TargetRequired(c.to_string())),
+            (None, c) => {
+                // In the channel's own target syntax, not another platform's.
+                let syntax = registry::find(c).map(|s| format!(": {}", s.capabilities.to)).unwrap_or_default();
+                return Err(RouteError::TargetRequired { channel: c.to_string(), syntax });
+            }
         };
         let target = adapter.parse_target(&to, thread).map_err(|e| RouteError::Target(e.to_string()))?;
         Ok(Route {

@@ -348,11 +348,27 @@ impl Actor {
         }
     }
 
+    /// Refuses a job whose delivery names a channel (not `last`) that cannot take it under this
+    /// configuration — the channel is not configured, or the target is missing or malformed:
+    /// every run would fail at delivery. A `last` route may exist later, so it is let through.
+    fn refuse_certain_failure(&self, job: &Job) -> Result<(), CronError> {
+        let Some(d) = &job.delivery else { return Ok(()) };
+        let explicit = d.channel.as_deref().is_some_and(|c| c != "last");
+        if !explicit || d.mode != DeliveryMode::Announce {
+            return Ok(());
+        }
+        match self.s.announcer.as_deref().map(|a| a.resolve(job)) {
+            Some(Err(e)) => Err(CronError::Invalid(format!("this job's delivery would fail on every run: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
     fn add(&mut self, params: Box<JobInput>, reply: Reply<Job>) {
         let id = uuid::Uuid::new_v4().to_string();
         let prepared = (|| {
             let mut job = job::create(*params, id.clone(), &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
             let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+            self.refuse_certain_failure(&job)?;
             job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, self.now()) } else { None };
             let row = job_row(&job)?;
             Ok::<_, CronError>((job, row))
@@ -389,6 +405,10 @@ impl Actor {
             }
             let mut next = job::apply_patch(&current, &patch, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
             let schedule = Schedule::new(&next.schedule, &next.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+            // Only a changed delivery: a job stored before the check can still be enabled or renamed.
+            if next.delivery != current.delivery {
+                self.refuse_certain_failure(&next)?;
+            }
             if next.enabled && !current.enabled {
                 // Enabling clears what made the scheduler give up.
                 next.state.auto_disabled = None;

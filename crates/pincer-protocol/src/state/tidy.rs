@@ -42,6 +42,7 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ),
     ("crates/pincer-core/src/crashpoint.rs", &["error"], "a fail point's action"),
     ("crates/pincer-store/src/migrations.rs", &["cron"], "a migration's name"),
+    ("crates/pincer-store/src/backup.rs", &["ok"], "SQLite's `PRAGMA quick_check` answer"),
     (
         "crates/pincer-gateway/",
         &["ok", "error", "store", "send", "config", "cron"],
