@@ -226,7 +226,7 @@ async fn restart_with_10000_pending_rows_dispatches_all_of_them() {
                     tx.enqueue_delivery(&pincer_store::NewDelivery {
                         id: id.clone(),
                         idempotency_key: format!("seed:{i}"),
-                        origin_kind: "send".into(),
+                        origin_kind: pincer_protocol::state::OriginKind::Send,
                         origin_id: None,
                         channel: "discord".into(),
                         account_id: None,

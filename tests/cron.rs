@@ -700,7 +700,7 @@ async fn ten_thousand_jobs_each_fire_once() {
             .read(|rd| {
                 rd.list_runs(&pincer_store::RunFilter {
                     limit: 1,
-                    statuses: vec!["error".into()],
+                    statuses: vec![pincer_protocol::state::ExecStatus::Error],
                     ..Default::default()
                 })
             })

@@ -543,7 +543,7 @@ async fn answers_stay_small_whatever_a_delivery_holds() {
     let row = pincer_store::NewDelivery {
         id: "huge".into(),
         idempotency_key: "huge".into(),
-        origin_kind: "send".into(),
+        origin_kind: pincer_protocol::state::OriginKind::Send,
         origin_id: None,
         channel: "slack".into(),
         account_id: None,

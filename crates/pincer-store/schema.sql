@@ -45,7 +45,7 @@ CREATE TRIGGER cron_jobs_count_update AFTER UPDATE OF enabled, next_run_at_ms ON
                 UPDATE cron_job_counts SET jobs = jobs + 1
                 WHERE enabled = (NEW.enabled != 0) AND scheduled = (NEW.next_run_at_ms IS NOT NULL);
             END;
-CREATE INDEX cron_jobs_due ON cron_jobs (enabled, next_run_at_ms);
+CREATE INDEX cron_jobs_schedule ON cron_jobs (enabled, next_run_at_ms, id);
 CREATE TABLE cron_runs (
                 run_id TEXT PRIMARY KEY,
                 job_id TEXT NOT NULL,

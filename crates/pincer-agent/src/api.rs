@@ -3,6 +3,7 @@
 //! Pincer does not implement is refused by name). The gateway parses the params and maps each
 //! method to one function here.
 
+use pincer_protocol::state::{ErrorClass, RunErrorReason};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +40,7 @@ pub enum ApiError {
     NotFound(String),
     /// The turn ran and failed, or no model can run it; `reason` is OpenClaw's error class.
     #[error("{message}")]
-    Failed { message: String, reason: String, run_id: String },
+    Failed { message: String, reason: RunErrorReason, run_id: String },
     #[error("store: {0}")]
     Store(String),
 }
@@ -93,7 +94,7 @@ pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiEr
     let inner = agents.inner.clone();
     let chain = inner.chain(model.as_deref(), None).map_err(|e| match &model {
         Some(_) => invalid(M, format!("model: {e}")),
-        None => ApiError::Failed { message: e, reason: "model_not_found".into(), run_id: run_id.clone() },
+        None => ApiError::Failed { message: e, reason: ErrorClass::ModelNotFound.into(), run_id: run_id.clone() },
     })?;
     let now = inner.clock.now_ms();
     let deadline_ms = match p.timeout.unwrap_or(AGENT_TIMEOUT_S) {
@@ -124,7 +125,7 @@ pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiEr
                     handle.await.unwrap_or_else(|e| {
                         Err(ApiError::Failed {
                             message: format!("the run stopped: {e}"),
-                            reason: "unknown".into(),
+                            reason: ErrorClass::Unknown.into(),
                             run_id: id,
                         })
                     })
@@ -184,13 +185,15 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
                 extra: Map::new(),
             })
         }
-        Ok(None) => Err(ApiError::Failed { message: "nothing was recorded".into(), reason: "unknown".into(), run_id }),
+        Ok(None) => {
+            Err(ApiError::Failed { message: "nothing was recorded".into(), reason: ErrorClass::Unknown.into(), run_id })
+        }
         Err(e) => {
             stream.emit(
                 "lifecycle",
                 json!({"phase": "error", "endedAt": inner.clock.now_ms(), "error": e.to_string(), "errorReason": e.reason()}),
             );
-            Err(ApiError::Failed { message: e.to_string(), reason: e.reason().into(), run_id })
+            Err(ApiError::Failed { message: e.to_string(), reason: e.reason(), run_id })
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pincer_core::config::{ModelsConfig, ProviderApi, Retention};
 use pincer_core::{Clock, Config, EventBus, FakeClock, Metrics};
 use pincer_cron::job::{CreateContext, Job};
-use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, RunContext};
+use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, PreflightError, RunContext};
 use pincer_store::{PendingEvent, SessionRow, Store, TranscriptRow};
 use pincer_testkit::fakes::anthropic::FakeAnthropic;
 use pincer_testkit::fakes::openai::{FakeOpenAi, FakeUsage, Reply};
@@ -280,7 +280,7 @@ async fn server_errors_end_in_server_error_naming_the_model() {
     let out = finish(run).await.unwrap();
     assert_eq!(fake.request_count(), 4, "the first call and three retries");
     assert_eq!(
-        (out.exec_status(), out.error_reason.as_deref(), out.model.as_deref(), out.provider.as_deref()),
+        (out.exec_status(), out.error_reason.map(|r| r.as_str()), out.model.as_deref(), out.provider.as_deref()),
         (ExecStatus::Error, Some("server_error"), Some("gpt-4o"), Some("openai"))
     );
     let error = out.error.unwrap();
@@ -309,7 +309,7 @@ async fn a_stalled_stream_hits_the_run_time_limit() {
     drive_until(&h.clock, 1_000, || run.is_finished()).await;
 
     let out = finish(run).await.unwrap();
-    assert_eq!((out.exec_status(), out.error_reason.as_deref()), (ExecStatus::Error, Some("timeout")));
+    assert_eq!((out.exec_status(), out.error_reason.map(|r| r.as_str())), (ExecStatus::Error, Some("timeout")));
     assert!(out.error.as_deref().unwrap().contains("time limit"), "{:?}", out.error);
     // The clock moves 1 s per real millisecond here, so allow a few steps past the limit.
     let ended = h.session(out.session_key.as_deref().unwrap()).await.unwrap().finished_at_ms.unwrap();
@@ -338,7 +338,7 @@ async fn an_unknown_model_is_model_not_found() {
     fake.set_default(Reply::unknown_model());
     let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
     let out = h.run(&h.agent_job("isolated", "Hi")).await;
-    assert_eq!((out.exec_status(), out.error_reason.as_deref()), (ExecStatus::Error, Some("model_not_found")));
+    assert_eq!((out.exec_status(), out.error_reason.map(|r| r.as_str())), (ExecStatus::Error, Some("model_not_found")));
     assert!(out.error.as_deref().unwrap().starts_with("openai/gpt-4o: HTTP 404"), "{:?}", out.error);
     assert_eq!(fake.request_count(), 1, "not retried");
 }
@@ -376,10 +376,13 @@ async fn a_job_model_that_is_not_configured_fails_preflight_before_any_request()
     let job = h.job(json!({"name": "n", "sessionTarget": "isolated",
         "payload": {"kind": "agentTurn", "message": "Hi", "model": "openai/gpt-9"}}));
     let e = h.agents.preflight(&job).unwrap_err();
-    assert!(e.starts_with("model \"openai/gpt-9\" is not configured: add it to models.providers.openai.models"), "{e}");
+    assert!(
+        e.to_string().starts_with("model \"openai/gpt-9\" is not configured: add it to models.providers.openai.models"),
+        "{e}"
+    );
     let job = h.job(json!({"name": "n", "sessionTarget": "isolated",
         "payload": {"kind": "agentTurn", "message": "Hi", "fallbacks": ["google/gemini"]}}));
-    assert!(h.agents.preflight(&job).unwrap_err().contains("no provider \"google\""));
+    assert!(h.agents.preflight(&job).unwrap_err().to_string().contains("no provider \"google\""));
     assert!(h.agents.preflight(&h.agent_job("isolated", "Hi")).is_ok());
     assert_eq!(fake.request_count(), 0);
 }
@@ -449,7 +452,10 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
 #[tokio::test]
 async fn without_a_model_agent_turns_fail_preflight_and_system_events_still_queue() {
     let h = Harness::start(Config::default()).await;
-    assert_eq!(h.agents.preflight(&h.agent_job("isolated", "Hi")).unwrap_err(), NO_MODEL);
+    assert_eq!(
+        h.agents.preflight(&h.agent_job("isolated", "Hi")).unwrap_err(),
+        PreflightError::NoModel(NO_MODEL.into())
+    );
     assert!(NO_MODEL.starts_with("no model is configured: set agents.defaults.model.primary"));
 
     let later = h.job(json!({"name": "n", "sessionTarget": "main", "wakeMode": "next-heartbeat",

@@ -37,11 +37,6 @@ pub const HEALTHY_AFTER_MS: i64 = 60_000;
 /// Failures in a row (each within [`HEALTHY_AFTER_MS`] of its start) after which a task is given up.
 pub const GIVE_UP_AFTER: u32 = 10;
 
-/// The counter of restarts, by task.
-pub const RESTARTS_METRIC: &str = "pincer_task_restarts_total";
-/// The gauge that is 1 while a task runs, by task.
-pub const UP_METRIC: &str = "pincer_task_up";
-
 /// A handle to one supervised task's state; cheap to clone.
 #[derive(Clone)]
 pub struct Task {
@@ -108,7 +103,7 @@ impl Supervisor {
         self.inner.tasks.lock().expect("tasks lock").push(task.clone());
         let mut stop = self.inner.stop.subscribe();
         let set_up = move |up: bool| {
-            metrics.set(UP_METRIC, "1 while a supervised background task runs.", &[("task", name)], up as u8 as f64);
+            metrics.set(&crate::metrics::TASK_UP, &[("task", name)], up as u8 as f64);
         };
         let metrics = self.inner.metrics.clone();
         tokio::spawn(async move {
@@ -143,11 +138,7 @@ impl Supervisor {
                     break (TaskState::Failed, Some(error));
                 }
                 let wait = RESTART_BACKOFF_MS[(in_a_row as usize - 1).min(RESTART_BACKOFF_MS.len() - 1)];
-                metrics.inc(
-                    RESTARTS_METRIC,
-                    "Supervised background tasks started again after a panic or an error.",
-                    &[("task", name)],
-                );
+                metrics.inc(&crate::metrics::TASK_RESTARTS_TOTAL, &[("task", name)]);
                 tracing::error!(task = name, error = %error, restart_in_ms = wait, "{name} stopped unexpectedly; restarting it");
                 tx.send_modify(|r| {
                     r.state = TaskState::Restarting;

@@ -7,6 +7,7 @@ use pincer_protocol::schema::cron::{
     PreviewResult, RemoveResult, RunEntry, RunParams, RunResult, RunsParams, RunsResult, UpdateParams, require_id,
 };
 use pincer_protocol::schema::{Method, ParamsError};
+use pincer_protocol::state::{DeliveryStatus, ExecStatus, RunStatus};
 use pincer_store::{EnabledFilter, JobFacts, JobOrder, JobPageQuery, RunFilter, RunRow};
 use serde_json::{Map, Value, json};
 
@@ -75,6 +76,11 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
         offset: offset as u64,
         limit,
     };
+    if let Some(status) = p.last_run_status.as_deref().filter(|s| !matches!(*s, "all" | "unknown"))
+        && let Err(e) = status.parse::<ExecStatus>()
+    {
+        return Err(ParamsError::new(M, format!("lastRunStatus: {e}")).into());
+    }
     let filter = ListFilter {
         query: p.query.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty()),
         schedule_kind: p.schedule_kind.clone().filter(|k| k != "all"),
@@ -262,13 +268,15 @@ pub fn run_entry(row: &RunRow) -> RunEntry {
             ..RunEntry::default()
         }
     });
-    if row.status != "running" && row.completion_status.is_some() {
-        entry.status = Some(row.status.clone());
-        entry.completion_status = row.completion_status.clone();
+    if row.status != RunStatus::Running && row.completion_status.is_some() {
+        entry.status = Some(row.status.as_str().into());
+        entry.completion_status = row.completion_status.map(|c| c.as_str().into());
     } else {
-        entry.phase = Some(if row.status == "running" { "running" } else { "delivering" }.into());
+        // The run's phase while it is not complete: OpenClaw's spelling of "running".
+        let phase = if row.status == RunStatus::Running { RunStatus::Running.as_str() } else { "delivering" };
+        entry.phase = Some(phase.into());
     }
-    if row.delivery_status.as_deref() == Some("pending") {
+    if row.delivery_status == Some(DeliveryStatus::Pending) {
         entry.delivery_status = None;
     }
     entry
@@ -288,13 +296,18 @@ pub async fn runs(svc: &CronService, p: RunsParams) -> Result<RunsResult, CronEr
     if let Some(s) = p.status.filter(|s| s != "all") {
         statuses.push(s);
     }
-    for s in &statuses {
-        if !matches!(s.as_str(), "ok" | "error" | "skipped") {
-            return Err(ParamsError::new(M, format!("status \"{s}\" is not ok, error or skipped")).into());
-        }
-    }
-    let mut delivery: Vec<String> = p.delivery_statuses.unwrap_or_default();
-    delivery.extend(p.delivery_status);
+    let statuses = statuses
+        .iter()
+        .map(|s| s.parse::<ExecStatus>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ParamsError::new(M, e.to_string()))?;
+    let mut names: Vec<String> = p.delivery_statuses.unwrap_or_default();
+    names.extend(p.delivery_status);
+    let delivery = names
+        .iter()
+        .map(|s| s.parse::<DeliveryStatus>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ParamsError::new(M, e.to_string()))?;
     let filter = RunFilter {
         job_id: if p.scope.as_deref() == Some("all") { None } else { job_id },
         run_id: p.run_id,

@@ -11,6 +11,7 @@ pub use pincer_protocol::schema::cron::{
 };
 use pincer_protocol::schema::cron::{UNSUPPORTED_JOB_FIELDS, canonicalize, check_payload_kind, job_fields};
 use pincer_protocol::schema::deserialize_closed;
+use pincer_protocol::state::{DeliveryStatus, ExecStatus, SuppressionReason};
 
 use crate::schedule::{Normalize, NormalizeContext, ScheduleSpec};
 
@@ -327,6 +328,68 @@ fn merge(target: &mut Value, patch: Value) {
             }
         }
         (t, p) => *t = p,
+    }
+}
+
+/// What the scheduler writes into a job's state when a run finishes.
+pub trait JobStateExt {
+    /// Notes a finished run: its id, time, duration, status and error, and the error and skip
+    /// streaks.
+    fn note_run(
+        &mut self,
+        run_id: &str,
+        started_at_ms: i64,
+        now_ms: i64,
+        status: ExecStatus,
+        outcome: &crate::runner::ExecOutcome,
+    );
+    /// Notes what became of the last run's result.
+    fn note_delivery(
+        &mut self,
+        status: DeliveryStatus,
+        delivered: bool,
+        error: Option<String>,
+        suppression: Option<SuppressionReason>,
+    );
+}
+
+impl JobStateExt for JobState {
+    fn note_run(
+        &mut self,
+        run_id: &str,
+        started_at_ms: i64,
+        now_ms: i64,
+        status: ExecStatus,
+        outcome: &crate::runner::ExecOutcome,
+    ) {
+        self.running_at_ms = None;
+        self.running_run_id = None;
+        self.last_run_id = Some(run_id.to_string());
+        self.last_run_at_ms = Some(started_at_ms);
+        self.last_duration_ms = Some(u64::try_from(now_ms - started_at_ms).unwrap_or(0));
+        self.last_run_status = Some(status);
+        self.last_status = Some(status);
+        self.last_error = outcome.error.clone();
+        self.last_error_reason = outcome.error_reason;
+        let (errors, skipped) = match status {
+            ExecStatus::Ok => (0, 0),
+            ExecStatus::Error => (self.consecutive_errors + 1, 0),
+            ExecStatus::Skipped => (0, self.consecutive_skipped + 1),
+        };
+        (self.consecutive_errors, self.consecutive_skipped) = (errors, skipped);
+    }
+
+    fn note_delivery(
+        &mut self,
+        status: DeliveryStatus,
+        delivered: bool,
+        error: Option<String>,
+        suppression: Option<SuppressionReason>,
+    ) {
+        self.last_delivery_status = Some(status);
+        self.last_delivered = Some(delivered);
+        self.last_delivery_error = error;
+        self.delivery_suppression_reason = suppression;
     }
 }
 

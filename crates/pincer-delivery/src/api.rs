@@ -6,6 +6,7 @@
 //! cut (with a marker and the full length) and pages end early once they reach a size budget,
 //! saying where the next page starts.
 
+use pincer_protocol::state::{DeliveryErrorClass, DeliveryState, OriginKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,14 +108,14 @@ fn delivery_view_with(row: &DeliveryRow, text_chars: usize) -> DeliveryView {
     };
     DeliveryView {
         id: row.id.clone(),
-        state: row.state.clone(),
+        state: row.state,
         channel: row.channel.clone(),
         to: row.target.clone(),
         attempts: row.attempts,
         max_attempts: row.max_attempts,
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
-        origin: DeliveryOrigin { kind: row.origin_kind.clone(), id: row.origin_id.clone() },
+        origin: DeliveryOrigin { kind: row.origin_kind, id: row.origin_id.clone() },
         idempotency_key: row.idempotency_key.clone(),
         best_effort: row.best_effort,
         text,
@@ -124,8 +125,8 @@ fn delivery_view_with(row: &DeliveryRow, text_chars: usize) -> DeliveryView {
         thread_id: row.thread_id.clone(),
         account_id: row.account_id.clone(),
         settled_at_ms: row.settled_at_ms,
-        last_error_class: row.last_error_class.clone(),
-        next_attempt_at_ms: (row.state == "pending").then_some(row.next_attempt_at_ms),
+        last_error_class: row.last_error_class,
+        next_attempt_at_ms: (row.state == DeliveryState::Pending).then_some(row.next_attempt_at_ms),
         extra: Map::new(),
     }
 }
@@ -166,7 +167,14 @@ pub async fn send(
         .map_err(|e| ParamsError::new(M, e))?;
     let key = format!("send:{}", p.idempotency_key);
     let delivery = outbox
-        .prepare(&route, &message, &key, &Origin { kind: "send", id: None, best_effort: false }, None, TooLong::Refuse)
+        .prepare(
+            &route,
+            &message,
+            &key,
+            &Origin { kind: OriginKind::Send, id: None, best_effort: false },
+            None,
+            TooLong::Refuse,
+        )
         .map_err(|e| ParamsError::new(M, e))?;
     let mut settled = events.subscribe();
     let enqueued = outbox.enqueue(delivery).await?;
@@ -176,7 +184,7 @@ pub async fn send(
         created: enqueued.created,
         channel: route.channel.clone(),
         to: route.to.clone(),
-        state: "pending".into(),
+        state: DeliveryState::Pending,
         error: None,
         extra: Map::new(),
     };
@@ -185,7 +193,7 @@ pub async fn send(
     }
     if !enqueued.created
         && let Some(row) = outbox_row(outbox, &enqueued.id).await?
-        && matches!(row.state.as_str(), "delivered" | "dead" | "unknown")
+        && row.state.is_terminal()
     {
         // A repeated key for a settled delivery: answer with how it settled.
         out.state = row.state;
@@ -206,14 +214,14 @@ pub async fn send(
     .await;
     match outcome {
         Ok(Some(ev)) => {
-            out.state = ev["state"].as_str().unwrap_or_default().to_string();
+            out.state = ev["state"].as_str().and_then(|s| s.parse().ok()).unwrap_or(DeliveryState::Pending);
             out.error = ev["error"].as_str().map(String::from);
         }
         _ => {
             // Not settled in time (or it settled before we listened): report what is stored.
             let id = enqueued.id.clone();
             let row = outbox_row(outbox, &id).await?;
-            out.state = row.as_ref().map(|r| r.state.clone()).unwrap_or_else(|| "pending".into());
+            out.state = row.as_ref().map_or(DeliveryState::Pending, |r| r.state);
             out.error = row.and_then(|r| r.last_error);
         }
     }
@@ -225,21 +233,21 @@ async fn outbox_row(outbox: &Outbox, id: &str) -> Result<Option<DeliveryRow>, Ap
     Ok(outbox.store().read(move |rd| rd.delivery_row(&id)).await?)
 }
 
-const STATES: &[&str] = &["pending", "sending", "delivered", "unknown", "dead"];
-
-fn check_states(method: &str, states: &[String]) -> Result<(), ApiError> {
-    for s in states {
-        if !STATES.contains(&s.as_str()) {
-            return Err(ParamsError::new(method, format!("state \"{s}\" is not one of {}", STATES.join(", "))).into());
-        }
-    }
-    Ok(())
+fn check_states(method: &str, states: &[String]) -> Result<Vec<DeliveryState>, ApiError> {
+    states
+        .iter()
+        .map(|s| {
+            s.parse::<DeliveryState>().map_err(|e| {
+                ParamsError::new(method, format!("state \"{s}\" is not one of {}", e.expected.join(", "))).into()
+            })
+        })
+        .collect()
 }
 
 pub async fn list(store: &Store, p: DeliveriesListParams) -> Result<DeliveriesListResult, ApiError> {
     let mut states = p.states.unwrap_or_default();
     states.extend(p.state.filter(|s| s != "all"));
-    check_states(wire::DeliveriesList::NAME, &states)?;
+    let states = check_states(wire::DeliveriesList::NAME, &states)?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ParamsError::new(wire::DeliveriesList::NAME, "limit must be 1..500").into());
@@ -280,7 +288,7 @@ pub async fn get(store: &Store, p: DeliveriesGetParams) -> Result<DeliveriesGetR
         let (text, text_chars) = clip_text(&part.body, FULL_TEXT_CHARS);
         PartView {
             index: part.idx,
-            state: part.state.clone(),
+            state: part.state,
             nonce: part.nonce.clone(),
             platform_message_id: part.platform_message_id.clone(),
             dispatched_at_ms: part.dispatched_at_ms,
@@ -297,7 +305,7 @@ pub async fn get(store: &Store, p: DeliveriesGetParams) -> Result<DeliveriesGetR
             }
             None => (None, None),
         };
-        AttemptView { at_ms: a.at_ms, part: a.part_idx, outcome: a.outcome.clone(), detail, detail_chars }
+        AttemptView { at_ms: a.at_ms, part: a.part_idx, outcome: a.outcome.as_str().into(), detail, detail_chars }
     }));
     let parts_next = parts.last().map(|p| p.index as u64 + 1).filter(|n| *n < detail.parts_total);
     let attempts_next = Some(attempts_offset as u64 + attempts.len() as u64).filter(|n| *n < detail.attempts_total);
@@ -357,14 +365,14 @@ pub async fn cancel(outbox: &Outbox, events: &EventBus, p: CancelParams) -> Resu
             .unwrap_or(false);
             let row = outbox_row(outbox, &p.id).await?;
             match row {
-                Some(row) if stopped || row.state != "sending" => row,
+                Some(row) if stopped || row.state != DeliveryState::Sending => row,
                 _ => {
                     return Ok(CancelResult {
                         ok: true,
                         id: p.id,
                         cancelled: false,
                         stopping: Some(true),
-                        state: "sending".into(),
+                        state: DeliveryState::Sending.as_str().into(),
                         message: Some(
                             "a part is being sent; the delivery stops before its next part (check with `pincer deliveries show`)"
                                 .into(),
@@ -375,12 +383,12 @@ pub async fn cancel(outbox: &Outbox, events: &EventBus, p: CancelParams) -> Resu
             }
         }
     };
-    let cancelled = row.state == "dead" && row.last_error_class.as_deref() == Some("cancelled");
+    let cancelled = row.state == DeliveryState::Dead && row.last_error_class == Some(DeliveryErrorClass::Cancelled);
     Ok(CancelResult {
         ok: true,
         id: row.id,
         cancelled,
-        state: row.state,
+        state: row.state.as_str().into(),
         error: row.last_error,
         ..CancelResult::default()
     })
@@ -388,9 +396,11 @@ pub async fn cancel(outbox: &Outbox, events: &EventBus, p: CancelParams) -> Resu
 
 pub async fn purge(store: &Store, clock: &SharedClock, p: PurgeParams) -> Result<PurgeResult, ApiError> {
     const M: &str = wire::DeliveriesPurge::NAME;
-    let states = p.states.unwrap_or_else(|| vec!["delivered".into()]);
-    check_states(M, &states)?;
-    if states.iter().any(|s| s == "pending" || s == "sending") {
+    let states = match p.states {
+        Some(names) => check_states(M, &names)?,
+        None => vec![DeliveryState::Delivered],
+    };
+    if states.iter().any(|s| !s.is_terminal()) {
         return Err(ParamsError::new(M, "pending deliveries cannot be purged").into());
     }
     // A huge `olderThanMs` reaches before the epoch (nothing is that old) instead of wrapping.

@@ -150,7 +150,7 @@ mod tests {
             .map(|i| NewDelivery {
                 id: format!("row-{i:02}"),
                 idempotency_key: format!("key-{i}"),
-                origin_kind: "send".into(),
+                origin_kind: pincer_protocol::state::OriginKind::Send,
                 origin_id: None,
                 channel: "inbox".into(),
                 account_id: None,

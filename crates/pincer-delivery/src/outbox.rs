@@ -30,6 +30,7 @@
 //! **Architecture Invariant:** a part is marked `dispatching` (committed) before its request is
 //! sent, and `sent` (committed) before the next part goes.
 
+use pincer_core::metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,9 +38,10 @@ use std::time::Instant;
 use pincer_core::crashpoint::Failpoints;
 use pincer_core::supervisor::{Task, TaskResult};
 use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
-use pincer_cron::{Origin, Route, Settlement};
+use pincer_cron::{Origin, PrepareError, Route, Settlement};
 use pincer_protocol::schema::system::{ChannelHealth, FailedQueue, OutboxHealth};
-use pincer_store::outbox::{CANCEL_REQUESTED, CANCELLED, LeaseLimits, PartCounts};
+use pincer_protocol::state::{AttemptOutcome, DeliveryErrorClass, DeliveryState, OriginKind, PartState};
+use pincer_store::outbox::{LeaseLimits, PartCounts};
 use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDelivery, PartRow, Store, StoreError};
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -88,7 +90,7 @@ pub enum CancelOutcome {
     /// The row is being sent: the request in flight finishes, then it stops before its next part.
     Stopping,
     /// The row is finished already (its state).
-    Finished(String),
+    Finished(DeliveryState),
     NotFound,
 }
 
@@ -156,7 +158,7 @@ enum RowOutcome {
 }
 
 /// A part's state to write in the same commit as its row's next state.
-type PartUpdate = Option<(u32, &'static str)>;
+type PartUpdate = Option<(u32, PartState)>;
 
 /// A part the platform accepted whose receipt a worker holds until its next commit: the next
 /// part's `dispatching` carries it (one commit for both), or it is written alone when no send
@@ -166,7 +168,7 @@ struct Accepted {
     idx: u32,
     message_id: String,
     /// `sent`, or `reconciled` (found on the platform after an ambiguous send).
-    outcome: &'static str,
+    outcome: AttemptOutcome,
     /// The row's last part: the row is settled `delivered` in the same commit.
     last: bool,
     at_ms: i64,
@@ -179,7 +181,7 @@ impl Accepted {
         let attempt = AttemptRow {
             at_ms: now,
             part_idx: idx,
-            outcome: self.outcome.into(),
+            outcome: self.outcome,
             detail: Some(self.message_id.clone()),
         };
         let mid = self.message_id.clone();
@@ -187,7 +189,7 @@ impl Accepted {
             tx.mark_part_sent(&id, idx, &mid, now)?;
             tx.record_attempt(&id, &attempt)?;
             if last {
-                tx.settle_delivery(&id, "delivered", true, None, None, now)?;
+                tx.settle_delivery(&id, DeliveryState::Delivered, true, None, None, now)?;
             }
             Ok(())
         }
@@ -345,17 +347,17 @@ impl Outbox {
         origin: &Origin,
         max_attempts: Option<u32>,
         too_long: TooLong,
-    ) -> Result<NewDelivery, String> {
-        let channel = self.channel(&route.channel).ok_or_else(|| {
-            format!("channel \"{}\" is not configured; add channels.{} to the config", route.channel, route.channel)
-        })?;
-        let target = channel.parse_target(&route.to, route.thread_id.as_deref()).map_err(|e| e.to_string())?;
-        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long)?;
+    ) -> Result<NewDelivery, PrepareError> {
+        let channel = self.channel(&route.channel).ok_or_else(|| PrepareError::NotConfigured(route.channel.clone()))?;
+        let target = channel
+            .parse_target(&route.to, route.thread_id.as_deref())
+            .map_err(|e| PrepareError::Target(e.to_string()))?;
+        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long).map_err(PrepareError::TooLong)?;
         if fitted.parts.is_empty() {
-            return Err("nothing to deliver: the text is empty".into());
+            return Err(PrepareError::Empty);
         }
         if fitted.cut_chars > 0 {
-            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
+            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = %origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
         }
         let (parts, body) = (fitted.parts, fitted.body);
         // Time-ordered on the injected clock (UUID v7): a new row's id, parts and attempts land at
@@ -367,7 +369,7 @@ impl Outbox {
         Ok(NewDelivery {
             id,
             idempotency_key: key.to_string(),
-            origin_kind: origin.kind.to_string(),
+            origin_kind: origin.kind,
             origin_id: origin.id.clone(),
             channel: target.channel,
             account_id: route.account_id.clone(),
@@ -387,11 +389,7 @@ impl Outbox {
         let enqueued = self.inner.store.write(move |tx| tx.enqueue_delivery(&d)).await?;
         if enqueued.created {
             pincer_core::crashpoint::hit("outbox.enqueued");
-            self.inner.metrics.inc(
-                "pincer_outbox_enqueued_total",
-                "Deliveries accepted into the outbox.",
-                &[("channel", &channel)],
-            );
+            self.inner.metrics.inc(&metrics::OUTBOX_ENQUEUED_TOTAL, &[("channel", &channel)]);
         }
         self.kick();
         Ok(enqueued)
@@ -419,29 +417,31 @@ impl Outbox {
             .write(move |tx| {
                 let rd = tx.reader();
                 let Some(row) = rd.delivery_row(&key)? else { return Ok(CancelOutcome::NotFound) };
-                match row.state.as_str() {
-                    "pending" => {
+                match row.state {
+                    DeliveryState::Pending => {
                         let message = cancel_message(&rd.part_counts(&key)?);
-                        let a = AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None };
+                        let a =
+                            AttemptRow { at_ms: now, part_idx: 0, outcome: AttemptOutcome::Cancelled, detail: None };
                         tx.record_attempt(&key, &a)?;
-                        let row = tx.settle_delivery(&key, "dead", false, Some(&message), Some("cancelled"), now)?;
+                        let class = Some(DeliveryErrorClass::Cancelled);
+                        let row = tx.settle_delivery(&key, DeliveryState::Dead, false, Some(&message), class, now)?;
                         Ok(row.map_or(CancelOutcome::NotFound, |r| CancelOutcome::Cancelled(Box::new(r))))
                     }
-                    "sending" => {
+                    DeliveryState::Sending => {
                         if !rd.cancel_requested(&key)? {
-                            let a =
-                                AttemptRow { at_ms: now, part_idx: 0, outcome: CANCEL_REQUESTED.into(), detail: None };
+                            let outcome = AttemptOutcome::CancelRequested;
+                            let a = AttemptRow { at_ms: now, part_idx: 0, outcome, detail: None };
                             tx.record_attempt(&key, &a)?;
                         }
                         Ok(CancelOutcome::Stopping)
                     }
-                    other => Ok(CancelOutcome::Finished(other.to_string())),
+                    other => Ok(CancelOutcome::Finished(other)),
                 }
             })
             .await?;
         match &outcome {
             CancelOutcome::Cancelled(row) => {
-                self.inner.settled_notify(row, "dead", row.last_error.clone());
+                self.inner.settled_notify(row, DeliveryState::Dead, row.last_error.clone());
                 self.kick();
             }
             CancelOutcome::Stopping => {
@@ -607,31 +607,27 @@ impl Inner {
     }
 
     fn store_error(&self, step: &'static str) {
-        self.metrics.inc(
-            "pincer_outbox_store_errors_total",
-            "Outbox store writes that failed (each is tried again).",
-            &[("step", step)],
-        );
+        self.metrics.inc(&metrics::OUTBOX_STORE_ERRORS_TOTAL, &[("step", step)]);
     }
 
     /// Makes a row terminal (with `part`'s state in the same commit) and tells its owner.
     async fn settle(
         &self,
         row: &DeliveryRow,
-        state: &'static str,
+        state: DeliveryState,
         charge: bool,
         error: Option<String>,
-        class: Option<&str>,
+        class: Option<DeliveryErrorClass>,
         part: PartUpdate,
     ) -> RowOutcome {
         let now = self.now();
-        let (id, class_owned, err) = (row.id.clone(), class.map(String::from), error.clone());
+        let (id, err) = (row.id.clone(), error.clone());
         let settled = self
             .write_through("outbox.settle", &row.id, move |tx| {
                 if let Some((idx, part_state)) = part {
                     tx.set_part_state(&id, idx, part_state)?;
                 }
-                tx.settle_delivery(&id, state, charge, err.as_deref(), class_owned.as_deref(), now)
+                tx.settle_delivery(&id, state, charge, err.as_deref(), class, now)
             })
             .await;
         if settled.is_none() {
@@ -642,36 +638,26 @@ impl Inner {
     }
 
     /// Metrics, the `delivery` event and the owner's settlement, once a row is terminal in the store.
-    fn settled_notify(&self, row: &DeliveryRow, state: &str, error: Option<String>) {
+    fn settled_notify(&self, row: &DeliveryRow, state: DeliveryState, error: Option<String>) {
         self.cancels.lock().expect("cancels lock").remove(&row.id);
         let now = self.now();
-        let labels = [("channel", row.channel.as_str()), ("state", state)];
-        self.metrics.inc("pincer_outbox_settled_total", "Deliveries that reached a final state.", &labels);
-        if state == "delivered" {
+        let labels = [("channel", row.channel.as_str()), ("state", state.as_str())];
+        self.metrics.inc(&metrics::OUTBOX_SETTLED_TOTAL, &labels);
+        if state == DeliveryState::Delivered {
             let took = (now - row.created_at_ms).max(0) as f64 / 1000.0;
-            self.metrics.observe(
-                "pincer_outbox_delivery_seconds",
-                "From enqueue to delivered.",
-                &[("channel", &row.channel)],
-                took,
-            );
+            self.metrics.observe(&metrics::OUTBOX_DELIVERY_SECONDS, &[("channel", &row.channel)], took);
         } else {
-            tracing::warn!(delivery = %row.id, channel = %row.channel, state, error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
+            tracing::warn!(delivery = %row.id, channel = %row.channel, state = state.as_str(), error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
         }
         self.events.emit(
             "delivery",
             json!({ "id": row.id, "channel": row.channel, "to": row.target, "state": state, "error": error, "originId": row.origin_id }),
             Some("operator.read"),
         );
-        if row.origin_kind == "cron"
+        if row.origin_kind == OriginKind::Cron
             && let Some(run_id) = &row.origin_id
         {
-            let _ = self.settled.send(Settlement {
-                run_id: run_id.clone(),
-                outbox_id: row.id.clone(),
-                state: state.into(),
-                error,
-            });
+            let _ = self.settled.send(Settlement { run_id: run_id.clone(), outbox_id: row.id.clone(), state, error });
         }
     }
 
@@ -683,20 +669,20 @@ impl Inner {
         at_ms: i64,
         charge: bool,
         error: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         part: PartUpdate,
     ) -> RowOutcome {
         if self.cancel_asked(&row.id) {
             return self.cancel_now(row, part).await;
         }
         let now = self.now();
-        let (id, error_s, class_s) = (row.id.clone(), error.to_string(), class.to_string());
+        let (id, error_s) = (row.id.clone(), error.to_string());
         let put_back = self
             .write_through("outbox.reschedule", &row.id, move |tx| {
                 if let Some((idx, part_state)) = part {
                     tx.set_part_state(&id, idx, part_state)?;
                 }
-                tx.reschedule_delivery(&id, at_ms, charge, &error_s, &class_s, now)
+                tx.reschedule_delivery(&id, at_ms, charge, &error_s, class, now)
             })
             .await;
         if put_back.is_none() { RowOutcome::Stopped } else { RowOutcome::Hold }
@@ -717,26 +703,23 @@ impl Inner {
                 let message = cancel_message(&tx.reader().part_counts(&id)?);
                 tx.record_attempt(
                     &id,
-                    &AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None },
+                    &AttemptRow { at_ms: now, part_idx: 0, outcome: AttemptOutcome::Cancelled, detail: None },
                 )?;
-                tx.settle_delivery(&id, "dead", false, Some(&message), Some("cancelled"), now)?;
+                let class = Some(DeliveryErrorClass::Cancelled);
+                tx.settle_delivery(&id, DeliveryState::Dead, false, Some(&message), class, now)?;
                 Ok(message)
             })
             .await;
         let Some(message) = settled else { return RowOutcome::Stopped };
-        self.settled_notify(row, "dead", Some(message));
+        self.settled_notify(row, DeliveryState::Dead, Some(message));
         RowOutcome::Done
     }
 
     /// Records one attempt for `deliveries show` (history only: a failure here loses a line of
     /// history, never a row's state).
-    async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: &str, detail: Option<String>) {
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
-        );
-        let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome: outcome.into(), detail };
+    async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: AttemptOutcome, detail: Option<String>) {
+        self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
+        let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome, detail };
         let id = row.id.clone();
         let _ = self.store.write(move |tx| tx.record_attempt(&id, &a)).await;
     }
@@ -757,15 +740,17 @@ impl Inner {
                 "channel \"{}\" is not configured; add channels.{} to the config, then `pincer deliveries retry {}`",
                 row.channel, row.channel, row.id
             );
-            return self.settle(&row, "dead", false, Some(msg), Some("config"), None).await;
+            return self
+                .settle(&row, DeliveryState::Dead, false, Some(msg), Some(DeliveryErrorClass::Config), None)
+                .await;
         };
         let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
         let total = parts.len() as u32;
-        let unsent: Vec<&PartRow> = parts.iter().filter(|p| p.state != "sent").collect();
+        let unsent: Vec<&PartRow> = parts.iter().filter(|p| p.state != PartState::Sent).collect();
         for (k, part) in unsent.iter().enumerate() {
             let last = k + 1 == unsent.len();
             // Anything but a plain send writes on its own: the receipt held goes first.
-            let plain = part.state == "pending" && !self.cancel_asked(&row.id);
+            let plain = part.state == PartState::Pending && !self.cancel_asked(&row.id);
             if !plain && !self.record_accepted(accepted).await {
                 return RowOutcome::Stopped;
             }
@@ -784,7 +769,7 @@ impl Inner {
             match self.check_unknown(&row, part, &request, channel.as_ref()).await {
                 Unknown::Send => {}
                 Unknown::Found(receipt) => {
-                    *accepted = Some(self.accepted(&row, part.idx, receipt, "reconciled", last));
+                    *accepted = Some(self.accepted(&row, part.idx, receipt, AttemptOutcome::Reconciled, last));
                     if !self.record_accepted(accepted).await {
                         return RowOutcome::Stopped;
                     }
@@ -809,21 +794,21 @@ impl Inner {
                 // Nothing was sent: put the row back (not charged) and try again after a backoff.
                 tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
                 let message = format!("cannot record the send before making it: {e}");
-                return self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &message, "store", None).await;
+                let retry_at = self.now() + BACKOFF_MS[0];
+                return self.reschedule(&row, retry_at, false, &message, DeliveryErrorClass::Store, None).await;
             }
             pincer_core::crashpoint::hit("outbox.dispatching");
             let started = Instant::now();
             let result = channel.send(&request).await;
             self.metrics.observe(
-                "pincer_outbox_send_seconds",
-                "One request to a channel API.",
+                &metrics::OUTBOX_SEND_SECONDS,
                 &[("channel", &row.channel)],
                 started.elapsed().as_secs_f64(),
             );
             match result {
                 Ok(receipt) => {
                     pincer_core::crashpoint::hit("outbox.sent");
-                    *accepted = Some(self.accepted(&row, part.idx, receipt, "sent", last));
+                    *accepted = Some(self.accepted(&row, part.idx, receipt, AttemptOutcome::Sent, last));
                     if last {
                         // Settled `delivered` with this receipt, in the worker's next commit.
                         return RowOutcome::Done;
@@ -835,7 +820,7 @@ impl Inner {
         if !self.record_accepted(accepted).await {
             return RowOutcome::Stopped;
         }
-        self.settle(&row, "delivered", true, None, None, None).await
+        self.settle(&row, DeliveryState::Delivered, true, None, None, None).await
     }
 
     /// A local channel's rows (the inbox): every part, its receipt and its row's settlement in
@@ -868,7 +853,7 @@ impl Inner {
                     let parts = l
                         .parts
                         .iter()
-                        .filter(|p| p.state != "sent")
+                        .filter(|p| p.state != PartState::Sent)
                         .map(|p| Part {
                             row_id: l.row.id.clone(),
                             index: p.idx,
@@ -897,11 +882,11 @@ impl Inner {
                         let detail = Some(receipt.message_id.clone());
                         tx.record_attempt(
                             id,
-                            &AttemptRow { at_ms: now, part_idx: part.index, outcome: "sent".into(), detail },
+                            &AttemptRow { at_ms: now, part_idx: part.index, outcome: AttemptOutcome::Sent, detail },
                         )?;
                         receipts.push(receipt);
                     }
-                    tx.settle_delivery(id, "delivered", true, None, None, now)?;
+                    tx.settle_delivery(id, DeliveryState::Delivered, true, None, None, now)?;
                 }
                 Ok(receipts)
             })
@@ -912,24 +897,19 @@ impl Inner {
         for ((_, parts), leased) in items.iter().zip(&rows) {
             for (part, receipt) in parts.iter().zip(receipts.by_ref()) {
                 self.metrics.inc(
-                    "pincer_outbox_attempts_total",
-                    "Send attempts by channel and outcome.",
-                    &[("channel", &leased.row.channel), ("outcome", "sent")],
+                    &metrics::OUTBOX_ATTEMPTS_TOTAL,
+                    &[("channel", &leased.row.channel), ("outcome", AttemptOutcome::Sent.as_str())],
                 );
                 local.committed(part, receipt, now);
             }
-            self.settled_notify(&leased.row, "delivered", None);
+            self.settled_notify(&leased.row, DeliveryState::Delivered, None);
         }
     }
 
     /// A part the platform has (`outcome`: `sent`, or `reconciled` when it was found after an
     /// ambiguous send), to be recorded — the row's last part with its settlement.
-    fn accepted(&self, row: &DeliveryRow, idx: u32, receipt: Receipt, outcome: &'static str, last: bool) -> Accepted {
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
-        );
+    fn accepted(&self, row: &DeliveryRow, idx: u32, receipt: Receipt, outcome: AttemptOutcome, last: bool) -> Accepted {
+        self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
         Accepted { row: row.clone(), idx, message_id: receipt.message_id, outcome, last, at_ms: self.now() }
     }
 
@@ -1015,7 +995,7 @@ impl Inner {
     /// A receipt is committed: the row it finished is settled.
     fn recorded(&self, a: &Accepted) {
         if a.last {
-            self.settled_notify(&a.row, "delivered", None);
+            self.settled_notify(&a.row, DeliveryState::Delivered, None);
         }
     }
 
@@ -1023,7 +1003,7 @@ impl Inner {
     /// deduplicates; looked for where the platform can be searched (found: recorded as sent;
     /// missing once no request could still land: resent); otherwise the row is reported `unknown`.
     async fn check_unknown(&self, row: &DeliveryRow, part: &PartRow, request: &Part, channel: &dyn Channel) -> Unknown {
-        if part.state != "unknown" && part.state != "dispatching" {
+        if !matches!(part.state, PartState::Unknown | PartState::Dispatching) {
             return Unknown::Send;
         }
         let (dispatched, now) = (part.dispatched_at_ms.unwrap_or(0), self.now());
@@ -1040,28 +1020,33 @@ impl Inner {
             if now < ready {
                 // A request still in flight could land after a look: look once it cannot.
                 let note = format!("{what}; looking for it on {} after the request time limit", row.channel);
-                return Unknown::Stop(self.reschedule(row, ready, false, &note, "ambiguous", None).await);
+                let ambiguous = DeliveryErrorClass::Ambiguous;
+                return Unknown::Stop(self.reschedule(row, ready, false, &note, ambiguous, None).await);
             }
             match channel.reconcile(request, dispatched).await {
                 Ok(Some(receipt)) => return Unknown::Found(receipt),
                 Ok(None) => {
                     let detail = format!("{} does not have part {}: sending it again", row.channel, part.idx + 1);
-                    self.attempt(row, part.idx, "missing", Some(detail)).await;
+                    self.attempt(row, part.idx, AttemptOutcome::Missing, Some(detail)).await;
                     return Unknown::Send;
                 }
                 Err(SendError::NotSent { message, .. }) => {
                     // Could not look this time (refused connection, 429): look again later.
-                    self.attempt(row, part.idx, "lookup-failed", Some(message.clone())).await;
+                    self.attempt(row, part.idx, AttemptOutcome::LookupFailed, Some(message.clone())).await;
                     let note = format!("{what}; could not look for it yet: {message}");
-                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, "ambiguous", None).await);
+                    let ambiguous = DeliveryErrorClass::Ambiguous;
+                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, ambiguous, None).await);
                 }
                 Err(e) => {
-                    self.attempt(row, part.idx, "lookup-failed", Some(e.to_string())).await;
+                    self.attempt(row, part.idx, AttemptOutcome::LookupFailed, Some(e.to_string())).await;
                     let msg = format!(
                         "{what} and looking for it on {} failed ({e}); check the chat, then `pincer deliveries retry {}` if it is missing",
                         row.channel, row.id
                     );
-                    return Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await);
+                    let ambiguous = Some(DeliveryErrorClass::Ambiguous);
+                    return Unknown::Stop(
+                        self.settle(row, DeliveryState::Unknown, false, Some(msg), ambiguous, None).await,
+                    );
                 }
             }
         }
@@ -1069,7 +1054,8 @@ impl Inner {
             "{what} and {} cannot deduplicate a resend; check the chat, then `pincer deliveries retry {}` if it is missing",
             row.channel, row.id
         );
-        Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await)
+        let ambiguous = Some(DeliveryErrorClass::Ambiguous);
+        Unknown::Stop(self.settle(row, DeliveryState::Unknown, false, Some(msg), ambiguous, None).await)
     }
 
     async fn failed(&self, row: &DeliveryRow, part: &PartRow, channel: &dyn Channel, e: SendError) -> RowOutcome {
@@ -1079,16 +1065,19 @@ impl Inner {
         match e {
             SendError::NotSent { message, retry_after_ms, rate_limited: true } => {
                 let wait = retry_after_ms.unwrap_or(1_000).max(1) as i64;
-                self.attempt(row, idx, "rate-limited", Some(format!("{message} (retry after {wait} ms)"))).await;
+                let detail = Some(format!("{message} (retry after {wait} ms)"));
+                self.attempt(row, idx, AttemptOutcome::RateLimited, detail).await;
                 self.pause(&row.channel, Some(now + wait), format!("rate limited: {message}"));
-                self.reschedule(row, now + wait, false, &message, "rate_limited", Some((idx, "pending"))).await
+                let (class, part) = (DeliveryErrorClass::RateLimited, Some((idx, PartState::Pending)));
+                self.reschedule(row, now + wait, false, &message, class, part).await
             }
             SendError::NotSent { message, .. } => {
-                self.attempt(row, idx, "not-sent", Some(message.clone())).await;
-                self.backoff(row, attempts, &message, "not_sent", Some((idx, "pending"))).await
+                self.attempt(row, idx, AttemptOutcome::NotSent, Some(message.clone())).await;
+                let (class, part) = (DeliveryErrorClass::NotSent, Some((idx, PartState::Pending)));
+                self.backoff(row, attempts, &message, class, part).await
             }
             SendError::Permanent { class, message } => {
-                self.attempt(row, idx, "permanent", Some(format!("{class}: {message}"))).await;
+                self.attempt(row, idx, AttemptOutcome::Permanent, Some(format!("{class}: {message}"))).await;
                 if class == crate::channel::PermanentClass::Auth {
                     // Every row of this channel would fail the same way: stop the channel, keep the rows.
                     self.pause(
@@ -1096,22 +1085,26 @@ impl Inner {
                         None,
                         format!("credentials rejected: {message}; fix channels.{} and restart", row.channel),
                     );
-                    return self.reschedule(row, now, false, &message, "auth", Some((idx, "pending"))).await;
+                    let part = Some((idx, PartState::Pending));
+                    return self.reschedule(row, now, false, &message, DeliveryErrorClass::Auth, part).await;
                 }
-                self.settle(row, "dead", true, Some(message), Some(class.as_str()), Some((idx, "pending"))).await
+                let part = Some((idx, PartState::Pending));
+                self.settle(row, DeliveryState::Dead, true, Some(message), Some(class.into()), part).await
             }
             SendError::Ambiguous { message } => {
-                self.attempt(row, idx, "ambiguous", Some(message.clone())).await;
+                self.attempt(row, idx, AttemptOutcome::Ambiguous, Some(message.clone())).await;
                 let dispatched = part.dispatched_at_ms.unwrap_or(now);
                 if channel.safe_to_retry_ambiguous(dispatched, now) || channel.reconcile_after_ms().is_some() {
                     // The platform deduplicates (resend the same nonce / idempotency key later), or
                     // can be searched (look for the part first: `check_unknown`).
-                    self.backoff(row, attempts, &message, "ambiguous", Some((idx, "unknown"))).await
+                    let part = Some((idx, PartState::Unknown));
+                    self.backoff(row, attempts, &message, DeliveryErrorClass::Ambiguous, part).await
                 } else {
                     let msg = format!(
                         "{message}; the platform may have the message and cannot deduplicate a resend, so it was not resent"
                     );
-                    self.settle(row, "unknown", true, Some(msg), Some("ambiguous"), Some((idx, "unknown"))).await
+                    let (class, part) = (Some(DeliveryErrorClass::Ambiguous), Some((idx, PartState::Unknown)));
+                    self.settle(row, DeliveryState::Unknown, true, Some(msg), class, part).await
                 }
             }
         }
@@ -1122,11 +1115,13 @@ impl Inner {
         row: &DeliveryRow,
         attempts: u32,
         message: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         part: PartUpdate,
     ) -> RowOutcome {
         if attempts >= row.max_attempts {
-            let state = if class == "ambiguous" { "unknown" } else { "dead" };
+            // An ambiguous send that was never confirmed may have arrived: `unknown`, not `dead`.
+            let state =
+                if class == DeliveryErrorClass::Ambiguous { DeliveryState::Unknown } else { DeliveryState::Dead };
             let msg = format!("gave up after {attempts} attempts: {message}");
             return self.settle(row, state, true, Some(msg), Some(class), part).await;
         }
@@ -1174,12 +1169,7 @@ impl Inner {
                         rows = taken.len(),
                         "outbox: took back deliveries whose worker stopped (lease expired)"
                     );
-                    self.metrics.add(
-                        "pincer_outbox_leases_reclaimed_total",
-                        "Deliveries taken back after their worker stopped and the lease expired.",
-                        &[],
-                        taken.len() as f64,
-                    );
+                    self.metrics.add(&metrics::OUTBOX_LEASES_RECLAIMED_TOTAL, &[], taken.len() as f64);
                 }
                 true
             }

@@ -11,6 +11,7 @@
 //! one place real time stands in for the clock: reqwest's request timeout). Time between attempts
 //! is the outbox's, on the fake clock, which the driver moves exactly to the row's next attempt.
 
+use pincer_protocol::state::{AttemptOutcome, DeliveryState, OriginKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -317,7 +318,7 @@ async fn send_one(
     .await
     .unwrap();
     let route = Route { channel: name.into(), to, thread_id: None, account_id: None, source: "explicit".into() };
-    let origin = Origin { kind: "send", id: None, best_effort: false };
+    let origin = Origin { kind: OriginKind::Send, id: None, best_effort: false };
     let row = outbox.prepare(&route, TEXT, "fault-matrix", &origin, None, TooLong::Refuse).unwrap();
     assert_eq!(row.parts.len(), 1, "{what}: one part");
     let id = outbox.enqueue(row).await.unwrap().id;
@@ -327,14 +328,14 @@ async fn send_one(
         let now = clock.now_ms();
         let detail = wait_for_row(&store, &id, what, |d| {
             matches!(d.row.state.as_str(), "delivered" | "dead" | "unknown")
-                || (d.row.state == "pending" && d.row.next_attempt_at_ms > now)
+                || (d.row.state == DeliveryState::Pending && d.row.next_attempt_at_ms > now)
         })
         .await;
-        if detail.row.state != "pending" {
+        if detail.row.state != DeliveryState::Pending {
             break detail;
         }
         let last = detail.attempts.last().expect("a row waits only after an attempt");
-        if last.outcome == "rate-limited" {
+        if last.outcome == AttemptOutcome::RateLimited {
             // The 429's delay is a pause of the whole channel, not an attempt.
             let pause = outbox.pauses().remove(name).expect("a rate limit pauses the channel");
             assert_eq!(pause.until_ms, Some(detail.row.next_attempt_at_ms), "{what}: {pause:?}");
@@ -371,7 +372,7 @@ async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
         if let Some(at) = previous {
             cell.push_str(&format!(", +{}s ", (attempt.at_ms - at) / 1000));
         }
-        cell.push_str(&attempt.outcome);
+        cell.push_str(attempt.outcome.as_str());
         previous = Some(attempt.at_ms);
     }
     let (requests, accepted) = fake.as_ref().map_or((0, 0), |f| (f.requests(), f.accepted()));
@@ -423,7 +424,7 @@ fn timeline(detail: &DeliveryDetail) -> Vec<(String, i64)> {
         .map(|a| {
             let step = (a.at_ms - previous) / 1000;
             previous = a.at_ms;
-            (a.outcome.clone(), step)
+            (a.outcome.as_str().to_string(), step)
         })
         .collect()
 }
@@ -440,7 +441,7 @@ async fn slack_looks_for_an_ambiguous_part_only_after_the_request_time_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (detail, outbox) = send_one(dir.path(), "slack", channel, to, timeout, "slack reconcile").await;
     outbox.shutdown();
-    assert_eq!(detail.row.state, "delivered", "{detail:#?}");
+    assert_eq!(detail.row.state, DeliveryState::Delivered, "{detail:#?}");
     assert_eq!(timeline(&detail), [("ambiguous".to_string(), 0), ("reconciled".to_string(), 30)], "{detail:#?}");
     let messages = fake.messages();
     assert_eq!((messages.len(), fake.requests()), (1, 1), "found, not resent");
@@ -462,7 +463,7 @@ async fn slack_without_the_history_scope_reports_an_ambiguous_part_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let (detail, outbox) = send_one(dir.path(), "slack", channel, to, TIMEOUT, "slack no scope").await;
     outbox.shutdown();
-    assert_eq!(detail.row.state, "unknown", "{detail:#?}");
+    assert_eq!(detail.row.state, DeliveryState::Unknown, "{detail:#?}");
     assert_eq!(timeline(&detail), [("ambiguous".to_string(), 0), ("lookup-failed".to_string(), 5)]);
     let error = detail.row.last_error.clone().unwrap_or_default();
     assert!(
@@ -527,7 +528,7 @@ impl Rig {
             account_id: None,
             source: "explicit".into(),
         };
-        let origin = Origin { kind: "send", id: None, best_effort: false };
+        let origin = Origin { kind: OriginKind::Send, id: None, best_effort: false };
         let key = format!("{channel}:{to}:{text}");
         let row = self.outbox.prepare(&route, text, &key, &origin, None, TooLong::Refuse).unwrap();
         self.outbox.enqueue(row).await.unwrap().id
@@ -578,7 +579,7 @@ async fn drive(rig: &Rig, ids: &[String], what: &str) -> u64 {
             seen = retries;
         } else if let Some(next) = rows
             .iter()
-            .filter(|d| d.row.state == "pending" && d.row.next_attempt_at_ms > now)
+            .filter(|d| d.row.state == DeliveryState::Pending && d.row.next_attempt_at_ms > now)
             .map(|d| d.row.next_attempt_at_ms)
             .min()
         {
@@ -636,7 +637,7 @@ async fn one_commit_records_a_message_sent_and_puts_the_next_in_flight() {
         .map(|i| NewDelivery {
             id: format!("row-{i:02}"),
             idempotency_key: format!("key-{i}"),
-            origin_kind: "send".into(),
+            origin_kind: OriginKind::Send,
             origin_id: None,
             channel: "telegram".into(),
             account_id: None,
@@ -820,7 +821,7 @@ async fn a_hung_channel_delays_only_itself() {
     }
     for id in &ids {
         let row = wait_for_row(&rig.store, id, "telegram", terminal).await;
-        assert_eq!(row.row.state, "delivered");
+        assert_eq!(row.row.state, DeliveryState::Delivered);
         assert_eq!(row.row.settled_at_ms, Some(START_MS), "no fake time passed");
     }
     assert_eq!(tg.messages().len(), 3);

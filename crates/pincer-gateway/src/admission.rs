@@ -3,6 +3,7 @@
 //! cap on sockets that have not authenticated yet (OpenClaw's pre-auth budget). A refused socket
 //! gets OpenClaw's answer for bursts: HTTP 503 and a one-line reason.
 
+use pincer_core::metrics;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -141,11 +142,7 @@ impl Admission {
             };
             counter.fetch_add(1, Ordering::Relaxed);
             let reason = if matches!(refusal, Refusal::AtCapacity { .. }) { "capacity" } else { "per_address" };
-            self.metrics.inc(
-                "pincer_connections_refused_total",
-                "Sockets refused with HTTP 503, by reason.",
-                &[("reason", reason)],
-            );
+            self.metrics.inc(&metrics::CONNECTIONS_REFUSED_TOTAL, &[("reason", reason)]);
             return Err(refusal);
         }
         counts.open += 1;
@@ -155,11 +152,7 @@ impl Admission {
 
     pub fn header_timed_out(&self) {
         self.header_timeouts.fetch_add(1, Ordering::Relaxed);
-        self.metrics.inc(
-            "pincer_http_header_timeouts_total",
-            "Connections closed for not sending a request head in time (gateway.connections.headerTimeoutMs).",
-            &[],
-        );
+        self.metrics.inc(&metrics::HTTP_HEADER_TIMEOUTS_TOTAL, &[]);
     }
 
     /// `health`'s `connections` object: the pressure on the gateway port.
@@ -186,19 +179,9 @@ impl Admission {
     pub fn export(&self) {
         let m = &self.metrics;
         let p = self.pressure();
-        m.set("pincer_connections_open", "Sockets open on the gateway port (HTTP and WebSocket).", &[], p.open as f64);
-        m.set(
-            "pincer_connections_max",
-            "Most sockets the gateway keeps open (gateway.connections.max, capped by the open-file limit).",
-            &[],
-            p.max as f64,
-        );
-        m.set(
-            "pincer_connections_unauthenticated",
-            "Open sockets not yet authenticated (HTTP requests and WebSockets before hello-ok).",
-            &[],
-            p.unauthenticated as f64,
-        );
+        m.set(&metrics::CONNECTIONS_OPEN, &[], p.open as f64);
+        m.set(&metrics::CONNECTIONS_MAX, &[], p.max as f64);
+        m.set(&metrics::CONNECTIONS_UNAUTHENTICATED, &[], p.unauthenticated as f64);
     }
 
     fn release(&self, ip: IpAddr, unauthenticated: bool) {

@@ -1,6 +1,7 @@
 //! The `connect` handshake: strict params, version negotiation, shared-token auth with failure
 //! limiting, the role and the live scope set, then `hello-ok`.
 
+use pincer_core::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -287,7 +288,7 @@ fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectPara
 
 fn token_mismatch(state: &AppState, upgrade: &Upgrade) -> Rejection {
     let locked = state.limiter.record_failure(upgrade.remote.ip(), upgrade.exempt_from_lockout(), state.clock.now_ms());
-    state.metrics.inc("pincer_auth_failures_total", "Failed connect authentications.", &[("reason", "token_mismatch")]);
+    state.metrics.inc(&metrics::AUTH_FAILURES_TOTAL, &[("reason", "token_mismatch")]);
     tracing::warn!(conn = %upgrade.conn_id, remote = %upgrade.remote, locked, "unauthorized: gateway token mismatch");
     Rejection::new(
         ErrorShape::invalid_request(

@@ -5,6 +5,7 @@
 //! be read through a [`FrameGate`]: before `hello-ok` a frame above 64 KiB is refused at its
 //! header, after it the limit is `maxPayload`.
 
+use pincer_core::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -152,37 +153,22 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
 async fn metrics(State(ctx): State<Ctx>) -> Response {
     let state = &ctx.state;
     let m = &state.metrics;
-    m.set("pincer_up", "1 while the gateway runs.", &[("version", crate::VERSION)], 1.0);
-    m.set("pincer_uptime_seconds", "Seconds since the gateway started.", &[], state.uptime_ms() as f64 / 1000.0);
+    m.set(&metrics::UP, &[("version", crate::VERSION)], 1.0);
+    m.set(&metrics::UPTIME_SECONDS, &[], state.uptime_ms() as f64 / 1000.0);
     state.admission.export();
-    m.set(
-        "pincer_ws_connections",
-        "Authenticated WebSocket connections now open.",
-        &[],
-        state.connection_count() as f64,
-    );
-    m.set(
-        "pincer_store_writable",
-        "1 while the store's writes succeed, 0 while they fail (a full disk; see `pincer health`).",
-        &[],
-        if state.store.write_health().is_none() { 1.0 } else { 0.0 },
-    );
-    m.set(
-        "pincer_store_sqlite_memory_bytes",
-        "Memory SQLite holds now (page caches of every connection, bounded by their cache_size).",
-        &[],
-        pincer_store::sqlite_memory_used() as f64,
-    );
+    m.set(&metrics::WS_CONNECTIONS, &[], state.connection_count() as f64);
+    m.set(&metrics::STORE_WRITABLE, &[], if state.store.write_health().is_none() { 1.0 } else { 0.0 });
+    m.set(&metrics::STORE_SQLITE_MEMORY_BYTES, &[], pincer_store::sqlite_memory_used() as f64);
     let outbox = state.outbox.health().await;
     for (name, c) in &outbox.channels {
         let l = [("channel", name.as_str())];
-        m.set("pincer_outbox_pending", "Deliveries waiting or being sent.", &l, c.pending as f64);
-        m.set("pincer_outbox_dead", "Deliveries given up on (dead letters).", &l, c.dead as f64);
-        m.set("pincer_outbox_unknown", "Deliveries whose outcome is unknown.", &l, c.unknown as f64);
+        m.set(&metrics::OUTBOX_PENDING, &l, c.pending as f64);
+        m.set(&metrics::OUTBOX_DEAD, &l, c.dead as f64);
+        m.set(&metrics::OUTBOX_UNKNOWN, &l, c.unknown as f64);
         let age = c.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0;
-        m.set("pincer_outbox_oldest_pending_seconds", "Age of the oldest undelivered delivery.", &l, age);
+        m.set(&metrics::OUTBOX_OLDEST_PENDING_SECONDS, &l, age);
         let up = if c.health_state == "healthy" { 1.0 } else { 0.0 };
-        m.set("pincer_channel_healthy", "1 when the channel is being sent to.", &l, up);
+        m.set(&metrics::CHANNEL_HEALTHY, &l, up);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }

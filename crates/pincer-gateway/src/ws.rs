@@ -1,6 +1,7 @@
 //! One WebSocket connection: challenge, handshake, then concurrent requests, fanned-out events,
 //! `tick` every 30 s, pings, and a clean close on shutdown or credential revocation.
 
+use pincer_core::metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,7 +127,7 @@ pub async fn serve_socket(
 
     let conn_id = upgrade.conn_id.clone();
     if let Some(caller) = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await {
-        state.metrics.inc("pincer_ws_connections_total", "Connections that completed the handshake.", &[]);
+        state.metrics.inc(&metrics::WS_CONNECTIONS_TOTAL, &[]);
         session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
     }
     drop(out_tx);
@@ -333,8 +334,8 @@ async fn session(
                     let known = state.methods.contains(&method);
                     let label = if known { method.as_str() } else { "(unknown)" };
                     let outcome = match &result { Ok(_) => "ok", Err(e) => if e.code == "FORBIDDEN" { "forbidden" } else { "error" } };
-                    state.metrics.inc("pincer_ws_requests_total", "Requests by method and outcome.", &[("method", label), ("outcome", outcome)]);
-                    state.metrics.observe("pincer_ws_request_seconds", "Time to answer a request.", &[("method", label)], started.elapsed().as_secs_f64());
+                    state.metrics.inc(&metrics::WS_REQUESTS_TOTAL, &[("method", label), ("outcome", outcome)]);
+                    state.metrics.observe(&metrics::WS_REQUEST_SECONDS, &[("method", label)], started.elapsed().as_secs_f64());
                     let _ = out.send(Outbound::Text(answer_text(req.id, &method, result))).await;
                     drop(permit);
                 });

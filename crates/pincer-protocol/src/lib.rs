@@ -2,9 +2,9 @@
 //!
 //! This crate owns the shape of every frame that crosses the WebSocket: request, response and event
 //! frames, the `connect` handshake parameters, the `hello-ok` answer, error shapes and codes, the
-//! closed operator scope set with its implication rules, the method → scope table, and [`schema`]:
-//! every implemented method's params and result. It does no I/O and knows nothing about the
-//! server; the gateway and the CLI both build on it.
+//! closed operator scope set with its implication rules, the method → scope table, [`schema`]:
+//! every implemented method's params and result, and the states of runs and deliveries ([`state`]).
+//! It does no I/O and knows nothing about the server; the gateway and the CLI both build on it.
 
 mod connect;
 mod error;
@@ -14,6 +14,7 @@ mod method;
 pub mod schema;
 mod scope;
 pub mod shape;
+pub mod state;
 
 pub use connect::{
     ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProof, Role, negotiate_protocol,

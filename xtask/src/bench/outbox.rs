@@ -393,7 +393,7 @@ fn seeded_recovery(b: &mut Bench, rt: &tokio::runtime::Runtime) -> anyhow::Resul
                 tx.enqueue_delivery(&pincer_store::NewDelivery {
                     id: format!("seed-{i:05}"),
                     idempotency_key: format!("seed:{i}"),
-                    origin_kind: "send".into(),
+                    origin_kind: pincer_protocol::state::OriginKind::Send,
                     origin_id: None,
                     channel: "discord".into(),
                     account_id: None,

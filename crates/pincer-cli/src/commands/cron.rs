@@ -1,5 +1,6 @@
 //! `pincer cron …`: jobs with the `openclaw cron` flag names.
 
+use pincer_protocol::state::{CompletionStatus, DeliveryStatus};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -661,7 +662,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                     println!("  summary: {}", truncate(s, 200));
                 }
             }
-            Ok(if completion == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if completion == CompletionStatus::Succeeded.as_str() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         CronCommand::Runs { job, id, run_id, limit, offset, status, delivery_status, sort, c } => {
             let id = match (job, id) {
@@ -707,7 +708,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                         e.started_at_ms.or(e.run_at_ms).map(|t| time_in(t, "UTC")).unwrap_or_default(),
                         e.duration_ms.map(|d| format_duration_ms(d.max(0) as u64)).unwrap_or_else(|| "-".into()),
                         e.status.clone().unwrap_or_else(|| opt(e.phase.as_deref())),
-                        e.delivery_status.clone().unwrap_or_else(|| "pending".into())
+                        e.delivery_status.clone().unwrap_or_else(|| DeliveryStatus::Pending.as_str().into())
                             + &e.delivery_suppression_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
                         opt(e.completion_status.as_deref()),
                         truncate(e.error.as_deref().or(e.summary.as_deref()).unwrap_or(""), 50),
@@ -818,7 +819,7 @@ async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitC
             "last delivery",
             format!(
                 "{}{}",
-                opt(st.last_delivery_status.as_deref()),
+                opt(st.last_delivery_status.map(|d| d.as_str())),
                 st.last_delivery_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
             ),
         ),
@@ -877,7 +878,7 @@ fn last_label(st: &JobState) -> String {
     match &st.last_run_status {
         None => "never ran".into(),
         Some(s) => {
-            let delivery = st.last_delivery_status.as_deref().map(|d| format!(", {d}")).unwrap_or_default();
+            let delivery = st.last_delivery_status.map(|d| format!(", {d}")).unwrap_or_default();
             let errors = Some(st.consecutive_errors)
                 .filter(|n| *n > 0)
                 .map(|n| format!(" ({n} errors in a row)"))

@@ -1,5 +1,6 @@
 //! `pincer message send`, `pincer deliveries …` and `pincer inbox`.
 
+use pincer_protocol::state::{DeliveryErrorClass, DeliveryState};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -125,8 +126,8 @@ pub async fn message(cmd: MessageCommand, paths: &StatePaths) -> anyhow::Result<
             res.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
         );
     }
-    Ok(match res.state.as_str() {
-        "delivered" | "pending" | "sending" => ExitCode::SUCCESS,
+    Ok(match res.state {
+        DeliveryState::Delivered | DeliveryState::Pending | DeliveryState::Sending => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
 }
@@ -163,7 +164,7 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
                 .map(|d| {
                     vec![
                         d.id.chars().take(8).collect(),
-                        d.state.clone(),
+                        d.state.to_string(),
                         format!("{} {}", d.channel, d.to),
                         format!("{}/{}", d.attempts, d.max_attempts),
                         time_in(d.created_at_ms, "UTC"),
@@ -194,7 +195,7 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
             let d = &res.delivery;
             print_rows(&[
                 ("id", d.id.clone()),
-                ("state", d.state.clone()),
+                ("state", d.state.to_string()),
                 (
                     "route",
                     format!(
@@ -278,22 +279,22 @@ async fn expand_id(c: &ConnectArgs, paths: &StatePaths, id: &str) -> anyhow::Res
 }
 
 fn reason(d: &DeliveryView) -> String {
-    match d.state.as_str() {
+    match d.state {
         // Held without using up a try: the channel's credentials were rejected.
-        "pending" if d.last_error_class.as_deref() == Some("auth") => format!(
+        DeliveryState::Pending if d.last_error_class == Some(DeliveryErrorClass::Auth) => format!(
             "held, credentials rejected: {} (fix channels.{} and restart the gateway)",
             opt(d.last_error.as_deref()),
             d.channel
         ),
-        "pending" => match (d.next_attempt_at_ms, d.last_error.as_deref()) {
+        DeliveryState::Pending => match (d.next_attempt_at_ms, d.last_error.as_deref()) {
             (Some(t), error) if d.attempts > 0 => format!("retry at {}: {}", time_in(t, "UTC"), opt(error)),
             (_, Some(error)) => format!("waiting: {error}"),
             _ => "queued".into(),
         },
-        "delivered" => format!(
+        DeliveryState::Delivered => format!(
             "in {}",
             format_duration_ms(d.settled_at_ms.unwrap_or(0).saturating_sub(d.created_at_ms).max(0) as u64)
         ),
-        _ => format!("{}: {}", opt(d.last_error_class.as_deref()), opt(d.last_error.as_deref())),
+        _ => format!("{}: {}", opt(d.last_error_class.map(|c| c.as_str())), opt(d.last_error.as_deref())),
     }
 }

@@ -29,6 +29,7 @@
 //! `Permanent(Config)`; a timeout after the request was written, a reset, a 5xx, or a success
 //! without a message id is [`SendError::Ambiguous`]. Redirects are never followed.
 
+use pincer_protocol::state::DeliveryErrorClass;
 use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
@@ -138,11 +139,17 @@ pub enum PermanentClass {
 impl PermanentClass {
     /// The lowercase name stored with a dead letter (`auth`, `target`, `payload`, `config`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            PermanentClass::Auth => "auth",
-            PermanentClass::Target => "target",
-            PermanentClass::Payload => "payload",
-            PermanentClass::Config => "config",
+        DeliveryErrorClass::from(self).as_str()
+    }
+}
+
+impl From<PermanentClass> for DeliveryErrorClass {
+    fn from(c: PermanentClass) -> DeliveryErrorClass {
+        match c {
+            PermanentClass::Auth => DeliveryErrorClass::Auth,
+            PermanentClass::Target => DeliveryErrorClass::Target,
+            PermanentClass::Payload => DeliveryErrorClass::Payload,
+            PermanentClass::Config => DeliveryErrorClass::Config,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! authenticated call), each model provider's reachability, the outbox and the jobs — and says
 //! how to fix what it finds.
 
+use pincer_protocol::state::DeliveryStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -274,7 +275,7 @@ async fn jobs(state: &AppState, f: &mut Findings) {
                 ),
                 Some(format!("fix it, then `pincer cron enable {}`", job.id)),
             );
-        } else if matches!(st.last_delivery_status.as_deref(), Some("not-delivered") | Some("unknown"))
+        } else if matches!(st.last_delivery_status, Some(DeliveryStatus::NotDelivered | DeliveryStatus::Unknown))
             && st.delivery_suppression_reason.is_none()
         {
             f.push(

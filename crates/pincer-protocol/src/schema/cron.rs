@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::agent::Usage;
 use super::{Ignored, Params, ParamsError, deserialize_closed, is_zero, methods};
+use crate::state::{CompletionStatus, DeliveryStatus, ExecStatus, RunErrorReason, SuppressionReason};
 
 methods! {
     /// The scheduler's own status.
@@ -443,17 +444,15 @@ pub struct JobState {
     /// Pincer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_id: Option<String>,
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_status: Option<String>,
+    pub last_run_status: Option<ExecStatus>,
     /// Deprecated alias of `lastRunStatus`, still written for older clients.
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_status: Option<String>,
+    pub last_status: Option<ExecStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error_reason: Option<String>,
+    pub last_error_reason: Option<RunErrorReason>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_errors: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -462,18 +461,16 @@ pub struct JobState {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_failures: u32,
     /// Pincer.
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_completion_status: Option<String>,
+    pub last_completion_status: Option<CompletionStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivered: Option<bool>,
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivery_status: Option<String>,
+    pub last_delivery_status: Option<DeliveryStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivery_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_suppression_reason: Option<String>,
+    pub delivery_suppression_reason: Option<SuppressionReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_alert_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -681,20 +678,18 @@ pub struct CronJob {
     pub next_run_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_at_ms: Option<i64>,
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_status: Option<String>,
+    pub last_run_status: Option<ExecStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivered: Option<bool>,
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivery_status: Option<String>,
+    pub last_delivery_status: Option<DeliveryStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivery_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_suppression_reason: Option<String>,
+    pub delivery_suppression_reason: Option<SuppressionReason>,
     /// In `cron.list`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_agent_id: Option<String>,
@@ -713,12 +708,12 @@ impl CronJob {
             config_revision,
             next_run_at_ms: s.next_run_at_ms,
             last_run_at_ms: s.last_run_at_ms,
-            last_run_status: s.last_run_status.clone(),
+            last_run_status: s.last_run_status,
             last_run_error: s.last_error.clone(),
             last_delivered: s.last_delivered,
-            last_delivery_status: s.last_delivery_status.clone(),
+            last_delivery_status: s.last_delivery_status,
             last_delivery_error: s.last_delivery_error.clone(),
-            delivery_suppression_reason: s.delivery_suppression_reason.clone(),
+            delivery_suppression_reason: s.delivery_suppression_reason,
             effective_agent_id: None,
             delivery_preview: None,
             extra: Map::new(),
@@ -981,7 +976,7 @@ pub struct RunEntry {
     pub finished_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
-    // state enum: h12-core
+    // A wire spelling kept as a string: run entries are read from OpenClaw gateways too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1006,7 +1001,7 @@ pub struct RunEntry {
     pub delivery: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox_id: Option<String>,
-    // state enum: h12-core
+    // A wire spelling kept as a string: run entries are read from OpenClaw gateways too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1017,10 +1012,10 @@ pub struct RunEntry {
     pub delivery_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_at_ms: Option<i64>,
-    // state enum: h12-core
+    // A wire spelling kept as a string: run entries are read from OpenClaw gateways too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_status: Option<String>,
-    // state enum: h12-core
+    // A wire spelling kept as a string: run entries are read from OpenClaw gateways too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// `running` or `delivering`, while the run is not complete.

@@ -2,6 +2,7 @@
 //! cut (`text` ends with a marker and `textChars` gives the full length), and pages may end early
 //! to stay far below the frame limit.
 
+use crate::state::{DeliveryErrorClass, DeliveryState, OriginKind, PartState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -89,8 +90,7 @@ pub struct SendResult {
     pub created: bool,
     pub channel: String,
     pub to: String,
-    // state enum: h12-core
-    pub state: String,
+    pub state: DeliveryState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(flatten)]
@@ -122,8 +122,7 @@ impl Params for DeliveriesListParams {}
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     pub id: String,
-    // state enum: h12-core
-    pub state: String,
+    pub state: DeliveryState,
     pub channel: String,
     pub to: String,
     pub attempts: u32,
@@ -147,9 +146,8 @@ pub struct DeliveryView {
     pub account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_at_ms: Option<i64>,
-    // state enum: h12-core
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error_class: Option<String>,
+    pub last_error_class: Option<DeliveryErrorClass>,
     /// While pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at_ms: Option<i64>,
@@ -160,8 +158,7 @@ pub struct DeliveryView {
 /// What enqueued a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryOrigin {
-    // state enum: h12-core
-    pub kind: String,
+    pub kind: OriginKind,
     pub id: Option<String>,
 }
 
@@ -215,8 +212,7 @@ pub struct DeliveriesGetResult {
 #[serde(rename_all = "camelCase")]
 pub struct PartView {
     pub index: u32,
-    // state enum: h12-core
-    pub state: String,
+    pub state: PartState,
     pub nonce: String,
     pub platform_message_id: Option<String>,
     pub dispatched_at_ms: Option<i64>,
@@ -277,7 +273,7 @@ pub struct CancelResult {
     pub cancelled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopping: Option<bool>,
-    // state enum: h12-core
+    /// A `DeliveryState` spelling (a string so the result keeps its `Default`).
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -127,9 +127,10 @@ impl Rd<'_> {
         Ok(n.max(0) as u64)
     }
 
-    /// Enabled and disabled jobs (for `cron.status` and `doctor`), without reading any job.
+    /// How many jobs there are, and how many of them are enabled (for `cron.status` and
+    /// `doctor`), from the counts the triggers keep: no job is read.
     pub fn job_counts(&self) -> Result<(u64, u64)> {
-        Ok((self.counted_jobs(EnabledFilter::Enabled, &[0, 1])?, self.counted_jobs(EnabledFilter::Disabled, &[0, 1])?))
+        Ok((self.counted_jobs(EnabledFilter::All, &[0, 1])?, self.counted_jobs(EnabledFilter::Enabled, &[0, 1])?))
     }
 
     /// Row ids of `take` jobs of `seg` after skipping `skip`, reading the index from the nearer end.
@@ -327,7 +328,7 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert_eq!(counts(&store), ((2, 1), 2, 1));
+        assert_eq!(counts(&store), ((3, 2), 2, 1));
         // Disable a, schedule b, leave c; then an update that changes neither flag.
         store
             .write_blocking(|tx| {
@@ -336,9 +337,9 @@ mod tests {
                 tx.update_job(&job("c", "c", false, Some(8), 2))
             })
             .unwrap();
-        assert_eq!(counts(&store), ((1, 2), 3, 0));
+        assert_eq!(counts(&store), ((3, 1), 3, 0));
         store.write_blocking(|tx| tx.delete_job("a")).unwrap();
-        assert_eq!(counts(&store), ((1, 1), 2, 0));
+        assert_eq!(counts(&store), ((2, 1), 2, 0));
     }
 
     #[test]
