@@ -58,6 +58,8 @@ enum Command {
     /// Agent sessions and their transcripts.
     #[command(subcommand)]
     Sessions(commands::agent::SessionsCommand),
+    /// Print (and open) the browser console's link, the gateway token in its fragment.
+    Dashboard(commands::dashboard::DashboardArgs),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -102,6 +104,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Cron(cmd) => commands::cron::run(*cmd, &paths).await,
         Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
+        Command::Dashboard(a) => commands::dashboard::run(a, &paths).await,
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod cron;
+pub mod dashboard;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
