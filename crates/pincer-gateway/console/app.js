@@ -166,6 +166,12 @@ async function boot() {
     if (shown) route();
   });
   window.addEventListener("hashchange", () => {
+    // A new dashboard link opened in this tab changes only the fragment: no page load.
+    const token = takeLinkToken();
+    if (token) {
+      gw.start(token);
+      return;
+    }
     if (location.hash.startsWith("#/") || !location.hash) route();
   });
   document.getElementById("signout").addEventListener("click", () => gw.signOut());

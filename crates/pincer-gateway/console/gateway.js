@@ -62,6 +62,11 @@ export class Gateway extends EventTarget {
     }
     this.backoff = 500;
     clearTimeout(this.timer);
+    if (this.ws) {
+      const old = this.ws;
+      this.ws = null;
+      old.close(1000, "signing in again");
+    }
     if (!this.sharedToken && !this.hasDeviceToken) {
       this.setState("signed-out", { reason: "no-credentials" });
       return;

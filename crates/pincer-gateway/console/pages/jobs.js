@@ -219,9 +219,10 @@ function detail(ctx, main, id) {
     if (ev.jobId !== id) return;
     if (watching && ev.runId === watching) {
       if (ev.action === "started") note("Running…");
-      if (ev.action === "executed") note(`Executed: ${ev.status || ""}${ev.error ? ` — ${ev.error}` : ""}; delivering…`);
+      const status = ev.status || ev.executionStatus || "—";
+      if (ev.action === "executed") note(`Executed: ${status}${ev.error ? ` — ${ev.error}` : ""}; delivering…`);
       if (ev.action === "finished") {
-        note(`Finished: status ${ev.status || "—"}, delivery ${ev.deliveryStatus || "—"}, completion ${ev.completionStatus || "—"}${ev.error ? ` — ${ev.error}` : ""}`);
+        note(`Finished: status ${status}, delivery ${ev.deliveryStatus || "—"}, completion ${ev.completionStatus || "—"}${ev.error ? ` — ${ev.error}` : ""}`);
         watching = null;
       }
     }
