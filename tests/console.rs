@@ -82,6 +82,33 @@ impl Console {
     }
 }
 
+#[test]
+fn pincer_dashboard_prints_the_console_link_with_the_token_in_the_fragment() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({"gateway": {"auth": {"token": "tok/with+odd=chars-0123456789"}}})).unwrap();
+    let out = gw.cli(&["dashboard", "--no-open"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let first = stdout.lines().next().unwrap();
+    assert_eq!(first, format!("Console: http://127.0.0.1:{}/#token=tok%2Fwith%2Bodd%3Dchars-0123456789", gw.port));
+    // No display here: without --no-open it says so instead of failing.
+    let out = gw.cli(&["dashboard"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No browser to open here"), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(gw);
+    // No gateway: the usual one-line error, no link.
+    let out = std::process::Command::new(pincer_bin())
+        .args(["dashboard", "--no-open"])
+        .env_clear()
+        .env("PINCER_STATE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: cannot reach the gateway"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no link for a gateway that is not there");
+}
+
 #[tokio::test]
 #[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
 async fn sign_in_with_the_dashboard_link_then_reconnect_with_the_device_token() {

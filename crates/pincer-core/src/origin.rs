@@ -100,7 +100,10 @@ pub fn check_allowed_entry(entry: &str) -> Result<(), String> {
 pub fn check_upgrade_origin(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> Result<(), String> {
     let Some(origin) = origin else { return Ok(()) };
     let Some(parsed) = Origin::parse(origin) else {
-        return Err(format!("origin `{}` is missing or invalid", clip(origin)));
+        return Err(format!(
+            "origin `{}` is missing or invalid; a page must come from this gateway or from gateway.controlUi.allowedOrigins",
+            clip(origin)
+        ));
     };
     let listed = allowed.iter().any(|a| a.trim() == "*" || Origin::parse(a).is_some_and(|a| a == parsed));
     if listed {
@@ -163,6 +166,7 @@ mod tests {
             refused("http://rebind.example:18789")
         );
         assert_eq!(check(Some("null"), "127.0.0.1:18789", none), Err("origin `null` is missing or invalid".into()));
+        assert!(check_upgrade_origin(Some("null"), None, none).unwrap_err().contains("allowedOrigins"));
         assert_eq!(check_upgrade_origin(Some("http://127.0.0.1:1"), None, none).is_err(), true);
         // Listed origins, and the explicit wildcard.
         let listed = vec!["https://pincer.example.net".to_string()];
