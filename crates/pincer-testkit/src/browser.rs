@@ -270,6 +270,11 @@ impl Browser {
         self.raw("POST", "/execute/async", Some(json!({"script": script, "args": args}))).await
     }
 
+    /// A Chrome DevTools command through chromedriver (e.g. `Emulation.setEmulatedMedia`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
+        self.raw("POST", "/goog/cdp/execute", Some(json!({"cmd": cmd, "params": params}))).await
+    }
+
     pub async fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
         let b64 = self.raw("GET", "/screenshot", None).await?;
         Ok(base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap_or_default())?)
