@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pincer_testkit::browser::Browser;
 use pincer_testkit::fakes::openai::{FakeOpenAi, Gate, Reply};
-use pincer_testkit::fakes::webhook::{Fault, FakeWebhook};
+use pincer_testkit::fakes::webhook::{FakeWebhook, Fault};
 use pincer_testkit::process::GatewayProcess;
 use pincer_testkit::ws::{RawClient, cli_connect_params};
 use serde_json::{Value, json};
@@ -69,7 +69,10 @@ impl Console {
 
     /// A protocol client holding the shared token, for setting things up beside the browser.
     async fn client(&self) -> RawClient {
-        RawClient::connect(&self.gw.url(), cli_connect_params(Some(&self.gw.token), &["operator.admin"])).await.unwrap().0
+        RawClient::connect(&self.gw.url(), cli_connect_params(Some(&self.gw.token), &["operator.admin"]))
+            .await
+            .unwrap()
+            .0
     }
 
     async fn go(&self, hash: &str) -> anyhow::Result<()> {
@@ -85,7 +88,12 @@ impl Console {
 #[test]
 fn pincer_dashboard_prints_the_console_link_with_the_token_in_the_fragment() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({"gateway": {"auth": {"token": "tok/with+odd=chars-0123456789"}}})).unwrap();
+    let gw = GatewayProcess::start(
+        &pincer_bin(),
+        dir.path(),
+        json!({"gateway": {"auth": {"token": "tok/with+odd=chars-0123456789"}}}),
+    )
+    .unwrap();
     let out = gw.cli(&["dashboard", "--no-open"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -94,7 +102,11 @@ fn pincer_dashboard_prints_the_console_link_with_the_token_in_the_fragment() {
     // No display here: without --no-open it says so instead of failing.
     let out = gw.cli(&["dashboard"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No browser to open here"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("No browser to open here"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     drop(gw);
     // No gateway: the usual one-line error, no link.
     let out = std::process::Command::new(pincer_bin())
@@ -144,7 +156,9 @@ async fn sign_in_with_the_dashboard_link_then_reconnect_with_the_device_token() 
 
 /// Text of every `selector` element.
 async fn texts(b: &Browser, selector: &str) -> anyhow::Result<Vec<String>> {
-    let v = b.execute("return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)", json!([selector])).await?;
+    let v = b
+        .execute("return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)", json!([selector]))
+        .await?;
     Ok(v.as_array().into_iter().flatten().filter_map(|t| t.as_str().map(String::from)).collect())
 }
 
@@ -168,13 +182,12 @@ async fn create_a_job_with_a_server_validation_error_then_run_it_and_see_it_in_t
     .await
     .unwrap();
     // The gateway's own message, at the field it names.
-    let error = b
-        .step("validation message at the field", b.wait_for("#f-expr-error", "schedule.expr", WAIT))
-        .await
-        .unwrap();
+    let error =
+        b.step("validation message at the field", b.wait_for("#f-expr-error", "schedule.expr", WAIT)).await.unwrap();
     let message = b.text(&error).await.unwrap();
     assert!(message.contains("invalid cron expression"), "{message}");
-    let invalid = b.execute("return document.querySelector('#f-expr').getAttribute('aria-invalid')", json!([])).await.unwrap();
+    let invalid =
+        b.execute("return document.querySelector('#f-expr').getAttribute('aria-invalid')", json!([])).await.unwrap();
     assert_eq!(invalid, "true");
     b.step("fix and create", async {
         b.select("#f-kind", "every").await?;
@@ -321,9 +334,12 @@ async fn chat_streams_the_reply_piece_by_piece() {
     let partial = partial.as_str().unwrap().to_string();
     assert!(!partial.is_empty() && partial.len() < "Hello from the model, streamed.".len(), "{partial:?}");
     gate.release(2);
-    b.step("the whole reply", b.wait_for("#chat-log .msg.assistant:not(.streaming)", "Hello from the model, streamed.", WAIT))
-        .await
-        .unwrap();
+    b.step(
+        "the whole reply",
+        b.wait_for("#chat-log .msg.assistant:not(.streaming)", "Hello from the model, streamed.", WAIT),
+    )
+    .await
+    .unwrap();
     let req = &fake.requests()[0];
     assert_eq!(req.body["messages"].as_array().unwrap().last().unwrap()["content"], "Say hello");
     c.quit().await;
@@ -420,8 +436,9 @@ async fn b_step_sign_in_and_inbox(c: &Console) {
 /// axe-core's serious and critical violations on the page as it is now (`PINCER_AXE_JS`, which
 /// `cargo xtask console` installs from npm).
 async fn axe_violations(b: &Browser) -> anyhow::Result<Vec<String>> {
-    let path = std::env::var("PINCER_AXE_JS")
-        .map_err(|_| anyhow::anyhow!("PINCER_AXE_JS is not set: run these tests with `cargo xtask console`, which installs axe-core"))?;
+    let path = std::env::var("PINCER_AXE_JS").map_err(|_| {
+        anyhow::anyhow!("PINCER_AXE_JS is not set: run these tests with `cargo xtask console`, which installs axe-core")
+    })?;
     let source = std::fs::read_to_string(&path)?;
     let loaded = b.execute(&format!("{source}\n;return typeof window.axe;"), json!([])).await?;
     anyhow::ensure!(loaded == "object", "axe-core did not load: {loaded}");
@@ -440,7 +457,10 @@ async fn axe_violations(b: &Browser) -> anyhow::Result<Vec<String>> {
 
 /// How far the page is wider than the window (0 when nothing sticks out sideways).
 async fn overflow(b: &Browser) -> anyhow::Result<i64> {
-    Ok(b.execute("return document.documentElement.scrollWidth - window.innerWidth", json!([])).await?.as_i64().unwrap_or(0))
+    Ok(b.execute("return document.documentElement.scrollWidth - window.innerWidth", json!([]))
+        .await?
+        .as_i64()
+        .unwrap_or(0))
 }
 
 #[tokio::test]
@@ -458,17 +478,23 @@ async fn every_page_passes_axe_in_light_and_dark_fits_390_px_and_works_from_the_
     // session, a pending device.
     let mut cl = c.client().await;
     let job = cl
-        .call("cron.add", json!({"name": "Nightly report", "schedule": {"kind": "every", "everyMs": 3_600_000},
+        .call(
+            "cron.add",
+            json!({"name": "Nightly report", "schedule": {"kind": "every", "everyMs": 3_600_000},
             "sessionTarget": "isolated", "payload": {"kind": "command", "argv": ["sh", "-c", "echo nightly"]},
-            "delivery": {"mode": "announce", "channel": "inbox"}}))
+            "delivery": {"mode": "announce", "channel": "inbox"}}),
+        )
         .await
         .unwrap();
     let job_id = job["id"].as_str().unwrap().to_string();
     cl.call("cron.run", json!({"id": job_id})).await.unwrap();
     crate::support::wait_runs(&mut cl, &job_id, 1).await;
-    cl.call("send", json!({"channel": "webhook", "to": hook.url(), "message": "x", "idempotencyKey": "a11y-1", "wait": true}))
-        .await
-        .unwrap();
+    cl.call(
+        "send",
+        json!({"channel": "webhook", "to": hook.url(), "message": "x", "idempotencyKey": "a11y-1", "wait": true}),
+    )
+    .await
+    .unwrap();
     cl.call("agent", json!({"message": "Hello", "sessionKey": "main"})).await.unwrap();
     remote_pairing_request(&c.gw.url(), &c.gw.token).await;
 
@@ -495,7 +521,12 @@ async fn every_page_passes_axe_in_light_and_dark_fits_390_px_and_works_from_the_
         let third = b.execute("return document.activeElement.textContent", json!([])).await?;
         anyhow::ensure!(third == "Jobs", "then the brand, Overview, Jobs; got {third}");
         b.keys("\u{E007}").await?;
-        b.wait_until("the Jobs page", "return location.hash === '#/jobs' && document.querySelector('table.jobs')", WAIT).await?;
+        b.wait_until(
+            "the Jobs page",
+            "return location.hash === '#/jobs' && document.querySelector('table.jobs')",
+            WAIT,
+        )
+        .await?;
         Ok(())
     })
     .await
@@ -566,6 +597,7 @@ async fn seed_large(c: &mut Console) {
         def.as_object_mut().unwrap().remove(k);
     }
     let now = template["createdAtMs"].as_i64().unwrap();
+    let seeded = std::time::Instant::now();
     let store = pincer_store::Store::open(&c.gw.state_dir.join("pincer.db")).unwrap();
     store
         .write_blocking(move |tx| {
@@ -601,28 +633,41 @@ async fn seed_large(c: &mut Console) {
                     parts: vec![(format!("message {i}"), format!("n{i}"))],
                     created_at_ms: now - 100_000 + i,
                 })?;
-                let (state, error, class) =
-                    if i % 10 == 0 { ("dead", Some("chat not found"), Some("target")) } else { ("delivered", None, None) };
+                let (state, error, class) = if i % 10 == 0 {
+                    ("dead", Some("chat not found"), Some("target"))
+                } else {
+                    ("delivered", None, None)
+                };
                 tx.settle_delivery(&id, state, true, error, class, now)?;
             }
             Ok(())
         })
         .unwrap();
     store.close();
+    eprintln!("seeded in {:?}", seeded.elapsed());
     c.gw.restart().unwrap();
 }
 
 #[tokio::test]
 #[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
 async fn ten_thousand_jobs_and_a_hundred_thousand_deliveries_page_and_stay_responsive() {
-    let mut c = Console::start("large", json!({"channels": {"telegram": {"botToken": "1:x", "apiRoot": "http://127.0.0.1:9"}}})).await;
+    let mut c = Console::start(
+        "large",
+        json!({"channels": {"telegram": {"botToken": "1:x", "apiRoot": "http://127.0.0.1:9"}}}),
+    )
+    .await;
+    let seeding = std::time::Instant::now();
     seed_large(&mut c).await;
+    eprintln!("seeded and restarted in {:?}", seeding.elapsed());
     // What the gateway itself takes for each first page, beside what the page takes to show it.
     let mut cl = c.client().await;
     for method in ["cron.list", "deliveries.list"] {
         let started = std::time::Instant::now();
         cl.call(method, json!({"limit": 50})).await.unwrap();
-        eprintln!("console with 10,000 jobs and 100,000 deliveries: gateway answers {method}: {} ms", started.elapsed().as_millis());
+        eprintln!(
+            "console with 10,000 jobs and 100,000 deliveries: gateway answers {method}: {} ms",
+            started.elapsed().as_millis()
+        );
     }
     let c = &c;
     let b = &c.b;
@@ -652,7 +697,9 @@ async fn ten_thousand_jobs_and_a_hundred_thousand_deliveries_page_and_stay_respo
     .unwrap();
     times.push(("jobs, search", started.elapsed()));
     times.push(
-        b.step("deliveries", timed("deliveries, first page", "#/deliveries", ".pager .range", "1–50 of 100,000")).await.unwrap(),
+        b.step("deliveries", timed("deliveries, first page", "#/deliveries", ".pager .range", "1–50 of 100,000"))
+            .await
+            .unwrap(),
     );
     let started = std::time::Instant::now();
     b.step("dead deliveries", async {
@@ -672,4 +719,35 @@ async fn ten_thousand_jobs_and_a_hundred_thousand_deliveries_page_and_stay_respo
         eprintln!("console with 10,000 jobs and 100,000 deliveries: {what}: {} ms", took.as_millis());
         assert!(took.as_millis() < 12_000, "{what} took {took:?}");
     }
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn the_overview_paints_quickly_and_each_page_weighs_under_300_kb() {
+    let c = Console::start("numbers", json!({})).await;
+    let b = &c.b;
+    b.step("sign in", c.sign_in()).await.unwrap();
+    let n = b.step("measure", pincer_testkit::browser::measure_console(b, &c.page(), 5)).await.unwrap();
+    let mut report = vec![
+        format!("first contentful paint (median of 5 loads): {:.0} ms", n.first_contentful_paint_ms),
+        format!(
+            "first meaningful paint — the Overview shows the gateway's health (median of 5): {:.0} ms",
+            n.first_meaningful_paint_ms
+        ),
+    ];
+    for (name, bytes, requests) in &n.pages {
+        report.push(format!("page weight, {name}: {:.1} KB in {requests} requests", *bytes as f64 / 1024.0));
+        assert!(*bytes < 300 * 1024, "{name} weighs {bytes} bytes");
+    }
+    let total: usize = pincer_gateway::console::ASSETS.iter().map(|a| a.body.len()).sum();
+    report.push(format!("every console file together: {:.1} KB", total as f64 / 1024.0));
+    let text = report.join("\n");
+    eprintln!("{text}");
+    let _ = std::fs::create_dir_all(shots());
+    let _ = std::fs::write(shots().join("numbers.txt"), format!("{text}\n"));
+    assert!(total < 300 * 1024, "all console files: {total} bytes");
+    // This is the debug build on a shared test machine; `cargo xtask bench --only console`
+    // measures the release build against the 200 ms target.
+    assert!(n.first_meaningful_paint_ms < 1000.0, "{text}");
+    c.quit().await;
 }

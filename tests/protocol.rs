@@ -433,12 +433,17 @@ async fn the_console_is_served_at_the_root_under_a_strict_policy_and_the_upgrade
     assert_eq!(pincer_testkit::http::get(addr, "/console/nope.js").await.unwrap().0, 404);
     // Revalidation is a 304 without a body.
     let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
-    let (again, body) =
-        raw_http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n")).await;
+    let (again, body) = raw_http(
+        addr,
+        &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
     assert!(again.starts_with("http/1.1 304"), "{again}");
     assert_eq!(body, "");
     // An upgrade that is not a valid WebSocket handshake still hears how to connect.
-    let (head, body) = raw_http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n")).await;
+    let (head, body) =
+        raw_http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n"))
+            .await;
     assert!(head.starts_with("http/1.1 426"), "{head}");
     assert!(body.contains("OpenClaw Gateway protocol v4 over WebSocket"), "{body}");
     // And the CLI's upgrade on `/` works as before.

@@ -33,7 +33,11 @@ pub fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     let axe = ensure_axe(root)?;
     let mut cmd = Command::new("cargo");
     if crate::has_nextest() {
-        cmd.args(["nextest", "run", "-p", "pincer-cli", "--test", "e2e", "--run-ignored", "only", "-E", "test(/^console::/)"]);
+        cmd.args(["nextest", "run", "-p", "pincer-cli", "--test", "e2e", "--run-ignored", "only"]);
+        // A filter of the caller's narrows the run (nextest ORs several `-E`).
+        if !extra.iter().any(|a| a == "-E" || a.starts_with("--filterset")) {
+            cmd.args(["-E", "test(/^console::/)"]);
+        }
     } else {
         cmd.args(["test", "-p", "pincer-cli", "--test", "e2e", "--", "--ignored", "console::"]);
     }

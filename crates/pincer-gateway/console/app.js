@@ -151,6 +151,8 @@ async function route() {
 
 async function boot() {
   const linkToken = takeLinkToken();
+  // Fetch the first page's module while the key loads and the socket signs in.
+  PAGES[parseRoute(location.hash).page].load().catch(() => {});
   let identity;
   try {
     identity = await loadIdentity();

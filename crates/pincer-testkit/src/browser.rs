@@ -40,9 +40,7 @@ pub fn programs() -> anyhow::Result<(PathBuf, PathBuf)> {
         if let Some(p) = std::env::var_os(var) {
             return Some(PathBuf::from(p));
         }
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|d| d.join(name)).find(|p| p.is_file())
     };
     match (find("PINCER_CHROMEDRIVER", "chromedriver"), find("PINCER_CHROMIUM", "chromium")) {
         (Some(d), Some(c)) => Ok((d, c)),
@@ -247,16 +245,24 @@ impl Browser {
 
     /// The visible text of the whole page.
     pub async fn page_text(&self) -> anyhow::Result<String> {
-        Ok(self.execute("return document.body ? document.body.innerText : ''", json!([])).await?.as_str().unwrap_or_default().into())
+        Ok(self
+            .execute("return document.body ? document.body.innerText : ''", json!([]))
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .into())
     }
 
     /// Presses keys (WebDriver key codes allowed, e.g. `\u{E007}` for Enter) on the focused element.
     pub async fn keys(&self, keys: &str) -> anyhow::Result<()> {
         let actions: Vec<Value> = keys
             .chars()
-            .flat_map(|c| [json!({"type": "keyDown", "value": c.to_string()}), json!({"type": "keyUp", "value": c.to_string()})])
+            .flat_map(|c| {
+                [json!({"type": "keyDown", "value": c.to_string()}), json!({"type": "keyUp", "value": c.to_string()})]
+            })
             .collect();
-        self.raw("POST", "/actions", Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}))).await?;
+        self.raw("POST", "/actions", Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})))
+            .await?;
         self.raw("DELETE", "/actions", None).await.map(|_| ())
     }
 
@@ -291,11 +297,15 @@ impl Browser {
             Ok(v) => Ok(v),
             Err(e) => {
                 let _ = std::fs::create_dir_all(&self.shots);
-                let slug: String =
-                    format!("{}-{step}", self.name).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+                let slug: String = format!("{}-{step}", self.name)
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
                 let png = self.shots.join(format!("{slug}.png"));
                 let saved = match self.screenshot().await {
-                    Ok(bytes) => std::fs::write(&png, bytes).map(|_| png.display().to_string()).unwrap_or_else(|e| format!("(not saved: {e})")),
+                    Ok(bytes) => std::fs::write(&png, bytes)
+                        .map(|_| png.display().to_string())
+                        .unwrap_or_else(|e| format!("(not saved: {e})")),
                     Err(e) => format!("(no screenshot: {e})"),
                 };
                 let txt = self.shots.join(format!("{slug}.txt"));
@@ -328,4 +338,69 @@ impl Drop for Browser {
     fn drop(&mut self) {
         self.kill_group();
     }
+}
+
+/// What the console costs a returning visitor (device key and token already in the browser).
+#[derive(Debug, Clone)]
+pub struct ConsoleNumbers {
+    /// Median `first-contentful-paint` of fresh loads of the Overview, in ms.
+    pub first_contentful_paint_ms: f64,
+    /// Median time until the Overview shows the gateway's health (its `pincer:overview-ready`
+    /// mark): the first meaningful paint, in ms.
+    pub first_meaningful_paint_ms: f64,
+    /// Per page: its name, the bytes of the document and every file it loaded, and the requests.
+    pub pages: Vec<(&'static str, u64, u64)>,
+}
+
+/// The console's pages, with an element that shows each is on screen.
+pub const CONSOLE_PAGES: [(&str, &str, &str); 8] = [
+    ("overview", "#/overview", "#health-stats"),
+    ("jobs", "#/jobs", "main h1"),
+    ("deliveries", "#/deliveries", "main h1"),
+    ("inbox", "#/inbox", "main h1"),
+    ("sessions", "#/sessions", "main h1"),
+    ("chat", "#/chat", "#chat-input"),
+    ("devices", "#/devices", "tr[data-device]"),
+    ("audit", "#/audit", "main table"),
+];
+
+/// Loads the console at `page` (`http://host:port/`, browser already signed in) `loads` times for
+/// the paint times, then each page once for its weight, all through the Performance API.
+pub async fn measure_console(b: &Browser, page: &str, loads: usize) -> anyhow::Result<ConsoleNumbers> {
+    let wait = Duration::from_secs(15);
+    let (mut fcp, mut fmp) = (Vec::new(), Vec::new());
+    for _ in 0..loads.max(1) {
+        b.goto("about:blank").await?;
+        b.goto(page).await?;
+        b.wait_for("#health-stats", "", wait).await?;
+        let v = b
+            .execute(
+                "return [performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null,
+                         performance.getEntriesByName('pincer:overview-ready')[0]?.startTime ?? null]",
+                json!([]),
+            )
+            .await?;
+        fcp.push(v[0].as_f64().ok_or_else(|| anyhow!("no first-contentful-paint entry"))?);
+        fmp.push(v[1].as_f64().ok_or_else(|| anyhow!("no pincer:overview-ready mark"))?);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let mut pages = Vec::new();
+    for (name, hash, ready) in CONSOLE_PAGES {
+        b.goto("about:blank").await?;
+        b.goto(&format!("{page}{hash}")).await?;
+        b.wait_for(ready, "", wait).await?;
+        // Served uncompressed: the decoded bodies are the bytes on the wire, less headers.
+        let v = b
+            .execute(
+                "const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+                 return [entries.reduce((n, e) => n + (e.decodedBodySize || 0), 0), entries.length];",
+                json!([]),
+            )
+            .await?;
+        pages.push((name, v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0)));
+    }
+    Ok(ConsoleNumbers { first_contentful_paint_ms: median(fcp), first_meaningful_paint_ms: median(fmp), pages })
 }

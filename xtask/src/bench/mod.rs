@@ -2,6 +2,7 @@
 //! same run on the same machine, written to BENCHMARKS.md.
 
 mod agent;
+mod console;
 mod gateway;
 mod load;
 mod outbox;
@@ -103,7 +104,7 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
-    const SECTIONS: [&str; 5] = ["startup", "scheduler", "outbox", "load", "agent"];
+    const SECTIONS: [&str; 6] = ["startup", "scheduler", "outbox", "load", "agent", "console"];
     let only = match args.iter().position(|a| a == "--only") {
         Some(i) => match args.get(i + 1).map(String::as_str) {
             Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
@@ -134,6 +135,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("load") {
         load::bench_rows(&mut b)?;
+    }
+    if wanted("console") {
+        console::run(&mut b)?;
     }
 
     let report = render(&b.rows, quick);

@@ -36,14 +36,18 @@ pub async fn run(args: DashboardArgs, paths: &StatePaths) -> anyhow::Result<Exit
     }
     println!("Console: {link}");
     if target.token.is_some() {
-        println!("The link holds the gateway token: open it in your own browser only. The console forgets it once signed in.");
+        println!(
+            "The link holds the gateway token: open it in your own browser only. The console forgets it once signed in."
+        );
     }
     if args.no_open {
         return Ok(ExitCode::SUCCESS);
     }
     match open_browser(&link) {
         Ok(true) => println!("Opened in your browser."),
-        Ok(false) => println!("No browser to open here (no display); open the link above in a browser on this machine."),
+        Ok(false) => {
+            println!("No browser to open here (no display); open the link above in a browser on this machine.")
+        }
         Err(e) => println!("Could not open a browser ({e}); open the link above yourself."),
     }
     Ok(ExitCode::SUCCESS)

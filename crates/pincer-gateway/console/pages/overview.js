@@ -13,13 +13,15 @@ export function mount(ctx, main) {
   main.append(h("h1", {}, "Overview"), health, channels, failures, doctor);
   let alive = true;
 
-  async function loadHealth() {
-    let hl;
-    try {
-      hl = await gw.request("health");
-    } catch (e) {
-      fill(health, h("h2", { id: "health-title" }, "Gateway"), h("p", { class: "alert", role: "alert" }, errorText(e)));
-      return;
+  async function loadHealth(snapshot) {
+    let hl = snapshot;
+    if (!hl) {
+      try {
+        hl = await gw.request("health");
+      } catch (e) {
+        fill(health, h("h2", { id: "health-title" }, "Gateway"), h("p", { class: "alert", role: "alert" }, errorText(e)));
+        return;
+      }
     }
     if (!alive) return;
     const p = hl.pincer || {};
@@ -134,7 +136,10 @@ export function mount(ctx, main) {
     gw.on("delivery", refresh),
     gw.on("tick", () => loadHealth()),
   ];
-  loadHealth();
+  // The health in `hello-ok` is seconds old at most: show it at once, then ask again.
+  const fresh = gw.hello?.snapshot?.health;
+  if (fresh && fresh.pincer) loadHealth(fresh).then(() => loadHealth());
+  else loadHealth();
   loadFailures();
   loadDoctor();
   return () => {
