@@ -384,12 +384,22 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.add everyMs 0",
             call("cron.add", every(json!(0))),
-            invalid("schedule.everyMs: must be at least 1, got 0"),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 0"),
         ),
         row(
             "cron.add everyMs -5",
             call("cron.add", every(json!(-5))),
-            invalid("schedule.everyMs: must be at least 1, got -5"),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got -5"),
+        ),
+        row(
+            "cron.add everyMs 1",
+            call("cron.add", every(json!(1))),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 1; a job runs at most once a second"),
+        ),
+        row(
+            "cron.add everyMs 999",
+            call("cron.add", every(json!(999))),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 999"),
         ),
         row(
             "cron.add everyMs 1.5",
@@ -587,7 +597,12 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.update everyMs 0",
             call("cron.update", json!({"id": job, "patch": {"schedule": {"kind": "every", "everyMs": 0}}})),
-            invalid("schedule.everyMs: must be at least 1"),
+            invalid("schedule.everyMs: must be at least 1000 (1s), got 0"),
+        ),
+        row(
+            "cron.update everyMs 1",
+            call("cron.update", json!({"id": job, "patch": {"schedule": {"kind": "every", "everyMs": 1}}})),
+            invalid("invalid cron.update params: schedule.everyMs: must be at least 1000 (1s), got 1"),
         ),
         row(
             "cron.update stale revision",
@@ -1240,7 +1255,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
         (state, vec!["cron", "add", "--every"], Usage, "a value is required for '--every <DURATION>'"),
         (state, vec!["cron", "add", "--colour", "red"], Usage, "unexpected argument '--colour'"),
         (state, vec!["cron", "runs", "job", "--limit", "abc"], Usage, "invalid value 'abc' for '--limit <LIMIT>'"),
-        (state, vec!["cron", "runs", "job", "--limit", "-1"], Usage, "unexpected argument '-1'"),
+        (state, vec!["cron", "runs", "job", "--limit", "-1"], Usage, "invalid value '-1' for '--limit <LIMIT>'"),
         (
             state,
             vec!["cron", "runs", "job", "--limit", "4294967296"],
@@ -1257,7 +1272,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             state,
             vec!["cron", "add", "--every", "1h", "--timeout-seconds", "-5", "--message", "x"],
             Usage,
-            "unexpected argument '-5'",
+            "invalid value '-5' for '--timeout-seconds <N>'",
         ),
         (state, vec!["inbox", "--limit", "many"], Usage, "invalid value 'many' for '--limit <LIMIT>'"),
         (state, vec!["health", "--timeout", "soon"], Usage, "invalid value 'soon' for '--timeout <TIMEOUT>'"),
@@ -1286,6 +1301,18 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             "--every: duration `10` needs a unit (ms, s, m, h, d), e.g. `10m`",
         ),
         (state, vec!["cron", "add", "--every", "", "--message", "x"], Failure, "--every: empty duration"),
+        (
+            state,
+            vec!["cron", "add", "--every", "1ms", "--message", "x"],
+            Failure,
+            "--every: `1ms` is shorter than the minimum interval of 1s",
+        ),
+        (
+            state,
+            vec!["cron", "edit", "some-id", "--every", "999ms"],
+            Failure,
+            "--every: `999ms` is shorter than the minimum interval of 1s",
+        ),
         (
             state,
             vec!["cron", "add", "--every", "99999999999999999999d", "--message", "x"],
@@ -1380,7 +1407,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             state,
             vec!["cron", "add", "--every", "0s", "--message", "x"],
             Failure,
-            "schedule.everyMs: must be at least 1, got 0",
+            "--every: `0s` is shorter than the minimum interval of 1s",
         ),
         (
             state,
@@ -1708,6 +1735,24 @@ fn config_rows_stop_the_gateway_promptly_naming_the_key() {
             br#"{gateway: {bind: "lan", auth: {mode: "none"}}}"#.to_vec(),
             vec![],
             "refusing to bind to the LAN without auth".into(),
+        ),
+        (
+            "LAN with a one-character token",
+            br#"{gateway: {bind: "lan", auth: {token: "x"}}}"#.to_vec(),
+            vec![],
+            "refusing to bind to the LAN with a weak gateway.auth.token (it is 1 character long)".into(),
+        ),
+        (
+            "LAN with a whitespace token",
+            br#"{gateway: {bind: "lan", auth: {token: "    "}}}"#.to_vec(),
+            vec![],
+            "weak gateway.auth.token (it is only whitespace): set it (or PINCER_GATEWAY_TOKEN) to at least 24 random characters, e.g. the output of `openssl rand -base64 32`".into(),
+        ),
+        (
+            "LAN from the environment with a repetitive token",
+            br#"{gateway: {auth: {token: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}"#.to_vec(),
+            vec![("PINCER_GATEWAY_BIND", "lan")],
+            "weak gateway.auth.token (it repeats only 1 different characters)".into(),
         ),
         (
             "PINCER_GATEWAY_PORT",

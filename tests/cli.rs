@@ -285,3 +285,92 @@ fn deliveries_cancel_stops_a_pending_delivery() {
         stderr(&out)
     );
 }
+
+/// Telegram group ids are negative and messages may start with a dash: the option's value is the
+/// next word, whatever it starts with (as `openclaw` takes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_telegram_ids_and_leading_dashes_are_values() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({
+        "channels": { "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": fake.base_url() } },
+        "delivery": { "rateLimits": { "telegram": 0 } },
+    });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg).unwrap();
+    let gw = std::sync::Arc::new(gw);
+    let cli = |args: &'static [&'static str]| {
+        let gw = gw.clone();
+        tokio::task::spawn_blocking(move || gw.cli(args))
+    };
+    let out = cli(&[
+        "message",
+        "send",
+        "--channel",
+        "telegram",
+        "--to",
+        "-1001234567890",
+        "--thread-id",
+        "42",
+        "--message",
+        "-5 degrees outside",
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].chat_id.as_str(), sent[0].text.as_str()), ("-1001234567890", "-5 degrees outside"));
+    assert_eq!(sent[0].message_thread_id, Some(42));
+    let out = cli(&[
+        "cron",
+        "add",
+        "--every",
+        "1h",
+        "--message",
+        "-v",
+        "--channel",
+        "telegram",
+        "--to",
+        "-1001234567890",
+        "--json",
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = json_of(&out);
+    assert_eq!(
+        (job["delivery"]["to"].as_str(), job["payload"]["message"].as_str()),
+        (Some("-1001234567890"), Some("-v"))
+    );
+}
+
+/// A database damaged under a running gateway: `doctor` says it is corrupted and how to restore
+/// it, instead of pointing at permissions and disk space.
+#[test]
+fn doctor_names_a_corrupted_database_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let out = gw.cli(&["message", "send", "--channel", "inbox", "--to", "default", "--message", "hello"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = dir.path().join("pincer.db");
+    std::fs::write(dir.path().join("pincer.db.pre-v5.bak"), b"an older backup").unwrap();
+    // Everything into the main file, then its header overwritten.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |_| Ok(())).unwrap();
+    drop(conn);
+    use std::io::{Seek, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+    file.write_all(b"not a database!\0").unwrap();
+    drop(file);
+    let out = gw.cli(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json_of(&out);
+    let store = report["findings"].as_array().unwrap().iter().find(|f| f["check"] == "store").cloned().unwrap();
+    assert_eq!(store["status"], "fail", "{store}");
+    let (message, fix) = (store["message"].as_str().unwrap(), store["fix"].as_str().unwrap());
+    assert!(message.contains("the database is corrupted"), "{message}");
+    assert!(fix.contains(&format!("copy {}", dir.path().join("pincer.db.pre-v5.bak").display())), "{fix}");
+    assert!(fix.contains(".recover") && !fix.contains("permissions"), "{fix}");
+}

@@ -10,9 +10,11 @@
 //!   100 honest clients under a slowloris and 25 MB pre-hello frame attack (the hostile rows).
 //! - `soak`: an hour of steady traffic; RSS every minute and the drift (not in CI).
 //! - `fuzz`: run the cargo-fuzz targets in `fuzz/` for a bounded time each (nightly; see `fuzz.rs`).
+//! - `crash`: the crash suite with N cycles per crash point, and its summary (see `crash.rs`).
 
 mod bench;
 mod console;
+mod crash;
 mod fuzz;
 mod openclaw;
 
@@ -39,8 +41,9 @@ fn main() -> anyhow::Result<()> {
         Some("load") => bench::load(&root, &args[1..]),
         Some("soak") => bench::soak(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("crash") => crash::run(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|console|openclaw|interop|bench|load|soak|fuzz> [args]\n");
+            eprintln!("usage: cargo xtask <test|console|openclaw|interop|bench|load|soak|fuzz|crash> [args]\n");
             eprintln!("  test       every test: the workspace suite, the console in Chromium, then the interop suite");
             eprintln!("  console    the browser console's tests in headless Chromium (+ axe-core from npm)");
             eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
@@ -52,6 +55,9 @@ fn main() -> anyhow::Result<()> {
             eprintln!("             --hostile-secs S (0: none) --only-hostile --no-openclaw)");
             eprintln!("  soak       an hour of steady traffic, RSS drift (--minutes N, --state DIR)");
             eprintln!("  fuzz       the cargo-fuzz targets, bounded (--secs N per target, default 30; nightly)");
+            eprintln!(
+                "  crash      the crash suite, N cycles per crash point, and its summary (--iterations N, --write)"
+            );
             std::process::exit(2)
         }
     }

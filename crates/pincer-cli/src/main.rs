@@ -7,7 +7,7 @@ mod output;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use pincer_core::StatePaths;
 
 use crate::client::ConnectArgs;
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     if args.nth(1).is_some_and(|a| a == pincer_cron::supervisor::SUPERVISE_ARG) {
         return pincer_cron::supervisor::supervise(args.collect());
     }
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
     let result = match cli.command {
         Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
@@ -89,6 +89,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with every option's value allowed to start with `-`: Telegram group ids are
+/// negative (`--to -1001234567890`), a message may start with a dash, and `openclaw` (commander)
+/// likewise takes the word after an option as its value whatever it starts with.
+fn command() -> clap::Command {
+    fn hyphen_values(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|a| {
+            let option = a.get_long().is_some() && a.get_action().takes_values();
+            if option { a.allow_hyphen_values(true) } else { a }
+        })
+        .mut_subcommands(hyphen_values)
+    }
+    hyphen_values(Cli::command())
 }
 
 /// Client commands are one short conversation: a single-threaded runtime starts fastest.
@@ -111,5 +125,85 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Agent(a) => commands::agent::agent(a, &paths).await,
         Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
         Command::Gateway(_) => unreachable!("handled in main"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let matches = command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn option_values_may_start_with_a_hyphen() {
+        let cli = parse(&[
+            "pincer",
+            "message",
+            "send",
+            "--channel",
+            "telegram",
+            "--to",
+            "-1001234567890",
+            "--thread-id",
+            "-7",
+            "--message",
+            "- first item",
+            "--token",
+            "-tok",
+        ])
+        .unwrap();
+        let Command::Message(commands::delivery::MessageCommand::Send { to, thread_id, message, .. }) = cli.command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(
+            (to.as_str(), thread_id.as_deref(), message.as_str()),
+            ("-1001234567890", Some("-7"), "- first item")
+        );
+        let cli = parse(&[
+            "pincer",
+            "cron",
+            "add",
+            "--every",
+            "1h",
+            "--message",
+            "-x",
+            "--channel",
+            "telegram",
+            "--to",
+            "-1001",
+            "--name",
+            "-n",
+            "--account",
+            "-a",
+        ]);
+        assert!(cli.is_ok(), "{cli:?}");
+        // A numeric option says the number is invalid instead of calling it an unknown flag.
+        let err = parse(&["pincer", "cron", "runs", "job", "--limit", "-1"]).unwrap_err().to_string();
+        assert!(err.contains("invalid value '-1' for '--limit <LIMIT>'"), "{err}");
+    }
+
+    #[test]
+    fn every_option_that_takes_a_value_accepts_a_leading_hyphen() {
+        fn walk(cmd: &mut clap::Command, path: &str, seen: &mut usize, missing: &mut Vec<String>) {
+            cmd.build();
+            for a in cmd.get_arguments().filter(|a| a.get_long().is_some() && a.get_action().takes_values()) {
+                *seen += 1;
+                if !a.is_allow_hyphen_values_set() {
+                    missing.push(format!("{path} --{}", a.get_long().unwrap()));
+                }
+            }
+            for sub in cmd.get_subcommands_mut() {
+                let path = format!("{path} {}", sub.get_name());
+                walk(sub, &path, seen, missing);
+            }
+        }
+        let (mut seen, mut missing) = (0, Vec::new());
+        walk(&mut command(), "pincer", &mut seen, &mut missing);
+        assert!(missing.is_empty(), "options that refuse `-1001`: {missing:?}");
+        assert!(seen > 100, "the walk saw only {seen} options");
     }
 }

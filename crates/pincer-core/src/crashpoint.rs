@@ -8,7 +8,7 @@
 //!
 //! | Point | Where the process dies |
 //! |---|---|
-//! | `cron.reserved` | the slot's run row is committed; the run has not started |
+//! | `cron.reserved` | a slot's run row is committed (passed once per reserved slot); no run of its batch has started |
 //! | `cron.executed` | the run finished; its outcome is not yet recorded |
 //! | `outbox.enqueued` | a delivery is committed; the caller has not been answered |
 //! | `outbox.dispatching` | a part is marked in flight; no request has been made |

@@ -21,7 +21,8 @@ mod zone;
 
 pub use at::{format_iso_utc, parse_at};
 pub use spec::{
-    DEFAULT_TOP_OF_HOUR_STAGGER_MS, NormalizeContext, ScheduleSpec, default_stagger_ms, is_top_of_hour_expr,
+    DEFAULT_TOP_OF_HOUR_STAGGER_MS, MIN_EVERY_MS, NormalizeContext, ScheduleSpec, default_stagger_ms,
+    is_top_of_hour_expr,
 };
 pub use zone::{host_timezone, validate_tz};
 

@@ -804,7 +804,8 @@ impl Actor {
                     Vec::new()
                 }
             };
-            if reserved.iter().any(|ok| *ok) {
+            // Once per reserved slot, so `cron.reserved:<n>` is the n-th slot, whatever the batching.
+            for _ in reserved.iter().filter(|ok| **ok) {
                 pincer_core::crashpoint::hit("cron.reserved");
             }
             let failed = reserved.len() != starts.len();

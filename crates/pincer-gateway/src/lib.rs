@@ -65,8 +65,39 @@ fn check_startable(config: &Config) -> anyhow::Result<()> {
                 "refusing to bind to the LAN without auth: set gateway.auth.mode to \"token\" with a gateway.auth.token"
             )
         }
+        (AuthMode::Token, Some(token)) if config.gateway.bind == Bind::Lan => match weak_token(token) {
+            Some(why) => bail!(
+                "refusing to bind to the LAN with a weak gateway.auth.token ({why}): set it (or PINCER_GATEWAY_TOKEN) to at least {MIN_LAN_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -base64 32`, or keep gateway.bind \"loopback\""
+            ),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
+}
+
+/// The shortest token accepted off loopback: OpenClaw's `gateway.token_too_short` audit line.
+const MIN_LAN_TOKEN_CHARS: usize = 24;
+
+/// Why `token` is too weak to guard a gateway other machines can reach, if it is: shorter than
+/// [`MIN_LAN_TOKEN_CHARS`] once surrounding whitespace is dropped (as OpenClaw's audit measures
+/// it), or built from fewer than 8 distinct characters (`aaaa…`, `121212…`), which no random
+/// token of that length is.
+fn weak_token(token: &str) -> Option<String> {
+    let token = token.trim();
+    let chars = token.chars().count();
+    if chars == 0 {
+        return Some("it is only whitespace".into());
+    }
+    if chars < MIN_LAN_TOKEN_CHARS {
+        return Some(format!("it is {chars} character{} long", if chars == 1 { "" } else { "s" }));
+    }
+    let mut distinct: Vec<char> = token.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 8 {
+        return Some(format!("it repeats only {} different characters", distinct.len()));
+    }
+    None
 }
 
 /// Name of the file in the state dir that a running gateway holds locked and that tells local
@@ -300,4 +331,44 @@ pub async fn run(options: GatewayOptions, stop: impl Future<Output = ()>) -> any
     stop.await;
     gateway.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_error(bind: &str, token: &str) -> Option<String> {
+        let config = Config::parse(
+            &serde_json::json!({ "gateway": { "bind": bind, "auth": { "token": token } } }).to_string(),
+            &|_: &str| None,
+        )
+        .unwrap();
+        check_startable(&config).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn weak_tokens_are_refused_off_loopback_only() {
+        let random = pincer_core::random_token();
+        let rows = [
+            ("lan", "x", Some("(it is 1 character long)")),
+            ("lan", "   ", Some("(it is only whitespace)")),
+            ("lan", " \t secret \n", Some("(it is 6 characters long)")),
+            ("lan", "correct-horse-battery", Some("(it is 21 characters long)")),
+            ("lan", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", Some("(it repeats only 1 different characters)")),
+            ("lan", "1212121212121212121212121212", Some("(it repeats only 2 different characters)")),
+            ("lan", random.as_str(), None),
+            ("lan", "3f9c1e7a0b2d4c6e8f1a3b5c7d9e0f2a4b6c8d0e2f4a6b8c", None),
+            ("loopback", "x", None),
+        ];
+        for (bind, token, want) in rows {
+            let got = start_error(bind, token);
+            match want {
+                None => assert_eq!(got, None, "{bind} {token:?}"),
+                Some(why) => {
+                    let got = got.unwrap_or_else(|| panic!("{bind} {token:?} started"));
+                    assert!(got.contains(why) && got.contains("openssl rand -base64 32"), "{token:?}: {got}");
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@
 pub mod cron;
 pub mod devices;
 mod files;
+pub mod integrity;
 mod meta;
 mod migrations;
 pub mod outbox;
@@ -155,6 +156,7 @@ impl Store {
             None
         };
         files::make_private(path).map_err(|e| open_err(format!("cannot make it owner-only (0600): {e}")))?;
+        integrity::check(path)?;
         let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         configure(&conn).map_err(|e| open_err(e.to_string()))?;
         migrations::migrate(&mut conn, path).map_err(|e| match e {

@@ -143,7 +143,8 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let report = render(&b.rows, quick);
     println!("{report}");
     if only.is_none() {
-        std::fs::write(root.join("BENCHMARKS.md"), &report)?;
+        let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
+        std::fs::write(root.join("BENCHMARKS.md"), crate::crash::keep_section(&old, &report))?;
         eprintln!("bench: wrote BENCHMARKS.md");
     } else {
         eprintln!("bench: --only: BENCHMARKS.md left as it was");

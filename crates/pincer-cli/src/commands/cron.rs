@@ -235,7 +235,12 @@ impl JobArgs {
             if self.tz.is_some() {
                 return Err(bad("--tz applies to --cron and --at, not --every"));
             }
-            return Ok(Some(json!({ "kind": "every", "everyMs": dur("--every", every)? })));
+            let every_ms = dur("--every", every)?;
+            let min = pincer_cron::schedule::MIN_EVERY_MS;
+            if every_ms < min as u64 {
+                return Err(bad(format!("--every: `{every}` is shorter than the minimum interval of 1s")));
+            }
+            return Ok(Some(json!({ "kind": "every", "everyMs": every_ms })));
         }
         if let Some(expr) = &self.cron {
             let mut s = json!({ "kind": "cron", "expr": expr });

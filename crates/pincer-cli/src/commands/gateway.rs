@@ -26,7 +26,7 @@ pub struct RunArgs {
     /// Port for HTTP and WebSocket (default: gateway.port, 18789).
     #[arg(long)]
     port: Option<u16>,
-    /// Interface to listen on: loopback (127.0.0.1) or lan (0.0.0.0, needs a token).
+    /// Interface to listen on: loopback (127.0.0.1) or lan (0.0.0.0, needs a token of 24+ random characters).
     #[arg(long, value_parser = ["loopback", "lan"])]
     bind: Option<String>,
 }

@@ -7,6 +7,12 @@ use super::{Schedule, ScheduleError, at, validate_tz};
 /// The stagger window given to top-of-hour cron expressions that do not set one (5 minutes).
 pub const DEFAULT_TOP_OF_HOUR_STAGGER_MS: i64 = 300_000;
 
+/// The shortest `every` interval a job may be created or edited with: one second, the finest
+/// grain of a cron expression (6 fields). OpenClaw accepts `everyMs ≥ 1` but never re-arms its
+/// timer sooner than 2 s after a due run; Pincer refuses what it would not honour, at `cron.add`,
+/// `cron.update` and `--every`. Jobs already stored with a shorter interval still load and run.
+pub const MIN_EVERY_MS: i64 = 1_000;
+
 /// A job's `schedule` as it travels in JSON and is stored: closed, camelCase, tagged by `kind`.
 ///
 /// Deserialising accepts the legacy `{"kind":"at","atMs":<ms>}` and turns it into `at`; serialising
@@ -63,6 +69,14 @@ impl ScheduleSpec {
                 ScheduleSpec::At { at: at::format_iso_utc(ms).ok_or_else(|| at::invalid(at))? }
             }
             ScheduleSpec::Every { every_ms, anchor_ms } => {
+                if *every_ms < MIN_EVERY_MS {
+                    return Err(ScheduleError::InvalidField {
+                        field: "everyMs",
+                        problem: format!(
+                            "must be at least {MIN_EVERY_MS} (1s), got {every_ms}; a job runs at most once a second"
+                        ),
+                    });
+                }
                 ScheduleSpec::Every { every_ms: *every_ms, anchor_ms: Some(anchor_ms.unwrap_or(ctx.now_ms)) }
             }
             ScheduleSpec::Cron { expr, tz, stagger_ms } => {

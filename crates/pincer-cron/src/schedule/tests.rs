@@ -553,6 +553,8 @@ fn normalize_errors_name_the_field() {
         r#"{"kind":"cron","expr":"0 0 31 4,6,9,11 *","tz":"UTC"}"#,
         r#"{"kind":"cron","expr":"0 0 30 2 +MON","tz":"UTC"}"#,
         r#"{"kind":"every","everyMs":0}"#,
+        r#"{"kind":"every","everyMs":1}"#,
+        r#"{"kind":"every","everyMs":999}"#,
         r#"{"kind":"every","everyMs":1000,"anchorMs":-1}"#,
         r#"{"kind":"at","at":"tomorrowish"}"#,
         r#"{"kind":"at","at":"2026-02-30T09:00:00Z"}"#,
@@ -593,7 +595,11 @@ fn normalize_errors_name_the_field() {
         {"kind":"cron","expr":"0 0 30 2 +MON","tz":"UTC"}
           schedule.expr: invalid cron expression "0 0 30 2 +MON": day-of-month 30 never occurs in month 2, so the job would never run
         {"kind":"every","everyMs":0}
-          schedule.everyMs: must be at least 1, got 0
+          schedule.everyMs: must be at least 1000 (1s), got 0; a job runs at most once a second
+        {"kind":"every","everyMs":1}
+          schedule.everyMs: must be at least 1000 (1s), got 1; a job runs at most once a second
+        {"kind":"every","everyMs":999}
+          schedule.everyMs: must be at least 1000 (1s), got 999; a job runs at most once a second
         {"kind":"every","everyMs":1000,"anchorMs":-1}
           schedule.anchorMs: must be at least 0, got -1
         {"kind":"at","at":"tomorrowish"}

@@ -3,7 +3,7 @@
 //! to retry. Loopback, private, link-local and unspecified addresses are refused (the IP literal at
 //! parse time, every resolved address at send time) unless `allowPrivateNetwork` is set.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,22 +47,43 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// Loopback, private, link-local, unspecified, shared (CGNAT), broadcast and multicast addresses.
+/// Loopback, private, link-local, unspecified, shared (CGNAT), broadcast and multicast addresses,
+/// and IPv6 forms that carry an IPv4 address (judged as that IPv4 address; see [`embedded_v4`]).
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_private_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) if v6.is_loopback() || v6.is_unspecified() => true,
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_private_v4(v4),
             None => {
                 let first = v6.segments()[0];
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
+                v6.is_multicast()
                     || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
                     || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                     || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
             }
         },
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that reach (or name) it: IPv4-mapped
+/// `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d` (deprecated), NAT64 `64:ff9b::/96` and the
+/// local-use `64:ff9b:1::/48` (RFC 6052, 8215: the last 32 bits), 6to4 `2002:AABB:CCDD::/48`
+/// (bits 16–47), Teredo `2001::/32` (the client, the last 32 bits inverted) and ISATAP interface
+/// ids `…:0:5efe:a.b.c.d` / `…:200:5efe:a.b.c.d`. The same forms OpenClaw's SSRF guard unwraps.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let last = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, _, _] => Some(last),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(last),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        [0x2001, 0, ..] => Some(Ipv4Addr::from(!u32::from(last))),
+        [_, _, _, _, id, 0x5efe, _, _] if id & 0xfcff == 0 => Some(last),
+        _ => None,
     }
 }
 
@@ -194,7 +215,6 @@ impl Channel for Webhook {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv6Addr;
     use std::str::FromStr;
 
     use expect_test::expect;
@@ -234,13 +254,66 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            // IPv4-compatible (deprecated) forms of private addresses.
+            "::127.0.0.1",
+            "::7f00:1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            // NAT64, well-known and local-use prefixes.
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::192.168.1.1",
+            "64:ff9b:1::10.0.0.1",
+            // 6to4: the IPv4 address in bits 16-47.
+            "2002:7f00:1::",
+            "2002:7f00:0001::1",
+            "2002:a9fe:a9fe::",
+            "2002:c0a8:0101::1",
+            // Teredo: the client address, inverted, in the last 32 bits (127.0.1.1, 192.168.1.1).
+            "2001:0:0:0:0:0:80ff:fefe",
+            "2001:0:4136:e378:8000:63bf:3f57:fefe",
+            // ISATAP interface ids.
+            "2001:db8:1234::5efe:127.0.0.1",
+            "2001:4860:1234:1:200:5efe:a00:1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip} should be private");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::8.8.8.8",
+            "2002:0808:0808::",
+            "2001:0:0:0:0:0:f7f7:f7f7",
+            "2001:4860:1234::5efe:8.8.8.8",
+            "2001:4860:1234:1:1111:5efe:7f00:1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip} should be public");
         }
         assert!(is_private(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn urls_with_embedded_private_ipv4_are_refused_at_parse_time() {
+        let guarded = adapter(false, None);
+        for url in [
+            "http://[::127.0.0.1]:8080/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://[64:ff9b::169.254.169.254]/latest/meta-data",
+            "http://[2002:7f00:1::]/hook",
+            "http://[2001::80ff:fefe]/hook",
+        ] {
+            let error = guarded.check_url(url).expect_err(url);
+            assert!(error.contains("allowPrivateNetwork"), "{url}: {error}");
+            assert!(adapter(true, None).check_url(url).is_ok(), "{url} with allowPrivateNetwork");
+        }
+        assert!(guarded.check_url("http://[64:ff9b::8.8.8.8]/hook").is_ok());
     }
 
     #[test]

@@ -91,11 +91,14 @@ async fn store(state: &AppState, f: &mut Findings) {
         Ok((result, _)) => f.push(
             "store",
             "fail",
-            format!("integrity check failed: {result}"),
-            Some(format!(
-                "stop the gateway and restore {} from a backup (pincer.db.pre-v*.bak)",
-                state.paths.db_path.display()
-            )),
+            format!("the database is corrupted: its integrity check found {result}"),
+            Some(pincer_store::integrity::repair_advice(&state.paths.db_path)),
+        ),
+        Err(e) if pincer_store::integrity::is_corruption(&e) => f.push(
+            "store",
+            "fail",
+            format!("the database is corrupted: {e}"),
+            Some(pincer_store::integrity::repair_advice(&state.paths.db_path)),
         ),
         Err(e) => f.push(
             "store",
