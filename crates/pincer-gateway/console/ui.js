@@ -165,7 +165,8 @@ export function throttle(fn, ms) {
 
 /** A table with a header row; `rows` are arrays of cells (nodes or text). */
 export function table(caption, headers, rows, opts = {}) {
-  return h("div", { class: "table-wrap" },
+  // Focusable, so a table wider than a phone can be scrolled from the keyboard.
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption.text || caption },
     h("table", { class: opts.class || "" },
       h("caption", { class: caption.visible ? "" : "sr-only" }, caption.text || caption),
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
