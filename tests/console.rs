@@ -227,7 +227,27 @@ async fn a_dead_delivery_shows_its_reason_and_is_retried_from_the_page() {
     cl.call("send", json!({"channel": "webhook", "to": hook.url(), "message": "report", "idempotencyKey": "console-retry-1", "wait": true}))
         .await
         .unwrap();
+    let job = cl
+        .call("cron.add", json!({"name": "Broken backup", "schedule": {"kind": "every", "everyMs": 3_600_000},
+            "sessionTarget": "isolated", "payload": {"kind": "command", "argv": ["sh", "-c", "echo disk gone >&2; exit 3"]},
+            "delivery": {"mode": "none"}}))
+        .await
+        .unwrap();
+    let job_id = job["id"].as_str().unwrap().to_string();
+    cl.call("cron.run", json!({"id": job_id})).await.unwrap();
+    crate::support::wait_runs(&mut cl, &job_id, 1).await;
     b.step("sign in", c.sign_in()).await.unwrap();
+    // The Overview lists both failures, each with the command that fixes it.
+    let failures = b
+        .step("recent failures on the overview", async {
+            b.wait_for("section[aria-labelledby=failures-title]", "pincer deliveries retry", WAIT).await?;
+            b.wait_for("section[aria-labelledby=failures-title]", &format!("pincer cron runs --id {job_id}"), WAIT)
+                .await
+        })
+        .await
+        .unwrap();
+    let text = b.text(&failures).await.unwrap();
+    assert!(text.contains("Broken backup") && text.contains("Run again") && text.contains("Retry"), "{text}");
     b.step("dead with its reason", async {
         c.go("#/deliveries?state=dead").await?;
         b.wait_for("table.deliveries tr[data-state=dead] td.reason", "payload", WAIT).await

@@ -10,7 +10,7 @@ export function mount(ctx, main) {
   const { gw } = ctx;
   let offset = 0;
   let action = "";
-  const actionIn = h("input", { id: "a-action", type: "text", placeholder: "e.g. auth.failed" });
+  const actionIn = h("input", { id: "a-action", type: "text", placeholder: "e.g. gateway.auth.failed" });
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   main.append(h("h1", {}, "Audit log"),
     h("div", { class: "toolbar" }, field("Action", actionIn), h("button", { type: "button", onclick: () => { offset = 0; load(); } }, "Newest")),
