@@ -248,6 +248,24 @@ async fn a_dead_delivery_shows_its_reason_and_is_retried_from_the_page() {
         .unwrap();
     let text = b.text(&failures).await.unwrap();
     assert!(text.contains("Broken backup") && text.contains("Run again") && text.contains("Retry"), "{text}");
+    // Doctor's finding about the dead delivery, with its fix; the channel's row counts it.
+    b.step("doctor and channel states on the overview", async {
+        b.wait_for(
+            "section[aria-labelledby=doctor-title] tr",
+            "pincer deliveries list --state dead --channel webhook",
+            WAIT,
+        )
+        .await?;
+        let row = b.wait_for("section[aria-labelledby=channels-title] tbody tr", "Webhook", WAIT).await?;
+        let cells = b.text(&row).await?;
+        anyhow::ensure!(
+            cells.split_whitespace().collect::<Vec<_>>() == ["Webhook", "healthy", "0", "—", "1", "0", "0"],
+            "{cells}"
+        );
+        b.wait_for("#health-stats", "Dead deliveries\n1", WAIT).await
+    })
+    .await
+    .unwrap();
     b.step("dead with its reason", async {
         c.go("#/deliveries?state=dead").await?;
         b.wait_for("table.deliveries tr[data-state=dead] td.reason", "payload", WAIT).await
@@ -263,16 +281,40 @@ async fn a_dead_delivery_shows_its_reason_and_is_retried_from_the_page() {
     .unwrap();
     let got = hook.wait_for_deliveries(1, WAIT).await;
     assert_eq!(got.len(), 1);
+    // Purge the settled one: asked first, then gone from the page and the outbox.
+    b.step("purge delivered", async {
+        b.click_on(".toolbar button", "Purge delivered").await?;
+        b.click_on("dialog.confirm button.danger", "Purge").await?;
+        b.wait_for("main", "No delivery matches.", WAIT).await
+    })
+    .await
+    .unwrap();
+    let left = cl.call("deliveries.list", json!({})).await.unwrap();
+    assert_eq!(left["total"], 0, "{left}");
     c.quit().await;
 }
 
 /// Sends a signed `connect` through a proxy header, so the gateway treats it as remote and files a
 /// pairing request; returns the request id.
 async fn remote_pairing_request(url: &str, token: &str) -> String {
+    remote_pairing_request_as(url, token, 77, "laptop").await.0
+}
+
+/// [`remote_pairing_request`] for the device whose key is `[seed; 32]`, named `name`; returns the
+/// request id and the device id.
+async fn remote_pairing_request_as(url: &str, token: &str, seed: u8, name: &str) -> (String, String) {
+    let (res, id) = remote_connect(url, token, seed, name).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+    (res["error"]["details"]["requestId"].as_str().unwrap().to_string(), id)
+}
+
+/// A signed `connect` from 203.0.113.9 (through a proxy header) by the device whose key is
+/// `[seed; 32]`; returns the response frame and the device id.
+async fn remote_connect(url: &str, token: &str, seed: u8, name: &str) -> (Value, String) {
     use base64::Engine;
     use ed25519_dalek::Signer;
     use sha2::Digest;
-    let key = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
     let public = key.verifying_key().to_bytes();
     let id: String = sha2::Sha256::digest(public).iter().map(|b| format!("{b:02x}")).collect();
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
@@ -281,13 +323,11 @@ async fn remote_pairing_request(url: &str, token: &str) -> String {
     let nonce = challenge["payload"]["nonce"].as_str().unwrap().to_string();
     let ts = challenge["payload"]["ts"].as_i64().unwrap();
     let mut p = cli_connect_params(Some(token), &["operator.read"]);
-    p["client"]["displayName"] = json!("laptop");
+    p["client"]["displayName"] = json!(name);
     let payload = format!("v3|{id}|cli|cli|operator|operator.read|{ts}|{token}|{nonce}|linux|linux");
     p["device"] = json!({"id": id, "publicKey": b64(&public), "signature": b64(&key.sign(payload.as_bytes()).to_bytes()),
                          "signedAt": ts, "nonce": nonce});
-    let res = c.request("connect", p).await.unwrap();
-    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
-    res["error"]["details"]["requestId"].as_str().unwrap().to_string()
+    (c.request("connect", p).await.unwrap(), id)
 }
 
 #[tokio::test]
@@ -317,6 +357,195 @@ async fn a_pending_device_appears_live_and_is_approved_from_the_page() {
     let list = cl.call("device.pair.list", json!({})).await.unwrap();
     assert_eq!(list["pending"], json!([]), "{list}");
     assert!(list["paired"].as_array().unwrap().iter().any(|d| d["displayName"] == "laptop"), "{list}");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_pending_device_is_rejected_and_a_paired_one_rotated_revoked_and_removed_from_the_page() {
+    let c = Console::start("devices", json!({})).await;
+    let b = &c.b;
+    b.step("sign in", c.sign_in()).await.unwrap();
+    b.step("devices page", async {
+        c.go("#/devices").await?;
+        b.wait_for("tr[data-device]", "(this browser)", WAIT).await
+    })
+    .await
+    .unwrap();
+    let (reject, _) = remote_pairing_request_as(&c.gw.url(), &c.gw.token, 78, "old phone").await;
+    let (approve, tablet) = remote_pairing_request_as(&c.gw.url(), &c.gw.token, 79, "tablet").await;
+    b.step("reject one", async {
+        b.click_on(&format!("tr[data-request='{reject}'] button"), "Reject").await?;
+        b.wait_until(
+            "the rejected request leaves the page",
+            &format!("return !document.querySelector(\"tr[data-request='{reject}']\")"),
+            WAIT,
+        )
+        .await
+    })
+    .await
+    .unwrap();
+    let row = format!("tr[data-device='{tablet}']");
+    b.step("approve the other", async {
+        b.click_on(&format!("tr[data-request='{approve}'] button"), "Approve").await?;
+        b.wait_for(&row, "tablet", WAIT).await
+    })
+    .await
+    .unwrap();
+    // Approved, it signs in and is given its device token.
+    let (res, _) = remote_connect(&c.gw.url(), &c.gw.token, 79, "tablet").await;
+    assert_eq!(res["ok"], true, "{res}");
+    let mut cl = c.client().await;
+    let device =
+        |list: &Value| list["paired"].as_array().unwrap().iter().find(|d| d["deviceId"] == tablet.as_str()).cloned();
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    assert_eq!(list["pending"], json!([]), "{list}");
+    assert!(!list["paired"].as_array().unwrap().iter().any(|d| d["displayName"] == "old phone"), "rejected: {list}");
+    let token = |d: &Value| d["tokens"].as_array().unwrap().iter().find(|t| t["role"] == "operator").cloned().unwrap();
+    assert!(token(&device(&list).unwrap())["rotatedAtMs"].is_null(), "{list}");
+    b.step("rotate its token", async {
+        b.click_on(&format!("{row} button"), "Rotate").await?;
+        b.click_on("dialog.confirm button.danger", "Rotate").await?;
+        b.wait_for(&row, "rotated", WAIT).await
+    })
+    .await
+    .unwrap();
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    assert!(token(&device(&list).unwrap())["rotatedAtMs"].is_i64(), "{list}");
+    b.step("revoke its token", async {
+        b.click_on(&format!("{row} button"), "Revoke").await?;
+        b.click_on("dialog.confirm button.danger", "Revoke").await?;
+        b.wait_for(&row, "revoked", WAIT).await
+    })
+    .await
+    .unwrap();
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    assert!(token(&device(&list).unwrap())["revokedAtMs"].is_i64(), "{list}");
+    b.step("remove it", async {
+        b.click_on(&format!("{row} button"), "Remove").await?;
+        b.click_on("dialog.confirm button.danger", "Remove device").await?;
+        b.wait_until("the removed device leaves the page", &format!("return !document.querySelector(\"{row}\")"), WAIT)
+            .await
+    })
+    .await
+    .unwrap();
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    assert!(device(&list).is_none(), "removed: {list}");
+    // The browser itself is untouched by all this.
+    b.wait_for("#conn", "Connected", WAIT).await.unwrap();
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_job_is_edited_disabled_enabled_and_deleted_from_its_page() {
+    let c = Console::start("edit-job", json!({})).await;
+    let b = &c.b;
+    let mut cl = c.client().await;
+    let job = cl
+        .call(
+            "cron.add",
+            json!({"name": "Weekly digest", "schedule": {"kind": "every", "everyMs": 3_600_000},
+            "sessionTarget": "isolated", "payload": {"kind": "command", "argv": ["sh", "-c", "echo digest"]},
+            "delivery": {"mode": "announce", "channel": "inbox"}}),
+        )
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    b.step("sign in", c.sign_in()).await.unwrap();
+    b.step("the job's page, with its route", async {
+        c.go(&format!("#/jobs/{id}")).await?;
+        b.wait_for("h1", "Weekly digest", WAIT).await?;
+        b.wait_for("section[aria-labelledby=upcoming-title]", "Route:", WAIT).await
+    })
+    .await
+    .unwrap();
+    b.step("edit name and schedule", async {
+        b.click_on(".actions button", "Edit").await?;
+        b.wait_until(
+            "the form holds the job",
+            "return document.querySelector('#f-name')?.value === 'Weekly digest'",
+            WAIT,
+        )
+        .await?;
+        b.fill("#f-name", "Monday digest").await?;
+        b.select("#f-kind", "cron").await?;
+        b.fill("#f-expr", "0 7 * * 1").await?;
+        b.fill("#f-tz", "Europe/Berlin").await?;
+        b.click_on("button[type=submit]", "Save changes").await?;
+        b.wait_for("h1", "Monday digest", WAIT).await?;
+        b.wait_for("section[aria-labelledby=upcoming-title]", "Europe/Berlin", WAIT).await
+    })
+    .await
+    .unwrap();
+    let got = cl.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(got["name"], "Monday digest");
+    assert_eq!((&got["schedule"]["kind"], &got["schedule"]["expr"]), (&json!("cron"), &json!("0 7 * * 1")), "{got}");
+    assert_eq!(got["schedule"]["tz"], "Europe/Berlin", "{got}");
+    assert_eq!(got["payload"]["argv"], json!(["sh", "-c", "echo digest"]), "the rest is kept: {got}");
+    b.step("the list shows its zone and next fire time", async {
+        c.go("#/jobs").await?;
+        let row = b.wait_for("table.jobs tbody tr", "Monday digest", WAIT).await?;
+        let text = b.text(&row).await?;
+        anyhow::ensure!(text.contains("Europe/Berlin") && text.contains("in "), "{text}");
+        c.go(&format!("#/jobs/{id}")).await?;
+        b.wait_for("h1", "Monday digest", WAIT).await
+    })
+    .await
+    .unwrap();
+    b.step("disable", async {
+        b.click_on(".actions button", "Disable").await?;
+        b.wait_for(".actions button", "Enable", WAIT).await?;
+        b.wait_for("section[aria-labelledby=upcoming-title]", "No upcoming fire time", WAIT).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(cl.call("cron.get", json!({"id": id})).await.unwrap()["enabled"], false);
+    b.step("enable", async {
+        b.click_on(".actions button", "Enable").await?;
+        b.wait_for(".actions button", "Disable", WAIT).await?;
+        b.wait_for("#upcoming li", "", WAIT).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(cl.call("cron.get", json!({"id": id})).await.unwrap()["enabled"], true);
+    b.step("delete, after asking", async {
+        b.click_on(".actions button", "Delete").await?;
+        b.click_on("dialog.confirm button.danger", "Delete job").await?;
+        b.wait_until(
+            "back on the list",
+            "return location.hash === '#/jobs' && document.querySelector('main').innerText.includes('No jobs yet')",
+            WAIT,
+        )
+        .await
+    })
+    .await
+    .unwrap();
+    let gone = cl.call("cron.get", json!({"id": id})).await;
+    assert!(gone.is_err(), "deleted: {gone:?}");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_failing_step_saves_a_screenshot_and_the_page_text() {
+    let c = Console::start("failing-step", json!({})).await;
+    let b = &c.b;
+    b.goto(&c.page()).await.unwrap();
+    b.wait_for(".signin", "Sign in", WAIT).await.unwrap();
+    let png = shots().join("failing-step-meant-to-fail.png");
+    let txt = shots().join("failing-step-meant-to-fail.txt");
+    let _ = std::fs::remove_file(&png);
+    let _ = std::fs::remove_file(&txt);
+    let err = b
+        .step("meant to fail", b.wait_for("#no-such-thing", "", Duration::from_millis(200)))
+        .await
+        .expect_err("the step cannot pass");
+    let message = format!("{err:#}");
+    assert!(message.contains(&png.display().to_string()) && message.contains(&txt.display().to_string()), "{message}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000, "a real PNG: {} bytes", bytes.len());
+    assert!(std::fs::read_to_string(&txt).unwrap().contains("Sign in"));
     c.quit().await;
 }
 
@@ -759,6 +988,7 @@ async fn the_overview_paints_quickly_and_each_page_weighs_under_300_kb() {
         report.push(format!("page weight, {name}: {:.1} KB in {requests} requests", *bytes as f64 / 1024.0));
         assert!(*bytes < 300 * 1024, "{name} weighs {bytes} bytes");
     }
+    assert!(n.foreign.is_empty(), "requests to another origin: {:?}", n.foreign);
     let total: usize = pincer_gateway::console::ASSETS.iter().map(|a| a.body.len()).sum();
     report.push(format!("every console file together: {:.1} KB", total as f64 / 1024.0));
     let text = report.join("\n");

@@ -163,6 +163,16 @@ mod tests {
     }
 
     #[test]
+    fn no_page_polls_on_a_timer() {
+        // Live updates come from the gateway's events; the only timers are the reconnect backoff,
+        // request timeouts, toasts and typing debounces (all `setTimeout`, one shot).
+        for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js") && !a.path.starts_with("vendor/")) {
+            let text = std::str::from_utf8(asset.body).unwrap();
+            assert!(!text.contains("setInterval"), "{} polls with setInterval", asset.path);
+        }
+    }
+
+    #[test]
     fn the_policy_allows_only_this_origin_and_never_a_hostile_host_header() {
         let csp = content_security_policy(Some("127.0.0.1:18789"));
         assert!(csp.contains("script-src 'self';"), "{csp}");

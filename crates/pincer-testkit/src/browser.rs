@@ -36,17 +36,28 @@ pub struct Browser {
 
 /// The programs the browser tests need, or an error that says how to install them.
 pub fn programs() -> anyhow::Result<(PathBuf, PathBuf)> {
-    let find = |var: &str, name: &str| -> Option<PathBuf> {
+    let find = |var: &str, name: &str| -> anyhow::Result<Option<PathBuf>> {
         if let Some(p) = std::env::var_os(var) {
-            return Some(PathBuf::from(p));
+            let p = PathBuf::from(p);
+            anyhow::ensure!(p.is_file(), "{var} names {}, which is not a file", p.display());
+            return Ok(Some(p));
         }
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|d| d.join(name)).find(|p| p.is_file())
+        Ok(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(name))
+            .find(|p| p.is_file()))
     };
-    match (find("PINCER_CHROMEDRIVER", "chromedriver"), find("PINCER_CHROMIUM", "chromium")) {
+    let driver = find("PINCER_CHROMEDRIVER", "chromedriver")?;
+    let chromium = find("PINCER_CHROMIUM", "chromium")?;
+    match (driver, chromium) {
         (Some(d), Some(c)) => Ok((d, c)),
-        _ => bail!(
-            "the console's browser tests need Chromium and chromedriver: `apt-get install -y chromium chromium-driver` \
-             (Debian), or set PINCER_CHROMIUM and PINCER_CHROMEDRIVER"
+        (d, c) => bail!(
+            "the console's browser tests need {} on PATH: `apt-get install -y chromium chromium-driver` (Debian; \
+             `.ci/run` does this), or set PINCER_CHROMIUM and PINCER_CHROMEDRIVER",
+            match (d, c) {
+                (None, None) => "Chromium and chromedriver",
+                (None, _) => "chromedriver (Debian's chromium-driver)",
+                _ => "Chromium",
+            }
         ),
     }
 }
@@ -350,6 +361,8 @@ pub struct ConsoleNumbers {
     pub first_meaningful_paint_ms: f64,
     /// Per page: its name, the bytes of the document and every file it loaded, and the requests.
     pub pages: Vec<(&'static str, u64, u64)>,
+    /// Every request any page made to another origin than the gateway's (none, by design).
+    pub foreign: Vec<String>,
 }
 
 /// The console's pages, with an element that shows each is on screen.
@@ -388,6 +401,7 @@ pub async fn measure_console(b: &Browser, page: &str, loads: usize) -> anyhow::R
         v[v.len() / 2]
     };
     let mut pages = Vec::new();
+    let mut foreign = Vec::new();
     for (name, hash, ready) in CONSOLE_PAGES {
         b.goto("about:blank").await?;
         b.goto(&format!("{page}{hash}")).await?;
@@ -396,11 +410,19 @@ pub async fn measure_console(b: &Browser, page: &str, loads: usize) -> anyhow::R
         let v = b
             .execute(
                 "const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
-                 return [entries.reduce((n, e) => n + (e.decodedBodySize || 0), 0), entries.length];",
+                 return [entries.reduce((n, e) => n + (e.decodedBodySize || 0), 0), entries.length,
+                         entries.map((e) => e.name).filter((u) => new URL(u).origin !== location.origin)];",
                 json!([]),
             )
             .await?;
         pages.push((name, v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0)));
+        foreign
+            .extend(v[2].as_array().into_iter().flatten().filter_map(|u| u.as_str()).map(|u| format!("{name}: {u}")));
     }
-    Ok(ConsoleNumbers { first_contentful_paint_ms: median(fcp), first_meaningful_paint_ms: median(fmp), pages })
+    Ok(ConsoleNumbers {
+        first_contentful_paint_ms: median(fcp),
+        first_meaningful_paint_ms: median(fmp),
+        pages,
+        foreign,
+    })
 }
