@@ -33,6 +33,8 @@ fn main() -> anyhow::Result<()> {
         Some("interop") => interop(&root, &args[1..]),
         Some("console") => console::run(&root, &args[1..]),
         Some("test") => {
+            // No Chromium is an error, said before the suite's minutes rather than after them.
+            pincer_testkit::browser::programs()?;
             suite(&root, &args[1..])?;
             console::run(&root, &[])?;
             interop(&root, &[])

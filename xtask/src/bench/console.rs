@@ -6,7 +6,17 @@
 use super::{Bench, Row, start_pincer};
 use pincer_testkit::browser::{Browser, measure_console, programs};
 
-const SECTION: &str = "Console";
+pub const SECTION: &str = "Console";
+
+/// `chromium --version`, for the record.
+pub fn chromium_version() -> String {
+    programs()
+        .ok()
+        .and_then(|(_, chromium)| std::process::Command::new(chromium).arg("--version").output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stdout).split(" built").next().unwrap_or("").trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "Chromium (version unknown)".into())
+}
 
 pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     if let Err(e) = programs() {
