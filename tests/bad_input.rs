@@ -243,7 +243,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.list unknown field",
             call("cron.list", json!({"colour": 1})),
-            invalid("invalid cron.list params: colour: unknown field `colour`, expected one of"),
+            invalid("invalid cron.list params: unknown field `colour`, expected one of `includeDisabled`"),
         ),
         row(
             "cron.runs limit -5",
@@ -328,7 +328,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "audit.query limit -1",
             call("audit.query", json!({"limit": -1})),
-            invalid("invalid audit.query params: invalid value: integer `-1`"),
+            invalid("invalid audit.query params: limit: invalid value: integer `-1`"),
         ),
         row(
             "inbox.list limit -1",
@@ -349,7 +349,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.add params a list",
             call("cron.add", json!([add.clone()])),
-            invalid("invalid cron.add params: params must be an object"),
+            invalid("invalid cron.add params: invalid type: sequence, expected an object"),
         ),
         row(
             "cron.add unknown field",
@@ -811,7 +811,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "device.pair.reject id a number",
             call("device.pair.reject", json!({"requestId": 5})),
-            invalid("invalid device.pair.reject params: invalid type: integer `5`"),
+            invalid("invalid device.pair.reject params: requestId: invalid type: integer `5`"),
         ),
         row(
             "device.pair.remove bad id",
@@ -841,7 +841,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "audit.query sinceMs a string",
             call("audit.query", json!({"sinceMs": "x"})),
-            invalid("invalid audit.query params: invalid type: string \"x\""),
+            invalid("invalid audit.query params: sinceMs: invalid type: string \"x\""),
         ),
     ];
     // Params of the wrong JSON type, for every method that takes params.

@@ -17,4 +17,7 @@ mod delivery;
 mod devices;
 mod interop;
 mod protocol;
+mod registry;
+mod schema;
 mod store;
+mod supervision;

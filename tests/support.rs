@@ -32,6 +32,11 @@ impl TestGateway {
 
     /// Starts with `extra` (JSON5) merged over a config holding a token and port 0.
     pub async fn start_with(extra: &str) -> TestGateway {
+        Self::start_with_failpoints(extra, "").await
+    }
+
+    /// As [`TestGateway::start_with`], with fail points armed (`PINCER_FAILPOINTS` syntax).
+    pub async fn start_with_failpoints(extra: &str, failpoints: &str) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
         let no_env = |_: &str| None;
         let mut config = Config::parse(extra, &no_env).unwrap();
@@ -46,6 +51,7 @@ impl TestGateway {
             config: config.clone(),
             clock: clock.shared(),
             command_supervisor: Some(pincer_bin()),
+            failpoints: pincer_core::crashpoint::Failpoints::parse(failpoints).unwrap(),
         })
         .await
         .unwrap();
@@ -64,6 +70,7 @@ impl TestGateway {
             config: self.config.clone(),
             clock: self.clock.shared(),
             command_supervisor: Some(pincer_bin()),
+            failpoints: Default::default(),
         };
         self.gateway = Some(pincer_gateway::start(options).await.unwrap());
     }

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         parse_duration_ms(d, Some(3_600_000)).expect("validated");
     }
     for channel in ["discord", "telegram", "slack", "webhook", "inbox"] {
-        assert!(config.delivery.rate_limit(channel) >= 0.0);
+        assert!(config.delivery.rate_limit(channel, 0.0) >= 0.0);
     }
     let _ = config.token();
     // Round trip, unless a string holds `${`, which the writer does not escape.

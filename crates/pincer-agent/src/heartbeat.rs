@@ -6,14 +6,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use pincer_core::SharedClock;
+use pincer_core::supervisor::TaskResult;
 
 use crate::service::{EVENT_TURN_TIMEOUT_MS, Inner};
 use crate::session::SessionRef;
 use crate::turn::TurnError;
 
-/// Runs until the service stops or is dropped.
-pub(crate) async fn heartbeat_loop(inner: Weak<Inner>, clock: SharedClock, every_ms: i64, first_at: i64) {
-    let Some(mut stop) = inner.upgrade().map(|i| i.stop.subscribe()) else { return };
+/// Runs until the service stops or is dropped (supervised: a panic starts it again).
+pub(crate) async fn heartbeat_loop(inner: Weak<Inner>, clock: SharedClock, every_ms: i64, first_at: i64) -> TaskResult {
+    let Some(mut stop) = inner.upgrade().map(|i| i.stop.subscribe()) else { return Ok(()) };
     let mut next = first_at;
     loop {
         if let Some(inner) = inner.upgrade() {
@@ -21,9 +22,9 @@ pub(crate) async fn heartbeat_loop(inner: Weak<Inner>, clock: SharedClock, every
         }
         tokio::select! {
             _ = clock.sleep_until(next) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
         }
-        let Some(inner) = inner.upgrade() else { return };
+        let Some(inner) = inner.upgrade() else { return Ok(()) };
         tick(&inner).await;
         next = clock.now_ms().saturating_add(every_ms);
     }

@@ -5,22 +5,23 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 
 use pincer_core::SharedClock;
+use pincer_core::supervisor::TaskResult;
 
 use crate::service::Inner;
 
 /// How often the sweep runs.
 pub const SWEEP_EVERY_MS: i64 = 5 * 60_000;
 
-/// Runs until the service stops or is dropped.
-pub(crate) async fn sweep_loop(inner: Weak<Inner>, clock: SharedClock, keep_ms: i64, first_at: i64) {
-    let Some(mut stop) = inner.upgrade().map(|i| i.stop.subscribe()) else { return };
+/// Runs until the service stops or is dropped (supervised: a panic starts it again).
+pub(crate) async fn sweep_loop(inner: Weak<Inner>, clock: SharedClock, keep_ms: i64, first_at: i64) -> TaskResult {
+    let Some(mut stop) = inner.upgrade().map(|i| i.stop.subscribe()) else { return Ok(()) };
     let mut next = first_at;
     loop {
         tokio::select! {
             _ = clock.sleep_until(next) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
         }
-        let Some(inner) = inner.upgrade() else { return };
+        let Some(inner) = inner.upgrade() else { return Ok(()) };
         let now = clock.now_ms();
         let cutoff = now.saturating_sub(keep_ms);
         match inner.store.write(move |tx| tx.prune_isolated_sessions(cutoff)).await {

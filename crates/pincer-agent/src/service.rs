@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::{BoxFuture, Shared};
 use pincer_core::config::Retention;
 use pincer_core::duration::parse_duration_ms;
-use pincer_core::{Config, EventBus, Metrics, SharedClock};
+use pincer_core::{Config, EventBus, Metrics, SharedClock, Supervisor};
 use pincer_cron::job::{Job, Payload, WakeMode};
 use pincer_cron::runner::BoxFuture as RunFuture;
 use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, RunContext};
@@ -29,6 +29,8 @@ pub struct AgentDeps {
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// Owns the heartbeat and the retention sweep.
+    pub supervisor: Supervisor,
 }
 
 /// Settings beyond the configuration file (tests and embedders).
@@ -70,7 +72,7 @@ pub struct Agents {
 }
 
 /// A running `agent` call, shared by repeated calls with the same `idempotencyKey`.
-pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<Value, ApiError>>>;
+pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<pincer_protocol::schema::agent::AgentResult, ApiError>>>;
 
 pub(crate) struct Inner {
     pub store: Store,
@@ -112,7 +114,7 @@ impl Agents {
     }
 
     pub fn start_with(deps: AgentDeps, options: AgentOptions) -> Result<Agents, AgentError> {
-        let AgentDeps { store, clock, events, metrics, config } = deps;
+        let AgentDeps { store, clock, events, metrics, config, supervisor } = deps;
         let defaults = &config.agents.defaults;
         let router = ModelRouter::with_options(&config.models, defaults, clock.clone(), options.router)?;
         let default_tz = match &defaults.timezone {
@@ -152,16 +154,27 @@ impl Agents {
         {
             tracing::warn!("agent turns without a model of their own will fail: {e}");
         }
-        // The first deadlines are fixed now, not when the tasks first run.
+        // The first deadlines are fixed now, not when the tasks first run; after a restart (the
+        // previous loop panicked) the next one is a full interval away, so a tick that panics is
+        // not repeated at once.
         let now = inner.clock.now_ms();
         if let Some(every) = inner.heartbeat_every_ms {
             let first = now.saturating_add(every);
             inner.counters.next_heartbeat_ms.store(first, Ordering::SeqCst);
-            tokio::spawn(crate::heartbeat::heartbeat_loop(Arc::downgrade(&inner), inner.clock.clone(), every, first));
+            let (weak, clock, mut first) = (Arc::downgrade(&inner), inner.clock.clone(), Some(first));
+            supervisor.spawn("heartbeat", false, move || {
+                let at = first.take().unwrap_or_else(|| clock.now_ms().saturating_add(every));
+                crate::heartbeat::heartbeat_loop(weak.clone(), clock.clone(), every, at)
+            });
         }
         if let Some(keep) = inner.retention_ms {
-            let first = now.saturating_add(crate::retention::SWEEP_EVERY_MS);
-            tokio::spawn(crate::retention::sweep_loop(Arc::downgrade(&inner), inner.clock.clone(), keep, first));
+            let every = crate::retention::SWEEP_EVERY_MS;
+            let (weak, clock, mut first) =
+                (Arc::downgrade(&inner), inner.clock.clone(), Some(now.saturating_add(every)));
+            supervisor.spawn("session-retention", false, move || {
+                let at = first.take().unwrap_or_else(|| clock.now_ms().saturating_add(every));
+                crate::retention::sweep_loop(weak.clone(), clock.clone(), keep, at)
+            });
         }
         Ok(Agents { inner })
     }

@@ -604,7 +604,7 @@ fn pend(
                 resolved_at_ms: None,
             };
             tx.insert_pairing_request(&row)?;
-            events.push(("device.pair.requested", pending_view(&row)));
+            events.push(("device.pair.requested", serde_json::to_value(pending_view(&row)).expect("views serialise")));
             audit::write(
                 tx,
                 now,

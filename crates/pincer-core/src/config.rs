@@ -130,6 +130,14 @@ impl Bind {
             _ => None,
         }
     }
+
+    /// The config and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bind::Loopback => "loopback",
+            Bind::Lan => "lan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -149,6 +157,16 @@ pub enum AuthMode {
     Token,
     /// No shared secret; only allowed on loopback.
     None,
+}
+
+impl AuthMode {
+    /// The config and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::None => "none",
+        }
+    }
 }
 
 /// Failed-auth limiting per remote address (OpenClaw's `gateway.auth.rateLimit`).
@@ -461,14 +479,10 @@ impl DeliveryChannels {
 }
 
 impl DeliveryConfig {
-    /// The configured or default send rate of a channel (per second; 0 = unlimited).
-    pub fn rate_limit(&self, channel: &str) -> f64 {
-        self.rate_limits.get(channel).copied().unwrap_or(match channel {
-            "discord" => 40.0,
-            "telegram" => 25.0,
-            "slack" => 10.0,
-            _ => 0.0,
-        })
+    /// The configured send rate of a channel (per second; 0 = unlimited), else `default` (the
+    /// channel's own, which its adapter declares).
+    pub fn rate_limit(&self, channel: &str, default: f64) -> f64 {
+        self.rate_limits.get(channel).copied().unwrap_or(default)
     }
 
     /// How many conversations `channel` sends to at once.
@@ -524,8 +538,8 @@ impl Config {
             if path == "." { inner } else { format!("{path}: {inner}") }
         })?;
         let typed = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-        if let Some(path) = crate::shape::list_for_object(&value, &typed) {
-            return Err(crate::shape::list_for_object_error(&path));
+        if let Some(path) = pincer_protocol::shape::list_for_object(&value, &typed) {
+            return Err(pincer_protocol::shape::list_for_object_error(&path));
         }
         config.validate()?;
         Ok(config)
@@ -753,6 +767,16 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use expect_test::expect;
+
+    #[test]
+    fn bind_and_auth_mode_are_spelled_as_serde_writes_them() {
+        for bind in [Bind::Loopback, Bind::Lan] {
+            assert_eq!(serde_json::to_value(bind).unwrap(), bind.as_str());
+        }
+        for mode in [AuthMode::Token, AuthMode::None] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

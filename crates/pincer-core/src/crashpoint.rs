@@ -17,12 +17,17 @@
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
 //! process, and `outbox.receipt=panic` makes the worker doing that step die (as a bug would) while
-//! the gateway lives on. They are a value ([`Failpoints`]) handed to the outbox, so in-process tests
-//! arm their own without touching the environment; unset, a check is one `Option` test.
+//! the gateway lives on. They are a value ([`Failpoints`]) handed to the outbox and the scheduler,
+//! so in-process tests arm their own without touching the environment; unset, a check is one
+//! `Option` test. The two loop points end the supervised loop itself (a panic, or an error
+//! return), so tests can show that the [`crate::supervisor`] brings it back rebuilt from the store.
 //!
 //! | Fail point | The step that fails |
 //! |---|---|
+//! | `cron.dispatched` | the scheduler's loop, right after it picked due slots and queued their reservation |
+//! | `cron.run` | a run's task, before it starts the payload: the task dies without reporting an outcome |
 //! | `outbox.lease` | leasing due rows (error only) |
+//! | `outbox.leased` | the outbox's loop, right after it leased rows and started their workers |
 //! | `outbox.dispatching` | marking a part in flight, before its request |
 //! | `outbox.receipt` | recording a part the channel accepted |
 //! | `outbox.settle` | making a row terminal (other than with its last receipt) |
@@ -98,10 +103,13 @@ pub fn hit(name: &'static str) {
     }
 }
 
-/// Every fail point the code defines, and whether it may panic (only worker steps may: the
-/// dispatcher's own loop must not die).
-pub const FAIL_POINTS: [(&str, bool); 5] = [
+/// Every fail point the code defines, and whether it may panic (a worker's step, or a loop the
+/// supervisor restarts).
+pub const FAIL_POINTS: [(&str, bool); 8] = [
+    ("cron.dispatched", true),
+    ("cron.run", true),
     ("outbox.lease", false),
+    ("outbox.leased", true),
     ("outbox.dispatching", true),
     ("outbox.receipt", true),
     ("outbox.settle", true),

@@ -9,7 +9,7 @@
 //! - [`origin`]: browser origins and the WebSocket upgrade's origin check.
 //! - [`tls`]: the one rustls crypto provider (`ring`) for outbound HTTPS.
 //! - [`duration`]: `30s` / `5m` / `24h` style durations as OpenClaw writes them.
-//! - [`shape`]: refuses a struct written as a list, which serde's derived `Deserialize` accepts.
+//! - [`supervisor`]: owns the long-lived tasks, restarts them with backoff and reports their state.
 //!
 //! **Architecture Invariant:** this crate does no network I/O and knows no domain logic.
 
@@ -20,13 +20,14 @@ pub mod duration;
 pub mod events;
 pub mod metrics;
 pub mod origin;
-pub mod shape;
+pub mod supervisor;
 pub mod tls;
 
 pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
 pub use config::{Config, ConfigError, StatePaths};
 pub use events::{BusEvent, EventBus};
 pub use metrics::Metrics;
+pub use supervisor::{Supervisor, TaskError, TaskResult};
 
 /// Random URL-safe token of 32 bytes (43 characters), as OpenClaw mints gateway and device tokens.
 pub fn random_token() -> String {

@@ -1,109 +1,60 @@
-//! The `cron.*` methods with OpenClaw's params and results: closed param schemas, paging with
-//! `snapshotRevision`, read views. The gateway maps each method to one function here.
+//! The `cron.*` methods over the typed wire schema (`pincer_protocol::schema::cron`): filters and
+//! paging with `snapshotRevision`, read views, manual runs. The gateway parses the params and maps
+//! each method to one function here.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-use crate::job::Job;
-use crate::scheduler::{CronError, CronService, RunMode};
+use pincer_protocol::schema::cron::{
+    self as wire, AddParams, CronJob, CronStatus, DeliveryPreview, JobRef, ListParams, ListResult, PreviewParams,
+    PreviewResult, RemoveResult, RunEntry, RunParams, RunResult, RunsParams, RunsResult, UpdateParams, require_id,
+};
+use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::{RunFilter, RunRow};
+use serde_json::{Map, Value, json};
 
-/// Parses closed params, naming the method in the error (`invalid cron.list params: …`).
-fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value) -> Result<T, CronError> {
-    let v = if v.is_null() { json!({}) } else { v.clone() };
-    if v.is_array() {
-        // serde would read a struct from a list of its fields.
-        return Err(CronError::Invalid(format!("invalid {method} params: invalid type: sequence, expected an object")));
+use crate::job::{Job, JobExt};
+use crate::scheduler::{CronError, CronService, RunMode};
+
+impl From<ParamsError> for CronError {
+    fn from(e: ParamsError) -> CronError {
+        CronError::Invalid(e.0)
     }
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        CronError::Invalid(if path == "." {
-            format!("invalid {method} params: {inner}")
-        } else {
-            format!("invalid {method} params: {path}: {inner}")
-        })
-    })
 }
-
-/// `id`, or its legacy alias `jobId`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct IdParams {
-    id: Option<String>,
-    job_id: Option<String>,
-}
-
-fn require_id(method: &str, id: Option<String>, job_id: Option<String>) -> Result<String, CronError> {
-    id.or(job_id)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| CronError::Invalid(format!("invalid {method} params: id is required")))
-}
-
-/// Internal state fields kept in the store but not part of OpenClaw's closed `CronJobStateSchema`.
-const INTERNAL_STATE: &[&str] =
-    &["runningRunId", "lastRunId", "consecutiveFailures", "lastCompletionStatus", "scheduleErrorCount"];
 
 /// The job as clients see it: OpenClaw's read view, state limited to OpenClaw's schema.
-pub fn job_view(job: &Job) -> Value {
-    let mut v = job.view();
-    if let Some(state) = v.get_mut("state").and_then(Value::as_object_mut) {
-        for k in INTERNAL_STATE {
-            state.remove(*k);
-        }
-    }
-    v
+pub fn job_view(job: &Job) -> CronJob {
+    let mut view = job.read_view();
+    view.job.state = job.state.openclaw();
+    view
 }
 
-pub async fn status(svc: &CronService) -> Result<Value, CronError> {
+fn preview(svc: &CronService, job: &Job) -> DeliveryPreview {
+    let (label, detail) = svc.preview_route(job);
+    DeliveryPreview { label, detail }
+}
+
+pub async fn status(svc: &CronService) -> Result<CronStatus, CronError> {
     svc.status().await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ListParams {
-    include_disabled: Option<bool>,
-    limit: Option<u32>,
-    offset: Option<u32>,
-    query: Option<String>,
-    enabled: Option<String>,
-    schedule_kind: Option<String>,
-    last_run_status: Option<String>,
-    sort_by: Option<String>,
-    sort_dir: Option<String>,
-    agent_id: Option<String>,
-    session_key: Option<String>,
-    session_agent_id: Option<String>,
-    trigger: Option<String>,
-    compact: Option<bool>,
-    include_delivery_previews: Option<bool>,
-}
-
 /// `cron.list`: filtered, sorted, paged; always with OpenClaw's canonical page metadata.
-pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    let p: ListParams = params("cron.list", v)?;
+pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronError> {
+    const M: &str = wire::List::NAME;
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(CronError::Invalid("invalid cron.list params: limit must be 1..200".into()));
+        return Err(ParamsError::new(M, "limit must be 1..200").into());
     }
     let offset = p.offset.unwrap_or(0);
-    let _ = (p.session_key, p.session_agent_id);
     if let Some(t) = &p.trigger
         && t != "all"
         && t != "none"
     {
-        return Err(CronError::Invalid(format!(
-            "invalid cron.list params: trigger \"{t}\" is not supported by Pincer"
-        )));
+        return Err(ParamsError::new(M, format!("trigger \"{t}\" is not supported by Pincer")).into());
     }
     let (mut jobs, revision) = svc.all_jobs().await?;
     let enabled = p.enabled.as_deref().unwrap_or(if p.include_disabled == Some(true) { "all" } else { "enabled" });
     match enabled {
         "all" | "enabled" | "disabled" => {}
         other => {
-            return Err(CronError::Invalid(format!(
-                "invalid cron.list params: enabled \"{other}\" is not all, enabled or disabled"
-            )));
+            return Err(ParamsError::new(M, format!("enabled \"{other}\" is not all, enabled or disabled")).into());
         }
     }
     jobs.retain(|j| match enabled {
@@ -119,9 +70,7 @@ pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
         });
     }
     if let Some(kind) = p.schedule_kind.as_deref().filter(|k| *k != "all") {
-        jobs.retain(|j| {
-            serde_json::to_value(&j.schedule).ok().and_then(|s| s["kind"].as_str().map(|k| k == kind)) == Some(true)
-        });
+        jobs.retain(|j| j.schedule.kind() == kind);
     }
     if let Some(status) = p.last_run_status.as_deref().filter(|s| *s != "all") {
         jobs.retain(|j| match status {
@@ -141,9 +90,9 @@ pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
             key(a).cmp(&key(b)).then(a.name.cmp(&b.name)).then(a.id.cmp(&b.id))
         }),
         other => {
-            return Err(CronError::Invalid(format!(
-                "invalid cron.list params: sortBy \"{other}\" is not nextRunAtMs, updatedAtMs or name"
-            )));
+            return Err(
+                ParamsError::new(M, format!("sortBy \"{other}\" is not nextRunAtMs, updatedAtMs or name")).into()
+            );
         }
     }
     if desc {
@@ -152,193 +101,148 @@ pub async fn list(svc: &CronService, v: &Value) -> Result<Value, CronError> {
     let total = jobs.len() as u64;
     let page: Vec<&Job> = jobs.iter().skip(offset as usize).take(limit as usize).collect();
     let has_more = (offset as u64 + page.len() as u64) < total;
-    let mut out = json!({
-        "jobs": page.iter().map(|j| {
-            let mut v = job_view(j);
-            v["effectiveAgentId"] = json!(j.effective_agent());
-            v
-        }).collect::<Vec<_>>(),
-        "snapshotRevision": format!("rev-{revision}"),
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "hasMore": has_more,
-        "nextOffset": if has_more { json!(offset as u64 + page.len() as u64) } else { Value::Null },
-        // Pincer: the zone that `every` and `at` jobs are shown in.
-        "timezone": svc.default_tz(),
-    });
     // OpenClaw answers with previews unless asked for compact pages (`cron show` relies on it).
-    if p.include_delivery_previews.unwrap_or(p.compact != Some(true)) {
-        let previews: serde_json::Map<String, Value> = page
+    let delivery_previews = p
+        .include_delivery_previews
+        .unwrap_or(p.compact != Some(true))
+        .then(|| page.iter().map(|j| (j.id.clone(), preview(svc, j))).collect());
+    Ok(ListResult {
+        jobs: page
             .iter()
-            .map(|j| {
-                let (label, detail) = svc.preview_route(j);
-                (j.id.clone(), json!({ "label": label, "detail": detail }))
-            })
-            .collect();
-        out["deliveryPreviews"] = Value::Object(previews);
-    }
-    Ok(out)
+            .map(|j| CronJob { effective_agent_id: Some(j.effective_agent().to_string()), ..job_view(j) })
+            .collect(),
+        snapshot_revision: format!("rev-{revision}"),
+        total,
+        offset,
+        limit,
+        has_more,
+        next_offset: has_more.then_some(offset as u64 + page.len() as u64),
+        timezone: svc.default_tz().to_string(),
+        delivery_previews,
+        extra: Map::new(),
+    })
 }
 
-pub async fn get(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    let p: IdParams = params("cron.get", v)?;
-    let id = require_id("cron.get", p.id, p.job_id)?;
+pub async fn get(svc: &CronService, p: JobRef) -> Result<CronJob, CronError> {
+    let id = require_id(wire::Get::NAME, p.id.as_deref(), p.job_id.as_deref())?;
     Ok(job_view(&svc.get(&id).await?))
 }
 
 /// Pincer's `cron.preview`: the zone, the next five fire times and the delivery route.
-pub async fn preview(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields, rename_all = "camelCase")]
-    struct P {
-        id: Option<String>,
-        job_id: Option<String>,
-        count: Option<usize>,
-    }
-    let p: P = params("cron.preview", v)?;
-    let id = require_id("cron.preview", p.id, p.job_id)?;
+pub async fn preview_job(svc: &CronService, p: PreviewParams) -> Result<PreviewResult, CronError> {
+    let id = require_id(wire::Preview::NAME, p.id.as_deref(), p.job_id.as_deref())?;
     let job = svc.get(&id).await?;
-    let (label, detail) = svc.preview_route(&job);
     let upcoming = if job.enabled { svc.upcoming(&job, p.count.unwrap_or(5).min(50)) } else { vec![] };
-    Ok(json!({
-        "jobId": job.id,
-        "tz": job.display_tz(svc.default_tz()),
-        "upcoming": upcoming,
-        "deliveryPreview": { "label": label, "detail": detail },
-    }))
+    Ok(PreviewResult {
+        job_id: job.id.clone(),
+        tz: job.display_tz(svc.default_tz()).to_string(),
+        upcoming,
+        delivery_preview: preview(svc, &job),
+        extra: Map::new(),
+    })
 }
 
-pub async fn add(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    let job = svc.add(v.clone()).await.map_err(|e| match e {
-        CronError::Invalid(m) => CronError::Invalid(format!("invalid cron.add params: {m}")),
+pub async fn add(svc: &CronService, p: AddParams) -> Result<CronJob, CronError> {
+    let job = svc.add(p.0).await.map_err(|e| match e {
+        CronError::Invalid(m) => ParamsError::new(wire::Add::NAME, m).into(),
         other => other,
     })?;
-    let mut out = job_view(&job);
-    let (label, detail) = svc.preview_route(&job);
-    out["deliveryPreview"] = json!({ "label": label, "detail": detail });
-    Ok(out)
+    Ok(CronJob { delivery_preview: Some(preview(svc, &job)), ..job_view(&job) })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct UpdateParams {
-    id: Option<String>,
-    job_id: Option<String>,
-    patch: Value,
-    expected_config_revision: Option<String>,
-}
-
-pub async fn update(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    let p: UpdateParams = params("cron.update", v)?;
-    let id = require_id("cron.update", p.id, p.job_id)?;
+pub async fn update(svc: &CronService, p: UpdateParams) -> Result<CronJob, CronError> {
+    const M: &str = wire::Update::NAME;
+    let id = require_id(M, p.id.as_deref(), p.job_id.as_deref())?;
     let job = svc.update(&id, p.patch, p.expected_config_revision).await.map_err(|e| match e {
-        CronError::Invalid(m) => CronError::Invalid(format!("invalid cron.update params: {m}")),
+        CronError::Invalid(m) => ParamsError::new(M, m).into(),
         other => other,
     })?;
     Ok(job_view(&job))
 }
 
-pub async fn remove(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    let p: IdParams = params("cron.remove", v)?;
-    let id = require_id("cron.remove", p.id, p.job_id)?;
-    let removed = svc.remove(&id).await?;
-    if !removed {
+pub async fn remove(svc: &CronService, p: JobRef) -> Result<RemoveResult, CronError> {
+    let id = require_id(wire::Remove::NAME, p.id.as_deref(), p.job_id.as_deref())?;
+    if !svc.remove(&id).await? {
         return Err(CronError::NotFound(id));
     }
-    Ok(json!({ "ok": true, "removed": true }))
+    Ok(RemoveResult { ok: true, removed: true, extra: Map::new() })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RunParams {
-    id: Option<String>,
-    job_id: Option<String>,
-    mode: Option<String>,
-    expected_process_instance_id: Option<String>,
-}
-
-pub async fn run(svc: &CronService, v: &Value, process_instance_id: &str) -> Result<Value, CronError> {
-    let p: RunParams = params("cron.run", v)?;
-    let id = require_id("cron.run", p.id, p.job_id)?;
+pub async fn run(svc: &CronService, p: RunParams, process_instance_id: &str) -> Result<RunResult, CronError> {
+    const M: &str = wire::Run::NAME;
+    let id = require_id(M, p.id.as_deref(), p.job_id.as_deref())?;
+    let answered = |r: RunResult| RunResult { process_instance_id: Some(process_instance_id.to_string()), ..r };
     if let Some(expected) = p.expected_process_instance_id
         && expected != process_instance_id
     {
-        return Ok(json!({ "ok": true, "ran": false, "reason": "stopped", "processInstanceId": process_instance_id }));
+        return Ok(answered(RunResult::not_ran("stopped")));
     }
     let mode = match p.mode.as_deref().unwrap_or("force") {
         "force" => RunMode::Force,
         "due" => RunMode::Due,
         "if-enabled" => {
             if !svc.get(&id).await?.enabled {
-                return Ok(json!({ "ok": true, "ran": false, "reason": "disabled" }));
+                return Ok(RunResult::not_ran("disabled"));
             }
             RunMode::Force
         }
         other => {
-            return Err(CronError::Invalid(format!(
-                "invalid cron.run params: mode \"{other}\" is not force, due or if-enabled"
-            )));
+            return Err(ParamsError::new(M, format!("mode \"{other}\" is not force, due or if-enabled")).into());
         }
     };
-    let mut out = svc.run(&id, mode).await?;
-    out["processInstanceId"] = json!(process_instance_id);
-    Ok(out)
+    Ok(answered(svc.run(&id, mode).await?))
 }
 
 /// `cron.runs` entry: OpenClaw's run-log shape. `status` appears only once the run is complete
 /// — executed and its delivery settled — so clients that wait for it (`openclaw cron run --wait`)
 /// see the final completion.
-pub fn run_entry(row: &RunRow) -> Value {
-    let mut v: Value = serde_json::from_str(&row.record_json).unwrap_or_else(|_| json!({}));
-    v["action"] = json!("finished");
-    v["runId"] = json!(row.run_id);
-    v["jobId"] = json!(row.job_id);
-    v["ts"] = json!(row.finished_at_ms.unwrap_or(row.started_at_ms));
-    let complete = row.status != "running" && row.completion_status.is_some();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("status");
-        if complete {
-            o.insert("status".into(), json!(row.status));
-            o.insert("completionStatus".into(), json!(row.completion_status));
-        } else {
-            o.insert("phase".into(), json!(if row.status == "running" { "running" } else { "delivering" }));
-        }
-        if row.delivery_status.as_deref() == Some("pending") {
-            o.remove("deliveryStatus");
-        }
+pub fn run_entry(row: &RunRow) -> RunEntry {
+    let mut record: Map<String, Value> = serde_json::from_str(&row.record_json).unwrap_or_default();
+    // The row says where the run stands; the record's own view of it is replaced.
+    for key in ["status", "completionStatus", "phase"] {
+        record.remove(key);
     }
-    v
+    let ts = row.finished_at_ms.unwrap_or(row.started_at_ms);
+    record.insert("action".into(), json!("finished"));
+    record.insert("runId".into(), json!(row.run_id));
+    record.insert("jobId".into(), json!(row.job_id));
+    record.insert("ts".into(), json!(ts));
+    let mut entry = serde_json::from_value::<RunEntry>(Value::Object(record.clone())).unwrap_or_else(|_| {
+        let mut record = record;
+        // A record this build cannot read: its other fields go through as they are.
+        for key in ["action", "runId", "jobId", "ts"] {
+            record.remove(key);
+        }
+        RunEntry {
+            action: "finished".into(),
+            run_id: row.run_id.clone(),
+            job_id: row.job_id.clone(),
+            ts,
+            extra: record,
+            ..RunEntry::default()
+        }
+    });
+    if row.status != "running" && row.completion_status.is_some() {
+        entry.status = Some(row.status.clone());
+        entry.completion_status = row.completion_status.clone();
+    } else {
+        entry.phase = Some(if row.status == "running" { "running" } else { "delivering" }.into());
+    }
+    if row.delivery_status.as_deref() == Some("pending") {
+        entry.delivery_status = None;
+    }
+    entry
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RunsParams {
-    scope: Option<String>,
-    id: Option<String>,
-    job_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u32>,
-    status: Option<String>,
-    statuses: Option<Vec<String>>,
-    delivery_status: Option<String>,
-    delivery_statuses: Option<Vec<String>>,
-    query: Option<String>,
-    sort_dir: Option<String>,
-}
-
-pub async fn runs(svc: &CronService, v: &Value) -> Result<Value, CronError> {
-    let p: RunsParams = params("cron.runs", v)?;
+pub async fn runs(svc: &CronService, p: RunsParams) -> Result<RunsResult, CronError> {
+    const M: &str = wire::Runs::NAME;
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(CronError::Invalid("invalid cron.runs params: limit must be 1..200".into()));
+        return Err(ParamsError::new(M, "limit must be 1..200").into());
     }
-    let _ = p.agent_id;
     let job_id = p.id.or(p.job_id);
     if p.scope.as_deref() == Some("job") && job_id.is_none() {
-        return Err(CronError::Invalid("invalid cron.runs params: scope \"job\" needs an id".into()));
+        return Err(ParamsError::new(M, "scope \"job\" needs an id").into());
     }
     let mut statuses: Vec<String> = p.statuses.unwrap_or_default();
     if let Some(s) = p.status.filter(|s| s != "all") {
@@ -346,9 +250,7 @@ pub async fn runs(svc: &CronService, v: &Value) -> Result<Value, CronError> {
     }
     for s in &statuses {
         if !matches!(s.as_str(), "ok" | "error" | "skipped") {
-            return Err(CronError::Invalid(format!(
-                "invalid cron.runs params: status \"{s}\" is not ok, error or skipped"
-            )));
+            return Err(ParamsError::new(M, format!("status \"{s}\" is not ok, error or skipped")).into());
         }
     }
     let mut delivery: Vec<String> = p.delivery_statuses.unwrap_or_default();
@@ -366,12 +268,13 @@ pub async fn runs(svc: &CronService, v: &Value) -> Result<Value, CronError> {
     let offset = filter.offset;
     let (rows, total) = svc.store().read(move |rd| rd.list_runs(&filter)).await?;
     let has_more = offset as u64 + (rows.len() as u64) < total;
-    Ok(json!({
-        "entries": rows.iter().map(run_entry).collect::<Vec<_>>(),
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "hasMore": has_more,
-        "nextOffset": if has_more { json!(offset as u64 + rows.len() as u64) } else { Value::Null },
-    }))
+    Ok(RunsResult {
+        entries: rows.iter().map(run_entry).collect(),
+        total,
+        offset,
+        limit,
+        has_more,
+        next_offset: has_more.then_some(offset as u64 + rows.len() as u64),
+        extra: Map::new(),
+    })
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`schedule`]: pure schedule math — `at`, `every` (anchor grid) and `cron` (croner + chrono-tz,
 //!   Vixie DOM/DOW OR, `L`/`W`/`#`, 5 or 6 fields), DST handling, and the per-job stagger offset.
+//! - [`channels`]: the registered channels as job validation sees them (names, prefixes, usable).
 //! - [`job`]: the job JSON (closed schemas), OpenClaw's create defaults, validation, patches.
 //! - [`scheduler`]: the one task that owns every job's timer and state; slot reservations,
 //!   catch-up, backoff, auto-disable, completion, failure alerts.
@@ -12,6 +13,7 @@
 //! - [`api`]: the `cron.*` methods' params and results.
 
 pub mod api;
+pub mod channels;
 pub mod command;
 pub mod job;
 pub mod runner;
@@ -19,6 +21,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod supervisor;
 
+pub use channels::{ChannelCatalog, KnownChannel};
 pub use job::Job;
 pub use runner::{AgentRunner, Announcer, ExecOutcome, ExecStatus, Origin, Route, RunContext, Settlement};
 pub use scheduler::{CronDeps, CronError, CronService, RunMode};

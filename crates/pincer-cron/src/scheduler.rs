@@ -7,6 +7,12 @@
 //! same task, so nothing races on a job's state. Reads (`list`, `get`, `runs`) go straight to the
 //! store and never advance anything.
 //!
+//! The task is supervised ([`pincer_core::Supervisor`]): after a panic or an error it starts
+//! again from the store — the queue of messages survives it, writes already queued are waited
+//! for, runs this process started and whose outcome no actor has handled are taken over (their
+//! outcome arrives as usual), and any other run left `running` is recorded as interrupted, as after
+//! a crash. A run whose task dies without an outcome is recorded interrupted at once (`Lost`).
+//!
 //! **Architecture Invariant:** a slot is reserved (committed) before its run starts, and a
 //! reserved slot is never run again — not after a crash, not after a restart.
 
@@ -15,16 +21,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pincer_core::config::CronConfig;
-use pincer_core::{EventBus, Metrics, SharedClock};
+use pincer_core::crashpoint::Failpoints;
+use pincer_core::supervisor::{Task, TaskResult, TaskState};
+use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_store::{JobRow, NewDelivery, RunRow, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::job::{self, AutoDisabled, CreateContext, DeliveryMode, FailureAlert, Job, Payload};
+use crate::job::{
+    self, AutoDisabled, CreateContext, DeliveryMode, FailureAlert, Job, JobExt, JobInput, JobPatch, Payload,
+};
 use crate::runner::{
     Announcer, ExecOutcome, ExecStatus, Origin, Route, RunContext, Settlement, SharedAgentRunner, SharedAnnouncer,
 };
 use crate::schedule::{Schedule, ScheduleSpec};
+use pincer_protocol::schema::cron::{CronStatus, InvalidJob, RunResult};
 
 /// Error backoff after consecutive execution errors: 30 s, 1 min, 5 min, 15 min, 60 min.
 pub const ERROR_BACKOFF_MS: [i64; 5] = [30_000, 60_000, 300_000, 900_000, 3_600_000];
@@ -51,8 +62,8 @@ pub struct CronDeps {
     pub config: CronConfig,
     /// `agents.defaults.timezone`, else the host's zone.
     pub default_tz: String,
-    /// Configured external channels (`discord`, `telegram`, `slack`).
-    pub channels: Vec<String>,
+    /// The registered channels (from the delivery crate's registry) and which are usable.
+    pub channels: crate::ChannelCatalog,
     /// This process's generation; it owns the leases it takes.
     pub generation: i64,
     pub agent: Option<SharedAgentRunner>,
@@ -60,6 +71,10 @@ pub struct CronDeps {
     /// The `pincer` binary, which supervises `command` payloads (`pincer __supervise`); `None`
     /// fails command runs with an error saying so.
     pub command_supervisor: Option<PathBuf>,
+    /// Owns the scheduler's task and restarts it after a panic or an error.
+    pub supervisor: Supervisor,
+    /// Armed fail points (`cron.dispatched`); the default arms none.
+    pub failpoints: Failpoints,
 }
 
 /// Errors of scheduler operations, mapped to protocol errors by the gateway.
@@ -75,6 +90,9 @@ pub enum CronError {
     Store(#[from] StoreError),
     #[error("the scheduler has stopped")]
     Stopped,
+    /// The scheduler's task is not running (restarting after an error, failed, or stopping).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// How `cron.run` runs a job.
@@ -104,18 +122,56 @@ impl Trigger {
             Trigger::Manual => "manual",
         }
     }
+
+    fn parse(s: &str) -> Trigger {
+        match s {
+            "catch-up" => Trigger::CatchUp,
+            "retry" => Trigger::Retry,
+            "manual" => Trigger::Manual,
+            _ => Trigger::Scheduled,
+        }
+    }
 }
 
 enum Msg {
-    Add { params: Value, reply: oneshot::Sender<Result<Job, CronError>> },
-    Update { id: String, patch: Value, expected: Option<String>, reply: oneshot::Sender<Result<Job, CronError>> },
-    Remove { id: String, reply: oneshot::Sender<Result<bool, CronError>> },
-    Run { id: String, mode: RunMode, reply: oneshot::Sender<Result<Value, CronError>> },
+    Add {
+        params: Box<JobInput>,
+        reply: oneshot::Sender<Result<Job, CronError>>,
+    },
+    Update {
+        id: String,
+        patch: JobPatch,
+        expected: Option<String>,
+        reply: oneshot::Sender<Result<Job, CronError>>,
+    },
+    Remove {
+        id: String,
+        reply: oneshot::Sender<Result<bool, CronError>>,
+    },
+    Run {
+        id: String,
+        mode: RunMode,
+        reply: oneshot::Sender<Result<RunResult, CronError>>,
+    },
     Finished(Box<Finished>),
-    NotReserved { job_id: String, run_id: String, slot_ms: Option<i64>, retry: bool },
+    NotReserved {
+        job_id: String,
+        run_id: String,
+        slot_ms: Option<i64>,
+        retry: bool,
+    },
+    /// A run's task ended without reporting an outcome.
+    Lost {
+        job_id: String,
+        run_id: String,
+    },
     Settled(Settlement),
-    Status { reply: oneshot::Sender<Value> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Status {
+        reply: oneshot::Sender<CronStatus>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 struct Finished {
@@ -138,14 +194,68 @@ struct Entry {
 struct Running {
     run_id: String,
     lease_until_ms: i64,
-    /// Set once the reservation committed and the task started.
-    task: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
+    trigger: Trigger,
+    slot_ms: Option<i64>,
+    started_at_ms: i64,
+    token: Arc<RunToken>,
 }
 
 impl Running {
     fn abort(&self) {
+        self.token.abort();
+    }
+}
+
+/// One run of this process, from its reservation until an actor has handled its outcome; kept
+/// outside the actor ([`Shared::runs`]) so a restarted actor can take over a run still going.
+#[derive(Default)]
+struct RunToken {
+    /// Set once the reservation committed and the task started.
+    task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The actor stopped the run on purpose (and records it itself).
+    aborted: std::sync::atomic::AtomicBool,
+}
+
+impl RunToken {
+    fn abort(&self) {
+        self.aborted.store(true, std::sync::atomic::Ordering::Release);
         if let Some(t) = self.task.lock().expect("task slot").as_ref() {
             t.abort();
+        }
+    }
+}
+
+/// Carries a run forward: its reservation until it commits, then its task until the outcome is
+/// queued. Dropped before that (a panic, a lost future) and not aborted by the actor, it tells
+/// the actor ([`Msg::Lost`]), so the run is recorded at once instead of when its lease runs out.
+struct Carrier {
+    token: Arc<RunToken>,
+    job_id: String,
+    run_id: String,
+    tx: mpsc::Sender<Msg>,
+    done: bool,
+}
+
+impl Carrier {
+    /// The actor has been told how the run went.
+    fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        if self.done || self.token.aborted.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let msg = Msg::Lost { job_id: std::mem::take(&mut self.job_id), run_id: std::mem::take(&mut self.run_id) };
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.tx.try_send(msg)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let tx = self.tx.clone();
+            runtime.spawn(async move {
+                let _ = tx.send(msg).await;
+            });
         }
     }
 }
@@ -156,6 +266,7 @@ pub struct CronService {
     tx: mpsc::Sender<Msg>,
     store: Store,
     shared: Arc<Shared>,
+    task: Task,
 }
 
 struct Shared {
@@ -164,17 +275,40 @@ struct Shared {
     metrics: Arc<Metrics>,
     config: CronConfig,
     default_tz: String,
-    channels: Vec<String>,
+    channels: crate::ChannelCatalog,
     generation: i64,
     store: Store,
     agent: Option<SharedAgentRunner>,
     announcer: Option<SharedAnnouncer>,
     command_supervisor: Option<PathBuf>,
+    failpoints: Failpoints,
+    /// Runs of this process whose outcome no actor has handled yet (see [`RunToken`]).
+    runs: std::sync::Mutex<HashMap<String, Arc<RunToken>>>,
 }
+
+impl Shared {
+    /// Notes a run about to be reserved.
+    fn track_run(&self, run_id: &str, token: &Arc<RunToken>) {
+        self.runs.lock().expect("runs lock").insert(run_id.to_string(), token.clone());
+    }
+
+    /// The token of a run of this process whose outcome no actor has handled yet.
+    fn tracked_run(&self, run_id: &str) -> Option<Arc<RunToken>> {
+        self.runs.lock().expect("runs lock").get(run_id).cloned()
+    }
+
+    /// An actor has handled the run's outcome (or its removal): nothing is left to take over.
+    fn forget_run(&self, run_id: &str) {
+        self.runs.lock().expect("runs lock").remove(run_id);
+    }
+}
+
+/// The scheduler's queue: it outlives an actor that dies, so messages wait for the next one.
+type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Msg>>>;
 
 impl CronService {
     /// Loads the jobs, records runs a crash interrupted, coalesces slots missed while the gateway
-    /// was down into one catch-up run each, and starts the scheduler task.
+    /// was down into one catch-up run each, and starts the scheduler task under the supervisor.
     pub async fn start(deps: CronDeps) -> Result<CronService, CronError> {
         let shared = Arc::new(Shared {
             clock: deps.clock,
@@ -188,41 +322,58 @@ impl CronService {
             agent: deps.agent,
             announcer: deps.announcer,
             command_supervisor: deps.command_supervisor,
+            failpoints: deps.failpoints,
+            runs: Default::default(),
         });
         let (tx, rx) = mpsc::channel(1024);
-        let mut actor = Actor {
-            s: shared.clone(),
-            jobs: HashMap::new(),
-            queue: BTreeSet::new(),
-            invalid: Vec::new(),
-            running_count: 0,
-            manual_seq: 0,
-            ticks: 0,
-            last_tick_ms: None,
-            last_prune_ms: i64::MIN,
-            tx: tx.clone(),
-            rx,
-        };
-        actor.load().await?;
-        tokio::spawn(actor.run());
-        let service = CronService { tx, store: deps.store, shared };
-        service.reconcile_deliveries().await?;
-        Ok(service)
+        let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+        // The first start's errors fail the gateway's start; a restart's are the supervisor's.
+        let mut first = Some(Actor::start(shared.clone(), tx.clone(), queue.clone(), false).await?);
+        let task = deps.supervisor.spawn("scheduler", true, {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            move || {
+                let first = first.take();
+                let (shared, tx, queue) = (shared.clone(), tx.clone(), queue.clone());
+                async move {
+                    let actor = match first {
+                        Some(actor) => actor,
+                        None => Actor::start(shared, tx, queue, true).await?,
+                    };
+                    actor.run().await
+                }
+            }
+        });
+        Ok(CronService { tx, store: deps.store, shared, task })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, CronError> {
+        if !self.task.is_running() {
+            let report = self.task.report();
+            return Err(CronError::Unavailable(match report.state {
+                TaskState::Failed => format!(
+                    "the scheduler failed after repeated internal errors ({}) and is not running; restart the \
+                     gateway, and report the error lines of its log",
+                    report.describe()
+                ),
+                TaskState::Stopped => "the scheduler has stopped: the gateway is stopping".to_string(),
+                _ => format!(
+                    "the scheduler is restarting after an internal error ({}); try again in a few seconds",
+                    report.describe()
+                ),
+            }));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| CronError::Stopped)?;
         rx.await.map_err(|_| CronError::Stopped)
     }
 
     /// Creates a job from `cron.add` params.
-    pub async fn add(&self, params: Value) -> Result<Job, CronError> {
-        self.ask(|reply| Msg::Add { params, reply }).await?
+    pub async fn add(&self, params: JobInput) -> Result<Job, CronError> {
+        self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
     }
 
     /// Applies a partial update (`null` clears a field).
-    pub async fn update(&self, id: &str, patch: Value, expected_revision: Option<String>) -> Result<Job, CronError> {
+    pub async fn update(&self, id: &str, patch: JobPatch, expected_revision: Option<String>) -> Result<Job, CronError> {
         self.ask(|reply| Msg::Update { id: id.to_string(), patch, expected: expected_revision, reply }).await?
     }
 
@@ -233,7 +384,7 @@ impl CronService {
 
     /// Runs a job now: `{ok, enqueued, runId}` once the run is durably reserved, or
     /// `{ok, ran: false, reason}`.
-    pub async fn run(&self, id: &str, mode: RunMode) -> Result<Value, CronError> {
+    pub async fn run(&self, id: &str, mode: RunMode) -> Result<RunResult, CronError> {
         self.ask(|reply| Msg::Run { id: id.to_string(), mode, reply }).await?
     }
 
@@ -245,45 +396,13 @@ impl CronService {
         });
     }
 
-    /// Runs whose delivery settled while the gateway was down (or whose settlement was lost)
-    /// complete now.
-    async fn reconcile_deliveries(&self) -> Result<(), CronError> {
-        let settled = self
-            .store
-            .read(|rd| {
-                let mut out = Vec::new();
-                for run in rd.runs_pending_delivery()? {
-                    let record: Value = serde_json::from_str(&run.record_json).unwrap_or_default();
-                    let Some(outbox_id) = record["outboxId"].as_str() else { continue };
-                    match rd.get_delivery(outbox_id)? {
-                        Some(d) if matches!(d.row.state.as_str(), "delivered" | "unknown" | "dead") => {
-                            out.push(Settlement {
-                                run_id: run.run_id,
-                                outbox_id: d.row.id,
-                                state: d.row.state,
-                                error: d.row.last_error,
-                            });
-                        }
-                        Some(_) => {}
-                        None => out.push(Settlement {
-                            run_id: run.run_id,
-                            outbox_id: outbox_id.to_string(),
-                            state: "dead".into(),
-                            error: Some("the delivery was purged before it settled".into()),
-                        }),
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        for s in settled {
-            self.tx.send(Msg::Settled(s)).await.map_err(|_| CronError::Stopped)?;
-        }
-        Ok(())
+    /// The state of the scheduler's task (running, restarting, failed).
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     /// The scheduler's own status (`cron.status`).
-    pub async fn status(&self) -> Result<Value, CronError> {
+    pub async fn status(&self) -> Result<CronStatus, CronError> {
         self.ask(|reply| Msg::Status { reply }).await
     }
 
@@ -365,7 +484,7 @@ struct Actor {
     last_tick_ms: Option<i64>,
     last_prune_ms: i64,
     tx: mpsc::Sender<Msg>,
-    rx: mpsc::Receiver<Msg>,
+    rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Msg>>,
 }
 
 fn job_row(job: &Job) -> JobRow {
@@ -406,6 +525,41 @@ fn transient(reason: Option<&str>) -> bool {
 }
 
 impl Actor {
+    /// An actor with the jobs and runs in the store. `restart`: the previous actor died, so wait
+    /// for the writes it queued first, and take over the runs this process still carries.
+    async fn start(s: Arc<Shared>, tx: mpsc::Sender<Msg>, queue: Queue, restart: bool) -> Result<Actor, CronError> {
+        let rx = queue.lock_owned().await;
+        if restart {
+            // Writes commit in order: once this one has, everything the previous actor queued has.
+            s.store.write(|_| Ok(())).await?;
+        }
+        let mut actor = Actor {
+            s,
+            jobs: HashMap::new(),
+            queue: BTreeSet::new(),
+            invalid: Vec::new(),
+            running_count: 0,
+            manual_seq: 0,
+            ticks: 0,
+            last_tick_ms: None,
+            last_prune_ms: i64::MIN,
+            tx,
+            rx,
+        };
+        actor.load().await?;
+        for settlement in settled_while_away(&actor.s.store).await? {
+            actor.settled(settlement).await;
+        }
+        if restart {
+            tracing::warn!(
+                jobs = actor.jobs.len(),
+                running = actor.running_count,
+                "cron: the scheduler restarted and reloaded its state from the store"
+            );
+        }
+        Ok(actor)
+    }
+
     fn now(&self) -> i64 {
         self.s.clock.now_ms()
     }
@@ -485,8 +639,16 @@ impl Actor {
         }
         let mut dirty: Vec<String> = Vec::new();
         let mut interrupted_runs = Vec::new();
-        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss).
+        // Runs a previous process left `running` were interrupted (crash, kill -9, power loss);
+        // so were this process's, unless their task still runs (the scheduler restarted).
         for mut run in running {
+            if self.adopt(&run) {
+                continue;
+            }
+            if let Some(token) = self.s.tracked_run(&run.run_id) {
+                token.abort();
+                self.s.forget_run(&run.run_id);
+            }
             let mut record: Value = serde_json::from_str(&run.record_json).unwrap_or_else(|_| json!({}));
             let error = interrupted_error(record.get_mut("command"));
             let error = error.as_str();
@@ -534,7 +696,7 @@ impl Actor {
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
             let e = self.jobs.get_mut(&id).expect("listed");
-            if !e.job.enabled || e.schedule.is_none() {
+            if !e.job.enabled || e.schedule.is_none() || e.running.is_some() {
                 continue;
             }
             match e.job.state.next_run_at_ms {
@@ -603,7 +765,56 @@ impl Actor {
         Ok(())
     }
 
-    async fn run(mut self) {
+    /// Takes over a run of this process whose outcome no actor has handled: its outcome (or
+    /// word that it was lost) arrives as usual, or is already queued.
+    fn adopt(&mut self, run: &RunRow) -> bool {
+        let Some(token) = self.s.tracked_run(&run.run_id).filter(|_| run.lease_owner == self.s.generation) else {
+            return false;
+        };
+        let Some(entry) = self.jobs.get_mut(&run.job_id) else { return false };
+        entry.job.state.running_at_ms = Some(run.started_at_ms);
+        entry.job.state.running_run_id = Some(run.run_id.clone());
+        let lease_until_ms = run.lease_until_ms.unwrap_or_else(|| run.started_at_ms + UNLIMITED_LEASE_MS);
+        entry.running = Some(Running {
+            run_id: run.run_id.clone(),
+            lease_until_ms,
+            trigger: Trigger::parse(&run.trigger),
+            slot_ms: run.slot_ms,
+            started_at_ms: run.started_at_ms,
+            token,
+        });
+        self.running_count += 1;
+        tracing::info!(run = %run.run_id, "cron: run still in flight across the scheduler's restart; taken over");
+        true
+    }
+
+    /// A run's task (or its reservation) ended without reporting an outcome — a panic: the run
+    /// is recorded interrupted now, rather than when its lease runs out.
+    fn lost(&mut self, job_id: &str, run_id: &str) {
+        let Some(entry) = self.jobs.get(job_id) else {
+            self.s.forget_run(run_id);
+            return;
+        };
+        let Some(r) = entry.running.as_ref().filter(|r| r.run_id == run_id) else { return };
+        tracing::error!(run = %run_id, "cron: a run ended without reporting its outcome; recorded as interrupted");
+        let outcome = ExecOutcome::error(
+            "interrupted: the run's task ended without reporting an outcome (an internal error; see the gateway \
+             log); the slot is not run again",
+            "interrupted",
+        );
+        let ctx = RunContext {
+            run_id: run_id.to_string(),
+            job: entry.job.clone(),
+            slot_ms: r.slot_ms,
+            started_at_ms: r.started_at_ms,
+            deadline_ms: None,
+            tz: entry.job.display_tz(&self.s.default_tz).to_string(),
+        };
+        let trigger = r.trigger;
+        self.finished(Finished { ctx, trigger, outcome, route: None, finished_at_ms: self.now() });
+    }
+
+    async fn run(mut self) -> TaskResult {
         // Wall time the actor spends per wake-up (handling messages, starting due runs), for
         // `pincer_cron_wake_seconds`; measured on the real clock because it is a cost, not a schedule.
         let mut busy_since = std::time::Instant::now();
@@ -613,11 +824,11 @@ impl Actor {
                 if let Msg::Shutdown { reply } = msg {
                     self.shutdown().await;
                     let _ = reply.send(());
-                    return;
+                    return Ok(());
                 }
                 self.handle(msg).await;
             }
-            self.dispatch_due();
+            self.dispatch_due()?;
             let now = self.now();
             let can_start = self.running_count < self.s.config.max_concurrent_runs as usize && self.s.config.enabled;
             let next_due = if can_start { self.queue.first().map(|(t, _)| *t) } else { None };
@@ -639,10 +850,10 @@ impl Actor {
                 Some(Some(Msg::Shutdown { reply })) => {
                     self.shutdown().await;
                     let _ = reply.send(());
-                    return;
+                    return Ok(());
                 }
                 Some(Some(msg)) => self.handle(msg).await,
-                Some(None) => return,
+                Some(None) => return Ok(()),
                 None => self.watchdog(),
             }
         }
@@ -705,9 +916,10 @@ impl Actor {
         });
     }
 
-    fn dispatch_due(&mut self) {
+    /// Starts the due runs; an error only from an armed fail point (`cron.dispatched`).
+    fn dispatch_due(&mut self) -> Result<(), pincer_core::crashpoint::Injected> {
         if !self.s.config.enabled {
-            return;
+            return Ok(());
         }
         let now = self.now();
         let free = (self.s.config.max_concurrent_runs as usize).saturating_sub(self.running_count);
@@ -727,7 +939,9 @@ impl Actor {
             self.last_tick_ms = Some(now);
             let reserving = self.start_runs(picked, now);
             tokio::spawn(reserving);
+            self.s.failpoints.check("cron.dispatched")?;
         }
+        Ok(())
     }
 
     /// Marks the picked jobs running and queues their reservations as one transaction. Each run
@@ -770,8 +984,16 @@ impl Actor {
             };
             e.job.state.running_at_ms = Some(now);
             e.job.state.running_run_id = Some(run_id.clone());
-            let task = Arc::new(std::sync::Mutex::new(None));
-            e.running = Some(Running { run_id: run_id.clone(), lease_until_ms, task: task.clone() });
+            let token = Arc::new(RunToken::default());
+            self.s.track_run(&run_id, &token);
+            e.running = Some(Running {
+                run_id: run_id.clone(),
+                lease_until_ms,
+                trigger,
+                slot_ms: slot,
+                started_at_ms: now,
+                token: token.clone(),
+            });
             self.running_count += 1;
             rows.push((run, job_row(&e.job)));
             let ctx = RunContext {
@@ -782,7 +1004,9 @@ impl Actor {
                 deadline_ms: timeout.map(|t| now + t),
                 tz: e.job.display_tz(&self.s.default_tz).to_string(),
             };
-            starts.push((ctx, trigger, task));
+            let carrier =
+                Carrier { token, job_id: id.clone(), run_id: ctx.run_id.clone(), tx: self.tx.clone(), done: false };
+            starts.push((ctx, trigger, carrier));
         }
         let write = self.s.store.write(move |tx| {
             let mut out = Vec::new();
@@ -810,7 +1034,7 @@ impl Actor {
             }
             let failed = reserved.len() != starts.len();
             let mut results = Vec::new();
-            for (i, (ctx, trigger, task)) in starts.into_iter().enumerate() {
+            for (i, (ctx, trigger, carrier)) in starts.into_iter().enumerate() {
                 let ok = reserved.get(i).copied().unwrap_or(false);
                 let run_id = ctx.run_id.clone();
                 if !ok {
@@ -822,6 +1046,7 @@ impl Actor {
                             retry: failed,
                         })
                         .await;
+                    carrier.done();
                     results.push((run_id, false));
                     continue;
                 }
@@ -841,8 +1066,9 @@ impl Actor {
                     event["nextRunAtMs"] = json!(next);
                 }
                 shared.events.emit("cron", event, Some("operator.read"));
-                let handle = tokio::spawn(run_task(shared.clone(), ctx, trigger, tx.clone()));
-                *task.lock().expect("task slot") = Some(handle.abort_handle());
+                let token = carrier.token.clone();
+                let handle = tokio::spawn(run_task(shared.clone(), ctx, trigger, tx.clone(), carrier));
+                *token.task.lock().expect("task slot") = Some(handle.abort_handle());
                 results.push((run_id, true));
             }
             results
@@ -852,6 +1078,7 @@ impl Actor {
     /// A reservation did not happen: the slot had already run (never run it again), or the store
     /// failed (try again in 5 s).
     fn not_reserved(&mut self, job_id: &str, run_id: &str, slot_ms: Option<i64>, retry: bool) {
+        self.s.forget_run(run_id);
         let now = self.now();
         let Some(e) = self.jobs.get_mut(job_id) else { return };
         if e.running.as_ref().is_none_or(|r| r.run_id != run_id) {
@@ -891,7 +1118,7 @@ impl Actor {
     async fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Add { params, reply } => {
-                let _ = reply.send(self.add(params).await);
+                let _ = reply.send(self.add(*params).await);
             }
             Msg::Update { id, patch, expected, reply } => {
                 let _ = reply.send(self.update(&id, patch, expected).await);
@@ -904,6 +1131,7 @@ impl Actor {
             }
             Msg::Finished(f) => self.finished(*f),
             Msg::NotReserved { job_id, run_id, slot_ms, retry } => self.not_reserved(&job_id, &run_id, slot_ms, retry),
+            Msg::Lost { job_id, run_id } => self.lost(&job_id, &run_id),
             Msg::Settled(s) => self.settled(s).await,
             Msg::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -914,28 +1142,30 @@ impl Actor {
         }
     }
 
-    fn status(&self) -> Value {
-        json!({
-            "enabled": self.s.config.enabled,
-            "storage": "sqlite",
-            "sqlitePath": self.s.store.path().display().to_string(),
-            "storePath": self.s.store.path().display().to_string(),
-            "jobs": self.jobs.len(),
-            "enabledJobs": self.jobs.values().filter(|e| e.job.enabled).count(),
-            "running": self.running_count,
-            "maxConcurrentRuns": self.s.config.max_concurrent_runs,
-            "nextWakeAtMs": self.queue.first().map(|(t, _)| *t),
-            "lastTickAtMs": self.last_tick_ms,
-            "ticks": self.ticks,
-            "timezone": self.s.default_tz,
-            "skipMissedJobs": self.s.config.skip_missed_jobs,
-            "invalidJobs": self.invalid.iter().map(|(id, e)| json!({"id": id, "error": e})).collect::<Vec<_>>(),
-        })
+    fn status(&self) -> CronStatus {
+        let path = self.s.store.path().display().to_string();
+        CronStatus {
+            enabled: self.s.config.enabled,
+            storage: "sqlite".into(),
+            sqlite_path: path.clone(),
+            store_path: path,
+            jobs: self.jobs.len() as u64,
+            enabled_jobs: self.jobs.values().filter(|e| e.job.enabled).count() as u64,
+            running: self.running_count as u64,
+            max_concurrent_runs: self.s.config.max_concurrent_runs as u64,
+            next_wake_at_ms: self.queue.first().map(|(t, _)| *t),
+            last_tick_at_ms: self.last_tick_ms,
+            ticks: self.ticks,
+            timezone: self.s.default_tz.clone(),
+            skip_missed_jobs: self.s.config.skip_missed_jobs,
+            invalid_jobs: self.invalid.iter().map(|(id, e)| InvalidJob { id: id.clone(), error: e.clone() }).collect(),
+            extra: Default::default(),
+        }
     }
 
-    async fn add(&mut self, params: Value) -> Result<Job, CronError> {
+    async fn add(&mut self, params: JobInput) -> Result<Job, CronError> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut job = job::create(&params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
+        let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
         let now = self.now();
         job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
@@ -948,7 +1178,7 @@ impl Actor {
         Ok(job)
     }
 
-    async fn update(&mut self, id: &str, patch: Value, expected: Option<String>) -> Result<Job, CronError> {
+    async fn update(&mut self, id: &str, patch: JobPatch, expected: Option<String>) -> Result<Job, CronError> {
         let e = self.jobs.get(id).ok_or_else(|| CronError::NotFound(id.into()))?;
         if let Some(expected) = expected
             && expected != e.job.config_revision()
@@ -991,6 +1221,7 @@ impl Actor {
         if let Some(e) = self.jobs.remove(id) {
             if let Some(r) = e.running {
                 r.abort();
+                self.s.forget_run(&r.run_id);
                 self.running_count -= 1;
             }
             self.emit("removed", &e.job, json!({}));
@@ -1001,20 +1232,20 @@ impl Actor {
         Ok(removed || existed_in_memory)
     }
 
-    async fn run_now(&mut self, id: &str, mode: RunMode) -> Result<Value, CronError> {
+    async fn run_now(&mut self, id: &str, mode: RunMode) -> Result<RunResult, CronError> {
         let now = self.now();
         let e = self.jobs.get(id).ok_or_else(|| CronError::NotFound(id.into()))?;
         if e.running.is_some() {
-            return Ok(json!({ "ok": true, "ran": false, "reason": "already-running" }));
+            return Ok(RunResult::not_ran("already-running"));
         }
         if e.schedule.is_none() {
-            return Ok(json!({ "ok": true, "ran": false, "reason": "invalid-spec" }));
+            return Ok(RunResult::not_ran("invalid-spec"));
         }
         let (slot, trigger, run_id) = match mode {
             RunMode::Due => {
                 let due = e.job.enabled && e.job.state.next_run_at_ms.is_some_and(|t| t <= now);
                 if !due {
-                    return Ok(json!({ "ok": true, "ran": false, "reason": "not-due" }));
+                    return Ok(RunResult::not_ran("not-due"));
                 }
                 let (slot, trigger) = e.slot.unwrap_or((e.job.state.next_run_at_ms.expect("due"), Trigger::Scheduled));
                 (Some(slot), trigger, format!("cron:{id}:{slot}"))
@@ -1026,8 +1257,8 @@ impl Actor {
         };
         let started = self.start_runs(vec![(id.to_string(), slot, trigger, run_id.clone())], now).await;
         match started.first() {
-            Some((_, true)) => Ok(json!({ "ok": true, "enqueued": true, "runId": run_id })),
-            Some((_, false)) => Ok(json!({ "ok": true, "ran": false, "reason": "already-ran" })),
+            Some((_, true)) => Ok(RunResult::enqueued(run_id)),
+            Some((_, false)) => Ok(RunResult::not_ran("already-ran")),
             None => Err(CronError::Invalid("the run could not be reserved; see the gateway log".into())),
         }
     }
@@ -1035,6 +1266,7 @@ impl Actor {
     /// Records an execution outcome; hands any deliverable to the outbox in the same transaction.
     fn finished(&mut self, f: Finished) {
         let Finished { ctx, trigger, outcome, route, finished_at_ms: now } = f;
+        self.s.forget_run(&ctx.run_id);
         let Some(entry) = self.jobs.get_mut(&ctx.job.id) else {
             tracing::info!(run = %ctx.run_id, "cron: run finished for a removed job");
             return;
@@ -1540,6 +1772,38 @@ impl Actor {
     }
 }
 
+/// Runs whose delivery settled while the gateway (or the scheduler) was down, or whose
+/// settlement was lost: they complete now.
+async fn settled_while_away(store: &Store) -> Result<Vec<Settlement>, StoreError> {
+    store
+        .read(|rd| {
+            let mut out = Vec::new();
+            for run in rd.runs_pending_delivery()? {
+                let record: Value = serde_json::from_str(&run.record_json).unwrap_or_default();
+                let Some(outbox_id) = record["outboxId"].as_str() else { continue };
+                match rd.get_delivery(outbox_id)? {
+                    Some(d) if matches!(d.row.state.as_str(), "delivered" | "unknown" | "dead") => {
+                        out.push(Settlement {
+                            run_id: run.run_id,
+                            outbox_id: d.row.id,
+                            state: d.row.state,
+                            error: d.row.last_error,
+                        });
+                    }
+                    Some(_) => {}
+                    None => out.push(Settlement {
+                        run_id: run.run_id,
+                        outbox_id: outbox_id.to_string(),
+                        state: "dead".into(),
+                        error: Some("the delivery was purged before it settled".into()),
+                    }),
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
 /// The error of a run a stop interrupted, saying — for a command — whether it may have run, from
 /// the progress its record noted (`command.state`); marks a command that was running `killed`.
 fn interrupted_error(command: Option<&mut Value>) -> String {
@@ -1590,12 +1854,17 @@ fn first_fire(job: &Job, schedule: &Schedule, now: i64) -> Option<i64> {
     }
 }
 
-/// Runs one reserved run: route preflight, then the payload under its time limit.
-async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>) {
+/// Runs one reserved run: route preflight, then the payload under its time limit. Carries the
+/// run until its outcome is queued for the actor.
+async fn run_task(s: Arc<Shared>, ctx: RunContext, trigger: Trigger, tx: mpsc::Sender<Msg>, carrier: Carrier) {
+    if let Err(injected) = s.failpoints.check("cron.run") {
+        panic!("{injected}");
+    }
     let (outcome, route) = execute(&s, &ctx).await;
     pincer_core::crashpoint::hit("cron.executed");
     let finished = Finished { ctx, trigger, outcome, route, finished_at_ms: s.clock.now_ms() };
     let _ = tx.send(Msg::Finished(Box::new(finished))).await;
+    carrier.done();
 }
 
 async fn execute(s: &Shared, ctx: &RunContext) -> (ExecOutcome, Option<Route>) {

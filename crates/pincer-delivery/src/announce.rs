@@ -5,10 +5,11 @@
 //! **Architecture Invariant:** nothing here opens a WebSocket, holds a device token or passes a
 //! pairing check. The scheduler calls this code directly.
 
-use pincer_cron::job::{DeliveryMode, Job, KNOWN_CHANNELS, provider_prefix};
+use pincer_cron::job::{DeliveryMode, Job};
 use pincer_cron::{Announcer, Origin, Route};
 use pincer_store::{NewDelivery, Store};
 
+use crate::channel::registry;
 use crate::inbox::DEFAULT_INBOX;
 use crate::outbox::Outbox;
 use crate::parts::TooLong;
@@ -24,9 +25,9 @@ impl Announce {
         Announce { outbox, store }
     }
 
-    /// External chat channels that are configured (not `inbox`, not `webhook`).
+    /// Chat channels that are configured (not the inbox, not webhooks).
     fn chat_channels(&self) -> Vec<String> {
-        self.outbox.channel_names().into_iter().filter(|c| c != "inbox" && c != "webhook").collect()
+        self.outbox.channel_names().into_iter().filter(|c| registry::find(c).is_some_and(|s| s.chat)).collect()
     }
 
     /// The last route of a session (`channel: "last"`), if it has one.
@@ -58,7 +59,7 @@ impl Announce {
         let to = to.map(str::trim).filter(|t| !t.is_empty());
         let (channel, to, source) = match (explicit, to) {
             (Some(c), to) => {
-                let to = match (to, to.and_then(provider_prefix)) {
+                let to = match (to, to.and_then(registry::prefix_of)) {
                     (Some(t), Some(p)) if p == c => Some(t.split_once(':').map(|x| x.1).unwrap_or(t)),
                     (Some(t), Some(p)) => {
                         return Err(format!("the \"{p}:\" prefix of \"{t}\" contradicts channel \"{c}\""));
@@ -67,8 +68,7 @@ impl Announce {
                 };
                 (c.to_string(), to.map(String::from), "explicit")
             }
-            (None, Some(t)) if provider_prefix(t).is_some() => {
-                let p = provider_prefix(t).expect("checked");
+            (None, Some(t)) if let Some(p) = registry::prefix_of(t) => {
                 (p.to_string(), t.split_once(':').map(|x| x.1.to_string()), "prefix")
             }
             (None, to) => {
@@ -82,8 +82,18 @@ impl Announce {
                         (None, _) => ("inbox".to_string(), None, "default"),
                         (Some(t), 1) => (chats[0].clone(), Some(t.to_string()), "default"),
                         (Some(t), 0) => {
+                            let chats: Vec<String> = registry::REGISTRY
+                                .iter()
+                                .filter(|s| s.chat)
+                                .map(|s| format!("channels.{}", s.name))
+                                .collect();
+                            let add = match chats.split_last() {
+                                Some((last, [])) => last.clone(),
+                                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                                None => "a chat channel".into(),
+                            };
                             return Err(format!(
-                                "no chat channel is configured to deliver to \"{t}\": add channels.discord, channels.telegram or channels.slack to the config, or use channel \"inbox\""
+                                "no chat channel is configured to deliver to \"{t}\": add {add} to the config, or use channel \"inbox\""
                             ));
                         }
                         (Some(_), n) => {
@@ -97,8 +107,8 @@ impl Announce {
             }
         };
         let Some(adapter) = self.outbox.channel(&channel) else {
-            if !KNOWN_CHANNELS.contains(&channel.as_str()) {
-                return Err(format!("unknown channel \"{channel}\" (use {})", KNOWN_CHANNELS.join(", ")));
+            if registry::find(&channel).is_none() {
+                return Err(format!("unknown channel \"{channel}\" (use {})", registry::names()));
             }
             return Err(format!("channel \"{channel}\" is not configured; add channels.{channel} to the config"));
         };

@@ -2,11 +2,41 @@
 //! `inbox` events to connected operators and listed by `pincer inbox`. A fresh install announces
 //! here by default, so scheduled results are never thrown away for lack of a chat account.
 
+use std::sync::Arc;
+
 use pincer_core::{EventBus, SharedClock};
 use pincer_store::Store;
 use serde_json::json;
 
+use crate::channel::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
 use crate::channel::{BoxFuture, Channel, Part, Receipt, SendError, Target, TargetError};
+
+/// The inbox in the channel registry: always built, needs no configuration.
+pub static SPEC: ChannelSpec = ChannelSpec {
+    name: "inbox",
+    label: "Inbox",
+    chat: false,
+    default_rate: 0.0,
+    target_prefixes: &["inbox"],
+    capabilities: Capabilities {
+        to: "an inbox name (letters, digits, `-_.`; `default` when empty)",
+        thread: "refused",
+        part_limit: "the whole text, one part",
+        rendering: "text as is",
+        idempotency: "a local write per part",
+        ambiguous_retried: "always",
+        other_recovery: "—",
+        check: "nothing to check",
+    },
+    minimal_config: "{}",
+    build,
+    doctor: crate::channel::registry::no_checks,
+    inbound: Inbound::None,
+};
+
+fn build(cx: &BuildContext<'_>) -> Built {
+    Some(Ok(Arc::new(Inbox::new(cx.store.clone(), cx.events.clone(), cx.clock.clone()))))
+}
 
 /// Where inbox messages go when no `to` is given.
 pub const DEFAULT_INBOX: &str = "default";
@@ -26,7 +56,7 @@ impl Inbox {
 
 impl Channel for Inbox {
     fn name(&self) -> &'static str {
-        "inbox"
+        SPEC.name
     }
 
     fn parse_target(&self, to: &str, thread_id: Option<&str>) -> Result<Target, TargetError> {

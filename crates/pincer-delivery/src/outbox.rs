@@ -19,6 +19,10 @@
 //!   commits — the worker keeps what it learned meanwhile, so nothing is resent. A worker that dies
 //!   leaves its lease to expire; the dispatcher then takes the rows back itself (parts caught
 //!   mid-send become `unknown`, so they are reconciled or reported, never blindly resent).
+//! - **The loop is supervised.** It keeps nothing of its own between passes but retry timers, so
+//!   when it panics or fails the supervisor starts it again and it sweeps the store at once: rows
+//!   whose lease ran out without a live worker are taken back, the rest are leased as usual. Live
+//!   workers carry on; their rows are never taken from them.
 //! - **Cancel stops before the next part.** `deliveries.cancel` settles a pending row at once; a
 //!   row being sent finishes the request in flight and stops before its next part. Either way the
 //!   row goes `dead` with class `cancelled`, naming the parts sent and any that may have been.
@@ -31,11 +35,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pincer_core::crashpoint::Failpoints;
-use pincer_core::{EventBus, Metrics, SharedClock};
+use pincer_core::supervisor::{Task, TaskResult};
+use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
 use pincer_cron::{Origin, Route, Settlement};
+use pincer_protocol::schema::system::{ChannelHealth, FailedQueue, OutboxHealth};
 use pincer_store::outbox::{CANCEL_REQUESTED, CANCELLED, LeaseLimits, PartCounts};
 use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDelivery, PartRow, Store, StoreError};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::channel::{Channel, Part, Receipt, SendError, Target};
@@ -70,6 +76,8 @@ pub struct OutboxDeps {
     pub settled: mpsc::UnboundedSender<Settlement>,
     /// Armed fail points (`PINCER_FAILPOINTS`); the default arms none.
     pub failpoints: Failpoints,
+    /// Owns the dispatcher loop and restarts it after a panic or an error.
+    pub supervisor: Supervisor,
 }
 
 /// What `deliveries.cancel` did.
@@ -96,6 +104,7 @@ pub struct Pause {
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<Inner>,
+    task: Task,
 }
 
 struct Inner {
@@ -210,7 +219,11 @@ impl Outbox {
                 "outbox: parts were mid-send at the last stop; they are now `unknown`"
             );
         }
-        let rates = deps.channels.iter().map(|c| (c.name().to_string(), deps.config.rate_limit(c.name()))).collect();
+        let rates = deps
+            .channels
+            .iter()
+            .map(|c| (c.name().to_string(), crate::channel::registry::rate_limit(&deps.config, c.name())))
+            .collect();
         let slots = deps
             .channels
             .iter()
@@ -244,8 +257,17 @@ impl Outbox {
             orphans_due: Mutex::new(None),
             cancels: Mutex::new(HashSet::new()),
         });
-        tokio::spawn(dispatch_loop(inner.clone()));
-        Ok(Outbox { inner })
+        let mut restart = false;
+        let task = deps.supervisor.spawn("outbox", true, {
+            let inner = inner.clone();
+            move || dispatch_loop(inner.clone(), std::mem::replace(&mut restart, true))
+        });
+        Ok(Outbox { inner, task })
+    }
+
+    /// The state of the dispatcher loop's task (running, restarting, failed).
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     pub fn store(&self) -> &Store {
@@ -398,11 +420,11 @@ impl Outbox {
 
     /// Per-channel health: queue depth, oldest pending age, dead and unknown counts, and whether
     /// the channel is paused.
-    pub async fn health(&self) -> Value {
+    pub async fn health(&self) -> OutboxHealth {
         let now = self.inner.clock.now_ms();
         let stats = self.inner.store.read(|rd| rd.outbox_stats()).await.unwrap_or_default();
         let pauses = self.pauses();
-        let mut channels = serde_json::Map::new();
+        let mut channels = indexmap::IndexMap::new();
         for name in self.channel_names() {
             let s = stats.iter().find(|s| s.channel == name).cloned().unwrap_or_default();
             let pause = pauses.get(&name);
@@ -411,29 +433,32 @@ impl Outbox {
                 Some(_) => "rate-limited",
                 None => "healthy",
             };
-            let mut entry = json!({
-                "configured": true,
-                "healthState": state,
-                "pending": s.pending + s.sending,
-                "oldestPendingAgeMs": s.oldest_pending_created_at_ms.map(|t| (now - t).max(0)),
-                "dead": s.dead,
-                "unknown": s.unknown,
-                "delivered": s.delivered,
-            });
-            if let Some(p) = pause {
-                entry["lastError"] = json!(p.reason);
-                if let Some(u) = p.until_ms {
-                    entry["pausedUntilMs"] = json!(u);
-                }
-            }
+            let entry = ChannelHealth {
+                configured: true,
+                health_state: state.into(),
+                pending: s.pending + s.sending,
+                oldest_pending_age_ms: s.oldest_pending_created_at_ms.map(|t| (now - t).max(0)),
+                dead: s.dead,
+                unknown: s.unknown,
+                delivered: s.delivered,
+                last_error: pause.map(|p| p.reason.clone()),
+                paused_until_ms: pause.and_then(|p| p.until_ms),
+                extra: Default::default(),
+            };
             channels.insert(name, entry);
         }
-        json!({
-            "channels": channels,
-            "failed": stats.iter().filter(|s| s.dead > 0).map(|s| json!({
-                "queueName": s.channel, "count": s.dead, "oldestFailedAt": s.oldest_dead_settled_at_ms,
-            })).collect::<Vec<_>>(),
-        })
+        OutboxHealth {
+            channels,
+            failed: stats
+                .iter()
+                .filter(|s| s.dead > 0)
+                .map(|s| FailedQueue {
+                    queue_name: s.channel.clone(),
+                    count: s.dead,
+                    oldest_failed_at: s.oldest_dead_settled_at_ms,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -959,14 +984,16 @@ fn cancel_message(counts: &PartCounts) -> String {
     message
 }
 
-async fn dispatch_loop(inner: Arc<Inner>) {
+/// The dispatcher. `restart`: a previous loop died, so look for rows to take back at once (the
+/// start's own recovery ran before the first).
+async fn dispatch_loop(inner: Arc<Inner>, restart: bool) -> TaskResult {
     let mut stop = inner.stop.subscribe();
     let mut lease_failures = 0usize;
     let mut lease_retry_at: Option<i64> = None;
-    let mut sweep_at = inner.now() + WATCHDOG_MS;
+    let mut sweep_at = if restart { inner.now() } else { inner.now() + WATCHDOG_MS };
     loop {
         if *stop.borrow() {
-            return;
+            return Ok(());
         }
         let now = inner.now();
         let orphans_due = *inner.orphans_due.lock().expect("orphans lock");
@@ -1005,6 +1032,9 @@ async fn dispatch_loop(inner: Arc<Inner>) {
                         leased_any = true;
                         spawn_worker(&inner, batch, now + LEASE_MS);
                     }
+                    if leased_any {
+                        inner.failpoints.check("outbox.leased")?;
+                    }
                 }
                 Err(e) => {
                     let wait = STORE_RETRY_MS[lease_failures.min(STORE_RETRY_MS.len() - 1)];
@@ -1029,7 +1059,7 @@ async fn dispatch_loop(inner: Arc<Inner>) {
         tokio::select! {
             _ = inner.notify.notified() => {}
             _ = clock.sleep_until(wake) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return Ok(()),
         }
     }
 }

@@ -312,6 +312,7 @@ async fn send_one(
         channels: vec![channel],
         settled,
         failpoints: Default::default(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), Arc::new(Metrics::default())),
     })
     .await
     .unwrap();
@@ -509,6 +510,7 @@ async fn rig(channels: Vec<Arc<dyn Channel>>, config: DeliveryConfig, failpoints
         channels,
         settled,
         failpoints: pincer_core::crashpoint::Failpoints::parse(failpoints).unwrap(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
     })
     .await
     .unwrap();

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
+use pincer_protocol::schema::system::{Readiness, StoreHealth};
 use pincer_protocol::{MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use serde_json::json;
 use tokio::sync::watch;
@@ -173,17 +174,25 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     let store = state.store_write_failure().await;
     let mut failing = Vec::new();
     if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
-        failing.push("startup");
+        failing.push("startup".to_string());
     }
     if store.is_some() {
-        failing.push("store");
+        failing.push("store".to_string());
     }
-    let mut body = json!({ "ready": failing.is_empty(), "failing": failing, "uptimeMs": state.uptime_ms() });
-    if let Some(f) = store {
-        body["store"] =
-            json!({ "writable": false, "kind": f.kind, "error": f.error, "sinceMs": f.since_ms, "fix": f.fix });
-    }
-    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    // The scheduler, the outbox (and the HTTP server): not ready while one of them is down.
+    let tasks: Vec<_> = state.supervisor.down().into_iter().filter(|t| t.critical).collect();
+    failing.extend(tasks.iter().map(|t| t.name.clone()));
+    let store = store.map(|f| StoreHealth {
+        writable: false,
+        kind: Some(f.kind.as_str().to_string()),
+        error: Some(f.error),
+        since_ms: Some(f.since_ms),
+        fix: Some(f.fix),
+        ..StoreHealth::default()
+    });
+    let ready = failing.is_empty();
+    let body = Readiness { ready, failing, uptime_ms: state.uptime_ms(), store, tasks };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
@@ -212,32 +221,15 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         pincer_store::sqlite_memory_used() as f64,
     );
     let outbox = state.outbox.health().await;
-    if let Some(channels) = outbox["channels"].as_object() {
-        for (name, c) in channels {
-            let l = [("channel", name.as_str())];
-            m.set(
-                "pincer_outbox_pending",
-                "Deliveries waiting or being sent.",
-                &l,
-                c["pending"].as_f64().unwrap_or(0.0),
-            );
-            m.set(
-                "pincer_outbox_dead",
-                "Deliveries given up on (dead letters).",
-                &l,
-                c["dead"].as_f64().unwrap_or(0.0),
-            );
-            m.set(
-                "pincer_outbox_unknown",
-                "Deliveries whose outcome is unknown.",
-                &l,
-                c["unknown"].as_f64().unwrap_or(0.0),
-            );
-            let age = c["oldestPendingAgeMs"].as_f64().unwrap_or(0.0) / 1000.0;
-            m.set("pincer_outbox_oldest_pending_seconds", "Age of the oldest undelivered delivery.", &l, age);
-            let up = if c["healthState"] == "healthy" { 1.0 } else { 0.0 };
-            m.set("pincer_channel_healthy", "1 when the channel is being sent to.", &l, up);
-        }
+    for (name, c) in &outbox.channels {
+        let l = [("channel", name.as_str())];
+        m.set("pincer_outbox_pending", "Deliveries waiting or being sent.", &l, c.pending as f64);
+        m.set("pincer_outbox_dead", "Deliveries given up on (dead letters).", &l, c.dead as f64);
+        m.set("pincer_outbox_unknown", "Deliveries whose outcome is unknown.", &l, c.unknown as f64);
+        let age = c.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0;
+        m.set("pincer_outbox_oldest_pending_seconds", "Age of the oldest undelivered delivery.", &l, age);
+        let up = if c.health_state == "healthy" { 1.0 } else { 0.0 };
+        m.set("pincer_channel_healthy", "1 when the channel is being sent to.", &l, up);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use pincer_core::config::{AuthMode, Bind};
-use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths};
+use pincer_core::crashpoint::Failpoints;
+use pincer_core::{Config, EventBus, Metrics, SharedClock, StatePaths, Supervisor};
+use pincer_delivery::channel::registry;
 use pincer_store::{Store, StoreOptions};
 use tokio::sync::watch;
 
@@ -44,6 +46,8 @@ pub struct GatewayOptions {
     /// own executable; tests that run the gateway in-process point it at the built binary.
     /// `None`: command jobs fail, saying so.
     pub command_supervisor: Option<std::path::PathBuf>,
+    /// Armed fail points (`PINCER_FAILPOINTS`, read by the CLI); the default arms none.
+    pub failpoints: Failpoints,
 }
 
 /// A started gateway; dropping it does not stop it, call [`RunningGateway::shutdown`].
@@ -51,7 +55,7 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    server: pincer_core::supervisor::Task,
 }
 
 /// Checks the config for combinations that must not start.
@@ -147,7 +151,7 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
 
 /// Opens the store, binds the port and starts serving. Returns once `/readyz` is green.
 pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
-    let GatewayOptions { paths, config, clock, command_supervisor } = options;
+    let GatewayOptions { paths, config, clock, command_supervisor, failpoints } = options;
     check_startable(&config)?;
     // Checked before the lock, the store and the port, so a bad zone fails at once.
     let default_tz = match &config.agents.defaults.timezone {
@@ -181,18 +185,23 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
 
     let events = EventBus::default();
     let metrics = Arc::new(Metrics::default());
-    let channels: Vec<String> = [
-        config.channels.discord.as_ref().map(|_| "discord"),
-        config.channels.telegram.as_ref().map(|_| "telegram"),
-        config.channels.slack.as_ref().map(|_| "slack"),
-    ]
-    .into_iter()
-    .flatten()
-    .map(String::from)
-    .collect();
+    // Owns every long-lived task below: restarts them after a panic, reports their state.
+    let supervisor = Supervisor::new(clock.clone(), metrics.clone());
+    if failpoints.is_armed() {
+        tracing::warn!("fail points are armed ({}): steps will fail on purpose", pincer_core::crashpoint::FAIL_ENV);
+    }
+    // Every registered channel whose configuration is present; the scheduler validates jobs
+    // against the registry's names, prefixes and which of them were built.
     let adapters = pincer_delivery::api::build_channels(&config, &store, &events, &clock)
         .map_err(|e| anyhow::anyhow!("config channels: {e}"))?;
-    let (settled_tx, mut settled_rx) = tokio::sync::mpsc::unbounded_channel();
+    let channels = registry::catalog(&adapters);
+    for spec in registry::REGISTRY {
+        // Inbound chat (a later issue) starts each channel's inbound side here, under the supervisor.
+        match spec.inbound {
+            registry::Inbound::None => {}
+        }
+    }
+    let (settled_tx, settled_rx) = tokio::sync::mpsc::unbounded_channel();
     let outbox = pincer_delivery::Outbox::start(pincer_delivery::OutboxDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -202,7 +211,8 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         config: config.delivery.clone(),
         channels: adapters,
         settled: settled_tx,
-        failpoints: pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?,
+        failpoints: failpoints.clone(),
+        supervisor: supervisor.clone(),
     })
     .await
     .context("cannot start the outbox")?;
@@ -213,6 +223,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         events: events.clone(),
         metrics: metrics.clone(),
         config: Arc::new(config.clone()),
+        supervisor: supervisor.clone(),
     })
     .map_err(|e| anyhow::anyhow!("config {e}"))?;
     let cron = pincer_cron::CronService::start(pincer_cron::CronDeps {
@@ -227,14 +238,24 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         agent: Some(Arc::new(agents.clone())),
         announcer: Some(announce.clone()),
         command_supervisor,
+        supervisor: supervisor.clone(),
+        failpoints,
     })
     .await
     .context("cannot start the scheduler")?;
     // Settled cron deliveries complete their runs (in-process; no socket, no token).
-    let settle_to = cron.clone();
-    tokio::spawn(async move {
-        while let Some(s) = settled_rx.recv().await {
-            settle_to.delivery_settled(s);
+    let settled_rx = Arc::new(tokio::sync::Mutex::new(settled_rx));
+    supervisor.spawn("settlements", false, {
+        let cron = cron.clone();
+        move || {
+            let (cron, settled_rx) = (cron.clone(), settled_rx.clone());
+            async move {
+                let mut settled_rx = settled_rx.lock().await;
+                while let Some(s) = settled_rx.recv().await {
+                    cron.delivery_settled(s);
+                }
+                Ok(())
+            }
         }
     });
 
@@ -266,6 +287,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         events,
         metrics,
         methods: methods::all(),
+        supervisor: supervisor.clone(),
         boot_id: uuid::Uuid::new_v4().to_string(),
         generation,
         started_at_ms: clock.now_ms(),
@@ -278,8 +300,21 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = http::router(state.clone(), shutdown_rx.clone());
-    let server = tokio::spawn(net::serve(listener, app, state.clone(), shutdown_rx.clone()));
-    tokio::spawn(flush_failed_connects(state.clone(), shutdown_rx.clone()));
+    let listener = Arc::new(listener);
+    let server = supervisor.spawn("http", true, {
+        let (state, shutdown_rx) = (state.clone(), shutdown_rx.clone());
+        move || {
+            let serve = net::serve(listener.clone(), app.clone(), state.clone(), shutdown_rx.clone());
+            async move {
+                serve.await;
+                Ok(())
+            }
+        }
+    });
+    supervisor.spawn("audit-tally", false, {
+        let (state, shutdown_rx) = (state.clone(), shutdown_rx.clone());
+        move || flush_failed_connects(state.clone(), shutdown_rx.clone())
+    });
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, generation, ready_ms = started.elapsed().as_millis() as u64, "pincer gateway ready");
     Ok(RunningGateway { addr, state, shutdown: shutdown_tx, server })
@@ -287,7 +322,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
 
 /// Writes the summary rows of failed connects once per tally window (the audit log counts a flood
 /// rather than writing a row per attempt).
-async fn flush_failed_connects(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+async fn flush_failed_connects(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) -> pincer_core::TaskResult {
     loop {
         let next = state.clock.now_ms() + pincer_auth::audit::FAILURE_WINDOW_MS;
         let stopping = tokio::select! {
@@ -295,7 +330,7 @@ async fn flush_failed_connects(state: Arc<AppState>, mut shutdown: watch::Receiv
             _ = shutdown.wait_for(|stop| *stop) => true,
         };
         if stopping {
-            return;
+            return Ok(());
         }
         state.devices.flush_auth_failures(false).await;
     }
@@ -305,9 +340,11 @@ impl RunningGateway {
     /// Closes every connection (event `shutdown`, close 1001), stops the server and flushes the store.
     pub async fn shutdown(self) {
         self.state.ready.store(false, Ordering::Release);
+        // Nothing is restarted from here on; each task stops through its own signal.
+        self.state.supervisor.stop();
         let _ = self.shutdown.send(true);
         let deadline = Duration::from_millis(800);
-        let _ = tokio::time::timeout(deadline, self.server).await;
+        let _ = tokio::time::timeout(deadline, self.server.finished()).await;
         let waited = Instant::now();
         // Each connection leaves the set once its `shutdown` event and close frame are written.
         while self.state.connection_count() > 0 && waited.elapsed() < Duration::from_millis(600) {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
     pub methods: Methods,
+    /// Owns the long-lived tasks (scheduler, outbox, …) and knows their state.
+    pub supervisor: pincer_core::Supervisor,
     pub limiter: AuthLimiter,
     /// The sockets of the gateway port: caps, counts, refusals.
     pub admission: Arc<Admission>,
@@ -68,9 +70,12 @@ pub struct Caller {
 }
 
 impl AppState {
-    /// Started, not stopping, and the store can write.
+    /// Started, not stopping, the store can write, and no critical task (scheduler, outbox,
+    /// HTTP) is down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.store.write_health().is_none()
+        self.ready.load(Ordering::Acquire)
+            && self.store.write_health().is_none()
+            && self.supervisor.down().iter().all(|t| !t.critical)
     }
 
     /// Why the store cannot write, if it cannot — after one probe write when it was failing, so

@@ -223,7 +223,8 @@ async fn handshake(
                 limits.frame.set(MAX_PAYLOAD);
                 limits.slot.authenticated();
                 let caller = Arc::new(caller);
-                let health = crate::methods::system::health_summary(state).await;
+                let health = serde_json::to_value(crate::methods::system::health_summary(state).await)
+                    .expect("health serialises");
                 let hello = hello_ok(state, &caller, health, device_token);
                 let payload = serde_json::to_value(hello).expect("hello-ok serialises");
                 out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::ok(&frame.id, payload))))).await.ok()?;

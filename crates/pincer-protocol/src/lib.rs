@@ -2,15 +2,18 @@
 //!
 //! This crate owns the shape of every frame that crosses the WebSocket: request, response and event
 //! frames, the `connect` handshake parameters, the `hello-ok` answer, error shapes and codes, the
-//! closed operator scope set with its implication rules, and the method → scope table. It does no
-//! I/O and knows nothing about the server; the gateway and the CLI both build on it.
+//! closed operator scope set with its implication rules, the method → scope table, and [`schema`]:
+//! every implemented method's params and result. It does no I/O and knows nothing about the
+//! server; the gateway and the CLI both build on it.
 
 mod connect;
 mod error;
 mod frame;
 mod hello;
 mod method;
+pub mod schema;
 mod scope;
+pub mod shape;
 
 pub use connect::{
     ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProof, Role, negotiate_protocol,

@@ -172,6 +172,18 @@ pub enum WriteFailureKind {
 }
 
 impl WriteFailureKind {
+    /// The wire spelling (`health`'s `pincer.store.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteFailureKind::DiskFull => "disk-full",
+            WriteFailureKind::ReadOnly => "read-only",
+            WriteFailureKind::Io => "io",
+            WriteFailureKind::Corrupt => "corrupt",
+            WriteFailureKind::Locked => "locked",
+            WriteFailureKind::Other => "other",
+        }
+    }
+
     /// The storage failure behind `err`; `None` for a request's own error (bad input, a
     /// constraint), which says nothing about whether the store can write.
     fn of(err: &StoreError) -> Option<WriteFailureKind> {
@@ -445,7 +457,16 @@ mod tests {
 
     use pincer_core::FakeClock;
 
+    use super::WriteFailureKind;
     use crate::{Store, StoreError, StoreOptions};
+
+    #[test]
+    fn write_failure_kinds_are_spelled_as_serde_writes_them() {
+        use WriteFailureKind::*;
+        for kind in [DiskFull, ReadOnly, Io, Corrupt, Locked, Other] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str(), "{kind:?}");
+        }
+    }
 
     fn open(dir: &std::path::Path, clock: &FakeClock) -> Store {
         let options = StoreOptions { clock: clock.shared(), ..StoreOptions::default() };

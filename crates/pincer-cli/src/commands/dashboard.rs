@@ -7,6 +7,8 @@ use std::process::{ExitCode, Stdio};
 use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_protocol::Scope;
+use pincer_protocol::schema::Ignored;
+use pincer_protocol::schema::system::Health;
 use serde_json::json;
 
 use crate::client::{ConnectArgs, Target, call_once};
@@ -24,7 +26,7 @@ pub struct DashboardArgs {
 pub async fn run(args: DashboardArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     let target = Target::resolve(&args.c, paths, &process_env)?;
     // A link to a gateway that is not running helps nobody: say so now, in the usual words.
-    call_once(&target, &[Scope::Read], "health", json!({})).await?;
+    call_once::<Health>(&target, &[Scope::Read], &Ignored).await?;
     let page = page_url(&target.url)?;
     let link = match &target.token {
         Some(token) => format!("{page}#token={}", percent_encode(token)),

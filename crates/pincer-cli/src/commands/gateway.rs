@@ -61,6 +61,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
             config,
             clock: SystemClock::shared(),
             command_supervisor: supervisor_exe(),
+            failpoints: pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?,
         };
         pincer_gateway::run(options, stop_signal()).await
     })?;

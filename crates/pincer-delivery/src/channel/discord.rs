@@ -3,14 +3,44 @@
 //! instead of posting twice. `user:` targets open (and cache) a DM channel first.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pincer_core::config::DiscordConfig;
 use serde_json::json;
 
+use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
 use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError};
 use crate::chunk::chunk_text;
+
+/// Discord in the channel registry.
+pub static SPEC: ChannelSpec = ChannelSpec {
+    name: "discord",
+    label: "Discord",
+    chat: true,
+    // Discord allows 50 requests per second per bot.
+    default_rate: 40.0,
+    target_prefixes: &["discord"],
+    capabilities: Capabilities {
+        to: "`channel:<id>`, `user:<id>` (DM opened once, cached), `<@id>`, bare id = channel",
+        thread: "a thread id: posts to `channels/<thread>`",
+        part_limit: "2000 chars and 17 lines",
+        rendering: "Markdown as is, mentions never ping",
+        idempotency: "`nonce` + `enforce_nonce`",
+        ambiguous_retried: "within 2 minutes of dispatch",
+        other_recovery: "—",
+        check: "`GET /users/@me`",
+    },
+    minimal_config: r#"{ channels: { discord: { token: "pincer-test", apiBaseUrl: "http://127.0.0.1:9" } } }"#,
+    build,
+    doctor: super::registry::check_credentials,
+    inbound: Inbound::None,
+};
+
+fn build(cx: &BuildContext<'_>) -> Built {
+    let config = cx.config.channels.discord.as_ref()?;
+    Some(Discord::new(config, cx.timeout(SPEC.name)).map(|c| Arc::new(c) as Arc<dyn Channel>))
+}
 
 /// Sends parts to Discord channels, threads and DMs as a bot.
 pub struct Discord {
@@ -184,13 +214,13 @@ fn classify(reply: &Reply) -> SendError {
 
 impl Channel for Discord {
     fn name(&self) -> &'static str {
-        "discord"
+        SPEC.name
     }
 
     fn parse_target(&self, to: &str, thread_id: Option<&str>) -> Result<Target, TargetError> {
         let err = |reason: String| TargetError::new("discord", reason);
         let to = to.trim();
-        super::refuse_prefix("discord", to, &["discord:"])?;
+        super::refuse_prefix("discord", to, SPEC.target_prefixes)?;
         let (kind, id) = if let Some(id) = to.strip_prefix("channel:") {
             ("channel", id)
         } else if let Some(id) = to.strip_prefix("user:") {

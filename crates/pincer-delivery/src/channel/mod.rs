@@ -8,16 +8,20 @@
 //! can be searched ([`Channel::reconcile`]: found → delivered, missing → resent), and otherwise
 //! reported `unknown`.
 //!
-//! | | Discord | Telegram | Slack | Webhook |
-//! |---|---|---|---|---|
-//! | `to` | `channel:<id>`, `user:<id>` (DM opened once, cached), `<@id>`, bare id = channel | chat id (negative for groups), `@username`, `<chat>:topic:<id>`, `<chat>:<id>` | `channel:<C…\|G…\|D…>`, `user:<U…\|W…>`, bare id by its first letter | `http(s)://` URL without credentials |
-//! | thread | a thread id: posts to `channels/<thread>` | a topic id (`message_thread_id`) | a `thread_ts` (channel targets only) | refused |
-//! | part limit | 2000 chars and 17 lines | 4000 chars of Markdown source | 4000 chars | the whole text, one part |
-//! | rendering | Markdown as is, mentions never ping | Telegram HTML; plain-text resend on "can't parse entities" | text as is, no unfurling | the text if it is JSON, else `{"text": …}` |
-//! | idempotency | `nonce` + `enforce_nonce` | none | none; metadata `{row_id, part}` lets `conversations.history` find a sent part | `Idempotency-Key` header |
-//! | ambiguous send retried | within 2 minutes of dispatch | never | after [`Channel::reconcile`] found it missing | always |
-//! | other recovery | — | follows `migrate_to_chat_id` (once per send, then remembered) | — | private addresses refused unless `allowPrivateNetwork` |
-//! | [`Channel::check`] | `GET /users/@me` | `getMe` | `auth.test` | nothing to check |
+//! Each adapter declares its name, label, pacing, target prefixes, how it is built from its config
+//! section, its `doctor` checks and its column of this table in its own file ([`registry`]); the
+//! table below is that registry's (a test keeps them equal).
+//!
+//! | | Discord | Telegram | Slack | Inbox | Webhook |
+//! |---|---|---|---|---|---|
+//! | `to` | `channel:<id>`, `user:<id>` (DM opened once, cached), `<@id>`, bare id = channel | chat id (negative for groups), `@username`, `<chat>:topic:<id>`, `<chat>:<id>` | `channel:<C…\|G…\|D…>`, `user:<U…\|W…>`, bare id by its first letter | an inbox name (letters, digits, `-_.`; `default` when empty) | `http(s)://` URL without credentials |
+//! | thread | a thread id: posts to `channels/<thread>` | a topic id (`message_thread_id`) | a `thread_ts` (channel targets only) | refused | refused |
+//! | part limit | 2000 chars and 17 lines | 4000 chars of Markdown source | 4000 chars | the whole text, one part | the whole text, one part |
+//! | rendering | Markdown as is, mentions never ping | Telegram HTML; plain-text resend on "can't parse entities" | text as is, no unfurling | text as is | the text if it is JSON, else `{"text": …}` |
+//! | idempotency | `nonce` + `enforce_nonce` | none | none; metadata `{row_id, part}` lets `conversations.history` find a sent part | a local write per part | `Idempotency-Key` header |
+//! | ambiguous send retried | within 2 minutes of dispatch | never | after [`Channel::reconcile`] found it missing | always | always |
+//! | other recovery | — | follows `migrate_to_chat_id` (once per send, then remembered) | — | — | private addresses refused unless `allowPrivateNetwork` |
+//! | [`Channel::check`] | `GET /users/@me` | `getMe` | `auth.test` | nothing to check | nothing to check |
 //!
 //! Every adapter classifies the same way: a connect or DNS failure and a 429 are
 //! [`SendError::NotSent`]; a bad token is `Permanent(Auth)`, an unknown or forbidden target
@@ -36,11 +40,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod discord;
+pub mod registry;
 pub mod slack;
 pub mod telegram;
 pub mod webhook;
 
 pub use discord::Discord;
+pub use registry::{ChannelSpec, REGISTRY};
 pub use slack::Slack;
 pub use telegram::Telegram;
 pub use webhook::Webhook;
@@ -393,13 +399,15 @@ pub(crate) fn expect_channel(name: &str, part: &Part) -> Result<(), SendError> {
     Ok(())
 }
 
-/// Refuses a provider prefix such as `telegram:`: the channel is chosen separately.
+/// Refuses a provider prefix such as `telegram:` (`prefixes` as the registry lists them, without
+/// the colon): the channel is chosen separately.
 pub(crate) fn refuse_prefix(channel: &'static str, to: &str, prefixes: &[&str]) -> Result<(), TargetError> {
     for prefix in prefixes {
-        if to.len() > prefix.len() && to[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        let head = format!("{prefix}:");
+        if to.len() > head.len() && to.get(..head.len()).is_some_and(|h| h.eq_ignore_ascii_case(&head)) {
             return Err(TargetError::new(
                 channel,
-                format!("drop the `{prefix}` prefix from `{to}`: the channel is chosen separately"),
+                format!("drop the `{head}` prefix from `{to}`: the channel is chosen separately"),
             ));
         }
     }

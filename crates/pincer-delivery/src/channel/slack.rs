@@ -7,13 +7,44 @@
 //! Looking needs the `channels:history` / `groups:history` / `im:history` scopes; without them the
 //! part is reported `unknown`, as on platforms that cannot be searched.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_core::config::SlackConfig;
 use serde_json::json;
 
+use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
 use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError};
 use crate::chunk::chunk_text;
+
+/// Slack in the channel registry.
+pub static SPEC: ChannelSpec = ChannelSpec {
+    name: "slack",
+    label: "Slack",
+    chat: true,
+    // chat.postMessage is allowed about one message per second per channel, with bursts.
+    default_rate: 10.0,
+    target_prefixes: &["slack"],
+    capabilities: Capabilities {
+        to: "`channel:<C…\\|G…\\|D…>`, `user:<U…\\|W…>`, bare id by its first letter",
+        thread: "a `thread_ts` (channel targets only)",
+        part_limit: "4000 chars",
+        rendering: "text as is, no unfurling",
+        idempotency: "none; metadata `{row_id, part}` lets `conversations.history` find a sent part",
+        ambiguous_retried: "after [`Channel::reconcile`] found it missing",
+        other_recovery: "—",
+        check: "`auth.test`",
+    },
+    minimal_config: r#"{ channels: { slack: { botToken: "xoxb-pincer-test", apiBaseUrl: "http://127.0.0.1:9" } } }"#,
+    build,
+    doctor: super::registry::check_credentials,
+    inbound: Inbound::None,
+};
+
+fn build(cx: &BuildContext<'_>) -> Built {
+    let config = cx.config.channels.slack.as_ref()?;
+    Some(Slack::new(config, cx.timeout(SPEC.name)).map(|c| Arc::new(c) as Arc<dyn Channel>))
+}
 
 /// Sends parts to Slack channels, DMs and threads as a bot.
 pub struct Slack {
@@ -262,13 +293,13 @@ fn is_thread_ts(ts: &str) -> bool {
 
 impl Channel for Slack {
     fn name(&self) -> &'static str {
-        "slack"
+        SPEC.name
     }
 
     fn parse_target(&self, to: &str, thread_id: Option<&str>) -> Result<Target, TargetError> {
         let err = |reason: String| TargetError::new("slack", reason);
         let to = to.trim();
-        super::refuse_prefix("slack", to, &["slack:"])?;
+        super::refuse_prefix("slack", to, SPEC.target_prefixes)?;
         if to.starts_with('#') || to.starts_with('@') {
             return Err(err(format!("`{to}` is a name; use the channel id (C…) or user id (U…) instead")));
         }

@@ -4,15 +4,45 @@
 //! the Markdown as plain text) and `migrate_to_chat_id` (resend to the supergroup).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pincer_core::config::TelegramConfig;
 use serde_json::{Value, json};
 
+use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
 use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError};
 use crate::chunk::chunk_text;
 use crate::markdown::to_telegram_html;
+
+/// Telegram in the channel registry.
+pub static SPEC: ChannelSpec = ChannelSpec {
+    name: "telegram",
+    label: "Telegram",
+    chat: true,
+    // Telegram allows about 30 messages per second per bot.
+    default_rate: 25.0,
+    target_prefixes: &["telegram", "tg"],
+    capabilities: Capabilities {
+        to: "chat id (negative for groups), `@username`, `<chat>:topic:<id>`, `<chat>:<id>`",
+        thread: "a topic id (`message_thread_id`)",
+        part_limit: "4000 chars of Markdown source",
+        rendering: "Telegram HTML; plain-text resend on \"can't parse entities\"",
+        idempotency: "none",
+        ambiguous_retried: "never",
+        other_recovery: "follows `migrate_to_chat_id` (once per send, then remembered)",
+        check: "`getMe`",
+    },
+    minimal_config: r#"{ channels: { telegram: { botToken: "pincer-test", apiRoot: "http://127.0.0.1:9" } } }"#,
+    build,
+    doctor: super::registry::check_credentials,
+    inbound: Inbound::None,
+};
+
+fn build(cx: &BuildContext<'_>) -> Built {
+    let config = cx.config.channels.telegram.as_ref()?;
+    Some(Telegram::new(config, cx.timeout(SPEC.name)).map(|c| Arc::new(c) as Arc<dyn Channel>))
+}
 
 /// Sends parts to Telegram chats, groups, channels and forum topics as a bot.
 pub struct Telegram {
@@ -220,13 +250,13 @@ fn is_topic(topic: &str) -> bool {
 
 impl Channel for Telegram {
     fn name(&self) -> &'static str {
-        "telegram"
+        SPEC.name
     }
 
     fn parse_target(&self, to: &str, thread_id: Option<&str>) -> Result<Target, TargetError> {
         let err = |reason: String| TargetError::new("telegram", reason);
         let to = to.trim();
-        super::refuse_prefix("telegram", to, &["telegram:", "tg:"])?;
+        super::refuse_prefix("telegram", to, SPEC.target_prefixes)?;
         let (chat, topic) = match to.split_once(":topic:") {
             Some((chat, topic)) => (chat, Some(topic)),
             None => match to.split_once(':') {

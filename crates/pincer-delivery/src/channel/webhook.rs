@@ -12,7 +12,40 @@ use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
+use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
 use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, SendError, Target, TargetError};
+
+/// Webhooks in the channel registry: always built (a target is a URL; `channels.webhook` only
+/// tunes it), and the channel of `delivery.mode: "webhook"`.
+pub static SPEC: ChannelSpec = ChannelSpec {
+    name: "webhook",
+    label: "Webhook",
+    chat: false,
+    default_rate: 0.0,
+    target_prefixes: &[],
+    capabilities: Capabilities {
+        to: "`http(s)://` URL without credentials",
+        thread: "refused",
+        part_limit: "the whole text, one part",
+        rendering: "the text if it is JSON, else `{\"text\": …}`",
+        idempotency: "`Idempotency-Key` header",
+        ambiguous_retried: "always",
+        other_recovery: "private addresses refused unless `allowPrivateNetwork`",
+        check: "nothing to check",
+    },
+    minimal_config: "{}",
+    build,
+    doctor: super::registry::no_checks,
+    inbound: Inbound::None,
+};
+
+fn build(cx: &BuildContext<'_>) -> Built {
+    let token = cx.config.cron.webhook_token.clone();
+    Some(
+        Webhook::new(&cx.config.channels.webhook, token, cx.timeout(SPEC.name))
+            .map(|c| Arc::new(c) as Arc<dyn Channel>),
+    )
+}
 
 /// Posts parts to HTTP endpoints.
 pub struct Webhook {
@@ -185,7 +218,7 @@ impl Webhook {
 
 impl Channel for Webhook {
     fn name(&self) -> &'static str {
-        "webhook"
+        SPEC.name
     }
 
     fn parse_target(&self, to: &str, thread_id: Option<&str>) -> Result<Target, TargetError> {

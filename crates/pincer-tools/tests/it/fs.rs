@@ -148,7 +148,11 @@ async fn a_directory_swapped_for_a_symlink_mid_write_never_leaks() {
     let ctx = ctx(&ws, &clock);
     let write = WriteTool::default();
     let (mut ok, mut refused) = (0, 0);
-    for i in 0..400 {
+    // Until both outcomes were seen often enough: on a loaded machine the swapper can hold the
+    // symlink in place for a long stretch, so a fixed count could see only refusals.
+    let mut i = 0;
+    while (ok < 20 || refused < 20) && i < 20_000 {
+        i += 1;
         match write.call(json!({"path": format!("dir/f{i}.txt"), "content": "x"}), &ctx).await {
             Ok(_) => ok += 1,
             Err(_) => refused += 1,
