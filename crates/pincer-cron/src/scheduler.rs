@@ -1218,16 +1218,22 @@ impl Actor {
     async fn remove(&mut self, id: &str) -> Result<bool, CronError> {
         let existed_in_memory = self.jobs.contains_key(id);
         self.dequeue(id);
-        if let Some(e) = self.jobs.remove(id) {
+        let gone = self.jobs.remove(id).map(|e| {
             if let Some(r) = e.running {
                 r.abort();
                 self.s.forget_run(&r.run_id);
                 self.running_count -= 1;
             }
-            self.emit("removed", &e.job, json!({}));
-        }
+            e.job
+        });
         let id_owned = id.to_string();
-        let removed = self.s.store.write(move |tx| tx.delete_job(&id_owned)).await?;
+        let written = self.s.store.write(move |tx| tx.delete_job(&id_owned)).await;
+        // After the delete is committed, as `updated` is: a client that reloads on the event (the
+        // console's job list) must not read the job back.
+        if let Some(job) = &gone {
+            self.emit("removed", job, json!({}));
+        }
+        let removed = written?;
         self.invalid.retain(|(i, _)| i != id);
         Ok(removed || existed_in_memory)
     }

@@ -216,9 +216,16 @@ impl Browser {
     }
 
     /// Clicks the first `css` element containing `text` (waiting up to 10 s for it).
+    /// An element the page redraws between finding and clicking (a live update) is found again.
     pub async fn click_on(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let el = self.wait_for(css, text, Duration::from_secs(10)).await?;
-        self.click(&el).await
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let el = self.wait_for(css, text, Duration::from_secs(10)).await?;
+            match self.click(&el).await {
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => continue,
+                other => return other,
+            }
+        }
     }
 
     pub async fn clear(&self, el: &Element) -> anyhow::Result<()> {
