@@ -1633,6 +1633,12 @@ fn config_rows_stop_the_gateway_promptly_naming_the_key() {
             "gateway.connections.headerTimeoutMs: must be 100..600000".into(),
         ),
         (
+            "an allowed origin with a path",
+            br#"{gateway: {controlUi: {allowedOrigins: ["https://pincer.example.net/console"]}}}"#.to_vec(),
+            vec![],
+            "gateway.controlUi.allowedOrigins: `https://pincer.example.net/console` is not an origin".into(),
+        ),
+        (
             "rate limit a string",
             br#"{delivery: {rateLimits: {discord: "fast"}}}"#.to_vec(),
             vec![],

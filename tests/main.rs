@@ -10,6 +10,7 @@ mod agent;
 mod bad_input;
 mod cli;
 mod command;
+mod console;
 mod crash;
 mod cron;
 mod delivery;

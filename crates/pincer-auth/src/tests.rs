@@ -206,6 +206,8 @@ struct Opts {
     local: bool,
     origin: bool,
     platform: &'static str,
+    /// Connects as the browser console (`openclaw-control-ui` / `webchat`) instead of the CLI.
+    console: bool,
 }
 
 impl Opts {
@@ -217,6 +219,7 @@ impl Opts {
             local: true,
             origin: false,
             platform: "linux",
+            console: false,
         }
     }
     fn remote(scopes: &[&'static str]) -> Opts {
@@ -237,16 +240,20 @@ impl Opts {
     fn origin(self) -> Opts {
         Opts { origin: true, ..self }
     }
+    fn console(self) -> Opts {
+        Opts { console: true, origin: true, ..self }
+    }
 }
 
 /// One signed `connect`, checked the way the gateway does: proof, then admission.
 async fn connect(gw: &Gw, dev: &Dev, o: Opts) -> Result<Admitted, Rejection> {
     let nonce = uuid::Uuid::new_v4().to_string();
     let now = gw.clock.now_ms();
+    let (id, mode) = if o.console { ("openclaw-control-ui", "webchat") } else { ("cli", "cli") };
     let mut p = json!({
         "minProtocol": 4, "maxProtocol": 4,
-        "client": {"id": "cli", "version": "2026.9.6", "platform": o.platform, "deviceFamily": "Linux",
-                   "mode": "cli", "displayName": "test box"},
+        "client": {"id": id, "version": "2026.9.6", "platform": o.platform, "deviceFamily": "Linux",
+                   "mode": mode, "displayName": "test box"},
         "role": o.role, "scopes": o.scopes,
     });
     match &o.cred {
@@ -391,6 +398,24 @@ async fn remote_first_pairing_is_pending_with_the_full_not_paired_answer() {
     assert_eq!(pending(connect(&gw, &Dev::new(3), Opts::local(&[]).origin()).await, "not-paired").len(), 36);
     let strict = Gw::new(PairingConfig { auto_approve_local: false, auto_approve_local_scope_upgrades: true });
     pending(connect(&strict, &dev, Opts::local(&["operator.read"])).await, "not-paired");
+}
+
+#[tokio::test]
+async fn the_console_in_a_local_browser_pairs_silently_but_not_from_afar_nor_on_a_changed_platform() {
+    let gw = Gw::default();
+    let dev = Dev::new(30);
+    let admin = ["operator.admin", "operator.read", "operator.write", "operator.pairing"];
+    // On loopback, with the shared token from the dashboard link: paired at once, token issued.
+    let first = connect(&gw, &dev, Opts::local(&admin).console()).await.expect("silent console pairing");
+    assert_eq!(first.auth_method, AuthMethod::Token);
+    let token = token_of(&first);
+    // Later visits sign in with the device token alone.
+    let again = connect(&gw, &dev, Opts::local(&[]).console().token(&token)).await.unwrap();
+    assert_eq!((again.auth_method, again.scopes), (AuthMethod::DeviceToken, scopes(&admin)));
+    // The same browser reporting another platform is re-approved by its owner.
+    pending(connect(&gw, &dev, Opts::local(&[]).console().token(&token).platform("macos")).await, "metadata-upgrade");
+    // A console in a browser elsewhere on the network asks for approval like any device.
+    pending(connect(&gw, &Dev::new(31), Opts::remote(&admin).console()).await, "not-paired");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("gateway run", "pincer gateway run --port 18789 --bind loopback"),
     ("health", "pincer health --json"),
     ("status", "pincer status"),
+    ("dashboard", "pincer dashboard --no-open"),
     ("doctor", "pincer doctor"),
     ("cron status", "pincer cron status"),
     ("cron list", "pincer cron list --all"),

@@ -76,6 +76,8 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Print (and open) the browser console's link, the gateway token in its fragment.
+    Dashboard(commands::dashboard::DashboardArgs),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -213,6 +215,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Cron(cmd) => commands::cron::run(*cmd, &paths).await,
         Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
+        Command::Dashboard(a) => commands::dashboard::run(a, &paths).await,
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,

@@ -66,6 +66,16 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     pub pairing: PairingConfig,
     pub connections: ConnectionsConfig,
+    pub control_ui: ControlUiConfig,
+}
+
+/// The browser console served on the gateway port (`gateway.controlUi`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ControlUiConfig {
+    /// Browser origins (`scheme://host[:port]`) besides the gateway's own that may open its
+    /// WebSocket, e.g. `https://pincer.example.net` behind a proxy; `"*"` allows any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +86,7 @@ impl Default for GatewayConfig {
             auth: AuthConfig::default(),
             pairing: PairingConfig::default(),
             connections: ConnectionsConfig::default(),
+            control_ui: ControlUiConfig::default(),
         }
     }
 }
@@ -562,6 +573,9 @@ impl Config {
         }
         if !(100..=600_000).contains(&connections.header_timeout_ms) {
             return Err("gateway.connections.headerTimeoutMs: must be 100..600000 (milliseconds)".into());
+        }
+        for entry in &self.gateway.control_ui.allowed_origins {
+            crate::origin::check_allowed_entry(entry).map_err(|e| format!("gateway.controlUi.allowedOrigins: {e}"))?;
         }
         if self.delivery.max_attempts == 0 {
             return Err("delivery.maxAttempts: must be at least 1".into());

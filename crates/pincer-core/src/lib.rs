@@ -6,6 +6,7 @@
 //!   overrides, plus the first-start writer of a random gateway token.
 //! - [`events`]: the in-process [`EventBus`] that services publish to and the gateway fans out.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`origin`]: browser origins and the WebSocket upgrade's origin check.
 //! - [`tls`]: the one rustls crypto provider (`ring`) for outbound HTTPS.
 //! - [`duration`]: `30s` / `5m` / `24h` style durations as OpenClaw writes them.
 //! - [`supervisor`]: owns the long-lived tasks, restarts them with backoff and reports their state.
@@ -18,6 +19,7 @@ pub mod crashpoint;
 pub mod duration;
 pub mod events;
 pub mod metrics;
+pub mod origin;
 pub mod supervisor;
 pub mod tls;
 

@@ -124,6 +124,7 @@ catalog! {
     Gauge UPTIME_SECONDS = "pincer_uptime_seconds", "Seconds since the gateway started.";
     Gauge WS_CONNECTIONS = "pincer_ws_connections", "Authenticated WebSocket connections now open.";
     Counter WS_CONNECTIONS_TOTAL = "pincer_ws_connections_total", "Connections that completed the handshake.";
+    Counter WS_ORIGIN_REFUSED_TOTAL = "pincer_ws_origin_refused_total", "WebSocket upgrades refused for a browser origin that is neither the gateway's own nor allowed.";
     Histogram WS_REQUEST_SECONDS = "pincer_ws_request_seconds", "Time to answer a request.";
     Counter WS_REQUESTS_TOTAL = "pincer_ws_requests_total", "Requests by method and outcome.";
 }

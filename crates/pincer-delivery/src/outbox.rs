@@ -178,12 +178,8 @@ impl Accepted {
     /// The receipt's writes: the part `sent`, its attempt, and for the last part the settlement.
     fn write(&self) -> impl Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<()> + Send + Sync + 'static {
         let (id, idx, last, now) = (self.row.id.clone(), self.idx, self.last, self.at_ms);
-        let attempt = AttemptRow {
-            at_ms: now,
-            part_idx: idx,
-            outcome: self.outcome,
-            detail: Some(self.message_id.clone()),
-        };
+        let attempt =
+            AttemptRow { at_ms: now, part_idx: idx, outcome: self.outcome, detail: Some(self.message_id.clone()) };
         let mid = self.message_id.clone();
         move |tx| {
             tx.mark_part_sent(&id, idx, &mid, now)?;

@@ -1,5 +1,9 @@
-//! The HTTP side of the gateway port: `/healthz`, `/readyz`, `/metrics`, and the WebSocket
-//! upgrade on `/`.
+//! The HTTP side of the gateway port: `/healthz`, `/readyz`, `/metrics`, the browser console
+//! (`/` without an upgrade, and `/console/*`), and the WebSocket upgrade on `/`.
+//!
+//! A browser's upgrade (one with an `Origin`) is refused with 403 unless the origin is the
+//! gateway's own page or listed in `gateway.controlUi.allowedOrigins`
+//! ([`pincer_core::origin::check_upgrade_origin`]).
 //!
 //! The upgrade is answered here rather than by axum's `WebSocketUpgrade`, because the socket must
 //! be read through a [`FrameGate`]: before `hello-ok` a frame above 64 KiB is refused at its
@@ -38,6 +42,7 @@ struct Ctx {
 pub fn router(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/", get(root))
+        .route("/console/{*path}", get(crate::console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -53,8 +58,17 @@ async fn root(
     let headers = req.headers();
     let key = match websocket_key(req.method(), headers) {
         Some(key) => key,
+        // A plain page load: the console. A broken upgrade still hears how to connect.
+        None if !asks_for_upgrade(headers) => return crate::console::index(headers),
         None => return upgrade_required(),
     };
+    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if let Err(reason) =
+        pincer_core::origin::check_upgrade_origin(origin, host, &ctx.state.config.gateway.control_ui.allowed_origins)
+    {
+        return origin_refused(&ctx.state, remote, &reason);
+    }
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return upgrade_required();
     };
@@ -106,6 +120,35 @@ fn websocket_key(method: &Method, headers: &HeaderMap) -> Option<String> {
         && has(header::SEC_WEBSOCKET_VERSION, "13");
     ok.then(|| headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok().map(String::from)).flatten()
 }
+
+/// The request names an upgrade at all (`Upgrade`, or `Connection: upgrade`).
+fn asks_for_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        || headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// 403 for a browser upgrade from a foreign origin. Logged for the first refusal and every
+/// hundredth after, so a page retrying in a loop cannot flood the log.
+fn origin_refused(state: &AppState, remote: SocketAddr, reason: &str) -> Response {
+    state.metrics.inc(&pincer_core::metrics::WS_ORIGIN_REFUSED_TOTAL, &[]);
+    let n = ORIGIN_REFUSALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n == 1 || n.is_multiple_of(100) {
+        tracing::warn!(remote = %remote, refused = n, "websocket upgrade refused: {reason}");
+    }
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("Pincer refused this WebSocket: {reason}.\n"),
+    )
+        .into_response()
+}
+
+/// Origin refusals since start, for log throttling only.
+static ORIGIN_REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn upgrade_required() -> Response {
     (

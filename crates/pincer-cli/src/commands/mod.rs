@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod backup;
 pub mod cron;
+pub mod dashboard;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
