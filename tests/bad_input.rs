@@ -618,7 +618,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.get id of 100,000 characters",
             call("cron.get", json!({"id": long})),
-            invalid("Automation not found: xxx"),
+            invalid("cron job not found: xxx"),
         ),
         row(
             "cron.remove unknown job",
@@ -1433,7 +1433,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             Failure,
             "payload.timeoutSeconds: 18446744073709551615 is more than 2592000",
         ),
-        (state, vec!["cron", "get", "no-such-job"], Failure, "Automation not found: no-such-job"),
+        (state, vec!["cron", "get", "no-such-job"], Failure, "cron job not found: no-such-job"),
         (
             state,
             vec!["cron", "runs", "no-such-job", "--limit", "0"],

@@ -100,7 +100,9 @@ async fn methods_round_trip_with_openclaw_shapes() {
     // Remove, then not found with the detail code.
     assert_eq!(c.call("cron.remove", json!({"id": id})).await.unwrap(), json!({"ok": true, "removed": true}));
     let res = c.request("cron.get", json!({"id": id})).await.unwrap();
-    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), format!("Automation not found: {id}")));
+    // OpenClaw's `cron.get` wording, which the stock CLI's `cron show <name>` falls back on.
+    let want = format!("cron job not found: {id}. List automations and retry with a current job id.");
+    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want));
     assert_eq!(res["error"]["details"], json!({"code": "CRON_JOB_NOT_FOUND", "jobId": id}));
     // Status.
     let status = c.call("cron.status", json!({})).await.unwrap();

@@ -186,8 +186,56 @@ fn openclaw_cron_lifecycle() {
     assert_eq!(json_out(&o)["enabled"], true, "{}", out(&o));
     let o = oc.call(&gw, &["cron", "rm", &id]);
     assert_eq!(json_out(&o)["removed"], true, "{}", out(&o));
+    // `cron.get` says `cron job not found`; the CLI's name fallback finds none and says so.
     let o = oc.call(&gw, &["cron", "get", &id]);
     assert!(!o.status.success() && out(&o).contains("Automation not found"), "{}", out(&o));
+}
+
+/// `openclaw cron show <name>`: the CLI asks `cron.get` with the name, and falls back to a lookup
+/// by name only when the answer is OpenClaw's `cron job not found: <name>`.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_cron_show_finds_a_job_by_name() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let add = ["cron", "add", "--name", "nightly-backup", "--every", "1h", "--command", "true", "--no-deliver"];
+    let o = oc.call(&gw, &add);
+    assert!(o.status.success(), "{}", out(&o));
+    let id = json_out(&o)["id"].as_str().unwrap().to_string();
+    let o = oc.call(&gw, &["cron", "show", "nightly-backup"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains(&id) && text.contains("nightly-backup"), "{}", out(&o));
+}
+
+/// Points the stock CLI's own config at `gw` (commands such as `status` take no `--url`).
+fn configure_local_gateway(oc: &OpenClaw, gw: &GatewayProcess) {
+    let dir = oc.home.path().join(".openclaw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = json!({"gateway": {"mode": "local", "port": gw.port, "auth": {"mode": "token", "token": gw.token}}});
+    std::fs::write(dir.join("openclaw.json"), config.to_string()).unwrap();
+}
+
+/// `openclaw status --json` and `--all`: the CLI connects as the local backend helper
+/// (`gateway-client`/`backend`, no device) and reads OpenClaw's summary fields from `status`.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_status_json_and_all_read_pincers_status() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    configure_local_gateway(&oc, &gw);
+    let o = oc.run(&["status", "--json"], &[]);
+    assert!(o.status.success(), "{}", out(&o));
+    let status = json_out(&o);
+    // Pincer's own fields and OpenClaw's, side by side.
+    assert_eq!(status["stateDir"], dir.path().to_str().unwrap(), "{status}");
+    assert_eq!(status["sessions"]["byAgent"][0]["agentId"], "main", "{status}");
+    assert_eq!(status["heartbeat"]["defaultAgentId"], "main", "{status}");
+    assert_eq!(status["gateway"]["reachable"], true, "{status}");
+    let o = oc.run(&["status", "--all"], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("reachable") && text.contains("1 total"), "{}", out(&o));
 }
 
 #[test]
@@ -241,6 +289,11 @@ fn openclaw_devices_list_approve_reject() {
     let list = json_out(&o);
     assert_eq!(list["pending"], json!([]), "{}", out(&o));
     assert_eq!(list["paired"].as_array().unwrap().len(), 1, "{}", out(&o));
+    // `devices rotate --no-scopes` mints a token with no scopes (it needs none held by the caller).
+    let device = list["paired"][0]["deviceId"].as_str().unwrap().to_string();
+    let o = oc.call(&gw, &["devices", "rotate", "--device", &device, "--role", "operator", "--no-scopes"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json_out(&o)["scopes"], json!([]), "{}", out(&o));
 }
 
 /// A Pincer gateway whose default model `openai/gpt-4o` is served by `fake`.

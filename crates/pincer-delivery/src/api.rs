@@ -178,6 +178,8 @@ pub async fn send(
         to: route.to.clone(),
         state: "pending".into(),
         error: None,
+        run_id: p.idempotency_key.clone(),
+        message_id: enqueued.id.clone(),
         extra: Map::new(),
     };
     if p.wait != Some(true) {
@@ -190,7 +192,7 @@ pub async fn send(
         // A repeated key for a settled delivery: answer with how it settled.
         out.state = row.state;
         out.error = row.last_error;
-        return Ok(out);
+        return with_receipt(outbox, out).await;
     }
     let wait = Duration::from_millis(p.wait_timeout_ms.unwrap_or(30_000));
     let id = enqueued.id.clone();
@@ -216,6 +218,19 @@ pub async fn send(
             out.state = row.as_ref().map(|r| r.state.clone()).unwrap_or_else(|| "pending".into());
             out.error = row.and_then(|r| r.last_error);
         }
+    }
+    with_receipt(outbox, out).await
+}
+
+/// A delivered message's `messageId` is the platform's id of its last part, as OpenClaw's.
+async fn with_receipt(outbox: &Outbox, mut out: SendResult) -> Result<SendResult, ApiError> {
+    if out.state != "delivered" {
+        return Ok(out);
+    }
+    let id = out.delivery_id.clone();
+    let detail = outbox.store().read(move |rd| rd.get_delivery(&id)).await?;
+    if let Some(receipt) = detail.and_then(|d| d.parts.into_iter().rev().find_map(|p| p.platform_message_id)) {
+        out.message_id = receipt;
     }
     Ok(out)
 }
