@@ -110,6 +110,35 @@ async fn methods_round_trip_with_openclaw_shapes() {
     gw.stop().await;
 }
 
+/// OpenClaw's `displayName` (`cron add/edit --display-name`): stored, shown, revised, cleared by
+/// `null`, refused when blank or longer than 200 characters.
+#[tokio::test]
+async fn display_name_is_stored_updated_and_cleared() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["displayName"] = json!("Nightly backup");
+    let job = add(&mut c, params.clone()).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["displayName"], "Nightly backup");
+    let got = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(got["displayName"], "Nightly backup");
+    let renamed = c.call("cron.update", json!({"id": id, "patch": {"displayName": "Backup"}})).await.unwrap();
+    assert_eq!(renamed["displayName"], "Backup");
+    assert_ne!(renamed["configRevision"], got["configRevision"], "the label is part of the definition");
+    let cleared = c.call("cron.update", json!({"id": id, "patch": {"displayName": null}})).await.unwrap();
+    assert!(cleared.get("displayName").is_none(), "{cleared}");
+    for (label, want) in [
+        (json!(" "), "invalid cron.add params: displayName: must not be blank"),
+        (json!("x".repeat(201)), "invalid cron.add params: displayName: at most 200 characters"),
+    ] {
+        params["displayName"] = label;
+        let res = c.request("cron.add", params.clone()).await.unwrap();
+        assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want.into()));
+    }
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
     let gw = TestGateway::start_with("{channels: {discord: {token: 't'}, telegram: {botToken: 't'}}}").await;

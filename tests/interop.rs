@@ -192,20 +192,35 @@ fn openclaw_cron_lifecycle() {
 }
 
 /// `openclaw cron show <name>`: the CLI asks `cron.get` with the name, and falls back to a lookup
-/// by name only when the answer is OpenClaw's `cron job not found: <name>`.
+/// by name only when the answer is OpenClaw's `cron job not found: <name>`; `--display-name` on
+/// `add` and `edit`.
 #[test]
 #[ignore = "needs OpenClaw: run `cargo xtask interop`"]
-fn openclaw_cron_show_finds_a_job_by_name() {
+fn openclaw_cron_show_by_name_and_display_name() {
     let oc = OpenClaw::from_env();
     let dir = tempfile::tempdir().unwrap();
     let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
-    let add = ["cron", "add", "--name", "nightly-backup", "--every", "1h", "--command", "true", "--no-deliver"];
+    let add = [
+        "cron",
+        "add",
+        "--name",
+        "nightly-backup",
+        "--display-name",
+        "Nightly backup",
+        "--every",
+        "1h",
+        "--command",
+        "true",
+        "--no-deliver",
+    ];
     let o = oc.call(&gw, &add);
     assert!(o.status.success(), "{}", out(&o));
     let id = json_out(&o)["id"].as_str().unwrap().to_string();
     let o = oc.call(&gw, &["cron", "show", "nightly-backup"]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && text.contains(&id) && text.contains("nightly-backup"), "{}", out(&o));
+    assert!(o.status.success() && text.contains(&id) && text.contains("display name: Nightly backup"), "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "edit", &id, "--display-name", "Backup"]);
+    assert_eq!(json_out(&o)["displayName"], "Backup", "{}", out(&o));
 }
 
 /// Points the stock CLI's own config at `gw` (commands such as `status` take no `--url`).

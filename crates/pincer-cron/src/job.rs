@@ -36,6 +36,7 @@ pub struct CreateContext<'a> {
 pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, Invalid> {
     let JobInput {
         name,
+        display_name,
         description,
         enabled,
         agent_id,
@@ -65,6 +66,7 @@ pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, I
     let mut job = Job {
         id,
         name,
+        display_name,
         description,
         enabled: enabled.unwrap_or(true),
         agent_id,
@@ -128,6 +130,14 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     }
     if job.name.chars().count() > 200 {
         return Err(invalid("name: at most 200 characters"));
+    }
+    if let Some(label) = &job.display_name {
+        if label.trim().is_empty() {
+            return Err(invalid("displayName: must not be blank"));
+        }
+        if label.chars().count() > 200 {
+            return Err(invalid("displayName: at most 200 characters"));
+        }
     }
     if let Some(agent) = &job.agent_id
         && (agent.is_empty()

@@ -129,6 +129,9 @@ impl TryFrom<WireSchedule> for ScheduleSpec {
 pub struct Job {
     pub id: String,
     pub name: String,
+    /// OpenClaw's UI label, shown by `openclaw cron show`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub enabled: bool,
@@ -507,6 +510,9 @@ impl JobState {
 pub struct JobInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// OpenClaw's UI label (`--display-name`), at most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -536,7 +542,7 @@ pub fn job_fields() -> &'static [&'static str] {
 
 /// OpenClaw job fields Pincer does not implement: refused by name instead of ignored.
 pub const UNSUPPORTED_JOB_FIELDS: &[&str] =
-    &["declarationKey", "displayName", "owner", "pacing", "trigger", "scheduledToolPolicy", "state"];
+    &["declarationKey", "owner", "pacing", "trigger", "scheduledToolPolicy", "state"];
 
 /// `cron.add` params: a [`JobInput`] after OpenClaw's accepted aliases are rewritten
 /// ([`canonicalize`]) and the payload kind is checked.
@@ -1076,6 +1082,7 @@ mod tests {
             job_fields(),
             [
                 "name",
+                "displayName",
                 "description",
                 "enabled",
                 "agentId",
