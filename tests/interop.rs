@@ -221,6 +221,15 @@ fn openclaw_cron_show_by_name_and_display_name() {
     assert!(o.status.success() && text.contains(&id) && text.contains("display name: Nightly backup"), "{}", out(&o));
     let o = oc.call(&gw, &["cron", "edit", &id, "--display-name", "Backup"]);
     assert_eq!(json_out(&o)["displayName"], "Backup", "{}", out(&o));
+    // Jobs that could never run are refused at add.
+    let agent_turn = ["cron", "add", "--name", "x", "--every", "1h", "--session", "isolated", "--message", "hi"];
+    let o = oc.call(&gw, &[&agent_turn[..], &["--agent", "nope"]].concat());
+    assert!(!o.status.success() && out(&o).contains("unknown agent id \"nope\""), "{}", out(&o));
+    let o = oc.call(
+        &gw,
+        &[&agent_turn[..], &["--announce", "--channel", "inbox", "--to", "me", "--account", "work"]].concat(),
+    );
+    assert!(!o.status.success() && out(&o).contains("unknown account \"work\""), "{}", out(&o));
 }
 
 /// Points the stock CLI's own config at `gw` (commands such as `status` take no `--url`).

@@ -145,6 +145,12 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     {
         return Err(invalid(format!("agentId: \"{agent}\" must be lowercase letters, digits, '-' or '_'")));
     }
+    // A job for an agent that does not exist could never run (OpenClaw refuses it at add too).
+    if let Some(agent) = job.agent_id.as_deref().filter(|a| *a != DEFAULT_AGENT) {
+        return Err(invalid(format!(
+            "agentId: unknown agent id \"{agent}\"; Pincer runs one agent, \"{DEFAULT_AGENT}\" (omit --agent or use main)"
+        )));
+    }
     match (&job.session_target, &job.payload) {
         (SessionTarget::Main, Payload::SystemEvent { .. }) => {}
         (SessionTarget::Main, p) => {
@@ -217,6 +223,17 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
 }
 
 fn validate_delivery(d: &Delivery, target: &SessionTarget, ctx: &CreateContext) -> Result<(), Invalid> {
+    // Each channel has one account, so any other account could never be delivered to.
+    let accounts = [("delivery.accountId", d.account_id.as_deref())].into_iter().chain(
+        d.failure_destination.iter().map(|f| ("delivery.failureDestination.accountId", f.account_id.as_deref())),
+    );
+    for (field, account) in accounts {
+        if let Some(a) = account.filter(|a| *a != "default") {
+            return Err(invalid(format!(
+                "{field}: unknown account \"{a}\"; Pincer has one account per channel (omit --account or use default)"
+            )));
+        }
+    }
     match d.mode {
         DeliveryMode::None => return Ok(()),
         DeliveryMode::Webhook => {
