@@ -139,6 +139,43 @@ async fn display_name_is_stored_updated_and_cleared() {
     gw.stop().await;
 }
 
+/// OpenClaw's `declarationKey`: the same key twice updates one job (its id, anchor and runs kept)
+/// and never creates a second; the answer is OpenClaw's `{created, updated?, job}`.
+#[tokio::test]
+async fn a_declaration_key_added_twice_updates_one_job() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["declarationKey"] = json!("scripts/backup");
+    params["description"] = json!("first");
+    let first = c.call("cron.add", params.clone()).await.unwrap();
+    assert_eq!((&first["created"], first.get("updated")), (&json!(true), None), "{first}");
+    let id = first["job"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["job"]["declarationKey"], "scripts/backup");
+    gw.clock.advance(60_000);
+    params.as_object_mut().unwrap().remove("description");
+    params["name"] = json!("backup v2");
+    let second = c.call("cron.add", params.clone()).await.unwrap();
+    assert_eq!((&second["created"], &second["updated"]), (&json!(false), &json!(true)), "{second}");
+    let job = &second["job"];
+    assert_eq!((job["id"].as_str(), job["name"].as_str()), (Some(id.as_str()), Some("backup v2")));
+    assert!(job.get("description").is_none(), "a field left out of the declaration is cleared: {job}");
+    assert_eq!(job["schedule"]["anchorMs"], first["job"]["schedule"]["anchorMs"], "same everyMs keeps the anchor");
+    assert_eq!(job["createdAtMs"], first["job"]["createdAtMs"]);
+    let list = c.call("cron.list", json!({"includeDisabled": true})).await.unwrap();
+    assert_eq!(list["total"], 1, "one job, never two: {list}");
+    // Without a key, `cron.add` answers the job itself, as before.
+    let plain = add(&mut c, command_job("plain", json!({"kind": "every", "everyMs": 60_000}), "true")).await;
+    assert!(plain["id"].is_string() && plain.get("created").is_none(), "{plain}");
+    // The key cannot be patched or blank.
+    let res = c.request("cron.update", json!({"id": id, "patch": {"declarationKey": "other"}})).await.unwrap();
+    assert!(error_of(&res).1.contains("declaration key cannot be changed"), "{res}");
+    params["declarationKey"] = json!(" ");
+    let res = c.request("cron.add", params).await.unwrap();
+    assert_eq!(error_of(&res).1, "invalid cron.add params: declarationKey: must not be blank");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
     let gw = TestGateway::start_with("{channels: {discord: {token: 't'}, telegram: {botToken: 't'}}}").await;

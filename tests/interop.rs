@@ -221,6 +221,22 @@ fn openclaw_cron_show_by_name_and_display_name() {
     assert!(o.status.success() && text.contains(&id) && text.contains("display name: Nightly backup"), "{}", out(&o));
     let o = oc.call(&gw, &["cron", "edit", &id, "--display-name", "Backup"]);
     assert_eq!(json_out(&o)["displayName"], "Backup", "{}", out(&o));
+    // `--declaration-key` twice: one job, updated.
+    let declare = |name: &str| {
+        let args = ["cron", "add", "--name", name, "--declaration-key", "scripts/report", "--every", "2h"];
+        oc.call(&gw, &[&args[..], &["--command", "true", "--no-deliver"]].concat())
+    };
+    let o = declare("report");
+    assert!(o.status.success(), "{}", out(&o));
+    let first = json_out(&o);
+    let o = declare("report v2");
+    assert!(o.status.success(), "{}", out(&o));
+    let second = json_out(&o);
+    assert_eq!((&second["created"], &second["job"]["id"]), (&json!(false), &first["job"]["id"]), "{second}");
+    let o = oc.call(&gw, &["cron", "list", "--json"]);
+    let names: Vec<String> =
+        json_out(&o)["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("report")).count(), 1, "{names:?}");
     // Jobs that could never run are refused at add.
     let agent_turn = ["cron", "add", "--name", "x", "--every", "1h", "--session", "isolated", "--message", "hi"];
     let o = oc.call(&gw, &[&agent_turn[..], &["--agent", "nope"]].concat());

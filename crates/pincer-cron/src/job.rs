@@ -37,6 +37,7 @@ pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, I
     let JobInput {
         name,
         display_name,
+        declaration_key,
         description,
         enabled,
         agent_id,
@@ -67,6 +68,7 @@ pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, I
         id,
         name,
         display_name,
+        declaration_key,
         description,
         enabled: enabled.unwrap_or(true),
         agent_id,
@@ -130,6 +132,14 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     }
     if job.name.chars().count() > 200 {
         return Err(invalid("name: at most 200 characters"));
+    }
+    if let Some(key) = &job.declaration_key {
+        if key.trim().is_empty() {
+            return Err(invalid("declarationKey: must not be blank"));
+        }
+        if key.chars().count() > 200 {
+            return Err(invalid("declarationKey: at most 200 characters"));
+        }
     }
     if let Some(label) = &job.display_name {
         if label.trim().is_empty() {
@@ -295,6 +305,11 @@ pub fn apply_patch(job: &Job, patch: &JobPatch, ctx: &CreateContext) -> Result<J
         }
         if !fields.contains(&key.as_str()) {
             return Err(invalid(format!("patch: unknown field `{key}`")));
+        }
+        if key == "declarationKey" {
+            return Err(invalid(
+                "patch.declarationKey: a job's declaration key cannot be changed; add the job again under the new key",
+            ));
         }
     }
     let mut current = serde_json::to_value(job).expect("jobs serialise");

@@ -136,7 +136,7 @@ impl Trigger {
 enum Msg {
     Add {
         params: Box<JobInput>,
-        reply: oneshot::Sender<Result<Job, CronError>>,
+        reply: oneshot::Sender<Result<(Job, bool), CronError>>,
     },
     Update {
         id: String,
@@ -368,7 +368,9 @@ impl CronService {
     }
 
     /// Creates a job from `cron.add` params.
-    pub async fn add(&self, params: JobInput) -> Result<Job, CronError> {
+    /// Adds a job; with a `declarationKey` already held by a job, updates that job to the
+    /// declaration instead. The flag is true when a job was created.
+    pub async fn add(&self, params: JobInput) -> Result<(Job, bool), CronError> {
         self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
     }
 
@@ -1163,7 +1165,55 @@ impl Actor {
         }
     }
 
-    async fn add(&mut self, params: JobInput) -> Result<Job, CronError> {
+    async fn add(&mut self, params: JobInput) -> Result<(Job, bool), CronError> {
+        let declared = params.declaration_key.as_deref().and_then(|key| {
+            self.jobs.values().find(|e| e.job.declaration_key.as_deref() == Some(key)).map(|e| e.job.clone())
+        });
+        if let Some(existing) = declared {
+            return Ok((self.redeclare(existing, params).await?, false));
+        }
+        Ok((self.create(params).await?, true))
+    }
+
+    /// The same `declarationKey` again: the job becomes the declaration (a full replacement of its
+    /// definition; its id, creation time and run state stay), through the ordinary update path.
+    async fn redeclare(&mut self, existing: Job, params: JobInput) -> Result<Job, CronError> {
+        let mut declared =
+            job::create(params, existing.id.clone(), &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
+        // OpenClaw keeps an interval's anchor when `everyMs` is unchanged.
+        if let (
+            crate::schedule::ScheduleSpec::Every { every_ms: new_every, anchor_ms: new_anchor },
+            crate::schedule::ScheduleSpec::Every { every_ms: old_every, anchor_ms: old_anchor },
+        ) = (&mut declared.schedule, &existing.schedule)
+            && new_every == old_every
+        {
+            *new_anchor = *old_anchor;
+        }
+        let mut current = serde_json::to_value(&existing).expect("jobs serialise");
+        let target = serde_json::to_value(&declared).expect("jobs serialise");
+        let (Some(current), Some(target)) = (current.as_object_mut(), target.as_object()) else {
+            return Err(CronError::Invalid("a job is a JSON object".into()));
+        };
+        // A merge patch from the stored job to the declaration: every field set, the rest cleared.
+        let mut patch = serde_json::Map::new();
+        for key in current.keys() {
+            if !target.contains_key(key) {
+                patch.insert(key.clone(), Value::Null);
+            }
+        }
+        for (key, value) in target {
+            if matches!(key.as_str(), "id" | "createdAtMs" | "updatedAtMs" | "state" | "declarationKey") {
+                continue;
+            }
+            patch.insert(key.clone(), value.clone());
+        }
+        for key in ["id", "createdAtMs", "updatedAtMs", "state", "declarationKey"] {
+            patch.remove(key);
+        }
+        self.update(&existing.id, JobPatch(patch), None).await
+    }
+
+    async fn create(&mut self, params: JobInput) -> Result<Job, CronError> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;

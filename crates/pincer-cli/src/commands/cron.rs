@@ -549,7 +549,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
         CronCommand::Show { id, c } => show(&target(&c)?, &id, c.json).await,
         CronCommand::Add { job, c } => {
             let params = add_input(&job, now_ms())?;
-            let created = call_once::<Add>(&target(&c)?, &[Scope::Admin], &params).await?;
+            let created = call_once::<Add>(&target(&c)?, &[Scope::Admin], &params).await?.into_job();
             if c.json {
                 print_json(&created);
             } else {
