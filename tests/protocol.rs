@@ -287,7 +287,8 @@ async fn missing_scope_is_forbidden_and_health_needs_none() {
 #[tokio::test]
 async fn device_less_scopes_follow_openclaws_local_client_rule() {
     let gw = TestGateway::start().await;
-    let rows: &[(&str, &str, &[(&'static str, &str)], &str)] = &[
+    type Row<'a> = (&'a str, &'a str, &'a [(&'static str, &'a str)], &'a str);
+    let rows: &[Row] = &[
         ("cli", "cli", &[], "kept"),
         ("gateway-client", "backend", &[], "kept"),
         ("gateway-client", "backend", &[("origin", "http://127.0.0.1:18789")], "cleared"),
