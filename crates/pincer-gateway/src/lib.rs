@@ -6,6 +6,7 @@
 //! are checked here and nowhere else; internal services call each other in-process.
 
 mod admission;
+pub mod compat;
 mod frame_gate;
 mod handshake;
 mod http;
