@@ -442,6 +442,12 @@ fn openclaw_agent_runs_a_turn_on_pincer_and_prints_the_reply() {
     let third = &fake.requests()[2].body;
     let said: Vec<&str> = third["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
     assert!(said.contains(&"Start the notes") && !said.contains(&"Say hello"), "{said:?}");
+    // `--model` makes the CLI connect as the device-less backend helper asking `operator.admin`,
+    // which a loopback gateway grants as OpenClaw's does.
+    fake.push(Reply::text("Model override here."));
+    let o = oc.run(&["agent", "--model", "openai/gpt-4o", "--message", "Which model?"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Model override here."), "{}", out(&o));
     let o = oc.call(&gw, &["gateway", "call", "sessions.list", "--json"]);
     let keys: Vec<String> = json_out(&o)["sessions"]
         .as_array()
