@@ -145,7 +145,7 @@ pub async fn preview_job(svc: &CronService, p: PreviewParams) -> Result<PreviewR
 
 pub async fn add(svc: &CronService, p: AddParams) -> Result<AddResult, CronError> {
     let declared = p.0.declaration_key.is_some();
-    let (job, created) = svc.add(p.0).await.map_err(|e| match e {
+    let (job, created) = svc.add_or_declare(p.0).await.map_err(|e| match e {
         CronError::Invalid(m) => ParamsError::new(wire::Add::NAME, m).into(),
         other => other,
     })?;
