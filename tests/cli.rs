@@ -210,7 +210,7 @@ fn cron_commands_end_to_end() {
     assert_eq!(json_of(&gw.cli(&["cron", "rm", &id]))["removed"], true);
     let out = gw.cli(&["cron", "get", &id]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("Automation not found"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cron job not found"), "{}", stderr(&out));
     // Flag mistakes are caught before anything is sent.
     let out = gw.cli(&["cron", "add", "--every", "1h", "--cron", "* * * * *", "--command", "true"]);
     assert!(stderr(&out).contains("choose one schedule"), "{}", stderr(&out));

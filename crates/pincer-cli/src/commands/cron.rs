@@ -695,7 +695,10 @@ async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitC
     let mut client = Client::connect(target, &[Scope::Read]).await?;
     let view = match client.call::<cron::Get>(&JobRef::new(id)).await {
         Ok(job) => job,
-        Err(e) if e.to_string().starts_with("Automation not found") => {
+        // `cron.get` says `cron job not found: <id>` (OpenClaw's wording); other methods `Automation not found`.
+        Err(e)
+            if e.to_string().starts_with("cron job not found") || e.to_string().starts_with("Automation not found") =>
+        {
             // Not an id: try an exact name.
             let params = ListParams {
                 include_disabled: Some(true),
