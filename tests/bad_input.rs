@@ -1433,14 +1433,24 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             Failure,
             "payload.timeoutSeconds: 18446744073709551615 is more than 2592000",
         ),
-        (state, vec!["cron", "get", "no-such-job"], Failure, "cron job not found: no-such-job"),
+        (
+            state,
+            vec!["cron", "get", "no-such-job"],
+            Failure,
+            "no job matches `no-such-job` (by id, unique id prefix or name)",
+        ),
         (
             state,
             vec!["cron", "runs", "no-such-job", "--limit", "0"],
             Failure,
             "invalid cron.runs params: limit must be 1..200",
         ),
-        (state, vec!["cron", "rm", "no-such-job"], Failure, "Automation not found: no-such-job"),
+        (
+            state,
+            vec!["cron", "rm", "no-such-job"],
+            Failure,
+            "no job matches `no-such-job` (by id, unique id prefix or name)",
+        ),
         (
             state,
             vec!["message", "send", "--channel", "pigeon", "--to", "x", "--message", "hi"],
@@ -1464,7 +1474,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
         (state, vec!["agent", "-m", "hi", "--model", "nowhere/none"], Failure, "invalid agent params: model: "),
         // The client's own deadline (the turn's limit + 30 s) used to overflow.
         (state, vec!["agent", "-m", "hi", "--timeout-seconds", huge], Failure, "no model is configured"),
-        (state, vec!["health", "--token", "wrong"], Failure, "unauthorized: gateway token mismatch"),
+        (state, vec!["health", "--token", "wrong"], Failure, "the gateway rejected the token"),
         // Gateways that are not there.
         (state, vec!["health", "--url", closed], Failure, "cannot reach the gateway at ws://127.0.0.1:"),
         (

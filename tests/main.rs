@@ -15,6 +15,7 @@ mod cron;
 mod delivery;
 mod devices;
 mod interop;
+mod ops;
 mod protocol;
 mod registry;
 mod schema;

@@ -108,8 +108,11 @@ pub enum ClientError {
 /// Adds the next step to a gateway error.
 fn describe_rpc_error(e: &ErrorShape) -> String {
     let hint = match e.detail_code() {
+        // The gateway's own message already says what to do, in other words: say it once.
         Some("AUTH_TOKEN_MISMATCH") => {
-            " — the token does not match: use the gateway's gateway.auth.token (in its pincer.json), PINCER_GATEWAY_TOKEN or --token"
+            return "the gateway rejected the token: use its gateway.auth.token (in its pincer.json), \
+                    PINCER_GATEWAY_TOKEN or --token, or pair this device"
+                .into();
         }
         Some("AUTH_TOKEN_MISSING") => "",
         Some("AUTH_RATE_LIMITED") => " — wait for the lockout to pass, then retry with the right token",

@@ -14,6 +14,7 @@
 
 mod at;
 mod cron;
+pub mod describe;
 mod spec;
 #[cfg(test)]
 mod tests;

@@ -1170,6 +1170,21 @@ impl Actor {
         }
     }
 
+    /// Refuses a job whose delivery names a channel (not `last`) that cannot take it under this
+    /// configuration — the channel is not configured, or the target is missing or malformed:
+    /// every run would fail at delivery. A `last` route may exist later, so it is let through.
+    fn refuse_certain_failure(&self, job: &Job) -> Result<(), CronError> {
+        let Some(d) = &job.delivery else { return Ok(()) };
+        let explicit = d.channel.as_deref().is_some_and(|c| c != "last");
+        if !explicit || d.mode != DeliveryMode::Announce {
+            return Ok(());
+        }
+        match self.s.announcer.as_deref().map(|a| a.resolve(job)) {
+            Some(Err(e)) => Err(CronError::Invalid(format!("this job's delivery would fail on every run: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
     async fn add(&mut self, params: JobInput) -> Result<(Job, bool), CronError> {
         let declared = params.declaration_key.as_deref().and_then(|key| {
             self.jobs.values().find(|e| e.job.declaration_key.as_deref() == Some(key)).map(|e| e.job.clone())
@@ -1222,6 +1237,7 @@ impl Actor {
         let id = uuid::Uuid::new_v4().to_string();
         let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+        self.refuse_certain_failure(&job)?;
         let now = self.now();
         job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
         let row = job_row(&job);
@@ -1242,6 +1258,10 @@ impl Actor {
         }
         let mut next = job::apply_patch(&e.job, &patch, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
         let schedule = Schedule::new(&next.schedule, &next.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+        // Only a changed delivery: a job stored before the check can still be enabled or renamed.
+        if next.delivery != e.job.delivery {
+            self.refuse_certain_failure(&next)?;
+        }
         let now = self.now();
         let was_enabled = e.job.enabled;
         let schedule_changed = next.schedule != e.job.schedule;

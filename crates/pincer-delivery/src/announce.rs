@@ -116,7 +116,9 @@ impl Announce {
             (Some(t), _) => t,
             (None, "inbox") => DEFAULT_INBOX.to_string(),
             (None, c) => {
-                return Err(format!("a target is required for {c}: set delivery.to (--to), e.g. channel:<id>"));
+                // In the channel's own target syntax, not another platform's.
+                let syntax = registry::find(c).map(|s| format!(": {}", s.capabilities.to)).unwrap_or_default();
+                return Err(format!("a target is required for {c}: set delivery.to (--to){syntax}"));
             }
         };
         let target = adapter.parse_target(&to, thread).map_err(|e| e.to_string())?;

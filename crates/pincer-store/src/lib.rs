@@ -16,6 +16,7 @@
 //! **Architecture Invariant:** a write's result is only returned after its transaction committed,
 //! and a caller told "failed" had nothing of its write saved.
 
+pub mod backup;
 pub mod cron;
 pub mod devices;
 mod files;

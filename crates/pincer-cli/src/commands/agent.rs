@@ -13,7 +13,7 @@ use pincer_protocol::schema::sessions::{
     ChatHistory, ChatHistoryParams, ChatMessage, SessionsList, SessionsListParams,
 };
 
-use crate::client::{Client, ConnectArgs, Target, call_once};
+use crate::client::{Client, ClientError, ConnectArgs, Target, call_once};
 use crate::output::{opt, print_json, print_rows, table, time_in};
 
 /// Run one agent turn and print the reply as it arrives.
@@ -155,7 +155,15 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
         SessionsCommand::Show { key, limit, c } => {
             let target = Target::resolve(&c, paths, &process_env)?;
             let params = ChatHistoryParams { session_key: key, limit: Some(limit), ..Default::default() };
-            let res = call_once::<ChatHistory>(&target, &[Scope::Read], &params).await?;
+            let res = call_once::<ChatHistory>(&target, &[Scope::Read], &params).await.map_err(|e| {
+                // The gateway's hint names the protocol method; name the command instead.
+                match &e {
+                    ClientError::Rpc(shape) if shape.message.starts_with("session not found") => {
+                        anyhow::anyhow!("no session `{}`: see `pincer sessions list`", params.session_key)
+                    }
+                    _ => e.into(),
+                }
+            })?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);

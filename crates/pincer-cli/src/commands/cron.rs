@@ -7,8 +7,9 @@ use clap::{Args, Subcommand};
 use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_core::duration::{format_duration_ms, parse_duration_ms};
-use pincer_cron::job::{Job, JobPatch, JobState, Payload};
+use pincer_cron::job::{JobPatch, JobState, Payload};
 use pincer_cron::schedule::ScheduleSpec;
+use pincer_cron::schedule::describe;
 use pincer_protocol::Scope;
 use pincer_protocol::schema::cron::{
     self, Add, AddParams, CronJob, JobRef, ListParams, PreviewParams, RunParams, RunsParams, UpdateParams,
@@ -18,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ConnectArgs, Target, call_once};
 use crate::output::{opt, print_json, table, time_in};
+use crate::resolve::{Candidate, resolve};
 
 #[derive(Debug, Subcommand)]
 pub enum CronCommand {
@@ -39,7 +41,7 @@ pub enum CronCommand {
     },
     /// Show a job: schedule, zone, the next five fire times and where results go.
     Show {
-        /// Job id or exact name.
+        /// Job id, a unique id prefix, or the job's name.
         id: String,
         #[command(flatten)]
         c: ConnectArgs,
@@ -98,7 +100,7 @@ pub enum CronCommand {
     },
     /// Run history of a job.
     Runs {
-        /// Job id (or use --id).
+        /// Job id, a unique id prefix, or the job's name (or use --id).
         job: Option<String>,
         #[arg(long = "id")]
         id: Option<String>,
@@ -527,7 +529,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                     vec![
                         j.id.chars().take(8).collect(),
                         truncate(&j.name, 28),
-                        schedule_label(&j.schedule),
+                        schedule_label(&j.schedule, None),
                         tz.clone(),
                         j.state
                             .next_run_at_ms
@@ -542,36 +544,32 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         CronCommand::Get { id, c } => {
-            let job = call_once::<cron::Get>(&target(&c)?, &[Scope::Read], &JobRef::new(id)).await?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
+            let id = job_id(&mut client, &id).await?;
+            let job = client.call::<cron::Get>(&JobRef::new(id)).await?;
+            client.close().await;
             print_json(&job);
             Ok(ExitCode::SUCCESS)
         }
         CronCommand::Show { id, c } => show(&target(&c)?, &id, c.json).await,
         CronCommand::Add { job, c } => {
             let params = add_input(&job, now_ms())?;
-            let created = call_once::<Add>(&target(&c)?, &[Scope::Admin], &params).await?.into_job();
-            if c.json {
-                print_json(&created);
-            } else {
-                let j = &created.job;
-                let tz = job_tz(j);
-                println!("Added job {} \"{}\"", j.id, j.name);
-                println!("  schedule: {} ({tz})", schedule_label(&j.schedule));
-                if let Some(next) = j.state.next_run_at_ms {
-                    println!("  next run: {}", time_in(next, &tz));
-                }
-                println!("  delivery: {}", opt(created.delivery_preview.as_ref().map(|p| &p.detail)));
-            }
-            Ok(ExitCode::SUCCESS)
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let created = client.call::<Add>(&params).await?.into_job();
+            summarise(client, "Added", &created, c.json).await
         }
         CronCommand::Edit { id, job, edit, c } => {
-            let params = update(id, edit_patch(&job, &edit, now_ms())?)?;
-            let updated = call_once::<cron::Update>(&target(&c)?, &[Scope::Admin], &params).await?;
-            print_json(&updated);
-            Ok(ExitCode::SUCCESS)
+            let patch = edit_patch(&job, &edit, now_ms())?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let params = update(job_id(&mut client, &id).await?, patch)?;
+            let updated = client.call::<cron::Update>(&params).await?;
+            summarise(client, "Updated", &updated, c.json).await
         }
         CronCommand::Rm { id, c } => {
-            let out = call_once::<cron::Remove>(&target(&c)?, &[Scope::Admin], &JobRef::new(id)).await?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let id = job_id(&mut client, &id).await?;
+            let out = client.call::<cron::Remove>(&JobRef::new(id)).await?;
+            client.close().await;
             print_json(&out);
             Ok(ExitCode::SUCCESS)
         }
@@ -581,6 +579,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             let timeout = dur("--wait-timeout", &wait_timeout)?;
             let poll = dur("--poll-interval", &poll_interval)?.max(50);
             let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let id = job_id(&mut client, &id).await?;
             let params = RunParams {
                 id: Some(id.clone()),
                 mode: Some(if due { "due" } else { "force" }.into()),
@@ -596,6 +595,13 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             }
             let run_id = res.run_id.clone().unwrap_or_default();
             let started = std::time::Instant::now();
+            // Where the result goes (`telegram -> 123`), to tell a blocked channel from a slow one.
+            let preview = client
+                .call::<cron::Preview>(&PreviewParams { id: Some(id.clone()), ..PreviewParams::default() })
+                .await?;
+            let channel = preview.delivery_preview.label.split(" -> ").next().unwrap_or_default().to_string();
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut last_phase = None;
             let entry = loop {
                 let params = RunsParams {
                     id: Some(id.clone()),
@@ -608,6 +614,27 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 if let Some(entry) = entry.as_ref().filter(|e| e.status.is_some()) {
                     break entry.clone();
                 }
+                let phase = entry.as_ref().and_then(|e| e.phase.clone());
+                if progress && phase.is_some() && phase != last_phase {
+                    eprintln!("run {run_id}: {} ({} s)", opt(phase.as_deref()), started.elapsed().as_secs());
+                }
+                if phase.as_deref() == Some("delivering") {
+                    // A delivery the outbox holds (credentials rejected) would wait until the
+                    // timeout: fail now, with the cause.
+                    let health = client.call::<pincer_protocol::schema::system::Health>(&Ignored).await?;
+                    if let Some(ch) =
+                        health.channels.get(&channel).filter(|ch| ch.health_state == "credentials-rejected")
+                    {
+                        client.close().await;
+                        return Err(bad(format!(
+                            "run {run_id} ran, but its delivery is held: {} ({}). It is delivered once the channel \
+                             works again; see `pincer deliveries list`",
+                            opt(ch.last_error.as_deref()),
+                            ch.health_state
+                        )));
+                    }
+                }
+                last_phase = phase;
                 if started.elapsed() >= Duration::from_millis(timeout) {
                     client.close().await;
                     return Err(bad(format!(
@@ -643,8 +670,8 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 }
                 (a, b) => a.or(b).ok_or_else(|| bad("a job id is required: pincer cron runs <id>"))?,
             };
-            let params = RunsParams {
-                id: Some(id),
+            let mut params = RunsParams {
+                id: Some(id.clone()),
                 limit: Some(limit),
                 run_id,
                 offset,
@@ -653,7 +680,16 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 sort_dir: sort,
                 ..RunsParams::default()
             };
-            let page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+            // The gateway checks the flags first; an answer with no runs may mean the text is a
+            // prefix or a name, or names no job: that is an error, not "No runs yet."
+            let mut page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+            if page.entries.is_empty() {
+                let resolved = job_id_at(&target(&c)?, &id).await?;
+                if resolved != id {
+                    params.id = Some(resolved);
+                    page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+                }
+            }
             if c.json {
                 print_json(&page);
                 return Ok(ExitCode::SUCCESS);
@@ -684,41 +720,77 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
     }
 }
 
+/// The id of the job `given` names: its id, a unique id prefix, or its name (every job, disabled
+/// ones too).
+async fn job_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
+    let mut candidates = Vec::new();
+    let mut offset = 0;
+    loop {
+        let params = ListParams {
+            include_disabled: Some(true),
+            limit: Some(200),
+            offset: Some(offset),
+            ..ListParams::default()
+        };
+        let page = client.call::<cron::List>(&params).await?;
+        candidates.extend(page.jobs.into_iter().map(|j| Candidate { id: j.job.id, name: Some(j.job.name) }));
+        match page.next_offset {
+            Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
+            _ => break,
+        }
+    }
+    resolve(given, &candidates, "job", "pincer cron list --all", true)
+}
+
+/// [`job_id`] on its own connection, for commands that make one call.
+async fn job_id_at(target: &Target, given: &str) -> anyhow::Result<String> {
+    let mut client = Client::connect(target, &[Scope::Read]).await?;
+    let id = job_id(&mut client, given).await;
+    client.close().await;
+    id
+}
+
 async fn toggle(target: &Target, id: String, enabled: bool) -> anyhow::Result<ExitCode> {
-    let params = update(id, serde_json::json!({ "enabled": enabled }))?;
+    let params = update(job_id_at(target, &id).await?, serde_json::json!({ "enabled": enabled }))?;
     let out = call_once::<cron::Update>(target, &[Scope::Admin], &params).await?;
     print_json(&out);
     Ok(ExitCode::SUCCESS)
 }
 
+/// After `add` and `edit`: the job as JSON, or in prose with its schedule in the zone it runs
+/// in (the gateway's default zone when the job names none), its next run and where results go;
+/// and, on stderr, a warning when a six-field expression looks shifted (see
+/// `pincer_cron::schedule::describe`).
+async fn summarise(mut client: Client, verb: &str, view: &CronJob, json_out: bool) -> anyhow::Result<ExitCode> {
+    let params = PreviewParams { id: Some(view.job.id.clone()), ..PreviewParams::default() };
+    let preview = client.call::<cron::Preview>(&params).await?;
+    client.close().await;
+    let job = &view.job;
+    let tz = preview.tz.clone();
+    if let ScheduleSpec::Cron { expr, .. } = &job.schedule
+        && let Some(warning) = describe::six_field_warning(expr, Some(&tz))
+    {
+        eprintln!("warning: {warning}");
+    }
+    if json_out {
+        print_json(view);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{verb} job {} \"{}\"", job.id, job.name);
+    println!("  schedule: {}", schedule_label(&job.schedule, Some(&tz)));
+    match job.state.next_run_at_ms {
+        Some(next) => println!("  next run: {}", time_in(next, &tz)),
+        None if !job.enabled => println!("  next run: none (disabled)"),
+        None => println!("  next run: none"),
+    }
+    println!("  delivery: {}", preview.delivery_preview.detail);
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(target, &[Scope::Read]).await?;
-    let view = match client.call::<cron::Get>(&JobRef::new(id)).await {
-        Ok(job) => job,
-        // `cron.get` says `cron job not found: <id>` (OpenClaw's wording); other methods `Automation not found`.
-        Err(e)
-            if e.to_string().starts_with("cron job not found") || e.to_string().starts_with("Automation not found") =>
-        {
-            // Not an id: try an exact name.
-            let params = ListParams {
-                include_disabled: Some(true),
-                limit: Some(200),
-                query: Some(id.to_string()),
-                ..ListParams::default()
-            };
-            let page = client.call::<cron::List>(&params).await?;
-            let mut matches: Vec<CronJob> = page.jobs.into_iter().filter(|j| j.job.name == id).collect();
-            match matches.len() {
-                1 => matches.remove(0),
-                0 => return Err(e.into()),
-                _ => {
-                    let ids: Vec<&str> = matches.iter().map(|j| j.job.id.as_str()).collect();
-                    return Err(bad(format!("\"{id}\" names {} jobs ({}); use an id", ids.len(), ids.join(", "))));
-                }
-            }
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = job_id(&mut client, id).await?;
+    let view = client.call::<cron::Get>(&JobRef::new(id)).await?;
     let params = PreviewParams { id: Some(view.job.id.clone()), ..PreviewParams::default() };
     let preview = client.call::<cron::Preview>(&params).await?;
     client.close().await;
@@ -733,11 +805,12 @@ async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitC
         ("id", job.id.clone()),
         ("name", job.name.clone()),
         ("enabled", if job.enabled { "yes".into() } else { "no".into() }),
-        ("schedule", schedule_label(&job.schedule)),
+        ("schedule", schedule_label(&job.schedule, Some(&tz))),
         ("time zone", tz.clone()),
         ("session", job.session_target.as_string()),
         ("payload", payload_label(&job.payload)),
-        ("delivery", format!("{} ({})", preview.delivery_preview.label, preview.delivery_preview.detail)),
+        // The detail already starts with the label (`inbox -> default (explicit)`).
+        ("delivery", preview.delivery_preview.detail.clone()),
         ("last run", st.last_run_at_ms.map(|t| time_in(t, &tz)).unwrap_or("-".into())),
         ("last status", last_label(st)),
         ("last error", opt(st.last_error.as_deref())),
@@ -773,21 +846,19 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn job_tz(j: &Job) -> String {
-    match &j.schedule {
-        ScheduleSpec::Cron { tz: Some(tz), .. } => tz.clone(),
-        _ => "UTC".into(),
-    }
-}
-
-fn schedule_label(s: &ScheduleSpec) -> String {
+/// `every day at 07:00 Europe/Berlin (cron 0 7 * * *)`; the zone only when `tz` is given (`cron
+/// list` has a column for it).
+fn schedule_label(s: &ScheduleSpec, tz: Option<&str>) -> String {
     match s {
         ScheduleSpec::Cron { expr, stagger_ms, .. } => {
             let stagger = stagger_ms
                 .filter(|m| *m > 0)
                 .map(|m| format!(" ~{}", format_duration_ms(m as u64)))
                 .unwrap_or_default();
-            format!("cron {expr}{stagger}")
+            match describe::describe(expr, tz) {
+                Some(plain) => format!("{plain} (cron {expr}{stagger})"),
+                None => format!("cron {expr}{stagger}"),
+            }
         }
         ScheduleSpec::Every { every_ms, .. } => format!("every {}", format_duration_ms((*every_ms).max(0) as u64)),
         ScheduleSpec::At { at } => format!("at {at}"),

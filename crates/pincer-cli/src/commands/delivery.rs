@@ -15,6 +15,7 @@ use pincer_protocol::schema::delivery::{
 
 use crate::client::{ConnectArgs, Target, call_once};
 use crate::output::{opt, print_json, print_rows, table, time_in};
+use crate::resolve::Candidate;
 
 #[derive(Debug, Subcommand)]
 pub enum MessageCommand {
@@ -272,18 +273,21 @@ async fn expand_id(c: &ConnectArgs, paths: &StatePaths, id: &str) -> anyhow::Res
     }
     let params = DeliveriesListParams { limit: Some(500), ..Default::default() };
     let res = call_once::<DeliveriesList>(&target(c, paths)?, &[Scope::Read], &params).await?;
-    let matches: Vec<String> = res.deliveries.into_iter().map(|d| d.id).filter(|d| d.starts_with(id)).collect();
-    match matches.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Ok(id.to_string()),
-        many => Err(anyhow::anyhow!("\"{id}\" matches {} deliveries; give more of the id", many.len())),
-    }
+    let candidates: Vec<Candidate> = res.deliveries.into_iter().map(|d| Candidate { id: d.id, name: None }).collect();
+    crate::resolve::resolve(id, &candidates, "delivery", "pincer deliveries list", false)
 }
 
 fn reason(d: &DeliveryView) -> String {
     match d.state.as_str() {
-        "pending" => match d.next_attempt_at_ms {
-            Some(t) if d.attempts > 0 => format!("retry at {}: {}", time_in(t, "UTC"), opt(d.last_error.as_deref())),
+        // Held without using up a try: the channel's credentials were rejected.
+        "pending" if d.last_error_class.as_deref() == Some("auth") => format!(
+            "held, credentials rejected: {} (fix channels.{} and restart the gateway)",
+            opt(d.last_error.as_deref()),
+            d.channel
+        ),
+        "pending" => match (d.next_attempt_at_ms, d.last_error.as_deref()) {
+            (Some(t), error) if d.attempts > 0 => format!("retry at {}: {}", time_in(t, "UTC"), opt(error)),
+            (_, Some(error)) => format!("waiting: {error}"),
             _ => "queued".into(),
         },
         "delivered" => format!(

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod agent;
+pub mod backup;
 pub mod cron;
 pub mod delivery;
 pub mod devices;

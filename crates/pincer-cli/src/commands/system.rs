@@ -18,15 +18,24 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
     let target = Target::resolve(args, paths, &process_env)?;
     let started = Instant::now();
     let health = call_once::<Health>(&target, &[Scope::Read], &Ignored).await?;
+    // Up and answering, but a channel cannot send (credentials rejected, rate limited) or a
+    // background task is not running: not "healthy", and not exit 0 for a monitor either.
+    let degraded = health.channels.values().any(|ch| ch.health_state != "healthy")
+        || health.pincer.tasks.iter().any(|t| !matches!(t.state, TaskState::Running));
+    let code = if health.ok && !degraded { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     if args.json {
         print_json(&health);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let pincer = &health.pincer;
     println!(
         "Gateway {}: {} (pincer {}, up {}, answered in {} ms)",
         target.url,
-        if health.ok { "healthy" } else { "UNHEALTHY" },
+        match (health.ok, degraded) {
+            (false, _) => "UNHEALTHY",
+            (true, true) => "degraded",
+            (true, false) => "healthy",
+        },
         pincer.version,
         ms(pincer.uptime_ms),
         started.elapsed().as_millis()
@@ -39,7 +48,7 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
     print_tasks(&pincer.tasks);
     print_connections(&pincer.connections);
     print_channels(&health);
-    Ok(if health.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(code)
 }
 
 /// `tasks: 6 of 6 running`, then one line per task that is not: `scheduler: restarting (…)`.
