@@ -176,6 +176,154 @@ async fn a_declaration_key_added_twice_updates_one_job() {
     gw.stop().await;
 }
 
+/// Every job of `params`' listing, paging `limit` at a time, with each page's `total`.
+async fn list_all(c: &mut pincer_testkit::ws::RawClient, params: Value, limit: u64) -> (Vec<Value>, Vec<u64>) {
+    let (mut jobs, mut totals, mut offset) = (Vec::new(), Vec::new(), 0);
+    loop {
+        let mut p = params.clone();
+        p["limit"] = json!(limit);
+        p["offset"] = json!(offset);
+        let page = c.call("cron.list", p).await.unwrap();
+        let got = page["jobs"].as_array().unwrap().clone();
+        assert!(got.len() as u64 <= limit);
+        totals.push(page["total"].as_u64().unwrap());
+        jobs.extend(got);
+        match page["nextOffset"].as_u64() {
+            Some(n) => {
+                assert_eq!((page["hasMore"].as_bool(), n), (Some(true), offset + limit), "{page:#}");
+                offset = n;
+            }
+            None => return (jobs, totals),
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_pages_keep_every_order_and_filter_and_paused_jobs_stay_last() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut ids = Vec::new();
+    for i in 0..23u64 {
+        // Repeated fire times (ties go by id), names in mixed case, two agents, two kinds.
+        let schedule = if i % 2 == 0 {
+            json!({"kind": "every", "everyMs": 60_000 * (1 + i % 4)})
+        } else {
+            json!({"kind": "cron", "expr": format!("{} 7 * * *", i % 3), "tz": "UTC"})
+        };
+        let mut job = command_job(["Delta", "alpha", "Charlie", "bravo"][i as usize % 4], schedule, "true");
+        job["agentId"] = json!(if i % 3 == 0 { "ops" } else { "main" });
+        job["description"] = json!(format!("job number {i}"));
+        job["enabled"] = json!(i % 5 != 0);
+        ids.push(add(&mut c, job).await["id"].as_str().unwrap().to_string());
+    }
+    let mut all = Vec::new();
+    for id in &ids {
+        all.push(c.call("cron.get", json!({"id": id})).await.unwrap());
+    }
+    let next = |j: &Value| j["state"]["nextRunAtMs"].as_i64();
+    assert!(all.iter().any(|j| next(j).is_none()), "disabled jobs have no next run");
+    let cases = [
+        json!({}),
+        json!({"includeDisabled": true, "sortDir": "desc"}),
+        json!({"enabled": "disabled"}),
+        json!({"enabled": "all", "sortBy": "name"}),
+        json!({"enabled": "all", "sortBy": "name", "sortDir": "desc"}),
+        json!({"enabled": "all", "sortBy": "updatedAtMs", "sortDir": "desc"}),
+        json!({"enabled": "all", "agentId": "ops"}),
+        json!({"enabled": "all", "query": "NUMBER 1", "sortDir": "desc"}),
+        json!({"scheduleKind": "cron", "sortBy": "name"}),
+        json!({"enabled": "all", "lastRunStatus": "unknown"}),
+        json!({"lastRunStatus": "ok"}),
+    ];
+    for params in cases {
+        let mut want: Vec<&Value> = all
+            .iter()
+            .filter(|j| match params["enabled"].as_str() {
+                Some("all") => true,
+                Some("disabled") => j["enabled"] == false,
+                _ => params["includeDisabled"] == true || j["enabled"] == true,
+            })
+            .filter(|j| params["agentId"].as_str().is_none_or(|a| j["agentId"].as_str().unwrap_or("main") == a))
+            .filter(|j| params["scheduleKind"].as_str().is_none_or(|k| j["schedule"]["kind"] == k))
+            // None of these jobs has run.
+            .filter(|_| params["lastRunStatus"].as_str().is_none_or(|s| s == "unknown"))
+            .filter(|j| {
+                params["query"].as_str().is_none_or(|q| {
+                    let q = q.to_lowercase();
+                    [&j["id"], &j["name"], &j["description"]]
+                        .iter()
+                        .any(|f| f.as_str().unwrap().to_lowercase().contains(&q))
+                })
+            })
+            .collect();
+        let desc = params["sortDir"] == "desc";
+        want.sort_by(|a, b| {
+            let key = match params["sortBy"].as_str() {
+                Some("name") => {
+                    a["name"].as_str().unwrap().to_lowercase().cmp(&b["name"].as_str().unwrap().to_lowercase())
+                }
+                Some("updatedAtMs") => a["updatedAtMs"].as_i64().cmp(&b["updatedAtMs"].as_i64()),
+                _ => next(a).cmp(&next(b)),
+            };
+            let order = key.then(a["id"].as_str().cmp(&b["id"].as_str()));
+            let order = if desc { order.reverse() } else { order };
+            // Jobs with no next run come last in either direction (OpenClaw's rule).
+            let paused = |j: &Value| params["sortBy"].is_null() && next(j).is_none();
+            paused(a).cmp(&paused(b)).then(order)
+        });
+        let want: Vec<&str> = want.iter().map(|j| j["id"].as_str().unwrap()).collect();
+        for limit in [4, 200] {
+            let (got, totals) = list_all(&mut c, params.clone(), limit).await;
+            let got: Vec<&str> = got.iter().map(|j| j["id"].as_str().unwrap()).collect();
+            assert_eq!(got, want, "{params} limit {limit}");
+            assert!(totals.iter().all(|t| *t == want.len() as u64), "{params}: totals {totals:?}");
+        }
+    }
+    // Past the end: an empty page that says so.
+    let page = c.call("cron.list", json!({"offset": 500})).await.unwrap();
+    assert_eq!((page["jobs"].as_array().unwrap().len(), page["hasMore"].as_bool()), (0, Some(false)));
+    gw.stop().await;
+}
+
+/// `cron.add`s arriving together are checked one by one but committed together: many share one
+/// commit, each caller hears back only once its job is durable, and every job is scheduled.
+#[tokio::test]
+async fn pipelined_adds_share_commits_and_each_is_durable_when_answered() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let n = 60;
+    let before = gw.store().commits();
+    for i in 0..n {
+        let job = command_job(&format!("bulk {i}"), json!({"kind": "every", "everyMs": 60_000}), "true");
+        c.send_text(json!({"type": "req", "id": format!("add-{i}"), "method": "cron.add", "params": job}).to_string())
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        let frame = c.next_frame().await.unwrap();
+        if frame["type"] != "res" {
+            continue;
+        }
+        assert_eq!(frame["ok"], true, "{frame}");
+        let id = frame["payload"]["id"].as_str().unwrap().to_string();
+        // Answered means committed: a fresh read finds it.
+        let stored = gw.store().read({
+            let id = id.clone();
+            move |rd| rd.get_job(&id)
+        });
+        assert!(stored.await.unwrap().is_some(), "{id} answered before it was stored");
+        ids.push(id);
+    }
+    let commits = gw.store().commits() - before;
+    assert!(commits < n as u64 / 2, "{commits} commits for {n} adds");
+    let status = c.call("cron.status", json!({})).await.unwrap();
+    assert_eq!(status["jobs"].as_u64(), Some(n as u64), "every job is scheduled: {status}");
+    let page = c.call("cron.list", json!({"limit": 200})).await.unwrap();
+    assert_eq!(page["total"].as_u64(), Some(n as u64));
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
     let gw = TestGateway::start_with("{channels: {discord: {token: 't'}, telegram: {botToken: 't'}}}").await;

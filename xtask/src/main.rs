@@ -21,6 +21,15 @@ use std::process::Command;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = repo_root();
+    if cfg!(debug_assertions) && matches!(args.first().map(String::as_str), Some("bench" | "load" | "soak")) {
+        // The measuring clients and fake servers live in this process: run them optimised.
+        let status = Command::new("cargo")
+            .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+            .args(&args)
+            .current_dir(&root)
+            .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
     match args.first().map(String::as_str) {
         Some("openclaw") => {
             let oc = openclaw::ensure(&root)?;

@@ -8,10 +8,10 @@ use pincer_protocol::schema::cron::{
     require_id,
 };
 use pincer_protocol::schema::{Method, ParamsError};
-use pincer_store::{RunFilter, RunRow};
+use pincer_store::{EnabledFilter, JobFacts, JobOrder, JobPageQuery, RunFilter, RunRow};
 use serde_json::{Map, Value, json};
 
-use crate::job::{Job, JobExt};
+use crate::job::{DEFAULT_AGENT, Job, JobExt};
 use crate::scheduler::{CronError, CronService, RunMode};
 
 impl From<ParamsError> for CronError {
@@ -50,65 +50,71 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
     {
         return Err(ParamsError::new(M, format!("trigger \"{t}\" is not supported by Pincer")).into());
     }
-    let (mut jobs, revision) = svc.all_jobs().await?;
-    let enabled = p.enabled.as_deref().unwrap_or(if p.include_disabled == Some(true) { "all" } else { "enabled" });
-    match enabled {
-        "all" | "enabled" | "disabled" => {}
+    let enabled = match p.enabled.as_deref().unwrap_or(if p.include_disabled == Some(true) { "all" } else { "enabled" })
+    {
+        "all" => EnabledFilter::All,
+        "enabled" => EnabledFilter::Enabled,
+        "disabled" => EnabledFilter::Disabled,
         other => {
             return Err(ParamsError::new(M, format!("enabled \"{other}\" is not all, enabled or disabled")).into());
         }
-    }
-    jobs.retain(|j| match enabled {
-        "enabled" => j.enabled,
-        "disabled" => !j.enabled,
-        _ => true,
-    });
-    if let Some(q) = p.query.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty()) {
-        jobs.retain(|j| {
-            j.id.to_lowercase().contains(&q)
-                || j.name.to_lowercase().contains(&q)
-                || j.description.as_deref().is_some_and(|d| d.to_lowercase().contains(&q))
-        });
-    }
-    if let Some(kind) = p.schedule_kind.as_deref().filter(|k| *k != "all") {
-        jobs.retain(|j| j.schedule.kind() == kind);
-    }
-    if let Some(status) = p.last_run_status.as_deref().filter(|s| *s != "all") {
-        jobs.retain(|j| match status {
-            "unknown" => j.state.last_run_status.is_none(),
-            s => j.state.last_run_status.as_deref() == Some(s),
-        });
-    }
-    if let Some(agent) = &p.agent_id {
-        jobs.retain(|j| j.effective_agent() == agent);
-    }
-    let desc = p.sort_dir.as_deref() == Some("desc");
-    match p.sort_by.as_deref().unwrap_or("nextRunAtMs") {
-        "name" => jobs.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id))),
-        "updatedAtMs" => jobs.sort_by(|a, b| a.updated_at_ms.cmp(&b.updated_at_ms).then(a.id.cmp(&b.id))),
-        "nextRunAtMs" => jobs.sort_by(|a, b| {
-            let key = |j: &Job| (j.state.next_run_at_ms.is_none(), j.state.next_run_at_ms.unwrap_or(0));
-            key(a).cmp(&key(b)).then(a.name.cmp(&b.name)).then(a.id.cmp(&b.id))
-        }),
+    };
+    let order = match p.sort_by.as_deref().unwrap_or("nextRunAtMs") {
+        "nextRunAtMs" => JobOrder::NextRun,
+        "updatedAtMs" => JobOrder::UpdatedAt,
+        "name" => JobOrder::Name,
         other => {
             return Err(
                 ParamsError::new(M, format!("sortBy \"{other}\" is not nextRunAtMs, updatedAtMs or name")).into()
             );
         }
-    }
-    if desc {
-        jobs.reverse();
-    }
-    let total = jobs.len() as u64;
-    let page: Vec<&Job> = jobs.iter().skip(offset as usize).take(limit as usize).collect();
-    let has_more = (offset as u64 + page.len() as u64) < total;
+    };
+    let q = JobPageQuery {
+        enabled,
+        order,
+        descending: p.sort_dir.as_deref() == Some("desc"),
+        offset: offset as u64,
+        limit,
+    };
+    let filter = ListFilter {
+        query: p.query.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty()),
+        schedule_kind: p.schedule_kind.clone().filter(|k| k != "all"),
+        last_run_status: p.last_run_status.clone().filter(|s| s != "all"),
+        agent_id: p.agent_id.clone(),
+    };
+    // Unfiltered pages come from the order's index; a filter reads every job's facts (not the job).
+    let (page, revision) = svc
+        .store()
+        .read(move |rd| {
+            let page = if filter.is_empty() {
+                rd.job_page(&q)?
+            } else {
+                rd.job_page_matching(&q, &mut |facts| filter.keeps(facts))?
+            };
+            Ok((page, rd.cron_revision()?))
+        })
+        .await?;
+    let listed = page.jobs.len() as u64;
+    let jobs: Vec<Job> = page
+        .jobs
+        .iter()
+        .filter_map(|r| match Job::from_stored(&r.job_json, &r.state_json) {
+            Ok(job) => Some(job),
+            Err(e) => {
+                tracing::warn!(job = %r.id, error = %e.0, "cron.list: a stored job does not parse; it is left out");
+                None
+            }
+        })
+        .collect();
+    let total = page.total;
+    let has_more = (offset as u64 + listed) < total;
     // OpenClaw answers with previews unless asked for compact pages (`cron show` relies on it).
     let delivery_previews = p
         .include_delivery_previews
         .unwrap_or(p.compact != Some(true))
-        .then(|| page.iter().map(|j| (j.id.clone(), preview(svc, j))).collect());
+        .then(|| jobs.iter().map(|j| (j.id.clone(), preview(svc, j))).collect());
     Ok(ListResult {
-        jobs: page
+        jobs: jobs
             .iter()
             .map(|j| CronJob { effective_agent_id: Some(j.effective_agent().to_string()), ..job_view(j) })
             .collect(),
@@ -117,11 +123,45 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
         offset,
         limit,
         has_more,
-        next_offset: has_more.then_some(offset as u64 + page.len() as u64),
+        next_offset: has_more.then_some(offset as u64 + listed),
         timezone: svc.default_tz().to_string(),
         delivery_previews,
         extra: Map::new(),
     })
+}
+
+/// `cron.list`'s filters beyond `enabled`, applied to each job's stored facts.
+struct ListFilter {
+    /// Lower-cased text to find in the id, name or description.
+    query: Option<String>,
+    schedule_kind: Option<String>,
+    /// A status, or `unknown` for jobs that have not run.
+    last_run_status: Option<String>,
+    agent_id: Option<String>,
+}
+
+impl ListFilter {
+    fn is_empty(&self) -> bool {
+        self.query.is_none()
+            && self.schedule_kind.is_none()
+            && self.last_run_status.is_none()
+            && self.agent_id.is_none()
+    }
+
+    fn keeps(&self, f: &JobFacts) -> bool {
+        let query = self.query.as_deref().is_none_or(|q| {
+            f.id.to_lowercase().contains(q)
+                || f.name.to_lowercase().contains(q)
+                || f.description.as_deref().is_some_and(|d| d.to_lowercase().contains(q))
+        });
+        let kind = self.schedule_kind.as_deref().is_none_or(|k| f.schedule_kind.as_deref() == Some(k));
+        let status = self.last_run_status.as_deref().is_none_or(|s| match s {
+            "unknown" => f.last_run_status.is_none(),
+            s => f.last_run_status.as_deref() == Some(s),
+        });
+        let agent = self.agent_id.as_deref().is_none_or(|a| f.agent_id.as_deref().unwrap_or(DEFAULT_AGENT) == a);
+        query && kind && status && agent
+    }
 }
 
 pub async fn get(svc: &CronService, p: JobRef) -> Result<CronJob, CronError> {

@@ -136,8 +136,15 @@ impl Trigger {
 enum Msg {
     Add {
         params: Box<JobInput>,
+        reply: oneshot::Sender<Result<Job, CronError>>,
+    },
+    /// `cron.add` with a `declarationKey` (see `Actor::declare`).
+    Declare {
+        params: Box<JobInput>,
         reply: oneshot::Sender<Result<(Job, bool), CronError>>,
     },
+    /// A new job's insert has committed (or failed): it joins the schedule now.
+    Added(Box<Added>),
     Update {
         id: String,
         patch: JobPatch,
@@ -172,6 +179,21 @@ enum Msg {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+}
+
+struct Added {
+    job: Job,
+    schedule: Schedule,
+    stored: Result<(), StoreError>,
+    reply: oneshot::Sender<Result<Job, CronError>>,
+}
+
+impl Added {
+    /// Tells the caller what was saved, without scheduling the job (the scheduler has stopped).
+    fn answer_unscheduled(self: Box<Self>) {
+        let Added { job, stored, reply, .. } = *self;
+        let _ = reply.send(stored.map(|()| job).map_err(CronError::from));
+    }
 }
 
 struct Finished {
@@ -370,13 +392,19 @@ impl CronService {
     /// Creates a job from `cron.add` params.
     /// Adds a job (or, with a known `declarationKey`, updates that job to the declaration).
     pub async fn add(&self, params: JobInput) -> Result<Job, CronError> {
-        Ok(self.add_or_declare(params).await?.0)
+        if params.declaration_key.is_some() {
+            return Ok(self.ask(|reply| Msg::Declare { params: Box::new(params), reply }).await??.0);
+        }
+        self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
     }
 
     /// Adds a job; with a `declarationKey` already held by a job, updates that job to the
     /// declaration instead. The flag is true when a job was created.
     pub async fn add_or_declare(&self, params: JobInput) -> Result<(Job, bool), CronError> {
-        self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
+        if params.declaration_key.is_none() {
+            return Ok((self.add(params).await?, true));
+        }
+        self.ask(|reply| Msg::Declare { params: Box::new(params), reply }).await?
     }
 
     /// Applies a partial update (`null` clears a field).
@@ -830,6 +858,7 @@ impl Actor {
             while let Ok(msg) = self.rx.try_recv() {
                 if let Msg::Shutdown { reply } = msg {
                     self.shutdown().await;
+                    self.close_queue();
                     let _ = reply.send(());
                     return Ok(());
                 }
@@ -856,12 +885,23 @@ impl Actor {
             match woke {
                 Some(Some(Msg::Shutdown { reply })) => {
                     self.shutdown().await;
+                    self.close_queue();
                     let _ = reply.send(());
                     return Ok(());
                 }
                 Some(Some(msg)) => self.handle(msg).await,
                 Some(None) => return Ok(()),
                 None => self.watchdog(),
+            }
+        }
+    }
+
+    /// Takes no message any more; an add whose insert committed still tells its caller so.
+    fn close_queue(&mut self) {
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Added(a) = msg {
+                a.answer_unscheduled();
             }
         }
     }
@@ -1124,8 +1164,13 @@ impl Actor {
 
     async fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Add { params, reply } => {
-                let _ = reply.send(self.add(*params).await);
+            Msg::Add { params, reply } => self.add(*params, reply),
+            Msg::Declare { params, reply } => {
+                let _ = reply.send(self.declare(*params).await);
+            }
+            Msg::Added(a) => {
+                let Added { job, schedule, stored, reply } = *a;
+                let _ = reply.send(self.added(job, schedule, stored));
             }
             Msg::Update { id, patch, expected, reply } => {
                 let _ = reply.send(self.update(&id, patch, expected).await);
@@ -1185,14 +1230,25 @@ impl Actor {
         }
     }
 
-    async fn add(&mut self, params: JobInput) -> Result<(Job, bool), CronError> {
+    /// `cron.add` with a `declarationKey`: a job already holding the key becomes the declaration;
+    /// otherwise the job is created with its insert awaited here (not shared with other adds), so
+    /// a second declaration of the same key, handled after it, finds it and never makes two.
+    async fn declare(&mut self, params: JobInput) -> Result<(Job, bool), CronError> {
         let declared = params.declaration_key.as_deref().and_then(|key| {
             self.jobs.values().find(|e| e.job.declaration_key.as_deref() == Some(key)).map(|e| e.job.clone())
         });
         if let Some(existing) = declared {
             return Ok((self.redeclare(existing, params).await?, false));
         }
-        Ok((self.create(params).await?, true))
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = self.now();
+        let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
+        let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+        job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
+        self.refuse_certain_failure(&job)?;
+        let row = job_row(&job);
+        let stored = self.s.store.write(move |tx| tx.insert_job(&row)).await;
+        Ok((self.added(job, schedule, stored)?, true))
     }
 
     /// The same `declarationKey` again: the job becomes the declaration (a full replacement of its
@@ -1233,15 +1289,40 @@ impl Actor {
         self.update(&existing.id, JobPatch(patch), None).await
     }
 
-    async fn create(&mut self, params: JobInput) -> Result<Job, CronError> {
+    /// Checks a new job and queues its insert without waiting for it: the job joins the schedule
+    /// once the insert committed ([`Msg::Added`]), so adds arriving together share one commit.
+    fn add(&mut self, params: JobInput, reply: oneshot::Sender<Result<Job, CronError>>) {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut job = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
-        let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
-        self.refuse_certain_failure(&job)?;
         let now = self.now();
-        job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
+        let prepared = job::create(params, id, &self.ctx()).map_err(|e| CronError::Invalid(e.0)).and_then(|mut job| {
+            let schedule = Schedule::new(&job.schedule, &job.id).map_err(|e| CronError::Invalid(e.to_string()))?;
+            job.state.next_run_at_ms = if job.enabled { first_fire(&job, &schedule, now) } else { None };
+            Ok((job, schedule))
+        });
+        let prepared = prepared.and_then(|(job, schedule)| self.refuse_certain_failure(&job).map(|()| (job, schedule)));
+        let (job, schedule) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
         let row = job_row(&job);
-        self.s.store.write(move |tx| tx.insert_job(&row)).await?;
+        let write = self.s.store.write(move |tx| tx.insert_job(&row));
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let stored = write.await;
+            if let Err(mpsc::error::SendError(Msg::Added(a))) =
+                tx.send(Msg::Added(Box::new(Added { job, schedule, stored, reply }))).await
+            {
+                // The scheduler stopped meanwhile: the caller still hears what was saved.
+                a.answer_unscheduled();
+            }
+        });
+    }
+
+    fn added(&mut self, job: Job, schedule: Schedule, stored: Result<(), StoreError>) -> Result<Job, CronError> {
+        stored?;
         self.jobs
             .insert(job.id.clone(), Entry { job: job.clone(), schedule: Some(schedule), slot: None, running: None });
         self.enqueue(&job.id);

@@ -158,6 +158,42 @@ enum RowOutcome {
 /// A part's state to write in the same commit as its row's next state.
 type PartUpdate = Option<(u32, &'static str)>;
 
+/// A part the platform accepted whose receipt a worker holds until its next commit: the next
+/// part's `dispatching` carries it (one commit for both), or it is written alone when no send
+/// follows at once. Either way it commits before another request of the conversation goes.
+struct Accepted {
+    row: DeliveryRow,
+    idx: u32,
+    message_id: String,
+    /// `sent`, or `reconciled` (found on the platform after an ambiguous send).
+    outcome: &'static str,
+    /// The row's last part: the row is settled `delivered` in the same commit.
+    last: bool,
+    at_ms: i64,
+}
+
+impl Accepted {
+    /// The receipt's writes: the part `sent`, its attempt, and for the last part the settlement.
+    fn write(&self) -> impl Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<()> + Send + Sync + 'static {
+        let (id, idx, last, now) = (self.row.id.clone(), self.idx, self.last, self.at_ms);
+        let attempt = AttemptRow {
+            at_ms: now,
+            part_idx: idx,
+            outcome: self.outcome.into(),
+            detail: Some(self.message_id.clone()),
+        };
+        let mid = self.message_id.clone();
+        move |tx| {
+            tx.mark_part_sent(&id, idx, &mid, now)?;
+            tx.record_attempt(&id, &attempt)?;
+            if last {
+                tx.settle_delivery(&id, "delivered", true, None, None, now)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The live worker's claim on its batch; dropped without [`Held::release`] (the worker died),
 /// it leaves the rows for the dispatcher to take back once their lease runs out.
 struct Held {
@@ -322,7 +358,11 @@ impl Outbox {
             tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
         }
         let (parts, body) = (fitted.parts, fitted.body);
-        let id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered on the injected clock (UUID v7): a new row's id, parts and attempts land at
+        // the end of their indexes, so a commit of many rows writes few pages.
+        let now = self.inner.clock.now_ms().max(0);
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, (now / 1000) as u64, (now % 1000) as u32 * 1_000_000);
+        let id = uuid::Uuid::new_v7(ts).to_string();
         let parts = parts.into_iter().enumerate().map(|(i, text)| (text, Part::derive_nonce(&id, i as u32))).collect();
         Ok(NewDelivery {
             id,
@@ -488,23 +528,19 @@ impl Inner {
         }
     }
 
-    /// Waits for the channel's rate limiter.
-    async fn take_token(&self, channel: &str) {
+    /// Takes a send token from the channel's rate limiter; returns how long to wait (0: go now).
+    fn reserve_token(&self, channel: &str) -> i64 {
         let rate = self.rates.get(channel).copied().unwrap_or(0.0);
         if rate <= 0.0 {
-            return;
+            return 0;
         }
         let now = self.now();
-        let wait = self
-            .buckets
+        self.buckets
             .lock()
             .expect("buckets lock")
             .entry(channel.to_string())
             .or_insert_with(|| Bucket::new(rate, now))
-            .take(now);
-        if wait > 0 {
-            self.clock.sleep_until(now + wait).await;
-        }
+            .take(now)
     }
 
     /// Writes `f` until it commits (a receipt, a settlement, a row put back: steps the outbox
@@ -515,9 +551,22 @@ impl Inner {
         R: Send + 'static,
         F: Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<R> + Send + Sync + 'static,
     {
+        self.write_through_after(point, row_id, 0, f).await
+    }
+
+    /// [`Inner::write_through`] after `failures` tries already failed (the first try here waits
+    /// as the next retry would).
+    async fn write_through_after<R, F>(&self, point: &'static str, row_id: &str, failures: usize, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<R> + Send + Sync + 'static,
+    {
         let f = Arc::new(f);
         let mut stop = self.stop.subscribe();
-        let mut failures = 0usize;
+        let mut failures = failures;
+        if failures > 0 && !self.wait_retry(failures - 1, &mut stop).await {
+            return None;
+        }
         loop {
             let result = match self.failpoints.check(point) {
                 Err(injected) => Err(StoreError::Invalid(injected.to_string())),
@@ -536,17 +585,24 @@ impl Inner {
                 Err(e) => e,
             };
             let wait = STORE_RETRY_MS[failures.min(STORE_RETRY_MS.len() - 1)];
-            failures += 1;
             self.store_error(point);
             tracing::error!(delivery = %row_id, step = point, error = %e, retry_in_ms = wait, "outbox: the store refused a write; trying again");
-            if *stop.borrow() {
+            if !self.wait_retry(failures, &mut stop).await {
                 return None;
             }
-            let until = self.now() + wait;
-            tokio::select! {
-                _ = self.clock.sleep_until(until) => {}
-                _ = stop.changed() => return None,
-            }
+            failures += 1;
+        }
+    }
+
+    /// Waits before the retry that follows `failures` failed tries; false when the outbox stops.
+    async fn wait_retry(&self, failures: usize, stop: &mut watch::Receiver<bool>) -> bool {
+        if *stop.borrow() {
+            return false;
+        }
+        let until = self.now() + STORE_RETRY_MS[failures.min(STORE_RETRY_MS.len() - 1)];
+        tokio::select! {
+            _ = self.clock.sleep_until(until) => true,
+            _ = stop.changed() => false,
         }
     }
 
@@ -685,13 +741,18 @@ impl Inner {
         let _ = self.store.write(move |tx| tx.record_attempt(&id, &a)).await;
     }
 
-    /// Sends one row's remaining parts in order.
-    async fn deliver(&self, leased: LeasedDelivery) -> RowOutcome {
+    /// Sends one row's remaining parts in order. A part the platform accepted is left in
+    /// `accepted` for the worker's next commit — the next part's `dispatching`, in this row or the
+    /// next — so that one commit records one part sent and puts the next in flight.
+    async fn deliver(&self, leased: LeasedDelivery, accepted: &mut Option<Accepted>) -> RowOutcome {
         let LeasedDelivery { row, parts, cancel_requested } = leased;
         if cancel_requested {
             self.cancels.lock().expect("cancels lock").insert(row.id.clone());
         }
         let Some(channel) = self.channels.get(&row.channel).cloned() else {
+            if !self.record_accepted(accepted).await {
+                return RowOutcome::Stopped;
+            }
             let msg = format!(
                 "channel \"{}\" is not configured; add channels.{} to the config, then `pincer deliveries retry {}`",
                 row.channel, row.channel, row.id
@@ -700,7 +761,14 @@ impl Inner {
         };
         let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
         let total = parts.len() as u32;
-        for part in parts.iter().filter(|p| p.state != "sent") {
+        let unsent: Vec<&PartRow> = parts.iter().filter(|p| p.state != "sent").collect();
+        for (k, part) in unsent.iter().enumerate() {
+            let last = k + 1 == unsent.len();
+            // Anything but a plain send writes on its own: the receipt held goes first.
+            let plain = part.state == "pending" && !self.cancel_asked(&row.id);
+            if !plain && !self.record_accepted(accepted).await {
+                return RowOutcome::Stopped;
+            }
             if self.cancel_asked(&row.id) {
                 return self.cancel_now(&row, None).await;
             }
@@ -716,20 +784,27 @@ impl Inner {
             match self.check_unknown(&row, part, &request, channel.as_ref()).await {
                 Unknown::Send => {}
                 Unknown::Found(receipt) => {
-                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "reconciled").await {
-                        return outcome;
+                    *accepted = Some(self.accepted(&row, part.idx, receipt, "reconciled", last));
+                    if !self.record_accepted(accepted).await {
+                        return RowOutcome::Stopped;
+                    }
+                    if last {
+                        return RowOutcome::Done;
                     }
                     continue;
                 }
                 Unknown::Stop(outcome) => return outcome,
             }
-            self.take_token(&row.channel).await;
-            let (id, idx, now) = (row.id.clone(), part.idx, self.now());
-            let marked = match self.failpoints.check("outbox.dispatching") {
-                Err(injected) => Err(StoreError::Invalid(injected.to_string())),
-                Ok(()) => self.store.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await,
-            };
-            if let Err(e) = marked {
+            let wait = self.reserve_token(&row.channel);
+            if wait > 0 {
+                // A receipt does not wait for the next send's turn.
+                if !self.record_accepted(accepted).await {
+                    return RowOutcome::Stopped;
+                }
+                self.clock.sleep_until(self.now() + wait).await;
+            }
+            if let Err(e) = self.mark_dispatching(&row, part.idx, accepted).await {
+                let Some(e) = e else { return RowOutcome::Stopped };
                 self.store_error("outbox.dispatching");
                 // Nothing was sent: put the row back (not charged) and try again after a backoff.
                 tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
@@ -748,54 +823,200 @@ impl Inner {
             match result {
                 Ok(receipt) => {
                     pincer_core::crashpoint::hit("outbox.sent");
-                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "sent").await {
-                        return outcome;
+                    *accepted = Some(self.accepted(&row, part.idx, receipt, "sent", last));
+                    if last {
+                        // Settled `delivered` with this receipt, in the worker's next commit.
+                        return RowOutcome::Done;
                     }
                 }
                 Err(e) => return self.failed(&row, part, channel.as_ref(), e).await,
             }
         }
+        if !self.record_accepted(accepted).await {
+            return RowOutcome::Stopped;
+        }
         self.settle(&row, "delivered", true, None, None, None).await
     }
 
-    /// Records that the platform has part `idx` (`outcome`: `sent`, or `reconciled` when it was
-    /// found after an ambiguous send), in one commit with — for the last part — the settlement;
-    /// written until it commits (the platform has the part: it must never be sent again).
-    /// `Some` when the row is finished (or the outbox is stopping).
-    async fn record_sent(
-        &self,
-        row: &DeliveryRow,
-        parts: &[PartRow],
-        idx: u32,
-        receipt: Receipt,
-        outcome: &str,
-    ) -> Option<RowOutcome> {
-        let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= idx);
-        let (id, now, mid) = (row.id.clone(), self.now(), receipt.message_id);
-        let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome: outcome.into(), detail: Some(mid.clone()) };
+    /// A local channel's rows (the inbox): every part, its receipt and its row's settlement in
+    /// one commit, written until it commits — nothing is ever in flight. Rows asked to stop are
+    /// cancelled first, one by one.
+    async fn deliver_local(&self, channel: Arc<dyn Channel>, batch: Vec<LeasedDelivery>) {
+        let mut rows = Vec::new();
+        for leased in batch {
+            if leased.cancel_requested {
+                self.cancels.lock().expect("cancels lock").insert(leased.row.id.clone());
+            }
+            if self.cancel_asked(&leased.row.id) {
+                if let RowOutcome::Stopped = self.cancel_now(&leased.row, None).await {
+                    return;
+                }
+                continue;
+            }
+            rows.push(leased);
+        }
+        let Some(first) = rows.first().map(|l| l.row.id.clone()) else { return };
+        let now = self.now();
+        let items: Arc<Vec<(String, Vec<Part>)>> = Arc::new(
+            rows.iter()
+                .map(|l| {
+                    let target = Target {
+                        channel: l.row.channel.clone(),
+                        to: l.row.target.clone(),
+                        thread: l.row.thread_id.clone(),
+                    };
+                    let parts = l
+                        .parts
+                        .iter()
+                        .filter(|p| p.state != "sent")
+                        .map(|p| Part {
+                            row_id: l.row.id.clone(),
+                            index: p.idx,
+                            total: l.parts.len() as u32,
+                            target: target.clone(),
+                            text: p.body.clone(),
+                            nonce: p.nonce.clone(),
+                            idempotency_key: l.row.idempotency_key.clone(),
+                        })
+                        .collect();
+                    (l.row.id.clone(), parts)
+                })
+                .collect(),
+        );
+        let (written, ch) = (items.clone(), channel.clone());
+        let receipts = self
+            .write_through("outbox.receipt", &first, move |tx| {
+                let Some(local) = ch.local() else {
+                    return Err(StoreError::Invalid(format!("channel {} stores nothing locally", ch.name())));
+                };
+                let mut receipts = Vec::new();
+                for (id, parts) in written.iter() {
+                    for part in parts {
+                        let receipt = local.write(tx, part, now)?;
+                        tx.mark_part_sent(id, part.index, &receipt.message_id, now)?;
+                        let detail = Some(receipt.message_id.clone());
+                        tx.record_attempt(
+                            id,
+                            &AttemptRow { at_ms: now, part_idx: part.index, outcome: "sent".into(), detail },
+                        )?;
+                        receipts.push(receipt);
+                    }
+                    tx.settle_delivery(id, "delivered", true, None, None, now)?;
+                }
+                Ok(receipts)
+            })
+            .await;
+        // `None`: the outbox is stopping; the next start takes the rows back.
+        let (Some(receipts), Some(local)) = (receipts, channel.local()) else { return };
+        let mut receipts = receipts.iter();
+        for ((_, parts), leased) in items.iter().zip(&rows) {
+            for (part, receipt) in parts.iter().zip(receipts.by_ref()) {
+                self.metrics.inc(
+                    "pincer_outbox_attempts_total",
+                    "Send attempts by channel and outcome.",
+                    &[("channel", &leased.row.channel), ("outcome", "sent")],
+                );
+                local.committed(part, receipt, now);
+            }
+            self.settled_notify(&leased.row, "delivered", None);
+        }
+    }
+
+    /// A part the platform has (`outcome`: `sent`, or `reconciled` when it was found after an
+    /// ambiguous send), to be recorded — the row's last part with its settlement.
+    fn accepted(&self, row: &DeliveryRow, idx: u32, receipt: Receipt, outcome: &'static str, last: bool) -> Accepted {
         self.metrics.inc(
             "pincer_outbox_attempts_total",
             "Send attempts by channel and outcome.",
             &[("channel", &row.channel), ("outcome", outcome)],
         );
-        let stored = self
-            .write_through("outbox.receipt", &row.id, move |tx| {
-                tx.mark_part_sent(&id, idx, &mid, now)?;
-                tx.record_attempt(&id, &attempt)?;
-                if last {
-                    tx.settle_delivery(&id, "delivered", true, None, None, now)?;
-                }
+        Accepted { row: row.clone(), idx, message_id: receipt.message_id, outcome, last, at_ms: self.now() }
+    }
+
+    /// Commits part `idx` as `dispatching` before its request, and in the same commit the receipt
+    /// held in `accepted`. `Err(None)` when the outbox is stopping.
+    async fn mark_dispatching(
+        &self,
+        row: &DeliveryRow,
+        idx: u32,
+        accepted: &mut Option<Accepted>,
+    ) -> Result<(), Option<StoreError>> {
+        let Some(a) = accepted.take() else { return self.mark_dispatching_alone(row, idx).await };
+        // Each step keeps its own fail point; the receipt's is checked first (it is written first).
+        let injected = match self.failpoints.check("outbox.receipt") {
+            Err(e) => Some(("outbox.receipt", e)),
+            Ok(()) => self.failpoints.check("outbox.dispatching").err().map(|e| ("outbox.dispatching", e)),
+        };
+        let written = match injected {
+            Some((point, e)) => Err((point, StoreError::Invalid(e.to_string()))),
+            None => {
+                let (id, now, write) = (row.id.clone(), self.now(), a.write());
+                let result = self
+                    .store
+                    .write(move |tx| {
+                        write(tx)?;
+                        tx.mark_part_dispatching(&id, idx, now)
+                    })
+                    .await;
+                // SQLite cannot say which half failed: the receipt is the one that must not be lost.
+                result.map_err(|e| ("outbox.receipt", e))
+            }
+        };
+        match written {
+            Ok(()) => {
+                self.recorded(&a);
                 Ok(())
-            })
-            .await;
-        if stored.is_none() {
-            return Some(RowOutcome::Stopped);
+            }
+            Err(("outbox.dispatching", e)) => {
+                // The receipt alone, then the dispatching failure as if it had been written alone.
+                *accepted = Some(a);
+                if !self.record_accepted(accepted).await {
+                    return Err(None);
+                }
+                Err(Some(e))
+            }
+            Err((_, e)) => {
+                // That was the receipt's first try: it is written again after the usual waits,
+                // then this part is marked on its own.
+                self.receipt_refused(&a, &e);
+                if self.write_through_after("outbox.receipt", &a.row.id, 1, a.write()).await.is_none() {
+                    return Err(None);
+                }
+                self.recorded(&a);
+                self.mark_dispatching_alone(row, idx).await
+            }
         }
-        if last {
-            self.settled_notify(row, "delivered", None);
-            return Some(RowOutcome::Done);
+    }
+
+    async fn mark_dispatching_alone(&self, row: &DeliveryRow, idx: u32) -> Result<(), Option<StoreError>> {
+        let (id, now) = (row.id.clone(), self.now());
+        match self.failpoints.check("outbox.dispatching") {
+            Err(injected) => Err(Some(StoreError::Invalid(injected.to_string()))),
+            Ok(()) => self.store.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await.map_err(Some),
         }
-        None
+    }
+
+    fn receipt_refused(&self, a: &Accepted, e: &dyn std::fmt::Display) {
+        self.store_error("outbox.receipt");
+        tracing::error!(delivery = %a.row.id, step = "outbox.receipt", error = %e, retry_in_ms = STORE_RETRY_MS[0], "outbox: the store refused a write; trying again");
+    }
+
+    /// Writes the receipt held in `accepted` on its own, until it commits (the platform has the
+    /// part: it must never be sent again). False only when the outbox is stopping.
+    async fn record_accepted(&self, accepted: &mut Option<Accepted>) -> bool {
+        let Some(a) = accepted.take() else { return true };
+        if self.write_through("outbox.receipt", &a.row.id, a.write()).await.is_none() {
+            return false;
+        }
+        self.recorded(&a);
+        true
+    }
+
+    /// A receipt is committed: the row it finished is settled.
+    fn recorded(&self, a: &Accepted) {
+        if a.last {
+            self.settled_notify(&a.row, "delivered", None);
+        }
     }
 
     /// A part left `unknown` (an ambiguous send, or a crash mid-send) is resent where the platform
@@ -1088,12 +1309,24 @@ fn spawn_worker(inner: &Arc<Inner>, batch: Vec<LeasedDelivery>, lease_until_ms: 
 
 /// Sends one conversation's leased rows in order; a held row returns the rest to the queue.
 async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
+    let local = batch.first().and_then(|l| inner.channels.get(&l.row.channel)).filter(|c| c.local().is_some());
+    if let Some(channel) = local.cloned() {
+        return inner.deliver_local(channel, batch).await;
+    }
     let mut rows = batch.into_iter();
+    // The receipt of the last part sent, until the next commit carries it.
+    let mut accepted = None;
     while let Some(leased) = rows.next() {
-        match inner.deliver(leased).await {
+        match inner.deliver(leased, &mut accepted).await {
             RowOutcome::Done => {}
-            RowOutcome::Stopped => return,
+            RowOutcome::Stopped => {
+                inner.record_accepted(&mut accepted).await;
+                return;
+            }
             RowOutcome::Hold => {
+                if !inner.record_accepted(&mut accepted).await {
+                    return;
+                }
                 let rest: Vec<String> = rows.map(|l| l.row.id).collect();
                 if !rest.is_empty() {
                     let now = inner.now();
@@ -1104,4 +1337,5 @@ async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
             }
         }
     }
+    inner.record_accepted(&mut accepted).await;
 }

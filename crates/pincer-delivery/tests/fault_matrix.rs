@@ -21,7 +21,7 @@ use pincer_core::{Clock, EventBus, FakeClock, Metrics};
 use pincer_cron::{Origin, Route};
 use pincer_delivery::channel::{Channel, Discord, Slack, Telegram, Webhook};
 use pincer_delivery::{Outbox, OutboxDeps, TooLong};
-use pincer_store::{DeliveryDetail, Store};
+use pincer_store::{DeliveryDetail, NewDelivery, Store};
 use pincer_testkit::fakes::discord::{self, FakeDiscord};
 use pincer_testkit::fakes::slack::{self, FakeSlack};
 use pincer_testkit::fakes::telegram::{self, FakeTelegram};
@@ -619,6 +619,66 @@ async fn a_receipt_the_store_refuses_is_written_again_and_the_conversation_goes_
     assert_eq!(first.parts[0].platform_message_id, Some(messages[0].message_id.to_string()));
     assert_eq!(done.row.settled_at_ms, Some(START_MS + 8_000), "the second goes once the first is recorded");
     assert_eq!(rig.store_retries(), 3);
+}
+
+/// A backlog in one chat costs one commit per message: each message's `dispatching` carries the
+/// previous message's receipt and settlement, instead of one commit before the request and one
+/// after. Nothing is reordered, lost or sent twice.
+#[tokio::test]
+async fn one_commit_records_a_message_sent_and_puts_the_next_in_flight() {
+    let fake = FakeTelegram::start().await;
+    let (channel, to) = adapter(Platform::Telegram, &fake.base_url(), TIMEOUT);
+    let target = channel.parse_target(&to, None).unwrap().to;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("pincer.db")).unwrap();
+    let n = 30;
+    let rows: Vec<NewDelivery> = (0..n)
+        .map(|i| NewDelivery {
+            id: format!("row-{i:02}"),
+            idempotency_key: format!("key-{i}"),
+            origin_kind: "send".into(),
+            origin_id: None,
+            channel: "telegram".into(),
+            account_id: None,
+            target: target.clone(),
+            thread_id: None,
+            max_attempts: MAX_ATTEMPTS,
+            best_effort: false,
+            body: format!("message {i}"),
+            parts: vec![(format!("message {i}"), format!("nonce-{i}"))],
+            created_at_ms: START_MS,
+        })
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    store.write(move |tx| rows.iter().try_for_each(|r| tx.enqueue_delivery(r).map(|_| ()))).await.unwrap();
+    let before = store.write_requests();
+    let (settled, _) = tokio::sync::mpsc::unbounded_channel();
+    let clock = FakeClock::new(START_MS);
+    let outbox = Outbox::start(OutboxDeps {
+        store: store.clone(),
+        clock: clock.shared(),
+        events: EventBus::default(),
+        metrics: Arc::new(Metrics::default()),
+        generation: 1,
+        config: rig_config(TIMEOUT),
+        channels: vec![channel],
+        settled,
+        failpoints: Default::default(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), Arc::new(Metrics::default())),
+    })
+    .await
+    .unwrap();
+    for id in &ids {
+        let row = wait_for_row(&store, id, id, terminal).await;
+        assert_eq!((row.row.state.as_str(), row.parts[0].state.as_str()), ("delivered", "sent"), "{id}");
+    }
+    let writes = store.write_requests() - before;
+    let texts: Vec<String> = fake.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, (0..n).map(|i| format!("message {i}")).collect::<Vec<_>>());
+    // Start-up recovery, a few leases, then one commit per message (and the last receipt alone);
+    // a commit before and one after each request would be 2n.
+    assert!(writes < 3 * n as u64 / 2, "{writes} store writes for {n} messages");
+    outbox.shutdown();
 }
 
 /// Every step of a row the store refuses twice, on Telegram (a resend would show as a second

@@ -7,6 +7,9 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use crate::{Rd, Result, Tx};
 
+mod list;
+pub use list::{EnabledFilter, JobFacts, JobOrder, JobPage, JobPageQuery};
+
 /// A stored job: the definition and the scheduler-owned state, both as JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {

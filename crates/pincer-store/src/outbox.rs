@@ -311,49 +311,56 @@ impl Tx<'_> {
         let conn = self.conn();
         let mut budget = limits.per_channel.clone();
         let mut others = limits.others;
-        let mut left: u64 = budget.values().map(|n| *n as u64).sum::<u64>() + others as u64;
-        // Walk unfinished rows in queue order; the first row seen of each conversation is its
-        // head. Stop as soon as every budget is spent.
+        let left: u64 = budget.values().map(|n| *n as u64).sum::<u64>() + others as u64;
+        // The head (oldest unfinished row) of each conversation, found by stepping the
+        // (conversation, seq) index from one conversation to the next: the cost is the number of
+        // conversations, not the backlog behind them. Then the oldest due heads take the slots.
         let mut heads = Vec::new();
         if left > 0 {
-            let mut scan = conn.prepare_cached(
-                "SELECT seq, conversation, channel, state, next_attempt_at_ms FROM outbox INDEXED BY outbox_open_seq
-                 WHERE state IN ('pending', 'sending') ORDER BY seq",
+            let mut next_head = conn.prepare_cached(
+                "SELECT seq, conversation, channel, state, next_attempt_at_ms FROM outbox INDEXED BY outbox_open
+                 WHERE state IN ('pending', 'sending') AND conversation > ?1 ORDER BY conversation, seq LIMIT 1",
             )?;
-            let mut rows = scan.query(())?;
-            let mut seen = std::collections::HashSet::new();
-            while let Some(r) = rows.next()? {
-                let conversation: String = r.get(1)?;
-                if !seen.insert(conversation.clone()) {
-                    continue;
+            let mut after = String::new();
+            while let Some((seq, conversation, channel, state, due)) = next_head
+                .query_row([&after], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?
+            {
+                after.clone_from(&conversation);
+                if state == "pending" && due <= now_ms {
+                    heads.push((seq, conversation, channel));
                 }
-                let (channel, state, due): (String, String, i64) = (r.get(2)?, r.get(3)?, r.get(4)?);
-                if state != "pending" || due > now_ms {
-                    continue;
-                }
-                let slot = match budget.get_mut(&channel) {
+            }
+            heads.sort_unstable_by_key(|h| h.0);
+            heads.retain(|(_, _, channel)| {
+                let slot = match budget.get_mut(channel) {
                     Some(n) => n,
                     None => &mut others,
                 };
                 if *slot == 0 {
-                    continue;
+                    return false;
                 }
                 *slot -= 1;
-                left -= 1;
-                heads.push((r.get::<_, i64>(0)?, conversation));
-                if left == 0 {
-                    break;
-                }
-            }
+                true
+            });
         }
         let mut rows_stmt = conn.prepare_cached(&format!(
-            "SELECT {ROW_COLS} FROM outbox WHERE conversation = ?1 AND seq >= ?2 AND state = 'pending' ORDER BY seq LIMIT ?3"
+            "SELECT {ROW_COLS} FROM outbox INDEXED BY outbox_open WHERE state IN ('pending', 'sending')
+             AND conversation = ?1 AND seq >= ?2 AND state = 'pending' ORDER BY seq LIMIT ?3"
         ))?;
         let mut mark = conn.prepare_cached(
             "UPDATE outbox SET state = 'sending', lease_owner = ?2, lease_until_ms = ?3, updated_at_ms = ?4 WHERE id = ?1",
         )?;
         let mut batches = Vec::new();
-        for (head, conversation) in heads {
+        for (head, conversation, _) in heads {
             let rows = rows_stmt
                 .query_map(params![conversation, head, per_conversation.max(1)], row_from)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -223,6 +223,8 @@ pub struct WriteFailure {
 /// The writer's view of whether writes succeed, shared with every [`crate::Store`] handle.
 pub(crate) struct Health {
     failing: Mutex<Option<WriteFailure>>,
+    /// Transactions committed since the store was opened.
+    pub(crate) commits: std::sync::atomic::AtomicU64,
     clock: SharedClock,
     db: PathBuf,
     dir: PathBuf,
@@ -231,7 +233,7 @@ pub(crate) struct Health {
 impl Health {
     pub(crate) fn new(clock: SharedClock, db: &Path) -> Health {
         let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        Health { failing: Mutex::new(None), clock, db: db.to_path_buf(), dir }
+        Health { failing: Mutex::new(None), commits: Default::default(), clock, db: db.to_path_buf(), dir }
     }
 
     pub(crate) fn get(&self) -> Option<WriteFailure> {
@@ -393,6 +395,7 @@ impl Writer {
             self.may_commit.store(false, Ordering::Release);
             match committed {
                 Ok(()) => {
+                    self.health.commits.fetch_add(1, Ordering::Relaxed);
                     match failure {
                         Some((kind, err)) => self.health.failed(kind, &err, 1),
                         None if wrote => self.health.succeeded(),

@@ -3,6 +3,7 @@
 
 mod agent;
 mod gateway;
+mod jobs;
 mod load;
 mod outbox;
 mod scheduler;
@@ -103,7 +104,7 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
-    const SECTIONS: [&str; 5] = ["startup", "scheduler", "outbox", "load", "agent"];
+    const SECTIONS: [&str; 6] = ["startup", "scheduler", "jobs", "outbox", "load", "agent"];
     let only = match args.iter().position(|a| a == "--only") {
         Some(i) => match args.get(i + 1).map(String::as_str) {
             Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
@@ -125,6 +126,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("scheduler") {
         scheduler::run(&mut b)?;
+    }
+    if wanted("jobs") {
+        jobs::run(&mut b)?;
     }
     if wanted("outbox") {
         outbox::run(&mut b)?;
@@ -341,8 +345,10 @@ fn render(rows: &[Row], quick: bool) -> String {
         "Scheduler lag: `startedAtMs − slotMs` of every run (Pincer's run records; OpenClaw's `cron runs` `runAtMs` minus the minute it was due), for 10 jobs firing every minute with no stagger; each gateway alone on the machine for its minutes.",
         "Scheduler capacity: 10,000 jobs written to a stopped gateway's store; memory is the RSS growth over an empty gateway divided by the job count; the jobs then fire spread over one minute, and the lag is `startedAtMs − slotMs` of every run; the wake time is the mean of `pincer_cron_wake_seconds` (the scheduler actor's busy time per wake-up).",
         "Outbox throughput: messages sent with the `send` method from 8 connections to 10 chats of a fake Telegram Bot API on 127.0.0.1 (both gateways use `channels.telegram.apiRoot`), from the first request to the last message received. Pincer's default pacing (25 messages/s for Telegram, 40/s for Discord) is switched off with `delivery.rateLimits.<channel>: 0`; OpenClaw has none. The Discord row is Pincer alone: OpenClaw's Discord API base cannot be pointed at a fake.",
+        "Durable delivery to local sinks: `send` from 8 connections, each with 32 requests in flight, to 16 inboxes (delivered counted with `deliveries.list`) and to 16 URLs of a fake webhook receiver on 127.0.0.1; from the first request to the last delivery. Every message is committed before `send` answers, and each part's `dispatching` is committed before its request and `sent` after.",
         "Backlog across `kill -9`: `send` while the Telegram API refuses connections (Pincer accepts into its outbox; OpenClaw queues the message and answers with the send error), `kill -9` the gateway, bring the API back, restart: what arrives, how soon, and whether anything arrives twice.",
         "Restart with pending rows: rows written to a stopped gateway's outbox for 100 channels of a fake Discord; from `/readyz` answering to the first message at the fake, and from spawning the gateway to the last.",
+        "Cron jobs at scale: 100,000 daily jobs (every 20th disabled, none due during the run) written to a stopped gateway's store; `cron.list` pages of 50 at the first, middle and last offset (round trip at the client, median of 21); the whole `pincer cron list --json` (all pages of 200, to the JSON printed); then `cron.add` from 8 connections, each with 16 requests in flight. OpenClaw gets as many `cron.add`s the same way as it completes in two minutes, then its first and last page.",
         "Agent turns: agent-turn jobs every 5 s, spaced 500 ms apart, against a fake OpenAI-compatible server that records when each request arrived and when each response body ended (wall clock, µs). Slot to request: arrival − the job's slot. Last byte to commit: the announced delivery's `createdAtMs` (milliseconds, taken as the middle of the millisecond) − the end of the model's response.",
         "Load: WebSocket clients connect with the gateway token, then each issues one of `health`, `status`, `cron.list`, `cron.status` per second (random phase); latency is request to response at the client; errors include failed connects and 10 s timeouts; memory growth is the process tree's RSS after minus before.",
     ] {

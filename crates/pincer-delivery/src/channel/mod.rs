@@ -247,6 +247,12 @@ pub trait Channel: Send + Sync + 'static {
         None
     }
 
+    /// For a channel whose messages are rows of Pincer's own store (the inbox): writes parts in
+    /// the outbox's transaction, so each commits with its receipt and nothing is ever in flight.
+    fn local(&self) -> Option<&dyn LocalChannel> {
+        None
+    }
+
     /// Looks on the platform for a part whose send was ambiguous: its receipt when the platform
     /// has it, `None` when it provably does not (so a resend cannot duplicate it).
     fn reconcile<'a>(
@@ -262,6 +268,16 @@ pub trait Channel: Send + Sync + 'static {
             ))
         })
     }
+}
+
+/// A channel that stores its messages in Pincer's database ([`Channel::local`]): the outbox
+/// writes a conversation's leased parts, their receipts and settlements in one transaction.
+pub trait LocalChannel: Send + Sync {
+    /// Stores `part` in `tx` (idempotent per outbox row) and returns its receipt.
+    fn write(&self, tx: &pincer_store::Tx<'_>, part: &Part, now_ms: i64) -> Result<Receipt, pincer_store::StoreError>;
+
+    /// After the transaction holding `part` committed (e.g. tell connected operators).
+    fn committed(&self, part: &Part, receipt: &Receipt, now_ms: i64);
 }
 
 /// A response whose status line and body were fully received.
