@@ -368,10 +368,6 @@ async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
         (json!({"schedule": {"kind": "every", "everyMs": 1000}}), "payload.kind: required"),
         // Jobs that could never succeed: an agent or a channel account that does not exist.
         (
-            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent, "agentId": "ops"}),
-            "agentId: unknown agent id \"ops\"",
-        ),
-        (
             json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent,
                    "delivery": {"mode": "announce", "channel": "discord", "to": "channel:1", "accountId": "work"}}),
             "delivery.accountId: unknown account \"work\"",

@@ -155,12 +155,6 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     {
         return Err(invalid(format!("agentId: \"{agent}\" must be lowercase letters, digits, '-' or '_'")));
     }
-    // A job for an agent that does not exist could never run (OpenClaw refuses it at add too).
-    if let Some(agent) = job.agent_id.as_deref().filter(|a| *a != DEFAULT_AGENT) {
-        return Err(invalid(format!(
-            "agentId: unknown agent id \"{agent}\"; Pincer runs one agent, \"{DEFAULT_AGENT}\" (omit --agent or use main)"
-        )));
-    }
     match (&job.session_target, &job.payload) {
         (SessionTarget::Main, Payload::SystemEvent { .. }) => {}
         (SessionTarget::Main, p) => {
