@@ -618,7 +618,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.get id of 100,000 characters",
             call("cron.get", json!({"id": long})),
-            invalid("Automation not found: xxx"),
+            invalid("cron job not found: xxx"),
         ),
         row(
             "cron.remove unknown job",

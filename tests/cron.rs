@@ -100,11 +100,91 @@ async fn methods_round_trip_with_openclaw_shapes() {
     // Remove, then not found with the detail code.
     assert_eq!(c.call("cron.remove", json!({"id": id})).await.unwrap(), json!({"ok": true, "removed": true}));
     let res = c.request("cron.get", json!({"id": id})).await.unwrap();
-    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), format!("Automation not found: {id}")));
+    // OpenClaw's `cron.get` wording, which the stock CLI's `cron show <name>` falls back on.
+    let want = format!("cron job not found: {id}. List automations and retry with a current job id.");
+    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want));
     assert_eq!(res["error"]["details"], json!({"code": "CRON_JOB_NOT_FOUND", "jobId": id}));
     // Status.
     let status = c.call("cron.status", json!({})).await.unwrap();
     assert_eq!((status["enabled"].as_bool(), status["jobs"].as_u64()), (Some(true), Some(1)));
+    gw.stop().await;
+}
+
+/// OpenClaw's `displayName` (`cron add/edit --display-name`): stored, shown, revised, cleared by
+/// `null`, refused when blank or longer than 200 characters.
+#[tokio::test]
+async fn display_name_is_stored_updated_and_cleared() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["displayName"] = json!("Nightly backup");
+    let job = add(&mut c, params.clone()).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["displayName"], "Nightly backup");
+    let got = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(got["displayName"], "Nightly backup");
+    let renamed = c.call("cron.update", json!({"id": id, "patch": {"displayName": "Backup"}})).await.unwrap();
+    assert_eq!(renamed["displayName"], "Backup");
+    assert_ne!(renamed["configRevision"], got["configRevision"], "the label is part of the definition");
+    let cleared = c.call("cron.update", json!({"id": id, "patch": {"displayName": null}})).await.unwrap();
+    assert!(cleared.get("displayName").is_none(), "{cleared}");
+    for (label, want) in [
+        (json!(" "), "invalid cron.add params: displayName: must not be blank"),
+        (json!("x".repeat(201)), "invalid cron.add params: displayName: at most 200 characters"),
+    ] {
+        params["displayName"] = label;
+        let res = c.request("cron.add", params.clone()).await.unwrap();
+        assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want.into()));
+    }
+    gw.stop().await;
+}
+
+/// OpenClaw's `declarationKey`: the same key twice updates one job (its id, anchor and runs kept)
+/// and never creates a second; the answer is OpenClaw's `{created, updated?, job}`.
+#[tokio::test]
+async fn a_declaration_key_added_twice_updates_one_job() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["declarationKey"] = json!("scripts/backup");
+    params["description"] = json!("first");
+    let first = c.call("cron.add", params.clone()).await.unwrap();
+    assert_eq!((&first["created"], first.get("updated")), (&json!(true), None), "{first}");
+    let id = first["job"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["job"]["declarationKey"], "scripts/backup");
+    gw.clock.advance(60_000);
+    params.as_object_mut().unwrap().remove("description");
+    params["name"] = json!("backup v2");
+    let second = c.call("cron.add", params.clone()).await.unwrap();
+    assert_eq!((&second["created"], &second["updated"]), (&json!(false), &json!(true)), "{second}");
+    let job = &second["job"];
+    assert_eq!((job["id"].as_str(), job["name"].as_str()), (Some(id.as_str()), Some("backup v2")));
+    assert!(job.get("description").is_none(), "a field left out of the declaration is cleared: {job}");
+    assert_eq!(job["schedule"]["anchorMs"], first["job"]["schedule"]["anchorMs"], "same everyMs keeps the anchor");
+    assert_eq!(job["createdAtMs"], first["job"]["createdAtMs"]);
+    let list = c.call("cron.list", json!({"includeDisabled": true})).await.unwrap();
+    assert_eq!(list["total"], 1, "one job, never two: {list}");
+    // Without a key, `cron.add` answers the job itself, as before.
+    let plain = add(&mut c, command_job("plain", json!({"kind": "every", "everyMs": 60_000}), "true")).await;
+    assert!(plain["id"].is_string() && plain.get("created").is_none(), "{plain}");
+    // The key cannot be patched or blank.
+    let res = c.request("cron.update", json!({"id": id, "patch": {"declarationKey": "other"}})).await.unwrap();
+    assert!(error_of(&res).1.contains("declaration key cannot be changed"), "{res}");
+    params["declarationKey"] = json!(" ");
+    let res = c.request("cron.add", params.clone()).await.unwrap();
+    assert_eq!(error_of(&res).1, "invalid cron.add params: declarationKey: must not be blank");
+    // A new key declared by eight clients at once (each insert shares the commit pipeline): one
+    // creates it, the others find it — never two jobs for one key.
+    params["declarationKey"] = json!("scripts/racing");
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(gw.client(&["operator.admin"]).await);
+    }
+    let answers = futures_util::future::join_all(clients.iter_mut().map(|c| c.call("cron.add", params.clone()))).await;
+    let created = answers.iter().filter(|a| a.as_ref().unwrap()["created"] == json!(true)).count();
+    let ids: std::collections::BTreeSet<String> =
+        answers.iter().map(|a| a.as_ref().unwrap()["job"]["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!((created, ids.len()), (1, 1), "{answers:?}");
     gw.stop().await;
 }
 
@@ -298,6 +378,12 @@ async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
             "payload.kind: \"script\" is not supported",
         ),
         (json!({"schedule": {"kind": "every", "everyMs": 1000}}), "payload.kind: required"),
+        // Jobs that could never succeed: an agent or a channel account that does not exist.
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent,
+                   "delivery": {"mode": "announce", "channel": "discord", "to": "channel:1", "accountId": "work"}}),
+            "delivery.accountId: unknown account \"work\"",
+        ),
     ];
     for (params, expected) in rows {
         let res = c.request("cron.add", params.clone()).await.unwrap();

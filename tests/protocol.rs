@@ -280,15 +280,49 @@ async fn missing_scope_is_forbidden_and_health_needs_none() {
     gw.stop().await;
 }
 
+/// OpenClaw's rule for a device-less connection with the shared secret: only the local CLI
+/// (`cli`/`cli`) and the local backend helper (`gateway-client`/`backend`, the stock CLI's `status`
+/// and `agent` connections) keep the scopes they declare, and only on a direct loopback socket
+/// with no `Origin` and no proxy headers; anyone else gets none.
 #[tokio::test]
-async fn only_the_local_cli_keeps_declared_scopes() {
+async fn device_less_scopes_follow_openclaws_local_client_rule() {
     let gw = TestGateway::start().await;
-    let mut params = cli_connect_params(Some(TOKEN), &["operator.admin"]);
-    params["client"]["id"] = json!("test");
-    params["client"]["mode"] = json!("test");
-    let (mut c, hello) = RawClient::connect(&gw.url(), params).await.unwrap();
-    assert_eq!(hello["auth"]["scopes"], json!([]));
-    assert_eq!(error_of(&c.request("status", json!({})).await.unwrap()).0, "FORBIDDEN");
+    let own_origin = gw.url().replacen("ws://", "http://", 1).trim_end_matches('/').to_string();
+    type Row<'a> = (&'a str, &'a str, &'a [(&'static str, &'a str)], &'a str);
+    let rows: &[Row] = &[
+        ("cli", "cli", &[], "kept"),
+        ("gateway-client", "backend", &[], "kept"),
+        // The gateway's own origin (a foreign one is refused at the upgrade, before any scope).
+        ("gateway-client", "backend", &[("origin", own_origin.as_str())], "cleared"),
+        ("gateway-client", "backend", &[("x-forwarded-for", "203.0.113.9")], "cleared"),
+        ("cli", "cli", &[("x-forwarded-for", "203.0.113.9")], "cleared"),
+        ("gateway-client", "cli", &[], "cleared"),
+        ("cli", "backend", &[], "cleared"),
+        ("gateway-client", "ui", &[], "cleared"),
+        ("test", "test", &[], "cleared"),
+        ("openclaw-tui", "ui", &[], "cleared"),
+    ];
+    let mut seen = Vec::new();
+    for (id, mode, headers, _) in rows {
+        let mut c = RawClient::open_with(&gw.url(), None, headers).await.unwrap();
+        c.next_event("connect.challenge").await.unwrap();
+        let mut params = cli_connect_params(Some(TOKEN), &["operator.admin"]);
+        params["client"]["id"] = json!(id);
+        params["client"]["mode"] = json!(mode);
+        c.send_text(connect_req(params)).await.unwrap();
+        let hello = c.next_frame().await.unwrap();
+        assert_eq!(hello["ok"], true, "{id}/{mode} {headers:?}: {hello}");
+        let scopes = &hello["payload"]["auth"]["scopes"];
+        let status = c.request("status", json!({})).await.unwrap();
+        let got = match (scopes == &json!(["operator.admin"]), status["ok"] == true) {
+            (true, true) => "kept",
+            (false, false) if scopes == &json!([]) => "cleared",
+            _ => panic!("{id}/{mode}: scopes {scopes}, status {status}"),
+        };
+        seen.push(got);
+    }
+    let want: Vec<&str> = rows.iter().map(|r| r.3).collect();
+    assert_eq!(seen, want);
     gw.stop().await;
 }
 

@@ -53,10 +53,17 @@ fn main() -> anyhow::Result<()> {
         Some("soak") => bench::soak(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("crash") => crash::run(&root, &args[1..]),
+        Some("compat") => {
+            let path = root.join("COMPATIBILITY.md");
+            std::fs::write(&path, pincer_gateway::compat::compatibility_markdown())?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test|console|openclaw|interop|bench|load|soak|fuzz|crash> [args]\n");
+            eprintln!("usage: cargo xtask <test|console|openclaw|interop|bench|load|soak|fuzz|crash|compat> [args]\n");
             eprintln!("  test       every test: the workspace suite, the console in Chromium, then the interop suite");
             eprintln!("  console    the browser console's tests in headless Chromium (+ axe-core from npm)");
+            eprintln!("  compat     write COMPATIBILITY.md from the method registry (a test fails when it is stale)");
             eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
             eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
             eprintln!("  bench      measure Pincer beside OpenClaw and write BENCHMARKS.md (--quick for fewer runs)");

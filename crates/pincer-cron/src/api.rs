@@ -3,8 +3,9 @@
 //! each method to one function here.
 
 use pincer_protocol::schema::cron::{
-    self as wire, AddParams, CronJob, CronStatus, DeliveryPreview, JobRef, ListParams, ListResult, PreviewParams,
-    PreviewResult, RemoveResult, RunEntry, RunParams, RunResult, RunsParams, RunsResult, UpdateParams, require_id,
+    self as wire, AddParams, AddResult, CronJob, CronStatus, Declared, DeliveryPreview, JobRef, ListParams, ListResult,
+    PreviewParams, PreviewResult, RemoveResult, RunEntry, RunParams, RunResult, RunsParams, RunsResult, UpdateParams,
+    require_id,
 };
 use pincer_protocol::schema::{Method, ParamsError};
 use pincer_protocol::state::{DeliveryStatus, ExecStatus, RunStatus};
@@ -188,12 +189,23 @@ pub async fn preview_job(svc: &CronService, p: PreviewParams) -> Result<PreviewR
     })
 }
 
-pub async fn add(svc: &CronService, p: AddParams) -> Result<CronJob, CronError> {
-    let job = svc.add(p.0).await.map_err(|e| match e {
+pub async fn add(svc: &CronService, p: AddParams) -> Result<AddResult, CronError> {
+    let declared = p.0.declaration_key.is_some();
+    let (job, created) = svc.add_or_declare(p.0).await.map_err(|e| match e {
         CronError::Invalid(m) => ParamsError::new(wire::Add::NAME, m).into(),
         other => other,
     })?;
-    Ok(CronJob { delivery_preview: Some(preview(svc, &job)), ..job_view(&job) })
+    let delivery_preview = Some(preview(svc, &job));
+    if declared {
+        // OpenClaw's convergence answer for a declared job.
+        return Ok(AddResult::Declared(Declared {
+            created,
+            updated: (!created).then_some(true),
+            job: Box::new(job_view(&job)),
+            delivery_preview,
+        }));
+    }
+    Ok(AddResult::Created(Box::new(CronJob { delivery_preview, ..job_view(&job) })))
 }
 
 pub async fn update(svc: &CronService, p: UpdateParams) -> Result<CronJob, CronError> {

@@ -37,6 +37,8 @@ pub struct CreateContext<'a> {
 pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, Invalid> {
     let JobInput {
         name,
+        display_name,
+        declaration_key,
         description,
         enabled,
         agent_id,
@@ -66,6 +68,8 @@ pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, I
     let mut job = Job {
         id,
         name,
+        display_name,
+        declaration_key,
         description,
         enabled: enabled.unwrap_or(true),
         agent_id,
@@ -129,6 +133,22 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     }
     if job.name.chars().count() > 200 {
         return Err(invalid("name: at most 200 characters"));
+    }
+    if let Some(key) = &job.declaration_key {
+        if key.trim().is_empty() {
+            return Err(invalid("declarationKey: must not be blank"));
+        }
+        if key.chars().count() > 200 {
+            return Err(invalid("declarationKey: at most 200 characters"));
+        }
+    }
+    if let Some(label) = &job.display_name {
+        if label.trim().is_empty() {
+            return Err(invalid("displayName: must not be blank"));
+        }
+        if label.chars().count() > 200 {
+            return Err(invalid("displayName: at most 200 characters"));
+        }
     }
     if let Some(agent) = &job.agent_id
         && (agent.is_empty()
@@ -208,6 +228,17 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
 }
 
 fn validate_delivery(d: &Delivery, target: &SessionTarget, ctx: &CreateContext) -> Result<(), Invalid> {
+    // Each channel has one account, so any other account could never be delivered to.
+    let accounts = [("delivery.accountId", d.account_id.as_deref())].into_iter().chain(
+        d.failure_destination.iter().map(|f| ("delivery.failureDestination.accountId", f.account_id.as_deref())),
+    );
+    for (field, account) in accounts {
+        if let Some(a) = account.filter(|a| *a != "default") {
+            return Err(invalid(format!(
+                "{field}: unknown account \"{a}\"; Pincer has one account per channel (omit --account or use default)"
+            )));
+        }
+    }
     match d.mode {
         DeliveryMode::None => return Ok(()),
         DeliveryMode::Webhook => {
@@ -258,6 +289,36 @@ pub fn check_webhook_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The merge patch that turns `existing` into the declaration `input` (the same
+/// `declarationKey` added again): every field the declaration sets, the rest cleared; the id,
+/// creation time, run state and key stay. OpenClaw keeps an interval's anchor when `everyMs` is
+/// unchanged.
+pub fn declaration_patch(existing: &Job, input: JobInput, ctx: &CreateContext) -> Result<JobPatch, Invalid> {
+    let mut declared = create(input, existing.id.clone(), ctx)?;
+    if let (
+        ScheduleSpec::Every { every_ms: new_every, anchor_ms: new_anchor },
+        ScheduleSpec::Every { every_ms: old_every, anchor_ms: old_anchor },
+    ) = (&mut declared.schedule, &existing.schedule)
+        && new_every == old_every
+    {
+        *new_anchor = *old_anchor;
+    }
+    let current = serde_json::to_value(existing).map_err(|e| invalid(format!("the stored job: {e}")))?;
+    let target = serde_json::to_value(&declared).map_err(|e| invalid(format!("the declaration: {e}")))?;
+    let (Some(current), Some(target)) = (current.as_object(), target.as_object()) else {
+        return Err(invalid("a job is a JSON object"));
+    };
+    const KEPT: [&str; 5] = ["id", "createdAtMs", "updatedAtMs", "state", "declarationKey"];
+    let mut patch = serde_json::Map::new();
+    for key in current.keys().filter(|k| !target.contains_key(*k) && !KEPT.contains(&k.as_str())) {
+        patch.insert(key.clone(), serde_json::Value::Null);
+    }
+    for (key, value) in target.iter().filter(|(k, _)| !KEPT.contains(&k.as_str())) {
+        patch.insert(key.clone(), value.clone());
+    }
+    Ok(JobPatch(patch))
+}
+
 /// Applies a `cron.update` patch: a JSON merge patch (objects merge, `null` clears a field) with
 /// OpenClaw's exceptions — `schedule` is replaced wholesale and a payload of another kind replaces
 /// the payload. The result is validated like a new job.
@@ -269,6 +330,11 @@ pub fn apply_patch(job: &Job, patch: &JobPatch, ctx: &CreateContext) -> Result<J
         }
         if !fields.contains(&key.as_str()) {
             return Err(invalid(format!("patch: unknown field `{key}`")));
+        }
+        if key == "declarationKey" {
+            return Err(invalid(
+                "patch.declarationKey: a job's declaration key cannot be changed; add the job again under the new key",
+            ));
         }
     }
     let mut current = serde_json::to_value(job).expect("jobs serialise");

@@ -186,6 +186,8 @@ pub async fn send(
         to: route.to.clone(),
         state: DeliveryState::Pending,
         error: None,
+        run_id: p.idempotency_key.clone(),
+        message_id: enqueued.id.clone(),
         extra: Map::new(),
     };
     if p.wait != Some(true) {
@@ -198,7 +200,7 @@ pub async fn send(
         // A repeated key for a settled delivery: answer with how it settled.
         out.state = row.state;
         out.error = row.last_error;
-        return Ok(out);
+        return with_receipt(outbox, out).await;
     }
     let wait = Duration::from_millis(p.wait_timeout_ms.unwrap_or(30_000));
     let id = enqueued.id.clone();
@@ -224,6 +226,19 @@ pub async fn send(
             out.state = row.as_ref().map_or(DeliveryState::Pending, |r| r.state);
             out.error = row.and_then(|r| r.last_error);
         }
+    }
+    with_receipt(outbox, out).await
+}
+
+/// A delivered message's `messageId` is the platform's id of its last part, as OpenClaw's.
+async fn with_receipt(outbox: &Outbox, mut out: SendResult) -> Result<SendResult, ApiError> {
+    if out.state != pincer_protocol::state::DeliveryState::Delivered {
+        return Ok(out);
+    }
+    let id = out.delivery_id.clone();
+    let detail = outbox.store().read(move |rd| rd.get_delivery(&id)).await?;
+    if let Some(receipt) = detail.and_then(|d| d.parts.into_iter().rev().find_map(|p| p.platform_message_id)) {
+        out.message_id = receipt;
     }
     Ok(out)
 }

@@ -23,7 +23,7 @@ pub use connect::{
 pub use error::{ErrorCode, ErrorShape, detail_code};
 pub use frame::{EventFrame, Frame, FrameError, RequestFrame, ResponseFrame, StateVersion, parse_frame};
 pub use hello::{ConnectChallenge, Features, HelloAuth, HelloOk, Policy, ServerInfo, Snapshot};
-pub use method::{MethodInfo, Requirement, method_info};
+pub use method::{MethodInfo, OPENCLAW_EVENTS, OPENCLAW_TSV, PINCER_METHODS, Requirement, method_info};
 pub use scope::{Scope, ScopeSet, UnknownScope};
 
 /// The protocol version Pincer speaks.

@@ -254,6 +254,15 @@ impl Rd<'_> {
     }
 
     /// The given jobs, in no particular order (ids that do not exist are left out).
+    /// The job declared under `key` (`cron.add` with a `declarationKey`), if any.
+    pub fn job_id_by_declaration_key(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT id FROM cron_jobs WHERE json_extract(job_json, '$.declarationKey') = ?1 LIMIT 1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
     pub fn get_jobs(&self, ids: &[&str]) -> Result<Vec<JobRow>> {
         let mut stmt = self.conn().prepare_cached(&format!("SELECT {JOB_COLS} FROM cron_jobs WHERE id = ?1"))?;
         let mut out = Vec::with_capacity(ids.len());

@@ -556,7 +556,7 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
         CronCommand::Add { job, c } => {
             let params = add_input(&job, now_ms())?;
             let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
-            let created = client.call::<Add>(&params).await?;
+            let created = client.call::<Add>(&params).await?.into_job();
             summarise(client, "Added", &created, c.json).await
         }
         CronCommand::Edit { id, job, edit, c } => {

@@ -5,7 +5,7 @@
 //! reservations, the start of a run, the watchdog.
 
 use pincer_core::metrics;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use pincer_protocol::state::{CommandState, RunFailure, RunStatus, Trigger};
@@ -39,6 +39,11 @@ pub(crate) enum Msg {
     Add {
         params: Box<JobInput>,
         reply: Reply<Job>,
+    },
+    /// `cron.add` with a `declarationKey` (see `Actor::declare`): the job and whether it was created.
+    Declare {
+        params: Box<JobInput>,
+        reply: Reply<(Job, bool)>,
     },
     Update {
         id: String,
@@ -130,6 +135,9 @@ pub(crate) struct Actor {
     pub(super) invalid: BTreeMap<String, String>,
     /// Ids written while the background start-up work runs (what it read of them is stale).
     pub(super) touched: Option<HashSet<String>>,
+    /// Declaration keys whose job this actor created, by job id: a second declaration of the key
+    /// waits while that insert is in flight, so one key never makes two jobs.
+    pub(super) declaring: HashMap<String, String>,
     /// When the schedule was loaded: catch-up slots are the latest at or before it.
     pub(super) loaded_at_ms: i64,
     /// Runs reserved or in flight.
@@ -253,7 +261,10 @@ impl Actor {
             return;
         }
         match msg {
-            Msg::Add { params, reply } => self.add(params, reply),
+            Msg::Add { params, reply } => {
+                self.add(params, reply);
+            }
+            Msg::Declare { params, reply } => self.declare(params, reply).await,
             Msg::Update { id, patch, expected, reply } => self.update(&id, patch, expected, reply).await,
             Msg::Remove { id, reply } => self.remove(&id, reply).await,
             Msg::Run { id, mode, reply } => self.run_now(&id, mode, reply).await,
@@ -363,7 +374,71 @@ impl Actor {
         }
     }
 
-    fn add(&mut self, params: Box<JobInput>, reply: Reply<Job>) {
+    /// `cron.add` with a `declarationKey`: a job already holding the key becomes the declaration
+    /// (through the update path); otherwise the job is created as by `add`, and a second
+    /// declaration of the key waits until that insert has committed, so it finds the job.
+    async fn declare(&mut self, params: Box<JobInput>, reply: Reply<(Job, bool)>) {
+        let key = params.declaration_key.clone().unwrap_or_default();
+        if let Some(id) = self.declaring.get(&key).cloned() {
+            if let Some(active) = self.table.active_mut(&id)
+                && active.commit.is_some()
+            {
+                active.waiting.push_back(Msg::Declare { params, reply });
+                return;
+            }
+            self.declaring.remove(&key);
+        }
+        let lookup = {
+            let key = key.clone();
+            self.s.store.read(move |rd| rd.job_id_by_declaration_key(&key)).await
+        };
+        let existing = match lookup {
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+            Ok(None) => None,
+            // A write of that job is in flight (an earlier declaration's update): wait for it, as
+            // every message about a job does.
+            Ok(Some(id)) if self.table.active_mut(&id).is_some_and(|a| a.commit.is_some()) => {
+                if let Some(active) = self.table.active_mut(&id) {
+                    active.waiting.push_back(Msg::Declare { params, reply });
+                }
+                return;
+            }
+            Ok(Some(id)) => match self.job(&id).await {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                Ok(job) => job,
+            },
+        };
+        let (tx, rx) = oneshot::channel();
+        let created = existing.is_none();
+        match existing {
+            Some(existing) => match job::declaration_patch(&existing, *params, &self.ctx()) {
+                Ok(patch) => self.update(&existing.id, patch, None, tx).await,
+                Err(e) => {
+                    let _ = reply.send(Err(CronError::Invalid(e.0)));
+                    return;
+                }
+            },
+            None => {
+                if let Some(id) = self.add(params, tx) {
+                    self.declaring.insert(key, id);
+                }
+            }
+        }
+        tokio::spawn(async move {
+            let answer = rx.await.unwrap_or(Err(CronError::Stopped));
+            let _ = reply.send(answer.map(|job| (job, created)));
+        });
+    }
+
+    /// Checks a new job and queues its insert; the caller is answered once it committed. The id
+    /// when the insert was queued.
+    fn add(&mut self, params: Box<JobInput>, reply: Reply<Job>) -> Option<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let prepared = (|| {
             let mut job = job::create(*params, id.clone(), &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
@@ -377,7 +452,7 @@ impl Actor {
             Ok(j) => j,
             Err(e) => {
                 let _ = reply.send(Err(e));
-                return;
+                return None;
             }
         };
         let mut write = RowWrite::job(&id, Some(row));
@@ -392,6 +467,7 @@ impl Actor {
         };
         self.activate(&id, Some(job));
         self.commit(vec![(Arc::from(id.as_str()), pending)], None);
+        Some(id)
     }
 
     async fn update(&mut self, id: &str, patch: JobPatch, expected: Option<String>, reply: Reply<Job>) {

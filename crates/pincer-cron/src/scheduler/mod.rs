@@ -311,9 +311,18 @@ impl CronService {
         rx.await.map_err(|_| CronError::Stopped)
     }
 
-    /// Creates a job from `cron.add` params.
+    /// Adds a job (or, with a known `declarationKey`, updates that job to the declaration).
     pub async fn add(&self, params: JobInput) -> Result<Job, CronError> {
-        self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await?
+        Ok(self.add_or_declare(params).await?.0)
+    }
+
+    /// Adds a job; with a `declarationKey` already held by a job, updates that job to the
+    /// declaration instead. The flag is true when a job was created.
+    pub async fn add_or_declare(&self, params: JobInput) -> Result<(Job, bool), CronError> {
+        if params.declaration_key.is_none() {
+            return Ok((self.ask(|reply| Msg::Add { params: Box::new(params), reply }).await??, true));
+        }
+        self.ask(|reply| Msg::Declare { params: Box::new(params), reply }).await?
     }
 
     /// Applies a partial update (`null` clears a field).

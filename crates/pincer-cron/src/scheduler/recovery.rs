@@ -353,6 +353,7 @@ impl Actor {
             table,
             invalid: BTreeMap::new(),
             touched: Some(HashSet::new()),
+            declaring: HashMap::new(),
             loaded_at_ms: now,
             running_count,
             manual_seq: 0,

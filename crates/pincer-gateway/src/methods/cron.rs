@@ -24,10 +24,23 @@ pub fn error(e: CronError) -> ErrorShape {
     }
 }
 
+/// `cron.get` words not-found as OpenClaw's `cron.get` does: the stock CLI's `cron show <name>`
+/// falls back to a lookup by name only on `cron job not found: <id>` (OpenClaw's other cron
+/// methods say `Automation not found`).
+fn get_error(e: CronError) -> ErrorShape {
+    match e {
+        CronError::NotFound(id) => ErrorShape::invalid_request(format!(
+            "cron job not found: {id}. List automations and retry with a current job id."
+        ))
+        .with_details(json!({ "code": detail_code::CRON_JOB_NOT_FOUND, "jobId": id })),
+        e => error(e),
+    }
+}
+
 pub fn register(methods: &mut Methods) {
     methods.add::<wire::Status, _, _>(|c: Ctx, _| async move { api::status(&c.state.cron).await.map_err(error) });
     methods.add::<wire::List, _, _>(|c: Ctx, p| async move { api::list(&c.state.cron, p).await.map_err(error) });
-    methods.add::<wire::Get, _, _>(|c: Ctx, p| async move { api::get(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::Get, _, _>(|c: Ctx, p| async move { api::get(&c.state.cron, p).await.map_err(get_error) });
     methods
         .add::<wire::Preview, _, _>(|c: Ctx, p| async move { api::preview_job(&c.state.cron, p).await.map_err(error) });
     methods.add::<wire::Add, _, _>(|c: Ctx, p| async move { api::add(&c.state.cron, p).await.map_err(error) });

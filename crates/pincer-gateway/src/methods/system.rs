@@ -6,9 +6,11 @@ use indexmap::IndexMap;
 use pincer_delivery::channel::registry;
 use pincer_protocol::ErrorShape;
 use pincer_protocol::schema::system::{
-    self as wire, AgentHealth, DeliveryQueues, GatewayStatus, HealthSummary, HeartbeatHealth, PincerHealth,
-    SessionsSummary, StatusResult, StoreHealth, StoreStatus,
+    self as wire, AgentHealth, AgentSessions, DeliveryQueues, GatewayStatus, HealthSummary, HeartbeatHealth,
+    PincerHealth, RecentSession, SessionDefaults, SessionsSummary, StatusHeartbeat, StatusHeartbeatAgent, StatusResult,
+    StatusSessions, StoreHealth, StoreStatus,
 };
+use pincer_store::sessions::{SessionFilter, SessionRow};
 
 use crate::router::{Ctx, Methods};
 use crate::state::AppState;
@@ -24,7 +26,10 @@ pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
     let now = state.clock.now_ms();
     let heartbeat = &state.config.agents.defaults.heartbeat.every;
     let heartbeat_ms = pincer_core::duration::parse_duration_ms(heartbeat, None).unwrap_or(0);
-    let sessions = SessionsSummary { path: state.paths.db_path.display().to_string(), count: 0, recent: Vec::new() };
+    let census = session_census(state).await;
+    let path = state.paths.db_path.display().to_string();
+    let sessions = SessionsSummary { path: path.clone(), count: census.total, recent: census.recent.clone() };
+    let main_sessions = SessionsSummary { path, count: census.main_count, recent: census.main_recent };
     let outbox = state.outbox.health().await;
     let order: Vec<String> = outbox.channels.keys().cloned().collect();
     let labels: IndexMap<String, String> = order.iter().map(|c| (c.clone(), registry::label(c).to_string())).collect();
@@ -56,7 +61,7 @@ pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
             agent_id: "main".into(),
             is_default: true,
             heartbeat: HeartbeatHealth { enabled: heartbeat_ms > 0, every: heartbeat.clone(), every_ms: heartbeat_ms },
-            sessions: sessions.clone(),
+            sessions: main_sessions,
         }],
         sessions,
         delivery_queues: DeliveryQueues { failed: outbox.failed },
@@ -76,10 +81,78 @@ pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
     }
 }
 
+/// The sessions `health` and `status` count: all of them, and the default agent's.
+struct SessionCensus {
+    total: u64,
+    recent: Vec<RecentSession>,
+    main_count: u64,
+    main_recent: Vec<RecentSession>,
+    queued_main_events: Vec<String>,
+}
+
+const DEFAULT_AGENT: &str = "main";
+
+async fn session_census(state: &Arc<AppState>) -> SessionCensus {
+    let now = state.clock.now_ms();
+    let main_key = pincer_agent::SessionRef::main(DEFAULT_AGENT).key;
+    let read = state
+        .store
+        .read(move |rd| {
+            let all = rd.list_sessions(None, 10, 0)?;
+            let filter = SessionFilter { agent_id: Some(DEFAULT_AGENT.into()), ..SessionFilter::default() };
+            let main = rd.find_sessions(&filter, 10, 0)?;
+            let events = rd.pending_events(&main_key)?;
+            Ok((all, main, events))
+        })
+        .await;
+    let row = |r: &SessionRow| RecentSession {
+        key: r.key.clone(),
+        agent_id: r.agent_id.clone(),
+        kind: r.kind.clone(),
+        updated_at: r.updated_at_ms,
+        age: now.saturating_sub(r.updated_at_ms),
+        model: r.model.clone(),
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        total_tokens: r.input_tokens + r.output_tokens,
+    };
+    match read {
+        Ok(((all, total), (main, main_count), events)) => SessionCensus {
+            total,
+            recent: all.iter().map(row).collect(),
+            main_count,
+            main_recent: main.iter().map(row).collect(),
+            queued_main_events: events.into_iter().map(|e| e.text).collect(),
+        },
+        // A store that cannot be read is reported by `pincer.store` and the tasks; count nothing.
+        Err(e) => {
+            tracing::warn!(error = %e, "health: sessions could not be read");
+            SessionCensus {
+                total: 0,
+                recent: Vec::new(),
+                main_count: 0,
+                main_recent: Vec::new(),
+                queued_main_events: Vec::new(),
+            }
+        }
+    }
+}
+
 async fn status(state: &Arc<AppState>) -> Result<StatusResult, ErrorShape> {
     let schema =
         state.store.read(|rd| rd.schema_version()).await.map_err(|e| ErrorShape::unavailable(e.to_string()))?;
     let config = &state.config.gateway;
+    let heartbeat = &state.config.agents.defaults.heartbeat.every;
+    let heartbeat_ms = pincer_core::duration::parse_duration_ms(heartbeat, None).unwrap_or(0);
+    let census = session_census(state).await;
+    let db_path = state.paths.db_path.display().to_string();
+    let outbox = state.outbox.health().await;
+    let channel_summary = outbox
+        .channels
+        .iter()
+        .filter(|(_, c)| c.configured)
+        .map(|(id, c)| format!("{}: configured ({})", registry::label(id), c.health_state))
+        .collect();
     Ok(StatusResult {
         ok: true,
         version: crate::VERSION.into(),
@@ -98,6 +171,34 @@ async fn status(state: &Arc<AppState>) -> Result<StatusResult, ErrorShape> {
             bind: config.bind.as_str().into(),
             auth_mode: config.auth.mode.as_str().into(),
             connections: state.connection_count() as u64,
+        },
+        runtime_version: crate::VERSION.into(),
+        heartbeat: StatusHeartbeat {
+            default_agent_id: DEFAULT_AGENT.into(),
+            agents: vec![StatusHeartbeatAgent {
+                agent_id: DEFAULT_AGENT.into(),
+                enabled: heartbeat_ms > 0,
+                every: heartbeat.clone(),
+                every_ms: heartbeat_ms,
+                waiting_for_route: false,
+            }],
+        },
+        channel_summary,
+        queued_system_events: census.queued_main_events,
+        sessions: StatusSessions {
+            paths: vec![db_path.clone()],
+            count: census.total,
+            defaults: SessionDefaults {
+                model: state.config.agents.defaults.model.primary.clone(),
+                context_tokens: None,
+            },
+            recent: census.recent,
+            by_agent: vec![AgentSessions {
+                agent_id: DEFAULT_AGENT.into(),
+                path: db_path,
+                count: census.main_count,
+                recent: census.main_recent,
+            }],
         },
         extra: Default::default(),
     })

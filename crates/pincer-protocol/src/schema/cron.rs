@@ -23,7 +23,7 @@ methods! {
     /// Pincer's: a job's zone, next fire times and delivery route.
     Preview = "cron.preview" (PreviewParams) -> PreviewResult;
     /// Creates a job; answers its read view with `deliveryPreview`.
-    Add = "cron.add" (AddParams) -> CronJob;
+    Add = "cron.add" (AddParams) -> AddResult;
     /// Changes a job by a merge patch.
     Update = "cron.update" (UpdateParams) -> CronJob;
     /// Deletes a job and its runs.
@@ -130,6 +130,12 @@ impl TryFrom<WireSchedule> for ScheduleSpec {
 pub struct Job {
     pub id: String,
     pub name: String,
+    /// OpenClaw's UI label, shown by `openclaw cron show`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The key a declared job was added with (see [`JobInput::declaration_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub enabled: bool,
@@ -504,6 +510,13 @@ impl JobState {
 pub struct JobInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// OpenClaw's UI label (`--display-name`), at most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// OpenClaw's idempotent identity (`--declaration-key`): a second `cron.add` with the same
+    /// key updates that job instead of creating another. At most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -532,8 +545,7 @@ pub fn job_fields() -> &'static [&'static str] {
 }
 
 /// OpenClaw job fields Pincer does not implement: refused by name instead of ignored.
-pub const UNSUPPORTED_JOB_FIELDS: &[&str] =
-    &["declarationKey", "displayName", "owner", "pacing", "trigger", "scheduledToolPolicy", "state"];
+pub const UNSUPPORTED_JOB_FIELDS: &[&str] = &["owner", "pacing", "trigger", "scheduledToolPolicy", "state"];
 
 /// `cron.add` params: a [`JobInput`] after OpenClaw's accepted aliases are rewritten
 /// ([`canonicalize`]) and the payload kind is checked.
@@ -698,6 +710,37 @@ pub struct CronJob {
     pub delivery_preview: Option<DeliveryPreview>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `cron.add`'s answer: the new job, or — when the params carry a `declarationKey` — OpenClaw's
+/// convergence answer `{created, updated?, job, deliveryPreview?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AddResult {
+    Declared(Declared),
+    Created(Box<CronJob>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declared {
+    /// False when a job with this key already existed (and was updated to the declaration).
+    pub created: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<bool>,
+    pub job: Box<CronJob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_preview: Option<DeliveryPreview>,
+}
+
+impl AddResult {
+    /// The job's read view, with its delivery preview, whichever form the answer took.
+    pub fn into_job(self) -> CronJob {
+        match self {
+            AddResult::Created(job) => *job,
+            AddResult::Declared(d) => CronJob { delivery_preview: d.delivery_preview, ..*d.job },
+        }
+    }
 }
 
 impl CronJob {
@@ -1071,6 +1114,8 @@ mod tests {
             job_fields(),
             [
                 "name",
+                "displayName",
+                "declarationKey",
                 "description",
                 "enabled",
                 "agentId",

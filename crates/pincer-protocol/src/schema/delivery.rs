@@ -93,6 +93,12 @@ pub struct SendResult {
     pub state: DeliveryState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// OpenClaw's `runId`: the request's `idempotencyKey`.
+    pub run_id: String,
+    /// OpenClaw's `messageId`: the platform's id of the last part once delivered; until then
+    /// (Pincer answers once the outbox holds the message) the delivery id, which
+    /// `pincer deliveries show` takes.
+    pub message_id: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

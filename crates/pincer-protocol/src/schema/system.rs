@@ -98,12 +98,12 @@ pub struct HeartbeatHealth {
     pub every_ms: u64,
 }
 
-/// OpenClaw's session store summary: Pincer points at its database and lists none here.
+/// OpenClaw's session store summary: Pincer points at its database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionsSummary {
     pub path: String,
     pub count: u64,
-    pub recent: Vec<Value>,
+    pub recent: Vec<RecentSession>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,8 +265,79 @@ pub struct StatusResult {
     /// The supervised long-lived tasks and their states.
     pub tasks: Vec<TaskReport>,
     pub gateway: GatewayStatus,
+    /// OpenClaw's status summary fields (`openclaw status --json` and `--all` read them).
+    pub runtime_version: String,
+    pub heartbeat: StatusHeartbeat,
+    /// One line per configured channel.
+    pub channel_summary: Vec<String>,
+    /// Main-session system events waiting for the next heartbeat or turn.
+    pub queued_system_events: Vec<String>,
+    pub sessions: StatusSessions,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// OpenClaw's `status.heartbeat`: each agent's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusHeartbeat {
+    pub default_agent_id: String,
+    pub agents: Vec<StatusHeartbeatAgent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusHeartbeatAgent {
+    pub agent_id: String,
+    pub enabled: bool,
+    pub every: String,
+    pub every_ms: u64,
+    /// Pincer's heartbeat runs in the main session and needs no last route.
+    pub waiting_for_route: bool,
+}
+
+/// OpenClaw's `status.sessions`: Pincer's sessions all live in its one database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSessions {
+    pub paths: Vec<String>,
+    pub count: u64,
+    pub defaults: SessionDefaults,
+    /// The ten most recently updated sessions.
+    pub recent: Vec<RecentSession>,
+    pub by_agent: Vec<AgentSessions>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDefaults {
+    pub model: Option<String>,
+    pub context_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSessions {
+    pub agent_id: String,
+    pub path: String,
+    pub count: u64,
+    pub recent: Vec<RecentSession>,
+}
+
+/// One session row of `status` and `health` (OpenClaw's `key`, `updatedAt`, `age`, plus the
+/// session's model, kind and token counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentSession {
+    pub key: String,
+    pub agent_id: String,
+    pub kind: String,
+    pub updated_at: i64,
+    pub age: i64,
+    pub model: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,6 +41,7 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         "tool errors, tool groups and arguments",
     ),
     ("crates/pincer-core/src/crashpoint.rs", &["error"], "a fail point's action"),
+    ("crates/pincer-gateway/src/compat.rs", &["sent"], "COMPATIBILITY.md: whether Pincer sends an OpenClaw event"),
     ("crates/pincer-store/src/migrations.rs", &["cron"], "a migration's name"),
     ("crates/pincer-store/src/backup.rs", &["ok"], "SQLite's `PRAGMA quick_check` answer"),
     (
