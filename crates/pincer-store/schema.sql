@@ -25,6 +25,8 @@ CREATE TABLE cron_jobs (
                 created_at_ms INTEGER NOT NULL,
                 updated_at_ms INTEGER NOT NULL
             ) STRICT;
+CREATE INDEX cron_jobs_by_declaration_key ON cron_jobs (json_extract(job_json, '$.declarationKey'))
+              WHERE json_extract(job_json, '$.declarationKey') IS NOT NULL;
 CREATE INDEX cron_jobs_by_name ON cron_jobs (name COLLATE NOCASE, id, enabled);
 CREATE INDEX cron_jobs_by_next ON cron_jobs (next_run_at_ms, id, enabled);
 CREATE INDEX cron_jobs_by_updated ON cron_jobs (updated_at_ms, id, enabled);

@@ -258,7 +258,10 @@ impl Rd<'_> {
     pub fn job_id_by_declaration_key(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT id FROM cron_jobs WHERE json_extract(job_json, '$.declarationKey') = ?1 LIMIT 1")?
+            .prepare_cached(
+                "SELECT id FROM cron_jobs INDEXED BY cron_jobs_by_declaration_key
+                 WHERE json_extract(job_json, '$.declarationKey') = ?1 LIMIT 1",
+            )?
             .query_row([key], |r| r.get(0))
             .optional()?)
     }

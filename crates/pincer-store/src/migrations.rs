@@ -262,6 +262,14 @@ const MIGRATIONS: &[Migration] = &[
         sql: "DROP INDEX cron_jobs_due;
               CREATE INDEX cron_jobs_schedule ON cron_jobs (enabled, next_run_at_ms, id);",
     },
+    Migration {
+        version: 9,
+        name: "cron declaration keys",
+        // `cron.add` with a `declarationKey` looks the key up from the scheduler's actor: an index,
+        // not a scan of every job's JSON, so a declaration costs the same with 100,000 jobs.
+        sql: "CREATE INDEX cron_jobs_by_declaration_key ON cron_jobs (json_extract(job_json, '$.declarationKey'))
+              WHERE json_extract(job_json, '$.declarationKey') IS NOT NULL;",
+    },
 ];
 
 /// The schema version this build writes.
