@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod help;
+mod logging;
 mod output;
 mod resolve;
 
