@@ -457,3 +457,40 @@ fn openclaw_agent_runs_a_turn_on_pincer_and_prints_the_reply() {
     drop(gw);
     drop(rt);
 }
+
+/// `openclaw logs` reads Pincer's log file through `logs.tail`: its plain and JSON renderings
+/// parse Pincer's lines as OpenClaw's own (time, level, subsystem, message), and a cursor read
+/// after them answers nothing new.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_logs_reads_pincers_log_file() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let file = dir.path().join("logs/pincer.log");
+    let o = oc.call(&gw, &["logs", "--plain", "--limit", "50"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(&format!("Log file: {}", file.display())), "{}", out(&o));
+    let ready = text.lines().find(|l| l.contains("pincer gateway ready")).unwrap_or_else(|| panic!("{}", out(&o)));
+    // Parsed, not printed raw: no JSON braces, the level and the subsystem as words.
+    assert!(!ready.contains('{') && ready.contains(" info pincer_gateway"), "{ready}");
+
+    let o = oc.call(&gw, &["logs", "--json", "--limit", "50"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let records: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["type"], "meta", "{}", out(&o));
+    assert_eq!(records[0]["file"], file.to_str().unwrap());
+    let ready =
+        records.iter().find(|r| r["message"] == "pincer gateway ready").unwrap_or_else(|| panic!("{}", out(&o)));
+    assert_eq!((ready["type"].as_str(), ready["level"].as_str()), (Some("log"), Some("info")), "{ready}");
+
+    let size = std::fs::metadata(&file).unwrap().len();
+    let params = format!(r#"{{"cursor":{size}}}"#);
+    let o = oc.call(&gw, &["gateway", "call", "logs.tail", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let tail = json_out(&o);
+    assert_eq!((tail["cursor"].as_u64(), tail["lines"].as_array().map(Vec::len)), (Some(size), Some(0)), "{tail}");
+    assert_eq!((tail["reset"].as_bool(), tail["truncated"].as_bool()), (Some(false), Some(false)), "{tail}");
+}

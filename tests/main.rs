@@ -16,6 +16,7 @@ mod cron;
 mod delivery;
 mod devices;
 mod interop;
+mod logs;
 mod ops;
 mod protocol;
 mod registry;

@@ -47,6 +47,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("sessions list", "pincer sessions list --kind named"),
     ("sessions show", "pincer sessions show main --limit 10"),
     ("inbox", "pincer inbox --limit 5"),
+    ("logs", "pincer logs -f --level warn   # --json for JSON lines, --lines 50 for fewer"),
     ("backup", "pincer backup /var/backups/pincer-2026-03-01.db"),
     ("restore", "pincer restore /var/backups/pincer-2026-03-01.db   # with the gateway stopped"),
     ("completions", "pincer completions bash > ~/.local/share/bash-completion/completions/pincer"),

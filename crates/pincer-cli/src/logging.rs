@@ -175,7 +175,10 @@ mod tests {
                     assert!(v["time"].as_str().unwrap().ends_with('Z'));
                 }
                 LogFileFormat::Text => {
-                    assert!(text.contains(" WARN ") && text.contains("alert") && text.contains("job=\"disk\""), "{text}");
+                    assert!(
+                        text.contains(" WARN ") && text.contains("alert") && text.contains("job=\"disk\""),
+                        "{text}"
+                    );
                 }
             }
         }

@@ -79,6 +79,9 @@ enum Command {
     },
     /// Print (and open) the browser console's link, the gateway token in its fragment.
     Dashboard(commands::dashboard::DashboardArgs),
+    /// The gateway's log file: the newest lines, or follow it with -f (through the gateway, or
+    /// read directly when none runs).
+    Logs(commands::logs::LogsArgs),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -217,6 +220,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
         Command::Dashboard(a) => commands::dashboard::run(a, &paths).await,
+        Command::Logs(a) => commands::logs::run(a, &paths).await,
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,

@@ -44,10 +44,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     if let Some(bind) = args.bind.as_deref().and_then(Bind::parse) {
         config.gateway.bind = bind;
     }
-    let log_file = crate::logging::init(&config.logging, &paths)?;
-    if let Some(file) = &log_file {
-        tracing::info!(file = %file.path().display(), "logging to file");
-    }
+    crate::logging::init(&config.logging, &paths)?;
     if wrote {
         tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
     }
