@@ -21,5 +21,6 @@ mod ops;
 mod protocol;
 mod registry;
 mod schema;
+mod service;
 mod store;
 mod supervision;

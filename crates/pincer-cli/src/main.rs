@@ -82,6 +82,9 @@ enum Command {
     /// The gateway's log file: the newest lines, or follow it with -f (through the gateway, or
     /// read directly when none runs).
     Logs(commands::logs::LogsArgs),
+    /// Run the gateway as a per-user service (systemd user unit; launchd agent on macOS).
+    #[command(subcommand)]
+    Service(commands::service::ServiceCommand),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
         Command::Backup(args) => commands::backup::backup(args, &paths),
+        Command::Service(cmd) => commands::service::run(cmd, &paths),
         Command::Restore(args) => commands::backup::restore(args, &paths),
         Command::Completions { shell } => {
             end_quietly_on_a_closed_pipe();
@@ -228,6 +232,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
         Command::Gateway(_)
         | Command::Backup(_)
+        | Command::Service(_)
         | Command::Restore(_)
         | Command::Completions { .. }
         | Command::Man { .. } => unreachable!("handled in main"),

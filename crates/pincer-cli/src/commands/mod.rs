@@ -8,4 +8,5 @@ pub mod delivery;
 pub mod devices;
 pub mod gateway;
 pub mod logs;
+pub mod service;
 pub mod system;
