@@ -47,6 +47,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("sessions list", "pincer sessions list --kind named"),
     ("sessions show", "pincer sessions show main --limit 10"),
     ("inbox", "pincer inbox --limit 5"),
+    ("import openclaw", "pincer import openclaw ~/.openclaw --dry-run   # then without --dry-run"),
     ("service install", "pincer service install --dry-run   # prints the unit; without it, writes and starts it"),
     ("service uninstall", "pincer service uninstall"),
     ("service status", "pincer service status"),

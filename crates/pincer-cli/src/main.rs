@@ -82,6 +82,9 @@ enum Command {
     /// The gateway's log file: the newest lines, or follow it with -f (through the gateway, or
     /// read directly when none runs).
     Logs(commands::logs::LogsArgs),
+    /// Bring jobs over from another system (OpenClaw).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
     /// Run the gateway as a per-user service (systemd user unit; launchd agent on macOS).
     #[command(subcommand)]
     Service(commands::service::ServiceCommand),
@@ -225,6 +228,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
         Command::Dashboard(a) => commands::dashboard::run(a, &paths).await,
         Command::Logs(a) => commands::logs::run(a, &paths).await,
+        Command::Import(c) => commands::import::run(c, &paths).await,
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
