@@ -171,6 +171,64 @@ fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
 }
 
+/// `pincer cron list --json` walks keyed pages of 1000 and prints as it goes: over 2,345 jobs
+/// (three pages) it prints each listed job once, in the listing's order, in the shape of one
+/// `{"jobs": [...], "total": n}` value.
+#[test]
+fn cron_list_json_prints_every_job_of_many_pages_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let store = pincer_store::Store::open(&state.join("pincer.db")).unwrap();
+    let start = 4_102_444_800_000i64; // 2100-01-01, so nothing fires
+    let n = 2_345i64;
+    store
+        .write_blocking(move |tx| {
+            for i in 0..n {
+                // Fire times out of id order; every 10th disabled.
+                let (id, next) = (format!("job-{i:05}"), start + (i * 7_919) % n * 60_000);
+                let enabled = i % 10 != 0;
+                let job = json!({
+                    "id": id, "name": format!("job {i}"), "enabled": enabled, "createdAtMs": start,
+                    "updatedAtMs": start, "schedule": {"kind": "at", "at": "2100-01-02T00:00:00Z"},
+                    "sessionTarget": "isolated", "wakeMode": "now", "payload": {"kind": "command", "argv": ["true"]},
+                    "delivery": {"mode": "none"},
+                });
+                tx.insert_job(&pincer_store::JobRow {
+                    id,
+                    name: format!("job {i}"),
+                    enabled,
+                    job_json: job.to_string(),
+                    state_json: if enabled { json!({"nextRunAtMs": next}) } else { json!({}) }.to_string(),
+                    next_run_at_ms: enabled.then_some(next),
+                    created_at_ms: start,
+                    updated_at_ms: start,
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.close();
+    let gw = GatewayProcess::start(&pincer_bin(), &state, json!({})).unwrap();
+    for (args, listed) in [(&["cron", "list", "--json"][..], 2_110), (&["cron", "list", "--all", "--json"][..], 2_345)]
+    {
+        let out = gw.cli(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let list = json_of(&out);
+        let jobs = list["jobs"].as_array().unwrap();
+        assert_eq!((jobs.len(), list["total"].as_u64()), (listed, Some(listed as u64)), "{args:?}");
+        let keys: Vec<(i64, &str)> = jobs
+            .iter()
+            .map(|j| (j["state"]["nextRunAtMs"].as_i64().unwrap_or(i64::MAX), j["id"].as_str().unwrap()))
+            .collect();
+        let bad = keys.windows(2).find(|w| w[0] >= w[1]);
+        assert!(bad.is_none(), "{args:?}: out of order or repeated: {bad:?}");
+        assert!(jobs.iter().all(|j| j["deliveryPreview"]["label"].is_string()), "each job has its preview");
+        // Printed as the whole value would be.
+        assert_eq!(stdout(&out), format!("{}\n", serde_json::to_string_pretty(&list).unwrap()));
+    }
+}
+
 #[test]
 fn cron_commands_end_to_end() {
     let dir = tempfile::tempdir().unwrap();

@@ -290,7 +290,40 @@ async fn list_pages_keep_every_order_and_filter_and_paused_jobs_stay_last() {
             assert_eq!(got, want, "{params} limit {limit}");
             assert!(totals.iter().all(|t| *t == want.len() as u64), "{params}: totals {totals:?}");
         }
+        // Pincer's keyed pages (`cursor`) give the same order; filters are refused with them.
+        let filtered = ["agentId", "query", "scheduleKind", "lastRunStatus"].iter().any(|k| !params[k].is_null());
+        let (mut cursor, mut got, mut offset) = (json!(""), Vec::new(), 0u64);
+        loop {
+            let mut p = params.clone();
+            (p["cursor"], p["limit"], p["offset"]) = (cursor, json!(3), json!(offset));
+            if filtered {
+                let res = c.request("cron.list", p).await.unwrap();
+                assert!(error_of(&res).1.contains("cursor pages the whole listing"), "{res}");
+                break;
+            }
+            let page = c.call("cron.list", p).await.unwrap();
+            let ids = page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string());
+            got.extend(ids);
+            offset = got.len() as u64;
+            assert_eq!(page["total"].as_u64(), Some(want.len() as u64));
+            assert_eq!(page["hasMore"], page["nextCursor"].is_string(), "{page:#}");
+            match page["nextCursor"].as_str() {
+                Some(next) => {
+                    assert_eq!(page["nextOffset"].as_u64(), Some(offset));
+                    cursor = json!(next);
+                }
+                None => {
+                    assert_eq!(got, want, "{params} by cursor");
+                    break;
+                }
+            }
+        }
     }
+    // A cursor allows pages of up to 1000 and must be one the gateway gave out.
+    let page = c.call("cron.list", json!({"cursor": "", "limit": 1000})).await.unwrap();
+    assert_eq!((page["hasMore"].as_bool(), page["nextCursor"].clone()), (Some(false), Value::Null));
+    let res = c.request("cron.list", json!({"cursor": "bm9wZQ", "limit": 5})).await.unwrap();
+    assert!(error_of(&res).1.contains("cursor is not one this gateway gave out"), "{res}");
     // Past the end: an empty page that says so.
     let page = c.call("cron.list", json!({"offset": 500})).await.unwrap();
     assert_eq!((page["jobs"].as_array().unwrap().len(), page["hasMore"].as_bool()), (0, Some(false)));

@@ -6,6 +6,36 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON serialises"));
 }
 
+/// Writes `{"<key>": [items…], "total": n}` as [`print_json`] would print it, one item at a time,
+/// so a long listing is never held whole.
+pub struct JsonListWriter<W: std::io::Write> {
+    out: W,
+    count: u64,
+}
+
+impl<W: std::io::Write> JsonListWriter<W> {
+    pub fn start(mut out: W, key: &str) -> std::io::Result<Self> {
+        write!(out, "{{\n  {}: [", serde_json::to_string(key).unwrap_or_default())?;
+        Ok(JsonListWriter { out, count: 0 })
+    }
+
+    pub fn item<T: Serialize>(&mut self, item: &T) -> std::io::Result<()> {
+        let pretty = serde_json::to_string_pretty(item).map_err(std::io::Error::other)?;
+        // Pretty JSON holds no raw newline inside strings: each one starts a line to indent.
+        let sep = if self.count == 0 { "" } else { "," };
+        write!(self.out, "{sep}\n    {}", pretty.replace('\n', "\n    "))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let close = if self.count == 0 { "]" } else { "\n  ]" };
+        writeln!(self.out, "{close},\n  \"total\": {}\n}}", self.count)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
 /// Prints `key: value` rows with the keys aligned.
 pub fn print_rows(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -47,5 +77,28 @@ pub fn time_in(ms: i64, tz: &str) -> String {
     match tz.parse::<chrono_tz::Tz>() {
         Ok(zone) => utc.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z").to_string(),
         Err(_) => utc.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed listing is byte for byte what printing the whole value gives.
+    #[test]
+    fn a_streamed_list_prints_as_the_whole_value() {
+        let items = [
+            serde_json::json!({"id": "a", "nested": {"list": [1, 2], "empty": {}}, "text": "line\nbreak"}),
+            serde_json::json!({"id": "b"}),
+        ];
+        for n in 0..=items.len() {
+            let mut w = JsonListWriter::start(Vec::new(), "jobs").unwrap();
+            for item in &items[..n] {
+                w.item(item).unwrap();
+            }
+            let streamed = String::from_utf8(w.finish().unwrap()).unwrap();
+            let whole = serde_json::json!({"jobs": &items[..n], "total": n});
+            assert_eq!(streamed, format!("{}\n", serde_json::to_string_pretty(&whole).unwrap()));
+        }
     }
 }

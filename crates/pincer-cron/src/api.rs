@@ -9,7 +9,7 @@ use pincer_protocol::schema::cron::{
 };
 use pincer_protocol::schema::{Method, ParamsError};
 use pincer_protocol::state::{DeliveryStatus, ExecStatus, RunStatus};
-use pincer_store::{EnabledFilter, JobFacts, JobOrder, JobPageQuery, RunFilter, RunRow};
+use pincer_store::{EnabledFilter, JobFacts, JobKey, JobOrder, JobPage, JobPageQuery, RunFilter, RunRow};
 use serde_json::{Map, Value, json};
 
 use crate::job::{DEFAULT_AGENT, Job, JobExt};
@@ -41,9 +41,16 @@ pub async fn status(svc: &CronService) -> Result<CronStatus, CronError> {
 pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronError> {
     const M: &str = wire::List::NAME;
     let limit = p.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ParamsError::new(M, "limit must be 1..200").into());
+    let max = if p.cursor.is_some() { 1000 } else { 200 };
+    if !(1..=max).contains(&limit) {
+        return Err(ParamsError::new(M, format!("limit must be 1..{max}")).into());
     }
+    let after = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            ParamsError::new(M, "cursor is not one this gateway gave out: start again with cursor \"\"")
+        })?),
+    };
     let offset = p.offset.unwrap_or(0);
     if let Some(t) = &p.trigger
         && t != "all"
@@ -88,16 +95,25 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
         last_run_status: p.last_run_status.clone().filter(|s| s != "all"),
         agent_id: p.agent_id.clone(),
     };
-    // Unfiltered pages come from the order's index; a filter reads every job's facts (not the job).
-    let (page, revision) = svc
+    if p.cursor.is_some() && !filter.is_empty() {
+        return Err(ParamsError::new(M, "cursor pages the whole listing: leave out query, scheduleKind, lastRunStatus and agentId, or page by offset").into());
+    }
+    // Unfiltered pages come from the order's index (by key with a cursor, else through the
+    // bookmarks); a filter reads every job's facts (not the job).
+    let marks = svc.list_marks();
+    let keyed = p.cursor.is_some();
+    let (page, more, next_cursor, revision) = svc
         .store()
         .read(move |rd| {
-            let page = if filter.is_empty() {
-                rd.job_page(&q)?
+            let (page, more, last) = if keyed {
+                let k = rd.job_page_after(&q, after.as_ref())?;
+                (JobPage { jobs: k.jobs, total: k.total }, Some(k.more), k.last)
+            } else if filter.is_empty() {
+                (rd.job_page_marked(&q, &marks)?, None, None)
             } else {
-                rd.job_page_matching(&q, &mut |facts| filter.keeps(facts))?
+                (rd.job_page_matching(&q, &mut |facts| filter.keeps(facts))?, None, None)
             };
-            Ok((page, rd.cron_revision()?))
+            Ok((page, more, last.filter(|_| more == Some(true)).map(|k| encode_cursor(&k)), rd.cron_revision()?))
         })
         .await?;
     let listed = page.jobs.len() as u64;
@@ -113,7 +129,7 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
         })
         .collect();
     let total = page.total;
-    let has_more = (offset as u64 + listed) < total;
+    let has_more = more.unwrap_or((offset as u64 + listed) < total);
     // OpenClaw answers with previews unless asked for compact pages (`cron show` relies on it).
     let delivery_previews = p
         .include_delivery_previews
@@ -130,10 +146,24 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
         limit,
         has_more,
         next_offset: has_more.then_some(offset as u64 + listed),
+        next_cursor,
         timezone: svc.default_tz().to_string(),
         delivery_previews,
         extra: Map::new(),
     })
+}
+
+/// A listing key as an opaque cursor: its JSON in URL-safe base64.
+fn encode_cursor(key: &JobKey) -> String {
+    use base64::Engine;
+    let json = serde_json::to_vec(key).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_cursor(cursor: &str) -> Option<JobKey> {
+    use base64::Engine;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    serde_json::from_slice(&json).ok()
 }
 
 /// `cron.list`'s filters beyond `enabled`, applied to each job's stored facts.

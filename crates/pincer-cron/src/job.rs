@@ -337,11 +337,11 @@ pub fn apply_patch(job: &Job, patch: &JobPatch, ctx: &CreateContext) -> Result<J
             ));
         }
     }
-    let mut current = serde_json::to_value(job).expect("jobs serialise");
-    let obj = current.as_object_mut().expect("job is an object");
+    let mut current = serde_json::to_value(job).map_err(|e| invalid(format!("the job does not serialise: {e}")))?;
+    let Some(obj) = current.as_object_mut() else { return Err(invalid("the job does not serialise as an object")) };
     let mut patch = Value::Object(patch.0.clone());
     canonicalize(&mut patch);
-    let patch = patch.as_object().expect("object").clone();
+    let Value::Object(patch) = patch else { return Err(invalid("patch: must be an object")) };
     let schedule_changed = patch.contains_key("schedule");
     for (key, value) in patch {
         match (key.as_str(), value) {
@@ -361,9 +361,12 @@ pub fn apply_patch(job: &Job, patch: &JobPatch, ctx: &CreateContext) -> Result<J
                     merge(obj.entry("payload").or_insert(json!({})), Value::Object(p));
                 }
             }
-            ("delivery" | "failureAlert", Value::Object(p)) if obj.get(&key).is_some_and(Value::is_object) => {
-                merge(obj.get_mut(&key).expect("present"), Value::Object(p));
-            }
+            ("delivery" | "failureAlert", Value::Object(p)) => match obj.get_mut(&key) {
+                Some(current) if current.is_object() => merge(current, Value::Object(p)),
+                _ => {
+                    obj.insert(key, Value::Object(p));
+                }
+            },
             (_, v) => {
                 obj.insert(key, v);
             }

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::{Rd, Result, Tx};
 
 mod list;
-pub use list::{EnabledFilter, JobFacts, JobOrder, JobPage, JobPageQuery};
+pub use list::{EnabledFilter, JobBookmarks, JobFacts, JobKey, JobOrder, JobPage, JobPageQuery, KeyedPage, SortValue};
 
 /// A stored job: the definition and the scheduler-owned state, both as JSON.
 #[derive(Debug, Clone, PartialEq)]

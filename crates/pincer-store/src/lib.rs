@@ -36,7 +36,10 @@ use pincer_core::{SharedClock, SystemClock};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-pub use cron::{EnabledFilter, JobFacts, JobOrder, JobPage, JobPageQuery, JobRow, RunFilter, RunRow};
+pub use cron::{
+    EnabledFilter, JobBookmarks, JobFacts, JobKey, JobOrder, JobPage, JobPageQuery, JobRow, KeyedPage, RunFilter,
+    RunRow, SortValue,
+};
 pub use devices::{AuditFilter, AuditRow, DeviceRow, DeviceTokenRow, NewAuditRow, PairingRequestRow};
 pub use migrations::LATEST_VERSION;
 pub use outbox::{

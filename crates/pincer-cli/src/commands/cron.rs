@@ -19,7 +19,7 @@ use pincer_protocol::schema::{Ignored, Method, parse_params};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ConnectArgs, Target, call_once};
-use crate::output::{opt, print_json, table, time_in};
+use crate::output::{JsonListWriter, opt, print_json, table, time_in};
 use crate::resolve::{Candidate, resolve};
 
 #[derive(Debug, Subcommand)]
@@ -484,35 +484,46 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
         }
         CronCommand::List { all, c } => {
             let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
+            // Keyed pages of 1000: each costs its own rows, and with `--json` each is printed as
+            // it arrives.
+            let mut json = c
+                .json
+                .then(|| JsonListWriter::start(std::io::BufWriter::new(std::io::stdout().lock()), "jobs"))
+                .transpose()?;
             let mut jobs: Vec<CronJob> = Vec::new();
-            let mut offset = 0;
+            let mut cursor = String::new();
+            let mut seen: u32 = 0;
             let default_tz;
             loop {
                 let params = ListParams {
                     include_disabled: Some(all),
-                    limit: Some(200),
-                    offset: Some(offset),
+                    limit: Some(1000),
+                    offset: Some(seen),
+                    cursor: Some(std::mem::take(&mut cursor)),
                     include_delivery_previews: Some(true),
                     ..ListParams::default()
                 };
                 let page = client.call::<cron::List>(&params).await?;
-                let tz = page.timezone;
                 let mut previews = page.delivery_previews.unwrap_or_default();
                 for mut j in page.jobs {
                     j.delivery_preview = previews.swap_remove(&j.job.id);
-                    jobs.push(j);
+                    seen = seen.saturating_add(1);
+                    match json.as_mut() {
+                        Some(w) => w.item(&j)?,
+                        None => jobs.push(j),
+                    }
                 }
-                match page.next_offset {
-                    Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
-                    _ => {
-                        default_tz = tz;
+                match page.next_cursor {
+                    Some(next) => cursor = next,
+                    None => {
+                        default_tz = page.timezone;
                         break;
                     }
                 }
             }
             client.close().await;
-            if c.json {
-                print_json(&serde_json::json!({ "jobs": jobs, "total": jobs.len() }));
+            if let Some(w) = json {
+                w.finish()?;
                 return Ok(ExitCode::SUCCESS);
             }
             if jobs.is_empty() {

@@ -137,6 +137,8 @@ pub struct CronService {
     store: Store,
     shared: Arc<Shared>,
     task: Task,
+    /// `cron.list`'s bookmarks: an offset's key, so sequential pages are keyed reads.
+    list_marks: Arc<pincer_store::JobBookmarks>,
 }
 
 /// What the actor and its run tasks share.
@@ -287,7 +289,7 @@ impl CronService {
                 }
             }
         });
-        Ok(CronService { tx, store: deps.store, shared, task })
+        Ok(CronService { tx, store: deps.store, shared, task, list_marks: Arc::default() })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, CronError> {
@@ -369,6 +371,11 @@ impl CronService {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The bookmarks `cron.list` keeps between pages.
+    pub(crate) fn list_marks(&self) -> Arc<pincer_store::JobBookmarks> {
+        self.list_marks.clone()
     }
 
     pub fn default_tz(&self) -> &str {

@@ -836,6 +836,11 @@ pub struct ListParams {
     pub compact: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_delivery_previews: Option<bool>,
+    /// Pincer: continue after the page that answered with this `nextCursor` (`""`: from the
+    /// start). A keyed page costs its own rows wherever it is and allows `limit` up to 1000;
+    /// `offset` is then only the caller's count of the rows before it, for `nextOffset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl Params for ListParams {}
@@ -851,6 +856,9 @@ pub struct ListResult {
     pub limit: u32,
     pub has_more: bool,
     pub next_offset: Option<u64>,
+    /// Pincer, answering a `cursor`: where the next page starts (none after the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     /// Pincer: the zone that `every` and `at` jobs are shown in.
     pub timezone: String,
     /// By job id; left out of compact pages.
