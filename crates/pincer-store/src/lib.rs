@@ -20,6 +20,7 @@ pub mod backup;
 pub mod cron;
 pub mod devices;
 mod files;
+pub mod inbound;
 pub mod integrity;
 mod meta;
 mod migrations;
@@ -37,6 +38,7 @@ use tokio::sync::oneshot;
 
 pub use cron::{EnabledFilter, JobFacts, JobOrder, JobPage, JobPageQuery, JobRow, RunFilter, RunRow};
 pub use devices::{AuditFilter, AuditRow, DeviceRow, DeviceTokenRow, NewAuditRow, PairingRequestRow};
+pub use inbound::{InboundRow, NewInbound, PairingCodeRow};
 pub use migrations::LATEST_VERSION;
 pub use outbox::{
     AttemptRow, ChannelStats, DeliveryDetail, DeliveryFilter, DeliveryRow, Enqueued, InboxRow, LeasedDelivery,

@@ -7,4 +7,5 @@ pub mod dashboard;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
+pub mod pairing;
 pub mod system;

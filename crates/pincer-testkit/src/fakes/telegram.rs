@@ -588,7 +588,8 @@ async fn get_updates(shared: Shared, conn: Conn, params: Value) -> Response {
         (state.poll_faults.pop_front(), state.poll_generation)
     };
     shared.notify();
-    const CONFLICT_OTHER: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
+    const CONFLICT_OTHER: &str =
+        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
     match fault {
         Some(PollFault::Conflict) => return failure(409, CONFLICT_OTHER, None),
         Some(PollFault::ServerError(code)) => return failure(code, "Internal Server Error", None),
