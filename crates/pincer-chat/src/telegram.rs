@@ -210,6 +210,8 @@ pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskRe
                 tracing::error!(
                     "telegram refused the bot token: inbound chat stopped; fix channels.telegram.botToken and restart"
                 );
+                // Idle, not ended: the channel's state says why; the gateway's tasks stay up.
+                let _ = stop.wait_for(|s| *s).await;
                 return Ok(());
             }
             Err(e) => {
@@ -242,6 +244,8 @@ pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskRe
                 tracing::error!(
                     "telegram refused the bot token: inbound chat stopped; fix channels.telegram.botToken and restart"
                 );
+                // Idle, not ended: the channel's state says why; the gateway's tasks stay up.
+                let _ = stop.wait_for(|s| *s).await;
                 return Ok(());
             }
             Err(e) => {
