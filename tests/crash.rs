@@ -747,3 +747,81 @@ async fn crash_after_a_slot_reservation_or_execution_never_reruns_the_slot() {
         }
     }
 }
+
+/// Inbound chat under `kill -9` at every step — a poll answered but nothing committed, its messages
+/// and offset committed, a turn answered but its reply not committed, the reply committed — then
+/// a restart: every message is answered exactly once, quoting it, and every update is confirmed.
+#[tokio::test]
+async fn kill_9_around_an_inbound_message_neither_loses_it_nor_answers_it_twice() {
+    use pincer_testkit::fakes::openai::FakeOpenAi;
+    use pincer_testkit::fakes::telegram::Incoming;
+    let points = [
+        ("inbound.polled", 1),
+        ("inbound.accepted", 1),
+        ("inbound.accepted", 2),
+        ("inbound.answering", 2),
+        ("inbound.answered", 1),
+        ("inbound.answered", 3),
+    ];
+    for (point, hit) in points {
+        let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+        let config = json!({
+            "models": { "providers": { "openai": {
+                "api": "openai-completions", "baseUrl": model.base_url(), "apiKey": "sk-test", "models": [{ "id": "gpt-4o" }],
+            } } },
+            "agents": { "defaults": { "model": { "primary": "openai/gpt-4o" } } },
+            "channels": { "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url(), "allowFrom": ["*"] } },
+            "session": { "dmScope": "per-channel-peer" },
+            "delivery": { "rateLimits": { "telegram": 0 } },
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+        arm(&mut gw, point, hit);
+        // One message per poll, so every pass of a point is reached: the next is pushed once the
+        // gateway polls again (or after a moment, when it died).
+        let mut sent: Vec<(i64, i64)> = Vec::new();
+        for user in 1..=5 {
+            let polls = tg.polls().len();
+            sent.push((user, tg.push_message(Incoming::dm(user, &format!("msg-{user}"))).1));
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while tg.polls().len() <= polls && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        expect_crash(&mut gw, point);
+        restart_after_the_crash(&mut gw);
+        // Every reply is enqueued exactly once; one the outbox was sending at the kill may have
+        // reached Telegram or not, which Telegram cannot tell, so the outbox reports it `unknown`
+        // (as every Telegram send cut by a crash is) and never sends it twice.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let rows = loop {
+            let rows = settled(&gw).await;
+            let replies = rows.iter().filter(|r| r["origin"]["kind"] == "reply").count();
+            if replies >= sent.len() || std::time::Instant::now() > deadline {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let got = tg.messages();
+        let ctx = format!("{point}:{hit}: {got:?}\n{rows:?}");
+        let replies: Vec<&Value> = rows.iter().filter(|r| r["origin"]["kind"] == "reply").collect();
+        assert_eq!(replies.len(), sent.len(), "one reply enqueued per message; {ctx}");
+        for (user, message_id) in &sent {
+            let answers: Vec<_> = got.iter().filter(|m| m.chat_id == user.to_string()).collect();
+            let row: Vec<_> = replies.iter().filter(|r| r["to"].as_str() == Some(user.to_string().as_str())).collect();
+            assert_eq!(row.len(), 1, "user {user}; {ctx}");
+            match row[0]["state"].as_str() {
+                Some("delivered") => {
+                    assert_eq!(answers.len(), 1, "user {user}; {ctx}");
+                    assert_eq!(answers[0].reply_to_message_id, Some(*message_id), "{ctx}");
+                }
+                Some("unknown") => assert!(answers.len() <= 1, "user {user}; {ctx}"),
+                other => panic!("user {user}: reply {other:?}; {ctx}"),
+            }
+        }
+        for row in replies.iter().filter(|r| r["state"] == "unknown") {
+            assert!(row["lastError"].is_string(), "an unknown reply says why; {ctx}");
+        }
+        assert_eq!(tg.unconfirmed(), 0, "{ctx}");
+    }
+}

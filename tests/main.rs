@@ -15,6 +15,7 @@ mod crash;
 mod cron;
 mod delivery;
 mod devices;
+mod inbound;
 mod interop;
 mod logs;
 mod ops;

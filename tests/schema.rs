@@ -218,6 +218,33 @@ async fn script() -> (Answers, Vec<String>) {
     let second = crate::devices::pending_request(&url, TOKEN, 22).await;
     a.call(&mut c, "device.pair.reject", json!({"requestId": second})).await;
     a.call(&mut c, "device.pair.remove", json!({"deviceId": device})).await;
+    // DM pairing of a chat channel: a second gateway polling a fake Telegram, two unknown senders.
+    {
+        use pincer_testkit::fakes::telegram::{FakeTelegram, Incoming};
+        let tg = FakeTelegram::start().await;
+        let chat = TestGateway::start_with(&format!(
+            "{{ channels: {{ telegram: {{ botToken: '{}', apiRoot: '{}' }} }} }}",
+            FakeTelegram::TOKEN,
+            tg.base_url()
+        ))
+        .await;
+        let mut p = chat.client(&["operator.admin"]).await;
+        tg.push_message(Incoming::dm(2002, "hello"));
+        tg.push_message(Incoming::dm(2003, "hi"));
+        let told = tg.wait_for_messages(2, Duration::from_secs(20)).await;
+        let code = |i: usize| told[i].text.lines().find_map(|l| l.strip_prefix("Pairing code: ")).unwrap().to_string();
+        let first = code(0);
+        let second_sender = told[1].chat_id.clone();
+        a.call(&mut p, "channels.pairing.list", json!({})).await;
+        a.call(&mut p, "channels.pairing.approve", json!({"channel": "telegram", "code": first})).await;
+        a.call(
+            &mut p,
+            "channels.pairing.dismiss",
+            json!({"channel": "telegram", "requestId": format!("telegram:{second_sender}")}),
+        )
+        .await;
+        chat.stop().await;
+    }
     a.call(&mut c, "audit.query", json!({})).await;
     a.call(&mut c, "audit.query", json!({"limit": 1})).await;
 

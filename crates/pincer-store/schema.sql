@@ -9,6 +9,24 @@ CREATE TABLE audit_log (
                 detail_json TEXT NOT NULL
             ) STRICT;
 CREATE INDEX audit_log_at ON audit_log (at_ms);
+CREATE TABLE channel_allow (
+                channel TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT,
+                approved_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, sender_id)
+            ) STRICT;
+CREATE TABLE channel_pairing (
+                channel TEXT NOT NULL,
+                code TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT,
+                chat_id TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, code),
+                UNIQUE (channel, sender_id)
+            ) STRICT;
 CREATE TABLE cron_job_counts (
                 enabled INTEGER NOT NULL,
                 scheduled INTEGER NOT NULL,
@@ -93,6 +111,29 @@ CREATE TABLE devices (
                 last_seen_at_ms INTEGER,
                 last_seen_ip TEXT
             ) STRICT;
+CREATE TABLE inbound_cursors (
+                channel TEXT PRIMARY KEY,
+                next_offset INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            ) STRICT;
+CREATE TABLE inbound_messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                channel TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                session_key TEXT NOT NULL,
+                chat_id TEXT NOT NULL,
+                thread_id TEXT,
+                message_id TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT,
+                text TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('queued', 'answered', 'failed')),
+                received_at_ms INTEGER NOT NULL,
+                finished_at_ms INTEGER,
+                delivery_id TEXT,
+                UNIQUE (channel, external_id)
+            ) STRICT;
+CREATE INDEX inbound_messages_queued ON inbound_messages (seq) WHERE state = 'queued';
 CREATE TABLE inbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 outbox_id TEXT NOT NULL UNIQUE,
@@ -125,7 +166,7 @@ CREATE TABLE outbox (
                 last_error_class TEXT,
                 best_effort INTEGER NOT NULL,
                 body TEXT NOT NULL
-            ) STRICT;
+            , reply_to TEXT) STRICT;
 CREATE TABLE outbox_attempts (
                 outbox_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
                 at_ms INTEGER NOT NULL,

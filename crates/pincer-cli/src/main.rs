@@ -56,6 +56,9 @@ enum Command {
     Devices(commands::devices::DevicesCommand),
     /// The security audit log: connects, failed auth, pairing, token changes.
     Audit(commands::devices::AuditArgs),
+    /// Chat senders waiting for approval (DM pairing codes): list, approve, reject.
+    #[command(subcommand)]
+    Pairing(commands::pairing::PairingCommand),
     /// Run one agent turn and print the reply as it streams in.
     Agent(commands::agent::AgentArgs),
     /// Agent sessions and their transcripts.
@@ -232,6 +235,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
+        Command::Pairing(cmd) => commands::pairing::run(cmd, &paths).await,
         Command::Agent(a) => commands::agent::agent(a, &paths).await,
         Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
         Command::Gateway(_)

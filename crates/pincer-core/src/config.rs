@@ -56,6 +56,7 @@ pub struct Config {
     pub cron: CronConfig,
     pub delivery: DeliveryConfig,
     pub logging: LoggingConfig,
+    pub session: SessionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,6 +313,109 @@ pub struct TelegramConfig {
     pub bot_token: String,
     #[serde(default = "TelegramConfig::default_root")]
     pub api_root: String,
+    /// Who may talk to the bot in DMs (OpenClaw's names): `pairing` by default.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Sender ids or usernames allowed in DMs; `*` is everyone.
+    #[serde(default, deserialize_with = "ids")]
+    pub allow_from: Vec<String>,
+    /// Which group chats are answered: `allowlist` (those in `groups`) by default.
+    #[serde(default)]
+    pub group_policy: GroupPolicy,
+    /// Senders allowed in groups; empty: `allowFrom`.
+    #[serde(default, deserialize_with = "ids")]
+    pub group_allow_from: Vec<String>,
+    /// Group chat id (or `*`) → its settings.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, ChatGroupConfig>,
+    /// In groups, answer only when mentioned or replied to (default true).
+    #[serde(default = "yes")]
+    pub require_mention: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            bot_token: String::new(),
+            api_root: TelegramConfig::default_root(),
+            dm_policy: DmPolicy::default(),
+            allow_from: Vec::new(),
+            group_policy: GroupPolicy::default(),
+            group_allow_from: Vec::new(),
+            groups: Default::default(),
+            require_mention: true,
+        }
+    }
+}
+
+/// One entry of `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ChatGroupConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    #[serde(deserialize_with = "ids")]
+    pub allow_from: Vec<String>,
+}
+
+/// `dmPolicy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    #[default]
+    Pairing,
+    Allowlist,
+    Open,
+    Disabled,
+}
+
+/// `groupPolicy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    #[default]
+    Allowlist,
+    Open,
+    Disabled,
+}
+
+/// A list of ids written as numbers or strings (Telegram ids are numbers), kept as strings.
+fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        N(i64),
+        S(String),
+    }
+    Ok(Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(|id| match id {
+            Id::N(n) => n.to_string(),
+            Id::S(s) => s.trim().to_string(),
+        })
+        .collect())
+}
+
+/// `session`: how inbound chats map to agent sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SessionConfig {
+    pub dm_scope: DmScope,
+}
+
+/// `session.dmScope`: every DM in the main session (OpenClaw's default), one session per sender,
+/// or one per channel and sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DmScope {
+    #[default]
+    Main,
+    PerPeer,
+    PerChannelPeer,
 }
 
 impl TelegramConfig {
@@ -841,7 +945,7 @@ mod tests {
     fn unknown_keys_name_their_path() {
         expect![[r#"gateway.auth.tokn: unknown field `tokn`, expected one of `mode`, `token`, `rateLimit`"#]]
             .assert_eq(&parse_err(r#"{gateway:{auth:{tokn:"x"}}}"#));
-        expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`"]
+        expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`, `session`"]
             .assert_eq(&parse_err(r#"{gatway:{}}"#));
         expect![[r#"channels.discord.apiBase: unknown field `apiBase`, expected `token` or `apiBaseUrl`"#]]
             .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", apiBase:"x"}}}"#));

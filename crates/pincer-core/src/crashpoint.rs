@@ -13,6 +13,10 @@
 //! | `outbox.enqueued` | a delivery is committed; the caller has not been answered |
 //! | `outbox.dispatching` | a part is marked in flight; no request has been made |
 //! | `outbox.sent` | the channel accepted the part; the receipt is not yet recorded |
+//! | `inbound.polled` | a poll answered with updates; nothing of them is committed |
+//! | `inbound.accepted` | a poll's messages and the next offset are committed (once per batch) |
+//! | `inbound.answering` | a turn answered; its reply is not yet committed |
+//! | `inbound.answered` | the reply's outbox row and its messages' `answered` mark are committed |
 //!
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
@@ -39,8 +43,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Every point the code defines (an unknown name in the variable is refused at startup).
-pub const POINTS: [&str; 5] =
-    ["cron.reserved", "cron.executed", "outbox.enqueued", "outbox.dispatching", "outbox.sent"];
+pub const POINTS: [&str; 9] = [
+    "cron.reserved",
+    "cron.executed",
+    "outbox.enqueued",
+    "outbox.dispatching",
+    "outbox.sent",
+    "inbound.polled",
+    "inbound.accepted",
+    "inbound.answering",
+    "inbound.answered",
+];
 
 /// The variable that arms crash points.
 pub const ENV: &str = "PINCER_CRASHPOINTS";

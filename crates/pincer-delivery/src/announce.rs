@@ -142,7 +142,10 @@ impl Announcer for Announce {
                     d.to.as_deref(),
                     d.thread_id.as_deref(),
                     d.account_id.as_deref(),
-                    job.session_key.as_deref(),
+                    // Without a session of its own, `last` is where the owner last talked to the
+                    // agent's main session (inbound chat records it).
+                    Some(job.session_key.clone().unwrap_or_else(|| format!("agent:{}:main", job.effective_agent())))
+                        .as_deref(),
                 )
                 .map(Some),
         }

@@ -761,6 +761,7 @@ impl Inner {
                 text: part.body.clone(),
                 nonce: part.nonce.clone(),
                 idempotency_key: row.idempotency_key.clone(),
+                reply_to: row.reply_to.clone().filter(|_| part.idx == 0),
             };
             match self.check_unknown(&row, part, &request, channel.as_ref()).await {
                 Unknown::Send => {}
@@ -858,6 +859,7 @@ impl Inner {
                             text: p.body.clone(),
                             nonce: p.nonce.clone(),
                             idempotency_key: l.row.idempotency_key.clone(),
+                            reply_to: l.row.reply_to.clone().filter(|_| p.idx == 0),
                         })
                         .collect();
                     (l.row.id.clone(), parts)

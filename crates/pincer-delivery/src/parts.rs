@@ -178,7 +178,11 @@ mod tests {
     #[test]
     fn cutting_works_for_long_lines_and_multibyte_text() {
         let tg = Telegram::new(
-            &TelegramConfig { bot_token: "1:x".into(), api_root: "http://127.0.0.1:9".into() },
+            &TelegramConfig {
+                bot_token: "1:x".into(),
+                api_root: "http://127.0.0.1:9".into(),
+                ..TelegramConfig::default()
+            },
             Duration::from_secs(1),
         )
         .unwrap();

@@ -240,7 +240,11 @@ fn adapter(platform: Platform, url: &str, timeout: Duration) -> (Arc<dyn Channel
             (Arc::new(Discord::new(&config, timeout).unwrap()), "channel:111".into())
         }
         Platform::Telegram => {
-            let config = TelegramConfig { bot_token: FakeTelegram::TOKEN.into(), api_root: url.into() };
+            let config = TelegramConfig {
+                bot_token: FakeTelegram::TOKEN.into(),
+                api_root: url.into(),
+                ..TelegramConfig::default()
+            };
             (Arc::new(Telegram::new(&config, timeout).unwrap()), "-1001234567890".into())
         }
         Platform::Slack => {

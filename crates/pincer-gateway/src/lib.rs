@@ -196,12 +196,6 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let adapters = pincer_delivery::api::build_channels(&config, &store, &events, &clock)
         .map_err(|e| anyhow::anyhow!("config channels: {e}"))?;
     let channels = registry::catalog(&adapters);
-    for spec in registry::REGISTRY {
-        // Inbound chat (a later issue) starts each channel's inbound side here, under the supervisor.
-        match spec.inbound {
-            registry::Inbound::None => {}
-        }
-    }
     let (settled_tx, settled_rx) = tokio::sync::mpsc::unbounded_channel();
     let outbox = pincer_delivery::Outbox::start(pincer_delivery::OutboxDeps {
         store: store.clone(),
@@ -227,6 +221,25 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         supervisor: supervisor.clone(),
     })
     .map_err(|e| anyhow::anyhow!("config {e}"))?;
+    // Inbound chat: each channel whose adapter declares an inbound side starts it here (the
+    // supervisor owns its poll loop and the turn dispatcher).
+    let inbound: Vec<&str> = registry::REGISTRY
+        .iter()
+        .filter(|spec| match spec.inbound {
+            registry::Inbound::None => false,
+            registry::Inbound::LongPoll => true,
+        })
+        .map(|spec| spec.name)
+        .collect();
+    let chat = pincer_chat::Chat::start(pincer_chat::ChatDeps {
+        store: store.clone(),
+        clock: clock.clone(),
+        config: Arc::new(config.clone()),
+        agents: agents.clone(),
+        outbox: outbox.clone(),
+        supervisor: supervisor.clone(),
+        channels: inbound,
+    });
     let cron = pincer_cron::CronService::start(pincer_cron::CronDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -284,6 +297,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         outbox,
         announce,
         agents,
+        chat,
         devices,
         events,
         metrics,
@@ -354,6 +368,7 @@ impl RunningGateway {
         self.state.outbox.shutdown();
         self.state.cron.shutdown().await;
         self.state.agents.shutdown();
+        self.state.chat.shutdown();
         self.state.devices.flush_auth_failures(true).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub devices: pincer_auth::Devices,
     pub announce: Arc<pincer_delivery::Announce>,
     pub agents: pincer_agent::Agents,
+    /// Inbound chat: the users' messages, access control, pairing.
+    pub chat: Arc<pincer_chat::Chat>,
     pub clock: SharedClock,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,

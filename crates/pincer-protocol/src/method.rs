@@ -50,6 +50,10 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> Scope {
             let word = message.split_whitespace().next().unwrap_or("");
             if word == "/new" || word == "/reset" { Scope::Admin } else { Scope::Write }
         }
+        "channels.pairing.approve" => {
+            let owner = params.and_then(|p| p.get("bootstrapCommandOwner")) == Some(&Value::Bool(true));
+            if owner { Scope::Admin } else { Scope::Pairing }
+        }
         _ => Scope::Admin,
     }
 }

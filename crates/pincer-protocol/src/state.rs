@@ -313,6 +313,34 @@ impl ErrorClass {
 }
 
 state_enum! {
+    /// An inbound chat message, stored with the poll offset that confirmed it.
+    pub enum InboundState: "inbound message state" {
+        /// Waiting for its session's next turn.
+        Queued = "queued",
+        /// A turn answered it: its reply is in the outbox (same commit).
+        Answered = "answered",
+        /// Its turn failed; the sender was told so through the outbox.
+        Failed = "failed",
+    }
+}
+
+state_enum! {
+    /// A chat channel's inbound connection, as `health`, `channels.status` and `doctor` show it.
+    pub enum ConnectionState: "channel connection state" {
+        /// Starting, or between polls.
+        Connecting = "connecting",
+        /// A long poll is open (Telegram `getUpdates`).
+        Polling = "polling",
+        /// The last request failed; the next one waits (`nextAttemptAtMs`).
+        Backoff = "backoff",
+        /// The platform refused the token: the channel stopped and says so; it never spins.
+        CredentialsRejected = "credentials-rejected",
+        /// The gateway is stopping.
+        Stopped = "stopped",
+    }
+}
+
+state_enum! {
     /// A run's own failure reasons, beside the model classes.
     pub enum RunFailure: "run error reason" {
         /// The gateway stopped during the run.
@@ -442,6 +470,8 @@ state_enum! {
         Alert = "alert",
         /// The `send` method.
         Send = "send",
+        /// The answer to a message a user sent the bot (inbound chat).
+        Reply = "reply",
     }
 }
 
@@ -517,6 +547,8 @@ pub fn all_spellings() -> Vec<(&'static str, &'static [&'static str])> {
         of::<OriginKind>(),
         of::<AttemptOutcome>(),
         of::<DeliveryErrorClass>(),
+        of::<InboundState>(),
+        of::<ConnectionState>(),
     ]
 }
 

@@ -20,6 +20,7 @@ pub mod backup;
 pub mod cron;
 pub mod devices;
 mod files;
+pub mod inbound;
 pub mod integrity;
 mod meta;
 mod migrations;
@@ -41,6 +42,7 @@ pub use cron::{
     RunRow, SortValue,
 };
 pub use devices::{AuditFilter, AuditRow, DeviceRow, DeviceTokenRow, NewAuditRow, PairingRequestRow};
+pub use inbound::{InboundRow, NewInbound, PairingCodeRow};
 pub use migrations::LATEST_VERSION;
 pub use outbox::{
     AttemptRow, ChannelStats, DeliveryDetail, DeliveryFilter, DeliveryRow, Enqueued, InboxRow, LeasedDelivery,

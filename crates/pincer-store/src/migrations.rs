@@ -270,6 +270,54 @@ const MIGRATIONS: &[Migration] = &[
         sql: "CREATE INDEX cron_jobs_by_declaration_key ON cron_jobs (json_extract(job_json, '$.declarationKey'))
               WHERE json_extract(job_json, '$.declarationKey') IS NOT NULL;",
     },
+    Migration {
+        version: 10,
+        name: "inbound chat",
+        // A channel's poll cursor and the messages it confirmed commit together; a reply's outbox
+        // row quotes the message it answers (`reply_to`); approved senders and pairing codes.
+        sql: "CREATE TABLE inbound_cursors (
+                channel TEXT PRIMARY KEY,
+                next_offset INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE inbound_messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                channel TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                session_key TEXT NOT NULL,
+                chat_id TEXT NOT NULL,
+                thread_id TEXT,
+                message_id TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT,
+                text TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('queued', 'answered', 'failed')),
+                received_at_ms INTEGER NOT NULL,
+                finished_at_ms INTEGER,
+                delivery_id TEXT,
+                UNIQUE (channel, external_id)
+            ) STRICT;
+            CREATE INDEX inbound_messages_queued ON inbound_messages (seq) WHERE state = 'queued';
+            CREATE TABLE channel_allow (
+                channel TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT,
+                approved_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, sender_id)
+            ) STRICT;
+            CREATE TABLE channel_pairing (
+                channel TEXT NOT NULL,
+                code TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT,
+                chat_id TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, code),
+                UNIQUE (channel, sender_id)
+            ) STRICT;
+            ALTER TABLE outbox ADD COLUMN reply_to TEXT;",
+    },
 ];
 
 /// The schema version this build writes.

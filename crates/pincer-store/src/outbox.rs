@@ -69,6 +69,8 @@ pub struct DeliveryRow {
     pub last_error_class: Option<DeliveryErrorClass>,
     pub best_effort: bool,
     pub body: String,
+    /// The platform message this row answers (its first part quotes it), for inbound chat.
+    pub reply_to: Option<String>,
 }
 
 /// One rendered part of a delivery.
@@ -127,7 +129,7 @@ pub struct InboxRow {
 
 const ROW_COLS: &str = "seq, id, idempotency_key, origin_kind, origin_id, channel, account_id, target, thread_id, state, \
                         attempts, max_attempts, next_attempt_at_ms, lease_until_ms, created_at_ms, updated_at_ms, \
-                        settled_at_ms, last_error, last_error_class, best_effort, body";
+                        settled_at_ms, last_error, last_error_class, best_effort, body, reply_to";
 
 fn row_from(r: &Row) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -152,6 +154,7 @@ fn row_from(r: &Row) -> rusqlite::Result<DeliveryRow> {
         last_error_class: r.get(18)?,
         best_effort: r.get::<_, i64>(19)? != 0,
         body: r.get(20)?,
+        reply_to: r.get(21)?,
     })
 }
 

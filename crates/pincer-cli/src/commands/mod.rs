@@ -9,5 +9,6 @@ pub mod devices;
 pub mod gateway;
 pub mod import;
 pub mod logs;
+pub mod pairing;
 pub mod service;
 pub mod system;

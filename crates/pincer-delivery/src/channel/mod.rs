@@ -100,6 +100,8 @@ pub struct Part {
     pub nonce: String,
     /// Stable per row; webhooks send it as `Idempotency-Key`.
     pub idempotency_key: String,
+    /// On the first part of a reply: the platform message it answers (Telegram quotes it).
+    pub reply_to: Option<String>,
 }
 
 impl Part {
@@ -458,6 +460,7 @@ pub(crate) mod test_support {
             text: text.into(),
             nonce: Part::derive_nonce(row, index),
             idempotency_key: format!("pincer-{row}"),
+            reply_to: None,
         }
     }
 

@@ -36,7 +36,7 @@ pub static SPEC: ChannelSpec = ChannelSpec {
     minimal_config: r#"{ channels: { telegram: { botToken: "pincer-test", apiRoot: "http://127.0.0.1:9" } } }"#,
     build,
     doctor: super::registry::check_credentials,
-    inbound: Inbound::None,
+    inbound: Inbound::LongPoll,
 };
 
 fn build(cx: &BuildContext<'_>) -> Built {
@@ -110,6 +110,10 @@ impl Telegram {
             }
             if let Some(topic) = topic {
                 body["message_thread_id"] = json!(topic);
+            }
+            if let Some(id) = part.reply_to.as_deref().and_then(|id| id.parse::<i64>().ok()) {
+                // Quotes the user's message; still sent if it was deleted meanwhile.
+                body["reply_parameters"] = json!({ "message_id": id, "allow_sending_without_reply": true });
             }
             let reply = self.call("sendMessage", &body).await?;
             match outcome(&reply) {
@@ -331,11 +335,19 @@ mod tests {
     }
 
     fn adapter_with_token(fake: &FakeTelegram, token: &str) -> Telegram {
-        Telegram::new(&TelegramConfig { bot_token: token.into(), api_root: fake.base_url() }, TIMEOUT).unwrap()
+        Telegram::new(
+            &TelegramConfig { bot_token: token.into(), api_root: fake.base_url(), ..TelegramConfig::default() },
+            TIMEOUT,
+        )
+        .unwrap()
     }
 
     fn offline() -> Telegram {
-        let config = TelegramConfig { bot_token: "t".into(), api_root: "http://127.0.0.1:9".into() };
+        let config = TelegramConfig {
+            bot_token: "t".into(),
+            api_root: "http://127.0.0.1:9".into(),
+            ..TelegramConfig::default()
+        };
         Telegram::new(&config, TIMEOUT).unwrap()
     }
 
@@ -558,7 +570,11 @@ mod tests {
         assert!(matches!(check, SendError::Permanent { class: PermanentClass::Auth, .. }), "{check:?}");
         // A transport error must not leak the token that sits in the URL path.
         let offline = Telegram::new(
-            &TelegramConfig { bot_token: "999:wrong-secret".into(), api_root: "http://127.0.0.1:9".into() },
+            &TelegramConfig {
+                bot_token: "999:wrong-secret".into(),
+                api_root: "http://127.0.0.1:9".into(),
+                ..TelegramConfig::default()
+            },
             TIMEOUT,
         )
         .unwrap();

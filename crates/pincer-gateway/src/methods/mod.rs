@@ -2,6 +2,7 @@
 //! agents) are thin adapters here over their crates.
 
 pub mod agent;
+pub mod channels;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -19,6 +20,7 @@ pub fn all() -> Methods {
     cron::register(&mut methods);
     delivery::register(&mut methods);
     devices::register(&mut methods);
+    channels::register(&mut methods);
     doctor::register(&mut methods);
     logs::register(&mut methods);
     methods

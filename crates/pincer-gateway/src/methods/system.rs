@@ -30,7 +30,13 @@ pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
     let path = state.paths.db_path.display().to_string();
     let sessions = SessionsSummary { path: path.clone(), count: census.total, recent: census.recent.clone() };
     let main_sessions = SessionsSummary { path, count: census.main_count, recent: census.main_recent };
-    let outbox = state.outbox.health().await;
+    let mut outbox = state.outbox.health().await;
+    // Each chat channel's inbound connection (polling, backoff, credentials-rejected, last error).
+    for inbound in state.chat.status() {
+        if let Some(channel) = outbox.channels.get_mut(&inbound.channel) {
+            channel.extra.insert("inbound".into(), serde_json::to_value(&inbound).unwrap_or_default());
+        }
+    }
     let order: Vec<String> = outbox.channels.keys().cloned().collect();
     let labels: IndexMap<String, String> = order.iter().map(|c| (c.clone(), registry::label(c).to_string())).collect();
     let healthy = outbox.channels.values().all(|c| c.health_state == "healthy");

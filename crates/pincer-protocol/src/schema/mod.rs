@@ -17,6 +17,7 @@
 //! State fields (`status`, `deliveryStatus`, `state`, …) are strings here for now.
 
 pub mod agent;
+pub mod channels;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -227,6 +228,9 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<devices::TokenRotate>(),
     MethodSchema::of::<devices::TokenRevoke>(),
     MethodSchema::of::<devices::AuditQuery>(),
+    MethodSchema::of::<channels::PairingList>(),
+    MethodSchema::of::<channels::PairingApprove>(),
+    MethodSchema::of::<channels::PairingDismiss>(),
 ];
 
 /// The schema row of `name`.

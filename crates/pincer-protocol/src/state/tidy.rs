@@ -71,7 +71,10 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         ],
         "field and method names, the schedule kind, log levels, doctor levels, channel health, task states, and clap's value lists (the accepted spellings of --status, --delivery-status and --state)",
     ),
-    ("crates/pincer-delivery/src/outbox.rs", &["rate-limited"], "a channel's health state"),
+    ("crates/pincer-delivery/src/outbox.rs", &["rate-limited", "credentials-rejected"], "a channel's health state"),
+    ("crates/pincer-cli/src/commands/cron.rs", &["credentials-rejected"], "a channel's outbox health state"),
+    ("crates/pincer-cli/src/commands/delivery.rs", &["queued"], "a delivery shown as waiting"),
+    ("crates/pincer-cron/src/api.rs", &["stopped"], "the scheduler's own state in `cron.status`"),
     ("crates/pincer-delivery/src/api.rs", &["send"], "the method name"),
     ("crates/pincer-protocol/src/schema/delivery.rs", &["send"], "the method name"),
     (
@@ -79,7 +82,11 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         &["cron", "heartbeat"],
         "the schedule kind; OpenClaw payload kinds Pincer refuses",
     ),
-    ("crates/pincer-protocol/src/schema/system.rs", &["running", "failed"], "a supervised task's state (`TaskState`)"),
+    (
+        "crates/pincer-protocol/src/schema/system.rs",
+        &["running", "failed", "stopped"],
+        "a supervised task's state (`TaskState`)",
+    ),
     ("crates/pincer-delivery/src/channel/", &["rate_limited", "ok"], "Slack's error code; a doctor finding's level"),
 ];
 

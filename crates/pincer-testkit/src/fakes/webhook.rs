@@ -266,6 +266,11 @@ pub mod harness {
             self.changed.send_modify(|n| *n += 1);
         }
 
+        /// A receiver that sees every [`Recorder::notify`] (for handlers that wait, e.g. a long poll).
+        pub fn changes(&self) -> watch::Receiver<u64> {
+            self.changed.subscribe()
+        }
+
         /// Waits until `ready` returns something, or panics after `timeout`.
         pub async fn wait_for<T>(&self, timeout: Duration, what: &str, ready: impl Fn(&S) -> Option<T>) -> T {
             let mut changes = self.changed.subscribe();

@@ -1,0 +1,283 @@
+//! Inbound chat: the owner talks to the agent from a chat platform.
+//!
+//! - `telegram`: `getUpdates` long polling; each batch is committed with the next `offset` and
+//!   the access decisions it made (pairing codes, audit rows) in one transaction.
+//! - [`access`]: OpenClaw's `dmPolicy`/`allowFrom`/`groupPolicy`/`groupAllowFrom`/`groups`/
+//!   `requireMention` as one pure function.
+//! - [`pairing`]: codes for unknown senders, approved or rejected by the owner.
+//! - `turns`: one turn at a time per session; messages that arrive meanwhile wait and go to the
+//!   next turn together. A turn is the agent's own turn API ([`pincer_agent::api::agent`]), so
+//!   inbound turns run exactly as `agent` calls do. The reply's outbox row (quoting the message),
+//!   the messages' `answered` mark and the session's last route commit together.
+//!
+//! **Architecture Invariant:** a message is confirmed to the platform (the poll offset moves past
+//! it) only in the commit that stores it, and marked answered only in the commit that stores its
+//! reply: a `kill -9` anywhere neither loses a message nor answers one twice. Every wait (poll
+//! backoff, pairing expiry, the typing indicator) runs on the injected clock.
+
+pub mod access;
+pub mod pairing;
+pub mod telegram;
+mod turns;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use pincer_agent::{Agents, SessionRef};
+use pincer_core::config::DmScope;
+use pincer_core::{Config, SharedClock, Supervisor};
+use pincer_cron::{Origin, Route};
+use pincer_delivery::{Outbox, TooLong};
+use pincer_protocol::state::{ConnectionState, OriginKind};
+use pincer_store::{Store, Tx};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+/// What the inbound side needs from the gateway.
+pub struct ChatDeps {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub config: Arc<Config>,
+    pub agents: Agents,
+    pub outbox: Outbox,
+    pub supervisor: Supervisor,
+    /// The registered channels with an inbound side (`ChannelSpec::inbound`).
+    pub channels: Vec<&'static str>,
+}
+
+/// One channel's inbound connection, for `health`, `channels.status` and `doctor`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelStatus {
+    pub channel: String,
+    pub state: ConnectionState,
+    /// The bot's name once the platform told it (`@name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at_ms: Option<i64>,
+    /// While in `backoff`: when the next attempt starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<i64>,
+    /// When a poll last answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_poll_at_ms: Option<i64>,
+    /// Failed attempts in a row.
+    pub failures: u32,
+}
+
+/// A message the bot sends into a chat through the outbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    /// The outbox idempotency key: the same reply is enqueued once.
+    pub key: String,
+    pub chat_id: String,
+    pub thread_id: Option<String>,
+    /// The platform message it quotes.
+    pub reply_to: Option<String>,
+    pub text: String,
+}
+
+/// The inbound chat service; the gateway holds it.
+pub struct Chat {
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: Arc<Config>,
+    pub(crate) agents: Agents,
+    pub(crate) outbox: Outbox,
+    pub(crate) stop: watch::Sender<bool>,
+    states: Mutex<BTreeMap<String, ChannelStatus>>,
+    /// Wakes the turn dispatcher: a message was stored, or a session's worker ended.
+    wake: Notify,
+    /// Sessions with a worker running.
+    busy: Mutex<HashSet<String>>,
+    /// Typing indicators, per channel.
+    typing: HashMap<&'static str, Arc<telegram::BotApi>>,
+}
+
+/// What a write closure needs to enqueue a reply (the closure outlives the borrow of [`Chat`]).
+pub(crate) struct ReplyWriter {
+    outbox: Outbox,
+    now_ms: i64,
+}
+
+impl ReplyWriter {
+    /// Renders `reply` and enqueues it in `tx`; `None` when there is nothing to send.
+    pub(crate) fn enqueue_in(&self, tx: &Tx<'_>, channel: &str, reply: &Reply) -> pincer_store::Result<Option<String>> {
+        let route = Route {
+            channel: channel.to_string(),
+            to: reply.chat_id.clone(),
+            thread_id: reply.thread_id.clone(),
+            account_id: None,
+            source: "inbound".into(),
+        };
+        let origin = Origin { kind: OriginKind::Reply, id: None, best_effort: false };
+        let mut d = match self.outbox.prepare(&route, &reply.text, &reply.key, &origin, None, TooLong::Truncate) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "inbound: the reply cannot be sent");
+                return Ok(None);
+            }
+        };
+        d.created_at_ms = self.now_ms;
+        let enqueued = tx.enqueue_delivery(&d)?;
+        if let Some(message) = &reply.reply_to
+            && enqueued.created
+        {
+            tx.set_delivery_reply_to(&enqueued.id, message)?;
+        }
+        Ok(Some(enqueued.id))
+    }
+}
+
+impl Chat {
+    /// Starts the inbound side of every configured chat channel that has one (Telegram), under
+    /// the supervisor, and the turn dispatcher.
+    pub fn start(deps: ChatDeps) -> Arc<Chat> {
+        let ChatDeps { store, clock, config, agents, outbox, supervisor, channels } = deps;
+        let telegram = config
+            .channels
+            .telegram
+            .clone()
+            .filter(|_| channels.contains(&telegram::CHANNEL) && outbox.channel(telegram::CHANNEL).is_some());
+        let mut typing = HashMap::new();
+        if let Some(tg) = &telegram
+            && let Ok(api) = telegram::BotApi::new(tg)
+        {
+            typing.insert(telegram::CHANNEL, Arc::new(api));
+        }
+        let chat = Arc::new(Chat {
+            store,
+            clock,
+            config,
+            agents,
+            outbox,
+            stop: watch::Sender::new(false),
+            states: Mutex::default(),
+            wake: Notify::new(),
+            busy: Mutex::default(),
+            typing,
+        });
+        if let Some(tg) = telegram {
+            chat.set_state(telegram::CHANNEL, ConnectionState::Connecting, None, None);
+            let c = chat.clone();
+            supervisor.spawn("telegram-inbound", false, move || telegram::poll_loop(c.clone(), tg.clone()));
+            let c = chat.clone();
+            supervisor.spawn("chat-turns", false, move || turns::dispatch_loop(c.clone()));
+        }
+        chat
+    }
+
+    /// Stops polling; turns in flight finish on their own.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let mut states = self.states.lock().expect("chat states");
+        for s in states.values_mut() {
+            if s.state != ConnectionState::CredentialsRejected {
+                s.state = ConnectionState::Stopped;
+            }
+        }
+    }
+
+    /// Each channel's inbound connection.
+    pub fn status(&self) -> Vec<ChannelStatus> {
+        self.states.lock().expect("chat states").values().cloned().collect()
+    }
+
+    pub(crate) fn set_state(&self, channel: &str, state: ConnectionState, error: Option<String>, next: Option<i64>) {
+        let now = self.clock.now_ms();
+        let mut states = self.states.lock().expect("chat states");
+        let s = states.entry(channel.to_string()).or_insert_with(|| ChannelStatus {
+            channel: channel.to_string(),
+            state,
+            bot: None,
+            last_error: None,
+            last_error_at_ms: None,
+            next_attempt_at_ms: None,
+            last_poll_at_ms: None,
+            failures: 0,
+        });
+        s.state = state;
+        s.next_attempt_at_ms = next;
+        if let Some(e) = error {
+            s.last_error = Some(e);
+            s.last_error_at_ms = Some(now);
+        }
+    }
+
+    pub(crate) fn set_bot(&self, channel: &str, bot: String) {
+        if let Some(s) = self.states.lock().expect("chat states").get_mut(channel) {
+            s.bot = Some(bot);
+        }
+    }
+
+    pub(crate) fn note_poll(&self, channel: &str) {
+        let now = self.clock.now_ms();
+        if let Some(s) = self.states.lock().expect("chat states").get_mut(channel) {
+            s.last_poll_at_ms = Some(now);
+            s.failures = 0;
+        }
+    }
+
+    /// Waits out the backoff after a failure (on the clock); `false` when stopped meanwhile.
+    pub(crate) async fn backoff(
+        &self,
+        channel: &str,
+        failures: &mut usize,
+        error: String,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let wait = telegram::BACKOFF_MS[(*failures).min(telegram::BACKOFF_MS.len() - 1)];
+        *failures += 1;
+        let next = self.clock.now_ms().saturating_add(wait);
+        self.set_state(channel, ConnectionState::Backoff, Some(error), Some(next));
+        if let Some(s) = self.states.lock().expect("chat states").get_mut(channel) {
+            s.failures = *failures as u32;
+        }
+        tokio::select! {
+            _ = self.clock.sleep_until(next) => true,
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+
+    /// The short session key (`main`, `session:…`) of a message, by `session.dmScope`.
+    pub(crate) fn session_for(
+        &self,
+        channel: &str,
+        group: bool,
+        chat_id: &str,
+        thread: Option<i64>,
+        sender: &str,
+    ) -> String {
+        if group {
+            return match thread {
+                Some(t) => format!("session:{channel}:group:{chat_id}:topic:{t}"),
+                None => format!("session:{channel}:group:{chat_id}"),
+            };
+        }
+        match self.config.session.dm_scope {
+            DmScope::Main => "main".into(),
+            DmScope::PerPeer => format!("session:direct:{sender}"),
+            DmScope::PerChannelPeer => format!("session:{channel}:direct:{sender}"),
+        }
+    }
+
+    /// The full key (`agent:main:…`) of a short one.
+    pub(crate) fn full_key(short: &str) -> String {
+        SessionRef::from_request(Some(short), None, "inbound").map(|s| s.key).unwrap_or_else(|_| short.to_string())
+    }
+
+    pub(crate) fn wake_turns(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn kick_outbox(&self) {
+        self.outbox.kick();
+    }
+
+    pub(crate) fn clone_for_write(&self) -> ReplyWriter {
+        ReplyWriter { outbox: self.outbox.clone(), now_ms: self.clock.now_ms() }
+    }
+}

@@ -1,0 +1,304 @@
+//! Inbound chat end to end: the real gateway long-polls the fake Telegram Bot API, answers through
+//! the fake model and the outbox; access control, pairing, groups, chat commands, the connection
+//! state in `health`, and the poll backoff on the fake clock.
+
+use std::time::Duration;
+
+use pincer_core::Clock;
+use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+use pincer_testkit::fakes::telegram::{FakeTelegram, Incoming, PollFault};
+use pincer_testkit::process::GatewayProcess;
+use pincer_testkit::ws::{RawClient, cli_connect_params};
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, pincer_bin};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(tg: &FakeTelegram, model: &FakeOpenAi, telegram: Value) -> Value {
+    let mut channel = json!({ "botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url() });
+    for (k, v) in telegram.as_object().unwrap() {
+        channel[k] = v.clone();
+    }
+    json!({
+        "models": { "providers": { "openai": {
+            "api": "openai-completions", "baseUrl": model.base_url(), "apiKey": "sk-test", "models": [{ "id": "gpt-4o" }],
+        } } },
+        "agents": { "defaults": { "model": { "primary": "openai/gpt-4o" } } },
+        "channels": { "telegram": channel },
+        "delivery": { "rateLimits": { "telegram": 0 } },
+    })
+}
+
+async fn client(gw: &GatewayProcess, scopes: &[&str]) -> RawClient {
+    RawClient::connect(&gw.url(), cli_connect_params(Some(&gw.token), scopes)).await.unwrap().0
+}
+
+/// The last user message of a model request.
+fn user_text(body: &Value) -> String {
+    let messages = body["messages"].as_array().unwrap();
+    messages.iter().rev().find(|m| m["role"] == "user").map(|m| m["content"].to_string()).unwrap_or_default()
+}
+
+async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_telegram_dm_is_answered_once_through_the_outbox_quoting_it_while_typing_shows() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Sunny all day."));
+    let dir = tempfile::tempdir().unwrap();
+    let gw =
+        GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, json!({"allowFrom": [1001]}))).unwrap();
+    let (_, first) = tg.push_message(Incoming::dm(1001, "What's the weather?"));
+    let got = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(
+        (got[0].chat_id.as_str(), got[0].text.as_str(), got[0].reply_to_message_id),
+        ("1001", "Sunny all day.", Some(first))
+    );
+    assert!(user_text(&model.requests()[0].body).contains("What's the weather?"));
+    let typing = tg.chat_actions();
+    assert!(typing.iter().any(|a| a.chat_id == "1001" && a.action == "typing"), "{typing:?}");
+    wait_until("the update to be confirmed", || tg.unconfirmed() == 0).await;
+
+    // The same DM session (dmScope main): the second turn sees the first exchange.
+    let (_, second) = tg.push_message(Incoming::dm(1001, "And tomorrow?"));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!(got[1].reply_to_message_id, Some(second));
+    let history = model.requests()[1].body["messages"].to_string();
+    assert!(history.contains("What's the weather?") && history.contains("Sunny all day."), "{history}");
+    assert_eq!(model.request_count(), 2);
+
+    // Chat commands are answered without the model.
+    tg.push_message(Incoming::dm(1001, "/help"));
+    let got = tg.wait_for_messages(3, WAIT).await;
+    assert!(got[2].text.contains("/new"), "{}", got[2].text);
+    assert_eq!(model.request_count(), 2);
+
+    // The session remembers the route: a job announcing to `channel: last` reaches this chat.
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let job = c
+        .call(
+            "cron.add",
+            json!({
+                "name": "reminder", "schedule": {"kind": "every", "everyMs": 3_600_000},
+                "sessionTarget": "isolated", "payload": {"kind": "agentTurn", "message": "Remind me"},
+                "delivery": {"mode": "announce", "channel": "last"},
+            }),
+        )
+        .await
+        .unwrap();
+    model.push(Reply::text("Time to stretch."));
+    c.call("cron.run", json!({"id": job["id"], "mode": "force"})).await.unwrap();
+    let got = tg.wait_for_messages(4, WAIT).await;
+    assert_eq!((got[3].chat_id.as_str(), got[3].text.as_str()), ("1001", "Time to stretch."));
+    let health = c.call("health", json!({})).await.unwrap();
+    let inbound = &health["channels"]["telegram"]["inbound"];
+    assert_eq!(
+        (inbound["state"].as_str(), inbound["bot"].as_str()),
+        (Some("polling"), Some("@pincer_fake_bot")),
+        "{health}"
+    );
+    // Every decision is audited.
+    let audit = c.call("audit.query", json!({"action": "channel.message.allowed"})).await.unwrap().to_string();
+    assert_eq!(audit.matches(r#""senderId":"1001""#).count(), 3, "{audit}");
+    // Nothing was answered twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tg.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn an_unknown_sender_gets_a_pairing_code_and_reaches_the_model_only_after_approval() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, json!({}))).unwrap();
+    let (_, asked) = tg.push_message(Incoming::dm(2002, "hello?"));
+    let got = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].reply_to_message_id, Some(asked));
+    let code = got[0].text.lines().find_map(|l| l.strip_prefix("Pairing code: ")).unwrap().to_string();
+    assert!(got[0].text.contains("pincer pairing approve telegram"), "{}", got[0].text);
+    // Asking again while the code waits sends nothing more, and nothing reached the model.
+    tg.push_message(Incoming::dm(2002, "hello??"));
+    wait_until("the second update to be confirmed", || tg.unconfirmed() == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((tg.messages().len(), model.request_count()), (1, 0));
+
+    let list = gw.cli(&["pairing", "list", "--json"]);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.status.success() && listed.contains("2002"), "{listed} {}", String::from_utf8_lossy(&list.stderr));
+    let wrong = gw.cli(&["pairing", "approve", "telegram", "NOPE2345"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("pincer pairing list"), "{wrong:?}");
+    let ok = gw.cli(&["pairing", "approve", "telegram", &code.to_lowercase()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!(got[1].text, "Access approved. Send a message to start chatting.");
+
+    tg.push_message(Incoming::dm(2002, "now?"));
+    let got = tg.wait_for_messages(3, WAIT).await;
+    assert_eq!(got[2].text, "Hello from the fake model.");
+    assert_eq!(model.request_count(), 1);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let audit = c.call("audit.query", json!({})).await.unwrap().to_string();
+    for action in ["channel.pairing.requested", "channel.pairing.approved", "channel.message.allowed"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert!(!audit.contains(&code), "the audit log never holds the code");
+}
+
+#[tokio::test]
+async fn pairing_codes_are_capped_and_a_rejected_code_lets_nobody_in() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, json!({}))).unwrap();
+    for user in 3001..3005 {
+        tg.push_message(Incoming::dm(user, "hi"));
+    }
+    let got = tg.wait_for_messages(3, WAIT).await;
+    wait_until("every update to be confirmed", || tg.unconfirmed() == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tg.messages().len(), 3, "at most 3 codes wait per channel");
+    let code = got[0].text.lines().find_map(|l| l.strip_prefix("Pairing code: ")).unwrap().to_string();
+    let out = gw.cli(&["pairing", "reject", "telegram", &code]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = gw.cli(&["pairing", "approve", "telegram", &code]);
+    assert!(!again.status.success(), "a rejected code cannot be approved");
+    assert_eq!(model.request_count(), 0);
+}
+
+#[tokio::test]
+async fn in_a_group_the_bot_answers_when_mentioned_or_replied_to_and_never_other_bots() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = json!({ "groups": { "-100": {} } });
+    let _gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, telegram)).unwrap();
+    tg.push_message(Incoming::group(-100, 7, "just chatting"));
+    tg.push_message(Incoming::group(-100, 7, "@pincer_fake_bot bot loop?").from_bot());
+    tg.push_message(Incoming::group(-100, 7, "x").sticker());
+    tg.push_message(Incoming::group(-200, 7, "@pincer_fake_bot not this group"));
+    let (_, mentioned) = tg.push_message(Incoming::group(-100, 7, "@pincer_fake_bot what time is it?"));
+    let got = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].chat_id.as_str(), got[0].reply_to_message_id), ("-100", Some(mentioned)));
+    assert!(user_text(&model.requests()[0].body).contains("what time is it?"));
+    let (_, replied) = tg.push_message(Incoming::group(-100, 8, "thanks").reply_to_bot().topic(5));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].reply_to_message_id, got[1].message_thread_id), (Some(replied), Some(5)));
+    wait_until("every update to be confirmed", || tg.unconfirmed() == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((tg.messages().len(), model.request_count()), (2, 2));
+}
+
+#[tokio::test]
+async fn a_refused_token_stops_the_channel_and_health_says_so() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    tg.revoke_token();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, json!({}))).unwrap();
+    let mut c = client(&gw, &["operator.read"]).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let inbound = loop {
+        let health = c.call("health", json!({})).await.unwrap();
+        let inbound = health["channels"]["telegram"]["inbound"].clone();
+        if inbound["state"] == "credentials-rejected" {
+            break inbound;
+        }
+        assert!(std::time::Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(inbound["lastError"].as_str().unwrap().contains("channels.telegram.botToken"), "{inbound}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(tg.polls().is_empty(), "a refused token never polls");
+}
+
+/// The backoff after a failed poll runs on the injected clock: no second poll until it passes.
+#[tokio::test]
+async fn a_failed_poll_backs_off_on_the_clock_and_health_shows_when_it_retries() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    tg.push_poll_fault(PollFault::ServerError(502));
+    tg.push_poll_fault(PollFault::Conflict);
+    let extra = config(&tg, &model, json!({ "allowFrom": ["*"] })).to_string();
+    let gw = TestGateway::start_with(&extra).await;
+    let mut c = gw.client(&["operator.read"]).await;
+    tg.wait_for_polls(1, WAIT).await;
+    let inbound = wait_inbound(&mut c, "backoff").await;
+    let start = gw.clock.now_ms();
+    assert_eq!(inbound["nextAttemptAtMs"].as_i64(), Some(start + 1_000), "{inbound}");
+    assert!(inbound["lastError"].as_str().unwrap().contains("502"), "{inbound}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tg.polls().len(), 1, "no poll before the backoff passed");
+    gw.clock.advance(1_000);
+    tg.wait_for_polls(2, WAIT).await;
+    // The 409 (another poller): backoff again, now 2 s.
+    let inbound = wait_inbound(&mut c, "backoff").await;
+    assert_eq!(inbound["nextAttemptAtMs"].as_i64(), Some(start + 3_000), "{inbound}");
+    assert!(inbound["lastError"].as_str().unwrap().contains("another poller"), "{inbound}");
+    gw.clock.advance(2_000);
+    tg.wait_for_polls(3, WAIT).await;
+    let (_, id) = tg.push_message(Incoming::dm(5, "after the faults"));
+    let got = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].reply_to_message_id, Some(id));
+    gw.stop().await;
+}
+
+async fn wait_inbound(c: &mut RawClient, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let health = c.call("health", json!({})).await.unwrap();
+        let inbound = health["channels"]["telegram"]["inbound"].clone();
+        if inbound["state"] == state {
+            return inbound;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {state}: {health}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Many chats at once: every message answered once, in order within each chat, none lost.
+#[tokio::test]
+async fn many_chats_at_once_are_each_answered_once_and_in_order() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&tg, &model, json!({ "allowFrom": ["*"] }));
+    cfg["session"] = json!({ "dmScope": "per-channel-peer" });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg).unwrap();
+    let (chats, rounds) = (20i64, 2);
+    let mut sent = Vec::new();
+    for round in 0..rounds {
+        for user in 1..=chats {
+            sent.push((user, tg.push_message(Incoming::dm(user, &format!("round {round}"))).1));
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Messages of one chat that arrive during its turn may be answered together, so wait for
+    // every message to be answered rather than for a count of replies.
+    loop {
+        let answered = gw.cli(&["health", "--json"]);
+        let _ = answered;
+        let got = tg.messages();
+        let done = (1..=chats).all(|u| {
+            let last = sent.iter().rev().find(|(s, _)| *s == u).unwrap().1;
+            got.iter().any(|m| m.chat_id == u.to_string() && m.reply_to_message_id == Some(last))
+        });
+        if done {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} replies: {got:?}\n{}", got.len(), gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = tg.messages();
+    for user in 1..=chats {
+        let replies: Vec<i64> =
+            got.iter().filter(|m| m.chat_id == user.to_string()).filter_map(|m| m.reply_to_message_id).collect();
+        let mut sorted = replies.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(replies, sorted, "chat {user}: answered out of order or twice");
+    }
+    assert_eq!(tg.unconfirmed(), 0);
+}
