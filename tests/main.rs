@@ -9,6 +9,7 @@ mod support;
 mod agent;
 mod bad_input;
 mod cli;
+mod config;
 mod command;
 mod console;
 mod crash;

@@ -46,7 +46,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
     pub gateway: GatewayConfig,
@@ -58,7 +58,7 @@ pub struct Config {
     pub logging: LoggingConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct GatewayConfig {
     pub port: u16,
@@ -70,7 +70,7 @@ pub struct GatewayConfig {
 }
 
 /// The browser console served on the gateway port (`gateway.controlUi`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ControlUiConfig {
     /// Browser origins (`scheme://host[:port]`) besides the gateway's own that may open its
@@ -92,7 +92,7 @@ impl Default for GatewayConfig {
 }
 
 /// Limits on the sockets of the gateway port (`gateway.connections`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ConnectionsConfig {
     /// Open sockets at most (HTTP and WebSocket). Unset: 4096, lowered to what the open-file limit
@@ -112,7 +112,7 @@ impl Default for ConnectionsConfig {
 }
 
 /// Which interface the gateway listens on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Bind {
     /// 127.0.0.1 only.
@@ -140,7 +140,7 @@ impl Bind {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AuthConfig {
     pub mode: AuthMode,
@@ -149,7 +149,7 @@ pub struct AuthConfig {
     pub rate_limit: RateLimitConfig,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// A shared token, compared in constant time.
@@ -170,7 +170,7 @@ impl AuthMode {
 }
 
 /// Failed-auth limiting per remote address (OpenClaw's `gateway.auth.rateLimit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RateLimitConfig {
     pub max_attempts: u32,
@@ -187,7 +187,7 @@ impl Default for RateLimitConfig {
 }
 
 /// Device pairing policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct PairingConfig {
     /// Approve a device's first pairing silently when it connects over loopback.
@@ -202,13 +202,13 @@ impl Default for PairingConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ModelsConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProviderConfig {
     pub api: ProviderApi,
@@ -223,7 +223,7 @@ pub struct ProviderConfig {
     pub timeout_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ProviderApi {
     #[serde(rename = "openai-completions")]
     OpenAiCompletions,
@@ -231,7 +231,7 @@ pub enum ProviderApi {
     AnthropicMessages,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelEntry {
     pub id: String,
@@ -243,13 +243,13 @@ pub struct ModelEntry {
     pub max_tokens: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AgentsConfig {
     pub defaults: AgentDefaults,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AgentDefaults {
     pub model: ModelSelection,
@@ -259,7 +259,7 @@ pub struct AgentDefaults {
     pub heartbeat: HeartbeatConfig,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ModelSelection {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,7 +267,7 @@ pub struct ModelSelection {
     pub fallbacks: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct HeartbeatConfig {
     /// Interval of the main-session heartbeat, e.g. `30m`; `0m` disables it.
@@ -280,7 +280,7 @@ impl Default for HeartbeatConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ChannelsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,7 +292,7 @@ pub struct ChannelsConfig {
     pub webhook: WebhookConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DiscordConfig {
     pub token: String,
@@ -306,7 +306,7 @@ impl DiscordConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelegramConfig {
     pub bot_token: String,
@@ -320,7 +320,7 @@ impl TelegramConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SlackConfig {
     pub bot_token: String,
@@ -334,14 +334,14 @@ impl SlackConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct WebhookConfig {
     /// Allow webhook targets on loopback and private networks (off: refused, like OpenClaw's SSRF guard).
     pub allow_private_network: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CronConfig {
     pub enabled: bool,
@@ -371,14 +371,14 @@ impl Default for CronConfig {
 }
 
 /// A duration string, or `false` for "keep forever".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Retention {
     Off(bool),
     Duration(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RunRetention {
     /// Runs older than this are pruned (`30d`).
@@ -393,7 +393,7 @@ impl Default for RunRetention {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DeliveryConfig {
     /// Attempts per outbox row before it goes dead.
@@ -427,7 +427,7 @@ impl Default for DeliveryConfig {
 }
 
 /// `delivery.channels`: one optional entry per channel.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DeliveryChannels {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -443,7 +443,7 @@ pub struct DeliveryChannels {
 }
 
 /// How one channel sends; unset fields fall back to `delivery.maxParallel` / `requestTimeoutMs`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ChannelDelivery {
     /// Conversations this channel sends to in parallel.
@@ -496,7 +496,7 @@ impl DeliveryConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct LoggingConfig {
     /// A `tracing` filter such as `info` or `pincer_cron=debug,info`.
@@ -527,11 +527,22 @@ impl Config {
         Ok(config)
     }
 
+    /// The JSON5 text as a value, nothing expanded or checked (`config.get`'s `parsed`).
+    pub fn read_value(text: &str) -> Result<Value, String> {
+        check_nesting(text).map_err(|e| format!("not valid JSON5: {e}"))?;
+        json5::from_str(text).map_err(|e| format!("not valid JSON5: {e}"))
+    }
+
+    /// [`Config::read_value`] with `${NAME}` expanded (`config.get`'s `resolved`).
+    pub fn resolve_value(text: &str, env: Env) -> Result<Value, String> {
+        let mut value = Config::read_value(text)?;
+        expand_env(&mut value, &mut Vec::new(), env)?;
+        Ok(value)
+    }
+
     /// Parses JSON5 text, expands `${NAME}` in string values and checks the schema.
     pub fn parse(text: &str, env: Env) -> Result<Config, String> {
-        check_nesting(text).map_err(|e| format!("not valid JSON5: {e}"))?;
-        let mut value: Value = json5::from_str(text).map_err(|e| format!("not valid JSON5: {e}"))?;
-        expand_env(&mut value, &mut Vec::new(), env)?;
+        let value = Config::resolve_value(text, env)?;
         let config: Config = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();

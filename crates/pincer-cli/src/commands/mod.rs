@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod backup;
+pub mod config;
 pub mod cron;
 pub mod dashboard;
 pub mod delivery;

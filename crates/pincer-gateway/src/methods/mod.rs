@@ -2,6 +2,7 @@
 //! agents) are thin adapters here over their crates.
 
 pub mod agent;
+pub mod config;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -19,5 +20,6 @@ pub fn all() -> Methods {
     delivery::register(&mut methods);
     devices::register(&mut methods);
     doctor::register(&mut methods);
+    config::register(&mut methods);
     methods
 }

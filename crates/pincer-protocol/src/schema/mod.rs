@@ -17,6 +17,7 @@
 //! State fields (`status`, `deliveryStatus`, `state`, …) are strings here for now.
 
 pub mod agent;
+pub mod config;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -197,6 +198,9 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<system::Health>(),
     MethodSchema::of::<system::Status>(),
     MethodSchema::of::<system::DoctorRun>(),
+    MethodSchema::of::<config::ConfigGet>(),
+    MethodSchema::of::<config::ConfigSchema>(),
+    MethodSchema::of::<config::ConfigReload>(),
     MethodSchema::of::<agent::Agent>(),
     MethodSchema::of::<agent::AgentsList>(),
     MethodSchema::of::<agent::Wake>(),
