@@ -17,6 +17,7 @@ mod cron;
 mod delivery;
 mod devices;
 mod interop;
+mod operator;
 mod ops;
 mod protocol;
 mod registry;

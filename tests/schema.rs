@@ -212,6 +212,16 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "audit.query", json!({})).await;
     a.call(&mut c, "audit.query", json!({"limit": 1})).await;
 
+    // The config file, read and reloaded (last: the reload drops the Discord channel).
+    std::fs::write(
+        &gw.paths.config_path,
+        format!("{{ gateway: {{ auth: {{ token: '{TOKEN}' }} }}, delivery: {{ maxAttempts: 4 }} }}"),
+    )
+    .unwrap();
+    a.call(&mut c, "config.get", json!({})).await;
+    a.call(&mut c, "config.schema", json!({})).await;
+    a.call(&mut c, "config.reload", json!({})).await;
+
     a.call(&mut c, "cron.remove", json!({"id": command})).await;
     gw.stop().await;
     (a, methods)

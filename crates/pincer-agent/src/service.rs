@@ -462,7 +462,8 @@ impl AgentRunner for Agents {
                     if self.inner.config().models.providers.is_empty() {
                         PreflightError::NoModel(e)
                     } else {
-                        PreflightError::Unresolved(e)
+                        let configured = self.inner.router().configured();
+                        PreflightError::Unresolved(format!("{e}; the configured models are {}", configured.join(", ")))
                     }
                 })
             }
