@@ -50,8 +50,19 @@ async fn an_edited_config_applies_to_the_running_gateway_and_a_bad_edit_is_refus
     let gw = GatewayProcess::start(&pincer_bin(), &state, json!({})).unwrap();
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string(state.join("pincer.json")).unwrap()).unwrap();
     let add = [
-        "cron", "add", "--name", "disk", "--every", "1h", "--command", "echo 42% used", "--announce", "--channel",
-        "telegram", "--to", "123456789",
+        "cron",
+        "add",
+        "--name",
+        "disk",
+        "--every",
+        "1h",
+        "--command",
+        "echo 42% used",
+        "--announce",
+        "--channel",
+        "telegram",
+        "--to",
+        "123456789",
     ];
     assert!(failed(&gw.cli(&add)).contains("add channels.telegram to the config"));
 
@@ -71,7 +82,11 @@ async fn an_edited_config_applies_to_the_running_gateway_and_a_bad_edit_is_refus
     bad["channels"]["telegram"]["apiRoot"] = json!("http://127.0.0.1:9");
     write_config(&gw, &bad);
     let status = wait_config(&gw, "the refused edit", |c| c["lastError"].is_string());
-    assert_eq!(status["lastError"], "config ".to_string() + &format!("{}: delivery.maxAttempts: must be at least 1", state.join("pincer.json").display()));
+    assert_eq!(
+        status["lastError"],
+        "config ".to_string()
+            + &format!("{}: delivery.maxAttempts: must be at least 1", state.join("pincer.json").display())
+    );
     assert_eq!(status["reloads"], 1, "{status}");
     let doctor = String::from_utf8_lossy(&gw.cli(&["doctor"]).stdout).into_owned();
     assert!(doctor.contains("was refused") && doctor.contains("delivery.maxAttempts: must be at least 1"), "{doctor}");
@@ -143,7 +158,15 @@ fn config_get_set_validate_with_the_gateways_checks() {
 
     ok(&pincer_in(state, &["config", "set", "channels.telegram.botToken", "123:abc-secret"]));
     ok(&pincer_in(state, &["config", "set", "delivery.maxAttempts", "3"]));
-    ok(&pincer_in(state, &["config", "set", "models.providers", "{local: {api: 'openai-completions', baseUrl: 'http://127.0.0.1:1/v1', apiKey: '${TG_TOKEN}'}}"]));
+    ok(&pincer_in(
+        state,
+        &[
+            "config",
+            "set",
+            "models.providers",
+            "{local: {api: 'openai-completions', baseUrl: 'http://127.0.0.1:1/v1', apiKey: '${TG_TOKEN}'}}",
+        ],
+    ));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("// my notes\n"), "the leading comment is kept: {text}");
     assert!(text.contains("gw-secret-short") && text.contains("${TG_TOKEN}"), "{text}");
@@ -217,7 +240,11 @@ async fn config_get_and_schema_over_the_protocol_hold_no_secret() {
 
 #[test]
 fn usage_errors_under_json_are_json_with_exit_2() {
-    for args in [vec!["cron", "add", "--bogus", "--json"], vec!["--json", "nope"], vec!["cron", "runs", "job", "--limit", "x", "--json"]] {
+    for args in [
+        vec!["cron", "add", "--bogus", "--json"],
+        vec!["--json", "nope"],
+        vec!["cron", "runs", "job", "--limit", "x", "--json"],
+    ] {
         let out = std::process::Command::new(pincer_bin()).args(&args).env_clear().output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let answer: Value = serde_json::from_slice(&out.stdout)

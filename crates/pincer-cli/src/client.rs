@@ -98,7 +98,7 @@ fn check_url(source: &str, url: &str) -> anyhow::Result<String> {
 }
 
 /// The URL a gateway running on this state dir published, if one is running (it holds the lock).
-fn running_gateway_url(paths: &StatePaths) -> Option<String> {
+pub fn running_gateway_url(paths: &StatePaths) -> Option<String> {
     let path = paths.state_dir.join(pincer_gateway::RUNTIME_FILE);
     let file = std::fs::File::open(&path).ok()?;
     if file.try_lock_shared().is_ok() {

@@ -86,9 +86,7 @@ pub fn redact(value: &Value) -> Value {
 fn redact_in(value: &Value, secret: bool) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), redact_in(v, secret || is_secret_key(k) || k == "headers")))
-                .collect(),
+            map.iter().map(|(k, v)| (k.clone(), redact_in(v, secret || is_secret_key(k) || k == "headers"))).collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(|v| redact_in(v, secret)).collect()),
         Value::String(s) if secret && !s.is_empty() => Value::String(REDACTED.into()),
@@ -255,7 +253,8 @@ mod tests {
         let changed = changed_paths(&old, &new);
         expect![[r#"["agents.defaults.model.primary", "agents.defaults.timezone", "channels.telegram", "delivery.maxAttempts", "gateway.port"]"#]]
             .assert_eq(&format!("{changed:?}"));
-        expect![[r#"["agents.defaults.timezone", "gateway.port"]"#]].assert_eq(&format!("{:?}", needs_restart(&changed)));
+        expect![[r#"["agents.defaults.timezone", "gateway.port"]"#]]
+            .assert_eq(&format!("{:?}", needs_restart(&changed)));
         let live = apply_live(&old, &new);
         assert_eq!((live.gateway.port, live.delivery.max_attempts), (1000, 3));
         assert!(live.channels.telegram.is_some() && live.agents.defaults.timezone.is_none());

@@ -87,7 +87,11 @@ mod tests {
         assert_eq!(catalog.names(), "telegram, discord");
         assert!(!catalog.get("discord").unwrap().usable && catalog.get("slack").is_none());
         let shared = catalog.clone();
-        catalog.replace(&ChannelCatalog::new(vec![KnownChannel { name: "discord", prefixes: &["discord"], usable: true }]));
+        catalog.replace(&ChannelCatalog::new(vec![KnownChannel {
+            name: "discord",
+            prefixes: &["discord"],
+            usable: true,
+        }]));
         assert!(shared.get("discord").unwrap().usable && shared.get("telegram").is_none(), "clones see a replacement");
     }
 }

@@ -163,7 +163,8 @@ impl Lineup {
             .iter()
             .map(|c| {
                 let n = config.max_parallel(c.name()) as usize;
-                let kept = previous.and_then(|p| p.slots.get(c.name()).filter(|_| p.parallel.get(c.name()) == Some(&n)));
+                let kept =
+                    previous.and_then(|p| p.slots.get(c.name()).filter(|_| p.parallel.get(c.name()) == Some(&n)));
                 (c.name().to_string(), kept.cloned().unwrap_or_else(|| Arc::new(Semaphore::new(n))))
             })
             .collect();
@@ -388,7 +389,8 @@ impl Outbox {
         let target = channel
             .parse_target(&route.to, route.thread_id.as_deref())
             .map_err(|e| PrepareError::Target(e.to_string()))?;
-        let fitted = fit(channel.as_ref(), body, self.inner.lineup().max_parts, too_long).map_err(PrepareError::TooLong)?;
+        let fitted =
+            fit(channel.as_ref(), body, self.inner.lineup().max_parts, too_long).map_err(PrepareError::TooLong)?;
         if fitted.parts.is_empty() {
             return Err(PrepareError::Empty);
         }

@@ -125,10 +125,7 @@ pub async fn reload(state: &Arc<AppState>, trigger: &str) -> Reloaded {
 /// The file read and checked as start-up would, or why it would not start.
 fn check(state: &AppState, path: &std::path::Path) -> Result<Config, String> {
     if !path.exists() {
-        return Err(format!(
-            "{} does not exist; the gateway keeps the configuration it runs with",
-            path.display()
-        ));
+        return Err(format!("{} does not exist; the gateway keeps the configuration it runs with", path.display()));
     }
     let next = Config::load(path, &pincer_core::config::process_env).map_err(|e| e.to_string())?;
     validate(&next, state.clock.clone())?;

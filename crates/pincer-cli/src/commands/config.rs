@@ -74,7 +74,10 @@ fn get(paths: &StatePaths, key: Option<&str>, show_secrets: bool, json: bool) ->
     let value = match key {
         None => all,
         Some(key) => lookup(&all, key).cloned().ok_or_else(|| {
-            anyhow::anyhow!("{key} is not set in {} (see `pincer config get` for every key)", paths.config_path.display())
+            anyhow::anyhow!(
+                "{key} is not set in {} (see `pincer config get` for every key)",
+                paths.config_path.display()
+            )
         })?,
     };
     let secret_leaf = key.and_then(|k| k.rsplit('.').next()).is_some_and(is_secret_key);
@@ -120,7 +123,8 @@ fn set(paths: &StatePaths, key: &str, raw: &str, json: bool) -> anyhow::Result<E
     pincer_gateway::reload::validate(&config, SystemClock::shared())
         .map_err(|e| anyhow::anyhow!("refused, {} is unchanged: {e}", path.display()))?;
     write_private(path, &next)?;
-    let shown = if is_secret_key(key.rsplit('.').next().unwrap_or(key)) { Value::from("(secret)") } else { redact(&value) };
+    let shown =
+        if is_secret_key(key.rsplit('.').next().unwrap_or(key)) { Value::from("(secret)") } else { redact(&value) };
     if json {
         print_json(&serde_json::json!({ "ok": true, "path": path.display().to_string(), "key": key, "value": shown }));
     } else {
@@ -129,7 +133,9 @@ fn set(paths: &StatePaths, key: &str, raw: &str, json: bool) -> anyhow::Result<E
             v => v.to_string(),
         };
         println!("Set {key} = {shown} in {}.", path.display());
-        println!("A running gateway applies it within a second (channels, delivery, models) or at its next restart (the rest); `pincer health` says which.");
+        println!(
+            "A running gateway applies it within a second (channels, delivery, models) or at its next restart (the rest); `pincer health` says which."
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,9 +146,9 @@ fn put(doc: &mut Value, key: &str, value: Value) -> anyhow::Result<()> {
     let last = parts.pop().expect("split yields one part");
     let mut at = doc;
     for (i, part) in parts.iter().enumerate() {
-        let map = at.as_object_mut().ok_or_else(|| {
-            anyhow::anyhow!("{} is not an object, so it has no key `{part}`", parts[..i].join("."))
-        })?;
+        let map = at
+            .as_object_mut()
+            .ok_or_else(|| anyhow::anyhow!("{} is not an object, so it has no key `{part}`", parts[..i].join(".")))?;
         at = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
     let map = at
@@ -155,11 +161,8 @@ fn put(doc: &mut Value, key: &str, value: Value) -> anyhow::Result<()> {
 /// The edited document as JSON (valid JSON5), in the file's key order, under the file's leading
 /// comment lines; comments inside the object are not kept.
 fn render(old: &str, doc: &Value) -> String {
-    let header: String = old
-        .lines()
-        .take_while(|l| l.trim_start().starts_with("//"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let header: String =
+        old.lines().take_while(|l| l.trim_start().starts_with("//")).map(|l| format!("{l}\n")).collect();
     format!("{header}{}\n", serde_json::to_string_pretty(doc).expect("JSON serialises"))
 }
 
