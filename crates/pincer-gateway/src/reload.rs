@@ -24,6 +24,9 @@ use tokio::sync::watch;
 
 use crate::state::AppState;
 
+/// A file's length and modification time.
+type Stamp = (u64, SystemTime);
+
 /// How often the watch looks at the config file.
 pub const WATCH_EVERY_MS: i64 = 1_000;
 
@@ -35,7 +38,7 @@ pub struct LiveConfig {
     boot: Arc<Config>,
     status: Mutex<ConfigReloadStatus>,
     /// The file's (length, mtime) and text when last read, so an unchanged file is not reread.
-    seen: Mutex<(Option<(u64, SystemTime)>, Option<String>)>,
+    seen: Mutex<(Option<Stamp>, Option<String>)>,
     /// One reload at a time.
     busy: tokio::sync::Mutex<()>,
 }
@@ -180,7 +183,7 @@ fn apply(state: &AppState, next: Config) -> Reloaded {
 }
 
 /// The file's length and modification time, if it exists.
-fn stamp(path: &std::path::Path) -> Option<(u64, SystemTime)> {
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
     std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
 }
 
