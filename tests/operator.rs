@@ -207,3 +207,57 @@ async fn routine_cli_connects_do_not_flood_the_audit_log() {
     assert_eq!(succeeded(&audit().await).len(), 5);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_writes_a_checked_config_after_trying_each_credential() {
+    use pincer_testkit::fakes::openai::FakeOpenAi;
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let (model, telegram) = (FakeOpenAi::start().await, FakeTelegram::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let setup = |tg_token: &str, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(pincer_bin());
+        cmd.args(["setup", "--non-interactive", "--model-provider", "openai", "--model-base-url", &model.base_url()])
+            .args(["--api-key-env", "OPENAI_KEY", "--channel", "telegram", "--telegram-token-env", "TG_TOKEN"])
+            .args(["--channel-base-url", &telegram.base_url(), "--to", "123456789"])
+            .args(extra)
+            .env_clear()
+            .env("PINCER_STATE_DIR", &state)
+            .env("OPENAI_KEY", "sk-test")
+            .env("TG_TOKEN", tg_token);
+        cmd.output().unwrap()
+    };
+    // A token the channel refuses: nothing is written.
+    let said = failed(&setup("123:wrong", &[]));
+    assert!(said.contains("telegram refused the token (HTTP 401)"), "{said}");
+    assert!(!state.join("pincer.json").exists());
+
+    let said = ok(&setup(FakeTelegram::TOKEN, &[]));
+    assert!(said.contains("channel telegram: the token works (bot pincer_fake_bot)"), "{said}");
+    assert!(said.contains("Start the gateway:  pincer gateway"), "{said}");
+    assert!(said.contains("--announce --channel telegram --to 123456789"), "{said}");
+    let text = std::fs::read_to_string(state.join("pincer.json")).unwrap();
+    assert!(text.contains("${TG_TOKEN}") && text.contains("${OPENAI_KEY}"), "{text}");
+    assert!(
+        !text.contains(FakeTelegram::TOKEN) && !text.contains("sk-test"),
+        "secrets stay in the environment: {text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(state.join("pincer.json")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Not over an existing config without --force.
+    let said = failed(&setup(FakeTelegram::TOKEN, &[]));
+    assert!(said.contains("exists already") && said.contains("--force"), "{said}");
+    ok(&setup(FakeTelegram::TOKEN, &["--force"]));
+
+    // What it wrote passes the gateway's own checks.
+    let out = std::process::Command::new(pincer_bin())
+        .args(["config", "validate"])
+        .env_clear()
+        .env("PINCER_STATE_DIR", &state)
+        .env("OPENAI_KEY", "sk-test")
+        .env("TG_TOKEN", FakeTelegram::TOKEN)
+        .output()
+        .unwrap();
+    ok(&out);
+}

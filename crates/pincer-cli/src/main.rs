@@ -76,6 +76,8 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// A first configuration: a model provider and a channel, each credential tried, then how to start.
+    Setup(commands::setup::SetupArgs),
     /// The config file: get, set and validate keys with the gateway's checks; reload a running gateway.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => write_man_pages(&dir),
+        Command::Setup(args) => commands::setup::run(args, &paths),
         Command::Config(commands::config::ConfigCommand::Reload(args)) => {
             end_quietly_on_a_closed_pipe();
             client_runtime().and_then(|rt| rt.block_on(commands::config::reload(&args, &paths)))
@@ -265,6 +268,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         | Command::Restore(_)
         | Command::Completions { .. }
         | Command::Config(_)
+        | Command::Setup(_)
         | Command::Man { .. } => unreachable!("handled in main"),
     }
 }

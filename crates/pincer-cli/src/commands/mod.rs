@@ -8,4 +8,5 @@ pub mod dashboard;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
+pub mod setup;
 pub mod system;
