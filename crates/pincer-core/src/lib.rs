@@ -19,6 +19,7 @@ pub mod config_live;
 pub mod crashpoint;
 pub mod duration;
 pub mod events;
+pub mod logfile;
 pub mod metrics;
 pub mod origin;
 pub mod supervisor;

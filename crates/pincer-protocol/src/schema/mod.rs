@@ -201,6 +201,7 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<config::ConfigGet>(),
     MethodSchema::of::<config::ConfigSchema>(),
     MethodSchema::of::<config::ConfigReload>(),
+    MethodSchema::of::<system::LogsTail>(),
     MethodSchema::of::<agent::Agent>(),
     MethodSchema::of::<agent::AgentsList>(),
     MethodSchema::of::<agent::Wake>(),
