@@ -110,13 +110,30 @@ async fn an_unconfigured_job_model_fails_before_any_request() {
     let fake = FakeOpenAi::start().await;
     let gw = gateway(&fake).await;
     let mut c = gw.client(&["operator.admin"]).await;
-    let id = agent_job(&mut c, json!({"kind": "agentTurn", "message": "Hi", "model": "openai/gpt-9"})).await;
+    // Refused when added (issue 13)...
+    let params = json!({"name": "j", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+        "payload": {"kind": "agentTurn", "message": "Hi", "model": "openai/gpt-9"}, "delivery": {"mode": "none"}});
+    let res = c.request("cron.add", params).await.unwrap();
+    assert!(res["error"]["message"].as_str().unwrap().contains("the configured models are openai/gpt-4o"), "{res}");
+    // ...and when the model stops being configured later (a config reload), its runs fail first.
+    let id = agent_job(&mut c, json!({"kind": "agentTurn", "message": "Hi", "model": "openai/gpt-4o"})).await;
+    std::fs::write(
+        &gw.paths.config_path,
+        format!(
+            "{{ gateway: {{ auth: {{ token: '{}' }} }}, models: {{ providers: {{ other: {{ api: 'openai-completions', baseUrl: '{}', models: [{{ id: 'm' }}] }} }} }},
+               agents: {{ defaults: {{ model: {{ primary: 'other/m' }}, timezone: 'Europe/Berlin' }} }} }}",
+            crate::support::TOKEN,
+            fake.base_url()
+        ),
+    )
+    .unwrap();
+    c.call("config.reload", json!({})).await.unwrap();
 
     c.call("cron.run", json!({"id": id})).await.unwrap();
     let runs = wait_runs(&mut c, &id, 1).await;
 
     assert_eq!((runs[0]["status"].as_str(), runs[0]["errorReason"].as_str()), (Some("error"), Some("model_not_found")));
-    assert!(runs[0]["error"].as_str().unwrap().contains("\"openai/gpt-9\" is not configured"), "{}", runs[0]);
+    assert!(runs[0]["error"].as_str().unwrap().contains("\"openai/gpt-4o\" is not configured"), "{}", runs[0]);
     assert_eq!(fake.request_count(), 0);
     gw.stop().await;
 }

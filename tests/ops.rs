@@ -337,7 +337,10 @@ async fn errors_under_json_are_json_on_stdout_with_a_non_zero_exit() {
     let out = pincer(&gw, &["sessions", "show", "session:nope"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert_eq!(stderr.trim(), "error: no session `session:nope`: see `pincer sessions list`");
+    assert_eq!(
+        stderr.trim(),
+        "error: no session matches `session:nope` (by id, unique id prefix or name): see `pincer sessions list`"
+    );
     gw.stop().await;
 }
 

@@ -111,7 +111,7 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "agents.list", json!({})).await;
     // The log file (an in-process gateway installs no subscriber, so the test writes it).
     let state = &gw.gateway.as_ref().unwrap().state;
-    let log = state.config.logging.file_path(&state.paths).unwrap();
+    let log = state.config().logging.file_path(&state.paths).unwrap();
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     let line =
         r#"{"time":"2026-12-05T07:00:00.000Z","level":"info","subsystem":"pincer_gateway","message":"listening"}"#;
@@ -247,6 +247,16 @@ async fn script() -> (Answers, Vec<String>) {
     }
     a.call(&mut c, "audit.query", json!({})).await;
     a.call(&mut c, "audit.query", json!({"limit": 1})).await;
+
+    // The config file, read and reloaded (last: the reload drops the Discord channel).
+    std::fs::write(
+        &gw.paths.config_path,
+        format!("{{ gateway: {{ auth: {{ token: '{TOKEN}' }} }}, delivery: {{ maxAttempts: 4 }} }}"),
+    )
+    .unwrap();
+    a.call(&mut c, "config.get", json!({})).await;
+    a.call(&mut c, "config.schema", json!({})).await;
+    a.call(&mut c, "config.reload", json!({})).await;
 
     a.call(&mut c, "cron.remove", json!({"id": command})).await;
     gw.stop().await;

@@ -350,7 +350,8 @@ pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatH
 /// Other agent ids are namespaces of sessions (`agentId` on `agent` and `cron.add`), not
 /// configured agents, and are not listed.
 pub fn agents_list(agents: &Agents, _: AgentsListParams) -> Result<AgentsListResult, ApiError> {
-    let model = &agents.inner.config.agents.defaults.model;
+    let config = agents.inner.config();
+    let model = &config.agents.defaults.model;
     let agent = AgentSummary {
         id: DEFAULT_AGENT.into(),
         name: DEFAULT_AGENT.into(),

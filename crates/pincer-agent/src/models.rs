@@ -196,6 +196,21 @@ impl ModelRouter {
         Ok(model)
     }
 
+    /// The configured models as `provider/model` (`provider/*` for a provider that lists none and
+    /// so takes any id), for messages that must say what may be chosen.
+    pub fn configured(&self) -> Vec<String> {
+        self.listed
+            .iter()
+            .flat_map(|(p, models)| {
+                if models.is_empty() {
+                    vec![format!("{p}/*")]
+                } else {
+                    models.iter().map(|m| format!("{p}/{m}")).collect()
+                }
+            })
+            .collect()
+    }
+
     /// The models to try, in order. A job's own model runs with only the job's own fallbacks
     /// (none given = none: no silent fallback to the defaults); without a job model it is
     /// `agents.defaults.model.primary`, then the job's fallbacks if it has any, else

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::future::{BoxFuture, Shared};
 use pincer_core::config::Retention;
@@ -80,8 +80,10 @@ pub(crate) struct Inner {
     pub clock: SharedClock,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
-    pub config: Arc<Config>,
-    pub router: ModelRouter,
+    /// The configuration whose `models` and `agents.defaults.model` are in force; a reload
+    /// replaces it with the router below ([`Agents::set_models`]).
+    config: RwLock<Arc<Config>>,
+    router: RwLock<Arc<ModelRouter>>,
     pub options: AgentOptions,
     /// `agents.defaults.timezone`, else the host's zone.
     pub default_tz: String,
@@ -138,20 +140,20 @@ impl Agents {
             clock,
             events,
             metrics,
-            router,
             options,
             default_tz,
             // `cron.enabled: false` stops every automatic run, heartbeats included (as in OpenClaw).
             heartbeat_every_ms: positive(heartbeat_every_ms).filter(|_| config.cron.enabled),
             retention_ms: positive(retention_ms),
-            config,
+            config: RwLock::new(config),
+            router: RwLock::new(Arc::new(router)),
             locks: Mutex::default(),
             runs: Mutex::default(),
             counters: Counters::default(),
             stop: watch::Sender::new(false),
         });
         if let Err(e) = inner.chain(None, None)
-            && !inner.config.models.providers.is_empty()
+            && !inner.config().models.providers.is_empty()
         {
             tracing::warn!("agent turns without a model of their own will fail: {e}");
         }
@@ -191,8 +193,28 @@ impl Agents {
         self.inner.chain(model, fallbacks)
     }
 
-    pub fn router(&self) -> &ModelRouter {
-        &self.inner.router
+    pub fn router(&self) -> Arc<ModelRouter> {
+        self.inner.router()
+    }
+
+    /// Applies `config`'s `models` and `agents.defaults.model` (a config reload): the router is
+    /// built first, so a configuration it refuses changes nothing. Turns in flight finish with
+    /// the router they started with.
+    pub fn set_models(&self, config: Arc<Config>) -> Result<(), AgentError> {
+        let router = ModelRouter::with_options(
+            &config.models,
+            &config.agents.defaults,
+            self.inner.clock.clone(),
+            self.inner.options.router,
+        )?;
+        *self.inner.router.write().expect("router lock") = Arc::new(router);
+        *self.inner.config.write().expect("config lock") = config;
+        Ok(())
+    }
+
+    /// Checks that `config`'s models would be accepted by [`Agents::set_models`], changing nothing.
+    pub fn check_models(config: &Config, clock: SharedClock) -> Result<(), AgentError> {
+        Ok(ModelRouter::new(&config.models, &config.agents.defaults, clock).map(|_| ())?)
     }
 
     /// The zone prompts use when a run brings none.
@@ -208,7 +230,7 @@ impl Agents {
             ms => json!(ms),
         };
         json!({
-            "model": self.inner.config.agents.defaults.model.primary,
+            "model": self.inner.config().agents.defaults.model.primary,
             "heartbeat": {
                 "everyMs": self.inner.heartbeat_every_ms,
                 "ticks": c.heartbeat_ticks.load(Ordering::SeqCst),
@@ -252,12 +274,22 @@ impl Agents {
 }
 
 impl Inner {
+    /// The configuration in force (see [`Agents::set_models`]).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// The model router in force.
+    pub fn router(&self) -> Arc<ModelRouter> {
+        self.router.read().expect("router lock").clone()
+    }
+
     /// The models to try; [`NO_MODEL`] when no provider is configured at all.
     pub fn chain(&self, model: Option<&str>, fallbacks: Option<&[String]>) -> Result<Vec<ModelRef>, String> {
-        if self.config.models.providers.is_empty() {
+        if self.config().models.providers.is_empty() {
             return Err(NO_MODEL.to_string());
         }
-        self.router.resolve(model, fallbacks).map_err(|e| e.to_string())
+        self.router().resolve(model, fallbacks).map_err(|e| e.to_string())
     }
 
     /// Waits for `key`'s turn lock.
@@ -427,10 +459,11 @@ impl AgentRunner for Agents {
         match &job.payload {
             Payload::AgentTurn { model, fallbacks, .. } => {
                 self.inner.chain(model.as_deref(), fallbacks.as_deref()).map(|_| ()).map_err(|e| {
-                    if self.inner.config.models.providers.is_empty() {
+                    if self.inner.config().models.providers.is_empty() {
                         PreflightError::NoModel(e)
                     } else {
-                        PreflightError::Unresolved(e)
+                        let configured = self.inner.router().configured();
+                        PreflightError::Unresolved(format!("{e}; the configured models are {}", configured.join(", ")))
                     }
                 })
             }

@@ -405,7 +405,7 @@ async fn first_run(cron: &pincer_cron::CronService, id: &str) -> Value {
 async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
     let fake = FakeOpenAi::start().await;
     fake.push(Reply::text("Scheduled reply").with_usage(FakeUsage::new(30, 7)));
-    let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
+    let h = Harness::start(openai_config(&fake, &["gpt-4o", "gpt-4o-mini"])).await;
     let generation = h.store.write(|tx| tx.record_boot()).await.unwrap();
     let cron = pincer_cron::CronService::start(pincer_cron::CronDeps {
         store: h.store.clone(),
@@ -441,7 +441,12 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
     assert_eq!(run["usage"], json!({"input_tokens": 30, "output_tokens": 7, "total_tokens": 37}));
     assert!(run["sessionKey"].as_str().unwrap().starts_with(&format!("agent:main:cron:{}:run:", ok.id)));
 
-    let bad = cron.add(add(Some("openai/gpt-9"))).await.unwrap();
+    // A model that is not configured is refused when the job is added, naming those that are.
+    let refused = cron.add(add(Some("openai/gpt-9"))).await.unwrap_err().to_string();
+    assert!(refused.contains("the configured models are openai/gpt-4o, openai/gpt-4o-mini"), "{refused}");
+    // One that stops being configured later (a config reload) fails its runs before any request.
+    let bad = cron.add(add(Some("openai/gpt-4o-mini"))).await.unwrap();
+    h.agents.set_models(Arc::new(openai_config(&fake, &["gpt-4o"]))).unwrap();
     pincer_cron::api::run(&cron, RunParams { id: Some(bad.id.clone()), ..Default::default() }, "boot").await.unwrap();
     let run = first_run(&cron, &bad.id).await;
     assert_eq!((run["status"].as_str(), run["errorReason"].as_str()), (Some("error"), Some("model_not_found")));

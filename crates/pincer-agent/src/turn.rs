@@ -97,7 +97,7 @@ impl Inner {
             deadline_ms,
         };
         let started = self.clock.now_ms();
-        let result = self.router.complete(&chain, &req, on_delta).await;
+        let result = self.router().complete(&chain, &req, on_delta).await;
         let now = self.clock.now_ms();
         let latency_s = (now - started).max(0) as f64 / 1000.0;
         unfinished.disarm();

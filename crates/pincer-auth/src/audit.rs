@@ -74,6 +74,46 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// How long routine successful connects of one client are not written again: one CLI call is
+/// one connect, and a row for each pushed the history of what mattered out of the log.
+pub const SUCCESS_QUIET_MS: i64 = 3_600_000;
+
+/// The rule for successful device-less connects (the `pincer` CLI, scripts). A client is its
+/// address, client id, auth method, role and scopes. Its first success gets a row; so does the
+/// first after [`SUCCESS_QUIET_MS`] have passed since its last row, carrying `repeats`, the
+/// successes not written in between. Any change of role, scopes or method is a new client, so
+/// it gets a row at once. Failures are never collapsed here (they have their own tally).
+/// Kept in memory: after a restart each client's next success gets a row again.
+#[derive(Debug, Default)]
+pub struct SuccessTally {
+    clients: Mutex<HashMap<String, (i64, u64)>>,
+}
+
+impl SuccessTally {
+    /// Notes a success at `now`; `Some(repeats)` when it gets a row.
+    pub fn note(&self, key: &str, now: i64) -> Option<u64> {
+        let mut clients = self.clients.lock().expect("success tally lock");
+        if clients.len() > 4096 {
+            clients.retain(|_, (last, _)| now - *last < SUCCESS_QUIET_MS);
+        }
+        match clients.get_mut(key) {
+            Some((last, skipped)) if now - *last < SUCCESS_QUIET_MS => {
+                *skipped += 1;
+                None
+            }
+            Some((last, skipped)) => {
+                let repeats = std::mem::take(skipped);
+                *last = now;
+                Some(repeats)
+            }
+            None => {
+                clients.insert(key.to_string(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
 /// Failed connects from one address that each get their own row, per window.
 pub const FAILURES_AUDITED_PER_WINDOW: u32 = 10;
 /// Length of a failure-tally window.
@@ -281,15 +321,25 @@ impl Devices {
         }
     }
 
-    /// Records a successful connect that did not go through [`Devices::admit`] (no device).
+    /// Records a successful connect that did not go through [`Devices::admit`] (no device), under
+    /// the rule of [`SuccessTally`]: the first from a client in [`SUCCESS_QUIET_MS`] gets a row
+    /// (with how many were not written since the last one); the routine repeats are counted only.
     pub async fn record_connect(&self, peer: &Peer, method: AuthMethod, role: Role, scopes: ScopeSet) {
-        self.record(AuditEntry {
-            action: action::AUTH_SUCCEEDED,
-            device_id: None,
-            peer: Some(peer.clone()),
-            detail: json!({ "method": method.as_str(), "role": role.as_str(), "scopes": scope_names(scopes) }),
-        })
-        .await;
+        let key = format!(
+            "{}|{}|{}|{}|{}",
+            peer.remote_ip,
+            peer.client_id.map(|c| c.as_str()).unwrap_or("-"),
+            method.as_str(),
+            role.as_str(),
+            scope_names(scopes).join(",")
+        );
+        let Some(repeats) = self.successes.note(&key, self.clock.now_ms()) else { return };
+        let mut detail = json!({ "method": method.as_str(), "role": role.as_str(), "scopes": scope_names(scopes) });
+        if repeats > 0 {
+            detail["repeats"] = repeats.into();
+        }
+        self.record(AuditEntry { action: action::AUTH_SUCCEEDED, device_id: None, peer: Some(peer.clone()), detail })
+            .await;
     }
 
     /// `audit.query {limit?, offset?, action?, deviceId?, sinceMs?}` → newest first,

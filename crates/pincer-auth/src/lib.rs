@@ -131,6 +131,7 @@ pub struct Devices {
     events: EventBus,
     config: PairingConfig,
     failures: std::sync::Arc<audit::FailureTally>,
+    successes: std::sync::Arc<audit::SuccessTally>,
 }
 
 /// Scope a connection needs to receive `device.pair.*` events.
@@ -138,7 +139,7 @@ pub const EVENT_SCOPE: &str = "operator.pairing";
 
 impl Devices {
     pub fn new(store: Store, clock: SharedClock, events: EventBus, config: PairingConfig) -> Devices {
-        Devices { store, clock, events, config, failures: Default::default() }
+        Devices { store, clock, events, config, failures: Default::default(), successes: Default::default() }
     }
 
     fn emit(&self, events: Vec<(&'static str, serde_json::Value)>) {

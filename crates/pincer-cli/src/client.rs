@@ -46,7 +46,7 @@ impl Target {
     pub fn resolve(args: &ConnectArgs, paths: &StatePaths, env: Env) -> anyhow::Result<Target> {
         let needs_config = args.url.is_none() && env("PINCER_GATEWAY_URL").is_none()
             || args.token.is_none() && env("PINCER_GATEWAY_TOKEN").is_none();
-        let config = if needs_config { Some(Config::load(&paths.config_path, env)?) } else { None };
+        let config = if needs_config { Some(load_for_client(&paths.config_path, env)?) } else { None };
         let url = match (&args.url, env("PINCER_GATEWAY_URL")) {
             (Some(url), _) => check_url("--url", url)?,
             (None, Some(url)) => check_url("PINCER_GATEWAY_URL", &url)?,
@@ -63,6 +63,28 @@ impl Target {
     }
 }
 
+/// The config for finding the gateway. A file that fails the schema (an edit the running gateway
+/// refused) still names the port and token: they are read as written, with a warning, so every
+/// command keeps working while the edit is fixed.
+fn load_for_client(path: &std::path::Path, env: Env) -> anyhow::Result<Config> {
+    let error = match Config::load(path, env) {
+        Ok(config) => return Ok(config),
+        Err(e) => e,
+    };
+    let text = std::fs::read_to_string(path).map_err(|_| anyhow::anyhow!("{error}"))?;
+    let value = Config::resolve_value(&text, env).map_err(|_| anyhow::anyhow!("{error}"))?;
+    eprintln!("warning: {error} (fix it; `pincer config validate` checks it)");
+    let mut config = Config::default();
+    if let Some(port) = value["gateway"]["port"].as_u64().and_then(|p| u16::try_from(p).ok()) {
+        config.gateway.port = port;
+    }
+    config.gateway.auth.token = value["gateway"]["auth"]["token"].as_str().map(String::from);
+    if let Some(token) = env("PINCER_GATEWAY_TOKEN") {
+        config.gateway.auth.token = Some(token);
+    }
+    Ok(config)
+}
+
 /// A gateway URL as given: `ws://` or `wss://` (or `http(s)://`, which the upgrade accepts too)
 /// and a host; anything else would only fail later as "cannot reach the gateway".
 fn check_url(source: &str, url: &str) -> anyhow::Result<String> {
@@ -76,7 +98,7 @@ fn check_url(source: &str, url: &str) -> anyhow::Result<String> {
 }
 
 /// The URL a gateway running on this state dir published, if one is running (it holds the lock).
-fn running_gateway_url(paths: &StatePaths) -> Option<String> {
+pub fn running_gateway_url(paths: &StatePaths) -> Option<String> {
     let path = paths.state_dir.join(pincer_gateway::RUNTIME_FILE);
     let file = std::fs::File::open(&path).ok()?;
     if file.try_lock_shared().is_ok() {

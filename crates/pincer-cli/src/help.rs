@@ -60,6 +60,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("restore", "pincer restore /var/backups/pincer-2026-03-01.db   # with the gateway stopped"),
     ("completions", "pincer completions bash > ~/.local/share/bash-completion/completions/pincer"),
     ("man", "pincer man /usr/local/share/man/man1"),
+    (
+        "setup",
+        "pincer setup --non-interactive --model-provider openai --api-key-env OPENAI_API_KEY --channel telegram --telegram-token-env TELEGRAM_BOT_TOKEN --to 123456789",
+    ),
+    ("config get", "pincer config get channels.telegram"),
+    ("config set", "pincer config set channels.telegram.botToken '${TELEGRAM_BOT_TOKEN}'"),
+    ("config validate", "pincer config validate"),
+    ("config reload", "pincer config reload"),
 ];
 
 /// `(command paths, flag id, help)` for flags without a doc comment.

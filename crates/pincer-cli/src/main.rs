@@ -80,6 +80,11 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// A first configuration: a model provider and a channel, each credential tried, then how to start.
+    Setup(commands::setup::SetupArgs),
+    /// The config file: get, set and validate keys with the gateway's checks; reload a running gateway.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
     /// Print (and open) the browser console's link, the gateway token in its fragment.
     Dashboard(commands::dashboard::DashboardArgs),
     /// The gateway's log file: the newest lines, or follow it with -f (through the gateway, or
@@ -107,7 +112,10 @@ fn main() -> ExitCode {
     if args.nth(1).is_some_and(|a| a == pincer_cron::supervisor::SUPERVISE_ARG) {
         return pincer_cron::supervisor::supervise(args.collect());
     }
-    let matches = command().get_matches();
+    let matches = match command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(e, std::env::args_os().any(|a| a == "--json")),
+    };
     let json = json_requested(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let paths = StatePaths::resolve(cli.state_dir.as_deref(), &pincer_core::config::process_env);
@@ -122,6 +130,15 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => write_man_pages(&dir),
+        Command::Setup(args) => commands::setup::run(args, &paths),
+        Command::Config(commands::config::ConfigCommand::Reload(args)) => {
+            end_quietly_on_a_closed_pipe();
+            client_runtime().and_then(|rt| rt.block_on(commands::config::reload(&args, &paths)))
+        }
+        Command::Config(cmd) => {
+            end_quietly_on_a_closed_pipe();
+            commands::config::run_local(cmd, &paths)
+        }
         other => {
             end_quietly_on_a_closed_pipe();
             client_runtime().and_then(|rt| rt.block_on(run_client(other, paths)))
@@ -139,6 +156,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused. Under `--json` (anywhere in the arguments, since the parse that
+/// would place it failed) it is `{ok:false,error:{code:"USAGE",message}}` on stdout, exit 2,
+/// like every other failure; `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || informational {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message).to_string();
+    let message = format!("{message} (see `pincer --help`)");
+    println!("{}", serde_json::json!({ "ok": false, "error": { "code": "USAGE", "message": message } }));
+    ExitCode::from(2)
 }
 
 /// `--json` given anywhere on the command line (it belongs to the innermost subcommand).
@@ -243,6 +285,8 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         | Command::Service(_)
         | Command::Restore(_)
         | Command::Completions { .. }
+        | Command::Config(_)
+        | Command::Setup(_)
         | Command::Man { .. } => unreachable!("handled in main"),
     }
 }

@@ -46,7 +46,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
     pub gateway: GatewayConfig,
@@ -59,7 +59,7 @@ pub struct Config {
     pub session: SessionConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct GatewayConfig {
     pub port: u16,
@@ -71,7 +71,7 @@ pub struct GatewayConfig {
 }
 
 /// The browser console served on the gateway port (`gateway.controlUi`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ControlUiConfig {
     /// Browser origins (`scheme://host[:port]`) besides the gateway's own that may open its
@@ -93,7 +93,7 @@ impl Default for GatewayConfig {
 }
 
 /// Limits on the sockets of the gateway port (`gateway.connections`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ConnectionsConfig {
     /// Open sockets at most (HTTP and WebSocket). Unset: 4096, lowered to what the open-file limit
@@ -113,7 +113,7 @@ impl Default for ConnectionsConfig {
 }
 
 /// Which interface the gateway listens on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Bind {
     /// 127.0.0.1 only.
@@ -141,7 +141,7 @@ impl Bind {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AuthConfig {
     pub mode: AuthMode,
@@ -150,7 +150,7 @@ pub struct AuthConfig {
     pub rate_limit: RateLimitConfig,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// A shared token, compared in constant time.
@@ -171,7 +171,7 @@ impl AuthMode {
 }
 
 /// Failed-auth limiting per remote address (OpenClaw's `gateway.auth.rateLimit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RateLimitConfig {
     pub max_attempts: u32,
@@ -188,7 +188,7 @@ impl Default for RateLimitConfig {
 }
 
 /// Device pairing policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct PairingConfig {
     /// Approve a device's first pairing silently when it connects over loopback.
@@ -203,13 +203,13 @@ impl Default for PairingConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ModelsConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProviderConfig {
     pub api: ProviderApi,
@@ -224,7 +224,7 @@ pub struct ProviderConfig {
     pub timeout_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ProviderApi {
     #[serde(rename = "openai-completions")]
     OpenAiCompletions,
@@ -232,7 +232,7 @@ pub enum ProviderApi {
     AnthropicMessages,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelEntry {
     pub id: String,
@@ -244,13 +244,13 @@ pub struct ModelEntry {
     pub max_tokens: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AgentsConfig {
     pub defaults: AgentDefaults,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AgentDefaults {
     pub model: ModelSelection,
@@ -260,7 +260,7 @@ pub struct AgentDefaults {
     pub heartbeat: HeartbeatConfig,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ModelSelection {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,7 +268,7 @@ pub struct ModelSelection {
     pub fallbacks: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct HeartbeatConfig {
     /// Interval of the main-session heartbeat, e.g. `30m`; `0m` disables it.
@@ -281,7 +281,7 @@ impl Default for HeartbeatConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ChannelsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,7 +293,7 @@ pub struct ChannelsConfig {
     pub webhook: WebhookConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DiscordConfig {
     pub token: String,
@@ -307,7 +307,7 @@ impl DiscordConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelegramConfig {
     pub bot_token: String,
@@ -353,7 +353,7 @@ impl Default for TelegramConfig {
 }
 
 /// One entry of `groups`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ChatGroupConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -363,7 +363,7 @@ pub struct ChatGroupConfig {
 }
 
 /// `dmPolicy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DmPolicy {
     #[default]
@@ -374,7 +374,7 @@ pub enum DmPolicy {
 }
 
 /// `groupPolicy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupPolicy {
     #[default]
@@ -401,7 +401,7 @@ fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
 }
 
 /// `session`: how inbound chats map to agent sessions.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct SessionConfig {
     pub dm_scope: DmScope,
@@ -409,7 +409,7 @@ pub struct SessionConfig {
 
 /// `session.dmScope`: every DM in the main session (OpenClaw's default), one session per sender,
 /// or one per channel and sender.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DmScope {
     #[default]
@@ -424,7 +424,7 @@ impl TelegramConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SlackConfig {
     pub bot_token: String,
@@ -438,14 +438,14 @@ impl SlackConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct WebhookConfig {
     /// Allow webhook targets on loopback and private networks (off: refused, like OpenClaw's SSRF guard).
     pub allow_private_network: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CronConfig {
     pub enabled: bool,
@@ -475,14 +475,14 @@ impl Default for CronConfig {
 }
 
 /// A duration string, or `false` for "keep forever".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Retention {
     Off(bool),
     Duration(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RunRetention {
     /// Runs older than this are pruned (`30d`).
@@ -497,7 +497,7 @@ impl Default for RunRetention {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DeliveryConfig {
     /// Attempts per outbox row before it goes dead.
@@ -531,7 +531,7 @@ impl Default for DeliveryConfig {
 }
 
 /// `delivery.channels`: one optional entry per channel.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DeliveryChannels {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -547,7 +547,7 @@ pub struct DeliveryChannels {
 }
 
 /// How one channel sends; unset fields fall back to `delivery.maxParallel` / `requestTimeoutMs`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ChannelDelivery {
     /// Conversations this channel sends to in parallel.
@@ -600,7 +600,7 @@ impl DeliveryConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct LoggingConfig {
     /// A `tracing` filter such as `info` or `pincer_cron=debug,info`.
@@ -617,7 +617,7 @@ pub struct LoggingConfig {
 }
 
 /// How the log file's lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFileFormat {
     #[default]
@@ -667,11 +667,22 @@ impl Config {
         Ok(config)
     }
 
+    /// The JSON5 text as a value, nothing expanded or checked (`config.get`'s `parsed`).
+    pub fn read_value(text: &str) -> Result<Value, String> {
+        check_nesting(text).map_err(|e| format!("not valid JSON5: {e}"))?;
+        json5::from_str(text).map_err(|e| format!("not valid JSON5: {e}"))
+    }
+
+    /// [`Config::read_value`] with `${NAME}` expanded (`config.get`'s `resolved`).
+    pub fn resolve_value(text: &str, env: Env) -> Result<Value, String> {
+        let mut value = Config::read_value(text)?;
+        expand_env(&mut value, &mut Vec::new(), env)?;
+        Ok(value)
+    }
+
     /// Parses JSON5 text, expands `${NAME}` in string values and checks the schema.
     pub fn parse(text: &str, env: Env) -> Result<Config, String> {
-        check_nesting(text).map_err(|e| format!("not valid JSON5: {e}"))?;
-        let mut value: Value = json5::from_str(text).map_err(|e| format!("not valid JSON5: {e}"))?;
-        expand_env(&mut value, &mut Vec::new(), env)?;
+        let value = Config::resolve_value(text, env)?;
         let config: Config = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();

@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod config_live;
 pub mod crashpoint;
 pub mod duration;
 pub mod events;

@@ -2,6 +2,8 @@
 //! registry lives in `pincer-delivery`, which the scheduler cannot see): each one's name, the
 //! target prefixes that name it, and whether this gateway can use it.
 
+use std::sync::{Arc, RwLock};
+
 /// One channel of the registry, as job validation sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownChannel {
@@ -13,28 +15,49 @@ pub struct KnownChannel {
     pub usable: bool,
 }
 
-/// Every registered channel, in the registry's order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every registered channel, in the registry's order. Clones share one list, which a config
+/// reload replaces ([`ChannelCatalog::replace`]): a channel added to the config is usable for
+/// the next `cron.add` without a restart.
+#[derive(Debug, Clone, Default)]
 pub struct ChannelCatalog {
-    channels: Vec<KnownChannel>,
+    channels: Arc<RwLock<Arc<Vec<KnownChannel>>>>,
 }
+
+impl PartialEq for ChannelCatalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.snapshot() == other.snapshot()
+    }
+}
+
+impl Eq for ChannelCatalog {}
 
 impl ChannelCatalog {
     pub fn new(channels: Vec<KnownChannel>) -> ChannelCatalog {
-        ChannelCatalog { channels }
+        ChannelCatalog { channels: Arc::new(RwLock::new(Arc::new(channels))) }
     }
 
-    pub fn get(&self, name: &str) -> Option<&KnownChannel> {
-        self.channels.iter().find(|c| c.name == name)
+    /// Puts `other`'s channels in place of these, for every clone of this catalog.
+    pub fn replace(&self, other: &ChannelCatalog) {
+        let next = other.snapshot();
+        *self.channels.write().expect("catalog lock") = next;
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &KnownChannel> {
-        self.channels.iter()
+    fn snapshot(&self) -> Arc<Vec<KnownChannel>> {
+        self.channels.read().expect("catalog lock").clone()
+    }
+
+    pub fn get(&self, name: &str) -> Option<KnownChannel> {
+        self.snapshot().iter().find(|c| c.name == name).copied()
+    }
+
+    /// The channels as they are now.
+    pub fn list(&self) -> Vec<KnownChannel> {
+        self.snapshot().to_vec()
     }
 
     /// `discord, telegram, …`, for error messages.
     pub fn names(&self) -> String {
-        self.channels.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        self.snapshot().iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
     }
 
     /// The channel a provider-prefixed target names (`tg:123` → `telegram`), if any. A
@@ -44,7 +67,7 @@ impl ChannelCatalog {
         if rest.is_empty() {
             return None;
         }
-        self.channels.iter().find(|c| c.prefixes.iter().any(|p| p.eq_ignore_ascii_case(head))).map(|c| c.name)
+        self.snapshot().iter().find(|c| c.prefixes.iter().any(|p| p.eq_ignore_ascii_case(head))).map(|c| c.name)
     }
 }
 
@@ -63,5 +86,12 @@ mod tests {
         assert_eq!(seen, [Some("telegram"), Some("telegram"), Some("discord"), None, None, None, None]);
         assert_eq!(catalog.names(), "telegram, discord");
         assert!(!catalog.get("discord").unwrap().usable && catalog.get("slack").is_none());
+        let shared = catalog.clone();
+        catalog.replace(&ChannelCatalog::new(vec![KnownChannel {
+            name: "discord",
+            prefixes: &["discord"],
+            usable: true,
+        }]));
+        assert!(shared.get("discord").unwrap().usable && shared.get("telegram").is_none(), "clones see a replacement");
     }
 }

@@ -115,14 +115,10 @@ struct Inner {
     events: EventBus,
     metrics: Arc<Metrics>,
     generation: i64,
-    max_attempts: u32,
-    max_parts: usize,
-    /// Each channel's own send slots (one per conversation in flight).
-    slots: HashMap<String, Arc<Semaphore>>,
+    /// The channels and limits in force; a config reload replaces it whole ([`Outbox::set_lineup`]).
+    lineup: std::sync::RwLock<Arc<Lineup>>,
     /// Slots for rows of channels that are not configured.
     spare_slots: Arc<Semaphore>,
-    channels: HashMap<String, Arc<dyn Channel>>,
-    rates: HashMap<String, f64>,
     buckets: Mutex<HashMap<String, Bucket>>,
     pauses: Mutex<HashMap<String, Pause>>,
     notify: Notify,
@@ -136,6 +132,51 @@ struct Inner {
     orphans_due: Mutex<Option<i64>>,
     /// Rows being sent that `deliveries.cancel` asked to stop.
     cancels: Mutex<HashSet<String>>,
+}
+
+/// The channels the outbox sends to and the limits it sends under (`channels.*`, `delivery.*`).
+/// Workers take a snapshot per row, so a reload never changes a send half-way.
+struct Lineup {
+    channels: HashMap<String, Arc<dyn Channel>>,
+    /// Each channel's own send slots (one per conversation in flight).
+    slots: HashMap<String, Arc<Semaphore>>,
+    /// The size each semaphore in `slots` was made with.
+    parallel: HashMap<String, usize>,
+    rates: HashMap<String, f64>,
+    max_attempts: u32,
+    max_parts: usize,
+}
+
+impl Lineup {
+    /// `previous` keeps its semaphores where a channel's `maxParallel` did not change, so the
+    /// conversations in flight still count against it.
+    fn new(
+        config: &pincer_core::config::DeliveryConfig,
+        channels: Vec<Arc<dyn Channel>>,
+        previous: Option<&Lineup>,
+    ) -> Lineup {
+        let rates = channels
+            .iter()
+            .map(|c| (c.name().to_string(), crate::channel::registry::rate_limit(config, c.name())))
+            .collect();
+        let slots = channels
+            .iter()
+            .map(|c| {
+                let n = config.max_parallel(c.name()) as usize;
+                let kept =
+                    previous.and_then(|p| p.slots.get(c.name()).filter(|_| p.parallel.get(c.name()) == Some(&n)));
+                (c.name().to_string(), kept.cloned().unwrap_or_else(|| Arc::new(Semaphore::new(n))))
+            })
+            .collect();
+        Lineup {
+            parallel: channels.iter().map(|c| (c.name().to_string(), config.max_parallel(c.name()) as usize)).collect(),
+            channels: channels.into_iter().map(|c| (c.name().to_string(), c)).collect(),
+            slots,
+            rates,
+            max_attempts: config.max_attempts,
+            max_parts: config.max_parts_per_message as usize,
+        }
+    }
 }
 
 /// What to do with a part before sending it.
@@ -253,16 +294,7 @@ impl Outbox {
                 "outbox: parts were mid-send at the last stop; they are now `unknown`"
             );
         }
-        let rates = deps
-            .channels
-            .iter()
-            .map(|c| (c.name().to_string(), crate::channel::registry::rate_limit(&deps.config, c.name())))
-            .collect();
-        let slots = deps
-            .channels
-            .iter()
-            .map(|c| (c.name().to_string(), Arc::new(Semaphore::new(deps.config.max_parallel(c.name()) as usize))))
-            .collect();
+        let lineup = Lineup::new(&deps.config, deps.channels, None);
         if deps.failpoints.is_armed() {
             tracing::warn!(
                 "outbox: fail points are armed ({}): store writes will fail on purpose",
@@ -275,12 +307,8 @@ impl Outbox {
             events: deps.events,
             metrics: deps.metrics,
             generation: deps.generation,
-            max_attempts: deps.config.max_attempts,
-            max_parts: deps.config.max_parts_per_message as usize,
-            slots,
+            lineup: std::sync::RwLock::new(Arc::new(lineup)),
             spare_slots: Arc::new(Semaphore::new(UNCONFIGURED_SLOTS)),
-            channels: deps.channels.into_iter().map(|c| (c.name().to_string(), c)).collect(),
-            rates,
             buckets: Mutex::new(HashMap::new()),
             pauses: Mutex::new(HashMap::new()),
             notify: Notify::new(),
@@ -313,13 +341,26 @@ impl Outbox {
         self.inner.notify.notify_one();
     }
 
-    pub fn channel(&self, name: &str) -> Option<&Arc<dyn Channel>> {
-        self.inner.channels.get(name)
+    pub fn channel(&self, name: &str) -> Option<Arc<dyn Channel>> {
+        self.inner.lineup().channels.get(name).cloned()
+    }
+
+    /// Replaces the channels and the delivery limits (a config reload). Rows being sent finish
+    /// with the adapter they started with; the next lease uses the new ones. Pauses for rejected
+    /// credentials are lifted (the configuration changed) and rate buckets start again.
+    pub fn set_lineup(&self, config: &pincer_core::config::DeliveryConfig, channels: Vec<Arc<dyn Channel>>) {
+        let mut slot = self.inner.lineup.write().expect("lineup lock");
+        let next = Lineup::new(config, channels, Some(&slot));
+        *slot = Arc::new(next);
+        drop(slot);
+        self.inner.pauses.lock().expect("pauses lock").retain(|_, p| p.until_ms.is_some());
+        self.inner.buckets.lock().expect("buckets lock").clear();
+        self.inner.notify.notify_one();
     }
 
     /// Names of the usable channels.
     pub fn channel_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.channels.keys().cloned().collect();
+        let mut names: Vec<String> = self.inner.lineup().channels.keys().cloned().collect();
         names.sort();
         names
     }
@@ -348,7 +389,8 @@ impl Outbox {
         let target = channel
             .parse_target(&route.to, route.thread_id.as_deref())
             .map_err(|e| PrepareError::Target(e.to_string()))?;
-        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long).map_err(PrepareError::TooLong)?;
+        let fitted =
+            fit(channel.as_ref(), body, self.inner.lineup().max_parts, too_long).map_err(PrepareError::TooLong)?;
         if fitted.parts.is_empty() {
             return Err(PrepareError::Empty);
         }
@@ -371,7 +413,7 @@ impl Outbox {
             account_id: route.account_id.clone(),
             target: target.to,
             thread_id: target.thread,
-            max_attempts: max_attempts.unwrap_or(self.inner.max_attempts),
+            max_attempts: max_attempts.unwrap_or(self.inner.lineup().max_attempts),
             best_effort: origin.best_effort,
             body,
             parts,
@@ -503,6 +545,11 @@ impl Inner {
         self.clock.now_ms()
     }
 
+    /// The channels and limits in force now.
+    fn lineup(&self) -> Arc<Lineup> {
+        self.lineup.read().expect("lineup lock").clone()
+    }
+
     fn paused_channels(&self, now: i64) -> (Vec<String>, Option<i64>) {
         let mut pauses = self.pauses.lock().expect("pauses lock");
         pauses.retain(|_, p| p.until_ms.is_none_or(|u| u > now));
@@ -526,7 +573,7 @@ impl Inner {
 
     /// Takes a send token from the channel's rate limiter; returns how long to wait (0: go now).
     fn reserve_token(&self, channel: &str) -> i64 {
-        let rate = self.rates.get(channel).copied().unwrap_or(0.0);
+        let rate = self.lineup().rates.get(channel).copied().unwrap_or(0.0);
         if rate <= 0.0 {
             return 0;
         }
@@ -728,7 +775,7 @@ impl Inner {
         if cancel_requested {
             self.cancels.lock().expect("cancels lock").insert(row.id.clone());
         }
-        let Some(channel) = self.channels.get(&row.channel).cloned() else {
+        let Some(channel) = self.lineup().channels.get(&row.channel).cloned() else {
             if !self.record_accepted(accepted).await {
                 return RowOutcome::Stopped;
             }
@@ -1128,13 +1175,14 @@ impl Inner {
     }
 
     /// The send slots of `channel` (the shared spare slots for a channel not configured).
-    fn slots(&self, channel: &str) -> &Arc<Semaphore> {
-        self.slots.get(channel).unwrap_or(&self.spare_slots)
+    fn slots(&self, channel: &str) -> Arc<Semaphore> {
+        self.lineup().slots.get(channel).unwrap_or(&self.spare_slots).clone()
     }
 
     /// Each channel's free send slots (none while it is paused).
     fn lease_limits(&self, paused: &[String]) -> LeaseLimits {
         let per_channel = self
+            .lineup()
             .slots
             .iter()
             .map(|(name, slots)| {
@@ -1276,7 +1324,7 @@ async fn dispatch_loop(inner: Arc<Inner>, restart: bool) -> TaskResult {
 /// Starts a worker for one conversation's leased rows, on a slot of its channel.
 fn spawn_worker(inner: &Arc<Inner>, batch: Vec<LeasedDelivery>, lease_until_ms: i64) {
     let ids: Vec<String> = batch.iter().map(|l| l.row.id.clone()).collect();
-    let Ok(permit) = inner.slots(&batch[0].row.channel).clone().try_acquire_owned() else {
+    let Ok(permit) = inner.slots(&batch[0].row.channel).try_acquire_owned() else {
         // Leased beyond the channel's free slots (cannot happen: the lease counted them); give
         // the rows back rather than leave them leased without a worker.
         let (inner, now) = (inner.clone(), inner.now());
@@ -1297,8 +1345,8 @@ fn spawn_worker(inner: &Arc<Inner>, batch: Vec<LeasedDelivery>, lease_until_ms: 
 
 /// Sends one conversation's leased rows in order; a held row returns the rest to the queue.
 async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
-    let local = batch.first().and_then(|l| inner.channels.get(&l.row.channel)).filter(|c| c.local().is_some());
-    if let Some(channel) = local.cloned() {
+    let local = batch.first().and_then(|l| inner.lineup().channels.get(&l.row.channel).cloned());
+    if let Some(channel) = local.filter(|c| c.local().is_some()) {
         return inner.deliver_local(channel, batch).await;
     }
     let mut rows = batch.into_iter();

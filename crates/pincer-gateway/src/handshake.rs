@@ -267,10 +267,11 @@ fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectPara
     }
     let auth = params.auth.as_ref();
     let presented = auth.and_then(|a| a.token.as_deref().or(a.password.as_deref())).filter(|t| !t.is_empty());
-    match state.config.gateway.auth.mode {
+    match state.config().gateway.auth.mode {
         AuthMode::None => Ok(SecretCheck::AuthNone),
         AuthMode::Token => {
-            let expected = state.config.token().unwrap_or_default();
+            let config = state.config();
+            let expected = config.token().unwrap_or_default();
             if let Some(p) = presented
                 && !expected.is_empty()
                 && bool::from(p.as_bytes().ct_eq(expected.as_bytes()))
@@ -349,7 +350,7 @@ pub fn hello_ok(
             uptime_ms: state.uptime_ms(),
             config_path: Some(state.paths.config_path.display().to_string()),
             state_dir: Some(state.paths.state_dir.display().to_string()),
-            auth_mode: Some(match state.config.gateway.auth.mode {
+            auth_mode: Some(match state.config().gateway.auth.mode {
                 AuthMode::Token => "token".into(),
                 AuthMode::None => "none".into(),
             }),

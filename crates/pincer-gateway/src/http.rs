@@ -65,7 +65,7 @@ async fn root(
     let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if let Err(reason) =
-        pincer_core::origin::check_upgrade_origin(origin, host, &ctx.state.config.gateway.control_ui.allowed_origins)
+        pincer_core::origin::check_upgrade_origin(origin, host, &ctx.state.config().gateway.control_ui.allowed_origins)
     {
         return origin_refused(&ctx.state, remote, &reason);
     }

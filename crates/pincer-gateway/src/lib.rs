@@ -14,6 +14,7 @@ mod http;
 pub mod methods;
 mod net;
 mod rate_limit;
+pub mod reload;
 pub mod router;
 mod state;
 mod ws;
@@ -247,7 +248,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         metrics: metrics.clone(),
         config: config.cron.clone(),
         default_tz,
-        channels,
+        channels: channels.clone(),
         generation,
         agent: Some(Arc::new(agents.clone())),
         announcer: Some(announce.clone()),
@@ -290,7 +291,8 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let state = Arc::new(AppState {
         limiter: rate_limit::AuthLimiter::new(config.gateway.auth.rate_limit.clone()),
         admission,
-        config: Arc::new(config),
+        config: reload::LiveConfig::new(config, &paths.config_path),
+        channels,
         paths,
         store,
         cron,
@@ -330,6 +332,10 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         let (state, shutdown_rx) = (state.clone(), shutdown_rx.clone());
         move || flush_failed_connects(state.clone(), shutdown_rx.clone())
     });
+    supervisor.spawn("config-watch", false, {
+        let (state, shutdown_rx) = (state.clone(), shutdown_rx.clone());
+        move || reload::watch_file(state.clone(), shutdown_rx.clone())
+    });
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, generation, ready_ms = started.elapsed().as_millis() as u64, "pincer gateway ready");
     Ok(RunningGateway { addr, state, shutdown: shutdown_tx, server })
@@ -352,6 +358,11 @@ async fn flush_failed_connects(state: Arc<AppState>, mut shutdown: watch::Receiv
 }
 
 impl RunningGateway {
+    /// Rereads the config file and applies what can be applied (`SIGHUP`).
+    pub async fn reload_config(&self, trigger: &str) -> reload::Reloaded {
+        reload::reload(&self.state, trigger).await
+    }
+
     /// Closes every connection (event `shutdown`, close 1001), stops the server and flushes the store.
     pub async fn shutdown(self) {
         self.state.ready.store(false, Ordering::Release);

@@ -28,7 +28,7 @@ use crate::state::AppState;
 /// Serves `listener` until `shutdown` turns true, then stops accepting, lets each HTTP connection
 /// finish its request, and returns once they are closed. Upgraded WebSockets stop on their own.
 pub async fn serve(listener: Arc<TcpListener>, app: Router, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let header_timeout = Duration::from_millis(state.config.gateway.connections.header_timeout_ms);
+    let header_timeout = Duration::from_millis(state.config().gateway.connections.header_timeout_ms);
     let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
     let refused = AtomicU64::new(0);
     // Every connection task holds a receiver; `closed()` resolves once all of them are gone.

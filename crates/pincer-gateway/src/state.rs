@@ -17,7 +17,10 @@ use crate::rate_limit::AuthLimiter;
 use crate::router::Methods;
 
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The configuration in force; [`crate::reload`] swaps its live sections.
+    pub config: crate::reload::LiveConfig,
+    /// The scheduler's view of the channels (shared with it; a reload replaces its contents).
+    pub channels: pincer_cron::ChannelCatalog,
     pub paths: StatePaths,
     pub store: Store,
     pub cron: pincer_cron::CronService,
@@ -72,6 +75,11 @@ pub struct Caller {
 }
 
 impl AppState {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.get()
+    }
+
     /// Started, not stopping, the store can write, and no critical task (scheduler, outbox,
     /// HTTP) is down.
     pub fn is_ready(&self) -> bool {

@@ -76,6 +76,7 @@ pub const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("doctor.run", Requirement::Scope(Scope::Read)),
     ("audit.query", Requirement::Scope(Scope::Admin)),
     ("cron.preview", Requirement::Scope(Scope::Read)),
+    ("config.reload", Requirement::Scope(Scope::Admin)),
 ];
 
 static TABLE: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {

@@ -32,7 +32,7 @@ use crate::{Result, StoreError};
 pub const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(1);
 
 /// Refuses a damaged database at `path` (see the module doc); a missing one passes.
-pub(crate) fn check(path: &Path) -> Result<()> {
+pub fn check(path: &Path) -> Result<()> {
     let corrupt = |message: String| StoreError::Open { path: path.to_path_buf(), message };
     if let Some(damage) = scan_wal(&wal_path(path)).map_err(|e| corrupt(format!("cannot read its log: {e}")))? {
         return Err(corrupt(format!(

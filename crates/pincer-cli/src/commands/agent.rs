@@ -118,6 +118,32 @@ pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sessions show`: the key as given (`main`, `session:<id>` and full keys are the gateway's),
+/// else the session whose key starts with it or whose own name (`…:session:<name>`) it is, with
+/// the same messages as jobs and deliveries for none and for several.
+async fn show_session(
+    client: &mut crate::client::Client,
+    given: &str,
+    limit: u32,
+) -> anyhow::Result<pincer_protocol::schema::sessions::ChatHistoryResult> {
+    let history = |key: String| ChatHistoryParams { session_key: key, limit: Some(limit), ..Default::default() };
+    match client.call::<ChatHistory>(&history(given.to_string())).await {
+        Err(ClientError::Rpc(shape)) if shape.message.starts_with("session not found") => {}
+        other => return Ok(other?),
+    }
+    let list = SessionsListParams { limit: Some(1000), ..Default::default() };
+    let sessions = client.call::<SessionsList>(&list).await?.sessions;
+    let candidates: Vec<crate::resolve::Candidate> = sessions
+        .into_iter()
+        .map(|s| {
+            let name = s.key.split_once(":session:").map(|(_, n)| n.to_string());
+            crate::resolve::Candidate { id: s.key, name }
+        })
+        .collect();
+    let key = crate::resolve::resolve(given, &candidates, "session", "pincer sessions list", true)?;
+    Ok(client.call::<ChatHistory>(&history(key)).await?)
+}
+
 pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     match cmd {
         SessionsCommand::List { limit, kind, c } => {
@@ -154,16 +180,10 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
         }
         SessionsCommand::Show { key, limit, c } => {
             let target = Target::resolve(&c, paths, &process_env)?;
-            let params = ChatHistoryParams { session_key: key, limit: Some(limit), ..Default::default() };
-            let res = call_once::<ChatHistory>(&target, &[Scope::Read], &params).await.map_err(|e| {
-                // The gateway's hint names the protocol method; name the command instead.
-                match &e {
-                    ClientError::Rpc(shape) if shape.message.starts_with("session not found") => {
-                        anyhow::anyhow!("no session `{}`: see `pincer sessions list`", params.session_key)
-                    }
-                    _ => e.into(),
-                }
-            })?;
+            let mut client = crate::client::Client::connect(&target, &[Scope::Read]).await?;
+            let res = show_session(&mut client, &key, limit).await;
+            client.close().await;
+            let res = res?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);

@@ -171,7 +171,13 @@ async fn device_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
         return Ok(given.to_string());
     }
     let list = client.call::<PairList>(&NoParams {}).await?;
-    resolve(given, list.paired.into_iter().map(|d| d.device_id).collect(), "paired device")
+    // Its label (`devices rename`) or the name the client gave itself stands for it too.
+    let candidates: Vec<crate::resolve::Candidate> = list
+        .paired
+        .into_iter()
+        .map(|d| crate::resolve::Candidate { name: d.label.or(d.display_name), id: d.device_id })
+        .collect();
+    crate::resolve::resolve(given, &candidates, "paired device", "pincer devices list", true)
 }
 
 /// Connects, resolves the id, calls `M`, closes.

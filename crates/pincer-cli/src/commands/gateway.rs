@@ -63,7 +63,10 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
             command_supervisor: supervisor_exe(),
             failpoints: pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?,
         };
-        pincer_gateway::run(options, stop_signal()).await
+        let gateway = pincer_gateway::start(options).await?;
+        serve_until_stopped(&gateway).await;
+        gateway.shutdown().await;
+        anyhow::Ok(())
     })?;
     // Detached blocking work (e.g. a store read) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
@@ -85,6 +88,28 @@ fn supervisor_exe() -> Option<std::path::PathBuf> {
             None
         }
     }
+}
+
+/// Serves until SIGTERM or Ctrl-C; each SIGHUP rereads the config file meanwhile.
+async fn serve_until_stopped(gateway: &pincer_gateway::RunningGateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let stop = stop_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: rereading the config file");
+                    gateway.reload_config("sighup").await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    stop_signal().await
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod backup;
+pub mod config;
 pub mod cron;
 pub mod dashboard;
 pub mod delivery;
@@ -11,4 +12,5 @@ pub mod import;
 pub mod logs;
 pub mod pairing;
 pub mod service;
+pub mod setup;
 pub mod system;

@@ -8,7 +8,8 @@ use pincer_core::config::process_env;
 use pincer_protocol::Scope;
 use pincer_protocol::schema::Ignored;
 use pincer_protocol::schema::system::{
-    ConnectionPressure, DoctorRun, FindingStatus, Health, HealthSummary, Status, TaskReport, TaskState,
+    ConnectionPressure, DoctorReport, DoctorRun, Finding, FindingStatus, Health, HealthSummary, Status, TaskReport,
+    TaskState,
 };
 
 use crate::client::{ConnectArgs, Target, call_once};
@@ -125,9 +126,146 @@ pub async fn status(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// `doctor` with no gateway running: the checks that need none — the config (with the gateway's
+/// own checks), the state dir, the database's integrity, the port, the channels' credentials —
+/// and a warning that says how to start the gateway.
+fn offline_doctor(paths: &StatePaths) -> DoctorReport {
+    let mut findings = Vec::new();
+    let mut push = |check: &str, status: FindingStatus, message: String, fix: Option<String>| {
+        findings.push(Finding { check: check.into(), status, message, fix })
+    };
+    push(
+        "gateway",
+        FindingStatus::Warn,
+        format!("no gateway is running for state dir {}; these checks need none", paths.state_dir.display()),
+        Some("start it with `pincer gateway` (or `pincer service start` if it is installed as a service)".into()),
+    );
+    let config_path = paths.config_path.display().to_string();
+    let config = if !paths.config_path.exists() {
+        push(
+            "config",
+            FindingStatus::Warn,
+            format!("{config_path} does not exist yet"),
+            Some("run `pincer setup`, or `pincer gateway` to write a default one".into()),
+        );
+        None
+    } else {
+        match crate::commands::config::load_checked(&paths.config_path) {
+            Ok(config) => {
+                push("config", FindingStatus::Ok, format!("{config_path} is valid"), None);
+                Some(config)
+            }
+            Err(e) => {
+                push(
+                    "config",
+                    FindingStatus::Fail,
+                    format!("{e:#}"),
+                    Some(format!("fix {config_path}; `pincer config validate` checks it")),
+                );
+                None
+            }
+        }
+    };
+    let probe = paths.state_dir.join(".pincer-doctor-probe");
+    match std::fs::create_dir_all(&paths.state_dir).and_then(|_| std::fs::write(&probe, b"ok")) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            push("state-dir", FindingStatus::Ok, format!("{} is writable", paths.state_dir.display()), None);
+        }
+        Err(e) => push(
+            "state-dir",
+            FindingStatus::Fail,
+            format!("cannot write in {}: {e}", paths.state_dir.display()),
+            Some("give the user that runs the gateway write access, or use another --state-dir".into()),
+        ),
+    }
+    if paths.db_path.exists() {
+        match pincer_store::integrity::check(&paths.db_path) {
+            Ok(()) => push(
+                "database",
+                FindingStatus::Ok,
+                format!("{} passed its integrity check", paths.db_path.display()),
+                None,
+            ),
+            Err(e) => push(
+                "database",
+                FindingStatus::Fail,
+                e.to_string(),
+                Some(pincer_store::integrity::repair_advice(&paths.db_path)),
+            ),
+        }
+    } else {
+        push("database", FindingStatus::Ok, "no database yet; the gateway creates it at its first start".into(), None);
+    }
+    if let Some(config) = &config {
+        let port = config.gateway.port;
+        let ip = match config.gateway.bind {
+            pincer_core::config::Bind::Loopback => std::net::Ipv4Addr::LOCALHOST,
+            pincer_core::config::Bind::Lan => std::net::Ipv4Addr::UNSPECIFIED,
+        };
+        match std::net::TcpListener::bind((ip, port)) {
+            Ok(_) => push("port", FindingStatus::Ok, format!("{ip}:{port} is free"), None),
+            Err(e) => push(
+                "port",
+                FindingStatus::Fail,
+                format!("{ip}:{port} is taken ({e}): the gateway could not listen there"),
+                Some("stop what uses it (`ss -ltnp` shows it), or set gateway.port".into()),
+            ),
+        }
+        let c = &config.channels;
+        let channels = [
+            ("discord", c.discord.as_ref().map(|d| d.token.as_str()), "token"),
+            ("telegram", c.telegram.as_ref().map(|t| t.bot_token.as_str()), "botToken"),
+            ("slack", c.slack.as_ref().map(|s| s.bot_token.as_str()), "botToken"),
+        ];
+        for (name, secret, key) in channels {
+            match secret {
+                None => {}
+                Some(s) if s.trim().is_empty() => push(
+                    &format!("channel.{name}"),
+                    FindingStatus::Fail,
+                    format!("channels.{name}.{key} is empty"),
+                    Some(format!("set channels.{name}.{key} (e.g. to \"${{{}_TOKEN}}\")", name.to_uppercase())),
+                ),
+                Some(_) => push(
+                    &format!("channel.{name}"),
+                    FindingStatus::Ok,
+                    format!("channels.{name}.{key} is set (checked against {name} once the gateway runs)"),
+                    None,
+                ),
+            }
+        }
+    }
+    let failing = findings.iter().filter(|f| f.status == FindingStatus::Fail).count() as u64;
+    let warnings = findings.iter().filter(|f| f.status == FindingStatus::Warn).count() as u64;
+    let mut extra = serde_json::Map::new();
+    extra.insert("gatewayRunning".into(), false.into());
+    DoctorReport { ok: failing == 0, failing, warnings, findings, extra }
+}
+
 pub async fn doctor(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
-    let target = Target::resolve(args, paths, &process_env)?;
-    let report = call_once::<DoctorRun>(&target, &[Scope::Read], &Ignored).await?;
+    // No --url and no gateway holding this state dir's lock: it is not running, whatever
+    // listens on its port.
+    let local = args.url.is_none() && process_env("PINCER_GATEWAY_URL").is_none();
+    if local && crate::client::running_gateway_url(paths).is_none() {
+        return print_doctor(args, offline_doctor(paths));
+    }
+    let target = Target::resolve(args, paths, &process_env);
+    let report = match &target {
+        Ok(target) => match call_once::<DoctorRun>(target, &[Scope::Read], &Ignored).await {
+            Ok(report) => report,
+            // No gateway answers: what can be checked without it, and how to start it.
+            Err(crate::client::ClientError::Unreachable { .. }) if args.url.is_none() => offline_doctor(paths),
+            Err(e) => return Err(e.into()),
+        },
+        // The config does not even read: the offline checks say why, and the rest.
+        Err(_) if args.url.is_none() => offline_doctor(paths),
+        Err(e) => anyhow::bail!("{e:#}"),
+    };
+    print_doctor(args, report)
+}
+
+fn print_doctor(args: &ConnectArgs, report: DoctorReport) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&report);
     } else {

@@ -178,6 +178,14 @@ fn first_fire(job: &Job, schedule: &Schedule, now: i64) -> Option<i64> {
     }
 }
 
+/// The model an agent-turn job names for itself, if any.
+fn job_model(job: &Job) -> Option<&str> {
+    match &job.payload {
+        Payload::AgentTurn { model, .. } => model.as_deref(),
+        _ => None,
+    }
+}
+
 /// Where a job is scheduled: its stored next fire, when it is enabled.
 pub(super) fn fire_of(job: &Job) -> Option<i64> {
     job.state.next_run_at_ms.filter(|_| job.enabled)
@@ -363,6 +371,22 @@ impl Actor {
     /// configuration — the channel is not configured, or the target is missing or malformed:
     /// every run would fail at delivery. A `last` route may exist later, so it is let through.
     fn refuse_certain_failure(&self, job: &Job) -> Result<(), CronError> {
+        self.refuse_unconfigured_model(job)?;
+        self.refuse_failing_delivery(job)
+    }
+
+    /// A model of the job's own that is not configured fails every run (there is no silent
+    /// fallback to the default), so `add` refuses it, naming the configured models.
+    fn refuse_unconfigured_model(&self, job: &Job) -> Result<(), CronError> {
+        if let Payload::AgentTurn { model: Some(_), .. } = &job.payload
+            && let Some(Err(e)) = self.s.agent.as_deref().map(|a| a.preflight(job))
+        {
+            return Err(CronError::Invalid(format!("this job's model would fail on every run: {e}")));
+        }
+        Ok(())
+    }
+
+    fn refuse_failing_delivery(&self, job: &Job) -> Result<(), CronError> {
         let Some(d) = &job.delivery else { return Ok(()) };
         let explicit = d.channel.as_deref().is_some_and(|c| c != "last");
         if !explicit || d.mode != DeliveryMode::Announce {
@@ -481,9 +505,13 @@ impl Actor {
             }
             let mut next = job::apply_patch(&current, &patch, &self.ctx()).map_err(|e| CronError::Invalid(e.0))?;
             let schedule = Schedule::new(&next.schedule, &next.id).map_err(|e| CronError::Invalid(e.to_string()))?;
-            // Only a changed delivery: a job stored before the check can still be enabled or renamed.
+            // Only a changed delivery or model: a job stored before the check can still be
+            // enabled or renamed.
             if next.delivery != current.delivery {
-                self.refuse_certain_failure(&next)?;
+                self.refuse_failing_delivery(&next)?;
+            }
+            if job_model(&next) != job_model(&current) {
+                self.refuse_unconfigured_model(&next)?;
             }
             if next.enabled && !current.enabled {
                 // Enabling clears what made the scheduler give up.

@@ -43,9 +43,26 @@ async fn run(state: &Arc<AppState>) -> DoctorReport {
 }
 
 fn config(state: &AppState, f: &mut Findings) {
-    let c = &state.config;
+    let c = state.config();
     let path = state.paths.config_path.display().to_string();
-    f.push("config", S::Ok, format!("loaded {path}"), None);
+    let reload = state.config.status();
+    match &reload.last_error {
+        Some(reason) => f.push(
+            "config",
+            S::Fail,
+            format!("the last edit of {path} was refused, the gateway runs the configuration before it: {reason}"),
+            Some(format!("fix {path}; it is applied when saved (or run `pincer config reload`)")),
+        ),
+        None => f.push("config", S::Ok, format!("loaded {path}"), None),
+    }
+    if !reload.restart_needed.is_empty() {
+        f.push(
+            "config.restart",
+            S::Warn,
+            format!("changed keys that need a restart: {}", reload.restart_needed.join(", ")),
+            Some("restart the gateway (`pincer service restart`, or stop it and run `pincer gateway`)".into()),
+        );
+    }
     match (c.gateway.auth.mode, c.token()) {
         (AuthMode::Token, Some(t)) if t.len() < 24 => f.push(
             "config.token",
@@ -156,12 +173,13 @@ fn tasks(state: &AppState, f: &mut Findings) {
 
 /// Each built channel's own checks, as its adapter declares them in the registry.
 async fn channels(state: &AppState, f: &mut Findings) {
+    let config = state.config();
     for spec in registry::REGISTRY {
         let Some(channel) = state.outbox.channel(spec.name) else { continue };
         let cx = registry::DoctorContext {
             spec,
             channel: channel.as_ref(),
-            config: &state.config,
+            config: &config,
             config_path: &state.paths.config_path,
         };
         f.0.extend((spec.doctor)(cx).await);
@@ -178,7 +196,7 @@ async fn channels(state: &AppState, f: &mut Findings) {
 }
 
 async fn providers(state: &AppState, f: &mut Findings) {
-    for (name, p) in &state.config.models.providers {
+    for (name, p) in &state.config().models.providers {
         let check = format!("model.{name}");
         let Some((host, port)) = host_port(&p.base_url) else {
             f.push(
@@ -201,7 +219,7 @@ async fn providers(state: &AppState, f: &mut Findings) {
             Err(_) => f.push(&check, S::Fail, format!("{} did not answer within 5 s", p.base_url), None),
         }
     }
-    if state.config.agents.defaults.model.primary.is_none() && !state.config.models.providers.is_empty() {
+    if state.config().agents.defaults.model.primary.is_none() && !state.config().models.providers.is_empty() {
         f.push(
             "model.default",
             S::Warn,

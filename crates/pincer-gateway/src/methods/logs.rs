@@ -22,7 +22,7 @@ async fn tail(c: &Ctx, p: LogsTailParams) -> Result<LogsTailResult, ErrorShape> 
     if !(1..=logfile::MAX_BYTES).contains(&max_bytes) {
         return Err(invalid("maxBytes: must be 1..1000000"));
     }
-    let Some(path) = c.state.config.logging.file_path(&c.state.paths) else {
+    let Some(path) = c.state.config().logging.file_path(&c.state.paths) else {
         return Err(ErrorShape::unavailable(
             "log read failed: logging.file is \"\" (no log file); set it to a path and restart the gateway",
         ));

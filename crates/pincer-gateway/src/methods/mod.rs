@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod channels;
+pub mod config;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -22,6 +23,7 @@ pub fn all() -> Methods {
     devices::register(&mut methods);
     channels::register(&mut methods);
     doctor::register(&mut methods);
+    config::register(&mut methods);
     logs::register(&mut methods);
     methods
 }

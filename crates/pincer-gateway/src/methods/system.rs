@@ -24,7 +24,8 @@ pub fn register(methods: &mut Methods) {
 pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
     let started = std::time::Instant::now();
     let now = state.clock.now_ms();
-    let heartbeat = &state.config.agents.defaults.heartbeat.every;
+    let config = state.config();
+    let heartbeat = &config.agents.defaults.heartbeat.every;
     let heartbeat_ms = pincer_core::duration::parse_duration_ms(heartbeat, None).unwrap_or(0);
     let census = session_census(state).await;
     let path = state.paths.db_path.display().to_string();
@@ -81,6 +82,7 @@ pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
             tasks,
             // Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
             connections: state.admission.pressure(),
+            config: state.config.status(),
             extra: Default::default(),
         },
         extra: Default::default(),
@@ -147,8 +149,9 @@ async fn session_census(state: &Arc<AppState>) -> SessionCensus {
 async fn status(state: &Arc<AppState>) -> Result<StatusResult, ErrorShape> {
     let schema =
         state.store.read(|rd| rd.schema_version()).await.map_err(|e| ErrorShape::unavailable(e.to_string()))?;
-    let config = &state.config.gateway;
-    let heartbeat = &state.config.agents.defaults.heartbeat.every;
+    let full_config = state.config();
+    let config = &full_config.gateway;
+    let heartbeat = &full_config.agents.defaults.heartbeat.every;
     let heartbeat_ms = pincer_core::duration::parse_duration_ms(heartbeat, None).unwrap_or(0);
     let census = session_census(state).await;
     let db_path = state.paths.db_path.display().to_string();
@@ -195,7 +198,7 @@ async fn status(state: &Arc<AppState>) -> Result<StatusResult, ErrorShape> {
             paths: vec![db_path.clone()],
             count: census.total,
             defaults: SessionDefaults {
-                model: state.config.agents.defaults.model.primary.clone(),
+                model: state.config().agents.defaults.model.primary.clone(),
                 context_tokens: None,
             },
             recent: census.recent,

@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod channels;
+pub mod config;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -198,6 +199,9 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<system::Health>(),
     MethodSchema::of::<system::Status>(),
     MethodSchema::of::<system::DoctorRun>(),
+    MethodSchema::of::<config::ConfigGet>(),
+    MethodSchema::of::<config::ConfigSchema>(),
+    MethodSchema::of::<config::ConfigReload>(),
     MethodSchema::of::<system::LogsTail>(),
     MethodSchema::of::<agent::Agent>(),
     MethodSchema::of::<agent::AgentsList>(),

@@ -155,8 +155,32 @@ pub struct PincerHealth {
     pub tasks: Vec<TaskReport>,
     /// Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
     pub connections: ConnectionPressure,
+    /// The config file's last reload: a refused edit's reason, keys waiting for a restart.
+    #[serde(default)]
+    pub config: ConfigReloadStatus,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// How the running gateway's configuration relates to its file (`health`'s `pincer.config`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigReloadStatus {
+    /// Accepted reloads since start.
+    pub reloads: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_at_ms: Option<i64>,
+    /// Why the file's current text was refused (the running configuration stays); `None` once
+    /// an edit is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at_ms: Option<i64>,
+    /// Changed keys the running gateway cannot apply (`gateway.port`, …): they take effect at
+    /// the next start.
+    pub restart_needed: Vec<String>,
 }
 
 /// Where a supervised long-lived task (the scheduler, the outbox loop, …) is now.
