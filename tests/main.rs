@@ -16,6 +16,7 @@ mod cron;
 mod delivery;
 mod devices;
 mod interop;
+mod openclaw_methods;
 mod ops;
 mod protocol;
 mod registry;

@@ -126,7 +126,9 @@ pub async fn serve_socket(
     });
 
     let conn_id = upgrade.conn_id.clone();
-    if let Some(caller) = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await {
+    let authenticated = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await;
+    let served = authenticated.is_some();
+    if let Some(caller) = authenticated {
         state.metrics.inc(&metrics::WS_CONNECTIONS_TOTAL, &[]);
         session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
     }
@@ -135,6 +137,9 @@ pub async fn serve_socket(
     // Only now: a stopping gateway waits for this set to empty, and everything queued (the
     // `shutdown` event, the close frame) must have been written by then.
     state.connections.lock().expect("connections lock").remove(&conn_id);
+    if served {
+        crate::methods::gateway::broadcast_presence(&state);
+    }
 }
 
 type Stream = futures_util::stream::SplitStream<Socket>;
@@ -266,6 +271,7 @@ async fn session(
         .expect("connections lock")
         .insert(caller.conn_id.clone(), LiveConnection { caller: caller.clone(), kick: kick_tx });
     let mut events = state.events.subscribe();
+    crate::methods::gateway::broadcast_presence(state);
     let mut seq: u64 = 0;
     let clock = &state.clock;
     let mut next_tick = clock.now_ms() + TICK_INTERVAL_MS as i64;
