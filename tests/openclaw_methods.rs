@@ -240,6 +240,7 @@ async fn models_list_channels_status_and_identity_answer_in_openclaws_shape_with
     let account = &status["channelAccounts"]["telegram"][0];
     assert_eq!((account["accountId"].as_str(), account["configured"].as_bool()), (Some("default"), Some(true)));
     assert_eq!(account["tokenSource"], "config");
+    assert_eq!(status["channelAccounts"]["inbox"][0]["tokenSource"], "none", "the inbox holds no credential");
     assert_eq!(status["channelDefaultAccountId"]["telegram"], "default");
     let one = c.call("channels.status", json!({"channel": "telegram"})).await.unwrap();
     assert_eq!(one["channelOrder"], json!(["telegram"]));

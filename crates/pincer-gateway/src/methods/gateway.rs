@@ -233,7 +233,13 @@ async fn channels_status(
             running: health.configured,
             health_state: health.health_state.clone(),
             last_error: health.last_error.clone(),
-            token_source: if health.configured { "config" } else { "none" }.into(),
+            // Only chat platforms hold a credential; the inbox and webhooks have none of their own.
+            token_source: if health.configured && registry::find(&name).is_some_and(|s| s.chat) {
+                "config"
+            } else {
+                "none"
+            }
+            .into(),
             extra: Default::default(),
         };
         result.channel_accounts.insert(name.clone(), if health.configured { vec![account] } else { vec![] });

@@ -212,7 +212,8 @@ pub struct ChannelAccount {
     pub running: bool,
     pub health_state: String,
     pub last_error: Option<String>,
-    /// Where the credential comes from: `config` or `none` (never the credential).
+    /// Where the credential comes from: `config` for a configured chat platform, else `none`
+    /// (never the credential itself).
     pub token_source: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
