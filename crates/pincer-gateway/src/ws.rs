@@ -270,8 +270,10 @@ async fn session(
         .lock()
         .expect("connections lock")
         .insert(caller.conn_id.clone(), LiveConnection { caller: caller.clone(), kick: kick_tx });
-    let mut events = state.events.subscribe();
+    // Announced to the others only: this client has the gateway's state in `hello-ok`, and its
+    // own first event stays `tick` seq 1.
     crate::methods::gateway::broadcast_presence(state);
+    let mut events = state.events.subscribe();
     let mut seq: u64 = 0;
     let clock = &state.clock;
     let mut next_tick = clock.now_ms() + TICK_INTERVAL_MS as i64;
