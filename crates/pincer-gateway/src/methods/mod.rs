@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod devices;
 pub mod doctor;
 pub mod gateway;
+pub mod logs;
 pub mod system;
 
 use crate::router::Methods;
@@ -21,5 +22,6 @@ pub fn all() -> Methods {
     devices::register(&mut methods);
     doctor::register(&mut methods);
     gateway::register(&mut methods);
+    logs::register(&mut methods);
     methods
 }
