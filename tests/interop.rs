@@ -534,6 +534,8 @@ fn openclaw_sessions_delete() {
     assert!(!o.status.success() && out(&o).contains("Session not found"), "{}", out(&o));
     let o = oc.call(&gw, &["gateway", "call", "sessions.list", "--json"]);
     assert!(!out(&o).contains("session:scratch"), "{}", out(&o));
+}
+
 /// `openclaw logs` reads Pincer's log file through `logs.tail`: its plain and JSON renderings
 /// parse Pincer's lines as OpenClaw's own (time, level, subsystem, message), and a cursor read
 /// after them answers nothing new.
