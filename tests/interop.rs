@@ -458,6 +458,84 @@ fn openclaw_agent_runs_a_turn_on_pincer_and_prints_the_reply() {
     drop(rt);
 }
 
+/// `openclaw system heartbeat last|disable|enable` and `openclaw system presence` read Pincer's
+/// heartbeat and its live connections.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_system_heartbeat_and_presence() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let o = oc.call(&gw, &["system", "heartbeat", "last"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "null", "no tick yet: {}", out(&o));
+    let o = oc.call(&gw, &["system", "heartbeat", "disable"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json_out(&o), json!({"ok": true, "enabled": false}));
+    let o = oc.call(&gw, &["system", "heartbeat", "enable"]);
+    assert_eq!(json_out(&o), json!({"ok": true, "enabled": true}), "{}", out(&o));
+    let o = oc.call(&gw, &["system", "presence"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let rows = json_out(&o);
+    let rows = rows.as_array().unwrap();
+    assert_eq!((rows[0]["mode"].as_str(), rows[0]["reason"].as_str()), (Some("gateway"), Some("self")), "{}", out(&o));
+    assert!(rows.iter().any(|r| r["reason"] == "connect" && r["version"] == "2026.9.6"), "the CLI itself: {}", out(&o));
+}
+
+/// `openclaw models list` (which demands the `published-model-catalog` capability) and
+/// `openclaw channels status` read Pincer's configuration and outbox; neither takes `--url`, so
+/// they find the gateway through the environment.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_models_list_and_channels_status() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(pincer_testkit::fakes::openai::FakeOpenAi::start());
+    let gw = model_gateway(dir.path(), &fake);
+    let url = gw.url();
+    let env = [("OPENCLAW_GATEWAY_URL", url.as_str()), ("OPENCLAW_GATEWAY_TOKEN", gw.token.as_str())];
+    let o = oc.run(&["models", "list"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let row = text.lines().find(|l| l.starts_with("openai/gpt-4o")).unwrap_or_else(|| panic!("{}", out(&o)));
+    assert!(row.contains("default") && row.contains("yes"), "{}", out(&o));
+    let o = oc.run(&["channels", "status"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Gateway reachable."), "{}", out(&o));
+    assert!(
+        text.contains("Inbox default: enabled, configured, running") && text.contains("health:healthy"),
+        "{}",
+        out(&o)
+    );
+    assert!(!text.contains("sk-interop"), "the provider key leaked: {}", out(&o));
+}
+
+/// `openclaw sessions delete` lists the sessions with its display hints, then deletes by the
+/// row's durable identity; the main session is refused.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_sessions_delete() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(pincer_testkit::fakes::openai::FakeOpenAi::start());
+    fake.push(pincer_testkit::fakes::openai::Reply::text("Noted."));
+    let gw = model_gateway(dir.path(), &fake);
+    let url = gw.url();
+    let env = [("OPENCLAW_GATEWAY_URL", url.as_str()), ("OPENCLAW_GATEWAY_TOKEN", gw.token.as_str())];
+    let o = oc.run(&["agent", "--session-key", "agent:main:session:scratch", "--message", "note this"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = oc.call(&gw, &["sessions", "delete", "agent:main:session:scratch", "--yes"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Deleted session agent:main:session:scratch."), "{}", out(&o));
+    let o = oc.call(&gw, &["sessions", "delete", "agent:main:session:scratch", "--yes"]);
+    assert!(!o.status.success() && out(&o).contains("Session not found"), "{}", out(&o));
+    let o = oc.call(&gw, &["gateway", "call", "sessions.list", "--json"]);
+    assert!(!out(&o).contains("session:scratch"), "{}", out(&o));
+}
+
 /// `openclaw logs` reads Pincer's log file through `logs.tail`: its plain and JSON renderings
 /// parse Pincer's lines as OpenClaw's own (time, level, subsystem, message), and a cursor read
 /// after them answers nothing new.

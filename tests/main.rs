@@ -20,6 +20,7 @@ mod inbound;
 mod interop;
 mod logs;
 mod operator;
+mod openclaw_methods;
 mod ops;
 mod protocol;
 mod registry;

@@ -349,8 +349,10 @@ async fn ticks_every_30_seconds_with_per_connection_seq() {
     let t1 = a.next_event("tick").await.unwrap();
     assert_eq!((t1["seq"].as_u64(), t1["payload"]["ts"].as_i64()), (Some(1), Some(T0 + 30_000)));
     let mut b = gw.client(&["operator.read"]).await;
+    // b's arrival is announced to a (`presence`, seq 2), not to b itself.
+    assert_eq!(a.next_event("presence").await.unwrap()["seq"], 2);
     gw.clock.advance(30_000);
-    assert_eq!(a.next_event("tick").await.unwrap()["seq"], 2);
+    assert_eq!(a.next_event("tick").await.unwrap()["seq"], 3);
     assert_eq!(b.next_event("tick").await.unwrap()["seq"], 1, "seq counts per connection");
     gw.stop().await;
 }

@@ -200,6 +200,39 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "sessions.list", json!({})).await;
     a.call(&mut c, "chat.history", json!({"sessionKey": "main"})).await;
     a.call(&mut c, "chat.history", json!({"sessionKey": "main", "limit": 1})).await;
+    fake.push(Reply::text("Scratch noted.").with_usage(FakeUsage::new(5, 3)));
+    c.call("agent", json!({"message": "A scratch note", "sessionKey": "session:scratch"})).await.unwrap();
+    a.call(
+        &mut c,
+        "sessions.list",
+        json!({"configuredAgentsOnly": true, "archived": "all", "includeLastMessage": true,
+               "includeDerivedTitles": true, "includeGlobal": true, "includeUnknown": true}),
+    )
+    .await;
+    a.call(&mut c, "sessions.delete", json!({"key": "agent:main:session:scratch", "deleteTranscript": true})).await;
+    a.call(&mut c, "sessions.delete", json!({"key": "agent:main:session:scratch"})).await;
+    a.call(&mut c, "agent.identity.get", json!({})).await;
+
+    // The gateway's OpenClaw extras: heartbeat, presence, catalog, channels, honest empties.
+    a.call(&mut c, "last-heartbeat", json!({})).await;
+    a.call(&mut c, "set-heartbeats", json!({"enabled": false})).await;
+    gw.clock.advance(31 * 60_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.call("last-heartbeat", json!({})).await.unwrap().is_null() {
+        assert!(std::time::Instant::now() < deadline, "the heartbeat never ticked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.call(&mut c, "last-heartbeat", json!({})).await;
+    a.call(&mut c, "set-heartbeats", json!({"enabled": true})).await;
+    a.call(&mut c, "system-presence", json!({})).await;
+    a.call(&mut c, "node.list", json!({})).await;
+    a.call(&mut c, "models.list", json!({"view": "all", "includeDetails": true})).await;
+    a.call(&mut c, "channels.status", json!({"probe": false})).await;
+    a.call(&mut c, "tasks.list", json!({})).await;
+    a.call(&mut c, "plugins.list", json!({})).await;
+    a.call(&mut c, "update.status", json!({})).await;
+    a.call(&mut c, "worktrees.list", json!({})).await;
+    a.call(&mut c, "projects.list", json!({})).await;
 
     // Pairing, from request to removal.
     let url = gw.url();

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use futures_util::FutureExt;
 use pincer_core::{EventBus, SharedClock};
 use pincer_protocol::schema::agent::{
-    self as wire, AgentMeta, AgentModel, AgentParams, AgentResult, AgentRunMeta, AgentRunResult, AgentSummary,
-    AgentsListParams, AgentsListResult, ReplyPayload, WakeParams, WakeResult,
+    self as wire, AgentIdentity, AgentIdentityParams, AgentMeta, AgentModel, AgentParams, AgentResult, AgentRunMeta,
+    AgentRunResult, AgentSummary, AgentsListParams, AgentsListResult, ReplyPayload, WakeParams, WakeResult,
 };
 use pincer_protocol::schema::cron::WakeMode;
 use pincer_protocol::schema::sessions::{
-    ChatHistory, ChatHistoryParams, ChatHistoryResult, ChatMessage, ContentPart, Session, SessionsList,
-    SessionsListParams, SessionsListResult,
+    ArchivedFilter, ChatHistory, ChatHistoryParams, ChatHistoryResult, ChatMessage, ContentPart, Session,
+    SessionsDelete, SessionsDeleteParams, SessionsDeleteResult, SessionsList, SessionsListParams, SessionsListResult,
 };
 use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::SessionRow;
@@ -244,6 +244,8 @@ pub fn session_view(row: &SessionRow) -> Session {
         output_tokens: row.output_tokens,
         total_tokens: row.input_tokens + row.output_tokens,
         message_count: row.messages,
+        session_id: row.key.clone(),
+        is_main: row.kind == "main",
         job_id: row.job_id.clone(),
         run_id: row.run_id.clone(),
         finished_at: row.finished_at_ms,
@@ -265,17 +267,158 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
     {
         return Err(invalid(M, format!("kind: \"{kind}\" is not main, isolated or named")));
     }
-    let filter = SessionFilter { kind: p.kind, agent_id: p.agent_id, exclude_isolated: p.exclude_cron == Some(true) };
-    let (rows, total) = agents.inner.store.read(move |rd| rd.find_sessions(&filter, limit, offset)).await?;
+    // `configuredAgentsOnly`: Pincer's one configured agent is `main`; other agent ids are
+    // namespaces of sessions.
+    let agent_id = match (p.agent_id, p.configured_agents_only) {
+        (Some(a), Some(true)) if a != DEFAULT_AGENT => return Ok(empty_page(offset, limit)),
+        (None, Some(true)) => Some(DEFAULT_AGENT.to_string()),
+        (a, _) => a,
+    };
+    // Pincer archives no session: the archived ones are none.
+    if p.archived == Some(ArchivedFilter::Flag(true)) {
+        return Ok(empty_page(offset, limit));
+    }
+    let (last, titles) = (p.include_last_message == Some(true), p.include_derived_titles == Some(true));
+    let filter = SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true) };
+    let (rows, total, previews) = agents
+        .inner
+        .store
+        .read(move |rd| {
+            let (rows, total) = rd.find_sessions(&filter, limit, offset)?;
+            let mut previews = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let last = if last { rd.transcript_text(&row.key, &["user", "assistant"], true)? } else { None };
+                let title = if titles { rd.transcript_text(&row.key, &["user"], false)? } else { None };
+                previews.push((last, title));
+            }
+            Ok((rows, total, previews))
+        })
+        .await?;
     let next = offset as u64 + rows.len() as u64;
     let has_more = next < total;
+    let sessions = rows
+        .iter()
+        .zip(previews)
+        .map(|(row, (last, title))| {
+            let mut session = session_view(row);
+            if let Some(text) = last {
+                session.extra.insert("lastMessagePreview".into(), Value::String(preview(&text, 160)));
+            }
+            if let Some(text) = title {
+                session.extra.insert("derivedTitle".into(), Value::String(preview(&text, 60)));
+            }
+            session
+        })
+        .collect();
     Ok(SessionsListResult {
-        sessions: rows.iter().map(session_view).collect(),
+        sessions,
         total,
         offset,
         limit,
         has_more,
         next_offset: has_more.then_some(next),
+        extra: Map::new(),
+    })
+}
+
+fn empty_page(offset: u32, limit: u32) -> SessionsListResult {
+    SessionsListResult {
+        sessions: vec![],
+        total: 0,
+        offset,
+        limit,
+        has_more: false,
+        next_offset: None,
+        extra: Map::new(),
+    }
+}
+
+/// The first line of `text`, at most `max` characters, with `…` when cut.
+fn preview(text: &str, max: usize) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.chars().count() <= max {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// `sessions.delete`: deletes a session, its transcript and its queued events, then emits
+/// `sessions.changed` (`reason: "delete"`). A missing session answers `deleted: false`, as
+/// OpenClaw does; the main session is refused.
+pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result<SessionsDeleteResult, ApiError> {
+    const M: &str = SessionsDelete::NAME;
+    if p.key.trim().is_empty() {
+        return Err(invalid(M, "key: must not be empty"));
+    }
+    if p.delete_transcript == Some(false) {
+        return Err(invalid(
+            M,
+            "deleteTranscript: false is not supported: a Pincer transcript lives inside its session; omit it",
+        ));
+    }
+    if p.archived_only == Some(true) {
+        return Err(invalid(
+            M,
+            format!("Session {} is not archived: Pincer archives no session; omit archivedOnly", p.key),
+        ));
+    }
+    let key = read_key(M, &p.key, p.agent_id.as_deref())?;
+    if let Some(expected) = &p.expected_session_id
+        && expected != &key
+    {
+        return Err(ApiError::Invalid(format!("Session {key} changed before deletion. Retry.")));
+    }
+    if SessionRef::from_key(&key).is_some_and(|s| s.kind == crate::session::SessionKind::Main) {
+        return Err(ApiError::Invalid(format!(
+            "Cannot delete the main session ({key}); delete a named or isolated session instead"
+        )));
+    }
+    let lookup = key.clone();
+    let Some(row) = agents.inner.store.read(move |rd| rd.get_session(&lookup)).await? else {
+        return Ok(SessionsDeleteResult { ok: true, key, deleted: false, archived: vec![], extra: Map::new() });
+    };
+    // Not while a turn writes into it: the turn holds the session's lock.
+    let _turn = agents.inner.lock_session(&key).await;
+    let target = key.clone();
+    let deleted = agents.inner.store.write(move |tx| tx.delete_session(&target)).await?;
+    if deleted {
+        agents.inner.events.emit(
+            "sessions.changed",
+            json!({"sessionKey": key, "sessionId": key, "agentId": row.agent_id, "reason": "delete"}),
+            Some("operator.read"),
+        );
+    }
+    Ok(SessionsDeleteResult { ok: true, key, deleted, archived: vec![], extra: Map::new() })
+}
+
+/// `agent.identity.get`: the agent of `agentId`, of `sessionKey`'s owner, or `main`.
+pub fn agent_identity(p: AgentIdentityParams) -> Result<AgentIdentity, ApiError> {
+    const M: &str = wire::AgentIdentityGet::NAME;
+    let from_key = match p.session_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        None => None,
+        Some("main") => Some(DEFAULT_AGENT.to_string()),
+        Some(key) => match SessionRef::from_key(key) {
+            Some(session) => Some(session.agent_id),
+            None => return Err(invalid(M, format!("malformed session key \"{key}\""))),
+        },
+    };
+    let agent_id = match (p.agent_id, from_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(M, format!("agentId \"{a}\" does not own session key agent \"{b}\"")));
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => DEFAULT_AGENT.to_string(),
+    };
+    if agent_id != DEFAULT_AGENT {
+        return Err(invalid(M, format!("unknown agent id \"{agent_id}\": Pincer's agent is \"{DEFAULT_AGENT}\"")));
+    }
+    Ok(AgentIdentity {
+        name: agent_id.clone(),
+        agent_id,
+        name_source: "default".into(),
+        avatar_status: "none".into(),
         extra: Map::new(),
     })
 }

@@ -9,6 +9,9 @@ use std::sync::{Arc, Weak};
 use pincer_core::SharedClock;
 use pincer_core::supervisor::TaskResult;
 
+use pincer_protocol::schema::gateway::HeartbeatEvent;
+use pincer_protocol::state::HeartbeatStatus;
+
 use crate::service::{EVENT_TURN_TIMEOUT_MS, Inner};
 use crate::session::SessionRef;
 use crate::turn::TurnError;
@@ -31,9 +34,15 @@ pub(crate) async fn heartbeat_loop(inner: Weak<Inner>, clock: SharedClock, every
     }
 }
 
-/// One heartbeat over every session with queued events, concurrently.
+/// One heartbeat over every session with queued events, concurrently; recorded for
+/// `last-heartbeat` in OpenClaw's event shape.
 async fn tick(inner: &Arc<Inner>) {
     let now = inner.clock.now_ms();
+    if inner.counters.heartbeats_paused.load(Ordering::SeqCst) {
+        record(inner, now, HeartbeatStatus::Skipped, Some("disabled"), 0);
+        inner.metrics.inc(&metrics::AGENT_HEARTBEATS_TOTAL, &[("outcome", "paused")]);
+        return;
+    }
     let sessions = match inner.store.read(|rd| rd.sessions_with_events()).await {
         Ok(keys) => keys,
         Err(e) => {
@@ -55,11 +64,15 @@ async fn tick(inner: &Arc<Inner>) {
     }))
     .await;
     let mut outcome = "idle";
+    let mut turns = 0;
     for (key, result) in results {
         match result {
             Ok(Some(_)) => {
                 inner.counters.heartbeat_turns.fetch_add(1, Ordering::SeqCst);
-                outcome = "ran";
+                turns += 1;
+                if outcome == "idle" {
+                    outcome = "ran";
+                }
             }
             Ok(None) => {}
             Err(TurnError::NoModel(message)) => {
@@ -73,6 +86,26 @@ async fn tick(inner: &Arc<Inner>) {
         }
     }
     inner.metrics.inc(&metrics::AGENT_HEARTBEATS_TOTAL, &[("outcome", outcome)]);
+    let (status, reason) = match outcome {
+        "idle" => (HeartbeatStatus::Skipped, Some("no-events")),
+        "ran" => (HeartbeatStatus::Ran, None),
+        "no_model" => (HeartbeatStatus::Failed, Some("no-model")),
+        _ => (HeartbeatStatus::Failed, Some("error")),
+    };
+    record(inner, now, status, reason, turns);
     inner.counters.last_heartbeat_ms.store(now, Ordering::SeqCst);
     inner.counters.heartbeat_ticks.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Keeps the tick as the last heartbeat event.
+fn record(inner: &Inner, started_ms: i64, status: HeartbeatStatus, reason: Option<&str>, turns: u64) {
+    let event = HeartbeatEvent {
+        ts: started_ms,
+        status,
+        reason: reason.map(str::to_string),
+        duration_ms: Some(inner.clock.now_ms().saturating_sub(started_ms).max(0) as u64),
+        turns: Some(turns),
+        extra: Default::default(),
+    };
+    *inner.counters.last_heartbeat.lock().expect("heartbeat lock") = Some(event);
 }

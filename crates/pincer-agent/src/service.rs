@@ -106,6 +106,10 @@ pub(crate) struct Counters {
     pub sweeps: AtomicU64,
     pub last_sweep_ms: AtomicI64,
     pub pruned: AtomicU64,
+    /// `set-heartbeats`: false pauses the heartbeat's turns (ticks still record themselves).
+    pub heartbeats_paused: std::sync::atomic::AtomicBool,
+    /// The last tick, for `last-heartbeat`.
+    pub last_heartbeat: Mutex<Option<pincer_protocol::schema::gateway::HeartbeatEvent>>,
 }
 
 impl Agents {
@@ -220,6 +224,21 @@ impl Agents {
     /// The zone prompts use when a run brings none.
     pub fn default_tz(&self) -> &str {
         &self.inner.default_tz
+    }
+
+    /// `set-heartbeats`: pauses (`false`) or resumes the heartbeat's turns; events keep queueing.
+    pub fn set_heartbeats(&self, enabled: bool) {
+        self.inner.counters.heartbeats_paused.store(!enabled, Ordering::SeqCst);
+    }
+
+    /// Whether the heartbeat runs turns: configured (`every` > 0, cron enabled) and not paused.
+    pub fn heartbeats_enabled(&self) -> bool {
+        self.inner.heartbeat_every_ms.is_some() && !self.inner.counters.heartbeats_paused.load(Ordering::SeqCst)
+    }
+
+    /// The last heartbeat tick (`last-heartbeat`), `None` before the first.
+    pub fn last_heartbeat(&self) -> Option<pincer_protocol::schema::gateway::HeartbeatEvent> {
+        self.inner.counters.last_heartbeat.lock().expect("heartbeat lock").clone()
     }
 
     /// The heartbeat and the retention sweep: intervals, counts and times.

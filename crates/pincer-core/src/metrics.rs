@@ -88,7 +88,7 @@ macro_rules! catalog {
 
 catalog! {
     Counter ACCEPT_ERRORS_TOTAL = "pincer_accept_errors_total", "Sockets the kernel would not accept (out of descriptors).";
-    Counter AGENT_HEARTBEATS_TOTAL = "pincer_agent_heartbeats_total", "Heartbeat ticks by outcome: idle (no events), ran, no_model or error.";
+    Counter AGENT_HEARTBEATS_TOTAL = "pincer_agent_heartbeats_total", "Heartbeat ticks by outcome: idle (no events), ran, no_model, error or paused (set-heartbeats false).";
     Histogram AGENT_MODEL_SECONDS = "pincer_agent_model_seconds", "Time from the first model request of a turn to its answer or failure, retries included.";
     Counter AGENT_SESSIONS_PRUNED_TOTAL = "pincer_agent_sessions_pruned_total", "Finished isolated sessions removed by cron.sessionRetention.";
     Counter AGENT_TOKENS_TOTAL = "pincer_agent_tokens_total", "Tokens used by agent turns, by direction and model.";

@@ -23,7 +23,27 @@ pub enum Support {
 }
 
 /// Methods answered with an empty result of the right shape, and why empty is the truth.
-pub const HONEST_EMPTY: &[(&str, &str)] = &[];
+pub const HONEST_EMPTY: &[(&str, &str)] = &[
+    ("node.list", "Pincer has no nodes"),
+    ("tasks.list", "Pincer has no background task ledger (cron runs are `cron.runs`)"),
+    ("plugins.list", "Pincer has no plugins"),
+    ("update.status", "Pincer is updated by its package, never by the gateway"),
+    ("worktrees.list", "Pincer has no git worktrees"),
+    ("projects.list", "Pincer has no project registry"),
+];
+
+/// What an implemented method leaves out or reads differently from OpenClaw.
+const NOTES: &[(&str, &str)] = &[
+    (
+        "sessions.list",
+        "display hints accepted: `configuredAgentsOnly`, `archived`, `includeLastMessage`, `includeDerivedTitles` honoured; `includeActivitySummary`, `excludeSubagents`, `excludeSystem`, `includeGlobal`, `includeUnknown` accepted (nothing to add or exclude)",
+    ),
+    ("sessions.delete", "`deleteTranscript: false` and `archivedOnly` refused: Pincer archives nothing"),
+    ("models.list", "the configured providers' models; `view`, `includeDetails`, `refresh`, `preparedOnly` accepted"),
+    ("channels.status", "the outbox's view of each channel; `probe` accepted (probes are `doctor.run`'s)"),
+    ("last-heartbeat", "the last tick of Pincer's heartbeat (over queued system events)"),
+    ("system-presence", "the gateway and its live connections"),
+];
 
 /// Why a method Pincer does not register is refused, by name prefix (the first match wins).
 const REASONS: &[(&str, &str)] = &[
@@ -53,6 +73,11 @@ fn refusal_reason(name: &str) -> &'static str {
 pub fn support(name: &str) -> (Support, &'static str) {
     if let Some((_, why)) = HONEST_EMPTY.iter().find(|(m, _)| *m == name) {
         return (Support::HonestEmpty, why);
+    }
+    if let Some(why) = NOTES.iter().find(|(m, _)| *m == name).map(|(_, why)| *why)
+        && METHODS.iter().any(|m| m.name == name)
+    {
+        return (Support::Implemented, why);
     }
     if METHODS.iter().any(|m| m.name == name) {
         return (Support::Implemented, "");
@@ -150,6 +175,10 @@ mod tests {
             assert!(in_openclaw || own, "{} is in neither OpenClaw's table nor Pincer's own", m.name);
         }
         assert_eq!(support("cron.get").0, Support::Implemented);
-        assert_eq!(support("node.list"), (Support::Refused, "Pincer has no nodes"));
+        assert_eq!(support("node.list"), (Support::HonestEmpty, "Pincer has no nodes"));
+        assert_eq!(support("node.invoke"), (Support::Refused, "Pincer has no nodes"));
+        for (name, _) in HONEST_EMPTY {
+            assert!(METHODS.iter().any(|m| m.name == *name), "{name} is honest-empty but not registered");
+        }
     }
 }

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use pincer_auth::{AdmitRequest, AuthMethod, Credential, Peer};
 
+use crate::state::ClientPresence;
 use crate::state::{AppState, Caller};
 
 /// Facts about the HTTP upgrade request that the auth policy needs.
@@ -81,6 +82,8 @@ pub const EVENTS: &[&str] = &[
     "inbox",
     "device.pair.requested",
     "device.pair.resolved",
+    "presence",
+    "sessions.changed",
 ];
 
 /// Runs the connect policy for the first request of a connection: params, version, shared
@@ -176,6 +179,7 @@ async fn admit(
             device_id: Some(admitted.device_id),
             client_id: params.client.id,
             client_version: params.client.version.clone(),
+            presence: ClientPresence::of(&params, state.clock.now_ms()),
             remote: upgrade.remote,
             direct_local,
         };
@@ -206,6 +210,7 @@ async fn admit(
         device_id: None,
         client_id: params.client.id,
         client_version: params.client.version.clone(),
+        presence: ClientPresence::of(&params, state.clock.now_ms()),
         remote: upgrade.remote,
         direct_local,
     };
@@ -341,7 +346,8 @@ pub fn hello_ok(
         features: Features {
             methods,
             events: EVENTS.iter().map(|e| e.to_string()).collect(),
-            capabilities: Some(vec![]),
+            // `openclaw models list` demands this one before it calls `models.list`.
+            capabilities: Some(vec![crate::methods::gateway::PUBLISHED_MODEL_CATALOG.into()]),
         },
         snapshot: Snapshot {
             presence: vec![],

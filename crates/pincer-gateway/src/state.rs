@@ -69,9 +69,36 @@ pub struct Caller {
     pub device_id: Option<String>,
     pub client_id: ClientId,
     pub client_version: String,
+    /// What the client said about itself, for `system-presence`.
+    pub presence: ClientPresence,
     pub remote: SocketAddr,
     /// Loopback socket without proxy headers.
     pub direct_local: bool,
+}
+
+/// A connected client as `system-presence` shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientPresence {
+    pub mode: String,
+    pub platform: String,
+    pub display_name: Option<String>,
+    pub device_family: Option<String>,
+    pub instance_id: Option<String>,
+    pub connected_at_ms: i64,
+}
+
+impl ClientPresence {
+    pub fn of(params: &pincer_protocol::ConnectParams, now_ms: i64) -> ClientPresence {
+        let c = &params.client;
+        ClientPresence {
+            mode: c.mode.as_str().to_string(),
+            platform: c.platform.clone(),
+            display_name: c.display_name.clone(),
+            device_family: c.device_family.clone(),
+            instance_id: c.instance_id.clone(),
+            connected_at_ms: now_ms,
+        }
+    }
 }
 
 impl AppState {

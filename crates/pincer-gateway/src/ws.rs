@@ -126,7 +126,9 @@ pub async fn serve_socket(
     });
 
     let conn_id = upgrade.conn_id.clone();
-    if let Some(caller) = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await {
+    let authenticated = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await;
+    let served = authenticated.is_some();
+    if let Some(caller) = authenticated {
         state.metrics.inc(&metrics::WS_CONNECTIONS_TOTAL, &[]);
         session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
     }
@@ -135,6 +137,9 @@ pub async fn serve_socket(
     // Only now: a stopping gateway waits for this set to empty, and everything queued (the
     // `shutdown` event, the close frame) must have been written by then.
     state.connections.lock().expect("connections lock").remove(&conn_id);
+    if served {
+        crate::methods::gateway::broadcast_presence(&state);
+    }
 }
 
 type Stream = futures_util::stream::SplitStream<Socket>;
@@ -265,6 +270,9 @@ async fn session(
         .lock()
         .expect("connections lock")
         .insert(caller.conn_id.clone(), LiveConnection { caller: caller.clone(), kick: kick_tx });
+    // Announced to the others only: this client has the gateway's state in `hello-ok`, and its
+    // own first event stays `tick` seq 1.
+    crate::methods::gateway::broadcast_presence(state);
     let mut events = state.events.subscribe();
     let mut seq: u64 = 0;
     let clock = &state.clock;

@@ -54,6 +54,11 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> Scope {
             let owner = params.and_then(|p| p.get("bootstrapCommandOwner")) == Some(&Value::Bool(true));
             if owner { Scope::Admin } else { Scope::Pairing }
         }
+        // OpenClaw: a delete restricted to archived sessions is a write; any other is admin's.
+        "sessions.delete" => {
+            let archived_only = params.and_then(|p| p.get("archivedOnly")).and_then(Value::as_bool) == Some(true);
+            if archived_only { Scope::Write } else { Scope::Admin }
+        }
         _ => Scope::Admin,
     }
 }
@@ -135,5 +140,8 @@ mod tests {
         assert_eq!(agent.required_scope(Some(&json!({"message": "hi"}))), Some(Scope::Write));
         assert_eq!(agent.required_scope(Some(&json!({"message": " /reset now"}))), Some(Scope::Admin));
         assert_eq!(method_info("health").required_scope(None), None);
+        let delete = method_info("sessions.delete");
+        assert_eq!(delete.required_scope(Some(&json!({"key": "k"}))), Some(Scope::Admin));
+        assert_eq!(delete.required_scope(Some(&json!({"key": "k", "archivedOnly": true}))), Some(Scope::Write));
     }
 }

@@ -150,6 +150,18 @@ state_enum! {
 }
 
 state_enum! {
+    /// What one heartbeat tick did (`last-heartbeat`'s `status`, OpenClaw's spellings).
+    pub enum HeartbeatStatus: "heartbeat status" {
+        /// At least one session with queued events got its turn.
+        Ran = "ran",
+        /// Nothing to do (no events), or the heartbeat is paused (`set-heartbeats`).
+        Skipped = "skipped",
+        /// A turn failed or no model could run it.
+        Failed = "failed",
+    }
+}
+
+state_enum! {
     /// A stored run's status: `running` until it finishes, then its [`ExecStatus`].
     pub enum RunStatus: "run status" {
         Running = "running",

@@ -150,6 +150,13 @@ impl Tx<'_> {
         )?)
     }
 
+    /// Deletes a session with its transcript and queued events; false when there was none.
+    pub fn delete_session(&self, key: &str) -> Result<bool> {
+        self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [key])?;
+        self.conn().execute("DELETE FROM pending_events WHERE session_key = ?1", [key])?;
+        Ok(self.conn().execute("DELETE FROM sessions WHERE key = ?1", [key])? > 0)
+    }
+
     /// Queues a system event for the next heartbeat of `session_key`.
     pub fn queue_event(&self, session_key: &str, text: &str, source: Option<&str>, now_ms: i64) -> Result<i64> {
         self.conn().execute(
@@ -239,6 +246,18 @@ impl Rd<'_> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.reverse();
         Ok(rows)
+    }
+
+    /// The text of a session's first (`newest: false`) or newest entry with one of `roles`.
+    pub fn transcript_text(&self, key: &str, roles: &[&str], newest: bool) -> Result<Option<String>> {
+        let placeholders = vec!["?"; roles.len()].join(", ");
+        let order = if newest { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT content FROM transcript WHERE session_key = ? AND role IN ({placeholders}) ORDER BY seq {order} LIMIT 1"
+        );
+        let mut values: Vec<&str> = vec![key];
+        values.extend_from_slice(roles);
+        Ok(self.conn().prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(values), |r| r.get(0)).optional()?)
     }
 
     pub fn session_last_route(&self, key: &str) -> Result<Option<String>> {

@@ -1,4 +1,4 @@
-//! `agent`, `agents.list`, `sessions.list`, `chat.history` and `wake`: thin adapters over `pincer_agent::api`.
+//! `agent`, `agents.list`, `agent.identity.get`, `sessions.list`, `sessions.delete`, `chat.history` and `wake`: thin adapters over `pincer_agent::api`.
 
 use pincer_agent::api::{self, ApiError};
 use pincer_protocol::ErrorShape;
@@ -28,4 +28,8 @@ pub fn register(methods: &mut Methods) {
         api::chat_history(&c.state.agents, p).await.map_err(error)
     });
     methods.add::<wire::Wake, _, _>(|c: Ctx, p| async move { api::wake(&c.state.agents, p).await.map_err(error) });
+    methods.add::<wire::AgentIdentityGet, _, _>(|_: Ctx, p| async move { api::agent_identity(p).map_err(error) });
+    methods.add::<sessions::SessionsDelete, _, _>(|c: Ctx, p| async move {
+        api::sessions_delete(&c.state.agents, p).await.map_err(error)
+    });
 }

@@ -8,6 +8,7 @@ pub mod cron;
 pub mod delivery;
 pub mod devices;
 pub mod doctor;
+pub mod gateway;
 pub mod logs;
 pub mod system;
 
@@ -24,6 +25,7 @@ pub fn all() -> Methods {
     channels::register(&mut methods);
     doctor::register(&mut methods);
     config::register(&mut methods);
+    gateway::register(&mut methods);
     logs::register(&mut methods);
     methods
 }

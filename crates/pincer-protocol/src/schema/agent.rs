@@ -13,6 +13,33 @@ methods! {
     AgentsList = "agents.list" (AgentsListParams) -> AgentsListResult;
     /// Queues a system event for a session.
     Wake = "wake" (WakeParams) -> WakeResult;
+    /// An agent's display identity.
+    AgentIdentityGet = "agent.identity.get" (AgentIdentityParams) -> AgentIdentity;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentIdentityParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The agent that owns this session (`agent:<id>:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+}
+
+impl Params for AgentIdentityParams {}
+
+/// OpenClaw's agent identity: Pincer's agents have their id as their name (`nameSource:
+/// "default"`) and no avatar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentIdentity {
+    pub agent_id: String,
+    pub name: String,
+    pub name_source: String,
+    pub avatar_status: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// Token accounting of one completion, normalised across APIs the way OpenClaw stores it:

@@ -22,6 +22,7 @@ pub mod config;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
+pub mod gateway;
 pub mod sessions;
 pub mod system;
 
@@ -206,8 +207,21 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<agent::Agent>(),
     MethodSchema::of::<agent::AgentsList>(),
     MethodSchema::of::<agent::Wake>(),
+    MethodSchema::of::<agent::AgentIdentityGet>(),
     MethodSchema::of::<sessions::SessionsList>(),
     MethodSchema::of::<sessions::ChatHistory>(),
+    MethodSchema::of::<sessions::SessionsDelete>(),
+    MethodSchema::of::<gateway::LastHeartbeat>(),
+    MethodSchema::of::<gateway::SetHeartbeats>(),
+    MethodSchema::of::<gateway::SystemPresence>(),
+    MethodSchema::of::<gateway::NodeList>(),
+    MethodSchema::of::<gateway::ModelsList>(),
+    MethodSchema::of::<gateway::ChannelsStatus>(),
+    MethodSchema::of::<gateway::TasksList>(),
+    MethodSchema::of::<gateway::PluginsList>(),
+    MethodSchema::of::<gateway::UpdateStatus>(),
+    MethodSchema::of::<gateway::WorktreesList>(),
+    MethodSchema::of::<gateway::ProjectsList>(),
     MethodSchema::of::<cron::Status>(),
     MethodSchema::of::<cron::List>(),
     MethodSchema::of::<cron::Get>(),

@@ -10,6 +10,8 @@ methods! {
     SessionsList = "sessions.list" (SessionsListParams) -> SessionsListResult;
     /// A session's transcript, oldest first.
     ChatHistory = "chat.history" (ChatHistoryParams) -> ChatHistoryResult;
+    /// Deletes a session and its transcript; `sessions.changed` follows.
+    SessionsDelete = "sessions.delete" (SessionsDeleteParams) -> SessionsDeleteResult;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +34,44 @@ pub struct SessionsListParams {
     /// Accepted and ignored: Pincer has no unknown sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_unknown: Option<bool>,
+    /// Display hint, honoured: only the configured agent's (`main`) sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_agents_only: Option<bool>,
+    /// Display hint, honoured: `true` lists archived sessions (Pincer archives none, so none),
+    /// `false` and `"all"` list every session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<ArchivedFilter>,
+    /// Display hint, honoured: each session gets `lastMessagePreview`, the start of its newest
+    /// user or assistant entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_last_message: Option<bool>,
+    /// Display hint, honoured: each session gets `derivedTitle`, the start of its first user entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_derived_titles: Option<bool>,
+    /// Display hint, accepted: Pincer records no activity recap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_activity_summary: Option<bool>,
+    /// Display hint, accepted: Pincer has no subagent sessions, so none is excluded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_subagents: Option<bool>,
+    /// Display hint, accepted: Pincer creates no probe or system sessions, so none is excluded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_system: Option<bool>,
+}
+
+/// `archived`: a flag or `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ArchivedFilter {
+    Flag(bool),
+    All(AllWord),
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AllWord {
+    #[serde(rename = "all")]
+    All,
 }
 
 impl Params for SessionsListParams {
@@ -40,12 +80,6 @@ impl Params for SessionsListParams {
         "activeOnly",
         "requireLastInteraction",
         "sortBy",
-        "excludeSubagents",
-        "excludeSystem",
-        "configuredAgentsOnly",
-        "includeDerivedTitles",
-        "includeLastMessage",
-        "includeActivitySummary",
         "label",
         "projectId",
         "workspaceDir",
@@ -62,8 +96,40 @@ impl Params for SessionsListParams {
         "includePeople",
         "spawnedBy",
         "search",
-        "archived",
     ];
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsDeleteParams {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Only `true` (the default): a Pincer transcript lives inside its session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_transcript: Option<bool>,
+    /// Refuse unless the session is still this one (`sessionId` from `sessions.list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_session_id: Option<String>,
+    /// Refused when `true`: Pincer archives no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_only: Option<bool>,
+}
+
+impl Params for SessionsDeleteParams {
+    const UNSUPPORTED: &'static [&'static str] =
+        &["expectedLifecycleRevision", "expectedSessionUpdatedAt", "emitLifecycleHooks"];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsDeleteResult {
+    pub ok: bool,
+    pub key: String,
+    pub deleted: bool,
+    /// Archived transcript paths: none, Pincer deletes the transcript with its session.
+    pub archived: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// A session as clients see it.
@@ -80,6 +146,10 @@ pub struct Session {
     pub output_tokens: i64,
     pub total_tokens: i64,
     pub message_count: i64,
+    /// The session's durable identity (OpenClaw's clients demand one before they delete): its key.
+    pub session_id: String,
+    /// The agent's main session (OpenClaw refuses to delete it, and so does Pincer).
+    pub is_main: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,287 @@
+//! OpenClaw's everyday methods beyond cron and devices, over the wire: the heartbeat switch and
+//! its last event, presence and its event, session deletion and `sessions.changed`, the display
+//! hints of `sessions.list`, the model catalog, channel status, agent identity and the honest
+//! empties — each with OpenClaw's params (closed: unknown fields refused by name) and scopes.
+
+use std::time::Duration;
+
+use pincer_testkit::fakes::openai::{FakeOpenAi, FakeUsage, Reply};
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, error_of};
+
+async fn model_gateway(fake: &FakeOpenAi, extra: &str) -> TestGateway {
+    TestGateway::start_with(&format!(
+        "{{ models: {{ providers: {{ openai: {{ api: 'openai-completions', baseUrl: '{}', apiKey: 'sk-secret-provider-key', models: [{{ id: 'gpt-4o', name: 'GPT-4o', contextWindow: 128000 }}, {{ id: 'gpt-4o-mini' }}] }} }} }},
+           agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o', fallbacks: ['openai/gpt-4o-mini'] }} }} }} {extra} }}",
+        fake.base_url()
+    ))
+    .await
+}
+
+/// Moves the fake clock one heartbeat interval (30 min), then a minute per 100 ms (the loop
+/// may have planned its next tick a moment later; a turn has 10 minutes), until `last-heartbeat`
+/// reports a new tick.
+async fn next_tick(gw: &TestGateway, c: &mut pincer_testkit::ws::RawClient) -> Value {
+    let before = c.call("last-heartbeat", json!({})).await.unwrap()["ts"].as_i64();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    gw.clock.advance(29 * 60_000);
+    loop {
+        let last = c.call("last-heartbeat", json!({})).await.unwrap();
+        if last["ts"].as_i64().is_some_and(|ts| Some(ts) > before) {
+            return last;
+        }
+        assert!(std::time::Instant::now() < deadline, "no heartbeat tick after {before:?}: {last}");
+        gw.clock.advance(60_000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn set_heartbeats_pauses_the_heartbeat_and_last_heartbeat_reports_each_tick() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    assert_eq!(c.call("last-heartbeat", json!({})).await.unwrap(), Value::Null, "no tick yet");
+
+    c.call("wake", json!({"mode": "next-heartbeat", "text": "the backup finished"})).await.unwrap();
+    assert_eq!(
+        c.call("set-heartbeats", json!({"enabled": false})).await.unwrap(),
+        json!({"ok": true, "enabled": false})
+    );
+    let last = next_tick(&gw, &mut c).await;
+    assert_eq!((last["status"].as_str(), last["reason"].as_str()), (Some("skipped"), Some("disabled")), "{last}");
+    assert_eq!(fake.request_count(), 0, "a paused heartbeat runs no turn");
+
+    c.call("set-heartbeats", json!({"enabled": true})).await.unwrap();
+    fake.push(Reply::text("Noted the backup.").with_usage(FakeUsage::new(4, 3)));
+    let last = next_tick(&gw, &mut c).await;
+    assert_eq!((last["status"].as_str(), last["turns"].as_u64()), (Some("ran"), Some(1)), "{last}");
+    assert_eq!(fake.request_count(), 1);
+
+    let last = next_tick(&gw, &mut c).await;
+    assert_eq!((last["status"].as_str(), last["reason"].as_str()), (Some("skipped"), Some("no-events")), "{last}");
+
+    // OpenClaw's error for a missing flag names it; admin only.
+    let (code, message) = error_of(&c.request("set-heartbeats", json!({})).await.unwrap());
+    assert_eq!(code, "INVALID_REQUEST");
+    assert!(message.contains("set-heartbeats") && message.contains("enabled"), "{message}");
+    let mut reader = gw.client(&["operator.read"]).await;
+    let (code, message) = error_of(&reader.request("set-heartbeats", json!({"enabled": false})).await.unwrap());
+    assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.admin"));
+    assert!(reader.call("last-heartbeat", json!({})).await.is_ok(), "operator.read reads it");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn system_presence_lists_the_gateway_and_each_connection_and_presence_events_follow_them() {
+    let gw = TestGateway::start().await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    let list = watcher.call("system-presence", json!({})).await.unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert_eq!((rows[0]["mode"].as_str(), rows[0]["reason"].as_str()), (Some("gateway"), Some("self")));
+    assert_eq!((rows[1]["reason"].as_str(), rows[1]["clientId"].as_str()), (Some("connect"), Some("cli")));
+    assert_eq!(rows[1]["scopes"], json!(["operator.read"]));
+
+    let other = gw.client(&["operator.admin"]).await;
+    // The watcher's own arrival was announced first; then the other's.
+    let event = loop {
+        let event = watcher.next_event("presence").await.unwrap();
+        if event["payload"]["presence"].as_array().unwrap().len() == 3 {
+            break event;
+        }
+    };
+    let rows = event["payload"]["presence"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["scopes"] == json!(["operator.admin"])), "{event}");
+
+    drop(other);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = watcher.next_event("presence").await.unwrap();
+        if event["payload"]["presence"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the closed connection was never announced gone");
+    }
+    let (code, message) = error_of(&watcher.request("system-presence", json!({"all": true})).await.unwrap());
+    assert_eq!(code, "INVALID_REQUEST");
+    assert!(message.contains("unknown field `all`"), "{message}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_delete_removes_a_session_with_its_transcript_and_announces_it() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    fake.push(Reply::text("Noted.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "Remember the milk", "sessionKey": "session:scratch"})).await.unwrap();
+    let key = "agent:main:session:scratch";
+
+    // OpenClaw's CLI lists first, with its hints, and wants a durable identity per row.
+    let page = c
+        .call(
+            "sessions.list",
+            json!({"limit": 100, "archived": "all", "includeGlobal": true, "includeUnknown": true, "configuredAgentsOnly": true}),
+        )
+        .await
+        .unwrap();
+    let row = page["sessions"].as_array().unwrap().iter().find(|s| s["key"] == key).cloned().unwrap();
+    assert_eq!((row["sessionId"].as_str(), row["isMain"].as_bool()), (Some(key), Some(false)), "{row}");
+
+    // Deleting needs operator.admin (OpenClaw's rule unless archivedOnly).
+    let mut writer = gw.client(&["operator.write"]).await;
+    let (code, _) = error_of(&writer.request("sessions.delete", json!({"key": key})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN");
+    let (code, message) =
+        error_of(&c.request("sessions.delete", json!({"key": key, "expectedSessionId": "another"})).await.unwrap());
+    assert_eq!(code, "INVALID_REQUEST");
+    assert!(message.contains("changed before deletion"), "{message}");
+    let (_, message) =
+        error_of(&c.request("sessions.delete", json!({"key": key, "emitLifecycleHooks": false})).await.unwrap());
+    assert_eq!(message, "invalid sessions.delete params: emitLifecycleHooks: not supported by Pincer");
+    let (_, message) = error_of(&c.request("sessions.delete", json!({"key": "agent:main:main"})).await.unwrap());
+    assert!(message.starts_with("Cannot delete the main session"), "{message}");
+
+    let res = c
+        .call("sessions.delete", json!({"key": key, "expectedSessionId": key, "deleteTranscript": true}))
+        .await
+        .unwrap();
+    assert_eq!(res, json!({"ok": true, "key": key, "deleted": true, "archived": []}));
+    let changed = watcher.next_event("sessions.changed").await.unwrap();
+    assert_eq!(
+        (changed["payload"]["sessionKey"].as_str(), changed["payload"]["reason"].as_str()),
+        (Some(key), Some("delete"))
+    );
+    let (code, _) = error_of(&c.request("chat.history", json!({"sessionKey": key})).await.unwrap());
+    assert_eq!(code, "INVALID_REQUEST", "the transcript went with it");
+    let again = c.call("sessions.delete", json!({"key": key})).await.unwrap();
+    assert_eq!(again["deleted"], false);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_list_honours_openclaws_display_hints() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    fake.push(Reply::text("First answer.\nSecond line.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "What is first?", "sessionKey": "session:a"})).await.unwrap();
+    fake.push(Reply::text("Other agent.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "hi", "agentId": "ops", "sessionKey": "session:b"})).await.unwrap();
+
+    let keys = |page: &Value| -> Vec<String> {
+        page["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect()
+    };
+    let all = c.call("sessions.list", json!({})).await.unwrap();
+    assert_eq!(keys(&all).len(), 2, "{all}");
+    let configured = c.call("sessions.list", json!({"configuredAgentsOnly": true})).await.unwrap();
+    assert_eq!(keys(&configured), ["agent:main:session:a"], "only the configured agent, main");
+    let archived = c.call("sessions.list", json!({"archived": true})).await.unwrap();
+    assert_eq!(archived["sessions"], json!([]), "Pincer archives nothing");
+    assert_eq!(keys(&c.call("sessions.list", json!({"archived": false})).await.unwrap()).len(), 2);
+    let hinted = c
+        .call(
+            "sessions.list",
+            json!({"configuredAgentsOnly": true, "includeLastMessage": true, "includeDerivedTitles": true,
+                   "includeActivitySummary": true, "excludeSubagents": true, "excludeSystem": true}),
+        )
+        .await
+        .unwrap();
+    let row = &hinted["sessions"][0];
+    assert_eq!(
+        (row["lastMessagePreview"].as_str(), row["derivedTitle"].as_str()),
+        (Some("First answer."), Some("What is first?"))
+    );
+    assert!(all["sessions"][0].get("lastMessagePreview").is_none(), "only when asked");
+    let (_, message) = error_of(&c.request("sessions.list", json!({"archived": "some"})).await.unwrap());
+    assert!(message.starts_with("invalid sessions.list params: archived"), "{message}");
+    let (_, message) = error_of(&c.request("sessions.list", json!({"search": "x"})).await.unwrap());
+    assert_eq!(message, "invalid sessions.list params: search: not supported by Pincer");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn models_list_channels_status_and_identity_answer_in_openclaws_shape_without_secrets() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(
+        &fake,
+        ", channels: { telegram: { botToken: '123:secret-bot-token', apiRoot: 'http://127.0.0.1:9' } }",
+    )
+    .await;
+    let mut c = gw.client(&["operator.read"]).await;
+
+    let models = c.call("models.list", json!({"view": "all", "includeDetails": true})).await.unwrap();
+    let rows: Vec<(String, Value)> = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (format!("{}/{}", m["provider"].as_str().unwrap(), m["id"].as_str().unwrap()), m["tags"].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("openai/gpt-4o".to_string(), json!(["default", "configured"])),
+            ("openai/gpt-4o-mini".to_string(), json!(["fallback", "configured"]))
+        ]
+    );
+    assert_eq!(
+        (models["models"][0]["name"].as_str(), models["models"][0]["contextWindow"].as_u64()),
+        (Some("GPT-4o"), Some(128_000))
+    );
+    assert_eq!(c.call("models.list", json!({"provider": "anthropic"})).await.unwrap()["models"], json!([]));
+    let (_, message) = error_of(&c.request("models.list", json!({"sessionKey": "main"})).await.unwrap());
+    assert_eq!(message, "invalid models.list params: sessionKey: not supported by Pincer");
+
+    let status = c.call("channels.status", json!({"probe": true, "timeoutMs": 1000})).await.unwrap();
+    assert!(status["channelOrder"].as_array().unwrap().iter().any(|c| c == "telegram"), "{status}");
+    let account = &status["channelAccounts"]["telegram"][0];
+    assert_eq!((account["accountId"].as_str(), account["configured"].as_bool()), (Some("default"), Some(true)));
+    assert_eq!(account["tokenSource"], "config");
+    assert_eq!(status["channelAccounts"]["inbox"][0]["tokenSource"], "none", "the inbox holds no credential");
+    assert_eq!(status["channelDefaultAccountId"]["telegram"], "default");
+    let one = c.call("channels.status", json!({"channel": "telegram"})).await.unwrap();
+    assert_eq!(one["channelOrder"], json!(["telegram"]));
+    let (_, message) = error_of(&c.request("channels.status", json!({"channel": "irc"})).await.unwrap());
+    assert!(message.contains("unknown channel \"irc\""), "{message}");
+
+    let identity = c.call("agent.identity.get", json!({"sessionKey": "agent:main:main"})).await.unwrap();
+    assert_eq!(identity["agentId"], "main");
+    let (_, message) = error_of(&c.request("agent.identity.get", json!({"agentId": "nobody"})).await.unwrap());
+    assert!(message.contains("unknown agent id \"nobody\""), "{message}");
+
+    let answers = format!("{models}{status}{identity}");
+    for secret in ["sk-secret-provider-key", "secret-bot-token"] {
+        assert!(!answers.contains(secret), "{secret} leaked");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn honest_empties_answer_openclaws_shapes_with_closed_params() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let nodes = c.call("node.list", json!({})).await.unwrap();
+    assert_eq!(nodes["nodes"], json!([]));
+    assert!(nodes["ts"].is_i64());
+    assert_eq!(c.call("tasks.list", json!({"limit": 10})).await.unwrap(), json!({"tasks": []}));
+    assert_eq!(
+        c.call("plugins.list", json!({})).await.unwrap(),
+        json!({"plugins": [], "diagnostics": [], "mutationAllowed": false})
+    );
+    assert_eq!(c.call("update.status", json!({})).await.unwrap(), json!({"sentinel": null, "updateAvailable": null}));
+    assert_eq!(c.call("worktrees.list", json!({})).await.unwrap(), json!({"worktrees": []}));
+    assert_eq!(c.call("projects.list", json!({"includeObserved": true})).await.unwrap(), json!({"projects": []}));
+    for (method, params) in [("node.list", json!({"x": 1})), ("plugins.list", json!({"all": true}))] {
+        let (code, message) = error_of(&c.request(method, params).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST");
+        assert!(message.starts_with(&format!("invalid {method} params: unknown field")), "{message}");
+    }
+    // `update.status` is admin's in OpenClaw's table.
+    let mut reader = gw.client(&["operator.read"]).await;
+    let (code, _) = error_of(&reader.request("update.status", json!({})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN");
+    gw.stop().await;
+}
