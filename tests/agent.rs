@@ -224,6 +224,23 @@ async fn sessions_list_chat_history_and_wake() {
     let list = c.call("sessions.list", json!({})).await.unwrap();
     let keys: Vec<&str> = list["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["agent:main:main", "agent:main:session:plans"]);
+    // `health` and `status` count the same sessions, in OpenClaw's shapes.
+    let health = c.call("health", json!({})).await.unwrap();
+    assert_eq!(health["sessions"]["count"], 2, "{health}");
+    let recent: Vec<&str> =
+        health["sessions"]["recent"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(recent, keys);
+    assert_eq!(health["agents"][0]["sessions"]["count"], 2);
+    let status = c.call("status", json!({})).await.unwrap();
+    assert_eq!(
+        (
+            &status["sessions"]["count"],
+            &status["sessions"]["byAgent"][0]["agentId"],
+            &status["sessions"]["byAgent"][0]["count"]
+        ),
+        (&json!(2), &json!("main"), &json!(2))
+    );
+    assert_eq!(status["heartbeat"]["defaultAgentId"], "main");
     let plans = c.call("chat.history", json!({"sessionKey": "agent:main:session:plans", "limit": 1})).await.unwrap();
     assert_eq!(plans["messages"][0]["text"], "Hello from the fake model.");
     assert_eq!(plans["hasMore"], true);

@@ -243,7 +243,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.list unknown field",
             call("cron.list", json!({"colour": 1})),
-            invalid("invalid cron.list params: colour: unknown field `colour`, expected one of"),
+            invalid("invalid cron.list params: unknown field `colour`, expected one of `includeDisabled`"),
         ),
         row(
             "cron.runs limit -5",
@@ -328,7 +328,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "audit.query limit -1",
             call("audit.query", json!({"limit": -1})),
-            invalid("invalid audit.query params: invalid value: integer `-1`"),
+            invalid("invalid audit.query params: limit: invalid value: integer `-1`"),
         ),
         row(
             "inbox.list limit -1",
@@ -349,7 +349,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.add params a list",
             call("cron.add", json!([add.clone()])),
-            invalid("invalid cron.add params: params must be an object"),
+            invalid("invalid cron.add params: invalid type: sequence, expected an object"),
         ),
         row(
             "cron.add unknown field",
@@ -618,7 +618,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "cron.get id of 100,000 characters",
             call("cron.get", json!({"id": long})),
-            invalid("Automation not found: xxx"),
+            invalid("cron job not found: xxx"),
         ),
         row(
             "cron.remove unknown job",
@@ -811,7 +811,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "device.pair.reject id a number",
             call("device.pair.reject", json!({"requestId": 5})),
-            invalid("invalid device.pair.reject params: invalid type: integer `5`"),
+            invalid("invalid device.pair.reject params: requestId: invalid type: integer `5`"),
         ),
         row(
             "device.pair.remove bad id",
@@ -841,7 +841,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "audit.query sinceMs a string",
             call("audit.query", json!({"sinceMs": "x"})),
-            invalid("invalid audit.query params: invalid type: string \"x\""),
+            invalid("invalid audit.query params: sinceMs: invalid type: string \"x\""),
         ),
     ];
     // Params of the wrong JSON type, for every method that takes params.
@@ -1433,14 +1433,24 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
             Failure,
             "payload.timeoutSeconds: 18446744073709551615 is more than 2592000",
         ),
-        (state, vec!["cron", "get", "no-such-job"], Failure, "Automation not found: no-such-job"),
+        (
+            state,
+            vec!["cron", "get", "no-such-job"],
+            Failure,
+            "no job matches `no-such-job` (by id, unique id prefix or name)",
+        ),
         (
             state,
             vec!["cron", "runs", "no-such-job", "--limit", "0"],
             Failure,
             "invalid cron.runs params: limit must be 1..200",
         ),
-        (state, vec!["cron", "rm", "no-such-job"], Failure, "Automation not found: no-such-job"),
+        (
+            state,
+            vec!["cron", "rm", "no-such-job"],
+            Failure,
+            "no job matches `no-such-job` (by id, unique id prefix or name)",
+        ),
         (
             state,
             vec!["message", "send", "--channel", "pigeon", "--to", "x", "--message", "hi"],
@@ -1464,7 +1474,7 @@ fn cli_rows_exit_non_zero_with_one_clear_line() {
         (state, vec!["agent", "-m", "hi", "--model", "nowhere/none"], Failure, "invalid agent params: model: "),
         // The client's own deadline (the turn's limit + 30 s) used to overflow.
         (state, vec!["agent", "-m", "hi", "--timeout-seconds", huge], Failure, "no model is configured"),
-        (state, vec!["health", "--token", "wrong"], Failure, "unauthorized: gateway token mismatch"),
+        (state, vec!["health", "--token", "wrong"], Failure, "the gateway rejected the token"),
         // Gateways that are not there.
         (state, vec!["health", "--url", closed], Failure, "cannot reach the gateway at ws://127.0.0.1:"),
         (
@@ -1621,6 +1631,12 @@ fn config_rows_stop_the_gateway_promptly_naming_the_key() {
             b"{gateway: {connections: {headerTimeoutMs: 10}}}".to_vec(),
             vec![],
             "gateway.connections.headerTimeoutMs: must be 100..600000".into(),
+        ),
+        (
+            "an allowed origin with a path",
+            br#"{gateway: {controlUi: {allowedOrigins: ["https://pincer.example.net/console"]}}}"#.to_vec(),
+            vec![],
+            "gateway.controlUi.allowedOrigins: `https://pincer.example.net/console` is not an origin".into(),
         ),
         (
             "rate limit a string",

@@ -92,8 +92,10 @@ async fn kill_9_during_a_run_never_reruns_the_slot_and_the_next_slot_fires() {
     let marks = dir.path().join("marks");
     let job = c
         .call("cron.add", json!({
-            "name": "slow", "schedule": {"kind": "every", "everyMs": 2_000}, "sessionTarget": "isolated",
-            "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}; sleep 1.5", marks.display())]},
+            "name": "slow", "schedule": {"kind": "every", "everyMs": 3_000}, "sessionTarget": "isolated",
+            // Long runs, short gaps: the kill below must land while a command runs even when a
+            // loaded machine is slow between the check and the kill.
+            "payload": {"kind": "command", "argv": ["sh", "-c", format!("echo $PINCER_RUN_ID >> {}; sleep 2.8", marks.display())]},
             "delivery": {"mode": "none"},
         }))
         .await
@@ -224,7 +226,7 @@ async fn restart_with_10000_pending_rows_dispatches_all_of_them() {
                     tx.enqueue_delivery(&pincer_store::NewDelivery {
                         id: id.clone(),
                         idempotency_key: format!("seed:{i}"),
-                        origin_kind: "send".into(),
+                        origin_kind: pincer_protocol::state::OriginKind::Send,
                         origin_id: None,
                         channel: "discord".into(),
                         account_id: None,

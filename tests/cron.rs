@@ -100,11 +100,239 @@ async fn methods_round_trip_with_openclaw_shapes() {
     // Remove, then not found with the detail code.
     assert_eq!(c.call("cron.remove", json!({"id": id})).await.unwrap(), json!({"ok": true, "removed": true}));
     let res = c.request("cron.get", json!({"id": id})).await.unwrap();
-    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), format!("Automation not found: {id}")));
+    // OpenClaw's `cron.get` wording, which the stock CLI's `cron show <name>` falls back on.
+    let want = format!("cron job not found: {id}. List automations and retry with a current job id.");
+    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want));
     assert_eq!(res["error"]["details"], json!({"code": "CRON_JOB_NOT_FOUND", "jobId": id}));
     // Status.
     let status = c.call("cron.status", json!({})).await.unwrap();
     assert_eq!((status["enabled"].as_bool(), status["jobs"].as_u64()), (Some(true), Some(1)));
+    gw.stop().await;
+}
+
+/// OpenClaw's `displayName` (`cron add/edit --display-name`): stored, shown, revised, cleared by
+/// `null`, refused when blank or longer than 200 characters.
+#[tokio::test]
+async fn display_name_is_stored_updated_and_cleared() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["displayName"] = json!("Nightly backup");
+    let job = add(&mut c, params.clone()).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["displayName"], "Nightly backup");
+    let got = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(got["displayName"], "Nightly backup");
+    let renamed = c.call("cron.update", json!({"id": id, "patch": {"displayName": "Backup"}})).await.unwrap();
+    assert_eq!(renamed["displayName"], "Backup");
+    assert_ne!(renamed["configRevision"], got["configRevision"], "the label is part of the definition");
+    let cleared = c.call("cron.update", json!({"id": id, "patch": {"displayName": null}})).await.unwrap();
+    assert!(cleared.get("displayName").is_none(), "{cleared}");
+    for (label, want) in [
+        (json!(" "), "invalid cron.add params: displayName: must not be blank"),
+        (json!("x".repeat(201)), "invalid cron.add params: displayName: at most 200 characters"),
+    ] {
+        params["displayName"] = label;
+        let res = c.request("cron.add", params.clone()).await.unwrap();
+        assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want.into()));
+    }
+    gw.stop().await;
+}
+
+/// OpenClaw's `declarationKey`: the same key twice updates one job (its id, anchor and runs kept)
+/// and never creates a second; the answer is OpenClaw's `{created, updated?, job}`.
+#[tokio::test]
+async fn a_declaration_key_added_twice_updates_one_job() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["declarationKey"] = json!("scripts/backup");
+    params["description"] = json!("first");
+    let first = c.call("cron.add", params.clone()).await.unwrap();
+    assert_eq!((&first["created"], first.get("updated")), (&json!(true), None), "{first}");
+    let id = first["job"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["job"]["declarationKey"], "scripts/backup");
+    gw.clock.advance(60_000);
+    params.as_object_mut().unwrap().remove("description");
+    params["name"] = json!("backup v2");
+    let second = c.call("cron.add", params.clone()).await.unwrap();
+    assert_eq!((&second["created"], &second["updated"]), (&json!(false), &json!(true)), "{second}");
+    let job = &second["job"];
+    assert_eq!((job["id"].as_str(), job["name"].as_str()), (Some(id.as_str()), Some("backup v2")));
+    assert!(job.get("description").is_none(), "a field left out of the declaration is cleared: {job}");
+    assert_eq!(job["schedule"]["anchorMs"], first["job"]["schedule"]["anchorMs"], "same everyMs keeps the anchor");
+    assert_eq!(job["createdAtMs"], first["job"]["createdAtMs"]);
+    let list = c.call("cron.list", json!({"includeDisabled": true})).await.unwrap();
+    assert_eq!(list["total"], 1, "one job, never two: {list}");
+    // Without a key, `cron.add` answers the job itself, as before.
+    let plain = add(&mut c, command_job("plain", json!({"kind": "every", "everyMs": 60_000}), "true")).await;
+    assert!(plain["id"].is_string() && plain.get("created").is_none(), "{plain}");
+    // The key cannot be patched or blank.
+    let res = c.request("cron.update", json!({"id": id, "patch": {"declarationKey": "other"}})).await.unwrap();
+    assert!(error_of(&res).1.contains("declaration key cannot be changed"), "{res}");
+    params["declarationKey"] = json!(" ");
+    let res = c.request("cron.add", params.clone()).await.unwrap();
+    assert_eq!(error_of(&res).1, "invalid cron.add params: declarationKey: must not be blank");
+    // A new key declared by eight clients at once (each insert shares the commit pipeline): one
+    // creates it, the others find it — never two jobs for one key.
+    params["declarationKey"] = json!("scripts/racing");
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(gw.client(&["operator.admin"]).await);
+    }
+    let answers = futures_util::future::join_all(clients.iter_mut().map(|c| c.call("cron.add", params.clone()))).await;
+    let created = answers.iter().filter(|a| a.as_ref().unwrap()["created"] == json!(true)).count();
+    let ids: std::collections::BTreeSet<String> =
+        answers.iter().map(|a| a.as_ref().unwrap()["job"]["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!((created, ids.len()), (1, 1), "{answers:?}");
+    gw.stop().await;
+}
+
+/// Every job of `params`' listing, paging `limit` at a time, with each page's `total`.
+async fn list_all(c: &mut pincer_testkit::ws::RawClient, params: Value, limit: u64) -> (Vec<Value>, Vec<u64>) {
+    let (mut jobs, mut totals, mut offset) = (Vec::new(), Vec::new(), 0);
+    loop {
+        let mut p = params.clone();
+        p["limit"] = json!(limit);
+        p["offset"] = json!(offset);
+        let page = c.call("cron.list", p).await.unwrap();
+        let got = page["jobs"].as_array().unwrap().clone();
+        assert!(got.len() as u64 <= limit);
+        totals.push(page["total"].as_u64().unwrap());
+        jobs.extend(got);
+        match page["nextOffset"].as_u64() {
+            Some(n) => {
+                assert_eq!((page["hasMore"].as_bool(), n), (Some(true), offset + limit), "{page:#}");
+                offset = n;
+            }
+            None => return (jobs, totals),
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_pages_keep_every_order_and_filter_and_paused_jobs_stay_last() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut ids = Vec::new();
+    for i in 0..23u64 {
+        // Repeated fire times (ties go by id), names in mixed case, two agents, two kinds.
+        let schedule = if i % 2 == 0 {
+            json!({"kind": "every", "everyMs": 60_000 * (1 + i % 4)})
+        } else {
+            json!({"kind": "cron", "expr": format!("{} 7 * * *", i % 3), "tz": "UTC"})
+        };
+        let mut job = command_job(["Delta", "alpha", "Charlie", "bravo"][i as usize % 4], schedule, "true");
+        job["agentId"] = json!(if i % 3 == 0 { "ops" } else { "main" });
+        job["description"] = json!(format!("job number {i}"));
+        job["enabled"] = json!(i % 5 != 0);
+        ids.push(add(&mut c, job).await["id"].as_str().unwrap().to_string());
+    }
+    let mut all = Vec::new();
+    for id in &ids {
+        all.push(c.call("cron.get", json!({"id": id})).await.unwrap());
+    }
+    let next = |j: &Value| j["state"]["nextRunAtMs"].as_i64();
+    assert!(all.iter().any(|j| next(j).is_none()), "disabled jobs have no next run");
+    let cases = [
+        json!({}),
+        json!({"includeDisabled": true, "sortDir": "desc"}),
+        json!({"enabled": "disabled"}),
+        json!({"enabled": "all", "sortBy": "name"}),
+        json!({"enabled": "all", "sortBy": "name", "sortDir": "desc"}),
+        json!({"enabled": "all", "sortBy": "updatedAtMs", "sortDir": "desc"}),
+        json!({"enabled": "all", "agentId": "ops"}),
+        json!({"enabled": "all", "query": "NUMBER 1", "sortDir": "desc"}),
+        json!({"scheduleKind": "cron", "sortBy": "name"}),
+        json!({"enabled": "all", "lastRunStatus": "unknown"}),
+        json!({"lastRunStatus": "ok"}),
+    ];
+    for params in cases {
+        let mut want: Vec<&Value> = all
+            .iter()
+            .filter(|j| match params["enabled"].as_str() {
+                Some("all") => true,
+                Some("disabled") => j["enabled"] == false,
+                _ => params["includeDisabled"] == true || j["enabled"] == true,
+            })
+            .filter(|j| params["agentId"].as_str().is_none_or(|a| j["agentId"].as_str().unwrap_or("main") == a))
+            .filter(|j| params["scheduleKind"].as_str().is_none_or(|k| j["schedule"]["kind"] == k))
+            // None of these jobs has run.
+            .filter(|_| params["lastRunStatus"].as_str().is_none_or(|s| s == "unknown"))
+            .filter(|j| {
+                params["query"].as_str().is_none_or(|q| {
+                    let q = q.to_lowercase();
+                    [&j["id"], &j["name"], &j["description"]]
+                        .iter()
+                        .any(|f| f.as_str().unwrap().to_lowercase().contains(&q))
+                })
+            })
+            .collect();
+        let desc = params["sortDir"] == "desc";
+        want.sort_by(|a, b| {
+            let key = match params["sortBy"].as_str() {
+                Some("name") => {
+                    a["name"].as_str().unwrap().to_lowercase().cmp(&b["name"].as_str().unwrap().to_lowercase())
+                }
+                Some("updatedAtMs") => a["updatedAtMs"].as_i64().cmp(&b["updatedAtMs"].as_i64()),
+                _ => next(a).cmp(&next(b)),
+            };
+            let order = key.then(a["id"].as_str().cmp(&b["id"].as_str()));
+            let order = if desc { order.reverse() } else { order };
+            // Jobs with no next run come last in either direction (OpenClaw's rule).
+            let paused = |j: &Value| params["sortBy"].is_null() && next(j).is_none();
+            paused(a).cmp(&paused(b)).then(order)
+        });
+        let want: Vec<&str> = want.iter().map(|j| j["id"].as_str().unwrap()).collect();
+        for limit in [4, 200] {
+            let (got, totals) = list_all(&mut c, params.clone(), limit).await;
+            let got: Vec<&str> = got.iter().map(|j| j["id"].as_str().unwrap()).collect();
+            assert_eq!(got, want, "{params} limit {limit}");
+            assert!(totals.iter().all(|t| *t == want.len() as u64), "{params}: totals {totals:?}");
+        }
+    }
+    // Past the end: an empty page that says so.
+    let page = c.call("cron.list", json!({"offset": 500})).await.unwrap();
+    assert_eq!((page["jobs"].as_array().unwrap().len(), page["hasMore"].as_bool()), (0, Some(false)));
+    gw.stop().await;
+}
+
+/// `cron.add`s arriving together are checked one by one but committed together: many share one
+/// commit, each caller hears back only once its job is durable, and every job is scheduled.
+#[tokio::test]
+async fn pipelined_adds_share_commits_and_each_is_durable_when_answered() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let n = 60;
+    let before = gw.store().commits();
+    for i in 0..n {
+        let job = command_job(&format!("bulk {i}"), json!({"kind": "every", "everyMs": 60_000}), "true");
+        c.send_text(json!({"type": "req", "id": format!("add-{i}"), "method": "cron.add", "params": job}).to_string())
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        let frame = c.next_frame().await.unwrap();
+        if frame["type"] != "res" {
+            continue;
+        }
+        assert_eq!(frame["ok"], true, "{frame}");
+        let id = frame["payload"]["id"].as_str().unwrap().to_string();
+        // Answered means committed: a fresh read finds it.
+        let stored = gw.store().read({
+            let id = id.clone();
+            move |rd| rd.get_job(&id)
+        });
+        assert!(stored.await.unwrap().is_some(), "{id} answered before it was stored");
+        ids.push(id);
+    }
+    let commits = gw.store().commits() - before;
+    assert!(commits < n as u64 / 2, "{commits} commits for {n} adds");
+    let status = c.call("cron.status", json!({})).await.unwrap();
+    assert_eq!(status["jobs"].as_u64(), Some(n as u64), "every job is scheduled: {status}");
+    let page = c.call("cron.list", json!({"limit": 200})).await.unwrap();
+    assert_eq!(page["total"].as_u64(), Some(n as u64));
     gw.stop().await;
 }
 
@@ -150,6 +378,12 @@ async fn bad_input_is_rejected_naming_the_field_and_nothing_is_stored() {
             "payload.kind: \"script\" is not supported",
         ),
         (json!({"schedule": {"kind": "every", "everyMs": 1000}}), "payload.kind: required"),
+        // Jobs that could never succeed: an agent or a channel account that does not exist.
+        (
+            json!({"schedule": {"kind": "every", "everyMs": 1000}, "payload": agent,
+                   "delivery": {"mode": "announce", "channel": "discord", "to": "channel:1", "accountId": "work"}}),
+            "delivery.accountId: unknown account \"work\"",
+        ),
     ];
     for (params, expected) in rows {
         let res = c.request("cron.add", params.clone()).await.unwrap();
@@ -552,7 +786,7 @@ async fn ten_thousand_jobs_each_fire_once() {
             .read(|rd| {
                 rd.list_runs(&pincer_store::RunFilter {
                     limit: 1,
-                    statuses: vec!["error".into()],
+                    statuses: vec![pincer_protocol::state::ExecStatus::Error],
                     ..Default::default()
                 })
             })

@@ -362,6 +362,13 @@ async fn send_is_idempotent_and_validates_routes() {
     assert_eq!(first["state"], "delivered");
     assert_eq!((second["deliveryId"].clone(), second["created"].as_bool()), (first["deliveryId"].clone(), Some(false)));
     assert_eq!(discord.messages().len(), 1);
+    // OpenClaw's `runId` (the idempotency key) and `messageId` (the platform's id once delivered).
+    let platform_id = discord.messages()[0].id.clone();
+    assert_eq!((&first["runId"], &first["messageId"]), (&json!("dup"), &json!(platform_id)));
+    assert_eq!(second["messageId"], json!(platform_id));
+    let queued =
+        c.call("send", json!({"to": "discord:channel:78", "message": "later", "idempotencyKey": "q"})).await.unwrap();
+    assert_eq!((&queued["runId"], &queued["messageId"]), (&json!("q"), &queued["deliveryId"]), "{queued}");
     let s = c
         .call(
             "send",
@@ -543,7 +550,7 @@ async fn answers_stay_small_whatever_a_delivery_holds() {
     let row = pincer_store::NewDelivery {
         id: "huge".into(),
         idempotency_key: "huge".into(),
-        origin_kind: "send".into(),
+        origin_kind: pincer_protocol::state::OriginKind::Send,
         origin_id: None,
         channel: "slack".into(),
         account_id: None,

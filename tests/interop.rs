@@ -186,8 +186,94 @@ fn openclaw_cron_lifecycle() {
     assert_eq!(json_out(&o)["enabled"], true, "{}", out(&o));
     let o = oc.call(&gw, &["cron", "rm", &id]);
     assert_eq!(json_out(&o)["removed"], true, "{}", out(&o));
+    // `cron.get` says `cron job not found`; the CLI's name fallback finds none and says so.
     let o = oc.call(&gw, &["cron", "get", &id]);
     assert!(!o.status.success() && out(&o).contains("Automation not found"), "{}", out(&o));
+}
+
+/// `openclaw cron show <name>`: the CLI asks `cron.get` with the name, and falls back to a lookup
+/// by name only when the answer is OpenClaw's `cron job not found: <name>`; `--display-name` on
+/// `add` and `edit`.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_cron_show_by_name_and_display_name() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let add = [
+        "cron",
+        "add",
+        "--name",
+        "nightly-backup",
+        "--display-name",
+        "Nightly backup",
+        "--every",
+        "1h",
+        "--command",
+        "true",
+        "--no-deliver",
+    ];
+    let o = oc.call(&gw, &add);
+    assert!(o.status.success(), "{}", out(&o));
+    let id = json_out(&o)["id"].as_str().unwrap().to_string();
+    let o = oc.call(&gw, &["cron", "show", "nightly-backup"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains(&id) && text.contains("display name: Nightly backup"), "{}", out(&o));
+    let o = oc.call(&gw, &["cron", "edit", &id, "--display-name", "Backup"]);
+    assert_eq!(json_out(&o)["displayName"], "Backup", "{}", out(&o));
+    // `--declaration-key` twice: one job, updated.
+    let declare = |name: &str| {
+        let args = ["cron", "add", "--name", name, "--declaration-key", "scripts/report", "--every", "2h"];
+        oc.call(&gw, &[&args[..], &["--command", "true", "--no-deliver"]].concat())
+    };
+    let o = declare("report");
+    assert!(o.status.success(), "{}", out(&o));
+    let first = json_out(&o);
+    let o = declare("report v2");
+    assert!(o.status.success(), "{}", out(&o));
+    let second = json_out(&o);
+    assert_eq!((&second["created"], &second["job"]["id"]), (&json!(false), &first["job"]["id"]), "{second}");
+    let o = oc.call(&gw, &["cron", "list", "--json"]);
+    let names: Vec<String> =
+        json_out(&o)["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("report")).count(), 1, "{names:?}");
+    // Jobs that could never run are refused at add.
+    let agent_turn = ["cron", "add", "--name", "x", "--every", "1h", "--session", "isolated", "--message", "hi"];
+    let o = oc.call(
+        &gw,
+        &[&agent_turn[..], &["--announce", "--channel", "inbox", "--to", "me", "--account", "work"]].concat(),
+    );
+    assert!(!o.status.success() && out(&o).contains("unknown account \"work\""), "{}", out(&o));
+}
+
+/// Points the stock CLI's own config at `gw` (commands such as `status` take no `--url`).
+fn configure_local_gateway(oc: &OpenClaw, gw: &GatewayProcess) {
+    let dir = oc.home.path().join(".openclaw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = json!({"gateway": {"mode": "local", "port": gw.port, "auth": {"mode": "token", "token": gw.token}}});
+    std::fs::write(dir.join("openclaw.json"), config.to_string()).unwrap();
+}
+
+/// `openclaw status --json` and `--all`: the CLI connects as the local backend helper
+/// (`gateway-client`/`backend`, no device) and reads OpenClaw's summary fields from `status`.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_status_json_and_all_read_pincers_status() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    configure_local_gateway(&oc, &gw);
+    let o = oc.run(&["status", "--json"], &[]);
+    assert!(o.status.success(), "{}", out(&o));
+    let status = json_out(&o);
+    // Pincer's own fields and OpenClaw's, side by side.
+    assert_eq!(status["stateDir"], dir.path().to_str().unwrap(), "{status}");
+    assert_eq!(status["sessions"]["byAgent"][0]["agentId"], "main", "{status}");
+    assert_eq!(status["heartbeat"]["defaultAgentId"], "main", "{status}");
+    assert_eq!(status["gateway"]["reachable"], true, "{status}");
+    let o = oc.run(&["status", "--all"], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("reachable") && text.contains("1 total"), "{}", out(&o));
 }
 
 #[test]
@@ -241,6 +327,11 @@ fn openclaw_devices_list_approve_reject() {
     let list = json_out(&o);
     assert_eq!(list["pending"], json!([]), "{}", out(&o));
     assert_eq!(list["paired"].as_array().unwrap().len(), 1, "{}", out(&o));
+    // `devices rotate --no-scopes` mints a token with no scopes (it needs none held by the caller).
+    let device = list["paired"][0]["deviceId"].as_str().unwrap().to_string();
+    let o = oc.call(&gw, &["devices", "rotate", "--device", &device, "--role", "operator", "--no-scopes"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json_out(&o)["scopes"], json!([]), "{}", out(&o));
 }
 
 /// A Pincer gateway whose default model `openai/gpt-4o` is served by `fake`.
@@ -349,6 +440,12 @@ fn openclaw_agent_runs_a_turn_on_pincer_and_prints_the_reply() {
     let third = &fake.requests()[2].body;
     let said: Vec<&str> = third["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
     assert!(said.contains(&"Start the notes") && !said.contains(&"Say hello"), "{said:?}");
+    // `--model` makes the CLI connect as the device-less backend helper asking `operator.admin`,
+    // which a loopback gateway grants as OpenClaw's does.
+    fake.push(Reply::text("Model override here."));
+    let o = oc.run(&["agent", "--model", "openai/gpt-4o", "--message", "Which model?"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Model override here."), "{}", out(&o));
     let o = oc.call(&gw, &["gateway", "call", "sessions.list", "--json"]);
     let keys: Vec<String> = json_out(&o)["sessions"]
         .as_array()

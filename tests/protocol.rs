@@ -280,15 +280,49 @@ async fn missing_scope_is_forbidden_and_health_needs_none() {
     gw.stop().await;
 }
 
+/// OpenClaw's rule for a device-less connection with the shared secret: only the local CLI
+/// (`cli`/`cli`) and the local backend helper (`gateway-client`/`backend`, the stock CLI's `status`
+/// and `agent` connections) keep the scopes they declare, and only on a direct loopback socket
+/// with no `Origin` and no proxy headers; anyone else gets none.
 #[tokio::test]
-async fn only_the_local_cli_keeps_declared_scopes() {
+async fn device_less_scopes_follow_openclaws_local_client_rule() {
     let gw = TestGateway::start().await;
-    let mut params = cli_connect_params(Some(TOKEN), &["operator.admin"]);
-    params["client"]["id"] = json!("test");
-    params["client"]["mode"] = json!("test");
-    let (mut c, hello) = RawClient::connect(&gw.url(), params).await.unwrap();
-    assert_eq!(hello["auth"]["scopes"], json!([]));
-    assert_eq!(error_of(&c.request("status", json!({})).await.unwrap()).0, "FORBIDDEN");
+    let own_origin = gw.url().replacen("ws://", "http://", 1).trim_end_matches('/').to_string();
+    type Row<'a> = (&'a str, &'a str, &'a [(&'static str, &'a str)], &'a str);
+    let rows: &[Row] = &[
+        ("cli", "cli", &[], "kept"),
+        ("gateway-client", "backend", &[], "kept"),
+        // The gateway's own origin (a foreign one is refused at the upgrade, before any scope).
+        ("gateway-client", "backend", &[("origin", own_origin.as_str())], "cleared"),
+        ("gateway-client", "backend", &[("x-forwarded-for", "203.0.113.9")], "cleared"),
+        ("cli", "cli", &[("x-forwarded-for", "203.0.113.9")], "cleared"),
+        ("gateway-client", "cli", &[], "cleared"),
+        ("cli", "backend", &[], "cleared"),
+        ("gateway-client", "ui", &[], "cleared"),
+        ("test", "test", &[], "cleared"),
+        ("openclaw-tui", "ui", &[], "cleared"),
+    ];
+    let mut seen = Vec::new();
+    for (id, mode, headers, _) in rows {
+        let mut c = RawClient::open_with(&gw.url(), None, headers).await.unwrap();
+        c.next_event("connect.challenge").await.unwrap();
+        let mut params = cli_connect_params(Some(TOKEN), &["operator.admin"]);
+        params["client"]["id"] = json!(id);
+        params["client"]["mode"] = json!(mode);
+        c.send_text(connect_req(params)).await.unwrap();
+        let hello = c.next_frame().await.unwrap();
+        assert_eq!(hello["ok"], true, "{id}/{mode} {headers:?}: {hello}");
+        let scopes = &hello["payload"]["auth"]["scopes"];
+        let status = c.request("status", json!({})).await.unwrap();
+        let got = match (scopes == &json!(["operator.admin"]), status["ok"] == true) {
+            (true, true) => "kept",
+            (false, false) if scopes == &json!([]) => "cleared",
+            _ => panic!("{id}/{mode}: scopes {scopes}, status {status}"),
+        };
+        seen.push(got);
+    }
+    let want: Vec<&str> = rows.iter().map(|r| r.3).collect();
+    assert_eq!(seen, want);
     gw.stop().await;
 }
 
@@ -367,8 +401,118 @@ async fn http_endpoints() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no SQLite memory gauge: {metrics}"));
     assert!(sqlite > 0.0, "an open store holds some memory: {sqlite}");
-    let (status, _) = pincer_testkit::http::get(gw.addr(), "/").await.unwrap();
-    assert_eq!(status, 426);
+    gw.stop().await;
+}
+
+/// Sends `request` (a whole HTTP/1.1 request head) and returns the response head and body.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> (String, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    // Read until the head is complete and, for a 101, stop there (the socket stays open).
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+            let length = head.lines().find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|n| n.trim().parse::<usize>().ok())
+            });
+            if head.starts_with("HTTP/1.1 101") || length.is_some_and(|n| body.len() >= n) {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+fn upgrade_request(addr: std::net::SocketAddr, host: &str, origin: Option<&str>) -> String {
+    let _ = addr;
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}\r\n"
+    )
+}
+
+#[tokio::test]
+async fn the_console_is_served_at_the_root_under_a_strict_policy_and_the_upgrade_stays() {
+    let gw = TestGateway::start().await;
+    let addr = gw.addr();
+    let (status, body) = pincer_testkit::http::get(addr, "/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("<script type=\"module\" src=\"/console/app.js\"></script>"), "{body}");
+    let (head, _) = raw_http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await;
+    for expected in [
+        "content-type: text/html; charset=utf-8",
+        "content-security-policy: default-src 'none'; script-src 'self'; style-src 'self';",
+        &format!("connect-src 'self' ws://{addr} wss://{addr};"),
+        "frame-ancestors 'none'",
+        "x-frame-options: deny",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+    ] {
+        assert!(head.contains(expected), "missing {expected:?} in:\n{head}");
+    }
+    let (status, js) = pincer_testkit::http::get(addr, "/console/gateway.js").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(js.contains("openclaw-control-ui"), "the console's own protocol client");
+    assert_eq!(pincer_testkit::http::get(addr, "/console/nope.js").await.unwrap().0, 404);
+    // Revalidation is a 304 without a body.
+    let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
+    let (again, body) = raw_http(
+        addr,
+        &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(again.starts_with("http/1.1 304"), "{again}");
+    assert_eq!(body, "");
+    // An upgrade that is not a valid WebSocket handshake still hears how to connect.
+    let (head, body) =
+        raw_http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n"))
+            .await;
+    assert!(head.starts_with("http/1.1 426"), "{head}");
+    assert!(body.contains("OpenClaw Gateway protocol v4 over WebSocket"), "{body}");
+    // And the CLI's upgrade on `/` works as before.
+    let mut c = gw.client(&["operator.read"]).await;
+    c.call("health", json!({})).await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_upgrade_from_another_origin_is_refused_before_the_handshake() {
+    let gw = TestGateway::start_with("{gateway: {controlUi: {allowedOrigins: ['https://pincer.example.net']}}}").await;
+    let addr = gw.addr();
+    let host = addr.to_string();
+    let own = format!("http://{addr}");
+    let rows = [
+        ("no Origin (the CLI, OpenClaw's clients)", host.as_str(), None, "101"),
+        ("the console's own page", host.as_str(), Some(own.as_str()), "101"),
+        ("localhost through a tunnel", "localhost:9000", Some("http://localhost:9000"), "101"),
+        ("a listed origin", host.as_str(), Some("https://pincer.example.net"), "101"),
+        ("another site", host.as_str(), Some("https://evil.example"), "403"),
+        ("another port on this machine", host.as_str(), Some("http://127.0.0.1:5173"), "403"),
+        ("DNS rebinding", "rebind.example:18789", Some("http://rebind.example:18789"), "403"),
+        ("an opaque origin", host.as_str(), Some("null"), "403"),
+        ("a listed host over the wrong scheme", host.as_str(), Some("http://pincer.example.net"), "403"),
+    ];
+    for (what, host, origin, expected) in rows {
+        let (head, body) = raw_http(addr, &upgrade_request(addr, host, origin)).await;
+        let status = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        assert_eq!(status, expected, "{what}: {head}\n{body}");
+        if expected == "403" {
+            assert!(body.contains("gateway.controlUi.allowedOrigins"), "{what}: the refusal says what to do: {body}");
+        }
+    }
+    let (_, metrics) = pincer_testkit::http::get(addr, "/metrics").await.unwrap();
+    assert!(metrics.contains("pincer_ws_origin_refused_total 5\n"), "{metrics}");
     gw.stop().await;
 }
 
@@ -564,8 +708,9 @@ async fn loopback_clients_are_not_locked_out_by_failed_auth_but_browsers_are() {
     // ...and the owner still gets in.
     assert!(RawClient::connect(&gw.url(), cli_connect_params(Some(TOKEN), &["operator.read"])).await.is_ok());
     // A page in a browser on this machine (it sends Origin) is limited.
+    let origin = format!("http://{}", gw.addr());
     let browser = || async {
-        let mut c = RawClient::open_with(&gw.url(), None, &[("origin", "http://evil.example")]).await.unwrap();
+        let mut c = RawClient::open_with(&gw.url(), None, &[("origin", origin.as_str())]).await.unwrap();
         assert_eq!(c.next_frame().await.unwrap()["event"], "connect.challenge");
         c.send_text(connect_req(cli_connect_params(Some("wrong"), &[]))).await.unwrap();
         c.next_frame().await.unwrap()["error"]["details"]["code"].clone()

@@ -53,13 +53,22 @@ async fn every_registered_channel_is_known_to_health_doctor_and_job_validation()
         for finding in (spec.doctor)(cx).await {
             assert!(checks.contains(&finding.check.as_str()), "doctor did not run {}: {doctor}", finding.check);
         }
+        // A target in the channel's own syntax: `cron.add` refuses one every run would fail on.
+        let to = match name {
+            "discord" => "channel:123",
+            "telegram" => "123456789",
+            "slack" => "C0123",
+            "webhook" => "https://example.com/hook",
+            "inbox" => "default",
+            other => panic!("give a valid target for the new channel {other} here"),
+        };
         let job = c
             .call(
                 "cron.add",
                 json!({
                     "name": format!("to {name}"), "schedule": {"kind": "every", "everyMs": 3_600_000},
                     "sessionTarget": "isolated", "payload": {"kind": "agentTurn", "message": "hi"},
-                    "delivery": {"mode": "announce", "channel": name, "to": "x"},
+                    "delivery": {"mode": "announce", "channel": name, "to": to},
                 }),
             )
             .await;

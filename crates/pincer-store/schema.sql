@@ -9,6 +9,12 @@ CREATE TABLE audit_log (
                 detail_json TEXT NOT NULL
             ) STRICT;
 CREATE INDEX audit_log_at ON audit_log (at_ms);
+CREATE TABLE cron_job_counts (
+                enabled INTEGER NOT NULL,
+                scheduled INTEGER NOT NULL,
+                jobs INTEGER NOT NULL,
+                PRIMARY KEY (enabled, scheduled)
+            ) STRICT;
 CREATE TABLE cron_jobs (
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL,
@@ -19,7 +25,29 @@ CREATE TABLE cron_jobs (
                 created_at_ms INTEGER NOT NULL,
                 updated_at_ms INTEGER NOT NULL
             ) STRICT;
-CREATE INDEX cron_jobs_due ON cron_jobs (enabled, next_run_at_ms);
+CREATE INDEX cron_jobs_by_declaration_key ON cron_jobs (json_extract(job_json, '$.declarationKey'))
+              WHERE json_extract(job_json, '$.declarationKey') IS NOT NULL;
+CREATE INDEX cron_jobs_by_name ON cron_jobs (name COLLATE NOCASE, id, enabled);
+CREATE INDEX cron_jobs_by_next ON cron_jobs (next_run_at_ms, id, enabled);
+CREATE INDEX cron_jobs_by_updated ON cron_jobs (updated_at_ms, id, enabled);
+CREATE TRIGGER cron_jobs_count_delete AFTER DELETE ON cron_jobs BEGIN
+                UPDATE cron_job_counts SET jobs = jobs - 1
+                WHERE enabled = (OLD.enabled != 0) AND scheduled = (OLD.next_run_at_ms IS NOT NULL);
+            END;
+CREATE TRIGGER cron_jobs_count_insert AFTER INSERT ON cron_jobs BEGIN
+                UPDATE cron_job_counts SET jobs = jobs + 1
+                WHERE enabled = (NEW.enabled != 0) AND scheduled = (NEW.next_run_at_ms IS NOT NULL);
+            END;
+CREATE TRIGGER cron_jobs_count_update AFTER UPDATE OF enabled, next_run_at_ms ON cron_jobs
+            WHEN (OLD.enabled != 0) != (NEW.enabled != 0)
+                OR (OLD.next_run_at_ms IS NOT NULL) != (NEW.next_run_at_ms IS NOT NULL)
+            BEGIN
+                UPDATE cron_job_counts SET jobs = jobs - 1
+                WHERE enabled = (OLD.enabled != 0) AND scheduled = (OLD.next_run_at_ms IS NOT NULL);
+                UPDATE cron_job_counts SET jobs = jobs + 1
+                WHERE enabled = (NEW.enabled != 0) AND scheduled = (NEW.next_run_at_ms IS NOT NULL);
+            END;
+CREATE INDEX cron_jobs_schedule ON cron_jobs (enabled, next_run_at_ms, id);
 CREATE TABLE cron_runs (
                 run_id TEXT PRIMARY KEY,
                 job_id TEXT NOT NULL,

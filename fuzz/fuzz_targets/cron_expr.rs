@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pincer_core::duration::parse_duration_ms;
-use pincer_cron::schedule::{NormalizeContext, Schedule, ScheduleSpec, parse_at, validate_tz};
+use pincer_cron::schedule::{Normalize, NormalizeContext, Schedule, ScheduleSpec, parse_at, validate_tz};
 
 const NOW_MS: i64 = 1_772_323_200_000;
 

@@ -1,5 +1,5 @@
-//! Cron job JSON: `cron.add` params through `job::create` (OpenClaw's defaults, the closed schema,
-//! normalisation, validation), then — when the input holds a NUL byte — the rest as a `cron.update`
+//! Cron job JSON: `cron.add` params through the schema's params parse (the closed schema, OpenClaw's
+//! aliases) and `job::create` (OpenClaw's defaults, normalisation, validation), then — when the input holds a NUL byte — the rest as a `cron.update`
 //! patch through `job::apply_patch`. An accepted job compiles to a schedule (as the scheduler does
 //! next), answers fire-time questions, round-trips through its stored form and renders its view.
 
@@ -7,8 +7,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use pincer_cron::{ChannelCatalog, Job, KnownChannel};
-use pincer_cron::job::{CreateContext, apply_patch, create};
+use pincer_cron::job::{CreateContext, JobExt, JobPatch, apply_patch, create};
 use pincer_cron::schedule::Schedule;
+use pincer_protocol::schema::cron::AddParams;
+use pincer_protocol::schema::parse_params;
 use serde_json::Value;
 
 /// 2026-03-01T00:00:00Z.
@@ -29,9 +31,10 @@ fuzz_target!(|data: &[u8]| {
         known("webhook", &[], true),
     ]);
     let ctx = CreateContext { now_ms: NOW_MS, default_tz: "Europe/Berlin", channels: &channels };
-    let Ok(job) = create(&params, "fuzz-job".into(), &ctx) else { return };
+    let Ok(AddParams(input)) = parse_params::<AddParams>("cron.add", Some(&params)) else { return };
+    let Ok(job) = create(input, "fuzz-job".into(), &ctx) else { return };
     check(&job);
-    let Some(patch) = patch.and_then(|p| serde_json::from_slice::<Value>(p).ok()) else { return };
+    let Some(patch) = patch.and_then(|p| serde_json::from_slice::<JobPatch>(p).ok()) else { return };
     let later = CreateContext { now_ms: NOW_MS + 60_000, ..ctx };
     if let Ok(next) = apply_patch(&job, &patch, &later) {
         assert_eq!(next.id, job.id, "a patch never changes the id");

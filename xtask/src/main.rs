@@ -1,7 +1,9 @@
 //! `cargo xtask <task>`:
 //!
-//! - `test`: every test — the workspace suite, then the OpenClaw interop suite.
+//! - `test`: every test — the workspace suite, the console's browser tests, then the OpenClaw
+//!   interop suite.
 //! - `openclaw`: install Node 24 and `openclaw@2026.9.6` into `.cache/openclaw` (npm registry only).
+//! - `console`: the browser console's tests in headless Chromium (axe-core from npm).
 //! - `interop`: install OpenClaw, then run the ignored `interop::` tests of the e2e suite with it.
 //! - `bench`: measure Pincer beside OpenClaw in the same run and write BENCHMARKS.md.
 //! - `load`: 1,000 WebSocket clients issuing mixed reads for 60 s; latency, errors, memory; then
@@ -11,6 +13,7 @@
 //! - `crash`: the crash suite with N cycles per crash point, and its summary (see `crash.rs`).
 
 mod bench;
+mod console;
 mod crash;
 mod fuzz;
 mod openclaw;
@@ -21,6 +24,15 @@ use std::process::Command;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = repo_root();
+    if cfg!(debug_assertions) && matches!(args.first().map(String::as_str), Some("bench" | "load" | "soak")) {
+        // The measuring clients and fake servers live in this process: run them optimised.
+        let status = Command::new("cargo")
+            .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+            .args(&args)
+            .current_dir(&root)
+            .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
     match args.first().map(String::as_str) {
         Some("openclaw") => {
             let oc = openclaw::ensure(&root)?;
@@ -28,8 +40,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("interop") => interop(&root, &args[1..]),
+        Some("console") => console::run(&root, &args[1..]),
         Some("test") => {
+            // No Chromium is an error, said before the suite's minutes rather than after them.
+            pincer_testkit::browser::programs()?;
             suite(&root, &args[1..])?;
+            console::run(&root, &[])?;
             interop(&root, &[])
         }
         Some("bench") => bench::run(&root, &args[1..]),
@@ -37,9 +53,17 @@ fn main() -> anyhow::Result<()> {
         Some("soak") => bench::soak(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("crash") => crash::run(&root, &args[1..]),
+        Some("compat") => {
+            let path = root.join("COMPATIBILITY.md");
+            std::fs::write(&path, pincer_gateway::compat::compatibility_markdown())?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test|openclaw|interop|bench|load|soak|fuzz|crash> [args]\n");
-            eprintln!("  test       every test: the workspace suite, then the interop suite");
+            eprintln!("usage: cargo xtask <test|console|openclaw|interop|bench|load|soak|fuzz|crash|compat> [args]\n");
+            eprintln!("  test       every test: the workspace suite, the console in Chromium, then the interop suite");
+            eprintln!("  console    the browser console's tests in headless Chromium (+ axe-core from npm)");
+            eprintln!("  compat     write COMPATIBILITY.md from the method registry (a test fails when it is stale)");
             eprintln!("  openclaw   install Node 24 + openclaw@2026.9.6 into .cache/openclaw");
             eprintln!("  interop    run the stock OpenClaw CLI against Pincer (the e2e suite's interop:: tests)");
             eprintln!("  bench      measure Pincer beside OpenClaw and write BENCHMARKS.md (--quick for fewer runs)");

@@ -1,15 +1,26 @@
-//! The agent methods — `agent`, `sessions.list`, `chat.history` and `wake` — with OpenClaw's
-//! param names and closed schemas: an OpenClaw field Pincer does not implement is refused by name
-//! ("not supported by Pincer") rather than ignored. The gateway maps each method to one function.
+//! The agent methods — `agent`, `agents.list`, `sessions.list`, `chat.history` and `wake` — over
+//! the typed wire schema (`pincer_protocol::schema::{agent, sessions}`, where an OpenClaw field
+//! Pincer does not implement is refused by name). The gateway parses the params and maps each
+//! method to one function here.
 
+use pincer_protocol::state::{ErrorClass, RunErrorReason};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use pincer_core::{EventBus, SharedClock};
+use pincer_protocol::schema::agent::{
+    self as wire, AgentMeta, AgentModel, AgentParams, AgentResult, AgentRunMeta, AgentRunResult, AgentSummary,
+    AgentsListParams, AgentsListResult, ReplyPayload, WakeParams, WakeResult,
+};
+use pincer_protocol::schema::cron::WakeMode;
+use pincer_protocol::schema::sessions::{
+    ChatHistory, ChatHistoryParams, ChatHistoryResult, ChatMessage, ContentPart, Session, SessionsList,
+    SessionsListParams, SessionsListResult,
+};
+use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::SessionRow;
 use pincer_store::sessions::SessionFilter;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use pincer_cron::job::DEFAULT_AGENT;
@@ -29,7 +40,7 @@ pub enum ApiError {
     NotFound(String),
     /// The turn ran and failed, or no model can run it; `reason` is OpenClaw's error class.
     #[error("{message}")]
-    Failed { message: String, reason: String, run_id: String },
+    Failed { message: String, reason: RunErrorReason, run_id: String },
     #[error("store: {0}")]
     Store(String),
 }
@@ -45,98 +56,16 @@ pub const AGENT_TIMEOUT_S: u64 = 600;
 /// `agent` results kept for repeated `idempotencyKey`s.
 const REMEMBERED_RUNS: usize = 256;
 
-/// Parses closed params; OpenClaw fields listed in `unsupported` are refused by name.
-fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value, unsupported: &[&str]) -> Result<T, ApiError> {
-    let v = if v.is_null() { json!({}) } else { v.clone() };
-    if v.is_array() {
-        // serde would read a struct from a list of its fields.
-        return Err(invalid(method, "invalid type: sequence, expected an object"));
-    }
-    if let Some(field) = v.as_object().and_then(|o| o.keys().find(|k| unsupported.contains(&k.as_str()))) {
-        return Err(ApiError::Invalid(format!("invalid {method} params: {field}: not supported by Pincer")));
-    }
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ApiError::Invalid(if path == "." {
-            format!("invalid {method} params: {inner}")
-        } else {
-            format!("invalid {method} params: {path}: {inner}")
-        })
-    })
-}
-
 fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::Invalid(format!("invalid {method} params: {message}"))
+    ApiError::Invalid(ParamsError::new(method, message).0)
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AgentParams {
-    message: String,
-    agent_id: Option<String>,
-    provider: Option<String>,
-    model: Option<String>,
-    /// `main` (default), `isolated`, `session:<id>`, or a full key.
-    session_key: Option<String>,
-    /// Only `false`: the reply comes back in the response.
-    deliver: Option<bool>,
-    /// Seconds; 0 = no limit.
-    timeout: Option<u64>,
-    extra_system_prompt: Option<String>,
-    /// Doubles as the run id; a repeated call answers with the first call's result.
-    idempotency_key: Option<String>,
-}
-
-const AGENT_UNSUPPORTED: &[&str] = &[
-    "to",
-    "replyTo",
-    "sessionId",
-    "expectedExistingSessionId",
-    "thinking",
-    "attachments",
-    "channel",
-    "replyChannel",
-    "accountId",
-    "replyAccountId",
-    "threadId",
-    "groupId",
-    "groupChannel",
-    "groupSpace",
-    "bestEffortDeliver",
-    "lane",
-    "cwd",
-    "cleanupBundleMcpOnRunEnd",
-    "modelRun",
-    "promptMode",
-    "bootstrapContextMode",
-    "bootstrapContextRunKind",
-    "acpTurnSource",
-    "internalRuntimeHandoffId",
-    "internalExecutionIdentityRetry",
-    "internalExecutionIdentityRecoveryAttempt",
-    "execApprovalFollowupExpectedSessionId",
-    "internalEvents",
-    "inputProvenance",
-    "suppressPromptPersistence",
-    "sessionEffects",
-    "sourceReplyDeliveryMode",
-    "disableMessageTool",
-    "swarmCollector",
-    "swarmOutputSchema",
-    "forceRestartSafeTools",
-    "forceCodeModeTools",
-    "voiceWakeTrigger",
-    "label",
-];
 
 /// `agent`: runs one turn in a session (the main session by default), streaming `agent` events
 /// (`stream: "lifecycle"` start, `"assistant"` deltas, `"lifecycle"` end or error) to
 /// `operator.write` connections, and answers `{runId, status: "ok", sessionKey, text, model,
 /// provider, usage}` once the reply is complete and recorded.
-pub async fn agent(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
-    const M: &str = "agent";
-    let p: AgentParams = params(M, v, AGENT_UNSUPPORTED)?;
+pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiError> {
+    const M: &str = wire::Agent::NAME;
     let message = p.message.trim().to_string();
     if message.is_empty() {
         return Err(invalid(M, "message: must not be empty"));
@@ -165,7 +94,7 @@ pub async fn agent(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
     let inner = agents.inner.clone();
     let chain = inner.chain(model.as_deref(), None).map_err(|e| match &model {
         Some(_) => invalid(M, format!("model: {e}")),
-        None => ApiError::Failed { message: e, reason: "model_not_found".into(), run_id: run_id.clone() },
+        None => ApiError::Failed { message: e, reason: ErrorClass::ModelNotFound.into(), run_id: run_id.clone() },
     })?;
     let now = inner.clock.now_ms();
     let deadline_ms = match p.timeout.unwrap_or(AGENT_TIMEOUT_S) {
@@ -196,7 +125,7 @@ pub async fn agent(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
                     handle.await.unwrap_or_else(|e| {
                         Err(ApiError::Failed {
                             message: format!("the run stopped: {e}"),
-                            reason: "unknown".into(),
+                            reason: ErrorClass::Unknown.into(),
                             run_id: id,
                         })
                     })
@@ -211,7 +140,7 @@ pub async fn agent(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
     run.await
 }
 
-async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<Value, ApiError> {
+async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiError> {
     let (run_id, session_key) = (turn.run_id.clone(), turn.session.key.clone());
     let stream = AgentStream::new(&inner.events, &inner.clock, &run_id, &session_key);
     let started = inner.clock.now_ms();
@@ -226,24 +155,45 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<Value, ApiError> {
             );
             // OpenClaw's final shape (`summary`, `result.payloads`) is what `openclaw agent` prints;
             // the flat fields are Pincer's own. A silent reply has no payload.
-            let payloads =
-                if pincer_cron::scheduler::is_silent(&out.text) { json!([]) } else { json!([{"text": out.text}]) };
+            let payloads = if pincer_cron::scheduler::is_silent(&out.text) {
+                vec![]
+            } else {
+                vec![ReplyPayload { text: out.text.clone() }]
+            };
             let ended = inner.clock.now_ms();
-            Ok(json!({
-                "runId": run_id, "status": "ok", "summary": "completed", "sessionKey": session_key,
-                "text": out.text, "model": model, "provider": out.model.provider, "usage": out.usage,
-                "result": {"payloads": payloads, "meta": {"durationMs": ended.saturating_sub(started),
-                    "agentMeta": {"sessionKey": session_key, "provider": out.model.provider, "model": out.model.model,
-                        "usage": out.usage}}},
-            }))
+            Ok(AgentResult {
+                run_id,
+                status: "ok".into(),
+                summary: "completed".into(),
+                session_key: session_key.clone(),
+                text: out.text,
+                model,
+                provider: out.model.provider.clone(),
+                usage: out.usage,
+                result: AgentRunResult {
+                    payloads,
+                    meta: AgentRunMeta {
+                        duration_ms: ended.saturating_sub(started),
+                        agent_meta: AgentMeta {
+                            session_key,
+                            provider: out.model.provider.clone(),
+                            model: out.model.model.clone(),
+                            usage: out.usage,
+                        },
+                    },
+                },
+                extra: Map::new(),
+            })
         }
-        Ok(None) => Err(ApiError::Failed { message: "nothing was recorded".into(), reason: "unknown".into(), run_id }),
+        Ok(None) => {
+            Err(ApiError::Failed { message: "nothing was recorded".into(), reason: ErrorClass::Unknown.into(), run_id })
+        }
         Err(e) => {
             stream.emit(
                 "lifecycle",
                 json!({"phase": "error", "endedAt": inner.clock.now_ms(), "error": e.to_string(), "errorReason": e.reason()}),
             );
-            Err(ApiError::Failed { message: e.to_string(), reason: e.reason().into(), run_id })
+            Err(ApiError::Failed { message: e.to_string(), reason: e.reason(), run_id })
         }
     }
 }
@@ -282,81 +232,29 @@ impl<'a> AgentStream<'a> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SessionsListParams {
-    limit: Option<u32>,
-    offset: Option<u32>,
-    /// Pincer: `main`, `isolated` or `named`.
-    kind: Option<String>,
-    agent_id: Option<String>,
-    exclude_cron: Option<bool>,
-    /// Pincer has no global or unknown sessions, so these change nothing.
-    include_global: Option<bool>,
-    include_unknown: Option<bool>,
-}
-
-const SESSIONS_LIST_UNSUPPORTED: &[&str] = &[
-    "activeMinutes",
-    "activeOnly",
-    "requireLastInteraction",
-    "sortBy",
-    "excludeSubagents",
-    "excludeSystem",
-    "configuredAgentsOnly",
-    "includeDerivedTitles",
-    "includeLastMessage",
-    "includeActivitySummary",
-    "label",
-    "projectId",
-    "workspaceDir",
-    "group",
-    "pinned",
-    "boardFace",
-    "hasBoard",
-    "creatorId",
-    "ownerId",
-    "ownerFirst",
-    "involvingMe",
-    "profileRelation",
-    "involvingProfileId",
-    "includePeople",
-    "spawnedBy",
-    "search",
-    "archived",
-];
-
 /// A session as clients see it.
-pub fn session_view(row: &SessionRow) -> Value {
-    let mut v = json!({
-        "key": row.key,
-        "agentId": row.agent_id,
-        "kind": row.kind,
-        "createdAt": row.created_at_ms,
-        "updatedAt": row.updated_at_ms,
-        "inputTokens": row.input_tokens,
-        "outputTokens": row.output_tokens,
-        "totalTokens": row.input_tokens + row.output_tokens,
-        "messageCount": row.messages,
-    });
-    let o = v.as_object_mut().expect("object");
-    let mut put = |k: &str, val: Option<Value>| {
-        if let Some(val) = val {
-            o.insert(k.into(), val);
-        }
-    };
-    put("jobId", row.job_id.clone().map(Value::from));
-    put("runId", row.run_id.clone().map(Value::from));
-    put("finishedAt", row.finished_at_ms.map(Value::from));
-    put("model", row.model.clone().map(Value::from));
-    v
+pub fn session_view(row: &SessionRow) -> Session {
+    Session {
+        key: row.key.clone(),
+        agent_id: row.agent_id.clone(),
+        kind: row.kind.clone(),
+        created_at: row.created_at_ms,
+        updated_at: row.updated_at_ms,
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        total_tokens: row.input_tokens + row.output_tokens,
+        message_count: row.messages,
+        job_id: row.job_id.clone(),
+        run_id: row.run_id.clone(),
+        finished_at: row.finished_at_ms,
+        model: row.model.clone(),
+        extra: Map::new(),
+    }
 }
 
 /// `sessions.list`: sessions, most recently updated first, paged.
-pub async fn sessions_list(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
-    const M: &str = "sessions.list";
-    let p: SessionsListParams = params(M, v, SESSIONS_LIST_UNSUPPORTED)?;
-    let _ = (p.include_global, p.include_unknown);
+pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<SessionsListResult, ApiError> {
+    const M: &str = SessionsList::NAME;
     let limit = p.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(invalid(M, "limit: must be between 1 and 1000"));
@@ -371,25 +269,16 @@ pub async fn sessions_list(agents: &Agents, v: &Value) -> Result<Value, ApiError
     let (rows, total) = agents.inner.store.read(move |rd| rd.find_sessions(&filter, limit, offset)).await?;
     let next = offset as u64 + rows.len() as u64;
     let has_more = next < total;
-    Ok(json!({
-        "sessions": rows.iter().map(session_view).collect::<Vec<_>>(),
-        "total": total, "offset": offset, "limit": limit, "hasMore": has_more,
-        "nextOffset": if has_more { json!(next) } else { Value::Null },
-    }))
+    Ok(SessionsListResult {
+        sessions: rows.iter().map(session_view).collect(),
+        total,
+        offset,
+        limit,
+        has_more,
+        next_offset: has_more.then_some(next),
+        extra: Map::new(),
+    })
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ChatHistoryParams {
-    session_key: String,
-    agent_id: Option<String>,
-    limit: Option<u32>,
-    /// Pincer: page backwards from this entry (exclusive).
-    before_seq: Option<i64>,
-}
-
-const CHAT_HISTORY_UNSUPPORTED: &[&str] =
-    &["cursor", "maxBytes", "offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
 
 /// A session key as a reader gives it: the shorthands `main` and `session:<id>`, or any stored key.
 fn read_key(method: &str, key: &str, agent_id: Option<&str>) -> Result<String, ApiError> {
@@ -405,9 +294,8 @@ fn read_key(method: &str, key: &str, agent_id: Option<&str>) -> Result<String, A
 
 /// `chat.history`: a session's transcript, oldest first, the newest `limit` entries (before
 /// `beforeSeq` when given).
-pub async fn chat_history(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
-    const M: &str = "chat.history";
-    let p: ChatHistoryParams = params(M, v, CHAT_HISTORY_UNSUPPORTED)?;
+pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatHistoryResult, ApiError> {
+    const M: &str = ChatHistory::NAME;
     if p.session_key.trim().is_empty() {
         return Err(invalid(M, "sessionKey: must not be empty"));
     }
@@ -429,73 +317,64 @@ pub async fn chat_history(agents: &Agents, v: &Value) -> Result<Value, ApiError>
     if has_more {
         rows.remove(0);
     }
-    let messages: Vec<Value> = rows
+    let messages = rows
         .iter()
         .map(|r| {
-            let mut m = Map::new();
-            m.insert("seq".into(), json!(r.seq));
-            m.insert("role".into(), json!(r.role));
-            m.insert("content".into(), json!([{"type": "text", "text": r.content}]));
-            m.insert("text".into(), json!(r.content));
-            m.insert("timestamp".into(), json!(r.at_ms));
-            if let Some(Value::Object(meta)) = r.meta_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
-                for (k, v) in meta.into_iter().filter(|(_, v)| !v.is_null()) {
-                    m.entry(k).or_insert(v);
-                }
+            let mut meta = Map::new();
+            if let Some(Value::Object(m)) = r.meta_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
+                const OWN: &[&str] = &["seq", "role", "content", "text", "timestamp"];
+                meta.extend(m.into_iter().filter(|(k, v)| !v.is_null() && !OWN.contains(&k.as_str())));
             }
-            Value::Object(m)
+            ChatMessage {
+                seq: r.seq,
+                role: r.role.clone(),
+                content: vec![ContentPart { kind: "text".into(), text: r.content.clone() }],
+                text: r.content.clone(),
+                timestamp: r.at_ms,
+                meta,
+            }
         })
         .collect();
-    let mut result =
-        json!({"sessionKey": key, "session": session_view(&session), "messages": messages, "hasMore": has_more});
-    if has_more {
-        result["nextBeforeSeq"] = json!(rows.first().map(|r| r.seq));
-    }
-    Ok(result)
+    Ok(ChatHistoryResult {
+        session_key: key,
+        session: session_view(&session),
+        next_before_seq: if has_more { rows.first().map(|r| r.seq) } else { None },
+        messages,
+        has_more,
+        extra: Map::new(),
+    })
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgentsListParams {}
 
 /// `agents.list`: the roster, in OpenClaw's shape. Pincer runs one agent, `main`, whose sessions
 /// are shared by every client (`scope: "global"`), so `openclaw agent -m …` needs no `--agent`.
 /// Other agent ids are namespaces of sessions (`agentId` on `agent` and `cron.add`), not
 /// configured agents, and are not listed.
-pub fn agents_list(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
-    let AgentsListParams {} = params("agents.list", v, &["includeSystem"])?;
+pub fn agents_list(agents: &Agents, _: AgentsListParams) -> Result<AgentsListResult, ApiError> {
     let model = &agents.inner.config.agents.defaults.model;
-    let mut agent = json!({"id": DEFAULT_AGENT, "name": DEFAULT_AGENT, "kind": "agent"});
-    if let Some(primary) = &model.primary {
-        agent["model"] = json!({"primary": primary, "fallbacks": model.fallbacks});
-    }
-    Ok(json!({
-        "defaultId": DEFAULT_AGENT, "ownership": "sole", "selectionRequired": false,
-        "mainKey": "main", "scope": "global", "agents": [agent],
-    }))
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum WakeMode {
-    Now,
-    NextHeartbeat,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct WakeParams {
-    mode: WakeMode,
-    text: String,
-    session_key: Option<String>,
-    agent_id: Option<String>,
+    let agent = AgentSummary {
+        id: DEFAULT_AGENT.into(),
+        name: DEFAULT_AGENT.into(),
+        kind: "agent".into(),
+        model: model
+            .primary
+            .as_ref()
+            .map(|primary| AgentModel { primary: primary.clone(), fallbacks: model.fallbacks.clone() }),
+    };
+    Ok(AgentsListResult {
+        default_id: DEFAULT_AGENT.into(),
+        ownership: "sole".into(),
+        selection_required: false,
+        main_key: "main".into(),
+        scope: "global".into(),
+        agents: vec![agent],
+        extra: Map::new(),
+    })
 }
 
 /// `wake`: queues a system event for a session (the agent's main session by default); `now`
 /// also runs that session's turn at once, in the background. Answers `{ok, queued, sessionKey}`.
-pub async fn wake(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
-    const M: &str = "wake";
-    let p: WakeParams = params(M, v, &[])?;
+pub async fn wake(agents: &Agents, p: WakeParams) -> Result<WakeResult, ApiError> {
+    const M: &str = wire::Wake::NAME;
     let text = p.text.trim();
     if text.is_empty() {
         return Err(invalid(M, "text: must not be empty"));
@@ -506,7 +385,5 @@ pub async fn wake(agents: &Agents, v: &Value) -> Result<Value, ApiError> {
         return Err(invalid(M, "sessionKey: an isolated run's session takes no events; wake main or session:<id>"));
     }
     agents.wake(&session, text, Some("wake"), p.mode == WakeMode::Now).await?;
-    Ok(
-        json!({"ok": true, "queued": true, "mode": if p.mode == WakeMode::Now { "now" } else { "next-heartbeat" }, "sessionKey": session.key}),
-    )
+    Ok(WakeResult { ok: true, queued: true, mode: p.mode, session_key: session.key, extra: Map::new() })
 }

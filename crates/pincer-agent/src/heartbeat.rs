@@ -2,6 +2,7 @@
 //! with queued system events gets one turn over them. A session without events gets nothing, so
 //! an idle gateway never spends a token.
 
+use pincer_core::metrics;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -71,11 +72,7 @@ async fn tick(inner: &Arc<Inner>) {
             }
         }
     }
-    inner.metrics.inc(
-        "pincer_agent_heartbeats_total",
-        "Heartbeat ticks by outcome: idle (no events), ran, no_model or error.",
-        &[("outcome", outcome)],
-    );
+    inner.metrics.inc(&metrics::AGENT_HEARTBEATS_TOTAL, &[("outcome", outcome)]);
     inner.counters.last_heartbeat_ms.store(now, Ordering::SeqCst);
     inner.counters.heartbeat_ticks.fetch_add(1, Ordering::SeqCst);
 }

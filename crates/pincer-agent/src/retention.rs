@@ -1,6 +1,7 @@
 //! `cron.sessionRetention`: every 5 minutes on the injected clock, finished isolated sessions
 //! (and their transcripts) older than the retention are deleted. Main and named sessions stay.
 
+use pincer_core::metrics;
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 
@@ -28,12 +29,7 @@ pub(crate) async fn sweep_loop(inner: Weak<Inner>, clock: SharedClock, keep_ms: 
             Ok(pruned) => {
                 if pruned > 0 {
                     tracing::info!(pruned, "removed finished isolated sessions past cron.sessionRetention");
-                    inner.metrics.add(
-                        "pincer_agent_sessions_pruned_total",
-                        "Finished isolated sessions removed by cron.sessionRetention.",
-                        &[],
-                        pruned as f64,
-                    );
+                    inner.metrics.add(&metrics::AGENT_SESSIONS_PRUNED_TOTAL, &[], pruned as f64);
                 }
                 inner.counters.pruned.fetch_add(pruned as u64, Ordering::SeqCst);
             }

@@ -11,7 +11,8 @@ use pincer_core::duration::parse_duration_ms;
 use pincer_core::{Config, EventBus, Metrics, SharedClock, Supervisor};
 use pincer_cron::job::{Job, Payload, WakeMode};
 use pincer_cron::runner::BoxFuture as RunFuture;
-use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, RunContext};
+use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, PreflightError, RunContext};
+use pincer_protocol::state::{ErrorClass, RunFailure};
 use pincer_store::{Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -72,7 +73,7 @@ pub struct Agents {
 }
 
 /// A running `agent` call, shared by repeated calls with the same `idempotencyKey`.
-pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<Value, ApiError>>>;
+pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<pincer_protocol::schema::agent::AgentResult, ApiError>>>;
 
 pub(crate) struct Inner {
     pub store: Store,
@@ -312,9 +313,10 @@ impl Inner {
                 self.cron_turn(ctx, message, model.as_deref(), fallbacks.as_deref()).await
             }
             Payload::SystemEvent { text } => self.system_event(ctx, text).await,
-            Payload::Command { .. } => {
-                ExecOutcome::error("command payloads are run by the scheduler, not by the agent runner", "unsupported")
-            }
+            Payload::Command { .. } => ExecOutcome::error(
+                "command payloads are run by the scheduler, not by the agent runner",
+                RunFailure::Unsupported,
+            ),
         }
     }
 
@@ -330,7 +332,7 @@ impl Inner {
         let key = session.key.clone();
         let chain = match self.chain(model, fallbacks) {
             Ok(chain) => chain,
-            Err(e) => return ExecOutcome::error(e, "model_not_found"),
+            Err(e) => return ExecOutcome::error(e, ErrorClass::ModelNotFound),
         };
         let turn = Turn {
             system: prompt::cron_system(self.clock.now_ms(), &ctx.tz),
@@ -349,7 +351,7 @@ impl Inner {
                 let text = out.text.clone();
                 finished(&out, text)
             }
-            Ok(None) => ExecOutcome::error("the turn had nothing to send", "unknown"),
+            Ok(None) => ExecOutcome::error("the turn had nothing to send", ErrorClass::Unknown),
             Err(e) => failed(e, key),
         }
     }
@@ -371,12 +373,12 @@ impl Inner {
                     .await;
                 match queued {
                     Ok(_) => ExecOutcome { session_key: Some(key), ..ExecOutcome::ok(text) },
-                    Err(e) => ExecOutcome::error(format!("store: {e}"), "store"),
+                    Err(e) => ExecOutcome::error(format!("store: {e}"), RunFailure::Store),
                 }
             }
             WakeMode::Now => match self.event_turn(session, Some(event), ctx.deadline_ms, &ctx.tz).await {
                 Ok(Some(out)) => finished(&out, text.to_string()),
-                Ok(None) => ExecOutcome::error("the event was not recorded", "unknown"),
+                Ok(None) => ExecOutcome::error("the event was not recorded", ErrorClass::Unknown),
                 Err(TurnError::NoModel(message)) => ExecOutcome {
                     session_key: Some(key),
                     ..ExecOutcome::skipped(format!("{message}; the event waits in the main session's queue"))
@@ -421,10 +423,16 @@ impl AgentRunner for Agents {
 
     /// An `agentTurn` must resolve to configured models before anything runs; system events
     /// always pass (they queue even without a model).
-    fn preflight(&self, job: &Job) -> Result<(), String> {
+    fn preflight(&self, job: &Job) -> Result<(), PreflightError> {
         match &job.payload {
             Payload::AgentTurn { model, fallbacks, .. } => {
-                self.inner.chain(model.as_deref(), fallbacks.as_deref()).map(|_| ())
+                self.inner.chain(model.as_deref(), fallbacks.as_deref()).map(|_| ()).map_err(|e| {
+                    if self.inner.config.models.providers.is_empty() {
+                        PreflightError::NoModel(e)
+                    } else {
+                        PreflightError::Unresolved(e)
+                    }
+                })
             }
             Payload::SystemEvent { .. } | Payload::Command { .. } => Ok(()),
         }

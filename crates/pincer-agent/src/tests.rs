@@ -7,11 +7,15 @@ use std::sync::Arc;
 use pincer_core::config::{ModelsConfig, ProviderApi, Retention};
 use pincer_core::{Clock, Config, EventBus, FakeClock, Metrics};
 use pincer_cron::job::{CreateContext, Job};
-use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, RunContext};
+use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, PreflightError, RunContext};
 use pincer_store::{PendingEvent, SessionRow, Store, TranscriptRow};
 use pincer_testkit::fakes::anthropic::FakeAnthropic;
 use pincer_testkit::fakes::openai::{FakeOpenAi, FakeUsage, Reply};
 use serde_json::{Value, json};
+
+use pincer_protocol::schema::cron::{AddParams, RunParams, RunsParams};
+use pincer_protocol::schema::{Params, parse_params};
+use serde::Serialize;
 
 use crate::api::{self, ApiError};
 use crate::provider::testing::{START_MS, drive_until, finish, provider_config, wait_until};
@@ -28,6 +32,31 @@ fn openai_config(fake: &FakeOpenAi, models: &[&str]) -> Config {
     config.agents.defaults.model.primary = Some(format!("openai/{}", models[0]));
     config.agents.defaults.model.fallbacks = models[1..].iter().map(|m| format!("openai/{m}")).collect();
     config
+}
+
+/// A method as the gateway runs it: params parsed by the schema, the answer serialised.
+fn params<P: Params>(method: &str, v: Value) -> Result<P, ApiError> {
+    parse_params(method, Some(&v)).map_err(|e| ApiError::Invalid(e.0))
+}
+
+fn answer<T: Serialize>(r: Result<T, ApiError>) -> Result<Value, ApiError> {
+    r.map(|t| serde_json::to_value(t).unwrap())
+}
+
+async fn call_agent(agents: &Agents, v: Value) -> Result<Value, ApiError> {
+    answer(api::agent(agents, params("agent", v)?).await)
+}
+
+async fn call_sessions_list(agents: &Agents, v: Value) -> Result<Value, ApiError> {
+    answer(api::sessions_list(agents, params("sessions.list", v)?).await)
+}
+
+async fn call_chat_history(agents: &Agents, v: Value) -> Result<Value, ApiError> {
+    answer(api::chat_history(agents, params("chat.history", v)?).await)
+}
+
+async fn call_wake(agents: &Agents, v: Value) -> Result<Value, ApiError> {
+    answer(api::wake(agents, params("wake", v)?).await)
 }
 
 struct Harness {
@@ -67,7 +96,8 @@ impl Harness {
         params.as_object_mut().unwrap().entry("delivery").or_insert(json!({"mode": "none"}));
         params.as_object_mut().unwrap().entry("schedule").or_insert(json!({"kind": "every", "everyMs": HOUR}));
         let ctx = CreateContext { now_ms: self.clock.now_ms(), default_tz: "UTC", channels: &Default::default() };
-        pincer_cron::job::create(&params, uuid::Uuid::new_v4().to_string(), &ctx).unwrap()
+        let input = parse_params::<AddParams>("cron.add", Some(&params)).unwrap().0;
+        pincer_cron::job::create(input, uuid::Uuid::new_v4().to_string(), &ctx).unwrap()
     }
 
     fn agent_job(&self, target: &str, message: &str) -> Job {
@@ -250,7 +280,7 @@ async fn server_errors_end_in_server_error_naming_the_model() {
     let out = finish(run).await.unwrap();
     assert_eq!(fake.request_count(), 4, "the first call and three retries");
     assert_eq!(
-        (out.exec_status(), out.error_reason.as_deref(), out.model.as_deref(), out.provider.as_deref()),
+        (out.exec_status(), out.error_reason.map(|r| r.as_str()), out.model.as_deref(), out.provider.as_deref()),
         (ExecStatus::Error, Some("server_error"), Some("gpt-4o"), Some("openai"))
     );
     let error = out.error.unwrap();
@@ -279,7 +309,7 @@ async fn a_stalled_stream_hits_the_run_time_limit() {
     drive_until(&h.clock, 1_000, || run.is_finished()).await;
 
     let out = finish(run).await.unwrap();
-    assert_eq!((out.exec_status(), out.error_reason.as_deref()), (ExecStatus::Error, Some("timeout")));
+    assert_eq!((out.exec_status(), out.error_reason.map(|r| r.as_str())), (ExecStatus::Error, Some("timeout")));
     assert!(out.error.as_deref().unwrap().contains("time limit"), "{:?}", out.error);
     // The clock moves 1 s per real millisecond here, so allow a few steps past the limit.
     let ended = h.session(out.session_key.as_deref().unwrap()).await.unwrap().finished_at_ms.unwrap();
@@ -308,7 +338,7 @@ async fn an_unknown_model_is_model_not_found() {
     fake.set_default(Reply::unknown_model());
     let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
     let out = h.run(&h.agent_job("isolated", "Hi")).await;
-    assert_eq!((out.exec_status(), out.error_reason.as_deref()), (ExecStatus::Error, Some("model_not_found")));
+    assert_eq!((out.exec_status(), out.error_reason.map(|r| r.as_str())), (ExecStatus::Error, Some("model_not_found")));
     assert!(out.error.as_deref().unwrap().starts_with("openai/gpt-4o: HTTP 404"), "{:?}", out.error);
     assert_eq!(fake.request_count(), 1, "not retried");
 }
@@ -346,10 +376,13 @@ async fn a_job_model_that_is_not_configured_fails_preflight_before_any_request()
     let job = h.job(json!({"name": "n", "sessionTarget": "isolated",
         "payload": {"kind": "agentTurn", "message": "Hi", "model": "openai/gpt-9"}}));
     let e = h.agents.preflight(&job).unwrap_err();
-    assert!(e.starts_with("model \"openai/gpt-9\" is not configured: add it to models.providers.openai.models"), "{e}");
+    assert!(
+        e.to_string().starts_with("model \"openai/gpt-9\" is not configured: add it to models.providers.openai.models"),
+        "{e}"
+    );
     let job = h.job(json!({"name": "n", "sessionTarget": "isolated",
         "payload": {"kind": "agentTurn", "message": "Hi", "fallbacks": ["google/gemini"]}}));
-    assert!(h.agents.preflight(&job).unwrap_err().contains("no provider \"google\""));
+    assert!(h.agents.preflight(&job).unwrap_err().to_string().contains("no provider \"google\""));
     assert!(h.agents.preflight(&h.agent_job("isolated", "Hi")).is_ok());
     assert_eq!(fake.request_count(), 0);
 }
@@ -358,10 +391,10 @@ async fn a_job_model_that_is_not_configured_fails_preflight_before_any_request()
 async fn first_run(cron: &pincer_cron::CronService, id: &str) -> Value {
     let started = std::time::Instant::now();
     loop {
-        let page = pincer_cron::api::runs(cron, &json!({"id": id})).await.unwrap();
-        let entries = page["entries"].as_array().cloned().unwrap_or_default();
-        if let Some(run) = entries.into_iter().find(|e| e.get("status").is_some()) {
-            return run;
+        let page =
+            pincer_cron::api::runs(cron, RunsParams { id: Some(id.into()), ..Default::default() }).await.unwrap();
+        if let Some(run) = page.entries.into_iter().find(|e| e.status.is_some()) {
+            return serde_json::to_value(run).unwrap();
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "job {id} never finished a run");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -396,11 +429,12 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
         if let Some(m) = model {
             payload["model"] = json!(m);
         }
-        json!({"name": "report", "schedule": {"kind": "every", "everyMs": HOUR}, "sessionTarget": "isolated",
-            "payload": payload, "delivery": {"mode": "none"}})
+        let params = json!({"name": "report", "schedule": {"kind": "every", "everyMs": HOUR}, "sessionTarget": "isolated",
+            "payload": payload, "delivery": {"mode": "none"}});
+        parse_params::<AddParams>("cron.add", Some(&params)).unwrap().0
     };
     let ok = cron.add(add(None)).await.unwrap();
-    pincer_cron::api::run(&cron, &json!({"id": ok.id}), "boot").await.unwrap();
+    pincer_cron::api::run(&cron, RunParams { id: Some(ok.id.clone()), ..Default::default() }, "boot").await.unwrap();
     let run = first_run(&cron, &ok.id).await;
     assert_eq!((run["status"].as_str(), run["summary"].as_str()), (Some("ok"), Some("Scheduled reply")));
     assert_eq!((run["model"].as_str(), run["provider"].as_str()), (Some("gpt-4o"), Some("openai")));
@@ -408,7 +442,7 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
     assert!(run["sessionKey"].as_str().unwrap().starts_with(&format!("agent:main:cron:{}:run:", ok.id)));
 
     let bad = cron.add(add(Some("openai/gpt-9"))).await.unwrap();
-    pincer_cron::api::run(&cron, &json!({"id": bad.id}), "boot").await.unwrap();
+    pincer_cron::api::run(&cron, RunParams { id: Some(bad.id.clone()), ..Default::default() }, "boot").await.unwrap();
     let run = first_run(&cron, &bad.id).await;
     assert_eq!((run["status"].as_str(), run["errorReason"].as_str()), (Some("error"), Some("model_not_found")));
     assert_eq!(fake.request_count(), 1, "the unconfigured model never reached the server");
@@ -418,7 +452,10 @@ async fn the_scheduler_runs_agent_jobs_through_the_runner_and_preflight() {
 #[tokio::test]
 async fn without_a_model_agent_turns_fail_preflight_and_system_events_still_queue() {
     let h = Harness::start(Config::default()).await;
-    assert_eq!(h.agents.preflight(&h.agent_job("isolated", "Hi")).unwrap_err(), NO_MODEL);
+    assert_eq!(
+        h.agents.preflight(&h.agent_job("isolated", "Hi")).unwrap_err(),
+        PreflightError::NoModel(NO_MODEL.into())
+    );
     assert!(NO_MODEL.starts_with("no model is configured: set agents.defaults.model.primary"));
 
     let later = h.job(json!({"name": "n", "sessionTarget": "main", "wakeMode": "next-heartbeat",
@@ -639,7 +676,7 @@ async fn the_agent_method_streams_events_and_answers() {
     let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
     let mut rx = h.events.subscribe();
 
-    let res = finish(api::agent(&h.agents, &json!({"message": "Hi", "idempotencyKey": "run-1"}))).await.unwrap();
+    let res = finish(call_agent(&h.agents, json!({"message": "Hi", "idempotencyKey": "run-1"}))).await.unwrap();
 
     assert_eq!(
         res,
@@ -667,7 +704,7 @@ async fn the_agent_method_streams_events_and_answers() {
         (Some("end"), Some("Hello there, friend."))
     );
 
-    let again = finish(api::agent(&h.agents, &json!({"message": "Hi", "idempotencyKey": "run-1"}))).await.unwrap();
+    let again = finish(call_agent(&h.agents, json!({"message": "Hi", "idempotencyKey": "run-1"}))).await.unwrap();
     assert_eq!(again, res, "the same idempotencyKey answers from the first run");
     assert_eq!(fake.request_count(), 1);
     assert_eq!(roles(&h.transcript("agent:main:main").await), [("user", "Hi"), ("assistant", "Hello there, friend.")]);
@@ -679,7 +716,7 @@ async fn the_agent_method_reports_failures_with_their_class() {
     fake.set_default(Reply::unknown_model());
     let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
     let mut rx = h.events.subscribe();
-    let e = finish(api::agent(&h.agents, &json!({"message": "Hi", "sessionKey": "isolated", "idempotencyKey": "r2"})))
+    let e = finish(call_agent(&h.agents, json!({"message": "Hi", "sessionKey": "isolated", "idempotencyKey": "r2"})))
         .await
         .unwrap_err();
     let ApiError::Failed { message, reason, run_id } = e else { panic!("{e:?}") };
@@ -700,14 +737,14 @@ async fn method_params_are_closed_and_errors_name_the_field() {
     let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
     let agent = |params: Value| {
         let agents = h.agents.clone();
-        async move { api::agent(&agents, &params).await.unwrap_err().to_string() }
+        async move { call_agent(&agents, params).await.unwrap_err().to_string() }
     };
     let cases = [
         (json!({}), "invalid agent params: missing field `message`"),
         (json!({"message": "  "}), "invalid agent params: message: must not be empty"),
         (json!({"message": "Hi", "thinking": "high"}), "invalid agent params: thinking: not supported by Pincer"),
         (json!({"message": "Hi", "deliver": true}), "invalid agent params: deliver: not supported by Pincer"),
-        (json!({"message": "Hi", "bogus": 1}), "invalid agent params: bogus: unknown field `bogus`"),
+        (json!({"message": "Hi", "bogus": 1}), "invalid agent params: unknown field `bogus`, expected one of"),
         (json!({"message": "Hi", "timeout": "soon"}), "invalid agent params: timeout: invalid type"),
         (
             json!({"message": "Hi", "model": "openai/gpt-9"}),
@@ -722,23 +759,21 @@ async fn method_params_are_closed_and_errors_name_the_field() {
     }
     let err = |r: Result<Value, ApiError>| r.unwrap_err().to_string();
     assert!(
-        err(api::sessions_list(&h.agents, &json!({"search": "x"})).await).ends_with("search: not supported by Pincer")
+        err(call_sessions_list(&h.agents, json!({"search": "x"})).await).ends_with("search: not supported by Pincer")
     );
+    assert!(err(call_sessions_list(&h.agents, json!({"kind": "group"})).await).contains("kind: \"group\" is not main"));
+    assert!(err(call_chat_history(&h.agents, json!({})).await).contains("missing field `sessionKey`"));
     assert!(
-        err(api::sessions_list(&h.agents, &json!({"kind": "group"})).await).contains("kind: \"group\" is not main")
-    );
-    assert!(err(api::chat_history(&h.agents, &json!({})).await).contains("missing field `sessionKey`"));
-    assert!(
-        err(api::chat_history(&h.agents, &json!({"sessionKey": "main", "cursor": "c"})).await)
+        err(call_chat_history(&h.agents, json!({"sessionKey": "main", "cursor": "c"})).await)
             .ends_with("cursor: not supported by Pincer")
     );
     assert!(
-        err(api::wake(&h.agents, &json!({"mode": "later", "text": "x"})).await)
+        err(call_wake(&h.agents, json!({"mode": "later", "text": "x"})).await)
             .contains("mode: unknown variant `later`")
     );
-    assert!(err(api::wake(&h.agents, &json!({"mode": "now", "text": " "})).await).ends_with("text: must not be empty"));
+    assert!(err(call_wake(&h.agents, json!({"mode": "now", "text": " "})).await).ends_with("text: must not be empty"));
     assert!(
-        err(api::wake(&h.agents, &json!({"mode": "now", "text": "x", "sessionKey": "isolated"})).await)
+        err(call_wake(&h.agents, json!({"mode": "now", "text": "x", "sessionKey": "isolated"})).await)
             .contains("isolated run's session")
     );
     assert_eq!(fake.request_count(), 0);
@@ -751,10 +786,10 @@ async fn sessions_list_and_chat_history_page_through_what_was_recorded() {
     for (i, key) in ["main", "main", "session:notes", "isolated"].into_iter().enumerate() {
         h.clock.advance(1_000);
         let params = json!({"message": format!("question {i}"), "sessionKey": key});
-        finish(api::agent(&h.agents, &params)).await.unwrap();
+        finish(call_agent(&h.agents, params)).await.unwrap();
     }
 
-    let all = api::sessions_list(&h.agents, &json!({})).await.unwrap();
+    let all = call_sessions_list(&h.agents, json!({})).await.unwrap();
     assert_eq!((all["total"].as_u64(), all["hasMore"].as_bool()), (Some(3), Some(false)));
     let keys: Vec<&str> = all["sessions"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
     assert_eq!(keys, ["isolated", "named", "main"], "most recently updated first");
@@ -764,13 +799,13 @@ async fn sessions_list_and_chat_history_page_through_what_was_recorded() {
         (Some("agent:main:main"), Some(4), Some("openai/gpt-4o"))
     );
     assert_eq!((main["inputTokens"].as_u64(), main["totalTokens"].as_u64()), (Some(20), Some(30)));
-    let page = api::sessions_list(&h.agents, &json!({"limit": 1, "excludeCron": true})).await.unwrap();
+    let page = call_sessions_list(&h.agents, json!({"limit": 1, "excludeCron": true})).await.unwrap();
     assert_eq!((page["total"].as_u64(), page["nextOffset"].as_u64()), (Some(2), Some(1)));
     assert_eq!(page["sessions"][0]["kind"], "named");
-    let named = api::sessions_list(&h.agents, &json!({"kind": "named", "agentId": "main"})).await.unwrap();
+    let named = call_sessions_list(&h.agents, json!({"kind": "named", "agentId": "main"})).await.unwrap();
     assert_eq!(named["sessions"][0]["key"], "agent:main:session:notes");
 
-    let last = api::chat_history(&h.agents, &json!({"sessionKey": "main", "limit": 3})).await.unwrap();
+    let last = call_chat_history(&h.agents, json!({"sessionKey": "main", "limit": 3})).await.unwrap();
     let texts = |v: &Value| {
         v["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
@@ -778,9 +813,9 @@ async fn sessions_list_and_chat_history_page_through_what_was_recorded() {
     assert_eq!((last["hasMore"].as_bool(), last["nextBeforeSeq"].as_i64()), (Some(true), Some(2)));
     assert_eq!(last["messages"][2]["model"], "openai/gpt-4o");
     assert_eq!(last["messages"][2]["content"], json!([{"type": "text", "text": "Hello from the fake model."}]));
-    let first = api::chat_history(&h.agents, &json!({"sessionKey": "agent:main:main", "beforeSeq": 2})).await.unwrap();
+    let first = call_chat_history(&h.agents, json!({"sessionKey": "agent:main:main", "beforeSeq": 2})).await.unwrap();
     assert_eq!((texts(&first), first["hasMore"].as_bool()), (vec!["question 0".to_string()], Some(false)));
-    let missing = api::chat_history(&h.agents, &json!({"sessionKey": "agent:main:session:nope"})).await.unwrap_err();
+    let missing = call_chat_history(&h.agents, json!({"sessionKey": "agent:main:session:nope"})).await.unwrap_err();
     assert_eq!(
         missing,
         ApiError::NotFound("session not found: agent:main:session:nope; list sessions with sessions.list".into())
@@ -793,11 +828,11 @@ async fn wake_queues_for_the_heartbeat_and_now_runs_the_turn_at_once() {
     fake.push(Reply::text("On it."));
     let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
 
-    let res = api::wake(&h.agents, &json!({"mode": "next-heartbeat", "text": "first"})).await.unwrap();
+    let res = call_wake(&h.agents, json!({"mode": "next-heartbeat", "text": "first"})).await.unwrap();
     assert_eq!(res, json!({"ok": true, "queued": true, "mode": "next-heartbeat", "sessionKey": "agent:main:main"}));
     assert_eq!((fake.request_count(), h.pending("agent:main:main").await.len()), (0, 1));
 
-    api::wake(&h.agents, &json!({"mode": "now", "text": "second"})).await.unwrap();
+    call_wake(&h.agents, json!({"mode": "now", "text": "second"})).await.unwrap();
     fake.wait_for_requests(1).await;
     let messages = sent(&fake.requests()[0].body);
     assert_eq!(messages.last().unwrap().1, "System event (wake): first\n\nSystem event (wake): second");

@@ -4,6 +4,8 @@
 //! as a `system` entry. An isolated session is finished when its turn ends, however it ends.
 
 use pincer_core::SharedClock;
+use pincer_core::metrics;
+use pincer_protocol::state::{RunErrorReason, RunFailure};
 use pincer_store::{Store, StoreError};
 use serde_json::{Value, json};
 
@@ -67,11 +69,11 @@ pub(crate) enum TurnError {
 
 impl TurnError {
     /// OpenClaw's error reason: the provider's error class, `model_not_found` without a model.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> RunErrorReason {
         match self {
-            TurnError::NoModel(_) => ErrorClass::ModelNotFound.as_str(),
-            TurnError::Model { error, .. } => error.class.as_str(),
-            TurnError::Store(_) => "store",
+            TurnError::NoModel(_) => ErrorClass::ModelNotFound.into(),
+            TurnError::Model { error, .. } => error.class.into(),
+            TurnError::Store(_) => RunFailure::Store.into(),
         }
     }
 }
@@ -218,28 +220,12 @@ impl Inner {
 
     fn observe(&self, kind: &str, outcome: &str, model: &str, usage: Option<&Usage>, latency_s: f64) {
         let m = &self.metrics;
-        m.inc(
-            "pincer_agent_turns_total",
-            "Agent turns by kind (cron, event, chat), outcome (ok or the error class) and model.",
-            &[("kind", kind), ("outcome", outcome), ("model", model)],
-        );
-        m.observe(
-            "pincer_agent_model_seconds",
-            "Time from the first model request of a turn to its answer or failure, retries included.",
-            &[("model", model)],
-            latency_s,
-        );
+        m.inc(&metrics::AGENT_TURNS_TOTAL, &[("kind", kind), ("outcome", outcome), ("model", model)]);
+        m.observe(&metrics::AGENT_MODEL_SECONDS, &[("model", model)], latency_s);
         if let Some(usage) = usage {
-            let help = "Tokens used by agent turns, by direction and model.";
+            m.add(&metrics::AGENT_TOKENS_TOTAL, &[("direction", "input"), ("model", model)], usage.input_tokens as f64);
             m.add(
-                "pincer_agent_tokens_total",
-                help,
-                &[("direction", "input"), ("model", model)],
-                usage.input_tokens as f64,
-            );
-            m.add(
-                "pincer_agent_tokens_total",
-                help,
+                &metrics::AGENT_TOKENS_TOTAL,
                 &[("direction", "output"), ("model", model)],
                 usage.output_tokens as f64,
             );

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use pincer_core::config::PairingConfig;
-use pincer_protocol::{ClientInfo, ErrorCode, ErrorShape, Role, ScopeSet, close, detail_code};
+use pincer_protocol::{ClientId, ClientInfo, ErrorCode, ErrorShape, Role, ScopeSet, close, detail_code};
 use pincer_store::{DeviceRow, DeviceTokenRow, PairingRequestRow, Tx};
 use serde_json::{Value, json};
 
@@ -344,13 +344,21 @@ fn check_token(
     })
 }
 
-/// Pincer's silent-approval policy; remote connections and browsers are never silent.
+/// Pincer's silent-approval policy; remote connections are never silent, and a browser only as
+/// the console (OpenClaw's rule: Control UI and webchat clients, whose `Origin` the upgrade has
+/// already checked to be the gateway's own or allowed).
 fn silent(reason: PairingReason, req: &AdmitRequest, cfg: &PairingConfig, roles: &[String]) -> bool {
-    if !cfg.auto_approve_local || !req.direct_local || req.has_origin {
+    if !cfg.auto_approve_local || !req.direct_local {
+        return false;
+    }
+    let console = matches!(req.client.id, ClientId::OpenclawControlUi | ClientId::WebchatUi | ClientId::Webchat);
+    if req.has_origin && !console {
         return false;
     }
     match reason {
-        PairingReason::NotPaired | PairingReason::MetadataUpgrade => true,
+        PairingReason::NotPaired => true,
+        // A browser's changed platform is re-approved by its owner.
+        PairingReason::MetadataUpgrade => !req.has_origin,
         // A node device does not silently become an operator.
         PairingReason::RoleUpgrade => roles.iter().any(|r| r == Role::Operator.as_str()),
         // Paired scopes are a durable cap: only a connection that proved the shared secret may
@@ -596,7 +604,7 @@ fn pend(
                 resolved_at_ms: None,
             };
             tx.insert_pairing_request(&row)?;
-            events.push(("device.pair.requested", pending_view(&row)));
+            events.push(("device.pair.requested", serde_json::to_value(pending_view(&row)).expect("views serialise")));
             audit::write(
                 tx,
                 now,

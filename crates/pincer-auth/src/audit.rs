@@ -17,12 +17,12 @@ use std::sync::Mutex;
 
 use pincer_protocol::{ErrorShape, Role, ScopeSet};
 use pincer_store::{AuditFilter, NewAuditRow, Tx};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::methods::params;
 use crate::view::scope_names;
 use crate::{AUDIT_KEEP, AuthMethod, Devices, Peer, Rejection, store_unavailable};
+use pincer_protocol::schema::devices::{self as wire, AuditQueryParams, AuditQueryResult};
+use pincer_protocol::schema::{Method, ParamsError};
 
 /// `action` values, following OpenClaw's security event names where one exists.
 pub mod action {
@@ -205,16 +205,6 @@ pub(crate) fn plausible_device_id(id: &str) -> Option<&str> {
     (id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(id)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct QueryParams {
-    limit: Option<u32>,
-    offset: Option<u32>,
-    action: Option<String>,
-    device_id: Option<String>,
-    since_ms: Option<i64>,
-}
-
 impl Devices {
     /// Appends an entry. A store failure is logged, not returned: auditing never blocks the caller.
     pub async fn record(&self, entry: AuditEntry) {
@@ -304,53 +294,43 @@ impl Devices {
 
     /// `audit.query {limit?, offset?, action?, deviceId?, sinceMs?}` → newest first,
     /// `{entries, total, hasMore, nextOffset}`.
-    pub async fn audit_query(&self, params_value: &Value) -> Result<Value, ErrorShape> {
-        const METHOD: &str = "audit.query";
-        let p: QueryParams = params(METHOD, params_value)?;
+    pub async fn audit_query(&self, p: AuditQueryParams) -> Result<AuditQueryResult, ErrorShape> {
+        const METHOD: &str = wire::AuditQuery::NAME;
+        let invalid = |m: String| ErrorShape::invalid_request(ParamsError::new(METHOD, m).0);
         let limit = p.limit.unwrap_or(50);
         if !(1..=500).contains(&limit) {
-            return Err(ErrorShape::invalid_request(format!("invalid {METHOD} params: limit must be 1..500")));
+            return Err(invalid("limit must be 1..500".into()));
         }
         let offset = p.offset.unwrap_or(0);
         for (name, value) in [("action", &p.action), ("deviceId", &p.device_id)] {
             if value.as_ref().is_some_and(|v| v.is_empty() || v.len() > 64) {
-                return Err(ErrorShape::invalid_request(format!(
-                    "invalid {METHOD} params: {name} must be 1..64 characters"
-                )));
+                return Err(invalid(format!("{name} must be 1..64 characters")));
             }
         }
         let filter = AuditFilter { action: p.action, device_id: p.device_id, since_ms: p.since_ms, limit, offset };
         let (rows, total) =
             self.store.read(move |rd| rd.list_audit(&filter)).await.map_err(|e| store_unavailable(&e))?;
-        let entries: Vec<Value> = rows
+        let entries: Vec<wire::AuditEntry> = rows
             .into_iter()
-            .map(|r| {
-                let mut e = json!({
-                    "id": r.id,
-                    "atMs": r.at_ms,
-                    "action": r.action,
-                    "detail": serde_json::from_str::<Value>(&r.detail_json).unwrap_or(Value::Null),
-                });
-                for (key, value) in [
-                    ("deviceId", r.device_id),
-                    ("remoteIp", r.remote_ip),
-                    ("connId", r.conn_id),
-                    ("clientId", r.client_id),
-                ] {
-                    if let Some(v) = value {
-                        e[key] = json!(v);
-                    }
-                }
-                e
+            .map(|r| wire::AuditEntry {
+                id: r.id,
+                at_ms: r.at_ms,
+                action: r.action,
+                detail: serde_json::from_str::<Value>(&r.detail_json).unwrap_or(Value::Null),
+                device_id: r.device_id,
+                remote_ip: r.remote_ip,
+                conn_id: r.conn_id,
+                client_id: r.client_id,
             })
             .collect();
         let next = offset as u64 + entries.len() as u64;
         let has_more = next < total;
-        Ok(json!({
-            "entries": entries,
-            "total": total,
-            "hasMore": has_more,
-            "nextOffset": if has_more { json!(next) } else { Value::Null },
-        }))
+        Ok(AuditQueryResult {
+            entries,
+            total,
+            has_more,
+            next_offset: has_more.then_some(next),
+            extra: Default::default(),
+        })
     }
 }

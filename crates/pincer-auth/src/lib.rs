@@ -32,7 +32,7 @@ use pincer_store::Store;
 
 pub use admit::{AdmitRequest, Admitted, Credential, PairingReason};
 pub use audit::AuditEntry;
-pub use methods::{Caller, Kick, METHODS, Outcome};
+pub use methods::{Caller, Kick, Outcome};
 pub use proof::{PayloadVersion, VerifiedDevice, payload_v2, payload_v3, signed_token, verify_proof};
 
 /// How long a pending pairing request lives after it was last refreshed.

@@ -15,29 +15,20 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use pincer_protocol::schema::devices::{
+    self as wire, ApproveResult, DeviceRef, PairListResult, PairedDevice, PendingRequest, RejectResult,
+    RemoveDeviceResult, RenameParams, RenameResult, RequestRef, RevokeParams, RevokeResult, RotateParams, RotateResult,
+};
+use pincer_protocol::schema::{Method, NoParams, ParamsError};
 use pincer_protocol::{ErrorShape, Role, Scope, ScopeSet, close};
 use pincer_store::{DeviceRow, DeviceTokenRow, Tx};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::admit::{Events, resolved, widen_token};
 use crate::audit::{self, action};
 use crate::token::mint;
 use crate::view::{clip, paired_view, pending_view, scope_names, scope_set};
 use crate::{AuthMethod, Devices, MAX_DISPLAY_NAME_CHARS, MAX_LABEL_CHARS, Peer, store_unavailable};
-
-/// Every method this module implements, for registration and `features.methods`.
-pub const METHODS: &[&str] = &[
-    "device.pair.list",
-    "device.pair.approve",
-    "device.pair.reject",
-    "device.pair.remove",
-    "device.pair.rename",
-    "device.token.rotate",
-    "device.token.revoke",
-    "audit.query",
-];
 
 /// Most scopes accepted in one `device.token.rotate`.
 const MAX_SCOPES: usize = 16;
@@ -117,100 +108,38 @@ impl Kick {
 }
 
 /// A method's result and the connections to close because of it.
-#[derive(Clone, PartialEq)]
-pub struct Outcome {
-    pub result: Value,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<T> {
+    pub result: T,
     pub kick: Vec<Kick>,
 }
 
-impl From<Value> for Outcome {
-    fn from(result: Value) -> Outcome {
+impl<T> From<T> for Outcome<T> {
+    fn from(result: T) -> Outcome<T> {
         Outcome { result, kick: Vec::new() }
     }
 }
 
-impl fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.result.clone();
-        if let Some(token) = shown.get_mut("token").filter(|t| t.is_string()) {
-            *token = json!("<redacted>");
-        }
-        f.debug_struct("Outcome").field("result", &shown).field("kick", &self.kick).finish()
-    }
-}
-
-/// Parses closed params, naming the method in the error (`invalid device.pair.approve params: …`).
-pub(crate) fn params<T: DeserializeOwned>(method: &str, v: &Value) -> Result<T, ErrorShape> {
-    let v = if v.is_null() { json!({}) } else { v.clone() };
-    if v.is_array() {
-        // serde would read a struct from a list of its fields.
-        return Err(ErrorShape::invalid_request(format!(
-            "invalid {method} params: invalid type: sequence, expected an object"
-        )));
-    }
-    serde_json::from_value(v).map_err(|e| ErrorShape::invalid_request(format!("invalid {method} params: {e}")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoParams {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RequestIdParams {
-    request_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct DeviceIdParams {
-    device_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RenameParams {
-    device_id: String,
-    label: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RotateParams {
-    device_id: String,
-    role: String,
-    scopes: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RevokeParams {
-    device_id: String,
-    role: String,
+fn invalid_params(method: &str, message: impl fmt::Display) -> ErrorShape {
+    ErrorShape::invalid_request(ParamsError::new(method, message).0)
 }
 
 fn check_device_id(method: &str, id: &str) -> Result<(), ErrorShape> {
     if audit::plausible_device_id(id).is_none() {
-        return Err(ErrorShape::invalid_request(format!(
-            "invalid {method} params: deviceId must be 64 lowercase hex characters"
-        )));
+        return Err(invalid_params(method, "deviceId must be 64 lowercase hex characters"));
     }
     Ok(())
 }
 
 fn check_request_id(method: &str, id: &str) -> Result<(), ErrorShape> {
     if id.is_empty() || id.len() > 64 {
-        return Err(ErrorShape::invalid_request(format!(
-            "invalid {method} params: requestId must be 1..64 characters"
-        )));
+        return Err(invalid_params(method, "requestId must be 1..64 characters"));
     }
     Ok(())
 }
 
 fn parse_role(method: &str, role: &str) -> Result<Role, ErrorShape> {
-    Role::parse(role).ok_or_else(|| {
-        ErrorShape::invalid_request(format!("invalid {method} params: unknown role: {}", clip(role, 32)))
-    })
+    Role::parse(role).ok_or_else(|| invalid_params(method, format!("unknown role: {}", clip(role, 32))))
 }
 
 fn unknown_request() -> ErrorShape {
@@ -291,37 +220,14 @@ impl Devices {
         out
     }
 
-    /// Runs one of [`METHODS`]; `None` for any other name. `connected` holds the device ids with a
-    /// live connection (for `device.pair.list`).
-    pub async fn call(
-        &self,
-        method: &str,
-        caller: &Caller,
-        params: &Value,
-        connected: &HashSet<String>,
-    ) -> Option<Result<Outcome, ErrorShape>> {
-        Some(match method {
-            "device.pair.list" => self.pair_list(caller, params, connected).await,
-            "device.pair.approve" => self.pair_approve(caller, params).await,
-            "device.pair.reject" => self.pair_reject(caller, params).await,
-            "device.pair.remove" => self.pair_remove(caller, params).await,
-            "device.pair.rename" => self.pair_rename(caller, params).await,
-            "device.token.rotate" => self.token_rotate(caller, params).await,
-            "device.token.revoke" => self.token_revoke(caller, params).await,
-            "audit.query" => self.audit_query(params).await.map(Outcome::from),
-            _ => return None,
-        })
-    }
-
     /// `device.pair.list {}` → `{pending, paired}`; tokens redacted to metadata. Non-admin
     /// device-token callers see only their own device.
     pub async fn pair_list(
         &self,
         caller: &Caller,
-        p: &Value,
+        _: NoParams,
         connected: &HashSet<String>,
-    ) -> Result<Outcome, ErrorShape> {
-        let NoParams {} = params("device.pair.list", p)?;
+    ) -> Result<Outcome<PairListResult>, ErrorShape> {
         let now = self.clock.now_ms();
         let (pending, paired) = self
             .store
@@ -340,21 +246,21 @@ impl Devices {
             .await
             .map_err(|e| store_unavailable(&e))?;
         let visible = |device_id: &str| !caller.own_device_only() || caller.device_id.as_deref() == Some(device_id);
-        let pending: Vec<Value> = pending.iter().filter(|r| visible(&r.device_id)).map(pending_view).collect();
-        let paired: Vec<Value> = paired
+        let pending: Vec<PendingRequest> = pending.iter().filter(|r| visible(&r.device_id)).map(pending_view).collect();
+        let paired: Vec<PairedDevice> = paired
             .iter()
             .filter(|(d, _)| visible(&d.device_id))
             .map(|(d, tokens)| paired_view(d, tokens, Some(connected.contains(&d.device_id))))
             .collect();
-        Ok(json!({ "pending": pending, "paired": paired }).into())
+        Ok(PairListResult { pending, paired, extra: Map::new() }.into())
     }
 
     /// `device.pair.approve {requestId}` → `{requestId, device}`. Merges the requested role and
     /// scopes into the grant and re-pins the device's platform; a live token of that role is
     /// widened in place (a role without a token gets one at the device's next connect).
-    pub async fn pair_approve(&self, caller: &Caller, p: &Value) -> Result<Outcome, ErrorShape> {
-        const METHOD: &str = "device.pair.approve";
-        let RequestIdParams { request_id } = params(METHOD, p)?;
+    pub async fn pair_approve(&self, caller: &Caller, p: RequestRef) -> Result<Outcome<ApproveResult>, ErrorShape> {
+        const METHOD: &str = wire::PairApprove::NAME;
+        let RequestRef { request_id } = p;
         check_request_id(METHOD, &request_id)?;
         let caller = caller.clone();
         self.decide(move |tx, now, events| {
@@ -430,15 +336,16 @@ impl Devices {
             events.push(resolved(&req.request_id, &device.device_id, "approved", now));
             tracing::info!("device pairing approved device={} role={}", device.device_id, req.role);
             let tokens = tx.device_tokens(&device.device_id)?;
-            Ok(Ok(json!({ "requestId": req.request_id, "device": paired_view(&device, &tokens, None) }).into()))
+            let device = paired_view(&device, &tokens, None);
+            Ok(Ok(ApproveResult { request_id: req.request_id, device, extra: Map::new() }.into()))
         })
         .await
     }
 
     /// `device.pair.reject {requestId}` → `{requestId, deviceId}`.
-    pub async fn pair_reject(&self, caller: &Caller, p: &Value) -> Result<Outcome, ErrorShape> {
-        const METHOD: &str = "device.pair.reject";
-        let RequestIdParams { request_id } = params(METHOD, p)?;
+    pub async fn pair_reject(&self, caller: &Caller, p: RequestRef) -> Result<Outcome<RejectResult>, ErrorShape> {
+        const METHOD: &str = wire::PairReject::NAME;
+        let RequestRef { request_id } = p;
         check_request_id(METHOD, &request_id)?;
         let caller = caller.clone();
         self.decide(move |tx, now, events| {
@@ -468,15 +375,15 @@ impl Devices {
                 ),
             )?;
             events.push(resolved(&req.request_id, &req.device_id, "rejected", now));
-            Ok(Ok(json!({ "requestId": req.request_id, "deviceId": req.device_id }).into()))
+            Ok(Ok(RejectResult { request_id: req.request_id, device_id: req.device_id, extra: Map::new() }.into()))
         })
         .await
     }
 
     /// `device.pair.remove {deviceId}` → `{deviceId, removed}`; kicks every connection of it.
-    pub async fn pair_remove(&self, caller: &Caller, p: &Value) -> Result<Outcome, ErrorShape> {
-        const METHOD: &str = "device.pair.remove";
-        let DeviceIdParams { device_id } = params(METHOD, p)?;
+    pub async fn pair_remove(&self, caller: &Caller, p: DeviceRef) -> Result<Outcome<RemoveDeviceResult>, ErrorShape> {
+        const METHOD: &str = wire::PairRemove::NAME;
+        let DeviceRef { device_id } = p;
         check_device_id(METHOD, &device_id)?;
         let caller = caller.clone();
         self.decide(move |tx, now, events| {
@@ -504,7 +411,7 @@ impl Devices {
             )?;
             tracing::info!("device pairing removed device={device_id}");
             Ok(Ok(Outcome {
-                result: json!({ "deviceId": device_id, "removed": true }),
+                result: RemoveDeviceResult { device_id: device_id.clone(), removed: true, extra: Map::new() },
                 kick: vec![Kick { device_id, role: None, reason: "device removed", except_conn_id: None }],
             }))
         })
@@ -512,16 +419,17 @@ impl Devices {
     }
 
     /// `device.pair.rename {deviceId, label}` → `{deviceId, label}`; label 1..64 characters.
-    pub async fn pair_rename(&self, caller: &Caller, p: &Value) -> Result<Outcome, ErrorShape> {
-        const METHOD: &str = "device.pair.rename";
-        let RenameParams { device_id, label } = params(METHOD, p)?;
+    pub async fn pair_rename(&self, caller: &Caller, p: RenameParams) -> Result<Outcome<RenameResult>, ErrorShape> {
+        const METHOD: &str = wire::PairRename::NAME;
+        let RenameParams { device_id, label } = p;
         check_device_id(METHOD, &device_id)?;
         let label = label.trim().to_string();
         let chars = label.chars().count();
         if chars == 0 || chars > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
-            return Err(ErrorShape::invalid_request(format!(
-                "invalid {METHOD} params: label must be 1..{MAX_LABEL_CHARS} characters without control characters"
-            )));
+            return Err(invalid_params(
+                METHOD,
+                format!("label must be 1..{MAX_LABEL_CHARS} characters without control characters"),
+            ));
         }
         let caller = caller.clone();
         self.decide(move |tx, now, _| {
@@ -533,7 +441,7 @@ impl Devices {
             }
             let detail = with_actor(json!({ "label": label }), &caller);
             audit::write(tx, now, action::PAIRING_RENAMED, Some(&device_id), Some(&caller.peer), detail)?;
-            Ok(Ok(json!({ "deviceId": device_id, "label": label }).into()))
+            Ok(Ok(RenameResult { device_id, label, extra: Map::new() }.into()))
         })
         .await
     }
@@ -545,20 +453,19 @@ impl Devices {
     /// owner (the CLI on the gateway host, which mints tokens for headless automation); anyone else
     /// gets `tokenDelivery: "withheld-cross-device"` and the device picks its token up at its next
     /// shared-secret connect. Without `scopes` the token keeps its scopes (or gets the grant).
-    pub async fn token_rotate(&self, caller: &Caller, p: &Value) -> Result<Outcome, ErrorShape> {
-        const METHOD: &str = "device.token.rotate";
-        let RotateParams { device_id, role, scopes } = params(METHOD, p)?;
+    pub async fn token_rotate(&self, caller: &Caller, p: RotateParams) -> Result<Outcome<RotateResult>, ErrorShape> {
+        const METHOD: &str = wire::TokenRotate::NAME;
+        let RotateParams { device_id, role, scopes } = p;
         check_device_id(METHOD, &device_id)?;
         let role = parse_role(METHOD, &role)?;
         let asked = match &scopes {
             Some(list) if list.len() > MAX_SCOPES => {
-                return Err(ErrorShape::invalid_request(format!(
-                    "invalid {METHOD} params: at most {MAX_SCOPES} scopes"
-                )));
+                return Err(invalid_params(METHOD, format!("at most {MAX_SCOPES} scopes")));
             }
-            Some(list) => Some(ScopeSet::parse(list).map_err(|e| {
-                ErrorShape::invalid_request(format!("invalid {METHOD} params: unknown scope: {}", clip(&e.0, 64)))
-            })?),
+            Some(list) => Some(
+                ScopeSet::parse(list)
+                    .map_err(|e| invalid_params(METHOD, format!("unknown scope: {}", clip(&e.0, 64))))?,
+            ),
             None => None,
         };
         let caller = caller.clone();
@@ -618,16 +525,15 @@ impl Devices {
             );
             audit::write(tx, now, action::TOKEN_ROTATED, Some(&device_id), Some(&caller.peer), detail)?;
             tracing::info!("device token rotated device={device_id} role={} delivery={delivery}", role.as_str());
-            let mut result = json!({
-                "deviceId": device_id,
-                "role": role.as_str(),
-                "scopes": scope_names(target),
-                "rotatedAtMs": now,
-                "tokenDelivery": delivery,
-            });
-            if in_band {
-                result["token"] = json!(bearer);
-            }
+            let result = RotateResult {
+                device_id: device_id.clone(),
+                role: role.as_str().into(),
+                scopes: scope_names(target),
+                rotated_at_ms: now,
+                token_delivery: delivery.into(),
+                token: in_band.then_some(bearer),
+                extra: Map::new(),
+            };
             let except_conn_id = own.then(|| caller.peer.conn_id.clone());
             Ok(Ok(Outcome {
                 result,
@@ -639,9 +545,9 @@ impl Devices {
 
     /// `device.token.revoke {deviceId, role}` → `{deviceId, role, revokedAtMs}`; kicks the
     /// device's connections with that role.
-    pub async fn token_revoke(&self, caller: &Caller, p: &Value) -> Result<Outcome, ErrorShape> {
-        const METHOD: &str = "device.token.revoke";
-        let RevokeParams { device_id, role } = params(METHOD, p)?;
+    pub async fn token_revoke(&self, caller: &Caller, p: RevokeParams) -> Result<Outcome<RevokeResult>, ErrorShape> {
+        const METHOD: &str = wire::TokenRevoke::NAME;
+        let RevokeParams { device_id, role } = p;
         check_device_id(METHOD, &device_id)?;
         let role = parse_role(METHOD, &role)?;
         let caller = caller.clone();
@@ -670,7 +576,12 @@ impl Devices {
             audit::write(tx, now, action::TOKEN_REVOKED, Some(&device_id), Some(&caller.peer), detail)?;
             tracing::info!("device token revoked device={device_id} role={}", role.as_str());
             Ok(Ok(Outcome {
-                result: json!({ "deviceId": device_id, "role": role.as_str(), "revokedAtMs": revoked_at }),
+                result: RevokeResult {
+                    device_id: device_id.clone(),
+                    role: role.as_str().into(),
+                    revoked_at_ms: revoked_at,
+                    extra: Map::new(),
+                },
                 kick: vec![Kick { device_id, role: Some(role), reason: "device token revoked", except_conn_id: None }],
             }))
         })

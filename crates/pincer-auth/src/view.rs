@@ -1,6 +1,7 @@
 //! What clients see of pairing state: pending requests (also the `device.pair.requested` payload)
 //! and paired devices with their tokens redacted to metadata.
 
+use pincer_protocol::schema::devices::{PairedDevice, PendingRequest, TokenMeta};
 use pincer_protocol::{ClientInfo, Scope, ScopeSet};
 use pincer_store::{DeviceRow, DeviceTokenRow, PairingRequestRow};
 use serde_json::{Map, Value, json};
@@ -41,69 +42,65 @@ pub(crate) fn client_json(client: &ClientInfo, device: &VerifiedDevice) -> Strin
     Value::Object(m).to_string()
 }
 
-fn put(m: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
-    if let Some(v) = value {
-        m.insert(key.into(), v.into());
-    }
-}
-
 /// A pending request as `device.pair.list` and `device.pair.requested` show it.
-pub(crate) fn pending_view(r: &PairingRequestRow) -> Value {
+pub(crate) fn pending_view(r: &PairingRequestRow) -> PendingRequest {
     let client: Value = serde_json::from_str(&r.client_json).unwrap_or(Value::Null);
-    let mut m = Map::new();
-    m.insert("requestId".into(), json!(r.request_id));
-    m.insert("deviceId".into(), json!(r.device_id));
-    m.insert("publicKey".into(), json!(r.public_key));
-    for key in ["displayName", "platform", "deviceFamily", "clientId", "clientMode"] {
-        put(&mut m, key, client.get(key).filter(|v| v.is_string()).cloned());
+    let claim = |key: &str| client.get(key).and_then(Value::as_str).map(String::from);
+    PendingRequest {
+        request_id: r.request_id.clone(),
+        device_id: r.device_id.clone(),
+        public_key: r.public_key.clone(),
+        display_name: claim("displayName"),
+        platform: claim("platform"),
+        device_family: claim("deviceFamily"),
+        client_id: claim("clientId"),
+        client_mode: claim("clientMode"),
+        role: r.role.clone(),
+        roles: vec![r.role.clone()],
+        scopes: r.scopes.clone(),
+        remote_ip: r.remote_ip.clone(),
+        reason: r.reason.clone(),
+        silent: false,
+        is_repair: r.reason != "not-paired",
+        ts: r.created_at_ms,
+        created_at_ms: r.created_at_ms,
+        refreshed_at_ms: r.refreshed_at_ms,
+        expires_at_ms: r.expires_at_ms,
+        extra: Map::new(),
     }
-    m.insert("role".into(), json!(r.role));
-    m.insert("roles".into(), json!([r.role]));
-    m.insert("scopes".into(), json!(r.scopes));
-    put(&mut m, "remoteIp", r.remote_ip.clone());
-    m.insert("reason".into(), json!(r.reason));
-    m.insert("silent".into(), json!(false));
-    m.insert("isRepair".into(), json!(r.reason != "not-paired"));
-    m.insert("ts".into(), json!(r.created_at_ms));
-    m.insert("createdAtMs".into(), json!(r.created_at_ms));
-    m.insert("refreshedAtMs".into(), json!(r.refreshed_at_ms));
-    m.insert("expiresAtMs".into(), json!(r.expires_at_ms));
-    Value::Object(m)
 }
 
 /// A paired device; tokens appear as metadata only, never a bearer or hash.
-pub(crate) fn paired_view(d: &DeviceRow, tokens: &[DeviceTokenRow], connected: Option<bool>) -> Value {
-    let mut m = Map::new();
-    m.insert("deviceId".into(), json!(d.device_id));
-    m.insert("publicKey".into(), json!(d.public_key));
-    put(&mut m, "displayName", d.display_name.clone());
-    put(&mut m, "label", d.label.clone());
-    put(&mut m, "platform", d.platform.clone());
-    put(&mut m, "deviceFamily", d.device_family.clone());
-    put(&mut m, "clientId", d.client_id.clone());
-    put(&mut m, "clientMode", d.client_mode.clone());
-    put(&mut m, "role", d.roles.first().cloned());
-    m.insert("roles".into(), json!(d.roles));
-    m.insert("scopes".into(), json!(d.scopes));
-    let tokens: Vec<Value> = tokens
-        .iter()
-        .map(|t| {
-            let mut tm = Map::new();
-            tm.insert("role".into(), json!(t.role));
-            tm.insert("scopes".into(), json!(t.scopes));
-            tm.insert("createdAtMs".into(), json!(t.created_at_ms));
-            put(&mut tm, "rotatedAtMs", t.rotated_at_ms);
-            put(&mut tm, "revokedAtMs", t.revoked_at_ms);
-            put(&mut tm, "lastUsedAtMs", t.last_used_at_ms);
-            Value::Object(tm)
-        })
-        .collect();
-    m.insert("tokens".into(), Value::Array(tokens));
-    m.insert("createdAtMs".into(), json!(d.created_at_ms));
-    put(&mut m, "approvedAtMs", d.approved_at_ms);
-    put(&mut m, "approvedVia", d.approved_via.clone());
-    put(&mut m, "lastSeenAtMs", d.last_seen_at_ms);
-    put(&mut m, "lastSeenIp", d.last_seen_ip.clone());
-    put(&mut m, "connected", connected);
-    Value::Object(m)
+pub(crate) fn paired_view(d: &DeviceRow, tokens: &[DeviceTokenRow], connected: Option<bool>) -> PairedDevice {
+    PairedDevice {
+        device_id: d.device_id.clone(),
+        public_key: d.public_key.clone(),
+        display_name: d.display_name.clone(),
+        label: d.label.clone(),
+        platform: d.platform.clone(),
+        device_family: d.device_family.clone(),
+        client_id: d.client_id.clone(),
+        client_mode: d.client_mode.clone(),
+        role: d.roles.first().cloned(),
+        roles: d.roles.clone(),
+        scopes: d.scopes.clone(),
+        tokens: tokens
+            .iter()
+            .map(|t| TokenMeta {
+                role: t.role.clone(),
+                scopes: t.scopes.clone(),
+                created_at_ms: t.created_at_ms,
+                rotated_at_ms: t.rotated_at_ms,
+                revoked_at_ms: t.revoked_at_ms,
+                last_used_at_ms: t.last_used_at_ms,
+            })
+            .collect(),
+        created_at_ms: d.created_at_ms,
+        approved_at_ms: d.approved_at_ms,
+        approved_via: d.approved_via.clone(),
+        last_seen_at_ms: d.last_seen_at_ms,
+        last_seen_ip: d.last_seen_ip.clone(),
+        connected,
+        extra: Map::new(),
+    }
 }

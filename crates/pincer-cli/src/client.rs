@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pincer_core::Config;
 use pincer_core::config::{Env, StatePaths};
+use pincer_protocol::schema::Method;
 use pincer_protocol::{
     ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, ErrorShape, EventFrame, Frame, HelloOk,
     PROTOCOL_VERSION, RequestFrame, Scope, parse_frame,
@@ -107,8 +108,11 @@ pub enum ClientError {
 /// Adds the next step to a gateway error.
 fn describe_rpc_error(e: &ErrorShape) -> String {
     let hint = match e.detail_code() {
+        // The gateway's own message already says what to do, in other words: say it once.
         Some("AUTH_TOKEN_MISMATCH") => {
-            " — the token does not match: use the gateway's gateway.auth.token (in its pincer.json), PINCER_GATEWAY_TOKEN or --token"
+            return "the gateway rejected the token: use its gateway.auth.token (in its pincer.json), \
+                    PINCER_GATEWAY_TOKEN or --token, or pair this device"
+                .into();
         }
         Some("AUTH_TOKEN_MISSING") => "",
         Some("AUTH_RATE_LIMITED") => " — wait for the lockout to pass, then retry with the right token",
@@ -199,31 +203,33 @@ impl Client {
         Ok(client)
     }
 
-    /// Calls a method and returns its payload.
-    pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+    /// Calls method `M` with its params and decodes its answer.
+    pub async fn call<M: Method>(&mut self, params: &M::Params) -> Result<M::Result, ClientError> {
         let timeout = self.target.timeout;
         let url = self.target.url.clone();
-        tokio::time::timeout(timeout, self.request(method, Some(params)))
+        let params = encode::<M>(params)?;
+        let answer = tokio::time::timeout(timeout, self.request(M::NAME, Some(params)))
             .await
-            .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })?
+            .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })??;
+        decode::<M>(answer)
     }
 
-    /// Calls a method and returns its payload, passing every event that arrives before the
+    /// Calls method `M` and decodes its answer, passing every event that arrives before the
     /// response to `on_event` (e.g. the `agent` events of a streamed reply).
-    pub async fn call_streaming(
+    pub async fn call_streaming<M: Method>(
         &mut self,
-        method: &str,
-        params: Value,
+        params: &M::Params,
         mut on_event: impl FnMut(&EventFrame),
-    ) -> Result<Value, ClientError> {
+    ) -> Result<M::Result, ClientError> {
         let timeout = self.target.timeout;
         let url = self.target.url.clone();
+        let params = encode::<M>(params)?;
         let call = async {
             self.next_id += 1;
             let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
             let frame = Frame::Req(RequestFrame {
                 id: id.clone(),
-                method: method.into(),
+                method: M::NAME.into(),
                 params: Some(params),
                 traceparent: None,
                 expected_profile_id: None,
@@ -245,7 +251,10 @@ impl Client {
                 }
             }
         };
-        tokio::time::timeout(timeout, call).await.map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })?
+        let answer = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })??;
+        decode::<M>(answer)
     }
 
     async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
@@ -312,10 +321,29 @@ fn placeholder_hello() -> HelloOk {
     .expect("static hello parses")
 }
 
-/// Connects, makes one call, closes: what most commands do.
-pub async fn call_once(target: &Target, scopes: &[Scope], method: &str, params: Value) -> Result<Value, ClientError> {
+/// Connects, makes one call of method `M`, closes: what most commands do.
+pub async fn call_once<M: Method>(
+    target: &Target,
+    scopes: &[Scope],
+    params: &M::Params,
+) -> Result<M::Result, ClientError> {
     let mut client = Client::connect(target, scopes).await?;
-    let result = client.call(method, params).await;
+    let result = client.call::<M>(params).await;
     client.close().await;
     result
+}
+
+fn encode<M: Method>(params: &M::Params) -> Result<Value, ClientError> {
+    serde_json::to_value(params).map_err(|e| ClientError::Protocol(format!("cannot write {} params: {e}", M::NAME)))
+}
+
+/// The answer as `M`'s result type; the schema is shared with the gateway, so a failure means the
+/// two are different builds.
+fn decode<M: Method>(answer: Value) -> Result<M::Result, ClientError> {
+    serde_json::from_value(answer).map_err(|e| {
+        ClientError::Protocol(format!(
+            "cannot read the gateway's {} answer ({e}); is the gateway the same pincer version as this CLI?",
+            M::NAME
+        ))
+    })
 }

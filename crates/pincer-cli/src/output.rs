@@ -1,8 +1,8 @@
 //! Printing results: JSON for scripts (`--json`), short aligned text for people.
 
-use serde_json::Value;
+use serde::Serialize;
 
-pub fn print_json(value: &Value) {
+pub fn print_json<T: Serialize + ?Sized>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON serialises"));
 }
 
@@ -14,16 +14,13 @@ pub fn print_rows(rows: &[(&str, String)]) {
     }
 }
 
-pub fn ms(value: &Value) -> String {
-    pincer_core::duration::format_duration_ms(value.as_u64().unwrap_or(0))
+pub fn ms(value: u64) -> String {
+    pincer_core::duration::format_duration_ms(value)
 }
 
-pub fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// An optional value for people: `-` when absent.
+pub fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 /// Prints rows under headers, columns padded to their widest cell.

@@ -66,6 +66,16 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     pub pairing: PairingConfig,
     pub connections: ConnectionsConfig,
+    pub control_ui: ControlUiConfig,
+}
+
+/// The browser console served on the gateway port (`gateway.controlUi`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ControlUiConfig {
+    /// Browser origins (`scheme://host[:port]`) besides the gateway's own that may open its
+    /// WebSocket, e.g. `https://pincer.example.net` behind a proxy; `"*"` allows any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +86,7 @@ impl Default for GatewayConfig {
             auth: AuthConfig::default(),
             pairing: PairingConfig::default(),
             connections: ConnectionsConfig::default(),
+            control_ui: ControlUiConfig::default(),
         }
     }
 }
@@ -119,6 +130,14 @@ impl Bind {
             _ => None,
         }
     }
+
+    /// The config and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bind::Loopback => "loopback",
+            Bind::Lan => "lan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -138,6 +157,16 @@ pub enum AuthMode {
     Token,
     /// No shared secret; only allowed on loopback.
     None,
+}
+
+impl AuthMode {
+    /// The config and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::None => "none",
+        }
+    }
 }
 
 /// Failed-auth limiting per remote address (OpenClaw's `gateway.auth.rateLimit`).
@@ -509,8 +538,8 @@ impl Config {
             if path == "." { inner } else { format!("{path}: {inner}") }
         })?;
         let typed = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-        if let Some(path) = crate::shape::list_for_object(&value, &typed) {
-            return Err(crate::shape::list_for_object_error(&path));
+        if let Some(path) = pincer_protocol::shape::list_for_object(&value, &typed) {
+            return Err(pincer_protocol::shape::list_for_object_error(&path));
         }
         config.validate()?;
         Ok(config)
@@ -544,6 +573,9 @@ impl Config {
         }
         if !(100..=600_000).contains(&connections.header_timeout_ms) {
             return Err("gateway.connections.headerTimeoutMs: must be 100..600000 (milliseconds)".into());
+        }
+        for entry in &self.gateway.control_ui.allowed_origins {
+            crate::origin::check_allowed_entry(entry).map_err(|e| format!("gateway.controlUi.allowedOrigins: {e}"))?;
         }
         if self.delivery.max_attempts == 0 {
             return Err("delivery.maxAttempts: must be at least 1".into());
@@ -735,6 +767,16 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use expect_test::expect;
+
+    #[test]
+    fn bind_and_auth_mode_are_spelled_as_serde_writes_them() {
+        for bind in [Bind::Loopback, Bind::Lan] {
+            assert_eq!(serde_json::to_value(bind).unwrap(), bind.as_str());
+        }
+        for mode in [AuthMode::Token, AuthMode::None] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

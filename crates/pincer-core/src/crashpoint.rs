@@ -32,6 +32,8 @@
 //! | `outbox.receipt` | recording a part the channel accepted |
 //! | `outbox.settle` | making a row terminal (other than with its last receipt) |
 //! | `outbox.reschedule` | putting a row back: backoff, a rate limit, rows behind a held one |
+//! | `cron.reserve` | reserving due slots (error only) |
+//! | `cron.record` | recording a run's outcome, a settled delivery or a skipped slot (error only) |
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -105,7 +107,7 @@ pub fn hit(name: &'static str) {
 
 /// Every fail point the code defines, and whether it may panic (a worker's step, or a loop the
 /// supervisor restarts).
-pub const FAIL_POINTS: [(&str, bool); 8] = [
+pub const FAIL_POINTS: [(&str, bool); 10] = [
     ("cron.dispatched", true),
     ("cron.run", true),
     ("outbox.lease", false),
@@ -114,6 +116,8 @@ pub const FAIL_POINTS: [(&str, bool); 8] = [
     ("outbox.receipt", true),
     ("outbox.settle", true),
     ("outbox.reschedule", true),
+    ("cron.reserve", false),
+    ("cron.record", false),
 ];
 
 /// The variable that arms fail points.

@@ -1,6 +1,6 @@
 //! The in-process event bus: services publish, the gateway fans events out to connected operators.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -12,6 +12,19 @@ pub struct BusEvent {
     pub payload: Value,
     /// Scope a connection needs to receive it (e.g. `operator.read`); `None` = every operator.
     pub scope: Option<&'static str>,
+    /// `payload` as JSON text, written once however many connections send it.
+    json: OnceLock<String>,
+}
+
+impl BusEvent {
+    pub fn new(name: &'static str, payload: Value, scope: Option<&'static str>) -> BusEvent {
+        BusEvent { name, payload, scope, json: OnceLock::new() }
+    }
+
+    /// The payload as JSON text (serialised on first use, then shared).
+    pub fn payload_json(&self) -> &str {
+        self.json.get_or_init(|| self.payload.to_string())
+    }
 }
 
 /// Broadcasts [`BusEvent`]s. Slow receivers lose the oldest events (and see a `seq` gap) rather
@@ -34,7 +47,7 @@ impl EventBus {
 
     pub fn emit(&self, name: &'static str, payload: Value, scope: Option<&'static str>) {
         // No subscriber is fine: nobody is connected.
-        let _ = self.tx.send(Arc::new(BusEvent { name, payload, scope }));
+        let _ = self.tx.send(Arc::new(BusEvent::new(name, payload, scope)));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {

@@ -6,9 +6,9 @@
 //!   overrides, plus the first-start writer of a random gateway token.
 //! - [`events`]: the in-process [`EventBus`] that services publish to and the gateway fans out.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`origin`]: browser origins and the WebSocket upgrade's origin check.
 //! - [`tls`]: the one rustls crypto provider (`ring`) for outbound HTTPS.
 //! - [`duration`]: `30s` / `5m` / `24h` style durations as OpenClaw writes them.
-//! - [`shape`]: refuses a struct written as a list, which serde's derived `Deserialize` accepts.
 //! - [`supervisor`]: owns the long-lived tasks, restarts them with backoff and reports their state.
 //!
 //! **Architecture Invariant:** this crate does no network I/O and knows no domain logic.
@@ -19,7 +19,7 @@ pub mod crashpoint;
 pub mod duration;
 pub mod events;
 pub mod metrics;
-pub mod shape;
+pub mod origin;
 pub mod supervisor;
 pub mod tls;
 

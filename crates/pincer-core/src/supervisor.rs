@@ -17,10 +17,12 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::{Metrics, SharedClock};
+
+/// A task's state and report are wire types: `health`, `status` and `/readyz` send them as they are.
+pub use pincer_protocol::schema::system::{TaskReport, TaskState};
 
 /// What a supervised task returns when it fails; any error converts into it with `?`.
 pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,79 +36,6 @@ pub const RESTART_BACKOFF_MS: [i64; 6] = [1_000, 2_000, 5_000, 10_000, 30_000, 6
 pub const HEALTHY_AFTER_MS: i64 = 60_000;
 /// Failures in a row (each within [`HEALTHY_AFTER_MS`] of its start) after which a task is given up.
 pub const GIVE_UP_AFTER: u32 = 10;
-
-/// The counter of restarts, by task.
-pub const RESTARTS_METRIC: &str = "pincer_task_restarts_total";
-/// The gauge that is 1 while a task runs, by task.
-pub const UP_METRIC: &str = "pincer_task_up";
-
-/// Where a supervised task is now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskState {
-    Running,
-    /// It failed and waits for its next start (`restartAtMs`).
-    Restarting,
-    /// It failed [`GIVE_UP_AFTER`] times in a row and is not started again.
-    Failed,
-    /// It returned on purpose (the gateway is stopping).
-    Stopped,
-}
-
-impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Running => "running",
-            TaskState::Restarting => "restarting",
-            TaskState::Failed => "failed",
-            TaskState::Stopped => "stopped",
-        }
-    }
-}
-
-/// One task as `health`, `status` and `doctor` report it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskReport {
-    pub name: &'static str,
-    /// The gateway is not ready (`/readyz` 503) while a critical task is not running.
-    pub critical: bool,
-    pub state: TaskState,
-    /// Since when it is in this state.
-    pub since_ms: i64,
-    /// Times it was started again after a failure, since the gateway started.
-    pub restarts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error_at_ms: Option<i64>,
-    /// When a restarting task starts again.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restart_at_ms: Option<i64>,
-}
-
-impl TaskReport {
-    /// Down: a critical task that is not running (the gateway is not ready), or any failed task.
-    pub fn is_down(&self) -> bool {
-        match self.state {
-            TaskState::Running => false,
-            TaskState::Failed => true,
-            TaskState::Restarting | TaskState::Stopped => self.critical,
-        }
-    }
-
-    /// One line for people: `restarting (restart 2 at …): panicked: …`.
-    pub fn describe(&self) -> String {
-        let mut out = self.state.as_str().to_string();
-        if self.restarts > 0 {
-            out.push_str(&format!(" after {} restart{}", self.restarts, if self.restarts == 1 { "" } else { "s" }));
-        }
-        if let Some(e) = &self.last_error {
-            out.push_str(&format!("; last error: {e}"));
-        }
-        out
-    }
-}
 
 /// A handle to one supervised task's state; cheap to clone.
 #[derive(Clone)]
@@ -161,7 +90,7 @@ impl Supervisor {
         let metrics = self.inner.metrics.clone();
         let now = clock.now_ms();
         let (tx, rx) = watch::channel(TaskReport {
-            name,
+            name: name.to_string(),
             critical,
             state: TaskState::Running,
             since_ms: now,
@@ -174,7 +103,7 @@ impl Supervisor {
         self.inner.tasks.lock().expect("tasks lock").push(task.clone());
         let mut stop = self.inner.stop.subscribe();
         let set_up = move |up: bool| {
-            metrics.set(UP_METRIC, "1 while a supervised background task runs.", &[("task", name)], up as u8 as f64);
+            metrics.set(&crate::metrics::TASK_UP, &[("task", name)], up as u8 as f64);
         };
         let metrics = self.inner.metrics.clone();
         tokio::spawn(async move {
@@ -209,11 +138,7 @@ impl Supervisor {
                     break (TaskState::Failed, Some(error));
                 }
                 let wait = RESTART_BACKOFF_MS[(in_a_row as usize - 1).min(RESTART_BACKOFF_MS.len() - 1)];
-                metrics.inc(
-                    RESTARTS_METRIC,
-                    "Supervised background tasks started again after a panic or an error.",
-                    &[("task", name)],
-                );
+                metrics.inc(&crate::metrics::TASK_RESTARTS_TOTAL, &[("task", name)]);
                 tracing::error!(task = name, error = %error, restart_in_ms = wait, "{name} stopped unexpectedly; restarting it");
                 tx.send_modify(|r| {
                     r.state = TaskState::Restarting;
@@ -407,7 +332,7 @@ mod tests {
         go_tx.send_replace(true);
         let r = wait_for(&stopping, |r| r.state == TaskState::Stopped).await;
         assert_eq!(r.restarts, 0);
-        let names: Vec<_> = sup.tasks().iter().map(|t| (t.name, t.state)).collect();
-        assert_eq!(names, [("waiting", TaskState::Stopped), ("stopping", TaskState::Stopped)]);
+        let names: Vec<_> = sup.tasks().iter().map(|t| (t.name.clone(), t.state)).collect();
+        assert_eq!(names, [("waiting".to_string(), TaskState::Stopped), ("stopping".to_string(), TaskState::Stopped)]);
     }
 }

@@ -15,6 +15,7 @@
 use std::path::Path;
 
 use pincer_core::SharedClock;
+use pincer_protocol::state::{CommandState, ErrorClass, RunFailure};
 use pincer_store::Store;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -38,7 +39,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct CommandReport {
     /// `exited` (it ended by itself), `killed` (Pincer killed its process group: a time limit) or
     /// `not-started`.
-    pub state: &'static str,
+    pub state: CommandState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,13 +90,13 @@ pub async fn run_command(
 ) -> ExecOutcome {
     let Payload::Command { argv, cwd, env, input, output_max_bytes, no_output_timeout_seconds, .. } = &run.job.payload
     else {
-        return ExecOutcome::error("not a command payload", "format");
+        return ExecOutcome::error("not a command payload", ErrorClass::Format);
     };
     let Some(exe) = supervisor else {
         return ExecOutcome::error(
             "this gateway cannot run command jobs: it was started without the `pincer` binary to supervise them \
              (run the gateway with `pincer gateway`)",
-            "spawn",
+            RunFailure::Spawn,
         );
     };
     let max = output_max_bytes.unwrap_or(DEFAULT_OUTPUT_MAX_BYTES).clamp(1, MAX_OUTPUT_MAX_BYTES);
@@ -103,10 +104,12 @@ pub async fn run_command(
 
     // Commit before effect: a crash from here on is reported as "may have run".
     let started_at_ms = clock.now_ms();
-    if let Err(e) = note(store, &run.run_id, json!({"state": "started", "startedAtMs": started_at_ms})).await {
+    if let Err(e) =
+        note(store, &run.run_id, json!({"state": CommandState::Started, "startedAtMs": started_at_ms})).await
+    {
         return ExecOutcome::error(
             format!("cannot record that the command is starting, so it was not started: {e}"),
-            "store",
+            RunFailure::Store,
         );
     }
     let mut vars: Vec<(String, String)> = env.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -118,13 +121,17 @@ pub async fn run_command(
         Err(e) => {
             return ExecOutcome::error(
                 format!("cannot start the command supervisor `{} {}`: {e}", exe.display(), supervisor::SUPERVISE_ARG),
-                "spawn",
+                RunFailure::Spawn,
             );
         }
     };
     let guard = GroupGuard(sup.pgid);
-    let mut stdout = sup.child.stdout.take().expect("piped");
-    let mut stderr = sup.child.stderr.take().expect("piped");
+    let (Some(mut stdout), Some(mut stderr)) = (sup.child.stdout.take(), sup.child.stderr.take()) else {
+        return ExecOutcome::error(
+            "the command supervisor started without its output pipes; the command was stopped",
+            RunFailure::Spawn,
+        );
+    };
     let stdin = sup.child.stdin.take();
     let input = input.clone().unwrap_or_default();
     // Written alongside reading: a command that prints before it reads must not deadlock.
@@ -168,10 +175,10 @@ pub async fn run_command(
                 let value = match &e {
                     Exit::Code(_) | Exit::Signal(_) => {
                         let (code, signal) = code_and_signal(&e);
-                        Some(json!({"state": "exited", "startedAtMs": started_at_ms, "exitedAtMs": clock.now_ms(),
+                        Some(json!({"state": CommandState::Exited, "startedAtMs": started_at_ms, "exitedAtMs": clock.now_ms(),
                                     "exitCode": code, "signal": signal}))
                     }
-                    Exit::SpawnFailed(_) => Some(json!({"state": "not-started", "startedAtMs": started_at_ms})),
+                    Exit::SpawnFailed(_) => Some(json!({"state": CommandState::NotStarted, "startedAtMs": started_at_ms})),
                     Exit::WaitFailed(_) | Exit::Lost => None,
                 };
                 exited_note = value.map(|v| note(store, &run.run_id, v));
@@ -201,9 +208,9 @@ pub async fn run_command(
     let (code, signal) = exit.as_ref().map(code_and_signal).unwrap_or((None, None));
     let mut report = CommandReport {
         state: match (&stop, &exit) {
-            (_, Some(Exit::SpawnFailed(_))) => "not-started",
-            (Stop::Finished, _) | (_, Some(Exit::Code(_) | Exit::Signal(_))) => "exited",
-            _ => "killed",
+            (_, Some(Exit::SpawnFailed(_))) => CommandState::NotStarted,
+            (Stop::Finished, _) | (_, Some(Exit::Code(_) | Exit::Signal(_))) => CommandState::Exited,
+            _ => CommandState::Killed,
         },
         exit_code: code,
         signal,
@@ -223,7 +230,7 @@ pub async fn run_command(
             let secs = run.deadline_ms.map_or(0, |d| (d - run.started_at_ms) / 1_000);
             ExecOutcome::error(
                 format!("cron: job execution timed out after {secs}s; the process group was killed"),
-                "timeout",
+                ErrorClass::Timeout,
             )
         }
         (Stop::Silent, _) => {
@@ -233,19 +240,21 @@ pub async fn run_command(
                     "cron: the command printed nothing for {secs}s (payload.noOutputTimeoutSeconds is {secs}); \
                      the process group was killed"
                 ),
-                "timeout",
+                ErrorClass::Timeout,
             )
         }
         (Stop::Finished, Some(Exit::Code(0))) => ExecOutcome::ok(body.clone()),
         (Stop::Finished, Some(Exit::Code(c))) => failed(format!("exit code {c}"), &err),
         (Stop::Finished, Some(Exit::Signal(s))) => failed(format!("killed (signal {s})"), &err),
         (Stop::Finished, Some(Exit::SpawnFailed(e))) => {
-            ExecOutcome::error(format!("cannot start `{}`: {e}", argv[0]), "spawn")
+            ExecOutcome::error(format!("cannot start `{}`: {e}", argv[0]), RunFailure::Spawn)
         }
-        (Stop::Finished, Some(Exit::WaitFailed(e))) => ExecOutcome::error(format!("command wait failed: {e}"), "spawn"),
+        (Stop::Finished, Some(Exit::WaitFailed(e))) => {
+            ExecOutcome::error(format!("command wait failed: {e}"), RunFailure::Spawn)
+        }
         (Stop::Finished, Some(Exit::Lost) | None) => ExecOutcome::error(
             "the command's supervisor was killed before it reported how the command ended; the command may have partly run",
-            "spawn",
+            RunFailure::Spawn,
         ),
     };
     if outcome.status != Some(crate::runner::ExecStatus::Ok) {
@@ -258,7 +267,7 @@ pub async fn run_command(
 /// A command that ended by itself but not with 0: how, and the last line of its stderr.
 fn failed(how: String, stderr: &str) -> ExecOutcome {
     let detail = if stderr.is_empty() { String::new() } else { format!(": {}", last_line(stderr)) };
-    ExecOutcome::error(format!("command failed with {how}{detail}"), "exit_code")
+    ExecOutcome::error(format!("command failed with {how}{detail}"), RunFailure::ExitCode)
 }
 
 fn code_and_signal(e: &Exit) -> (Option<i32>, Option<i32>) {

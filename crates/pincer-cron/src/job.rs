@@ -1,359 +1,19 @@
-//! The job: OpenClaw's cron job JSON with closed schemas, its create defaults, validation, partial
-//! updates, and the read view clients see.
+//! The job: OpenClaw's create defaults, validation and partial updates over the job's wire types
+//! (`pincer_protocol::schema::cron`, re-exported here), and the read view clients see.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::channels::ChannelCatalog;
-use crate::schedule::{NormalizeContext, ScheduleSpec};
+pub use pincer_protocol::schema::cron::{
+    AutoDisabled, CronJob, DEFAULT_AGENT, Delivery, DeliveryMode, Destination, FailureAlert, FailureAlertPolicy, Job,
+    JobInput, JobPatch, JobState, MAX_TIMEOUT_SECONDS, Payload, SessionTarget, WakeMode,
+};
+use pincer_protocol::schema::cron::{UNSUPPORTED_JOB_FIELDS, canonicalize, check_payload_kind, job_fields};
+use pincer_protocol::schema::deserialize_closed;
+use pincer_protocol::state::{DeliveryStatus, ExecStatus, SuppressionReason};
 
-/// The agent every job belongs to unless it names another.
-pub const DEFAULT_AGENT: &str = "main";
-
-/// A cron job as stored and as sent on the wire (OpenClaw's `CronJobSchema`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Job {
-    pub id: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub enabled: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_after_run: Option<bool>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-    pub schedule: ScheduleSpec,
-    pub session_target: SessionTarget,
-    pub wake_mode: WakeMode,
-    pub payload: Payload,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery: Option<Delivery>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_alert: Option<FailureAlert>,
-    #[serde(default)]
-    pub state: JobState,
-}
-
-/// Where a job's turn runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionTarget {
-    /// The agent's main session (system events only).
-    Main,
-    /// A fresh session per run.
-    Isolated,
-    /// The creating conversation; resolved to `isolated` when there is none.
-    Current,
-    /// A named session that keeps its history.
-    Named(String),
-}
-
-impl SessionTarget {
-    pub fn parse(s: &str) -> Result<SessionTarget, String> {
-        match s {
-            "main" => Ok(SessionTarget::Main),
-            "isolated" => Ok(SessionTarget::Isolated),
-            "current" => Ok(SessionTarget::Current),
-            other => match other.strip_prefix("session:") {
-                Some(id) if is_safe_session_id(id) => Ok(SessionTarget::Named(id.to_string())),
-                Some(id) => Err(format!(
-                    "session id \"{id}\" is not allowed: use letters, digits, '.', '_', ':' and '-' (at most 128)"
-                )),
-                None => Err(format!("\"{other}\" is not main, isolated, current or session:<id>")),
-            },
-        }
-    }
-
-    pub fn as_string(&self) -> String {
-        match self {
-            SessionTarget::Main => "main".into(),
-            SessionTarget::Isolated => "isolated".into(),
-            SessionTarget::Current => "current".into(),
-            SessionTarget::Named(id) => format!("session:{id}"),
-        }
-    }
-
-    /// True for targets that run detached from the main session.
-    pub fn is_detached(&self) -> bool {
-        !matches!(self, SessionTarget::Main)
-    }
-}
-
-fn is_safe_session_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id != "."
-        && id != ".."
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-}
-
-impl Serialize for SessionTarget {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.as_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for SessionTarget {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        SessionTarget::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WakeMode {
-    Now,
-    NextHeartbeat,
-}
-
-/// The longest `payload.timeoutSeconds` a job may set: 30 days (`0` still means no limit).
-pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 86_400;
-
-/// What a run does. Exactly one kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", deny_unknown_fields)]
-pub enum Payload {
-    /// Text queued into the main session.
-    #[serde(rename = "systemEvent")]
-    SystemEvent { text: String },
-    /// One model turn.
-    #[serde(rename = "agentTurn", rename_all = "camelCase")]
-    AgentTurn {
-        message: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        model: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        fallbacks: Option<Vec<String>>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        thinking: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout_seconds: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        light_context: Option<bool>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        allow_unsafe_external_content: Option<bool>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tools_allow: Option<Vec<String>>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tools_allow_is_default: Option<bool>,
-    },
-    /// A program run on the gateway host; stdout is the result.
-    #[serde(rename = "command", rename_all = "camelCase")]
-    Command {
-        argv: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        cwd: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        env: Option<BTreeMap<String, String>>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        input: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout_seconds: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        no_output_timeout_seconds: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        output_max_bytes: Option<u64>,
-    },
-}
-
-impl Payload {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Payload::SystemEvent { .. } => "systemEvent",
-            Payload::AgentTurn { .. } => "agentTurn",
-            Payload::Command { .. } => "command",
-        }
-    }
-
-    /// The run's wall-clock limit: `timeoutSeconds` (0 = none; at most [`MAX_TIMEOUT_SECONDS`], which
-    /// also bounds a job stored before that limit), else 60 min for agent turns and 10 min for
-    /// everything else.
-    pub fn timeout_ms(&self) -> Option<u64> {
-        let (explicit, default_s) = match self {
-            Payload::AgentTurn { timeout_seconds, .. } => (*timeout_seconds, 3_600),
-            Payload::Command { timeout_seconds, .. } => (*timeout_seconds, 600),
-            Payload::SystemEvent { .. } => (None, 600),
-        };
-        match explicit {
-            Some(0) => None,
-            Some(s) => Some(s.min(MAX_TIMEOUT_SECONDS) * 1_000),
-            None => Some(default_s * 1_000),
-        }
-    }
-
-    /// `timeoutSeconds` as given, for validation.
-    fn timeout_seconds(&self) -> Option<u64> {
-        match self {
-            Payload::AgentTurn { timeout_seconds, .. } | Payload::Command { timeout_seconds, .. } => *timeout_seconds,
-            Payload::SystemEvent { .. } => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryMode {
-    Announce,
-    Webhook,
-    None,
-}
-
-/// Where a run's result goes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Delivery {
-    pub mode: DeliveryMode,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_effort: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_destination: Option<Destination>,
-}
-
-impl Delivery {
-    pub fn best_effort(&self) -> bool {
-        self.best_effort == Some(true)
-    }
-}
-
-/// An alternate route, e.g. for failure alerts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Destination {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<DeliveryMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-}
-
-/// `false` (alerts off for this job) or an alert policy.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FailureAlert {
-    Off,
-    Policy(FailureAlertPolicy),
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FailureAlertPolicy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cooldown_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub include_skipped: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<DeliveryMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-}
-
-impl Serialize for FailureAlert {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            FailureAlert::Off => s.serialize_bool(false),
-            FailureAlert::Policy(p) => p.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for FailureAlert {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Bool(false) => Ok(FailureAlert::Off),
-            Value::Bool(true) => Ok(FailureAlert::Policy(FailureAlertPolicy::default())),
-            v @ Value::Object(_) => {
-                serde_json::from_value(v).map(FailureAlert::Policy).map_err(serde::de::Error::custom)
-            }
-            other => Err(serde::de::Error::custom(format!("expected false or an object, got {other}"))),
-        }
-    }
-}
-
-/// Why the scheduler turned a job off by itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AutoDisabled {
-    pub reason: String,
-    pub at_ms: i64,
-    pub consecutive_errors: u32,
-}
-
-/// Scheduler-owned state. Clients never write it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JobState {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_run_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub running_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub running_run_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_duration_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_status: Option<String>,
-    /// Deprecated alias of `lastRunStatus`, still written for older clients.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub consecutive_errors: u32,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub consecutive_skipped: u32,
-    /// Runs in a row whose completion was not `succeeded` (drives failure alerts).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub consecutive_failures: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_completion_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivered: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivery_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivery_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_suppression_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure_alert_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_disabled: Option<AutoDisabled>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub schedule_error_count: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
+use crate::schedule::{Normalize, NormalizeContext, ScheduleSpec};
 
 /// A request that names the field at fault: `INVALID_REQUEST invalid cron.<m> params: <field>: …`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -373,109 +33,58 @@ pub struct CreateContext<'a> {
     pub channels: &'a ChannelCatalog,
 }
 
-/// Rewrites OpenClaw's accepted aliases into the canonical shape before the strict parse:
-/// payload kinds matched case-insensitively, `deliver` → `announce`, a delivery without a mode is
-/// an announce, numeric thread ids become strings, legacy `jobId` becomes `id`.
-fn canonicalize(v: &mut Value) {
-    let Some(obj) = v.as_object_mut() else { return };
-    if let Some(id) = obj.remove("jobId") {
-        obj.entry("id").or_insert(id);
-    }
-    if let Some(Value::Object(payload)) = obj.get_mut("payload")
-        && let Some(Value::String(kind)) = payload.get_mut("kind")
-    {
-        let canonical = match kind.to_ascii_lowercase().as_str() {
-            "systemevent" => Some("systemEvent"),
-            "agentturn" => Some("agentTurn"),
-            "command" => Some("command"),
-            _ => None,
-        };
-        if let Some(c) = canonical {
-            *kind = c.to_string();
-        }
-    }
-    if let Some(Value::Object(delivery)) = obj.get_mut("delivery") {
-        match delivery.get("mode") {
-            None => {
-                delivery.insert("mode".into(), json!("announce"));
-            }
-            Some(Value::String(m)) if m == "deliver" => {
-                delivery.insert("mode".into(), json!("announce"));
-            }
-            _ => {}
-        }
-        if let Some(Value::Number(n)) = delivery.get("threadId") {
-            let s = n.to_string();
-            delivery.insert("threadId".into(), Value::String(s));
-        }
-    }
-}
-
-/// Fields `cron.add` accepts; everything else is rejected by name.
-const ADD_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "enabled",
-    "agentId",
-    "sessionKey",
-    "deleteAfterRun",
-    "schedule",
-    "sessionTarget",
-    "wakeMode",
-    "payload",
-    "delivery",
-    "failureAlert",
-];
-
-/// OpenClaw fields Pincer does not implement: rejected with a clear message instead of ignored.
-const UNSUPPORTED_FIELDS: &[&str] =
-    &["declarationKey", "displayName", "owner", "pacing", "trigger", "scheduledToolPolicy", "state"];
-
 /// Builds a new job from `cron.add` params: OpenClaw's create defaults, then full validation.
-pub fn create(params: &Value, id: String, ctx: &CreateContext) -> Result<Job, Invalid> {
-    let Some(input) = params.as_object() else { return Err(invalid("params must be an object")) };
-    for key in input.keys() {
-        if UNSUPPORTED_FIELDS.contains(&key.as_str()) {
-            return Err(invalid(format!("{key}: not supported by Pincer")));
-        }
-        if !ADD_FIELDS.contains(&key.as_str()) {
-            return Err(invalid(format!("unknown field `{key}`")));
-        }
-    }
-    let mut v = params.clone();
-    canonicalize(&mut v);
-    let obj = v.as_object_mut().expect("checked above");
-    let payload_kind = obj.get("payload").and_then(|p| p.get("kind")).and_then(Value::as_str).unwrap_or("").to_string();
-    check_payload_kind(&payload_kind)?;
-    let schedule_kind =
-        obj.get("schedule").and_then(|s| s.get("kind")).and_then(Value::as_str).unwrap_or("").to_string();
-    obj.insert("id".into(), json!(id));
-    obj.insert("createdAtMs".into(), json!(ctx.now_ms));
-    obj.insert("updatedAtMs".into(), json!(ctx.now_ms));
-    obj.entry("enabled").or_insert(json!(true));
-    obj.entry("wakeMode").or_insert(json!("now"));
-    obj.insert("state".into(), json!({}));
-    let target = match obj.get("sessionTarget").and_then(Value::as_str) {
-        Some(t) => t.to_string(),
-        None => match payload_kind.as_str() {
-            "systemEvent" => "main".into(),
-            _ => "isolated".into(),
-        },
-    };
+pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, Invalid> {
+    let JobInput {
+        name,
+        display_name,
+        declaration_key,
+        description,
+        enabled,
+        agent_id,
+        session_key,
+        delete_after_run,
+        schedule,
+        session_target,
+        wake_mode,
+        payload,
+        delivery,
+        failure_alert,
+    } = input;
+    let target = session_target.unwrap_or(match payload {
+        Payload::SystemEvent { .. } => SessionTarget::Main,
+        _ => SessionTarget::Isolated,
+    });
     // `current` binds to the creating conversation; a plain RPC call has none, so it runs isolated.
-    let target = if target == "current" && obj.get("sessionKey").is_none() { "isolated".into() } else { target };
-    obj.insert("sessionTarget".into(), json!(target));
-    if schedule_kind == "at" {
-        obj.entry("deleteAfterRun").or_insert(json!(true));
-    }
-    if !obj.contains_key("delivery") && target != "main" && payload_kind != "systemEvent" {
-        obj.insert("delivery".into(), json!({"mode": "announce", "channel": "last"}));
-    }
-    if !obj.contains_key("name") || obj.get("name").and_then(Value::as_str).is_some_and(|n| n.trim().is_empty()) {
-        let name = infer_name(obj);
-        obj.insert("name".into(), json!(name));
-    }
-    let mut job = parse_job(v)?;
+    let session_target =
+        if target == SessionTarget::Current && session_key.is_none() { SessionTarget::Isolated } else { target };
+    let delete_after_run = delete_after_run.or(matches!(schedule, ScheduleSpec::At { .. }).then_some(true));
+    let delivery =
+        delivery.or_else(|| {
+            (session_target != SessionTarget::Main && !matches!(payload, Payload::SystemEvent { .. }))
+                .then(|| Delivery { mode: DeliveryMode::Announce, channel: Some("last".into()), ..no_route() })
+        });
+    let name = name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| infer_name(&payload));
+    let mut job = Job {
+        id,
+        name,
+        display_name,
+        declaration_key,
+        description,
+        enabled: enabled.unwrap_or(true),
+        agent_id,
+        session_key,
+        delete_after_run,
+        created_at_ms: ctx.now_ms,
+        updated_at_ms: ctx.now_ms,
+        schedule,
+        session_target,
+        wake_mode: wake_mode.unwrap_or(WakeMode::Now),
+        payload,
+        delivery,
+        failure_alert,
+        state: JobState::default(),
+    };
     job.schedule = job
         .schedule
         .normalize(&NormalizeContext { now_ms: ctx.now_ms, default_tz: ctx.default_tz, exact: false })
@@ -484,33 +93,26 @@ pub fn create(params: &Value, id: String, ctx: &CreateContext) -> Result<Job, In
     Ok(job)
 }
 
-fn check_payload_kind(kind: &str) -> Result<(), Invalid> {
-    match kind {
-        "systemEvent" | "agentTurn" | "command" => Ok(()),
-        "" => Err(invalid("payload.kind: required (systemEvent, agentTurn or command)")),
-        "script" | "heartbeat" => Err(invalid(format!(
-            "payload.kind: \"{kind}\" is not supported by Pincer (use systemEvent, agentTurn or command)"
-        ))),
-        other => {
-            Err(invalid(format!("payload.kind: unknown kind \"{other}\" (use systemEvent, agentTurn or command)")))
-        }
+/// A delivery with no route fields set.
+fn no_route() -> Delivery {
+    Delivery {
+        mode: DeliveryMode::None,
+        channel: None,
+        to: None,
+        thread_id: None,
+        account_id: None,
+        best_effort: None,
+        failure_destination: None,
     }
 }
 
-/// OpenClaw infers a name from the schedule and payload when none is given.
-fn infer_name(obj: &Map<String, Value>) -> String {
-    let text = obj
-        .get("payload")
-        .and_then(|p| p.get("message").or_else(|| p.get("text")))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            obj.get("payload")
-                .and_then(|p| p.get("argv"))
-                .and_then(Value::as_array)
-                .map(|argv| argv.iter().filter_map(Value::as_str).next_back().unwrap_or("command").to_string())
-        })
-        .unwrap_or_else(|| "job".into());
+/// OpenClaw infers a name from the payload when none is given.
+fn infer_name(payload: &Payload) -> String {
+    let text = match payload {
+        Payload::AgentTurn { message, .. } => message.as_str(),
+        Payload::SystemEvent { text } => text.as_str(),
+        Payload::Command { argv, .. } => argv.last().map_or("command", String::as_str),
+    };
     let mut name: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if name.chars().count() > 60 {
         name = name.chars().take(57).collect::<String>() + "...";
@@ -521,16 +123,7 @@ fn infer_name(obj: &Map<String, Value>) -> String {
 /// Strict parse of a whole job, with serde's message prefixed by the field path. An object
 /// written as a list of its fields (which serde alone accepts) is refused too.
 pub fn parse_job(v: Value) -> Result<Job, Invalid> {
-    let job: Job = serde_path_to_error::deserialize(&v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if path == "." { invalid(inner) } else { invalid(format!("{path}: {inner}")) }
-    })?;
-    let typed = serde_json::to_value(&job).expect("jobs serialise");
-    match pincer_core::shape::list_for_object(&v, &typed) {
-        Some(path) => Err(invalid(pincer_core::shape::list_for_object_error(&path))),
-        None => Ok(job),
-    }
+    deserialize_closed(&v).map_err(Invalid)
 }
 
 /// The rules OpenClaw's `assertSupportedJobSpec` and delivery checks enforce.
@@ -540,6 +133,22 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
     }
     if job.name.chars().count() > 200 {
         return Err(invalid("name: at most 200 characters"));
+    }
+    if let Some(key) = &job.declaration_key {
+        if key.trim().is_empty() {
+            return Err(invalid("declarationKey: must not be blank"));
+        }
+        if key.chars().count() > 200 {
+            return Err(invalid("declarationKey: at most 200 characters"));
+        }
+    }
+    if let Some(label) = &job.display_name {
+        if label.trim().is_empty() {
+            return Err(invalid("displayName: must not be blank"));
+        }
+        if label.chars().count() > 200 {
+            return Err(invalid("displayName: at most 200 characters"));
+        }
     }
     if let Some(agent) = &job.agent_id
         && (agent.is_empty()
@@ -619,6 +228,17 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
 }
 
 fn validate_delivery(d: &Delivery, target: &SessionTarget, ctx: &CreateContext) -> Result<(), Invalid> {
+    // Each channel has one account, so any other account could never be delivered to.
+    let accounts = [("delivery.accountId", d.account_id.as_deref())].into_iter().chain(
+        d.failure_destination.iter().map(|f| ("delivery.failureDestination.accountId", f.account_id.as_deref())),
+    );
+    for (field, account) in accounts {
+        if let Some(a) = account.filter(|a| *a != "default") {
+            return Err(invalid(format!(
+                "{field}: unknown account \"{a}\"; Pincer has one account per channel (omit --account or use default)"
+            )));
+        }
+    }
     match d.mode {
         DeliveryMode::None => return Ok(()),
         DeliveryMode::Webhook => {
@@ -669,36 +289,57 @@ pub fn check_webhook_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The merge patch that turns `existing` into the declaration `input` (the same
+/// `declarationKey` added again): every field the declaration sets, the rest cleared; the id,
+/// creation time, run state and key stay. OpenClaw keeps an interval's anchor when `everyMs` is
+/// unchanged.
+pub fn declaration_patch(existing: &Job, input: JobInput, ctx: &CreateContext) -> Result<JobPatch, Invalid> {
+    let mut declared = create(input, existing.id.clone(), ctx)?;
+    if let (
+        ScheduleSpec::Every { every_ms: new_every, anchor_ms: new_anchor },
+        ScheduleSpec::Every { every_ms: old_every, anchor_ms: old_anchor },
+    ) = (&mut declared.schedule, &existing.schedule)
+        && new_every == old_every
+    {
+        *new_anchor = *old_anchor;
+    }
+    let current = serde_json::to_value(existing).map_err(|e| invalid(format!("the stored job: {e}")))?;
+    let target = serde_json::to_value(&declared).map_err(|e| invalid(format!("the declaration: {e}")))?;
+    let (Some(current), Some(target)) = (current.as_object(), target.as_object()) else {
+        return Err(invalid("a job is a JSON object"));
+    };
+    const KEPT: [&str; 5] = ["id", "createdAtMs", "updatedAtMs", "state", "declarationKey"];
+    let mut patch = serde_json::Map::new();
+    for key in current.keys().filter(|k| !target.contains_key(*k) && !KEPT.contains(&k.as_str())) {
+        patch.insert(key.clone(), serde_json::Value::Null);
+    }
+    for (key, value) in target.iter().filter(|(k, _)| !KEPT.contains(&k.as_str())) {
+        patch.insert(key.clone(), value.clone());
+    }
+    Ok(JobPatch(patch))
+}
+
 /// Applies a `cron.update` patch: a JSON merge patch (objects merge, `null` clears a field) with
 /// OpenClaw's exceptions — `schedule` is replaced wholesale and a payload of another kind replaces
 /// the payload. The result is validated like a new job.
-pub fn apply_patch(job: &Job, patch: &Value, ctx: &CreateContext) -> Result<Job, Invalid> {
-    let Some(patch) = patch.as_object() else { return Err(invalid("patch: must be an object")) };
-    const PATCHABLE: &[&str] = &[
-        "name",
-        "description",
-        "enabled",
-        "agentId",
-        "sessionKey",
-        "deleteAfterRun",
-        "schedule",
-        "sessionTarget",
-        "wakeMode",
-        "payload",
-        "delivery",
-        "failureAlert",
-    ];
-    for key in patch.keys() {
-        if UNSUPPORTED_FIELDS.contains(&key.as_str()) {
+pub fn apply_patch(job: &Job, patch: &JobPatch, ctx: &CreateContext) -> Result<Job, Invalid> {
+    let fields = job_fields();
+    for key in patch.0.keys() {
+        if UNSUPPORTED_JOB_FIELDS.contains(&key.as_str()) {
             return Err(invalid(format!("patch.{key}: not supported by Pincer")));
         }
-        if !PATCHABLE.contains(&key.as_str()) {
+        if !fields.contains(&key.as_str()) {
             return Err(invalid(format!("patch: unknown field `{key}`")));
+        }
+        if key == "declarationKey" {
+            return Err(invalid(
+                "patch.declarationKey: a job's declaration key cannot be changed; add the job again under the new key",
+            ));
         }
     }
     let mut current = serde_json::to_value(job).expect("jobs serialise");
     let obj = current.as_object_mut().expect("job is an object");
-    let mut patch = Value::Object(patch.clone());
+    let mut patch = Value::Object(patch.0.clone());
     canonicalize(&mut patch);
     let patch = patch.as_object().expect("object").clone();
     let schedule_changed = patch.contains_key("schedule");
@@ -714,7 +355,7 @@ pub fn apply_patch(job: &Job, patch: &Value, ctx: &CreateContext) -> Result<Job,
                 let old_kind = obj.get("payload").and_then(|x| x.get("kind")).cloned();
                 let new_kind = p.get("kind").cloned();
                 if new_kind.is_some() && new_kind != old_kind {
-                    check_payload_kind(new_kind.as_ref().and_then(Value::as_str).unwrap_or(""))?;
+                    check_payload_kind(new_kind.as_ref().and_then(Value::as_str).unwrap_or("")).map_err(Invalid)?;
                     obj.insert(key, Value::Object(p));
                 } else {
                     merge(obj.entry("payload").or_insert(json!({})), Value::Object(p));
@@ -756,16 +397,86 @@ fn merge(target: &mut Value, patch: Value) {
     }
 }
 
-impl Job {
-    /// The definition alone (state emptied), as stored in `job_json`.
-    pub fn definition_json(&self) -> String {
-        let mut def = self.clone();
-        def.state = JobState::default();
-        serde_json::to_string(&def).expect("jobs serialise")
+/// What the scheduler writes into a job's state when a run finishes.
+pub trait JobStateExt {
+    /// Notes a finished run: its id, time, duration, status and error, and the error and skip
+    /// streaks.
+    fn note_run(
+        &mut self,
+        run_id: &str,
+        started_at_ms: i64,
+        now_ms: i64,
+        status: ExecStatus,
+        outcome: &crate::runner::ExecOutcome,
+    );
+    /// Notes what became of the last run's result.
+    fn note_delivery(
+        &mut self,
+        status: DeliveryStatus,
+        delivered: bool,
+        error: Option<String>,
+        suppression: Option<SuppressionReason>,
+    );
+}
+
+impl JobStateExt for JobState {
+    fn note_run(
+        &mut self,
+        run_id: &str,
+        started_at_ms: i64,
+        now_ms: i64,
+        status: ExecStatus,
+        outcome: &crate::runner::ExecOutcome,
+    ) {
+        self.running_at_ms = None;
+        self.running_run_id = None;
+        self.last_run_id = Some(run_id.to_string());
+        self.last_run_at_ms = Some(started_at_ms);
+        self.last_duration_ms = Some(u64::try_from(now_ms - started_at_ms).unwrap_or(0));
+        self.last_run_status = Some(status);
+        self.last_status = Some(status);
+        self.last_error = outcome.error.clone();
+        self.last_error_reason = outcome.error_reason;
+        let (errors, skipped) = match status {
+            ExecStatus::Ok => (0, 0),
+            ExecStatus::Error => (self.consecutive_errors + 1, 0),
+            ExecStatus::Skipped => (0, self.consecutive_skipped + 1),
+        };
+        (self.consecutive_errors, self.consecutive_skipped) = (errors, skipped);
     }
 
+    fn note_delivery(
+        &mut self,
+        status: DeliveryStatus,
+        delivered: bool,
+        error: Option<String>,
+        suppression: Option<SuppressionReason>,
+    ) {
+        self.last_delivery_status = Some(status);
+        self.last_delivered = Some(delivered);
+        self.last_delivery_error = error;
+        self.delivery_suppression_reason = suppression;
+    }
+}
+
+/// What the scheduler adds to the job's wire type: its stored form, its revision, its read view.
+pub trait JobExt: Sized {
     /// Rebuilds a job from its stored definition and state.
-    pub fn from_stored(job_json: &str, state_json: &str) -> Result<Job, Invalid> {
+    fn from_stored(job_json: &str, state_json: &str) -> Result<Self, Invalid>;
+    /// The definition alone (state emptied), as stored in `job_json`.
+    fn definition_json(&self) -> String;
+    /// An opaque hash of the definition without `updatedAtMs` and `state`, for optimistic
+    /// concurrency (`expectedConfigRevision`).
+    fn config_revision(&self) -> String;
+    /// The read view: the job (state as stored) plus OpenClaw's computed mirrors
+    /// (`configRevision`, `nextRunAtMs`, …).
+    fn read_view(&self) -> CronJob;
+    /// [`JobExt::read_view`] as JSON, for `cron` events and webhook bodies.
+    fn view(&self) -> Value;
+}
+
+impl JobExt for Job {
+    fn from_stored(job_json: &str, state_json: &str) -> Result<Job, Invalid> {
         let mut v: Value =
             serde_json::from_str(job_json).map_err(|e| invalid(format!("stored job is not JSON: {e}")))?;
         let state: Value =
@@ -774,9 +485,13 @@ impl Job {
         parse_job(v)
     }
 
-    /// An opaque hash of the definition without `updatedAtMs` and `state`, for optimistic
-    /// concurrency (`expectedConfigRevision`).
-    pub fn config_revision(&self) -> String {
+    fn definition_json(&self) -> String {
+        let mut def = self.clone();
+        def.state = JobState::default();
+        serde_json::to_string(&def).expect("jobs serialise")
+    }
+
+    fn config_revision(&self) -> String {
         use base64::Engine;
         let mut def = serde_json::to_value(self).expect("jobs serialise");
         if let Some(o) = def.as_object_mut() {
@@ -787,46 +502,20 @@ impl Job {
         format!("sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
     }
 
-    /// The agent that runs this job.
-    pub fn effective_agent(&self) -> &str {
-        self.agent_id.as_deref().unwrap_or(DEFAULT_AGENT)
+    fn read_view(&self) -> CronJob {
+        CronJob::new(self.clone(), self.config_revision())
     }
 
-    /// The zone shown beside this job's times: its cron zone, else the gateway's default.
-    pub fn display_tz<'a>(&'a self, default_tz: &'a str) -> &'a str {
-        match &self.schedule {
-            ScheduleSpec::Cron { tz: Some(tz), .. } => tz,
-            _ => default_tz,
-        }
-    }
-
-    /// The read view: the job plus OpenClaw's computed mirrors (`configRevision`, `nextRunAtMs`, …).
-    pub fn view(&self) -> Value {
-        let mut v = serde_json::to_value(self).expect("jobs serialise");
-        let o = v.as_object_mut().expect("object");
-        o.insert("configRevision".into(), json!(self.config_revision()));
-        let s = &self.state;
-        let mirrors: [(&str, Value); 8] = [
-            ("nextRunAtMs", json!(s.next_run_at_ms)),
-            ("lastRunAtMs", json!(s.last_run_at_ms)),
-            ("lastRunStatus", json!(s.last_run_status)),
-            ("lastRunError", json!(s.last_error)),
-            ("lastDelivered", json!(s.last_delivered)),
-            ("lastDeliveryStatus", json!(s.last_delivery_status)),
-            ("lastDeliveryError", json!(s.last_delivery_error)),
-            ("deliverySuppressionReason", json!(s.delivery_suppression_reason)),
-        ];
-        for (k, val) in mirrors {
-            if !val.is_null() {
-                o.insert(k.into(), val);
-            }
-        }
-        v
+    fn view(&self) -> Value {
+        serde_json::to_value(self.read_view()).expect("jobs serialise")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use pincer_protocol::schema::cron::AddParams;
+    use pincer_protocol::schema::parse_params;
+
     use super::*;
 
     use crate::channels::KnownChannel;
@@ -851,8 +540,15 @@ mod tests {
         CreateContext { now_ms: 1_772_323_200_000, default_tz: "Europe/Berlin", channels: catalog(&[]) }
     }
 
+    /// `cron.add` as the gateway runs it: the params parse, then the create defaults.
     fn add(params: Value) -> Result<Job, String> {
-        create(&params, "job-1".into(), &ctx()).map_err(|e| e.0)
+        let strip = |m: String| m.trim_start_matches("invalid cron.add params: ").to_string();
+        let input = parse_params::<AddParams>("cron.add", Some(&params)).map_err(|e| strip(e.0))?;
+        create(input.0, "job-1".into(), &ctx()).map_err(|e| e.0)
+    }
+
+    fn patch(v: Value) -> JobPatch {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
@@ -889,7 +585,7 @@ mod tests {
             p[k] = v;
             add(p).unwrap_err()
         };
-        assert_eq!(with("surprise", json!(1)), "unknown field `surprise`");
+        assert!(with("surprise", json!(1)).starts_with("unknown field `surprise`, expected one of `name`"));
         assert_eq!(with("trigger", json!({})), "trigger: not supported by Pincer");
         assert!(
             with("payload", json!({"kind": "agentTurn", "message": "m", "colour": 1}))
@@ -950,7 +646,8 @@ mod tests {
             "payload": {"kind": "agentTurn", "message": "m"},
             "delivery": {"mode": "announce", "channel": "discord", "to": "telegram:123"}});
         let ctx = CreateContext { channels: catalog(&["discord", "telegram"]), ..ctx() };
-        let err = create(&params, "j".into(), &ctx).unwrap_err().0;
+        let input = parse_params::<AddParams>("cron.add", Some(&params)).unwrap().0;
+        let err = create(input, "j".into(), &ctx).unwrap_err().0;
         assert_eq!(err, "delivery.to: the \"telegram:\" prefix contradicts delivery.channel \"discord\"");
     }
 
@@ -962,7 +659,7 @@ mod tests {
         .unwrap();
         let patched = apply_patch(
             &job,
-            &json!({"payload": {"model": null, "message": "new"}, "delivery": {"bestEffort": null}, "enabled": false}),
+            &patch(json!({"payload": {"model": null, "message": "new"}, "delivery": {"bestEffort": null}, "enabled": false})),
             &ctx(),
         )
         .unwrap();
@@ -974,7 +671,7 @@ mod tests {
         assert_eq!(patched.delivery.as_ref().unwrap().channel.as_deref(), Some("inbox"));
         assert!(!patched.enabled);
         assert_ne!(patched.config_revision(), job.config_revision());
-        assert!(apply_patch(&job, &json!({"state": {}}), &ctx()).unwrap_err().0.contains("not supported"));
+        assert!(apply_patch(&job, &patch(json!({"state": {}})), &ctx()).unwrap_err().0.contains("not supported"));
     }
 
     #[test]

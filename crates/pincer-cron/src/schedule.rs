@@ -1,5 +1,5 @@
-//! Schedule math: when a job fires. This module owns the wire form of a job's `schedule`
-//! ([`ScheduleSpec`]) and its create-time normalisation, the compiled runtime form ([`Schedule`]) that
+//! Schedule math: when a job fires. This module owns the create-time normalisation of a job's
+//! `schedule` ([`ScheduleSpec`], whose wire form is `pincer_protocol`'s), the compiled runtime form ([`Schedule`]) that
 //! answers "next fire after t" and "latest fire at or before t" for `at`, `every` (anchor grid) and
 //! `cron` (croner in an IANA zone, per-job stagger), Pincer's DST rule, and the parsing of `--at`
 //! times. Everything here is pure: no I/O and no clock reads; time comes in as epoch milliseconds.
@@ -14,6 +14,7 @@
 
 mod at;
 mod cron;
+pub mod describe;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -21,7 +22,7 @@ mod zone;
 
 pub use at::{format_iso_utc, parse_at};
 pub use spec::{
-    DEFAULT_TOP_OF_HOUR_STAGGER_MS, MIN_EVERY_MS, NormalizeContext, ScheduleSpec, default_stagger_ms,
+    DEFAULT_TOP_OF_HOUR_STAGGER_MS, MIN_EVERY_MS, Normalize, NormalizeContext, ScheduleSpec, default_stagger_ms,
     is_top_of_hour_expr,
 };
 pub use zone::{host_timezone, validate_tz};

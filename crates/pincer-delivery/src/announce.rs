@@ -6,7 +6,7 @@
 //! pairing check. The scheduler calls this code directly.
 
 use pincer_cron::job::{DeliveryMode, Job};
-use pincer_cron::{Announcer, Origin, Route};
+use pincer_cron::{Announcer, Origin, PrepareError, Route, RouteError};
 use pincer_store::{NewDelivery, Store};
 
 use crate::channel::registry;
@@ -47,13 +47,11 @@ impl Announce {
         thread: Option<&str>,
         account: Option<&str>,
         session_key: Option<&str>,
-    ) -> Result<Route, String> {
+    ) -> Result<Route, RouteError> {
         if let Some(a) = account
             && a != "default"
         {
-            return Err(format!(
-                "accountId \"{a}\" is not supported: Pincer has one account per channel (omit it or use \"default\")"
-            ));
+            return Err(RouteError::Account(a.to_string()));
         }
         let explicit = channel.filter(|c| *c != "last" && !c.is_empty());
         let to = to.map(str::trim).filter(|t| !t.is_empty());
@@ -62,7 +60,11 @@ impl Announce {
                 let to = match (to, to.and_then(registry::prefix_of)) {
                     (Some(t), Some(p)) if p == c => Some(t.split_once(':').map(|x| x.1).unwrap_or(t)),
                     (Some(t), Some(p)) => {
-                        return Err(format!("the \"{p}:\" prefix of \"{t}\" contradicts channel \"{c}\""));
+                        return Err(RouteError::PrefixContradicts {
+                            prefix: p.to_string(),
+                            to: t.to_string(),
+                            channel: c.to_string(),
+                        });
                     }
                     (t, _) => t,
                 };
@@ -92,34 +94,29 @@ impl Announce {
                                 Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
                                 None => "a chat channel".into(),
                             };
-                            return Err(format!(
-                                "no chat channel is configured to deliver to \"{t}\": add {add} to the config, or use channel \"inbox\""
-                            ));
+                            return Err(RouteError::NoChatChannel { to: t.to_string(), add });
                         }
-                        (Some(_), n) => {
-                            return Err(format!(
-                                "Channel is required: {n} channels are configured ({}) and channel \"last\" has no previous route; set delivery.channel (--channel)",
-                                chats.join(", ")
-                            ));
-                        }
+                        (Some(_), _) => return Err(RouteError::ChannelRequired(chats)),
                     }
                 }
             }
         };
         let Some(adapter) = self.outbox.channel(&channel) else {
             if registry::find(&channel).is_none() {
-                return Err(format!("unknown channel \"{channel}\" (use {})", registry::names()));
+                return Err(RouteError::UnknownChannel { channel, known: registry::names() });
             }
-            return Err(format!("channel \"{channel}\" is not configured; add channels.{channel} to the config"));
+            return Err(RouteError::NotConfigured(channel));
         };
         let to = match (to, channel.as_str()) {
             (Some(t), _) => t,
             (None, "inbox") => DEFAULT_INBOX.to_string(),
             (None, c) => {
-                return Err(format!("a target is required for {c}: set delivery.to (--to), e.g. channel:<id>"));
+                // In the channel's own target syntax, not another platform's.
+                let syntax = registry::find(c).map(|s| format!(": {}", s.capabilities.to)).unwrap_or_default();
+                return Err(RouteError::TargetRequired { channel: c.to_string(), syntax });
             }
         };
-        let target = adapter.parse_target(&to, thread).map_err(|e| e.to_string())?;
+        let target = adapter.parse_target(&to, thread).map_err(|e| RouteError::Target(e.to_string()))?;
         Ok(Route {
             channel: target.channel,
             to: target.to,
@@ -131,12 +128,12 @@ impl Announce {
 }
 
 impl Announcer for Announce {
-    fn resolve(&self, job: &Job) -> Result<Option<Route>, String> {
+    fn resolve(&self, job: &Job) -> Result<Option<Route>, RouteError> {
         let Some(d) = &job.delivery else { return Ok(None) };
         match d.mode {
             DeliveryMode::None => Ok(None),
             DeliveryMode::Webhook => {
-                let url = d.to.as_deref().ok_or("a webhook delivery needs delivery.to (an http(s) URL)")?;
+                let url = d.to.as_deref().ok_or(RouteError::WebhookUrl)?;
                 self.route(Some("webhook"), Some(url), None, None, None).map(Some)
             }
             DeliveryMode::Announce => self
@@ -156,11 +153,11 @@ impl Announcer for Announce {
         channel: Option<&str>,
         to: Option<&str>,
         account: Option<&str>,
-    ) -> Result<Route, String> {
+    ) -> Result<Route, RouteError> {
         self.route(channel, to, None, account, None)
     }
 
-    fn prepare(&self, route: &Route, body: &str, key: &str, origin: Origin) -> Result<NewDelivery, String> {
+    fn prepare(&self, route: &Route, body: &str, key: &str, origin: Origin) -> Result<NewDelivery, PrepareError> {
         // Nobody is there to shorten a scheduled result or an alert: cut it, with a marker.
         self.outbox.prepare(route, body, key, &origin, None, TooLong::Truncate)
     }

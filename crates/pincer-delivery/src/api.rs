@@ -1,19 +1,27 @@
-//! The delivery methods: `send`, `deliveries.list|get|retry|cancel|purge` and `inbox.list`, with
-//! closed param schemas. The gateway maps each method to one function here.
+//! The delivery methods: `send`, `deliveries.list|get|retry|cancel|purge` and `inbox.list`, over
+//! the typed wire schema (`pincer_protocol::schema::delivery`). The gateway parses the params and
+//! maps each method to one function here.
 //!
 //! Every answer stays far below the protocol's frame limit whatever is stored: text fields are
 //! cut (with a marker and the full length) and pages end early once they reach a size budget,
 //! saying where the next page starts.
 
+use pincer_protocol::state::{DeliveryErrorClass, DeliveryState, OriginKind};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_core::config::Config;
 use pincer_core::{EventBus, SharedClock};
 use pincer_cron::Origin;
+use pincer_protocol::schema::delivery::{
+    self as wire, AttemptView, CancelParams, CancelResult, DeliveriesGetParams, DeliveriesGetResult,
+    DeliveriesListParams, DeliveriesListResult, DeliveryOrigin, DeliveryRef, DeliveryView, InboxListParams,
+    InboxListResult, InboxMessage, PartView, PurgeParams, PurgeResult, RetryResult, SendParams, SendResult,
+};
+use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::{DeliveryFilter, DeliveryRow, Store};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Map;
 
 use crate::announce::Announce;
 use crate::channel::{BuildError, Channel, registry};
@@ -41,21 +49,10 @@ pub enum ApiError {
     Store(#[from] pincer_store::StoreError),
 }
 
-fn params<T: for<'de> Deserialize<'de>>(method: &str, v: &Value) -> Result<T, ApiError> {
-    let v = if v.is_null() { json!({}) } else { v.clone() };
-    if v.is_array() {
-        // serde would read a struct from a list of its fields.
-        return Err(ApiError::Invalid(format!("invalid {method} params: invalid type: sequence, expected an object")));
+impl From<ParamsError> for ApiError {
+    fn from(e: ParamsError) -> ApiError {
+        ApiError::Invalid(e.0)
     }
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ApiError::Invalid(if path == "." {
-            format!("invalid {method} params: {inner}")
-        } else {
-            format!("invalid {method} params: {path}: {inner}")
-        })
-    })
 }
 
 /// Builds every usable channel of the registry: those that need no configuration always, chat
@@ -80,17 +77,8 @@ fn clip_text(text: &str, max: usize) -> (String, Option<usize>) {
     }
 }
 
-/// Puts `text` under `key`, cut to `max` characters; a cut text also gets `<key>Chars`: its length.
-fn put_text(o: &mut serde_json::Map<String, Value>, key: &str, text: &str, max: usize) {
-    let (shown, total) = clip_text(text, max);
-    o.insert(key.into(), json!(shown));
-    if let Some(total) = total {
-        o.insert(format!("{key}Chars"), json!(total));
-    }
-}
-
-/// Takes items (already JSON) until the page would pass [`PAGE_BYTES`]; always at least one.
-fn page(items: impl Iterator<Item = Value>) -> Vec<Value> {
+/// Takes items until the page would pass [`PAGE_BYTES`] serialised; always at least one.
+fn page<T: Serialize>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut used = 0;
     let mut out = Vec::new();
     for item in items {
@@ -105,77 +93,53 @@ fn page(items: impl Iterator<Item = Value>) -> Vec<Value> {
 }
 
 /// A delivery as clients see it, its text cut to `text_chars` characters.
-pub fn delivery_view(row: &DeliveryRow) -> Value {
+pub fn delivery_view(row: &DeliveryRow) -> DeliveryView {
     delivery_view_with(row, FULL_TEXT_CHARS)
 }
 
-fn delivery_view_with(row: &DeliveryRow, text_chars: usize) -> Value {
-    let mut v = json!({
-        "id": row.id,
-        "state": row.state,
-        "channel": row.channel,
-        "to": row.target,
-        "attempts": row.attempts,
-        "maxAttempts": row.max_attempts,
-        "createdAtMs": row.created_at_ms,
-        "updatedAtMs": row.updated_at_ms,
-        "origin": { "kind": row.origin_kind, "id": row.origin_id },
-        "idempotencyKey": row.idempotency_key,
-        "bestEffort": row.best_effort,
-    });
-    let o = v.as_object_mut().expect("object");
-    put_text(o, "text", &row.body, text_chars);
-    if let Some(e) = &row.last_error {
-        put_text(o, "lastError", e, DETAIL_CHARS);
-    }
-    let mut put = |k: &str, val: Option<Value>| {
-        if let Some(val) = val {
-            o.insert(k.into(), val);
+fn delivery_view_with(row: &DeliveryRow, text_chars: usize) -> DeliveryView {
+    let (text, text_total) = clip_text(&row.body, text_chars);
+    let (last_error, last_error_chars) = match &row.last_error {
+        Some(e) => {
+            let (shown, total) = clip_text(e, DETAIL_CHARS);
+            (Some(shown), total)
         }
+        None => (None, None),
     };
-    put("threadId", row.thread_id.clone().map(Value::from));
-    put("accountId", row.account_id.clone().map(Value::from));
-    put("settledAtMs", row.settled_at_ms.map(Value::from));
-    put("lastErrorClass", row.last_error_class.clone().map(Value::from));
-    if row.state == "pending" {
-        put("nextAttemptAtMs", Some(json!(row.next_attempt_at_ms)));
+    DeliveryView {
+        id: row.id.clone(),
+        state: row.state,
+        channel: row.channel.clone(),
+        to: row.target.clone(),
+        attempts: row.attempts,
+        max_attempts: row.max_attempts,
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+        origin: DeliveryOrigin { kind: row.origin_kind, id: row.origin_id.clone() },
+        idempotency_key: row.idempotency_key.clone(),
+        best_effort: row.best_effort,
+        text,
+        text_chars: text_total,
+        last_error,
+        last_error_chars,
+        thread_id: row.thread_id.clone(),
+        account_id: row.account_id.clone(),
+        settled_at_ms: row.settled_at_ms,
+        last_error_class: row.last_error_class,
+        next_attempt_at_ms: (row.state == DeliveryState::Pending).then_some(row.next_attempt_at_ms),
+        extra: Map::new(),
     }
-    v
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SendParams {
-    to: String,
-    message: Option<String>,
-    channel: Option<String>,
-    account_id: Option<String>,
-    thread_id: Option<String>,
-    session_key: Option<String>,
-    agent_id: Option<String>,
-    idempotency_key: String,
-    media_url: Option<String>,
-    media_urls: Option<Vec<String>>,
-    buffer: Option<String>,
-    filename: Option<String>,
-    content_type: Option<String>,
-    as_voice: Option<bool>,
-    gif_playback: Option<bool>,
-    reply_to_id: Option<String>,
-    force_document: Option<bool>,
-    silent: Option<bool>,
-    parse_mode: Option<String>,
-    /// Pincer: wait until the delivery settles (delivered, dead or unknown).
-    wait: Option<bool>,
-    /// Pincer: how long to wait, default 30 s.
-    wait_timeout_ms: Option<u64>,
 }
 
 /// `send`: enqueue a message durably (idempotent per `idempotencyKey`); with `wait`, answer once
 /// it settled.
-pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &Value) -> Result<Value, ApiError> {
-    let p: SendParams = params("send", v)?;
-    let _ = (p.agent_id, p.reply_to_id, p.silent, p.parse_mode, p.content_type, p.filename);
+pub async fn send(
+    outbox: &Outbox,
+    announce: &Announce,
+    events: &EventBus,
+    p: SendParams,
+) -> Result<SendResult, ApiError> {
+    const M: &str = wire::Send::NAME;
     if p.media_url.is_some()
         || p.media_urls.is_some()
         || p.buffer.is_some()
@@ -183,14 +147,14 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
         || p.gif_playback.is_some()
         || p.force_document.is_some()
     {
-        return Err(ApiError::Invalid("invalid send params: media is not supported by Pincer yet; send text".into()));
+        return Err(ParamsError::new(M, "media is not supported by Pincer yet; send text").into());
     }
     let message = p.message.unwrap_or_default();
     if message.trim().is_empty() {
-        return Err(ApiError::Invalid("invalid send params: message: must not be empty".into()));
+        return Err(ParamsError::new(M, "message: must not be empty").into());
     }
     if p.idempotency_key.trim().is_empty() {
-        return Err(ApiError::Invalid("invalid send params: idempotencyKey: must not be empty".into()));
+        return Err(ParamsError::new(M, "idempotencyKey: must not be empty").into());
     }
     let route = announce
         .route(
@@ -200,28 +164,43 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
             p.account_id.as_deref(),
             p.session_key.as_deref(),
         )
-        .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
+        .map_err(|e| ParamsError::new(M, e))?;
     let key = format!("send:{}", p.idempotency_key);
     let delivery = outbox
-        .prepare(&route, &message, &key, &Origin { kind: "send", id: None, best_effort: false }, None, TooLong::Refuse)
-        .map_err(|e| ApiError::Invalid(format!("invalid send params: {e}")))?;
+        .prepare(
+            &route,
+            &message,
+            &key,
+            &Origin { kind: OriginKind::Send, id: None, best_effort: false },
+            None,
+            TooLong::Refuse,
+        )
+        .map_err(|e| ParamsError::new(M, e))?;
     let mut settled = events.subscribe();
     let enqueued = outbox.enqueue(delivery).await?;
-    let mut out = json!({ "ok": true, "deliveryId": enqueued.id, "created": enqueued.created, "channel": route.channel, "to": route.to });
+    let mut out = SendResult {
+        ok: true,
+        delivery_id: enqueued.id.clone(),
+        created: enqueued.created,
+        channel: route.channel.clone(),
+        to: route.to.clone(),
+        state: DeliveryState::Pending,
+        error: None,
+        run_id: p.idempotency_key.clone(),
+        message_id: enqueued.id.clone(),
+        extra: Map::new(),
+    };
     if p.wait != Some(true) {
-        out["state"] = json!("pending");
         return Ok(out);
     }
     if !enqueued.created
         && let Some(row) = outbox_row(outbox, &enqueued.id).await?
-        && matches!(row.state.as_str(), "delivered" | "dead" | "unknown")
+        && row.state.is_terminal()
     {
         // A repeated key for a settled delivery: answer with how it settled.
-        out["state"] = json!(row.state);
-        if let Some(e) = row.last_error {
-            out["error"] = json!(e);
-        }
-        return Ok(out);
+        out.state = row.state;
+        out.error = row.last_error;
+        return with_receipt(outbox, out).await;
     }
     let wait = Duration::from_millis(p.wait_timeout_ms.unwrap_or(30_000));
     let id = enqueued.id.clone();
@@ -237,20 +216,29 @@ pub async fn send(outbox: &Outbox, announce: &Announce, events: &EventBus, v: &V
     .await;
     match outcome {
         Ok(Some(ev)) => {
-            out["state"] = ev["state"].clone();
-            if !ev["error"].is_null() {
-                out["error"] = ev["error"].clone();
-            }
+            out.state = ev["state"].as_str().and_then(|s| s.parse().ok()).unwrap_or(DeliveryState::Pending);
+            out.error = ev["error"].as_str().map(String::from);
         }
         _ => {
             // Not settled in time (or it settled before we listened): report what is stored.
             let id = enqueued.id.clone();
             let row = outbox_row(outbox, &id).await?;
-            out["state"] = json!(row.as_ref().map(|r| r.state.clone()).unwrap_or_else(|| "pending".into()));
-            if let Some(e) = row.and_then(|r| r.last_error) {
-                out["error"] = json!(e);
-            }
+            out.state = row.as_ref().map_or(DeliveryState::Pending, |r| r.state);
+            out.error = row.and_then(|r| r.last_error);
         }
+    }
+    with_receipt(outbox, out).await
+}
+
+/// A delivered message's `messageId` is the platform's id of its last part, as OpenClaw's.
+async fn with_receipt(outbox: &Outbox, mut out: SendResult) -> Result<SendResult, ApiError> {
+    if out.state != pincer_protocol::state::DeliveryState::Delivered {
+        return Ok(out);
+    }
+    let id = out.delivery_id.clone();
+    let detail = outbox.store().read(move |rd| rd.get_delivery(&id)).await?;
+    if let Some(receipt) = detail.and_then(|d| d.parts.into_iter().rev().find_map(|p| p.platform_message_id)) {
+        out.message_id = receipt;
     }
     Ok(out)
 }
@@ -260,39 +248,24 @@ async fn outbox_row(outbox: &Outbox, id: &str) -> Result<Option<DeliveryRow>, Ap
     Ok(outbox.store().read(move |rd| rd.delivery_row(&id)).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ListParams {
-    state: Option<String>,
-    states: Option<Vec<String>>,
-    channel: Option<String>,
-    origin_id: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u32>,
+fn check_states(method: &str, states: &[String]) -> Result<Vec<DeliveryState>, ApiError> {
+    states
+        .iter()
+        .map(|s| {
+            s.parse::<DeliveryState>().map_err(|e| {
+                ParamsError::new(method, format!("state \"{s}\" is not one of {}", e.expected.join(", "))).into()
+            })
+        })
+        .collect()
 }
 
-const STATES: &[&str] = &["pending", "sending", "delivered", "unknown", "dead"];
-
-fn check_states(method: &str, states: &[String]) -> Result<(), ApiError> {
-    for s in states {
-        if !STATES.contains(&s.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "invalid {method} params: state \"{s}\" is not one of {}",
-                STATES.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-pub async fn list(store: &Store, v: &Value) -> Result<Value, ApiError> {
-    let p: ListParams = params("deliveries.list", v)?;
+pub async fn list(store: &Store, p: DeliveriesListParams) -> Result<DeliveriesListResult, ApiError> {
     let mut states = p.states.unwrap_or_default();
     states.extend(p.state.filter(|s| s != "all"));
-    check_states("deliveries.list", &states)?;
+    let states = check_states(wire::DeliveriesList::NAME, &states)?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::Invalid("invalid deliveries.list params: limit must be 1..500".into()));
+        return Err(ParamsError::new(wire::DeliveriesList::NAME, "limit must be 1..500").into());
     }
     let offset = p.offset.unwrap_or(0);
     let filter = DeliveryFilter { states, channel: p.channel, origin_id: p.origin_id, limit, offset };
@@ -300,37 +273,24 @@ pub async fn list(store: &Store, v: &Value) -> Result<Value, ApiError> {
     let deliveries = page(rows.iter().map(|r| delivery_view_with(r, LIST_TEXT_CHARS)));
     let next = offset as u64 + deliveries.len() as u64;
     let has_more = next < total;
-    Ok(json!({
-        "deliveries": deliveries,
-        "total": total, "offset": offset, "limit": limit, "hasMore": has_more,
-        "nextOffset": if has_more { json!(next) } else { Value::Null },
-    }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct IdParams {
-    id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct GetParams {
-    id: String,
-    parts_offset: Option<u32>,
-    parts_limit: Option<u32>,
-    attempts_offset: Option<u32>,
-    attempts_limit: Option<u32>,
+    Ok(DeliveriesListResult {
+        deliveries,
+        total,
+        offset,
+        limit,
+        has_more,
+        next_offset: has_more.then_some(next),
+        extra: Map::new(),
+    })
 }
 
 /// `deliveries.get`: the row, a page of its parts (by index) and a page of its attempts
 /// (oldest first), each with its total and where the next page starts.
-pub async fn get(store: &Store, v: &Value) -> Result<Value, ApiError> {
-    let p: GetParams = params("deliveries.get", v)?;
+pub async fn get(store: &Store, p: DeliveriesGetParams) -> Result<DeliveriesGetResult, ApiError> {
     let (parts_limit, attempts_limit) = (p.parts_limit.unwrap_or(100), p.attempts_limit.unwrap_or(100));
     for (name, limit) in [("partsLimit", parts_limit), ("attemptsLimit", attempts_limit)] {
         if !(1..=1000).contains(&limit) {
-            return Err(ApiError::Invalid(format!("invalid deliveries.get params: {name} must be 1..1000")));
+            return Err(ParamsError::new(wire::DeliveriesGet::NAME, format!("{name} must be 1..1000")).into());
         }
     }
     let (parts_offset, attempts_offset) = (p.parts_offset.unwrap_or(0), p.attempts_offset.unwrap_or(0));
@@ -340,37 +300,45 @@ pub async fn get(store: &Store, v: &Value) -> Result<Value, ApiError> {
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("delivery not found: {}", p.id)))?;
     let parts = page(detail.parts.iter().map(|part| {
-        let mut v = json!({
-            "index": part.idx, "state": part.state, "nonce": part.nonce,
-            "platformMessageId": part.platform_message_id, "dispatchedAtMs": part.dispatched_at_ms, "sentAtMs": part.sent_at_ms,
-        });
-        put_text(v.as_object_mut().expect("object"), "text", &part.body, FULL_TEXT_CHARS);
-        v
+        let (text, text_chars) = clip_text(&part.body, FULL_TEXT_CHARS);
+        PartView {
+            index: part.idx,
+            state: part.state,
+            nonce: part.nonce.clone(),
+            platform_message_id: part.platform_message_id.clone(),
+            dispatched_at_ms: part.dispatched_at_ms,
+            sent_at_ms: part.sent_at_ms,
+            text,
+            text_chars,
+        }
     }));
     let attempts = page(detail.attempts.iter().map(|a| {
-        let mut v = json!({ "atMs": a.at_ms, "part": a.part_idx, "outcome": a.outcome });
-        let o = v.as_object_mut().expect("object");
-        match &a.detail {
-            Some(d) => put_text(o, "detail", d, DETAIL_CHARS),
-            None => {
-                o.insert("detail".into(), Value::Null);
+        let (detail, detail_chars) = match &a.detail {
+            Some(d) => {
+                let (shown, total) = clip_text(d, DETAIL_CHARS);
+                (Some(shown), total)
             }
-        }
-        v
+            None => (None, None),
+        };
+        AttemptView { at_ms: a.at_ms, part: a.part_idx, outcome: a.outcome.as_str().into(), detail, detail_chars }
     }));
-    let parts_next = parts.last().and_then(|p| p["index"].as_u64()).map(|i| i + 1).filter(|n| *n < detail.parts_total);
+    let parts_next = parts.last().map(|p| p.index as u64 + 1).filter(|n| *n < detail.parts_total);
     let attempts_next = Some(attempts_offset as u64 + attempts.len() as u64).filter(|n| *n < detail.attempts_total);
-    Ok(json!({
-        "delivery": delivery_view(&detail.row),
-        "parts": parts,
-        "partsTotal": detail.parts_total, "partsOffset": parts_offset, "partsNextOffset": parts_next,
-        "attempts": attempts,
-        "attemptsTotal": detail.attempts_total, "attemptsOffset": attempts_offset, "attemptsNextOffset": attempts_next,
-    }))
+    Ok(DeliveriesGetResult {
+        delivery: delivery_view(&detail.row),
+        parts,
+        parts_total: detail.parts_total,
+        parts_offset,
+        parts_next_offset: parts_next,
+        attempts,
+        attempts_total: detail.attempts_total,
+        attempts_offset,
+        attempts_next_offset: attempts_next,
+        extra: Map::new(),
+    })
 }
 
-pub async fn retry(outbox: &Outbox, v: &Value) -> Result<Value, ApiError> {
-    let p: IdParams = params("deliveries.retry", v)?;
+pub async fn retry(outbox: &Outbox, p: DeliveryRef) -> Result<RetryResult, ApiError> {
     let row =
         outbox_row(outbox, &p.id).await?.ok_or_else(|| ApiError::NotFound(format!("delivery not found: {}", p.id)))?;
     if !outbox.retry(&p.id).await? {
@@ -379,22 +347,13 @@ pub async fn retry(outbox: &Outbox, v: &Value) -> Result<Value, ApiError> {
             p.id, row.state
         )));
     }
-    Ok(json!({ "ok": true, "retried": true, "id": p.id }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CancelParams {
-    id: String,
-    /// How long to wait for a delivery being sent to stop (default 10 s).
-    wait_timeout_ms: Option<u64>,
+    Ok(RetryResult { ok: true, retried: true, id: p.id, extra: Map::new() })
 }
 
 /// `deliveries.cancel`: a pending delivery is `dead` (class `cancelled`) at once; one being sent
 /// finishes the request in flight and stops before its next part (waited for up to
 /// `waitTimeoutMs`); a finished one is refused.
-pub async fn cancel(outbox: &Outbox, events: &EventBus, v: &Value) -> Result<Value, ApiError> {
-    let p: CancelParams = params("deliveries.cancel", v)?;
+pub async fn cancel(outbox: &Outbox, events: &EventBus, p: CancelParams) -> Result<CancelResult, ApiError> {
     let mut settled = events.subscribe();
     let row = match outbox.cancel(&p.id).await? {
         CancelOutcome::NotFound => return Err(ApiError::NotFound(format!("delivery not found: {}", p.id))),
@@ -421,64 +380,68 @@ pub async fn cancel(outbox: &Outbox, events: &EventBus, v: &Value) -> Result<Val
             .unwrap_or(false);
             let row = outbox_row(outbox, &p.id).await?;
             match row {
-                Some(row) if stopped || row.state != "sending" => row,
+                Some(row) if stopped || row.state != DeliveryState::Sending => row,
                 _ => {
-                    return Ok(json!({
-                        "ok": true, "id": p.id, "cancelled": false, "stopping": true, "state": "sending",
-                        "message": "a part is being sent; the delivery stops before its next part (check with `pincer deliveries show`)",
-                    }));
+                    return Ok(CancelResult {
+                        ok: true,
+                        id: p.id,
+                        cancelled: false,
+                        stopping: Some(true),
+                        state: DeliveryState::Sending.as_str().into(),
+                        message: Some(
+                            "a part is being sent; the delivery stops before its next part (check with `pincer deliveries show`)"
+                                .into(),
+                        ),
+                        ..CancelResult::default()
+                    });
                 }
             }
         }
     };
-    let cancelled = row.state == "dead" && row.last_error_class.as_deref() == Some("cancelled");
-    let mut out = json!({ "ok": true, "id": row.id, "cancelled": cancelled, "state": row.state });
-    if let Some(e) = &row.last_error {
-        out["error"] = json!(e);
-    }
-    Ok(out)
+    let cancelled = row.state == DeliveryState::Dead && row.last_error_class == Some(DeliveryErrorClass::Cancelled);
+    Ok(CancelResult {
+        ok: true,
+        id: row.id,
+        cancelled,
+        state: row.state.as_str().into(),
+        error: row.last_error,
+        ..CancelResult::default()
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PurgeParams {
-    states: Option<Vec<String>>,
-    older_than_ms: Option<u64>,
-}
-
-pub async fn purge(store: &Store, clock: &SharedClock, v: &Value) -> Result<Value, ApiError> {
-    let p: PurgeParams = params("deliveries.purge", v)?;
-    let states = p.states.unwrap_or_else(|| vec!["delivered".into()]);
-    check_states("deliveries.purge", &states)?;
-    if states.iter().any(|s| s == "pending" || s == "sending") {
-        return Err(ApiError::Invalid("invalid deliveries.purge params: pending deliveries cannot be purged".into()));
+pub async fn purge(store: &Store, clock: &SharedClock, p: PurgeParams) -> Result<PurgeResult, ApiError> {
+    const M: &str = wire::DeliveriesPurge::NAME;
+    let states = match p.states {
+        Some(names) => check_states(M, &names)?,
+        None => vec![DeliveryState::Delivered],
+    };
+    if states.iter().any(|s| !s.is_terminal()) {
+        return Err(ParamsError::new(M, "pending deliveries cannot be purged").into());
     }
     // A huge `olderThanMs` reaches before the epoch (nothing is that old) instead of wrapping.
     let older = i64::try_from(p.older_than_ms.unwrap_or(0)).unwrap_or(i64::MAX);
     let before = clock.now_ms().saturating_sub(older);
     let purged = store.write(move |tx| tx.purge_deliveries(&states, before)).await?;
-    Ok(json!({ "ok": true, "purged": purged }))
+    Ok(PurgeResult { ok: true, purged: purged as u64, extra: Map::new() })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct InboxParams {
-    limit: Option<u32>,
-    offset: Option<u32>,
-}
-
-pub async fn inbox_list(store: &Store, v: &Value) -> Result<Value, ApiError> {
-    let p: InboxParams = params("inbox.list", v)?;
+pub async fn inbox_list(store: &Store, p: InboxListParams) -> Result<InboxListResult, ApiError> {
     let (limit, offset) = (p.limit.unwrap_or(50), p.offset.unwrap_or(0));
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::Invalid("invalid inbox.list params: limit must be 1..500".into()));
+        return Err(ParamsError::new(wire::InboxList::NAME, "limit must be 1..500").into());
     }
     let (rows, total) = store.read(move |rd| rd.list_inbox(limit, offset)).await?;
     let messages = page(rows.iter().map(|m| {
-        let mut v = json!({ "id": m.id, "deliveryId": m.outbox_id, "to": m.target, "createdAtMs": m.created_at_ms });
-        put_text(v.as_object_mut().expect("object"), "text", &m.text, FULL_TEXT_CHARS);
-        v
+        let (text, text_chars) = clip_text(&m.text, FULL_TEXT_CHARS);
+        InboxMessage {
+            id: m.id,
+            delivery_id: m.outbox_id.clone(),
+            to: m.target.clone(),
+            created_at_ms: m.created_at_ms,
+            text,
+            text_chars,
+        }
     }));
     let has_more = offset as u64 + (messages.len() as u64) < total;
-    Ok(json!({ "messages": messages, "total": total, "offset": offset, "limit": limit, "hasMore": has_more }))
+    Ok(InboxListResult { messages, total, offset, limit, has_more, extra: Map::new() })
 }

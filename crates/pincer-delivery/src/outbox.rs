@@ -30,6 +30,7 @@
 //! **Architecture Invariant:** a part is marked `dispatching` (committed) before its request is
 //! sent, and `sent` (committed) before the next part goes.
 
+use pincer_core::metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,10 +38,12 @@ use std::time::Instant;
 use pincer_core::crashpoint::Failpoints;
 use pincer_core::supervisor::{Task, TaskResult};
 use pincer_core::{EventBus, Metrics, SharedClock, Supervisor};
-use pincer_cron::{Origin, Route, Settlement};
-use pincer_store::outbox::{CANCEL_REQUESTED, CANCELLED, LeaseLimits, PartCounts};
+use pincer_cron::{Origin, PrepareError, Route, Settlement};
+use pincer_protocol::schema::system::{ChannelHealth, FailedQueue, OutboxHealth};
+use pincer_protocol::state::{AttemptOutcome, DeliveryErrorClass, DeliveryState, OriginKind, PartState};
+use pincer_store::outbox::{LeaseLimits, PartCounts};
 use pincer_store::{AttemptRow, DeliveryRow, Enqueued, LeasedDelivery, NewDelivery, PartRow, Store, StoreError};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::channel::{Channel, Part, Receipt, SendError, Target};
@@ -87,7 +90,7 @@ pub enum CancelOutcome {
     /// The row is being sent: the request in flight finishes, then it stops before its next part.
     Stopping,
     /// The row is finished already (its state).
-    Finished(String),
+    Finished(DeliveryState),
     NotFound,
 }
 
@@ -155,7 +158,39 @@ enum RowOutcome {
 }
 
 /// A part's state to write in the same commit as its row's next state.
-type PartUpdate = Option<(u32, &'static str)>;
+type PartUpdate = Option<(u32, PartState)>;
+
+/// A part the platform accepted whose receipt a worker holds until its next commit: the next
+/// part's `dispatching` carries it (one commit for both), or it is written alone when no send
+/// follows at once. Either way it commits before another request of the conversation goes.
+struct Accepted {
+    row: DeliveryRow,
+    idx: u32,
+    message_id: String,
+    /// `sent`, or `reconciled` (found on the platform after an ambiguous send).
+    outcome: AttemptOutcome,
+    /// The row's last part: the row is settled `delivered` in the same commit.
+    last: bool,
+    at_ms: i64,
+}
+
+impl Accepted {
+    /// The receipt's writes: the part `sent`, its attempt, and for the last part the settlement.
+    fn write(&self) -> impl Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<()> + Send + Sync + 'static {
+        let (id, idx, last, now) = (self.row.id.clone(), self.idx, self.last, self.at_ms);
+        let attempt =
+            AttemptRow { at_ms: now, part_idx: idx, outcome: self.outcome, detail: Some(self.message_id.clone()) };
+        let mid = self.message_id.clone();
+        move |tx| {
+            tx.mark_part_sent(&id, idx, &mid, now)?;
+            tx.record_attempt(&id, &attempt)?;
+            if last {
+                tx.settle_delivery(&id, DeliveryState::Delivered, true, None, None, now)?;
+            }
+            Ok(())
+        }
+    }
+}
 
 /// The live worker's claim on its batch; dropped without [`Held::release`] (the worker died),
 /// it leaves the rows for the dispatcher to take back once their lease runs out.
@@ -308,25 +343,29 @@ impl Outbox {
         origin: &Origin,
         max_attempts: Option<u32>,
         too_long: TooLong,
-    ) -> Result<NewDelivery, String> {
-        let channel = self.channel(&route.channel).ok_or_else(|| {
-            format!("channel \"{}\" is not configured; add channels.{} to the config", route.channel, route.channel)
-        })?;
-        let target = channel.parse_target(&route.to, route.thread_id.as_deref()).map_err(|e| e.to_string())?;
-        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long)?;
+    ) -> Result<NewDelivery, PrepareError> {
+        let channel = self.channel(&route.channel).ok_or_else(|| PrepareError::NotConfigured(route.channel.clone()))?;
+        let target = channel
+            .parse_target(&route.to, route.thread_id.as_deref())
+            .map_err(|e| PrepareError::Target(e.to_string()))?;
+        let fitted = fit(channel.as_ref(), body, self.inner.max_parts, too_long).map_err(PrepareError::TooLong)?;
         if fitted.parts.is_empty() {
-            return Err("nothing to deliver: the text is empty".into());
+            return Err(PrepareError::Empty);
         }
         if fitted.cut_chars > 0 {
-            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
+            tracing::warn!(channel = %target.channel, cut_chars = fitted.cut_chars, origin = %origin.kind, "outbox: a message longer than delivery.maxPartsPerMessage was cut");
         }
         let (parts, body) = (fitted.parts, fitted.body);
-        let id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered on the injected clock (UUID v7): a new row's id, parts and attempts land at
+        // the end of their indexes, so a commit of many rows writes few pages.
+        let now = self.inner.clock.now_ms().max(0);
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, (now / 1000) as u64, (now % 1000) as u32 * 1_000_000);
+        let id = uuid::Uuid::new_v7(ts).to_string();
         let parts = parts.into_iter().enumerate().map(|(i, text)| (text, Part::derive_nonce(&id, i as u32))).collect();
         Ok(NewDelivery {
             id,
             idempotency_key: key.to_string(),
-            origin_kind: origin.kind.to_string(),
+            origin_kind: origin.kind,
             origin_id: origin.id.clone(),
             channel: target.channel,
             account_id: route.account_id.clone(),
@@ -346,11 +385,7 @@ impl Outbox {
         let enqueued = self.inner.store.write(move |tx| tx.enqueue_delivery(&d)).await?;
         if enqueued.created {
             pincer_core::crashpoint::hit("outbox.enqueued");
-            self.inner.metrics.inc(
-                "pincer_outbox_enqueued_total",
-                "Deliveries accepted into the outbox.",
-                &[("channel", &channel)],
-            );
+            self.inner.metrics.inc(&metrics::OUTBOX_ENQUEUED_TOTAL, &[("channel", &channel)]);
         }
         self.kick();
         Ok(enqueued)
@@ -378,29 +413,31 @@ impl Outbox {
             .write(move |tx| {
                 let rd = tx.reader();
                 let Some(row) = rd.delivery_row(&key)? else { return Ok(CancelOutcome::NotFound) };
-                match row.state.as_str() {
-                    "pending" => {
+                match row.state {
+                    DeliveryState::Pending => {
                         let message = cancel_message(&rd.part_counts(&key)?);
-                        let a = AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None };
+                        let a =
+                            AttemptRow { at_ms: now, part_idx: 0, outcome: AttemptOutcome::Cancelled, detail: None };
                         tx.record_attempt(&key, &a)?;
-                        let row = tx.settle_delivery(&key, "dead", false, Some(&message), Some("cancelled"), now)?;
+                        let class = Some(DeliveryErrorClass::Cancelled);
+                        let row = tx.settle_delivery(&key, DeliveryState::Dead, false, Some(&message), class, now)?;
                         Ok(row.map_or(CancelOutcome::NotFound, |r| CancelOutcome::Cancelled(Box::new(r))))
                     }
-                    "sending" => {
+                    DeliveryState::Sending => {
                         if !rd.cancel_requested(&key)? {
-                            let a =
-                                AttemptRow { at_ms: now, part_idx: 0, outcome: CANCEL_REQUESTED.into(), detail: None };
+                            let outcome = AttemptOutcome::CancelRequested;
+                            let a = AttemptRow { at_ms: now, part_idx: 0, outcome, detail: None };
                             tx.record_attempt(&key, &a)?;
                         }
                         Ok(CancelOutcome::Stopping)
                     }
-                    other => Ok(CancelOutcome::Finished(other.to_string())),
+                    other => Ok(CancelOutcome::Finished(other)),
                 }
             })
             .await?;
         match &outcome {
             CancelOutcome::Cancelled(row) => {
-                self.inner.settled_notify(row, "dead", row.last_error.clone());
+                self.inner.settled_notify(row, DeliveryState::Dead, row.last_error.clone());
                 self.kick();
             }
             CancelOutcome::Stopping => {
@@ -419,11 +456,11 @@ impl Outbox {
 
     /// Per-channel health: queue depth, oldest pending age, dead and unknown counts, and whether
     /// the channel is paused.
-    pub async fn health(&self) -> Value {
+    pub async fn health(&self) -> OutboxHealth {
         let now = self.inner.clock.now_ms();
         let stats = self.inner.store.read(|rd| rd.outbox_stats()).await.unwrap_or_default();
         let pauses = self.pauses();
-        let mut channels = serde_json::Map::new();
+        let mut channels = indexmap::IndexMap::new();
         for name in self.channel_names() {
             let s = stats.iter().find(|s| s.channel == name).cloned().unwrap_or_default();
             let pause = pauses.get(&name);
@@ -432,29 +469,32 @@ impl Outbox {
                 Some(_) => "rate-limited",
                 None => "healthy",
             };
-            let mut entry = json!({
-                "configured": true,
-                "healthState": state,
-                "pending": s.pending + s.sending,
-                "oldestPendingAgeMs": s.oldest_pending_created_at_ms.map(|t| (now - t).max(0)),
-                "dead": s.dead,
-                "unknown": s.unknown,
-                "delivered": s.delivered,
-            });
-            if let Some(p) = pause {
-                entry["lastError"] = json!(p.reason);
-                if let Some(u) = p.until_ms {
-                    entry["pausedUntilMs"] = json!(u);
-                }
-            }
+            let entry = ChannelHealth {
+                configured: true,
+                health_state: state.into(),
+                pending: s.pending + s.sending,
+                oldest_pending_age_ms: s.oldest_pending_created_at_ms.map(|t| (now - t).max(0)),
+                dead: s.dead,
+                unknown: s.unknown,
+                delivered: s.delivered,
+                last_error: pause.map(|p| p.reason.clone()),
+                paused_until_ms: pause.and_then(|p| p.until_ms),
+                extra: Default::default(),
+            };
             channels.insert(name, entry);
         }
-        json!({
-            "channels": channels,
-            "failed": stats.iter().filter(|s| s.dead > 0).map(|s| json!({
-                "queueName": s.channel, "count": s.dead, "oldestFailedAt": s.oldest_dead_settled_at_ms,
-            })).collect::<Vec<_>>(),
-        })
+        OutboxHealth {
+            channels,
+            failed: stats
+                .iter()
+                .filter(|s| s.dead > 0)
+                .map(|s| FailedQueue {
+                    queue_name: s.channel.clone(),
+                    count: s.dead,
+                    oldest_failed_at: s.oldest_dead_settled_at_ms,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -484,23 +524,19 @@ impl Inner {
         }
     }
 
-    /// Waits for the channel's rate limiter.
-    async fn take_token(&self, channel: &str) {
+    /// Takes a send token from the channel's rate limiter; returns how long to wait (0: go now).
+    fn reserve_token(&self, channel: &str) -> i64 {
         let rate = self.rates.get(channel).copied().unwrap_or(0.0);
         if rate <= 0.0 {
-            return;
+            return 0;
         }
         let now = self.now();
-        let wait = self
-            .buckets
+        self.buckets
             .lock()
             .expect("buckets lock")
             .entry(channel.to_string())
             .or_insert_with(|| Bucket::new(rate, now))
-            .take(now);
-        if wait > 0 {
-            self.clock.sleep_until(now + wait).await;
-        }
+            .take(now)
     }
 
     /// Writes `f` until it commits (a receipt, a settlement, a row put back: steps the outbox
@@ -511,9 +547,22 @@ impl Inner {
         R: Send + 'static,
         F: Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<R> + Send + Sync + 'static,
     {
+        self.write_through_after(point, row_id, 0, f).await
+    }
+
+    /// [`Inner::write_through`] after `failures` tries already failed (the first try here waits
+    /// as the next retry would).
+    async fn write_through_after<R, F>(&self, point: &'static str, row_id: &str, failures: usize, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: Fn(&pincer_store::Tx<'_>) -> pincer_store::Result<R> + Send + Sync + 'static,
+    {
         let f = Arc::new(f);
         let mut stop = self.stop.subscribe();
-        let mut failures = 0usize;
+        let mut failures = failures;
+        if failures > 0 && !self.wait_retry(failures - 1, &mut stop).await {
+            return None;
+        }
         loop {
             let result = match self.failpoints.check(point) {
                 Err(injected) => Err(StoreError::Invalid(injected.to_string())),
@@ -532,46 +581,49 @@ impl Inner {
                 Err(e) => e,
             };
             let wait = STORE_RETRY_MS[failures.min(STORE_RETRY_MS.len() - 1)];
-            failures += 1;
             self.store_error(point);
             tracing::error!(delivery = %row_id, step = point, error = %e, retry_in_ms = wait, "outbox: the store refused a write; trying again");
-            if *stop.borrow() {
+            if !self.wait_retry(failures, &mut stop).await {
                 return None;
             }
-            let until = self.now() + wait;
-            tokio::select! {
-                _ = self.clock.sleep_until(until) => {}
-                _ = stop.changed() => return None,
-            }
+            failures += 1;
+        }
+    }
+
+    /// Waits before the retry that follows `failures` failed tries; false when the outbox stops.
+    async fn wait_retry(&self, failures: usize, stop: &mut watch::Receiver<bool>) -> bool {
+        if *stop.borrow() {
+            return false;
+        }
+        let until = self.now() + STORE_RETRY_MS[failures.min(STORE_RETRY_MS.len() - 1)];
+        tokio::select! {
+            _ = self.clock.sleep_until(until) => true,
+            _ = stop.changed() => false,
         }
     }
 
     fn store_error(&self, step: &'static str) {
-        self.metrics.inc(
-            "pincer_outbox_store_errors_total",
-            "Outbox store writes that failed (each is tried again).",
-            &[("step", step)],
-        );
+        self.metrics.inc(&metrics::OUTBOX_STORE_ERRORS_TOTAL, &[("step", step)]);
     }
 
     /// Makes a row terminal (with `part`'s state in the same commit) and tells its owner.
     async fn settle(
         &self,
         row: &DeliveryRow,
-        state: &'static str,
+        state: DeliveryState,
         charge: bool,
         error: Option<String>,
-        class: Option<&str>,
+        class: Option<DeliveryErrorClass>,
         part: PartUpdate,
     ) -> RowOutcome {
         let now = self.now();
-        let (id, class_owned, err) = (row.id.clone(), class.map(String::from), error.clone());
+        let (id, err) = (row.id.clone(), error.clone());
         let settled = self
             .write_through("outbox.settle", &row.id, move |tx| {
                 if let Some((idx, part_state)) = part {
                     tx.set_part_state(&id, idx, part_state)?;
                 }
-                tx.settle_delivery(&id, state, charge, err.as_deref(), class_owned.as_deref(), now)
+                tx.settle_delivery(&id, state, charge, err.as_deref(), class, now)
             })
             .await;
         if settled.is_none() {
@@ -582,36 +634,26 @@ impl Inner {
     }
 
     /// Metrics, the `delivery` event and the owner's settlement, once a row is terminal in the store.
-    fn settled_notify(&self, row: &DeliveryRow, state: &str, error: Option<String>) {
+    fn settled_notify(&self, row: &DeliveryRow, state: DeliveryState, error: Option<String>) {
         self.cancels.lock().expect("cancels lock").remove(&row.id);
         let now = self.now();
-        let labels = [("channel", row.channel.as_str()), ("state", state)];
-        self.metrics.inc("pincer_outbox_settled_total", "Deliveries that reached a final state.", &labels);
-        if state == "delivered" {
+        let labels = [("channel", row.channel.as_str()), ("state", state.as_str())];
+        self.metrics.inc(&metrics::OUTBOX_SETTLED_TOTAL, &labels);
+        if state == DeliveryState::Delivered {
             let took = (now - row.created_at_ms).max(0) as f64 / 1000.0;
-            self.metrics.observe(
-                "pincer_outbox_delivery_seconds",
-                "From enqueue to delivered.",
-                &[("channel", &row.channel)],
-                took,
-            );
+            self.metrics.observe(&metrics::OUTBOX_DELIVERY_SECONDS, &[("channel", &row.channel)], took);
         } else {
-            tracing::warn!(delivery = %row.id, channel = %row.channel, state, error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
+            tracing::warn!(delivery = %row.id, channel = %row.channel, state = state.as_str(), error = error.as_deref().unwrap_or(""), "outbox: delivery not delivered");
         }
         self.events.emit(
             "delivery",
             json!({ "id": row.id, "channel": row.channel, "to": row.target, "state": state, "error": error, "originId": row.origin_id }),
             Some("operator.read"),
         );
-        if row.origin_kind == "cron"
+        if row.origin_kind == OriginKind::Cron
             && let Some(run_id) = &row.origin_id
         {
-            let _ = self.settled.send(Settlement {
-                run_id: run_id.clone(),
-                outbox_id: row.id.clone(),
-                state: state.into(),
-                error,
-            });
+            let _ = self.settled.send(Settlement { run_id: run_id.clone(), outbox_id: row.id.clone(), state, error });
         }
     }
 
@@ -623,20 +665,20 @@ impl Inner {
         at_ms: i64,
         charge: bool,
         error: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         part: PartUpdate,
     ) -> RowOutcome {
         if self.cancel_asked(&row.id) {
             return self.cancel_now(row, part).await;
         }
         let now = self.now();
-        let (id, error_s, class_s) = (row.id.clone(), error.to_string(), class.to_string());
+        let (id, error_s) = (row.id.clone(), error.to_string());
         let put_back = self
             .write_through("outbox.reschedule", &row.id, move |tx| {
                 if let Some((idx, part_state)) = part {
                     tx.set_part_state(&id, idx, part_state)?;
                 }
-                tx.reschedule_delivery(&id, at_ms, charge, &error_s, &class_s, now)
+                tx.reschedule_delivery(&id, at_ms, charge, &error_s, class, now)
             })
             .await;
         if put_back.is_none() { RowOutcome::Stopped } else { RowOutcome::Hold }
@@ -657,46 +699,57 @@ impl Inner {
                 let message = cancel_message(&tx.reader().part_counts(&id)?);
                 tx.record_attempt(
                     &id,
-                    &AttemptRow { at_ms: now, part_idx: 0, outcome: CANCELLED.into(), detail: None },
+                    &AttemptRow { at_ms: now, part_idx: 0, outcome: AttemptOutcome::Cancelled, detail: None },
                 )?;
-                tx.settle_delivery(&id, "dead", false, Some(&message), Some("cancelled"), now)?;
+                let class = Some(DeliveryErrorClass::Cancelled);
+                tx.settle_delivery(&id, DeliveryState::Dead, false, Some(&message), class, now)?;
                 Ok(message)
             })
             .await;
         let Some(message) = settled else { return RowOutcome::Stopped };
-        self.settled_notify(row, "dead", Some(message));
+        self.settled_notify(row, DeliveryState::Dead, Some(message));
         RowOutcome::Done
     }
 
     /// Records one attempt for `deliveries show` (history only: a failure here loses a line of
     /// history, never a row's state).
-    async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: &str, detail: Option<String>) {
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
-        );
-        let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome: outcome.into(), detail };
+    async fn attempt(&self, row: &DeliveryRow, part: u32, outcome: AttemptOutcome, detail: Option<String>) {
+        self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
+        let a = AttemptRow { at_ms: self.now(), part_idx: part, outcome, detail };
         let id = row.id.clone();
         let _ = self.store.write(move |tx| tx.record_attempt(&id, &a)).await;
     }
 
-    /// Sends one row's remaining parts in order.
-    async fn deliver(&self, leased: LeasedDelivery) -> RowOutcome {
+    /// Sends one row's remaining parts in order. A part the platform accepted is left in
+    /// `accepted` for the worker's next commit — the next part's `dispatching`, in this row or the
+    /// next — so that one commit records one part sent and puts the next in flight.
+    async fn deliver(&self, leased: LeasedDelivery, accepted: &mut Option<Accepted>) -> RowOutcome {
         let LeasedDelivery { row, parts, cancel_requested } = leased;
         if cancel_requested {
             self.cancels.lock().expect("cancels lock").insert(row.id.clone());
         }
         let Some(channel) = self.channels.get(&row.channel).cloned() else {
+            if !self.record_accepted(accepted).await {
+                return RowOutcome::Stopped;
+            }
             let msg = format!(
                 "channel \"{}\" is not configured; add channels.{} to the config, then `pincer deliveries retry {}`",
                 row.channel, row.channel, row.id
             );
-            return self.settle(&row, "dead", false, Some(msg), Some("config"), None).await;
+            return self
+                .settle(&row, DeliveryState::Dead, false, Some(msg), Some(DeliveryErrorClass::Config), None)
+                .await;
         };
         let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
         let total = parts.len() as u32;
-        for part in parts.iter().filter(|p| p.state != "sent") {
+        let unsent: Vec<&PartRow> = parts.iter().filter(|p| p.state != PartState::Sent).collect();
+        for (k, part) in unsent.iter().enumerate() {
+            let last = k + 1 == unsent.len();
+            // Anything but a plain send writes on its own: the receipt held goes first.
+            let plain = part.state == PartState::Pending && !self.cancel_asked(&row.id);
+            if !plain && !self.record_accepted(accepted).await {
+                return RowOutcome::Stopped;
+            }
             if self.cancel_asked(&row.id) {
                 return self.cancel_now(&row, None).await;
             }
@@ -712,93 +765,241 @@ impl Inner {
             match self.check_unknown(&row, part, &request, channel.as_ref()).await {
                 Unknown::Send => {}
                 Unknown::Found(receipt) => {
-                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "reconciled").await {
-                        return outcome;
+                    *accepted = Some(self.accepted(&row, part.idx, receipt, AttemptOutcome::Reconciled, last));
+                    if !self.record_accepted(accepted).await {
+                        return RowOutcome::Stopped;
+                    }
+                    if last {
+                        return RowOutcome::Done;
                     }
                     continue;
                 }
                 Unknown::Stop(outcome) => return outcome,
             }
-            self.take_token(&row.channel).await;
-            let (id, idx, now) = (row.id.clone(), part.idx, self.now());
-            let marked = match self.failpoints.check("outbox.dispatching") {
-                Err(injected) => Err(StoreError::Invalid(injected.to_string())),
-                Ok(()) => self.store.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await,
-            };
-            if let Err(e) = marked {
+            let wait = self.reserve_token(&row.channel);
+            if wait > 0 {
+                // A receipt does not wait for the next send's turn.
+                if !self.record_accepted(accepted).await {
+                    return RowOutcome::Stopped;
+                }
+                self.clock.sleep_until(self.now() + wait).await;
+            }
+            if let Err(e) = self.mark_dispatching(&row, part.idx, accepted).await {
+                let Some(e) = e else { return RowOutcome::Stopped };
                 self.store_error("outbox.dispatching");
                 // Nothing was sent: put the row back (not charged) and try again after a backoff.
                 tracing::error!(delivery = %row.id, error = %e, "outbox: cannot mark a part dispatching; will retry");
                 let message = format!("cannot record the send before making it: {e}");
-                return self.reschedule(&row, self.now() + BACKOFF_MS[0], false, &message, "store", None).await;
+                let retry_at = self.now() + BACKOFF_MS[0];
+                return self.reschedule(&row, retry_at, false, &message, DeliveryErrorClass::Store, None).await;
             }
             pincer_core::crashpoint::hit("outbox.dispatching");
             let started = Instant::now();
             let result = channel.send(&request).await;
             self.metrics.observe(
-                "pincer_outbox_send_seconds",
-                "One request to a channel API.",
+                &metrics::OUTBOX_SEND_SECONDS,
                 &[("channel", &row.channel)],
                 started.elapsed().as_secs_f64(),
             );
             match result {
                 Ok(receipt) => {
                     pincer_core::crashpoint::hit("outbox.sent");
-                    if let Some(outcome) = self.record_sent(&row, &parts, part.idx, receipt, "sent").await {
-                        return outcome;
+                    *accepted = Some(self.accepted(&row, part.idx, receipt, AttemptOutcome::Sent, last));
+                    if last {
+                        // Settled `delivered` with this receipt, in the worker's next commit.
+                        return RowOutcome::Done;
                     }
                 }
                 Err(e) => return self.failed(&row, part, channel.as_ref(), e).await,
             }
         }
-        self.settle(&row, "delivered", true, None, None, None).await
+        if !self.record_accepted(accepted).await {
+            return RowOutcome::Stopped;
+        }
+        self.settle(&row, DeliveryState::Delivered, true, None, None, None).await
     }
 
-    /// Records that the platform has part `idx` (`outcome`: `sent`, or `reconciled` when it was
-    /// found after an ambiguous send), in one commit with — for the last part — the settlement;
-    /// written until it commits (the platform has the part: it must never be sent again).
-    /// `Some` when the row is finished (or the outbox is stopping).
-    async fn record_sent(
-        &self,
-        row: &DeliveryRow,
-        parts: &[PartRow],
-        idx: u32,
-        receipt: Receipt,
-        outcome: &str,
-    ) -> Option<RowOutcome> {
-        let last = parts.iter().filter(|p| p.state != "sent").all(|p| p.idx <= idx);
-        let (id, now, mid) = (row.id.clone(), self.now(), receipt.message_id);
-        let attempt = AttemptRow { at_ms: now, part_idx: idx, outcome: outcome.into(), detail: Some(mid.clone()) };
-        self.metrics.inc(
-            "pincer_outbox_attempts_total",
-            "Send attempts by channel and outcome.",
-            &[("channel", &row.channel), ("outcome", outcome)],
-        );
-        let stored = self
-            .write_through("outbox.receipt", &row.id, move |tx| {
-                tx.mark_part_sent(&id, idx, &mid, now)?;
-                tx.record_attempt(&id, &attempt)?;
-                if last {
-                    tx.settle_delivery(&id, "delivered", true, None, None, now)?;
+    /// A local channel's rows (the inbox): every part, its receipt and its row's settlement in
+    /// one commit, written until it commits — nothing is ever in flight. Rows asked to stop are
+    /// cancelled first, one by one.
+    async fn deliver_local(&self, channel: Arc<dyn Channel>, batch: Vec<LeasedDelivery>) {
+        let mut rows = Vec::new();
+        for leased in batch {
+            if leased.cancel_requested {
+                self.cancels.lock().expect("cancels lock").insert(leased.row.id.clone());
+            }
+            if self.cancel_asked(&leased.row.id) {
+                if let RowOutcome::Stopped = self.cancel_now(&leased.row, None).await {
+                    return;
                 }
-                Ok(())
+                continue;
+            }
+            rows.push(leased);
+        }
+        let Some(first) = rows.first().map(|l| l.row.id.clone()) else { return };
+        let now = self.now();
+        let items: Arc<Vec<(String, Vec<Part>)>> = Arc::new(
+            rows.iter()
+                .map(|l| {
+                    let target = Target {
+                        channel: l.row.channel.clone(),
+                        to: l.row.target.clone(),
+                        thread: l.row.thread_id.clone(),
+                    };
+                    let parts = l
+                        .parts
+                        .iter()
+                        .filter(|p| p.state != PartState::Sent)
+                        .map(|p| Part {
+                            row_id: l.row.id.clone(),
+                            index: p.idx,
+                            total: l.parts.len() as u32,
+                            target: target.clone(),
+                            text: p.body.clone(),
+                            nonce: p.nonce.clone(),
+                            idempotency_key: l.row.idempotency_key.clone(),
+                        })
+                        .collect();
+                    (l.row.id.clone(), parts)
+                })
+                .collect(),
+        );
+        let (written, ch) = (items.clone(), channel.clone());
+        let receipts = self
+            .write_through("outbox.receipt", &first, move |tx| {
+                let Some(local) = ch.local() else {
+                    return Err(StoreError::Invalid(format!("channel {} stores nothing locally", ch.name())));
+                };
+                let mut receipts = Vec::new();
+                for (id, parts) in written.iter() {
+                    for part in parts {
+                        let receipt = local.write(tx, part, now)?;
+                        tx.mark_part_sent(id, part.index, &receipt.message_id, now)?;
+                        let detail = Some(receipt.message_id.clone());
+                        tx.record_attempt(
+                            id,
+                            &AttemptRow { at_ms: now, part_idx: part.index, outcome: AttemptOutcome::Sent, detail },
+                        )?;
+                        receipts.push(receipt);
+                    }
+                    tx.settle_delivery(id, DeliveryState::Delivered, true, None, None, now)?;
+                }
+                Ok(receipts)
             })
             .await;
-        if stored.is_none() {
-            return Some(RowOutcome::Stopped);
+        // `None`: the outbox is stopping; the next start takes the rows back.
+        let (Some(receipts), Some(local)) = (receipts, channel.local()) else { return };
+        let mut receipts = receipts.iter();
+        for ((_, parts), leased) in items.iter().zip(&rows) {
+            for (part, receipt) in parts.iter().zip(receipts.by_ref()) {
+                self.metrics.inc(
+                    &metrics::OUTBOX_ATTEMPTS_TOTAL,
+                    &[("channel", &leased.row.channel), ("outcome", AttemptOutcome::Sent.as_str())],
+                );
+                local.committed(part, receipt, now);
+            }
+            self.settled_notify(&leased.row, DeliveryState::Delivered, None);
         }
-        if last {
-            self.settled_notify(row, "delivered", None);
-            return Some(RowOutcome::Done);
+    }
+
+    /// A part the platform has (`outcome`: `sent`, or `reconciled` when it was found after an
+    /// ambiguous send), to be recorded — the row's last part with its settlement.
+    fn accepted(&self, row: &DeliveryRow, idx: u32, receipt: Receipt, outcome: AttemptOutcome, last: bool) -> Accepted {
+        self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
+        Accepted { row: row.clone(), idx, message_id: receipt.message_id, outcome, last, at_ms: self.now() }
+    }
+
+    /// Commits part `idx` as `dispatching` before its request, and in the same commit the receipt
+    /// held in `accepted`. `Err(None)` when the outbox is stopping.
+    async fn mark_dispatching(
+        &self,
+        row: &DeliveryRow,
+        idx: u32,
+        accepted: &mut Option<Accepted>,
+    ) -> Result<(), Option<StoreError>> {
+        let Some(a) = accepted.take() else { return self.mark_dispatching_alone(row, idx).await };
+        // Each step keeps its own fail point; the receipt's is checked first (it is written first).
+        let injected = match self.failpoints.check("outbox.receipt") {
+            Err(e) => Some(("outbox.receipt", e)),
+            Ok(()) => self.failpoints.check("outbox.dispatching").err().map(|e| ("outbox.dispatching", e)),
+        };
+        let written = match injected {
+            Some((point, e)) => Err((point, StoreError::Invalid(e.to_string()))),
+            None => {
+                let (id, now, write) = (row.id.clone(), self.now(), a.write());
+                let result = self
+                    .store
+                    .write(move |tx| {
+                        write(tx)?;
+                        tx.mark_part_dispatching(&id, idx, now)
+                    })
+                    .await;
+                // SQLite cannot say which half failed: the receipt is the one that must not be lost.
+                result.map_err(|e| ("outbox.receipt", e))
+            }
+        };
+        match written {
+            Ok(()) => {
+                self.recorded(&a);
+                Ok(())
+            }
+            Err(("outbox.dispatching", e)) => {
+                // The receipt alone, then the dispatching failure as if it had been written alone.
+                *accepted = Some(a);
+                if !self.record_accepted(accepted).await {
+                    return Err(None);
+                }
+                Err(Some(e))
+            }
+            Err((_, e)) => {
+                // That was the receipt's first try: it is written again after the usual waits,
+                // then this part is marked on its own.
+                self.receipt_refused(&a, &e);
+                if self.write_through_after("outbox.receipt", &a.row.id, 1, a.write()).await.is_none() {
+                    return Err(None);
+                }
+                self.recorded(&a);
+                self.mark_dispatching_alone(row, idx).await
+            }
         }
-        None
+    }
+
+    async fn mark_dispatching_alone(&self, row: &DeliveryRow, idx: u32) -> Result<(), Option<StoreError>> {
+        let (id, now) = (row.id.clone(), self.now());
+        match self.failpoints.check("outbox.dispatching") {
+            Err(injected) => Err(Some(StoreError::Invalid(injected.to_string()))),
+            Ok(()) => self.store.write(move |tx| tx.mark_part_dispatching(&id, idx, now)).await.map_err(Some),
+        }
+    }
+
+    fn receipt_refused(&self, a: &Accepted, e: &dyn std::fmt::Display) {
+        self.store_error("outbox.receipt");
+        tracing::error!(delivery = %a.row.id, step = "outbox.receipt", error = %e, retry_in_ms = STORE_RETRY_MS[0], "outbox: the store refused a write; trying again");
+    }
+
+    /// Writes the receipt held in `accepted` on its own, until it commits (the platform has the
+    /// part: it must never be sent again). False only when the outbox is stopping.
+    async fn record_accepted(&self, accepted: &mut Option<Accepted>) -> bool {
+        let Some(a) = accepted.take() else { return true };
+        if self.write_through("outbox.receipt", &a.row.id, a.write()).await.is_none() {
+            return false;
+        }
+        self.recorded(&a);
+        true
+    }
+
+    /// A receipt is committed: the row it finished is settled.
+    fn recorded(&self, a: &Accepted) {
+        if a.last {
+            self.settled_notify(&a.row, DeliveryState::Delivered, None);
+        }
     }
 
     /// A part left `unknown` (an ambiguous send, or a crash mid-send) is resent where the platform
     /// deduplicates; looked for where the platform can be searched (found: recorded as sent;
     /// missing once no request could still land: resent); otherwise the row is reported `unknown`.
     async fn check_unknown(&self, row: &DeliveryRow, part: &PartRow, request: &Part, channel: &dyn Channel) -> Unknown {
-        if part.state != "unknown" && part.state != "dispatching" {
+        if !matches!(part.state, PartState::Unknown | PartState::Dispatching) {
             return Unknown::Send;
         }
         let (dispatched, now) = (part.dispatched_at_ms.unwrap_or(0), self.now());
@@ -815,28 +1016,33 @@ impl Inner {
             if now < ready {
                 // A request still in flight could land after a look: look once it cannot.
                 let note = format!("{what}; looking for it on {} after the request time limit", row.channel);
-                return Unknown::Stop(self.reschedule(row, ready, false, &note, "ambiguous", None).await);
+                let ambiguous = DeliveryErrorClass::Ambiguous;
+                return Unknown::Stop(self.reschedule(row, ready, false, &note, ambiguous, None).await);
             }
             match channel.reconcile(request, dispatched).await {
                 Ok(Some(receipt)) => return Unknown::Found(receipt),
                 Ok(None) => {
                     let detail = format!("{} does not have part {}: sending it again", row.channel, part.idx + 1);
-                    self.attempt(row, part.idx, "missing", Some(detail)).await;
+                    self.attempt(row, part.idx, AttemptOutcome::Missing, Some(detail)).await;
                     return Unknown::Send;
                 }
                 Err(SendError::NotSent { message, .. }) => {
                     // Could not look this time (refused connection, 429): look again later.
-                    self.attempt(row, part.idx, "lookup-failed", Some(message.clone())).await;
+                    self.attempt(row, part.idx, AttemptOutcome::LookupFailed, Some(message.clone())).await;
                     let note = format!("{what}; could not look for it yet: {message}");
-                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, "ambiguous", None).await);
+                    let ambiguous = DeliveryErrorClass::Ambiguous;
+                    return Unknown::Stop(self.backoff(row, row.attempts + 1, &note, ambiguous, None).await);
                 }
                 Err(e) => {
-                    self.attempt(row, part.idx, "lookup-failed", Some(e.to_string())).await;
+                    self.attempt(row, part.idx, AttemptOutcome::LookupFailed, Some(e.to_string())).await;
                     let msg = format!(
                         "{what} and looking for it on {} failed ({e}); check the chat, then `pincer deliveries retry {}` if it is missing",
                         row.channel, row.id
                     );
-                    return Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await);
+                    let ambiguous = Some(DeliveryErrorClass::Ambiguous);
+                    return Unknown::Stop(
+                        self.settle(row, DeliveryState::Unknown, false, Some(msg), ambiguous, None).await,
+                    );
                 }
             }
         }
@@ -844,7 +1050,8 @@ impl Inner {
             "{what} and {} cannot deduplicate a resend; check the chat, then `pincer deliveries retry {}` if it is missing",
             row.channel, row.id
         );
-        Unknown::Stop(self.settle(row, "unknown", false, Some(msg), Some("ambiguous"), None).await)
+        let ambiguous = Some(DeliveryErrorClass::Ambiguous);
+        Unknown::Stop(self.settle(row, DeliveryState::Unknown, false, Some(msg), ambiguous, None).await)
     }
 
     async fn failed(&self, row: &DeliveryRow, part: &PartRow, channel: &dyn Channel, e: SendError) -> RowOutcome {
@@ -854,16 +1061,19 @@ impl Inner {
         match e {
             SendError::NotSent { message, retry_after_ms, rate_limited: true } => {
                 let wait = retry_after_ms.unwrap_or(1_000).max(1) as i64;
-                self.attempt(row, idx, "rate-limited", Some(format!("{message} (retry after {wait} ms)"))).await;
+                let detail = Some(format!("{message} (retry after {wait} ms)"));
+                self.attempt(row, idx, AttemptOutcome::RateLimited, detail).await;
                 self.pause(&row.channel, Some(now + wait), format!("rate limited: {message}"));
-                self.reschedule(row, now + wait, false, &message, "rate_limited", Some((idx, "pending"))).await
+                let (class, part) = (DeliveryErrorClass::RateLimited, Some((idx, PartState::Pending)));
+                self.reschedule(row, now + wait, false, &message, class, part).await
             }
             SendError::NotSent { message, .. } => {
-                self.attempt(row, idx, "not-sent", Some(message.clone())).await;
-                self.backoff(row, attempts, &message, "not_sent", Some((idx, "pending"))).await
+                self.attempt(row, idx, AttemptOutcome::NotSent, Some(message.clone())).await;
+                let (class, part) = (DeliveryErrorClass::NotSent, Some((idx, PartState::Pending)));
+                self.backoff(row, attempts, &message, class, part).await
             }
             SendError::Permanent { class, message } => {
-                self.attempt(row, idx, "permanent", Some(format!("{class}: {message}"))).await;
+                self.attempt(row, idx, AttemptOutcome::Permanent, Some(format!("{class}: {message}"))).await;
                 if class == crate::channel::PermanentClass::Auth {
                     // Every row of this channel would fail the same way: stop the channel, keep the rows.
                     self.pause(
@@ -871,22 +1081,26 @@ impl Inner {
                         None,
                         format!("credentials rejected: {message}; fix channels.{} and restart", row.channel),
                     );
-                    return self.reschedule(row, now, false, &message, "auth", Some((idx, "pending"))).await;
+                    let part = Some((idx, PartState::Pending));
+                    return self.reschedule(row, now, false, &message, DeliveryErrorClass::Auth, part).await;
                 }
-                self.settle(row, "dead", true, Some(message), Some(class.as_str()), Some((idx, "pending"))).await
+                let part = Some((idx, PartState::Pending));
+                self.settle(row, DeliveryState::Dead, true, Some(message), Some(class.into()), part).await
             }
             SendError::Ambiguous { message } => {
-                self.attempt(row, idx, "ambiguous", Some(message.clone())).await;
+                self.attempt(row, idx, AttemptOutcome::Ambiguous, Some(message.clone())).await;
                 let dispatched = part.dispatched_at_ms.unwrap_or(now);
                 if channel.safe_to_retry_ambiguous(dispatched, now) || channel.reconcile_after_ms().is_some() {
                     // The platform deduplicates (resend the same nonce / idempotency key later), or
                     // can be searched (look for the part first: `check_unknown`).
-                    self.backoff(row, attempts, &message, "ambiguous", Some((idx, "unknown"))).await
+                    let part = Some((idx, PartState::Unknown));
+                    self.backoff(row, attempts, &message, DeliveryErrorClass::Ambiguous, part).await
                 } else {
                     let msg = format!(
                         "{message}; the platform may have the message and cannot deduplicate a resend, so it was not resent"
                     );
-                    self.settle(row, "unknown", true, Some(msg), Some("ambiguous"), Some((idx, "unknown"))).await
+                    let (class, part) = (Some(DeliveryErrorClass::Ambiguous), Some((idx, PartState::Unknown)));
+                    self.settle(row, DeliveryState::Unknown, true, Some(msg), class, part).await
                 }
             }
         }
@@ -897,11 +1111,13 @@ impl Inner {
         row: &DeliveryRow,
         attempts: u32,
         message: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         part: PartUpdate,
     ) -> RowOutcome {
         if attempts >= row.max_attempts {
-            let state = if class == "ambiguous" { "unknown" } else { "dead" };
+            // An ambiguous send that was never confirmed may have arrived: `unknown`, not `dead`.
+            let state =
+                if class == DeliveryErrorClass::Ambiguous { DeliveryState::Unknown } else { DeliveryState::Dead };
             let msg = format!("gave up after {attempts} attempts: {message}");
             return self.settle(row, state, true, Some(msg), Some(class), part).await;
         }
@@ -949,12 +1165,7 @@ impl Inner {
                         rows = taken.len(),
                         "outbox: took back deliveries whose worker stopped (lease expired)"
                     );
-                    self.metrics.add(
-                        "pincer_outbox_leases_reclaimed_total",
-                        "Deliveries taken back after their worker stopped and the lease expired.",
-                        &[],
-                        taken.len() as f64,
-                    );
+                    self.metrics.add(&metrics::OUTBOX_LEASES_RECLAIMED_TOTAL, &[], taken.len() as f64);
                 }
                 true
             }
@@ -1084,12 +1295,24 @@ fn spawn_worker(inner: &Arc<Inner>, batch: Vec<LeasedDelivery>, lease_until_ms: 
 
 /// Sends one conversation's leased rows in order; a held row returns the rest to the queue.
 async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
+    let local = batch.first().and_then(|l| inner.channels.get(&l.row.channel)).filter(|c| c.local().is_some());
+    if let Some(channel) = local.cloned() {
+        return inner.deliver_local(channel, batch).await;
+    }
     let mut rows = batch.into_iter();
+    // The receipt of the last part sent, until the next commit carries it.
+    let mut accepted = None;
     while let Some(leased) = rows.next() {
-        match inner.deliver(leased).await {
+        match inner.deliver(leased, &mut accepted).await {
             RowOutcome::Done => {}
-            RowOutcome::Stopped => return,
+            RowOutcome::Stopped => {
+                inner.record_accepted(&mut accepted).await;
+                return;
+            }
             RowOutcome::Hold => {
+                if !inner.record_accepted(&mut accepted).await {
+                    return;
+                }
                 let rest: Vec<String> = rows.map(|l| l.row.id).collect();
                 if !rest.is_empty() {
                     let now = inner.now();
@@ -1100,4 +1323,5 @@ async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
             }
         }
     }
+    inner.record_accepted(&mut accepted).await;
 }

@@ -11,6 +11,7 @@
 //! one place real time stands in for the clock: reqwest's request timeout). Time between attempts
 //! is the outbox's, on the fake clock, which the driver moves exactly to the row's next attempt.
 
+use pincer_protocol::state::{AttemptOutcome, DeliveryState, OriginKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use pincer_core::{Clock, EventBus, FakeClock, Metrics};
 use pincer_cron::{Origin, Route};
 use pincer_delivery::channel::{Channel, Discord, Slack, Telegram, Webhook};
 use pincer_delivery::{Outbox, OutboxDeps, TooLong};
-use pincer_store::{DeliveryDetail, Store};
+use pincer_store::{DeliveryDetail, NewDelivery, Store};
 use pincer_testkit::fakes::discord::{self, FakeDiscord};
 use pincer_testkit::fakes::slack::{self, FakeSlack};
 use pincer_testkit::fakes::telegram::{self, FakeTelegram};
@@ -317,7 +318,7 @@ async fn send_one(
     .await
     .unwrap();
     let route = Route { channel: name.into(), to, thread_id: None, account_id: None, source: "explicit".into() };
-    let origin = Origin { kind: "send", id: None, best_effort: false };
+    let origin = Origin { kind: OriginKind::Send, id: None, best_effort: false };
     let row = outbox.prepare(&route, TEXT, "fault-matrix", &origin, None, TooLong::Refuse).unwrap();
     assert_eq!(row.parts.len(), 1, "{what}: one part");
     let id = outbox.enqueue(row).await.unwrap().id;
@@ -327,14 +328,14 @@ async fn send_one(
         let now = clock.now_ms();
         let detail = wait_for_row(&store, &id, what, |d| {
             matches!(d.row.state.as_str(), "delivered" | "dead" | "unknown")
-                || (d.row.state == "pending" && d.row.next_attempt_at_ms > now)
+                || (d.row.state == DeliveryState::Pending && d.row.next_attempt_at_ms > now)
         })
         .await;
-        if detail.row.state != "pending" {
+        if detail.row.state != DeliveryState::Pending {
             break detail;
         }
         let last = detail.attempts.last().expect("a row waits only after an attempt");
-        if last.outcome == "rate-limited" {
+        if last.outcome == AttemptOutcome::RateLimited {
             // The 429's delay is a pause of the whole channel, not an attempt.
             let pause = outbox.pauses().remove(name).expect("a rate limit pauses the channel");
             assert_eq!(pause.until_ms, Some(detail.row.next_attempt_at_ms), "{what}: {pause:?}");
@@ -371,7 +372,7 @@ async fn run_cell(platform: Platform, scenario: &Scenario) -> String {
         if let Some(at) = previous {
             cell.push_str(&format!(", +{}s ", (attempt.at_ms - at) / 1000));
         }
-        cell.push_str(&attempt.outcome);
+        cell.push_str(attempt.outcome.as_str());
         previous = Some(attempt.at_ms);
     }
     let (requests, accepted) = fake.as_ref().map_or((0, 0), |f| (f.requests(), f.accepted()));
@@ -423,7 +424,7 @@ fn timeline(detail: &DeliveryDetail) -> Vec<(String, i64)> {
         .map(|a| {
             let step = (a.at_ms - previous) / 1000;
             previous = a.at_ms;
-            (a.outcome.clone(), step)
+            (a.outcome.as_str().to_string(), step)
         })
         .collect()
 }
@@ -440,7 +441,7 @@ async fn slack_looks_for_an_ambiguous_part_only_after_the_request_time_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (detail, outbox) = send_one(dir.path(), "slack", channel, to, timeout, "slack reconcile").await;
     outbox.shutdown();
-    assert_eq!(detail.row.state, "delivered", "{detail:#?}");
+    assert_eq!(detail.row.state, DeliveryState::Delivered, "{detail:#?}");
     assert_eq!(timeline(&detail), [("ambiguous".to_string(), 0), ("reconciled".to_string(), 30)], "{detail:#?}");
     let messages = fake.messages();
     assert_eq!((messages.len(), fake.requests()), (1, 1), "found, not resent");
@@ -462,7 +463,7 @@ async fn slack_without_the_history_scope_reports_an_ambiguous_part_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let (detail, outbox) = send_one(dir.path(), "slack", channel, to, TIMEOUT, "slack no scope").await;
     outbox.shutdown();
-    assert_eq!(detail.row.state, "unknown", "{detail:#?}");
+    assert_eq!(detail.row.state, DeliveryState::Unknown, "{detail:#?}");
     assert_eq!(timeline(&detail), [("ambiguous".to_string(), 0), ("lookup-failed".to_string(), 5)]);
     let error = detail.row.last_error.clone().unwrap_or_default();
     assert!(
@@ -527,7 +528,7 @@ impl Rig {
             account_id: None,
             source: "explicit".into(),
         };
-        let origin = Origin { kind: "send", id: None, best_effort: false };
+        let origin = Origin { kind: OriginKind::Send, id: None, best_effort: false };
         let key = format!("{channel}:{to}:{text}");
         let row = self.outbox.prepare(&route, text, &key, &origin, None, TooLong::Refuse).unwrap();
         self.outbox.enqueue(row).await.unwrap().id
@@ -578,7 +579,7 @@ async fn drive(rig: &Rig, ids: &[String], what: &str) -> u64 {
             seen = retries;
         } else if let Some(next) = rows
             .iter()
-            .filter(|d| d.row.state == "pending" && d.row.next_attempt_at_ms > now)
+            .filter(|d| d.row.state == DeliveryState::Pending && d.row.next_attempt_at_ms > now)
             .map(|d| d.row.next_attempt_at_ms)
             .min()
         {
@@ -619,6 +620,66 @@ async fn a_receipt_the_store_refuses_is_written_again_and_the_conversation_goes_
     assert_eq!(first.parts[0].platform_message_id, Some(messages[0].message_id.to_string()));
     assert_eq!(done.row.settled_at_ms, Some(START_MS + 8_000), "the second goes once the first is recorded");
     assert_eq!(rig.store_retries(), 3);
+}
+
+/// A backlog in one chat costs one commit per message: each message's `dispatching` carries the
+/// previous message's receipt and settlement, instead of one commit before the request and one
+/// after. Nothing is reordered, lost or sent twice.
+#[tokio::test]
+async fn one_commit_records_a_message_sent_and_puts_the_next_in_flight() {
+    let fake = FakeTelegram::start().await;
+    let (channel, to) = adapter(Platform::Telegram, &fake.base_url(), TIMEOUT);
+    let target = channel.parse_target(&to, None).unwrap().to;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("pincer.db")).unwrap();
+    let n = 30;
+    let rows: Vec<NewDelivery> = (0..n)
+        .map(|i| NewDelivery {
+            id: format!("row-{i:02}"),
+            idempotency_key: format!("key-{i}"),
+            origin_kind: OriginKind::Send,
+            origin_id: None,
+            channel: "telegram".into(),
+            account_id: None,
+            target: target.clone(),
+            thread_id: None,
+            max_attempts: MAX_ATTEMPTS,
+            best_effort: false,
+            body: format!("message {i}"),
+            parts: vec![(format!("message {i}"), format!("nonce-{i}"))],
+            created_at_ms: START_MS,
+        })
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    store.write(move |tx| rows.iter().try_for_each(|r| tx.enqueue_delivery(r).map(|_| ()))).await.unwrap();
+    let before = store.write_requests();
+    let (settled, _) = tokio::sync::mpsc::unbounded_channel();
+    let clock = FakeClock::new(START_MS);
+    let outbox = Outbox::start(OutboxDeps {
+        store: store.clone(),
+        clock: clock.shared(),
+        events: EventBus::default(),
+        metrics: Arc::new(Metrics::default()),
+        generation: 1,
+        config: rig_config(TIMEOUT),
+        channels: vec![channel],
+        settled,
+        failpoints: Default::default(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), Arc::new(Metrics::default())),
+    })
+    .await
+    .unwrap();
+    for id in &ids {
+        let row = wait_for_row(&store, id, id, terminal).await;
+        assert_eq!((row.row.state.as_str(), row.parts[0].state.as_str()), ("delivered", "sent"), "{id}");
+    }
+    let writes = store.write_requests() - before;
+    let texts: Vec<String> = fake.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, (0..n).map(|i| format!("message {i}")).collect::<Vec<_>>());
+    // Start-up recovery, a few leases, then one commit per message (and the last receipt alone);
+    // a commit before and one after each request would be 2n.
+    assert!(writes < 3 * n as u64 / 2, "{writes} store writes for {n} messages");
+    outbox.shutdown();
 }
 
 /// Every step of a row the store refuses twice, on Telegram (a resend would show as a second
@@ -760,7 +821,7 @@ async fn a_hung_channel_delays_only_itself() {
     }
     for id in &ids {
         let row = wait_for_row(&rig.store, id, "telegram", terminal).await;
-        assert_eq!(row.row.state, "delivered");
+        assert_eq!(row.row.state, DeliveryState::Delivered);
         assert_eq!(row.row.settled_at_ms, Some(START_MS), "no fake time passed");
     }
     assert_eq!(tg.messages().len(), 3);

@@ -3,6 +3,7 @@
 //! cap on sockets that have not authenticated yet (OpenClaw's pre-auth budget). A refused socket
 //! gets OpenClaw's answer for bursts: HTTP 503 and a one-line reason.
 
+use pincer_core::metrics;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use pincer_core::Metrics;
 use pincer_core::config::ConnectionsConfig;
-use serde_json::{Value, json};
+use pincer_protocol::schema::system::{ConnectionPressure, Refused};
 
 /// Descriptors kept back from sockets: the store (a writer and eight readers, each with its WAL
 /// and shared memory), the log, the state-dir lock, command pipes (`cron.maxConcurrentRuns` × 3),
@@ -141,11 +142,7 @@ impl Admission {
             };
             counter.fetch_add(1, Ordering::Relaxed);
             let reason = if matches!(refusal, Refusal::AtCapacity { .. }) { "capacity" } else { "per_address" };
-            self.metrics.inc(
-                "pincer_connections_refused_total",
-                "Sockets refused with HTTP 503, by reason.",
-                &[("reason", reason)],
-            );
+            self.metrics.inc(&metrics::CONNECTIONS_REFUSED_TOTAL, &[("reason", reason)]);
             return Err(refusal);
         }
         counts.open += 1;
@@ -155,51 +152,36 @@ impl Admission {
 
     pub fn header_timed_out(&self) {
         self.header_timeouts.fetch_add(1, Ordering::Relaxed);
-        self.metrics.inc(
-            "pincer_http_header_timeouts_total",
-            "Connections closed for not sending a request head in time (gateway.connections.headerTimeoutMs).",
-            &[],
-        );
+        self.metrics.inc(&metrics::HTTP_HEADER_TIMEOUTS_TOTAL, &[]);
     }
 
     /// `health`'s `connections` object: the pressure on the gateway port.
-    pub fn pressure(&self) -> Value {
+    pub fn pressure(&self) -> ConnectionPressure {
         let counts = self.counts.lock().expect("admission lock");
         let unauthenticated: usize = counts.unauthenticated.values().sum();
         let busiest = counts.unauthenticated.values().copied().max().unwrap_or(0);
-        json!({
-            "open": counts.open,
-            "max": self.max,
-            "maxSource": self.max_source,
-            "unauthenticated": unauthenticated,
-            "busiestAddressUnauthenticated": busiest,
-            "maxUnauthenticatedPerAddress": self.per_address,
-            "refused": {
-                "atCapacity": self.refused_at_capacity.load(Ordering::Relaxed),
-                "perAddress": self.refused_per_address.load(Ordering::Relaxed),
+        ConnectionPressure {
+            open: counts.open as u64,
+            max: self.max as u64,
+            max_source: self.max_source.clone(),
+            unauthenticated: unauthenticated as u64,
+            busiest_address_unauthenticated: busiest as u64,
+            max_unauthenticated_per_address: self.per_address as u64,
+            refused: Refused {
+                at_capacity: self.refused_at_capacity.load(Ordering::Relaxed),
+                per_address: self.refused_per_address.load(Ordering::Relaxed),
             },
-            "headerTimeouts": self.header_timeouts.load(Ordering::Relaxed),
-        })
+            header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+        }
     }
 
     /// Publishes the pressure as gauges (the refusal counters are kept as they happen).
     pub fn export(&self) {
         let m = &self.metrics;
         let p = self.pressure();
-        let n = |v: &Value| v.as_f64().unwrap_or(0.0);
-        m.set("pincer_connections_open", "Sockets open on the gateway port (HTTP and WebSocket).", &[], n(&p["open"]));
-        m.set(
-            "pincer_connections_max",
-            "Most sockets the gateway keeps open (gateway.connections.max, capped by the open-file limit).",
-            &[],
-            n(&p["max"]),
-        );
-        m.set(
-            "pincer_connections_unauthenticated",
-            "Open sockets not yet authenticated (HTTP requests and WebSockets before hello-ok).",
-            &[],
-            n(&p["unauthenticated"]),
-        );
+        m.set(&metrics::CONNECTIONS_OPEN, &[], p.open as f64);
+        m.set(&metrics::CONNECTIONS_MAX, &[], p.max as f64);
+        m.set(&metrics::CONNECTIONS_UNAUTHENTICATED, &[], p.unauthenticated as f64);
     }
 
     fn release(&self, ip: IpAddr, unauthenticated: bool) {
@@ -263,8 +245,8 @@ mod tests {
         let _y1 = a.admit(y).unwrap();
         drop((x1, x3));
         let p = a.pressure();
-        assert_eq!((p["open"].as_u64(), p["unauthenticated"].as_u64()), (Some(1), Some(1)));
-        assert_eq!(p["refused"], json!({"atCapacity": 1, "perAddress": 1}));
+        assert_eq!((p.open, p.unauthenticated), (1, 1));
+        assert_eq!(p.refused, Refused { at_capacity: 1, per_address: 1 });
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `connect` handshake: strict params, version negotiation, shared-token auth with failure
 //! limiting, the role and the live scope set, then `hello-ok`.
 
+use pincer_core::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -194,12 +195,7 @@ async fn admit(
             close::POLICY,
         ));
     }
-    // A device-less connection keeps its declared scopes only as the local CLI; everyone else
-    // holding the shared secret gets no scopes (health only), as in OpenClaw.
-    let keeps_scopes = params.client.id == ClientId::Cli
-        && params.client.mode == ClientMode::Cli
-        && direct_local
-        && !upgrade.has_origin;
+    let keeps_scopes = device_less_keeps_scopes(params.client.id, params.client.mode, auth, upgrade);
     let scopes = if keeps_scopes { requested } else { ScopeSet::EMPTY };
     state.devices.record_connect(peer, auth, role, scopes).await;
     let caller = Caller {
@@ -214,6 +210,25 @@ async fn admit(
         direct_local,
     };
     Ok((caller, params, None))
+}
+
+/// Whether a connection without a device keeps the scopes it declared; everyone else holding the
+/// shared secret gets no scopes (health only). OpenClaw 2026.9.6's rule (`message-handler`'s
+/// `shouldSkipLocalBackendSelfPairing` / `shouldPreserveLocalCliSharedAuthScopes`), on a loopback
+/// socket with no proxy headers (Pincer's `direct_local`, which covers OpenClaw's `direct_local`,
+/// `cli_container_local` and `shared_secret_loopback_local`) and no browser `Origin`:
+/// - the local backend helper, `gateway-client`/`backend` (the stock CLI's `status`, `agent`,
+///   `gateway call` connections), with the shared secret or under `auth.mode: "none"`;
+/// - the local CLI, `cli`/`cli`, with the shared secret (Pincer also under `auth.mode: "none"`,
+///   where OpenClaw refuses a device-less CLI outright).
+///
+/// A non-loopback or proxied connection, or one with an `Origin`, never keeps them.
+fn device_less_keeps_scopes(client: ClientId, mode: ClientMode, auth: AuthMethod, upgrade: &Upgrade) -> bool {
+    let local = upgrade.direct_local() && !upgrade.has_origin;
+    let trusted_auth = matches!(auth, AuthMethod::Token | AuthMethod::None);
+    let local_client =
+        matches!((client, mode), (ClientId::Cli, ClientMode::Cli) | (ClientId::GatewayClient, ClientMode::Backend));
+    local && trusted_auth && local_client
 }
 
 fn device_token_of(params: &ConnectParams) -> Option<String> {
@@ -287,7 +302,7 @@ fn check_shared_secret(state: &AppState, upgrade: &Upgrade, params: &ConnectPara
 
 fn token_mismatch(state: &AppState, upgrade: &Upgrade) -> Rejection {
     let locked = state.limiter.record_failure(upgrade.remote.ip(), upgrade.exempt_from_lockout(), state.clock.now_ms());
-    state.metrics.inc("pincer_auth_failures_total", "Failed connect authentications.", &[("reason", "token_mismatch")]);
+    state.metrics.inc(&metrics::AUTH_FAILURES_TOTAL, &[("reason", "token_mismatch")]);
     tracing::warn!(conn = %upgrade.conn_id, remote = %upgrade.remote, locked, "unauthorized: gateway token mismatch");
     Rejection::new(
         ErrorShape::invalid_request(

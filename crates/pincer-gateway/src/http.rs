@@ -1,10 +1,15 @@
-//! The HTTP side of the gateway port: `/healthz`, `/readyz`, `/metrics`, and the WebSocket
-//! upgrade on `/`.
+//! The HTTP side of the gateway port: `/healthz`, `/readyz`, `/metrics`, the browser console
+//! (`/` without an upgrade, and `/console/*`), and the WebSocket upgrade on `/`.
+//!
+//! A browser's upgrade (one with an `Origin`) is refused with 403 unless the origin is the
+//! gateway's own page or listed in `gateway.controlUi.allowedOrigins`
+//! ([`pincer_core::origin::check_upgrade_origin`]).
 //!
 //! The upgrade is answered here rather than by axum's `WebSocketUpgrade`, because the socket must
 //! be read through a [`FrameGate`]: before `hello-ok` a frame above 64 KiB is refused at its
 //! header, after it the limit is `maxPayload`.
 
+use pincer_core::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
+use pincer_protocol::schema::system::{Readiness, StoreHealth};
 use pincer_protocol::{MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use serde_json::json;
 use tokio::sync::watch;
@@ -36,6 +42,7 @@ struct Ctx {
 pub fn router(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/", get(root))
+        .route("/console/{*path}", get(crate::console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -51,8 +58,17 @@ async fn root(
     let headers = req.headers();
     let key = match websocket_key(req.method(), headers) {
         Some(key) => key,
+        // A plain page load: the console. A broken upgrade still hears how to connect.
+        None if !asks_for_upgrade(headers) => return crate::console::index(headers),
         None => return upgrade_required(),
     };
+    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if let Err(reason) =
+        pincer_core::origin::check_upgrade_origin(origin, host, &ctx.state.config.gateway.control_ui.allowed_origins)
+    {
+        return origin_refused(&ctx.state, remote, &reason);
+    }
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return upgrade_required();
     };
@@ -105,6 +121,35 @@ fn websocket_key(method: &Method, headers: &HeaderMap) -> Option<String> {
     ok.then(|| headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok().map(String::from)).flatten()
 }
 
+/// The request names an upgrade at all (`Upgrade`, or `Connection: upgrade`).
+fn asks_for_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        || headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// 403 for a browser upgrade from a foreign origin. Logged for the first refusal and every
+/// hundredth after, so a page retrying in a loop cannot flood the log.
+fn origin_refused(state: &AppState, remote: SocketAddr, reason: &str) -> Response {
+    state.metrics.inc(&pincer_core::metrics::WS_ORIGIN_REFUSED_TOTAL, &[]);
+    let n = ORIGIN_REFUSALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n == 1 || n.is_multiple_of(100) {
+        tracing::warn!(remote = %remote, refused = n, "websocket upgrade refused: {reason}");
+    }
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("Pincer refused this WebSocket: {reason}.\n"),
+    )
+        .into_response()
+}
+
+/// Origin refusals since start, for log throttling only.
+static ORIGIN_REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn upgrade_required() -> Response {
     (
         StatusCode::UPGRADE_REQUIRED,
@@ -126,77 +171,47 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     let store = state.store_write_failure().await;
     let mut failing = Vec::new();
     if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
-        failing.push("startup");
+        failing.push("startup".to_string());
     }
     if store.is_some() {
-        failing.push("store");
+        failing.push("store".to_string());
     }
     // The scheduler, the outbox (and the HTTP server): not ready while one of them is down.
-    let down: Vec<_> = state.supervisor.down().into_iter().filter(|t| t.critical).collect();
-    failing.extend(down.iter().map(|t| t.name));
-    let mut body = json!({ "ready": failing.is_empty(), "failing": failing, "uptimeMs": state.uptime_ms() });
-    if let Some(f) = store {
-        body["store"] =
-            json!({ "writable": false, "kind": f.kind, "error": f.error, "sinceMs": f.since_ms, "fix": f.fix });
-    }
-    if !down.is_empty() {
-        body["tasks"] = json!(down);
-    }
-    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let tasks: Vec<_> = state.supervisor.down().into_iter().filter(|t| t.critical).collect();
+    failing.extend(tasks.iter().map(|t| t.name.clone()));
+    let store = store.map(|f| StoreHealth {
+        writable: false,
+        kind: Some(f.kind.as_str().to_string()),
+        error: Some(f.error),
+        since_ms: Some(f.since_ms),
+        fix: Some(f.fix),
+        ..StoreHealth::default()
+    });
+    let ready = failing.is_empty();
+    let body = Readiness { ready, failing, uptime_ms: state.uptime_ms(), store, tasks };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> Response {
     let state = &ctx.state;
     let m = &state.metrics;
-    m.set("pincer_up", "1 while the gateway runs.", &[("version", crate::VERSION)], 1.0);
-    m.set("pincer_uptime_seconds", "Seconds since the gateway started.", &[], state.uptime_ms() as f64 / 1000.0);
+    m.set(&metrics::UP, &[("version", crate::VERSION)], 1.0);
+    m.set(&metrics::UPTIME_SECONDS, &[], state.uptime_ms() as f64 / 1000.0);
     state.admission.export();
-    m.set(
-        "pincer_ws_connections",
-        "Authenticated WebSocket connections now open.",
-        &[],
-        state.connection_count() as f64,
-    );
-    m.set(
-        "pincer_store_writable",
-        "1 while the store's writes succeed, 0 while they fail (a full disk; see `pincer health`).",
-        &[],
-        if state.store.write_health().is_none() { 1.0 } else { 0.0 },
-    );
-    m.set(
-        "pincer_store_sqlite_memory_bytes",
-        "Memory SQLite holds now (page caches of every connection, bounded by their cache_size).",
-        &[],
-        pincer_store::sqlite_memory_used() as f64,
-    );
+    m.set(&metrics::WS_CONNECTIONS, &[], state.connection_count() as f64);
+    m.set(&metrics::STORE_WRITABLE, &[], if state.store.write_health().is_none() { 1.0 } else { 0.0 });
+    m.set(&metrics::STORE_SQLITE_MEMORY_BYTES, &[], pincer_store::sqlite_memory_used() as f64);
     let outbox = state.outbox.health().await;
-    if let Some(channels) = outbox["channels"].as_object() {
-        for (name, c) in channels {
-            let l = [("channel", name.as_str())];
-            m.set(
-                "pincer_outbox_pending",
-                "Deliveries waiting or being sent.",
-                &l,
-                c["pending"].as_f64().unwrap_or(0.0),
-            );
-            m.set(
-                "pincer_outbox_dead",
-                "Deliveries given up on (dead letters).",
-                &l,
-                c["dead"].as_f64().unwrap_or(0.0),
-            );
-            m.set(
-                "pincer_outbox_unknown",
-                "Deliveries whose outcome is unknown.",
-                &l,
-                c["unknown"].as_f64().unwrap_or(0.0),
-            );
-            let age = c["oldestPendingAgeMs"].as_f64().unwrap_or(0.0) / 1000.0;
-            m.set("pincer_outbox_oldest_pending_seconds", "Age of the oldest undelivered delivery.", &l, age);
-            let up = if c["healthState"] == "healthy" { 1.0 } else { 0.0 };
-            m.set("pincer_channel_healthy", "1 when the channel is being sent to.", &l, up);
-        }
+    for (name, c) in &outbox.channels {
+        let l = [("channel", name.as_str())];
+        m.set(&metrics::OUTBOX_PENDING, &l, c.pending as f64);
+        m.set(&metrics::OUTBOX_DEAD, &l, c.dead as f64);
+        m.set(&metrics::OUTBOX_UNKNOWN, &l, c.unknown as f64);
+        let age = c.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0;
+        m.set(&metrics::OUTBOX_OLDEST_PENDING_SECONDS, &l, age);
+        let up = if c.health_state == "healthy" { 1.0 } else { 0.0 };
+        m.set(&metrics::CHANNEL_HEALTHY, &l, up);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }

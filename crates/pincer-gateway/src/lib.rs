@@ -6,6 +6,8 @@
 //! are checked here and nowhere else; internal services call each other in-process.
 
 mod admission;
+pub mod compat;
+pub mod console;
 mod frame_gate;
 mod handshake;
 mod http;

@@ -7,6 +7,7 @@
 //! the small part of it Pincer needs (accept, one task per connection, graceful stop) with the
 //! timer, the admission check and the refusal added.
 
+use pincer_core::metrics;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,11 +83,7 @@ pub async fn serve(listener: Arc<TcpListener>, app: Router, state: Arc<AppState>
 async fn accept_failed(state: &AppState, e: io::Error) {
     let out_of_files = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM));
     if out_of_files {
-        state.metrics.inc(
-            "pincer_accept_errors_total",
-            "Sockets the kernel would not accept (out of descriptors).",
-            &[],
-        );
+        state.metrics.inc(&metrics::ACCEPT_ERRORS_TOTAL, &[]);
         tracing::error!(error = %e, max = state.admission.max(), "cannot accept a connection; retrying in 100 ms");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

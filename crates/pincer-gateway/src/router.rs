@@ -1,11 +1,15 @@
 //! Method dispatch: the registry of implemented methods, the role and scope checks, and the call.
-//! The router is thin; every method body lives in `methods/` or in a domain crate.
+//! The router is thin; every method body lives in `methods/` or in a domain crate. A method is
+//! registered by its [`Method`] type from `pincer_protocol::schema`, so its params are parsed here,
+//! once, by the schema's `parse_params` (closed, `invalid <method> params: <field>: …`), and its
+//! typed answer is serialised here: JSON stays at this edge.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use pincer_protocol::schema::{Method, parse_params};
 use pincer_protocol::{ErrorShape, Requirement, Role, Scope, method_info};
 use serde_json::Value;
 
@@ -15,40 +19,54 @@ pub type MethodResult = Result<Value, ErrorShape>;
 pub type MethodFuture = Pin<Box<dyn Future<Output = MethodResult> + Send>>;
 type Handler = Arc<dyn Fn(Call) -> MethodFuture + Send + Sync>;
 
-/// One method invocation.
+/// One method invocation, before its params are parsed.
 pub struct Call {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
     pub params: Option<Value>,
 }
 
-impl Call {
-    /// The params as `T`, or `INVALID_REQUEST invalid <method> params: …`.
-    pub fn params<T: serde::de::DeserializeOwned>(&self, method: &str) -> Result<T, ErrorShape> {
-        let value = self.params.clone().unwrap_or(Value::Object(Default::default()));
-        if value.is_array() {
-            // serde would read a struct from a list of its fields.
-            return Err(ErrorShape::invalid_request(format!(
-                "invalid {method} params: invalid type: sequence, expected an object"
-            )));
-        }
-        serde_json::from_value(value).map_err(|e| ErrorShape::invalid_request(format!("invalid {method} params: {e}")))
-    }
+/// Who calls and on what: what a typed handler gets besides its params.
+#[derive(Clone)]
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub caller: Arc<Caller>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    handler: Handler,
+    /// The params type's name, for the tidy test against the schema.
+    params_type: &'static str,
 }
 
 /// The implemented methods; `features.methods` lists exactly these.
 #[derive(Default, Clone)]
 pub struct Methods {
-    handlers: BTreeMap<&'static str, Handler>,
+    handlers: BTreeMap<&'static str, Entry>,
 }
 
 impl Methods {
-    pub fn add<F, Fut>(&mut self, name: &'static str, f: F)
+    /// Registers method `M`: `f` gets its parsed params and answers with its typed result.
+    pub fn add<M, F, Fut>(&mut self, f: F)
     where
-        F: Fn(Call) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = MethodResult> + Send + 'static,
+        M: Method + 'static,
+        F: Fn(Ctx, M::Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<M::Result, ErrorShape>> + Send + 'static,
     {
-        self.handlers.insert(name, Arc::new(move |call| Box::pin(f(call))));
+        let handler: Handler = Arc::new(move |call: Call| -> MethodFuture {
+            let params = match parse_params::<M::Params>(M::NAME, call.params.as_ref()) {
+                Ok(p) => p,
+                Err(e) => return Box::pin(std::future::ready(Err(ErrorShape::invalid_request(e.0)))),
+            };
+            let answer = f(Ctx { state: call.state, caller: call.caller }, params);
+            Box::pin(async move {
+                let result = answer.await?;
+                serde_json::to_value(result)
+                    .map_err(|e| ErrorShape::unavailable(format!("{}: cannot write the answer: {e}", M::NAME)))
+            })
+        });
+        self.handlers.insert(M::NAME, Entry { handler, params_type: std::any::type_name::<M::Params>() });
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -59,6 +77,11 @@ impl Methods {
         self.handlers.contains_key(name)
     }
 
+    /// Each method's params type, by method name.
+    pub fn params_types(&self) -> BTreeMap<&'static str, &'static str> {
+        self.handlers.iter().map(|(name, e)| (*name, e.params_type)).collect()
+    }
+
     /// Checks role and scope, then runs the method.
     pub async fn dispatch(
         &self,
@@ -67,11 +90,11 @@ impl Methods {
         method: &str,
         params: Option<Value>,
     ) -> MethodResult {
-        let Some(handler) = self.handlers.get(method).cloned() else {
+        let Some(entry) = self.handlers.get(method).cloned() else {
             return Err(ErrorShape::unknown_method(method));
         };
         authorize(&caller, method, params.as_ref())?;
-        handler(Call { state, caller, params }).await
+        (entry.handler)(Call { state, caller, params }).await
     }
 }
 
@@ -92,5 +115,36 @@ pub fn authorize(caller: &Caller, method: &str, params: Option<&Value>) -> Resul
     match info.required_scope(params) {
         Some(scope) if !caller.scopes.satisfies(scope) => Err(ErrorShape::missing_scope(scope.as_str())),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use pincer_protocol::schema::METHODS;
+
+    /// Tidy: every method the router serves is in the schema with the same params type, and every
+    /// schema method is served; the methods that read no params are exactly the declared ones.
+    #[test]
+    fn every_routed_method_has_its_params_type_in_the_schema() {
+        let routed = crate::methods::all().params_types();
+        let schema: std::collections::BTreeMap<&str, &str> =
+            METHODS.iter().map(|m| (m.name, (m.params_type)())).collect();
+        for (name, params) in &routed {
+            match schema.get(name) {
+                None => panic!("{name} is routed but not in pincer_protocol::schema::METHODS"),
+                Some(declared) => assert_eq!(params, declared, "{name}: the router and the schema disagree"),
+            }
+        }
+        for name in schema.keys() {
+            assert!(routed.contains_key(name), "{name} is in the schema but not routed");
+        }
+        let paramless: BTreeSet<&str> = METHODS.iter().filter(|m| m.paramless).map(|m| m.name).collect();
+        assert_eq!(
+            paramless,
+            BTreeSet::from(["health", "status", "cron.status", "doctor.run"]),
+            "a method that ignores its params must be declared here on purpose"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! One WebSocket connection: challenge, handshake, then concurrent requests, fanned-out events,
 //! `tick` every 30 s, pings, and a clean close on shutdown or credential revocation.
 
+use pincer_core::metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,13 @@ fn close_reason(reason: &str) -> String {
 
 fn to_text<T: serde::Serialize>(frame: &T) -> String {
     serde_json::to_string(frame).expect("frames serialise")
+}
+
+/// An event frame around a payload already serialised (once per event, not per connection):
+/// the same text as serialising `Frame::Event` with `seq`.
+fn event_text(event: &str, payload_json: &str, seq: u64) -> String {
+    let name = serde_json::to_string(event).expect("a string serialises");
+    format!(r#"{{"type":"event","event":{name},"payload":{payload_json},"seq":{seq}}}"#)
 }
 
 /// The read failed because a frame or message was over the limit (the gate's or tungstenite's).
@@ -119,7 +127,7 @@ pub async fn serve_socket(
 
     let conn_id = upgrade.conn_id.clone();
     if let Some(caller) = handshake(&state, &upgrade, &limits, &mut stream, &out_tx).await {
-        state.metrics.inc("pincer_ws_connections_total", "Connections that completed the handshake.", &[]);
+        state.metrics.inc(&metrics::WS_CONNECTIONS_TOTAL, &[]);
         session(&state, caller, &mut stream, &out_tx, &mut shutdown).await;
     }
     drop(out_tx);
@@ -223,7 +231,8 @@ async fn handshake(
                 limits.frame.set(MAX_PAYLOAD);
                 limits.slot.authenticated();
                 let caller = Arc::new(caller);
-                let health = crate::methods::system::health_summary(state).await;
+                let health = serde_json::to_value(crate::methods::system::health_summary(state).await)
+                    .expect("health serialises");
                 let hello = hello_ok(state, &caller, health, device_token);
                 let payload = serde_json::to_value(hello).expect("hello-ok serialises");
                 out.send(Outbound::Text(to_text(&Frame::Res(ResponseFrame::ok(&frame.id, payload))))).await.ok()?;
@@ -265,16 +274,9 @@ async fn session(
     let mut awaiting_pong_since: Option<Instant> = None;
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
 
-    let send_event = |seq: &mut u64, event: &str, payload: serde_json::Value| {
+    let send_event = |seq: &mut u64, event: &str, payload: &str| {
         *seq += 1;
-        let frame = EventFrame {
-            event: event.to_string(),
-            payload: Some(payload),
-            seq: Some(*seq),
-            state_version: None,
-            recipient_profile_id: None,
-        };
-        let text = to_text(&Frame::Event(frame));
+        let text = event_text(event, payload, *seq);
         if text.len() > MAX_PAYLOAD {
             // Above the frame limit the client would close the connection; `seq` shows the gap.
             tracing::warn!(event, bytes = text.len(), "event above maxPayload not sent");
@@ -332,8 +334,8 @@ async fn session(
                     let known = state.methods.contains(&method);
                     let label = if known { method.as_str() } else { "(unknown)" };
                     let outcome = match &result { Ok(_) => "ok", Err(e) => if e.code == "FORBIDDEN" { "forbidden" } else { "error" } };
-                    state.metrics.inc("pincer_ws_requests_total", "Requests by method and outcome.", &[("method", label), ("outcome", outcome)]);
-                    state.metrics.observe("pincer_ws_request_seconds", "Time to answer a request.", &[("method", label)], started.elapsed().as_secs_f64());
+                    state.metrics.inc(&metrics::WS_REQUESTS_TOTAL, &[("method", label), ("outcome", outcome)]);
+                    state.metrics.observe(&metrics::WS_REQUEST_SECONDS, &[("method", label)], started.elapsed().as_secs_f64());
                     let _ = out.send(Outbound::Text(answer_text(req.id, &method, result))).await;
                     drop(permit);
                 });
@@ -346,14 +348,14 @@ async fn session(
                             || caller.scopes.contains(Scope::Admin),
                     };
                     if allowed {
-                        send_event(&mut seq, ev.name, ev.payload.clone());
+                        send_event(&mut seq, ev.name, ev.payload_json());
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => seq += n,
                 Err(broadcast::error::RecvError::Closed) => {}
             },
             _ = &mut tick => {
-                send_event(&mut seq, "tick", json!({ "ts": clock.now_ms() }));
+                send_event(&mut seq, "tick", &json!({ "ts": clock.now_ms() }).to_string());
                 next_tick = next_tick.max(clock.now_ms()) + TICK_INTERVAL_MS as i64;
                 tick = clock.sleep_until(next_tick);
             }
@@ -370,7 +372,7 @@ async fn session(
                 break;
             }
             _ = shutdown.changed() => {
-                send_event(&mut seq, "shutdown", json!({ "reason": "gateway stopping", "restartExpectedMs": null }));
+                send_event(&mut seq, "shutdown", &json!({ "reason": "gateway stopping", "restartExpectedMs": null }).to_string());
                 let _ = out.send(Outbound::Close(Some((close::GOING_AWAY, "gateway shutting down".into())))).await;
                 break;
             }
@@ -393,5 +395,23 @@ mod tests {
         assert_eq!(frame["error"]["details"]["code"], "RESULT_TOO_LARGE");
         let message = frame["error"]["message"].as_str().unwrap();
         assert!(message.starts_with("result too large: the answer to deliveries.show is 25.0 MiB"), "{message}");
+    }
+
+    #[test]
+    fn an_event_spliced_around_its_shared_payload_is_the_serialised_frame() {
+        for (name, payload) in [
+            ("delivery", json!({"id": "d1", "state": "delivered", "error": null, "text": "a \"quoted\" ✓\n"})),
+            ("tick", json!({"ts": 1_700_000_000_000i64})),
+            ("odd \"name\"", json!([1, {"b": [true]}])),
+        ] {
+            let frame = EventFrame {
+                event: name.to_string(),
+                payload: Some(payload.clone()),
+                seq: Some(42),
+                state_version: None,
+                recipient_profile_id: None,
+            };
+            assert_eq!(event_text(name, &payload.to_string(), 42), to_text(&Frame::Event(frame)));
+        }
     }
 }

@@ -2,15 +2,19 @@
 //!
 //! This crate owns the shape of every frame that crosses the WebSocket: request, response and event
 //! frames, the `connect` handshake parameters, the `hello-ok` answer, error shapes and codes, the
-//! closed operator scope set with its implication rules, and the method → scope table. It does no
-//! I/O and knows nothing about the server; the gateway and the CLI both build on it.
+//! closed operator scope set with its implication rules, the method → scope table, [`schema`]:
+//! every implemented method's params and result, and the states of runs and deliveries ([`state`]).
+//! It does no I/O and knows nothing about the server; the gateway and the CLI both build on it.
 
 mod connect;
 mod error;
 mod frame;
 mod hello;
 mod method;
+pub mod schema;
 mod scope;
+pub mod shape;
+pub mod state;
 
 pub use connect::{
     ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProof, Role, negotiate_protocol,
@@ -19,7 +23,7 @@ pub use connect::{
 pub use error::{ErrorCode, ErrorShape, detail_code};
 pub use frame::{EventFrame, Frame, FrameError, RequestFrame, ResponseFrame, StateVersion, parse_frame};
 pub use hello::{ConnectChallenge, Features, HelloAuth, HelloOk, Policy, ServerInfo, Snapshot};
-pub use method::{MethodInfo, Requirement, method_info};
+pub use method::{MethodInfo, OPENCLAW_EVENTS, OPENCLAW_TSV, PINCER_METHODS, Requirement, method_info};
 pub use scope::{Scope, ScopeSet, UnknownScope};
 
 /// The protocol version Pincer speaks.

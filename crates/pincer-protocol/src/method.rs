@@ -54,10 +54,15 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> Scope {
     }
 }
 
-const OPENCLAW_TSV: &str = include_str!("method-scopes.tsv");
+/// OpenClaw 2026.9.6's method table (`method`, `required_scope`, `since`, `flags`), extracted from
+/// its `CORE_GATEWAY_METHOD_SPECS`.
+pub const OPENCLAW_TSV: &str = include_str!("method-scopes.tsv");
+
+/// The events OpenClaw 2026.9.6 lists in `hello-ok` `features.events`, one a line.
+pub const OPENCLAW_EVENTS: &str = include_str!("openclaw-events.txt");
 
 /// Pincer's methods that OpenClaw does not have.
-const PINCER_METHODS: &[(&str, Requirement)] = &[
+pub const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("deliveries.list", Requirement::Scope(Scope::Read)),
     ("deliveries.get", Requirement::Scope(Scope::Read)),
     ("deliveries.retry", Requirement::Scope(Scope::Write)),

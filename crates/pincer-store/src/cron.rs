@@ -3,9 +3,13 @@
 //! A run's id for a scheduled slot is `cron:<jobId>:<slotMs>` and is the primary key, so reserving
 //! the same slot twice is impossible — across restarts and `kill -9` alike.
 
+use pincer_protocol::state::{CompletionStatus, DeliveryStatus, ExecStatus, RunStatus, Trigger};
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::{Rd, Result, Tx};
+
+mod list;
+pub use list::{EnabledFilter, JobFacts, JobOrder, JobPage, JobPageQuery};
 
 /// A stored job: the definition and the scheduler-owned state, both as JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,17 +31,16 @@ pub struct RunRow {
     pub run_id: String,
     pub job_id: String,
     pub slot_ms: Option<i64>,
-    /// `scheduled`, `catch-up`, `retry` or `manual`.
-    pub trigger: String,
+    pub trigger: Trigger,
     /// `running`, then `ok`, `error` or `skipped`.
-    pub status: String,
+    pub status: RunStatus,
     /// Process generation holding the lease while `running`.
     pub lease_owner: i64,
     pub lease_until_ms: Option<i64>,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
-    pub delivery_status: Option<String>,
-    pub completion_status: Option<String>,
+    pub delivery_status: Option<DeliveryStatus>,
+    pub completion_status: Option<CompletionStatus>,
     /// The full run record as JSON (summary, error, model, usage, delivery details, …).
     pub record_json: String,
 }
@@ -47,8 +50,8 @@ pub struct RunRow {
 pub struct RunFilter {
     pub job_id: Option<String>,
     pub run_id: Option<String>,
-    pub statuses: Vec<String>,
-    pub delivery_statuses: Vec<String>,
+    pub statuses: Vec<ExecStatus>,
+    pub delivery_statuses: Vec<DeliveryStatus>,
     pub offset: u32,
     pub limit: u32,
     pub ascending: bool,
@@ -132,6 +135,22 @@ impl Tx<'_> {
                 job.next_run_at_ms,
                 job.updated_at_ms
             ],
+        )?;
+        if n > 0 {
+            self.bump_cron_revision()?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Sets a job's next fire time (the column and `state.nextRunAtMs`) without rewriting the rest
+    /// of the row; returns false if the job does not exist.
+    pub fn set_job_next(&self, id: &str, next_run_at_ms: Option<i64>) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE cron_jobs SET next_run_at_ms = ?2,
+               state_json = CASE WHEN ?2 IS NULL THEN json_remove(state_json, '$.nextRunAtMs')
+                                 ELSE json_set(state_json, '$.nextRunAtMs', ?2) END
+             WHERE id = ?1",
+            params![id, next_run_at_ms],
         )?;
         if n > 0 {
             self.bump_cron_revision()?;
@@ -234,6 +253,62 @@ impl Rd<'_> {
         Ok(rows)
     }
 
+    /// The given jobs, in no particular order (ids that do not exist are left out).
+    /// The job declared under `key` (`cron.add` with a `declarationKey`), if any.
+    pub fn job_id_by_declaration_key(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT id FROM cron_jobs INDEXED BY cron_jobs_by_declaration_key
+                 WHERE json_extract(job_json, '$.declarationKey') = ?1 LIMIT 1",
+            )?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn get_jobs(&self, ids: &[&str]) -> Result<Vec<JobRow>> {
+        let mut stmt = self.conn().prepare_cached(&format!("SELECT {JOB_COLS} FROM cron_jobs WHERE id = ?1"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(row) = stmt.query_row([id], job_from).optional()? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of the enabled jobs that have a next fire time, as `(id, next_run_at_ms)` in fire
+    /// order, after `after` (the last pair of the previous page). Read from an index alone, so the
+    /// scheduler can start without parsing a single job.
+    pub fn scheduled_jobs(&self, after: Option<(i64, &str)>, limit: u32) -> Result<Vec<(String, i64)>> {
+        let (next, id) = after.unwrap_or((i64::MIN, ""));
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, next_run_at_ms FROM cron_jobs INDEXED BY cron_jobs_schedule
+             WHERE enabled = 1 AND next_run_at_ms IS NOT NULL AND (next_run_at_ms, id) > (?1, ?2)
+             ORDER BY next_run_at_ms, id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![next, id, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Ids of enabled jobs without a next fire time.
+    pub fn unscheduled_jobs(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id FROM cron_jobs INDEXED BY cron_jobs_schedule WHERE enabled = 1 AND next_run_at_ms IS NULL",
+        )?;
+        let rows = stmt.query_map((), |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// A page of jobs in id order after `after_id`.
+    pub fn jobs_after(&self, after_id: &str, limit: u32) -> Result<Vec<JobRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&format!("SELECT {JOB_COLS} FROM cron_jobs WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
+        let rows = stmt.query_map(params![after_id, limit], job_from)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Changes with every job insert, update or delete.
     pub fn cron_revision(&self) -> Result<i64> {
         Ok(self.meta_get("cronRevision")?.and_then(|v| v.parse().ok()).unwrap_or(0))
@@ -275,13 +350,15 @@ impl Rd<'_> {
             args.push(run.clone().into());
             clauses.push(format!("run_id = ?{}", args.len()));
         }
-        for (column, values) in [("status", &filter.statuses), ("delivery_status", &filter.delivery_statuses)] {
+        let statuses = filter.statuses.iter().map(|s| s.as_str());
+        let delivery = filter.delivery_statuses.iter().map(|s| s.as_str());
+        for (column, values) in [("status", statuses.collect::<Vec<_>>()), ("delivery_status", delivery.collect())] {
             if values.is_empty() {
                 continue;
             }
             let mut marks = Vec::new();
             for v in values {
-                args.push(v.clone().into());
+                args.push(v.to_string().into());
                 marks.push(format!("?{}", args.len()));
             }
             clauses.push(format!("{column} IN ({})", marks.join(", ")));
@@ -320,13 +397,13 @@ mod tests {
     use super::*;
     use crate::Store;
 
-    fn run(id: &str, job: &str, started: i64, status: &str) -> RunRow {
+    fn run(id: &str, job: &str, started: i64, status: RunStatus) -> RunRow {
         RunRow {
             run_id: id.into(),
             job_id: job.into(),
             slot_ms: Some(started),
-            trigger: "scheduled".into(),
-            status: status.into(),
+            trigger: Trigger::Scheduled,
+            status,
             lease_owner: 1,
             lease_until_ms: None,
             started_at_ms: started,
@@ -337,12 +414,64 @@ mod tests {
         }
     }
 
+    fn job(id: &str, enabled: bool, next: Option<i64>) -> JobRow {
+        JobRow {
+            id: id.into(),
+            name: id.into(),
+            enabled,
+            job_json: "{}".into(),
+            state_json: next.map_or("{}".into(), |n| format!(r#"{{"nextRunAtMs":{n},"lastRunId":"r"}}"#)),
+            next_run_at_ms: next,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_schedule_reads_page_in_fire_order_and_the_next_fire_is_set_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                for j in [
+                    job("c", true, Some(20)),
+                    job("a", true, Some(20)),
+                    job("b", true, Some(10)),
+                    job("off", false, Some(5)),
+                    job("none", true, None),
+                ] {
+                    tx.insert_job(&j)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let page1 = store.read_blocking(|rd| rd.scheduled_jobs(None, 2)).unwrap();
+        assert_eq!(page1, [("b".to_string(), 10), ("a".to_string(), 20)]);
+        let page2 = store.read_blocking(|rd| rd.scheduled_jobs(Some((20, "a")), 2)).unwrap();
+        assert_eq!(page2, [("c".to_string(), 20)]);
+        assert_eq!(store.read_blocking(|rd| rd.unscheduled_jobs()).unwrap(), ["none"]);
+        assert_eq!(store.read_blocking(|rd| rd.job_counts()).unwrap(), (5, 4));
+        let rev = store.read_blocking(|rd| rd.cron_revision()).unwrap();
+        assert!(store.write_blocking(|tx| tx.set_job_next("a", Some(30))).unwrap());
+        assert!(store.write_blocking(|tx| tx.set_job_next("c", None)).unwrap());
+        assert!(!store.write_blocking(|tx| tx.set_job_next("gone", None)).unwrap());
+        let rows = store.read_blocking(|rd| rd.get_jobs(&["a", "c", "gone"])).unwrap();
+        let view: Vec<_> = rows.iter().map(|r| (r.id.as_str(), r.next_run_at_ms, r.state_json.as_str())).collect();
+        assert_eq!(
+            view,
+            [("a", Some(30), r#"{"nextRunAtMs":30,"lastRunId":"r"}"#), ("c", None, r#"{"lastRunId":"r"}"#)]
+        );
+        assert_eq!(store.read_blocking(|rd| rd.cron_revision()).unwrap(), rev + 2, "a changed job is a new revision");
+        let after_a = store.read_blocking(|rd| rd.jobs_after("a", 2)).unwrap();
+        assert_eq!(after_a.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+    }
+
     #[test]
     fn a_slot_can_be_reserved_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
-        assert!(store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, "running"))).unwrap());
-        assert!(!store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, "running"))).unwrap());
+        assert!(store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, RunStatus::Running))).unwrap());
+        assert!(!store.write_blocking(|tx| tx.reserve_run(&run("cron:a:1", "a", 1, RunStatus::Running))).unwrap());
         assert_eq!(store.read_blocking(|rd| rd.running_runs()).unwrap().len(), 1);
     }
 
@@ -352,8 +481,8 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         store
             .write_blocking(|tx| {
-                tx.reserve_run(&run("cron:a:1", "a", 1, "running"))?;
-                tx.reserve_run(&run("cron:a:2", "a", 2, "ok"))
+                tx.reserve_run(&run("cron:a:1", "a", 1, RunStatus::Running))?;
+                tx.reserve_run(&run("cron:a:2", "a", 2, RunStatus::Ok))
             })
             .unwrap();
         let note = r#"{"state":"started","startedAtMs":5}"#;
@@ -371,14 +500,19 @@ mod tests {
         store
             .write_blocking(|tx| {
                 for i in 0..10 {
-                    tx.reserve_run(&run(&format!("cron:a:{i}"), "a", i, if i % 2 == 0 { "ok" } else { "error" }))?;
+                    tx.reserve_run(&run(
+                        &format!("cron:a:{i}"),
+                        "a",
+                        i,
+                        if i % 2 == 0 { RunStatus::Ok } else { RunStatus::Error },
+                    ))?;
                 }
-                tx.reserve_run(&run("cron:b:1", "b", 1, "ok"))?;
+                tx.reserve_run(&run("cron:b:1", "b", 1, RunStatus::Ok))?;
                 Ok(())
             })
             .unwrap();
         let filter =
-            RunFilter { job_id: Some("a".into()), statuses: vec!["error".into()], limit: 2, ..Default::default() };
+            RunFilter { job_id: Some("a".into()), statuses: vec![ExecStatus::Error], limit: 2, ..Default::default() };
         let (page, total) = store.read_blocking(move |rd| rd.list_runs(&filter)).unwrap();
         assert_eq!(total, 5);
         assert_eq!(page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["cron:a:9", "cron:a:7"]);

@@ -307,8 +307,17 @@ fn quick_check(path: &Path, budget: Duration) -> QuickCheck {
     let interrupt = conn.get_interrupt_handle();
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let timer = std::thread::spawn(move || {
-        if finished.recv_timeout(budget) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-            interrupt.interrupt();
+        use std::sync::mpsc::RecvTimeoutError::Timeout;
+        if finished.recv_timeout(budget) == Err(Timeout) {
+            // An interrupt that lands before the statement starts stepping is a no-op in SQLite
+            // (a loaded machine can take longer than the budget to prepare), so repeat it until
+            // the check has ended.
+            loop {
+                interrupt.interrupt();
+                if finished.recv_timeout(Duration::from_millis(5)) != Err(Timeout) {
+                    break;
+                }
+            }
         }
     });
     let rows = conn

@@ -16,6 +16,7 @@
 //! **Architecture Invariant:** a write's result is only returned after its transaction committed,
 //! and a caller told "failed" had nothing of its write saved.
 
+pub mod backup;
 pub mod cron;
 pub mod devices;
 mod files;
@@ -27,14 +28,14 @@ pub mod sessions;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use pincer_core::{SharedClock, SystemClock};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-pub use cron::{JobRow, RunFilter, RunRow};
+pub use cron::{EnabledFilter, JobFacts, JobOrder, JobPage, JobPageQuery, JobRow, RunFilter, RunRow};
 pub use devices::{AuditFilter, AuditRow, DeviceRow, DeviceTokenRow, NewAuditRow, PairingRequestRow};
 pub use migrations::LATEST_VERSION;
 pub use outbox::{
@@ -129,6 +130,8 @@ struct Inner {
     health: Arc<writer::Health>,
     /// A write probe is queued (see [`Store::check_writes`]).
     probing: AtomicBool,
+    /// Write requests queued since the store was opened.
+    writes: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -179,6 +182,7 @@ impl Store {
                 read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 health,
                 probing: AtomicBool::new(false),
+                writes: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -217,8 +221,20 @@ impl Store {
     }
 
     fn send(&self, job: writer::Job) -> Result<()> {
+        self.inner.writes.fetch_add(1, Ordering::Relaxed);
         let guard = self.inner.writer.lock().expect("writer lock");
         guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Write requests queued since the store was opened (each runs in its own savepoint; many
+    /// share a commit).
+    pub fn write_requests(&self) -> u64 {
+        self.inner.writes.load(Ordering::Relaxed)
+    }
+
+    /// Transactions the writer committed since the store was opened.
+    pub fn commits(&self) -> u64 {
+        self.inner.health.commits.load(Ordering::Relaxed)
     }
 
     /// Why writes are failing now (a full disk, an I/O error), or `None` when the last write that

@@ -218,13 +218,67 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
+        name: "cron list order",
+        // One index per `cron.list` order (covering: the enabled filter is read from the index),
+        // and the job counts kept by triggers, so a page costs its own rows, not the whole set.
+        sql: "
+            CREATE INDEX cron_jobs_by_next ON cron_jobs (next_run_at_ms, id, enabled);
+            CREATE INDEX cron_jobs_by_updated ON cron_jobs (updated_at_ms, id, enabled);
+            CREATE INDEX cron_jobs_by_name ON cron_jobs (name COLLATE NOCASE, id, enabled);
+            CREATE TABLE cron_job_counts (
+                enabled INTEGER NOT NULL,
+                scheduled INTEGER NOT NULL,
+                jobs INTEGER NOT NULL,
+                PRIMARY KEY (enabled, scheduled)
+            ) STRICT;
+            INSERT INTO cron_job_counts (enabled, scheduled, jobs)
+                SELECT e.v, s.v, (SELECT count(*) FROM cron_jobs j
+                                  WHERE (j.enabled != 0) = e.v AND (j.next_run_at_ms IS NOT NULL) = s.v)
+                FROM (SELECT 0 AS v UNION ALL SELECT 1) e, (SELECT 0 AS v UNION ALL SELECT 1) s;
+            CREATE TRIGGER cron_jobs_count_insert AFTER INSERT ON cron_jobs BEGIN
+                UPDATE cron_job_counts SET jobs = jobs + 1
+                WHERE enabled = (NEW.enabled != 0) AND scheduled = (NEW.next_run_at_ms IS NOT NULL);
+            END;
+            CREATE TRIGGER cron_jobs_count_delete AFTER DELETE ON cron_jobs BEGIN
+                UPDATE cron_job_counts SET jobs = jobs - 1
+                WHERE enabled = (OLD.enabled != 0) AND scheduled = (OLD.next_run_at_ms IS NOT NULL);
+            END;
+            CREATE TRIGGER cron_jobs_count_update AFTER UPDATE OF enabled, next_run_at_ms ON cron_jobs
+            WHEN (OLD.enabled != 0) != (NEW.enabled != 0)
+                OR (OLD.next_run_at_ms IS NOT NULL) != (NEW.next_run_at_ms IS NOT NULL)
+            BEGIN
+                UPDATE cron_job_counts SET jobs = jobs - 1
+                WHERE enabled = (OLD.enabled != 0) AND scheduled = (OLD.next_run_at_ms IS NOT NULL);
+                UPDATE cron_job_counts SET jobs = jobs + 1
+                WHERE enabled = (NEW.enabled != 0) AND scheduled = (NEW.next_run_at_ms IS NOT NULL);
+            END;
+        ",
+    },
+    Migration {
+        version: 8,
+        name: "cron schedule index",
+        // Covers what the scheduler keeps in memory (id, enabled, next fire), so it loads 100,000
+        // jobs from the index alone; it serves every query the old `cron_jobs_due` did.
+        sql: "DROP INDEX cron_jobs_due;
+              CREATE INDEX cron_jobs_schedule ON cron_jobs (enabled, next_run_at_ms, id);",
+    },
+    Migration {
+        version: 9,
+        name: "cron declaration keys",
+        // `cron.add` with a `declarationKey` looks the key up from the scheduler's actor: an index,
+        // not a scan of every job's JSON, so a declaration costs the same with 100,000 jobs.
+        sql: "CREATE INDEX cron_jobs_by_declaration_key ON cron_jobs (json_extract(job_json, '$.declarationKey'))
+              WHERE json_extract(job_json, '$.declarationKey') IS NOT NULL;",
+    },
+    Migration {
+        version: 10,
         name: "tool calls",
         // Tool results become transcript entries of their own (a CHECK cannot be altered, so the
         // table is rebuilt), and each tool call is open from the commit of the assistant message
         // that made it until its result commits: whatever is still open after a crash gets an
         // "interrupted" result, so no dangling call breaks the session's next request.
         sql: "
-            CREATE TABLE transcript_v7 (
+            CREATE TABLE transcript_v10 (
                 session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
                 seq INTEGER NOT NULL,
                 role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'event', 'toolResult')),
@@ -233,10 +287,10 @@ const MIGRATIONS: &[Migration] = &[
                 meta_json TEXT,
                 PRIMARY KEY (session_key, seq)
             ) STRICT;
-            INSERT INTO transcript_v7 (session_key, seq, role, content, at_ms, meta_json)
+            INSERT INTO transcript_v10 (session_key, seq, role, content, at_ms, meta_json)
                 SELECT session_key, seq, role, content, at_ms, meta_json FROM transcript;
             DROP TABLE transcript;
-            ALTER TABLE transcript_v7 RENAME TO transcript;
+            ALTER TABLE transcript_v10 RENAME TO transcript;
             CREATE TABLE open_tool_calls (
                 session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
                 call_id TEXT NOT NULL,
@@ -350,7 +404,9 @@ mod tests {
         if version >= 2 {
             let (job, run) = store.read_blocking(|rd| Ok((rd.get_job("j1")?, rd.get_run("cron:j1:1000")?))).unwrap();
             assert_eq!(job.unwrap().next_run_at_ms, Some(1000));
-            assert_eq!(run.unwrap().completion_status.as_deref(), Some("succeeded"));
+            // v7 counted the jobs already stored (`cron.list` totals come from the counts).
+            assert_eq!(store.read_blocking(|rd| rd.job_counts()).unwrap(), (1, 1), "from v{version}");
+            assert_eq!(run.unwrap().completion_status, Some(pincer_protocol::state::CompletionStatus::Succeeded));
         }
         if version >= 3 {
             let leased = store

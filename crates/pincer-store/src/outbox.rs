@@ -5,6 +5,7 @@
 //! (or `unknown`), so progress survives a crash part by part and an accepted part is never sent
 //! again. `seq` orders rows first-in-first-out per conversation.
 
+use pincer_protocol::state::{AttemptOutcome, DeliveryErrorClass, DeliveryState, OriginKind, PartState};
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::{Rd, Result, Tx};
@@ -15,8 +16,7 @@ pub struct NewDelivery {
     pub id: String,
     /// A second enqueue with the same key is a no-op that returns the first row.
     pub idempotency_key: String,
-    /// `cron`, `send` or `alert`.
-    pub origin_kind: String,
+    pub origin_kind: OriginKind,
     /// The run id for cron deliveries.
     pub origin_id: Option<String>,
     pub channel: String,
@@ -51,13 +51,13 @@ pub struct DeliveryRow {
     pub seq: i64,
     pub id: String,
     pub idempotency_key: String,
-    pub origin_kind: String,
+    pub origin_kind: OriginKind,
     pub origin_id: Option<String>,
     pub channel: String,
     pub account_id: Option<String>,
     pub target: String,
     pub thread_id: Option<String>,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: u32,
     pub max_attempts: u32,
     pub next_attempt_at_ms: i64,
@@ -66,7 +66,7 @@ pub struct DeliveryRow {
     pub updated_at_ms: i64,
     pub settled_at_ms: Option<i64>,
     pub last_error: Option<String>,
-    pub last_error_class: Option<String>,
+    pub last_error_class: Option<DeliveryErrorClass>,
     pub best_effort: bool,
     pub body: String,
 }
@@ -77,8 +77,7 @@ pub struct PartRow {
     pub idx: u32,
     pub body: String,
     pub nonce: String,
-    /// `pending`, `dispatching`, `sent` or `unknown`.
-    pub state: String,
+    pub state: PartState,
     pub platform_message_id: Option<String>,
     pub dispatched_at_ms: Option<i64>,
     pub sent_at_ms: Option<i64>,
@@ -89,15 +88,14 @@ pub struct PartRow {
 pub struct AttemptRow {
     pub at_ms: i64,
     pub part_idx: u32,
-    /// `sent`, `not-sent`, `rate-limited`, `ambiguous`, `permanent`, `unknown-after-restart`.
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     pub detail: Option<String>,
 }
 
 /// Filters for [`Rd::list_deliveries`].
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub states: Vec<String>,
+    pub states: Vec<DeliveryState>,
     pub channel: Option<String>,
     pub origin_id: Option<String>,
     pub limit: u32,
@@ -185,13 +183,13 @@ fn get_row(conn: &rusqlite::Connection, id: &str) -> Result<Option<DeliveryRow>>
 /// Whether a cancellation was asked for and not yet honoured: the row's latest cancel record is
 /// a request (a row cancelled, then retried, is sent again).
 fn cancel_pending(conn: &rusqlite::Connection, id: &str) -> Result<bool> {
-    let latest: Option<String> = conn
+    let latest: Option<AttemptOutcome> = conn
         .prepare_cached(
             "SELECT outcome FROM outbox_attempts WHERE outbox_id = ?1 AND outcome IN (?2, ?3) ORDER BY rowid DESC LIMIT 1",
         )?
-        .query_row(params![id, CANCEL_REQUESTED, CANCELLED], |r| r.get(0))
+        .query_row(params![id, AttemptOutcome::CancelRequested, AttemptOutcome::Cancelled], |r| r.get(0))
         .optional()?;
-    Ok(latest.as_deref() == Some(CANCEL_REQUESTED))
+    Ok(latest == Some(AttemptOutcome::CancelRequested))
 }
 
 /// A leased row with its parts, ready to send.
@@ -213,10 +211,6 @@ pub struct LeaseLimits {
     /// rows are then settled with the reason).
     pub others: u32,
 }
-
-/// Attempt outcomes that record a cancellation: asked for while the row was sending, then done.
-pub const CANCEL_REQUESTED: &str = "cancel-requested";
-pub const CANCELLED: &str = "cancelled";
 
 /// A page of a delivery's parts and attempts, for `deliveries.get`.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,49 +305,56 @@ impl Tx<'_> {
         let conn = self.conn();
         let mut budget = limits.per_channel.clone();
         let mut others = limits.others;
-        let mut left: u64 = budget.values().map(|n| *n as u64).sum::<u64>() + others as u64;
-        // Walk unfinished rows in queue order; the first row seen of each conversation is its
-        // head. Stop as soon as every budget is spent.
+        let left: u64 = budget.values().map(|n| *n as u64).sum::<u64>() + others as u64;
+        // The head (oldest unfinished row) of each conversation, found by stepping the
+        // (conversation, seq) index from one conversation to the next: the cost is the number of
+        // conversations, not the backlog behind them. Then the oldest due heads take the slots.
         let mut heads = Vec::new();
         if left > 0 {
-            let mut scan = conn.prepare_cached(
-                "SELECT seq, conversation, channel, state, next_attempt_at_ms FROM outbox INDEXED BY outbox_open_seq
-                 WHERE state IN ('pending', 'sending') ORDER BY seq",
+            let mut next_head = conn.prepare_cached(
+                "SELECT seq, conversation, channel, state, next_attempt_at_ms FROM outbox INDEXED BY outbox_open
+                 WHERE state IN ('pending', 'sending') AND conversation > ?1 ORDER BY conversation, seq LIMIT 1",
             )?;
-            let mut rows = scan.query(())?;
-            let mut seen = std::collections::HashSet::new();
-            while let Some(r) = rows.next()? {
-                let conversation: String = r.get(1)?;
-                if !seen.insert(conversation.clone()) {
-                    continue;
+            let mut after = String::new();
+            while let Some((seq, conversation, channel, state, due)) = next_head
+                .query_row([&after], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, DeliveryState>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?
+            {
+                after.clone_from(&conversation);
+                if state == DeliveryState::Pending && due <= now_ms {
+                    heads.push((seq, conversation, channel));
                 }
-                let (channel, state, due): (String, String, i64) = (r.get(2)?, r.get(3)?, r.get(4)?);
-                if state != "pending" || due > now_ms {
-                    continue;
-                }
-                let slot = match budget.get_mut(&channel) {
+            }
+            heads.sort_unstable_by_key(|h| h.0);
+            heads.retain(|(_, _, channel)| {
+                let slot = match budget.get_mut(channel) {
                     Some(n) => n,
                     None => &mut others,
                 };
                 if *slot == 0 {
-                    continue;
+                    return false;
                 }
                 *slot -= 1;
-                left -= 1;
-                heads.push((r.get::<_, i64>(0)?, conversation));
-                if left == 0 {
-                    break;
-                }
-            }
+                true
+            });
         }
         let mut rows_stmt = conn.prepare_cached(&format!(
-            "SELECT {ROW_COLS} FROM outbox WHERE conversation = ?1 AND seq >= ?2 AND state = 'pending' ORDER BY seq LIMIT ?3"
+            "SELECT {ROW_COLS} FROM outbox INDEXED BY outbox_open WHERE state IN ('pending', 'sending')
+             AND conversation = ?1 AND seq >= ?2 AND state = 'pending' ORDER BY seq LIMIT ?3"
         ))?;
         let mut mark = conn.prepare_cached(
             "UPDATE outbox SET state = 'sending', lease_owner = ?2, lease_until_ms = ?3, updated_at_ms = ?4 WHERE id = ?1",
         )?;
         let mut batches = Vec::new();
-        for (head, conversation) in heads {
+        for (head, conversation, _) in heads {
             let rows = rows_stmt
                 .query_map(params![conversation, head, per_conversation.max(1)], row_from)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -364,7 +365,7 @@ impl Tx<'_> {
                     break;
                 }
                 mark.execute(params![row.id, owner, lease_until_ms, now_ms])?;
-                row.state = "sending".into();
+                row.state = DeliveryState::Sending;
                 row.lease_until_ms = Some(lease_until_ms);
                 let parts = parts_of(conn, &row.id)?;
                 let cancel_requested = cancel_pending(conn, &row.id)?;
@@ -413,7 +414,7 @@ impl Tx<'_> {
                 &AttemptRow {
                     at_ms: now_ms,
                     part_idx: part_idx.unwrap_or(0),
-                    outcome: "lease-expired".into(),
+                    outcome: AttemptOutcome::LeaseExpired,
                     detail: Some(detail.into()),
                 },
             )?;
@@ -455,7 +456,7 @@ impl Tx<'_> {
     }
 
     /// Sets a part's state (`pending` after a proven non-send, `unknown` after an ambiguous one).
-    pub fn set_part_state(&self, id: &str, idx: u32, state: &str) -> Result<()> {
+    pub fn set_part_state(&self, id: &str, idx: u32, state: PartState) -> Result<()> {
         self.conn()
             .execute("UPDATE outbox_parts SET state = ?3 WHERE outbox_id = ?1 AND idx = ?2", params![id, idx, state])?;
         Ok(())
@@ -476,7 +477,7 @@ impl Tx<'_> {
         next_attempt_at_ms: i64,
         charge_attempt: bool,
         error: &str,
-        class: &str,
+        class: DeliveryErrorClass,
         now_ms: i64,
     ) -> Result<()> {
         self.conn().execute(
@@ -493,10 +494,10 @@ impl Tx<'_> {
     pub fn settle_delivery(
         &self,
         id: &str,
-        state: &str,
+        state: DeliveryState,
         charge_attempt: bool,
         error: Option<&str>,
-        class: Option<&str>,
+        class: Option<DeliveryErrorClass>,
         now_ms: i64,
     ) -> Result<Option<DeliveryRow>> {
         self.conn().execute(
@@ -526,10 +527,10 @@ impl Tx<'_> {
     }
 
     /// Deletes settled rows in `states` settled before `before_ms`; returns how many.
-    pub fn purge_deliveries(&self, states: &[String], before_ms: i64) -> Result<usize> {
+    pub fn purge_deliveries(&self, states: &[DeliveryState], before_ms: i64) -> Result<usize> {
         let mut total = 0;
         for state in states {
-            if !matches!(state.as_str(), "delivered" | "dead" | "unknown") {
+            if !state.is_terminal() {
                 continue;
             }
             total += self.conn().execute(
@@ -680,7 +681,7 @@ impl Rd<'_> {
         if !f.states.is_empty() {
             let mut marks = Vec::new();
             for s in &f.states {
-                args.push(s.clone().into());
+                args.push(s.as_str().to_string().into());
                 marks.push(format!("?{}", args.len()));
             }
             clauses.push(format!("state IN ({})", marks.join(", ")));
@@ -777,7 +778,7 @@ mod tests {
         NewDelivery {
             id: id.into(),
             idempotency_key: format!("key-{id}"),
-            origin_kind: "send".into(),
+            origin_kind: OriginKind::Send,
             origin_id: None,
             channel: channel.into(),
             account_id: None,
@@ -840,9 +841,9 @@ mod tests {
         );
         store
             .write_blocking(|tx| {
-                tx.settle_delivery("a1", "delivered", true, None, None, 1_001)?;
+                tx.settle_delivery("a1", DeliveryState::Delivered, true, None, None, 1_001)?;
                 // a2 goes back into backoff: a3 may not overtake it.
-                tx.reschedule_delivery("a2", 5_000, true, "boom", "ambiguous", 1_001)
+                tx.reschedule_delivery("a2", 5_000, true, "boom", DeliveryErrorClass::Ambiguous, 1_001)
             })
             .unwrap();
         assert!(
@@ -874,17 +875,31 @@ mod tests {
         let interrupted = store.write_blocking(|tx| tx.recover_outbox(2_000)).unwrap();
         assert_eq!(interrupted, ["a"]);
         let DeliveryDetail { row, parts, .. } = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap();
-        assert_eq!(row.state, "pending");
-        assert_eq!(parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "unknown", "pending"]);
+        assert_eq!(row.state, DeliveryState::Pending);
+        assert_eq!(
+            parts.iter().map(|p| p.state).collect::<Vec<_>>(),
+            [PartState::Sent, PartState::Unknown, PartState::Pending]
+        );
         store
             .write_blocking(|tx| {
-                tx.settle_delivery("a", "unknown", false, Some("?"), Some("ambiguous"), 2_001).map(|_| ())
+                tx.settle_delivery(
+                    "a",
+                    DeliveryState::Unknown,
+                    false,
+                    Some("?"),
+                    Some(DeliveryErrorClass::Ambiguous),
+                    2_001,
+                )
+                .map(|_| ())
             })
             .unwrap();
         assert!(store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap());
         let DeliveryDetail { row, parts, .. } = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap();
-        assert_eq!((row.state.as_str(), row.attempts), ("pending", 0));
-        assert_eq!(parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "pending", "pending"]);
+        assert_eq!((row.state, row.attempts), (DeliveryState::Pending, 0));
+        assert_eq!(
+            parts.iter().map(|p| p.state).collect::<Vec<_>>(),
+            [PartState::Sent, PartState::Pending, PartState::Pending]
+        );
         assert!(!store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap(), "only dead/unknown rows retry");
     }
 
@@ -945,21 +960,21 @@ mod tests {
         let taken = store.write_blocking(move |tx| tx.reclaim_expired_leases(5_000, 7, &k3)).unwrap();
         assert_eq!(taken, ["a", "b"]);
         let a = store.read_blocking(|rd| rd.get_delivery("a")).unwrap().unwrap();
-        assert_eq!(a.row.state, "pending");
-        assert_eq!(a.parts.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["sent", "unknown"]);
+        assert_eq!(a.row.state, DeliveryState::Pending);
+        assert_eq!(a.parts.iter().map(|p| p.state).collect::<Vec<_>>(), [PartState::Sent, PartState::Unknown]);
         let last = a.attempts.last().unwrap();
-        assert_eq!((last.outcome.as_str(), last.part_idx), ("lease-expired", 1));
+        assert_eq!((last.outcome, last.part_idx), (AttemptOutcome::LeaseExpired, 1));
         assert!(last.detail.as_deref().unwrap().contains("not resent blindly"));
         let c = store.read_blocking(|rd| rd.delivery_row("c")).unwrap().unwrap();
-        assert_eq!(c.state, "sending", "a live worker's row is left alone");
+        assert_eq!(c.state, DeliveryState::Sending, "a live worker's row is left alone");
     }
 
     #[test]
     fn a_cancel_request_is_seen_by_the_next_lease_until_it_is_honoured_and_a_retry_clears_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
-        let note = |outcome: &str| AttemptRow { at_ms: 1_500, part_idx: 0, outcome: outcome.into(), detail: None };
-        let (requested, done) = (note(CANCEL_REQUESTED), note(CANCELLED));
+        let note = |outcome| AttemptRow { at_ms: 1_500, part_idx: 0, outcome, detail: None };
+        let (requested, done) = (note(AttemptOutcome::CancelRequested), note(AttemptOutcome::Cancelled));
         store
             .write_blocking(move |tx| {
                 tx.enqueue_delivery(&delivery("a", "discord", "c:1", 3))?;
@@ -976,7 +991,15 @@ mod tests {
         store
             .write_blocking(move |tx| {
                 tx.record_attempt("a", &done)?;
-                tx.settle_delivery("a", "dead", false, Some("cancelled"), Some("cancelled"), 2_001).map(|_| ())
+                tx.settle_delivery(
+                    "a",
+                    DeliveryState::Dead,
+                    false,
+                    Some("cancelled"),
+                    Some(DeliveryErrorClass::Cancelled),
+                    2_001,
+                )
+                .map(|_| ())
             })
             .unwrap();
         assert!(store.write_blocking(|tx| tx.retry_delivery("a", 3_000)).unwrap());
@@ -993,13 +1016,20 @@ mod tests {
             .write_blocking(|tx| {
                 tx.enqueue_delivery(&delivery("a", "discord", "c:1", 1))?;
                 tx.lease_deliveries(1_000, 1, 9_000, &limits(10, &[]), 1)?;
-                tx.settle_delivery("a", "delivered", true, None, None, 1_001)?;
-                tx.settle_delivery("a", "dead", true, Some("late"), Some("x"), 1_002)?;
-                tx.reschedule_delivery("a", 5_000, true, "late", "x", 1_003)
+                tx.settle_delivery("a", DeliveryState::Delivered, true, None, None, 1_001)?;
+                tx.settle_delivery(
+                    "a",
+                    DeliveryState::Dead,
+                    true,
+                    Some("late"),
+                    Some(DeliveryErrorClass::Target),
+                    1_002,
+                )?;
+                tx.reschedule_delivery("a", 5_000, true, "late", DeliveryErrorClass::NotSent, 1_003)
             })
             .unwrap();
         let row = store.read_blocking(|rd| rd.delivery_row("a")).unwrap().unwrap();
-        assert_eq!((row.state.as_str(), row.attempts, row.settled_at_ms), ("delivered", 1, Some(1_001)));
+        assert_eq!((row.state, row.attempts, row.settled_at_ms), (DeliveryState::Delivered, 1, Some(1_001)));
     }
 
     #[test]
@@ -1011,16 +1041,18 @@ mod tests {
                 for id in ["a", "b", "c"] {
                     tx.enqueue_delivery(&delivery(id, "discord", id, 1))?;
                 }
-                tx.settle_delivery("a", "delivered", true, None, None, 10)?;
-                tx.settle_delivery("b", "dead", true, Some("403"), Some("permanent"), 20)?;
+                tx.settle_delivery("a", DeliveryState::Delivered, true, None, None, 10)?;
+                tx.settle_delivery("b", DeliveryState::Dead, true, Some("403"), Some(DeliveryErrorClass::Target), 20)?;
                 Ok(())
             })
             .unwrap();
-        let filter = DeliveryFilter { states: vec!["dead".into()], limit: 10, ..Default::default() };
+        let filter = DeliveryFilter { states: vec![DeliveryState::Dead], limit: 10, ..Default::default() };
         let (rows, total) = store.read_blocking(move |rd| rd.list_deliveries(&filter)).unwrap();
         assert_eq!((total, rows[0].last_error.as_deref()), (1, Some("403")));
         assert_eq!(
-            store.write_blocking(|tx| tx.purge_deliveries(&["delivered".into(), "dead".into()], 15)).unwrap(),
+            store
+                .write_blocking(|tx| tx.purge_deliveries(&[DeliveryState::Delivered, DeliveryState::Dead], 15))
+                .unwrap(),
             1
         );
         let (_, total) =

@@ -172,6 +172,18 @@ pub enum WriteFailureKind {
 }
 
 impl WriteFailureKind {
+    /// The wire spelling (`health`'s `pincer.store.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteFailureKind::DiskFull => "disk-full",
+            WriteFailureKind::ReadOnly => "read-only",
+            WriteFailureKind::Io => "io",
+            WriteFailureKind::Corrupt => "corrupt",
+            WriteFailureKind::Locked => "locked",
+            WriteFailureKind::Other => "other",
+        }
+    }
+
     /// The storage failure behind `err`; `None` for a request's own error (bad input, a
     /// constraint), which says nothing about whether the store can write.
     fn of(err: &StoreError) -> Option<WriteFailureKind> {
@@ -211,6 +223,8 @@ pub struct WriteFailure {
 /// The writer's view of whether writes succeed, shared with every [`crate::Store`] handle.
 pub(crate) struct Health {
     failing: Mutex<Option<WriteFailure>>,
+    /// Transactions committed since the store was opened.
+    pub(crate) commits: std::sync::atomic::AtomicU64,
     clock: SharedClock,
     db: PathBuf,
     dir: PathBuf,
@@ -219,7 +233,7 @@ pub(crate) struct Health {
 impl Health {
     pub(crate) fn new(clock: SharedClock, db: &Path) -> Health {
         let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        Health { failing: Mutex::new(None), clock, db: db.to_path_buf(), dir }
+        Health { failing: Mutex::new(None), commits: Default::default(), clock, db: db.to_path_buf(), dir }
     }
 
     pub(crate) fn get(&self) -> Option<WriteFailure> {
@@ -381,6 +395,7 @@ impl Writer {
             self.may_commit.store(false, Ordering::Release);
             match committed {
                 Ok(()) => {
+                    self.health.commits.fetch_add(1, Ordering::Relaxed);
                     match failure {
                         Some((kind, err)) => self.health.failed(kind, &err, 1),
                         None if wrote => self.health.succeeded(),
@@ -445,7 +460,16 @@ mod tests {
 
     use pincer_core::FakeClock;
 
+    use super::WriteFailureKind;
     use crate::{Store, StoreError, StoreOptions};
+
+    #[test]
+    fn write_failure_kinds_are_spelled_as_serde_writes_them() {
+        use WriteFailureKind::*;
+        for kind in [DiskFull, ReadOnly, Io, Corrupt, Locked, Other] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str(), "{kind:?}");
+        }
+    }
 
     fn open(dir: &std::path::Path, clock: &FakeClock) -> Store {
         let options = StoreOptions { clock: clock.shared(), ..StoreOptions::default() };

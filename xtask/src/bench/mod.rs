@@ -2,7 +2,9 @@
 //! same run on the same machine, written to BENCHMARKS.md.
 
 mod agent;
+mod console;
 mod gateway;
+mod jobs;
 mod load;
 mod outbox;
 mod scheduler;
@@ -103,7 +105,7 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
-    const SECTIONS: [&str; 5] = ["startup", "scheduler", "outbox", "load", "agent"];
+    const SECTIONS: [&str; 7] = ["startup", "scheduler", "jobs", "outbox", "load", "agent", "console"];
     let only = match args.iter().position(|a| a == "--only") {
         Some(i) => match args.get(i + 1).map(String::as_str) {
             Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
@@ -126,6 +128,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if wanted("scheduler") {
         scheduler::run(&mut b)?;
     }
+    if wanted("jobs") {
+        jobs::run(&mut b)?;
+    }
     if wanted("outbox") {
         outbox::run(&mut b)?;
     }
@@ -135,6 +140,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if wanted("load") {
         load::bench_rows(&mut b)?;
     }
+    if wanted("console") {
+        console::run(&mut b)?;
+    }
 
     let report = render(&b.rows, quick);
     println!("{report}");
@@ -142,10 +150,51 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
         std::fs::write(root.join("BENCHMARKS.md"), crate::crash::keep_section(&old, &report))?;
         eprintln!("bench: wrote BENCHMARKS.md");
+    } else if only.as_deref() == Some("console") && !quick && b.rows.iter().any(|r| r.section == console::SECTION) {
+        // The console's rows need no OpenClaw and take a minute: they can be refreshed alone.
+        let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
+        let date = report.lines().find_map(|l| l.strip_prefix("- Date: ")).unwrap_or("").to_string();
+        let load =
+            std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(String::from));
+        let note = format!(
+            "From `cargo xtask bench --only console` on {date}, release build, headless {}; the machine's 1-minute load average was {} right after the run.\n\n",
+            console::chromium_version(),
+            load.as_deref().unwrap_or("unknown")
+        );
+        std::fs::write(root.join("BENCHMARKS.md"), splice_section(&old, &report, console::SECTION, &note))?;
+        eprintln!("bench: wrote the {} section of BENCHMARKS.md", console::SECTION);
     } else {
         eprintln!("bench: --only: BENCHMARKS.md left as it was");
     }
     Ok(())
+}
+
+/// `old` with its `## <heading>` section replaced by the one in `report` (`note` under the
+/// heading), or the section inserted before the crash suite's (else before "How each number is
+/// taken", else at the end).
+fn splice_section(old: &str, report: &str, heading: &str, note: &str) -> String {
+    let head = format!("## {heading}\n");
+    let section_of = |text: &str| -> Option<(usize, usize)> {
+        let s = if text.starts_with(&head) { 0 } else { text.find(&format!("\n{head}"))? + 1 };
+        let rest = &text[s + head.len()..];
+        let e =
+            [rest.find("\n## "), rest.find("\n<!-- ")].into_iter().flatten().min().map(|i| i + 1).unwrap_or(rest.len());
+        Some((s, s + head.len() + e))
+    };
+    let Some((s, e)) = section_of(report) else { return old.to_string() };
+    let body = report[s + head.len()..e].trim_start_matches('\n');
+    let block = format!("{head}\n{note}{body}");
+    if let Some((s, e)) = section_of(old) {
+        return format!("{}{block}{}", &old[..s], &old[e..]);
+    }
+    let at = ["\n<!-- crash-suite:start -->", "\n## How each number is taken"]
+        .iter()
+        .find_map(|m| old.find(m))
+        .map(|i| i + 1);
+    match at {
+        Some(i) => format!("{}{block}{}", &old[..i], &old[i..]),
+        None => format!("{old}\n{block}"),
+    }
 }
 
 /// Cold start, idle memory, CLI round trip, SIGTERM.
@@ -339,14 +388,47 @@ fn render(rows: &[Row], quick: bool) -> String {
         "CLI round trip: wall time of a whole `pincer health --json` / `openclaw health` process against an idle local gateway; median.",
         "SIGTERM to exit: from `kill -TERM` to the process being reaped.",
         "Scheduler lag: `startedAtMs − slotMs` of every run (Pincer's run records; OpenClaw's `cron runs` `runAtMs` minus the minute it was due), for 10 jobs firing every minute with no stagger; each gateway alone on the machine for its minutes.",
-        "Scheduler capacity: 10,000 jobs written to a stopped gateway's store; memory is the RSS growth over an empty gateway divided by the job count; the jobs then fire spread over one minute, and the lag is `startedAtMs − slotMs` of every run; the wake time is the mean of `pincer_cron_wake_seconds` (the scheduler actor's busy time per wake-up).",
+        "Scheduler capacity: 100,000 jobs written to a stopped gateway's store (10,000 due within the minute after the start, the rest a day later); ready is from spawning the gateway to `/readyz` answering 200 (best of three starts); memory is the RSS growth over an empty gateway 5 s after the start (after the background check of every job) divided by the job count; the 10,000 then fire spread over one minute, and the lag is `startedAtMs − slotMs` of every run; the wake time is the mean of `pincer_cron_wake_seconds` (the scheduler actor's busy time per wake-up).",
         "Outbox throughput: messages sent with the `send` method from 8 connections to 10 chats of a fake Telegram Bot API on 127.0.0.1 (both gateways use `channels.telegram.apiRoot`), from the first request to the last message received. Pincer's default pacing (25 messages/s for Telegram, 40/s for Discord) is switched off with `delivery.rateLimits.<channel>: 0`; OpenClaw has none. The Discord row is Pincer alone: OpenClaw's Discord API base cannot be pointed at a fake.",
+        "Durable delivery to local sinks: `send` from 8 connections, each with 32 requests in flight, to 16 inboxes (delivered counted with `deliveries.list`) and to 16 URLs of a fake webhook receiver on 127.0.0.1; from the first request to the last delivery. Every message is committed before `send` answers, and each part's `dispatching` is committed before its request and `sent` after.",
         "Backlog across `kill -9`: `send` while the Telegram API refuses connections (Pincer accepts into its outbox; OpenClaw queues the message and answers with the send error), `kill -9` the gateway, bring the API back, restart: what arrives, how soon, and whether anything arrives twice.",
         "Restart with pending rows: rows written to a stopped gateway's outbox for 100 channels of a fake Discord; from `/readyz` answering to the first message at the fake, and from spawning the gateway to the last.",
+        "Cron jobs at scale: 100,000 daily jobs (every 20th disabled, none due during the run) written to a stopped gateway's store; `cron.list` pages of 50 at the first, middle and last offset (round trip at the client, median of 21); the whole `pincer cron list --json` (all pages of 200, to the JSON printed); then `cron.add` from 8 connections, each with 16 requests in flight. OpenClaw gets as many `cron.add`s the same way as it completes in two minutes, then its first and last page.",
         "Agent turns: agent-turn jobs every 5 s, spaced 500 ms apart, against a fake OpenAI-compatible server that records when each request arrived and when each response body ended (wall clock, µs). Slot to request: arrival − the job's slot. Last byte to commit: the announced delivery's `createdAtMs` (milliseconds, taken as the middle of the millisecond) − the end of the model's response.",
+        "Console: Debian's headless Chromium, driven over WebDriver, loads the Overview on loopback as a returning visitor (device key and token already in the browser); first contentful paint is the browser's `first-contentful-paint` entry, first meaningful paint the console's `pincer:overview-ready` mark, set when the gateway's health is on screen; median of the loads. Page weight: the bodies of the document and every file a fresh load of that page fetched (Resource Timing); the console is served uncompressed, so this is what crosses the wire, less headers.",
         "Load: WebSocket clients connect with the gateway token, then each issues one of `health`, `status`, `cron.list`, `cron.status` per second (random phase); latency is request to response at the client; errors include failed connects and 10 s timeouts; memory growth is the process tree's RSS after minus before.",
     ] {
         out.push_str(&format!("- {line}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_section;
+
+    #[test]
+    fn the_console_section_is_inserted_before_the_crash_suite_then_replaced_in_place() {
+        let old = "# Benchmarks\n\n## Load\n\n| a |\n\n<!-- crash-suite:start -->\n## Crash suite\n\nx\n<!-- crash-suite:end -->\n\n## How each number is taken\n\n- y\n";
+        let report = |n: &str| {
+            format!(
+                "# Benchmarks\n\n- Date: d\n\n## Console\n\n| paint | {n} |\n\n## How each number is taken\n\n- z\n"
+            )
+        };
+        let once = splice_section(old, &report("1"), "Console", "From here.\n\n");
+        assert_eq!(
+            once,
+            "# Benchmarks\n\n## Load\n\n| a |\n\n## Console\n\nFrom here.\n\n| paint | 1 |\n\n<!-- crash-suite:start -->\n## Crash suite\n\nx\n<!-- crash-suite:end -->\n\n## How each number is taken\n\n- y\n"
+        );
+        let twice = splice_section(&once, &report("2"), "Console", "From there.\n\n");
+        assert_eq!(twice, once.replace("From here.", "From there.").replace("| 1 |", "| 2 |"));
+        // Nothing to splice: the file is left as it was.
+        assert_eq!(splice_section(old, "# Benchmarks\n", "Console", ""), old);
+        // No crash suite: before "How each number is taken".
+        let plain = "# B\n\n## Load\n\n| a |\n\n## How each number is taken\n\n- y\n";
+        assert_eq!(
+            splice_section(plain, &report("3"), "Console", ""),
+            "# B\n\n## Load\n\n| a |\n\n## Console\n\n| paint | 3 |\n\n## How each number is taken\n\n- y\n"
+        );
+    }
 }

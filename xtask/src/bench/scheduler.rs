@@ -1,5 +1,6 @@
 //! Scheduler benchmarks: lag of jobs firing every minute (Pincer and OpenClaw in the same
-//! minutes), then 10,000 stored jobs (memory per job) firing within one minute (lag, wake time).
+//! minutes), then 100,000 stored jobs (ready time, memory per job) of which 10,000 fire within one
+//! minute (lag, wake time).
 
 use std::time::{Duration, Instant};
 
@@ -107,13 +108,16 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     capacity(b)
 }
 
-/// 10,000 jobs stored (memory per job) and fired within one minute (lag, wake time).
+/// 100,000 jobs stored (ready time, memory per job), of which 10,000 fire within one minute (lag,
+/// wake time); the rest are due a day later.
 fn capacity(b: &mut Bench) -> anyhow::Result<()> {
-    let n: usize = if b.quick { 2_000 } else { 10_000 };
+    let stored: usize = if b.quick { 20_000 } else { 100_000 };
+    let firing: usize = if b.quick { 2_000 } else { 10_000 };
     let spread_ms: i64 = if b.quick { 10_000 } else { 60_000 };
     let lead_ms: i64 = if b.quick { 20_000 } else { 40_000 };
-    eprintln!("bench: {n} jobs stored, then fired within {} s", spread_ms / 1000);
+    eprintln!("bench: {stored} jobs stored, {firing} of them fired within {} s", spread_ms / 1000);
     let empty = start_pincer(&b.pincer, &b.dir("p-cap-empty"), json!({}))?;
+    let empty_ready = empty.ready_ms;
     std::thread::sleep(Duration::from_secs(2));
     let empty_rss = rss_kib(empty.child.id());
     drop(empty);
@@ -121,50 +125,38 @@ fn capacity(b: &mut Bench) -> anyhow::Result<()> {
     let state = b.dir("p-cap");
     std::fs::create_dir_all(&state)?;
     let first = now_ms() + lead_ms;
-    {
-        let store = pincer_store::Store::open(&state.join("pincer.db"))?;
-        let rows: Vec<pincer_store::JobRow> = (0..n)
-            .map(|i| {
-                let anchor = first + (i as i64 * spread_ms) / n as i64;
-                let id = format!("cap-{i:05}");
-                let job = json!({
-                    "id": id, "name": format!("capacity {i}"), "enabled": true, "createdAtMs": anchor, "updatedAtMs": anchor,
-                    "schedule": {"kind": "every", "everyMs": 3_600_000, "anchorMs": anchor}, "sessionTarget": "isolated",
-                    "wakeMode": "now", "payload": {"kind": "command", "argv": ["true"]}, "delivery": {"mode": "none"}, "state": {},
-                });
-                pincer_store::JobRow {
-                    id,
-                    name: format!("capacity {i}"),
-                    enabled: true,
-                    job_json: job.to_string(),
-                    state_json: json!({"nextRunAtMs": anchor}).to_string(),
-                    next_run_at_ms: Some(anchor),
-                    created_at_ms: anchor,
-                    updated_at_ms: anchor,
-                }
-            })
-            .collect();
-        store.write_blocking(move |tx| {
-            for r in &rows {
-                tx.insert_job(r)?;
-            }
-            Ok(())
-        })?;
-        store.close();
+    write_jobs(&state.join("pincer.db"), stored, firing, first, spread_ms)?;
+    // Best of three starts (the first also migrates nothing: the store was written by this build).
+    let mut ready = Vec::new();
+    for _ in 0..2 {
+        let gw = start_pincer(&b.pincer, &state, json!({}))?;
+        ready.push(gw.ready_ms);
+        drop(gw);
     }
     let gw: Gateway = start_pincer(&b.pincer, &state, json!({}))?;
-    std::thread::sleep(Duration::from_secs(2));
+    ready.push(gw.ready_ms);
+    // The start-up check of every job runs in the background; measure once it is done.
+    std::thread::sleep(Duration::from_secs(if b.quick { 3 } else { 5 }));
     let loaded_rss = rss_kib(gw.child.id());
-    let per_job_bytes = (loaded_rss.saturating_sub(empty_rss)) as f64 * 1024.0 / n as f64;
-    b.rows.push(Row::new("Scheduler", format!("Memory per stored job ({n} jobs)"), "bytes").pincer(per_job_bytes));
+    let per_job_bytes = (loaded_rss.saturating_sub(empty_rss)) as f64 * 1024.0 / stored as f64;
+    b.rows.push(
+        Row::new("Scheduler", format!("Ready with {stored} stored jobs (best of 3; empty: {empty_ready:.0} ms)"), "ms")
+            .pincer(ready.iter().copied().fold(f64::INFINITY, f64::min))
+            .target("< 100 ms"),
+    );
+    b.rows.push(
+        Row::new("Scheduler", format!("Memory per stored job ({stored} jobs)"), "bytes")
+            .pincer(per_job_bytes)
+            .target("< 1024 bytes"),
+    );
 
-    // Let every job fire once.
+    // Let the firing jobs fire once.
     let deadline = Instant::now() + Duration::from_millis((first + spread_ms - now_ms() + 20_000).max(0) as u64);
     let db = state.join("pincer.db");
     loop {
         std::thread::sleep(Duration::from_secs(2));
         let done = count_runs(&db)?;
-        if done >= n || Instant::now() > deadline {
+        if done >= firing || Instant::now() > deadline {
             break;
         }
     }
@@ -174,23 +166,62 @@ fn capacity(b: &mut Bench) -> anyhow::Result<()> {
     let rss_after = rss_kib(gw.child.id());
     drop(gw);
     let lags = run_lags(&db)?;
-    eprintln!("bench: {} of {n} capacity runs recorded", lags.len());
+    eprintln!("bench: {} of {firing} capacity runs recorded", lags.len());
     b.rows.push(
-        Row::new("Scheduler", format!("Runs started of {n} due within {} s", spread_ms / 1000), "runs")
+        Row::new("Scheduler", format!("Runs started of {firing} due within {} s", spread_ms / 1000), "runs")
             .pincer(lags.len() as f64)
             .count(),
     );
     b.rows.push(
-        Row::new("Scheduler", format!("Slot-to-start lag p50 ({n} jobs firing)"), "ms")
+        Row::new("Scheduler", format!("Slot-to-start lag p50 ({firing} of {stored} jobs firing)"), "ms")
             .pincer(percentile(lags.clone(), 50.0)),
     );
     b.rows.push(
-        Row::new("Scheduler", format!("Slot-to-start lag p99 ({n} jobs firing)"), "ms")
+        Row::new("Scheduler", format!("Slot-to-start lag p99 ({firing} of {stored} jobs firing)"), "ms")
             .pincer(percentile(lags, 99.0))
             .target("< 10 ms"),
     );
     b.rows.push(Row::new("Scheduler", "Scheduler task time per wake (mean)", "µs").pincer(wakes_sum / wakes * 1e6));
-    b.rows.push(Row::new("Scheduler", format!("RSS after {n} runs"), "MB").pincer(rss_after as f64 / 1024.0));
+    b.rows.push(Row::new("Scheduler", format!("RSS after {firing} runs"), "MB").pincer(rss_after as f64 / 1024.0));
+    Ok(())
+}
+
+/// Writes `stored` command jobs (`true`, every hour) to a stopped gateway's store: `firing` of them
+/// first due between `first` and `first + spread_ms`, the rest a day later.
+fn write_jobs(db: &std::path::Path, stored: usize, firing: usize, first: i64, spread_ms: i64) -> anyhow::Result<()> {
+    let store = pincer_store::Store::open(db)?;
+    let rows: Vec<pincer_store::JobRow> = (0..stored)
+        .map(|i| {
+            let anchor = if i < firing {
+                first + (i as i64 * spread_ms) / firing as i64
+            } else {
+                first + 86_400_000 + (i as i64 % 3_600) * 1_000
+            };
+            let id = format!("cap-{i:06}");
+            let job = json!({
+                "id": id, "name": format!("capacity {i}"), "enabled": true, "createdAtMs": anchor, "updatedAtMs": anchor,
+                "schedule": {"kind": "every", "everyMs": 3_600_000, "anchorMs": anchor}, "sessionTarget": "isolated",
+                "wakeMode": "now", "payload": {"kind": "command", "argv": ["true"]}, "delivery": {"mode": "none"}, "state": {},
+            });
+            pincer_store::JobRow {
+                id,
+                name: format!("capacity {i}"),
+                enabled: true,
+                job_json: job.to_string(),
+                state_json: json!({"nextRunAtMs": anchor}).to_string(),
+                next_run_at_ms: Some(anchor),
+                created_at_ms: anchor,
+                updated_at_ms: anchor,
+            }
+        })
+        .collect();
+    store.write_blocking(move |tx| {
+        for r in &rows {
+            tx.insert_job(r)?;
+        }
+        Ok(())
+    })?;
+    store.close();
     Ok(())
 }
 

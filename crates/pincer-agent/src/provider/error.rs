@@ -1,112 +1,11 @@
 //! Why a model call failed, in OpenClaw's failover vocabulary, and the one table that maps HTTP
 //! statuses and provider error bodies onto it.
 
-use std::fmt;
-
 use reqwest::header::HeaderMap;
-use serde::{Deserialize, Serialize};
 
-/// The class of a failed model call. Stored on runs as OpenClaw's snake_case reason strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// The API key was refused (401).
-    Auth,
-    /// The key is valid but not allowed to do this (403).
-    AuthPermanent,
-    /// Out of credit or quota (402, `insufficient_quota`, credit-balance messages).
-    Billing,
-    /// Too many requests (429).
-    RateLimit,
-    /// The provider is overloaded (503, Anthropic 529 / `overloaded_error`).
-    Overloaded,
-    /// No first token, a stalled stream, or the run's deadline.
-    Timeout,
-    /// Any other 5xx.
-    ServerError,
-    /// The prompt does not fit the model's context window.
-    ContextOverflow,
-    /// The model id is unknown to the provider (404).
-    ModelNotFound,
-    /// A successful reply with no text in it.
-    EmptyResponse,
-    /// A request the provider rejected as malformed, or a reply Pincer could not parse.
-    Format,
-    /// The connection failed or broke.
-    Network,
-    /// Anything else.
-    Unknown,
-}
-
-impl ErrorClass {
-    /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 13] = [
-        ErrorClass::Auth,
-        ErrorClass::AuthPermanent,
-        ErrorClass::Billing,
-        ErrorClass::RateLimit,
-        ErrorClass::Overloaded,
-        ErrorClass::Timeout,
-        ErrorClass::ServerError,
-        ErrorClass::ContextOverflow,
-        ErrorClass::ModelNotFound,
-        ErrorClass::EmptyResponse,
-        ErrorClass::Format,
-        ErrorClass::Network,
-        ErrorClass::Unknown,
-    ];
-
-    /// The stored name, e.g. `rate_limit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Auth => "auth",
-            ErrorClass::AuthPermanent => "auth_permanent",
-            ErrorClass::Billing => "billing",
-            ErrorClass::RateLimit => "rate_limit",
-            ErrorClass::Overloaded => "overloaded",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::ServerError => "server_error",
-            ErrorClass::ContextOverflow => "context_overflow",
-            ErrorClass::ModelNotFound => "model_not_found",
-            ErrorClass::EmptyResponse => "empty_response",
-            ErrorClass::Format => "format",
-            ErrorClass::Network => "network",
-            ErrorClass::Unknown => "unknown",
-        }
-    }
-
-    /// True when the same request may well succeed if sent again a little later.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            ErrorClass::RateLimit
-                | ErrorClass::Overloaded
-                | ErrorClass::Timeout
-                | ErrorClass::ServerError
-                | ErrorClass::Network
-        )
-    }
-
-    /// True when another model may succeed where this one failed. A prompt that is too long or
-    /// malformed fails everywhere, so those do not fall back.
-    pub fn allows_fallback(self) -> bool {
-        self.is_transient()
-            || matches!(
-                self,
-                ErrorClass::Auth
-                    | ErrorClass::AuthPermanent
-                    | ErrorClass::Billing
-                    | ErrorClass::ModelNotFound
-                    | ErrorClass::EmptyResponse
-            )
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The class of a failed model call, stored on runs as OpenClaw's snake_case reason strings;
+/// defined with the other states in `pincer_protocol::state`.
+pub use pincer_protocol::state::ErrorClass;
 
 /// A failed model call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -341,10 +240,10 @@ mod tests {
     #[test]
     fn transient_and_fallback_sets() {
         let transient: Vec<_> =
-            ErrorClass::ALL.into_iter().filter(|c| c.is_transient()).map(ErrorClass::as_str).collect();
+            ErrorClass::ALL.iter().copied().filter(|c| c.is_transient()).map(ErrorClass::as_str).collect();
         assert_eq!(transient, ["rate_limit", "overloaded", "timeout", "server_error", "network"]);
         let no_fallback: Vec<_> =
-            ErrorClass::ALL.into_iter().filter(|c| !c.allows_fallback()).map(ErrorClass::as_str).collect();
+            ErrorClass::ALL.iter().copied().filter(|c| !c.allows_fallback()).map(ErrorClass::as_str).collect();
         assert_eq!(no_fallback, ["context_overflow", "format", "unknown"]);
     }
 
@@ -352,7 +251,7 @@ mod tests {
     fn serde_names_match_as_str() {
         for class in ErrorClass::ALL {
             assert_eq!(serde_json::to_value(class).unwrap(), class.as_str());
-            assert_eq!(serde_json::from_value::<ErrorClass>(class.as_str().into()).unwrap(), class);
+            assert_eq!(serde_json::from_value::<ErrorClass>(class.as_str().into()).unwrap(), *class);
         }
     }
 

@@ -150,19 +150,8 @@ impl ChatRequest {
     }
 }
 
-/// Token accounting of one completion, normalised across APIs the way OpenClaw stores it:
-/// `input_tokens` excludes cache reads and writes (OpenAI's `prompt_tokens − cached_tokens`,
-/// Anthropic's `input_tokens`), so `input + output + cache_read + cache_write` is everything.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub total_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_read_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_write_tokens: Option<u64>,
-}
+/// Token accounting of one completion (the wire type: runs, transcripts and `agent` answers carry it).
+pub use pincer_protocol::schema::agent::Usage;
 
 /// The result of one successful completion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

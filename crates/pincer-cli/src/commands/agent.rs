@@ -8,10 +8,13 @@ use clap::{Args, Subcommand};
 use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_protocol::Scope;
-use serde_json::{Value, json};
+use pincer_protocol::schema::agent::{Agent, AgentParams};
+use pincer_protocol::schema::sessions::{
+    ChatHistory, ChatHistoryParams, ChatMessage, SessionsList, SessionsListParams,
+};
 
-use crate::client::{Client, ConnectArgs, Target, call_once};
-use crate::output::{print_json, print_rows, table, text, time_in};
+use crate::client::{Client, ClientError, ConnectArgs, Target, call_once};
+use crate::output::{opt, print_json, print_rows, table, time_in};
 
 /// Run one agent turn and print the reply as it arrives.
 #[derive(Debug, Args)]
@@ -68,17 +71,20 @@ pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCo
     };
     target.timeout = target.timeout.max(turn);
     let run_id = uuid::Uuid::new_v4().to_string();
-    let mut params = json!({"message": args.message, "idempotencyKey": run_id, "timeout": args.timeout_seconds});
-    for (key, value) in [("sessionKey", &args.session), ("agentId", &args.agent), ("model", &args.model)] {
-        if let Some(value) = value {
-            params[key] = json!(value);
-        }
-    }
+    let params = AgentParams {
+        message: args.message,
+        idempotency_key: Some(run_id.clone()),
+        timeout: Some(args.timeout_seconds),
+        session_key: args.session,
+        agent_id: args.agent,
+        model: args.model,
+        ..AgentParams::default()
+    };
     let quiet = args.c.json;
     let mut printed = String::new();
     let mut client = Client::connect(&target, &[Scope::Write]).await?;
     let result = client
-        .call_streaming("agent", params, |ev| {
+        .call_streaming::<Agent>(&params, |ev| {
             let Some(p) = ev.payload.as_ref().filter(|_| !quiet && ev.event == "agent") else { return };
             if p["runId"] != run_id.as_str() || p["stream"] != "assistant" {
                 return;
@@ -97,7 +103,7 @@ pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     // Events may be dropped under load; the response always has the whole reply.
-    let reply = res["text"].as_str().unwrap_or_default();
+    let reply = res.text.as_str();
     match reply.strip_prefix(printed.as_str()) {
         Some(rest) => print!("{rest}"),
         None => print!("\n{reply}"),
@@ -105,13 +111,9 @@ pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCo
     if !reply.ends_with('\n') {
         println!();
     }
-    let usage = &res["usage"];
     eprintln!(
         "{} · {} in / {} out tokens · session {}",
-        text(&res["model"]),
-        usage["input_tokens"].as_u64().unwrap_or(0),
-        usage["output_tokens"].as_u64().unwrap_or(0),
-        text(&res["sessionKey"])
+        res.model, res.usage.input_tokens, res.usage.output_tokens, res.session_key
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -119,17 +121,14 @@ pub async fn agent(args: AgentArgs, paths: &StatePaths) -> anyhow::Result<ExitCo
 pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     match cmd {
         SessionsCommand::List { limit, kind, c } => {
-            let mut params = json!({"limit": limit});
-            if let Some(kind) = kind {
-                params["kind"] = json!(kind);
-            }
+            let params = SessionsListParams { limit: Some(limit), kind, ..Default::default() };
             let target = Target::resolve(&c, paths, &process_env)?;
-            let res = call_once(&target, &[Scope::Read], "sessions.list", params).await?;
+            let res = call_once::<SessionsList>(&target, &[Scope::Read], &params).await?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);
             }
-            let sessions = res["sessions"].as_array().cloned().unwrap_or_default();
+            let sessions = &res.sessions;
             if sessions.is_empty() {
                 println!("No sessions yet. Start one with `pincer agent --message <text>`.");
                 return Ok(ExitCode::SUCCESS);
@@ -138,49 +137,51 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
                 .iter()
                 .map(|s| {
                     vec![
-                        text(&s["key"]),
-                        text(&s["kind"]),
-                        text(&s["model"]),
-                        text(&s["messageCount"]),
-                        format!("{}/{}", text(&s["inputTokens"]), text(&s["outputTokens"])),
-                        time_in(s["updatedAt"].as_i64().unwrap_or(0), "UTC"),
+                        s.key.clone(),
+                        s.kind.clone(),
+                        opt(s.model.as_deref()),
+                        s.message_count.to_string(),
+                        format!("{}/{}", s.input_tokens, s.output_tokens),
+                        time_in(s.updated_at, "UTC"),
                     ]
                 })
                 .collect();
             table(&["KEY", "KIND", "MODEL", "MESSAGES", "TOKENS IN/OUT", "UPDATED"], &rows);
-            if res["hasMore"] == true {
-                println!("({} of {}; raise --limit to see more)", sessions.len(), text(&res["total"]));
+            if res.has_more {
+                println!("({} of {}; raise --limit to see more)", sessions.len(), res.total);
             }
             Ok(ExitCode::SUCCESS)
         }
         SessionsCommand::Show { key, limit, c } => {
             let target = Target::resolve(&c, paths, &process_env)?;
-            let params = json!({"sessionKey": key, "limit": limit});
-            let res = call_once(&target, &[Scope::Read], "chat.history", params).await?;
+            let params = ChatHistoryParams { session_key: key, limit: Some(limit), ..Default::default() };
+            let res = call_once::<ChatHistory>(&target, &[Scope::Read], &params).await.map_err(|e| {
+                // The gateway's hint names the protocol method; name the command instead.
+                match &e {
+                    ClientError::Rpc(shape) if shape.message.starts_with("session not found") => {
+                        anyhow::anyhow!("no session `{}`: see `pincer sessions list`", params.session_key)
+                    }
+                    _ => e.into(),
+                }
+            })?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);
             }
-            let s = &res["session"];
+            let s = &res.session;
             print_rows(&[
-                ("session", text(&s["key"])),
-                ("kind", text(&s["kind"])),
-                ("model", text(&s["model"])),
-                ("tokens", format!("{} in / {} out", text(&s["inputTokens"]), text(&s["outputTokens"]))),
-                ("updated", time_in(s["updatedAt"].as_i64().unwrap_or(0), "UTC")),
+                ("session", s.key.clone()),
+                ("kind", s.kind.clone()),
+                ("model", opt(s.model.as_deref())),
+                ("tokens", format!("{} in / {} out", s.input_tokens, s.output_tokens)),
+                ("updated", time_in(s.updated_at, "UTC")),
             ]);
-            if res["hasMore"] == true {
+            if res.has_more {
                 println!("… older entries not shown (raise --limit)");
             }
-            for m in res["messages"].as_array().cloned().unwrap_or_default() {
-                println!(
-                    "\n── #{} {} · {}{}",
-                    text(&m["seq"]),
-                    text(&m["role"]),
-                    time_in(m["timestamp"].as_i64().unwrap_or(0), "UTC"),
-                    detail(&m)
-                );
-                println!("{}", text(&m["text"]));
+            for m in &res.messages {
+                println!("\n── #{} {} · {}{}", m.seq, m.role, time_in(m.timestamp, "UTC"), detail(m));
+                println!("{}", m.text);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -188,8 +189,9 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
 }
 
 /// What a transcript entry says about itself: the model that wrote it, or where an event came from.
-fn detail(m: &Value) -> String {
-    match (m["model"].as_str(), m["source"].as_str(), m["errorReason"].as_str()) {
+fn detail(m: &ChatMessage) -> String {
+    let meta = |key: &str| m.meta.get(key).and_then(|v| v.as_str());
+    match (meta("model"), meta("source"), meta("errorReason")) {
         (_, _, Some(reason)) => format!(" · failed ({reason})"),
         (Some(model), _, _) => format!(" · {model}"),
         (_, Some(source), _) => format!(" · from {source}"),

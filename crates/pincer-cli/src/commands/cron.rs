@@ -1,5 +1,6 @@
 //! `pincer cron …`: jobs with the `openclaw cron` flag names.
 
+use pincer_protocol::state::{CompletionStatus, DeliveryStatus};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -7,11 +8,19 @@ use clap::{Args, Subcommand};
 use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_core::duration::{format_duration_ms, parse_duration_ms};
+use pincer_cron::job::{JobPatch, JobState, Payload};
+use pincer_cron::schedule::ScheduleSpec;
+use pincer_cron::schedule::describe;
 use pincer_protocol::Scope;
+use pincer_protocol::schema::cron::{
+    self, Add, AddParams, CronJob, JobRef, ListParams, PreviewParams, RunParams, RunsParams, UpdateParams,
+};
+use pincer_protocol::schema::{Ignored, Method, parse_params};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ConnectArgs, Target, call_once};
-use crate::output::{print_json, table, text, time_in};
+use crate::output::{opt, print_json, table, time_in};
+use crate::resolve::{Candidate, resolve};
 
 #[derive(Debug, Subcommand)]
 pub enum CronCommand {
@@ -33,7 +42,7 @@ pub enum CronCommand {
     },
     /// Show a job: schedule, zone, the next five fire times and where results go.
     Show {
-        /// Job id or exact name.
+        /// Job id, a unique id prefix, or the job's name.
         id: String,
         #[command(flatten)]
         c: ConnectArgs,
@@ -92,7 +101,7 @@ pub enum CronCommand {
     },
     /// Run history of a job.
     Runs {
-        /// Job id (or use --id).
+        /// Job id, a unique id prefix, or the job's name (or use --id).
         job: Option<String>,
         #[arg(long = "id")]
         id: Option<String>,
@@ -438,39 +447,36 @@ pub fn edit_patch(job: &JobArgs, edit: &EditArgs, now: i64) -> anyhow::Result<Va
     Ok(Value::Object(out))
 }
 
+/// The flags as `cron.add` params, checked as the gateway will check them.
+fn add_input(job: &JobArgs, now: i64) -> anyhow::Result<AddParams> {
+    Ok(parse_params::<AddParams>(Add::NAME, Some(&add_params(job, now)?))?)
+}
+
+/// A `cron.update` of job `id` with `patch`.
+fn update(id: String, patch: Value) -> anyhow::Result<UpdateParams> {
+    let Value::Object(patch) = patch else { return Err(bad("the patch must be an object")) };
+    Ok(UpdateParams { id: Some(id), patch: JobPatch(patch), ..UpdateParams::default() })
+}
+
 pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     let target = |c: &ConnectArgs| Target::resolve(c, paths, &process_env);
     match cmd {
         CronCommand::Status(c) => {
-            let s = call_once(&target(&c)?, &[Scope::Read], "cron.status", json!({})).await?;
+            let s = call_once::<cron::Status>(&target(&c)?, &[Scope::Read], &Ignored).await?;
             if c.json {
                 print_json(&s);
             } else {
                 crate::output::print_rows(&[
-                    (
-                        "scheduler",
-                        if s["enabled"] == true { "enabled".into() } else { "disabled (cron.enabled: false)".into() },
-                    ),
-                    (
-                        "jobs",
-                        format!(
-                            "{} ({} enabled, {} running)",
-                            text(&s["jobs"]),
-                            text(&s["enabledJobs"]),
-                            text(&s["running"])
-                        ),
-                    ),
-                    (
-                        "next wake",
-                        s["nextWakeAtMs"].as_i64().map(|t| time_in(t, &text(&s["timezone"]))).unwrap_or("-".into()),
-                    ),
-                    ("time zone", text(&s["timezone"])),
-                    ("concurrency", text(&s["maxConcurrentRuns"])),
+                    ("scheduler", if s.enabled { "enabled".into() } else { "disabled (cron.enabled: false)".into() }),
+                    ("jobs", format!("{} ({} enabled, {} running)", s.jobs, s.enabled_jobs, s.running)),
+                    ("next wake", s.next_wake_at_ms.map(|t| time_in(t, &s.timezone)).unwrap_or("-".into())),
+                    ("time zone", s.timezone.clone()),
+                    ("concurrency", s.max_concurrent_runs.to_string()),
                 ]);
-                if let Some(bad) = s["invalidJobs"].as_array().filter(|a| !a.is_empty()) {
+                if !s.invalid_jobs.is_empty() {
                     println!("invalid jobs (not running until fixed):");
-                    for b in bad {
-                        println!("  {}: {}", text(&b["id"]), text(&b["error"]));
+                    for b in &s.invalid_jobs {
+                        println!("  {}: {}", b.id, b.error);
                     }
                 }
             }
@@ -478,29 +484,35 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
         }
         CronCommand::List { all, c } => {
             let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
-            let mut jobs = Vec::new();
+            let mut jobs: Vec<CronJob> = Vec::new();
             let mut offset = 0;
-            let mut default_tz = "UTC".to_string();
+            let default_tz;
             loop {
-                let page = client
-                    .call("cron.list", json!({ "includeDisabled": all, "limit": 200, "offset": offset, "includeDeliveryPreviews": true }))
-                    .await?;
-                let previews = page["deliveryPreviews"].clone();
-                if let Some(tz) = page["timezone"].as_str() {
-                    default_tz = tz.to_string();
-                }
-                for mut j in page["jobs"].as_array().cloned().unwrap_or_default() {
-                    j["deliveryPreview"] = previews[j["id"].as_str().unwrap_or("")].clone();
+                let params = ListParams {
+                    include_disabled: Some(all),
+                    limit: Some(200),
+                    offset: Some(offset),
+                    include_delivery_previews: Some(true),
+                    ..ListParams::default()
+                };
+                let page = client.call::<cron::List>(&params).await?;
+                let tz = page.timezone;
+                let mut previews = page.delivery_previews.unwrap_or_default();
+                for mut j in page.jobs {
+                    j.delivery_preview = previews.swap_remove(&j.job.id);
                     jobs.push(j);
                 }
-                match page["nextOffset"].as_u64() {
-                    Some(n) if page["hasMore"] == true => offset = n,
-                    _ => break,
+                match page.next_offset {
+                    Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
+                    _ => {
+                        default_tz = tz;
+                        break;
+                    }
                 }
             }
             client.close().await;
             if c.json {
-                print_json(&json!({ "jobs": jobs, "total": jobs.len() }));
+                print_json(&serde_json::json!({ "jobs": jobs, "total": jobs.len() }));
                 return Ok(ExitCode::SUCCESS);
             }
             if jobs.is_empty() {
@@ -512,19 +524,20 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             }
             let rows: Vec<Vec<String>> = jobs
                 .iter()
-                .map(|j| {
-                    let tz = j["schedule"]["tz"].as_str().unwrap_or(&default_tz).to_string();
+                .map(|view| {
+                    let j = &view.job;
+                    let tz = j.display_tz(&default_tz).to_string();
                     vec![
-                        short_id(j),
-                        truncate(&text(&j["name"]), 28),
-                        schedule_label(&j["schedule"]),
+                        j.id.chars().take(8).collect(),
+                        truncate(&j.name, 28),
+                        schedule_label(&j.schedule, None),
                         tz.clone(),
-                        j["state"]["nextRunAtMs"]
-                            .as_i64()
+                        j.state
+                            .next_run_at_ms
                             .map(|t| time_in(t, &tz))
-                            .unwrap_or_else(|| if j["enabled"] == true { "-".into() } else { "disabled".into() }),
-                        last_label(j),
-                        truncate(&text(&j["deliveryPreview"]["label"]), 32),
+                            .unwrap_or_else(|| if j.enabled { "-".into() } else { "disabled".into() }),
+                        last_label(&j.state),
+                        truncate(&opt(view.delivery_preview.as_ref().map(|p| &p.label)), 32),
                     ]
                 })
                 .collect();
@@ -532,88 +545,124 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         CronCommand::Get { id, c } => {
-            let job = call_once(&target(&c)?, &[Scope::Read], "cron.get", json!({ "id": id })).await?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
+            let id = job_id(&mut client, &id).await?;
+            let job = client.call::<cron::Get>(&JobRef::new(id)).await?;
+            client.close().await;
             print_json(&job);
             Ok(ExitCode::SUCCESS)
         }
         CronCommand::Show { id, c } => show(&target(&c)?, &id, c.json).await,
         CronCommand::Add { job, c } => {
-            let params = add_params(&job, now_ms())?;
-            let created = call_once(&target(&c)?, &[Scope::Admin], "cron.add", params).await?;
-            if c.json {
-                print_json(&created);
-            } else {
-                let tz = job_tz(&created);
-                println!("Added job {} \"{}\"", text(&created["id"]), text(&created["name"]));
-                println!("  schedule: {} ({tz})", schedule_label(&created["schedule"]));
-                if let Some(next) = created["state"]["nextRunAtMs"].as_i64() {
-                    println!("  next run: {}", time_in(next, &tz));
-                }
-                println!("  delivery: {}", text(&created["deliveryPreview"]["detail"]));
-            }
-            Ok(ExitCode::SUCCESS)
+            let params = add_input(&job, now_ms())?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let created = client.call::<Add>(&params).await?.into_job();
+            summarise(client, "Added", &created, c.json).await
         }
         CronCommand::Edit { id, job, edit, c } => {
             let patch = edit_patch(&job, &edit, now_ms())?;
-            let updated =
-                call_once(&target(&c)?, &[Scope::Admin], "cron.update", json!({ "id": id, "patch": patch })).await?;
-            print_json(&updated);
-            Ok(ExitCode::SUCCESS)
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let params = update(job_id(&mut client, &id).await?, patch)?;
+            let updated = client.call::<cron::Update>(&params).await?;
+            summarise(client, "Updated", &updated, c.json).await
         }
         CronCommand::Rm { id, c } => {
-            let out = call_once(&target(&c)?, &[Scope::Admin], "cron.remove", json!({ "id": id })).await?;
+            let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
+            let id = job_id(&mut client, &id).await?;
+            let out = client.call::<cron::Remove>(&JobRef::new(id)).await?;
+            client.close().await;
             print_json(&out);
             Ok(ExitCode::SUCCESS)
         }
-        CronCommand::Enable { id, c } => toggle(&target(&c)?, &id, true).await,
-        CronCommand::Disable { id, c } => toggle(&target(&c)?, &id, false).await,
+        CronCommand::Enable { id, c } => toggle(&target(&c)?, id, true).await,
+        CronCommand::Disable { id, c } => toggle(&target(&c)?, id, false).await,
         CronCommand::Run { id, due, wait, wait_timeout, poll_interval, c } => {
             let timeout = dur("--wait-timeout", &wait_timeout)?;
             let poll = dur("--poll-interval", &poll_interval)?.max(50);
             let mut client = Client::connect(&target(&c)?, &[Scope::Admin]).await?;
-            let res = client.call("cron.run", json!({ "id": id, "mode": if due { "due" } else { "force" } })).await?;
-            if !wait || res["enqueued"] != true {
+            let id = job_id(&mut client, &id).await?;
+            let params = RunParams {
+                id: Some(id.clone()),
+                mode: Some(if due { "due" } else { "force" }.into()),
+                ..RunParams::default()
+            };
+            let res = client.call::<cron::Run>(&params).await?;
+            let enqueued = res.enqueued == Some(true);
+            if !wait || !enqueued {
                 print_json(&res);
                 client.close().await;
-                let ok = res["ok"] == true && (res["enqueued"] == true || res["ran"] == true);
+                let ok = res.ok && (enqueued || res.ran == Some(true));
                 return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
             }
-            let run_id = text(&res["runId"]);
+            let run_id = res.run_id.clone().unwrap_or_default();
             let started = std::time::Instant::now();
+            // Where the result goes (`telegram -> 123`), to tell a blocked channel from a slow one.
+            let preview = client
+                .call::<cron::Preview>(&PreviewParams { id: Some(id.clone()), ..PreviewParams::default() })
+                .await?;
+            let channel = preview.delivery_preview.label.split(" -> ").next().unwrap_or_default().to_string();
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut last_phase = None;
             let entry = loop {
-                let page = client.call("cron.runs", json!({ "id": id, "runId": run_id, "limit": 1 })).await?;
-                let entry = page["entries"][0].clone();
-                if entry.get("status").is_some_and(|s| s.is_string()) {
-                    break entry;
+                let params = RunsParams {
+                    id: Some(id.clone()),
+                    run_id: Some(run_id.clone()),
+                    limit: Some(1),
+                    ..RunsParams::default()
+                };
+                let page = client.call::<cron::Runs>(&params).await?;
+                let entry = page.entries.into_iter().next();
+                if let Some(entry) = entry.as_ref().filter(|e| e.status.is_some()) {
+                    break entry.clone();
                 }
+                let phase = entry.as_ref().and_then(|e| e.phase.clone());
+                if progress && phase.is_some() && phase != last_phase {
+                    eprintln!("run {run_id}: {} ({} s)", opt(phase.as_deref()), started.elapsed().as_secs());
+                }
+                if phase.as_deref() == Some("delivering") {
+                    // A delivery the outbox holds (credentials rejected) would wait until the
+                    // timeout: fail now, with the cause.
+                    let health = client.call::<pincer_protocol::schema::system::Health>(&Ignored).await?;
+                    if let Some(ch) =
+                        health.channels.get(&channel).filter(|ch| ch.health_state == "credentials-rejected")
+                    {
+                        client.close().await;
+                        return Err(bad(format!(
+                            "run {run_id} ran, but its delivery is held: {} ({}). It is delivered once the channel \
+                             works again; see `pincer deliveries list`",
+                            opt(ch.last_error.as_deref()),
+                            ch.health_state
+                        )));
+                    }
+                }
+                last_phase = phase;
                 if started.elapsed() >= Duration::from_millis(timeout) {
                     client.close().await;
                     return Err(bad(format!(
                         "timed out after {} waiting for run {run_id}; it is still {} (see `pincer cron runs --id {id}`)",
                         format_duration_ms(timeout),
-                        text(&entry["phase"])
+                        opt(entry.and_then(|e| e.phase))
                     )));
                 }
                 tokio::time::sleep(Duration::from_millis(poll)).await;
             };
             client.close().await;
-            let completion = text(&entry["completionStatus"]);
+            let completion = opt(entry.completion_status.as_deref());
             if c.json {
-                print_json(
-                    &json!({ "ok": true, "runId": run_id, "completed": true, "status": entry["status"], "completionStatus": completion, "run": entry }),
-                );
+                print_json(&serde_json::json!({ "ok": true, "runId": run_id, "completed": true,
+                    "status": entry.status, "completionStatus": completion, "run": entry }));
             } else {
                 println!(
                     "run {run_id}: {} · delivery {} · completion {completion}{}",
-                    text(&entry["status"]),
-                    text(&entry["deliveryStatus"]),
-                    entry["error"].as_str().map(|e| format!("\n  error: {e}")).unwrap_or_default()
+                    opt(entry.status.as_deref()),
+                    opt(entry.delivery_status.as_deref()),
+                    entry.error.as_deref().map(|e| format!("\n  error: {e}")).unwrap_or_default()
                 );
-                if let Some(s) = entry["summary"].as_str() {
+                if let Some(s) = &entry.summary {
                     println!("  summary: {}", truncate(s, 200));
                 }
             }
-            Ok(if completion == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if completion == CompletionStatus::Succeeded.as_str() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         CronCommand::Runs { job, id, run_id, limit, offset, status, delivery_status, sort, c } => {
             let id = match (job, id) {
@@ -622,48 +671,47 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 }
                 (a, b) => a.or(b).ok_or_else(|| bad("a job id is required: pincer cron runs <id>"))?,
             };
-            let mut params = json!({ "id": id, "limit": limit });
-            if let Some(r) = run_id {
-                params["runId"] = json!(r);
+            let mut params = RunsParams {
+                id: Some(id.clone()),
+                limit: Some(limit),
+                run_id,
+                offset,
+                status,
+                delivery_status,
+                sort_dir: sort,
+                ..RunsParams::default()
+            };
+            // The gateway checks the flags first; an answer with no runs may mean the text is a
+            // prefix or a name, or names no job: that is an error, not "No runs yet."
+            let mut page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+            if page.entries.is_empty() {
+                let resolved = job_id_at(&target(&c)?, &id).await?;
+                if resolved != id {
+                    params.id = Some(resolved);
+                    page = call_once::<cron::Runs>(&target(&c)?, &[Scope::Read], &params).await?;
+                }
             }
-            if let Some(o) = offset {
-                params["offset"] = json!(o);
-            }
-            if let Some(s) = status {
-                params["status"] = json!(s);
-            }
-            if let Some(d) = delivery_status {
-                params["deliveryStatus"] = json!(d);
-            }
-            if let Some(s) = sort {
-                params["sortDir"] = json!(s);
-            }
-            let page = call_once(&target(&c)?, &[Scope::Read], "cron.runs", params).await?;
             if c.json {
                 print_json(&page);
                 return Ok(ExitCode::SUCCESS);
             }
-            let entries = page["entries"].as_array().cloned().unwrap_or_default();
-            if entries.is_empty() {
+            if page.entries.is_empty() {
                 println!("No runs yet.");
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = entries
+            let rows: Vec<Vec<String>> = page
+                .entries
                 .iter()
                 .map(|e| {
                     vec![
-                        text(&e["runId"]),
-                        e["startedAtMs"]
-                            .as_i64()
-                            .or(e["runAtMs"].as_i64())
-                            .map(|t| time_in(t, "UTC"))
-                            .unwrap_or_default(),
-                        e["durationMs"].as_u64().map(format_duration_ms).unwrap_or_else(|| "-".into()),
-                        e["status"].as_str().map(String::from).unwrap_or_else(|| text(&e["phase"])),
-                        e["deliveryStatus"].as_str().map(String::from).unwrap_or_else(|| "pending".into())
-                            + &e["deliverySuppressionReason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default(),
-                        text(&e["completionStatus"]),
-                        truncate(e["error"].as_str().or(e["summary"].as_str()).unwrap_or(""), 50),
+                        e.run_id.clone(),
+                        e.started_at_ms.or(e.run_at_ms).map(|t| time_in(t, "UTC")).unwrap_or_default(),
+                        e.duration_ms.map(|d| format_duration_ms(d.max(0) as u64)).unwrap_or_else(|| "-".into()),
+                        e.status.clone().unwrap_or_else(|| opt(e.phase.as_deref())),
+                        e.delivery_status.clone().unwrap_or_else(|| DeliveryStatus::Pending.as_str().into())
+                            + &e.delivery_suppression_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                        opt(e.completion_status.as_deref()),
+                        truncate(e.error.as_deref().or(e.summary.as_deref()).unwrap_or(""), 50),
                     ]
                 })
                 .collect();
@@ -673,86 +721,121 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
     }
 }
 
-async fn toggle(target: &Target, id: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    let out =
-        call_once(target, &[Scope::Admin], "cron.update", json!({ "id": id, "patch": { "enabled": enabled } })).await?;
+/// The id of the job `given` names: its id, a unique id prefix, or its name (every job, disabled
+/// ones too).
+async fn job_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
+    let mut candidates = Vec::new();
+    let mut offset = 0;
+    loop {
+        let params = ListParams {
+            include_disabled: Some(true),
+            limit: Some(200),
+            offset: Some(offset),
+            ..ListParams::default()
+        };
+        let page = client.call::<cron::List>(&params).await?;
+        candidates.extend(page.jobs.into_iter().map(|j| Candidate { id: j.job.id, name: Some(j.job.name) }));
+        match page.next_offset {
+            Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
+            _ => break,
+        }
+    }
+    resolve(given, &candidates, "job", "pincer cron list --all", true)
+}
+
+/// [`job_id`] on its own connection, for commands that make one call.
+async fn job_id_at(target: &Target, given: &str) -> anyhow::Result<String> {
+    let mut client = Client::connect(target, &[Scope::Read]).await?;
+    let id = job_id(&mut client, given).await;
+    client.close().await;
+    id
+}
+
+async fn toggle(target: &Target, id: String, enabled: bool) -> anyhow::Result<ExitCode> {
+    let params = update(job_id_at(target, &id).await?, serde_json::json!({ "enabled": enabled }))?;
+    let out = call_once::<cron::Update>(target, &[Scope::Admin], &params).await?;
     print_json(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After `add` and `edit`: the job as JSON, or in prose with its schedule in the zone it runs
+/// in (the gateway's default zone when the job names none), its next run and where results go;
+/// and, on stderr, a warning when a six-field expression looks shifted (see
+/// `pincer_cron::schedule::describe`).
+async fn summarise(mut client: Client, verb: &str, view: &CronJob, json_out: bool) -> anyhow::Result<ExitCode> {
+    let params = PreviewParams { id: Some(view.job.id.clone()), ..PreviewParams::default() };
+    let preview = client.call::<cron::Preview>(&params).await?;
+    client.close().await;
+    let job = &view.job;
+    let tz = preview.tz.clone();
+    if let ScheduleSpec::Cron { expr, .. } = &job.schedule
+        && let Some(warning) = describe::six_field_warning(expr, Some(&tz))
+    {
+        eprintln!("warning: {warning}");
+    }
+    if json_out {
+        print_json(view);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{verb} job {} \"{}\"", job.id, job.name);
+    println!("  schedule: {}", schedule_label(&job.schedule, Some(&tz)));
+    match job.state.next_run_at_ms {
+        Some(next) => println!("  next run: {}", time_in(next, &tz)),
+        None if !job.enabled => println!("  next run: none (disabled)"),
+        None => println!("  next run: none"),
+    }
+    println!("  delivery: {}", preview.delivery_preview.detail);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn show(target: &Target, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(target, &[Scope::Read]).await?;
-    let job = match client.call("cron.get", json!({ "id": id })).await {
-        Ok(job) => job,
-        Err(e) if e.to_string().starts_with("Automation not found") => {
-            // Not an id: try an exact name.
-            let page = client.call("cron.list", json!({ "includeDisabled": true, "limit": 200, "query": id })).await?;
-            let matches: Vec<Value> =
-                page["jobs"].as_array().cloned().unwrap_or_default().into_iter().filter(|j| j["name"] == id).collect();
-            match matches.len() {
-                1 => matches[0].clone(),
-                0 => return Err(e.into()),
-                _ => {
-                    let ids: Vec<String> = matches.iter().map(|j| text(&j["id"])).collect();
-                    return Err(bad(format!("\"{id}\" names {} jobs ({}); use an id", ids.len(), ids.join(", "))));
-                }
-            }
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let preview = client.call("cron.preview", json!({ "id": job["id"] })).await?;
+    let id = job_id(&mut client, id).await?;
+    let view = client.call::<cron::Get>(&JobRef::new(id)).await?;
+    let params = PreviewParams { id: Some(view.job.id.clone()), ..PreviewParams::default() };
+    let preview = client.call::<cron::Preview>(&params).await?;
     client.close().await;
     if json_out {
-        print_json(&json!({ "job": job, "preview": preview }));
+        print_json(&serde_json::json!({ "job": view, "preview": preview }));
         return Ok(ExitCode::SUCCESS);
     }
-    let tz = text(&preview["tz"]);
-    let st = &job["state"];
+    let job = &view.job;
+    let tz = preview.tz.clone();
+    let st = &job.state;
     crate::output::print_rows(&[
-        ("id", text(&job["id"])),
-        ("name", text(&job["name"])),
-        ("enabled", if job["enabled"] == true { "yes".into() } else { "no".into() }),
-        ("schedule", schedule_label(&job["schedule"])),
+        ("id", job.id.clone()),
+        ("name", job.name.clone()),
+        ("enabled", if job.enabled { "yes".into() } else { "no".into() }),
+        ("schedule", schedule_label(&job.schedule, Some(&tz))),
         ("time zone", tz.clone()),
-        ("session", text(&job["sessionTarget"])),
-        ("payload", payload_label(&job["payload"])),
-        (
-            "delivery",
-            format!("{} ({})", text(&preview["deliveryPreview"]["label"]), text(&preview["deliveryPreview"]["detail"])),
-        ),
-        ("last run", st["lastRunAtMs"].as_i64().map(|t| time_in(t, &tz)).unwrap_or("-".into())),
-        ("last status", last_label(&job)),
-        ("last error", text(&st["lastError"])),
+        ("session", job.session_target.as_string()),
+        ("payload", payload_label(&job.payload)),
+        // The detail already starts with the label (`inbox -> default (explicit)`).
+        ("delivery", preview.delivery_preview.detail.clone()),
+        ("last run", st.last_run_at_ms.map(|t| time_in(t, &tz)).unwrap_or("-".into())),
+        ("last status", last_label(st)),
+        ("last error", opt(st.last_error.as_deref())),
         (
             "last delivery",
             format!(
                 "{}{}",
-                text(&st["lastDeliveryStatus"]),
-                st["lastDeliveryError"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+                opt(st.last_delivery_status.map(|d| d.as_str())),
+                st.last_delivery_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
             ),
         ),
     ]);
-    if let Some(a) = st.get("autoDisabled").filter(|a| a.is_object()) {
-        println!(
-            "  disabled automatically: {} (enable it with `pincer cron enable {}`)",
-            text(&a["reason"]),
-            text(&job["id"])
-        );
+    if let Some(a) = &st.auto_disabled {
+        println!("  disabled automatically: {} (enable it with `pincer cron enable {}`)", a.reason, job.id);
     }
-    let upcoming = preview["upcoming"].as_array().cloned().unwrap_or_default();
-    if upcoming.is_empty() {
+    if preview.upcoming.is_empty() {
         println!("next runs: none");
     } else {
         println!("next runs ({tz}):");
-        for t in upcoming.iter().filter_map(Value::as_i64) {
-            println!("  {}", time_in(t, &tz));
+        for t in &preview.upcoming {
+            println!("  {}", time_in(*t, &tz));
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn short_id(j: &Value) -> String {
-    text(&j["id"]).chars().take(8).collect()
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -764,49 +847,39 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn job_tz(j: &Value) -> String {
-    j["schedule"]["tz"].as_str().map(String::from).unwrap_or_else(|| "UTC".into())
-}
-
-fn schedule_label(s: &Value) -> String {
-    match s["kind"].as_str() {
-        Some("cron") => {
-            let stagger = s["staggerMs"]
-                .as_u64()
+/// `every day at 07:00 Europe/Berlin (cron 0 7 * * *)`; the zone only when `tz` is given (`cron
+/// list` has a column for it).
+fn schedule_label(s: &ScheduleSpec, tz: Option<&str>) -> String {
+    match s {
+        ScheduleSpec::Cron { expr, stagger_ms, .. } => {
+            let stagger = stagger_ms
                 .filter(|m| *m > 0)
-                .map(|m| format!(" ~{}", format_duration_ms(m)))
+                .map(|m| format!(" ~{}", format_duration_ms(m as u64)))
                 .unwrap_or_default();
-            format!("cron {}{stagger}", text(&s["expr"]))
+            match describe::describe(expr, tz) {
+                Some(plain) => format!("{plain} (cron {expr}{stagger})"),
+                None => format!("cron {expr}{stagger}"),
+            }
         }
-        Some("every") => format!("every {}", format_duration_ms(s["everyMs"].as_u64().unwrap_or(0))),
-        Some("at") => format!("at {}", text(&s["at"])),
-        _ => text(s),
+        ScheduleSpec::Every { every_ms, .. } => format!("every {}", format_duration_ms((*every_ms).max(0) as u64)),
+        ScheduleSpec::At { at } => format!("at {at}"),
     }
 }
 
-fn payload_label(p: &Value) -> String {
-    match p["kind"].as_str() {
-        Some("agentTurn") => format!("agent turn: {}", truncate(&text(&p["message"]), 60)),
-        Some("systemEvent") => format!("system event: {}", truncate(&text(&p["text"]), 60)),
-        Some("command") => format!(
-            "command: {}",
-            truncate(
-                &p["argv"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
-                60
-            )
-        ),
-        _ => text(p),
+fn payload_label(p: &Payload) -> String {
+    match p {
+        Payload::AgentTurn { message, .. } => format!("agent turn: {}", truncate(message, 60)),
+        Payload::SystemEvent { text } => format!("system event: {}", truncate(text, 60)),
+        Payload::Command { argv, .. } => format!("command: {}", truncate(&argv.join(" "), 60)),
     }
 }
 
-fn last_label(j: &Value) -> String {
-    let st = &j["state"];
-    match st["lastRunStatus"].as_str() {
+fn last_label(st: &JobState) -> String {
+    match &st.last_run_status {
         None => "never ran".into(),
         Some(s) => {
-            let delivery = st["lastDeliveryStatus"].as_str().map(|d| format!(", {d}")).unwrap_or_default();
-            let errors = st["consecutiveErrors"]
-                .as_u64()
+            let delivery = st.last_delivery_status.map(|d| format!(", {d}")).unwrap_or_default();
+            let errors = Some(st.consecutive_errors)
                 .filter(|n| *n > 0)
                 .map(|n| format!(" ({n} errors in a row)"))
                 .unwrap_or_default();

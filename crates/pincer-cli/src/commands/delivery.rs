@@ -1,5 +1,6 @@
 //! `pincer message send`, `pincer deliveries …` and `pincer inbox`.
 
+use pincer_protocol::state::{DeliveryErrorClass, DeliveryState};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -7,10 +8,15 @@ use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_core::duration::{format_duration_ms, parse_duration_ms};
 use pincer_protocol::Scope;
-use serde_json::{Value, json};
+use pincer_protocol::schema::delivery::{
+    CancelParams, DeliveriesCancel, DeliveriesGet, DeliveriesGetParams, DeliveriesList, DeliveriesListParams,
+    DeliveriesPurge, DeliveriesRetry, DeliveryRef, DeliveryView, InboxList, InboxListParams, PurgeParams, Send,
+    SendParams,
+};
 
 use crate::client::{ConnectArgs, Target, call_once};
-use crate::output::{print_json, print_rows, table, text, time_in};
+use crate::output::{opt, print_json, print_rows, table, time_in};
+use crate::resolve::Candidate;
 
 #[derive(Debug, Subcommand)]
 pub enum MessageCommand {
@@ -96,52 +102,49 @@ fn target(c: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Target> {
 pub async fn message(cmd: MessageCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     let MessageCommand::Send { channel, to, message, thread_id, idempotency_key, no_wait, c } = cmd;
     let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut params = json!({ "to": to, "message": message, "idempotencyKey": key, "wait": !no_wait });
-    if let Some(ch) = channel {
-        params["channel"] = json!(ch);
-    }
-    if let Some(t) = thread_id {
-        params["threadId"] = json!(t);
-    }
+    let params = SendParams {
+        to,
+        message: Some(message),
+        idempotency_key: key,
+        wait: Some(!no_wait),
+        channel,
+        thread_id,
+        ..SendParams::default()
+    };
     let mut target = target(&c, paths)?;
     target.timeout = target.timeout.max(std::time::Duration::from_secs(35));
-    let res = call_once(&target, &[Scope::Write], "send", params).await?;
-    let state = text(&res["state"]);
+    let res = call_once::<Send>(&target, &[Scope::Write], &params).await?;
     if c.json {
         print_json(&res);
     } else {
         println!(
-            "{} to {} {}: {state}{}",
-            text(&res["deliveryId"]),
-            text(&res["channel"]),
-            text(&res["to"]),
-            res["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default()
+            "{} to {} {}: {}{}",
+            res.delivery_id,
+            res.channel,
+            res.to,
+            res.state,
+            res.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
         );
     }
-    Ok(match state.as_str() {
-        "delivered" | "pending" | "sending" => ExitCode::SUCCESS,
+    Ok(match res.state {
+        DeliveryState::Delivered | DeliveryState::Pending | DeliveryState::Sending => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
 }
 
 pub async fn inbox(c: ConnectArgs, limit: u32, paths: &StatePaths) -> anyhow::Result<ExitCode> {
-    let res = call_once(&target(&c, paths)?, &[Scope::Read], "inbox.list", json!({ "limit": limit })).await?;
+    let params = InboxListParams { limit: Some(limit), offset: None };
+    let res = call_once::<InboxList>(&target(&c, paths)?, &[Scope::Read], &params).await?;
     if c.json {
         print_json(&res);
         return Ok(ExitCode::SUCCESS);
     }
-    let messages = res["messages"].as_array().cloned().unwrap_or_default();
-    if messages.is_empty() {
+    if res.messages.is_empty() {
         println!("The inbox is empty. Jobs announce here when no chat channel is configured.");
     }
-    for m in messages.iter().rev() {
-        println!(
-            "── {} · {} · #{}",
-            time_in(m["createdAtMs"].as_i64().unwrap_or(0), "UTC"),
-            text(&m["to"]),
-            text(&m["id"])
-        );
-        println!("{}\n", text(&m["text"]));
+    for m in res.messages.iter().rev() {
+        println!("── {} · {} · #{}", time_in(m.created_at_ms, "UTC"), m.to, m.id);
+        println!("{}\n", m.text);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -149,27 +152,22 @@ pub async fn inbox(c: ConnectArgs, limit: u32, paths: &StatePaths) -> anyhow::Re
 pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     match cmd {
         DeliveriesCommand::List { state, channel, limit, c } => {
-            let mut params = json!({ "state": state, "limit": limit });
-            if let Some(ch) = channel {
-                params["channel"] = json!(ch);
-            }
-            let res = call_once(&target(&c, paths)?, &[Scope::Read], "deliveries.list", params).await?;
+            let params = DeliveriesListParams { state: Some(state), limit: Some(limit), channel, ..Default::default() };
+            let res = call_once::<DeliveriesList>(&target(&c, paths)?, &[Scope::Read], &params).await?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = res["deliveries"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            let rows: Vec<Vec<String>> = res
+                .deliveries
                 .iter()
                 .map(|d| {
                     vec![
-                        text(&d["id"]).chars().take(8).collect(),
-                        text(&d["state"]),
-                        format!("{} {}", text(&d["channel"]), text(&d["to"])),
-                        format!("{}/{}", text(&d["attempts"]), text(&d["maxAttempts"])),
-                        time_in(d["createdAtMs"].as_i64().unwrap_or(0), "UTC"),
+                        d.id.chars().take(8).collect(),
+                        d.state.to_string(),
+                        format!("{} {}", d.channel, d.to),
+                        format!("{}/{}", d.attempts, d.max_attempts),
+                        time_in(d.created_at_ms, "UTC"),
                         reason(d),
                     ]
                 })
@@ -183,61 +181,59 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
         }
         DeliveriesCommand::Show { id, parts_offset, attempts_offset, c } => {
             let id = expand_id(&c, paths, &id).await?;
-            let params = json!({ "id": id, "partsOffset": parts_offset, "attemptsOffset": attempts_offset });
-            let res = call_once(&target(&c, paths)?, &[Scope::Read], "deliveries.get", params).await?;
+            let params = DeliveriesGetParams {
+                id: id.clone(),
+                parts_offset: Some(parts_offset),
+                attempts_offset: Some(attempts_offset),
+                ..Default::default()
+            };
+            let res = call_once::<DeliveriesGet>(&target(&c, paths)?, &[Scope::Read], &params).await?;
             if c.json {
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);
             }
-            let d = &res["delivery"];
+            let d = &res.delivery;
             print_rows(&[
-                ("id", text(&d["id"])),
-                ("state", text(&d["state"])),
+                ("id", d.id.clone()),
+                ("state", d.state.to_string()),
                 (
                     "route",
                     format!(
                         "{} {}{}",
-                        text(&d["channel"]),
-                        text(&d["to"]),
-                        d["threadId"].as_str().map(|t| format!(" thread {t}")).unwrap_or_default()
+                        d.channel,
+                        d.to,
+                        d.thread_id.as_deref().map(|t| format!(" thread {t}")).unwrap_or_default()
                     ),
                 ),
-                ("origin", format!("{} {}", text(&d["origin"]["kind"]), text(&d["origin"]["id"]))),
-                ("attempts", format!("{}/{}", text(&d["attempts"]), text(&d["maxAttempts"]))),
-                ("created", time_in(d["createdAtMs"].as_i64().unwrap_or(0), "UTC")),
+                ("origin", format!("{} {}", d.origin.kind, opt(d.origin.id.as_deref()))),
+                ("attempts", format!("{}/{}", d.attempts, d.max_attempts)),
+                ("created", time_in(d.created_at_ms, "UTC")),
                 ("reason", reason(d)),
             ]);
-            let parts = res["parts"].as_array().cloned().unwrap_or_default();
-            println!("parts ({}):", text(&res["partsTotal"]));
-            for p in &parts {
+            println!("parts ({}):", res.parts_total);
+            for p in &res.parts {
                 println!(
                     "  #{} {} {}",
-                    text(&p["index"]),
-                    text(&p["state"]),
-                    p["platformMessageId"].as_str().map(|m| format!("(message {m})")).unwrap_or_default()
+                    p.index,
+                    p.state,
+                    p.platform_message_id.as_deref().map(|m| format!("(message {m})")).unwrap_or_default()
                 );
             }
-            if let Some(next) = res["partsNextOffset"].as_u64() {
+            if let Some(next) = res.parts_next_offset {
                 println!("  … more parts: `pincer deliveries show {id} --parts-offset {next}`");
             }
-            println!("attempts ({}):", text(&res["attemptsTotal"]));
-            for a in res["attempts"].as_array().cloned().unwrap_or_default() {
-                println!(
-                    "  {} part {} {}: {}",
-                    time_in(a["atMs"].as_i64().unwrap_or(0), "UTC"),
-                    text(&a["part"]),
-                    text(&a["outcome"]),
-                    text(&a["detail"])
-                );
+            println!("attempts ({}):", res.attempts_total);
+            for a in &res.attempts {
+                println!("  {} part {} {}: {}", time_in(a.at_ms, "UTC"), a.part, a.outcome, opt(a.detail.as_deref()));
             }
-            if let Some(next) = res["attemptsNextOffset"].as_u64() {
+            if let Some(next) = res.attempts_next_offset {
                 println!("  … more attempts: `pincer deliveries show {id} --attempts-offset {next}`");
             }
             Ok(ExitCode::SUCCESS)
         }
         DeliveriesCommand::Retry { id, c } => {
             let id = expand_id(&c, paths, &id).await?;
-            let res = call_once(&target(&c, paths)?, &[Scope::Write], "deliveries.retry", json!({ "id": id })).await?;
+            let res = call_once::<DeliveriesRetry>(&target(&c, paths)?, &[Scope::Write], &DeliveryRef { id }).await?;
             print_json(&res);
             Ok(ExitCode::SUCCESS)
         }
@@ -246,25 +242,25 @@ pub async fn deliveries(cmd: DeliveriesCommand, paths: &StatePaths) -> anyhow::R
             let mut target = target(&c, paths)?;
             // A delivery being sent stops after the request in flight, which the gateway waits for.
             target.timeout = target.timeout.max(std::time::Duration::from_secs(15));
-            let res = call_once(&target, &[Scope::Write], "deliveries.cancel", json!({ "id": id })).await?;
+            let params = CancelParams { id: id.clone(), wait_timeout_ms: None };
+            let res = call_once::<DeliveriesCancel>(&target, &[Scope::Write], &params).await?;
             if c.json {
                 print_json(&res);
-            } else if res["cancelled"] == true {
-                println!("{id} cancelled: {}", text(&res["error"]));
-            } else if res["stopping"] == true {
-                println!("{id}: {}", text(&res["message"]));
+            } else if res.cancelled {
+                println!("{id} cancelled: {}", opt(res.error.as_deref()));
+            } else if res.stopping == Some(true) {
+                println!("{id}: {}", opt(res.message.as_deref()));
             } else {
-                println!("{id} was not cancelled: it settled as {} first", text(&res["state"]));
+                println!("{id} was not cancelled: it settled as {} first", res.state);
             }
             Ok(ExitCode::SUCCESS)
         }
         DeliveriesCommand::Purge { states, older_than, c } => {
-            let mut params = json!({ "states": states });
-            if let Some(o) = older_than {
-                params["olderThanMs"] =
-                    json!(parse_duration_ms(&o, None).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?);
-            }
-            let res = call_once(&target(&c, paths)?, &[Scope::Admin], "deliveries.purge", params).await?;
+            let older_than_ms = older_than
+                .map(|o| parse_duration_ms(&o, None).map_err(|e| anyhow::anyhow!("--older-than: {e}")))
+                .transpose()?;
+            let params = PurgeParams { states: Some(states), older_than_ms };
+            let res = call_once::<DeliveriesPurge>(&target(&c, paths)?, &[Scope::Admin], &params).await?;
             print_json(&res);
             Ok(ExitCode::SUCCESS)
         }
@@ -276,37 +272,29 @@ async fn expand_id(c: &ConnectArgs, paths: &StatePaths, id: &str) -> anyhow::Res
     if id.len() >= 36 {
         return Ok(id.to_string());
     }
-    let res = call_once(&target(c, paths)?, &[Scope::Read], "deliveries.list", json!({ "limit": 500 })).await?;
-    let matches: Vec<String> = res["deliveries"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|d| d["id"].as_str().map(String::from))
-        .filter(|d| d.starts_with(id))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Ok(id.to_string()),
-        many => Err(anyhow::anyhow!("\"{id}\" matches {} deliveries; give more of the id", many.len())),
-    }
+    let params = DeliveriesListParams { limit: Some(500), ..Default::default() };
+    let res = call_once::<DeliveriesList>(&target(c, paths)?, &[Scope::Read], &params).await?;
+    let candidates: Vec<Candidate> = res.deliveries.into_iter().map(|d| Candidate { id: d.id, name: None }).collect();
+    crate::resolve::resolve(id, &candidates, "delivery", "pincer deliveries list", false)
 }
 
-fn reason(d: &Value) -> String {
-    match d["state"].as_str() {
-        Some("pending") => match d["nextAttemptAtMs"].as_i64() {
-            Some(t) if d["attempts"].as_u64().unwrap_or(0) > 0 => {
-                format!("retry at {}: {}", time_in(t, "UTC"), text(&d["lastError"]))
-            }
+fn reason(d: &DeliveryView) -> String {
+    match d.state {
+        // Held without using up a try: the channel's credentials were rejected.
+        DeliveryState::Pending if d.last_error_class == Some(DeliveryErrorClass::Auth) => format!(
+            "held, credentials rejected: {} (fix channels.{} and restart the gateway)",
+            opt(d.last_error.as_deref()),
+            d.channel
+        ),
+        DeliveryState::Pending => match (d.next_attempt_at_ms, d.last_error.as_deref()) {
+            (Some(t), error) if d.attempts > 0 => format!("retry at {}: {}", time_in(t, "UTC"), opt(error)),
+            (_, Some(error)) => format!("waiting: {error}"),
             _ => "queued".into(),
         },
-        Some("delivered") => format!(
+        DeliveryState::Delivered => format!(
             "in {}",
-            format_duration_ms(
-                d["settledAtMs"].as_i64().unwrap_or(0).saturating_sub(d["createdAtMs"].as_i64().unwrap_or(0)).max(0)
-                    as u64
-            )
+            format_duration_ms(d.settled_at_ms.unwrap_or(0).saturating_sub(d.created_at_ms).max(0) as u64)
         ),
-        _ => format!("{}: {}", text(&d["lastErrorClass"]), text(&d["lastError"])),
+        _ => format!("{}: {}", opt(d.last_error_class.map(|c| c.as_str())), opt(d.last_error.as_deref())),
     }
 }

@@ -12,10 +12,14 @@ use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_core::duration::format_duration_ms;
 use pincer_protocol::Scope;
-use serde_json::{Value, json};
+use pincer_protocol::schema::devices::{
+    AuditQuery, AuditQueryParams, DeviceRef, PairApprove, PairList, PairListResult, PairReject, PairRemove, PairRename,
+    PairedDevice, RenameParams, RequestRef, RevokeParams, RotateParams, TokenRevoke, TokenRotate,
+};
+use pincer_protocol::schema::{Method, NoParams};
 
 use crate::client::{Client, ClientError, ConnectArgs, Target};
-use crate::output::{print_json, table, text, time_in};
+use crate::output::{opt, print_json, table, time_in};
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
@@ -115,14 +119,13 @@ fn ago(ms: Option<i64>, now: i64) -> String {
     }
 }
 
-fn list_of(v: &Value) -> String {
-    let items: Vec<String> = v.as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
+fn list_of(items: &[String]) -> String {
     if items.is_empty() { "-".into() } else { items.join(",") }
 }
 
-/// A device's name for people: label, else display name, else a short id.
-fn device_name(d: &Value) -> String {
-    d["label"].as_str().or(d["displayName"].as_str()).map(String::from).unwrap_or_else(|| "-".into())
+/// A device's name for people: label, else display name.
+fn device_name(d: &PairedDevice) -> String {
+    opt(d.label.as_deref().or(d.display_name.as_deref()))
 }
 
 /// Adds what to do next to the gateway's answer.
@@ -159,33 +162,30 @@ async fn request_id(client: &mut Client, given: &str) -> anyhow::Result<String> 
     if given.len() == 36 {
         return Ok(given.to_string());
     }
-    let list = client.call("device.pair.list", json!({})).await?;
-    let ids = list["pending"].as_array().into_iter().flatten().map(|r| text(&r["requestId"])).collect();
-    resolve(given, ids, "pending request")
+    let list = client.call::<PairList>(&NoParams {}).await?;
+    resolve(given, list.pending.into_iter().map(|r| r.request_id).collect(), "pending request")
 }
 
 async fn device_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
     if given.len() == 64 {
         return Ok(given.to_string());
     }
-    let list = client.call("device.pair.list", json!({})).await?;
-    let ids = list["paired"].as_array().into_iter().flatten().map(|d| text(&d["deviceId"])).collect();
-    resolve(given, ids, "paired device")
+    let list = client.call::<PairList>(&NoParams {}).await?;
+    resolve(given, list.paired.into_iter().map(|d| d.device_id).collect(), "paired device")
 }
 
-/// Connects, resolves the id, makes the call, closes.
-async fn call_with_id(
+/// Connects, resolves the id, calls `M`, closes.
+async fn call_with_id<M: Method>(
     target: &Target,
     scopes: &[Scope],
     given: &str,
     is_request: bool,
-    method: &str,
-    params: impl FnOnce(String) -> Value,
-) -> anyhow::Result<Value> {
+    params: impl FnOnce(String) -> M::Params,
+) -> anyhow::Result<M::Result> {
     let mut client = Client::connect(target, scopes).await?;
     let result = async {
         let id = if is_request { request_id(&mut client, given).await? } else { device_id(&mut client, given).await? };
-        client.call(method, params(id.clone())).await.map_err(|e| explain(e, &id))
+        client.call::<M>(&params(id.clone())).await.map_err(|e| explain(e, &id))
     }
     .await;
     client.close().await;
@@ -197,7 +197,7 @@ pub async fn run(cmd: DevicesCommand, paths: &StatePaths) -> anyhow::Result<Exit
     match cmd {
         DevicesCommand::List(c) => {
             let mut client = Client::connect(&target(&c)?, PAIRING).await?;
-            let list = client.call("device.pair.list", json!({})).await;
+            let list = client.call::<PairList>(&NoParams {}).await;
             client.close().await;
             let list = list?;
             if c.json {
@@ -207,79 +207,55 @@ pub async fn run(cmd: DevicesCommand, paths: &StatePaths) -> anyhow::Result<Exit
             }
         }
         DevicesCommand::Approve { request_id, c } => {
-            let out = call_with_id(
-                &target(&c)?,
-                GRANTING,
-                &request_id,
-                true,
-                "device.pair.approve",
-                |id| json!({ "requestId": id }),
-            )
+            let out = call_with_id::<PairApprove>(&target(&c)?, GRANTING, &request_id, true, |id| RequestRef {
+                request_id: id,
+            })
             .await?;
             if c.json {
                 print_json(&out);
             } else {
-                let d = &out["device"];
+                let d = &out.device;
                 println!(
                     "Approved request {}: device {} ({}) may now connect as {} with scopes {}.",
-                    text(&out["requestId"]),
-                    short(&text(&d["deviceId"]), 12),
+                    out.request_id,
+                    short(&d.device_id, 12),
                     device_name(d),
-                    list_of(&d["roles"]),
-                    list_of(&d["scopes"]),
+                    list_of(&d.roles),
+                    list_of(&d.scopes),
                 );
             }
         }
         DevicesCommand::Reject { request_id, c } => {
-            let out = call_with_id(
-                &target(&c)?,
-                PAIRING,
-                &request_id,
-                true,
-                "device.pair.reject",
-                |id| json!({ "requestId": id }),
-            )
+            let out = call_with_id::<PairReject>(&target(&c)?, PAIRING, &request_id, true, |id| RequestRef {
+                request_id: id,
+            })
             .await?;
             if c.json {
                 print_json(&out);
             } else {
-                println!(
-                    "Rejected request {} from device {}.",
-                    text(&out["requestId"]),
-                    short(&text(&out["deviceId"]), 12)
-                );
+                println!("Rejected request {} from device {}.", out.request_id, short(&out.device_id, 12));
             }
         }
         DevicesCommand::Remove { device_id, c } => {
-            let out = call_with_id(
-                &target(&c)?,
-                PAIRING,
-                &device_id,
-                false,
-                "device.pair.remove",
-                |id| json!({ "deviceId": id }),
-            )
-            .await?;
+            let out =
+                call_with_id::<PairRemove>(&target(&c)?, PAIRING, &device_id, false, |id| DeviceRef { device_id: id })
+                    .await?;
             if c.json {
                 print_json(&out);
             } else {
-                println!("Removed device {}; its connections were closed.", text(&out["deviceId"]));
+                println!("Removed device {}; its connections were closed.", out.device_id);
             }
         }
         DevicesCommand::Rename { device_id, label, c } => {
-            let out = call_with_id(
-                &target(&c)?,
-                PAIRING,
-                &device_id,
-                false,
-                "device.pair.rename",
-                |id| json!({ "deviceId": id, "label": label }),
-            )
+            let out = call_with_id::<PairRename>(&target(&c)?, PAIRING, &device_id, false, |id| RenameParams {
+                device_id: id,
+                label,
+            })
             .await?;
             if c.json {
                 print_json(&out);
             } else {
-                println!("Device {} is now labelled \"{}\".", short(&text(&out["deviceId"]), 12), text(&out["label"]));
+                println!("Device {} is now labelled \"{}\".", short(&out.device_id, 12), out.label);
             }
         }
         DevicesCommand::Rotate { device_id, role, scopes, c } => {
@@ -287,22 +263,20 @@ pub async fn run(cmd: DevicesCommand, paths: &StatePaths) -> anyhow::Result<Exit
                 let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
                 anyhow::bail!("unknown scope `{bad}`; use one of: {}", known.join(", "));
             }
-            let out = call_with_id(&target(&c)?, GRANTING, &device_id, false, "device.token.rotate", |id| {
-                let mut p = json!({ "deviceId": id, "role": role });
-                if !scopes.is_empty() {
-                    p["scopes"] = json!(scopes);
-                }
-                p
+            let out = call_with_id::<TokenRotate>(&target(&c)?, GRANTING, &device_id, false, |id| RotateParams {
+                device_id: id,
+                role,
+                scopes: (!scopes.is_empty()).then_some(scopes),
             })
             .await?;
             if c.json {
                 print_json(&out);
-            } else if let Some(token) = out["token"].as_str() {
+            } else if let Some(token) = &out.token {
                 println!(
                     "New {} token for device {} (scopes: {}):",
-                    text(&out["role"]),
-                    short(&text(&out["deviceId"]), 12),
-                    list_of(&out["scopes"])
+                    out.role,
+                    short(&out.device_id, 12),
+                    list_of(&out.scopes)
                 );
                 println!("{token}");
                 eprintln!(
@@ -312,30 +286,26 @@ pub async fn run(cmd: DevicesCommand, paths: &StatePaths) -> anyhow::Result<Exit
             } else {
                 println!(
                     "Rotated the {} token of device {}; the new token was withheld ({}). The device receives one at its next connect with the gateway token.",
-                    text(&out["role"]),
-                    short(&text(&out["deviceId"]), 12),
-                    text(&out["tokenDelivery"]),
+                    out.role,
+                    short(&out.device_id, 12),
+                    out.token_delivery,
                 );
             }
         }
         DevicesCommand::Revoke { device_id, role, c } => {
-            let out = call_with_id(
-                &target(&c)?,
-                GRANTING,
-                &device_id,
-                false,
-                "device.token.revoke",
-                |id| json!({ "deviceId": id, "role": role }),
-            )
+            let out = call_with_id::<TokenRevoke>(&target(&c)?, GRANTING, &device_id, false, |id| RevokeParams {
+                device_id: id,
+                role,
+            })
             .await?;
             if c.json {
                 print_json(&out);
             } else {
                 println!(
                     "Revoked the {} token of device {}; its {} connections were closed.",
-                    text(&out["role"]),
-                    short(&text(&out["deviceId"]), 12),
-                    text(&out["role"]),
+                    out.role,
+                    short(&out.device_id, 12),
+                    out.role,
                 );
             }
         }
@@ -343,9 +313,8 @@ pub async fn run(cmd: DevicesCommand, paths: &StatePaths) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_list(list: &Value, now: i64) {
-    let pending = list["pending"].as_array().cloned().unwrap_or_default();
-    let paired = list["paired"].as_array().cloned().unwrap_or_default();
+fn print_list(list: &PairListResult, now: i64) {
+    let (pending, paired) = (&list.pending, &list.paired);
     if pending.is_empty() {
         println!("No pending pairing requests.");
     } else {
@@ -354,13 +323,13 @@ fn print_list(list: &Value, now: i64) {
             .iter()
             .map(|r| {
                 vec![
-                    short(&text(&r["requestId"]), 8),
-                    format!("{} {}", short(&text(&r["deviceId"]), 12), r["displayName"].as_str().unwrap_or("")),
-                    text(&r["reason"]),
-                    text(&r["role"]),
-                    list_of(&r["scopes"]),
-                    text(&r["remoteIp"]),
-                    ago(r["createdAtMs"].as_i64(), now),
+                    short(&r.request_id, 8),
+                    format!("{} {}", short(&r.device_id, 12), r.display_name.as_deref().unwrap_or("")),
+                    r.reason.clone(),
+                    r.role.clone(),
+                    list_of(&r.scopes),
+                    opt(r.remote_ip.as_deref()),
+                    ago(Some(r.created_at_ms), now),
                 ]
             })
             .collect();
@@ -375,27 +344,23 @@ fn print_list(list: &Value, now: i64) {
     let rows: Vec<Vec<String>> = paired
         .iter()
         .map(|d| {
-            let tokens: Vec<String> = d["tokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
-                    let role = text(&t["role"]);
-                    if t["revokedAtMs"].is_i64() { format!("{role} (revoked)") } else { role }
-                })
+            let tokens: Vec<String> = d
+                .tokens
+                .iter()
+                .map(|t| if t.revoked_at_ms.is_some() { format!("{} (revoked)", t.role) } else { t.role.clone() })
                 .collect();
-            let seen = match d["lastSeenIp"].as_str() {
-                Some(ip) => format!("{} from {ip}", ago(d["lastSeenAtMs"].as_i64(), now)),
-                None => ago(d["lastSeenAtMs"].as_i64(), now),
+            let seen = match &d.last_seen_ip {
+                Some(ip) => format!("{} from {ip}", ago(d.last_seen_at_ms, now)),
+                None => ago(d.last_seen_at_ms, now),
             };
             vec![
-                short(&text(&d["deviceId"]), 12),
+                short(&d.device_id, 12),
                 device_name(d),
-                list_of(&d["roles"]),
-                list_of(&d["scopes"]),
-                if tokens.is_empty() { "-".into() } else { tokens.join(",") },
+                list_of(&d.roles),
+                list_of(&d.scopes),
+                list_of(&tokens),
                 seen,
-                if d["connected"] == true { "yes".into() } else { "no".into() },
+                if d.connected == Some(true) { "yes".into() } else { "no".into() },
             ]
         })
         .collect();
@@ -405,22 +370,22 @@ fn print_list(list: &Value, now: i64) {
 /// `pincer audit`.
 pub async fn run_audit(args: AuditArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
     let target = Target::resolve(&args.c, paths, &process_env)?;
-    let mut params = json!({ "limit": args.limit, "offset": args.offset });
-    if let Some(a) = &args.action {
-        params["action"] = json!(a);
-    }
-    if let Some(d) = &args.device {
-        params["deviceId"] = json!(d);
-    }
+    let params = AuditQueryParams {
+        limit: Some(args.limit),
+        offset: Some(args.offset),
+        action: args.action.clone(),
+        device_id: args.device.clone(),
+        since_ms: None,
+    };
     let mut client = Client::connect(&target, &[Scope::Admin]).await?;
-    let page = client.call("audit.query", params).await;
+    let page = client.call::<AuditQuery>(&params).await;
     client.close().await;
     let page = page?;
     if args.c.json {
         print_json(&page);
         return Ok(ExitCode::SUCCESS);
     }
-    let entries = page["entries"].as_array().cloned().unwrap_or_default();
+    let entries = &page.entries;
     if entries.is_empty() {
         println!("No audit entries{}.", if args.action.is_some() || args.device.is_some() { " match" } else { "" });
         return Ok(ExitCode::SUCCESS);
@@ -428,22 +393,22 @@ pub async fn run_audit(args: AuditArgs, paths: &StatePaths) -> anyhow::Result<Ex
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let detail = e["detail"].to_string();
+            let detail = e.detail.to_string();
             let detail =
                 if detail.chars().count() > 70 { detail.chars().take(69).collect::<String>() + "…" } else { detail };
             vec![
-                e["atMs"].as_i64().map(|t| time_in(t, "UTC")).unwrap_or_default(),
-                text(&e["action"]),
-                e["deviceId"].as_str().map(|d| short(d, 12)).unwrap_or_else(|| "-".into()),
-                text(&e["remoteIp"]),
-                text(&e["clientId"]),
+                time_in(e.at_ms, "UTC"),
+                e.action.clone(),
+                e.device_id.as_deref().map(|d| short(d, 12)).unwrap_or_else(|| "-".into()),
+                opt(e.remote_ip.as_deref()),
+                opt(e.client_id.as_deref()),
                 detail,
             ]
         })
         .collect();
     table(&["TIME (UTC)", "ACTION", "DEVICE", "FROM", "CLIENT", "DETAIL"], &rows);
-    if page["hasMore"] == true {
-        println!("… {} in all; older: `pincer audit --offset {}`", text(&page["total"]), text(&page["nextOffset"]));
+    if page.has_more {
+        println!("… {} in all; older: `pincer audit --offset {}`", page.total, opt(page.next_offset));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -508,18 +473,21 @@ mod tests {
     #[test]
     fn list_and_hints_render_without_panicking() {
         let now = 1_795_681_400_000;
-        print_list(
-            &json!({
-                "pending": [{"requestId": "4539e1be-5550-46c0-be05-dc7e4a5911e0", "deviceId": "105df4c6fe32", "reason": "scope-upgrade",
-                             "role": "operator", "scopes": ["operator.read", "operator.write"], "remoteIp": "203.0.113.9",
-                             "createdAtMs": now - 90_000}],
-                "paired": [{"deviceId": "105df4c6fe32", "label": "desk", "roles": ["operator"], "scopes": ["operator.read"],
-                            "tokens": [{"role": "operator", "revokedAtMs": 1}], "lastSeenAtMs": now - 5_000,
-                            "lastSeenIp": "127.0.0.1", "connected": true}, {"deviceId": "x"}],
-            }),
-            now,
-        );
-        print_list(&json!({}), now);
+        let list: PairListResult = serde_json::from_value(serde_json::json!({
+            "pending": [{"requestId": "4539e1be-5550-46c0-be05-dc7e4a5911e0", "deviceId": "105df4c6fe32", "publicKey": "k",
+                         "reason": "scope-upgrade", "role": "operator", "roles": ["operator"],
+                         "scopes": ["operator.read", "operator.write"], "remoteIp": "203.0.113.9", "silent": false,
+                         "isRepair": true, "ts": now - 90_000, "createdAtMs": now - 90_000,
+                         "refreshedAtMs": now - 90_000, "expiresAtMs": now + 210_000}],
+            "paired": [{"deviceId": "105df4c6fe32", "publicKey": "k", "label": "desk", "roles": ["operator"],
+                        "scopes": ["operator.read"], "createdAtMs": 1,
+                        "tokens": [{"role": "operator", "scopes": [], "createdAtMs": 1, "revokedAtMs": 1}],
+                        "lastSeenAtMs": now - 5_000, "lastSeenIp": "127.0.0.1", "connected": true},
+                       {"deviceId": "x", "publicKey": "k", "roles": [], "scopes": [], "tokens": [], "createdAtMs": 1}],
+        }))
+        .unwrap();
+        print_list(&list, now);
+        print_list(&PairListResult::default(), now);
         assert_eq!(ago(Some(now - 120_000), now), "2m ago");
         assert_eq!(ago(None, now), "never");
         let e = explain(ClientError::Rpc(pincer_protocol::ErrorShape::invalid_request("unknown requestId")), "r-1");

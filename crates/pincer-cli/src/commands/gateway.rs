@@ -94,7 +94,13 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     };
     check_log_filter(&filter).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let ansi = colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR").as_deref());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
     Ok(())
 }
 
@@ -158,5 +164,23 @@ fn raise_open_file_limit() {
                 tracing::warn!(soft = lim.rlim_cur, "cannot raise the open-file limit");
             }
         }
+    }
+}
+
+/// Colour (ANSI escapes) only on a terminal, and never when `NO_COLOR` is set to anything
+/// non-empty (no-color.org): a log redirected to a file or a journal stays plain text.
+fn colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod colour_tests {
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(super::colour(true, None));
+        assert!(super::colour(true, Some(OsStr::new(""))));
+        assert!(!super::colour(true, Some(OsStr::new("1"))));
+        assert!(!super::colour(false, None));
     }
 }

@@ -1,7 +1,9 @@
 //! One module per command group.
 
 pub mod agent;
+pub mod backup;
 pub mod cron;
+pub mod dashboard;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;

@@ -1,8 +1,10 @@
 //! Points in time as users write them: ISO-8601 dates and date-times, epoch milliseconds, and (for
 //! the CLI's `--at`) durations from now such as `20m` or `+1h30m`.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use pincer_core::duration::parse_duration_ms;
+
+pub use pincer_protocol::schema::cron::{MAX_AT_MS, format_iso_utc};
 
 use super::ScheduleError;
 use super::zone::{self, validate_tz};
@@ -10,9 +12,6 @@ use super::zone::{self, validate_tz};
 const ISO_OR_EPOCH: &str = "an ISO-8601 time or epoch milliseconds";
 const ISO_EPOCH_OR_DURATION: &str = "an ISO-8601 time (2026-03-01, 2026-03-01T09:00, 2026-03-01T09:00:00+02:00), epoch milliseconds, \
      or a duration from now such as 20m or +1h30m";
-
-/// The last millisecond of 9999-12-31, so a stored `at` always has a four-digit year.
-const MAX_AT_MS: i64 = 253_402_300_799_999;
 
 /// Parses the CLI's `--at`: an ISO date (midnight) or date-time, with `Z` or an offset, or without
 /// one meaning local time in `tz` (UTC if `tz` is `None`); digits only for epoch ms; or a duration
@@ -33,15 +32,6 @@ pub fn parse_at(text: &str, tz: Option<&str>, now_ms: i64) -> Result<i64, Schedu
         Some(ms) => Ok(ms),
         None => from_now(trimmed),
     }
-}
-
-/// Formats epoch milliseconds as OpenClaw stores `at`: ISO-8601 UTC with milliseconds and `Z`
-/// (`2026-03-01T09:00:00.000Z`), or `None` outside years 0000–9999.
-pub fn format_iso_utc(ms: i64) -> Option<String> {
-    if !(0..=MAX_AT_MS).contains(&ms) {
-        return None;
-    }
-    Some(DateTime::from_timestamp_millis(ms)?.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 /// The error for an unparseable `schedule.at`.

@@ -1,6 +1,7 @@
-//! The wire form of a job's `schedule` and its create-time normalisation, as OpenClaw does it.
+//! A job's `schedule` normalised at create time, as OpenClaw does it. The wire form itself,
+//! [`ScheduleSpec`], is `pincer_protocol::schema::cron`'s.
 
-use serde::{Deserialize, Serialize};
+pub use pincer_protocol::schema::cron::ScheduleSpec;
 
 use super::{Schedule, ScheduleError, at, validate_tz};
 
@@ -13,40 +14,7 @@ pub const DEFAULT_TOP_OF_HOUR_STAGGER_MS: i64 = 300_000;
 /// `cron.update` and `--every`. Jobs already stored with a shorter interval still load and run.
 pub const MIN_EVERY_MS: i64 = 1_000;
 
-/// A job's `schedule` as it travels in JSON and is stored: closed, camelCase, tagged by `kind`.
-///
-/// Deserialising accepts the legacy `{"kind":"at","atMs":<ms>}` and turns it into `at`; serialising
-/// writes exactly the fields present.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase", try_from = "WireSchedule")]
-pub enum ScheduleSpec {
-    /// Fire once.
-    At {
-        /// ISO-8601 (stored as UTC with `Z`) or digits-only epoch milliseconds.
-        at: String,
-    },
-    /// Fire every `every_ms` on the grid `anchor_ms + k·every_ms`.
-    Every {
-        /// The interval in milliseconds, at least 1.
-        every_ms: i64,
-        /// The grid origin in epoch milliseconds; defaults to the creation time.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        anchor_ms: Option<i64>,
-    },
-    /// Fire on a cron expression in a time zone, shifted by the job's stagger offset.
-    Cron {
-        /// 5 fields, or 6 with leading seconds.
-        expr: String,
-        /// IANA zone; normalisation fills in the default zone.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        tz: Option<String>,
-        /// The stagger window in milliseconds (0 = exact); normalisation fills in the default.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        stagger_ms: Option<i64>,
-    },
-}
-
-/// What [`ScheduleSpec::normalize`] needs from the caller.
+/// What [`Normalize::normalize`] needs from the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct NormalizeContext<'a> {
     /// The creation time: the default `every` anchor, and "now" for the upcoming-run check.
@@ -57,12 +25,17 @@ pub struct NormalizeContext<'a> {
     pub exact: bool,
 }
 
-impl ScheduleSpec {
+/// Create-time normalisation of a [`ScheduleSpec`].
+pub trait Normalize: Sized {
     /// Validates the spec and fills in what OpenClaw fills in on create: `at` as ISO UTC, the `every`
     /// anchor, the cron zone (canonical spelling) and the stagger window. An explicit `staggerMs` is
     /// kept, even with `exact`. A past `at` is accepted; an `every` or cron schedule without an
     /// upcoming run is not.
-    pub fn normalize(&self, ctx: &NormalizeContext<'_>) -> Result<ScheduleSpec, ScheduleError> {
+    fn normalize(&self, ctx: &NormalizeContext<'_>) -> Result<Self, ScheduleError>;
+}
+
+impl Normalize for ScheduleSpec {
+    fn normalize(&self, ctx: &NormalizeContext<'_>) -> Result<ScheduleSpec, ScheduleError> {
         let spec = match self {
             ScheduleSpec::At { at } => {
                 let ms = at::parse_absolute_ms(at, None).ok_or_else(|| at::invalid(at))?;
@@ -100,26 +73,17 @@ impl ScheduleSpec {
         // Compiling checks the ranges and the expression.
         let schedule = Schedule::new(&spec, "")?;
         if !matches!(spec, ScheduleSpec::At { .. }) && schedule.next_after(ctx.now_ms).is_none() {
-            return Err(ScheduleError::NeverFires { schedule: spec.describe() });
+            return Err(ScheduleError::NeverFires { schedule: describe(&spec) });
         }
         Ok(spec)
     }
+}
 
-    /// The wire `kind`: `at`, `every` or `cron`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ScheduleSpec::At { .. } => "at",
-            ScheduleSpec::Every { .. } => "every",
-            ScheduleSpec::Cron { .. } => "cron",
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            ScheduleSpec::At { at } => format!("at {at:?}"),
-            ScheduleSpec::Every { every_ms, .. } => format!("every {every_ms} ms"),
-            ScheduleSpec::Cron { expr, tz, .. } => format!("cron {expr:?} in {}", tz.as_deref().unwrap_or("UTC")),
-        }
+fn describe(spec: &ScheduleSpec) -> String {
+    match spec {
+        ScheduleSpec::At { at } => format!("at {at:?}"),
+        ScheduleSpec::Every { every_ms, .. } => format!("every {every_ms} ms"),
+        ScheduleSpec::Cron { expr, tz, .. } => format!("cron {expr:?} in {}", tz.as_deref().unwrap_or("UTC")),
     }
 }
 
@@ -139,32 +103,4 @@ pub fn is_top_of_hour_expr(expr: &str) -> bool {
 /// top-of-hour expressions, else 0.
 pub fn default_stagger_ms(expr: &str) -> i64 {
     if is_top_of_hour_expr(expr) { DEFAULT_TOP_OF_HOUR_STAGGER_MS } else { 0 }
-}
-
-/// What the wire may carry: the stored fields plus the legacy `atMs`.
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
-enum WireSchedule {
-    At { at: Option<String>, at_ms: Option<i64> },
-    Every { every_ms: i64, anchor_ms: Option<i64> },
-    Cron { expr: String, tz: Option<String>, stagger_ms: Option<i64> },
-}
-
-impl TryFrom<WireSchedule> for ScheduleSpec {
-    type Error = String;
-
-    fn try_from(wire: WireSchedule) -> Result<Self, Self::Error> {
-        Ok(match wire {
-            // `at` wins when a legacy row carries both.
-            WireSchedule::At { at: Some(at), .. } => ScheduleSpec::At { at },
-            WireSchedule::At { at: None, at_ms: Some(ms) } => ScheduleSpec::At {
-                at: at::format_iso_utc(ms)
-                    .filter(|_| ms > 0)
-                    .ok_or_else(|| format!("`atMs` must be a positive epoch-millisecond time, got {ms}"))?,
-            },
-            WireSchedule::At { at: None, at_ms: None } => return Err("missing field `at`".to_string()),
-            WireSchedule::Every { every_ms, anchor_ms } => ScheduleSpec::Every { every_ms, anchor_ms },
-            WireSchedule::Cron { expr, tz, stagger_ms } => ScheduleSpec::Cron { expr, tz, stagger_ms },
-        })
-    }
 }

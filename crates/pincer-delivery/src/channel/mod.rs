@@ -29,6 +29,7 @@
 //! `Permanent(Config)`; a timeout after the request was written, a reset, a 5xx, or a success
 //! without a message id is [`SendError::Ambiguous`]. Redirects are never followed.
 
+use pincer_protocol::state::DeliveryErrorClass;
 use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
@@ -138,11 +139,17 @@ pub enum PermanentClass {
 impl PermanentClass {
     /// The lowercase name stored with a dead letter (`auth`, `target`, `payload`, `config`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            PermanentClass::Auth => "auth",
-            PermanentClass::Target => "target",
-            PermanentClass::Payload => "payload",
-            PermanentClass::Config => "config",
+        DeliveryErrorClass::from(self).as_str()
+    }
+}
+
+impl From<PermanentClass> for DeliveryErrorClass {
+    fn from(c: PermanentClass) -> DeliveryErrorClass {
+        match c {
+            PermanentClass::Auth => DeliveryErrorClass::Auth,
+            PermanentClass::Target => DeliveryErrorClass::Target,
+            PermanentClass::Payload => DeliveryErrorClass::Payload,
+            PermanentClass::Config => DeliveryErrorClass::Config,
         }
     }
 }
@@ -247,6 +254,12 @@ pub trait Channel: Send + Sync + 'static {
         None
     }
 
+    /// For a channel whose messages are rows of Pincer's own store (the inbox): writes parts in
+    /// the outbox's transaction, so each commits with its receipt and nothing is ever in flight.
+    fn local(&self) -> Option<&dyn LocalChannel> {
+        None
+    }
+
     /// Looks on the platform for a part whose send was ambiguous: its receipt when the platform
     /// has it, `None` when it provably does not (so a resend cannot duplicate it).
     fn reconcile<'a>(
@@ -262,6 +275,16 @@ pub trait Channel: Send + Sync + 'static {
             ))
         })
     }
+}
+
+/// A channel that stores its messages in Pincer's database ([`Channel::local`]): the outbox
+/// writes a conversation's leased parts, their receipts and settlements in one transaction.
+pub trait LocalChannel: Send + Sync {
+    /// Stores `part` in `tx` (idempotent per outbox row) and returns its receipt.
+    fn write(&self, tx: &pincer_store::Tx<'_>, part: &Part, now_ms: i64) -> Result<Receipt, pincer_store::StoreError>;
+
+    /// After the transaction holding `part` committed (e.g. tell connected operators).
+    fn committed(&self, part: &Part, receipt: &Receipt, now_ms: i64);
 }
 
 /// A response whose status line and body were fully received.

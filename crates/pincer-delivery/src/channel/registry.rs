@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use pincer_core::{Config, EventBus, SharedClock};
 use pincer_cron::{ChannelCatalog, KnownChannel};
+/// A `doctor` finding is the wire's: an adapter's checks go into the report as they are.
+pub use pincer_protocol::schema::system::{Finding, FindingStatus};
 use pincer_store::Store;
 
 use super::{BoxFuture, BuildError, Channel};
@@ -113,34 +115,6 @@ pub struct DoctorContext<'a> {
     pub channel: &'a dyn Channel,
     pub config: &'a Config,
     pub config_path: &'a Path,
-}
-
-/// One `doctor` finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// `channel.<name>` or a more specific key.
-    pub check: String,
-    pub status: FindingStatus,
-    pub message: String,
-    /// What to do about it.
-    pub fix: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindingStatus {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl FindingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingStatus::Ok => "ok",
-            FindingStatus::Warn => "warn",
-            FindingStatus::Fail => "fail",
-        }
-    }
 }
 
 /// The registered channel called `name`.
@@ -296,6 +270,9 @@ mod tests {
 
     #[test]
     fn job_validation_knows_every_channel_and_its_prefixes() {
+        use pincer_protocol::schema::cron::AddParams;
+        use pincer_protocol::schema::parse_params;
+
         fn ctx(channels: &ChannelCatalog) -> pincer_cron::job::CreateContext<'_> {
             pincer_cron::job::CreateContext { now_ms: 0, default_tz: "UTC", channels }
         }
@@ -306,7 +283,8 @@ mod tests {
                 "payload": {"kind": "agentTurn", "message": "hi"},
                 "delivery": {"mode": "announce", "channel": spec.name, "to": "x"},
             });
-            let created = pincer_cron::job::create(&params, "job".into(), &ctx(&known));
+            let input = || parse_params::<AddParams>("cron.add", Some(&params)).unwrap().0;
+            let created = pincer_cron::job::create(input(), "job".into(), &ctx(&known));
             assert!(created.is_ok(), "{}: {:?}", spec.name, created.err());
             for prefix in spec.target_prefixes {
                 assert_eq!(known.prefix_of(&format!("{prefix}:1")), Some(spec.name));
@@ -314,7 +292,7 @@ mod tests {
             }
             if spec.chat {
                 let unconfigured = catalog(&build(&config("{}")));
-                let refused = pincer_cron::job::create(&params, "job".into(), &ctx(&unconfigured)).unwrap_err().0;
+                let refused = pincer_cron::job::create(input(), "job".into(), &ctx(&unconfigured)).unwrap_err().0;
                 assert!(refused.contains("is not configured; add channels."), "{refused}");
             }
         }

@@ -2,9 +2,10 @@
 
 use pincer_agent::api::{self, ApiError};
 use pincer_protocol::ErrorShape;
-use serde_json::{Value, json};
+use pincer_protocol::schema::{agent as wire, sessions};
+use serde_json::json;
 
-use crate::router::{Call, Methods};
+use crate::router::{Ctx, Methods};
 
 fn error(e: ApiError) -> ErrorShape {
     match e {
@@ -16,18 +17,15 @@ fn error(e: ApiError) -> ErrorShape {
     }
 }
 
-fn params(call: &Call) -> Value {
-    call.params.clone().unwrap_or(Value::Null)
-}
-
 pub fn register(methods: &mut Methods) {
-    methods.add("agent", |c: Call| async move { api::agent(&c.state.agents, &params(&c)).await.map_err(error) });
-    methods.add("agents.list", |c: Call| async move { api::agents_list(&c.state.agents, &params(&c)).map_err(error) });
-    methods.add("sessions.list", |c: Call| async move {
-        api::sessions_list(&c.state.agents, &params(&c)).await.map_err(error)
+    methods.add::<wire::Agent, _, _>(|c: Ctx, p| async move { api::agent(&c.state.agents, p).await.map_err(error) });
+    methods
+        .add::<wire::AgentsList, _, _>(|c: Ctx, p| async move { api::agents_list(&c.state.agents, p).map_err(error) });
+    methods.add::<sessions::SessionsList, _, _>(|c: Ctx, p| async move {
+        api::sessions_list(&c.state.agents, p).await.map_err(error)
     });
-    methods.add("chat.history", |c: Call| async move {
-        api::chat_history(&c.state.agents, &params(&c)).await.map_err(error)
+    methods.add::<sessions::ChatHistory, _, _>(|c: Ctx, p| async move {
+        api::chat_history(&c.state.agents, p).await.map_err(error)
     });
-    methods.add("wake", |c: Call| async move { api::wake(&c.state.agents, &params(&c)).await.map_err(error) });
+    methods.add::<wire::Wake, _, _>(|c: Ctx, p| async move { api::wake(&c.state.agents, p).await.map_err(error) });
 }

@@ -1,11 +1,12 @@
-//! `cron.*` and `wake`: thin adapters over `pincer_cron::api`.
+//! `cron.*`: thin adapters over `pincer_cron::api`.
 
 use pincer_cron::CronError;
 use pincer_cron::api;
+use pincer_protocol::schema::cron as wire;
 use pincer_protocol::{ErrorShape, detail_code};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::router::{Call, MethodResult, Methods};
+use crate::router::{Ctx, Methods};
 
 /// Maps scheduler errors to OpenClaw's error shapes.
 pub fn error(e: CronError) -> ErrorShape {
@@ -23,22 +24,30 @@ pub fn error(e: CronError) -> ErrorShape {
     }
 }
 
-fn params(call: &Call) -> Value {
-    call.params.clone().unwrap_or(Value::Null)
+/// `cron.get` words not-found as OpenClaw's `cron.get` does: the stock CLI's `cron show <name>`
+/// falls back to a lookup by name only on `cron job not found: <id>` (OpenClaw's other cron
+/// methods say `Automation not found`).
+fn get_error(e: CronError) -> ErrorShape {
+    match e {
+        CronError::NotFound(id) => ErrorShape::invalid_request(format!(
+            "cron job not found: {id}. List automations and retry with a current job id."
+        ))
+        .with_details(json!({ "code": detail_code::CRON_JOB_NOT_FOUND, "jobId": id })),
+        e => error(e),
+    }
 }
 
 pub fn register(methods: &mut Methods) {
-    methods.add("cron.status", |c: Call| async move { api::status(&c.state.cron).await.map_err(error) });
-    methods.add("cron.list", |c: Call| async move { api::list(&c.state.cron, &params(&c)).await.map_err(error) });
-    methods.add("cron.get", |c: Call| async move { api::get(&c.state.cron, &params(&c)).await.map_err(error) });
-    methods.add("cron.preview", |c: Call| async move { api::preview(&c.state.cron, &params(&c)).await.map_err(error) });
-    methods.add("cron.add", |c: Call| async move { api::add(&c.state.cron, &params(&c)).await.map_err(error) });
-    methods.add("cron.update", |c: Call| async move { api::update(&c.state.cron, &params(&c)).await.map_err(error) });
-    methods.add("cron.remove", |c: Call| async move { api::remove(&c.state.cron, &params(&c)).await.map_err(error) });
-    methods.add("cron.run", |c: Call| async move { run(c).await });
-    methods.add("cron.runs", |c: Call| async move { api::runs(&c.state.cron, &params(&c)).await.map_err(error) });
-}
-
-async fn run(c: Call) -> MethodResult {
-    api::run(&c.state.cron, &params(&c), &c.state.boot_id).await.map_err(error)
+    methods.add::<wire::Status, _, _>(|c: Ctx, _| async move { api::status(&c.state.cron).await.map_err(error) });
+    methods.add::<wire::List, _, _>(|c: Ctx, p| async move { api::list(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::Get, _, _>(|c: Ctx, p| async move { api::get(&c.state.cron, p).await.map_err(get_error) });
+    methods
+        .add::<wire::Preview, _, _>(|c: Ctx, p| async move { api::preview_job(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::Add, _, _>(|c: Ctx, p| async move { api::add(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::Update, _, _>(|c: Ctx, p| async move { api::update(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::Remove, _, _>(|c: Ctx, p| async move { api::remove(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::Run, _, _>(|c: Ctx, p| async move {
+        api::run(&c.state.cron, p, &c.state.boot_id).await.map_err(error)
+    });
+    methods.add::<wire::Runs, _, _>(|c: Ctx, p| async move { api::runs(&c.state.cron, p).await.map_err(error) });
 }

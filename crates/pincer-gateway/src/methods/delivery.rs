@@ -2,9 +2,10 @@
 
 use pincer_delivery::api::{self, ApiError};
 use pincer_protocol::ErrorShape;
-use serde_json::{Value, json};
+use pincer_protocol::schema::delivery as wire;
+use serde_json::json;
 
-use crate::router::{Call, Methods};
+use crate::router::{Ctx, Methods};
 
 fn error(e: ApiError) -> ErrorShape {
     match e {
@@ -14,28 +15,26 @@ fn error(e: ApiError) -> ErrorShape {
     }
 }
 
-fn params(call: &Call) -> Value {
-    call.params.clone().unwrap_or(Value::Null)
-}
-
 pub fn register(methods: &mut Methods) {
-    methods.add("send", |c: Call| async move {
+    methods.add::<wire::Send, _, _>(|c: Ctx, p| async move {
         let s = &c.state;
-        api::send(&s.outbox, &s.announce, &s.events, &params(&c)).await.map_err(error)
+        api::send(&s.outbox, &s.announce, &s.events, p).await.map_err(error)
     });
-    methods
-        .add("deliveries.list", |c: Call| async move { api::list(&c.state.store, &params(&c)).await.map_err(error) });
-    methods.add("deliveries.get", |c: Call| async move { api::get(&c.state.store, &params(&c)).await.map_err(error) });
-    methods.add(
-        "deliveries.retry",
-        |c: Call| async move { api::retry(&c.state.outbox, &params(&c)).await.map_err(error) },
+    methods.add::<wire::DeliveriesList, _, _>(
+        |c: Ctx, p| async move { api::list(&c.state.store, p).await.map_err(error) },
     );
-    methods.add("deliveries.cancel", |c: Call| async move {
-        api::cancel(&c.state.outbox, &c.state.events, &params(&c)).await.map_err(error)
-    });
-    methods.add("deliveries.purge", |c: Call| async move {
-        api::purge(&c.state.store, &c.state.clock, &params(&c)).await.map_err(error)
-    });
     methods
-        .add("inbox.list", |c: Call| async move { api::inbox_list(&c.state.store, &params(&c)).await.map_err(error) });
+        .add::<wire::DeliveriesGet, _, _>(|c: Ctx, p| async move { api::get(&c.state.store, p).await.map_err(error) });
+    methods.add::<wire::DeliveriesRetry, _, _>(|c: Ctx, p| async move {
+        api::retry(&c.state.outbox, p).await.map_err(error)
+    });
+    methods.add::<wire::DeliveriesCancel, _, _>(|c: Ctx, p| async move {
+        api::cancel(&c.state.outbox, &c.state.events, p).await.map_err(error)
+    });
+    methods.add::<wire::DeliveriesPurge, _, _>(|c: Ctx, p| async move {
+        api::purge(&c.state.store, &c.state.clock, p).await.map_err(error)
+    });
+    methods.add::<wire::InboxList, _, _>(
+        |c: Ctx, p| async move { api::inbox_list(&c.state.store, p).await.map_err(error) },
+    );
 }

@@ -2,35 +2,32 @@
 //! authenticated call), each model provider's reachability, the outbox and the jobs — and says
 //! how to fix what it finds.
 
+use pincer_protocol::state::DeliveryStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_core::config::{AuthMode, Bind};
 use pincer_core::supervisor::TaskState;
 use pincer_delivery::channel::registry;
-use serde_json::{Value, json};
+use pincer_protocol::schema::system::{self as wire, DoctorReport, Finding, FindingStatus as S};
 
-use crate::router::{Call, MethodResult, Methods};
+use crate::router::{Ctx, Methods};
 use crate::state::AppState;
 
 pub fn register(methods: &mut Methods) {
-    methods.add("doctor.run", |c: Call| async move { run(&c.state).await });
+    methods.add::<wire::DoctorRun, _, _>(|c: Ctx, _| async move { Ok(run(&c.state).await) });
 }
 
 #[derive(Default)]
-struct Findings(Vec<Value>);
+struct Findings(Vec<Finding>);
 
 impl Findings {
-    fn push(&mut self, check: &str, status: &str, message: impl Into<String>, fix: Option<String>) {
-        let mut f = json!({ "check": check, "status": status, "message": message.into() });
-        if let Some(fix) = fix {
-            f["fix"] = json!(fix);
-        }
-        self.0.push(f);
+    fn push(&mut self, check: &str, status: S, message: impl Into<String>, fix: Option<String>) {
+        self.0.push(Finding { check: check.into(), status, message: message.into(), fix });
     }
 }
 
-async fn run(state: &Arc<AppState>) -> MethodResult {
+async fn run(state: &Arc<AppState>) -> DoctorReport {
     let mut f = Findings::default();
     config(state, &mut f);
     store(state, &mut f).await;
@@ -40,25 +37,25 @@ async fn run(state: &Arc<AppState>) -> MethodResult {
     providers(state, &mut f).await;
     outbox(state, &mut f).await;
     jobs(state, &mut f).await;
-    let failing = f.0.iter().filter(|x| x["status"] == "fail").count();
-    let warnings = f.0.iter().filter(|x| x["status"] == "warn").count();
-    Ok(json!({ "ok": failing == 0, "failing": failing, "warnings": warnings, "findings": f.0 }))
+    let failing = f.0.iter().filter(|x| x.status == S::Fail).count() as u64;
+    let warnings = f.0.iter().filter(|x| x.status == S::Warn).count() as u64;
+    DoctorReport { ok: failing == 0, failing, warnings, findings: f.0, extra: Default::default() }
 }
 
 fn config(state: &AppState, f: &mut Findings) {
     let c = &state.config;
     let path = state.paths.config_path.display().to_string();
-    f.push("config", "ok", format!("loaded {path}"), None);
+    f.push("config", S::Ok, format!("loaded {path}"), None);
     match (c.gateway.auth.mode, c.token()) {
         (AuthMode::Token, Some(t)) if t.len() < 24 => f.push(
             "config.token",
-            "warn",
+            S::Warn,
             format!("gateway.auth.token is only {} characters", t.len()),
             Some("set gateway.auth.token to a random value of at least 32 characters, e.g. the output of `openssl rand -base64 32`".into()),
         ),
         (AuthMode::None, _) => f.push(
             "config.auth",
-            "warn",
+            S::Warn,
             "gateway.auth.mode is \"none\": any local process can control the gateway",
             Some("set gateway.auth.mode to \"token\"".into()),
         ),
@@ -67,7 +64,7 @@ fn config(state: &AppState, f: &mut Findings) {
     if c.gateway.bind == Bind::Lan {
         f.push(
             "config.bind",
-            "warn",
+            S::Warn,
             "the gateway listens on every interface (bind: lan)",
             Some("keep bind: loopback unless other machines must connect; put TLS in front if they do".into()),
         );
@@ -75,7 +72,7 @@ fn config(state: &AppState, f: &mut Findings) {
     if !c.cron.enabled {
         f.push(
             "config.cron",
-            "warn",
+            S::Warn,
             "cron.enabled is false: no job runs on its schedule",
             Some("set cron.enabled to true".into()),
         );
@@ -87,25 +84,25 @@ async fn store(state: &AppState, f: &mut Findings) {
     match check {
         Ok((result, version)) if result == "ok" => f.push(
             "store",
-            "ok",
+            S::Ok,
             format!("{} (schema v{version}) passed its integrity check", state.paths.db_path.display()),
             None,
         ),
         Ok((result, _)) => f.push(
             "store",
-            "fail",
+            S::Fail,
             format!("the database is corrupted: its integrity check found {result}"),
             Some(pincer_store::integrity::repair_advice(&state.paths.db_path)),
         ),
         Err(e) if pincer_store::integrity::is_corruption(&e) => f.push(
             "store",
-            "fail",
+            S::Fail,
             format!("the database is corrupted: {e}"),
             Some(pincer_store::integrity::repair_advice(&state.paths.db_path)),
         ),
         Err(e) => f.push(
             "store",
-            "fail",
+            S::Fail,
             format!("cannot read the store: {e}"),
             Some("check the state dir's permissions and free disk space".into()),
         ),
@@ -118,7 +115,7 @@ async fn store_writes(state: &AppState, f: &mut Findings) {
     let since_s = (state.clock.now_ms() - failure.since_ms).max(0) / 1000;
     f.push(
         "store.writes",
-        "fail",
+        S::Fail,
         format!("writes have been failing for {since_s} s, and nothing of a failed write was saved: {}", failure.error),
         Some(failure.fix),
     );
@@ -135,7 +132,7 @@ fn tasks(state: &AppState, f: &mut Findings) {
             TaskState::Running => running += 1,
             TaskState::Restarting => f.push(
                 &check,
-                if t.critical { "fail" } else { "warn" },
+                if t.critical { S::Fail } else { S::Warn },
                 format!("{} is restarting after an internal error ({}); {what}", t.name, t.describe()),
                 Some(
                     "it comes back by itself; if it keeps restarting, report the error lines of the gateway log".into(),
@@ -143,17 +140,17 @@ fn tasks(state: &AppState, f: &mut Findings) {
             ),
             TaskState::Failed => f.push(
                 &check,
-                "fail",
+                S::Fail,
                 format!("{} failed and is not started again ({})", t.name, t.describe()),
                 Some("restart the gateway, and report the error lines of the gateway log".into()),
             ),
             TaskState::Stopped => {
-                f.push(&check, "warn", format!("{} has stopped (the gateway is stopping)", t.name), None)
+                f.push(&check, S::Warn, format!("{} has stopped (the gateway is stopping)", t.name), None)
             }
         }
     }
     if running == tasks.len() {
-        f.push("tasks", "ok", format!("all {running} background tasks are running"), None);
+        f.push("tasks", S::Ok, format!("all {running} background tasks are running"), None);
     }
 }
 
@@ -167,13 +164,16 @@ async fn channels(state: &AppState, f: &mut Findings) {
             config: &state.config,
             config_path: &state.paths.config_path,
         };
-        for finding in (spec.doctor)(cx).await {
-            f.push(&finding.check, finding.status.as_str(), finding.message, finding.fix);
-        }
+        f.0.extend((spec.doctor)(cx).await);
     }
     let pauses = state.outbox.pauses();
     for (name, p) in pauses {
-        f.push(&format!("channel.{name}"), if p.until_ms.is_none() { "fail" } else { "warn" }, p.reason.clone(), None);
+        f.push(
+            &format!("channel.{name}"),
+            if p.until_ms.is_none() { S::Fail } else { S::Warn },
+            p.reason.clone(),
+            None,
+        );
     }
 }
 
@@ -183,7 +183,7 @@ async fn providers(state: &AppState, f: &mut Findings) {
         let Some((host, port)) = host_port(&p.base_url) else {
             f.push(
                 &check,
-                "fail",
+                S::Fail,
                 format!("baseUrl {} is not a URL", p.base_url),
                 Some(format!("fix models.providers.{name}.baseUrl")),
             );
@@ -191,20 +191,20 @@ async fn providers(state: &AppState, f: &mut Findings) {
         };
         match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host.as_str(), port))).await
         {
-            Ok(Ok(_)) => f.push(&check, "ok", format!("{} is reachable", p.base_url), None),
+            Ok(Ok(_)) => f.push(&check, S::Ok, format!("{} is reachable", p.base_url), None),
             Ok(Err(e)) => f.push(
                 &check,
-                "fail",
+                S::Fail,
                 format!("{} is unreachable: {e}", p.base_url),
                 Some(format!("start the model server or fix models.providers.{name}.baseUrl")),
             ),
-            Err(_) => f.push(&check, "fail", format!("{} did not answer within 5 s", p.base_url), None),
+            Err(_) => f.push(&check, S::Fail, format!("{} did not answer within 5 s", p.base_url), None),
         }
     }
     if state.config.agents.defaults.model.primary.is_none() && !state.config.models.providers.is_empty() {
         f.push(
             "model.default",
-            "warn",
+            S::Warn,
             "no default model",
             Some("set agents.defaults.model.primary to provider/model".into()),
         );
@@ -229,14 +229,12 @@ fn host_port(url: &str) -> Option<(String, u16)> {
 
 async fn outbox(state: &AppState, f: &mut Findings) {
     let health = state.outbox.health().await;
-    let Some(channels) = health["channels"].as_object() else { return };
-    for (name, c) in channels {
-        let dead = c["dead"].as_u64().unwrap_or(0);
-        let unknown = c["unknown"].as_u64().unwrap_or(0);
+    for (name, c) in &health.channels {
+        let (dead, unknown) = (c.dead, c.unknown);
         if dead > 0 {
             f.push(
                 &format!("outbox.{name}"),
-                "warn",
+                S::Warn,
                 format!("{dead} dead deliveries"),
                 Some(format!("see why with `pincer deliveries list --state dead --channel {name}`, fix, then `pincer deliveries retry <id>`")),
             );
@@ -244,15 +242,15 @@ async fn outbox(state: &AppState, f: &mut Findings) {
         if unknown > 0 {
             f.push(
                 &format!("outbox.{name}"),
-                "warn",
+                S::Warn,
                 format!("{unknown} deliveries whose outcome is unknown"),
                 Some(format!("check the chat, then `pincer deliveries retry <id>` for any that are missing (`pincer deliveries list --state unknown --channel {name}`)")),
             );
         }
-        if let Some(age) = c["oldestPendingAgeMs"].as_i64().filter(|a| *a > 600_000) {
+        if let Some(age) = c.oldest_pending_age_ms.filter(|a| *a > 600_000) {
             f.push(
                 &format!("outbox.{name}"),
-                "warn",
+                S::Warn,
                 format!("the oldest pending delivery is {} min old", age / 60_000),
                 None,
             );
@@ -267,7 +265,7 @@ async fn jobs(state: &AppState, f: &mut Findings) {
         if let Some(a) = &st.auto_disabled {
             f.push(
                 &format!("job.{}", job.id),
-                "fail",
+                S::Fail,
                 format!(
                     "\"{}\" was disabled after {} errors in a row ({}): {}",
                     job.name,
@@ -277,12 +275,12 @@ async fn jobs(state: &AppState, f: &mut Findings) {
                 ),
                 Some(format!("fix it, then `pincer cron enable {}`", job.id)),
             );
-        } else if matches!(st.last_delivery_status.as_deref(), Some("not-delivered") | Some("unknown"))
+        } else if matches!(st.last_delivery_status, Some(DeliveryStatus::NotDelivered | DeliveryStatus::Unknown))
             && st.delivery_suppression_reason.is_none()
         {
             f.push(
                 &format!("job.{}", job.id),
-                "warn",
+                S::Warn,
                 format!(
                     "the last result of \"{}\" was not delivered: {}",
                     job.name,
@@ -292,14 +290,17 @@ async fn jobs(state: &AppState, f: &mut Findings) {
             );
         }
     }
-    if let Ok(status) = state.cron.status().await
-        && let Some(bad) = status["invalidJobs"].as_array().filter(|a| !a.is_empty())
-    {
-        for b in bad {
+    if let Ok(status) = state.cron.status().await {
+        for b in &status.invalid_jobs {
             f.push(
                 "job.invalid",
-                "fail",
-                format!("job {} cannot run: {}", b["id"], b["error"]),
+                S::Fail,
+                // The id and error quoted as JSON strings.
+                format!(
+                    "job {} cannot run: {}",
+                    serde_json::Value::from(b.id.as_str()),
+                    serde_json::Value::from(b.error.as_str())
+                ),
                 Some("fix or remove it with `pincer cron edit` / `pincer cron rm`".into()),
             );
         }

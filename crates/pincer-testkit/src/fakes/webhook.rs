@@ -392,6 +392,11 @@ impl FakeWebhook {
         self.shared.lock().deliveries.clone()
     }
 
+    /// How many deliveries were accepted (without copying them).
+    pub fn delivered(&self) -> usize {
+        self.shared.lock().deliveries.len()
+    }
+
     /// Requests received, including refused, faulted and duplicate ones.
     pub fn requests(&self) -> usize {
         self.shared.lock().requests

@@ -1,0 +1,271 @@
+//! The wire schema against the live gateway: every implemented method is called through a script
+//! that reaches its answers' shapes (a job of each payload kind, a delivered, a pending, a
+//! cancelled and a retried delivery, an agent turn, a pairing from request to removal), and each
+//! answer must
+//! - have the same shape as the answer the gateway gave before the schema was typed
+//!   (`crates/pincer-protocol/answers/<method>.json`: the same field names, the same
+//!   optional fields left out, the same JSON number kinds), and
+//! - round-trip through the method's result type in `pincer_protocol::schema` without losing or
+//!   changing a field.
+//!
+//! `PINCER_SCHEMA_CAPTURE=1` rewrites the captured answers from this run instead of comparing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pincer_testkit::fakes::discord::{self, FakeDiscord};
+use pincer_testkit::fakes::openai::{FakeOpenAi, FakeUsage, Reply};
+use pincer_testkit::ws::RawClient;
+use serde_json::{Value, json};
+
+use crate::support::{TOKEN, TestGateway, wait_runs};
+
+fn captured_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pincer-protocol/answers")
+}
+
+/// Where each JSON value sits (`.jobs[].state.nextRunAtMs`, `.deliveryPreviews.<id>.label`) and which kinds it took there.
+type Shape = BTreeMap<String, BTreeSet<&'static str>>;
+
+fn shape_into(v: &Value, path: String, out: &mut Shape) {
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(a) => {
+            for item in a {
+                shape_into(item, format!("{path}[]"), out);
+            }
+            "array"
+        }
+        Value::Object(o) => {
+            for (k, item) in o {
+                // Maps keyed by job id (`deliveryPreviews`) have one shape whatever the ids.
+                let k = if uuid::Uuid::parse_str(k).is_ok() { "<id>" } else { k };
+                shape_into(item, format!("{path}.{k}"), out);
+            }
+            "object"
+        }
+    };
+    out.entry(path).or_default().insert(kind);
+}
+
+fn shape(samples: &[Value]) -> Shape {
+    let mut out = Shape::new();
+    for s in samples {
+        shape_into(s, String::new(), &mut out);
+    }
+    out
+}
+
+/// Answers collected per method.
+#[derive(Default)]
+struct Answers(BTreeMap<String, Vec<Value>>);
+
+impl Answers {
+    async fn call(&mut self, c: &mut RawClient, method: &str, params: Value) -> Value {
+        let res = c.call(method, params.clone()).await.unwrap_or_else(|e| panic!("{method} {params}: {e}"));
+        self.0.entry(method.to_string()).or_default().push(res.clone());
+        res
+    }
+}
+
+/// Polls `deliveries.get` (not recorded) until the delivery is `state` with `attempts` attempts.
+async fn wait_delivery(c: &mut RawClient, id: &str, state: &str, attempts: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = c.call("deliveries.get", json!({"id": id})).await.unwrap();
+        if d["delivery"]["state"] == state && d["attempts"].as_array().map_or(0, Vec::len) >= attempts {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "delivery {id} never became {state}: {d}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs the script; returns every answer by method.
+async fn script() -> (Answers, Vec<String>) {
+    let discord = FakeDiscord::start().await;
+    let fake = FakeOpenAi::start().await;
+    let gw = TestGateway::start_with(&format!(
+        "{{ channels: {{ discord: {{ token: '{}', apiBaseUrl: '{}' }} }}, delivery: {{ requestTimeoutMs: 1000 }},
+           models: {{ providers: {{ openai: {{ api: 'openai-completions', baseUrl: '{}', apiKey: 'sk-test', models: [{{ id: 'gpt-4o' }}] }} }} }},
+           agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o' }}, timezone: 'Europe/Berlin' }} }},
+           gateway: {{ pairing: {{ autoApproveLocal: false }} }} }}",
+        FakeDiscord::TOKEN,
+        discord.base_url(),
+        fake.base_url()
+    ))
+    .await;
+    let methods = gw.gateway.as_ref().unwrap().state.methods.names();
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut a = Answers::default();
+
+    // The gateway itself.
+    a.call(&mut c, "health", json!({})).await;
+    a.call(&mut c, "status", json!({})).await;
+    a.call(&mut c, "doctor.run", json!({})).await;
+    a.call(&mut c, "agents.list", json!({})).await;
+
+    // Jobs of every payload kind and schedule kind.
+    let command = a
+        .call(
+            &mut c,
+            "cron.add",
+            json!({"name": "nightly", "description": "backs up", "schedule": {"kind": "every", "everyMs": 3_600_000},
+                   "sessionTarget": "isolated", "payload": {"kind": "command", "argv": ["sh", "-c", "echo backed up"]},
+                   "delivery": {"mode": "announce", "channel": "inbox", "to": "ops", "bestEffort": true}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.call(
+        &mut c,
+        "cron.add",
+        json!({"schedule": {"kind": "cron", "expr": "0 7 * * *", "tz": "Europe/Berlin"},
+               "payload": {"kind": "agentTurn", "message": "Write the morning brief", "model": "openai/gpt-4o", "timeoutSeconds": 120},
+               "failureAlert": {"after": 2, "channel": "inbox"}}),
+    )
+    .await;
+    a.call(
+        &mut c,
+        "cron.add",
+        json!({"name": "ping", "schedule": {"kind": "at", "at": "2026-03-02T09:00:00Z"},
+               "payload": {"kind": "systemEvent", "text": "ping"}, "enabled": false}),
+    )
+    .await;
+    a.call(&mut c, "cron.status", json!({})).await;
+    a.call(&mut c, "cron.list", json!({})).await;
+    a.call(&mut c, "cron.list", json!({"includeDisabled": true, "compact": true, "limit": 1})).await;
+    a.call(&mut c, "cron.get", json!({"id": command})).await;
+    a.call(&mut c, "cron.preview", json!({"id": command})).await;
+    a.call(&mut c, "cron.update", json!({"id": command, "patch": {"name": "nightly backup"}})).await;
+    a.call(&mut c, "cron.run", json!({"id": command, "mode": "due"})).await;
+    a.call(&mut c, "cron.run", json!({"id": command, "expectedProcessInstanceId": "another"})).await;
+    a.call(&mut c, "cron.run", json!({"id": command})).await;
+    wait_runs(&mut c, &command, 1).await;
+    a.call(&mut c, "cron.runs", json!({"id": command})).await;
+    a.call(&mut c, "cron.runs", json!({"scope": "all", "limit": 1, "status": "ok"})).await;
+
+    // Deliveries: to the inbox (delivered), to Discord (pending, cancelled, retried).
+    a.call(
+        &mut c,
+        "send",
+        json!({"channel": "inbox", "to": "me", "message": "hello", "idempotencyKey": "k1", "wait": true}),
+    )
+    .await;
+    a.call(&mut c, "send", json!({"channel": "inbox", "to": "me", "message": "again", "idempotencyKey": "k2"})).await;
+    discord.push_fault(discord::Fault::RateLimited { retry_after: Duration::from_secs(3), global: false });
+    let pending = a
+        .call(
+            &mut c,
+            "send",
+            json!({"channel": "discord", "to": "channel:7", "message": "later", "idempotencyKey": "k3", "threadId": "9"}),
+        )
+        .await["deliveryId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_delivery(&mut c, &pending, "pending", 1).await;
+    a.call(&mut c, "deliveries.list", json!({})).await;
+    a.call(&mut c, "deliveries.get", json!({"id": pending})).await;
+    a.call(&mut c, "deliveries.cancel", json!({"id": pending})).await;
+    a.call(&mut c, "deliveries.get", json!({"id": pending})).await;
+    // Past Discord's rate-limit pause.
+    gw.clock.advance(3_000);
+    a.call(&mut c, "deliveries.retry", json!({"id": pending})).await;
+    wait_delivery(&mut c, &pending, "delivered", 2).await;
+    a.call(&mut c, "deliveries.list", json!({"state": "delivered", "limit": 1})).await;
+    a.call(&mut c, "deliveries.get", json!({"id": pending})).await;
+    a.call(&mut c, "inbox.list", json!({})).await;
+    a.call(&mut c, "deliveries.purge", json!({"states": ["dead"]})).await;
+
+    // Agents and sessions.
+    fake.push(Reply::text("Hello from the fake model.").with_usage(FakeUsage::new(12, 7)));
+    a.call(&mut c, "agent", json!({"message": "Say hello", "idempotencyKey": "run-1"})).await;
+    a.call(&mut c, "wake", json!({"mode": "next-heartbeat", "text": "the backup finished"})).await;
+    a.call(&mut c, "sessions.list", json!({})).await;
+    a.call(&mut c, "chat.history", json!({"sessionKey": "main"})).await;
+    a.call(&mut c, "chat.history", json!({"sessionKey": "main", "limit": 1})).await;
+
+    // Pairing, from request to removal.
+    let url = gw.url();
+    a.call(&mut c, "device.pair.list", json!({})).await;
+    let first = crate::devices::pending_request(&url, TOKEN, 21).await;
+    a.call(&mut c, "device.pair.list", json!({})).await;
+    let device = a.call(&mut c, "device.pair.approve", json!({"requestId": first})).await["device"]["deviceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.call(&mut c, "device.pair.list", json!({})).await;
+    a.call(&mut c, "device.pair.rename", json!({"deviceId": device, "label": "desk"})).await;
+    a.call(&mut c, "device.token.rotate", json!({"deviceId": device, "role": "operator"})).await;
+    a.call(&mut c, "device.pair.list", json!({})).await;
+    a.call(&mut c, "device.token.revoke", json!({"deviceId": device, "role": "operator"})).await;
+    let second = crate::devices::pending_request(&url, TOKEN, 22).await;
+    a.call(&mut c, "device.pair.reject", json!({"requestId": second})).await;
+    a.call(&mut c, "device.pair.remove", json!({"deviceId": device})).await;
+    a.call(&mut c, "audit.query", json!({})).await;
+    a.call(&mut c, "audit.query", json!({"limit": 1})).await;
+
+    a.call(&mut c, "cron.remove", json!({"id": command})).await;
+    gw.stop().await;
+    (a, methods)
+}
+
+#[tokio::test]
+async fn every_method_answers_in_its_captured_shape() {
+    let (answers, methods) = script().await;
+    let unanswered: Vec<&String> = methods.iter().filter(|m| !answers.0.contains_key(*m)).collect();
+    assert!(unanswered.is_empty(), "the script calls no {unanswered:?}: add them");
+    let dir = captured_dir();
+    if std::env::var_os("PINCER_SCHEMA_CAPTURE").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (method, samples) in &answers.0 {
+            let text = serde_json::to_string_pretty(samples).unwrap() + "\n";
+            std::fs::write(dir.join(format!("{method}.json")), text).unwrap();
+        }
+        return;
+    }
+    let mut failures = Vec::new();
+    for (method, samples) in &answers.0 {
+        match pincer_protocol::schema::method(method) {
+            None => failures.push(format!("{method}: not in pincer_protocol::schema::METHODS")),
+            Some(schema) => {
+                for sample in samples {
+                    match (schema.round_trip_result)(sample) {
+                        Ok(back) if &back == sample => {}
+                        Ok(back) => failures.push(format!("{method}: the result type changed {sample} into {back}")),
+                        Err(e) => failures.push(format!("{method}: the result type cannot read {sample}: {e}")),
+                    }
+                }
+            }
+        }
+        let path = dir.join(format!("{method}.json"));
+        let captured: Vec<Value> = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).unwrap(),
+            Err(e) => {
+                failures.push(format!("{method}: no captured answer at {} ({e})", path.display()));
+                continue;
+            }
+        };
+        let (was, now) = (shape(&captured), shape(samples));
+        for (path, kinds) in &was {
+            match now.get(path) {
+                None => failures.push(format!("{method}: {path} is gone (was {kinds:?})")),
+                Some(k) if k != kinds => failures.push(format!("{method}: {path} is {k:?}, was {kinds:?}")),
+                Some(_) => {}
+            }
+        }
+        for (path, kinds) in &now {
+            if !was.contains_key(path) {
+                failures.push(format!("{method}: {path} is new ({kinds:?})"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
