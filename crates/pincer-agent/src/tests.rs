@@ -86,6 +86,7 @@ impl Harness {
             metrics: metrics.clone(),
             config: Arc::new(config),
             supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
+            tools: None,
         };
         let agents = Agents::start_with(deps, options).unwrap();
         Harness { agents, store, clock, events, metrics, _dir: dir }
@@ -580,6 +581,7 @@ async fn a_zero_heartbeat_or_cron_disabled_turns_the_heartbeat_off() {
         metrics: h.metrics.clone(),
         config: Arc::new(bad),
         supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
+        tools: None,
     };
     let e = Agents::start(deps).err().unwrap().to_string();
     assert!(e.starts_with("agents.defaults.heartbeat.every: duration `30` needs a unit"), "{e}");
@@ -620,6 +622,7 @@ async fn retention_false_keeps_isolated_sessions() {
         metrics: h.metrics.clone(),
         config: Arc::new(hours),
         supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
+        tools: None,
     };
     assert_eq!(
         Agents::start(deps).unwrap().status()["sessionRetention"]["keepMs"],

@@ -13,6 +13,7 @@
 //! | `outbox.enqueued` | a delivery is committed; the caller has not been answered |
 //! | `outbox.dispatching` | a part is marked in flight; no request has been made |
 //! | `outbox.sent` | the channel accepted the part; the receipt is not yet recorded |
+//! | `agent.tool_called` | an assistant message calling tools is committed; no result is recorded yet |
 //!
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
@@ -39,8 +40,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Every point the code defines (an unknown name in the variable is refused at startup).
-pub const POINTS: [&str; 5] =
-    ["cron.reserved", "cron.executed", "outbox.enqueued", "outbox.dispatching", "outbox.sent"];
+pub const POINTS: [&str; 6] =
+    ["cron.reserved", "cron.executed", "outbox.enqueued", "outbox.dispatching", "outbox.sent", "agent.tool_called"];
 
 /// The variable that arms crash points.
 pub const ENV: &str = "PINCER_CRASHPOINTS";

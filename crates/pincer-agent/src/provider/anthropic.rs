@@ -355,6 +355,7 @@ mod tests {
             max_tokens: None,
             stream: true,
             deadline_ms: None,
+            tools: Vec::new(),
         };
 
         let (result, deltas) = call(&provider, &req).await;

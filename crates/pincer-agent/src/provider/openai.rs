@@ -296,6 +296,7 @@ mod tests {
             max_tokens: Some(100),
             stream: true,
             deadline_ms: None,
+            tools: Vec::new(),
         };
 
         let (result, deltas) = call(&provider, &req).await;
