@@ -103,7 +103,8 @@ pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiEr
     };
     let tools = inner.turn_tools(&[]);
     let turn = Turn {
-        system: inner.compose_system(prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()), &tools),
+        system: inner
+            .compose_system(prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()), &tools),
         tools,
         input: Input::Message { text: message, meta: json!({"runId": run_id}) },
         chain,
@@ -212,7 +213,12 @@ pub(crate) struct AgentStream<'a> {
 }
 
 impl<'a> AgentStream<'a> {
-    pub(crate) fn new(events: &'a EventBus, clock: &'a SharedClock, run_id: &'a str, session_key: &'a str) -> AgentStream<'a> {
+    pub(crate) fn new(
+        events: &'a EventBus,
+        clock: &'a SharedClock,
+        run_id: &'a str,
+        session_key: &'a str,
+    ) -> AgentStream<'a> {
         AgentStream { events, clock, run_id, session_key, seq: AtomicU64::new(0), text: Mutex::default() }
     }
 

@@ -179,8 +179,7 @@ pub const TOOL_RESULT_ROLE: &str = "toolResult";
 
 /// What an interrupted tool call is answered with: the gateway stopped (or the turn was dropped)
 /// between the call and its result, so nobody knows whether it ran.
-pub const INTERRUPTED_RESULT: &str =
-    "The tool call was interrupted before it returned a result (the gateway stopped or the turn was aborted); \
+pub const INTERRUPTED_RESULT: &str = "The tool call was interrupted before it returned a result (the gateway stopped or the turn was aborted); \
      it may or may not have run. Check before repeating anything that has side effects.";
 
 /// The tool calls an assistant entry recorded in its meta (`toolCalls`).

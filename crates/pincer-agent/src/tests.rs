@@ -73,7 +73,11 @@ impl Harness {
         Harness::start_with(config, AgentOptions::default()).await
     }
 
-    async fn start_with(mut config: Config, options: AgentOptions) -> Harness {
+    async fn start_with(config: Config, options: AgentOptions) -> Harness {
+        Harness::start_full(config, options, None).await
+    }
+
+    async fn start_full(mut config: Config, options: AgentOptions, tools: Option<crate::AgentTools>) -> Harness {
         config.agents.defaults.timezone.get_or_insert_with(|| "UTC".into());
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("pincer.db")).unwrap();
@@ -86,7 +90,7 @@ impl Harness {
             metrics: metrics.clone(),
             config: Arc::new(config),
             supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
-            tools: None,
+            tools,
         };
         let agents = Agents::start_with(deps, options).unwrap();
         Harness { agents, store, clock, events, metrics, _dir: dir }
@@ -167,6 +171,8 @@ fn sent(body: &Value) -> Vec<(String, String)> {
         .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string()))
         .collect()
 }
+
+mod tools;
 
 #[tokio::test]
 async fn an_isolated_run_replies_with_usage_on_the_outcome_and_the_session() {

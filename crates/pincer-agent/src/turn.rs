@@ -175,7 +175,12 @@ impl Inner {
                 self.store
                     .write(move |tx| {
                         tx.append_transcript(&key, "assistant", &reply, now, Some(&meta))?;
-                        tx.add_session_usage(&key, Some(&label), usage.input_tokens as i64, usage.output_tokens as i64)?;
+                        tx.add_session_usage(
+                            &key,
+                            Some(&label),
+                            usage.input_tokens as i64,
+                            usage.output_tokens as i64,
+                        )?;
                         if finish {
                             tx.finish_session(&key, now)?;
                         }
@@ -252,7 +257,8 @@ impl Inner {
         on_tool: OnTool<'_>,
     ) -> Result<ToolResult, StoreError> {
         let started = self.clock.now_ms();
-        let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        let args: Value =
+            serde_json::from_str(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()));
         on_tool(json!({"phase": "start", "name": call.name, "toolCallId": call.id, "args": args}));
         let mut ctx = ToolContext::new(self.workspace.clone(), self.clock.clone(), self.tool_timeout_ms);
         if let Some(turn_deadline) = turn_deadline_ms {

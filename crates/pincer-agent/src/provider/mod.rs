@@ -15,9 +15,9 @@ pub mod error;
 mod http;
 pub mod openai;
 pub mod sse;
-mod tool_calls;
 #[cfg(test)]
 pub(crate) mod testing;
+mod tool_calls;
 
 use std::sync::Arc;
 

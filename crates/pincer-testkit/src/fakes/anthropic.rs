@@ -55,7 +55,13 @@ impl AnthropicWire {
 
     /// A text block (when there is text) and one `tool_use` block per call, its input streamed as
     /// `input_json_delta` pieces; then the closing events with `stop_reason: "tool_use"`.
-    fn tool_call_events(model: &str, text: &str, calls: &[FakeToolCall], chunks: usize, usage: FakeUsage) -> Vec<String> {
+    fn tool_call_events(
+        model: &str,
+        text: &str,
+        calls: &[FakeToolCall],
+        chunks: usize,
+        usage: FakeUsage,
+    ) -> Vec<String> {
         let mut events = Self::text_events(model, &split_text(text, chunks), usage);
         // `text_events` opened text block 0 (empty when there is no text); close it as a server would.
         events.push(Self::event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
@@ -89,7 +95,8 @@ impl AnthropicWire {
     /// server might.
     fn tool_call_message(model: &str, text: &str, calls: &[FakeToolCall], usage: FakeUsage) -> Value {
         let mut message = Self::message(model, text, usage, Some("tool_use"));
-        let mut content: Vec<Value> = if text.is_empty() { Vec::new() } else { vec![json!({"type": "text", "text": text})] };
+        let mut content: Vec<Value> =
+            if text.is_empty() { Vec::new() } else { vec![json!({"type": "text", "text": text})] };
         for call in calls {
             let input = serde_json::from_str::<Value>(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
             content.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
