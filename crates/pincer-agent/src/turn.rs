@@ -461,7 +461,7 @@ pub(crate) fn answer_interrupted(
     for call in &open {
         let meta = json!({
             "runId": call.run_id, "toolCallId": call.call_id, "toolName": call.name, "isError": true,
-            "errorClass": "interrupted",
+            "errorClass": RunFailure::Interrupted.as_str(),
         })
         .to_string();
         tx.append_transcript(&call.session_key, TOOL_RESULT_ROLE, INTERRUPTED_RESULT, now, Some(&meta))?;
@@ -476,10 +476,10 @@ struct ToolResult {
     summary: Value,
 }
 
-/// The metric label of a called tool: its name when the turn offered it, else `unknown` (a model
-/// inventing names must not create label values).
+/// The metric label of a called tool: its name when the turn offered it, else `not_offered` (a
+/// model inventing names must not create label values).
 fn metric_tool_name<'a>(tools: &'a ToolSet, name: &str) -> &'a str {
-    tools.names().into_iter().find(|n| *n == name).unwrap_or("unknown")
+    tools.names().into_iter().find(|n| *n == name).unwrap_or("not_offered")
 }
 
 fn add_usage(total: &mut Usage, step: &Usage) {

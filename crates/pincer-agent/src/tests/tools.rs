@@ -264,7 +264,10 @@ async fn bad_tool_calls_become_tool_errors_and_the_turn_carries_on() {
     );
     assert!(tool_msgs.iter().any(|m| m.contains("the tool fell over")), "{tool_msgs:?}");
     let metrics = h.metrics.render();
-    assert!(metrics.contains(r#"pincer_agent_tool_calls_total{tool="unknown",outcome="unknown_tool"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"pincer_agent_tool_calls_total{tool="not_offered",outcome="unknown_tool"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"pincer_agent_tool_calls_total{tool="fragile",outcome="panic"} 1"#), "{metrics}");
 }
 
