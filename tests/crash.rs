@@ -825,3 +825,57 @@ async fn kill_9_around_an_inbound_message_neither_loses_it_nor_answers_it_twice(
         assert_eq!(tg.unconfirmed(), 0, "{ctx}");
     }
 }
+
+/// `SIGKILL` between a tool call and its result (`agent.tool_called`: the assistant message and its
+/// open call are committed, the tool has not run): after the restart the call is answered as
+/// interrupted, `pincer sessions show` prints both, and the session's next turn sends the model a
+/// well-formed conversation (every call answered once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consistent() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_call("write", json!({"path": "made.txt", "content": "x"})));
+    fake.push(Reply::text("Picking up after the restart."));
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    arm(&mut gw, "agent.tool_called", 1);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let turn =
+        tokio::spawn(
+            async move { c.call("agent", json!({"message": "Make a file", "sessionKey": "session:crash"})).await },
+        );
+
+    expect_crash(&mut gw, "agent.tool_called");
+    let _ = turn.await;
+    assert!(!dir.path().join("workspace/made.txt").exists(), "the tool ran before the crash point");
+    restart_after_the_crash(&mut gw);
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let history = c.call("chat.history", json!({"sessionKey": "session:crash"})).await.unwrap();
+    let entries: Vec<(String, Option<String>)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap().to_string(), m["errorClass"].as_str().map(String::from)))
+        .collect();
+    assert_eq!(
+        entries,
+        [("user".into(), None), ("assistant".into(), None), ("toolResult".into(), Some("interrupted".into()))]
+    );
+    let shown = gw.cli(&["sessions", "show", "session:crash"]);
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert!(out.contains("→ tool call write (call_write)"), "{out}");
+    assert!(out.contains("toolResult") && out.contains("write (call_write) · error (interrupted)"), "{out}");
+
+    let answer = c.call("agent", json!({"message": "Go on", "sessionKey": "session:crash"})).await.unwrap();
+    assert_eq!(answer["text"], "Picking up after the restart.");
+    let sent = fake.requests().last().unwrap().body["messages"].clone();
+    let roles: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{sent}");
+    assert_eq!(sent[3]["tool_call_id"], "call_write");
+}

@@ -142,6 +142,14 @@ CREATE TABLE inbox (
                 created_at_ms INTEGER NOT NULL
             ) STRICT;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+CREATE TABLE open_tool_calls (
+                session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+                call_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                run_id TEXT,
+                at_ms INTEGER NOT NULL,
+                PRIMARY KEY (session_key, call_id)
+            ) STRICT;
 CREATE TABLE outbox (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL UNIQUE,
@@ -229,10 +237,10 @@ CREATE TABLE sessions (
             ) STRICT;
 CREATE INDEX sessions_finished ON sessions (kind, finished_at_ms);
 CREATE TABLE sqlite_sequence(name,seq);
-CREATE TABLE transcript (
+CREATE TABLE "transcript" (
                 session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
                 seq INTEGER NOT NULL,
-                role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'event')),
+                role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'event', 'toolResult')),
                 content TEXT NOT NULL,
                 at_ms INTEGER NOT NULL,
                 meta_json TEXT,

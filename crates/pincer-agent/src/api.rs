@@ -101,8 +101,11 @@ pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiEr
         0 => None,
         secs => Some(now.saturating_add(secs.saturating_mul(1000).min(i64::MAX as u64) as i64)),
     };
+    let tools = inner.turn_tools(&[]);
     let turn = Turn {
-        system: prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()),
+        system: inner
+            .compose_system(prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()), &tools),
+        tools,
         input: Input::Message { text: message, meta: json!({"runId": run_id}) },
         chain,
         deadline_ms,
@@ -146,7 +149,8 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
     let started = inner.clock.now_ms();
     stream.emit("lifecycle", json!({"phase": "start", "startedAt": started}));
     let on_delta = |delta: &str| stream.delta(delta);
-    match inner.run_turn(turn, &on_delta).await {
+    let on_tool = |data: Value| stream.emit("tool", data);
+    match inner.run_turn(turn, &on_delta, &on_tool).await {
         Ok(Some(out)) => {
             let model = out.model.to_string();
             stream.emit(
@@ -199,7 +203,7 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
 }
 
 /// The `agent` events of one run, in OpenClaw's shape: `{runId, seq, stream, ts, sessionKey, data}`.
-struct AgentStream<'a> {
+pub(crate) struct AgentStream<'a> {
     events: &'a EventBus,
     clock: &'a SharedClock,
     run_id: &'a str,
@@ -209,11 +213,16 @@ struct AgentStream<'a> {
 }
 
 impl<'a> AgentStream<'a> {
-    fn new(events: &'a EventBus, clock: &'a SharedClock, run_id: &'a str, session_key: &'a str) -> AgentStream<'a> {
+    pub(crate) fn new(
+        events: &'a EventBus,
+        clock: &'a SharedClock,
+        run_id: &'a str,
+        session_key: &'a str,
+    ) -> AgentStream<'a> {
         AgentStream { events, clock, run_id, session_key, seq: AtomicU64::new(0), text: Mutex::default() }
     }
 
-    fn emit(&self, stream: &str, data: Value) {
+    pub(crate) fn emit(&self, stream: &str, data: Value) {
         let payload = json!({
             "runId": self.run_id, "seq": self.seq.fetch_add(1, Ordering::SeqCst), "stream": stream,
             "ts": self.clock.now_ms(), "sessionKey": self.session_key, "data": data,

@@ -26,7 +26,7 @@ pub mod service;
 pub mod session;
 mod turn;
 
-pub use service::{AgentDeps, AgentError, AgentOptions, Agents, NO_MODEL};
+pub use service::{AgentDeps, AgentError, AgentOptions, AgentTools, Agents, NO_MODEL};
 pub use session::{SessionKind, SessionRef};
 
 #[cfg(test)]

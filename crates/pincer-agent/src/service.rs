@@ -2,6 +2,7 @@
 //! heartbeat and retention loops on the injected clock); and the scheduler's [`AgentRunner`].
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -14,6 +15,8 @@ use pincer_cron::runner::BoxFuture as RunFuture;
 use pincer_cron::{AgentRunner, ExecOutcome, ExecStatus, PreflightError, RunContext};
 use pincer_protocol::state::{ErrorClass, RunFailure};
 use pincer_store::{Store, StoreError};
+use pincer_tools::workspace::{DEFAULT_BOOTSTRAP_MAX_CHARS, DEFAULT_BOOTSTRAP_TOTAL_MAX_CHARS};
+use pincer_tools::{ToolSet, Toolbox, Workspace};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -32,6 +35,18 @@ pub struct AgentDeps {
     pub config: Arc<Config>,
     /// Owns the heartbeat and the retention sweep.
     pub supervisor: Supervisor,
+    /// What turns may call, and the workspace; `None`: turns call no tools and the system prompt
+    /// has no workspace context.
+    pub tools: Option<AgentTools>,
+}
+
+/// The tools and workspace of the agent's turns.
+#[derive(Clone)]
+pub struct AgentTools {
+    /// Every tool, under the configured policy; each turn narrows it by its job's `toolsAllow`.
+    pub toolbox: Toolbox,
+    /// The workspace directory (bootstrap files, skills; file tools and `exec` are confined to it).
+    pub workspace: PathBuf,
 }
 
 /// Settings beyond the configuration file (tests and embedders).
@@ -94,6 +109,13 @@ pub(crate) struct Inner {
     pub runs: Mutex<HashMap<String, SharedRun>>,
     pub counters: Counters,
     pub stop: watch::Sender<bool>,
+    pub tools: Option<AgentTools>,
+    /// `agents.defaults.maxToolSteps`.
+    pub max_tool_steps: u32,
+    /// `agents.defaults.toolTimeoutSeconds`, in milliseconds.
+    pub tool_timeout_ms: i64,
+    /// The workspace tools run in (an empty path without tools: nothing runs there).
+    pub workspace: PathBuf,
 }
 
 /// What the background loops have done, for `status` and tests.
@@ -121,7 +143,7 @@ impl Agents {
     }
 
     pub fn start_with(deps: AgentDeps, options: AgentOptions) -> Result<Agents, AgentError> {
-        let AgentDeps { store, clock, events, metrics, config, supervisor } = deps;
+        let AgentDeps { store, clock, events, metrics, config, supervisor, tools } = deps;
         let defaults = &config.agents.defaults;
         let router = ModelRouter::with_options(&config.models, defaults, clock.clone(), options.router)?;
         let default_tz = match &defaults.timezone {
@@ -149,12 +171,29 @@ impl Agents {
             // `cron.enabled: false` stops every automatic run, heartbeats included (as in OpenClaw).
             heartbeat_every_ms: positive(heartbeat_every_ms).filter(|_| config.cron.enabled),
             retention_ms: positive(retention_ms),
+            max_tool_steps: defaults.max_tool_steps.max(1),
+            tool_timeout_ms: defaults.tool_timeout_seconds.saturating_mul(1000).min(i64::MAX as u64) as i64,
             config: RwLock::new(config),
             router: RwLock::new(Arc::new(router)),
             locks: Mutex::default(),
             runs: Mutex::default(),
             counters: Counters::default(),
             stop: watch::Sender::new(false),
+            workspace: tools.as_ref().map(|t| t.workspace.clone()).unwrap_or_default(),
+            tools,
+        });
+        // Tool calls a crash left without a result are answered as interrupted before any turn
+        // runs (`Store::write` queues at once, so this is ahead of every later write).
+        let recovered = inner.store.write({
+            let now = inner.clock.now_ms();
+            move |tx| crate::turn::answer_interrupted(tx, None, now)
+        });
+        tokio::spawn(async move {
+            match recovered.await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!("{n} tool call(s) interrupted by the last stop were answered as interrupted"),
+                Err(e) => tracing::error!(error = %e, "cannot answer the tool calls interrupted by the last stop"),
+            }
         });
         if let Err(e) = inner.chain(None, None)
             && !inner.config().models.providers.is_empty()
@@ -303,6 +342,32 @@ impl Inner {
         self.router.read().expect("router lock").clone()
     }
 
+    /// The tools a turn is offered: the configured policy narrowed by the job's `toolsAllow`.
+    pub fn turn_tools(&self, job_allow: &[String]) -> ToolSet {
+        match &self.tools {
+            Some(t) => t.toolbox.for_turn(job_allow),
+            None => ToolSet::default(),
+        }
+    }
+
+    /// A system prompt with the workspace's bootstrap files and skills (as OpenClaw composes
+    /// them) and, when tools are offered, the rule for external content.
+    pub fn compose_system(&self, base: String, tools: &ToolSet) -> String {
+        let mut parts = vec![base];
+        if !tools.is_empty() {
+            parts.push(prompt::TOOLS_NOTE.to_string());
+        }
+        if let Some(t) = &self.tools {
+            let ws = Workspace::new(&t.workspace);
+            parts.push(ws.project_context_section(DEFAULT_BOOTSTRAP_MAX_CHARS, DEFAULT_BOOTSTRAP_TOTAL_MAX_CHARS));
+            if tools.names().contains(&"read") {
+                parts.push(ws.skills_section());
+            }
+        }
+        parts.retain(|p| !p.trim().is_empty());
+        parts.join("\n\n")
+    }
+
     /// The models to try; [`NO_MODEL`] when no provider is configured at all.
     pub fn chain(&self, model: Option<&str>, fallbacks: Option<&[String]>) -> Result<Vec<ModelRef>, String> {
         if self.config().models.providers.is_empty() {
@@ -344,8 +409,10 @@ impl Inner {
                 return Err(TurnError::NoModel(message));
             }
         };
+        let tools = self.turn_tools(&[]);
         let turn = Turn {
-            system: prompt::main_system(self.clock.now_ms(), tz),
+            system: self.compose_system(prompt::main_system(self.clock.now_ms(), tz), &tools),
+            tools,
             input: Input::Events { extra },
             chain,
             deadline_ms,
@@ -353,15 +420,18 @@ impl Inner {
             kind: "event",
             session,
         };
-        self.run_turn(turn, &|_: &str| {}).await
+        let (run_id, key) = (turn.run_id.clone(), turn.session.key.clone());
+        let stream = crate::api::AgentStream::new(&self.events, &self.clock, &run_id, &key);
+        self.run_turn(turn, &|_: &str| {}, &|data| stream.emit("tool", data)).await
     }
 
     /// Runs a cron job's payload.
     async fn run_job(&self, ctx: &RunContext) -> ExecOutcome {
         let job = &ctx.job;
         match &job.payload {
-            Payload::AgentTurn { message, model, fallbacks, .. } => {
-                self.cron_turn(ctx, message, model.as_deref(), fallbacks.as_deref()).await
+            Payload::AgentTurn { message, model, fallbacks, tools_allow, .. } => {
+                let allow = tools_allow.as_deref().unwrap_or_default();
+                self.cron_turn(ctx, message, model.as_deref(), fallbacks.as_deref(), allow).await
             }
             Payload::SystemEvent { text } => self.system_event(ctx, text).await,
             Payload::Command { .. } => ExecOutcome::error(
@@ -377,6 +447,7 @@ impl Inner {
         message: &str,
         model: Option<&str>,
         fallbacks: Option<&[String]>,
+        tools_allow: &[String],
     ) -> ExecOutcome {
         let job = &ctx.job;
         let session = SessionRef::for_job(job, &ctx.run_id);
@@ -385,8 +456,10 @@ impl Inner {
             Ok(chain) => chain,
             Err(e) => return ExecOutcome::error(e, ErrorClass::ModelNotFound),
         };
+        let tools = self.turn_tools(tools_allow);
         let turn = Turn {
-            system: prompt::cron_system(self.clock.now_ms(), &ctx.tz),
+            system: self.compose_system(prompt::cron_system(self.clock.now_ms(), &ctx.tz), &tools),
+            tools,
             input: Input::Message {
                 text: prompt::cron_user(&job.id, &job.name, message),
                 meta: json!({"runId": ctx.run_id, "jobId": job.id}),
@@ -397,7 +470,8 @@ impl Inner {
             kind: "cron",
             session,
         };
-        match self.run_turn(turn, &|_: &str| {}).await {
+        let stream = crate::api::AgentStream::new(&self.events, &self.clock, &ctx.run_id, &key);
+        match self.run_turn(turn, &|_: &str| {}, &|data| stream.emit("tool", data)).await {
             Ok(Some(out)) => {
                 let text = out.text.clone();
                 finished(&out, text)
@@ -449,6 +523,7 @@ fn finished(out: &TurnOutput, text: String) -> ExecOutcome {
         provider: Some(out.model.provider.clone()),
         usage: Some(serde_json::to_value(out.usage).expect("usage serialises")),
         session_key: Some(out.session_key.clone()),
+        tool_calls: (!out.tool_calls.is_empty()).then(|| json!(out.tool_calls)),
         ..Default::default()
     }
 }
@@ -457,9 +532,12 @@ fn finished(out: &TurnOutput, text: String) -> ExecOutcome {
 fn failed(e: TurnError, session_key: String) -> ExecOutcome {
     let model = match &e {
         TurnError::Model { model, .. } => model.clone(),
+        TurnError::ToolSteps { model, .. } => Some(model.clone()),
         _ => None,
     };
+    let tool_calls = (!e.tool_calls().is_empty()).then(|| json!(e.tool_calls()));
     ExecOutcome {
+        tool_calls,
         model: model.as_ref().map(|m| m.model.clone()),
         provider: model.map(|m| m.provider),
         session_key: Some(session_key),

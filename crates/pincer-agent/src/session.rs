@@ -12,7 +12,7 @@ use pincer_cron::job::{DEFAULT_AGENT, Job, SessionTarget};
 use pincer_store::TranscriptRow;
 use serde_json::Value;
 
-use crate::provider::{ChatMessage, Role};
+use crate::provider::{ChatMessage, Role, ToolCall};
 
 /// Transcript entries sent to the model as context (the newest ones).
 pub const HISTORY_MESSAGES: u32 = 40;
@@ -174,32 +174,78 @@ pub fn event_message(text: &str, source: Option<&str>) -> String {
     }
 }
 
+/// The transcript role of a tool result (OpenClaw's `toolResult` message).
+pub const TOOL_RESULT_ROLE: &str = "toolResult";
+
+/// What an interrupted tool call is answered with: the gateway stopped (or the turn was dropped)
+/// between the call and its result, so nobody knows whether it ran.
+pub const INTERRUPTED_RESULT: &str = "The tool call was interrupted before it returned a result (the gateway stopped or the turn was aborted); \
+     it may or may not have run. Check before repeating anything that has side effects.";
+
+/// The tool calls an assistant entry recorded in its meta (`toolCalls`).
+pub fn recorded_calls(meta: Option<&Value>) -> Vec<ToolCall> {
+    meta.and_then(|m| m.get("toolCalls"))
+        .and_then(|c| serde_json::from_value::<Vec<ToolCall>>(c.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// The conversation the model sees from transcript entries (oldest first): user and event entries
-/// become user messages, assistant entries assistant messages, `system` entries (failures) are
-/// left out. Neighbours with the same role are joined, and the conversation starts with the user,
-/// as Anthropic requires.
+/// become user messages, assistant entries assistant messages (with the tool calls they made),
+/// `toolResult` entries tool results, and `system` entries (failures) are left out. Plain
+/// neighbours with the same role are joined, and the conversation starts with the user, as
+/// Anthropic requires. Every tool call is answered exactly once, as both APIs require: a result
+/// whose call was cut off by the history window is dropped, and a call without a recorded result
+/// (a crash between the two) gets the interrupted answer.
 pub fn conversation(rows: &[TranscriptRow]) -> Vec<ChatMessage> {
     let mut messages: Vec<ChatMessage> = Vec::new();
+    // Calls of the latest assistant message still waiting for their results.
+    let mut open: Vec<String> = Vec::new();
+    let close_open = |messages: &mut Vec<ChatMessage>, open: &mut Vec<String>| {
+        for id in open.drain(..) {
+            messages.push(ChatMessage::tool_result(id, INTERRUPTED_RESULT, true));
+        }
+    };
     for row in rows {
-        let (role, content) = match row.role.as_str() {
-            "user" => (Role::User, row.content.clone()),
-            "assistant" => (Role::Assistant, row.content.clone()),
+        let meta: Option<Value> = row.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok());
+        let message = match row.role.as_str() {
+            "user" => ChatMessage::user(row.content.clone()),
+            "assistant" => {
+                let calls = recorded_calls(meta.as_ref());
+                if calls.is_empty() {
+                    ChatMessage::assistant(row.content.clone())
+                } else {
+                    ChatMessage::assistant_calls(row.content.clone(), calls)
+                }
+            }
             "event" => {
-                let meta: Option<Value> = row.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok());
                 let source = meta.as_ref().and_then(|m| m.get("source")).and_then(Value::as_str);
-                (Role::User, event_message(&row.content, source))
+                ChatMessage::user(event_message(&row.content, source))
+            }
+            TOOL_RESULT_ROLE => {
+                let id = meta.as_ref().and_then(|m| m.get("toolCallId")).and_then(Value::as_str).unwrap_or_default();
+                let Some(at) = open.iter().position(|o| o == id) else { continue };
+                open.remove(at);
+                let is_error = meta.as_ref().and_then(|m| m.get("isError")).and_then(Value::as_bool) == Some(true);
+                messages.push(ChatMessage::tool_result(id, row.content.clone(), is_error));
+                continue;
             }
             _ => continue,
         };
+        close_open(&mut messages, &mut open);
+        if message.role == Role::Assistant && messages.is_empty() {
+            continue;
+        }
+        open = message.tool_calls.iter().map(|c| c.id.clone()).collect();
+        let plain = message.tool_calls.is_empty();
         match messages.last_mut() {
-            Some(last) if last.role == role => {
+            Some(last) if plain && last.role == message.role && last.tool_calls.is_empty() => {
                 last.content.push_str("\n\n");
-                last.content.push_str(&content);
+                last.content.push_str(&message.content);
             }
-            None if role == Role::Assistant => {}
-            _ => messages.push(ChatMessage { role, content }),
+            _ => messages.push(message),
         }
     }
+    close_open(&mut messages, &mut open);
     messages
 }
 

@@ -73,7 +73,11 @@ impl Harness {
         Harness::start_with(config, AgentOptions::default()).await
     }
 
-    async fn start_with(mut config: Config, options: AgentOptions) -> Harness {
+    async fn start_with(config: Config, options: AgentOptions) -> Harness {
+        Harness::start_full(config, options, None).await
+    }
+
+    async fn start_full(mut config: Config, options: AgentOptions, tools: Option<crate::AgentTools>) -> Harness {
         config.agents.defaults.timezone.get_or_insert_with(|| "UTC".into());
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("pincer.db")).unwrap();
@@ -86,6 +90,7 @@ impl Harness {
             metrics: metrics.clone(),
             config: Arc::new(config),
             supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
+            tools,
         };
         let agents = Agents::start_with(deps, options).unwrap();
         Harness { agents, store, clock, events, metrics, _dir: dir }
@@ -166,6 +171,8 @@ fn sent(body: &Value) -> Vec<(String, String)> {
         .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string()))
         .collect()
 }
+
+mod tools;
 
 #[tokio::test]
 async fn an_isolated_run_replies_with_usage_on_the_outcome_and_the_session() {
@@ -585,6 +592,7 @@ async fn a_zero_heartbeat_or_cron_disabled_turns_the_heartbeat_off() {
         metrics: h.metrics.clone(),
         config: Arc::new(bad),
         supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
+        tools: None,
     };
     let e = Agents::start(deps).err().unwrap().to_string();
     assert!(e.starts_with("agents.defaults.heartbeat.every: duration `30` needs a unit"), "{e}");
@@ -625,6 +633,7 @@ async fn retention_false_keeps_isolated_sessions() {
         metrics: h.metrics.clone(),
         config: Arc::new(hours),
         supervisor: pincer_core::Supervisor::new(h.clock.shared(), h.metrics.clone()),
+        tools: None,
     };
     assert_eq!(
         Agents::start(deps).unwrap().status()["sessionRetention"]["keepMs"],

@@ -57,6 +57,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub logging: LoggingConfig,
     pub session: SessionConfig,
+    /// What agent turns may call (`tools.profile/allow/deny`, `tools.exec`, `tools.web`).
+    pub tools: crate::tools_config::ToolsConfig,
+    /// MCP servers whose tools agent turns may call.
+    pub mcp: crate::tools_config::McpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -250,7 +254,7 @@ pub struct AgentsConfig {
     pub defaults: AgentDefaults,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AgentDefaults {
     pub model: ModelSelection,
@@ -258,6 +262,27 @@ pub struct AgentDefaults {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     pub heartbeat: HeartbeatConfig,
+    /// Model calls one turn may make while it calls tools; the turn then ends with an error.
+    pub max_tool_steps: u32,
+    /// The agent's workspace (bootstrap files, skills; file tools and `exec` are confined to it);
+    /// `<state dir>/workspace` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Time limit of one tool call (a tool's own, shorter limit still applies).
+    pub tool_timeout_seconds: u64,
+}
+
+impl Default for AgentDefaults {
+    fn default() -> Self {
+        AgentDefaults {
+            model: ModelSelection::default(),
+            timezone: None,
+            heartbeat: HeartbeatConfig::default(),
+            max_tool_steps: 25,
+            workspace: None,
+            tool_timeout_seconds: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -771,6 +796,15 @@ impl Config {
             .map_err(|e| format!("cron.runRetention.maxAge: {e}"))?;
         crate::duration::parse_duration_ms(&self.agents.defaults.heartbeat.every, None)
             .map_err(|e| format!("agents.defaults.heartbeat.every: {e}"))?;
+        if self.agents.defaults.max_tool_steps == 0 {
+            return Err("agents.defaults.maxToolSteps: must be at least 1".into());
+        }
+        if self.agents.defaults.tool_timeout_seconds == 0 {
+            return Err("agents.defaults.toolTimeoutSeconds: must be at least 1".into());
+        }
+        for (name, server) in &self.mcp.servers {
+            server.validate(name)?;
+        }
         for (name, provider) in &self.models.providers {
             if !(provider.base_url.starts_with("http://") || provider.base_url.starts_with("https://")) {
                 return Err(format!("models.providers.{name}.baseUrl: must be an http(s) URL"));
@@ -956,7 +990,7 @@ mod tests {
     fn unknown_keys_name_their_path() {
         expect![[r#"gateway.auth.tokn: unknown field `tokn`, expected one of `mode`, `token`, `rateLimit`"#]]
             .assert_eq(&parse_err(r#"{gateway:{auth:{tokn:"x"}}}"#));
-        expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`, `session`"]
+        expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`, `session`, `tools`, `mcp`"]
             .assert_eq(&parse_err(r#"{gatway:{}}"#));
         expect![[r#"channels.discord.apiBase: unknown field `apiBase`, expected `token` or `apiBaseUrl`"#]]
             .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", apiBase:"x"}}}"#));

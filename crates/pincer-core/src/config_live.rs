@@ -86,7 +86,7 @@ pub fn redact(value: &Value) -> Value {
 fn redact_in(value: &Value, secret: bool) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), redact_in(v, secret || is_secret_key(k) || k == "headers"))).collect(),
+            map.iter().map(|(k, v)| (k.clone(), redact_in(v, secret || is_secret_key(k) || k == "headers" || k == "env"))).collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(|v| redact_in(v, secret)).collect()),
         Value::String(s) if secret && !s.is_empty() => Value::String(REDACTED.into()),
@@ -101,7 +101,7 @@ pub fn secrets(value: &Value) -> Vec<String> {
         match value {
             Value::Object(map) => {
                 for (k, v) in map {
-                    walk(v, secret || is_secret_key(k) || k == "headers", out);
+                    walk(v, secret || is_secret_key(k) || k == "headers" || k == "env", out);
                 }
             }
             Value::Array(items) => items.iter().for_each(|v| walk(v, secret, out)),
@@ -226,7 +226,7 @@ fn sensitive_paths(node: &Value, defs: &Value, path: &mut String, hints: &mut Ma
     };
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (key, sub) in props {
-            child(key, sub, is_secret_key(key) || key == "headers", hints);
+            child(key, sub, is_secret_key(key) || key == "headers" || key == "env", hints);
         }
     }
     if let Some(sub) = node.get("additionalProperties").filter(|v| v.is_object()) {

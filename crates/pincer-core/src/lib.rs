@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod origin;
 pub mod supervisor;
 pub mod tls;
+pub mod tools_config;
 
 pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
 pub use config::{Config, ConfigError, StatePaths};

@@ -91,6 +91,7 @@ catalog! {
     Counter AGENT_HEARTBEATS_TOTAL = "pincer_agent_heartbeats_total", "Heartbeat ticks by outcome: idle (no events), ran, no_model, error or paused (set-heartbeats false).";
     Histogram AGENT_MODEL_SECONDS = "pincer_agent_model_seconds", "Time from the first model request of a turn to its answer or failure, retries included.";
     Counter AGENT_SESSIONS_PRUNED_TOTAL = "pincer_agent_sessions_pruned_total", "Finished isolated sessions removed by cron.sessionRetention.";
+    Counter AGENT_TOOL_CALLS_TOTAL = "pincer_agent_tool_calls_total", "Tool calls made by agent turns, by tool (not_offered for a name the turn did not offer) and outcome (ok or the error class).";
     Counter AGENT_TOKENS_TOTAL = "pincer_agent_tokens_total", "Tokens used by agent turns, by direction and model.";
     Counter AGENT_TURNS_TOTAL = "pincer_agent_turns_total", "Agent turns by kind (cron, event, chat), outcome (ok or the error class) and model.";
     Counter AUTH_FAILURES_TOTAL = "pincer_auth_failures_total", "Failed connect authentications.";

@@ -47,6 +47,9 @@ pub struct ExecOutcome {
     pub session_key: Option<String>,
     /// What became of a `command` payload's process (kept in the run record as `command`).
     pub command: Option<crate::command::CommandReport>,
+    /// The tool calls an agent turn made (`[{id, name, isError, errorClass?, ms}]`), kept in the
+    /// run record as `toolCalls`.
+    pub tool_calls: Option<Value>,
 }
 
 impl ExecOutcome {

@@ -151,6 +151,28 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
     Ok(())
 }
 
+/// The agent's tools: the built-ins and `mcp.servers` under `tools.*`, in the workspace
+/// (`agents.defaults.workspace`, else `<state>/workspace`, created if missing).
+fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> pincer_agent::AgentTools {
+    let workspace = match config.agents.defaults.workspace.as_deref() {
+        Some(dir) => match (dir.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+            _ => std::path::PathBuf::from(dir),
+        },
+        None => paths.state_dir.join("workspace"),
+    };
+    if let Err(e) = std::fs::create_dir_all(&workspace) {
+        tracing::warn!(workspace = %workspace.display(), error = %e, "cannot create the agent workspace; file tools will fail");
+    }
+    let mcp = (!config.mcp.servers.is_empty()).then(|| pincer_tools::McpServers::start(&config.mcp, clock.clone()));
+    // `exec` in `ask` mode refuses what the allowlist does not allow until approvals are served.
+    let (toolbox, notes) = pincer_tools::standard_toolbox(&config.tools, mcp, None);
+    for note in notes {
+        tracing::warn!("tools: {note}");
+    }
+    pincer_agent::AgentTools { toolbox, workspace }
+}
+
 /// Opens the store, binds the port and starts serving. Returns once `/readyz` is green.
 pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let GatewayOptions { paths, config, clock, command_supervisor, failpoints } = options;
@@ -213,6 +235,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     .await
     .context("cannot start the outbox")?;
     let announce = Arc::new(pincer_delivery::Announce::new(outbox.clone(), store.clone()));
+    let agent_tools = agent_tools(&config, &paths, &clock);
     let agents = pincer_agent::Agents::start(pincer_agent::AgentDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -220,6 +243,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         metrics: metrics.clone(),
         config: Arc::new(config.clone()),
         supervisor: supervisor.clone(),
+        tools: Some(agent_tools),
     })
     .map_err(|e| anyhow::anyhow!("config {e}"))?;
     // Inbound chat: each channel whose adapter declares an inbound side starts it here (the

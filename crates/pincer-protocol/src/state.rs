@@ -369,6 +369,8 @@ state_enum! {
         NoAgent = "no_agent",
         /// The payload is not one this runner runs.
         Unsupported = "unsupported",
+        /// The model kept calling tools past `agents.defaults.maxToolSteps`.
+        ToolSteps = "tool_steps",
     }
 }
 

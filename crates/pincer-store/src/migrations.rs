@@ -318,6 +318,37 @@ const MIGRATIONS: &[Migration] = &[
             ) STRICT;
             ALTER TABLE outbox ADD COLUMN reply_to TEXT;",
     },
+    Migration {
+        version: 11,
+        name: "tool calls",
+        // Tool results become transcript entries of their own (a CHECK cannot be altered, so the
+        // table is rebuilt), and each tool call is open from the commit of the assistant message
+        // that made it until its result commits: whatever is still open after a crash gets an
+        // "interrupted" result, so no dangling call breaks the session's next request.
+        sql: "
+            CREATE TABLE transcript_v11 (
+                session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'event', 'toolResult')),
+                content TEXT NOT NULL,
+                at_ms INTEGER NOT NULL,
+                meta_json TEXT,
+                PRIMARY KEY (session_key, seq)
+            ) STRICT;
+            INSERT INTO transcript_v11 (session_key, seq, role, content, at_ms, meta_json)
+                SELECT session_key, seq, role, content, at_ms, meta_json FROM transcript;
+            DROP TABLE transcript;
+            ALTER TABLE transcript_v11 RENAME TO transcript;
+            CREATE TABLE open_tool_calls (
+                session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+                call_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                run_id TEXT,
+                at_ms INTEGER NOT NULL,
+                PRIMARY KEY (session_key, call_id)
+            ) STRICT;
+        ",
+    },
 ];
 
 /// The schema version this build writes.
@@ -399,6 +430,15 @@ mod tests {
             )
             .unwrap();
         }
+        if version >= 4 {
+            conn.execute_batch(
+                "INSERT INTO sessions (key, agent_id, kind, created_at_ms, updated_at_ms)
+                   VALUES ('agent:main:main', 'main', 'main', 1, 2);
+                 INSERT INTO transcript VALUES ('agent:main:main', 1, 'user', 'hi', 1, NULL),
+                   ('agent:main:main', 2, 'assistant', 'hello', 2, '{\"model\":\"m\"}');",
+            )
+            .unwrap();
+        }
     }
 
     fn verify(store: &Store, version: i64) {
@@ -430,6 +470,22 @@ mod tests {
                 .unwrap();
             assert_eq!(leased.len(), 1);
             assert_eq!(leased[0][0].parts[0].body, "hello");
+        }
+        if version >= 4 {
+            let key = "agent:main:main";
+            let rows = store.read_blocking(|rd| rd.transcript(key, 10, None)).unwrap();
+            let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.role.as_str(), r.content.as_str())).collect();
+            assert_eq!(got, [("user", "hi"), ("assistant", "hello")]);
+            assert_eq!(rows[1].meta_json.as_deref(), Some("{\"model\":\"m\"}"));
+            // The rebuilt table takes tool results and the open-call ledger works.
+            let open = store
+                .write_blocking(move |tx| {
+                    tx.open_tool_calls(key, Some("r"), &[("c1", "read")], 3)?;
+                    tx.append_transcript(key, "toolResult", "ok", 4, None)?;
+                    tx.take_open_tool_calls(Some(key))
+                })
+                .unwrap();
+            assert_eq!(open.len(), 1);
         }
     }
 

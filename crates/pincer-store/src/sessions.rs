@@ -26,11 +26,21 @@ pub struct SessionRow {
     pub messages: i64,
 }
 
+/// A tool call whose result is not committed yet (it is running, or a crash interrupted it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenToolCall {
+    pub session_key: String,
+    pub call_id: String,
+    pub name: String,
+    pub run_id: Option<String>,
+    pub at_ms: i64,
+}
+
 /// One transcript entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptRow {
     pub seq: i64,
-    /// `system`, `user`, `assistant` or `event`.
+    /// `system`, `user`, `assistant`, `event` or `toolResult`.
     pub role: String,
     pub content: String,
     pub at_ms: i64,
@@ -155,6 +165,56 @@ impl Tx<'_> {
         self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [key])?;
         self.conn().execute("DELETE FROM pending_events WHERE session_key = ?1", [key])?;
         Ok(self.conn().execute("DELETE FROM sessions WHERE key = ?1", [key])? > 0)
+    }
+
+    /// Records tool calls as open: call it in the transaction that appends the assistant message
+    /// making them.
+    pub fn open_tool_calls(
+        &self,
+        session_key: &str,
+        run_id: Option<&str>,
+        calls: &[(&str, &str)],
+        at_ms: i64,
+    ) -> Result<()> {
+        let mut stmt = self.conn().prepare_cached(
+            "INSERT OR REPLACE INTO open_tool_calls (session_key, call_id, name, run_id, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (id, name) in calls {
+            stmt.execute(params![session_key, id, name, run_id, at_ms])?;
+        }
+        Ok(())
+    }
+
+    /// Closes a tool call: call it in the transaction that appends its result.
+    pub fn close_tool_call(&self, session_key: &str, call_id: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM open_tool_calls WHERE session_key = ?1 AND call_id = ?2",
+            params![session_key, call_id],
+        )?;
+        Ok(())
+    }
+
+    /// Removes and returns the open tool calls of one session, or of every session (`None`), oldest
+    /// first: nothing is running them any more, and the caller records how they ended.
+    pub fn take_open_tool_calls(&self, session_key: Option<&str>) -> Result<Vec<OpenToolCall>> {
+        let calls = {
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT session_key, call_id, name, run_id, at_ms FROM open_tool_calls
+                 WHERE ?1 IS NULL OR session_key = ?1 ORDER BY session_key, at_ms, rowid",
+            )?;
+            stmt.query_map([session_key], |r| {
+                Ok(OpenToolCall {
+                    session_key: r.get(0)?,
+                    call_id: r.get(1)?,
+                    name: r.get(2)?,
+                    run_id: r.get(3)?,
+                    at_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        self.conn().execute("DELETE FROM open_tool_calls WHERE ?1 IS NULL OR session_key = ?1", [session_key])?;
+        Ok(calls)
     }
 
     /// Queues a system event for the next heartbeat of `session_key`.

@@ -8,6 +8,7 @@ mod jobs;
 mod load;
 mod outbox;
 mod scheduler;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -105,7 +106,7 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
-    const SECTIONS: [&str; 7] = ["startup", "scheduler", "jobs", "outbox", "load", "agent", "console"];
+    const SECTIONS: [&str; 8] = ["startup", "scheduler", "jobs", "outbox", "load", "agent", "tools", "console"];
     let only = match args.iter().position(|a| a == "--only") {
         Some(i) => match args.get(i + 1).map(String::as_str) {
             Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
@@ -136,6 +137,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("agent") {
         agent::run(&mut b)?;
+    }
+    if wanted("tools") {
+        tools::run(&mut b)?;
     }
     if wanted("load") {
         load::bench_rows(&mut b)?;

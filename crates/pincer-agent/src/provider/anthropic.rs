@@ -73,7 +73,7 @@ impl AnthropicProvider {
             return Err(ex.http_error(response, &req.model).await);
         }
         if http::is_event_stream(&response) {
-            let mut answer = Answer::new(&req.model);
+            let mut answer = Answer { id_prefix: "toolu_", ..Answer::new(&req.model) };
             let done = http::read_stream(ex, &mut response, on_delta, |event| stream_event(&mut answer, event)).await?;
             if !done && answer.finish_reason.is_none() {
                 return Err(http::cut_short());
@@ -102,18 +102,48 @@ impl Provider for AnthropicProvider {
     }
 }
 
+/// The request body. Plain messages keep a string `content`; an assistant message that called
+/// tools becomes `text` + `tool_use` blocks, and tool results become `tool_result` blocks of a
+/// user message. Neighbours with the same role are merged into one message of blocks, as the API
+/// requires alternating roles (the results of parallel calls go in one user message).
 fn request_body(req: &ChatRequest) -> Value {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": m.content})
-        })
-        .collect();
+    let mut messages: Vec<(&str, Value)> = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let (role, content) = match m.role {
+            Role::User => ("user", json!(m.content)),
+            Role::Assistant if m.tool_calls.is_empty() => ("assistant", json!(m.content)),
+            Role::Assistant => {
+                let mut blocks = Vec::with_capacity(m.tool_calls.len() + 1);
+                if !m.content.trim().is_empty() {
+                    blocks.push(json!({"type": "text", "text": m.content}));
+                }
+                for call in &m.tool_calls {
+                    blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input(&call.arguments)}));
+                }
+                ("assistant", Value::Array(blocks))
+            }
+            Role::Tool => {
+                let mut block = json!({
+                    "type": "tool_result", "tool_use_id": m.tool_call_id.as_deref().unwrap_or_default(),
+                    "content": m.content,
+                });
+                if m.is_error {
+                    block["is_error"] = json!(true);
+                }
+                ("user", json!([block]))
+            }
+        };
+        match messages.last_mut() {
+            Some((last_role, last)) if *last_role == role => {
+                let mut blocks = as_blocks(std::mem::take(last));
+                blocks.extend(as_blocks(content));
+                *last = Value::Array(blocks);
+            }
+            _ => messages.push((role, content)),
+        }
+    }
+    let messages: Vec<Value> =
+        messages.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
@@ -123,7 +153,34 @@ fn request_body(req: &ChatRequest) -> Value {
     if let Some(system) = &req.system {
         body["system"] = json!(system);
     }
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+            .collect();
+        body["tools"] = json!(tools);
+    }
     body
+}
+
+/// A message's content as a list of blocks.
+fn as_blocks(content: Value) -> Vec<Value> {
+    match content {
+        Value::Array(blocks) => blocks,
+        Value::String(text) if text.is_empty() => Vec::new(),
+        Value::String(text) => vec![json!({"type": "text", "text": text})],
+        other => vec![other],
+    }
+}
+
+/// A call's `input` must be an object; arguments the model sent malformed are replayed as an
+/// empty one (the result that follows says they were refused).
+fn tool_input(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({}),
+    }
 }
 
 /// One event of a streamed reply. The `type` inside the data is authoritative; the SSE event
@@ -146,6 +203,16 @@ fn stream_event(answer: &mut Answer, event: &SseEvent) -> Result<Step, ProviderE
         "content_block_start" => {
             let block = data.get("content_block").unwrap_or(&Value::Null);
             let has_text = block.get("text").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
+            if block.get("type").and_then(Value::as_str) == Some("tool_use") {
+                let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+                // `input` starts as `{}` and is streamed; a non-empty one is already whole.
+                let input = match block.get("input") {
+                    Some(Value::Object(o)) if !o.is_empty() => Value::Object(o.clone()).to_string(),
+                    _ => String::new(),
+                };
+                let (id, name) = (block.get("id").and_then(Value::as_str), block.get("name").and_then(Value::as_str));
+                answer.tool_calls.piece(index, id, name, &input);
+            }
             match block.get("type").and_then(Value::as_str) {
                 _ if has_text => text_step(answer, block.get("text")),
                 // A text block opens empty, before the model wrote anything: not output yet, like
@@ -157,6 +224,12 @@ fn stream_event(answer: &mut Answer, event: &SseEvent) -> Result<Step, ProviderE
         }
         "content_block_delta" => match data.pointer("/delta/type").and_then(Value::as_str) {
             Some("text_delta") => text_step(answer, data.pointer("/delta/text")),
+            Some("input_json_delta") => {
+                let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let piece = data.pointer("/delta/partial_json").and_then(Value::as_str).unwrap_or_default();
+                answer.tool_calls.piece(index, None, None, piece);
+                Ok(Step::Progress)
+            }
             _ => Ok(Step::Progress),
         },
         "message_delta" => {
@@ -216,13 +289,25 @@ fn parse_reply(reply: &Value, requested_model: &str) -> Result<ChatOutcome, Prov
     let content = reply.get("content").and_then(Value::as_array).ok_or_else(|| {
         ProviderError::new(ErrorClass::Format, "the reply has no `content`; is this an Anthropic messages endpoint?")
     })?;
-    let mut answer = Answer::new(requested_model);
+    let mut answer = Answer { id_prefix: "toolu_", ..Answer::new(requested_model) };
     answer.reported_model(reply.get("model").and_then(Value::as_str));
     answer.text = content
         .iter()
         .filter(|block| block.get("type").and_then(Value::as_str) == Some("text"))
         .filter_map(|block| block.get("text").and_then(Value::as_str))
         .collect();
+    for (index, block) in content.iter().enumerate() {
+        if block.get("type").and_then(Value::as_str) == Some("tool_use") {
+            // `input` is an object; a server that sends it as text gets that text checked later.
+            let input = match block.get("input") {
+                Some(Value::String(text)) => text.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            let (id, name) = (block.get("id").and_then(Value::as_str), block.get("name").and_then(Value::as_str));
+            answer.tool_calls.piece(index as u64, id, name, &input);
+        }
+    }
     answer.finish_reason = reply.get("stop_reason").and_then(Value::as_str).map(str::to_string);
     if let Some(usage) = reply.get("usage") {
         merge_usage(&mut answer.usage, usage);
@@ -270,6 +355,7 @@ mod tests {
             max_tokens: None,
             stream: true,
             deadline_ms: None,
+            tools: Vec::new(),
         };
 
         let (result, deltas) = call(&provider, &req).await;

@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::error::{self, ErrorClass, ProviderError};
 use super::sse::{SseError, SseEvent, SseParser};
+use super::tool_calls::ToolCallParts;
 use super::{ChatOutcome, ProviderSetupError, Timeouts, Usage};
 
 /// Error bodies are read up to this size; the rest is dropped.
@@ -313,11 +314,21 @@ pub(crate) struct Answer {
     pub model: String,
     pub usage: Usage,
     pub finish_reason: Option<String>,
+    pub tool_calls: ToolCallParts,
+    /// What an id-less call is named after (`call_` for OpenAI, `toolu_` for Anthropic).
+    pub id_prefix: &'static str,
 }
 
 impl Answer {
     pub fn new(requested_model: &str) -> Answer {
-        Answer { text: String::new(), model: requested_model.to_string(), usage: Usage::default(), finish_reason: None }
+        Answer {
+            text: String::new(),
+            model: requested_model.to_string(),
+            usage: Usage::default(),
+            finish_reason: None,
+            tool_calls: ToolCallParts::default(),
+            id_prefix: "call_",
+        }
     }
 
     /// Takes the model id the provider reported, if any.
@@ -327,16 +338,24 @@ impl Answer {
         }
     }
 
-    /// The outcome, or `empty_response` when the model said nothing.
+    /// The outcome, or `empty_response` when the model neither said anything nor called a tool.
     pub fn into_outcome(self) -> Result<ChatOutcome, ProviderError> {
-        if self.text.trim().is_empty() {
+        if self.text.trim().is_empty() && self.tool_calls.is_empty() {
             let reason = self.finish_reason.as_deref().unwrap_or("none");
             return Err(ProviderError::new(
                 ErrorClass::EmptyResponse,
                 format!("the model `{}` answered with no text (finish reason: {reason})", self.model),
             ));
         }
-        Ok(ChatOutcome { text: self.text, usage: self.usage, model: self.model, finish_reason: self.finish_reason })
+        // A reply that only calls tools has no text worth keeping (some servers send a newline).
+        let text = if self.tool_calls.is_empty() || !self.text.trim().is_empty() { self.text } else { String::new() };
+        Ok(ChatOutcome {
+            text,
+            usage: self.usage,
+            model: self.model,
+            finish_reason: self.finish_reason,
+            tool_calls: self.tool_calls.finish(self.id_prefix),
+        })
     }
 }
 

@@ -17,6 +17,7 @@ pub mod openai;
 pub mod sse;
 #[cfg(test)]
 pub(crate) mod testing;
+mod tool_calls;
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub trait Provider: Send + Sync + 'static {
 pub enum Role {
     User,
     Assistant,
+    /// The result of one tool call (OpenAI's `tool` message; inside a user message for Anthropic).
+    Tool,
 }
 
 /// One turn of the conversation sent to the model.
@@ -61,16 +64,58 @@ pub enum Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// The tools an assistant message called, in the order the model wrote them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a [`Role::Tool`] message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// A [`Role::Tool`] message that reports a failure (Anthropic's `is_error`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
 }
 
 impl ChatMessage {
+    fn plain(role: Role, content: String) -> ChatMessage {
+        ChatMessage { role, content, tool_calls: Vec::new(), tool_call_id: None, is_error: false }
+    }
+
     pub fn user(content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: Role::User, content: content.into() }
+        ChatMessage::plain(Role::User, content.into())
     }
 
     pub fn assistant(content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: Role::Assistant, content: content.into() }
+        ChatMessage::plain(Role::Assistant, content.into())
     }
+
+    /// An assistant message that called tools (its text may be empty).
+    pub fn assistant_calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> ChatMessage {
+        ChatMessage { tool_calls, ..ChatMessage::plain(Role::Assistant, content.into()) }
+    }
+
+    /// The result of the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>, is_error: bool) -> ChatMessage {
+        ChatMessage { tool_call_id: Some(call_id.into()), is_error, ..ChatMessage::plain(Role::Tool, content.into()) }
+    }
+}
+
+/// A tool call as the model wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id (`call_…`, `toolu_…`); one is made up when a server sends none.
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text, exactly as received (it may not be valid JSON: the tool loop
+    /// answers that as a tool error).
+    pub arguments: String,
+}
+
+/// A tool offered to the model: its name, what it does, and a JSON schema of its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolDef {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
 }
 
 /// One completion request.
@@ -85,6 +130,9 @@ pub struct ChatRequest {
     pub stream: bool,
     /// Absolute time on the injected clock when the run's time limit ends.
     pub deadline_ms: Option<i64>,
+    /// Tools the model may call; none are offered when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDef>,
 }
 
 impl ChatRequest {
@@ -97,6 +145,7 @@ impl ChatRequest {
             max_tokens: None,
             stream: true,
             deadline_ms: None,
+            tools: Vec::new(),
         }
     }
 }
@@ -112,8 +161,11 @@ pub struct ChatOutcome {
     pub usage: Usage,
     /// The model as the provider reported it (the requested id when it reported none).
     pub model: String,
-    /// As reported: `stop`, `length`, `end_turn`, `max_tokens`, …
+    /// As reported: `stop`, `length`, `end_turn`, `max_tokens`, `tool_calls`, `tool_use`, …
     pub finish_reason: Option<String>,
+    /// The tools the model called, in order; the turn runs them and asks again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// How long a call may wait, in milliseconds.

@@ -94,20 +94,43 @@ impl Provider for OpenAiProvider {
     }
 }
 
-/// The request body: the system prompt first, then the conversation.
+/// The request body: the system prompt first, then the conversation; an assistant message that
+/// called tools carries them as `tool_calls`, and each result is a `tool` message.
 fn request_body(req: &ChatRequest) -> Value {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = &req.system {
         messages.push(json!({"role": "system", "content": system}));
     }
     for message in &req.messages {
-        let role = match message.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        messages.push(json!({"role": role, "content": message.content}));
+        messages.push(match message.role {
+            Role::User => json!({"role": "user", "content": message.content}),
+            Role::Assistant if message.tool_calls.is_empty() => {
+                json!({"role": "assistant", "content": message.content})
+            }
+            Role::Assistant => {
+                let calls: Vec<Value> = message
+                    .tool_calls
+                    .iter()
+                    .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                    .collect();
+                let content = if message.content.is_empty() { Value::Null } else { json!(message.content) };
+                json!({"role": "assistant", "content": content, "tool_calls": calls})
+            }
+            Role::Tool => json!({
+                "role": "tool", "tool_call_id": message.tool_call_id.as_deref().unwrap_or_default(),
+                "content": message.content,
+            }),
+        });
     }
     let mut body = json!({"model": req.model, "messages": messages, "stream": req.stream});
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .collect();
+        body["tools"] = json!(tools);
+    }
     if let Some(max_tokens) = req.max_tokens {
         body["max_tokens"] = json!(max_tokens);
     }
@@ -115,6 +138,30 @@ fn request_body(req: &ChatRequest) -> Value {
         body["stream_options"] = json!({"include_usage": true});
     }
     body
+}
+
+/// The `tool_calls` pieces of one streamed delta (or the whole calls of a reply): keyed by
+/// `index`, or by `id` / position when a server sends no index.
+fn tool_call_pieces(answer: &mut Answer, calls: &Value) {
+    let Some(calls) = calls.as_array() else { return };
+    for (position, call) in calls.iter().enumerate() {
+        let id = call.get("id").and_then(Value::as_str);
+        let key = match call.get("index").and_then(Value::as_u64) {
+            Some(index) => index,
+            None => id
+                .and_then(|id| answer.tool_calls.key_of_id(id))
+                .unwrap_or_else(|| answer.tool_calls.next_key().max(position as u64)),
+        };
+        let function = call.get("function");
+        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+        // `arguments` is JSON text; a few servers send the object itself.
+        let arguments = match function.and_then(|f| f.get("arguments")) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        answer.tool_calls.piece(key, id, name, &arguments);
+    }
 }
 
 /// One `data:` event of a streamed reply.
@@ -138,6 +185,9 @@ fn stream_event(answer: &mut Answer, data: &str) -> Result<Step, ProviderError> 
         answer.finish_reason = Some(reason.to_string());
     }
     let delta = choice.and_then(|c| c.get("delta"));
+    if let Some(calls) = delta.and_then(|d| d.get("tool_calls")) {
+        tool_call_pieces(answer, calls);
+    }
     let text = delta.and_then(|d| d.get("content")).and_then(Value::as_str).unwrap_or_default();
     if !text.is_empty() {
         answer.text.push_str(text);
@@ -165,6 +215,9 @@ fn parse_reply(reply: &Value, requested_model: &str) -> Result<ChatOutcome, Prov
     let mut answer = Answer::new(requested_model);
     answer.reported_model(reply.get("model").and_then(Value::as_str));
     answer.text = content_text(choice.pointer("/message/content"));
+    if let Some(calls) = choice.pointer("/message/tool_calls") {
+        tool_call_pieces(&mut answer, calls);
+    }
     answer.finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_string);
     if let Some(usage) = reply.get("usage").filter(|u| u.is_object()) {
         answer.usage = usage_of(usage);
@@ -243,6 +296,7 @@ mod tests {
             max_tokens: Some(100),
             stream: true,
             deadline_ms: None,
+            tools: Vec::new(),
         };
 
         let (result, deltas) = call(&provider, &req).await;

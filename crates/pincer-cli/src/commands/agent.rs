@@ -201,7 +201,13 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
             }
             for m in &res.messages {
                 println!("\n── #{} {} · {}{}", m.seq, m.role, time_in(m.timestamp, "UTC"), detail(m));
-                println!("{}", m.text);
+                if !m.text.is_empty() {
+                    println!("{}", m.text);
+                }
+                for call in m.meta.get("toolCalls").and_then(|c| c.as_array()).into_iter().flatten() {
+                    let field = |k: &str| call.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+                    println!("→ tool call {} ({}): {}", field("name"), field("id"), field("arguments"));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -211,6 +217,12 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
 /// What a transcript entry says about itself: the model that wrote it, or where an event came from.
 fn detail(m: &ChatMessage) -> String {
     let meta = |key: &str| m.meta.get(key).and_then(|v| v.as_str());
+    if let (Some(tool), Some(id)) = (meta("toolName"), meta("toolCallId")) {
+        return match meta("errorClass") {
+            Some(class) => format!(" · {tool} ({id}) · error ({class})"),
+            None => format!(" · {tool} ({id})"),
+        };
+    }
     match (meta("model"), meta("source"), meta("errorReason")) {
         (_, _, Some(reason)) => format!(" · failed ({reason})"),
         (Some(model), _, _) => format!(" · {model}"),

@@ -58,6 +58,9 @@ pub struct RunRecord {
     /// How far a `command` payload got (noted while it runs) and how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandNote>,
+    /// The tool calls an agent turn made, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<ResolvedDelivery>,
     /// The outbox row carrying the result, while and after it is delivered.
@@ -151,6 +154,7 @@ impl RunRecord {
             usage: outcome.usage.clone(),
             session_key: outcome.session_key.clone(),
             command: outcome.command.as_ref().map(CommandNote::from),
+            tool_calls: outcome.tool_calls.clone(),
             delivery: route.cloned().map(|resolved| ResolvedDelivery { resolved }),
             ..RunRecord::default()
         }

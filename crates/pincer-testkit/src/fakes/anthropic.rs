@@ -4,7 +4,7 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
-pub use super::openai::{FakeError, FakeModel, FakeUsage, Gate, ModelRequest, Reply, split_text};
+pub use super::openai::{FakeError, FakeModel, FakeToolCall, FakeUsage, Gate, ModelRequest, Reply, split_text};
 use super::openai::{
     Wire, hanging_json_response, json_response, paced_events, paced_json_response, paced_sse_response, raw_response,
     sse_response,
@@ -51,6 +51,58 @@ impl AnthropicWire {
             "cache_read_input_tokens": usage.cache_read,
             "output_tokens": usage.output,
         })
+    }
+
+    /// A text block (when there is text) and one `tool_use` block per call, its input streamed as
+    /// `input_json_delta` pieces; then the closing events with `stop_reason: "tool_use"`.
+    fn tool_call_events(
+        model: &str,
+        text: &str,
+        calls: &[FakeToolCall],
+        chunks: usize,
+        usage: FakeUsage,
+    ) -> Vec<String> {
+        let mut events = Self::text_events(model, &split_text(text, chunks), usage);
+        // `text_events` opened text block 0 (empty when there is no text); close it as a server would.
+        events.push(Self::event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+        let mut index = 0;
+        for call in calls {
+            index += 1;
+            events.push(Self::event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index,
+                       "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}}),
+            ));
+            for piece in split_text(&call.arguments, chunks) {
+                events.push(Self::event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                           "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                ));
+            }
+            events.push(Self::event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+        }
+        events.push(Self::event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                   "usage": {"output_tokens": usage.output}}),
+        ));
+        events.push(Self::event("message_stop", json!({"type": "message_stop"})));
+        events
+    }
+
+    /// A whole `message` that calls tools; input that is not JSON is sent as a string, as a buggy
+    /// server might.
+    fn tool_call_message(model: &str, text: &str, calls: &[FakeToolCall], usage: FakeUsage) -> Value {
+        let mut message = Self::message(model, text, usage, Some("tool_use"));
+        let mut content: Vec<Value> =
+            if text.is_empty() { Vec::new() } else { vec![json!({"type": "text", "text": text})] };
+        for call in calls {
+            let input = serde_json::from_str::<Value>(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
+            content.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
+        }
+        message["content"] = json!(content);
+        message
     }
 
     /// `content_block_stop`, `message_delta` (stop reason, output usage) and `message_stop`.
@@ -123,6 +175,12 @@ impl Wire for AnthropicWire {
             }
             Reply::Text { text, usage, finish, .. } => {
                 json_response(200, &[], &Self::message(model, text, *usage, finish.as_deref()))
+            }
+            Reply::ToolCalls { text, calls, chunks, usage } if request.stream() => {
+                sse_response(Self::tool_call_events(model, text, calls, *chunks, *usage), false)
+            }
+            Reply::ToolCalls { text, calls, usage, .. } => {
+                json_response(200, &[], &Self::tool_call_message(model, text, calls, *usage))
             }
             Reply::Paced { text, chunks, gate } if request.stream() => {
                 let (pieces, usage) = (split_text(text, *chunks), FakeUsage::new(10, 5));

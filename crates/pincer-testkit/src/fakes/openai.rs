@@ -90,6 +90,29 @@ pub enum Reply {
     /// Streams the first `after_chunks` of `chunks` pieces of `text`, then resets the connection
     /// (TCP RST). A non-streaming request gets the head and half of the JSON body, then the reset.
     ResetAfter { text: String, chunks: usize, after_chunks: usize },
+    /// Calls tools (several in one reply are parallel calls), after an optional `text`: streamed,
+    /// each call's arguments arrive in `chunks` pieces, as the platforms send them.
+    ToolCalls { text: String, calls: Vec<FakeToolCall>, chunks: usize, usage: FakeUsage },
+}
+
+/// One tool call a fake model makes. `arguments` is the JSON text as sent, so it can be malformed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl FakeToolCall {
+    /// A call with these exact argument bytes.
+    pub fn raw(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> FakeToolCall {
+        FakeToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
+    }
+
+    /// A call whose arguments are `args` serialised.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, args: Value) -> FakeToolCall {
+        FakeToolCall::raw(id, name, args.to_string())
+    }
 }
 
 /// Holds back the pieces of a [`Reply::Paced`] until the test releases them.
@@ -195,6 +218,24 @@ impl Reply {
         Reply::ResetAfter { text: "This answer is cut off by a connection reset.".into(), chunks: 6, after_chunks }
     }
 
+    /// Calls these tools (in parallel, when there are several), arguments streamed in 3 pieces.
+    pub fn tool_calls(calls: Vec<FakeToolCall>) -> Reply {
+        Reply::ToolCalls { text: String::new(), calls, chunks: 3, usage: FakeUsage::new(10, 5) }
+    }
+
+    /// Calls one tool with `args`; its id is `call_<name>`.
+    pub fn tool_call(name: &str, args: Value) -> Reply {
+        Reply::tool_calls(vec![FakeToolCall::new(format!("call_{name}"), name, args)])
+    }
+
+    /// Sets the text a tool-calling reply writes before its calls.
+    pub fn with_text(mut self, new: impl Into<String>) -> Reply {
+        if let Reply::ToolCalls { text, .. } = &mut self {
+            *text = new.into();
+        }
+        self
+    }
+
     /// A 200 event stream made of exactly these pieces.
     pub fn raw_sse<I, C>(chunks: I) -> Reply
     where
@@ -214,7 +255,8 @@ impl Reply {
         | Reply::Stall { chunks, .. }
         | Reply::StreamError { chunks, .. }
         | Reply::Paced { chunks, .. }
-        | Reply::ResetAfter { chunks, .. } = &mut self
+        | Reply::ResetAfter { chunks, .. }
+        | Reply::ToolCalls { chunks, .. } = &mut self
         {
             *chunks = n.max(1);
         }
@@ -223,7 +265,7 @@ impl Reply {
 
     /// Sets the usage a text reports.
     pub fn with_usage(mut self, new: FakeUsage) -> Reply {
-        if let Reply::Text { usage, .. } = &mut self {
+        if let Reply::Text { usage, .. } | Reply::ToolCalls { usage, .. } = &mut self {
             *usage = new;
         }
         self
@@ -670,6 +712,41 @@ impl OpenAiWire {
         })
     }
 
+    /// The role chunk, the text, then each call: its id and name, then its arguments in pieces.
+    fn tool_call_events(
+        model: &str,
+        text: &str,
+        calls: &[FakeToolCall],
+        chunks: usize,
+        include_usage: bool,
+    ) -> Vec<String> {
+        let mut events = Self::text_events(model, &split_text(text, chunks), include_usage);
+        for (index, call) in calls.iter().enumerate() {
+            let head = json!({"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": ""}}]});
+            events.push(Self::chunk(model, head, None, include_usage));
+            for piece in split_text(&call.arguments, chunks) {
+                let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
+                events.push(Self::chunk(model, delta, None, include_usage));
+            }
+        }
+        events
+    }
+
+    /// A whole `chat.completion` that calls tools.
+    fn tool_call_completion(model: &str, text: &str, calls: &[FakeToolCall], usage: FakeUsage) -> Value {
+        let mut completion = Self::completion(model, text, usage, Some("tool_calls"));
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+        completion["choices"][0]["message"]["tool_calls"] = json!(calls);
+        if text.is_empty() {
+            completion["choices"][0]["message"]["content"] = Value::Null;
+        }
+        completion
+    }
+
     /// The role chunk and then one chunk per piece.
     fn text_events(model: &str, pieces: &[String], include_usage: bool) -> Vec<String> {
         let mut events = vec![Self::chunk(model, json!({"role": "assistant", "content": ""}), None, include_usage)];
@@ -697,6 +774,14 @@ impl Wire for OpenAiWire {
             }
             Reply::Text { text, usage, finish, .. } => {
                 json_response(200, &[], &Self::completion(model, text, *usage, finish.as_deref()))
+            }
+            Reply::ToolCalls { text, calls, chunks, usage } if request.stream() => {
+                let mut events = Self::tool_call_events(model, text, calls, *chunks, include_usage);
+                events.extend(Self::closing_events(model, Some("tool_calls"), *usage, include_usage));
+                sse_response(events, false)
+            }
+            Reply::ToolCalls { text, calls, usage, .. } => {
+                json_response(200, &[], &Self::tool_call_completion(model, text, calls, *usage))
             }
             Reply::Paced { text, chunks, gate } if request.stream() => {
                 let pieces = split_text(text, *chunks);

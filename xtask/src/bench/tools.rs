@@ -1,0 +1,81 @@
+//! Tool-loop overhead per step, excluding the tool itself: a fake OpenAI-compatible model on
+//! 127.0.0.1 answers one `agent` call with `steps` rounds of a `read` call before its text. For each
+//! step, the time from the model's last byte of a tool-calling reply to the first byte of the next
+//! request, minus the tool's own duration (the `durationMs` its result recorded), is what the
+//! gateway spent: parsing the calls, committing the assistant message and open calls, running the
+//! call through the policy and `ToolSet::call`, committing the result, and building the next
+//! request. OpenClaw is not measured here (its tool loop cannot be driven by this fake yet).
+
+use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+use pincer_testkit::ws::{RawClient, cli_connect_params};
+use serde_json::json;
+
+use super::gateway::{TOKEN, start_pincer};
+use super::{Bench, Row, percentile};
+
+pub fn run(b: &mut Bench) -> anyhow::Result<()> {
+    let rt = Bench::runtime();
+    let fake = rt.block_on(FakeOpenAi::start());
+    let (turns, steps) = if b.quick { (3, 10) } else { (10, 20) };
+    eprintln!("bench: tool loop, {turns} turns of {steps} read calls against a fake model server");
+    let state = b.dir("p-tools");
+    std::fs::create_dir_all(state.join("workspace"))?;
+    std::fs::write(state.join("workspace/notes.txt"), "buy milk")?;
+    let p = start_pincer(
+        &b.pincer,
+        &state,
+        json!({ "models": { "providers": { "fake": { "api": "openai-completions", "baseUrl": fake.base_url(),
+                    "apiKey": "sk-bench", "models": [{ "id": "gpt-4o" }] } } },
+                "agents": { "defaults": { "model": { "primary": "fake/gpt-4o" } } } }),
+    )?;
+    let mut overhead = Vec::new();
+    for turn in 0..turns {
+        let before = fake.requests().len();
+        let before_done = fake.finished_unix_us().len();
+        for _ in 0..steps {
+            fake.push(Reply::tool_call("read", json!({"path": "notes.txt"})));
+        }
+        fake.push(Reply::text("done"));
+        let session = format!("session:bench-{turn}");
+        let tool_ms: Vec<f64> = rt.block_on(async {
+            let mut c = RawClient::connect(&p.url(), cli_connect_params(Some(TOKEN), &["operator.admin"])).await?.0;
+            c.call("agent", json!({"message": "read it again and again", "sessionKey": session})).await?;
+            let history = c.call("chat.history", json!({"sessionKey": session, "limit": 1000})).await?;
+            anyhow::Ok(
+                history["messages"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|m| m["role"] == "toolResult")
+                    .map(|m| m["durationMs"].as_f64().unwrap_or(0.0))
+                    .collect(),
+            )
+        })?;
+        let requests = fake.requests();
+        let done = fake.finished_unix_us();
+        anyhow::ensure!(tool_ms.len() == steps, "turn {turn}: {} tool results, expected {steps}", tool_ms.len());
+        for (k, tool) in tool_ms.iter().enumerate() {
+            let (Some(finished), Some(next)) = (done.get(before_done + k), requests.get(before + k + 1)) else {
+                continue;
+            };
+            let gap_ms = (next.at_unix_us as f64 - *finished as f64) / 1000.0;
+            overhead.push(gap_ms - tool);
+        }
+    }
+    drop(p);
+    let n = overhead.len();
+    eprintln!("bench: tool loop: {n} steps measured");
+    b.rows.push(
+        Row::new("Tool loop", format!("Overhead per step excluding the tool, p50 ({n} steps)"), "ms")
+            .pincer(percentile(overhead.clone(), 50.0))
+            .target("< 1 ms")
+            .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
+    );
+    b.rows.push(
+        Row::new("Tool loop", "Overhead per step excluding the tool, p99", "ms")
+            .pincer(percentile(overhead, 99.0))
+            .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
+    );
+    Ok(())
+}
