@@ -8,6 +8,7 @@ mod support;
 
 mod agent;
 mod bad_input;
+mod chat;
 mod cli;
 mod command;
 mod console;

@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     /// One turn at a time per session, so transcripts never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub runs: Mutex<HashMap<String, SharedRun>>,
+    /// `chat.send` runs in progress, for `chat.abort`.
+    pub chats: crate::chat::ActiveChats,
     pub counters: Counters,
     pub stop: watch::Sender<bool>,
 }
@@ -147,6 +149,7 @@ impl Agents {
             config,
             locks: Mutex::default(),
             runs: Mutex::default(),
+            chats: Default::default(),
             counters: Counters::default(),
             stop: watch::Sender::new(false),
         });

@@ -81,6 +81,9 @@ pub const EVENTS: &[&str] = &[
     "inbox",
     "device.pair.requested",
     "device.pair.resolved",
+    "agent",
+    "chat",
+    "session.message",
 ];
 
 /// Runs the connect policy for the first request of a connection: params, version, shared

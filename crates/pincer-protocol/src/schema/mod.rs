@@ -17,6 +17,7 @@
 //! State fields (`status`, `deliveryStatus`, `state`, …) are strings here for now.
 
 pub mod agent;
+pub mod chat;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -202,6 +203,11 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<agent::Wake>(),
     MethodSchema::of::<sessions::SessionsList>(),
     MethodSchema::of::<sessions::ChatHistory>(),
+    MethodSchema::of::<chat::ChatSend>(),
+    MethodSchema::of::<chat::ChatAbort>(),
+    MethodSchema::of::<chat::ChatStartup>(),
+    MethodSchema::of::<chat::ChatMetadata>(),
+    MethodSchema::of::<chat::SessionsMessagesSubscribe>(),
     MethodSchema::of::<cron::Status>(),
     MethodSchema::of::<cron::List>(),
     MethodSchema::of::<cron::Get>(),
