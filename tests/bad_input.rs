@@ -331,6 +331,31 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
             invalid("invalid audit.query params: limit: invalid value: integer `-1`"),
         ),
         row(
+            "logs.tail limit 0",
+            call("logs.tail", json!({"limit": 0})),
+            invalid("invalid logs.tail params: limit: must be 1..5000"),
+        ),
+        row(
+            "logs.tail limit 5001",
+            call("logs.tail", json!({"limit": 5001})),
+            invalid("invalid logs.tail params: limit: must be 1..5000"),
+        ),
+        row(
+            "logs.tail maxBytes 0",
+            call("logs.tail", json!({"maxBytes": 0})),
+            invalid("invalid logs.tail params: maxBytes: must be 1..1000000"),
+        ),
+        row(
+            "logs.tail cursor -1",
+            call("logs.tail", json!({"cursor": -1})),
+            invalid("invalid logs.tail params: cursor: invalid value: integer `-1`"),
+        ),
+        row(
+            "logs.tail unknown field",
+            call("logs.tail", json!({"level": "warn"})),
+            invalid("invalid logs.tail params: unknown field `level`"),
+        ),
+        row(
             "inbox.list limit -1",
             call("inbox.list", json!({"limit": -1})),
             invalid("invalid inbox.list params: limit: invalid value: integer `-1`"),

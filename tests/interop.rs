@@ -506,3 +506,152 @@ fn openclaw_gateway_call_reaches_the_chat_methods() {
     drop(gw);
     drop(rt);
 }
+
+/// `openclaw logs` reads Pincer's log file through `logs.tail`: its plain and JSON renderings
+/// parse Pincer's lines as OpenClaw's own (time, level, subsystem, message), and a cursor read
+/// after them answers nothing new.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_logs_reads_pincers_log_file() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let file = dir.path().join("logs/pincer.log");
+    let o = oc.call(&gw, &["logs", "--plain", "--limit", "50"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(&format!("Log file: {}", file.display())), "{}", out(&o));
+    let ready = text.lines().find(|l| l.contains("pincer gateway ready")).unwrap_or_else(|| panic!("{}", out(&o)));
+    // Parsed, not printed raw: no JSON braces, the level and the subsystem as words.
+    assert!(!ready.contains('{') && ready.contains(" info pincer_gateway"), "{ready}");
+
+    let o = oc.call(&gw, &["logs", "--json", "--limit", "50"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let records: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["type"], "meta", "{}", out(&o));
+    assert_eq!(records[0]["file"], file.to_str().unwrap());
+    let ready =
+        records.iter().find(|r| r["message"] == "pincer gateway ready").unwrap_or_else(|| panic!("{}", out(&o)));
+    assert_eq!((ready["type"].as_str(), ready["level"].as_str()), (Some("log"), Some("info")), "{ready}");
+
+    let size = std::fs::metadata(&file).unwrap().len();
+    let params = format!(r#"{{"cursor":{size}}}"#);
+    let o = oc.call(&gw, &["gateway", "call", "logs.tail", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let tail = json_out(&o);
+    assert_eq!((tail["cursor"].as_u64(), tail["lines"].as_array().map(Vec::len)), (Some(size), Some(0)), "{tail}");
+    assert_eq!((tail["reset"].as_bool(), tail["truncated"].as_bool()), (Some(false), Some(false)), "{tail}");
+}
+
+/// `pincer import openclaw` on state the real OpenClaw 2026.9.6 wrote: its gateway runs on a state
+/// dir of its own, `openclaw cron add` makes two jobs, the gateway stops, and Pincer imports them —
+/// once: the second import finds their declaration keys and adds nothing.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn pincer_imports_jobs_the_real_openclaw_created() {
+    let oc = OpenClaw::from_env();
+    let state = oc.home.path().join(".openclaw");
+    std::fs::create_dir_all(&state).unwrap();
+    let port = pincer_testkit::process::free_port();
+    let token = "oc-token-0123456789abcdef";
+    let config = json!({
+        "gateway": { "mode": "local", "port": port, "bind": "loopback", "auth": { "mode": "token", "token": token } },
+        "models": { "catalogRefresh": { "enabled": false } },
+    });
+    std::fs::write(state.join("openclaw.json"), config.to_string()).unwrap();
+    let home = oc.home.path();
+    let mut gateway = Command::new(&oc.node)
+        .arg(&oc.mjs)
+        .args(["gateway", "run", "--port", &port.to_string(), "--bind", "loopback"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TMPDIR", home)
+        .env("OPENCLAW_STATE_DIR", &state)
+        .env("OPENCLAW_CONFIG_PATH", state.join("openclaw.json"))
+        .env("OPENCLAW_GATEWAY_PORT", port.to_string())
+        .env("OPENCLAW_NO_AUTO_UPDATE", "1")
+        .env("OPENCLAW_OFFLINE", "1")
+        .env("OPENCLAW_DISABLE_BONJOUR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = (0..1200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        use std::io::{Read, Write};
+        let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.contains("\"ready\":true")
+    });
+    let url = format!("ws://127.0.0.1:{port}");
+    let add = |args: &[&str]| {
+        let mut full = vec!["cron", "add"];
+        full.extend(args);
+        full.extend(["--url", &url, "--token", token]);
+        oc.run(&full, &[])
+    };
+    let brief = ready.then(|| {
+        add(&[
+            "--name",
+            "morning brief",
+            "--cron",
+            "0 7 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--message",
+            "Summarise the news",
+            "--announce",
+            "--channel",
+            "last",
+        ])
+    });
+    let disk = ready.then(|| {
+        add(&["--name", "disk check", "--every", "1h", "--system-event", "check the disk", "--session", "main"])
+    });
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(ready, "OpenClaw's gateway was not ready within 4 minutes");
+    for o in [brief.unwrap(), disk.unwrap()] {
+        assert!(o.status.success(), "{}", out(&o));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", "openclaw", state.to_str().unwrap()];
+        args.extend(extra);
+        gw.cli(&args)
+    };
+    let o = import(&["--dry-run"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(text.contains("Jobs that map (2):") && text.contains("  morning brief (OpenClaw "), "{text}");
+    assert!(text.contains("channel `last`") && text.contains("daylight saving"), "{text}");
+    assert!(text.contains("heartbeat-main: OpenClaw's heartbeat job"), "{text}");
+    assert!(text.contains("Dry run: nothing was changed."), "{text}");
+    let listed = |gw: &GatewayProcess| -> Vec<Value> {
+        let o = gw.cli(&["cron", "list", "--all", "--json"]);
+        assert!(o.status.success(), "{}", out(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array().or(v["jobs"].as_array()).cloned().unwrap_or_else(|| panic!("no jobs in {v}"))
+    };
+    assert!(listed(&gw).is_empty(), "the dry run added jobs");
+    let o = import(&[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Imported 2 job(s); 0 were already here."), "{}", out(&o));
+    let first = listed(&gw);
+    let o = import(&[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Imported 0 job(s); 2 were already here."), "{}", out(&o));
+    let second = listed(&gw);
+    assert_eq!(first, second, "the second import changed a job");
+    let mut names: Vec<&str> = second.iter().map(|j| j["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["disk check", "morning brief"]);
+    assert!(
+        second.iter().all(|j| j["declarationKey"].as_str().is_some_and(|k| k.starts_with("openclaw:"))),
+        "{second:?}"
+    );
+}

@@ -109,6 +109,15 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "status", json!({})).await;
     a.call(&mut c, "doctor.run", json!({})).await;
     a.call(&mut c, "agents.list", json!({})).await;
+    // The log file (an in-process gateway installs no subscriber, so the test writes it).
+    let state = &gw.gateway.as_ref().unwrap().state;
+    let log = state.config.logging.file_path(&state.paths).unwrap();
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let line =
+        r#"{"time":"2026-12-05T07:00:00.000Z","level":"info","subsystem":"pincer_gateway","message":"listening"}"#;
+    std::fs::write(&log, format!("{line}\n{line}\n")).unwrap();
+    a.call(&mut c, "logs.tail", json!({})).await;
+    a.call(&mut c, "logs.tail", json!({"cursor": 0, "limit": 1, "maxBytes": 120})).await;
 
     // Jobs of every payload kind and schedule kind.
     let command = a

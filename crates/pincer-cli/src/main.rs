@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod help;
+mod logging;
 mod output;
 mod resolve;
 
@@ -78,6 +79,15 @@ enum Command {
     },
     /// Print (and open) the browser console's link, the gateway token in its fragment.
     Dashboard(commands::dashboard::DashboardArgs),
+    /// The gateway's log file: the newest lines, or follow it with -f (through the gateway, or
+    /// read directly when none runs).
+    Logs(commands::logs::LogsArgs),
+    /// Bring jobs over from another system (OpenClaw).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
+    /// Run the gateway as a per-user service (systemd user unit; launchd agent on macOS).
+    #[command(subcommand)]
+    Service(commands::service::ServiceCommand),
     /// Messages delivered to the local inbox.
     Inbox {
         #[arg(long, default_value_t = 20)]
@@ -101,6 +111,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gateway(cmd) => commands::gateway::run(cmd, paths),
         Command::Backup(args) => commands::backup::backup(args, &paths),
+        Command::Service(cmd) => commands::service::run(cmd, &paths),
         Command::Restore(args) => commands::backup::restore(args, &paths),
         Command::Completions { shell } => {
             end_quietly_on_a_closed_pipe();
@@ -216,6 +227,8 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Message(cmd) => commands::delivery::message(cmd, &paths).await,
         Command::Deliveries(cmd) => commands::delivery::deliveries(cmd, &paths).await,
         Command::Dashboard(a) => commands::dashboard::run(a, &paths).await,
+        Command::Logs(a) => commands::logs::run(a, &paths).await,
+        Command::Import(c) => commands::import::run(c, &paths).await,
         Command::Inbox { limit, c } => commands::delivery::inbox(c, limit, &paths).await,
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
@@ -223,6 +236,7 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
         Command::Gateway(_)
         | Command::Backup(_)
+        | Command::Service(_)
         | Command::Restore(_)
         | Command::Completions { .. }
         | Command::Man { .. } => unreachable!("handled in main"),

@@ -501,11 +501,47 @@ impl DeliveryConfig {
 pub struct LoggingConfig {
     /// A `tracing` filter such as `info` or `pincer_cron=debug,info`.
     pub level: String,
+    /// The gateway's log file (OpenClaw's key): absent means `<state>/logs/pincer.log`; a relative
+    /// path is taken from the state directory; `""` turns the file off.
+    pub file: Option<String>,
+    /// Size at which the file is rotated to `<name>.1<ext>` (OpenClaw's key; default 10 MiB).
+    pub max_file_bytes: u64,
+    /// Rotated files kept beside the active one (`.1` newest … `.N` oldest; OpenClaw keeps 5).
+    pub max_files: u32,
+    /// The file's lines: `json` (one object a line, what `openclaw logs` parses) or `text`.
+    pub file_format: LogFileFormat,
+}
+
+/// How the log file's lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFileFormat {
+    #[default]
+    Json,
+    Text,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig { level: "info".into() }
+        LoggingConfig {
+            level: "info".into(),
+            file: None,
+            max_file_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+            file_format: LogFileFormat::Json,
+        }
+    }
+}
+
+impl LoggingConfig {
+    /// The log file's path, or `None` when `logging.file` is `""`.
+    pub fn file_path(&self, paths: &StatePaths) -> Option<PathBuf> {
+        match self.file.as_deref() {
+            None => Some(paths.state_dir.join("logs").join("pincer.log")),
+            Some("") => None,
+            // `${HOME}/…` works as in every value; a relative path is the state directory's.
+            Some(f) => Some(paths.state_dir.join(f)),
+        }
     }
 }
 
@@ -561,6 +597,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.logging.max_file_bytes < 1024 {
+            return Err("logging.maxFileBytes: must be at least 1024 (bytes)".into());
+        }
+        if self.logging.max_files > 100 {
+            return Err("logging.maxFiles: must be 0..100 (rotated files kept)".into());
+        }
         if self.cron.max_concurrent_runs == 0 {
             return Err("cron.maxConcurrentRuns: must be at least 1".into());
         }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod crashpoint;
 pub mod duration;
 pub mod events;
+pub mod logfile;
 pub mod metrics;
 pub mod origin;
 pub mod supervisor;

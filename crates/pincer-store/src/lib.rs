@@ -23,6 +23,7 @@ mod files;
 pub mod integrity;
 mod meta;
 mod migrations;
+pub mod openclaw;
 pub mod outbox;
 pub mod sessions;
 mod writer;

@@ -44,7 +44,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     if let Some(bind) = args.bind.as_deref().and_then(Bind::parse) {
         config.gateway.bind = bind;
     }
-    init_logging(&config.logging.level)?;
+    crate::logging::init(&config.logging, &paths)?;
     if wrote {
         tracing::info!(config = %paths.config_path.display(), "first start: wrote a config with a new random gateway token");
     }
@@ -85,38 +85,6 @@ fn supervisor_exe() -> Option<std::path::PathBuf> {
             None
         }
     }
-}
-
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let (source, filter) = match std::env::var("PINCER_LOG").ok().filter(|v| !v.is_empty()) {
-        Some(v) => ("PINCER_LOG", v),
-        None => ("logging.level", level.to_string()),
-    };
-    check_log_filter(&filter).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-    let ansi = colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR").as_deref());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(ansi)
-        .init();
-    Ok(())
-}
-
-/// `EnvFilter` reads a bare word as a target name, so a misspelt level (`"inf"`) would silently
-/// log nothing; every bare directive must be a level.
-fn check_log_filter(filter: &str) -> Result<(), String> {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
-        if !directive.contains('[') && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "`{directive}` is not a log level (use off, error, warn, info, debug or trace, or target=level such as pincer_cron=debug)"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -164,23 +132,5 @@ fn raise_open_file_limit() {
                 tracing::warn!(soft = lim.rlim_cur, "cannot raise the open-file limit");
             }
         }
-    }
-}
-
-/// Colour (ANSI escapes) only on a terminal, and never when `NO_COLOR` is set to anything
-/// non-empty (no-color.org): a log redirected to a file or a journal stays plain text.
-fn colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    is_terminal && no_color.is_none_or(|v| v.is_empty())
-}
-
-#[cfg(test)]
-mod colour_tests {
-    #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        use std::ffi::OsStr;
-        assert!(super::colour(true, None));
-        assert!(super::colour(true, Some(OsStr::new(""))));
-        assert!(!super::colour(true, Some(OsStr::new("1"))));
-        assert!(!super::colour(false, None));
     }
 }

@@ -7,4 +7,7 @@ pub mod dashboard;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
+pub mod import;
+pub mod logs;
+pub mod service;
 pub mod system;

@@ -6,6 +6,7 @@ pub mod cron;
 pub mod delivery;
 pub mod devices;
 pub mod doctor;
+pub mod logs;
 pub mod system;
 
 use crate::router::Methods;
@@ -19,5 +20,6 @@ pub fn all() -> Methods {
     delivery::register(&mut methods);
     devices::register(&mut methods);
     doctor::register(&mut methods);
+    logs::register(&mut methods);
     methods
 }

@@ -198,6 +198,7 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<system::Health>(),
     MethodSchema::of::<system::Status>(),
     MethodSchema::of::<system::DoctorRun>(),
+    MethodSchema::of::<system::LogsTail>(),
     MethodSchema::of::<agent::Agent>(),
     MethodSchema::of::<agent::AgentsList>(),
     MethodSchema::of::<agent::Wake>(),

@@ -14,6 +14,43 @@ methods! {
     Status = "status" (Ignored) -> StatusResult;
     /// Checks configuration, store, channels, providers, outbox and jobs.
     DoctorRun = "doctor.run" (Ignored) -> DoctorReport;
+    /// A bounded read of the gateway's log file after a byte cursor (OpenClaw's shapes).
+    LogsTail = "logs.tail" (LogsTailParams) -> LogsTailResult;
+}
+
+/// `logs.tail` params: all optional; without a cursor, the end of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogsTailParams {
+    /// The byte offset a previous read answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    /// Lines at most, 1..5000 (default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Bytes read at most, 1..1000000 (default 250000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+impl super::Params for LogsTailParams {}
+
+/// `logs.tail` answer: whole lines, oldest first, and the cursor of the next read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsTailResult {
+    pub file: String,
+    pub cursor: u64,
+    pub size: u64,
+    pub lines: Vec<String>,
+    /// Older lines than those returned were left out (`limit` or `maxBytes`).
+    pub truncated: bool,
+    /// The cursor did not fit the file (rotated, or too far behind); the read started anew.
+    pub reset: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
