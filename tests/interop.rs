@@ -536,6 +536,55 @@ fn openclaw_sessions_delete() {
     assert!(!out(&o).contains("session:scratch"), "{}", out(&o));
 }
 
+/// The stock CLI's `gateway call` reaches the chat methods: `chat.send` answers `started`, the
+/// reply lands in `chat.history` (whose `deltaCursor` then catches up with nothing new), and
+/// `agent --expect-final` skips the `accepted` answer for the result.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_gateway_call_reaches_the_chat_methods() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeOpenAi::start());
+    fake.push(Reply::text("Chat reply from the fake model."));
+    fake.push(Reply::text("Final after accepted."));
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = model_gateway(dir.path(), &fake);
+
+    let params = r#"{"sessionKey":"agent:main:main","message":"Hello chat","idempotencyKey":"oc-chat-1"}"#;
+    let o = oc.call(&gw, &["gateway", "call", "chat.send", "--params", params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let res = json_out(&o);
+    assert_eq!((&res["runId"], &res["status"]), (&json!("oc-chat-1"), &json!("started")), "{}", out(&o));
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let history = loop {
+        let o = oc.call(&gw, &["gateway", "call", "chat.history", "--params", r#"{"sessionKey":"main"}"#, "--json"]);
+        assert!(o.status.success(), "{}", out(&o));
+        let h = json_out(&o);
+        if h["messages"].as_array().is_some_and(|m| m.len() == 2) {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "the reply never reached the history: {h}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(history["messages"][1]["text"], "Chat reply from the fake model.");
+    let cursor = history["deltaCursor"].as_str().unwrap();
+    let params = format!(r#"{{"sessionKey":"main","cursor":"{cursor}"}}"#);
+    let o = oc.call(&gw, &["gateway", "call", "chat.history", "--params", &params, "--json"]);
+    assert_eq!(
+        (json_out(&o)["kind"].as_str(), json_out(&o)["messages"].as_array().map(Vec::len)),
+        (Some("delta"), Some(0))
+    );
+
+    let params = r#"{"message":"Accepted first?","idempotencyKey":"oc-agent-1"}"#;
+    let o = oc.call(&gw, &["gateway", "call", "agent", "--params", params, "--expect-final", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json_out(&o)["text"], "Final after accepted.", "{}", out(&o));
+    drop(gw);
+    drop(rt);
+}
+
 /// `openclaw logs` reads Pincer's log file through `logs.tail`: its plain and JSON renderings
 /// parse Pincer's lines as OpenClaw's own (time, level, subsystem, message), and a cursor read
 /// after them answers nothing new.

@@ -8,6 +8,7 @@ mod support;
 
 mod agent;
 mod bad_input;
+mod chat;
 mod cli;
 mod command;
 mod config;
@@ -19,8 +20,8 @@ mod devices;
 mod inbound;
 mod interop;
 mod logs;
-mod operator;
 mod openclaw_methods;
+mod operator;
 mod ops;
 mod protocol;
 mod registry;

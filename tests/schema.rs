@@ -233,6 +233,16 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "update.status", json!({})).await;
     a.call(&mut c, "worktrees.list", json!({})).await;
     a.call(&mut c, "projects.list", json!({})).await;
+    let cursor = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap()["deltaCursor"].clone();
+    a.call(&mut c, "chat.history", json!({"sessionKey": "main", "cursor": cursor})).await;
+    a.call(&mut c, "chat.history", json!({"sessionKey": "main", "cursor": "1:1"})).await;
+    a.call(&mut c, "chat.startup", json!({"sessionKey": "main", "limit": 1})).await;
+    a.call(&mut c, "chat.metadata", json!({"sessionKey": "main"})).await;
+    a.call(&mut c, "sessions.messages.subscribe", json!({"key": "main"})).await;
+    fake.push(Reply::text("Chatting.").with_usage(FakeUsage::new(3, 2)));
+    a.call(&mut c, "chat.send", json!({"sessionKey": "main", "message": "Chat?", "idempotencyKey": "chat-1"})).await;
+    // Nothing runs in this session: deterministic (a race with chat-1 would change the shape).
+    a.call(&mut c, "chat.abort", json!({"sessionKey": "session:idle"})).await;
 
     // Pairing, from request to removal.
     let url = gw.url();

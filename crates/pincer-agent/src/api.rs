@@ -3,20 +3,23 @@
 //! Pincer does not implement is refused by name). The gateway parses the params and maps each
 //! method to one function here.
 
-use pincer_protocol::state::{ErrorClass, RunErrorReason};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use pincer_protocol::state::{ErrorClass, HistoryDeltaKind, RunErrorReason};
+use std::sync::Arc;
 
 use futures_util::FutureExt;
-use pincer_core::{EventBus, SharedClock};
 use pincer_protocol::schema::agent::{
-    self as wire, AgentIdentity, AgentIdentityParams, AgentMeta, AgentModel, AgentParams, AgentResult, AgentRunMeta,
-    AgentRunResult, AgentSummary, AgentsListParams, AgentsListResult, ReplyPayload, WakeParams, WakeResult,
+    self as wire, AgentAccepted, AgentIdentity, AgentIdentityParams, AgentMeta, AgentModel, AgentParams, AgentResult,
+    AgentRunMeta, AgentRunResult, AgentSummary, AgentsListParams, AgentsListResult, ReplyPayload, WakeParams,
+    WakeResult,
+};
+use pincer_protocol::schema::chat::{
+    ChatStartup, ChatStartupParams, SessionsMessagesSubscribe, SessionsMessagesSubscribeParams,
 };
 use pincer_protocol::schema::cron::WakeMode;
 use pincer_protocol::schema::sessions::{
-    ArchivedFilter, ChatHistory, ChatHistoryParams, ChatHistoryResult, ChatMessage, ContentPart, Session,
-    SessionsDelete, SessionsDeleteParams, SessionsDeleteResult, SessionsList, SessionsListParams, SessionsListResult,
+    ArchivedFilter, ChatHistory, ChatHistoryAnswer, ChatHistoryDelta, ChatHistoryParams, ChatHistoryReset,
+    ChatHistoryResult, ChatMessage, ContentPart, Session, SessionsDelete, SessionsDeleteParams, SessionsDeleteResult,
+    SessionsList, SessionsListParams, SessionsListResult,
 };
 use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::SessionRow;
@@ -25,10 +28,11 @@ use serde_json::{Map, Value, json};
 
 use pincer_cron::job::DEFAULT_AGENT;
 
+use crate::chat::RunStream;
 use crate::prompt;
 use crate::service::{Agents, Inner, SharedRun};
 use crate::session::SessionRef;
-use crate::turn::{Input, Turn};
+use crate::turn::{Input, Turn, TurnError};
 
 /// An agent method's failure.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -64,7 +68,15 @@ fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError {
 /// (`stream: "lifecycle"` start, `"assistant"` deltas, `"lifecycle"` end or error) to
 /// `operator.write` connections, and answers `{runId, status: "ok", sessionKey, text, model,
 /// provider, usage}` once the reply is complete and recorded.
-pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiError> {
+///
+/// Like OpenClaw, a valid call is first acknowledged: `on_accepted` gets `{runId, sessionKey,
+/// agentId, status: "accepted", acceptedAt}` before the turn starts (the gateway sends it as an
+/// interim answer; clients that wait for the final answer skip it).
+pub async fn agent(
+    agents: &Agents,
+    p: AgentParams,
+    on_accepted: impl FnOnce(AgentAccepted) + Send,
+) -> Result<AgentResult, ApiError> {
     const M: &str = wire::Agent::NAME;
     let message = p.message.trim().to_string();
     if message.is_empty() {
@@ -113,6 +125,13 @@ pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiEr
         kind: "chat",
         session,
     };
+    on_accepted(AgentAccepted {
+        run_id: run_id.clone(),
+        session_key: turn.session.key.clone(),
+        agent_id: turn.session.agent_id.clone(),
+        status: "accepted".into(),
+        accepted_at: now,
+    });
     let run = {
         let mut runs = inner.runs.lock().expect("agent runs");
         match runs.get(&run_id) {
@@ -145,18 +164,17 @@ pub async fn agent(agents: &Agents, p: AgentParams) -> Result<AgentResult, ApiEr
 
 async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiError> {
     let (run_id, session_key) = (turn.run_id.clone(), turn.session.key.clone());
-    let stream = AgentStream::new(&inner.events, &inner.clock, &run_id, &session_key);
+    let stream = RunStream::new(&inner.events, &inner.clock, &run_id, &session_key);
     let started = inner.clock.now_ms();
-    stream.emit("lifecycle", json!({"phase": "start", "startedAt": started}));
+    if let Input::Message { text, .. } = &turn.input {
+        stream.start(text);
+    }
     let on_delta = |delta: &str| stream.delta(delta);
-    let on_tool = |data: Value| stream.emit("tool", data);
+    let on_tool = |data: Value| stream.agent("tool", data);
     match inner.run_turn(turn, &on_delta, &on_tool).await {
         Ok(Some(out)) => {
             let model = out.model.to_string();
-            stream.emit(
-                "lifecycle",
-                json!({"phase": "end", "endedAt": inner.clock.now_ms(), "text": out.text, "model": model, "usage": out.usage}),
-            );
+            stream.end(&out.text, &model, out.usage);
             // OpenClaw's final shape (`summary`, `result.payloads`) is what `openclaw agent` prints;
             // the flat fields are Pincer's own. A silent reply has no payload.
             let payloads = if pincer_cron::scheduler::is_silent(&out.text) {
@@ -193,51 +211,14 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
             Err(ApiError::Failed { message: "nothing was recorded".into(), reason: ErrorClass::Unknown.into(), run_id })
         }
         Err(e) => {
-            stream.emit(
-                "lifecycle",
-                json!({"phase": "error", "endedAt": inner.clock.now_ms(), "error": e.to_string(), "errorReason": e.reason()}),
-            );
+            let class = match &e {
+                TurnError::Model { error, .. } => error.class,
+                TurnError::NoModel(_) => ErrorClass::ModelNotFound,
+                TurnError::ToolSteps { .. } | TurnError::Store(_) => ErrorClass::Unknown,
+            };
+            stream.fail(&e.to_string(), class);
             Err(ApiError::Failed { message: e.to_string(), reason: e.reason(), run_id })
         }
-    }
-}
-
-/// The `agent` events of one run, in OpenClaw's shape: `{runId, seq, stream, ts, sessionKey, data}`.
-pub(crate) struct AgentStream<'a> {
-    events: &'a EventBus,
-    clock: &'a SharedClock,
-    run_id: &'a str,
-    session_key: &'a str,
-    seq: AtomicU64,
-    text: Mutex<String>,
-}
-
-impl<'a> AgentStream<'a> {
-    pub(crate) fn new(
-        events: &'a EventBus,
-        clock: &'a SharedClock,
-        run_id: &'a str,
-        session_key: &'a str,
-    ) -> AgentStream<'a> {
-        AgentStream { events, clock, run_id, session_key, seq: AtomicU64::new(0), text: Mutex::default() }
-    }
-
-    pub(crate) fn emit(&self, stream: &str, data: Value) {
-        let payload = json!({
-            "runId": self.run_id, "seq": self.seq.fetch_add(1, Ordering::SeqCst), "stream": stream,
-            "ts": self.clock.now_ms(), "sessionKey": self.session_key, "data": data,
-        });
-        self.events.emit("agent", payload, Some("operator.write"));
-    }
-
-    /// `data: {text (so far), delta}`.
-    fn delta(&self, delta: &str) {
-        let text = {
-            let mut text = self.text.lock().expect("streamed text");
-            text.push_str(delta);
-            text.clone()
-        };
-        self.emit("assistant", json!({"text": text, "delta": delta}));
     }
 }
 
@@ -444,23 +425,97 @@ fn read_key(method: &str, key: &str, agent_id: Option<&str>) -> Result<String, A
     Ok(key.to_string())
 }
 
+/// The most entries a `cursor` catch-up answers with (OpenClaw's); more is a reset.
+pub const HISTORY_DELTA_MAX: u32 = 200;
+
 /// `chat.history`: a session's transcript, oldest first, the newest `limit` entries (before
-/// `beforeSeq` when given).
-pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatHistoryResult, ApiError> {
-    const M: &str = ChatHistory::NAME;
+/// `beforeSeq` when given), with the `deltaCursor` of its end. With `cursor` (a `deltaCursor`),
+/// the entries added since, or `kind: "reset"` when the cursor is not a point of this transcript
+/// (the session was deleted and made again) or more than [`HISTORY_DELTA_MAX`] came after it.
+pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatHistoryAnswer, ApiError> {
+    history(agents, ChatHistory::NAME, p).await
+}
+
+/// `chat.startup`: `chat.history` under the name a chat view opens with.
+pub async fn chat_startup(agents: &Agents, p: ChatStartupParams) -> Result<ChatHistoryAnswer, ApiError> {
+    history(agents, ChatStartup::NAME, p.0).await
+}
+
+/// A session's full key as `sessions.messages.subscribe` names it.
+pub fn subscription_key(p: &SessionsMessagesSubscribeParams) -> Result<String, ApiError> {
+    const M: &str = SessionsMessagesSubscribe::NAME;
+    if p.key.trim().is_empty() {
+        return Err(invalid(M, "key: must not be empty"));
+    }
+    read_key(M, &p.key, p.agent_id.as_deref())
+}
+
+/// A cursor: the session's creation time and the seq of the last entry the client has, so a
+/// session deleted and made again under the same key never matches an old cursor.
+fn cursor_of(session: &SessionRow, seq: i64) -> String {
+    format!("{}:{seq}", session.created_at_ms)
+}
+
+async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) -> Result<ChatHistoryAnswer, ApiError> {
     if p.session_key.trim().is_empty() {
-        return Err(invalid(M, "sessionKey: must not be empty"));
+        return Err(invalid(method, "sessionKey: must not be empty"));
     }
     let limit = p.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(invalid(M, "limit: must be between 1 and 1000"));
+        return Err(invalid(method, "limit: must be between 1 and 1000"));
     }
-    let key = read_key(M, &p.session_key, p.agent_id.as_deref())?;
+    let key = read_key(method, &p.session_key, p.agent_id.as_deref())?;
+    if let Some(cursor) = p.cursor {
+        if p.before_seq.is_some() {
+            return Err(invalid(method, "cursor: cannot be used with beforeSeq"));
+        }
+        let Some((created, seq)) =
+            cursor.split_once(':').and_then(|(c, s)| Some((c.parse::<i64>().ok()?, s.parse::<i64>().ok()?)))
+        else {
+            return Err(invalid(method, format!("cursor: \"{cursor}\" is not a deltaCursor from chat.history")));
+        };
+        let lookup = key.clone();
+        let max = limit.min(HISTORY_DELTA_MAX);
+        let (session, rows) = agents
+            .inner
+            .store
+            .read(move |rd| {
+                let session = rd.get_session(&lookup)?;
+                let rows = match &session {
+                    Some(s) if s.created_at_ms == created && seq <= rd.transcript_last_seq(&lookup)? => {
+                        Some(rd.transcript_after(&lookup, seq, max + 1)?)
+                    }
+                    _ => None,
+                };
+                Ok((session, rows))
+            })
+            .await?;
+        let (Some(session), Some(rows)) = (session, rows) else {
+            return Ok(ChatHistoryAnswer::Reset(ChatHistoryReset { kind: HistoryDeltaKind::Reset }));
+        };
+        if rows.len() > max as usize {
+            return Ok(ChatHistoryAnswer::Reset(ChatHistoryReset { kind: HistoryDeltaKind::Reset }));
+        }
+        let last = rows.last().map_or(seq, |r| r.seq);
+        return Ok(ChatHistoryAnswer::Delta(ChatHistoryDelta {
+            kind: HistoryDeltaKind::Delta,
+            messages: rows.iter().map(message_view).collect(),
+            delta_cursor: cursor_of(&session, last),
+            session_info: session_view(&session),
+            extra: Map::new(),
+        }));
+    }
     let lookup = key.clone();
-    let (session, mut rows) = agents
+    let (session, mut rows, last_seq) = agents
         .inner
         .store
-        .read(move |rd| Ok((rd.get_session(&lookup)?, rd.transcript(&lookup, limit + 1, p.before_seq)?)))
+        .read(move |rd| {
+            Ok((
+                rd.get_session(&lookup)?,
+                rd.transcript(&lookup, limit + 1, p.before_seq)?,
+                rd.transcript_last_seq(&lookup)?,
+            ))
+        })
         .await?;
     let Some(session) = session else {
         return Err(ApiError::NotFound(format!("session not found: {key}; list sessions with sessions.list")));
@@ -469,32 +524,32 @@ pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatH
     if has_more {
         rows.remove(0);
     }
-    let messages = rows
-        .iter()
-        .map(|r| {
-            let mut meta = Map::new();
-            if let Some(Value::Object(m)) = r.meta_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
-                const OWN: &[&str] = &["seq", "role", "content", "text", "timestamp"];
-                meta.extend(m.into_iter().filter(|(k, v)| !v.is_null() && !OWN.contains(&k.as_str())));
-            }
-            ChatMessage {
-                seq: r.seq,
-                role: r.role.clone(),
-                content: vec![ContentPart { kind: "text".into(), text: r.content.clone() }],
-                text: r.content.clone(),
-                timestamp: r.at_ms,
-                meta,
-            }
-        })
-        .collect();
-    Ok(ChatHistoryResult {
+    Ok(ChatHistoryAnswer::Page(ChatHistoryResult {
         session_key: key,
         session: session_view(&session),
         next_before_seq: if has_more { rows.first().map(|r| r.seq) } else { None },
-        messages,
+        delta_cursor: cursor_of(&session, last_seq),
+        messages: rows.iter().map(message_view).collect(),
         has_more,
         extra: Map::new(),
-    })
+    }))
+}
+
+/// One transcript entry as clients see it.
+fn message_view(r: &pincer_store::TranscriptRow) -> ChatMessage {
+    let mut meta = Map::new();
+    if let Some(Value::Object(m)) = r.meta_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
+        const OWN: &[&str] = &["seq", "role", "content", "text", "timestamp"];
+        meta.extend(m.into_iter().filter(|(k, v)| !v.is_null() && !OWN.contains(&k.as_str())));
+    }
+    ChatMessage {
+        seq: r.seq,
+        role: r.role.clone(),
+        content: vec![ContentPart { kind: "text".into(), text: r.content.clone() }],
+        text: r.content.clone(),
+        timestamp: r.at_ms,
+        meta,
+    }
 }
 
 /// `agents.list`: the roster, in OpenClaw's shape. Pincer runs one agent, `main`, whose sessions

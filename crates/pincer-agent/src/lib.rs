@@ -12,11 +12,14 @@
 //! - [`service`]: [`Agents`], the service the gateway holds: the scheduler's [`AgentRunner`]
 //!   (`agentTurn` and `systemEvent` payloads), the heartbeat that runs main-session turns only
 //!   when events are queued, and the `cron.sessionRetention` sweep — all on the injected clock.
-//! - [`api`]: the `agent`, `sessions.list`, `chat.history` and `wake` methods.
+//! - [`api`]: the `agent`, `sessions.list`, `chat.history` (and `chat.startup`) and `wake` methods.
+//! - [`chat`]: `chat.send`, `chat.abort`, `chat.metadata`, and the `agent` / `chat` /
+//!   `session.message` events every interactive run streams.
 //!
 //! [`AgentRunner`]: pincer_cron::AgentRunner
 
 pub mod api;
+pub mod chat;
 mod heartbeat;
 pub mod models;
 pub mod prompt;

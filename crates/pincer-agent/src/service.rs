@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     /// One turn at a time per session, so transcripts never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub runs: Mutex<HashMap<String, SharedRun>>,
+    /// `chat.send` runs in progress, for `chat.abort`.
+    pub chats: crate::chat::ActiveChats,
     pub counters: Counters,
     pub stop: watch::Sender<bool>,
     pub tools: Option<AgentTools>,
@@ -177,6 +179,7 @@ impl Agents {
             router: RwLock::new(Arc::new(router)),
             locks: Mutex::default(),
             runs: Mutex::default(),
+            chats: Default::default(),
             counters: Counters::default(),
             stop: watch::Sender::new(false),
             workspace: tools.as_ref().map(|t| t.workspace.clone()).unwrap_or_default(),
@@ -421,8 +424,8 @@ impl Inner {
             session,
         };
         let (run_id, key) = (turn.run_id.clone(), turn.session.key.clone());
-        let stream = crate::api::AgentStream::new(&self.events, &self.clock, &run_id, &key);
-        self.run_turn(turn, &|_: &str| {}, &|data| stream.emit("tool", data)).await
+        let stream = crate::chat::RunStream::new(&self.events, &self.clock, &run_id, &key);
+        self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data)).await
     }
 
     /// Runs a cron job's payload.
@@ -470,8 +473,8 @@ impl Inner {
             kind: "cron",
             session,
         };
-        let stream = crate::api::AgentStream::new(&self.events, &self.clock, &ctx.run_id, &key);
-        match self.run_turn(turn, &|_: &str| {}, &|data| stream.emit("tool", data)).await {
+        let stream = crate::chat::RunStream::new(&self.events, &self.clock, &ctx.run_id, &key);
+        match self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data)).await {
             Ok(Some(out)) => {
                 let text = out.text.clone();
                 finished(&out, text)

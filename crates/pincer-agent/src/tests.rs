@@ -44,7 +44,7 @@ fn answer<T: Serialize>(r: Result<T, ApiError>) -> Result<Value, ApiError> {
 }
 
 async fn call_agent(agents: &Agents, v: Value) -> Result<Value, ApiError> {
-    answer(api::agent(agents, params("agent", v)?).await)
+    answer(api::agent(agents, params("agent", v)?, |_| {}).await)
 }
 
 async fn call_sessions_list(agents: &Agents, v: Value) -> Result<Value, ApiError> {
@@ -778,8 +778,8 @@ async fn method_params_are_closed_and_errors_name_the_field() {
     assert!(err(call_sessions_list(&h.agents, json!({"kind": "group"})).await).contains("kind: \"group\" is not main"));
     assert!(err(call_chat_history(&h.agents, json!({})).await).contains("missing field `sessionKey`"));
     assert!(
-        err(call_chat_history(&h.agents, json!({"sessionKey": "main", "cursor": "c"})).await)
-            .ends_with("cursor: not supported by Pincer")
+        err(call_chat_history(&h.agents, json!({"sessionKey": "main", "maxChars": 9})).await)
+            .ends_with("maxChars: not supported by Pincer")
     );
     assert!(
         err(call_wake(&h.agents, json!({"mode": "later", "text": "x"})).await)

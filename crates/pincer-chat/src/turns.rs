@@ -181,7 +181,7 @@ async fn run_turn(chat: &Arc<Chat>, session: &str, batch: &[InboundRow], last: &
         ..AgentParams::default()
     };
     tracing::debug!(session, "inbound: turn starts");
-    let result = pincer_agent::api::agent(&chat.agents, params).await;
+    let result = pincer_agent::api::agent(&chat.agents, params, |_| {}).await;
     tracing::debug!(session, ok = result.is_ok(), "inbound: turn ended");
     if let Some(t) = typing {
         t.abort();

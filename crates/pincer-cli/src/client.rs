@@ -261,7 +261,7 @@ impl Client {
             loop {
                 match self.next_frame().await? {
                     Frame::Event(ev) => on_event(&ev),
-                    Frame::Res(res) if res.id == id => {
+                    Frame::Res(res) if res.id == id && !is_accepted(&res) => {
                         return match (res.ok, res.error) {
                             (true, _) => Ok(res.payload.unwrap_or(Value::Null)),
                             (false, error) => Err(ClientError::Rpc(
@@ -293,7 +293,7 @@ impl Client {
         self.ws.send(Message::Text(text.into())).await.map_err(|e| ClientError::Closed(e.to_string()))?;
         loop {
             match self.next_frame().await? {
-                Frame::Res(res) if res.id == id => {
+                Frame::Res(res) if res.id == id && !is_accepted(&res) => {
                     return if res.ok {
                         Ok(res.payload.unwrap_or(Value::Null))
                     } else {
@@ -368,4 +368,10 @@ fn decode<M: Method>(answer: Value) -> Result<M::Result, ClientError> {
             M::NAME
         ))
     })
+}
+
+/// OpenClaw's interim answer (`agent` sends `status: "accepted"` before its result); the client
+/// waits for the final one, as OpenClaw's does with `expectFinal`.
+fn is_accepted(res: &pincer_protocol::ResponseFrame) -> bool {
+    res.ok && res.payload.as_ref().is_some_and(|p| p["status"] == "accepted")
 }

@@ -86,7 +86,9 @@ pub fn redact(value: &Value) -> Value {
 fn redact_in(value: &Value, secret: bool) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), redact_in(v, secret || is_secret_key(k) || k == "headers" || k == "env"))).collect(),
+            map.iter()
+                .map(|(k, v)| (k.clone(), redact_in(v, secret || is_secret_key(k) || k == "headers" || k == "env")))
+                .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(|v| redact_in(v, secret)).collect()),
         Value::String(s) if secret && !s.is_empty() => Value::String(REDACTED.into()),

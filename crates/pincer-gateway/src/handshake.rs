@@ -84,6 +84,9 @@ pub const EVENTS: &[&str] = &[
     "device.pair.resolved",
     "presence",
     "sessions.changed",
+    "agent",
+    "chat",
+    "session.message",
 ];
 
 /// Runs the connect policy for the first request of a connection: params, version, shared

@@ -336,6 +336,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         started,
         ready: Default::default(),
         connections: Default::default(),
+        session_subscriptions: Default::default(),
         instance_lock,
     });
 

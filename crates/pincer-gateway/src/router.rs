@@ -24,6 +24,7 @@ pub struct Call {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
     pub params: Option<Value>,
+    pub reply: Reply,
 }
 
 /// Who calls and on what: what a typed handler gets besides its params.
@@ -31,6 +32,38 @@ pub struct Call {
 pub struct Ctx {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
+    pub reply: Reply,
+}
+
+/// The connection's side of one request, for the methods that answer in two steps (OpenClaw's
+/// `agent`: `status: "accepted"` first) or must not stream before their answer is out
+/// (`chat.send`). Empty where nobody waits on a socket.
+#[derive(Clone, Default)]
+pub struct Reply {
+    /// Queues an interim `res` frame with the request's id.
+    pub interim: Option<Arc<dyn Fn(Value) + Send + Sync>>,
+    /// Turns true once the final answer is queued on the connection.
+    pub answered: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Reply {
+    /// Sends an interim answer, where there is a connection to send it on.
+    pub fn interim(&self, payload: Value) {
+        if let Some(send) = &self.interim {
+            send(payload);
+        }
+    }
+
+    /// Resolves once the final answer is queued (at once where there is no connection).
+    pub fn answered(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        let answered = self.answered.clone();
+        Box::pin(async move {
+            if let Some(mut rx) = answered {
+                // Err: the connection's request task ended without answering; go on anyway.
+                let _ = rx.wait_for(|done| *done).await;
+            }
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -59,7 +92,7 @@ impl Methods {
                 Ok(p) => p,
                 Err(e) => return Box::pin(std::future::ready(Err(ErrorShape::invalid_request(e.0)))),
             };
-            let answer = f(Ctx { state: call.state, caller: call.caller }, params);
+            let answer = f(Ctx { state: call.state, caller: call.caller, reply: call.reply }, params);
             Box::pin(async move {
                 let result = answer.await?;
                 serde_json::to_value(result)
@@ -90,11 +123,23 @@ impl Methods {
         method: &str,
         params: Option<Value>,
     ) -> MethodResult {
+        self.dispatch_with(state, caller, method, params, Reply::default()).await
+    }
+
+    /// [`Methods::dispatch`] on a connection that can take interim answers.
+    pub async fn dispatch_with(
+        &self,
+        state: Arc<AppState>,
+        caller: Arc<Caller>,
+        method: &str,
+        params: Option<Value>,
+        reply: Reply,
+    ) -> MethodResult {
         let Some(entry) = self.handlers.get(method).cloned() else {
             return Err(ErrorShape::unknown_method(method));
         };
         authorize(&caller, method, params.as_ref())?;
-        (entry.handler)(Call { state, caller, params }).await
+        (entry.handler)(Call { state, caller, params, reply }).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! The gateway's shared state: configuration, the store, the clock, the event bus and the
 //! services, handed to every HTTP handler and method as one explicit struct.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,8 @@ pub struct AppState {
     pub started: Instant,
     pub ready: AtomicBool,
     pub connections: Mutex<HashMap<String, LiveConnection>>,
+    /// The sessions each connection gets `session.message` events of, by connection id.
+    pub session_subscriptions: Mutex<HashMap<String, HashSet<String>>>,
     /// Held (flock) for the life of the process; see [`crate::RUNTIME_FILE`].
     pub instance_lock: std::fs::File,
 }
@@ -123,6 +125,12 @@ impl AppState {
 
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Connection `conn_id` subscribed to `session_key`'s messages.
+    pub fn subscribed(&self, conn_id: &str, session_key: &str) -> bool {
+        let subs = self.session_subscriptions.lock().expect("subscriptions lock");
+        subs.get(conn_id).is_some_and(|keys| keys.contains(session_key))
     }
 
     pub fn connection_count(&self) -> usize {

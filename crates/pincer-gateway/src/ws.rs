@@ -140,6 +140,7 @@ pub async fn serve_socket(
     if served {
         crate::methods::gateway::broadcast_presence(&state);
     }
+    state.session_subscriptions.lock().expect("subscriptions lock").remove(&conn_id);
 }
 
 type Stream = futures_util::stream::SplitStream<Socket>;
@@ -329,11 +330,21 @@ async fn session(
                 tokio::spawn(async move {
                     let started = std::time::Instant::now();
                     let method = req.method.clone();
+                    let (answered_tx, answered_rx) = watch::channel(false);
+                    let interim_out = out.clone();
+                    let interim_id = req.id.clone();
+                    let reply = crate::router::Reply {
+                        interim: Some(Arc::new(move |payload| {
+                            let frame = Frame::Res(ResponseFrame::ok(interim_id.clone(), payload));
+                            let _ = interim_out.try_send(Outbound::Text(to_text(&frame)));
+                        })),
+                        answered: Some(answered_rx),
+                    };
                     let result = if method == "connect" {
                         Err(ErrorShape::invalid_request("connect is only valid as the first request of a connection"))
                     } else {
                         // A method that panics still gets an answer, so its caller never waits forever.
-                        let call = state.methods.dispatch(state.clone(), caller, &method, req.params);
+                        let call = state.methods.dispatch_with(state.clone(), caller, &method, req.params, reply);
                         std::panic::AssertUnwindSafe(call).catch_unwind().await.unwrap_or_else(|_| {
                             tracing::error!(method = %method, "method panicked; answered UNAVAILABLE");
                             Err(ErrorShape::unavailable(format!("internal error in {method}; see the gateway log")))
@@ -345,11 +356,18 @@ async fn session(
                     state.metrics.inc(&metrics::WS_REQUESTS_TOTAL, &[("method", label), ("outcome", outcome)]);
                     state.metrics.observe(&metrics::WS_REQUEST_SECONDS, &[("method", label)], started.elapsed().as_secs_f64());
                     let _ = out.send(Outbound::Text(answer_text(req.id, &method, result))).await;
+                    let _ = answered_tx.send(true);
                     drop(permit);
                 });
             }
             event = events.recv() => match event {
                 Ok(ev) => {
+                    // `session.message` goes only to the connections subscribed to its session.
+                    if ev.name == "session.message"
+                        && !state.subscribed(&caller.conn_id, ev.payload["sessionKey"].as_str().unwrap_or_default())
+                    {
+                        continue;
+                    }
                     let allowed = match ev.scope {
                         None => true,
                         Some(scope) => Scope::parse(scope).map(|s| caller.scopes.satisfies(s)).unwrap_or(false)

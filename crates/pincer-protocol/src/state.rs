@@ -541,6 +541,59 @@ state_enum! {
     }
 }
 
+state_enum! {
+    /// `chat.send`'s answer.
+    pub enum ChatSendStatus: "chat.send status" {
+        /// A new run was started; its reply streams as `chat` events.
+        Started = "started",
+        /// A run with this `idempotencyKey` is still going.
+        InFlight = "in_flight",
+    }
+}
+
+state_enum! {
+    /// A `chat` event's `state`: deltas, then one terminal state.
+    pub enum ChatState: "chat state" {
+        Delta = "delta",
+        Final = "final",
+        /// Stopped by `chat.abort`.
+        Aborted = "aborted",
+        Error = "error",
+    }
+}
+
+state_enum! {
+    /// A `chat` error event's `errorKind` (OpenClaw's coarse classes of [`ErrorClass`]).
+    pub enum ChatErrorKind: "chat error kind" {
+        Refusal = "refusal",
+        Timeout = "timeout",
+        RateLimit = "rate_limit",
+        ContextLength = "context_length",
+        Unknown = "unknown",
+    }
+}
+
+impl From<ErrorClass> for ChatErrorKind {
+    fn from(class: ErrorClass) -> ChatErrorKind {
+        match class {
+            ErrorClass::Timeout => ChatErrorKind::Timeout,
+            ErrorClass::RateLimit => ChatErrorKind::RateLimit,
+            ErrorClass::ContextOverflow => ChatErrorKind::ContextLength,
+            _ => ChatErrorKind::Unknown,
+        }
+    }
+}
+
+state_enum! {
+    /// What a `chat.history` answer asked with a `cursor` is.
+    pub enum HistoryDeltaKind: "chat.history kind" {
+        /// The entries added after the cursor.
+        Delta = "delta",
+        /// The client must fetch a fresh page.
+        Reset = "reset",
+    }
+}
+
 /// Every state enum's name and spellings (for the tidy test and for documentation).
 pub fn all_spellings() -> Vec<(&'static str, &'static [&'static str])> {
     fn of<T: State>() -> (&'static str, &'static [&'static str]) {
@@ -563,6 +616,10 @@ pub fn all_spellings() -> Vec<(&'static str, &'static [&'static str])> {
         of::<DeliveryErrorClass>(),
         of::<InboundState>(),
         of::<ConnectionState>(),
+        of::<ChatSendStatus>(),
+        of::<ChatState>(),
+        of::<ChatErrorKind>(),
+        of::<HistoryDeltaKind>(),
     ]
 }
 

@@ -320,6 +320,35 @@ impl Rd<'_> {
         Ok(self.conn().prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(values), |r| r.get(0)).optional()?)
     }
 
+    /// A session's entries after `after_seq`, oldest first, at most `limit`.
+    pub fn transcript_after(&self, key: &str, after_seq: i64, limit: u32) -> Result<Vec<TranscriptRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript
+             WHERE session_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![key, after_seq, limit], |r| {
+                Ok(TranscriptRow {
+                    seq: r.get(0)?,
+                    role: r.get(1)?,
+                    content: r.get(2)?,
+                    at_ms: r.get(3)?,
+                    meta_json: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The seq of a session's newest entry (0 when it has none).
+    pub fn transcript_last_seq(&self, key: &str) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
+            [key],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn session_last_route(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn()

@@ -55,6 +55,11 @@ pub fn client_frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
 }
 
 /// `connect` params as the stock OpenClaw CLI sends them.
+/// An interim answer: `ok` with `payload.status == "accepted"`.
+pub fn is_accepted(frame: &Value) -> bool {
+    frame["ok"] == true && frame["payload"]["status"] == "accepted"
+}
+
 pub fn cli_connect_params(token: Option<&str>, scopes: &[&str]) -> Value {
     let mut params = json!({
         "minProtocol": 4, "maxProtocol": 4,
@@ -140,17 +145,25 @@ impl RawClient {
         Ok(())
     }
 
-    /// Sends a request and returns the whole `res` frame with the same id (events are skipped).
+    /// Sends a request and returns the whole final `res` frame with the same id (events, and an
+    /// interim `status: "accepted"` answer as OpenClaw's `agent` sends first, are skipped — the
+    /// way OpenClaw's client waits with `expectFinal`).
     pub async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
-        self.next_id += 1;
-        let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
-        self.send_text(json!({"type": "req", "id": id, "method": method, "params": params}).to_string()).await?;
+        let id = self.send_request(method, params).await?;
         loop {
             let frame = self.next_frame().await?;
-            if frame["type"] == "res" && frame["id"] == id.as_str() {
+            if frame["type"] == "res" && frame["id"] == id.as_str() && !is_accepted(&frame) {
                 return Ok(frame);
             }
         }
+    }
+
+    /// Sends a request frame and returns its id, without waiting for the answer.
+    pub async fn send_request(&mut self, method: &str, params: Value) -> anyhow::Result<String> {
+        self.next_id += 1;
+        let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
+        self.send_text(json!({"type": "req", "id": id, "method": method, "params": params}).to_string()).await?;
+        Ok(id)
     }
 
     /// Calls a method and returns the payload, failing on an error response.

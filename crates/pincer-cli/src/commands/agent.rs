@@ -10,7 +10,7 @@ use pincer_core::config::process_env;
 use pincer_protocol::Scope;
 use pincer_protocol::schema::agent::{Agent, AgentParams};
 use pincer_protocol::schema::sessions::{
-    ChatHistory, ChatHistoryParams, ChatMessage, SessionsList, SessionsListParams,
+    ChatHistory, ChatHistoryAnswer, ChatHistoryParams, ChatMessage, SessionsList, SessionsListParams,
 };
 
 use crate::client::{Client, ClientError, ConnectArgs, Target, call_once};
@@ -125,7 +125,7 @@ async fn show_session(
     client: &mut crate::client::Client,
     given: &str,
     limit: u32,
-) -> anyhow::Result<pincer_protocol::schema::sessions::ChatHistoryResult> {
+) -> anyhow::Result<pincer_protocol::schema::sessions::ChatHistoryAnswer> {
     let history = |key: String| ChatHistoryParams { session_key: key, limit: Some(limit), ..Default::default() };
     match client.call::<ChatHistory>(&history(given.to_string())).await {
         Err(ClientError::Rpc(shape)) if shape.message.starts_with("session not found") => {}
@@ -188,6 +188,9 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
                 print_json(&res);
                 return Ok(ExitCode::SUCCESS);
             }
+            let ChatHistoryAnswer::Page(res) = res else {
+                anyhow::bail!("the gateway answered chat.history without a page; upgrade pincer or the gateway");
+            };
             let s = &res.session;
             print_rows(&[
                 ("session", s.key.clone()),

@@ -1,9 +1,12 @@
-//! `agent`, `agents.list`, `agent.identity.get`, `sessions.list`, `sessions.delete`, `chat.history` and `wake`: thin adapters over `pincer_agent::api`.
+//! `agent`, `agents.list`, `agent.identity.get`, `sessions.list`, `sessions.delete`, `chat.*`,
+//! `sessions.messages.subscribe` and `wake`: thin adapters over `pincer_agent::{api, chat}`.
 
 use pincer_agent::api::{self, ApiError};
+use pincer_agent::chat;
 use pincer_protocol::ErrorShape;
+use pincer_protocol::schema::chat::{self as chat_wire, SessionsMessagesSubscribeResult};
 use pincer_protocol::schema::{agent as wire, sessions};
-use serde_json::json;
+use serde_json::{Map, json};
 
 use crate::router::{Ctx, Methods};
 
@@ -18,7 +21,10 @@ fn error(e: ApiError) -> ErrorShape {
 }
 
 pub fn register(methods: &mut Methods) {
-    methods.add::<wire::Agent, _, _>(|c: Ctx, p| async move { api::agent(&c.state.agents, p).await.map_err(error) });
+    methods.add::<wire::Agent, _, _>(|c: Ctx, p| async move {
+        let accepted = |a: wire::AgentAccepted| c.reply.interim(serde_json::to_value(a).expect("accepted serialises"));
+        api::agent(&c.state.agents, p, accepted).await.map_err(error)
+    });
     methods
         .add::<wire::AgentsList, _, _>(|c: Ctx, p| async move { api::agents_list(&c.state.agents, p).map_err(error) });
     methods.add::<sessions::SessionsList, _, _>(|c: Ctx, p| async move {
@@ -26,6 +32,24 @@ pub fn register(methods: &mut Methods) {
     });
     methods.add::<sessions::ChatHistory, _, _>(|c: Ctx, p| async move {
         api::chat_history(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<chat_wire::ChatStartup, _, _>(|c: Ctx, p| async move {
+        api::chat_startup(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<chat_wire::ChatSend, _, _>(|c: Ctx, p| async move {
+        chat::chat_send(&c.state.agents, p, c.reply.answered()).await.map_err(error)
+    });
+    methods.add::<chat_wire::ChatAbort, _, _>(|c: Ctx, p| async move {
+        chat::chat_abort(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<chat_wire::ChatMetadata, _, _>(|c: Ctx, p| async move {
+        chat::chat_metadata(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<chat_wire::SessionsMessagesSubscribe, _, _>(|c: Ctx, p| async move {
+        let key = api::subscription_key(&p).map_err(error)?;
+        let mut subs = c.state.session_subscriptions.lock().expect("subscriptions lock");
+        subs.entry(c.caller.conn_id.clone()).or_default().insert(key.clone());
+        Ok(SessionsMessagesSubscribeResult { subscribed: true, key, extra: Map::new() })
     });
     methods.add::<wire::Wake, _, _>(|c: Ctx, p| async move { api::wake(&c.state.agents, p).await.map_err(error) });
     methods.add::<wire::AgentIdentityGet, _, _>(|_: Ctx, p| async move { api::agent_identity(p).map_err(error) });

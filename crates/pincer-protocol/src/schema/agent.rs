@@ -126,6 +126,19 @@ impl Params for AgentParams {
     ];
 }
 
+/// `agent`'s first, interim answer (OpenClaw's): the run is accepted and starting. Clients that
+/// wait for the result (`expectFinal`) skip it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAccepted {
+    pub run_id: String,
+    pub session_key: String,
+    pub agent_id: String,
+    // state enum: h14-chat
+    pub status: String,
+    pub accepted_at: i64,
+}
+
 /// `agent`'s answer: Pincer's flat fields, and OpenClaw's `summary` and `result` (what `openclaw
 /// agent` prints).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

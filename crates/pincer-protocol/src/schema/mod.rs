@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod channels;
+pub mod chat;
 pub mod config;
 pub mod cron;
 pub mod delivery;
@@ -222,6 +223,11 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<gateway::UpdateStatus>(),
     MethodSchema::of::<gateway::WorktreesList>(),
     MethodSchema::of::<gateway::ProjectsList>(),
+    MethodSchema::of::<chat::ChatSend>(),
+    MethodSchema::of::<chat::ChatAbort>(),
+    MethodSchema::of::<chat::ChatStartup>(),
+    MethodSchema::of::<chat::ChatMetadata>(),
+    MethodSchema::of::<chat::SessionsMessagesSubscribe>(),
     MethodSchema::of::<cron::Status>(),
     MethodSchema::of::<cron::List>(),
     MethodSchema::of::<cron::Get>(),

@@ -4,12 +4,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Params, methods};
+use crate::state::HistoryDeltaKind;
 
 methods! {
     /// Sessions, most recently updated first, paged.
     SessionsList = "sessions.list" (SessionsListParams) -> SessionsListResult;
-    /// A session's transcript, oldest first.
-    ChatHistory = "chat.history" (ChatHistoryParams) -> ChatHistoryResult;
+    /// A session's transcript, oldest first; with `cursor`, what was added after it.
+    ChatHistory = "chat.history" (ChatHistoryParams) -> ChatHistoryAnswer;
     /// Deletes a session and its transcript; `sessions.changed` follows.
     SessionsDelete = "sessions.delete" (SessionsDeleteParams) -> SessionsDeleteResult;
 }
@@ -186,11 +187,46 @@ pub struct ChatHistoryParams {
     /// Pincer: page backwards from this entry (exclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_seq: Option<i64>,
+    /// OpenClaw's forward catch-up: a `deltaCursor` from an earlier answer; the answer is then a
+    /// [`ChatHistoryDelta`] (what was added since) or a [`ChatHistoryReset`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl Params for ChatHistoryParams {
     const UNSUPPORTED: &'static [&'static str] =
-        &["cursor", "maxBytes", "offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
+        &["maxBytes", "offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
+}
+
+/// `chat.history`'s answer: a page of the transcript, or — asked with a `cursor` — the entries
+/// after it (`kind: "delta"`) or `kind: "reset"` when the client must fetch a fresh page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChatHistoryAnswer {
+    Page(ChatHistoryResult),
+    Delta(ChatHistoryDelta),
+    Reset(ChatHistoryReset),
+}
+
+/// The entries added after a cursor (OpenClaw: at most 200; more is a reset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatHistoryDelta {
+    /// `delta`.
+    pub kind: HistoryDeltaKind,
+    pub messages: Vec<ChatMessage>,
+    /// Where the next catch-up starts.
+    pub delta_cursor: String,
+    pub session_info: Session,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The cursor is not a point of this transcript any more (or too much came after it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatHistoryReset {
+    /// `reset`.
+    pub kind: HistoryDeltaKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,6 +239,8 @@ pub struct ChatHistoryResult {
     /// Where the next (older) page starts, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_before_seq: Option<i64>,
+    /// The `cursor` for catching up from the end of this transcript (OpenClaw's `deltaCursor`).
+    pub delta_cursor: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

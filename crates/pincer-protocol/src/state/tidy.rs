@@ -24,6 +24,7 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         &["ok", "error"],
         "the `agent` method's status and lifecycle phase (OpenClaw's)",
     ),
+    ("crates/pincer-agent/src/chat.rs", &["error"], "an `agent` event's lifecycle phase (OpenClaw's)"),
     (
         "crates/pincer-agent/src/service.rs",
         &["cron", "heartbeat"],

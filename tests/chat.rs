@@ -1,0 +1,326 @@
+//! Chat over the gateway, as OpenClaw's terminal UI and Control UI use it: `chat.send` answers
+//! `started` first and streams `chat` events (deltas in order, one `final` with the whole text),
+//! `chat.abort` stops a stream and records the aborted turn, `chat.history`'s `cursor` catches up,
+//! `sessions.messages.subscribe` routes `session.message`, and `agent` answers `accepted` first.
+
+use pincer_testkit::fakes::openai::{FakeOpenAi, FakeUsage, Gate, Reply};
+use pincer_testkit::ws::RawClient;
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, error_of};
+
+async fn gateway(fake: &FakeOpenAi) -> TestGateway {
+    TestGateway::start_with(&format!(
+        "{{ models: {{ providers: {{ openai: {{ api: 'openai-completions', baseUrl: '{}', apiKey: 'sk-test', models: [{{ id: 'gpt-4o' }}] }} }} }},
+           agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o' }} }} }} }}",
+        fake.base_url()
+    ))
+    .await
+}
+
+/// The `chat` events of `run_id` until its terminal one (`final`, `aborted` or `error`).
+async fn chat_events(c: &mut RawClient, run_id: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let ev = c.next_event("chat").await.unwrap();
+        let p = ev["payload"].clone();
+        if p["runId"] != run_id {
+            continue;
+        }
+        let done = p["state"] != "delta";
+        out.push(p);
+        if done {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn chat_send_answers_started_then_streams_deltas_in_order_and_a_final_with_the_whole_text() {
+    let fake = FakeOpenAi::start().await;
+    let text = "Chat streams, piece by piece, in order.";
+    fake.push(Reply::text(text).in_chunks(5).with_usage(FakeUsage::new(7, 9)));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write", "operator.read"]).await;
+
+    let id = c
+        .send_request("chat.send", json!({"sessionKey": "agent:main:main", "message": "Stream please", "idempotencyKey": "chat-1", "thinking": "low"}))
+        .await
+        .unwrap();
+    // The answer comes before any event of the run.
+    let first = loop {
+        let f = c.next_frame().await.unwrap();
+        if f["type"] == "res" || f["payload"]["runId"] == "chat-1" {
+            break f;
+        }
+    };
+    assert_eq!((first["type"].as_str(), first["id"].as_str()), (Some("res"), Some(id.as_str())), "{first}");
+    assert_eq!(first["payload"], json!({"runId": "chat-1", "status": "started", "sessionKey": "agent:main:main"}));
+
+    let events = chat_events(&mut c, "chat-1").await;
+    let (deltas, last) = events.split_at(events.len() - 1);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "seq counts up from 0");
+    assert_eq!(deltas.len(), 5, "{events:?}");
+    let mut so_far = String::new();
+    for d in deltas {
+        assert_eq!((d["state"].as_str(), d["sessionKey"].as_str()), (Some("delta"), Some("agent:main:main")));
+        so_far.push_str(d["deltaText"].as_str().unwrap());
+        assert_eq!(d["message"]["content"][0]["text"], so_far.as_str(), "each delta carries the text so far");
+    }
+    assert_eq!(so_far, text);
+    let last = &last[0];
+    assert_eq!(last["state"], "final");
+    assert_eq!(last["message"]["role"], "assistant");
+    assert_eq!(last["message"]["content"], json!([{"type": "text", "text": text}]));
+    assert_eq!(last["usage"]["output_tokens"], 9);
+
+    let history = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+    let entries: Vec<(&str, &str)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(entries, vec![("user", "Stream please"), ("assistant", text)]);
+
+    // The same idempotencyKey again, after the run: a new run is not started twice while it runs,
+    // and unknown fields are refused by name.
+    let (code, message) = error_of(
+        &c.request(
+            "chat.send",
+            json!({"sessionKey": "main", "message": "x", "idempotencyKey": "k", "attachments": []}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("INVALID_REQUEST", "invalid chat.send params: attachments: not supported by Pincer")
+    );
+    let (_, message) = error_of(
+        &c.request("chat.send", json!({"sessionKey": "main", "message": "x", "idempotencyKey": "k", "colour": 1}))
+            .await
+            .unwrap(),
+    );
+    assert!(message.starts_with("invalid chat.send params: unknown field `colour`"), "{message}");
+    let (_, message) = error_of(&c.request("chat.send", json!({"sessionKey": "main", "message": "x"})).await.unwrap());
+    assert_eq!(message, "invalid chat.send params: missing field `idempotencyKey`");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn chat_send_needs_operator_write() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.read"]).await;
+    let (code, message) = error_of(
+        &c.request("chat.send", json!({"sessionKey": "main", "message": "hi", "idempotencyKey": "r"})).await.unwrap(),
+    );
+    assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.write"));
+    let (code, message) = error_of(&c.request("chat.abort", json!({"sessionKey": "main"})).await.unwrap());
+    assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.write"));
+    assert!(c.call("chat.metadata", json!({})).await.is_ok());
+    assert_eq!(fake.request_count(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn chat_abort_stops_the_stream_and_records_an_aborted_turn() {
+    let fake = FakeOpenAi::start().await;
+    let gate = Gate::new();
+    fake.push(Reply::paced("One two three four five six", 6, &gate));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+
+    let started = c
+        .call("chat.send", json!({"sessionKey": "session:abort", "message": "Count", "idempotencyKey": "run-a"}))
+        .await
+        .unwrap();
+    assert_eq!(started["status"], "started");
+    gate.release(2);
+    let mut streamed = String::new();
+    for _ in 0..2 {
+        let ev = watcher.next_event("chat").await.unwrap();
+        assert_eq!(ev["payload"]["state"], "delta", "{ev}");
+        streamed.push_str(ev["payload"]["deltaText"].as_str().unwrap());
+    }
+    let again = c
+        .call("chat.send", json!({"sessionKey": "session:abort", "message": "Count", "idempotencyKey": "run-a"}))
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "in_flight", "a repeated key joins the running run");
+
+    let (_, message) =
+        error_of(&c.request("chat.abort", json!({"sessionKey": "main", "runId": "run-a"})).await.unwrap());
+    assert_eq!(
+        message,
+        "invalid chat.abort params: runId: run run-a belongs to session agent:main:session:abort, not agent:main:main"
+    );
+    let abort = c.call("chat.abort", json!({"sessionKey": "session:abort", "preserveSideRuns": true})).await.unwrap();
+    assert_eq!(abort, json!({"ok": true, "aborted": true, "runIds": ["run-a"]}));
+    // The rest of the reply may now arrive at the fake; none of it reaches a client.
+    gate.release(10);
+
+    let ev = watcher.next_event("chat").await.unwrap();
+    let p = &ev["payload"];
+    assert_eq!((p["state"].as_str(), p["stopReason"].as_str()), (Some("aborted"), Some("rpc")), "{ev}");
+    assert_eq!(p["message"]["content"][0]["text"], streamed.as_str());
+
+    let history = c.call("chat.history", json!({"sessionKey": "session:abort"})).await.unwrap();
+    let last = history["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["role"], &last["text"], &last["aborted"], &last["runId"]),
+        (&json!("assistant"), &json!(streamed), &json!(true), &json!("run-a")),
+        "{history}"
+    );
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2, "the user message and the aborted reply: {history}");
+
+    // Nothing is running now; no further chat event of the run ever comes.
+    let none = c.call("chat.abort", json!({"sessionKey": "session:abort"})).await.unwrap();
+    assert_eq!(none, json!({"ok": true, "aborted": false, "runIds": []}));
+    c.call("health", json!({})).await.unwrap();
+    watcher.wait_up_to(std::time::Duration::from_millis(500));
+    while let Ok(f) = watcher.next_frame().await {
+        assert!(!(f["event"] == "chat" && f["payload"]["runId"] == "run-a"), "an event after the abort: {f}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn chat_history_cursor_catches_up_with_what_was_added_and_resets_when_it_cannot() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Reply::text("ok"));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    c.call("agent", json!({"message": "one", "sessionKey": "session:cur"})).await.unwrap();
+
+    let page = c.call("chat.history", json!({"sessionKey": "session:cur"})).await.unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2);
+    let cursor = page["deltaCursor"].as_str().unwrap().to_string();
+
+    let nothing = c.call("chat.history", json!({"sessionKey": "session:cur", "cursor": cursor})).await.unwrap();
+    assert_eq!(
+        (&nothing["kind"], &nothing["messages"], &nothing["deltaCursor"]),
+        (&json!("delta"), &json!([]), &json!(cursor))
+    );
+    assert_eq!(nothing["sessionInfo"]["key"], "agent:main:session:cur");
+
+    c.call("agent", json!({"message": "two", "sessionKey": "session:cur"})).await.unwrap();
+    let delta = c.call("chat.history", json!({"sessionKey": "session:cur", "cursor": cursor})).await.unwrap();
+    let texts: Vec<&str> = delta["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, vec!["two", "ok"]);
+    let next = delta["deltaCursor"].as_str().unwrap().to_string();
+    assert_ne!(next, cursor);
+    let after = c.call("chat.history", json!({"sessionKey": "session:cur", "cursor": next})).await.unwrap();
+    assert_eq!(after["messages"], json!([]));
+
+    // More than `limit` after the cursor: the client must fetch a fresh page.
+    let reset =
+        c.call("chat.history", json!({"sessionKey": "session:cur", "cursor": cursor, "limit": 1})).await.unwrap();
+    assert_eq!(reset, json!({"kind": "reset"}));
+    // A cursor of another incarnation of the session (or past its end) is a reset too.
+    let seq = cursor.split(':').nth(1).unwrap();
+    let other =
+        c.call("chat.history", json!({"sessionKey": "session:cur", "cursor": format!("1:{seq}")})).await.unwrap();
+    assert_eq!(other, json!({"kind": "reset"}));
+    let created = cursor.split(':').next().unwrap();
+    let beyond =
+        c.call("chat.history", json!({"sessionKey": "session:cur", "cursor": format!("{created}:999")})).await.unwrap();
+    assert_eq!(beyond, json!({"kind": "reset"}));
+    let (_, message) =
+        error_of(&c.request("chat.history", json!({"sessionKey": "session:cur", "cursor": "abc"})).await.unwrap());
+    assert_eq!(message, "invalid chat.history params: cursor: \"abc\" is not a deltaCursor from chat.history");
+
+    // chat.startup is the same first page.
+    let startup = c.call("chat.startup", json!({"sessionKey": "session:cur", "limit": 2})).await.unwrap();
+    assert_eq!(startup["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(startup["hasMore"], true);
+    let (_, message) = error_of(&c.request("chat.startup", json!({"shortId": "x", "agentId": "main"})).await.unwrap());
+    assert_eq!(message, "invalid chat.startup params: shortId: not supported by Pincer");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn agent_answers_accepted_first_then_its_result() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::text("Done."));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    let id = c.send_request("agent", json!({"message": "Go", "idempotencyKey": "acc-1"})).await.unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let f = c.next_frame().await.unwrap();
+        if f["type"] == "res" && f["id"] == id.as_str() {
+            answers.push(f["payload"].clone());
+        }
+    }
+    let accepted = answers[0].as_object().unwrap();
+    assert_eq!(
+        (&accepted["status"], &accepted["runId"], &accepted["sessionKey"], &accepted["agentId"]),
+        (&json!("accepted"), &json!("acc-1"), &json!("agent:main:main"), &json!("main"))
+    );
+    assert!(accepted["acceptedAt"].is_i64());
+    assert_eq!((&answers[1]["status"], &answers[1]["text"]), (&json!("ok"), &json!("Done.")));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn session_messages_go_only_to_connections_subscribed_to_the_session() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Reply::text("Noted."));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    let mut subscribed = gw.client(&["operator.read"]).await;
+    let mut other = gw.client(&["operator.read"]).await;
+    let sub = subscribed.call("sessions.messages.subscribe", json!({"key": "session:notes"})).await.unwrap();
+    assert_eq!(sub, json!({"subscribed": true, "key": "agent:main:session:notes"}));
+    other.call("sessions.messages.subscribe", json!({"key": "main"})).await.unwrap();
+    let (_, message) = error_of(
+        &other.request("sessions.messages.subscribe", json!({"key": "main", "includeApprovals": true})).await.unwrap(),
+    );
+    assert_eq!(message, "invalid sessions.messages.subscribe params: includeApprovals: not supported by Pincer");
+
+    c.call("chat.send", json!({"sessionKey": "session:notes", "message": "Remember milk", "idempotencyKey": "n-1"}))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = subscribed.next_event("session.message").await.unwrap();
+        let p = &ev["payload"];
+        assert_eq!(p["sessionKey"], "agent:main:session:notes");
+        seen.push((
+            p["message"]["role"].as_str().unwrap().to_string(),
+            p["message"]["content"][0]["text"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![("user".to_string(), "Remember milk".to_string()), ("assistant".to_string(), "Noted.".to_string())]
+    );
+    // The connection subscribed to another session got the run's chat events but no session.message.
+    chat_events(&mut other, "n-1").await;
+    other.call("health", json!({})).await.unwrap();
+    other.wait_up_to(std::time::Duration::from_millis(300));
+    while let Ok(f) = other.next_frame().await {
+        assert_ne!(f["event"], "session.message", "{f}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn chat_metadata_names_the_agent_and_its_models() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.read"]).await;
+    let meta = c.call("chat.metadata", json!({"sessionKey": "main"})).await.unwrap();
+    assert_eq!(
+        meta,
+        json!({"agentId": "main", "sessionKey": "agent:main:main", "model": "openai/gpt-4o",
+            "models": [{"id": "openai/gpt-4o", "name": "gpt-4o", "provider": "openai"}], "commands": []})
+    );
+    let (_, message) = error_of(&c.request("chat.metadata", json!({"authProfileId": "p"})).await.unwrap());
+    assert_eq!(message, "invalid chat.metadata params: authProfileId: not supported by Pincer");
+    gw.stop().await;
+}
