@@ -42,6 +42,7 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         "tool errors, tool groups and arguments",
     ),
     ("crates/pincer-core/src/crashpoint.rs", &["error"], "a fail point's action"),
+    ("crates/pincer-chat/src/turns.rs", &["reset"], "the `/reset` chat command (OpenClaw's name)"),
     ("crates/pincer-gateway/src/compat.rs", &["sent"], "COMPATIBILITY.md: whether Pincer sends an OpenClaw event"),
     ("crates/pincer-store/src/migrations.rs", &["cron"], "a migration's name"),
     ("crates/pincer-store/src/backup.rs", &["ok"], "SQLite's `PRAGMA quick_check` answer"),
