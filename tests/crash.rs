@@ -797,7 +797,9 @@ async fn kill_9_around_an_inbound_message_neither_loses_it_nor_answers_it_twice(
         let rows = loop {
             let rows = settled(&gw).await;
             let replies = rows.iter().filter(|r| r["origin"]["kind"] == "reply").count();
-            if replies >= sent.len() || std::time::Instant::now() > deadline {
+            // A reply enqueued between `settled`'s check and its listing may still be sending.
+            let open = rows.iter().any(|r| r["state"] == "pending" || r["state"] == "sending");
+            if (replies >= sent.len() && !open) || std::time::Instant::now() > deadline {
                 break rows;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

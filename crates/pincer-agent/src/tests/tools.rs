@@ -194,7 +194,7 @@ async fn parallel_tool_calls_round_trip_through_both_apis_streamed_and_not() {
                 tool_events.push((ev.payload["data"]["phase"].clone(), ev.payload["data"]["toolCallId"].clone()));
             }
         }
-        tool_events.sort_by_key(|e| e.0.to_string());
+        tool_events.sort_by_key(|e| (e.0.to_string(), e.1.to_string()));
         assert_eq!(
             tool_events,
             [
