@@ -229,6 +229,8 @@ export class Gateway extends EventTarget {
     if (frame.type === "res") {
       const p = this.pending.get(frame.id);
       if (!p) return;
+      // `agent` answers twice, as OpenClaw's does: an interim `accepted`, then the result.
+      if (frame.ok && frame.payload?.status === "accepted") return;
       this.pending.delete(frame.id);
       clearTimeout(p.timer);
       if (frame.ok) p.resolve(frame.payload);
