@@ -167,8 +167,15 @@ fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> pinc
     let mcp = (!config.mcp.servers.is_empty()).then(|| pincer_tools::McpServers::start(&config.mcp, clock.clone()));
     // `exec` in `ask` mode refuses what the allowlist does not allow until approvals are served.
     let (toolbox, notes) = pincer_tools::standard_toolbox(&config.tools, mcp, None);
+    // An untouched `tools.web.search` only means web search is off: say so quietly; a section the
+    // owner wrote that does not work is a warning.
+    let search_untouched = config.tools.web.search == pincer_core::tools_config::WebSearchConfig::default();
     for note in notes {
-        tracing::warn!("tools: {note}");
+        if search_untouched && note.starts_with("tools.web.search") {
+            tracing::info!("tools: web_search is off until configured ({note})");
+        } else {
+            tracing::warn!("tools: {note}");
+        }
     }
     pincer_agent::AgentTools { toolbox, workspace }
 }
