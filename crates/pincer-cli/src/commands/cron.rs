@@ -735,7 +735,14 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
 /// The id of the job `given` names: its id, a unique id prefix, or its name (every job, disabled
 /// ones too).
 async fn job_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
-    let mut candidates = Vec::new();
+    let candidates: Vec<Candidate> =
+        every_job(client).await?.into_iter().map(|j| Candidate { id: j.job.id, name: Some(j.job.name) }).collect();
+    resolve(given, &candidates, "job", "pincer cron list --all", true)
+}
+
+/// Every job the gateway has, disabled ones too, page by page.
+pub(crate) async fn every_job(client: &mut Client) -> anyhow::Result<Vec<cron::CronJob>> {
+    let mut jobs = Vec::new();
     let mut offset = 0;
     loop {
         let params = ListParams {
@@ -745,13 +752,12 @@ async fn job_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
             ..ListParams::default()
         };
         let page = client.call::<cron::List>(&params).await?;
-        candidates.extend(page.jobs.into_iter().map(|j| Candidate { id: j.job.id, name: Some(j.job.name) }));
+        jobs.extend(page.jobs);
         match page.next_offset {
             Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
-            _ => break,
+            _ => return Ok(jobs),
         }
     }
-    resolve(given, &candidates, "job", "pincer cron list --all", true)
 }
 
 /// [`job_id`] on its own connection, for commands that make one call.

@@ -16,7 +16,7 @@ use pincer_core::StatePaths;
 use pincer_core::config::process_env;
 use pincer_protocol::Scope;
 use pincer_protocol::schema::Method as _;
-use pincer_protocol::schema::cron::{self, AddParams, ListParams, UNSUPPORTED_JOB_FIELDS};
+use pincer_protocol::schema::cron::{self, AddParams, UNSUPPORTED_JOB_FIELDS};
 use pincer_protocol::schema::parse_params;
 use serde_json::{Map, Value};
 
@@ -210,22 +210,8 @@ pub async fn run(cmd: ImportCommand, paths: &StatePaths) -> anyhow::Result<ExitC
 
 /// The declaration keys of every job the gateway has.
 async fn declaration_keys(client: &mut Client) -> anyhow::Result<BTreeSet<String>> {
-    let mut keys = BTreeSet::new();
-    let mut offset = 0;
-    loop {
-        let params = ListParams {
-            include_disabled: Some(true),
-            limit: Some(200),
-            offset: Some(offset),
-            ..ListParams::default()
-        };
-        let page = client.call::<cron::List>(&params).await?;
-        keys.extend(page.jobs.iter().filter_map(|j| j.job.declaration_key.clone()));
-        match page.next_offset {
-            Some(next) if page.has_more => offset = next as u32,
-            _ => return Ok(keys),
-        }
-    }
+    let jobs = super::cron::every_job(client).await?;
+    Ok(jobs.into_iter().filter_map(|j| j.job.declaration_key).collect())
 }
 
 fn print_plan(plan: &Plan, existing: &BTreeSet<String>) {
