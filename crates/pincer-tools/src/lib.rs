@@ -53,7 +53,7 @@ pub mod workspace;
 
 pub use config::{ExecConfig, ExecMode, McpConfig, McpServerConfig, ToolsConfig};
 pub use exec::Exec;
-pub use exec::approval::{ApprovalDecision, ApprovalQueue, ApprovalRequest, ExecApprover};
+pub use exec::approval::{ApprovalDecision, ApprovalEvent, ApprovalQueue, ApprovalRequest, ExecApprover};
 pub use fs::{EditTool, ReadTool, WriteTool};
 pub use mcp::{McpServerState, McpServers, McpStatus};
 pub use policy::{Profile, ToolPolicy};
