@@ -49,6 +49,11 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
     print_tasks(&pincer.tasks);
     print_connections(&pincer.connections);
     print_channels(&health);
+    // One line per MCP server: `mcp time: connected, 2 tools` or its state and last error.
+    for s in &pincer.mcp {
+        let error = s.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        println!("  mcp {}: {}, {} tools, {} restarts{error}", s.name, s.state, s.tool_count, s.restarts);
+    }
     Ok(code)
 }
 

@@ -57,15 +57,24 @@ fn env_refused(key: &str) -> bool {
         )
 }
 
-/// What `doctor` should say about `tools.exec` when it lets nothing run, or `None`.
-pub fn doctor_note(config: &ExecConfig) -> Option<String> {
+/// What `doctor` should say about `tools.exec` when it lets nothing run: the problem and its fix.
+pub fn doctor_advice(config: &ExecConfig) -> Option<(String, String)> {
     match config.mode {
-        ExecMode::Deny => Some("exec: tools.exec.mode is \"deny\"; agents cannot run commands. Set it to \"allowlist\" (with tools.exec.allowlist) or \"ask\" to let them".into()),
-        ExecMode::Allowlist if config.allowlist.is_empty() && config.safe_bins.is_empty() => Some(
-            "exec: nothing can run yet (tools.exec.mode is \"allowlist\" and tools.exec.allowlist is empty). Add executables by path, e.g. tools.exec.allowlist: [\"/usr/bin/git\"], list stdin-only filters in tools.exec.safeBins, or set tools.exec.mode to \"ask\" to approve commands one by one".into(),
-        ),
+        ExecMode::Deny => Some((
+            "exec: tools.exec.mode is \"deny\"; agents cannot run commands".into(),
+            "set tools.exec.mode to \"allowlist\" (with tools.exec.allowlist) or \"ask\" to let them".into(),
+        )),
+        ExecMode::Allowlist if config.allowlist.is_empty() && config.safe_bins.is_empty() => Some((
+            "exec: nothing can run yet (tools.exec.mode is \"allowlist\" and tools.exec.allowlist is empty)".into(),
+            "add executables by path, e.g. tools.exec.allowlist: [\"/usr/bin/git\"], list stdin-only filters in tools.exec.safeBins, or set tools.exec.mode to \"ask\" to approve commands one by one (`pincer approvals`)".into(),
+        )),
         _ => None,
     }
+}
+
+/// [`doctor_advice`] as one line.
+pub fn doctor_note(config: &ExecConfig) -> Option<String> {
+    doctor_advice(config).map(|(problem, fix)| format!("{problem}. To fix: {fix}"))
 }
 
 /// The `exec` tool.
