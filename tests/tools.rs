@@ -218,7 +218,7 @@ async fn an_unattended_run_is_refused_when_no_decision_comes_in_time() {
 }
 
 /// The stdio MCP test server of `pincer-tools` (an example; built here if this build skipped it).
-fn mcp_test_server() -> PathBuf {
+pub fn mcp_test_server() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("examples/mcp_test_server");
     if !bin.exists() {
