@@ -357,3 +357,33 @@ async fn doctor_names_broken_tool_configuration_with_the_fix() {
     );
     gw.stop().await;
 }
+
+#[test]
+fn doctor_without_a_gateway_checks_the_tool_configuration_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("pincer.json"),
+        format!("{{ gateway: {{ auth: {{ token: '{TOKEN}' }} }}, tools: {{ web: {{ search: {{ provider: 'searxng' }} }} }} }}"),
+    )
+    .unwrap();
+    std::fs::write(state.join("exec-approvals.json"), "not json").unwrap();
+    let out = std::process::Command::new(pincer_bin())
+        .arg("doctor")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PINCER_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "WARN  tools.exec       exec: nothing can run yet",
+        "fix: add executables by path, e.g. tools.exec.allowlist: [\"/usr/bin/git\"]",
+        "WARN  tools.web_search web_search is not available: tools.web.search.baseUrl",
+        "WARN  tools.exec.grants",
+        "not an exec approvals file",
+    ] {
+        assert!(said.contains(line), "no `{line}` in:\n{said}");
+    }
+}

@@ -241,6 +241,22 @@ fn offline_doctor(paths: &StatePaths) -> DoctorReport {
             }
         }
     }
+    // `tools.*` as configured, and the `allow-always` grants the gateway will read.
+    if let Some(config) = &config {
+        for check in pincer_tools::config_checks(&config.tools) {
+            let status = if check.problem { FindingStatus::Warn } else { FindingStatus::Ok };
+            push(check.check, status, check.message, check.fix);
+        }
+    }
+    let grants = paths.state_dir.join(pincer_gateway::EXEC_APPROVALS_FILE);
+    if let Err(e) = pincer_tools::ApprovalQueue::with_grants_file(grants) {
+        push(
+            "tools.exec.grants",
+            FindingStatus::Warn,
+            format!("{e}; allow-always decisions will apply once"),
+            Some("fix or remove the file before starting the gateway".into()),
+        );
+    }
     let failing = findings.iter().filter(|f| f.status == FindingStatus::Fail).count() as u64;
     let warnings = findings.iter().filter(|f| f.status == FindingStatus::Warn).count() as u64;
     let mut extra = serde_json::Map::new();

@@ -331,23 +331,13 @@ async fn jobs(state: &AppState, f: &mut Findings) {
 /// provider settings, approvals waiting, the `allow-always` grants file.
 fn tools(state: &AppState, f: &mut Findings) {
     let c = state.config();
-    let exec = &c.tools.exec;
-    match pincer_tools::exec::doctor_advice(exec) {
-        Some((problem, fix)) => f.push("tools.exec", S::Warn, problem, Some(fix)),
-        None => {
+    for check in pincer_tools::config_checks(&c.tools) {
+        let mut message = check.message;
+        if check.check == "tools.exec" && !check.problem {
             let granted = pincer_tools::ExecApprover::granted(&state.tools.approvals).len();
-            f.push(
-                "tools.exec",
-                S::Ok,
-                format!(
-                    "exec runs in {} mode: {} allowlist entries, {} safe bins, {granted} allowed always",
-                    serde_json::to_value(exec.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                    exec.allowlist.len(),
-                    exec.safe_bins.len()
-                ),
-                None,
-            )
+            message.push_str(&format!(", {granted} allowed always"));
         }
+        f.push(check.check, if check.problem { S::Warn } else { S::Ok }, message, check.fix);
     }
     let pending = state.tools.approvals.pending();
     if let Some(oldest) = pending.first() {
@@ -368,27 +358,6 @@ fn tools(state: &AppState, f: &mut Findings) {
             format!("{e}; allow-always decisions apply once until it is fixed"),
             Some(format!("fix or remove the file, then restart the gateway ({})", crate::EXEC_APPROVALS_FILE)),
         );
-    }
-    let search = &c.tools.web.search;
-    if search.enabled {
-        match pincer_tools::WebSearch::new(search.clone()) {
-            Ok(_) => f.push("tools.web_search", S::Ok, format!("web_search uses {:?}", search.provider), None),
-            Err(e) => {
-                let untouched = *search == pincer_core::tools_config::WebSearchConfig::default();
-                f.push(
-                    "tools.web_search",
-                    if untouched { S::Ok } else { S::Warn },
-                    if untouched {
-                        "web_search is off until a provider is configured".to_string()
-                    } else {
-                        format!("web_search is not available: {e}")
-                    },
-                    Some(format!(
-                        "{e}; or set tools.web.search.enabled to false. Restart the gateway after changing tools.*"
-                    )),
-                );
-            }
-        }
     }
 }
 
