@@ -1,7 +1,8 @@
 //! The stock OpenClaw CLI (npm `openclaw@2026.9.6`) against a running Pincer gateway.
 //!
 //! Ignored by default: `cargo xtask interop` installs Node 24 and OpenClaw into `.cache/openclaw`
-//! and runs these with `PINCER_OPENCLAW_NODE` and `PINCER_OPENCLAW_MJS` set.
+//! and runs these with `PINCER_OPENCLAW_NODE` and `PINCER_OPENCLAW_MJS` set. `control_ui` drives
+//! OpenClaw's browser Control UI from the same install in headless Chromium.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -10,6 +11,8 @@ use pincer_testkit::process::GatewayProcess;
 use serde_json::{Value, json};
 
 use crate::support::pincer_bin;
+
+mod control_ui;
 
 /// Runs the real `openclaw` CLI with an isolated home and state dir.
 pub struct OpenClaw {

@@ -247,6 +247,11 @@ pub fn session_view(row: &SessionRow) -> Session {
 /// `sessions.list`: sessions, most recently updated first, paged.
 pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<SessionsListResult, ApiError> {
     const M: &str = SessionsList::NAME;
+    // No session spawns another, so a list of children is empty whatever its page size (the
+    // Control UI asks for up to 10,000).
+    if p.spawned_by.is_some() {
+        return Ok(empty_page(p.offset.unwrap_or(0), p.limit.unwrap_or(50).min(1000)));
+    }
     let limit = p.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(invalid(M, "limit: must be between 1 and 1000"));
@@ -496,10 +501,14 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         if rows.len() > max as usize {
             return Ok(ChatHistoryAnswer::Reset(ChatHistoryReset { kind: HistoryDeltaKind::Reset }));
         }
+        let messages: Vec<ChatMessage> = rows.iter().map(message_view).collect();
+        if p.max_bytes.is_some_and(|budget| within_budget(&messages, budget) < messages.len()) {
+            return Ok(ChatHistoryAnswer::Reset(ChatHistoryReset { kind: HistoryDeltaKind::Reset }));
+        }
         let last = rows.last().map_or(seq, |r| r.seq);
         return Ok(ChatHistoryAnswer::Delta(ChatHistoryDelta {
             kind: HistoryDeltaKind::Delta,
-            messages: rows.iter().map(message_view).collect(),
+            messages,
             delta_cursor: cursor_of(&session, last),
             session_info: session_view(&session),
             extra: Map::new(),
@@ -520,19 +529,42 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
     let Some(session) = session else {
         return Err(ApiError::NotFound(format!("session not found: {key}; list sessions with sessions.list")));
     };
-    let has_more = rows.len() > limit as usize;
+    let mut has_more = rows.len() > limit as usize;
     if has_more {
         rows.remove(0);
+    }
+    let mut messages: Vec<ChatMessage> = rows.iter().map(message_view).collect();
+    if let Some(budget) = p.max_bytes {
+        let keep = within_budget(&messages, budget);
+        if keep < messages.len() {
+            messages.drain(..messages.len() - keep);
+            has_more = true;
+        }
     }
     Ok(ChatHistoryAnswer::Page(ChatHistoryResult {
         session_key: key,
         session: session_view(&session),
-        next_before_seq: if has_more { rows.first().map(|r| r.seq) } else { None },
+        next_before_seq: if has_more { messages.first().map(|m| m.seq) } else { None },
         delta_cursor: cursor_of(&session, last_seq),
-        messages: rows.iter().map(message_view).collect(),
+        messages,
         has_more,
         extra: Map::new(),
     }))
+}
+
+/// How many of the newest `messages` fit in `budget` bytes of JSON — at least one, so a single
+/// entry larger than the budget still shows.
+fn within_budget(messages: &[ChatMessage], budget: u64) -> usize {
+    let mut used = 0u64;
+    let mut keep = 0;
+    for m in messages.iter().rev() {
+        used += serde_json::to_vec(m).map_or(0, |j| j.len() as u64);
+        if used > budget && keep > 0 {
+            break;
+        }
+        keep += 1;
+    }
+    keep
 }
 
 /// One transcript entry as clients see it.

@@ -123,7 +123,10 @@ impl SessionRef {
         let agent = agent_id.unwrap_or(DEFAULT_AGENT);
         let key = key.map(str::trim).filter(|k| !k.is_empty());
         let session = match key {
-            None | Some("main") => SessionRef::main(agent),
+            // `global`: OpenClaw's key for the one session every conversation shares under
+            // `session.scope: "global"`, the scope `agents.list` announces — Pincer's main session
+            // (OpenClaw's Control UI chats in it).
+            None | Some("main") | Some("global") => SessionRef::main(agent),
             Some("isolated") => SessionRef::one_off(agent, run_id),
             Some(short) if short.starts_with("session:") => {
                 let id = &short["session:".len()..];
@@ -280,6 +283,7 @@ mod tests {
         let ok = |key: Option<&str>, agent: Option<&str>| SessionRef::from_request(key, agent, "run-1").unwrap();
         assert_eq!(ok(None, None), SessionRef::main("main"));
         assert_eq!(ok(Some("main"), Some("ops")), SessionRef::main("ops"));
+        assert_eq!(ok(Some("global"), Some("main")), SessionRef::main("main"));
         assert_eq!(ok(Some("isolated"), None), SessionRef::one_off("main", "run-1"));
         assert_eq!(ok(Some("session:notes"), None), SessionRef::named("main", "notes"));
         assert_eq!(ok(Some("agent:ops:session:notes"), Some("ops")), SessionRef::named("ops", "notes"));

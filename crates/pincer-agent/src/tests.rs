@@ -829,6 +829,23 @@ async fn sessions_list_and_chat_history_page_through_what_was_recorded() {
     assert_eq!(last["messages"][2]["content"], json!([{"type": "text", "text": "Hello from the fake model."}]));
     let first = call_chat_history(&h.agents, json!({"sessionKey": "agent:main:main", "beforeSeq": 2})).await.unwrap();
     assert_eq!((texts(&first), first["hasMore"].as_bool()), (vec!["question 0".to_string()], Some(false)));
+    // A byte budget keeps the newest entries that fit; the rest is the next page.
+    let one = serde_json::to_vec(&last["messages"][2]).unwrap().len() as u64;
+    let budget = call_chat_history(&h.agents, json!({"sessionKey": "main", "maxBytes": one + 10})).await.unwrap();
+    assert_eq!(texts(&budget), ["Hello from the fake model."]);
+    assert_eq!((budget["hasMore"].as_bool(), budget["nextBeforeSeq"].as_i64()), (Some(true), Some(4)));
+    let tiny = call_chat_history(&h.agents, json!({"sessionKey": "main", "maxBytes": 1})).await.unwrap();
+    assert_eq!(texts(&tiny), ["Hello from the fake model."], "the newest entry shows even when larger");
+    let roomy = call_chat_history(&h.agents, json!({"sessionKey": "main", "maxBytes": 262144})).await.unwrap();
+    assert_eq!((texts(&roomy).len(), roomy["hasMore"].as_bool()), (4, Some(false)));
+    let cursor = first["deltaCursor"].as_str().unwrap().replace(":4", ":1");
+    let delta = call_chat_history(&h.agents, json!({"sessionKey": "main", "cursor": cursor, "maxBytes": one + 10}))
+        .await
+        .unwrap();
+    assert_eq!(delta["kind"], "reset", "a catch-up over the budget: {delta}");
+    // No Pincer session spawns another.
+    let spawned = call_sessions_list(&h.agents, json!({"spawnedBy": "global", "limit": 10_000})).await.unwrap();
+    assert_eq!(spawned["total"], 0, "{spawned}");
     let missing = call_chat_history(&h.agents, json!({"sessionKey": "agent:main:session:nope"})).await.unwrap_err();
     assert_eq!(
         missing,

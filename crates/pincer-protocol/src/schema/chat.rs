@@ -117,17 +117,8 @@ pub struct ChatAbortResult {
 pub struct ChatStartupParams(pub ChatHistoryParams);
 
 impl Params for ChatStartupParams {
-    const UNSUPPORTED: &'static [&'static str] = &[
-        "shortId",
-        "slugHint",
-        "maxBytes",
-        "offset",
-        "pendingBefore",
-        "inputRunIds",
-        "messageId",
-        "sessionId",
-        "maxChars",
-    ];
+    const UNSUPPORTED: &'static [&'static str] =
+        &["shortId", "slugHint", "offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -173,11 +164,14 @@ pub struct SessionsMessagesSubscribeParams {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// Accepted (the Control UI's chat always asks): the subscription carries the session's
+    /// messages only, because Pincer sends no approval requests over the gateway — exec approvals
+    /// are decided with `pincer approvals`, and `exec.approval.*` is refused (COMPATIBILITY.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_approvals: Option<bool>,
 }
 
-impl Params for SessionsMessagesSubscribeParams {
-    const UNSUPPORTED: &'static [&'static str] = &["includeApprovals"];
-}
+impl Params for SessionsMessagesSubscribeParams {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

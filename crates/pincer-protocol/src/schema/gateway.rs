@@ -131,11 +131,15 @@ pub struct ModelsListParams {
     /// Display hint (accepted; nothing is ever discovered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prepared_only: Option<bool>,
+    /// Display hint (accepted; the Control UI's chat sends it): every Pincer session may use
+    /// every configured model, so the list does not depend on the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
 }
 
 impl Params for ModelsListParams {
     const UNSUPPORTED: &'static [&'static str] =
-        &["sessionKey", "authProfileId", "includeProviderCapabilities", "includeDefaultModels"];
+        &["authProfileId", "includeProviderCapabilities", "includeDefaultModels"];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

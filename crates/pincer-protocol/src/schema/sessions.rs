@@ -58,6 +58,10 @@ pub struct SessionsListParams {
     /// Display hint, accepted: Pincer creates no probe or system sessions, so none is excluded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_system: Option<bool>,
+    /// Honoured: only the sessions that the session with this key spawned — none, since no
+    /// Pincer session spawns another (the Control UI asks it for a chat's subagent sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_by: Option<String>,
 }
 
 /// `archived`: a flag or `"all"`.
@@ -95,7 +99,6 @@ impl Params for SessionsListParams {
         "profileRelation",
         "involvingProfileId",
         "includePeople",
-        "spawnedBy",
         "search",
     ];
 }
@@ -191,11 +194,16 @@ pub struct ChatHistoryParams {
     /// [`ChatHistoryDelta`] (what was added since) or a [`ChatHistoryReset`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// OpenClaw's byte budget for the answer's messages (the Control UI's chat sends 256 KiB): a
+    /// page keeps its newest entries whose JSON fits (always the newest one), so `hasMore` and
+    /// `nextBeforeSeq` lead to the rest; a catch-up (`cursor`) that would not fit answers `reset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
 }
 
 impl Params for ChatHistoryParams {
     const UNSUPPORTED: &'static [&'static str] =
-        &["maxBytes", "offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
+        &["offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
 }
 
 /// `chat.history`'s answer: a page of the transcript, or — asked with a `cursor` — the entries
