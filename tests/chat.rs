@@ -277,10 +277,13 @@ async fn session_messages_go_only_to_connections_subscribed_to_the_session() {
     let sub = subscribed.call("sessions.messages.subscribe", json!({"key": "session:notes"})).await.unwrap();
     assert_eq!(sub, json!({"subscribed": true, "key": "agent:main:session:notes"}));
     other.call("sessions.messages.subscribe", json!({"key": "main"})).await.unwrap();
-    let (_, message) = error_of(
-        &other.request("sessions.messages.subscribe", json!({"key": "main", "includeApprovals": true})).await.unwrap(),
-    );
-    assert_eq!(message, "invalid sessions.messages.subscribe params: includeApprovals: not supported by Pincer");
+    // OpenClaw's Control UI asks for approvals too; Pincer accepts the flag (it sends none over
+    // the gateway) but still refuses what it does not know.
+    other.call("sessions.messages.subscribe", json!({"key": "main", "includeApprovals": true})).await.unwrap();
+    let (_, message) =
+        error_of(&other.request("sessions.messages.subscribe", json!({"key": "main", "bogus": true})).await.unwrap());
+    assert!(message.starts_with("invalid sessions.messages.subscribe params"), "{message}");
+    assert!(message.contains("bogus"), "{message}");
 
     c.call("chat.send", json!({"sessionKey": "session:notes", "message": "Remember milk", "idempotencyKey": "n-1"}))
         .await
