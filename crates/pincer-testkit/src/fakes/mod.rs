@@ -5,5 +5,6 @@ pub mod anthropic;
 pub mod discord;
 pub mod openai;
 pub mod slack;
+pub mod socket;
 pub mod telegram;
 pub mod webhook;
