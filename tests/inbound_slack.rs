@@ -66,7 +66,10 @@ async fn a_slack_dm_and_a_mention_are_answered_once_in_thread_and_bots_and_edits
     let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&slack, &model, extra)).unwrap();
     let mut c = client(&gw).await;
     let inbound = wait_inbound(&mut c, "connected").await;
-    assert_eq!(inbound["bot"], "@pincer-fake", "{inbound}");
+    assert_eq!((&inbound["bot"], &inbound["mode"]), (&json!("@pincer-fake"), &json!("socket")), "{inbound}");
+    let status = c.call("channels.status", json!({"channel": "slack"})).await.unwrap();
+    let account = &status["channelAccounts"]["slack"][0];
+    assert_eq!((&account["connected"], &account["mode"]), (&json!(true), &json!("socket")), "{status}");
 
     let dm = slack.push_dm("U0ANN", "What's the weather?");
     let got = slack.wait_for_messages(1, WAIT).await;
@@ -174,4 +177,26 @@ async fn a_refused_app_token_stops_slack_inbound_and_health_says_so() {
     assert!(error.contains("invalid_auth") && error.contains("channels.slack.appToken"), "{inbound}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(slack.opens(), 1, "a refused token is not retried");
+
+    // The same state in channels.status (OpenClaw's account fields), doctor and /metrics.
+    let status = c.call("channels.status", json!({})).await.unwrap();
+    let account = &status["channelAccounts"]["slack"][0];
+    assert_eq!(
+        (&account["running"], &account["connected"], &account["state"]),
+        (&json!(false), &json!(false), &json!("credentials-rejected")),
+        "{status}"
+    );
+    assert!(account["lastError"].as_str().unwrap().contains("channels.slack.appToken"), "{account}");
+    let doctor = c.call("doctor.run", json!({})).await.unwrap();
+    let finding = doctor["findings"].as_array().unwrap().iter().find(|f| f["check"] == "channel.slack.inbound");
+    let finding = finding.unwrap_or_else(|| panic!("{doctor}"));
+    assert_eq!(finding["status"], "fail", "{finding}");
+    assert!(finding["fix"].as_str().unwrap().contains("channels.slack"), "{finding}");
+    let (_, metrics) = pincer_testkit::http::get(gw.addr(), "/metrics").await.unwrap();
+    for line in [
+        r#"pincer_channel_inbound_state{channel="slack",state="credentials-rejected"} 1"#,
+        r#"pincer_channel_inbound_state{channel="slack",state="connected"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 }
