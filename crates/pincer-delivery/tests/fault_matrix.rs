@@ -236,8 +236,7 @@ impl Fake {
 fn adapter(platform: Platform, url: &str, timeout: Duration) -> (Arc<dyn Channel>, String) {
     match platform {
         Platform::Discord => {
-            let config =
-                DiscordConfig { token: FakeDiscord::TOKEN.into(), api_base_url: url.into(), ..SlackConfig::default() };
+            let config = DiscordConfig { token: FakeDiscord::TOKEN.into(), api_base_url: url.into() };
             (Arc::new(Discord::new(&config, timeout).unwrap()), "channel:111".into())
         }
         Platform::Telegram => {
