@@ -30,3 +30,4 @@ mod schema;
 mod service;
 mod store;
 mod supervision;
+mod tools;
