@@ -302,3 +302,70 @@ async fn many_chats_at_once_are_each_answered_once_and_in_order() {
     }
     assert_eq!(tg.unconfirmed(), 0);
 }
+
+/// Webhook mode: `setWebhook` on start, updates posted by the fake to the gateway's port (the
+/// secret checked, each stored before the 200), answered through the same pipeline; switching
+/// back to polling deletes the webhook and polls the updates it left.
+#[tokio::test]
+async fn webhook_mode_sets_the_webhook_checks_the_secret_and_switching_back_deletes_it() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hooked."));
+    let dir = tempfile::tempdir().unwrap();
+    let port = pincer_testkit::process::free_port();
+    let url = format!("http://127.0.0.1:{port}/tg-hook");
+    let mut cfg = config(&tg, &model, json!({ "allowFrom": [1001], "webhookUrl": url, "webhookSecret": "s3cret" }));
+    cfg["gateway"] = json!({ "port": port });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg.clone()).unwrap();
+    wait_until("setWebhook", || tg.webhook().is_some()).await;
+    assert_eq!(tg.webhook(), Some((url.clone(), Some("s3cret".to_string()))));
+    let mut c = client(&gw, &["operator.read"]).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let inbound = c.call("health", json!({})).await.unwrap()["channels"]["telegram"]["inbound"].clone();
+        if inbound["state"] == "connected" {
+            assert_eq!(inbound["mode"], "webhook", "{inbound}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{inbound}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A request without the secret is refused and stores nothing.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let own = json!({"update_id": 999, "message": {"message_id": 77, "date": 1, "chat": {"id": 1001, "type": "private"},
+        "from": {"id": 1001, "is_bot": false, "first_name": "X"}, "text": "posted by hand"}});
+    let post = |secret: Option<&'static str>| {
+        let headers: Vec<(&str, &str)> =
+            secret.map(|s| vec![("X-Telegram-Bot-Api-Secret-Token", s)]).unwrap_or_default();
+        let own = own.clone();
+        async move { pincer_testkit::http::post_json(addr, "/tg-hook", &headers, &own).await.unwrap().0 }
+    };
+    assert_eq!((post(None).await, post(Some("wrong")).await), (401, 401));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(model.request_count(), 0, "a refused update reaches nobody");
+    // With the secret it is stored before the 200; the same update again (Telegram retrying
+    // after a lost 200) is answered once.
+    assert_eq!(post(Some("s3cret")).await, 200);
+    let got = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].text.as_str(), got[0].reply_to_message_id), ("Hooked.", Some(77)));
+    assert_eq!(post(Some("s3cret")).await, 200);
+
+    // Updates the fake posts, as Telegram does.
+    let (_, id) = tg.push_message(Incoming::dm(1001, "via the hook"));
+    assert_eq!(tg.deliver_webhook().await.unwrap(), vec![200]);
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!(got[1].reply_to_message_id, Some(id));
+    assert!(user_text(&model.requests()[1].body).contains("via the hook"));
+    assert!(tg.polls().is_empty(), "webhook mode never polls");
+
+    // Back to polling: the webhook is deleted, and an update pushed meanwhile is polled.
+    gw.terminate().unwrap();
+    let (_, later) = tg.push_message(Incoming::dm(1001, "while switching"));
+    cfg["channels"]["telegram"].as_object_mut().unwrap().retain(|k, _| !k.starts_with("webhook"));
+    let _gw = GatewayProcess::start(&pincer_bin(), dir.path(), cfg).unwrap();
+    let got = tg.wait_for_messages(3, WAIT).await;
+    assert_eq!(got[2].reply_to_message_id, Some(later));
+    assert_eq!(tg.webhook_calls(), vec![format!("set {url}"), "delete".to_string()]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((tg.messages().len(), model.request_count()), (3, 3));
+}

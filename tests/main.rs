@@ -18,6 +18,7 @@ mod cron;
 mod delivery;
 mod devices;
 mod inbound;
+mod inbound_slack;
 mod interop;
 mod logs;
 mod openclaw_methods;

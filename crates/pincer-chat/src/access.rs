@@ -1,8 +1,61 @@
 //! Who may talk to the bot: OpenClaw's `dmPolicy` / `allowFrom` / `groupPolicy` /
 //! `groupAllowFrom` / `groups` / `requireMention`, decided by one pure function over a parsed
-//! message, the channel's config and whether the owner approved the sender (pairing).
+//! message, the channel's config and whether the owner approved the sender (pairing). Each
+//! channel's config is read into one [`Policy`] (Slack's `channels.<id>.users` is a group's
+//! `allowFrom`), so every channel decides the same way.
 
-use pincer_core::config::{DmPolicy, GroupPolicy, TelegramConfig};
+use std::collections::BTreeMap;
+
+use pincer_core::config::{ChatGroupConfig, DmPolicy, GroupPolicy, SlackConfig, TelegramConfig};
+
+/// A channel's access settings, in OpenClaw's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub dm_policy: DmPolicy,
+    pub allow_from: Vec<String>,
+    pub group_policy: GroupPolicy,
+    pub group_allow_from: Vec<String>,
+    pub groups: BTreeMap<String, ChatGroupConfig>,
+    pub require_mention: bool,
+}
+
+impl From<&TelegramConfig> for Policy {
+    fn from(c: &TelegramConfig) -> Policy {
+        Policy {
+            dm_policy: c.dm_policy,
+            allow_from: c.allow_from.clone(),
+            group_policy: c.group_policy,
+            group_allow_from: c.group_allow_from.clone(),
+            groups: c.groups.clone(),
+            require_mention: c.require_mention,
+        }
+    }
+}
+
+impl From<&SlackConfig> for Policy {
+    /// A disabled entry of `channels` is left out, so `allowlist` denies it (and [`decide`]'s
+    /// caller checks `enabled` itself under `open`).
+    fn from(c: &SlackConfig) -> Policy {
+        let groups = c
+            .channels
+            .iter()
+            .filter(|(_, ch)| ch.enabled)
+            .map(|(id, ch)| {
+                (id.clone(), ChatGroupConfig { require_mention: ch.require_mention, allow_from: ch.users.clone() })
+            })
+            .collect();
+        Policy {
+            dm_policy: c.dm_policy,
+            allow_from: c.allow_from.clone(),
+            group_policy: c.group_policy,
+            // In a channel, `channels.<id>.users` limits who may talk; without it everyone in
+            // the channel may (OpenClaw's Slack), not only the DM allowlist.
+            group_allow_from: vec!["*".into()],
+            groups,
+            require_mention: true,
+        }
+    }
+}
 
 /// Who sent a message and where, as the access check needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +106,7 @@ pub fn listed(list: &[String], sender: &Sender<'_>) -> bool {
 }
 
 /// Decides a message; `approved` is whether the owner approved the sender by pairing.
-pub fn decide(config: &TelegramConfig, sender: &Sender<'_>, approved: bool) -> Decision {
+pub fn decide(config: &Policy, sender: &Sender<'_>, approved: bool) -> Decision {
     let Some(group) = sender.group else {
         return match config.dm_policy {
             DmPolicy::Disabled => Decision::Deny("dmPolicy is disabled"),
@@ -120,10 +173,10 @@ mod tests {
         ];
         let mut out = String::new();
         for (name, json) in configs {
-            let c = config(json);
+            let p = Policy::from(&config(json));
             out.push_str(&format!("{name}:\n"));
             for (who, s) in &senders {
-                out.push_str(&format!("  {who:<16} {:?} / approved {:?}\n", decide(&c, s, false), decide(&c, s, true)));
+                out.push_str(&format!("  {who:<16} {:?} / approved {:?}\n", decide(&p, s, false), decide(&p, s, true)));
             }
         }
         expect![[r#"

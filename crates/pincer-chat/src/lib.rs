@@ -2,6 +2,8 @@
 //!
 //! - `telegram`: `getUpdates` long polling; each batch is committed with the next `offset` and
 //!   the access decisions it made (pairing codes, audit rows) in one transaction.
+//! - `slack`: Socket Mode; each envelope is acked only after its message (keyed by Slack's
+//!   event id, so a redelivery is stored once) is committed.
 //! - [`access`]: OpenClaw's `dmPolicy`/`allowFrom`/`groupPolicy`/`groupAllowFrom`/`groups`/
 //!   `requireMention` as one pure function.
 //! - [`pairing`]: codes for unknown senders, approved or rejected by the owner.
@@ -17,6 +19,7 @@
 
 pub mod access;
 pub mod pairing;
+pub mod slack;
 pub mod telegram;
 mod turns;
 
@@ -61,6 +64,9 @@ pub struct ChannelStatus {
     /// While in `backoff`: when the next attempt starts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at_ms: Option<i64>,
+    /// How it listens: `polling`, `webhook` or `socket`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// When a poll last answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_poll_at_ms: Option<i64>,
@@ -95,6 +101,8 @@ pub struct Chat {
     busy: Mutex<HashSet<String>>,
     /// Typing indicators, per channel.
     typing: HashMap<&'static str, Arc<telegram::BotApi>>,
+    /// Telegram's bot `(id, username)` once `getMe` answered (the webhook needs it).
+    pub(crate) telegram_bot: Mutex<Option<(i64, String)>>,
 }
 
 /// What a write closure needs to enqueue a reply (the closure outlives the borrow of [`Chat`]).
@@ -133,7 +141,7 @@ impl ReplyWriter {
 }
 
 impl Chat {
-    /// Starts the inbound side of every configured chat channel that has one (Telegram), under
+    /// Starts the inbound side of every configured chat channel that has one (Telegram, Slack), under
     /// the supervisor, and the turn dispatcher.
     pub fn start(deps: ChatDeps) -> Arc<Chat> {
         let ChatDeps { store, clock, config, agents, outbox, supervisor, channels } = deps;
@@ -142,6 +150,13 @@ impl Chat {
             .telegram
             .clone()
             .filter(|_| channels.contains(&telegram::CHANNEL) && outbox.channel(telegram::CHANNEL).is_some());
+        // Slack listens only with an app-level token (Socket Mode); without one it stays outbound.
+        let slack = config
+            .channels
+            .slack
+            .clone()
+            .filter(|s| s.app_token.is_some())
+            .filter(|_| channels.contains(&slack::CHANNEL) && outbox.channel(slack::CHANNEL).is_some());
         let mut typing = HashMap::new();
         if let Some(tg) = &telegram
             && let Ok(api) = telegram::BotApi::new(tg)
@@ -159,11 +174,20 @@ impl Chat {
             wake: Notify::new(),
             busy: Mutex::default(),
             typing,
+            telegram_bot: Mutex::default(),
         });
+        let any = telegram.is_some() || slack.is_some();
         if let Some(tg) = telegram {
             chat.set_state(telegram::CHANNEL, ConnectionState::Connecting, None, None);
             let c = chat.clone();
             supervisor.spawn("telegram-inbound", false, move || telegram::poll_loop(c.clone(), tg.clone()));
+        }
+        if let Some(sl) = slack {
+            chat.set_state(slack::CHANNEL, ConnectionState::Connecting, None, None);
+            let c = chat.clone();
+            supervisor.spawn("slack-inbound", false, move || slack::socket_loop(c.clone(), sl.clone()));
+        }
+        if any {
             let c = chat.clone();
             supervisor.spawn("chat-turns", false, move || turns::dispatch_loop(c.clone()));
         }
@@ -196,6 +220,7 @@ impl Chat {
             last_error: None,
             last_error_at_ms: None,
             next_attempt_at_ms: None,
+            mode: None,
             last_poll_at_ms: None,
             failures: 0,
         });
@@ -211,6 +236,17 @@ impl Chat {
         if let Some(s) = self.states.lock().expect("chat states").get_mut(channel) {
             s.bot = Some(bot);
         }
+    }
+
+    pub(crate) fn set_mode(&self, channel: &str, mode: &str) {
+        if let Some(s) = self.states.lock().expect("chat states").get_mut(channel) {
+            s.mode = Some(mode.to_string());
+        }
+    }
+
+    /// A Telegram webhook request (the gateway serves `channels.telegram.webhookUrl`'s path).
+    pub async fn telegram_webhook(self: &Arc<Self>, secret: Option<&str>, body: &[u8]) -> telegram::WebhookAnswer {
+        telegram::webhook_update(self, secret, body).await
     }
 
     pub(crate) fn note_poll(&self, channel: &str) {

@@ -147,6 +147,10 @@ pub mod api {
         if chat.config.channels.telegram.as_ref().is_some_and(|t| t.dm_policy == DmPolicy::Pairing) {
             out.push((crate::telegram::CHANNEL, "Telegram"));
         }
+        let slack = chat.config.channels.slack.as_ref();
+        if slack.is_some_and(|s| s.app_token.is_some() && s.dm_policy == DmPolicy::Pairing) {
+            out.push((crate::slack::CHANNEL, "Slack"));
+        }
         out
     }
 

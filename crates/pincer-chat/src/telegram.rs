@@ -13,7 +13,7 @@ use pincer_protocol::state::ConnectionState;
 use pincer_store::{NewAuditRow, NewInbound, PairingCodeRow};
 use serde_json::{Value, json};
 
-use crate::access::{self, Decision, Sender};
+use crate::access::{self, Decision, Policy, Sender};
 use crate::{Chat, Reply};
 
 /// The channel's name in routes, stored rows and config keys.
@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 409: another `getUpdates` poller or a webhook holds the bot.
     #[error("telegram: {0} (another poller or a webhook holds this bot; stop it, or run `deleteWebhook`)")]
     Conflict(String),
+    /// 409 because a webhook is set: polling deletes it (switching back from webhook mode).
+    #[error("telegram: {0}")]
+    WebhookActive(String),
     #[error("telegram: {0}")]
     Other(String),
 }
@@ -68,6 +71,7 @@ impl BotApi {
         match status {
             200..=299 if json["ok"] == true => Ok(json["result"].clone()),
             401 | 404 => Err(ApiError::Rejected(format!("{status} {description}"))),
+            409 if description.contains("webhook is active") => Err(ApiError::WebhookActive(description)),
             409 => Err(ApiError::Conflict(description)),
             _ => Err(ApiError::Other(format!("{method}: {status} {description}"))),
         }
@@ -87,6 +91,18 @@ impl BotApi {
         }
         let result = self.call("getUpdates", &body, Duration::from_secs(POLL_TIMEOUT_S + 15)).await?;
         Ok(result.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `setWebhook`: Telegram posts updates to `url` with `secret` in
+    /// `X-Telegram-Bot-Api-Secret-Token` from now on (and refuses `getUpdates`).
+    pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), ApiError> {
+        let body = json!({ "url": url, "secret_token": secret, "allowed_updates": ["message", "edited_message"] });
+        self.call("setWebhook", &body, Duration::from_secs(15)).await.map(|_| ())
+    }
+
+    /// `deleteWebhook`, keeping pending updates (the next `getUpdates` gets them).
+    pub async fn delete_webhook(&self) -> Result<(), ApiError> {
+        self.call("deleteWebhook", &json!({ "drop_pending_updates": false }), Duration::from_secs(15)).await.map(|_| ())
     }
 
     /// `sendChatAction` typing (best effort: a failure only loses the indicator).
@@ -222,6 +238,11 @@ pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskRe
         }
     };
     chat.set_bot(CHANNEL, format!("@{}", bot.1));
+    *chat.telegram_bot.lock().expect("telegram bot") = Some(bot.clone());
+    if let (Some(url), Some(secret)) = (&config.webhook_url, &config.webhook_secret) {
+        return webhook_mode(&chat, &api, url, secret, &mut stop, &mut failures).await;
+    }
+    chat.set_mode(CHANNEL, "polling");
     let mut offset = chat.store.read(|rd| rd.inbound_offset(CHANNEL)).await?;
     loop {
         chat.set_state(CHANNEL, ConnectionState::Polling, None, None);
@@ -248,12 +269,121 @@ pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskRe
                 let _ = stop.wait_for(|s| *s).await;
                 return Ok(());
             }
+            Err(ApiError::WebhookActive(_)) => {
+                // Switched back from webhook mode: remove the webhook (its pending updates stay
+                // for `getUpdates`), then poll at once.
+                tracing::info!("telegram: a webhook is set; deleting it to poll with getUpdates");
+                if let Err(e) = api.delete_webhook().await
+                    && !chat.backoff(CHANNEL, &mut failures, e.to_string(), &mut stop).await
+                {
+                    return Ok(());
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "telegram getUpdates failed");
                 if !chat.backoff(CHANNEL, &mut failures, e.to_string(), &mut stop).await {
                     return Ok(());
                 }
             }
+        }
+    }
+}
+
+/// Webhook mode: `setWebhook` (retried with backoff), then idle while the gateway's HTTP side
+/// feeds [`webhook_update`]; `Ok(())` when stopped or the token is refused.
+async fn webhook_mode(
+    chat: &Arc<Chat>,
+    api: &BotApi,
+    url: &str,
+    secret: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    failures: &mut usize,
+) -> TaskResult {
+    chat.set_mode(CHANNEL, "webhook");
+    loop {
+        chat.set_state(CHANNEL, ConnectionState::Connecting, None, None);
+        let set = tokio::select! {
+            set = api.set_webhook(url, secret) => set,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        match set {
+            Ok(()) => {
+                *failures = 0;
+                chat.set_state(CHANNEL, ConnectionState::Connected, None, None);
+                chat.note_poll(CHANNEL);
+                let _ = stop.wait_for(|s| *s).await;
+                return Ok(());
+            }
+            Err(e @ ApiError::Rejected(_)) => {
+                chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(e.to_string()), None);
+                tracing::error!("telegram refused the bot token: fix channels.telegram.botToken and restart");
+                let _ = stop.wait_for(|s| *s).await;
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "telegram setWebhook failed");
+                if !chat.backoff(CHANNEL, failures, e.to_string(), stop).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// How the gateway answers one webhook request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookAnswer {
+    /// Stored (or skipped): 200.
+    Accepted,
+    /// Webhook mode is off: 404.
+    NotServed,
+    /// The secret header is missing or wrong: 401.
+    BadSecret,
+    /// Not an update: 400.
+    BadBody,
+    /// Not ready (`getMe` not answered yet) or the store refused: 503, Telegram retries.
+    Unavailable,
+}
+
+impl WebhookAnswer {
+    pub fn status(self) -> u16 {
+        match self {
+            WebhookAnswer::Accepted => 200,
+            WebhookAnswer::NotServed => 404,
+            WebhookAnswer::BadSecret => 401,
+            WebhookAnswer::BadBody => 400,
+            WebhookAnswer::Unavailable => 503,
+        }
+    }
+}
+
+/// One update posted to the webhook: the secret checked, then committed like a polled one
+/// before the 200 (so an update Telegram sees answered is always stored; a retry is stored once).
+pub async fn webhook_update(chat: &Arc<Chat>, secret: Option<&str>, body: &[u8]) -> WebhookAnswer {
+    let Some(config) = chat.config.channels.telegram.clone().filter(|c| c.webhook_url.is_some()) else {
+        return WebhookAnswer::NotServed;
+    };
+    let expected = config.webhook_secret.as_deref().unwrap_or_default().as_bytes();
+    let given = secret.unwrap_or_default().as_bytes();
+    if expected.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(expected, given)) {
+        tracing::warn!("telegram webhook: a request without the right X-Telegram-Bot-Api-Secret-Token was refused");
+        return WebhookAnswer::BadSecret;
+    }
+    let Ok(update) = serde_json::from_slice::<Value>(body) else { return WebhookAnswer::BadBody };
+    if update["update_id"].as_i64().is_none() {
+        return WebhookAnswer::BadBody;
+    }
+    let Some(bot) = chat.telegram_bot.lock().expect("telegram bot").clone() else {
+        return WebhookAnswer::Unavailable;
+    };
+    match accept(chat, &config, &bot, &[update]).await {
+        Ok(_) => {
+            chat.note_poll(CHANNEL);
+            WebhookAnswer::Accepted
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "telegram webhook: the update was not stored; Telegram will retry");
+            WebhookAnswer::Unavailable
         }
     }
 }
@@ -291,7 +421,7 @@ async fn accept(
                     addressed: m.addressed,
                 };
                 let approved = tx.sender_allowed(CHANNEL, &sender_id)?;
-                let decision = access::decide(&config, &sender, approved);
+                let decision = access::decide(&Policy::from(&config), &sender, approved);
                 let mut detail = json!({
                     "channel": CHANNEL, "senderId": sender_id, "chatId": chat_id, "messageId": m.message_id,
                 });

@@ -356,6 +356,33 @@ pub struct TelegramConfig {
     /// In groups, answer only when mentioned or replied to (default true).
     #[serde(default = "yes")]
     pub require_mention: bool,
+    /// Webhook mode instead of `getUpdates`: the public HTTPS URL Telegram posts updates to. The
+    /// gateway serves its path (or `webhookPath`) on the gateway port, behind your proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`; required with `webhookUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// The path served on the gateway port; default: the path of `webhookUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_path: Option<String>,
+}
+
+impl TelegramConfig {
+    /// The path the gateway serves Telegram's webhook on, in webhook mode.
+    pub fn webhook_route(&self) -> Option<String> {
+        let url = self.webhook_url.as_deref()?;
+        let path = match &self.webhook_path {
+            Some(p) => p.clone(),
+            None => {
+                let rest = url.split_once("://").map_or(url, |(_, r)| r);
+                rest.find('/').map_or("/telegram-webhook".to_string(), |i| {
+                    rest[i..].split(['?', '#']).next().unwrap_or("/").to_string()
+                })
+            }
+        };
+        Some(if path.starts_with('/') { path } else { format!("/{path}") })
+    }
 }
 
 fn yes() -> bool {
@@ -373,6 +400,9 @@ impl Default for TelegramConfig {
             group_allow_from: Vec::new(),
             groups: Default::default(),
             require_mention: true,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_path: None,
         }
     }
 }
@@ -455,11 +485,61 @@ pub struct SlackConfig {
     pub bot_token: String,
     #[serde(default = "SlackConfig::default_base")]
     pub api_base_url: String,
+    /// The app-level token (`xapp-…`, scope `connections:write`) for Socket Mode: with it, the
+    /// gateway listens for DMs (`message.im`) and mentions (`app_mention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<String>,
+    /// Who may talk to the bot in DMs (OpenClaw's names): `pairing` by default.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Slack user ids (`U…`) allowed in DMs; `*` is everyone.
+    #[serde(default, deserialize_with = "ids")]
+    pub allow_from: Vec<String>,
+    /// Which channels are answered when the bot is mentioned: `allowlist` (those in `channels`)
+    /// by default.
+    #[serde(default)]
+    pub group_policy: GroupPolicy,
+    /// Channel id (`C…`, or `*`) → its settings.
+    #[serde(default)]
+    pub channels: std::collections::BTreeMap<String, SlackChannelConfig>,
 }
 
 impl SlackConfig {
     fn default_base() -> String {
         "https://slack.com/api".into()
+    }
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            bot_token: String::new(),
+            api_base_url: SlackConfig::default_base(),
+            app_token: None,
+            dm_policy: DmPolicy::default(),
+            allow_from: Vec::new(),
+            group_policy: GroupPolicy::default(),
+            channels: Default::default(),
+        }
+    }
+}
+
+/// One entry of `channels.slack.channels` (OpenClaw's keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SlackChannelConfig {
+    /// `false` ignores the channel whatever the policy says.
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    /// Slack user ids allowed to talk to the bot here; empty: everyone in the channel.
+    #[serde(deserialize_with = "ids")]
+    pub users: Vec<String>,
+}
+
+impl Default for SlackChannelConfig {
+    fn default() -> Self {
+        SlackChannelConfig { enabled: true, require_mention: None, users: Vec::new() }
     }
 }
 
@@ -742,6 +822,20 @@ impl Config {
         }
         if self.logging.max_files > 100 {
             return Err("logging.maxFiles: must be 0..100 (rotated files kept)".into());
+        }
+        if let Some(tg) = &self.channels.telegram
+            && tg.webhook_url.is_some()
+        {
+            if tg.webhook_secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                return Err("channels.telegram.webhookSecret: required with webhookUrl (any random string; Telegram \
+                            sends it back on every update)"
+                    .into());
+            }
+            if tg.webhook_route().is_some_and(|p| ["/", "/healthz", "/readyz", "/metrics"].contains(&p.as_str())) {
+                return Err("channels.telegram.webhookPath: choose a path the gateway does not serve \
+                            (e.g. /telegram-webhook)"
+                    .into());
+            }
         }
         if self.cron.max_concurrent_runs == 0 {
             return Err("cron.maxConcurrentRuns: must be at least 1".into());

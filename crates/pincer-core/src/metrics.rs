@@ -96,6 +96,7 @@ catalog! {
     Counter AGENT_TURNS_TOTAL = "pincer_agent_turns_total", "Agent turns by kind (cron, event, chat), outcome (ok or the error class) and model.";
     Counter AUTH_FAILURES_TOTAL = "pincer_auth_failures_total", "Failed connect authentications.";
     Gauge CHANNEL_HEALTHY = "pincer_channel_healthy", "1 when the channel is being sent to.";
+    Gauge CHANNEL_INBOUND_STATE = "pincer_channel_inbound_state", "1 for each inbound chat channel's connection state now (connected, polling, backoff, …), 0 for the others.";
     Gauge CONNECTIONS_MAX = "pincer_connections_max", "Most sockets the gateway keeps open (gateway.connections.max, capped by the open-file limit).";
     Gauge CONNECTIONS_OPEN = "pincer_connections_open", "Sockets open on the gateway port (HTTP and WebSocket).";
     Counter CONNECTIONS_REFUSED_TOTAL = "pincer_connections_refused_total", "Sockets refused with HTTP 503, by reason.";

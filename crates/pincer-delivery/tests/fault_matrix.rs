@@ -248,7 +248,8 @@ fn adapter(platform: Platform, url: &str, timeout: Duration) -> (Arc<dyn Channel
             (Arc::new(Telegram::new(&config, timeout).unwrap()), "-1001234567890".into())
         }
         Platform::Slack => {
-            let config = SlackConfig { bot_token: FakeSlack::TOKEN.into(), api_base_url: url.into() };
+            let config =
+                SlackConfig { bot_token: FakeSlack::TOKEN.into(), api_base_url: url.into(), ..SlackConfig::default() };
             (Arc::new(Slack::new(&config, timeout).unwrap()), "channel:C0123ABCD".into())
         }
         Platform::Webhook => {

@@ -1,5 +1,6 @@
 //! The HTTP side of the gateway port: `/healthz`, `/readyz`, `/metrics`, the browser console
-//! (`/` without an upgrade, and `/console/*`), and the WebSocket upgrade on `/`.
+//! (`/` without an upgrade, and `/console/*`), Telegram's webhook in webhook mode, and the
+//! WebSocket upgrade on `/`.
 //!
 //! A browser's upgrade (one with an `Origin`) is refused with 403 unless the origin is the
 //! gateway's own page or listed in `gateway.controlUi.allowedOrigins`
@@ -17,7 +18,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use pincer_protocol::schema::system::{Readiness, StoreHealth};
@@ -40,13 +41,24 @@ struct Ctx {
 }
 
 pub fn router(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(root))
         .route("/console/{*path}", get(crate::console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(Ctx { state, shutdown })
+        .route("/metrics", get(metrics));
+    // Telegram's webhook mode: the path of `channels.telegram.webhookUrl` (or `webhookPath`).
+    if let Some(path) = state.config().channels.telegram.as_ref().and_then(|t| t.webhook_route()) {
+        router = router.route(&path, post(telegram_webhook));
+    }
+    router.with_state(Ctx { state, shutdown })
+}
+
+/// One update from Telegram; 200 only once it is stored (anything else and Telegram retries).
+async fn telegram_webhook(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let secret = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok());
+    let answer = ctx.state.chat.telegram_webhook(secret, &body).await;
+    StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
 
 async fn root(
@@ -212,6 +224,13 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         m.set(&metrics::OUTBOX_OLDEST_PENDING_SECONDS, &l, age);
         let up = if c.health_state == "healthy" { 1.0 } else { 0.0 };
         m.set(&metrics::CHANNEL_HEALTHY, &l, up);
+    }
+    // One series per inbound channel and state, 1 for the state it is in now.
+    for inbound in state.chat.status() {
+        for s in pincer_protocol::state::ConnectionState::ALL {
+            let l = [("channel", inbound.channel.as_str()), ("state", s.as_str())];
+            m.set(&metrics::CHANNEL_INBOUND_STATE, &l, if *s == inbound.state { 1.0 } else { 0.0 });
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }

@@ -343,6 +343,10 @@ state_enum! {
         Connecting = "connecting",
         /// A long poll is open (Telegram `getUpdates`).
         Polling = "polling",
+        /// A socket to the platform is open and receiving events (Slack Socket Mode).
+        Connected = "connected",
+        /// The platform asked to move to a new connection (Slack `disconnect`); opening it.
+        Reconnecting = "reconnecting",
         /// The last request failed; the next one waits (`nextAttemptAtMs`).
         Backoff = "backoff",
         /// The platform refused the token: the channel stopped and says so; it never spins.

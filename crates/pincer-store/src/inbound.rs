@@ -116,6 +116,12 @@ impl Tx<'_> {
             params![channel, next_offset, now_ms],
         )?;
         let Some(m) = message else { return Ok(false) };
+        self.insert_inbound(m)
+    }
+
+    /// Stores `m` unless a message with its `external_id` was stored before (a platform's
+    /// redelivery: Slack's event id). Returns whether it was new.
+    pub fn insert_inbound(&self, m: &NewInbound) -> Result<bool> {
         let added = self.conn().execute(
             "INSERT INTO inbound_messages (channel, external_id, session_key, chat_id, thread_id, message_id, sender_id,
                sender_name, text, state, received_at_ms)

@@ -84,14 +84,16 @@ impl Capabilities {
 }
 
 /// A channel's inbound side: how users' messages reach Pincer. The gateway hands the names of
-/// channels with one to `pincer-chat`, which runs it under the supervisor (Telegram's long poll;
-/// the Discord gateway and Slack socket mode are not built yet and declare [`Inbound::None`]).
+/// channels with one to `pincer-chat`, which runs it under the supervisor (Telegram's long poll,
+/// Slack's Socket Mode; the Discord gateway is not built yet and declares [`Inbound::None`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
     /// Outbound only.
     None,
     /// The platform is polled for updates (Telegram `getUpdates`).
     LongPoll,
+    /// The platform pushes events over a WebSocket (Slack Socket Mode).
+    Socket,
 }
 
 /// What an adapter's `build` may use.

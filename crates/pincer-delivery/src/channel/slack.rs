@@ -38,7 +38,7 @@ pub static SPEC: ChannelSpec = ChannelSpec {
     minimal_config: r#"{ channels: { slack: { botToken: "xoxb-pincer-test", apiBaseUrl: "http://127.0.0.1:9" } } }"#,
     build,
     doctor: super::registry::check_credentials,
-    inbound: Inbound::None,
+    inbound: Inbound::Socket,
 };
 
 fn build(cx: &BuildContext<'_>) -> Built {
@@ -378,11 +378,19 @@ mod tests {
     }
 
     fn adapter_with_token(fake: &FakeSlack, token: &str) -> Slack {
-        Slack::new(&SlackConfig { bot_token: token.into(), api_base_url: fake.base_url() }, TIMEOUT).unwrap()
+        Slack::new(
+            &SlackConfig { bot_token: token.into(), api_base_url: fake.base_url(), ..SlackConfig::default() },
+            TIMEOUT,
+        )
+        .unwrap()
     }
 
     fn offline() -> Slack {
-        let config = SlackConfig { bot_token: "t".into(), api_base_url: "http://127.0.0.1:9/api".into() };
+        let config = SlackConfig {
+            bot_token: "t".into(),
+            api_base_url: "http://127.0.0.1:9/api".into(),
+            ..SlackConfig::default()
+        };
         Slack::new(&config, TIMEOUT).unwrap()
     }
 

@@ -186,6 +186,33 @@ async fn channels(state: &AppState, f: &mut Findings) {
         };
         f.0.extend((spec.doctor)(cx).await);
     }
+    // Each inbound side's connection: a refused token fails, a connection still trying warns.
+    for inbound in state.chat.status() {
+        use pincer_protocol::state::ConnectionState as C;
+        let check = format!("channel.{}.inbound", inbound.channel);
+        let error = inbound.last_error.clone().unwrap_or_default();
+        match inbound.state {
+            C::Connected | C::Polling => f.push(
+                &check,
+                S::Ok,
+                format!("{} ({})", inbound.state.as_str(), inbound.mode.as_deref().unwrap_or("inbound")),
+                None,
+            ),
+            C::CredentialsRejected => f.push(
+                &check,
+                S::Fail,
+                format!("stopped: {error}"),
+                Some(format!("fix the token under channels.{}, then restart the gateway", inbound.channel)),
+            ),
+            C::Backoff | C::Reconnecting | C::Connecting => f.push(
+                &check,
+                S::Warn,
+                format!("{} after {} failure(s): {error}", inbound.state.as_str(), inbound.failures),
+                Some("check the network and the platform's status; it retries on its own".into()),
+            ),
+            C::Stopped => f.push(&check, S::Warn, "stopped", None),
+        }
+    }
     let pauses = state.outbox.pauses();
     for (name, p) in pauses {
         f.push(

@@ -212,6 +212,7 @@ async fn channels_status(
         )));
     }
     let outbox = state.outbox.health().await;
+    let inbound = state.chat.status();
     let mut result = ChannelsStatusResult {
         ts: state.clock.now_ms(),
         channel_order: vec![],
@@ -227,7 +228,8 @@ async fn channels_status(
         }
         result.channel_labels.insert(name.clone(), registry::label(&name).to_string());
         result.channel_default_account_id.insert(name.clone(), "default".into());
-        let account = ChannelAccount {
+        let listening = inbound.iter().find(|i| i.channel == name);
+        let mut account = ChannelAccount {
             account_id: "default".into(),
             enabled: health.configured,
             configured: health.configured,
@@ -243,6 +245,25 @@ async fn channels_status(
             .into(),
             extra: Default::default(),
         };
+        // A chat channel that listens: its connection, in OpenClaw's account fields.
+        if let Some(i) = listening {
+            use pincer_protocol::state::ConnectionState as C;
+            account.running = !matches!(i.state, C::CredentialsRejected | C::Stopped);
+            account.last_error = i.last_error.clone().or(account.last_error);
+            let extra = &mut account.extra;
+            extra.insert("connected".into(), json!(matches!(i.state, C::Connected | C::Polling)));
+            extra.insert("state".into(), json!(i.state.as_str()));
+            extra.insert("reconnectAttempts".into(), json!(i.failures));
+            if let Some(mode) = &i.mode {
+                extra.insert("mode".into(), json!(mode));
+            }
+            if let Some(at) = i.last_poll_at_ms {
+                extra.insert("lastTransportActivityAt".into(), json!(at));
+            }
+            if let Some(at) = i.next_attempt_at_ms {
+                extra.insert("nextAttemptAtMs".into(), json!(at));
+            }
+        }
         result.channel_accounts.insert(name.clone(), if health.configured { vec![account] } else { vec![] });
         result
             .channels

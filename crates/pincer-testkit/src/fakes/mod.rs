@@ -7,5 +7,6 @@ pub mod discord;
 pub mod openai;
 pub mod slack;
 pub mod static_site;
+pub mod socket;
 pub mod telegram;
 pub mod webhook;

@@ -7,6 +7,13 @@
 //! times); [`FakeSlack::reads`] records every read so tests can check what was asked. A DM is
 //! posted to a user id `U…` and read as the conversation `D…` with the same suffix.
 //!
+//! With [`FakeSlack::start_socket_mode`] it is also a Socket Mode endpoint: `apps.connections.open`
+//! (app token [`FakeSlack::APP_TOKEN`]) answers a `ws://127.0.0.1` URL whose connections get
+//! `hello`, then every event the test pushes as an `events_api` envelope. An envelope not acked is
+//! delivered again (new envelope id, same `event_id`, `retry_attempt` + 1) on the next connection
+//! or when the test calls [`FakeSlack::redeliver_unacked`]; [`FakeSlack::lose_next_ack`] makes the
+//! fake ignore an ack, as if it was lost on the way.
+//!
 //! Like Slack it answers HTTP 200 with `ok: false` and an error code for refusals (`invalid_auth`,
 //! `no_text`, `msg_too_long`, …) and HTTP 429 with `Retry-After` when rate limited. Only the bot
 //! token [`FakeSlack::TOKEN`] is accepted.
@@ -23,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::socket::{self, Command, Next, WsServer};
 use super::webhook::harness::{self, Conn, Recorder, Server};
 
 /// A scripted misbehaviour for the next `chat.postMessage` request.
@@ -97,6 +105,59 @@ struct SlackState {
     reads: Vec<SlackRead>,
     refuse_reads: Option<String>,
     scopes: String,
+    socket: SocketState,
+}
+
+/// Socket Mode's side of the fake.
+#[derive(Default)]
+struct SocketState {
+    /// `ws://…` once socket mode runs.
+    url: Option<String>,
+    /// `apps.connections.open` requests, refused ones included.
+    opens: usize,
+    /// WebSocket connections accepted.
+    connections: usize,
+    events: Vec<PushedEvent>,
+    /// Envelopes waiting to be sent to the open connection.
+    queue: VecDeque<Value>,
+    /// Acks to ignore (lost on the way).
+    lose_acks: usize,
+    /// Every envelope id acked (and not lost), in order.
+    acks: Vec<String>,
+    envelopes_sent: usize,
+}
+
+struct PushedEvent {
+    payload: Value,
+    /// The envelope ids it was sent under.
+    envelopes: Vec<String>,
+    acked: bool,
+}
+
+impl SocketState {
+    /// The envelope that (re)delivers event `i`.
+    fn envelope(&mut self, i: usize) -> Value {
+        self.envelopes_sent += 1;
+        let id = format!("env-{}", self.envelopes_sent);
+        let e = &mut self.events[i];
+        let attempt = e.envelopes.len();
+        e.envelopes.push(id.clone());
+        json!({
+            "envelope_id": id, "type": "events_api", "accepts_response_payload": false,
+            "retry_attempt": attempt, "retry_reason": if attempt == 0 { "" } else { "timeout" },
+            "payload": e.payload,
+        })
+    }
+
+    /// Queues every event sent before but never acked again.
+    fn redeliver(&mut self) {
+        for i in 0..self.events.len() {
+            if !self.events[i].acked && !self.events[i].envelopes.is_empty() {
+                let envelope = self.envelope(i);
+                self.queue.push_back(envelope);
+            }
+        }
+    }
 }
 
 type Shared = Arc<Recorder<SlackState>>;
@@ -105,6 +166,7 @@ type Shared = Arc<Recorder<SlackState>>;
 pub struct FakeSlack {
     server: Server,
     shared: Shared,
+    socket: Option<WsServer>,
 }
 
 impl FakeSlack {
@@ -118,6 +180,21 @@ impl FakeSlack {
     /// The scopes `auth.test` reports in `x-oauth-scopes` unless [`FakeSlack::set_scopes`] changes them.
     pub const SCOPES: &'static str = "chat:write,channels:history,groups:history,im:history,im:write";
 
+    /// The only app-level token `apps.connections.open` accepts.
+    pub const APP_TOKEN: &'static str = "xapp-fake-slack-app-token";
+    /// The bot's user id (`auth.test`'s `user_id`).
+    pub const BOT_USER: &'static str = "U0FAKEBOT";
+
+    /// Starts the fake with a Socket Mode endpoint too.
+    pub async fn start_socket_mode() -> Self {
+        let mut fake = Self::start().await;
+        let shared = fake.shared.clone();
+        let server = WsServer::start(move |socket, commands| socket_session(shared.clone(), socket, commands)).await;
+        fake.shared.lock().socket.url = Some(server.url());
+        fake.socket = Some(server);
+        fake
+    }
+
     /// Starts the fake.
     pub async fn start() -> Self {
         let shared = Arc::new(Recorder::new(SlackState { scopes: Self::SCOPES.into(), ..SlackState::default() }));
@@ -127,8 +204,9 @@ impl FakeSlack {
             .route("/api/conversations.history", get(history))
             .route("/api/conversations.replies", get(replies))
             .route("/api/conversations.open", post(open))
+            .route("/api/apps.connections.open", post(connections_open))
             .with_state(shared.clone());
-        FakeSlack { server: Server::start(router).await, shared }
+        FakeSlack { server: Server::start(router).await, shared, socket: None }
     }
 
     /// The `apiBaseUrl` to configure: `http://127.0.0.1:<port>/api`.
@@ -165,6 +243,111 @@ impl FakeSlack {
     /// `missing_scope`), or answer normally again with `None`.
     pub fn refuse_reads(&self, code: Option<&str>) {
         self.shared.lock().refuse_reads = code.map(str::to_string);
+    }
+
+    /// Pushes a DM from `user` (`message.im` in conversation `D…` with the user's suffix);
+    /// returns its `ts`.
+    pub fn push_dm(&self, user: &str, text: &str) -> String {
+        let channel = conversation_of(user);
+        self.push_event(json!({
+            "type": "message", "channel_type": "im", "channel": channel, "user": user, "text": text,
+        }))
+    }
+
+    /// Pushes an `app_mention` of the bot by `user` in `channel` (the text gets `<@bot> ` in
+    /// front), in thread `thread_ts` if given; returns its `ts`.
+    pub fn push_mention(&self, channel: &str, user: &str, text: &str, thread_ts: Option<&str>) -> String {
+        let mut event = json!({
+            "type": "app_mention", "channel": channel, "user": user, "text": format!("<@{}> {text}", Self::BOT_USER),
+        });
+        if let Some(thread) = thread_ts {
+            event["thread_ts"] = json!(thread);
+        }
+        self.push_event(event)
+    }
+
+    /// Pushes `event` (its `ts` and `event_ts` filled in when missing) in an `events_api`
+    /// envelope to the open connection (or the next one); returns its `ts`.
+    pub fn push_event(&self, mut event: Value) -> String {
+        let ts = {
+            let mut state = self.shared.lock();
+            let n = state.socket.events.len() + 1;
+            let ts = event["ts"].as_str().map(str::to_string).unwrap_or_else(|| format!("1710000000.{n:06}"));
+            event["ts"] = json!(ts);
+            event["event_ts"] = json!(ts);
+            let event_id = format!("Ev{n:08}");
+            let payload = json!({
+                "token": "verification", "team_id": "T0FAKE", "api_app_id": "A0FAKE", "type": "event_callback",
+                "event_id": event_id, "event_time": 1_710_000_000 + n, "event": event,
+            });
+            state.socket.events.push(PushedEvent { payload, envelopes: Vec::new(), acked: false });
+            let envelope = state.socket.envelope(n - 1);
+            state.socket.queue.push_back(envelope);
+            ts
+        };
+        self.poke();
+        ts
+    }
+
+    fn poke(&self) {
+        if let Some(socket) = &self.socket {
+            socket.command(Command::Poke);
+        }
+    }
+
+    /// Ignores the next ack, as if it was lost: its event stays unacked.
+    pub fn lose_next_ack(&self) {
+        self.shared.lock().socket.lose_acks += 1;
+    }
+
+    /// Sends every event that was delivered but never acked again (Slack's retry).
+    pub fn redeliver_unacked(&self) {
+        self.shared.lock().socket.redeliver();
+        self.poke();
+    }
+
+    /// Sends `{"type": "disconnect", "reason": reason}` to the open connections (Slack
+    /// refreshing the link); they stay open until the client closes them.
+    pub fn disconnect(&self, reason: &str) {
+        let frame = json!({ "type": "disconnect", "reason": reason, "debug_info": { "host": "fake" } });
+        if let Some(socket) = &self.socket {
+            socket.command(Command::Send(frame));
+        }
+    }
+
+    /// Drops the open connections without a close frame (the network went away).
+    pub fn drop_connections(&self) {
+        if let Some(socket) = &self.socket {
+            socket.command(Command::Drop);
+        }
+    }
+
+    /// `apps.connections.open` requests so far, refused ones included.
+    pub fn opens(&self) -> usize {
+        self.shared.lock().socket.opens
+    }
+
+    /// Events pushed and never acked.
+    pub fn unacked(&self) -> usize {
+        self.shared.lock().socket.events.iter().filter(|e| !e.acked).count()
+    }
+
+    /// How many envelopes carried event number `n` (1-based, in push order).
+    pub fn deliveries(&self, n: usize) -> usize {
+        self.shared.lock().socket.events.get(n - 1).map_or(0, |e| e.envelopes.len())
+    }
+
+    /// Waits until `n` WebSocket connections were accepted.
+    pub async fn wait_for_connections(&self, n: usize, timeout: Duration) {
+        let what = format!("{n} socket mode connections");
+        self.shared.wait_for(timeout, &what, |s| (s.socket.connections >= n).then_some(())).await
+    }
+
+    /// Waits until every pushed event was acked.
+    pub async fn wait_all_acked(&self, timeout: Duration) {
+        self.shared
+            .wait_for(timeout, "every envelope acked", |s| s.socket.events.iter().all(|e| e.acked).then_some(()))
+            .await
     }
 
     /// Waits until at least `n` messages were accepted and returns them.
@@ -303,6 +486,79 @@ async fn open(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         return refused("user_not_found");
     }
     axum::Json(json!({"ok": true, "channel": {"id": conversation_of(&users)}})).into_response()
+}
+
+async fn connections_open(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let url = {
+        let mut state = shared.lock();
+        state.socket.opens += 1;
+        state.socket.url.clone()
+    };
+    shared.notify();
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        None => return refused("not_authed"),
+        Some(value) if value == format!("Bearer {}", FakeSlack::APP_TOKEN) => {}
+        Some(value) if value.starts_with("Bearer xoxb-") => return refused("not_allowed_token_type"),
+        Some(_) => return refused("invalid_auth"),
+    }
+    let Some(url) = url else { return refused("socket_mode_not_enabled") };
+    axum::Json(json!({ "ok": true, "url": format!("{url}/link/?ticket=fake-ticket&app_id=A0FAKE") })).into_response()
+}
+
+/// One Socket Mode connection: `hello`, then unacked and queued envelopes; acks recorded.
+async fn socket_session(
+    shared: Shared,
+    mut socket: socket::Socket,
+    mut commands: tokio::sync::broadcast::Receiver<Command>,
+) {
+    {
+        let mut state = shared.lock();
+        state.socket.connections += 1;
+        // A new connection gets every envelope the last one left unacked.
+        state.socket.redeliver();
+    }
+    shared.notify();
+    let hello = json!({
+        "type": "hello", "num_connections": 1,
+        "debug_info": { "host": "fake", "approximate_connection_time": 18060 },
+        "connection_info": { "app_id": "A0FAKE" },
+    });
+    if !socket.send(&hello).await {
+        return;
+    }
+    loop {
+        let due: Vec<Value> = shared.lock().socket.queue.drain(..).collect();
+        for envelope in due {
+            if !socket.send(&envelope).await {
+                return;
+            }
+        }
+        match socket.next(&mut commands).await {
+            Next::Frame(frame) => {
+                let Some(id) = frame["envelope_id"].as_str() else { continue };
+                {
+                    let mut state = shared.lock();
+                    if state.socket.lose_acks > 0 {
+                        state.socket.lose_acks -= 1;
+                        continue;
+                    }
+                    state.socket.acks.push(id.to_string());
+                    if let Some(e) = state.socket.events.iter_mut().find(|e| e.envelopes.iter().any(|x| x == id)) {
+                        e.acked = true;
+                    }
+                }
+                shared.notify();
+            }
+            Next::Command(Command::Send(value)) => {
+                if !socket.send(&value).await {
+                    return;
+                }
+            }
+            Next::Command(Command::Close(code, reason)) => return socket.close(code, &reason).await,
+            Next::Command(Command::Drop) | Next::Gone => return,
+            Next::Command(Command::Poke) => {}
+        }
+    }
 }
 
 async fn post_message(
