@@ -130,6 +130,30 @@ impl Tx<'_> {
         Ok(seq)
     }
 
+    /// The final reply `run_id` recorded in session `key` (an assistant entry without tool calls
+    /// and not marked aborted), read inside a write so an abort can tell it came too late.
+    pub fn final_reply_of_run(&self, key: &str, run_id: &str) -> Result<Option<TranscriptRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT seq, role, content, at_ms, meta_json FROM transcript
+                 WHERE session_key = ?1 AND role = 'assistant' AND json_extract(meta_json, '$.runId') = ?2
+                   AND json_extract(meta_json, '$.toolCalls') IS NULL AND json_extract(meta_json, '$.aborted') IS NULL
+                 ORDER BY seq DESC LIMIT 1",
+                params![key, run_id],
+                |r| {
+                    Ok(TranscriptRow {
+                        seq: r.get(0)?,
+                        role: r.get(1)?,
+                        content: r.get(2)?,
+                        at_ms: r.get(3)?,
+                        meta_json: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// Adds a turn's token usage and records the model that answered.
     pub fn add_session_usage(&self, key: &str, model: Option<&str>, input: i64, output: i64) -> Result<()> {
         self.conn().execute(
