@@ -44,6 +44,11 @@ struct ActiveChat {
 }
 
 impl ActiveChats {
+    /// Whether `run_id` is a `chat.send` run still going.
+    pub(crate) fn running(&self, run_id: &str) -> bool {
+        self.lock().contains_key(run_id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveChat>> {
         self.0.lock().expect("active chats")
     }

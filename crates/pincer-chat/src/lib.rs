@@ -20,6 +20,8 @@ pub mod pairing;
 pub mod telegram;
 mod turns;
 
+pub use turns::{COMMANDS, ChatCommand};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
