@@ -287,3 +287,201 @@ async fn honest_empties_answer_openclaws_shapes_with_closed_params() {
     assert_eq!(code, "FORBIDDEN");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_describe_resolve_compact_and_reset_work_on_a_real_transcript() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    for (i, text) in ["One.", "Two.", "Three."].iter().enumerate() {
+        fake.push(Reply::text(*text).with_usage(FakeUsage::new(3, 2)));
+        c.call("agent", json!({"message": format!("Say {}", i + 1), "sessionKey": "session:notes"})).await.unwrap();
+    }
+    let key = "agent:main:session:notes";
+
+    let described =
+        c.call("sessions.describe", json!({"key": "session:notes", "includeLastMessage": true})).await.unwrap();
+    let s = &described["session"];
+    assert_eq!((s["key"].as_str(), s["messageCount"].as_i64()), (Some(key), Some(6)), "{described}");
+    assert_eq!(s["lastMessagePreview"], "Three.");
+    assert_eq!(c.call("sessions.describe", json!({"key": "session:none"})).await.unwrap(), json!({"session": null}));
+
+    let resolved = json!({"ok": true, "key": key, "agentId": "main"});
+    assert_eq!(c.call("sessions.resolve", json!({"key": "session:notes"})).await.unwrap(), resolved);
+    assert_eq!(c.call("sessions.resolve", json!({"sessionId": key})).await.unwrap(), resolved);
+    let missing = c.call("sessions.resolve", json!({"key": "session:none", "allowMissing": true})).await.unwrap();
+    assert_eq!(missing, json!({"ok": false}));
+    let (code, message) = error_of(&c.request("sessions.resolve", json!({"key": "session:none"})).await.unwrap());
+    assert_eq!((code.as_str(), message.as_str()), ("INVALID_REQUEST", "No session found: agent:main:session:none"));
+    let (_, message) = error_of(&c.request("sessions.resolve", json!({"label": "notes"})).await.unwrap());
+    assert_eq!(message, "invalid sessions.resolve params: label: not supported by Pincer");
+
+    // Compaction: without maxLines Pincer says it cannot summarise; with it, the newest stay.
+    let summary = c.call("sessions.compact", json!({"key": key})).await.unwrap();
+    assert_eq!((summary["ok"].as_bool(), summary["compacted"].as_bool()), (Some(false), Some(false)), "{summary}");
+    assert!(summary["reason"].as_str().unwrap().contains("maxLines"), "{summary}");
+    let trimmed = c.call("sessions.compact", json!({"key": key, "maxLines": 2})).await.unwrap();
+    assert_eq!(trimmed, json!({"ok": true, "key": key, "compacted": true, "kept": 2}));
+    let changed = watcher.next_event("sessions.changed").await.unwrap();
+    assert_eq!(changed["payload"]["reason"], "compact");
+    let history = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
+    let texts: Vec<&str> =
+        history["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Say 3", "Three."]);
+    let again = c.call("sessions.compact", json!({"key": key, "maxLines": 5})).await.unwrap();
+    assert_eq!(again, json!({"ok": true, "key": key, "compacted": false, "kept": 2}));
+
+    // Reset needs operator.admin, as in OpenClaw's table; then the conversation starts over.
+    let mut writer = gw.client(&["operator.write"]).await;
+    let (code, _) = error_of(&writer.request("sessions.reset", json!({"key": key})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN");
+    let (_, message) = error_of(&c.request("sessions.reset", json!({"key": key, "reason": "later"})).await.unwrap());
+    assert_eq!(message, "invalid sessions.reset params: reason: \"later\" is not new or reset");
+    let reset = c.call("sessions.reset", json!({"key": key, "reason": "new", "expectedSessionId": key})).await.unwrap();
+    assert_eq!((reset["ok"].as_bool(), reset["key"].as_str()), (Some(true), Some(key)), "{reset}");
+    assert_eq!((reset["entry"]["messageCount"].as_i64(), reset["entry"]["totalTokens"].as_i64()), (Some(0), Some(0)));
+    let changed = watcher.next_event("sessions.changed").await.unwrap();
+    assert_eq!(
+        (changed["payload"]["sessionKey"].as_str(), changed["payload"]["reason"].as_str()),
+        (Some(key), Some("reset"))
+    );
+    let history = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
+    assert_eq!(history["messages"], json!([]));
+    let (code, _) = error_of(&c.request("sessions.reset", json!({"key": "session:none"})).await.unwrap());
+    assert_eq!(code, "INVALID_REQUEST");
+    assert_eq!(c.call("sessions.subscribe", json!({})).await.unwrap(), json!({"subscribed": true}));
+    let (_, message) = error_of(&c.request("sessions.subscribe", json!({"search": "x"})).await.unwrap());
+    assert_eq!(message, "invalid sessions.subscribe params: search: not supported by Pincer");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn agent_wait_reports_how_a_run_ended_and_times_out_on_the_gateway_clock() {
+    use pincer_testkit::fakes::openai::Gate;
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+
+    // A run that has ended: read from its transcript entries.
+    fake.push(Reply::text("Done.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "Go", "idempotencyKey": "run-done"})).await.unwrap();
+    let done = c.call("agent.wait", json!({"runId": "run-done", "timeoutMs": 0})).await.unwrap();
+    assert_eq!((done["status"].as_str(), done["stopReason"].as_str()), (Some("ok"), Some("stop")), "{done}");
+    assert!(done["startedAt"].is_i64() && done["endedAt"].is_i64(), "{done}");
+
+    // A run still going: the wait ends with the run.
+    let gate = Gate::new();
+    fake.push(Reply::paced("Slowly.", 2, &gate));
+    c.call("chat.send", json!({"sessionKey": "main", "message": "Slow", "idempotencyKey": "run-slow"})).await.unwrap();
+    let mut waiter = gw.client(&["operator.write"]).await;
+    let wait =
+        tokio::spawn(async move { waiter.call("agent.wait", json!({"runId": "run-slow", "timeoutMs": 60_000})).await });
+    fake.wait_for_requests(2).await;
+    gate.release(10);
+    let slow = wait.await.unwrap().unwrap();
+    assert_eq!((slow["runId"].as_str(), slow["status"].as_str()), (Some("run-slow"), Some("ok")), "{slow}");
+
+    // A run that failed.
+    fake.set_default(Reply::unauthorized());
+    let _ = c.request("agent", json!({"message": "Fail", "idempotencyKey": "run-bad"})).await.unwrap();
+    let bad = c.call("agent.wait", json!({"runId": "run-bad"})).await.unwrap();
+    assert_eq!(bad["status"], "error", "{bad}");
+    assert!(bad["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}");
+
+    // No such run: `timeout` once timeoutMs passes on the gateway's (fake) clock, not before.
+    let mut waiter = gw.client(&["operator.write"]).await;
+    let wait =
+        tokio::spawn(async move { waiter.call("agent.wait", json!({"runId": "run-never", "timeoutMs": 5_000})).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!wait.is_finished(), "the wait ended before its time limit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !wait.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "agent.wait never timed out");
+        gw.clock.advance(1_000);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(wait.await.unwrap().unwrap(), json!({"runId": "run-never", "status": "timeout"}));
+    let mut reader = gw.client(&["operator.read"]).await;
+    let (code, _) = error_of(&reader.request("agent.wait", json!({"runId": "run-done"})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN", "agent.wait is operator.write's");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn usage_status_and_cost_sum_the_tokens_the_recorded_replies_used() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.read", "operator.write"]).await;
+    fake.push(Reply::text("A.").with_usage(FakeUsage::new(12, 7)));
+    c.call("agent", json!({"message": "a"})).await.unwrap();
+    fake.push(Reply::text("B.").with_usage(FakeUsage::new(5, 3)));
+    c.call("agent", json!({"message": "b", "sessionKey": "session:other"})).await.unwrap();
+
+    let status = c.call("usage.status", json!({})).await.unwrap();
+    assert_eq!(
+        status["providers"],
+        json!([{"provider": "openai", "displayName": "openai", "windows": [], "inputTokens": 17, "outputTokens": 10, "totalTokens": 27}])
+    );
+    let cost = c.call("usage.cost", json!({})).await.unwrap();
+    assert_eq!(cost["days"], 30);
+    let daily = cost["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 1, "{cost}");
+    let date = daily[0]["date"].as_str().unwrap().to_string();
+    let totals = json!({"input": 17, "output": 10, "cacheRead": 0, "cacheWrite": 0, "totalTokens": 27, "totalCost": 0.0,
+        "inputCost": 0.0, "outputCost": 0.0, "cacheReadCost": 0.0, "cacheWriteCost": 0.0, "missingCostEntries": 2});
+    assert_eq!(cost["totals"], totals);
+    let mut day = totals.clone();
+    day["date"] = json!(date);
+    assert_eq!(daily[0], day);
+    let same = c.call("usage.cost", json!({"startDate": date, "endDate": date, "agentScope": "all"})).await.unwrap();
+    assert_eq!((same["days"].as_i64(), &same["totals"]), (Some(1), &totals));
+    let before = c.call("usage.cost", json!({"startDate": "2000-01-01", "endDate": "2000-01-02"})).await.unwrap();
+    assert_eq!((before["days"].as_i64(), &before["daily"]), (Some(2), &json!([])));
+    for (params, want) in [
+        (json!({"startDate": "2000-01-01"}), "startDate and endDate must be provided together"),
+        (json!({"startDate": "2000-02-30", "endDate": "2000-03-01"}), "startDate: expected a YYYY-MM-DD calendar date"),
+        (json!({"timeZone": "Europe/Berlin"}), "timeZone: not supported by Pincer"),
+    ] {
+        let (_, message) = error_of(&c.request("usage.cost", params).await.unwrap());
+        assert!(message.ends_with(want), "{message}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn commands_questions_plugin_approvals_and_message_unsubscribe_answer_openclaws_shapes() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let commands = c.call("commands.list", json!({"provider": "telegram", "includeArgs": true})).await.unwrap();
+    let names: Vec<(&str, &Value)> = commands["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), &c["textAliases"]))
+        .collect();
+    assert_eq!(
+        names,
+        [("new", &json!(["/new", "/reset"])), ("status", &json!(["/status"])), ("help", &json!(["/help", "/start"]))]
+    );
+    assert_eq!(c.call("commands.list", json!({"scope": "native"})).await.unwrap(), json!({"commands": []}));
+    assert_eq!(c.call("question.list", json!({})).await.unwrap(), json!({"questions": []}));
+    assert_eq!(c.call("plugin.approval.list", json!({})).await.unwrap(), json!([]));
+    let (_, message) = error_of(&c.request("question.list", json!({"all": true})).await.unwrap());
+    assert!(message.starts_with("invalid question.list params: unknown field"), "{message}");
+
+    // Unsubscribed from a session, a connection gets none of its messages.
+    let key = "agent:main:session:talk";
+    let mut watcher = gw.client(&["operator.read"]).await;
+    assert_eq!(watcher.call("sessions.messages.subscribe", json!({"key": key})).await.unwrap()["subscribed"], true);
+    let off = watcher.call("sessions.messages.unsubscribe", json!({"key": "session:talk"})).await.unwrap();
+    assert_eq!(off, json!({"subscribed": false, "key": key}));
+    fake.push(Reply::text("Hi."));
+    c.call("agent", json!({"message": "Hello", "sessionKey": key})).await.unwrap();
+    watcher.wait_up_to(Duration::from_millis(300));
+    while let Ok(f) = watcher.next_frame().await {
+        assert_ne!(f["event"], "session.message", "an event after unsubscribing: {f}");
+    }
+    gw.stop().await;
+}

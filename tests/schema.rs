@@ -220,6 +220,17 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "sessions.delete", json!({"key": "agent:main:session:scratch", "deleteTranscript": true})).await;
     a.call(&mut c, "sessions.delete", json!({"key": "agent:main:session:scratch"})).await;
     a.call(&mut c, "agent.identity.get", json!({})).await;
+    a.call(&mut c, "agent.wait", json!({"runId": "run-1", "timeoutMs": 0})).await;
+    a.call(&mut c, "sessions.describe", json!({"key": "main", "includeLastMessage": true})).await;
+    a.call(&mut c, "sessions.describe", json!({"key": "session:none"})).await;
+    a.call(&mut c, "sessions.resolve", json!({"key": "main"})).await;
+    a.call(&mut c, "sessions.resolve", json!({"key": "session:none", "allowMissing": true})).await;
+    a.call(&mut c, "sessions.subscribe", json!({})).await;
+    a.call(&mut c, "usage.status", json!({})).await;
+    a.call(&mut c, "usage.cost", json!({})).await;
+    a.call(&mut c, "commands.list", json!({})).await;
+    a.call(&mut c, "question.list", json!({})).await;
+    a.call(&mut c, "plugin.approval.list", json!({})).await;
 
     // The gateway's OpenClaw extras: heartbeat, presence, catalog, channels, honest empties.
     a.call(&mut c, "last-heartbeat", json!({})).await;
@@ -247,10 +258,18 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "chat.startup", json!({"sessionKey": "main", "limit": 1})).await;
     a.call(&mut c, "chat.metadata", json!({"sessionKey": "main"})).await;
     a.call(&mut c, "sessions.messages.subscribe", json!({"key": "main"})).await;
+    a.call(&mut c, "sessions.messages.unsubscribe", json!({"key": "main"})).await;
+    a.call(&mut c, "sessions.messages.subscribe", json!({"key": "main"})).await;
     fake.push(Reply::text("Chatting.").with_usage(FakeUsage::new(3, 2)));
     a.call(&mut c, "chat.send", json!({"sessionKey": "main", "message": "Chat?", "idempotencyKey": "chat-1"})).await;
     // Nothing runs in this session: deterministic (a race with chat-1 would change the shape).
     a.call(&mut c, "chat.abort", json!({"sessionKey": "session:idle"})).await;
+    fake.push(Reply::text("Compact me.").with_usage(FakeUsage::new(2, 2)));
+    c.call("agent", json!({"message": "A note to compact", "sessionKey": "session:compact"})).await.unwrap();
+    a.call(&mut c, "sessions.compact", json!({"key": "session:compact"})).await;
+    a.call(&mut c, "sessions.compact", json!({"key": "session:compact", "maxLines": 1})).await;
+    a.call(&mut c, "sessions.compact", json!({"key": "session:compact", "maxLines": 5})).await;
+    a.call(&mut c, "sessions.reset", json!({"key": "session:compact"})).await;
 
     // Tools: an exec approval from request to decision, the MCP server.
     fake.push(Reply::tool_call("exec", json!({"command": "true"})));

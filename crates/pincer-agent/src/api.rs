@@ -60,7 +60,7 @@ pub const AGENT_TIMEOUT_S: u64 = 600;
 /// `agent` results kept for repeated `idempotencyKey`s.
 const REMEMBERED_RUNS: usize = 256;
 
-fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError {
+pub(crate) fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::Invalid(ParamsError::new(method, message).0)
 }
 
@@ -291,20 +291,8 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         .await?;
     let next = offset as u64 + rows.len() as u64;
     let has_more = next < total;
-    let sessions = rows
-        .iter()
-        .zip(previews)
-        .map(|(row, (last, title))| {
-            let mut session = session_view(row);
-            if let Some(text) = last {
-                session.extra.insert("lastMessagePreview".into(), Value::String(preview(&text, 160)));
-            }
-            if let Some(text) = title {
-                session.extra.insert("derivedTitle".into(), Value::String(preview(&text, 60)));
-            }
-            session
-        })
-        .collect();
+    let sessions =
+        rows.iter().zip(previews).map(|(row, (last, title))| with_previews(session_view(row), last, title)).collect();
     Ok(SessionsListResult {
         sessions,
         total,
@@ -314,6 +302,17 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         next_offset: has_more.then_some(next),
         extra: Map::new(),
     })
+}
+
+/// `session` with the display hints `lastMessagePreview` and `derivedTitle`, when asked for.
+pub(crate) fn with_previews(mut session: Session, last: Option<String>, title: Option<String>) -> Session {
+    if let Some(text) = last {
+        session.extra.insert("lastMessagePreview".into(), Value::String(preview(&text, 160)));
+    }
+    if let Some(text) = title {
+        session.extra.insert("derivedTitle".into(), Value::String(preview(&text, 60)));
+    }
+    session
 }
 
 fn empty_page(offset: u32, limit: u32) -> SessionsListResult {
@@ -419,7 +418,7 @@ pub fn agent_identity(p: AgentIdentityParams) -> Result<AgentIdentity, ApiError>
 }
 
 /// A session key as a reader gives it: the shorthands `main` and `session:<id>`, or any stored key.
-fn read_key(method: &str, key: &str, agent_id: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn read_key(method: &str, key: &str, agent_id: Option<&str>) -> Result<String, ApiError> {
     let key = key.trim();
     if key == "isolated" {
         return Err(invalid(method, "sessionKey: \"isolated\" names no session; give a key from sessions.list"));

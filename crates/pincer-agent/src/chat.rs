@@ -30,8 +30,9 @@ use crate::service::{Agents, Inner};
 use crate::session::{SessionKind, SessionRef};
 use crate::turn::{Input, Turn, TurnError};
 
-/// Where an abort request waits for the run to have recorded its end.
-type AbortAck = oneshot::Sender<()>;
+/// Where an abort request waits for the run to have recorded its end: `true` when the run was
+/// aborted, `false` when its final reply had been committed before the abort could land.
+type AbortAck = oneshot::Sender<bool>;
 
 /// The `chat.send` runs in progress, by run id.
 #[derive(Default)]
@@ -43,6 +44,11 @@ struct ActiveChat {
 }
 
 impl ActiveChats {
+    /// Whether `run_id` is a `chat.send` run still going.
+    pub(crate) fn running(&self, run_id: &str) -> bool {
+        self.lock().contains_key(run_id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveChat>> {
         self.0.lock().expect("active chats")
     }
@@ -153,19 +159,41 @@ async fn run_chat(inner: &Arc<Inner>, turn: Turn, message: String, abort: onesho
         }
         Err(ack) => {
             let partial = stream.text();
-            if let Err(e) = record_abort(inner, &session_key, &run_id, &partial).await {
-                tracing::warn!(session = %session_key, run = %run_id, error = %e, "the aborted turn was not recorded");
-            }
-            stream.aborted(&partial);
+            let aborted = match record_abort(inner, &session_key, &run_id, &partial).await {
+                // The abort landed while the final reply was being written: the run finished.
+                Ok(Some(reply)) => {
+                    let meta: Value =
+                        reply.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+                    let usage: Usage = serde_json::from_value(meta["usage"].clone()).unwrap_or_default();
+                    stream.end(&reply.content, meta["model"].as_str().unwrap_or_default(), usage);
+                    false
+                }
+                Ok(None) => {
+                    stream.aborted(&partial);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(session = %session_key, run = %run_id, error = %e, "the aborted turn was not recorded");
+                    stream.aborted(&partial);
+                    true
+                }
+            };
             if let Some(ack) = ack {
-                let _ = ack.send(());
+                let _ = ack.send(aborted);
             }
         }
     }
 }
 
-/// Records an aborted turn: the partial reply (or a note when there was none), marked `aborted`.
-async fn record_abort(inner: &Inner, key: &str, run_id: &str, partial: &str) -> Result<(), ApiError> {
+/// Records an aborted turn: the partial reply (or a note when there was none), marked `aborted` —
+/// unless the run's final reply is already in the transcript (the turn's write was queued before
+/// the abort dropped it, and the one writer commits in order), which is then returned instead.
+async fn record_abort(
+    inner: &Inner,
+    key: &str,
+    run_id: &str,
+    partial: &str,
+) -> Result<Option<pincer_store::TranscriptRow>, ApiError> {
     // Serialised with the session's turns, so the record never lands inside another turn.
     let _serial = inner.lock_session(key).await;
     let now = inner.clock.now_ms();
@@ -174,9 +202,18 @@ async fn record_abort(inner: &Inner, key: &str, run_id: &str, partial: &str) -> 
         true => ("system", "The turn was aborted before the model answered.".to_string()),
         false => ("assistant", partial.to_string()),
     };
-    let key = key.to_string();
-    inner.store.write(move |tx| tx.append_transcript(&key, role, &text, now, Some(&meta)).map(|_| ())).await?;
-    Ok(())
+    let (key, run_id) = (key.to_string(), run_id.to_string());
+    let reply = inner
+        .store
+        .write(move |tx| {
+            if let Some(reply) = tx.final_reply_of_run(&key, &run_id)? {
+                return Ok(Some(reply));
+            }
+            tx.append_transcript(&key, role, &text, now, Some(&meta))?;
+            Ok(None)
+        })
+        .await?;
+    Ok(reply)
 }
 
 /// `chat.abort`: stops the session's running `chat.send` turns (or the one `runId` names) and
@@ -206,9 +243,8 @@ pub async fn chat_abort(agents: &Agents, p: ChatAbortParams) -> Result<ChatAbort
     let mut run_ids = Vec::new();
     for (id, abort) in stopping {
         let (ack_tx, ack_rx) = oneshot::channel();
-        if abort.send(ack_tx).is_ok() {
-            // Err: the run ended on its own meanwhile; it is stopped either way.
-            let _ = ack_rx.await;
+        // A failed send or a dropped ack: the run ended on its own meanwhile (final or error).
+        if abort.send(ack_tx).is_ok() && ack_rx.await == Ok(true) {
             run_ids.push(id);
         }
     }

@@ -15,12 +15,15 @@
 //! - [`api`]: the `agent`, `sessions.list`, `chat.history` (and `chat.startup`) and `wake` methods.
 //! - [`chat`]: `chat.send`, `chat.abort`, `chat.metadata`, and the `agent` / `chat` /
 //!   `session.message` events every interactive run streams.
+//! - [`manage`]: `sessions.reset|describe|resolve|compact`, `agent.wait`, and the token usage
+//!   reports `usage.status` / `usage.cost`.
 //!
 //! [`AgentRunner`]: pincer_cron::AgentRunner
 
 pub mod api;
 pub mod chat;
 mod heartbeat;
+pub mod manage;
 pub mod models;
 pub mod prompt;
 pub mod provider;

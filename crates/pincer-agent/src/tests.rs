@@ -870,3 +870,59 @@ async fn wake_queues_for_the_heartbeat_and_now_runs_the_turn_at_once() {
     wait_until(|| h.store.read_blocking(|rd| rd.transcript("agent:main:main", 10, None)).unwrap().len() == 3).await;
     assert!(h.pending("agent:main:main").await.is_empty());
 }
+
+/// The race `chat.abort` can lose: the model has answered and the turn's final write is queued at
+/// the one writer when the abort drops the turn. The transcript keeps the reply alone (no aborted
+/// entry beside it), the run ends `final`, and the abort says nothing was aborted.
+#[tokio::test]
+async fn an_abort_landing_while_the_final_reply_is_written_records_only_the_reply() {
+    use pincer_testkit::fakes::openai::Gate;
+    let fake = FakeOpenAi::start().await;
+    let gate = Gate::new();
+    fake.push(Reply::paced("All done.", 2, &gate));
+    let h = Harness::start(openai_config(&fake, &["gpt-4o"])).await;
+    let mut events = h.events.subscribe();
+    let send = params("chat.send", json!({"sessionKey": "session:race", "message": "Go", "idempotencyKey": "race-1"}))
+        .unwrap();
+    let started = crate::chat::chat_send(&h.agents, send, Box::pin(async {})).await.unwrap();
+    assert_eq!(started.run_id, "race-1");
+    fake.wait_for_requests(1).await;
+
+    // Hold the writer, let the model finish, and wait for the turn's final write to be queued.
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
+    #[allow(clippy::let_underscore_future)]
+    let _ = h.store.write(move |_| {
+        let _ = held_tx.send(());
+        let _ = hold_rx.recv();
+        Ok(())
+    });
+    held_rx.await.unwrap();
+    let queued = h.store.write_requests();
+    gate.release(10);
+    wait_until(|| h.store.write_requests() == queued + 1).await;
+
+    // The abort drops the turn while its reply waits (the dropped turn queues its clean-up write);
+    // the abort's own record queues behind both.
+    let abort = params("chat.abort", json!({"sessionKey": "session:race", "runId": "race-1"})).unwrap();
+    let agents = h.agents.clone();
+    let aborting = tokio::spawn(async move { crate::chat::chat_abort(&agents, abort).await });
+    wait_until(|| h.store.write_requests() >= queued + 3).await;
+    hold_tx.send(()).unwrap();
+
+    let answer = serde_json::to_value(finish(aborting).await.unwrap().unwrap()).unwrap();
+    assert_eq!(answer, json!({"ok": true, "aborted": false, "runIds": []}));
+    let rows = h.transcript("agent:main:session:race").await;
+    let entries: Vec<(&str, &str)> = rows.iter().map(|r| (r.role.as_str(), r.content.as_str())).collect();
+    assert_eq!(entries, [("user", "Go"), ("assistant", "All done.")]);
+    let terminal = loop {
+        let ev = finish(events.recv()).await.unwrap();
+        if ev.name == "chat" && ev.payload["state"] != "delta" {
+            break ev.payload.clone();
+        }
+    };
+    assert_eq!(
+        (&terminal["state"], &terminal["message"]["content"][0]["text"]),
+        (&json!("final"), &json!("All done."))
+    );
+}

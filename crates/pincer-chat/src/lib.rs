@@ -23,6 +23,8 @@ pub mod slack;
 pub mod telegram;
 mod turns;
 
+pub use turns::{COMMANDS, ChatCommand};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

@@ -100,6 +100,32 @@ enum Command {
     Help,
 }
 
+/// A chat command as `commands.list` shows it: its name, every word that invokes it, what it does
+/// and OpenClaw's display category.
+pub struct ChatCommand {
+    pub name: &'static str,
+    pub words: &'static [&'static str],
+    pub description: &'static str,
+    pub category: &'static str,
+}
+
+/// The commands [`command_of`] understands (a test keeps the two in step).
+pub const COMMANDS: &[ChatCommand] = &[
+    ChatCommand {
+        name: "new",
+        words: &["new", "reset"],
+        description: "Start a new conversation (the bot forgets this one)",
+        category: "session",
+    },
+    ChatCommand {
+        name: "status",
+        words: &["status"],
+        description: "The session and model used in this chat",
+        category: "status",
+    },
+    ChatCommand { name: "help", words: &["help", "start"], description: "List these commands", category: "status" },
+];
+
 fn command_of(text: &str) -> Option<Command> {
     let word = text.split_whitespace().next()?;
     // `/new@pincer_bot` is how Telegram sends commands in groups.
@@ -198,6 +224,17 @@ async fn run_turn(chat: &Arc<Chat>, session: &str, batch: &[InboundRow], last: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_table_lists_exactly_the_words_that_are_commands() {
+        let listed: Vec<&str> = COMMANDS.iter().flat_map(|c| c.words.iter().copied()).collect();
+        for word in &listed {
+            assert!(command_of(&format!("/{word}")).is_some(), "/{word} is listed but not a command");
+        }
+        for word in ["new", "reset", "status", "help", "start"] {
+            assert!(listed.contains(&word), "/{word} is a command but not listed");
+        }
+    }
 
     #[test]
     fn commands_are_read_as_telegram_sends_them() {

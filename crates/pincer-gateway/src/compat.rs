@@ -30,6 +30,8 @@ pub const HONEST_EMPTY: &[(&str, &str)] = &[
     ("update.status", "Pincer is updated by its package, never by the gateway"),
     ("worktrees.list", "Pincer has no git worktrees"),
     ("projects.list", "Pincer has no project registry"),
+    ("question.list", "Pincer's agent asks the operator no questions"),
+    ("plugin.approval.list", "Pincer has no plugins, so no plugin approvals"),
 ];
 
 /// What an implemented method leaves out or reads differently from OpenClaw.
@@ -48,6 +50,13 @@ const NOTES: &[(&str, &str)] = &[
         "exec.approval.resolve",
         "`allow-always` adds the command's executables to `<state>/exec-approvals.json`, as OpenClaw does",
     ),
+    ("sessions.compact", "`maxLines` trims to the newest entries; without it `ok: false`: Pincer does not summarise"),
+    ("sessions.reset", "the old transcript is deleted, not archived"),
+    ("sessions.resolve", "by `key` or `sessionId`; `label`, `shortId`, `reference` refused"),
+    ("sessions.subscribe", "every `operator.read` connection gets `sessions.changed`; list filters refused"),
+    ("usage.status", "tokens per configured provider; no quota windows"),
+    ("usage.cost", "tokens by UTC day; no prices, so costs are 0 and counted in `missingCostEntries`"),
+    ("commands.list", "the chat channels' commands (`/new`, `/status`, `/help`)"),
 ];
 
 /// Why a method Pincer does not register is refused, by name prefix (the first match wins).

@@ -57,6 +57,29 @@ pub struct PendingEvent {
     pub created_at_ms: i64,
 }
 
+/// Tokens summed over recorded model replies, under a label (a model, or a day).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub label: String,
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_write: i64,
+    /// How many replies.
+    pub replies: i64,
+}
+
+fn usage_from(r: &Row) -> rusqlite::Result<ModelUsage> {
+    Ok(ModelUsage {
+        label: r.get(0)?,
+        input: r.get(1)?,
+        output: r.get(2)?,
+        cache_read: r.get(3)?,
+        cache_write: r.get(4)?,
+        replies: r.get(5)?,
+    })
+}
+
 /// Filters of [`Rd::find_sessions`]; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionFilter {
@@ -128,6 +151,61 @@ impl Tx<'_> {
         )?;
         self.conn().execute("UPDATE sessions SET updated_at_ms = ?2 WHERE key = ?1", params![key, at_ms])?;
         Ok(seq)
+    }
+
+    /// The final reply `run_id` recorded in session `key` (an assistant entry without tool calls
+    /// and not marked aborted), read inside a write so an abort can tell it came too late.
+    pub fn final_reply_of_run(&self, key: &str, run_id: &str) -> Result<Option<TranscriptRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT seq, role, content, at_ms, meta_json FROM transcript
+                 WHERE session_key = ?1 AND role = 'assistant' AND json_extract(meta_json, '$.runId') = ?2
+                   AND json_extract(meta_json, '$.toolCalls') IS NULL AND json_extract(meta_json, '$.aborted') IS NULL
+                 ORDER BY seq DESC LIMIT 1",
+                params![key, run_id],
+                |r| {
+                    Ok(TranscriptRow {
+                        seq: r.get(0)?,
+                        role: r.get(1)?,
+                        content: r.get(2)?,
+                        at_ms: r.get(3)?,
+                        meta_json: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Starts a session over: its transcript, open tool calls and token counts are forgotten
+    /// (`sessions.reset`). Returns whether the session exists.
+    pub fn reset_session(&self, key: &str, now_ms: i64) -> Result<bool> {
+        self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [key])?;
+        self.conn().execute("DELETE FROM open_tool_calls WHERE session_key = ?1", [key])?;
+        let n = self.conn().execute(
+            "UPDATE sessions SET input_tokens = 0, output_tokens = 0, updated_at_ms = ?2 WHERE key = ?1",
+            params![key, now_ms],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Keeps only the newest `keep` transcript entries of `key` (`sessions.compact` with
+    /// `maxLines`); returns how many entries remain.
+    pub fn trim_transcript(&self, key: &str, keep: u32) -> Result<u64> {
+        self.conn().execute(
+            "DELETE FROM transcript WHERE session_key = ?1
+               AND seq <= (SELECT MAX(seq) FROM transcript WHERE session_key = ?1) - ?2",
+            params![key, keep],
+        )?;
+        // A tool result whose call was cut away would dangle at the start of the history.
+        self.conn().execute(
+            "DELETE FROM transcript WHERE session_key = ?1 AND role = 'toolResult'
+               AND seq < COALESCE((SELECT MIN(seq) FROM transcript WHERE session_key = ?1 AND role <> 'toolResult'), 1 << 62)",
+            [key],
+        )?;
+        let left: i64 =
+            self.conn().query_row("SELECT COUNT(*) FROM transcript WHERE session_key = ?1", [key], |r| r.get(0))?;
+        Ok(left as u64)
     }
 
     /// Adds a turn's token usage and records the model that answered.
@@ -337,6 +415,68 @@ impl Rd<'_> {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Every transcript entry recorded by run `run_id`, oldest first, with its session key.
+    /// Scans the transcript (run ids are inside `meta_json`); `agent.wait` reads it once per call.
+    pub fn run_entries(&self, run_id: &str) -> Result<Vec<(String, TranscriptRow)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT session_key, seq, role, content, at_ms, meta_json FROM transcript
+             WHERE json_extract(meta_json, '$.runId') = ?1 ORDER BY at_ms, seq",
+        )?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    TranscriptRow {
+                        seq: r.get(1)?,
+                        role: r.get(2)?,
+                        content: r.get(3)?,
+                        at_ms: r.get(4)?,
+                        meta_json: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Tokens of the recorded model replies, by model (`provider/model`).
+    pub fn usage_by_model(&self) -> Result<Vec<ModelUsage>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT json_extract(meta_json, '$.model'),
+                    SUM(COALESCE(json_extract(meta_json, '$.usage.input_tokens'), 0)),
+                    SUM(COALESCE(json_extract(meta_json, '$.usage.output_tokens'), 0)),
+                    SUM(COALESCE(json_extract(meta_json, '$.usage.cache_read_tokens'), 0)),
+                    SUM(COALESCE(json_extract(meta_json, '$.usage.cache_write_tokens'), 0)),
+                    COUNT(*)
+             FROM transcript
+             WHERE role = 'assistant' AND json_extract(meta_json, '$.usage') IS NOT NULL
+               AND json_extract(meta_json, '$.model') IS NOT NULL
+             GROUP BY 1 ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], usage_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Tokens of the recorded model replies by UTC day (`YYYY-MM-DD`, in `label`) between
+    /// `start_ms` and `end_ms` inclusive, of one agent's sessions or of all.
+    pub fn usage_by_day(&self, start_ms: i64, end_ms: i64, agent_id: Option<&str>) -> Result<Vec<ModelUsage>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT date(t.at_ms / 1000, 'unixepoch'),
+                    SUM(COALESCE(json_extract(t.meta_json, '$.usage.input_tokens'), 0)),
+                    SUM(COALESCE(json_extract(t.meta_json, '$.usage.output_tokens'), 0)),
+                    SUM(COALESCE(json_extract(t.meta_json, '$.usage.cache_read_tokens'), 0)),
+                    SUM(COALESCE(json_extract(t.meta_json, '$.usage.cache_write_tokens'), 0)),
+                    COUNT(*)
+             FROM transcript t JOIN sessions s ON s.key = t.session_key
+             WHERE t.role = 'assistant' AND json_extract(t.meta_json, '$.usage') IS NOT NULL
+               AND t.at_ms BETWEEN ?1 AND ?2 AND (?3 IS NULL OR s.agent_id = ?3)
+             GROUP BY 1 ORDER BY 1",
+        )?;
+        let rows =
+            stmt.query_map(params![start_ms, end_ms, agent_id], usage_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 

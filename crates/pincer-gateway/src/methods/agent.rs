@@ -1,8 +1,9 @@
 //! `agent`, `agents.list`, `agent.identity.get`, `sessions.list`, `sessions.delete`, `chat.*`,
-//! `sessions.messages.subscribe` and `wake`: thin adapters over `pincer_agent::{api, chat}`.
+//! `sessions.messages.subscribe|unsubscribe`, `sessions.reset|describe|resolve|compact|subscribe`,
+//! `agent.wait` and `wake`: thin adapters over `pincer_agent::{api, chat, manage}`.
 
 use pincer_agent::api::{self, ApiError};
-use pincer_agent::chat;
+use pincer_agent::{chat, manage};
 use pincer_protocol::ErrorShape;
 use pincer_protocol::schema::chat::{self as chat_wire, SessionsMessagesSubscribeResult};
 use pincer_protocol::schema::{agent as wire, sessions};
@@ -55,5 +56,34 @@ pub fn register(methods: &mut Methods) {
     methods.add::<wire::AgentIdentityGet, _, _>(|_: Ctx, p| async move { api::agent_identity(p).map_err(error) });
     methods.add::<sessions::SessionsDelete, _, _>(|c: Ctx, p| async move {
         api::sessions_delete(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsReset, _, _>(|c: Ctx, p| async move {
+        manage::sessions_reset(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsDescribe, _, _>(|c: Ctx, p| async move {
+        manage::sessions_describe(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsResolve, _, _>(|c: Ctx, p| async move {
+        manage::sessions_resolve(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsCompact, _, _>(|c: Ctx, p| async move {
+        manage::sessions_compact(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<wire::AgentWait, _, _>(|c: Ctx, p| async move {
+        manage::agent_wait(&c.state.agents, p).await.map_err(error)
+    });
+    // `sessions.changed` goes to every `operator.read` connection, subscribed or not.
+    methods.add::<sessions::SessionsSubscribe, _, _>(|_: Ctx, _| async move {
+        Ok(sessions::SessionsSubscribeResult { subscribed: true, extra: Map::new() })
+    });
+    methods.add::<chat_wire::SessionsMessagesUnsubscribe, _, _>(|c: Ctx, p| async move {
+        let key =
+            api::subscription_key(&chat_wire::SessionsMessagesSubscribeParams { key: p.key, agent_id: p.agent_id })
+                .map_err(error)?;
+        let mut subs = c.state.session_subscriptions.lock().expect("subscriptions lock");
+        if let Some(keys) = subs.get_mut(&c.caller.conn_id) {
+            keys.remove(&key);
+        }
+        Ok(SessionsMessagesSubscribeResult { subscribed: false, key, extra: Map::new() })
     });
 }

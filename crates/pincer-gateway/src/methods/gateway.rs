@@ -9,9 +9,9 @@ use pincer_core::config::ProviderConfig;
 use pincer_delivery::channel::registry;
 use pincer_protocol::ErrorShape;
 use pincer_protocol::schema::gateway::{
-    self as wire, ChannelAccount, ChannelsStatusResult, ModelChoice, ModelsListResult, NodeListResult,
-    PluginsListResult, PresenceEntry, ProjectsListResult, SetHeartbeatsResult, TasksListResult, UpdateStatusResult,
-    WorktreesListResult,
+    self as wire, ChannelAccount, ChannelsStatusResult, CommandEntry, CommandsListParams, CommandsListResult,
+    ModelChoice, ModelsListResult, NodeListResult, PluginsListResult, PresenceEntry, ProjectsListResult,
+    QuestionListResult, SetHeartbeatsResult, TasksListResult, UpdateStatusResult, WorktreesListResult,
 };
 use serde_json::{Value, json};
 
@@ -34,6 +34,20 @@ pub fn register(methods: &mut Methods) {
     });
     methods.add::<wire::ModelsList, _, _>(|c: Ctx, p| async move { models_list(&c.state, p) });
     methods.add::<wire::ChannelsStatus, _, _>(|c: Ctx, p| async move { channels_status(&c.state, p).await });
+    methods.add::<wire::UsageStatus, _, _>(|c: Ctx, _| async move {
+        pincer_agent::manage::usage_status(&c.state.agents).await.map_err(|e| ErrorShape::unavailable(e.to_string()))
+    });
+    methods.add::<wire::UsageCost, _, _>(|c: Ctx, p| async move {
+        pincer_agent::manage::usage_cost(&c.state.agents, p).await.map_err(|e| match e {
+            pincer_agent::api::ApiError::Invalid(m) => ErrorShape::invalid_request(m),
+            e => ErrorShape::unavailable(e.to_string()),
+        })
+    });
+    methods.add::<wire::CommandsList, _, _>(|_: Ctx, p| async move { commands_list(p) });
+    methods.add::<wire::QuestionList, _, _>(|_: Ctx, _| async move {
+        Ok(QuestionListResult { questions: vec![], extra: Default::default() })
+    });
+    methods.add::<wire::PluginApprovalList, _, _>(|_: Ctx, _| async move { Ok(Vec::<Value>::new()) });
     methods.add::<wire::TasksList, _, _>(|_: Ctx, _| async move {
         Ok(TasksListResult { tasks: vec![], extra: Default::default() })
     });
@@ -271,6 +285,33 @@ async fn channels_status(
         result.channel_order.push(name);
     }
     Ok(result)
+}
+
+/// `commands.list`: the chat commands Pincer's chat channels understand (typed as text; Pincer
+/// registers no native command menus, so `scope: "native"` lists none).
+fn commands_list(p: CommandsListParams) -> Result<CommandsListResult, ErrorShape> {
+    let commands = match p.scope.as_deref() {
+        None | Some("text") | Some("both") => pincer_chat::COMMANDS
+            .iter()
+            .map(|c| CommandEntry {
+                name: c.name.to_string(),
+                text_aliases: c.words.iter().map(|w| format!("/{w}")).collect(),
+                description: c.description.to_string(),
+                category: c.category.to_string(),
+                source: "native".into(),
+                scope: "text".into(),
+                accepts_args: false,
+                extra: Default::default(),
+            })
+            .collect(),
+        Some("native") => vec![],
+        Some(other) => {
+            return Err(ErrorShape::invalid_request(format!(
+                "invalid commands.list params: scope: \"{other}\" is not text, native or both"
+            )));
+        }
+    };
+    Ok(CommandsListResult { commands, extra: Default::default() })
 }
 
 #[cfg(test)]

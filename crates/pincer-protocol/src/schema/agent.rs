@@ -15,6 +15,37 @@ methods! {
     Wake = "wake" (WakeParams) -> WakeResult;
     /// An agent's display identity.
     AgentIdentityGet = "agent.identity.get" (AgentIdentityParams) -> AgentIdentity;
+    /// Waits for a run (`agent` or `chat.send`) to end, at most `timeoutMs` (30 s by default).
+    AgentWait = "agent.wait" (AgentWaitParams) -> AgentWaitResult;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentWaitParams {
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Params for AgentWaitParams {}
+
+/// How a run ended: `status` is `ok`, `error` or `timeout` (still running, or never started, when
+/// the wait ended).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentWaitResult {
+    pub run_id: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,19 @@ methods! {
     ChatMetadata = "chat.metadata" (ChatMetadataParams) -> ChatMetadataResult;
     /// Subscribes this connection to `session.message` events of one session.
     SessionsMessagesSubscribe = "sessions.messages.subscribe" (SessionsMessagesSubscribeParams) -> SessionsMessagesSubscribeResult;
+    /// Stops this connection's `session.message` events of a session.
+    SessionsMessagesUnsubscribe = "sessions.messages.unsubscribe" (SessionsMessagesUnsubscribeParams) -> SessionsMessagesSubscribeResult;
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsMessagesUnsubscribeParams {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+}
+
+impl Params for SessionsMessagesUnsubscribeParams {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

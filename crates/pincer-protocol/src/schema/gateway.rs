@@ -33,6 +33,141 @@ methods! {
     WorktreesList = "worktrees.list" (NoParams) -> WorktreesListResult;
     /// Honest empty: Pincer has no project registry.
     ProjectsList = "projects.list" (ProjectsListParams) -> ProjectsListResult;
+    /// Each configured model provider with the tokens its replies used (Pincer sees no quota
+    /// windows, so `windows` is empty).
+    UsageStatus = "usage.status" (NoParams) -> UsageStatusResult;
+    /// Tokens by day over the recorded replies; Pincer has no prices, so every cost is 0 and
+    /// every entry counts in `missingCostEntries`.
+    UsageCost = "usage.cost" (UsageCostParams) -> UsageCostResult;
+    /// The chat commands Pincer's chat channels understand.
+    CommandsList = "commands.list" (CommandsListParams) -> CommandsListResult;
+    /// Honest empty: Pincer asks no questions of the operator.
+    QuestionList = "question.list" (NoParams) -> QuestionListResult;
+    /// Honest empty: Pincer has no plugins, so no plugin approvals.
+    PluginApprovalList = "plugin.approval.list" (NoParams) -> Vec<Value>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageStatusResult {
+    pub updated_at: i64,
+    pub providers: Vec<ProviderUsage>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// OpenClaw's provider usage snapshot; the token counts are Pincer's own fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderUsage {
+    pub provider: String,
+    pub display_name: String,
+    pub windows: Vec<Value>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `usage.cost`: the last `days` days (30 by default) or `startDate`..`endDate`, in UTC days.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UsageCostParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `all`: every agent's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_scope: Option<String>,
+}
+
+impl Params for UsageCostParams {
+    const UNSUPPORTED: &'static [&'static str] = &["mode", "utcOffset", "timeZone", "range"];
+}
+
+/// One day's (or the whole range's) tokens and costs, in OpenClaw's `CostUsageTotals` shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageTotals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub total_tokens: u64,
+    pub total_cost: f64,
+    pub input_cost: f64,
+    pub output_cost: f64,
+    pub cache_read_cost: f64,
+    pub cache_write_cost: f64,
+    pub missing_cost_entries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageCostResult {
+    pub updated_at: i64,
+    pub days: u32,
+    pub daily: Vec<UsageTotals>,
+    pub totals: UsageTotals,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommandsListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// A channel (`telegram`, …): the same commands on every chat channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `text`, `native` or `both`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Accepted: Pincer's commands take no arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_args: Option<bool>,
+}
+
+impl Params for CommandsListParams {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_aliases: Vec<String>,
+    pub description: String,
+    pub category: String,
+    pub source: String,
+    pub scope: String,
+    pub accepts_args: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandsListResult {
+    pub commands: Vec<CommandEntry>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionListResult {
+    pub questions: Vec<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// One heartbeat tick as OpenClaw's `last-heartbeat` reports it. `status` is `ran` when a turn

@@ -13,6 +13,159 @@ methods! {
     ChatHistory = "chat.history" (ChatHistoryParams) -> ChatHistoryAnswer;
     /// Deletes a session and its transcript; `sessions.changed` follows.
     SessionsDelete = "sessions.delete" (SessionsDeleteParams) -> SessionsDeleteResult;
+    /// Empties a session's transcript (a fresh conversation under the same key).
+    SessionsReset = "sessions.reset" (SessionsResetParams) -> SessionsResetResult;
+    /// One session, or `session: null` when there is none.
+    SessionsDescribe = "sessions.describe" (SessionsDescribeParams) -> SessionsDescribeResult;
+    /// Finds a session by key or session id.
+    SessionsResolve = "sessions.resolve" (SessionsResolveParams) -> SessionsResolveResult;
+    /// Trims a transcript to its newest `maxLines` entries; Pincer does not summarise.
+    SessionsCompact = "sessions.compact" (SessionsCompactParams) -> SessionsCompactResult;
+    /// This connection gets `sessions.changed` events (every `operator.read` connection does).
+    SessionsSubscribe = "sessions.subscribe" (SessionsSubscribeParams) -> SessionsSubscribeResult;
+}
+
+/// A session named by its key (`main`, `session:<id>` or a full key) and optional agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsResetParams {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `new` or `reset`: the same for Pincer (the transcript is emptied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Refuse unless the session is still this one (`sessionId` from `sessions.list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_session_id: Option<String>,
+}
+
+impl Params for SessionsResetParams {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsResetResult {
+    pub ok: bool,
+    pub key: String,
+    pub entry: Session,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsDescribeParams {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Honoured as in `sessions.list`: `derivedTitle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_derived_titles: Option<bool>,
+    /// Honoured as in `sessions.list`: `lastMessagePreview`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_last_message: Option<bool>,
+}
+
+impl Params for SessionsDescribeParams {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsDescribeResult {
+    pub session: Option<Session>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsResolveParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A session's `sessionId` (Pincer's is its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Accepted: Pincer has no global or unknown sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_global: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_unknown: Option<bool>,
+    /// `{ok: false}` instead of an error when nothing matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_missing: Option<bool>,
+}
+
+impl Params for SessionsResolveParams {
+    const UNSUPPORTED: &'static [&'static str] = &["label", "reference", "shortId", "slugHint", "spawnedBy"];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsResolveResult {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsCompactParams {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Keep the newest this many entries; without it there is nothing Pincer can compact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lines: Option<u32>,
+}
+
+impl Params for SessionsCompactParams {}
+
+/// `compacted` with `kept` (entries left), or not, with `reason`; `ok: false` when Pincer cannot
+/// compact the way asked (summarising), as OpenClaw answers a no-op compaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsCompactResult {
+    pub ok: bool,
+    pub key: String,
+    pub compacted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `sessions.subscribe` takes `sessions.list`'s filters to answer a first list with it; Pincer
+/// answers the subscription alone, so only `{}` is accepted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSubscribeParams {}
+
+impl Params for SessionsSubscribeParams {
+    const UNSUPPORTED: &'static [&'static str] = &[
+        "limit",
+        "offset",
+        "kind",
+        "agentId",
+        "activeMinutes",
+        "includeGlobal",
+        "includeUnknown",
+        "configuredAgentsOnly",
+        "archived",
+        "includeLastMessage",
+        "includeDerivedTitles",
+        "search",
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsSubscribeResult {
+    pub subscribed: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
