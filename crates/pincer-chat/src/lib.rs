@@ -2,6 +2,9 @@
 //!
 //! - `telegram`: `getUpdates` long polling; each batch is committed with the next `offset` and
 //!   the access decisions it made (pairing codes, audit rows) in one transaction.
+//! - `discord`: the Gateway WebSocket (identify, heartbeats, resume, backoff); each
+//!   `MESSAGE_CREATE` is committed (unique by message id) before its sequence number is
+//!   acknowledged.
 //! - [`access`]: OpenClaw's `dmPolicy`/`allowFrom`/`groupPolicy`/`groupAllowFrom`/`groups`/
 //!   `requireMention` as one pure function.
 //! - [`pairing`]: codes for unknown senders, approved or rejected by the owner.
@@ -16,6 +19,7 @@
 //! backoff, pairing expiry, the typing indicator) runs on the injected clock.
 
 pub mod access;
+pub mod discord;
 pub mod pairing;
 pub mod telegram;
 mod turns;
@@ -133,7 +137,7 @@ impl ReplyWriter {
 }
 
 impl Chat {
-    /// Starts the inbound side of every configured chat channel that has one (Telegram), under
+    /// Starts the inbound side of every configured chat channel that has one (Telegram, Discord), under
     /// the supervisor, and the turn dispatcher.
     pub fn start(deps: ChatDeps) -> Arc<Chat> {
         let ChatDeps { store, clock, config, agents, outbox, supervisor, channels } = deps;
@@ -142,6 +146,11 @@ impl Chat {
             .telegram
             .clone()
             .filter(|_| channels.contains(&telegram::CHANNEL) && outbox.channel(telegram::CHANNEL).is_some());
+        let discord = config
+            .channels
+            .discord
+            .clone()
+            .filter(|_| channels.contains(&discord::CHANNEL) && outbox.channel(discord::CHANNEL).is_some());
         let mut typing = HashMap::new();
         if let Some(tg) = &telegram
             && let Ok(api) = telegram::BotApi::new(tg)
@@ -160,10 +169,18 @@ impl Chat {
             busy: Mutex::default(),
             typing,
         });
+        let any = telegram.is_some() || discord.is_some();
         if let Some(tg) = telegram {
             chat.set_state(telegram::CHANNEL, ConnectionState::Connecting, None, None);
             let c = chat.clone();
             supervisor.spawn("telegram-inbound", false, move || telegram::poll_loop(c.clone(), tg.clone()));
+        }
+        if let Some(dc) = discord {
+            chat.set_state(discord::CHANNEL, ConnectionState::Connecting, None, None);
+            let c = chat.clone();
+            supervisor.spawn("discord-inbound", false, move || discord::gateway_loop(c.clone(), dc.clone()));
+        }
+        if any {
             let c = chat.clone();
             supervisor.spawn("chat-turns", false, move || turns::dispatch_loop(c.clone()));
         }

@@ -259,7 +259,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         .iter()
         .filter(|spec| match spec.inbound {
             registry::Inbound::None => false,
-            registry::Inbound::LongPoll => true,
+            registry::Inbound::LongPoll | registry::Inbound::Socket => true,
         })
         .map(|spec| spec.name)
         .collect();

@@ -343,6 +343,10 @@ state_enum! {
         Connecting = "connecting",
         /// A long poll is open (Telegram `getUpdates`).
         Polling = "polling",
+        /// A socket is open and the session is live (the Discord gateway after READY/RESUMED).
+        Connected = "connected",
+        /// The socket dropped; a resume (or a new session) is under way.
+        Reconnecting = "reconnecting",
         /// The last request failed; the next one waits (`nextAttemptAtMs`).
         Backoff = "backoff",
         /// The platform refused the token: the channel stopped and says so; it never spins.

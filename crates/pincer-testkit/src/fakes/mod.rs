@@ -3,7 +3,9 @@
 
 pub mod anthropic;
 pub mod discord;
+pub mod discord_gateway;
 pub mod openai;
 pub mod slack;
+pub mod socket;
 pub mod telegram;
 pub mod webhook;

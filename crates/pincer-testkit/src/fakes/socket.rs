@@ -36,7 +36,8 @@ pub enum Command {
     Poke,
 }
 
-type Session = Arc<dyn Fn(Socket, broadcast::Receiver<Command>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+type Session =
+    Arc<dyn Fn(Socket, broadcast::Receiver<Command>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A running WebSocket server; dropping it stops the accept loop and every connection.
 pub struct WsServer {
