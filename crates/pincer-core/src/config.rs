@@ -1056,7 +1056,7 @@ mod tests {
             .assert_eq(&parse_err(r#"{gateway:{auth:{tokn:"x"}}}"#));
         expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`, `session`, `tools`, `mcp`"]
             .assert_eq(&parse_err(r#"{gatway:{}}"#));
-        expect![[r#"channels.discord.apiBase: unknown field `apiBase`, expected `token` or `apiBaseUrl`"#]]
+        expect!["channels.discord.apiBase: unknown field `apiBase`, expected one of `token`, `apiBaseUrl`, `gatewayUrl`, `dmPolicy`, `allowFrom`, `groupPolicy`, `guilds`"]
             .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", apiBase:"x"}}}"#));
         expect![[r#"gateway.port: invalid type: string "x", expected u16"#]]
             .assert_eq(&parse_err(r#"{gateway:{port:"x"}}"#));
