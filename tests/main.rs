@@ -17,6 +17,7 @@ mod crash;
 mod cron;
 mod delivery;
 mod devices;
+mod discord_inbound;
 mod inbound;
 mod inbound_slack;
 mod interop;

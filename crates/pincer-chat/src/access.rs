@@ -1,61 +1,8 @@
 //! Who may talk to the bot: OpenClaw's `dmPolicy` / `allowFrom` / `groupPolicy` /
 //! `groupAllowFrom` / `groups` / `requireMention`, decided by one pure function over a parsed
-//! message, the channel's config and whether the owner approved the sender (pairing). Each
-//! channel's config is read into one [`Policy`] (Slack's `channels.<id>.users` is a group's
-//! `allowFrom`), so every channel decides the same way.
+//! message, the channel's config and whether the owner approved the sender (pairing).
 
-use std::collections::BTreeMap;
-
-use pincer_core::config::{ChatGroupConfig, DmPolicy, GroupPolicy, SlackConfig, TelegramConfig};
-
-/// A channel's access settings, in OpenClaw's terms.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
-    pub dm_policy: DmPolicy,
-    pub allow_from: Vec<String>,
-    pub group_policy: GroupPolicy,
-    pub group_allow_from: Vec<String>,
-    pub groups: BTreeMap<String, ChatGroupConfig>,
-    pub require_mention: bool,
-}
-
-impl From<&TelegramConfig> for Policy {
-    fn from(c: &TelegramConfig) -> Policy {
-        Policy {
-            dm_policy: c.dm_policy,
-            allow_from: c.allow_from.clone(),
-            group_policy: c.group_policy,
-            group_allow_from: c.group_allow_from.clone(),
-            groups: c.groups.clone(),
-            require_mention: c.require_mention,
-        }
-    }
-}
-
-impl From<&SlackConfig> for Policy {
-    /// A disabled entry of `channels` is left out, so `allowlist` denies it (and [`decide`]'s
-    /// caller checks `enabled` itself under `open`).
-    fn from(c: &SlackConfig) -> Policy {
-        let groups = c
-            .channels
-            .iter()
-            .filter(|(_, ch)| ch.enabled)
-            .map(|(id, ch)| {
-                (id.clone(), ChatGroupConfig { require_mention: ch.require_mention, allow_from: ch.users.clone() })
-            })
-            .collect();
-        Policy {
-            dm_policy: c.dm_policy,
-            allow_from: c.allow_from.clone(),
-            group_policy: c.group_policy,
-            // In a channel, `channels.<id>.users` limits who may talk; without it everyone in
-            // the channel may (OpenClaw's Slack), not only the DM allowlist.
-            group_allow_from: vec!["*".into()],
-            groups,
-            require_mention: true,
-        }
-    }
-}
+use pincer_core::config::{DiscordConfig, DmPolicy, GroupPolicy, SlackConfig, TelegramConfig};
 
 /// Who sent a message and where, as the access check needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,36 +52,129 @@ pub fn listed(list: &[String], sender: &Sender<'_>) -> bool {
     })
 }
 
-/// Decides a message; `approved` is whether the owner approved the sender by pairing.
-pub fn decide(config: &Policy, sender: &Sender<'_>, approved: bool) -> Decision {
-    let Some(group) = sender.group else {
-        return match config.dm_policy {
+/// One channel's access rules for one message, whatever the platform calls them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy<'a> {
+    pub dm_policy: DmPolicy,
+    pub allow_from: &'a [String],
+    pub group_policy: GroupPolicy,
+    /// Whether the group chat (Telegram group, Discord guild) has an entry in the config.
+    pub group_listed: bool,
+    /// The reason when it has none, under `groupPolicy: allowlist`.
+    pub not_listed: &'static str,
+    /// A refusal of the group's room itself (a Discord channel missing from a guild's `channels`).
+    pub room_refused: Option<&'static str>,
+    /// Who may talk in the group; empty: every member.
+    pub group_senders: &'a [String],
+    /// The reason when the sender is not in `group_senders`.
+    pub not_a_member: &'static str,
+    /// Answer in the group only when addressed.
+    pub require_mention: bool,
+}
+
+impl<'a> Policy<'a> {
+    /// Telegram's rules for a message in `group` (`None`: a DM).
+    pub fn telegram(config: &'a TelegramConfig, group: Option<&str>) -> Policy<'a> {
+        let entry = group.and_then(|g| config.groups.get(g).or_else(|| config.groups.get("*")));
+        // The most specific non-empty sender list applies; none at all lets every member in.
+        let group_senders = [entry.map(|g| &g.allow_from), Some(&config.group_allow_from), Some(&config.allow_from)]
+            .into_iter()
+            .flatten()
+            .find(|list| !list.is_empty())
+            .map_or(&[][..], |l| l.as_slice());
+        Policy {
+            dm_policy: config.dm_policy,
+            allow_from: &config.allow_from,
+            group_policy: config.group_policy,
+            group_listed: entry.is_some(),
+            not_listed: "the group is not in groups",
+            room_refused: None,
+            group_senders,
+            not_a_member: "the sender is not in groupAllowFrom",
+            require_mention: entry.and_then(|g| g.require_mention).unwrap_or(config.require_mention),
+        }
+    }
+
+    /// Discord's rules (OpenClaw's `guilds.<id>.{requireMention, users, channels}`) for a message
+    /// in `channel` of `guild` (`None`: a DM). A guild's `channels` map, once it names a channel,
+    /// is an allowlist (`*` keeps the rest open); a channel's settings override the guild's.
+    pub fn discord(config: &'a DiscordConfig, guild: Option<&str>, channel: &str) -> Policy<'a> {
+        let entry = guild.and_then(|g| config.guilds.get(g).or_else(|| config.guilds.get("*")));
+        let room = entry.map(|g| g.channels.get(channel).or_else(|| g.channels.get("*")));
+        let room_refused = match (entry, room.flatten()) {
+            (Some(g), None) if !g.channels.is_empty() => Some("the channel is not in the guild's channels"),
+            (_, Some(r)) if !r.enabled => Some("the channel is disabled (enabled: false)"),
+            _ => None,
+        };
+        let room = room.flatten();
+        let group_senders = room
+            .map(|r| &r.users)
+            .filter(|u| !u.is_empty())
+            .or(entry.map(|g| &g.users))
+            .map_or(&[][..], |l| l.as_slice());
+        Policy {
+            dm_policy: config.dm_policy,
+            allow_from: &config.allow_from,
+            group_policy: config.group_policy,
+            group_listed: entry.is_some(),
+            not_listed: "the guild is not in guilds",
+            room_refused,
+            group_senders,
+            not_a_member: "the sender is not in the guild's users",
+            require_mention: room
+                .and_then(|r| r.require_mention)
+                .or(entry.and_then(|g| g.require_mention))
+                .unwrap_or(true),
+        }
+    }
+    /// Slack's rules (OpenClaw's `channels.<id>.{enabled, requireMention, users}`) for a message in
+    /// `channel` (`None`: a DM). In a channel with no `users` list everyone in it may talk, not
+    /// only the DM `allowFrom`; a mention is required unless the channel's entry says otherwise.
+    pub fn slack(config: &'a SlackConfig, channel: Option<&str>) -> Policy<'a> {
+        let entry = channel.and_then(|c| config.channels.get(c).or_else(|| config.channels.get("*")));
+        Policy {
+            dm_policy: config.dm_policy,
+            allow_from: &config.allow_from,
+            group_policy: config.group_policy,
+            // A disabled entry is no entry under `allowlist`, and refused under `open`.
+            group_listed: entry.is_some_and(|c| c.enabled),
+            not_listed: "the group is not in groups",
+            room_refused: entry.filter(|c| !c.enabled).map(|_| "the channel is disabled in channels"),
+            group_senders: entry.map_or(&[][..], |c| c.users.as_slice()),
+            not_a_member: "the sender is not in the channel's users",
+            require_mention: entry.and_then(|c| c.require_mention).unwrap_or(true),
+        }
+    }
+}
+
+/// Decides a Telegram message; `approved` is whether the owner approved the sender by pairing.
+pub fn decide(config: &TelegramConfig, sender: &Sender<'_>, approved: bool) -> Decision {
+    decide_by(&Policy::telegram(config, sender.group), sender, approved)
+}
+
+/// Decides a message under `policy`; `approved` is whether the owner approved the sender.
+pub fn decide_by(policy: &Policy<'_>, sender: &Sender<'_>, approved: bool) -> Decision {
+    if sender.group.is_none() {
+        return match policy.dm_policy {
             DmPolicy::Disabled => Decision::Deny("dmPolicy is disabled"),
             DmPolicy::Open => Decision::Answer,
-            _ if approved || listed(&config.allow_from, sender) => Decision::Answer,
+            _ if approved || listed(policy.allow_from, sender) => Decision::Answer,
             DmPolicy::Allowlist => Decision::Deny("the sender is not in allowFrom"),
             DmPolicy::Pairing => Decision::Pair,
         };
-    };
-    let entry = config.groups.get(group).or_else(|| config.groups.get("*"));
-    match config.group_policy {
+    }
+    match policy.group_policy {
         GroupPolicy::Disabled => return Decision::Deny("groupPolicy is disabled"),
-        GroupPolicy::Allowlist if entry.is_none() => return Decision::Deny("the group is not in groups"),
+        GroupPolicy::Allowlist if !policy.group_listed => return Decision::Deny(policy.not_listed),
         _ => {}
     }
-    // The most specific non-empty sender list applies; none at all lets every member in.
-    let senders = [entry.map(|g| &g.allow_from), Some(&config.group_allow_from), Some(&config.allow_from)]
-        .into_iter()
-        .flatten()
-        .find(|list| !list.is_empty());
-    if let Some(list) = senders
-        && !listed(list, sender)
-        && !approved
-    {
-        return Decision::Deny("the sender is not in groupAllowFrom");
+    if let Some(why) = policy.room_refused {
+        return Decision::Deny(why);
     }
-    let require = entry.and_then(|g| g.require_mention).unwrap_or(config.require_mention);
-    if require && !sender.addressed {
+    if !policy.group_senders.is_empty() && !listed(policy.group_senders, sender) && !approved {
+        return Decision::Deny(policy.not_a_member);
+    }
+    if policy.require_mention && !sender.addressed {
         return Decision::NotAddressed;
     }
     Decision::Answer
@@ -173,10 +213,10 @@ mod tests {
         ];
         let mut out = String::new();
         for (name, json) in configs {
-            let p = Policy::from(&config(json));
+            let c = config(json);
             out.push_str(&format!("{name}:\n"));
             for (who, s) in &senders {
-                out.push_str(&format!("  {who:<16} {:?} / approved {:?}\n", decide(&p, s, false), decide(&p, s, true)));
+                out.push_str(&format!("  {who:<16} {:?} / approved {:?}\n", decide(&c, s, false), decide(&c, s, true)));
             }
         }
         expect![[r#"
@@ -228,6 +268,50 @@ mod tests {
               group 7 @bot     Deny("groupPolicy is disabled") / approved Deny("groupPolicy is disabled")
               group 9 @bot     Deny("groupPolicy is disabled") / approved Deny("groupPolicy is disabled")
               group 7 chatter  Deny("groupPolicy is disabled") / approved Deny("groupPolicy is disabled")
+        "#]]
+        .assert_eq(&out);
+    }
+
+    #[test]
+    fn discord_guilds_follow_openclaws_shape() {
+        let config = |json: &str| -> DiscordConfig {
+            let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+            v["token"] = "t".into();
+            serde_json::from_value(v).unwrap()
+        };
+        let c = config(
+            r#"{"guilds":{"66":{"users":["7"],"channels":{"700":{"requireMention":false,"users":["*"]},"701":{"enabled":false},"*":{}}},"67":{"requireMention":false}}}"#,
+        );
+        let rows = [
+            ("66", "700", "9", false),
+            ("66", "701", "7", true),
+            ("66", "702", "9", true),
+            ("66", "702", "7", false),
+            ("66", "702", "7", true),
+            ("67", "1", "9", false),
+            ("68", "1", "7", true),
+        ];
+        let mut out = String::new();
+        for (guild, channel, id, addressed) in rows {
+            let sender = Sender { id, username: None, group: Some(guild), addressed };
+            let policy = Policy::discord(&c, Some(guild), channel);
+            out.push_str(&format!("{guild}/{channel} {id} {addressed}: {:?}\n", decide_by(&policy, &sender, false)));
+        }
+        let dm = Sender { id: "7", username: None, group: None, addressed: false };
+        out.push_str(&format!("dm: {:?}\n", decide_by(&Policy::discord(&c, None, "800"), &dm, false)));
+        let open = config(r#"{"groupPolicy":"open","guilds":{"66":{"channels":{"700":{}}}}}"#);
+        let sender = Sender { id: "7", username: None, group: Some("69"), addressed: true };
+        out.push_str(&format!("open: {:?}\n", decide_by(&Policy::discord(&open, Some("69"), "1"), &sender, false)));
+        expect![[r#"
+            66/700 9 false: Answer
+            66/701 7 true: Deny("the channel is disabled (enabled: false)")
+            66/702 9 true: Deny("the sender is not in the guild's users")
+            66/702 7 false: NotAddressed
+            66/702 7 true: Answer
+            67/1 9 false: Answer
+            68/1 7 true: Deny("the guild is not in guilds")
+            dm: Pair
+            open: Answer
         "#]]
         .assert_eq(&out);
     }

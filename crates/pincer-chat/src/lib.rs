@@ -4,6 +4,9 @@
 //!   the access decisions it made (pairing codes, audit rows) in one transaction.
 //! - `slack`: Socket Mode; each envelope is acked only after its message (keyed by Slack's
 //!   event id, so a redelivery is stored once) is committed.
+//! - `discord`: the Gateway WebSocket (identify, heartbeats, resume, backoff); each
+//!   `MESSAGE_CREATE` is committed (unique by message id) before its sequence number is
+//!   acknowledged.
 //! - [`access`]: OpenClaw's `dmPolicy`/`allowFrom`/`groupPolicy`/`groupAllowFrom`/`groups`/
 //!   `requireMention` as one pure function.
 //! - [`pairing`]: codes for unknown senders, approved or rejected by the owner.
@@ -18,6 +21,7 @@
 //! backoff, pairing expiry, the typing indicator) runs on the injected clock.
 
 pub mod access;
+pub mod discord;
 pub mod pairing;
 pub mod slack;
 pub mod telegram;
@@ -143,7 +147,7 @@ impl ReplyWriter {
 }
 
 impl Chat {
-    /// Starts the inbound side of every configured chat channel that has one (Telegram, Slack), under
+    /// Starts the inbound side of every configured chat channel that has one (Telegram, Slack, Discord), under
     /// the supervisor, and the turn dispatcher.
     pub fn start(deps: ChatDeps) -> Arc<Chat> {
         let ChatDeps { store, clock, config, agents, outbox, supervisor, channels } = deps;
@@ -159,6 +163,11 @@ impl Chat {
             .clone()
             .filter(|s| s.app_token.is_some())
             .filter(|_| channels.contains(&slack::CHANNEL) && outbox.channel(slack::CHANNEL).is_some());
+        let discord = config
+            .channels
+            .discord
+            .clone()
+            .filter(|_| channels.contains(&discord::CHANNEL) && outbox.channel(discord::CHANNEL).is_some());
         let mut typing = HashMap::new();
         if let Some(tg) = &telegram
             && let Ok(api) = telegram::BotApi::new(tg)
@@ -178,7 +187,7 @@ impl Chat {
             typing,
             telegram_bot: Mutex::default(),
         });
-        let any = telegram.is_some() || slack.is_some();
+        let any = telegram.is_some() || slack.is_some() || discord.is_some();
         if let Some(tg) = telegram {
             chat.set_state(telegram::CHANNEL, ConnectionState::Connecting, None, None);
             let c = chat.clone();
@@ -188,6 +197,11 @@ impl Chat {
             chat.set_state(slack::CHANNEL, ConnectionState::Connecting, None, None);
             let c = chat.clone();
             supervisor.spawn("slack-inbound", false, move || slack::socket_loop(c.clone(), sl.clone()));
+        }
+        if let Some(dc) = discord {
+            chat.set_state(discord::CHANNEL, ConnectionState::Connecting, None, None);
+            let c = chat.clone();
+            supervisor.spawn("discord-inbound", false, move || discord::gateway_loop(c.clone(), dc.clone()));
         }
         if any {
             let c = chat.clone();

@@ -338,17 +338,15 @@ async fn accept(chat: &Arc<Chat>, config: &SlackConfig, event: Event) -> Result<
         return Ok(());
     };
     let now = chat.clock.now_ms();
-    let policy = Policy::from(config);
-    let disabled = m.group && config.channels.get(&m.channel).is_some_and(|c| !c.enabled);
-    let (chat2, writer) = (chat.clone(), chat.clone_for_write());
+    let (chat2, writer, config) = (chat.clone(), chat.clone_for_write(), config.clone());
     pincer_core::crashpoint::hit("inbound.polled");
     chat.store
         .write(move |tx| {
             let target = format!("channel:{}", m.channel);
             let sender = Sender { id: &m.user, username: None, group: m.group.then_some(m.channel.as_str()), addressed: true };
             let approved = tx.sender_allowed(CHANNEL, &m.user)?;
-            let decision =
-                if disabled { Decision::Deny("the channel is disabled in channels") } else { access::decide(&policy, &sender, approved) };
+            let policy = Policy::slack(&config, m.group.then_some(m.channel.as_str()));
+            let decision = access::decide_by(&policy, &sender, approved);
             let mut detail = json!({
                 "channel": CHANNEL, "senderId": m.user, "chatId": m.channel, "messageId": m.ts, "eventId": event.event_id,
             });

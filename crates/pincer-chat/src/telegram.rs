@@ -421,7 +421,7 @@ async fn accept(
                     addressed: m.addressed,
                 };
                 let approved = tx.sender_allowed(CHANNEL, &sender_id)?;
-                let decision = access::decide(&Policy::from(&config), &sender, approved);
+                let decision = access::decide(&config, &sender, approved);
                 let mut detail = json!({
                     "channel": CHANNEL, "senderId": sender_id, "chatId": chat_id, "messageId": m.message_id,
                 });

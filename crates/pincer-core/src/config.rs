@@ -324,11 +324,75 @@ pub struct DiscordConfig {
     pub token: String,
     #[serde(default = "DiscordConfig::default_base")]
     pub api_base_url: String,
+    /// The Gateway WebSocket (Pincer's key, for tests and proxies): Discord's own by default.
+    #[serde(default = "DiscordConfig::default_gateway")]
+    pub gateway_url: String,
+    /// Who may talk to the bot in DMs (OpenClaw's names): `pairing` by default.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// User ids (or names) allowed in DMs; `*` is everyone.
+    #[serde(default, deserialize_with = "ids")]
+    pub allow_from: Vec<String>,
+    /// Which guilds are answered: `allowlist` (those in `guilds`) by default.
+    #[serde(default)]
+    pub group_policy: GroupPolicy,
+    /// Guild id (or `*`) → its settings.
+    #[serde(default)]
+    pub guilds: std::collections::BTreeMap<String, DiscordGuildConfig>,
 }
 
 impl DiscordConfig {
     fn default_base() -> String {
         "https://discord.com/api/v10".into()
+    }
+
+    fn default_gateway() -> String {
+        "wss://gateway.discord.gg".into()
+    }
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            token: String::new(),
+            api_base_url: DiscordConfig::default_base(),
+            gateway_url: DiscordConfig::default_gateway(),
+            dm_policy: DmPolicy::default(),
+            allow_from: Vec::new(),
+            group_policy: GroupPolicy::default(),
+            guilds: Default::default(),
+        }
+    }
+}
+
+/// One entry of `channels.discord.guilds` (OpenClaw's shape).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DiscordGuildConfig {
+    /// Answer only when the bot is @mentioned or replied to (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    /// Members allowed to talk to the bot here; empty: everyone in the guild.
+    #[serde(deserialize_with = "ids")]
+    pub users: Vec<String>,
+    /// Channel id (or `*`) → its settings. Once it names one channel it is an allowlist.
+    pub channels: std::collections::BTreeMap<String, DiscordChannelConfig>,
+}
+
+/// One entry of a guild's `channels`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DiscordChannelConfig {
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    #[serde(deserialize_with = "ids")]
+    pub users: Vec<String>,
+}
+
+impl Default for DiscordChannelConfig {
+    fn default() -> Self {
+        DiscordChannelConfig { enabled: true, require_mention: None, users: Vec::new() }
     }
 }
 
@@ -1086,7 +1150,7 @@ mod tests {
             .assert_eq(&parse_err(r#"{gateway:{auth:{tokn:"x"}}}"#));
         expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`, `session`, `tools`, `mcp`"]
             .assert_eq(&parse_err(r#"{gatway:{}}"#));
-        expect![[r#"channels.discord.apiBase: unknown field `apiBase`, expected `token` or `apiBaseUrl`"#]]
+        expect!["channels.discord.apiBase: unknown field `apiBase`, expected one of `token`, `apiBaseUrl`, `gatewayUrl`, `dmPolicy`, `allowFrom`, `groupPolicy`, `guilds`"]
             .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", apiBase:"x"}}}"#));
         expect![[r#"gateway.port: invalid type: string "x", expected u16"#]]
             .assert_eq(&parse_err(r#"{gateway:{port:"x"}}"#));

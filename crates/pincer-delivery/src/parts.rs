@@ -127,7 +127,7 @@ mod tests {
 
     fn discord() -> Discord {
         Discord::new(
-            &DiscordConfig { token: "t".into(), api_base_url: "http://127.0.0.1:9".into() },
+            &DiscordConfig { token: "t".into(), api_base_url: "http://127.0.0.1:9".into(), ..DiscordConfig::default() },
             Duration::from_secs(1),
         )
         .unwrap()

@@ -236,7 +236,11 @@ impl Fake {
 fn adapter(platform: Platform, url: &str, timeout: Duration) -> (Arc<dyn Channel>, String) {
     match platform {
         Platform::Discord => {
-            let config = DiscordConfig { token: FakeDiscord::TOKEN.into(), api_base_url: url.into() };
+            let config = DiscordConfig {
+                token: FakeDiscord::TOKEN.into(),
+                api_base_url: url.into(),
+                ..DiscordConfig::default()
+            };
             (Arc::new(Discord::new(&config, timeout).unwrap()), "channel:111".into())
         }
         Platform::Telegram => {

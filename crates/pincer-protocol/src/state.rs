@@ -343,9 +343,11 @@ state_enum! {
         Connecting = "connecting",
         /// A long poll is open (Telegram `getUpdates`).
         Polling = "polling",
-        /// A socket to the platform is open and receiving events (Slack Socket Mode).
+        /// A socket to the platform is open and receiving events (Slack Socket Mode, the Discord
+        /// gateway after READY/RESUMED).
         Connected = "connected",
-        /// The platform asked to move to a new connection (Slack `disconnect`); opening it.
+        /// The socket dropped or the platform asked to move (Slack `disconnect`); a new connection
+        /// or a resume is under way.
         Reconnecting = "reconnecting",
         /// The last request failed; the next one waits (`nextAttemptAtMs`).
         Backoff = "backoff",

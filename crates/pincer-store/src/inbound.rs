@@ -176,6 +176,19 @@ impl Tx<'_> {
         sender_allowed(self.conn(), channel, sender_id)
     }
 
+    /// Whether a message with this platform id is stored (answered or not).
+    pub fn inbound_exists(&self, channel: &str, external_id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM inbound_messages WHERE channel = ?1 AND external_id = ?2",
+                params![channel, external_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Forgets `session_key`'s history (the chat commands `/new` and `/reset`).
     pub fn reset_session_history(&self, session_key: &str) -> Result<usize> {
         Ok(self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [session_key])?)
@@ -304,6 +317,19 @@ impl Rd<'_> {
     /// Whether the owner approved `sender_id` on `channel`.
     pub fn sender_allowed(&self, channel: &str, sender_id: &str) -> Result<bool> {
         sender_allowed(self.conn(), channel, sender_id)
+    }
+
+    /// Whether a message with this platform id is stored (answered or not).
+    pub fn inbound_exists(&self, channel: &str, external_id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM inbound_messages WHERE channel = ?1 AND external_id = ?2",
+                params![channel, external_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Live pairing codes (of `channel`, or all), oldest first.

@@ -34,7 +34,7 @@ pub static SPEC: ChannelSpec = ChannelSpec {
     minimal_config: r#"{ channels: { discord: { token: "pincer-test", apiBaseUrl: "http://127.0.0.1:9" } } }"#,
     build,
     doctor: super::registry::check_credentials,
-    inbound: Inbound::None,
+    inbound: Inbound::Socket,
 };
 
 fn build(cx: &BuildContext<'_>) -> Built {
@@ -94,12 +94,16 @@ impl Discord {
                 ));
             }
         };
-        let body = json!({
+        let mut body = json!({
             "content": part.text,
             "nonce": part.nonce,
             "enforce_nonce": true,
             "allowed_mentions": { "parse": [] },
         });
+        // A reply quotes the message it answers; a deleted original does not fail the send.
+        if let Some(id) = part.reply_to.as_deref().filter(|id| is_snowflake(id)) {
+            body["message_reference"] = json!({ "message_id": id, "fail_if_not_exists": false });
+        }
         let request = self
             .http
             .post(format!("{}/channels/{channel_id}/messages", self.base))
@@ -281,11 +285,19 @@ mod tests {
     }
 
     fn adapter_with_token(fake: &FakeDiscord, token: &str) -> Discord {
-        Discord::new(&DiscordConfig { token: token.into(), api_base_url: fake.base_url() }, TIMEOUT).unwrap()
+        Discord::new(
+            &DiscordConfig { token: token.into(), api_base_url: fake.base_url(), ..DiscordConfig::default() },
+            TIMEOUT,
+        )
+        .unwrap()
     }
 
     fn offline() -> Discord {
-        let config = DiscordConfig { token: "t".into(), api_base_url: "http://127.0.0.1:9/api".into() };
+        let config = DiscordConfig {
+            token: "t".into(),
+            api_base_url: "http://127.0.0.1:9/api".into(),
+            ..DiscordConfig::default()
+        };
         Discord::new(&config, TIMEOUT).unwrap()
     }
 
@@ -498,7 +510,11 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let config = DiscordConfig { token: "t".into(), api_base_url: format!("http://127.0.0.1:{port}/api") };
+        let config = DiscordConfig {
+            token: "t".into(),
+            api_base_url: format!("http://127.0.0.1:{port}/api"),
+            ..DiscordConfig::default()
+        };
         let discord = Discord::new(&config, TIMEOUT).unwrap();
         let result = discord.send(&part(&target(&discord, "1", None), "row-c", 0, 1, "hi")).await;
         assert!(matches!(result, Err(SendError::NotSent { rate_limited: false, .. })), "{result:?}");
@@ -517,7 +533,7 @@ mod tests {
     #[test]
     fn config_errors_name_the_key() {
         let bad = |token: &str, base: &str| {
-            let config = DiscordConfig { token: token.into(), api_base_url: base.into() };
+            let config = DiscordConfig { token: token.into(), api_base_url: base.into(), ..DiscordConfig::default() };
             Discord::new(&config, TIMEOUT).err().map(|e| e.to_string()).unwrap_or_default()
         };
         expect!["channels.discord.token is empty: set it in pincer.json"].assert_eq(&bad(" ", "https://x"));

@@ -85,14 +85,14 @@ impl Capabilities {
 
 /// A channel's inbound side: how users' messages reach Pincer. The gateway hands the names of
 /// channels with one to `pincer-chat`, which runs it under the supervisor (Telegram's long poll,
-/// Slack's Socket Mode; the Discord gateway is not built yet and declares [`Inbound::None`]).
+/// Slack's Socket Mode and the Discord gateway).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
     /// Outbound only.
     None,
     /// The platform is polled for updates (Telegram `getUpdates`).
     LongPoll,
-    /// The platform pushes events over a WebSocket (Slack Socket Mode).
+    /// The platform pushes events over a WebSocket (Slack Socket Mode, the Discord gateway).
     Socket,
 }
 
@@ -259,7 +259,7 @@ mod tests {
             let adapter = built.iter().find(|c| c.name() == spec.name);
             assert!(adapter.is_some(), "{} is not built from its minimal config {}", spec.name, spec.minimal_config);
             assert_eq!(none.contains(&spec.name), !spec.chat, "{}: built without its section?", spec.name);
-            // Only chat platforms have an inbound side (Telegram's long poll so far).
+            // Only chat platforms have an inbound side (Telegram's long poll, Discord's gateway).
             if !spec.chat {
                 assert_eq!(spec.inbound, Inbound::None, "{}: not a chat platform", spec.name);
             }

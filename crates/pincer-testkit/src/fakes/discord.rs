@@ -112,6 +112,8 @@ pub struct DiscordMessage {
     pub allowed_mentions: Option<Value>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,
+    /// `message_reference.message_id`: the message it replies to.
+    pub message_reference: Option<String>,
 }
 
 struct DiscordState {
@@ -321,6 +323,7 @@ async fn create_message(
                     enforce_nonce,
                     allowed_mentions: json.get("allowed_mentions").cloned(),
                     user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_string),
+                    message_reference: json["message_reference"]["message_id"].as_str().map(str::to_string),
                 };
                 let answer = message_json(&message);
                 state.messages.push(message);

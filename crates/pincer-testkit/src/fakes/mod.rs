@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod discord;
+pub mod discord_gateway;
 pub mod openai;
 pub mod slack;
 pub mod static_site;

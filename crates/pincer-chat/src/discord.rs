@@ -1,0 +1,588 @@
+//! Discord's inbound side: the Gateway WebSocket (v10, JSON). Identify with the intents for DMs,
+//! guild messages and message content; heartbeats at the interval Hello gives (a missed ack is a
+//! zombie connection, dropped and resumed); resume after a drop at `resume_gateway_url` with the
+//! last sequence number; a new session after an invalid session; reconnect with backoff on the
+//! injected clock. Each `MESSAGE_CREATE` is committed (message, or pairing code / denial with its
+//! audit row) before its sequence number is acknowledged, and messages are unique by their Discord
+//! id, so a replayed dispatch is never answered twice. A refused token (close 4004) or refused
+//! intents (4013/4014) stop the channel and say so; it never spins.
+//!
+//! The client is ours over `tokio-tungstenite` (see ARCHITECTURE.md, "Discord gateway").
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use pincer_core::TaskResult;
+use pincer_core::config::DiscordConfig;
+use pincer_protocol::state::ConnectionState;
+use pincer_store::{NewAuditRow, NewInbound, PairingCodeRow};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+use crate::access::{self, Decision, Policy, Sender};
+use crate::{Chat, Reply};
+
+/// The channel's name in routes, stored rows and config keys.
+pub const CHANNEL: &str = "discord";
+/// `GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT`.
+pub const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
+/// How long the gateway has to say Hello, and a connect to finish.
+const CONNECT_TIMEOUT_MS: i64 = 20_000;
+
+/// A message from a person, as the inbound side reads a `MESSAGE_CREATE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub channel_id: String,
+    /// `None` in a DM.
+    pub guild_id: Option<String>,
+    pub author_id: String,
+    pub username: Option<String>,
+    pub text: String,
+    /// @mentions the bot, or replies to one of its messages.
+    pub addressed: bool,
+}
+
+/// Reads a `MESSAGE_CREATE`'s `d`; `Err` says why it is dropped. `bot_id` is from READY.
+pub fn parse_message(d: &Value, bot_id: &str) -> Result<Message, &'static str> {
+    let author = &d["author"];
+    if author["bot"] == true || d.get("webhook_id").is_some_and(|w| !w.is_null()) {
+        // Never answered, so two bots cannot talk to each other forever.
+        return Err("a message from a bot");
+    }
+    // 0 DEFAULT, 19 REPLY; the rest are system messages (joins, pins, boosts).
+    if !matches!(d["type"].as_u64(), Some(0 | 19)) {
+        return Err("a system message");
+    }
+    let (Some(id), Some(channel_id), Some(author_id)) =
+        (d["id"].as_str(), d["channel_id"].as_str(), author["id"].as_str())
+    else {
+        return Err("a message without ids");
+    };
+    if author_id == bot_id {
+        return Err("the bot's own message");
+    }
+    let content = d["content"].as_str().unwrap_or_default();
+    let tokens = [format!("<@{bot_id}>"), format!("<@!{bot_id}>")];
+    let mentioned = d["mentions"].as_array().is_some_and(|m| m.iter().any(|u| u["id"] == bot_id))
+        || tokens.iter().any(|t| content.contains(t.as_str()));
+    let replied = d["referenced_message"]["author"]["id"] == bot_id;
+    let mut text = content.to_string();
+    for t in &tokens {
+        text = text.replace(t.as_str(), "");
+    }
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        // Stickers, attachments and embeds without words; a bare @mention.
+        return Err("a message without text");
+    }
+    Ok(Message {
+        id: id.to_string(),
+        channel_id: channel_id.to_string(),
+        guild_id: d["guild_id"].as_str().map(str::to_string),
+        author_id: author_id.to_string(),
+        username: author["username"].as_str().map(str::to_string),
+        text,
+        addressed: mentioned || replied,
+    })
+}
+
+/// Where the session is kept (the store's `meta`), so a restart resumes it: Discord replays what
+/// it dispatched after the last committed sequence, even across a `kill -9`.
+const SESSION_KEY: &str = "inbound.discord.session";
+/// The bot's user id, from the READY of the stored session.
+const BOT_KEY: &str = "inbound.discord.botId";
+
+/// A live gateway session, resumable after a drop or a restart.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Session {
+    id: String,
+    resume_url: String,
+    /// The last sequence number committed (what a heartbeat and a resume send).
+    seq: Option<i64>,
+}
+
+/// How one connection ended.
+enum End {
+    /// Stopped by the gateway.
+    Stopped,
+    /// The token was refused (4004): stop the channel.
+    Rejected(String),
+    /// A setting Pincer cannot fix by retrying (4010–4014: intents, shards, API version).
+    Fatal(String),
+    /// Connect again: resume if the session is still valid, after `wait` (none: at once).
+    Again { error: String, resumable: bool, wait: Wait },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wait {
+    /// Reconnect right away (a drop on a healthy session, op 7 Reconnect).
+    None,
+    /// Discord asks 1–5 s before identifying after an invalid session.
+    InvalidSession,
+    /// The backoff of consecutive failures.
+    Backoff,
+}
+
+/// The gateway loop, run under the supervisor: `Ok(())` when stopped or when the token is refused.
+pub(crate) async fn gateway_loop(chat: Arc<Chat>, config: DiscordConfig) -> TaskResult {
+    let mut stop = chat.stop.subscribe();
+    let mut failures = 0usize;
+    let mut session: Option<Session> =
+        chat.store.read(|rd| rd.meta_get(SESSION_KEY)).await?.and_then(|v| serde_json::from_str(&v).ok());
+    let mut bot_id = chat.store.read(|rd| rd.meta_get(BOT_KEY)).await?.unwrap_or_default();
+    loop {
+        let state = if session.is_some() { ConnectionState::Reconnecting } else { ConnectionState::Connecting };
+        chat.set_state(CHANNEL, state, None, None);
+        let end = tokio::select! {
+            end = connection(&chat, &config, &mut session, &mut bot_id, &mut failures) => end,
+            _ = stop.wait_for(|s| *s) => End::Stopped,
+        };
+        let (error, wait) = match end {
+            End::Stopped => return Ok(()),
+            End::Rejected(e) | End::Fatal(e) => {
+                chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(e.clone()), None);
+                tracing::error!("{e}: Discord inbound stopped; fix it and restart");
+                // Idle, not ended: the channel's state says why; the gateway's tasks stay up.
+                let _ = stop.wait_for(|s| *s).await;
+                return Ok(());
+            }
+            End::Again { error, resumable, wait } => {
+                if !resumable {
+                    session = None;
+                    chat.store.write(|tx| tx.meta_set(SESSION_KEY, "null")).await?;
+                }
+                (error, wait)
+            }
+        };
+        tracing::warn!(error, resume = session.is_some(), "discord gateway connection ended");
+        let go_on = match wait {
+            Wait::None => {
+                chat.set_state(CHANNEL, ConnectionState::Reconnecting, Some(error), None);
+                true
+            }
+            Wait::InvalidSession => {
+                let next = chat.clock.now_ms() + rand::random_range(1_000..=5_000);
+                chat.set_state(CHANNEL, ConnectionState::Backoff, Some(error), Some(next));
+                sleep_until(&chat, next, &mut stop).await
+            }
+            Wait::Backoff => chat.backoff(CHANNEL, &mut failures, error, &mut stop).await,
+        };
+        if !go_on {
+            return Ok(());
+        }
+    }
+}
+
+async fn sleep_until(chat: &Chat, at_ms: i64, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = chat.clock.sleep_until(at_ms) => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
+}
+
+/// Anything the socket can run over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Socket = WebSocketStream<Box<dyn Io>>;
+
+/// Opens the WebSocket at `base` (`ws://` or `wss://`) with `?v=10&encoding=json`.
+async fn open(base: &str) -> Result<Socket, String> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| format!("channels.discord.gatewayUrl `{base}`: {e}"))?;
+    url.query_pairs_mut().clear().append_pair("v", "10").append_pair("encoding", "json");
+    let tls = match url.scheme() {
+        "wss" => true,
+        "ws" => false,
+        other => return Err(format!("channels.discord.gatewayUrl must be ws:// or wss://, not {other}://")),
+    };
+    let host = url.host_str().ok_or_else(|| format!("channels.discord.gatewayUrl `{base}` has no host"))?.to_string();
+    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot connect to the Discord gateway {host}:{port}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Io> = if tls {
+        pincer_core::tls::install_default_provider();
+        use rustls_platform_verifier::ConfigVerifierExt;
+        let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS setup: {e}"))?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS with the Discord gateway {host}: {e}"))?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
+    };
+    let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+        .await
+        .map_err(|e| format!("the Discord gateway refused the WebSocket: {e}"))?;
+    Ok(ws)
+}
+
+/// What a close code means for the next connection.
+fn on_close(code: u16, reason: &str) -> End {
+    let error = format!("the Discord gateway closed the connection ({code} {reason})");
+    match code {
+        4004 => End::Rejected("discord refused the bot token (4004): check channels.discord.token".into()),
+        4010..=4012 => End::Fatal(format!("{error}: Pincer runs one shard on gateway v10")),
+        4013 | 4014 => End::Fatal(format!(
+            "{error}: enable the Message Content intent for the bot in the Discord developer portal (Bot → Privileged Gateway Intents)"
+        )),
+        // Invalid sequence, session timed out: a new session.
+        4007 | 4009 => End::Again { error, resumable: false, wait: Wait::Backoff },
+        _ => End::Again { error, resumable: true, wait: Wait::Backoff },
+    }
+}
+
+async fn send(ws: &mut Socket, value: Value) -> Result<(), String> {
+    ws.send(Frame::text(value.to_string())).await.map_err(|e| format!("the Discord gateway connection failed: {e}"))
+}
+
+/// One connection: Hello, Identify or Resume, then heartbeats and dispatches until it ends.
+async fn connection(
+    chat: &Arc<Chat>,
+    config: &DiscordConfig,
+    session: &mut Option<Session>,
+    bot_id: &mut String,
+    failures: &mut usize,
+) -> End {
+    let again = |error: String| End::Again { error, resumable: true, wait: Wait::Backoff };
+    let url = session.as_ref().map_or(config.gateway_url.clone(), |s| s.resume_url.clone());
+    let deadline = chat.clock.now_ms() + CONNECT_TIMEOUT_MS;
+    let opened = tokio::select! {
+        ws = open(&url) => ws,
+        _ = chat.clock.sleep_until(deadline) => Err("connecting to the Discord gateway timed out".into()),
+    };
+    let mut ws = match opened {
+        Ok(ws) => ws,
+        Err(e) => return again(e),
+    };
+    // Hello: the heartbeat interval.
+    let hello = tokio::select! {
+        frame = ws.next() => frame,
+        _ = chat.clock.sleep_until(deadline) => return again("the Discord gateway sent no Hello".into()),
+    };
+    let interval = match hello {
+        Some(Ok(Frame::Text(t))) => serde_json::from_str::<Value>(t.as_str())
+            .ok()
+            .filter(|v| v["op"] == 10)
+            .and_then(|v| v["d"]["heartbeat_interval"].as_i64())
+            .filter(|ms| *ms > 0),
+        Some(Ok(Frame::Close(Some(CloseFrame { code, reason })))) => return on_close(code.into(), &reason),
+        _ => None,
+    };
+    let Some(interval) = interval else {
+        return again("the Discord gateway did not start with Hello".into());
+    };
+    let token = config.token.trim().trim_start_matches("Bot ").to_string();
+    let first = match session {
+        Some(s) => json!({ "op": 6, "d": { "token": token, "session_id": s.id, "seq": s.seq } }),
+        None => json!({ "op": 2, "d": {
+            "token": token,
+            "intents": INTENTS,
+            "properties": { "os": std::env::consts::OS, "browser": "pincer", "device": "pincer" },
+        } }),
+    };
+    if let Err(e) = send(&mut ws, first).await {
+        return again(e);
+    }
+    // The first beat after `interval * jitter`, as Discord asks.
+    let mut next_beat = chat.clock.now_ms() + (interval as f64 * rand::random::<f64>()) as i64;
+    let mut acked = true;
+    loop {
+        let frame = tokio::select! {
+            // Frames that already arrived (an ack) count before the timer judges the connection.
+            biased;
+            frame = ws.next() => frame,
+            _ = chat.clock.sleep_until(next_beat) => {
+                if !acked {
+                    // A zombie connection: drop it and resume.
+                    let _ = ws.close(None).await;
+                    return End::Again { error: "the Discord gateway stopped acknowledging heartbeats".into(), resumable: true, wait: Wait::None };
+                }
+                acked = false;
+                next_beat = chat.clock.now_ms() + interval;
+                let seq = session.as_ref().and_then(|s| s.seq);
+                if let Err(e) = send(&mut ws, json!({ "op": 1, "d": seq })).await {
+                    return again(e);
+                }
+                continue;
+            }
+        };
+        let text = match frame {
+            Some(Ok(Frame::Text(t))) => t,
+            Some(Ok(Frame::Close(Some(CloseFrame { code, reason })))) => return on_close(code.into(), &reason),
+            Some(Ok(Frame::Close(None))) | None => {
+                return End::Again {
+                    error: "the Discord gateway connection closed".into(),
+                    resumable: true,
+                    wait: drop_wait(*failures),
+                };
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                return End::Again {
+                    error: format!("the Discord gateway connection failed: {e}"),
+                    resumable: true,
+                    wait: drop_wait(*failures),
+                };
+            }
+        };
+        let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
+            tracing::debug!("discord: a gateway frame that is not JSON");
+            continue;
+        };
+        match event["op"].as_u64() {
+            Some(0) => {
+                let seq = event["s"].as_i64();
+                match event["t"].as_str() {
+                    Some("READY") => {
+                        let d = &event["d"];
+                        *bot_id = d["user"]["id"].as_str().unwrap_or_default().to_string();
+                        let new = Session {
+                            id: d["session_id"].as_str().unwrap_or_default().to_string(),
+                            resume_url: d["resume_gateway_url"].as_str().unwrap_or(&config.gateway_url).to_string(),
+                            seq,
+                        };
+                        let (stored, bot) = (serde_json::to_string(&new).unwrap_or_default(), bot_id.clone());
+                        let saved = chat
+                            .store
+                            .write(move |tx| {
+                                tx.meta_set(SESSION_KEY, &stored)?;
+                                tx.meta_set(BOT_KEY, &bot)
+                            })
+                            .await;
+                        if let Err(e) = saved {
+                            let _ = ws.close(None).await;
+                            return again(format!("storing the Discord session failed: {e}"));
+                        }
+                        *session = Some(new);
+                        chat.set_bot(CHANNEL, format!("@{}", d["user"]["username"].as_str().unwrap_or_default()));
+                        connected(chat, failures);
+                    }
+                    Some("RESUMED") => connected(chat, failures),
+                    Some("MESSAGE_CREATE") => {
+                        let stored = session.as_ref().map(|s| {
+                            let mut s = s.clone();
+                            s.seq = seq.max(s.seq);
+                            serde_json::to_string(&s).unwrap_or_default()
+                        });
+                        if let Err(e) = accept(chat, config, bot_id, &event["d"], stored).await {
+                            // Not acknowledged: the resume replays it.
+                            let _ = ws.close(None).await;
+                            return again(format!("storing a Discord message failed: {e}"));
+                        }
+                    }
+                    _ => {}
+                }
+                // Acknowledged (heartbeats, resume) only once handled and committed.
+                if let (Some(s), Some(seq)) = (session.as_mut(), seq) {
+                    s.seq = Some(s.seq.map_or(seq, |old| old.max(seq)));
+                }
+            }
+            Some(1) => {
+                let seq = session.as_ref().and_then(|s| s.seq);
+                if let Err(e) = send(&mut ws, json!({ "op": 1, "d": seq })).await {
+                    return again(e);
+                }
+            }
+            Some(7) => {
+                let _ = ws.close(None).await;
+                return End::Again {
+                    error: "the Discord gateway asked to reconnect".into(),
+                    resumable: true,
+                    wait: Wait::None,
+                };
+            }
+            Some(9) => {
+                let resumable = event["d"] == true;
+                let _ = ws.close(None).await;
+                return End::Again {
+                    error: "the Discord gateway invalidated the session".into(),
+                    resumable,
+                    wait: if resumable { Wait::None } else { Wait::InvalidSession },
+                };
+            }
+            Some(11) => acked = true,
+            _ => {}
+        }
+    }
+}
+
+/// After a drop: at once when the session was healthy, else the backoff.
+fn drop_wait(failures: usize) -> Wait {
+    if failures == 0 { Wait::None } else { Wait::Backoff }
+}
+
+fn connected(chat: &Chat, failures: &mut usize) {
+    *failures = 0;
+    chat.set_state(CHANNEL, ConnectionState::Connected, None, None);
+    chat.note_poll(CHANNEL);
+}
+
+/// Commits one `MESSAGE_CREATE`: the message (unique by its Discord id), or the pairing code or
+/// denial with its audit row.
+/// `session` is the session with this dispatch's sequence, stored in the same commit.
+async fn accept(
+    chat: &Arc<Chat>,
+    config: &DiscordConfig,
+    bot_id: &str,
+    d: &Value,
+    session: Option<String>,
+) -> pincer_store::Result<()> {
+    let m = match parse_message(d, bot_id) {
+        Ok(m) => m,
+        Err(why) => {
+            // Not stored, so not acknowledged durably: a replay after a restart skips it again.
+            tracing::debug!(message = d["id"].as_str().unwrap_or_default(), "discord: skipped {why}");
+            return Ok(());
+        }
+    };
+    let now = chat.clock.now_ms();
+    let chat2 = chat.clone();
+    let config = config.clone();
+    let writer = chat.clone_for_write();
+    pincer_core::crashpoint::hit("inbound.polled");
+    chat.store
+        .write(move |tx| {
+            let sender = Sender {
+                id: &m.author_id,
+                username: m.username.as_deref(),
+                group: m.guild_id.as_deref(),
+                addressed: m.addressed,
+            };
+            // The dispatch is acknowledged (its sequence stored) in the commit that stores it.
+            if let Some(session) = &session {
+                tx.meta_set(SESSION_KEY, session)?;
+            }
+            // A dispatch Discord sends again (a replay after a resume) is not decided twice.
+            if tx.inbound_exists(CHANNEL, &m.id)? {
+                return Ok(());
+            }
+            let approved = tx.sender_allowed(CHANNEL, &m.author_id)?;
+            let policy = Policy::discord(&config, m.guild_id.as_deref(), &m.channel_id);
+            let decision = access::decide_by(&policy, &sender, approved);
+            let to = format!("channel:{}", m.channel_id);
+            let mut detail = json!({
+                "channel": CHANNEL, "senderId": m.author_id, "chatId": m.channel_id, "guildId": m.guild_id,
+                "messageId": m.id,
+            });
+            match decision {
+                Decision::Answer => {
+                    let group = m.guild_id.is_some();
+                    let session = chat2.session_for(CHANNEL, group, &m.channel_id, None, &m.author_id);
+                    let text = if group {
+                        format!("[{}] {}", m.username.as_deref().unwrap_or(&m.author_id), m.text)
+                    } else {
+                        m.text.clone()
+                    };
+                    tx.accept_inbound(
+                        CHANNEL,
+                        0,
+                        Some(&NewInbound {
+                            channel: CHANNEL.into(),
+                            external_id: m.id.clone(),
+                            session_key: session,
+                            chat_id: to.clone(),
+                            thread_id: None,
+                            message_id: m.id.clone(),
+                            sender_id: m.author_id.clone(),
+                            sender_name: m.username.clone(),
+                            text,
+                            received_at_ms: now,
+                        }),
+                        now,
+                    )?;
+                }
+                Decision::Pair => {
+                    let candidate = PairingCodeRow {
+                        channel: CHANNEL.into(),
+                        code: crate::pairing::new_code(),
+                        sender_id: m.author_id.clone(),
+                        sender_name: m.username.clone(),
+                        chat_id: to.clone(),
+                        created_at_ms: now,
+                        expires_at_ms: now.saturating_add(crate::pairing::TTL_MS),
+                    };
+                    match tx.pairing_code_for(&candidate, crate::pairing::MAX_PENDING)? {
+                        Some((row, true)) => {
+                            let reply = Reply {
+                                key: format!("pair:{CHANNEL}:{}", m.id),
+                                chat_id: to.clone(),
+                                thread_id: None,
+                                reply_to: Some(m.id.clone()),
+                                text: crate::pairing::code_message(CHANNEL, &row.code, &m.author_id),
+                            };
+                            writer.enqueue_in(tx, CHANNEL, &reply)?;
+                        }
+                        Some((_, false)) => detail["reason"] = json!("a pairing code is already pending"),
+                        None => detail["reason"] = json!("too many pending pairing codes"),
+                    }
+                }
+                Decision::Deny(why) => detail["reason"] = json!(why),
+                Decision::NotAddressed => {}
+            }
+            if let Some(action) = decision.audit_action() {
+                tx.insert_audit(&NewAuditRow {
+                    at_ms: now,
+                    action: action.into(),
+                    device_id: None,
+                    remote_ip: None,
+                    conn_id: None,
+                    client_id: None,
+                    detail_json: detail.to_string(),
+                })?;
+            }
+            Ok(())
+        })
+        .await?;
+    pincer_core::crashpoint::hit("inbound.accepted");
+    chat.kick_outbox();
+    chat.wake_turns();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_creates_are_read_as_discord_sends_them() {
+        let bot = "900";
+        let message = |extra: Value| {
+            let mut m = json!({
+                "id": "5", "type": 0, "channel_id": "77", "guild_id": "66", "content": "hi",
+                "author": {"id": "7", "username": "ann"}, "mentions": [],
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                m[k] = v.clone();
+            }
+            m
+        };
+        let m = parse_message(&message(json!({"content": "hey <@900> what's up", "mentions": [{"id": "900"}]})), bot)
+            .unwrap();
+        assert_eq!((m.text.as_str(), m.addressed, m.guild_id.as_deref()), ("hey  what's up", true, Some("66")));
+        let m = parse_message(&message(json!({"content": "<@!900> nick form"})), bot).unwrap();
+        assert_eq!((m.text.as_str(), m.addressed), ("nick form", true));
+        let m =
+            parse_message(&message(json!({"type": 19, "referenced_message": {"author": {"id": "900"}}})), bot).unwrap();
+        assert!(m.addressed);
+        let m = parse_message(&message(json!({"content": "chatter"})), bot).unwrap();
+        assert!(!m.addressed);
+        assert_eq!(parse_message(&message(json!({"content": ""})), bot), Err("a message without text"));
+        assert_eq!(parse_message(&message(json!({"content": "<@900>"})), bot), Err("a message without text"));
+        assert_eq!(
+            parse_message(&message(json!({"author": {"id": "8", "bot": true}})), bot),
+            Err("a message from a bot")
+        );
+        assert_eq!(parse_message(&message(json!({"webhook_id": "3"})), bot), Err("a message from a bot"));
+        assert_eq!(parse_message(&message(json!({"type": 7})), bot), Err("a system message"));
+        assert_eq!(parse_message(&message(json!({"author": {"id": "900"}})), bot), Err("the bot's own message"));
+    }
+}

@@ -1,0 +1,297 @@
+//! Discord inbound end to end: the real gateway holds a WebSocket to the fake Discord gateway,
+//! answers through the fake model and the outbox (REST fake) quoting the message; guild mentions,
+//! resume after a drop without losing or repeating a message, heartbeats and the invalid-session
+//! wait on the fake clock, a refused token, pairing.
+
+use std::time::Duration;
+
+use pincer_core::Clock;
+
+use pincer_testkit::fakes::discord::FakeDiscord;
+use pincer_testkit::fakes::discord_gateway::{self, BOT_ID, FakeDiscordGateway};
+use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+use pincer_testkit::ws::{RawClient, cli_connect_params};
+use serde_json::{Value, json};
+
+use crate::support::TestGateway;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Fakes {
+    gateway: FakeDiscordGateway,
+    rest: FakeDiscord,
+    model: FakeOpenAi,
+}
+
+async fn start(discord: Value) -> (Fakes, TestGateway) {
+    let fakes = Fakes {
+        gateway: FakeDiscordGateway::start().await,
+        rest: FakeDiscord::start().await,
+        model: FakeOpenAi::start().await,
+    };
+    let mut channel =
+        json!({ "token": FakeDiscord::TOKEN, "apiBaseUrl": fakes.rest.base_url(), "gatewayUrl": fakes.gateway.url() });
+    for (k, v) in discord.as_object().unwrap() {
+        channel[k] = v.clone();
+    }
+    let config = json!({
+        "models": { "providers": { "openai": {
+            "api": "openai-completions", "baseUrl": fakes.model.base_url(), "apiKey": "sk-test",
+            "models": [{ "id": "gpt-4o" }],
+        } } },
+        "agents": { "defaults": { "model": { "primary": "openai/gpt-4o" } } },
+        "channels": { "discord": channel },
+        "delivery": { "rateLimits": { "discord": 0 } },
+    });
+    let gw = TestGateway::start_with(&config.to_string()).await;
+    (fakes, gw)
+}
+
+/// Waits until `channels.discord.inbound.state` is `state`.
+async fn wait_inbound(c: &mut RawClient, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let health = c.call("health", json!({})).await.unwrap();
+        let inbound = health["channels"]["discord"]["inbound"].clone();
+        if inbound["state"] == state {
+            return inbound;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {state}: {health}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Lets anything still in flight arrive, so "nothing more" is checked.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
+#[tokio::test]
+async fn a_discord_dm_is_answered_through_the_outbox_quoting_it_and_bots_and_empty_messages_never() {
+    let (f, gw) = start(json!({ "allowFrom": ["501"] })).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let inbound = wait_inbound(&mut c, "connected").await;
+    assert_eq!(inbound["bot"], format!("@{}", FakeDiscord::BOT_NAME), "{inbound}");
+    let log = f.gateway.log();
+    assert_eq!(log.identifies.len(), 1);
+    // GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT
+    assert_eq!(log.identifies[0]["intents"], 37376, "{:?}", log.identifies[0]);
+    assert_eq!(log.identifies[0]["token"], FakeDiscord::TOKEN);
+    assert!(log.connections[0].contains("v=10") && log.connections[0].contains("encoding=json"), "{log:?}");
+
+    f.model.push(Reply::text("Sunny all day."));
+    let mut from_bot = discord_gateway::dm("801", "502", "bot loop?");
+    from_bot["author"]["bot"] = json!(true);
+    f.gateway.push_message(from_bot);
+    f.gateway.push_message(discord_gateway::dm("801", "501", "  "));
+    let asked = f.gateway.push_message(discord_gateway::dm("801", "501", "What's the weather?"));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!(
+        (got[0].channel_id.as_str(), got[0].content.as_str(), got[0].message_reference.as_deref()),
+        ("801", "Sunny all day.", Some(asked.as_str()))
+    );
+    settle().await;
+    assert_eq!((f.rest.messages().len(), f.model.request_count()), (1, 1));
+    let audit = c.call("audit.query", json!({"action": "channel.message.allowed"})).await.unwrap().to_string();
+    assert_eq!(audit.matches(r#""senderId":"501""#).count(), 1, "{audit}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn in_a_guild_the_bot_answers_mentions_in_channels_and_threads_and_nothing_else() {
+    let (f, gw) = start(json!({ "guilds": { "66": { "users": ["601", "602"] } } })).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    f.model.push(Reply::text("It is noon."));
+    f.model.push(Reply::text("In the thread."));
+    f.gateway.push_message(discord_gateway::guild("66", "700", "601", "just chatting", false));
+    f.gateway.push_message(discord_gateway::guild("67", "710", "601", "not this guild", true));
+    f.gateway.push_message(discord_gateway::guild("66", "700", "699", "not a listed user", true));
+    let asked = f.gateway.push_message(discord_gateway::guild("66", "700", "601", "what time is it?", true));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].channel_id.as_str(), got[0].message_reference.as_deref()), ("700", Some(asked.as_str())));
+    let body = f.model.requests()[0].body["messages"].to_string();
+    assert!(body.contains("what time is it?") && !body.contains(BOT_ID), "{body}");
+    // A thread is a channel of its own: the reply goes into it.
+    let in_thread = f.gateway.push_message(discord_gateway::guild("66", "7001", "602", "and here?", true));
+    let got = f.rest.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].channel_id.as_str(), got[1].message_reference.as_deref()), ("7001", Some(in_thread.as_str())));
+    settle().await;
+    assert_eq!((f.rest.messages().len(), f.model.request_count()), (2, 2));
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap().to_string();
+    assert!(denied.contains("the guild is not in guilds") && denied.contains("the guild's users"), "{denied}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_and_no_message_is_lost_or_answered_twice() {
+    let (f, gw) = start(json!({ "dmPolicy": "open" })).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    for text in ["one", "two", "three"] {
+        f.model.push(Reply::text(format!("answer {text}")));
+    }
+    let first = f.gateway.push_message(discord_gateway::dm("801", "501", "first"));
+    f.rest.wait_for_messages(1, WAIT).await;
+
+    // The network drops: the client resumes the session with the last sequence it committed,
+    // and a message sent meanwhile is replayed to it.
+    f.gateway.drop_connections();
+    let second = f.gateway.push_message(discord_gateway::dm("801", "501", "second"));
+    let log = f.gateway.wait_for("a resume", WAIT, |l| !l.resumes.is_empty()).await;
+    assert_eq!(log.resumes[0]["session_id"], "fake-session-1", "{log:?}");
+    assert!(log.resumes[0]["seq"].as_i64().unwrap() >= 2, "the first message was acknowledged: {log:?}");
+    let got = f.rest.wait_for_messages(2, WAIT).await;
+    assert_eq!(got[1].message_reference.as_deref(), Some(second.as_str()));
+    wait_inbound(&mut c, "connected").await;
+
+    // Discord replays everything again on the next resume: nothing is answered twice.
+    f.gateway.set_replay_all(true);
+    f.gateway.drop_connections();
+    f.gateway.wait_for("a second resume", WAIT, |l| l.resumes.len() >= 2).await;
+    wait_inbound(&mut c, "connected").await;
+    let third = f.gateway.push_message(discord_gateway::dm("801", "501", "third"));
+    let got = f.rest.wait_for_messages(3, WAIT).await;
+    assert_eq!(got[2].message_reference.as_deref(), Some(third.as_str()));
+    settle().await;
+    let quoted: Vec<_> = f.rest.messages().iter().filter_map(|m| m.message_reference.clone()).collect();
+    assert_eq!(quoted, [first, second, third]);
+    assert_eq!(f.model.request_count(), 3);
+    assert_eq!(f.gateway.log().identifies.len(), 1, "resumed, never identified again");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_and_the_invalid_session_wait_run_on_the_clock() {
+    let (f, gw) = start(json!({ "dmPolicy": "open" })).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    settle().await;
+    assert_eq!(f.gateway.log().heartbeats, 0, "no heartbeat before the clock moves");
+    gw.clock.advance(45_000);
+    f.gateway.wait_for("a heartbeat", WAIT, |l| l.heartbeats == 1).await;
+    settle().await; // the ack reaches the client
+
+    // The gateway stops acknowledging: the next beat finds the last one unanswered and resumes.
+    f.gateway.set_ack_heartbeats(false);
+    gw.clock.advance(45_000);
+    f.gateway.wait_for("an unacknowledged heartbeat", WAIT, |l| l.heartbeats == 2).await;
+    gw.clock.advance(45_000);
+    f.gateway.wait_for("a resume of the zombie connection", WAIT, |l| l.resumes.len() == 1).await;
+    f.gateway.set_ack_heartbeats(true);
+    wait_inbound(&mut c, "connected").await;
+
+    // An invalid session: a new identify, but only after Discord's 1–5 s, on the clock.
+    f.gateway.invalidate_session(false);
+    let inbound = wait_inbound(&mut c, "backoff").await;
+    assert!(inbound["lastError"].as_str().unwrap().contains("invalidated the session"), "{inbound}");
+    let wait = inbound["nextAttemptAtMs"].as_i64().unwrap() - gw.clock.now_ms();
+    assert!((1_000..=5_000).contains(&wait), "{inbound}");
+    settle().await;
+    assert_eq!(f.gateway.log().identifies.len(), 1, "no identify before the wait passed");
+    gw.clock.advance(5_000);
+    f.gateway.wait_for("a new identify", WAIT, |l| l.identifies.len() == 2).await;
+    wait_inbound(&mut c, "connected").await;
+    f.model.push(Reply::text("Still here."));
+    let asked = f.gateway.push_message(discord_gateway::dm("801", "501", "still there?"));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].message_reference.as_deref(), Some(asked.as_str()));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_discord_token_stops_the_channel_and_health_says_so() {
+    let gateway = FakeDiscordGateway::start().await;
+    gateway.revoke_token();
+    let rest = FakeDiscord::start().await;
+    let config = json!({
+        "channels": { "discord": { "token": FakeDiscord::TOKEN, "apiBaseUrl": rest.base_url(), "gatewayUrl": gateway.url() } },
+    });
+    let gw = TestGateway::start_with(&config.to_string()).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let inbound = wait_inbound(&mut c, "credentials-rejected").await;
+    let error = inbound["lastError"].as_str().unwrap();
+    assert!(error.contains("4004") && error.contains("channels.discord.token"), "{inbound}");
+    // It never spins: no retry however far the clock moves.
+    gw.clock.advance(600_000);
+    settle().await;
+    assert_eq!(gateway.log().identifies.len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_discord_sender_gets_a_pairing_code_and_the_model_nothing() {
+    let (f, gw) = start(json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    let asked = f.gateway.push_message(discord_gateway::dm("802", "503", "hello?"));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].channel_id.as_str(), got[0].message_reference.as_deref()), ("802", Some(asked.as_str())));
+    assert!(got[0].content.contains("Pairing code: "), "{}", got[0].content);
+    assert!(got[0].content.contains("pincer pairing approve discord"), "{}", got[0].content);
+    f.gateway.push_message(discord_gateway::dm("802", "503", "hello??"));
+    settle().await;
+    assert_eq!((f.rest.messages().len(), f.model.request_count()), (1, 0));
+    let pending = c.call("audit.query", json!({"action": "channel.pairing.requested"})).await.unwrap().to_string();
+    assert_eq!(pending.matches(r#""senderId":"503""#).count(), 2, "{pending}");
+    gw.stop().await;
+}
+
+/// `kill -9` before a dispatch is committed, after it, while its turn runs and after its reply
+/// is committed, then a restart: the stored session is resumed from the last committed sequence,
+/// so Discord replays what was not stored, and every message is answered exactly once.
+#[tokio::test]
+async fn kill_9_around_a_discord_message_neither_loses_it_nor_answers_it_twice() {
+    use pincer_testkit::process::GatewayProcess;
+
+    use crate::support::pincer_bin;
+    for point in ["inbound.polled", "inbound.accepted", "inbound.answering", "inbound.answered"] {
+        let (gateway, rest, model) =
+            (FakeDiscordGateway::start().await, FakeDiscord::start().await, FakeOpenAi::start().await);
+        let config = json!({
+            "models": { "providers": { "openai": {
+                "api": "openai-completions", "baseUrl": model.base_url(), "apiKey": "sk-test", "models": [{ "id": "gpt-4o" }],
+            } } },
+            "agents": { "defaults": { "model": { "primary": "openai/gpt-4o" } } },
+            "channels": { "discord": {
+                "token": FakeDiscord::TOKEN, "apiBaseUrl": rest.base_url(), "gatewayUrl": gateway.url(), "dmPolicy": "open",
+            } },
+            "session": { "dmScope": "per-channel-peer" },
+            "delivery": { "rateLimits": { "discord": 0 } },
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+        // The session is stored once READY is handled: from then on a restart resumes it.
+        let mut c =
+            RawClient::connect(&gw.url(), cli_connect_params(Some(&gw.token), &["operator.read"])).await.unwrap().0;
+        wait_inbound(&mut c, "connected").await;
+        drop(c);
+        gw.kill9();
+        gw.restart_with_env(&[("PINCER_CRASHPOINTS", &format!("{point}:1"))]).unwrap();
+        let sent: Vec<String> = (1..=3)
+            .map(|u| gateway.push_message(discord_gateway::dm(&format!("80{u}"), &format!("50{u}"), "hi")))
+            .collect();
+        // Waits without blocking this runtime: the fake model answers on it.
+        let deadline = std::time::Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = gw.wait_exit(Duration::from_millis(1)) {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "{point} was never reached:\n{}", gw.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(gw.log().contains(&format!("crash point {point} reached")), "{point}: {status}\n{}", gw.log());
+        gw.clear_env();
+        gw.restart().unwrap();
+        rest.wait_for_messages(3, WAIT).await;
+        settle().await;
+        let log = gateway.log();
+        assert_eq!(log.identifies.len(), 1, "{point}: every restart resumed the stored session; {log:?}");
+        let got = rest.messages();
+        for id in &sent {
+            let answers = got.iter().filter(|m| m.message_reference.as_deref() == Some(id.as_str())).count();
+            assert_eq!(answers, 1, "{point}: message {id}; {got:?}");
+        }
+        assert_eq!(got.len(), 3, "{point}: {got:?}");
+    }
+}
