@@ -13,7 +13,7 @@ use pincer_protocol::state::ConnectionState;
 use pincer_store::{NewAuditRow, NewInbound, PairingCodeRow};
 use serde_json::{Value, json};
 
-use crate::access::{self, Decision, Policy, Sender};
+use crate::access::{self, Decision, Sender};
 use crate::{Chat, Reply};
 
 /// The channel's name in routes, stored rows and config keys.
