@@ -29,3 +29,4 @@ mod schema;
 mod service;
 mod store;
 mod supervision;
+mod tools;

@@ -17,6 +17,7 @@ mod rate_limit;
 pub mod reload;
 pub mod router;
 mod state;
+pub mod tools;
 mod ws;
 
 use std::future::Future;
@@ -151,9 +152,10 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
     Ok(())
 }
 
-/// The agent's tools: the built-ins and `mcp.servers` under `tools.*`, in the workspace
+/// The agent's tools: the built-ins, the gateway's own (`message`, `cron`, `sessions_*`, acting on
+/// the state the returned binding is given) and `mcp.servers`, under `tools.*`, in the workspace
 /// (`agents.defaults.workspace`, else `<state>/workspace`, created if missing).
-fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> pincer_agent::AgentTools {
+fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> (pincer_agent::AgentTools, tools::Binding) {
     let workspace = match config.agents.defaults.workspace.as_deref() {
         Some(dir) => match (dir.strip_prefix("~/"), std::env::var_os("HOME")) {
             (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
@@ -166,7 +168,11 @@ fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> pinc
     }
     let mcp = (!config.mcp.servers.is_empty()).then(|| pincer_tools::McpServers::start(&config.mcp, clock.clone()));
     // `exec` in `ask` mode refuses what the allowlist does not allow until approvals are served.
-    let (toolbox, notes) = pincer_tools::standard_toolbox(&config.tools, mcp, None);
+    let (mut toolbox, notes) = pincer_tools::standard_toolbox(&config.tools, mcp, None);
+    let binding = tools::Binding::default();
+    for tool in tools::all(&binding) {
+        toolbox = toolbox.with_tool(tool);
+    }
     // An untouched `tools.web.search` only means web search is off: say so quietly; a section the
     // owner wrote that does not work is a warning.
     let search_untouched = config.tools.web.search == pincer_core::tools_config::WebSearchConfig::default();
@@ -177,7 +183,7 @@ fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> pinc
             tracing::warn!("tools: {note}");
         }
     }
-    pincer_agent::AgentTools { toolbox, workspace }
+    (pincer_agent::AgentTools { toolbox, workspace }, binding)
 }
 
 /// Opens the store, binds the port and starts serving. Returns once `/readyz` is green.
@@ -242,7 +248,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     .await
     .context("cannot start the outbox")?;
     let announce = Arc::new(pincer_delivery::Announce::new(outbox.clone(), store.clone()));
-    let agent_tools = agent_tools(&config, &paths, &clock);
+    let (agent_tools, tool_binding) = agent_tools(&config, &paths, &clock);
     let agents = pincer_agent::Agents::start(pincer_agent::AgentDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -346,6 +352,8 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         session_subscriptions: Default::default(),
         instance_lock,
     });
+    // The gateway's tools act on this state from now on (a call that came earlier was told to retry).
+    tool_binding.bind(&state);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = http::router(state.clone(), shutdown_rx.clone());
