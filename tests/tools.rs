@@ -333,3 +333,56 @@ async fn the_gateway_tools_pass_the_tool_policy() {
     assert_eq!(offered(&model, before), ["sessions_list"]);
     gw.stop().await;
 }
+
+/// `sessions_send` waits `timeoutSeconds` on the injected clock: a reply that does not come in time
+/// is a `timeout` result (the other turn goes on), and `timeoutSeconds: 0` does not wait at all.
+#[tokio::test]
+async fn sessions_send_waits_on_the_clock_and_0_does_not_wait() {
+    let model = FakeOpenAi::start().await;
+    let gw = gateway(&model, None, json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    model.push(Reply::text("Ready."));
+    agent(&mut c, json!({"message": "hello", "sessionKey": "session:slow", "idempotencyKey": "seed"})).await;
+
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_wait",
+        "sessions_send",
+        json!({"sessionKey": "session:slow", "message": "think hard", "timeoutSeconds": 5}),
+    )]));
+    model.push(Reply::hang());
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_queue",
+        "sessions_send",
+        json!({"sessionKey": "main", "message": "later", "timeoutSeconds": 0}),
+    )]));
+    model.push(Reply::text("Asked."));
+    model.push(Reply::text("Later, then."));
+    let turn = c.send_request("agent", json!({"message": "ask slow", "idempotencyKey": "ask"})).await.unwrap();
+    // The nested turn reached the model, which does not answer; 5 s on the clock end the wait.
+    model.wait_for_requests(3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(model.request_count(), 3, "nothing moves before the clock does");
+    gw.clock.advance(5_000);
+    let answer = loop {
+        let f = c.next_frame().await.unwrap();
+        if f["type"] == "res" && f["id"] == turn.as_str() && f["payload"]["status"] != "accepted" {
+            break f["payload"].clone();
+        }
+    };
+    assert_eq!(answer["text"], "Asked.");
+    let waited = tool_json(&model, "call_wait");
+    assert_eq!((&waited["status"], &waited["sessionKey"]), (&json!("timeout"), &json!("agent:main:session:slow")));
+    let queued = tool_json(&model, "call_queue");
+    assert_eq!((&queued["status"], &queued["sessionKey"]), (&json!("accepted"), &json!("agent:main:main")));
+    // The queued message runs in the main session once the asking turn is over.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let page = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+        if page["messages"].as_array().unwrap().iter().any(|m| m["text"] == "Later, then.") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the queued message never ran: {page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}

@@ -104,3 +104,27 @@ async fn last_route(state: &AppState, session: &str) -> Result<Option<Route>, To
         .map_err(|e| ToolError::Failed(format!("cannot read the session's route: {e}")))?;
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that arrives before the gateway's state exists is told to retry, not answered wrongly.
+    #[tokio::test]
+    async fn a_call_before_the_state_is_bound_says_the_gateway_is_starting() {
+        let binding = Binding::default();
+        let clock = pincer_core::FakeClock::new(0);
+        let ctx = pincer_tools::ToolContext::new("/nonexistent", clock.shared(), 1_000);
+        for tool in all(&binding) {
+            let args = match tool.spec().name.as_str() {
+                "message" => serde_json::json!({"action": "send", "message": "x"}),
+                "cron" => serde_json::json!({"action": "list"}),
+                "sessions_list" => serde_json::json!({}),
+                "sessions_history" => serde_json::json!({"sessionKey": "main"}),
+                _ => serde_json::json!({"sessionKey": "agent:main:session:x", "message": "x"}),
+            };
+            let got = tool.call(args, &ctx).await.unwrap_err().to_string();
+            assert!(got.ends_with("the gateway is still starting; call the tool again in a moment"), "{got}");
+        }
+    }
+}
