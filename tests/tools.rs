@@ -67,6 +67,8 @@ async fn agent(c: &mut RawClient, params: Value) -> Value {
 #[tokio::test]
 async fn a_reminder_asked_on_telegram_is_a_one_shot_job_that_announces_to_that_chat() {
     let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    // A first exchange records the chat as the session's route (inbound chat writes it with its answer).
+    model.push(Reply::text("Hello."));
     model.push(Reply::tool_call(
         "cron",
         json!({"action": "add", "job": {
@@ -77,9 +79,11 @@ async fn a_reminder_asked_on_telegram_is_a_one_shot_job_that_announces_to_that_c
     model.push(Reply::text("Done: I will remind you in 20 minutes."));
     model.push(Reply::text("Time to stretch!"));
     let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
     tg.push_message(Incoming::dm(1001, "remind me in 20 minutes to stretch"));
-    let got = tg.wait_for_messages(1, WAIT).await;
-    assert_eq!((got[0].chat_id.as_str(), got[0].text.as_str()), ("1001", "Done: I will remind you in 20 minutes."));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Done: I will remind you in 20 minutes."));
 
     // The model saw the job it made; the job's delivery names this chat explicitly.
     let made = tool_json(&model, "call_cron");
@@ -97,10 +101,10 @@ async fn a_reminder_asked_on_telegram_is_a_one_shot_job_that_announces_to_that_c
     // Nothing before the 20 minutes pass.
     gw.clock.advance(19 * 60_000);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!((tg.messages().len(), model.request_count()), (1, 2));
+    assert_eq!((tg.messages().len(), model.request_count()), (2, 3));
     gw.clock.advance(60_000);
-    let got = tg.wait_for_messages(2, WAIT).await;
-    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Time to stretch!"));
+    let got = tg.wait_for_messages(3, WAIT).await;
+    assert_eq!((got[2].chat_id.as_str(), got[2].text.as_str()), ("1001", "Time to stretch!"));
     // Delivered, the one-shot job completed and, as OpenClaw's one-shots do, deleted itself.
     let deadline = std::time::Instant::now() + WAIT;
     while c.call("cron.list", json!({"includeDisabled": true})).await.unwrap()["total"] != 0 {
@@ -115,6 +119,7 @@ async fn a_reminder_asked_on_telegram_is_a_one_shot_job_that_announces_to_that_c
 #[tokio::test]
 async fn the_message_tool_sends_through_the_outbox_to_a_target_or_back_to_the_chat() {
     let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
     model.push(Reply::tool_calls(vec![
         FakeToolCall::new(
             "call_team",
@@ -125,9 +130,11 @@ async fn the_message_tool_sends_through_the_outbox_to_a_target_or_back_to_the_ch
     ]));
     model.push(Reply::text("NO_REPLY"));
     let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
     tg.push_message(Incoming::dm(1001, "tell the team standup moved to 10"));
-    let got = tg.wait_for_messages(2, WAIT).await;
-    let mut sent: Vec<(String, String)> = got.iter().map(|m| (m.chat_id.clone(), m.text.clone())).collect();
+    let got = tg.wait_for_messages(3, WAIT).await;
+    let mut sent: Vec<(String, String)> = got[1..].iter().map(|m| (m.chat_id.clone(), m.text.clone())).collect();
     sent.sort();
     assert_eq!(
         sent,

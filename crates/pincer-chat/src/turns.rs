@@ -1,8 +1,7 @@
 //! The turn dispatcher: one worker per session with queued messages, one turn at a time. A worker
 //! takes every message queued for its session (a chat command alone), runs one agent turn over
 //! them, and commits the reply's outbox row, the messages' `answered` mark and the session's last
-//! route in one transaction. The last route is also written before the turn, so the turn's tools
-//! (`message`, `cron`) know the chat the message came from. After a crash, messages still `queued` are simply taken again.
+//! route in one transaction. After a crash, messages still `queued` are simply taken again.
 
 use std::sync::Arc;
 
@@ -120,10 +119,6 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
     let channel = last.channel.clone();
     let full_key = Chat::full_key(session);
     let seqs: Vec<i64> = batch.iter().map(|r| r.seq).collect();
-    let route = serde_json::json!({
-        "channel": channel, "to": last.chat_id, "threadId": last.thread_id, "source": "last",
-    })
-    .to_string();
     let (text, state) = match command_of(&batch[0].text) {
         Some(Command::New) => {
             let key = full_key.clone();
@@ -135,15 +130,7 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
             (format!("Session {full_key}\nModel {model}"), InboundState::Answered)
         }
         Some(Command::Help) => (HELP.to_string(), InboundState::Answered),
-        None => {
-            // Before the turn, as OpenClaw records an inbound message's route: the turn's tools
-            // (`message`, `cron`) answer in the chat this message came from.
-            let (key, route, now) = (full_key.clone(), route.clone(), chat.clock.now_ms());
-            chat.store
-                .write(move |tx| tx.set_session_last_route(&key, pincer_cron::job::DEFAULT_AGENT, &route, now))
-                .await?;
-            run_turn(chat, session, &batch, &last).await
-        }
+        None => run_turn(chat, session, &batch, &last).await,
     };
     pincer_core::crashpoint::hit("inbound.answering");
     let reply = Reply {
@@ -154,6 +141,10 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
         text,
     };
     let silent = pincer_cron::scheduler::is_silent(&reply.text);
+    let route = serde_json::json!({
+        "channel": channel, "to": last.chat_id, "threadId": last.thread_id, "source": "last",
+    })
+    .to_string();
     let writer = chat.clone_for_write();
     let now = chat.clock.now_ms();
     chat.store
