@@ -299,6 +299,8 @@ async fn every_method_times_every_scope_set_is_allowed_or_denied_by_the_table() 
         ("doctor.run", "operator.read"),
         ("audit.query", "operator.admin"),
         ("cron.preview", "operator.read"),
+        ("mcp.servers.list", "operator.read"),
+        ("mcp.servers.probe", "operator.admin"),
     ];
     for (m, s) in pincer_own {
         table.insert(m, s);

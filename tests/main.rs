@@ -17,6 +17,7 @@ mod crash;
 mod cron;
 mod delivery;
 mod devices;
+mod gateway_tools;
 mod inbound;
 mod interop;
 mod logs;

@@ -94,15 +94,23 @@ async fn script() -> (Answers, Vec<String>) {
         "{{ channels: {{ discord: {{ token: '{}', apiBaseUrl: '{}' }} }}, delivery: {{ requestTimeoutMs: 1000 }},
            models: {{ providers: {{ openai: {{ api: 'openai-completions', baseUrl: '{}', apiKey: 'sk-test', models: [{{ id: 'gpt-4o' }}] }} }} }},
            agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o' }}, timezone: 'Europe/Berlin' }} }},
-           gateway: {{ pairing: {{ autoApproveLocal: false }} }} }}",
+           gateway: {{ pairing: {{ autoApproveLocal: false }} }},
+           tools: {{ exec: {{ mode: 'ask' }} }}, mcp: {{ servers: {{ srv: {{ command: '{}' }} }} }} }}",
         FakeDiscord::TOKEN,
         discord.base_url(),
-        fake.base_url()
+        fake.base_url(),
+        crate::tools::mcp_test_server().display()
     ))
     .await;
     let methods = gw.gateway.as_ref().unwrap().state.methods.names();
     let mut c = gw.client(&["operator.admin"]).await;
     let mut a = Answers::default();
+    // The MCP server connected first, so `health` has one shape.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.call("mcp.servers.list", json!({})).await.unwrap()["servers"][0]["state"] != "connected" {
+        assert!(std::time::Instant::now() < deadline, "the MCP server never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The gateway itself.
     a.call(&mut c, "health", json!({})).await;
@@ -243,6 +251,31 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "chat.send", json!({"sessionKey": "main", "message": "Chat?", "idempotencyKey": "chat-1"})).await;
     // Nothing runs in this session: deterministic (a race with chat-1 would change the shape).
     a.call(&mut c, "chat.abort", json!({"sessionKey": "session:idle"})).await;
+
+    // Tools: an exec approval from request to decision, the MCP server.
+    fake.push(Reply::tool_call("exec", json!({"command": "true"})));
+    fake.push(Reply::text("Ran it.").with_usage(FakeUsage::new(4, 2)));
+    let mut turn = gw.client(&["operator.admin"]).await;
+    let waiting = tokio::spawn(async move {
+        turn.call("agent", json!({"message": "Run true", "sessionKey": "session:exec", "idempotencyKey": "run-exec"}))
+            .await
+            .unwrap()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let approval = loop {
+        if let Some(first) = c.call("exec.approval.list", json!({})).await.unwrap().get(0) {
+            break first["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no approval was requested");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    a.call(&mut c, "exec.approval.list", json!({})).await;
+    a.call(&mut c, "exec.approval.get", json!({"id": approval})).await;
+    a.call(&mut c, "exec.approval.resolve", json!({"id": approval, "decision": "allow-once"})).await;
+    waiting.await.unwrap();
+    a.call(&mut c, "exec.approval.list", json!({})).await;
+    a.call(&mut c, "mcp.servers.list", json!({})).await;
+    a.call(&mut c, "mcp.servers.probe", json!({"name": "srv"})).await;
 
     // Pairing, from request to removal.
     let url = gw.url();

@@ -59,6 +59,12 @@ enum Command {
     /// Chat senders waiting for approval (DM pairing codes): list, approve, reject.
     #[command(subcommand)]
     Pairing(commands::pairing::PairingCommand),
+    /// Commands agents want to run that wait for your decision: list, approve, deny.
+    #[command(subcommand)]
+    Approvals(commands::tools::ApprovalsCommand),
+    /// MCP servers: their state and tools (list), a fresh connection to one (probe).
+    #[command(subcommand)]
+    Mcp(commands::tools::McpCommand),
     /// Run one agent turn and print the reply as it streams in.
     Agent(commands::agent::AgentArgs),
     /// Agent sessions and their transcripts.
@@ -278,6 +284,8 @@ async fn run_client(command: Command, paths: StatePaths) -> anyhow::Result<ExitC
         Command::Devices(cmd) => commands::devices::run(cmd, &paths).await,
         Command::Audit(args) => commands::devices::run_audit(args, &paths).await,
         Command::Pairing(cmd) => commands::pairing::run(cmd, &paths).await,
+        Command::Approvals(cmd) => commands::tools::approvals(cmd, &paths).await,
+        Command::Mcp(cmd) => commands::tools::mcp(cmd, &paths).await,
         Command::Agent(a) => commands::agent::agent(a, &paths).await,
         Command::Sessions(c) => commands::agent::sessions(c, &paths).await,
         Command::Gateway(_)

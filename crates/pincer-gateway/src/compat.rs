@@ -43,6 +43,11 @@ const NOTES: &[(&str, &str)] = &[
     ("channels.status", "the outbox's view of each channel; `probe` accepted (probes are `doctor.run`'s)"),
     ("last-heartbeat", "the last tick of Pincer's heartbeat (over queued system events)"),
     ("system-presence", "the gateway and its live connections"),
+    ("exec.approval.list", "the `ask`-mode commands waiting for a decision (`pincer approvals list`)"),
+    (
+        "exec.approval.resolve",
+        "`allow-always` adds the command's executables to `<state>/exec-approvals.json`, as OpenClaw does",
+    ),
 ];
 
 /// Why a method Pincer does not register is refused, by name prefix (the first match wins).
@@ -51,7 +56,12 @@ const REASONS: &[(&str, &str)] = &[
     ("talk.", "Pincer has no voice or talk mode"),
     ("voicewake.", "Pincer has no voice or talk mode"),
     ("tts.", "Pincer has no voice or talk mode"),
-    ("exec.approval", "no exec approvals over the gateway yet (tools are not wired into turns)"),
+    (
+        "exec.approvals.",
+        "the exec policy is `tools.exec` in the config; allow-always grants are kept in `<state>/exec-approvals.json`",
+    ),
+    ("exec.approval.grants.", "allow-always grants are kept in `<state>/exec-approvals.json`"),
+    ("exec.approval.", "approvals are raised by Pincer's own `exec` tool, not requested by clients"),
     ("plugin", "Pincer has no plugins"),
     ("skills.", "skills are not served over the gateway yet"),
     ("update.", "Pincer is updated by its package, not by the gateway"),

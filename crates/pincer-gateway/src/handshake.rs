@@ -87,6 +87,8 @@ pub const EVENTS: &[&str] = &[
     "agent",
     "chat",
     "session.message",
+    "exec.approval.requested",
+    "exec.approval.resolved",
 ];
 
 /// Runs the connect policy for the first request of a connection: params, version, shared

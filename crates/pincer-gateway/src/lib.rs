@@ -35,7 +35,7 @@ use pincer_store::{Store, StoreOptions};
 use tokio::sync::watch;
 
 pub use pincer_auth::AuthMethod;
-pub use state::{AppState, Caller};
+pub use state::{AppState, Caller, GatewayTools};
 
 /// Pincer's version, reported as `server.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -155,7 +155,11 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
 /// The agent's tools: the built-ins, the gateway's own (`message`, `cron`, `sessions_*`, acting on
 /// the state the returned binding is given) and `mcp.servers`, under `tools.*`, in the workspace
 /// (`agents.defaults.workspace`, else `<state>/workspace`, created if missing).
-fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> (pincer_agent::AgentTools, tools::Binding) {
+fn agent_tools(
+    config: &Config,
+    paths: &StatePaths,
+    clock: &SharedClock,
+) -> (pincer_agent::AgentTools, state::GatewayTools, tools::Binding) {
     let workspace = match config.agents.defaults.workspace.as_deref() {
         Some(dir) => match (dir.strip_prefix("~/"), std::env::var_os("HOME")) {
             (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
@@ -167,8 +171,17 @@ fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> (pin
         tracing::warn!(workspace = %workspace.display(), error = %e, "cannot create the agent workspace; file tools will fail");
     }
     let mcp = (!config.mcp.servers.is_empty()).then(|| pincer_tools::McpServers::start(&config.mcp, clock.clone()));
-    // `exec` in `ask` mode refuses what the allowlist does not allow until approvals are served.
-    let (mut toolbox, notes) = pincer_tools::standard_toolbox(&config.tools, mcp, None);
+    // `ask` requests wait here for `exec.approval.resolve`; `allow-always` grants are kept beside
+    // the database, as OpenClaw keeps its `exec-approvals.json`.
+    let grants = paths.state_dir.join(EXEC_APPROVALS_FILE);
+    let mut grants_error = None;
+    let approvals = pincer_tools::ApprovalQueue::with_grants_file(grants).unwrap_or_else(|e| {
+        tracing::warn!("tools: {e}; allow-always decisions apply once until it is fixed");
+        grants_error = Some(e);
+        pincer_tools::ApprovalQueue::new()
+    });
+    let (mut toolbox, notes) =
+        pincer_tools::standard_toolbox(&config.tools, mcp.clone(), Some(Arc::new(approvals.clone())));
     let binding = tools::Binding::default();
     for tool in tools::all(&binding) {
         toolbox = toolbox.with_tool(tool);
@@ -176,15 +189,18 @@ fn agent_tools(config: &Config, paths: &StatePaths, clock: &SharedClock) -> (pin
     // An untouched `tools.web.search` only means web search is off: say so quietly; a section the
     // owner wrote that does not work is a warning.
     let search_untouched = config.tools.web.search == pincer_core::tools_config::WebSearchConfig::default();
-    for note in notes {
+    for note in &notes {
         if search_untouched && note.starts_with("tools.web.search") {
             tracing::info!("tools: web_search is off until configured ({note})");
         } else {
             tracing::warn!("tools: {note}");
         }
     }
-    (pincer_agent::AgentTools { toolbox, workspace }, binding)
+    (pincer_agent::AgentTools { toolbox, workspace }, state::GatewayTools { approvals, mcp, grants_error }, binding)
 }
+
+/// The state dir's file of `allow-always` exec grants.
+pub const EXEC_APPROVALS_FILE: &str = "exec-approvals.json";
 
 /// Opens the store, binds the port and starts serving. Returns once `/readyz` is green.
 pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
@@ -248,7 +264,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     .await
     .context("cannot start the outbox")?;
     let announce = Arc::new(pincer_delivery::Announce::new(outbox.clone(), store.clone()));
-    let (agent_tools, tool_binding) = agent_tools(&config, &paths, &clock);
+    let (agent_tools, gateway_tools, tool_binding) = agent_tools(&config, &paths, &clock);
     let agents = pincer_agent::Agents::start(pincer_agent::AgentDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -337,6 +353,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         announce,
         agents,
         chat,
+        tools: gateway_tools,
         devices,
         events,
         metrics,
@@ -371,6 +388,10 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     supervisor.spawn("audit-tally", false, {
         let (state, shutdown_rx) = (state.clone(), shutdown_rx.clone());
         move || flush_failed_connects(state.clone(), shutdown_rx.clone())
+    });
+    supervisor.spawn("approvals", false, {
+        let state = state.clone();
+        move || methods::tools::forward_approvals(state.clone())
     });
     supervisor.spawn("config-watch", false, {
         let (state, shutdown_rx) = (state.clone(), shutdown_rx.clone());
@@ -420,6 +441,9 @@ impl RunningGateway {
         self.state.cron.shutdown().await;
         self.state.agents.shutdown();
         self.state.chat.shutdown();
+        if let Some(mcp) = &self.state.tools.mcp {
+            mcp.shutdown();
+        }
         self.state.devices.flush_auth_failures(true).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub agents: pincer_agent::Agents,
     /// Inbound chat: the users' messages, access control, pairing.
     pub chat: Arc<pincer_chat::Chat>,
+    /// Exec approvals and MCP servers, as operators see them.
+    pub tools: GatewayTools,
     pub clock: SharedClock,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
@@ -51,6 +53,16 @@ pub struct AppState {
     pub session_subscriptions: Mutex<HashMap<String, HashSet<String>>>,
     /// Held (flock) for the life of the process; see [`crate::RUNTIME_FILE`].
     pub instance_lock: std::fs::File,
+}
+
+/// The agent's tools as the gateway serves them to operators.
+pub struct GatewayTools {
+    /// `ask`-mode exec approvals waiting for an operator (`exec.approval.*`, `pincer approvals`).
+    pub approvals: pincer_tools::ApprovalQueue,
+    /// The configured MCP servers (`None` without `mcp.servers`).
+    pub mcp: Option<pincer_tools::McpServers>,
+    /// Why the `allow-always` grants file could not be read, for `doctor`.
+    pub grants_error: Option<String>,
 }
 
 /// What the gateway knows about one authenticated connection.

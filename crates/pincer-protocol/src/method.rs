@@ -82,6 +82,9 @@ pub const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("audit.query", Requirement::Scope(Scope::Admin)),
     ("cron.preview", Requirement::Scope(Scope::Read)),
     ("config.reload", Requirement::Scope(Scope::Admin)),
+    ("mcp.servers.list", Requirement::Scope(Scope::Read)),
+    // Starts the server's process (or opens a session) on a connection of its own.
+    ("mcp.servers.probe", Requirement::Scope(Scope::Admin)),
 ];
 
 static TABLE: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {

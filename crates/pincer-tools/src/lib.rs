@@ -55,7 +55,7 @@ pub mod workspace;
 
 pub use config::{ExecConfig, ExecMode, McpConfig, McpServerConfig, ToolsConfig};
 pub use exec::Exec;
-pub use exec::approval::{ApprovalDecision, ApprovalQueue, ApprovalRequest, ExecApprover};
+pub use exec::approval::{ApprovalDecision, ApprovalEvent, ApprovalQueue, ApprovalRequest, ExecApprover};
 pub use fs::{EditTool, ReadTool, WriteTool};
 pub use mcp::{McpServerState, McpServers, McpStatus};
 pub use policy::{Profile, ToolPolicy};
@@ -97,6 +97,65 @@ pub fn standard_toolbox(
         toolbox = toolbox.with_mcp(mcp);
     }
     (toolbox, problems)
+}
+
+/// One `doctor` check of `tools.*` as configured (no gateway needed): fine, or a problem with
+/// its fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigCheck {
+    /// `tools.exec`, `tools.web_search`.
+    pub check: &'static str,
+    pub problem: bool,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+/// What `doctor` says about `tools.*`: whether `exec` can run anything (and how to let it), and
+/// whether `web_search`'s provider settings work. An untouched `tools.web.search` is only off.
+pub fn config_checks(tools: &ToolsConfig) -> Vec<ConfigCheck> {
+    let mut out = Vec::new();
+    let exec = &tools.exec;
+    out.push(match exec::doctor_advice(exec) {
+        Some((message, fix)) => ConfigCheck { check: "tools.exec", problem: true, message, fix: Some(fix) },
+        None => ConfigCheck {
+            check: "tools.exec",
+            problem: false,
+            message: format!(
+                "exec runs in {} mode: {} allowlist entries, {} safe bins",
+                serde_json::to_value(exec.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                exec.allowlist.len(),
+                exec.safe_bins.len()
+            ),
+            fix: None,
+        },
+    });
+    let search = &tools.web.search;
+    if search.enabled {
+        out.push(match WebSearch::new(search.clone()) {
+            Ok(_) => ConfigCheck {
+                check: "tools.web_search",
+                problem: false,
+                message: format!("web_search uses {:?}", search.provider),
+                fix: None,
+            },
+            Err(e) => {
+                let untouched = *search == config::WebSearchConfig::default();
+                ConfigCheck {
+                    check: "tools.web_search",
+                    problem: !untouched,
+                    message: if untouched {
+                        "web_search is off until a provider is configured".into()
+                    } else {
+                        format!("web_search is not available: {e}")
+                    },
+                    fix: Some(format!(
+                        "{e}; or set tools.web.search.enabled to false. Restart the gateway after changing tools.*"
+                    )),
+                }
+            }
+        });
+    }
+    out
 }
 
 #[cfg(test)]

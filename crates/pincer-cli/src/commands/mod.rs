@@ -14,3 +14,4 @@ pub mod pairing;
 pub mod service;
 pub mod setup;
 pub mod system;
+pub mod tools;

@@ -49,6 +49,11 @@ pub async fn health(args: &ConnectArgs, paths: &StatePaths) -> anyhow::Result<Ex
     print_tasks(&pincer.tasks);
     print_connections(&pincer.connections);
     print_channels(&health);
+    // One line per MCP server: `mcp time: connected, 2 tools` or its state and last error.
+    for s in &pincer.mcp {
+        let error = s.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        println!("  mcp {}: {}, {} tools, {} restarts{error}", s.name, s.state, s.tool_count, s.restarts);
+    }
     Ok(code)
 }
 
@@ -235,6 +240,22 @@ fn offline_doctor(paths: &StatePaths) -> DoctorReport {
                 ),
             }
         }
+    }
+    // `tools.*` as configured, and the `allow-always` grants the gateway will read.
+    if let Some(config) = &config {
+        for check in pincer_tools::config_checks(&config.tools) {
+            let status = if check.problem { FindingStatus::Warn } else { FindingStatus::Ok };
+            push(check.check, status, check.message, check.fix);
+        }
+    }
+    let grants = paths.state_dir.join(pincer_gateway::EXEC_APPROVALS_FILE);
+    if let Err(e) = pincer_tools::ApprovalQueue::with_grants_file(grants) {
+        push(
+            "tools.exec.grants",
+            FindingStatus::Warn,
+            format!("{e}; allow-always decisions will apply once"),
+            Some("fix or remove the file before starting the gateway".into()),
+        );
     }
     let failing = findings.iter().filter(|f| f.status == FindingStatus::Fail).count() as u64;
     let warnings = findings.iter().filter(|f| f.status == FindingStatus::Warn).count() as u64;

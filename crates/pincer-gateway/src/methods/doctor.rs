@@ -37,6 +37,8 @@ async fn run(state: &Arc<AppState>) -> DoctorReport {
     providers(state, &mut f).await;
     outbox(state, &mut f).await;
     jobs(state, &mut f).await;
+    tools(state, &mut f);
+    mcp(state, &mut f);
     let failing = f.0.iter().filter(|x| x.status == S::Fail).count() as u64;
     let warnings = f.0.iter().filter(|x| x.status == S::Warn).count() as u64;
     DoctorReport { ok: failing == 0, failing, warnings, findings: f.0, extra: Default::default() }
@@ -321,6 +323,74 @@ async fn jobs(state: &AppState, f: &mut Findings) {
                 ),
                 Some("fix or remove it with `pincer cron edit` / `pincer cron rm`".into()),
             );
+        }
+    }
+}
+
+/// `tools.*` as configured: whether `exec` can run anything (and how to let it), `web_search`'s
+/// provider settings, approvals waiting, the `allow-always` grants file.
+fn tools(state: &AppState, f: &mut Findings) {
+    let c = state.config();
+    for check in pincer_tools::config_checks(&c.tools) {
+        let mut message = check.message;
+        if check.check == "tools.exec" && !check.problem {
+            let granted = pincer_tools::ExecApprover::granted(&state.tools.approvals).len();
+            message.push_str(&format!(", {granted} allowed always"));
+        }
+        f.push(check.check, if check.problem { S::Warn } else { S::Ok }, message, check.fix);
+    }
+    let pending = state.tools.approvals.pending();
+    if let Some(oldest) = pending.first() {
+        f.push(
+            "tools.exec.approvals",
+            S::Warn,
+            format!("{} command(s) wait for an operator's approval, the oldest `{}`", pending.len(), oldest.command),
+            Some(format!(
+                "run `pincer approvals list`, then `pincer approvals approve {}` or `pincer approvals deny {}`",
+                oldest.id, oldest.id
+            )),
+        );
+    }
+    if let Some(e) = &state.tools.grants_error {
+        f.push(
+            "tools.exec.grants",
+            S::Warn,
+            format!("{e}; allow-always decisions apply once until it is fixed"),
+            Some(format!("fix or remove the file, then restart the gateway ({})", crate::EXEC_APPROVALS_FILE)),
+        );
+    }
+}
+
+/// Each configured MCP server: connected with its tools, or why not and what to check.
+fn mcp(state: &AppState, f: &mut Findings) {
+    use pincer_tools::McpStatus;
+    let Some(servers) = &state.tools.mcp else { return };
+    for s in servers.states() {
+        let check = format!("mcp.{}", s.name);
+        let why = s.last_error.clone().unwrap_or_else(|| "no error recorded".into());
+        let fix = format!(
+            "check mcp.servers.{} ({}); `pincer mcp probe {}` connects and shows the error; changes to mcp.* need a gateway restart",
+            s.name,
+            if s.transport == "stdio" { "command, args, env, cwd" } else { "url, transport, headers" },
+            s.name
+        );
+        match s.status {
+            McpStatus::Ready => {
+                f.push(&check, S::Ok, format!("connected over {}, {} tools", s.transport, s.tools.len()), None)
+            }
+            McpStatus::Disabled => f.push(&check, S::Ok, "disabled (enabled: false)", None),
+            McpStatus::Starting => f.push(&check, S::Warn, format!("still connecting (last error: {why})"), Some(fix)),
+            McpStatus::Backoff => f.push(
+                &check,
+                S::Warn,
+                format!(
+                    "down, restarted {} time(s), next attempt in {} s: {why}",
+                    s.restarts,
+                    (s.next_attempt_ms.unwrap_or(0) - state.clock.now_ms()).max(0).saturating_add(999) / 1_000
+                ),
+                Some(fix),
+            ),
+            McpStatus::Failed => f.push(&check, S::Fail, format!("cannot start as configured: {why}"), Some(fix)),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod gateway;
 pub mod logs;
 pub mod system;
+pub mod tools;
 
 use crate::router::Methods;
 
@@ -27,5 +28,6 @@ pub fn all() -> Methods {
     config::register(&mut methods);
     gateway::register(&mut methods);
     logs::register(&mut methods);
+    tools::register(&mut methods);
     methods
 }

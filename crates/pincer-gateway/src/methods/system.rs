@@ -83,6 +83,7 @@ pub async fn health_summary(state: &Arc<AppState>) -> HealthSummary {
             // Pressure on the gateway port: open sockets against the cap, refusals, slowloris.
             connections: state.admission.pressure(),
             config: state.config.status(),
+            mcp: crate::methods::tools::mcp_servers(state),
             extra: Default::default(),
         },
         extra: Default::default(),

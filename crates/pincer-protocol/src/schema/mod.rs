@@ -26,6 +26,7 @@ pub mod devices;
 pub mod gateway;
 pub mod sessions;
 pub mod system;
+pub mod tools;
 
 use std::fmt;
 
@@ -255,6 +256,11 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<channels::PairingList>(),
     MethodSchema::of::<channels::PairingApprove>(),
     MethodSchema::of::<channels::PairingDismiss>(),
+    MethodSchema::of::<tools::ExecApprovalList>(),
+    MethodSchema::of::<tools::ExecApprovalGet>(),
+    MethodSchema::of::<tools::ExecApprovalResolve>(),
+    MethodSchema::of::<tools::McpServersList>(),
+    MethodSchema::of::<tools::McpServersProbe>(),
 ];
 
 /// The schema row of `name`.

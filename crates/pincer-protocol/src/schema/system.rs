@@ -158,6 +158,9 @@ pub struct PincerHealth {
     /// The config file's last reload: a refused edit's reason, keys waiting for a restart.
     #[serde(default)]
     pub config: ConfigReloadStatus,
+    /// The configured MCP servers (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<super::tools::McpServerInfo>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

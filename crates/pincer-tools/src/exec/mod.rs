@@ -57,15 +57,24 @@ fn env_refused(key: &str) -> bool {
         )
 }
 
-/// What `doctor` should say about `tools.exec` when it lets nothing run, or `None`.
-pub fn doctor_note(config: &ExecConfig) -> Option<String> {
+/// What `doctor` should say about `tools.exec` when it lets nothing run: the problem and its fix.
+pub fn doctor_advice(config: &ExecConfig) -> Option<(String, String)> {
     match config.mode {
-        ExecMode::Deny => Some("exec: tools.exec.mode is \"deny\"; agents cannot run commands. Set it to \"allowlist\" (with tools.exec.allowlist) or \"ask\" to let them".into()),
-        ExecMode::Allowlist if config.allowlist.is_empty() && config.safe_bins.is_empty() => Some(
-            "exec: nothing can run yet (tools.exec.mode is \"allowlist\" and tools.exec.allowlist is empty). Add executables by path, e.g. tools.exec.allowlist: [\"/usr/bin/git\"], list stdin-only filters in tools.exec.safeBins, or set tools.exec.mode to \"ask\" to approve commands one by one".into(),
-        ),
+        ExecMode::Deny => Some((
+            "exec: tools.exec.mode is \"deny\"; agents cannot run commands".into(),
+            "set tools.exec.mode to \"allowlist\" (with tools.exec.allowlist) or \"ask\" to let them".into(),
+        )),
+        ExecMode::Allowlist if config.allowlist.is_empty() && config.safe_bins.is_empty() => Some((
+            "exec: nothing can run yet (tools.exec.mode is \"allowlist\" and tools.exec.allowlist is empty)".into(),
+            "add executables by path, e.g. tools.exec.allowlist: [\"/usr/bin/git\"], list stdin-only filters in tools.exec.safeBins, or set tools.exec.mode to \"ask\" to approve commands one by one (`pincer approvals`)".into(),
+        )),
         _ => None,
     }
+}
+
+/// [`doctor_advice`] as one line.
+pub fn doctor_note(config: &ExecConfig) -> Option<String> {
+    doctor_advice(config).map(|(problem, fix)| format!("{problem}. To fix: {fix}"))
 }
 
 /// The `exec` tool.
@@ -160,7 +169,11 @@ impl Exec {
 
     /// Decides what to run: the checked pipeline, the command as written, or nothing.
     async fn authorize(&self, command: &str, cwd: &Path, ctx: &ToolContext) -> Result<String, ToolError> {
-        let allowlist: Vec<String> = self.config.allowlist.iter().map(|e| e.pattern().to_string()).collect();
+        let mut allowlist: Vec<String> = self.config.allowlist.iter().map(|e| e.pattern().to_string()).collect();
+        // Executables an operator allowed for good (`allow-always`).
+        if let Some(approver) = &self.approver {
+            allowlist.extend(approver.granted());
+        }
         let home = self.env_value("HOME").map(PathBuf::from);
         let res = Resolution { path_var: self.env_value("PATH").unwrap_or(DEFAULT_PATH), cwd, home: home.as_deref() };
         match self.config.mode {
@@ -174,12 +187,19 @@ impl Exec {
             },
             ExecMode::Ask => match shell::evaluate(command, &allowlist, &self.config.safe_bins, &res) {
                 Verdict::Allowed { script } => Ok(script),
-                Verdict::Refused { reason } => self.ask(command, cwd, reason, ctx).await.map(|()| command.to_string()),
+                Verdict::Refused { reason } => self.ask(command, cwd, reason, &res, ctx).await.map(|()| command.to_string()),
             },
         }
     }
 
-    async fn ask(&self, command: &str, cwd: &Path, reason: String, ctx: &ToolContext) -> Result<(), ToolError> {
+    async fn ask(
+        &self,
+        command: &str,
+        cwd: &Path,
+        reason: String,
+        res: &Resolution<'_>,
+        ctx: &ToolContext,
+    ) -> Result<(), ToolError> {
         let Some(approver) = &self.approver else {
             return Err(ToolError::Refused(format!(
                 "exec: `{command}` needs an operator's approval, but no approval client is available; {reason}"
@@ -187,9 +207,11 @@ impl Exec {
         };
         let now = ctx.clock.now_ms();
         let wait_ms = (self.config.approval_timeout_sec as i64 * 1_000).min(ctx.remaining_ms());
+        let segments = shell::split_pipeline(command).ok();
         let request = ApprovalRequest {
             id: format!("{:016x}", rand::random::<u64>()),
             command: command.to_string(),
+            argv: segments.as_ref().filter(|s| s.len() == 1).map(|s| s[0].argv.clone()),
             cwd: cwd.display().to_string(),
             session_key: ctx.session_key.clone(),
             reason,
@@ -208,7 +230,28 @@ impl Exec {
             _ = ctx.cancel.cancelled() => return Err(ToolError::Cancelled("exec".into())),
         };
         match decision {
-            Some(ApprovalDecision::AllowOnce | ApprovalDecision::AllowAlways) => Ok(()),
+            Some(ApprovalDecision::AllowOnce) => Ok(()),
+            Some(ApprovalDecision::AllowAlways) => {
+                // As OpenClaw: the executables of a plain pipeline join the allowlist; a command
+                // with chaining or redirections can only ever be allowed once.
+                let resolved: Option<Vec<String>> = segments.map(|segs| {
+                    segs.iter()
+                        .filter_map(|s| shell::resolve_executable(&s.argv[0], res))
+                        .map(|p| p.display().to_string())
+                        .collect()
+                });
+                match resolved {
+                    Some(patterns) if !patterns.is_empty() => {
+                        if let Err(e) = approver.grant(&patterns) {
+                            tracing::warn!(approval = %id, "exec: allow-always applies to this call only: {e}");
+                        }
+                    }
+                    _ => {
+                        tracing::info!(approval = %id, "exec: allow-always on a command that is not a plain pipeline runs it once")
+                    }
+                }
+                Ok(())
+            }
             Some(ApprovalDecision::Deny) => {
                 Err(ToolError::Refused(format!("exec: an operator denied `{command}`; nothing ran")))
             }

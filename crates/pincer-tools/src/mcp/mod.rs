@@ -42,6 +42,8 @@ pub enum McpStatus {
     /// `enabled: false`.
     Disabled,
     Starting,
+    /// Connected, its tools listed.
+    #[serde(rename = "connected")]
     Ready,
     /// Died or failed to start; the next attempt is at `next_attempt_ms`.
     Backoff,
@@ -67,6 +69,7 @@ pub struct McpServerState {
 
 /// A tool the model can see, as a server listed it (for `pincer mcp probe`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct McpToolInfo {
     pub name: String,
     pub remote_name: String,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use pincer_tools::config::AllowlistEntry;
-use pincer_tools::{ApprovalDecision, ApprovalQueue, Exec, ExecConfig, ExecMode, Tool, ToolContext, ToolError};
+use pincer_tools::{
+    ApprovalDecision, ApprovalEvent, ApprovalQueue, Exec, ExecConfig, ExecMode, Tool, ToolContext, ToolError,
+};
 use serde_json::json;
 
 use crate::support::*;
@@ -164,13 +166,15 @@ async fn ask_mode_waits_for_an_operator_and_refuses_on_silence() {
             let tool = tool.clone();
             tokio::spawn(async move { tool.call(json!({"command": command}), &ctx).await })
         };
-        let request = requests.recv().await.unwrap();
+        let ApprovalEvent::Requested(request) = requests.recv().await.unwrap() else { panic!("not a request") };
         assert!(
             request.command.starts_with("touch ") && request.reason.contains("tools.exec.allowlist"),
             "{request:?}"
         );
         assert_eq!(queue.pending().len(), 1);
-        queue.resolve(&request.id, decision).unwrap();
+        // A unique prefix names it, as in OpenClaw.
+        assert_eq!(queue.resolve(&request.id[..6], decision).unwrap().id, request.id);
+        assert_eq!(requests.recv().await.unwrap(), ApprovalEvent::Resolved { request: request.clone(), decision });
         let result = task.await.unwrap();
         assert_eq!(result.is_ok(), expect_ran, "{result:?}");
         assert_eq!(marker.exists(), expect_ran);
@@ -184,16 +188,67 @@ async fn ask_mode_waits_for_an_operator_and_refuses_on_silence() {
         let tool = tool.clone();
         tokio::spawn(async move { tool.call(json!({"command": command}), &silent_ctx).await })
     };
-    let request = requests.recv().await.unwrap();
+    let ApprovalEvent::Requested(request) = requests.recv().await.unwrap() else { panic!("not a request") };
     let e = drive(&clock, 5_000, task).await.unwrap_err();
     assert_eq!(e.class(), "refused");
     assert!(e.to_string().contains("timed out after 60 s; nothing ran"), "{e}");
     assert!(!marker.exists());
     assert!(queue.pending().is_empty());
+    assert_eq!(requests.recv().await.unwrap(), ApprovalEvent::Expired(request.clone()));
     assert!(queue.resolve(&request.id, ApprovalDecision::AllowOnce).unwrap_err().contains("no pending approval"));
 
     // Without an approval client, `ask` refuses at once.
     let lone = Exec::new(config, None);
     let e = run(&lone, &ctx(dir.path(), &clock), "touch x").await.unwrap_err();
     assert!(e.to_string().contains("no approval client is available"), "{e}");
+}
+
+#[tokio::test]
+async fn allow_always_keeps_the_executables_in_the_grants_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let grants = dir.path().join("exec-approvals.json");
+    let queue = ApprovalQueue::with_grants_file(grants.clone()).unwrap();
+    let config = ExecConfig { mode: ExecMode::Ask, approval_timeout_sec: 60, ..Default::default() };
+    let tool = Arc::new(Exec::new(config.clone(), Some(Arc::new(queue.clone()))));
+    let mut events = queue.subscribe();
+    let call = |command: &'static str| {
+        let (tool, ctx) = (tool.clone(), ctx(dir.path(), &clock));
+        tokio::spawn(async move { tool.call(json!({ "command": command }), &ctx).await })
+    };
+
+    let task = call("true");
+    let ApprovalEvent::Requested(request) = events.recv().await.unwrap() else { panic!("not a request") };
+    assert_eq!(request.argv, Some(vec!["true".to_string()]));
+    queue.resolve(&request.id, ApprovalDecision::AllowAlways).unwrap();
+    assert!(matches!(events.recv().await.unwrap(), ApprovalEvent::Resolved { .. }));
+    task.await.unwrap().unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&grants).unwrap()).unwrap();
+    let true_path = std::fs::canonicalize(which("true")).unwrap();
+    assert_eq!(kept, json!({"version": 1, "allowlist": [{"pattern": true_path.display().to_string()}]}));
+
+    // The next call runs without asking, and so does one through a queue read back from the file.
+    call("true").await.unwrap().unwrap();
+    assert!(events.try_recv().is_err(), "a granted command asked again");
+    let reread = ApprovalQueue::with_grants_file(grants.clone()).unwrap();
+    let again = Exec::new(config.clone(), Some(Arc::new(reread)));
+    run(&again, &ctx(dir.path(), &clock), "true").await.unwrap();
+
+    // Chaining can only be allowed once: nothing is added.
+    let task = call("true; true");
+    let ApprovalEvent::Requested(request) = events.recv().await.unwrap() else { panic!("not a request") };
+    assert_eq!(request.argv, None);
+    queue.resolve(&request.id, ApprovalDecision::AllowAlways).unwrap();
+    task.await.unwrap().unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&grants).unwrap()).unwrap();
+    assert_eq!(kept["allowlist"].as_array().unwrap().len(), 1);
+
+    // A grants file that is not one is refused with what to do.
+    std::fs::write(&grants, "[1]").unwrap();
+    let e = ApprovalQueue::with_grants_file(grants).err().unwrap();
+    assert!(e.contains("not an exec approvals file") && e.contains("fix or remove it"), "{e}");
+}
+
+fn which(name: &str) -> std::path::PathBuf {
+    std::env::var("PATH").unwrap().split(':').map(|d| std::path::Path::new(d).join(name)).find(|p| p.is_file()).unwrap()
 }

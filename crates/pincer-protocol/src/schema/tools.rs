@@ -1,0 +1,175 @@
+//! The agent's tools as operators see them: exec approvals in OpenClaw's shapes
+//! (`exec.approval.list|get|resolve`, and the payloads of the `exec.approval.requested` and
+//! `exec.approval.resolved` events), and Pincer's MCP server methods (`mcp.servers.list|probe`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{NoParams, Params, methods};
+
+methods! {
+    /// Exec approvals waiting for an operator, oldest first (OpenClaw answers a bare list).
+    ExecApprovalList = "exec.approval.list" (NoParams) -> Vec<ExecApproval>;
+    /// One pending approval, by id or unique prefix.
+    ExecApprovalGet = "exec.approval.get" (ApprovalId) -> ExecApprovalDetail;
+    /// Decides a pending approval: `allow-once`, `allow-always` or `deny`.
+    ExecApprovalResolve = "exec.approval.resolve" (ExecApprovalResolveParams) -> ResolveResult;
+    /// Pincer's: every configured MCP server with its state and tools.
+    McpServersList = "mcp.servers.list" (NoParams) -> McpServersListResult;
+    /// Pincer's: connects to one server on a fresh connection and lists its tools.
+    McpServersProbe = "mcp.servers.probe" (McpProbeParams) -> McpProbeResult;
+}
+
+/// A pending approval: the `exec.approval.requested` payload and an `exec.approval.list` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApproval {
+    pub id: String,
+    pub request: ExecApprovalRequest,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What is to run, in OpenClaw's request record (fields it has no value for are `null`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalRequest {
+    pub command: String,
+    /// The words of a plain command; absent for pipelines and shell syntax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_argv: Option<Vec<String>>,
+    pub cwd: Option<String>,
+    pub node_id: Option<String>,
+    /// `gateway`: Pincer runs commands on its own host.
+    pub host: Option<String>,
+    /// The exec policy (`allowlist`) and when it asks (`on-miss`), in OpenClaw's words.
+    pub security: Option<String>,
+    pub ask: Option<String>,
+    pub agent_id: Option<String>,
+    pub resolved_path: Option<String>,
+    pub session_key: Option<String>,
+    /// Pincer's: why the allowlist did not cover the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The `exec.approval.resolved` payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalResolved {
+    pub id: String,
+    pub decision: String,
+    pub resolved_by: Option<String>,
+    pub ts: i64,
+    pub request: ExecApprovalRequest,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `{id}`: an approval's id or a unique prefix of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalId {
+    pub id: String,
+}
+
+impl Params for ApprovalId {}
+
+/// `exec.approval.get`'s answer (OpenClaw's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalDetail {
+    pub id: String,
+    pub command_text: String,
+    pub command_preview: Option<String>,
+    pub allowed_decisions: Vec<String>,
+    pub host: Option<String>,
+    pub node_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub expires_at_ms: i64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `{id, decision}` (OpenClaw's; `decision` is `allow-once`, `allow-always` or `deny`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecApprovalResolveParams {
+    pub id: String,
+    pub decision: String,
+}
+
+impl Params for ExecApprovalResolveParams {}
+
+/// `{ok: true}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResolveResult {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServersListResult {
+    pub servers: Vec<McpServerInfo>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One configured MCP server, as `mcp.servers.list`, `health` (`pincer.mcp`) and `doctor` see it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerInfo {
+    pub name: String,
+    /// `stdio`, `streamable-http` or `sse`.
+    pub transport: String,
+    /// `connected`, `starting`, `backoff` (down; retried at `nextAttemptAtMs`), `failed` (not
+    /// retried: fix its configuration) or `disabled`.
+    pub state: String,
+    pub tool_count: u32,
+    /// The namespaced names its tools are offered under (`<server>__<tool>`).
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Times it came back after dying.
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpProbeParams {
+    pub name: String,
+}
+
+impl Params for McpProbeParams {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpProbeResult {
+    pub name: String,
+    pub tools: Vec<McpProbeTool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A tool as the server listed it: the name the model sees, the server's own name for it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpProbeTool {
+    pub name: String,
+    pub remote_name: String,
+    pub description: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
