@@ -18,6 +18,7 @@ mod cron;
 mod delivery;
 mod devices;
 mod discord_inbound;
+mod gateway_tools;
 mod inbound;
 mod inbound_slack;
 mod interop;

@@ -17,6 +17,7 @@ mod rate_limit;
 pub mod reload;
 pub mod router;
 mod state;
+pub mod tools;
 mod ws;
 
 use std::future::Future;
@@ -151,13 +152,14 @@ fn publish_runtime_info(file: &std::fs::File, addr: SocketAddr, now_ms: i64) -> 
     Ok(())
 }
 
-/// The agent's tools: the built-ins and `mcp.servers` under `tools.*`, in the workspace
+/// The agent's tools: the built-ins, the gateway's own (`message`, `cron`, `sessions_*`, acting on
+/// the state the returned binding is given) and `mcp.servers`, under `tools.*`, in the workspace
 /// (`agents.defaults.workspace`, else `<state>/workspace`, created if missing).
 fn agent_tools(
     config: &Config,
     paths: &StatePaths,
     clock: &SharedClock,
-) -> (pincer_agent::AgentTools, state::GatewayTools) {
+) -> (pincer_agent::AgentTools, state::GatewayTools, tools::Binding) {
     let workspace = match config.agents.defaults.workspace.as_deref() {
         Some(dir) => match (dir.strip_prefix("~/"), std::env::var_os("HOME")) {
             (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
@@ -178,8 +180,12 @@ fn agent_tools(
         grants_error = Some(e);
         pincer_tools::ApprovalQueue::new()
     });
-    let (toolbox, notes) =
+    let (mut toolbox, notes) =
         pincer_tools::standard_toolbox(&config.tools, mcp.clone(), Some(Arc::new(approvals.clone())));
+    let binding = tools::Binding::default();
+    for tool in tools::all(&binding) {
+        toolbox = toolbox.with_tool(tool);
+    }
     // An untouched `tools.web.search` only means web search is off: say so quietly; a section the
     // owner wrote that does not work is a warning.
     let search_untouched = config.tools.web.search == pincer_core::tools_config::WebSearchConfig::default();
@@ -190,7 +196,7 @@ fn agent_tools(
             tracing::warn!("tools: {note}");
         }
     }
-    (pincer_agent::AgentTools { toolbox, workspace }, state::GatewayTools { approvals, mcp, grants_error })
+    (pincer_agent::AgentTools { toolbox, workspace }, state::GatewayTools { approvals, mcp, grants_error }, binding)
 }
 
 /// The state dir's file of `allow-always` exec grants.
@@ -258,7 +264,7 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     .await
     .context("cannot start the outbox")?;
     let announce = Arc::new(pincer_delivery::Announce::new(outbox.clone(), store.clone()));
-    let (agent_tools, gateway_tools) = agent_tools(&config, &paths, &clock);
+    let (agent_tools, gateway_tools, tool_binding) = agent_tools(&config, &paths, &clock);
     let agents = pincer_agent::Agents::start(pincer_agent::AgentDeps {
         store: store.clone(),
         clock: clock.clone(),
@@ -363,6 +369,8 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
         session_subscriptions: Default::default(),
         instance_lock,
     });
+    // The gateway's tools act on this state from now on (a call that came earlier was told to retry).
+    tool_binding.bind(&state);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = http::router(state.clone(), shutdown_rx.clone());

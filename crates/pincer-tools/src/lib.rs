@@ -18,7 +18,9 @@
 //! **Architecture Invariant:** this crate depends only on `pincer-core` among Pincer's crates; it
 //! knows nothing of sessions, transcripts or the gateway. Every timeout runs on the injected
 //! `Clock`, and a tool result can never change the policy (the policy is read from configuration
-//! only).
+//! only). Tools that need the gateway's services — `message`, `cron`, `sessions_*` — are written in
+//! `pincer-gateway` against the same [`Tool`] trait and added with [`Toolbox::with_tool`]; the
+//! policy's catalog already places them in their groups.
 //!
 //! How the turn runner uses it (the integration step):
 //!

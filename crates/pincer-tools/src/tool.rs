@@ -190,8 +190,9 @@ impl ToolError {
     }
 }
 
-/// Reads a required string parameter.
-pub(crate) fn str_arg<'a>(args: &'a Value, tool: &str, key: &str) -> Result<&'a str, ToolError> {
+/// Reads a required string parameter (every tool's arguments are read with these, so their
+/// errors read alike; the gateway's own tools use them too).
+pub fn str_arg<'a>(args: &'a Value, tool: &str, key: &str) -> Result<&'a str, ToolError> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ToolError::InvalidArguments(format!("{tool}: `{key}` must be a string"))),
@@ -200,7 +201,7 @@ pub(crate) fn str_arg<'a>(args: &'a Value, tool: &str, key: &str) -> Result<&'a 
 }
 
 /// Reads an optional string parameter (absent or `null` → `None`).
-pub(crate) fn opt_str_arg<'a>(args: &'a Value, tool: &str, key: &str) -> Result<Option<&'a str>, ToolError> {
+pub fn opt_str_arg<'a>(args: &'a Value, tool: &str, key: &str) -> Result<Option<&'a str>, ToolError> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -210,7 +211,7 @@ pub(crate) fn opt_str_arg<'a>(args: &'a Value, tool: &str, key: &str) -> Result<
 
 /// Reads an optional non-negative integer parameter; numbers written as strings are accepted, as
 /// models often send them.
-pub(crate) fn opt_u64_arg(args: &Value, tool: &str, key: &str) -> Result<Option<u64>, ToolError> {
+pub fn opt_u64_arg(args: &Value, tool: &str, key: &str) -> Result<Option<u64>, ToolError> {
     let bad = || ToolError::InvalidArguments(format!("{tool}: `{key}` must be a non-negative integer"));
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),

@@ -52,6 +52,11 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         "doctor check names and levels, method names, request outcome labels, client ids",
     ),
     ("crates/pincer-cron/src/job.rs", &["payload", "heartbeat"], "field names; OpenClaw payload kinds Pincer refuses"),
+    (
+        "crates/pincer-gateway/src/tools/",
+        &["payload", "target", "silent", "timeout", "unknown"],
+        "the gateway tools' argument names (OpenClaw's `message` and `cron` parameters), `sessions_send`'s status (OpenClaw's) and an unnamed caller",
+    ),
     ("crates/pincer-cron/src/schedule/", &["cron"], "the schedule kind"),
     ("crates/pincer-cron/src/scheduler/", &["cron", "started"], "the `cron` event and its `started` action"),
     ("crates/pincer-cron/src/api.rs", &["unknown"], "`cron.list`'s lastRunStatus filter for jobs that never ran"),

@@ -1,0 +1,395 @@
+//! The gateway's own agent tools end to end — `message`, `cron`, `sessions_list`,
+//! `sessions_history`, `sessions_send` — called by a scripted fake model through the real turn loop,
+//! with the fake Telegram as the chat, on the fake clock.
+
+use std::time::Duration;
+
+use pincer_testkit::fakes::openai::{FakeOpenAi, FakeToolCall, Reply};
+use pincer_testkit::fakes::telegram::{FakeTelegram, Incoming};
+use pincer_testkit::ws::RawClient;
+use serde_json::{Value, json};
+
+use crate::support::{T0, TOKEN, TestGateway, pincer_bin};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn gateway(model: &FakeOpenAi, tg: Option<&FakeTelegram>, extra: Value) -> TestGateway {
+    let mut config = json!({
+        "models": { "providers": { "openai": {
+            "api": "openai-completions", "baseUrl": model.base_url(), "apiKey": "sk-test", "models": [{ "id": "gpt-4o" }],
+        } } },
+        "agents": { "defaults": { "model": { "primary": "openai/gpt-4o" } } },
+        "delivery": { "rateLimits": { "telegram": 0 } },
+    });
+    if let Some(tg) = tg {
+        config["channels"] =
+            json!({ "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url(), "allowFrom": [1001] } });
+    }
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    TestGateway::start_with(&config.to_string()).await
+}
+
+/// What the model was sent as the result of call `id`, from the first request that carries it.
+fn tool_result(model: &FakeOpenAi, id: &str) -> String {
+    for request in model.requests() {
+        for m in request.body["messages"].as_array().unwrap() {
+            if m["role"] == "tool" && m["tool_call_id"] == id {
+                return m["content"].as_str().unwrap().to_string();
+            }
+        }
+    }
+    panic!("no request carried the result of {id}")
+}
+
+/// `tool_result` parsed as the JSON a successful gateway tool answers with.
+fn tool_json(model: &FakeOpenAi, id: &str) -> Value {
+    let text = tool_result(model, id);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{id}: not JSON ({e}): {text}"))
+}
+
+/// Runs an `agent` turn and returns its final answer (the interim `accepted` skipped).
+async fn agent(c: &mut RawClient, params: Value) -> Value {
+    let id = c.send_request("agent", params).await.unwrap();
+    loop {
+        let f = c.next_frame().await.unwrap();
+        if f["type"] == "res" && f["id"] == id.as_str() && f["payload"]["status"] != "accepted" {
+            assert_eq!(f["ok"], true, "{f}");
+            return f["payload"].clone();
+        }
+    }
+}
+
+/// "Remind me in 20 minutes", from Telegram: the model calls `cron` with a one-shot `at`; the job
+/// announces to the chat the request came from, and the announce arrives once the fake clock has
+/// passed the 20 minutes — not before.
+#[tokio::test]
+async fn a_reminder_asked_on_telegram_is_a_one_shot_job_that_announces_to_that_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    // A first exchange records the chat as the session's route (inbound chat writes it with its answer).
+    model.push(Reply::text("Hello."));
+    model.push(Reply::tool_call(
+        "cron",
+        json!({"action": "add", "job": {
+            "name": "stretch", "schedule": {"kind": "at", "at": "20m"},
+            "sessionTarget": "isolated", "payload": {"kind": "agentTurn", "message": "Remind the user to stretch."},
+        }}),
+    ));
+    model.push(Reply::text("Done: I will remind you in 20 minutes."));
+    model.push(Reply::text("Time to stretch!"));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    tg.push_message(Incoming::dm(1001, "remind me in 20 minutes to stretch"));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Done: I will remind you in 20 minutes."));
+
+    // The model saw the job it made; the job's delivery names this chat explicitly.
+    let made = tool_json(&model, "call_cron");
+    let job_id = made["id"].as_str().unwrap().to_string();
+    assert_eq!(made["schedule"], json!({"kind": "at", "at": "2026-03-01T00:20:00.000Z"}), "{made}");
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = c.call("cron.get", json!({"id": job_id})).await.unwrap();
+    assert_eq!(
+        (&job["delivery"]["mode"], &job["delivery"]["channel"], &job["delivery"]["to"]),
+        (&json!("announce"), &json!("telegram"), &json!("1001")),
+        "{job}"
+    );
+    assert_eq!(job["state"]["nextRunAtMs"], json!(T0 + 20 * 60_000));
+
+    // Nothing before the 20 minutes pass.
+    gw.clock.advance(19 * 60_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((tg.messages().len(), model.request_count()), (2, 3));
+    gw.clock.advance(60_000);
+    let got = tg.wait_for_messages(3, WAIT).await;
+    assert_eq!((got[2].chat_id.as_str(), got[2].text.as_str()), ("1001", "Time to stretch!"));
+    // Delivered, the one-shot job completed and, as OpenClaw's one-shots do, deleted itself.
+    let deadline = std::time::Instant::now() + WAIT;
+    while c.call("cron.list", json!({"includeDisabled": true})).await.unwrap()["total"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "the one-shot job was never completed and removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}
+
+/// `message` sends through the outbox: to a named target, and without one to the chat the turn
+/// belongs to; each result names the outbox id that `pincer deliveries list` shows.
+#[tokio::test]
+async fn the_message_tool_sends_through_the_outbox_to_a_target_or_back_to_the_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
+    model.push(Reply::tool_calls(vec![
+        FakeToolCall::new(
+            "call_team",
+            "message",
+            json!({"action": "send", "channel": "telegram", "target": "-100777", "message": "Standup moved to 10."}),
+        ),
+        FakeToolCall::new("call_here", "message", json!({"action": "send", "message": "Told the team."})),
+    ]));
+    model.push(Reply::text("NO_REPLY"));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    tg.push_message(Incoming::dm(1001, "tell the team standup moved to 10"));
+    let got = tg.wait_for_messages(3, WAIT).await;
+    let mut sent: Vec<(String, String)> = got[1..].iter().map(|m| (m.chat_id.clone(), m.text.clone())).collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("-100777".to_string(), "Standup moved to 10.".to_string()),
+            ("1001".to_string(), "Told the team.".to_string())
+        ]
+    );
+    let team = tool_json(&model, "call_team");
+    let here = tool_json(&model, "call_here");
+    assert_eq!((&team["channel"], &team["to"]), (&json!("telegram"), &json!("-100777")), "{team}");
+    assert_eq!((&here["channel"], &here["to"]), (&json!("telegram"), &json!("1001")), "{here}");
+
+    // `pincer deliveries list` shows both, by the ids the model was given.
+    let out = tokio::process::Command::new(pincer_bin())
+        .args(["deliveries", "list", "--json", "--url", &gw.url(), "--token", TOKEN])
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for result in [&team, &here] {
+        let id = result["messageId"].as_str().unwrap();
+        let row = listed["deliveries"].as_array().unwrap().iter().find(|d| d["id"] == id);
+        assert!(row.is_some_and(|d| d["to"] == result["to"]), "{id} not in {listed}");
+    }
+    gw.stop().await;
+}
+
+/// `sessions_list`, `sessions_history` and `sessions_send` over real sessions: the model finds a
+/// named session, reads it, and asks it something; the nested turn runs in that session and its
+/// reply comes back as the tool's result.
+#[tokio::test]
+async fn the_session_tools_list_read_and_talk_to_real_sessions() {
+    let model = FakeOpenAi::start().await;
+    let gw = gateway(&model, None, json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    model.push(Reply::text("Noted: buy milk."));
+    agent(&mut c, json!({"message": "Note: buy milk", "sessionKey": "session:notes", "idempotencyKey": "seed"})).await;
+
+    model.push(Reply::tool_call("sessions_list", json!({"kinds": ["other"], "messageLimit": 1})));
+    model.push(Reply::tool_call("sessions_history", json!({"sessionKey": "agent:main:session:notes"})));
+    model.push(Reply::tool_call(
+        "sessions_send",
+        json!({"sessionKey": "agent:main:session:notes", "message": "What did I ask you to note?"}),
+    ));
+    model.push(Reply::text("You asked me to note: buy milk."));
+    model.push(Reply::text("Your note says: buy milk."));
+    let answer = agent(&mut c, json!({"message": "What is in my notes?", "idempotencyKey": "ask"})).await;
+    assert_eq!(answer["text"], "Your note says: buy milk.");
+
+    let listed = tool_json(&model, "call_sessions_list");
+    assert_eq!(listed["count"], 1, "{listed}");
+    let notes = &listed["sessions"][0];
+    assert_eq!((&notes["key"], &notes["kind"]), (&json!("agent:main:session:notes"), &json!("other")), "{listed}");
+    assert_eq!(notes["messages"][0]["text"], "Noted: buy milk.", "{listed}");
+
+    let history = tool_json(&model, "call_sessions_history");
+    let texts: Vec<(&str, &str)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(texts, [("user", "Note: buy milk"), ("assistant", "Noted: buy milk.")], "{history}");
+
+    let sent = tool_json(&model, "call_sessions_send");
+    assert_eq!(
+        (&sent["status"], &sent["reply"], &sent["sessionKey"]),
+        (&json!("ok"), &json!("You asked me to note: buy milk."), &json!("agent:main:session:notes")),
+        "{sent}"
+    );
+    // The nested turn ran in the named session, which now holds the exchange.
+    let page = c.call("chat.history", json!({"sessionKey": "session:notes"})).await.unwrap();
+    let last = page["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["text"], "You asked me to note: buy milk.");
+    gw.stop().await;
+}
+
+/// Bad arguments to each gateway tool come back to the model as tool errors that say what to fix;
+/// nothing is created or sent, and the turn carries on to its answer.
+#[tokio::test]
+async fn bad_arguments_to_the_gateway_tools_are_tool_errors_the_model_reads() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let calls = [
+        ("no_action", "cron", json!({})),
+        (
+            "bad_at",
+            "cron",
+            json!({"action": "add", "job": {"schedule": {"kind": "at", "at": "whenever"}, "payload": {"kind": "agentTurn", "message": "x"}}}),
+        ),
+        ("no_job", "cron", json!({"action": "add"})),
+        (
+            "main_turn",
+            "cron",
+            json!({"action": "add", "job": {"schedule": {"kind": "every", "everyMs": 60_000}, "sessionTarget": "main", "payload": {"kind": "agentTurn", "message": "x"}}}),
+        ),
+        (
+            "bad_channel",
+            "cron",
+            json!({"action": "add", "job": {"schedule": {"kind": "every", "everyMs": 60_000}, "payload": {"kind": "agentTurn", "message": "x"}, "delivery": {"mode": "announce", "channel": "pigeon", "to": "1"}}}),
+        ),
+        ("no_such_job", "cron", json!({"action": "remove", "jobId": "nope"})),
+        ("react", "message", json!({"action": "react", "message": "x", "emoji": "👍"})),
+        ("empty", "message", json!({"action": "send", "message": " "})),
+        (
+            "unconfigured",
+            "message",
+            json!({"action": "send", "channel": "discord", "target": "channel:1", "message": "hi"}),
+        ),
+        ("no_session", "sessions_history", json!({"sessionKey": "agent:main:session:nope"})),
+        ("label", "sessions_send", json!({"label": "work", "message": "hi"})),
+        ("own_session", "sessions_send", json!({"sessionKey": "main", "message": "hi"})),
+    ];
+    model.push(Reply::tool_calls(
+        calls.iter().map(|(id, name, args)| FakeToolCall::new(*id, *name, args.clone())).collect(),
+    ));
+    model.push(Reply::text("Some of that did not work."));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let answer = agent(&mut c, json!({"message": "do things", "idempotencyKey": "bad"})).await;
+    assert_eq!(answer["text"], "Some of that did not work.");
+
+    let errors: Vec<(&str, String)> = calls.iter().map(|(id, _, _)| (*id, tool_result(&model, id))).collect();
+    let expect = [
+        ("no_action", "cron: missing required parameter `action`"),
+        ("bad_at", "cron: invalid cron.add params: schedule.at: cannot parse \"whenever\""),
+        ("no_job", "cron: `add` needs `job`"),
+        ("main_turn", "cron: invalid cron.add params:"),
+        ("bad_channel", "cron: invalid cron.add params:"),
+        ("no_such_job", "cron: no job nope"),
+        ("react", "message: action \"react\" is not supported by Pincer"),
+        ("empty", "message: `message` must be a non-empty text"),
+        ("unconfigured", "message: invalid send params:"),
+        ("no_session", "sessions_history: session not found: agent:main:session:nope"),
+        ("label", "sessions_send: Pincer sessions have no labels"),
+        ("own_session", "sessions_send: agent:main:main is this conversation's own session"),
+    ];
+    for ((id, got), (_, want)) in errors.iter().zip(expect) {
+        assert!(got.starts_with(want), "{id}: {got:?} does not start with {want:?}");
+    }
+    // Each was recorded as an error result, and nothing was made or sent.
+    let page = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+    let failed = page["messages"].as_array().unwrap().iter().filter(|m| m["isError"] == true).count();
+    assert_eq!(failed, calls.len(), "{page}");
+    assert_eq!(c.call("cron.list", json!({"includeDisabled": true})).await.unwrap()["total"], 0);
+    assert_eq!(c.call("deliveries.list", json!({"state": "all"})).await.unwrap()["deliveries"], json!([]));
+    assert!(tg.messages().is_empty());
+    gw.stop().await;
+}
+
+/// The tool policy governs the gateway's tools with OpenClaw's groups and profiles: the model is
+/// offered only what survives, and a job's `toolsAllow` narrows it further.
+#[tokio::test]
+async fn the_gateway_tools_pass_the_tool_policy() {
+    let model = FakeOpenAi::start().await;
+    let offered = |model: &FakeOpenAi, n: usize| -> Vec<String> {
+        let body = &model.requests()[n].body;
+        let mut names: Vec<String> = body["tools"]
+            .as_array()
+            .map(|t| t.iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        names.retain(|n| {
+            ["message", "cron", "sessions_list", "sessions_history", "sessions_send"].contains(&n.as_str())
+        });
+        names.sort();
+        names
+    };
+    let rows = [
+        (json!({}), vec!["cron", "message", "sessions_history", "sessions_list", "sessions_send"]),
+        (json!({"profile": "messaging"}), vec!["message", "sessions_history", "sessions_list", "sessions_send"]),
+        (json!({"profile": "coding"}), vec!["cron", "sessions_history", "sessions_list", "sessions_send"]),
+        (json!({"deny": ["group:automation", "group:sessions"]}), vec!["message"]),
+        (json!({"allow": ["group:messaging"]}), vec!["message"]),
+        (json!({"profile": "minimal"}), vec![]),
+    ];
+    for (n, (tools, want)) in rows.iter().enumerate() {
+        let gw = gateway(&model, None, json!({"tools": tools})).await;
+        let mut c = gw.client(&["operator.admin"]).await;
+        model.push(Reply::text("ok"));
+        agent(&mut c, json!({"message": "hi", "idempotencyKey": format!("p{n}")})).await;
+        assert_eq!(offered(&model, model.request_count() - 1), *want, "tools: {tools}");
+        gw.stop().await;
+    }
+    // A job's `toolsAllow` narrows the full set to what it names.
+    let gw = gateway(&model, None, json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = c
+        .call(
+            "cron.add",
+            json!({"name": "narrow", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                   "payload": {"kind": "agentTurn", "message": "go", "toolsAllow": ["sessions_list"]},
+                   "delivery": {"mode": "none"}}),
+        )
+        .await
+        .unwrap();
+    model.push(Reply::text("ok"));
+    let before = model.request_count();
+    c.call("cron.run", json!({"id": job["id"], "mode": "force"})).await.unwrap();
+    crate::support::wait_runs(&mut c, job["id"].as_str().unwrap(), 1).await;
+    assert_eq!(model.request_count(), before + 1);
+    assert_eq!(offered(&model, before), ["sessions_list"]);
+    gw.stop().await;
+}
+
+/// `sessions_send` waits `timeoutSeconds` on the injected clock: a reply that does not come in time
+/// is a `timeout` result (the other turn goes on), and `timeoutSeconds: 0` does not wait at all.
+#[tokio::test]
+async fn sessions_send_waits_on_the_clock_and_0_does_not_wait() {
+    let model = FakeOpenAi::start().await;
+    let gw = gateway(&model, None, json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    model.push(Reply::text("Ready."));
+    agent(&mut c, json!({"message": "hello", "sessionKey": "session:slow", "idempotencyKey": "seed"})).await;
+
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_wait",
+        "sessions_send",
+        json!({"sessionKey": "session:slow", "message": "think hard", "timeoutSeconds": 5}),
+    )]));
+    model.push(Reply::hang());
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_queue",
+        "sessions_send",
+        json!({"sessionKey": "main", "message": "later", "timeoutSeconds": 0}),
+    )]));
+    model.push(Reply::text("Asked."));
+    model.push(Reply::text("Later, then."));
+    let turn = c.send_request("agent", json!({"message": "ask slow", "idempotencyKey": "ask"})).await.unwrap();
+    // The nested turn reached the model, which does not answer; 5 s on the clock end the wait.
+    model.wait_for_requests(3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(model.request_count(), 3, "nothing moves before the clock does");
+    gw.clock.advance(5_000);
+    let answer = loop {
+        let f = c.next_frame().await.unwrap();
+        if f["type"] == "res" && f["id"] == turn.as_str() && f["payload"]["status"] != "accepted" {
+            break f["payload"].clone();
+        }
+    };
+    assert_eq!(answer["text"], "Asked.");
+    let waited = tool_json(&model, "call_wait");
+    assert_eq!((&waited["status"], &waited["sessionKey"]), (&json!("timeout"), &json!("agent:main:session:slow")));
+    let queued = tool_json(&model, "call_queue");
+    assert_eq!((&queued["status"], &queued["sessionKey"]), (&json!("accepted"), &json!("agent:main:main")));
+    // The queued message runs in the main session once the asking turn is over.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let page = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+        if page["messages"].as_array().unwrap().iter().any(|m| m["text"] == "Later, then.") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the queued message never ran: {page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}
