@@ -382,6 +382,7 @@ async fn infer_delivery(job: &mut Map<String, Value>, state: &AppState, session:
 /// The conversation's last `max` user and assistant messages, as OpenClaw's reminder context.
 async fn context_lines(state: &AppState, session: &str, max: usize) -> Result<Vec<String>, ToolError> {
     let p = ChatHistoryParams {
+        max_bytes: None,
         session_key: session.to_string(),
         agent_id: None,
         limit: Some(50),

@@ -98,6 +98,7 @@ async fn recent(
     // Read more than asked when tool plumbing is dropped, so `limit` counts the messages shown.
     let read = if include_tools { limit } else { (limit * 3).min(1000) };
     let p = ChatHistoryParams {
+        max_bytes: None,
         session_key: key.to_string(),
         agent_id: None,
         limit: Some(read.clamp(1, 1000) as u32),
