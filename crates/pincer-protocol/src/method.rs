@@ -82,6 +82,7 @@ pub const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("audit.query", Requirement::Scope(Scope::Admin)),
     ("cron.preview", Requirement::Scope(Scope::Read)),
     ("config.reload", Requirement::Scope(Scope::Admin)),
+    ("import.openclaw", Requirement::Scope(Scope::Admin)),
 ];
 
 static TABLE: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {

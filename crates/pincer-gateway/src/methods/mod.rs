@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod devices;
 pub mod doctor;
 pub mod gateway;
+pub mod import;
 pub mod logs;
 pub mod system;
 
@@ -27,5 +28,6 @@ pub fn all() -> Methods {
     config::register(&mut methods);
     gateway::register(&mut methods);
     logs::register(&mut methods);
+    import::register(&mut methods);
     methods
 }

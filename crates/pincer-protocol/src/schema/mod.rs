@@ -24,6 +24,7 @@ pub mod cron;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
+pub mod import;
 pub mod sessions;
 pub mod system;
 

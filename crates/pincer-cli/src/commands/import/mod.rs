@@ -3,11 +3,12 @@
 //! second import finds them and changes nothing. `--dry-run` prints what maps, what changes meaning
 //! and what cannot be moved, with the reason, and touches nothing.
 //!
-//! Read: OpenClaw 2026.6+'s `state/openclaw.sqlite` (`cron_jobs`), else the file store of earlier
-//! versions (`cron/jobs.json`, JSON5, a `{jobs:[…]}` object or a bare list). Not moved yet: the
-//! config, run history, paired devices — listed as such in every report.
+//! Read: `openclaw.json` (see [`config`]); OpenClaw 2026.6+'s `state/openclaw.sqlite` (`cron_jobs`,
+//! `device_pairing_paired`, `cron_run_receipts`), else the file stores of earlier versions
+//! (`cron/jobs.json`, JSON5, a `{jobs:[…]}` object or a bare list; `devices/paired.json`). Devices
+//! and runs go through Pincer's `import.openclaw` (see [`state`]), which adds only what is missing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,12 +19,14 @@ use pincer_protocol::Scope;
 use pincer_protocol::schema::Method as _;
 use pincer_protocol::schema::config::{ConfigReload, ConfigReloadParams};
 use pincer_protocol::schema::cron::{self, AddParams, UNSUPPORTED_JOB_FIELDS};
+use pincer_protocol::schema::import::{ImportOpenclaw, ImportOpenclawParams, ImportedDevice, ImportedRun};
 use pincer_protocol::schema::parse_params;
 use serde_json::{Map, Value};
 
 use crate::client::{Client, ConnectArgs, Target};
 
 pub mod config;
+pub mod state;
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
@@ -46,10 +49,11 @@ pub struct OpenclawArgs {
     c: ConnectArgs,
 }
 
-/// What OpenClaw has that this import does not move yet, and why.
+/// What OpenClaw has that this import does not move, and why.
 const NOT_MOVED: &[&str] = &[
-    "run history: not copied; Pincer's history starts with the first run here",
-    "paired devices: not copied; pair each client again (`pincer devices approve`)",
+    "sessions and transcripts: OpenClaw's agent runtime keeps them in its own format; Pincer's sessions start empty",
+    "pending pairing requests: short-lived (5 minutes); the client asks again",
+    "delivery queue: OpenClaw's undelivered messages are not re-sent by Pincer",
 ];
 
 /// Jobs OpenClaw declares for itself, by declaration-key prefix, and why they stay behind.
@@ -194,6 +198,32 @@ fn read_config(dir: &Path) -> anyhow::Result<Option<(Value, PathBuf)>> {
     Ok(Some((value, file)))
 }
 
+/// OpenClaw's paired devices (`device_pairing_paired`, else the older `devices/paired.json`).
+fn read_devices(dir: &Path) -> anyhow::Result<Vec<Value>> {
+    let db = dir.join("state/openclaw.sqlite");
+    if db.exists() {
+        return pincer_store::openclaw::paired_devices(&db).map_err(anyhow::Error::msg);
+    }
+    let file = dir.join("devices/paired.json");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
+    };
+    let map: Map<String, Value> =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a device map: {e}", file.display()))?;
+    Ok(map.into_values().collect())
+}
+
+/// OpenClaw's finished runs (`cron_run_receipts`); none before the SQLite store.
+fn read_runs(dir: &Path) -> anyhow::Result<Vec<Value>> {
+    let db = dir.join("state/openclaw.sqlite");
+    if !db.exists() {
+        return Ok(Vec::new());
+    }
+    pincer_store::openclaw::run_receipts(&db).map_err(anyhow::Error::msg)
+}
+
 /// `pincer.json` as a value (an empty object when there is none) and its text.
 fn read_pincer_config(paths: &StatePaths) -> anyhow::Result<(Value, String)> {
     let path = &paths.config_path;
@@ -249,9 +279,15 @@ pub async fn run(cmd: ImportCommand, paths: &StatePaths) -> anyhow::Result<ExitC
 
     let (jobs, source) = jobs.unwrap_or_else(|| (Vec::new(), dir.join("state/openclaw.sqlite")));
     let plan = plan(&jobs);
+    let (devices, device_notes) = state::devices(&read_devices(&dir)?);
+    let (receipts, run_notes) = state::runs(&read_runs(&dir)?);
+    let moved: BTreeMap<&str, &str> = plan.moves.iter().map(|m| (m.openclaw_id.as_str(), m.key.as_str())).collect();
+    let (receipts, orphans): (Vec<_>, Vec<_>) =
+        receipts.into_iter().partition(|r| moved.contains_key(r.openclaw_job_id.as_str()));
     println!("OpenClaw jobs from {}: {} found", source.display(), jobs.len());
     if args.dry_run {
         print_plan(&plan, &BTreeSet::new());
+        print_state_plan(&devices, &device_notes, &receipts, orphans.len(), &run_notes);
         println!("Dry run: nothing was changed.");
         return Ok(ExitCode::SUCCESS);
     }
@@ -277,9 +313,58 @@ pub async fn run(cmd: ImportCommand, paths: &StatePaths) -> anyhow::Result<ExitC
         client.call::<cron::Add>(&params).await.map_err(|e| anyhow::anyhow!("{}: {e}", m.name))?;
         added += 1;
     }
-    client.close().await;
     println!("Imported {added} job(s); {} were already here.", plan.moves.len() - added);
+
+    // Run history is linked to the jobs by their declaration keys, now that every job is here.
+    print_state_plan(&devices, &device_notes, &receipts, orphans.len(), &run_notes);
+    let ids: BTreeMap<String, String> = super::cron::every_job(&mut client)
+        .await?
+        .into_iter()
+        .filter_map(|j| j.job.declaration_key.map(|k| (k, j.job.id)))
+        .collect();
+    let runs: Vec<ImportedRun> = receipts
+        .into_iter()
+        .filter_map(|r| {
+            let id = moved.get(r.openclaw_job_id.as_str()).and_then(|key| ids.get(*key))?;
+            Some(ImportedRun { job_id: id.clone(), ..r.run })
+        })
+        .collect();
+    let params = ImportOpenclawParams { devices, runs };
+    let r = client.call::<ImportOpenclaw>(&params).await.map_err(|e| anyhow::anyhow!("import.openclaw: {e}"))?;
+    client.close().await;
+    println!("Imported {} paired device(s); {} were already here.", r.devices_added, r.devices_present);
+    println!("Imported {} past run(s); {} were already here.", r.runs_added, r.runs_present);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_state_plan(
+    devices: &[ImportedDevice],
+    device_notes: &[(String, String)],
+    receipts: &[state::Receipt],
+    orphans: usize,
+    run_notes: &[(String, String)],
+) {
+    println!("Paired devices that move ({}), each with its public key, scopes and live tokens:", devices.len());
+    for d in devices {
+        let roles: Vec<&str> = d.tokens.iter().map(|t| t.role.as_str()).collect();
+        let name = d.display_name.as_deref().unwrap_or("(unnamed)");
+        println!(
+            "  {name} {} — tokens: {}",
+            d.device_id,
+            if roles.is_empty() { "none".into() } else { roles.join(", ") }
+        );
+    }
+    for (device, why) in device_notes {
+        println!("    {device}: {why}");
+    }
+    println!("Past runs that move ({}), as read-only history of their jobs:", receipts.len());
+    if orphans > 0 {
+        println!("  {orphans} run(s) of jobs that are not imported stay behind");
+    }
+    for (run, why) in run_notes {
+        println!("    run {run}: {why}");
+    }
+    println!();
 }
 
 fn print_config_plan(source: &Path, target: &Path, plan: &config::ConfigPlan, merge: &config::Merge, force: bool) {
