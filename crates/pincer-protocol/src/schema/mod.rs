@@ -256,6 +256,7 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<channels::PairingList>(),
     MethodSchema::of::<channels::PairingApprove>(),
     MethodSchema::of::<channels::PairingDismiss>(),
+    MethodSchema::of::<import::ImportOpenclaw>(),
 ];
 
 /// The schema row of `name`.

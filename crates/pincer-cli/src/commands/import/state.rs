@@ -133,3 +133,62 @@ pub fn runs(rows: &[Value]) -> (Vec<Receipt>, Vec<(String, String)>) {
     }
     (out, notes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A `device_pairing_paired` row in OpenClaw's `PairedDevice` shape (as the reader builds it).
+    fn row() -> Value {
+        json!({
+            "deviceId": "d1", "publicKey": "pk", "displayName": "laptop", "platform": "linux", "role": "operator",
+            "roles": ["operator"], "scopes": ["operator.read", "operator.workboard"],
+            "tokens": {
+                "operator": {"token": "live-token", "role": "operator", "scopes": ["operator.read"], "createdAtMs": 5},
+                "node": {"token": "old", "role": "node", "scopes": [], "createdAtMs": 1, "revokedAtMs": 2}
+            },
+            "createdAtMs": 1, "approvedAtMs": 2
+        })
+    }
+
+    #[test]
+    fn a_paired_device_keeps_its_live_token_and_loses_what_pincer_has_not() {
+        let (devices, notes) = devices(&[row()]);
+        let d = &devices[0];
+        assert_eq!((d.device_id.as_str(), d.public_key.as_str()), ("d1", "pk"));
+        assert_eq!(d.scopes, ["operator.read"]);
+        assert_eq!(d.tokens.len(), 1);
+        assert_eq!((d.tokens[0].role.as_str(), d.tokens[0].token.as_str()), ("operator", "live-token"));
+        let notes: Vec<String> = notes.into_iter().map(|(d, why)| format!("{d}: {why}")).collect();
+        expect_test::expect![[r#"
+            laptop (d1): scope(s) operator.workboard not carried over: Pincer has no such scope
+            laptop (d1): node token revoked in OpenClaw: not carried over"#]]
+        .assert_eq(&notes.join("\n"));
+    }
+
+    #[test]
+    fn receipts_become_runs_with_their_trigger_and_openclaw_only_statuses_as_errors() {
+        let rows = [
+            json!({"receiptId": "r1", "jobId": "j", "requestRunId": "manual:j:1:1", "status": "error",
+                   "startedAtMs": 10, "finishedAtMs": 20, "error": "agent-runner-failure"}),
+            json!({"receiptId": "r2", "jobId": "j", "requestRunId": null, "status": "interrupted",
+                   "startedAtMs": 30, "finishedAtMs": 40, "error": null}),
+            json!({"receiptId": "r3", "jobId": "j", "status": "ok", "startedAtMs": 50, "finishedAtMs": 60}),
+        ];
+        let (runs, notes) = runs(&rows);
+        let got: Vec<(&str, Trigger, ExecStatus, Option<&str>)> = runs
+            .iter()
+            .map(|r| (r.run.openclaw_run_id.as_str(), r.run.trigger, r.run.status, r.run.error.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("r1", Trigger::Manual, ExecStatus::Error, Some("agent-runner-failure")),
+                ("r2", Trigger::Scheduled, ExecStatus::Error, Some("interrupted")),
+                ("r3", Trigger::Scheduled, ExecStatus::Ok, None),
+            ]
+        );
+        assert_eq!(notes, [("r2".to_string(), "OpenClaw status `interrupted` kept as an error".to_string())]);
+    }
+}
