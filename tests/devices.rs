@@ -417,3 +417,20 @@ pub async fn pending_request(url: &str, token: &str, seed: u8) -> String {
         .unwrap_or_else(|| panic!("expected a pending request: {res}"))
         .to_string()
 }
+
+/// The `connect` response of the device with key `seed` presenting the shared `token` or a
+/// `device_token`: how a client pairs (silently, on loopback) and how it comes back.
+pub async fn connect_device(
+    url: &str,
+    seed: u8,
+    token: Option<&str>,
+    device_token: Option<&str>,
+    scopes: &[&str],
+) -> Value {
+    let d = Device::new(seed);
+    let mut c = RawClient::open(url).await.unwrap();
+    let challenge = c.next_frame().await.unwrap();
+    let nonce = challenge["payload"]["nonce"].as_str().unwrap().to_string();
+    let ts = challenge["payload"]["ts"].as_i64().unwrap();
+    c.request("connect", d.params(token, device_token, scopes, &nonce, ts)).await.unwrap()
+}

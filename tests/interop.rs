@@ -693,20 +693,58 @@ fn pincer_imports_jobs_the_real_openclaw_created() {
     let disk = ready.then(|| {
         add(&["--name", "disk check", "--every", "1h", "--system-event", "check the disk", "--session", "main"])
     });
+    // A device OpenClaw paired (silently, on loopback, as its own clients are): the token it holds.
+    let db = state.join("state/openclaw.sqlite");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let paired =
+        ready.then(|| rt.block_on(crate::devices::connect_device(&url, 21, Some(token), None, &["operator.read"])));
+    let ran = ready.then(|| {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let disk_id: String = conn
+            .query_row("SELECT job_id FROM cron_jobs WHERE job_json LIKE '%disk check%'", [], |r| r.get(0))
+            .unwrap();
+        let o = oc.run(&["cron", "run", &disk_id, "--url", &url, "--token", token], &[]);
+        // The run finishes in the background; its receipt is the history to import.
+        let finished = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            conn.query_row("SELECT count(*) FROM cron_run_receipts WHERE finished_at_ms IS NOT NULL", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap_or(0)
+                > 0
+        });
+        (o, finished)
+    });
     let _ = gateway.kill();
     let _ = gateway.wait();
     assert!(ready, "OpenClaw's gateway was not ready within 4 minutes");
     for o in [brief.unwrap(), disk.unwrap()] {
         assert!(o.status.success(), "{}", out(&o));
     }
+    let paired = paired.unwrap();
+    let device_token = paired["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("OpenClaw issued no device token: {paired}"))
+        .to_string();
+    let (o, finished) = ran.unwrap();
+    assert!(o.status.success() && finished, "the OpenClaw run did not finish: {}", out(&o));
+    // The user's config, as OpenClaw validated it, beside the state.
+    let mut config: Value = json5::from_str(include_str!("fixtures/openclaw-2026.9.6-openclaw.json5")).unwrap();
+    config["gateway"] =
+        json!({ "mode": "local", "port": port, "bind": "loopback", "auth": { "mode": "token", "token": token } });
+    std::fs::write(state.join("openclaw.json"), config.to_string()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    // The variables the imported config refers to, set where the gateway runs.
+    gw.terminate().unwrap();
+    gw.restart_with_env(&[("OPENAI_API_KEY", "sk-test"), ("TELEGRAM_BOT_TOKEN", "1:test")]).unwrap();
     let import = |extra: &[&str]| {
         let mut args = vec!["import", "openclaw", state.to_str().unwrap()];
         args.extend(extra);
         gw.cli(&args)
     };
+    let before = std::fs::read_to_string(dir.path().join("pincer.json")).unwrap();
     let o = import(&["--dry-run"]);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", out(&o));
@@ -714,6 +752,14 @@ fn pincer_imports_jobs_the_real_openclaw_created() {
     assert!(text.contains("channel `last`") && text.contains("daylight saving"), "{text}");
     assert!(text.contains("heartbeat-main: OpenClaw's heartbeat job"), "{text}");
     assert!(text.contains("Dry run: nothing was changed."), "{text}");
+    assert!(text.contains("  adds channels") && text.contains("  plugins: Pincer has no plugins"), "{text}");
+    assert!(text.contains("Paired devices that move (1)") && text.contains("tokens: operator"), "{text}");
+    assert!(text.contains("Past runs that move (1)"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pincer.json")).unwrap(),
+        before,
+        "the dry run wrote the config"
+    );
     let listed = |gw: &GatewayProcess| -> Vec<Value> {
         let o = gw.cli(&["cron", "list", "--all", "--json"]);
         assert!(o.status.success(), "{}", out(&o));
@@ -722,12 +768,38 @@ fn pincer_imports_jobs_the_real_openclaw_created() {
     };
     assert!(listed(&gw).is_empty(), "the dry run added jobs");
     let o = import(&[]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Imported 2 job(s); 0 were already here."), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("Imported 2 job(s); 0 were already here."), "{}", out(&o));
+    assert!(text.contains("Imported 1 paired device(s); 0 were already here."), "{}", out(&o));
+    assert!(text.contains("Imported 1 past run(s); 0 were already here."), "{}", out(&o));
+    assert!(text.contains("The gateway applied the new config"), "{}", out(&o));
     let first = listed(&gw);
+    let config_after_first = std::fs::read_to_string(dir.path().join("pincer.json")).unwrap();
+    let written: Value = json5::from_str(&config_after_first).unwrap();
+    assert_eq!(written["channels"]["telegram"]["botToken"], "${TELEGRAM_BOT_TOKEN}");
+    assert_eq!(written["models"]["providers"]["openai"]["apiKey"], "${OPENAI_API_KEY}");
+    assert_eq!(written["gateway"]["auth"]["token"], gw.token.as_str(), "Pincer's own gateway settings were replaced");
     let o = import(&[]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Imported 0 job(s); 2 were already here."), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("Imported 0 job(s); 2 were already here."), "{}", out(&o));
+    assert!(text.contains("Imported 0 paired device(s); 1 were already here."), "{}", out(&o));
+    assert!(text.contains("Imported 0 past run(s); 1 were already here."), "{}", out(&o));
+    assert_eq!(std::fs::read_to_string(dir.path().join("pincer.json")).unwrap(), config_after_first);
     let second = listed(&gw);
     assert_eq!(first, second, "the second import changed a job");
+    // The client OpenClaw paired connects to Pincer with the token it already holds.
+    let hello =
+        rt.block_on(crate::devices::connect_device(&gw.url(), 21, None, Some(&device_token), &["operator.read"]));
+    assert_eq!(hello["ok"], true, "{hello}");
+    // The OpenClaw run is history of the imported disk job.
+    let disk = second.iter().find(|j| j["name"] == "disk check").unwrap();
+    let o = gw.cli(&["cron", "runs", disk["id"].as_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let runs = json_out(&o);
+    let entries = runs["entries"].as_array().cloned().unwrap_or_else(|| runs.as_array().cloned().unwrap_or_default());
+    assert_eq!(entries.len(), 1, "{runs}");
+    assert!(entries[0]["runId"].as_str().unwrap().starts_with("openclaw:"), "{runs}");
+    assert_eq!(entries[0]["trigger"], "manual", "{runs}");
     let mut names: Vec<&str> = second.iter().map(|j| j["name"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["disk check", "morning brief"]);

@@ -117,3 +117,33 @@ fn an_unwritable_log_file_stops_the_gateway_with_the_key_to_change() {
     let err = GatewayProcess::start(&pincer_bin(), dir.path(), config).err().expect("refused to start").to_string();
     assert!(err.contains("cannot open the log file") && err.contains("set logging.file"), "{err}");
 }
+
+/// A secret written into the log (the configured model key, a token in a pattern OpenClaw knows)
+/// never comes out of `logs.tail`, `pincer logs` or `pincer logs --local`.
+#[test]
+fn secrets_in_log_lines_are_masked_by_logs_tail_and_pincer_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "plainkey-configured-0123456789";
+    let config = json!({ "models": { "providers": { "openai": { "api": "openai-completions",
+        "baseUrl": "http://127.0.0.1:9/v1", "apiKey": key, "models": [{ "id": "gpt-4o" }] } } } });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let line = json!({ "time": "2026-12-05T10:00:00Z", "level": "WARN", "subsystem": "test",
+        "message": format!("provider said no to {key}; retry with OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwxyz and {}", gw.token) });
+    let log = dir.path().join("logs/pincer.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+    drop(f);
+    assert!(std::fs::read_to_string(&log).unwrap().contains(key), "the secret is in the file");
+    let token = gw.token.clone();
+    let check = |text: &str| {
+        assert!(text.contains("provider said no to plaink…6789"), "{text}");
+        assert!(text.contains("OPENAI_API_KEY=sk-abc…wxyz"), "{text}");
+        for secret in [key, "sk-abcdefghijklmnopqrstuvwxyz", token.as_str()] {
+            assert!(!text.contains(secret), "{secret} came out: {text}");
+        }
+    };
+    check(&stdout(&gw.cli(&["logs", "--json", "--lines", "50"])));
+    check(&stdout(&gw.cli(&["logs", "--local", "--lines", "50"])));
+    gw.terminate().unwrap();
+    check(&stdout(&gw.cli(&["logs", "--lines", "50"])));
+}

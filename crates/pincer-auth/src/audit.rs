@@ -34,6 +34,7 @@ pub mod action {
     pub const PAIRING_DENIED: &str = "device.pairing.denied";
     pub const PAIRING_REMOVED: &str = "device.pairing.removed";
     pub const PAIRING_RENAMED: &str = "device.pairing.renamed";
+    pub const PAIRING_IMPORTED: &str = "device.pairing.imported";
     pub const TOKEN_ROTATED: &str = "device.token.rotated";
     pub const TOKEN_REVOKED: &str = "device.token.revoked";
     pub const TOKEN_ROTATION_DENIED: &str = "device.token.rotation_denied";

@@ -18,6 +18,7 @@
 
 mod admit;
 pub mod audit;
+mod import;
 mod methods;
 mod proof;
 mod token;

@@ -199,7 +199,7 @@ fn new_device_from_request(req: &pincer_store::PairingRequestRow, now: i64) -> D
 
 impl Devices {
     /// Runs `f` in one write transaction with the clock's `now`; events go out only on success.
-    async fn decide<T, F>(&self, f: F) -> Result<T, ErrorShape>
+    pub(crate) async fn decide<T, F>(&self, f: F) -> Result<T, ErrorShape>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>, i64, &mut Events) -> Decision<T> + Send + 'static,

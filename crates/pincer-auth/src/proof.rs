@@ -186,7 +186,7 @@ fn clip(s: &str) -> String {
 }
 
 /// The raw key from base64url (the wire form), canonical standard base64, or an SPKI PEM.
-fn decode_public_key(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn decode_public_key(text: &str) -> Option<[u8; 32]> {
     if text.len() > MAX_PUBLIC_KEY_LEN {
         return None;
     }

@@ -72,13 +72,20 @@ fn load_for_client(path: &std::path::Path, env: Env) -> anyhow::Result<Config> {
         Err(e) => e,
     };
     let text = std::fs::read_to_string(path).map_err(|_| anyhow::anyhow!("{error}"))?;
-    let value = Config::resolve_value(&text, env).map_err(|_| anyhow::anyhow!("{error}"))?;
+    // Not expanded as a whole: a `${VAR}` only the gateway's environment sets (a model key, a
+    // bot token) must not stop a client from finding the gateway.
+    let value = Config::read_value(&text).map_err(|_| anyhow::anyhow!("{error}"))?;
     eprintln!("warning: {error} (fix it; `pincer config validate` checks it)");
     let mut config = Config::default();
     if let Some(port) = value["gateway"]["port"].as_u64().and_then(|p| u16::try_from(p).ok()) {
         config.gateway.port = port;
     }
-    config.gateway.auth.token = value["gateway"]["auth"]["token"].as_str().map(String::from);
+    config.gateway.auth.token = value["gateway"]["auth"]["token"].as_str().and_then(|t| {
+        match t.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            Some(name) => env(name),
+            None => Some(t.to_string()),
+        }
+    });
     if let Some(token) = env("PINCER_GATEWAY_TOKEN") {
         config.gateway.auth.token = Some(token);
     }

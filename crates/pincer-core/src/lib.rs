@@ -22,6 +22,7 @@ pub mod events;
 pub mod logfile;
 pub mod metrics;
 pub mod origin;
+pub mod redact;
 pub mod supervisor;
 pub mod tls;
 pub mod tools_config;

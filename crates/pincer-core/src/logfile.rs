@@ -167,6 +167,28 @@ pub struct Tail {
     pub skipped_bytes: Option<u64>,
 }
 
+/// One `logs.tail` answer over the log file at `path`, every line through `redactor`: the one
+/// place the gateway's `logs.tail` and `pincer logs --local` read the file.
+pub fn tail_result(
+    path: &Path,
+    cursor: Option<u64>,
+    limit: usize,
+    max_bytes: u64,
+    redactor: &crate::redact::Redactor,
+) -> io::Result<pincer_protocol::schema::system::LogsTailResult> {
+    let read = tail(path, cursor, limit, max_bytes)?;
+    Ok(pincer_protocol::schema::system::LogsTailResult {
+        file: path.display().to_string(),
+        cursor: read.cursor,
+        size: read.size,
+        lines: read.lines.iter().map(|l| redactor.line(l).into_owned()).collect(),
+        truncated: read.truncated,
+        reset: read.reset,
+        skipped_bytes: read.skipped_bytes,
+        extra: Default::default(),
+    })
+}
+
 /// Reads the whole lines after `cursor` (or the last `max_bytes` without one), at most `limit` of
 /// them, as OpenClaw's `readLogSlice` does. A missing file reads as empty.
 pub fn tail(path: &Path, cursor: Option<u64>, limit: usize, max_bytes: u64) -> io::Result<Tail> {

@@ -7,8 +7,9 @@ use pincer_protocol::schema::cron::{
     PreviewParams, PreviewResult, RemoveResult, RunEntry, RunParams, RunResult, RunsParams, RunsResult, UpdateParams,
     require_id,
 };
+use pincer_protocol::schema::import::{ImportOpenclaw, ImportedRun};
 use pincer_protocol::schema::{Method, ParamsError};
-use pincer_protocol::state::{DeliveryStatus, ExecStatus, RunStatus};
+use pincer_protocol::state::{CompletionStatus, DeliveryStatus, ExecStatus, RunStatus};
 use pincer_store::{EnabledFilter, JobFacts, JobKey, JobOrder, JobPage, JobPageQuery, RunFilter, RunRow};
 use serde_json::{Map, Value, json};
 
@@ -22,10 +23,10 @@ impl From<ParamsError> for CronError {
 }
 
 /// The job as clients see it: OpenClaw's read view, state limited to OpenClaw's schema.
-pub fn job_view(job: &Job) -> CronJob {
-    let mut view = job.read_view();
+pub fn job_view(job: &Job) -> Result<CronJob, CronError> {
+    let mut view = job.read_view().map_err(|e| CronError::Invalid(e.0))?;
     view.job.state = job.state.openclaw();
-    view
+    Ok(view)
 }
 
 fn preview(svc: &CronService, job: &Job) -> DeliveryPreview {
@@ -138,8 +139,8 @@ pub async fn list(svc: &CronService, p: ListParams) -> Result<ListResult, CronEr
     Ok(ListResult {
         jobs: jobs
             .iter()
-            .map(|j| CronJob { effective_agent_id: Some(j.effective_agent().to_string()), ..job_view(j) })
-            .collect(),
+            .map(|j| Ok(CronJob { effective_agent_id: Some(j.effective_agent().to_string()), ..job_view(j)? }))
+            .collect::<Result<_, CronError>>()?,
         snapshot_revision: format!("rev-{revision}"),
         total,
         offset,
@@ -202,7 +203,7 @@ impl ListFilter {
 
 pub async fn get(svc: &CronService, p: JobRef) -> Result<CronJob, CronError> {
     let id = require_id(wire::Get::NAME, p.id.as_deref(), p.job_id.as_deref())?;
-    Ok(job_view(&svc.get(&id).await?))
+    job_view(&svc.get(&id).await?)
 }
 
 /// Pincer's `cron.preview`: the zone, the next five fire times and the delivery route.
@@ -231,11 +232,11 @@ pub async fn add(svc: &CronService, p: AddParams) -> Result<AddResult, CronError
         return Ok(AddResult::Declared(Declared {
             created,
             updated: (!created).then_some(true),
-            job: Box::new(job_view(&job)),
+            job: Box::new(job_view(&job)?),
             delivery_preview,
         }));
     }
-    Ok(AddResult::Created(Box::new(CronJob { delivery_preview, ..job_view(&job) })))
+    Ok(AddResult::Created(Box::new(CronJob { delivery_preview, ..job_view(&job)? })))
 }
 
 pub async fn update(svc: &CronService, p: UpdateParams) -> Result<CronJob, CronError> {
@@ -245,7 +246,7 @@ pub async fn update(svc: &CronService, p: UpdateParams) -> Result<CronJob, CronE
         CronError::Invalid(m) => ParamsError::new(M, m).into(),
         other => other,
     })?;
-    Ok(job_view(&job))
+    job_view(&job)
 }
 
 pub async fn remove(svc: &CronService, p: JobRef) -> Result<RemoveResult, CronError> {
@@ -372,4 +373,78 @@ pub async fn runs(svc: &CronService, p: RunsParams) -> Result<RunsResult, CronEr
         next_offset: has_more.then_some(offset as u64 + rows.len() as u64),
         extra: Map::new(),
     })
+}
+
+/// `import.openclaw`'s runs: OpenClaw's finished runs as read-only history rows of the imported
+/// jobs (`run_id` `openclaw:<id>`, so a second import finds them). OpenClaw's receipts do not say
+/// what became of the delivery, so it is left unknown. Returns (added, already present).
+pub async fn import_runs(svc: &CronService, runs: Vec<ImportedRun>) -> Result<(u32, u32), CronError> {
+    const M: &str = ImportOpenclaw::NAME;
+    let ids: Vec<String> = runs.iter().map(|r| r.job_id.clone()).collect();
+    let known = svc.store().read(move |rd| {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        rd.get_jobs(&ids)
+    });
+    let known: std::collections::HashMap<String, String> =
+        known.await?.into_iter().map(|j| (j.id.clone(), j.name.clone())).collect();
+    let mut rows = Vec::with_capacity(runs.len());
+    for r in runs {
+        let Some(name) = known.get(&r.job_id) else {
+            return Err(ParamsError::new(
+                M,
+                format!("run {}: no job {} (import the jobs first)", r.openclaw_run_id, r.job_id),
+            )
+            .into());
+        };
+        if r.finished_at_ms < r.started_at_ms {
+            return Err(ParamsError::new(M, format!("run {}: finishes before it starts", r.openclaw_run_id)).into());
+        }
+        let run_id = format!("openclaw:{}", r.openclaw_run_id);
+        let completion = match r.status {
+            ExecStatus::Ok => CompletionStatus::Unknown,
+            ExecStatus::Error | ExecStatus::Skipped => CompletionStatus::Failed,
+        };
+        let mut record = json!({
+            "ts": r.finished_at_ms,
+            "jobId": r.job_id,
+            "jobName": name,
+            "runId": run_id,
+            "trigger": r.trigger,
+            "runAtMs": r.started_at_ms,
+            "startedAtMs": r.started_at_ms,
+            "finishedAtMs": r.finished_at_ms,
+            "durationMs": r.finished_at_ms - r.started_at_ms,
+            "executionStatus": r.status,
+            "completionStatus": completion,
+            "importedFrom": "openclaw",
+        });
+        if let Some(e) = &r.error {
+            record["error"] = json!(e);
+        }
+        rows.push(RunRow {
+            run_id,
+            job_id: r.job_id,
+            slot_ms: None,
+            trigger: r.trigger,
+            status: RunStatus::from(r.status),
+            lease_owner: 0,
+            lease_until_ms: None,
+            started_at_ms: r.started_at_ms,
+            finished_at_ms: Some(r.finished_at_ms),
+            delivery_status: None,
+            completion_status: Some(completion),
+            record_json: record.to_string(),
+        });
+    }
+    let added = svc
+        .store()
+        .write(move |tx| {
+            let mut added = 0;
+            for row in &rows {
+                added += u32::from(tx.reserve_run(row)?);
+            }
+            Ok((added, rows.len() as u32 - added))
+        })
+        .await?;
+    Ok(added)
 }

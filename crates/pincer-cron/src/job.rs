@@ -467,15 +467,15 @@ pub trait JobExt: Sized {
     /// Rebuilds a job from its stored definition and state.
     fn from_stored(job_json: &str, state_json: &str) -> Result<Self, Invalid>;
     /// The definition alone (state emptied), as stored in `job_json`.
-    fn definition_json(&self) -> String;
+    fn definition_json(&self) -> Result<String, Invalid>;
     /// An opaque hash of the definition without `updatedAtMs` and `state`, for optimistic
     /// concurrency (`expectedConfigRevision`).
-    fn config_revision(&self) -> String;
+    fn config_revision(&self) -> Result<String, Invalid>;
     /// The read view: the job (state as stored) plus OpenClaw's computed mirrors
     /// (`configRevision`, `nextRunAtMs`, …).
-    fn read_view(&self) -> CronJob;
+    fn read_view(&self) -> Result<CronJob, Invalid>;
     /// [`JobExt::read_view`] as JSON, for `cron` events and webhook bodies.
-    fn view(&self) -> Value;
+    fn view(&self) -> Result<Value, Invalid>;
 }
 
 impl JobExt for Job {
@@ -488,30 +488,35 @@ impl JobExt for Job {
         parse_job(v)
     }
 
-    fn definition_json(&self) -> String {
+    fn definition_json(&self) -> Result<String, Invalid> {
         let mut def = self.clone();
         def.state = JobState::default();
-        serde_json::to_string(&def).expect("jobs serialise")
+        serde_json::to_string(&def).map_err(|e| unserialisable(&self.id, &e))
     }
 
-    fn config_revision(&self) -> String {
+    fn config_revision(&self) -> Result<String, Invalid> {
         use base64::Engine;
-        let mut def = serde_json::to_value(self).expect("jobs serialise");
+        let mut def = serde_json::to_value(self).map_err(|e| unserialisable(&self.id, &e))?;
         if let Some(o) = def.as_object_mut() {
             o.remove("updatedAtMs");
             o.remove("state");
         }
         let digest = Sha256::digest(def.to_string().as_bytes());
-        format!("sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+        Ok(format!("sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)))
     }
 
-    fn read_view(&self) -> CronJob {
-        CronJob::new(self.clone(), self.config_revision())
+    fn read_view(&self) -> Result<CronJob, Invalid> {
+        Ok(CronJob::new(self.clone(), self.config_revision()?))
     }
 
-    fn view(&self) -> Value {
-        serde_json::to_value(self.read_view()).expect("jobs serialise")
+    fn view(&self) -> Result<Value, Invalid> {
+        serde_json::to_value(self.read_view()?).map_err(|e| unserialisable(&self.id, &e))
     }
+}
+
+/// A job serde cannot write (a map key that is not a string, a float that is not finite).
+fn unserialisable(id: &str, e: &serde_json::Error) -> Invalid {
+    invalid(format!("job {id} cannot be written as JSON: {e}"))
 }
 
 #[cfg(test)]
@@ -673,7 +678,7 @@ mod tests {
         assert_eq!(patched.delivery.as_ref().unwrap().best_effort, None);
         assert_eq!(patched.delivery.as_ref().unwrap().channel.as_deref(), Some("inbox"));
         assert!(!patched.enabled);
-        assert_ne!(patched.config_revision(), job.config_revision());
+        assert_ne!(patched.config_revision().unwrap(), job.config_revision().unwrap());
         assert!(apply_patch(&job, &patch(json!({"state": {}})), &ctx()).unwrap_err().0.contains("not supported"));
     }
 
@@ -682,13 +687,13 @@ mod tests {
         let mut job = add(json!({"schedule": {"kind": "every", "everyMs": 60000},
             "payload": {"kind": "command", "argv": ["true"]}, "delivery": {"mode": "none"}}))
         .unwrap();
-        let before = job.config_revision();
+        let before = job.config_revision().unwrap();
         job.state.next_run_at_ms = Some(5);
         job.state.consecutive_errors = 2;
-        assert_eq!(job.config_revision(), before);
+        assert_eq!(job.config_revision().unwrap(), before);
         let state = serde_json::to_string(&job.state).unwrap();
-        let back = Job::from_stored(&job.definition_json(), &state).unwrap();
+        let back = Job::from_stored(&job.definition_json().unwrap(), &state).unwrap();
         assert_eq!(back, job);
-        assert_eq!(job.view()["nextRunAtMs"], 5);
+        assert_eq!(job.view().unwrap()["nextRunAtMs"], 5);
     }
 }

@@ -85,6 +85,7 @@ pub const PINCER_METHODS: &[(&str, Requirement)] = &[
     ("mcp.servers.list", Requirement::Scope(Scope::Read)),
     // Starts the server's process (or opens a session) on a connection of its own.
     ("mcp.servers.probe", Requirement::Scope(Scope::Admin)),
+    ("import.openclaw", Requirement::Scope(Scope::Admin)),
 ];
 
 static TABLE: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {

@@ -160,7 +160,7 @@ fn put(doc: &mut Value, key: &str, value: Value) -> anyhow::Result<()> {
 
 /// The edited document as JSON (valid JSON5), in the file's key order, under the file's leading
 /// comment lines; comments inside the object are not kept.
-fn render(old: &str, doc: &Value) -> String {
+pub(crate) fn render(old: &str, doc: &Value) -> String {
     let header: String =
         old.lines().take_while(|l| l.trim_start().starts_with("//")).map(|l| format!("{l}\n")).collect();
     format!("{header}{}\n", serde_json::to_string_pretty(doc).expect("JSON serialises"))
@@ -168,7 +168,7 @@ fn render(old: &str, doc: &Value) -> String {
 
 /// Writes `text` to `path` (mode 0600) through a temporary file and a rename, so a gateway
 /// watching it never reads half a file.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pincer.json")));

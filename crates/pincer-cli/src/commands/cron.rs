@@ -743,18 +743,20 @@ async fn job_id(client: &mut Client, given: &str) -> anyhow::Result<String> {
 /// Every job the gateway has, disabled ones too, page by page.
 pub(crate) async fn every_job(client: &mut Client) -> anyhow::Result<Vec<cron::CronJob>> {
     let mut jobs = Vec::new();
-    let mut offset = 0;
+    // Keyed pages: each costs its own rows wherever it starts (offset pages cost the whole set).
+    let mut cursor = String::new();
     loop {
         let params = ListParams {
             include_disabled: Some(true),
-            limit: Some(200),
-            offset: Some(offset),
+            limit: Some(1000),
+            cursor: Some(cursor),
+            compact: Some(true),
             ..ListParams::default()
         };
         let page = client.call::<cron::List>(&params).await?;
         jobs.extend(page.jobs);
-        match page.next_offset {
-            Some(n) if page.has_more => offset = u32::try_from(n).unwrap_or(u32::MAX),
+        match page.next_cursor {
+            Some(next) if page.has_more => cursor = next,
             _ => return Ok(jobs),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use pincer_core::config::process_env;
+use pincer_core::redact::Redactor;
 use pincer_core::{Config, StatePaths, logfile};
 use pincer_protocol::Scope;
 use pincer_protocol::schema::system::{LogsTail, LogsTailParams, LogsTailResult};
@@ -36,11 +37,11 @@ pub struct LogsArgs {
 /// Where the lines come from: the gateway, or the file itself.
 enum Source {
     Gateway(Box<Client>),
-    File(PathBuf),
+    File(PathBuf, Box<Redactor>),
 }
 
 pub async fn run(args: LogsArgs, paths: &StatePaths) -> anyhow::Result<ExitCode> {
-    let mut source = if args.local { Source::File(local_file(paths)?) } else { connect(&args, paths).await? };
+    let mut source = if args.local { file_source(paths)? } else { connect(&args, paths).await? };
     let min = args.level.as_deref().map(severity);
     let mut cursor = None;
     let mut first = true;
@@ -52,15 +53,16 @@ pub async fn run(args: LogsArgs, paths: &StatePaths) -> anyhow::Result<ExitCode>
                     Ok(read) => read,
                     // The gateway went away while following (a restart): go on with its file.
                     Err(ClientError::Closed(_) | ClientError::Timeout { .. }) if args.follow && cursor.is_some() => {
-                        let file = local_file(paths)?;
-                        eprintln!("The gateway closed the connection; reading {} directly.", file.display());
-                        source = Source::File(file);
+                        source = file_source(paths)?;
+                        if let Source::File(file, _) = &source {
+                            eprintln!("The gateway closed the connection; reading {} directly.", file.display());
+                        }
                         continue;
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            Source::File(path) => read_file(path, cursor, args.lines)?,
+            Source::File(path, redactor) => read_file(path, redactor, cursor, args.lines)?,
         };
         if first && !args.c.json {
             eprintln!("Log file: {}", read.file);
@@ -109,37 +111,33 @@ async fn connect(args: &LogsArgs, paths: &StatePaths) -> anyhow::Result<Source> 
     let explicit = args.c.url.is_some() || std::env::var_os("PINCER_GATEWAY_URL").is_some();
     match error {
         ClientError::Unreachable { url, .. } if !explicit => {
-            let file = local_file(paths)?;
+            let source = file_source(paths)?;
             if !args.c.json {
                 eprintln!("No gateway answers at {url}; reading the log file directly.");
             }
-            Ok(Source::File(file))
+            Ok(source)
         }
         e => Err(e.into()),
     }
 }
 
-/// `logging.file` as this state directory's config sets it.
-fn local_file(paths: &StatePaths) -> anyhow::Result<PathBuf> {
+/// `logging.file` as this state directory's config sets it, read with that config's secrets masked.
+fn file_source(paths: &StatePaths) -> anyhow::Result<Source> {
     let config = Config::load(&paths.config_path, &process_env)?;
-    config.logging.file_path(paths).ok_or_else(|| {
+    let file = config.logging.file_path(paths).ok_or_else(|| {
         anyhow::anyhow!("logging.file is \"\" in {}: the gateway writes no log file", paths.config_path.display())
-    })
+    })?;
+    Ok(Source::File(file, Box::new(Redactor::from_config(&config))))
 }
 
-fn read_file(path: &std::path::Path, cursor: Option<u64>, lines: u64) -> anyhow::Result<LogsTailResult> {
-    let read = logfile::tail(path, cursor, lines as usize, logfile::DEFAULT_MAX_BYTES)
-        .map_err(|e| anyhow::anyhow!("cannot read the log file: {e}"))?;
-    Ok(LogsTailResult {
-        file: path.display().to_string(),
-        cursor: read.cursor,
-        size: read.size,
-        lines: read.lines,
-        truncated: read.truncated,
-        reset: read.reset,
-        skipped_bytes: read.skipped_bytes,
-        extra: Default::default(),
-    })
+fn read_file(
+    path: &std::path::Path,
+    redactor: &Redactor,
+    cursor: Option<u64>,
+    lines: u64,
+) -> anyhow::Result<LogsTailResult> {
+    logfile::tail_result(path, cursor, lines as usize, logfile::DEFAULT_MAX_BYTES, redactor)
+        .map_err(|e| anyhow::anyhow!("cannot read the log file: {e}"))
 }
 
 /// 0 error … 4 trace.

@@ -160,7 +160,7 @@ pub(super) fn job_row(job: &Job) -> Result<JobRow, CronError> {
         id: job.id.clone(),
         name: job.name.clone(),
         enabled: job.enabled,
-        job_json: job.definition_json(),
+        job_json: job.definition_json().map_err(|e| CronError::Invalid(e.0))?,
         state_json: serde_json::to_string(&job.state)
             .map_err(|e| CronError::Invalid(format!("job {} state does not serialise: {e}", job.id)))?,
         next_run_at_ms: job.state.next_run_at_ms,
@@ -203,7 +203,11 @@ impl Actor {
     pub(super) fn emit(&self, action: &str, job: &Job, extra: Value) {
         let mut payload = json!({ "jobId": job.id, "action": action });
         if matches!(action, "added" | "updated") {
-            payload["job"] = job.view();
+            match job.view() {
+                Ok(view) => payload["job"] = view,
+                // The event still says what happened; clients re-read the job.
+                Err(e) => tracing::warn!(job = %job.id, "cron event without the job: {}", e.0),
+            }
         }
         if let Some(next) = job.state.next_run_at_ms {
             payload["nextRunAtMs"] = json!(next);
@@ -497,7 +501,7 @@ impl Actor {
     async fn update(&mut self, id: &str, patch: JobPatch, expected: Option<String>, reply: Reply<Job>) {
         let prepared = async {
             let current = self.job(id).await?.ok_or_else(|| CronError::NotFound(id.into()))?;
-            let revision = current.config_revision();
+            let revision = current.config_revision().map_err(|e| CronError::Invalid(e.0))?;
             if let Some(expected) = expected
                 && expected != revision
             {

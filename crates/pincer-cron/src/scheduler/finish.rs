@@ -338,7 +338,7 @@ fn webhook_body(
     let mut body = json!({
         "jobId": job.id, "action": "finished", "runId": ctx.run_id, "status": status,
         "runAtMs": ctx.slot_ms.unwrap_or(ctx.started_at_ms), "durationMs": duration,
-        "nextRunAtMs": Value::Null, "job": job.view(),
+        "nextRunAtMs": Value::Null, "job": job.view().map_err(|e| e.0)?,
     });
     if status == ExecStatus::Ok {
         body["summary"] = json!(summary);

@@ -11,7 +11,7 @@ use crate::router::{Ctx, Methods};
 use crate::state::AppState;
 
 /// The calling connection as `pincer_auth` sees it.
-fn caller(c: &Ctx) -> pincer_auth::Caller {
+pub(crate) fn caller(c: &Ctx) -> pincer_auth::Caller {
     pincer_auth::Caller {
         peer: Peer {
             conn_id: c.caller.conn_id.clone(),

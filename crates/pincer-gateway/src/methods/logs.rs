@@ -1,7 +1,9 @@
 //! `logs.tail`: bounded reads of the gateway's own log file, with OpenClaw's params, bounds and
-//! answer (`openclaw logs` and `pincer logs` poll it with the cursor it returns).
+//! answer (`openclaw logs` and `pincer logs` poll it with the cursor it returns); secrets are
+//! masked in every line (`pincer_core::redact`).
 
 use pincer_core::logfile;
+use pincer_core::redact::Redactor;
 use pincer_protocol::ErrorShape;
 use pincer_protocol::schema::system::{self as wire, LogsTailParams, LogsTailResult};
 use pincer_protocol::schema::{Method, ParamsError};
@@ -22,24 +24,16 @@ async fn tail(c: &Ctx, p: LogsTailParams) -> Result<LogsTailResult, ErrorShape> 
     if !(1..=logfile::MAX_BYTES).contains(&max_bytes) {
         return Err(invalid("maxBytes: must be 1..1000000"));
     }
-    let Some(path) = c.state.config().logging.file_path(&c.state.paths) else {
+    let config = c.state.config();
+    let Some(path) = config.logging.file_path(&c.state.paths) else {
         return Err(ErrorShape::unavailable(
             "log read failed: logging.file is \"\" (no log file); set it to a path and restart the gateway",
         ));
     };
-    let read_path = path.clone();
-    let read = tokio::task::spawn_blocking(move || logfile::tail(&read_path, p.cursor, limit as usize, max_bytes))
+    // The secrets of the config in force: a reload that adds a token redacts it from then on.
+    let redactor = Redactor::from_config(&config);
+    tokio::task::spawn_blocking(move || logfile::tail_result(&path, p.cursor, limit as usize, max_bytes, &redactor))
         .await
         .map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))?
-        .map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))?;
-    Ok(LogsTailResult {
-        file: path.display().to_string(),
-        cursor: read.cursor,
-        size: read.size,
-        lines: read.lines,
-        truncated: read.truncated,
-        reset: read.reset,
-        skipped_bytes: read.skipped_bytes,
-        extra: Default::default(),
-    })
+        .map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))
 }

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod devices;
 pub mod doctor;
 pub mod gateway;
+pub mod import;
 pub mod logs;
 pub mod system;
 pub mod tools;
@@ -29,5 +30,6 @@ pub fn all() -> Methods {
     gateway::register(&mut methods);
     logs::register(&mut methods);
     tools::register(&mut methods);
+    import::register(&mut methods);
     methods
 }

@@ -24,6 +24,7 @@ pub mod cron;
 pub mod delivery;
 pub mod devices;
 pub mod gateway;
+pub mod import;
 pub mod sessions;
 pub mod system;
 pub mod tools;
@@ -273,6 +274,7 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<tools::ExecApprovalResolve>(),
     MethodSchema::of::<tools::McpServersList>(),
     MethodSchema::of::<tools::McpServersProbe>(),
+    MethodSchema::of::<import::ImportOpenclaw>(),
 ];
 
 /// The schema row of `name`.

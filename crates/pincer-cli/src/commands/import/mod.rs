@@ -3,24 +3,30 @@
 //! second import finds them and changes nothing. `--dry-run` prints what maps, what changes meaning
 //! and what cannot be moved, with the reason, and touches nothing.
 //!
-//! Read: OpenClaw 2026.6+'s `state/openclaw.sqlite` (`cron_jobs`), else the file store of earlier
-//! versions (`cron/jobs.json`, JSON5, a `{jobs:[…]}` object or a bare list). Not moved yet: the
-//! config, run history, paired devices — listed as such in every report.
+//! Read: `openclaw.json` (see [`config`]); OpenClaw 2026.6+'s `state/openclaw.sqlite` (`cron_jobs`,
+//! `device_pairing_paired`, `cron_run_receipts`), else the file stores of earlier versions
+//! (`cron/jobs.json`, JSON5, a `{jobs:[…]}` object or a bare list; `devices/paired.json`). Devices
+//! and runs go through Pincer's `import.openclaw` (see [`state`]), which adds only what is missing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use pincer_core::StatePaths;
-use pincer_core::config::process_env;
+use pincer_core::config::{Config, process_env};
 use pincer_protocol::Scope;
 use pincer_protocol::schema::Method as _;
+use pincer_protocol::schema::config::{ConfigReload, ConfigReloadParams};
 use pincer_protocol::schema::cron::{self, AddParams, UNSUPPORTED_JOB_FIELDS};
+use pincer_protocol::schema::import::{ImportOpenclaw, ImportOpenclawParams, ImportedDevice, ImportedRun};
 use pincer_protocol::schema::parse_params;
 use serde_json::{Map, Value};
 
 use crate::client::{Client, ConnectArgs, Target};
+
+pub mod config;
+pub mod state;
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
@@ -36,15 +42,18 @@ pub struct OpenclawArgs {
     /// Print what would be imported, what changes meaning and what cannot move; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Replace keys pincer.json already sets differently (by default they are kept and listed).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     c: ConnectArgs,
 }
 
-/// What OpenClaw has that this import does not move yet, and why.
+/// What OpenClaw has that this import does not move, and why.
 const NOT_MOVED: &[&str] = &[
-    "config (openclaw.json): channels, models and agents are not copied; set them in pincer.json (see `pincer doctor`)",
-    "run history: not copied; Pincer's history starts with the first run here",
-    "paired devices: not copied; pair each client again (`pincer devices approve`)",
+    "sessions and transcripts: OpenClaw's agent runtime keeps them in its own format; Pincer's sessions start empty",
+    "pending pairing requests: short-lived (5 minutes); the client asks again",
+    "delivery queue: OpenClaw's undelivered messages are not re-sent by Pincer",
 ];
 
 /// Jobs OpenClaw declares for itself, by declaration-key prefix, and why they stay behind.
@@ -146,8 +155,9 @@ pub fn plan(jobs: &[Value]) -> Plan {
     plan
 }
 
-/// The job objects in OpenClaw's state directory, and where they came from.
-fn read_jobs(dir: &Path) -> anyhow::Result<(Vec<Value>, PathBuf)> {
+/// The job objects in OpenClaw's state directory, and where they came from; `None` when it has no
+/// job store.
+fn read_jobs(dir: &Path) -> anyhow::Result<Option<(Vec<Value>, PathBuf)>> {
     let db = dir.join("state/openclaw.sqlite");
     if db.exists() {
         let rows = pincer_store::openclaw::cron_jobs(&db).map_err(anyhow::Error::msg)?;
@@ -157,7 +167,7 @@ fn read_jobs(dir: &Path) -> anyhow::Result<(Vec<Value>, PathBuf)> {
                 serde_json::from_str(r).map_err(|e| anyhow::anyhow!("{}: a job that is not JSON: {e}", db.display()))
             })
             .collect::<anyhow::Result<_>>()?;
-        return Ok((jobs, db));
+        return Ok(Some((jobs, db)));
     }
     let file = dir.join("cron/jobs.json");
     if file.exists() {
@@ -171,12 +181,64 @@ fn read_jobs(dir: &Path) -> anyhow::Result<(Vec<Value>, PathBuf)> {
             },
             _ => anyhow::bail!("{}: neither a list nor an object with `jobs`", file.display()),
         };
-        return Ok((jobs, file));
+        return Ok(Some((jobs, file)));
     }
-    anyhow::bail!(
-        "no OpenClaw state in {}: expected state/openclaw.sqlite (OpenClaw 2026.6+) or cron/jobs.json; pass OpenClaw's state directory",
-        dir.display()
-    )
+    Ok(None)
+}
+
+/// OpenClaw's config file (JSON5, nothing expanded), when there is one.
+fn read_config(dir: &Path) -> anyhow::Result<Option<(Value, PathBuf)>> {
+    let file = dir.join("openclaw.json");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
+    };
+    let value = Config::read_value(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(Some((value, file)))
+}
+
+/// OpenClaw's paired devices (`device_pairing_paired`, else the older `devices/paired.json`).
+fn read_devices(dir: &Path) -> anyhow::Result<Vec<Value>> {
+    let db = dir.join("state/openclaw.sqlite");
+    if db.exists() {
+        return pincer_store::openclaw::paired_devices(&db).map_err(anyhow::Error::msg);
+    }
+    let file = dir.join("devices/paired.json");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
+    };
+    let map: Map<String, Value> =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a device map: {e}", file.display()))?;
+    Ok(map.into_values().collect())
+}
+
+/// OpenClaw's finished runs (`cron_run_receipts`); none before the SQLite store.
+fn read_runs(dir: &Path) -> anyhow::Result<Vec<Value>> {
+    let db = dir.join("state/openclaw.sqlite");
+    if !db.exists() {
+        return Ok(Vec::new());
+    }
+    pincer_store::openclaw::run_receipts(&db).map_err(anyhow::Error::msg)
+}
+
+/// `pincer.json` as a value (an empty object when there is none) and its text.
+fn read_pincer_config(paths: &StatePaths) -> anyhow::Result<(Value, String)> {
+    let path = &paths.config_path;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    if text.trim().is_empty() {
+        return Ok((Value::Object(Map::new()), text));
+    }
+    let value = Config::read_value(&text).map_err(|e| {
+        anyhow::anyhow!("{} is {e}; fix it first (`pincer config validate` says where)", path.display())
+    })?;
+    Ok((value, text))
 }
 
 pub async fn run(cmd: ImportCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
@@ -185,16 +247,64 @@ pub async fn run(cmd: ImportCommand, paths: &StatePaths) -> anyhow::Result<ExitC
         Some(d) => d,
         None => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".openclaw"),
     };
-    let (jobs, source) = read_jobs(&dir)?;
+    let oc_config = read_config(&dir)?;
+    let jobs = read_jobs(&dir)?;
+    if oc_config.is_none() && jobs.is_none() {
+        anyhow::bail!(
+            "no OpenClaw state in {}: expected openclaw.json, state/openclaw.sqlite (OpenClaw 2026.6+) or cron/jobs.json; pass OpenClaw's state directory",
+            dir.display()
+        );
+    }
+
+    // The config first: jobs may name the channels it brings.
+    let mut config_written = false;
+    match &oc_config {
+        None => println!("No openclaw.json in {}: no config to import.", dir.display()),
+        Some((value, source)) => {
+            let cplan = config::plan(value);
+            let (existing, text) = read_pincer_config(paths)?;
+            let merged = config::merge(&existing, &cplan.config, args.force);
+            print_config_plan(source, &paths.config_path, &cplan, &merged, args.force);
+            if !args.dry_run && merged.value != existing {
+                let next = crate::commands::config::render(&text, &merged.value);
+                Config::parse(&next, &|_| Some("x".into())).map_err(|e| {
+                    anyhow::anyhow!("the merged config is refused, {} is unchanged: {e}", paths.config_path.display())
+                })?;
+                crate::commands::config::write_private(&paths.config_path, &next)?;
+                config_written = true;
+                println!("Wrote {}.", paths.config_path.display());
+            }
+        }
+    }
+
+    let (jobs, source) = jobs.unwrap_or_else(|| (Vec::new(), dir.join("state/openclaw.sqlite")));
     let plan = plan(&jobs);
+    let (devices, device_notes) = state::devices(&read_devices(&dir)?);
+    let (receipts, run_notes) = state::runs(&read_runs(&dir)?);
+    let moved: BTreeMap<&str, &str> = plan.moves.iter().map(|m| (m.openclaw_id.as_str(), m.key.as_str())).collect();
+    let (receipts, orphans): (Vec<_>, Vec<_>) =
+        receipts.into_iter().partition(|r| moved.contains_key(r.openclaw_job_id.as_str()));
     println!("OpenClaw jobs from {}: {} found", source.display(), jobs.len());
     if args.dry_run {
         print_plan(&plan, &BTreeSet::new());
+        print_state_plan(&devices, &device_notes, &receipts, orphans.len(), &run_notes);
         println!("Dry run: nothing was changed.");
         return Ok(ExitCode::SUCCESS);
     }
     let target = Target::resolve(&args.c, paths, &process_env)?;
     let mut client = Client::connect(&target, &[Scope::Admin]).await?;
+    if config_written {
+        match client.call::<ConfigReload>(&ConfigReloadParams {}).await {
+            Ok(r) if r.restart_needed.is_empty() => println!("The gateway applied the new config."),
+            Ok(r) => println!(
+                "The gateway applied the new config; waiting for a restart: {} (`pincer service restart`).",
+                r.restart_needed.join(", ")
+            ),
+            Err(e) => println!(
+                "The gateway refused the new config and keeps running the old one: {e} (fix it, then `pincer config reload`)."
+            ),
+        }
+    }
     let existing = declaration_keys(&mut client).await?;
     print_plan(&plan, &existing);
     let mut added = 0;
@@ -203,9 +313,83 @@ pub async fn run(cmd: ImportCommand, paths: &StatePaths) -> anyhow::Result<ExitC
         client.call::<cron::Add>(&params).await.map_err(|e| anyhow::anyhow!("{}: {e}", m.name))?;
         added += 1;
     }
-    client.close().await;
     println!("Imported {added} job(s); {} were already here.", plan.moves.len() - added);
+
+    // Run history is linked to the jobs by their declaration keys, now that every job is here.
+    print_state_plan(&devices, &device_notes, &receipts, orphans.len(), &run_notes);
+    let ids: BTreeMap<String, String> = super::cron::every_job(&mut client)
+        .await?
+        .into_iter()
+        .filter_map(|j| j.job.declaration_key.map(|k| (k, j.job.id)))
+        .collect();
+    let runs: Vec<ImportedRun> = receipts
+        .into_iter()
+        .filter_map(|r| {
+            let id = moved.get(r.openclaw_job_id.as_str()).and_then(|key| ids.get(*key))?;
+            Some(ImportedRun { job_id: id.clone(), ..r.run })
+        })
+        .collect();
+    let params = ImportOpenclawParams { devices, runs };
+    let r = client.call::<ImportOpenclaw>(&params).await.map_err(|e| anyhow::anyhow!("import.openclaw: {e}"))?;
+    client.close().await;
+    println!("Imported {} paired device(s); {} were already here.", r.devices_added, r.devices_present);
+    println!("Imported {} past run(s); {} were already here.", r.runs_added, r.runs_present);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_state_plan(
+    devices: &[ImportedDevice],
+    device_notes: &[(String, String)],
+    receipts: &[state::Receipt],
+    orphans: usize,
+    run_notes: &[(String, String)],
+) {
+    println!("Paired devices that move ({}), each with its public key, scopes and live tokens:", devices.len());
+    for d in devices {
+        let roles: Vec<&str> = d.tokens.iter().map(|t| t.role.as_str()).collect();
+        let name = d.display_name.as_deref().unwrap_or("(unnamed)");
+        println!(
+            "  {name} {} — tokens: {}",
+            d.device_id,
+            if roles.is_empty() { "none".into() } else { roles.join(", ") }
+        );
+    }
+    for (device, why) in device_notes {
+        println!("    {device}: {why}");
+    }
+    println!("Past runs that move ({}), as read-only history of their jobs:", receipts.len());
+    if orphans > 0 {
+        println!("  {orphans} run(s) of jobs that are not imported stay behind");
+    }
+    for (run, why) in run_notes {
+        println!("    run {run}: {why}");
+    }
+    println!();
+}
+
+fn print_config_plan(source: &Path, target: &Path, plan: &config::ConfigPlan, merge: &config::Merge, force: bool) {
+    println!("OpenClaw config from {} into {}:", source.display(), target.display());
+    if merge.added.is_empty() {
+        println!("  nothing to add: {} already has every key that maps", target.display());
+    }
+    for key in &merge.added {
+        println!("  adds {key}");
+    }
+    for key in &merge.conflicts {
+        if force {
+            println!("  replaces {key} (--force)");
+        } else {
+            println!("  keeps {key}: pincer.json sets it differently (--force to take OpenClaw's)");
+        }
+    }
+    if !plan.env_refs.is_empty() {
+        println!("  the gateway needs these set in its environment: {}", plan.env_refs.join(", "));
+    }
+    println!("\nConfig keys not carried over ({}):", plan.left.len());
+    for (key, why) in &plan.left {
+        println!("  {key}: {why}");
+    }
+    println!();
 }
 
 /// The declaration keys of every job the gateway has.
@@ -241,7 +425,7 @@ mod tests {
     /// Jobs as OpenClaw 2026.9.6 stored them (`cron_jobs.job_json`): its own three housekeeping
     /// jobs and two made with `openclaw cron add`.
     fn real_jobs() -> Vec<Value> {
-        let text = include_str!("../../../../tests/fixtures/openclaw-2026.9.6-cron-jobs.json");
+        let text = include_str!("../../../../../tests/fixtures/openclaw-2026.9.6-cron-jobs.json");
         serde_json::from_str(text).unwrap()
     }
 
