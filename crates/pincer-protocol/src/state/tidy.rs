@@ -64,7 +64,11 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         "`sessions.changed` reasons and `agent.wait`'s status (OpenClaw's words)",
     ),
     ("crates/pincer-chat/src/slack.rs", &["unknown"], "Slack's `disconnect` reason when it names none"),
-    ("crates/pincer-chat/src/telegram.rs", &["polling"], "the inbound mode (polling | webhook), shown beside the state"),
+    (
+        "crates/pincer-chat/src/telegram.rs",
+        &["polling"],
+        "the inbound mode (polling | webhook), shown beside the state",
+    ),
     ("crates/pincer-gateway/src/methods/doctor.rs", &["stopped"], "a doctor finding's text"),
     ("crates/pincer-gateway/src/ws.rs", &["connected"], "a log message"),
     ("crates/pincer-tools/src/mcp/", &["connected"], "an MCP server's state (`McpStatus`, its own vocabulary)"),
