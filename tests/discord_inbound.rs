@@ -220,6 +220,56 @@ async fn a_refused_discord_token_stops_the_channel_and_health_says_so() {
 }
 
 #[tokio::test]
+async fn without_a_gateway_url_discord_connects_where_get_gateway_bot_says() {
+    let gateway = FakeDiscordGateway::start().await;
+    let rest = FakeDiscord::start().await;
+    rest.attach_gateway(&gateway.url());
+    let config = json!({
+        "channels": { "discord": { "token": FakeDiscord::TOKEN, "apiBaseUrl": rest.base_url(), "dmPolicy": "open" } },
+    });
+    let gw = TestGateway::start_with(&config.to_string()).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let inbound = wait_inbound(&mut c, "connected").await;
+    assert_eq!(inbound["bot"], format!("@{}", FakeDiscord::BOT_NAME), "{inbound}");
+    let log = gateway.log();
+    assert_eq!((rest.gateway_lookups(), log.identifies.len()), (1, 1), "{log:?}");
+    assert!(log.connections[0].contains("v=10"), "{log:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_gateway_lookup_backs_off_with_its_error_and_a_refused_one_stops_the_channel() {
+    // No gateway attached: the fake answers 404; the channel backs off saying so, and retries.
+    let rest = FakeDiscord::start().await;
+    let config = json!({ "channels": { "discord": { "token": FakeDiscord::TOKEN, "apiBaseUrl": rest.base_url() } } });
+    let gw = TestGateway::start_with(&config.to_string()).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let inbound = wait_inbound(&mut c, "backoff").await;
+    let error = inbound["lastError"].as_str().unwrap();
+    assert!(error.contains("/gateway/bot") && error.contains("HTTP 404"), "{inbound}");
+    assert_eq!(rest.gateway_lookups(), 1);
+    gw.clock.advance(600_000);
+    let deadline = std::time::Instant::now() + WAIT;
+    while rest.gateway_lookups() < 2 {
+        assert!(std::time::Instant::now() < deadline, "never looked up again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.stop().await;
+
+    // A refused token at the lookup: credentials-rejected, no retry.
+    let rest = FakeDiscord::start().await;
+    let config = json!({ "channels": { "discord": { "token": "not-the-token", "apiBaseUrl": rest.base_url() } } });
+    let gw = TestGateway::start_with(&config.to_string()).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let inbound = wait_inbound(&mut c, "credentials-rejected").await;
+    assert!(inbound["lastError"].as_str().unwrap().contains("channels.discord.token"), "{inbound}");
+    gw.clock.advance(600_000);
+    settle().await;
+    assert_eq!(rest.gateway_lookups(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn an_unknown_discord_sender_gets_a_pairing_code_and_the_model_nothing() {
     let (f, gw) = start(json!({})).await;
     let mut c = gw.client(&["operator.admin"]).await;

@@ -17,9 +17,7 @@ use pincer_core::config::DiscordConfig;
 use pincer_protocol::state::ConnectionState;
 use pincer_store::{NewAuditRow, NewInbound, PairingCodeRow};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
@@ -135,11 +133,18 @@ pub(crate) async fn gateway_loop(chat: Arc<Chat>, config: DiscordConfig) -> Task
     let mut session: Option<Session> =
         chat.store.read(|rd| rd.meta_get(SESSION_KEY)).await?.and_then(|v| serde_json::from_str(&v).ok());
     let mut bot_id = chat.store.read(|rd| rd.meta_get(BOT_KEY)).await?.unwrap_or_default();
+    pincer_core::tls::install_default_provider();
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .map_err(|e| format!("discord: building the HTTP client: {e}"))?;
+    let mut found: Option<String> = None;
     loop {
         let state = if session.is_some() { ConnectionState::Reconnecting } else { ConnectionState::Connecting };
         chat.set_state(CHANNEL, state, None, None);
         let end = tokio::select! {
-            end = connection(&chat, &config, &mut session, &mut bot_id, &mut failures) => end,
+            end = connection(&chat, &config, &mut session, &mut bot_id, &mut failures, &http, &mut found) => end,
             _ = stop.wait_for(|s| *s) => End::Stopped,
         };
         let (error, wait) = match end {
@@ -185,44 +190,57 @@ async fn sleep_until(chat: &Chat, at_ms: i64, stop: &mut watch::Receiver<bool>) 
     }
 }
 
-/// Anything the socket can run over: TCP, or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-type Socket = WebSocketStream<Box<dyn Io>>;
+use crate::ws::Socket;
 
 /// Opens the WebSocket at `base` (`ws://` or `wss://`) with `?v=10&encoding=json`.
 async fn open(base: &str) -> Result<Socket, String> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| format!("channels.discord.gatewayUrl `{base}`: {e}"))?;
+    let mut url = reqwest::Url::parse(base).map_err(|e| format!("the Discord gateway URL `{base}`: {e}"))?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err(format!("the Discord gateway URL must be ws:// or wss://, not {}://", url.scheme()));
+    }
     url.query_pairs_mut().clear().append_pair("v", "10").append_pair("encoding", "json");
-    let tls = match url.scheme() {
-        "wss" => true,
-        "ws" => false,
-        other => return Err(format!("channels.discord.gatewayUrl must be ws:// or wss://, not {other}://")),
-    };
-    let host = url.host_str().ok_or_else(|| format!("channels.discord.gatewayUrl `{base}` has no host"))?.to_string();
-    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+    let host = url.host_str().unwrap_or_default().to_string();
+    let (ws, _) = crate::ws::connect(url.as_str(), None)
         .await
-        .map_err(|e| format!("cannot connect to the Discord gateway {host}:{port}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let stream: Box<dyn Io> = if tls {
-        pincer_core::tls::install_default_provider();
-        use rustls_platform_verifier::ConfigVerifierExt;
-        let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS setup: {e}"))?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with the Discord gateway {host}: {e}"))?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
-    let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
-        .await
-        .map_err(|e| format!("the Discord gateway refused the WebSocket: {e}"))?;
+        .map_err(|e| format!("cannot open the Discord gateway at {host}: {e}"))?;
     Ok(ws)
+}
+
+/// How a gateway URL lookup failed.
+enum Lookup {
+    /// 401: the token is refused.
+    Rejected(String),
+    /// Anything else: retried with backoff.
+    Failed(String),
+}
+
+/// The Gateway URL as Discord documents it: `GET {apiBaseUrl}/gateway/bot` with the bot token →
+/// `url`. Used when `channels.discord.gatewayUrl` is not set.
+async fn look_up_gateway(http: &reqwest::Client, config: &DiscordConfig) -> Result<String, Lookup> {
+    let endpoint = format!("{}/gateway/bot", config.api_base_url.trim_end_matches('/'));
+    let token = config.token.trim().trim_start_matches("Bot ");
+    let failed = |why: String| Lookup::Failed(format!("looking up the Discord gateway URL (GET {endpoint}): {why}"));
+    let response = http
+        .get(&endpoint)
+        .header("authorization", format!("Bot {token}"))
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(Lookup::Rejected(
+            "discord refused the bot token (401 on /gateway/bot): check channels.discord.token".into(),
+        ));
+    }
+    if !status.is_success() {
+        let message = body["message"].as_str().unwrap_or("no message");
+        return Err(failed(format!("HTTP {}: {message}", status.as_u16())));
+    }
+    match body["url"].as_str() {
+        Some(url) if !url.is_empty() => Ok(url.to_string()),
+        _ => Err(failed("the answer has no `url`".into())),
+    }
 }
 
 /// What a close code means for the next connection.
@@ -251,17 +269,40 @@ async fn connection(
     session: &mut Option<Session>,
     bot_id: &mut String,
     failures: &mut usize,
+    http: &reqwest::Client,
+    found: &mut Option<String>,
 ) -> End {
     let again = |error: String| End::Again { error, resumable: true, wait: Wait::Backoff };
-    let url = session.as_ref().map_or(config.gateway_url.clone(), |s| s.resume_url.clone());
     let deadline = chat.clock.now_ms() + CONNECT_TIMEOUT_MS;
+    // The gateway to identify at: the one configured, else the one Discord names (looked up once,
+    // and again after it could not be reached, as Discord asks).
+    let gateway = match (&config.gateway_url, &*found) {
+        (Some(url), _) | (None, Some(url)) => url.clone(),
+        (None, None) => {
+            let looked_up = tokio::select! {
+                url = look_up_gateway(http, config) => url,
+                _ = chat.clock.sleep_until(deadline) => Err(Lookup::Failed("looking up the Discord gateway URL timed out".into())),
+            };
+            match looked_up {
+                Ok(url) => found.insert(url).clone(),
+                Err(Lookup::Rejected(e)) => return End::Rejected(e),
+                Err(Lookup::Failed(e)) => return again(e),
+            }
+        }
+    };
+    let url = session.as_ref().map_or(gateway.clone(), |s| s.resume_url.clone());
     let opened = tokio::select! {
         ws = open(&url) => ws,
         _ = chat.clock.sleep_until(deadline) => Err("connecting to the Discord gateway timed out".into()),
     };
     let mut ws = match opened {
         Ok(ws) => ws,
-        Err(e) => return again(e),
+        Err(e) => {
+            if session.is_none() {
+                *found = None;
+            }
+            return again(e);
+        }
     };
     // Hello: the heartbeat interval.
     let hello = tokio::select! {
@@ -347,7 +388,7 @@ async fn connection(
                         *bot_id = d["user"]["id"].as_str().unwrap_or_default().to_string();
                         let new = Session {
                             id: d["session_id"].as_str().unwrap_or_default().to_string(),
-                            resume_url: d["resume_gateway_url"].as_str().unwrap_or(&config.gateway_url).to_string(),
+                            resume_url: d["resume_gateway_url"].as_str().unwrap_or(&gateway).to_string(),
                             seq,
                         };
                         let (stored, bot) = (serde_json::to_string(&new).unwrap_or_default(), bot_id.clone());

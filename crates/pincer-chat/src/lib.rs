@@ -26,6 +26,7 @@ pub mod pairing;
 pub mod slack;
 pub mod telegram;
 mod turns;
+pub mod ws;
 
 pub use turns::{COMMANDS, ChatCommand};
 

@@ -231,7 +231,7 @@ pub(crate) async fn socket_loop(chat: Arc<Chat>, config: SlackConfig) -> TaskRes
             }
         };
         let connected = tokio::select! {
-            c = tokio_tungstenite::connect_async(url.as_str()) => c,
+            c = crate::ws::connect(url.as_str(), None) => c,
             _ = stop.wait_for(|s| *s) => return Ok(()),
         };
         let ended = match connected {
@@ -263,7 +263,7 @@ async fn rejected(chat: &Chat, stop: &mut watch::Receiver<bool>, error: String) 
     Ok(())
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::ws::Socket;
 
 /// Reads one connection until it ends; each envelope is committed, then acked.
 async fn session(

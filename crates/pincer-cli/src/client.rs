@@ -13,9 +13,7 @@ use pincer_protocol::{
     PROTOCOL_VERSION, RequestFrame, Scope, parse_frame,
 };
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Connection settings shared by every client command.
 #[derive(Debug, Clone, clap::Args)]
@@ -157,7 +155,7 @@ fn describe_rpc_error(e: &ErrorShape) -> String {
     format!("{}{hint}", e.message)
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = pincer_chat::ws::Socket;
 
 /// An authenticated connection to the gateway.
 pub struct Client {
@@ -178,7 +176,8 @@ impl Client {
 
     async fn connect_inner(target: &Target, scopes: &[Scope]) -> Result<Client, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable { url: target.url.clone(), reason };
-        let (ws, _) = tokio_tungstenite::connect_async(target.url.as_str()).await.map_err(|e| match e {
+        // wss:// through the workspace's one TLS stack (tokio-rustls, the platform's roots).
+        let (ws, _) = pincer_chat::ws::connect(target.url.as_str(), None).await.map_err(|e| match e {
             // A gateway at its connection limit answers 503 with the reason in the body.
             tokio_tungstenite::tungstenite::Error::Http(response) if response.status().is_server_error() => {
                 let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();

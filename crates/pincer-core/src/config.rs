@@ -324,9 +324,10 @@ pub struct DiscordConfig {
     pub token: String,
     #[serde(default = "DiscordConfig::default_base")]
     pub api_base_url: String,
-    /// The Gateway WebSocket (Pincer's key, for tests and proxies): Discord's own by default.
-    #[serde(default = "DiscordConfig::default_gateway")]
-    pub gateway_url: String,
+    /// The Gateway WebSocket (Pincer's key, for tests and proxies). Unset: the URL Discord names
+    /// at `GET {apiBaseUrl}/gateway/bot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
     /// Who may talk to the bot in DMs (OpenClaw's names): `pairing` by default.
     #[serde(default)]
     pub dm_policy: DmPolicy,
@@ -345,10 +346,6 @@ impl DiscordConfig {
     fn default_base() -> String {
         "https://discord.com/api/v10".into()
     }
-
-    fn default_gateway() -> String {
-        "wss://gateway.discord.gg".into()
-    }
 }
 
 impl Default for DiscordConfig {
@@ -356,7 +353,7 @@ impl Default for DiscordConfig {
         DiscordConfig {
             token: String::new(),
             api_base_url: DiscordConfig::default_base(),
-            gateway_url: DiscordConfig::default_gateway(),
+            gateway_url: None,
             dm_policy: DmPolicy::default(),
             allow_from: Vec::new(),
             group_policy: GroupPolicy::default(),

@@ -314,7 +314,7 @@ mod tests {
         assert!(schema["properties"]["gateway"].is_object(), "{schema}");
         let mut paths: Vec<&String> = hints.keys().collect();
         paths.sort();
-        expect![[r#"["channels.discord.token", "channels.slack.botToken", "channels.telegram.botToken", "cron.webhookToken", "gateway.auth.token", "mcp.servers.*.env", "mcp.servers.*.headers", "models.providers.*.apiKey", "models.providers.*.headers", "tools.web.search.apiKey"]"#]]
+        expect![[r#"["channels.discord.token", "channels.slack.appToken", "channels.slack.botToken", "channels.telegram.botToken", "channels.telegram.webhookSecret", "cron.webhookToken", "gateway.auth.token", "mcp.servers.*.env", "mcp.servers.*.headers", "models.providers.*.apiKey", "models.providers.*.headers", "tools.web.search.apiKey"]"#]]
             .assert_eq(&format!("{paths:?}"));
     }
 }

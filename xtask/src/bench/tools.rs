@@ -21,48 +21,12 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let state = b.dir("p-tools");
     std::fs::create_dir_all(state.join("workspace"))?;
     std::fs::write(state.join("workspace/notes.txt"), "buy milk")?;
-    let p = start_pincer(
-        &b.pincer,
-        &state,
-        json!({ "models": { "providers": { "fake": { "api": "openai-completions", "baseUrl": fake.base_url(),
-                    "apiKey": "sk-bench", "models": [{ "id": "gpt-4o" }] } } },
-                "agents": { "defaults": { "model": { "primary": "fake/gpt-4o" } } } }),
-    )?;
-    let mut overhead = Vec::new();
-    for turn in 0..turns {
-        let before = fake.requests().len();
-        let before_done = fake.finished_unix_us().len();
-        for _ in 0..steps {
-            fake.push(Reply::tool_call("read", json!({"path": "notes.txt"})));
-        }
-        fake.push(Reply::text("done"));
-        let session = format!("session:bench-{turn}");
-        let tool_ms: Vec<f64> = rt.block_on(async {
-            let mut c = RawClient::connect(&p.url(), cli_connect_params(Some(TOKEN), &["operator.admin"])).await?.0;
-            c.call("agent", json!({"message": "read it again and again", "sessionKey": session})).await?;
-            let history = c.call("chat.history", json!({"sessionKey": session, "limit": 1000})).await?;
-            anyhow::Ok(
-                history["messages"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|m| m["role"] == "toolResult")
-                    .map(|m| m["durationMs"].as_f64().unwrap_or(0.0))
-                    .collect(),
-            )
-        })?;
-        let requests = fake.requests();
-        let done = fake.finished_unix_us();
-        anyhow::ensure!(tool_ms.len() == steps, "turn {turn}: {} tool results, expected {steps}", tool_ms.len());
-        for (k, tool) in tool_ms.iter().enumerate() {
-            let (Some(finished), Some(next)) = (done.get(before_done + k), requests.get(before + k + 1)) else {
-                continue;
-            };
-            let gap_ms = (next.at_unix_us as f64 - *finished as f64) / 1000.0;
-            overhead.push(gap_ms - tool);
-        }
-    }
+    let models = json!({ "providers": { "fake": { "api": "openai-completions", "baseUrl": fake.base_url(),
+        "apiKey": "sk-bench", "models": [{ "id": "gpt-4o" }] } } });
+    let defaults = json!({ "defaults": { "model": { "primary": "fake/gpt-4o" } } });
+    let p = start_pincer(&b.pincer, &state, json!({ "models": models, "agents": defaults }))?;
+    let call = ("read", json!({"path": "notes.txt"}));
+    let (overhead, _) = steps_of(&rt, &fake, &p, turns, steps, &call)?;
     drop(p);
     let n = overhead.len();
     eprintln!("bench: tool loop: {n} steps measured");
@@ -77,5 +41,95 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             .pincer(percentile(overhead, 99.0))
             .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
     );
+
+    // An MCP tool over stdio: the test server of pincer-tools (`echo`), started once by the
+    // gateway; the round trip is the call's recorded `durationMs` (request written to the
+    // server's stdin to its answer parsed), through the same loop.
+    eprintln!("bench: MCP stdio round trip, {turns} turns of {steps} `echo` calls");
+    let server = mcp_test_server(&b.pincer)?;
+    let state = b.dir("p-tools-mcp");
+    let p = start_pincer(
+        &b.pincer,
+        &state,
+        json!({ "models": models, "agents": defaults,
+                "mcp": { "servers": { "srv": { "command": server.display().to_string() } } } }),
+    )?;
+    let call = ("srv__echo", json!({"text": "hi"}));
+    let (_, round_trips) = steps_of(&rt, &fake, &p, turns, steps, &call)?;
+    drop(p);
+    let n = round_trips.len();
+    b.rows.push(
+        Row::new("Tool loop", format!("MCP stdio call round trip, p50 ({n} calls)"), "ms")
+            .pincer(percentile(round_trips.clone(), 50.0))
+            .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
+    );
+    b.rows.push(
+        Row::new("Tool loop", "MCP stdio call round trip, p99", "ms")
+            .pincer(percentile(round_trips, 99.0))
+            .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
+    );
     Ok(())
+}
+
+/// Runs `turns` agent turns of `steps` calls of `call` each; returns the gateway's overhead per
+/// step (the gap between a tool-calling reply's last byte and the next request's first, minus the
+/// tool's recorded duration) and the tools' recorded durations.
+fn steps_of(
+    rt: &tokio::runtime::Runtime,
+    fake: &FakeOpenAi,
+    p: &super::gateway::Gateway,
+    turns: usize,
+    steps: usize,
+    call: &(&str, serde_json::Value),
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (mut overhead, mut durations) = (Vec::new(), Vec::new());
+    for turn in 0..turns {
+        let before = fake.requests().len();
+        let before_done = fake.finished_unix_us().len();
+        for _ in 0..steps {
+            fake.push(Reply::tool_call(call.0, call.1.clone()));
+        }
+        fake.push(Reply::text("done"));
+        let session = format!("session:bench-{}-{turn}", call.0);
+        let tool_ms: Vec<f64> = rt.block_on(async {
+            let mut c = RawClient::connect(&p.url(), cli_connect_params(Some(TOKEN), &["operator.admin"])).await?.0;
+            c.call("agent", json!({"message": "call it again and again", "sessionKey": session})).await?;
+            let history = c.call("chat.history", json!({"sessionKey": session, "limit": 1000})).await?;
+            let results: Vec<serde_json::Value> = history["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m["role"] == "toolResult")
+                .collect();
+            if let Some(bad) = results.iter().find(|m| m["isError"] == true) {
+                anyhow::bail!("the {} call failed: {bad}", call.0);
+            }
+            anyhow::Ok(results.iter().map(|m| m["durationMs"].as_f64().unwrap_or(0.0)).collect())
+        })?;
+        let requests = fake.requests();
+        let done = fake.finished_unix_us();
+        anyhow::ensure!(tool_ms.len() == steps, "turn {turn}: {} tool results, expected {steps}", tool_ms.len());
+        for (k, tool) in tool_ms.iter().enumerate() {
+            durations.push(*tool);
+            let (Some(finished), Some(next)) = (done.get(before_done + k), requests.get(before + k + 1)) else {
+                continue;
+            };
+            let gap_ms = (next.at_unix_us as f64 - *finished as f64) / 1000.0;
+            overhead.push(gap_ms - tool);
+        }
+    }
+    Ok((overhead, durations))
+}
+
+/// The release build of pincer-tools' stdio MCP test server, next to the `pincer` binary.
+fn mcp_test_server(pincer: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let release = pincer.parent().ok_or_else(|| anyhow::anyhow!("no directory above {}", pincer.display()))?;
+    let root = release.parent().and_then(|t| t.parent()).unwrap_or(release);
+    let status = std::process::Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "pincer-tools", "--example", "mcp_test_server"])
+        .current_dir(root)
+        .status()?;
+    anyhow::ensure!(status.success(), "building the MCP test server failed");
+    Ok(release.join("examples/mcp_test_server"))
 }

@@ -77,9 +77,12 @@ pub fn register(methods: &mut Methods) {
         Ok(sessions::SessionsSubscribeResult { subscribed: true, extra: Map::new() })
     });
     methods.add::<chat_wire::SessionsMessagesUnsubscribe, _, _>(|c: Ctx, p| async move {
-        let key =
-            api::subscription_key(&chat_wire::SessionsMessagesSubscribeParams { key: p.key, agent_id: p.agent_id, include_approvals: None })
-                .map_err(error)?;
+        let key = api::subscription_key(&chat_wire::SessionsMessagesSubscribeParams {
+            key: p.key,
+            agent_id: p.agent_id,
+            include_approvals: None,
+        })
+        .map_err(error)?;
         let mut subs = c.state.session_subscriptions.lock().expect("subscriptions lock");
         if let Some(keys) = subs.get_mut(&c.caller.conn_id) {
             keys.remove(&key);

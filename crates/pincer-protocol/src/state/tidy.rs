@@ -58,6 +58,20 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         "the gateway tools' argument names (OpenClaw's `message` and `cron` parameters), `sessions_send`'s status (OpenClaw's) and an unnamed caller",
     ),
     ("crates/pincer-cron/src/schedule/", &["cron"], "the schedule kind"),
+    (
+        "crates/pincer-agent/src/manage.rs",
+        &["new", "reset", "ok", "error", "timeout"],
+        "`sessions.changed` reasons and `agent.wait`'s status (OpenClaw's words)",
+    ),
+    ("crates/pincer-chat/src/slack.rs", &["unknown"], "Slack's `disconnect` reason when it names none"),
+    (
+        "crates/pincer-chat/src/telegram.rs",
+        &["polling"],
+        "the inbound mode (polling | webhook), shown beside the state",
+    ),
+    ("crates/pincer-gateway/src/methods/doctor.rs", &["stopped"], "a doctor finding's text"),
+    ("crates/pincer-gateway/src/ws.rs", &["connected"], "a log message"),
+    ("crates/pincer-tools/src/mcp/", &["connected"], "an MCP server's state (`McpStatus`, its own vocabulary)"),
     ("crates/pincer-cron/src/scheduler/", &["cron", "started"], "the `cron` event and its `started` action"),
     ("crates/pincer-cron/src/api.rs", &["unknown"], "`cron.list`'s lastRunStatus filter for jobs that never ran"),
     (

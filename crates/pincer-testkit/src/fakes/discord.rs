@@ -1,5 +1,6 @@
-//! Fake Discord REST v10: `POST /channels/{id}/messages`, `POST /users/@me/channels` (DM open) and
-//! `GET /users/@me`, under `base_url()` = `http://127.0.0.1:<port>/api/v10`.
+//! Fake Discord REST v10: `POST /channels/{id}/messages`, `POST /users/@me/channels` (DM open),
+//! `GET /users/@me` and `GET /gateway/bot` (the fake gateway's URL once one is attached with
+//! [`FakeDiscord::attach_gateway`], else 404: never the real gateway), under `base_url()` = `http://127.0.0.1:<port>/api/v10`.
 //!
 //! It honours `enforce_nonce` like Discord: a nonce seen within the window (5 minutes by default)
 //! answers with the original message and records nothing. Only the bot token [`FakeDiscord::TOKEN`]
@@ -127,6 +128,9 @@ struct DiscordState {
     dm_opens: usize,
     dm_channels: HashMap<String, String>,
     next_id: u64,
+    /// What `GET /gateway/bot` names.
+    gateway_url: Option<String>,
+    gateway_lookups: usize,
 }
 
 /// A fake Discord API on 127.0.0.1.
@@ -155,11 +159,14 @@ impl FakeDiscord {
             dm_opens: 0,
             dm_channels: HashMap::new(),
             next_id: 1_300_000_000_000_000_000,
+            gateway_url: None,
+            gateway_lookups: 0,
         }));
         let router = Router::new()
             .route("/api/v10/channels/{channel_id}/messages", post(create_message))
             .route("/api/v10/users/@me/channels", post(open_dm))
             .route("/api/v10/users/@me", get(me))
+            .route("/api/v10/gateway/bot", get(gateway_bot))
             .with_state(shared.clone());
         FakeDiscord { server: Server::start(router).await, shared }
     }
@@ -167,6 +174,16 @@ impl FakeDiscord {
     /// The `apiBaseUrl` to configure: `http://127.0.0.1:<port>/api/v10`.
     pub fn base_url(&self) -> String {
         format!("http://{}/api/v10", self.server.addr())
+    }
+
+    /// `GET /gateway/bot` answers `url` from now on (a fake gateway's `url()`).
+    pub fn attach_gateway(&self, url: &str) {
+        self.shared.lock().gateway_url = Some(url.to_string());
+    }
+
+    /// `GET /gateway/bot` requests received (authorized or not).
+    pub fn gateway_lookups(&self) -> usize {
+        self.shared.lock().gateway_lookups
     }
 
     /// Queues a fault for the next message-create request (one per request, in order).
@@ -376,4 +393,25 @@ async fn me(headers: HeaderMap) -> Response {
         return error(401, 0, "401: Unauthorized");
     }
     axum::Json(json!({ "id": "1100000000000000001", "username": FakeDiscord::BOT_NAME, "bot": true })).into_response()
+}
+
+async fn gateway_bot(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let url = {
+        let mut state = shared.lock();
+        state.gateway_lookups += 1;
+        state.gateway_url.clone()
+    };
+    shared.notify();
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    match url {
+        Some(url) => axum::Json(json!({
+            "url": url,
+            "shards": 1,
+            "session_start_limit": { "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1 },
+        }))
+        .into_response(),
+        None => error(404, 0, "the fake Discord has no gateway attached (FakeDiscord::attach_gateway)"),
+    }
 }

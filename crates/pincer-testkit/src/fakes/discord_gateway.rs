@@ -74,7 +74,7 @@ impl FakeDiscordGateway {
         FakeDiscordGateway { server, state, changed }
     }
 
-    /// The `gatewayUrl` to configure: `ws://127.0.0.1:<port>`.
+    /// The `gatewayUrl` to configure: `ws://127.0.0.1:<port>` (or attach it to the REST fake with `FakeDiscord::attach_gateway`).
     pub fn url(&self) -> String {
         self.server.url()
     }

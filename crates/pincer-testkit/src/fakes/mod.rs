@@ -7,7 +7,7 @@ pub mod discord;
 pub mod discord_gateway;
 pub mod openai;
 pub mod slack;
-pub mod static_site;
 pub mod socket;
+pub mod static_site;
 pub mod telegram;
 pub mod webhook;

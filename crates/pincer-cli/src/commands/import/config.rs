@@ -354,7 +354,6 @@ mod tests {
         expect_test::expect![[r#"
             agents.list: Pincer runs one agent: agents.defaults
             channels.discord: disabled in OpenClaw
-            channels.slack.appToken: Pincer has no such key
             channels.slack.mode: Pincer has no such key
             channels.telegram.streaming: Pincer has no such key
             gateway: Pincer's gateway keeps its own port, bind and token (pincer.json `gateway`); point clients at it
