@@ -258,6 +258,23 @@ async fn wait_inbound(c: &mut RawClient, state: &str) -> Value {
     }
 }
 
+/// A chat's very first message already has its route: the turn's `message` tool with no target
+/// reaches the chat the message came from (the route is recorded before the turn, not after).
+#[tokio::test]
+async fn the_first_message_of_a_chat_already_routes_the_message_tool_to_that_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::tool_call("message", json!({"message": "On it."})));
+    model.push(Reply::text("Done."));
+    let dir = tempfile::tempdir().unwrap();
+    let _gw =
+        GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, json!({"allowFrom": [1001]}))).unwrap();
+    tg.push_message(Incoming::dm(1001, "Tell me when you start"));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    let mut sent: Vec<(&str, &str)> = got.iter().map(|m| (m.chat_id.as_str(), m.text.as_str())).collect();
+    sent.sort();
+    assert_eq!(sent, [("1001", "Done."), ("1001", "On it.")], "{:?}", model.requests().last().map(|r| &r.body));
+}
+
 /// Many chats at once: every message answered once, in order within each chat, none lost.
 #[tokio::test]
 async fn many_chats_at_once_are_each_answered_once_and_in_order() {

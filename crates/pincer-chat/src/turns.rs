@@ -1,7 +1,9 @@
 //! The turn dispatcher: one worker per session with queued messages, one turn at a time. A worker
 //! takes every message queued for its session (a chat command alone), runs one agent turn over
 //! them, and commits the reply's outbox row, the messages' `answered` mark and the session's last
-//! route in one transaction. After a crash, messages still `queued` are simply taken again.
+//! route in one transaction. The last route is also written before the turn, so a chat's first
+//! turn already reaches its chat through the `message` and `cron` tools. After a crash, messages
+//! still `queued` are simply taken again.
 
 use std::sync::Arc;
 
@@ -145,6 +147,17 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
     let channel = last.channel.clone();
     let full_key = Chat::full_key(session);
     let seqs: Vec<i64> = batch.iter().map(|r| r.seq).collect();
+    let route = serde_json::json!({
+        "channel": channel, "to": last.chat_id, "threadId": last.thread_id, "source": "last",
+    })
+    .to_string();
+    // Before the turn: its `message`/`cron` tools default to the chat this message came from.
+    {
+        let (key, route, now) = (full_key.clone(), route.clone(), chat.clock.now_ms());
+        chat.store
+            .write(move |tx| tx.set_session_last_route(&key, pincer_cron::job::DEFAULT_AGENT, &route, now))
+            .await?;
+    }
     let (text, state) = match command_of(&batch[0].text) {
         Some(Command::New) => {
             let key = full_key.clone();
@@ -167,10 +180,6 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
         text,
     };
     let silent = pincer_cron::scheduler::is_silent(&reply.text);
-    let route = serde_json::json!({
-        "channel": channel, "to": last.chat_id, "threadId": last.thread_id, "source": "last",
-    })
-    .to_string();
     let writer = chat.clone_for_write();
     let now = chat.clock.now_ms();
     chat.store

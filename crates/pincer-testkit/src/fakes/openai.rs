@@ -24,9 +24,8 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::webhook::harness::{self, Conn, FakeListener};
+use super::webhook::harness::{self, Conn};
 
 /// Token counts a fake reports. `input` excludes cached tokens; each platform renders them its
 /// own way (OpenAI: `prompt_tokens = input + cache_read`).
@@ -349,7 +348,8 @@ struct Shared {
 pub struct FakeModel<W: Wire> {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
+    /// Stops serving (and drops every hung request) when the fake is dropped.
+    _server: harness::Server,
     wire: PhantomData<W>,
 }
 
@@ -363,8 +363,6 @@ impl<W: Wire> FakeModel<W> {
     /// Starts the server on an ephemeral port. The default reply is `Reply::text("Hello from
     /// the fake model.")`.
     pub async fn start() -> FakeModel<W> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             script: Mutex::new(Script {
                 queue: VecDeque::new(),
@@ -377,11 +375,10 @@ impl<W: Wire> FakeModel<W> {
             seen: watch::Sender::new(0),
         });
         let app = Router::new().route(W::PATH, post(handle::<W>)).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<Conn>();
-            let _ = axum::serve(FakeListener::new(listener), app).await;
-        });
-        FakeModel { addr, shared, server, wire: PhantomData }
+        // Its own thread and runtime, like every fake: a test that blocks its thread (waiting for
+        // a child process, `GatewayProcess::wait_exit`) must not stop the model from answering.
+        let server = harness::Server::start(app).await;
+        FakeModel { addr: server.addr(), shared, _server: server, wire: PhantomData }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -437,12 +434,6 @@ impl<W: Wire> FakeModel<W> {
         let mut rx = self.shared.seen.subscribe();
         let waited = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|seen| *seen >= n)).await;
         assert!(waited.is_ok(), "the fake saw {} requests after 10 s, expected {n}", self.request_count());
-    }
-}
-
-impl<W: Wire> Drop for FakeModel<W> {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -824,5 +815,46 @@ impl Wire for OpenAiWire {
             Reply::StreamError { error, .. } => http_error(*error),
             Reply::Raw { status, headers, chunks } => raw_response(*status, headers, chunks),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// A test on a current-thread runtime that blocks its thread — as the crash tests do while
+    /// `GatewayProcess::wait_exit` waits for the gateway to kill itself — must still get answers
+    /// from the fake model: the gateway's turns wait for them.
+    #[tokio::test]
+    async fn the_fake_model_answers_while_the_test_thread_is_blocked() {
+        let fake = FakeOpenAi::start().await;
+        let addr = fake.addr();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+            let answer = (|| -> std::io::Result<String> {
+                let mut conn = std::net::TcpStream::connect(addr)?;
+                write!(
+                    conn,
+                    "POST {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    OpenAiWire::PATH,
+                    body.len()
+                )?;
+                let mut answer = String::new();
+                conn.read_to_string(&mut answer)?;
+                Ok(answer)
+            })();
+            let _ = done_tx.send(answer);
+        });
+        // Blocks this runtime's only thread, as a blocking wait in a test does.
+        let answer = done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the fake model did not answer while the test's thread was blocked")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("Hello from the fake model."), "{answer}");
+        assert_eq!(fake.requests().len(), 1);
     }
 }
