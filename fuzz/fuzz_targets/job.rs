@@ -55,9 +55,11 @@ fn check(job: &Job) {
         assert!(prev <= NOW_MS, "latest_at_or_before({NOW_MS}) = {prev}");
     }
     let _ = job.payload.timeout_ms();
-    let _ = (job.view(), job.config_revision());
+    job.view().unwrap_or_else(|e| panic!("a valid job has no view: {e}"));
+    job.config_revision().unwrap_or_else(|e| panic!("a valid job has no revision: {e}"));
     let state = serde_json::to_string(&job.state).expect("state serialises");
-    let back = Job::from_stored(&job.definition_json(), &state)
+    let stored = job.definition_json().unwrap_or_else(|e| panic!("a valid job does not serialise: {e}"));
+    let back = Job::from_stored(&stored, &state)
         .unwrap_or_else(|e| panic!("a stored job does not load back: {e}"));
     assert_eq!(&back, job, "stored round trip changed the job");
 }
