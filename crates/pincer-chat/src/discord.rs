@@ -15,14 +15,14 @@ use futures_util::{SinkExt, StreamExt};
 use pincer_core::TaskResult;
 use pincer_core::config::DiscordConfig;
 use pincer_protocol::state::ConnectionState;
-use pincer_store::{NewAuditRow, NewInbound, PairingCodeRow};
+use pincer_store::NewInbound;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::Chat;
 use crate::access::{self, Decision, Policy, Sender};
-use crate::{Chat, Reply};
 
 /// The channel's name in routes, stored rows and config keys.
 pub const CHANNEL: &str = "discord";
@@ -541,45 +541,24 @@ async fn accept(
                         now,
                     )?;
                 }
-                Decision::Pair => {
-                    let candidate = PairingCodeRow {
-                        channel: CHANNEL.into(),
-                        code: crate::pairing::new_code(),
-                        sender_id: m.author_id.clone(),
-                        sender_name: m.username.clone(),
-                        chat_id: to.clone(),
-                        created_at_ms: now,
-                        expires_at_ms: now.saturating_add(crate::pairing::TTL_MS),
-                    };
-                    match tx.pairing_code_for(&candidate, crate::pairing::MAX_PENDING)? {
-                        Some((row, true)) => {
-                            let reply = Reply {
-                                key: format!("pair:{CHANNEL}:{}", m.id),
-                                chat_id: to.clone(),
-                                thread_id: None,
-                                reply_to: Some(m.id.clone()),
-                                text: crate::pairing::code_message(CHANNEL, &row.code, &m.author_id),
-                            };
-                            writer.enqueue_in(tx, CHANNEL, &reply)?;
-                        }
-                        Some((_, false)) => detail["reason"] = json!("a pairing code is already pending"),
-                        None => detail["reason"] = json!("too many pending pairing codes"),
-                    }
-                }
+                Decision::Pair => crate::pairing::offer_code(
+                    tx,
+                    &writer,
+                    crate::pairing::Offer {
+                        channel: CHANNEL,
+                        sender_id: &m.author_id,
+                        sender_name: m.username.as_deref(),
+                        chat_id: &to,
+                        reply_key: format!("pair:{CHANNEL}:{}", m.id),
+                        reply_to: Some(m.id.clone()),
+                    },
+                    &mut detail,
+                    now,
+                )?,
                 Decision::Deny(why) => detail["reason"] = json!(why),
                 Decision::NotAddressed => {}
             }
-            if let Some(action) = decision.audit_action() {
-                tx.insert_audit(&NewAuditRow {
-                    at_ms: now,
-                    action: action.into(),
-                    device_id: None,
-                    remote_ip: None,
-                    conn_id: None,
-                    client_id: None,
-                    detail_json: detail.to_string(),
-                })?;
-            }
+            crate::pairing::audit_decision(tx, decision, &detail, now)?;
             Ok(())
         })
         .await?;

@@ -88,6 +88,75 @@ pub async fn decide(chat: &Chat, channel: &str, code: &str, approve: bool) -> Re
     row.ok_or_else(|| PairingError::NotFound { channel: channel.to_string(), code: code.to_string() })
 }
 
+/// An unknown sender under `dmPolicy: pairing`, as a platform's accept step saw them.
+pub(crate) struct Offer<'a> {
+    pub channel: &'a str,
+    pub sender_id: &'a str,
+    pub sender_name: Option<&'a str>,
+    /// Where the code is sent (the DM).
+    pub chat_id: &'a str,
+    /// The outbox key of the code's reply: unique per platform message, so a redelivery enqueues
+    /// nothing new.
+    pub reply_key: String,
+    pub reply_to: Option<String>,
+}
+
+/// In the accept step's transaction: a pairing code for `offer` (at most [`MAX_PENDING`] per
+/// channel, valid [`TTL_MS`]) with its reply through the outbox, or the reason no code was sent
+/// in `detail`.
+pub(crate) fn offer_code(
+    tx: &pincer_store::Tx<'_>,
+    writer: &crate::ReplyWriter,
+    offer: Offer<'_>,
+    detail: &mut serde_json::Value,
+    now: i64,
+) -> pincer_store::Result<()> {
+    let candidate = PairingCodeRow {
+        channel: offer.channel.into(),
+        code: new_code(),
+        sender_id: offer.sender_id.into(),
+        sender_name: offer.sender_name.map(str::to_string),
+        chat_id: offer.chat_id.into(),
+        created_at_ms: now,
+        expires_at_ms: now.saturating_add(TTL_MS),
+    };
+    match tx.pairing_code_for(&candidate, MAX_PENDING)? {
+        Some((row, true)) => {
+            let reply = Reply {
+                key: offer.reply_key,
+                chat_id: offer.chat_id.into(),
+                thread_id: None,
+                reply_to: offer.reply_to,
+                text: code_message(offer.channel, &row.code, offer.sender_id),
+            };
+            writer.enqueue_in(tx, offer.channel, &reply)?;
+        }
+        Some((_, false)) => detail["reason"] = json!("a pairing code is already pending"),
+        None => detail["reason"] = json!("too many pending pairing codes"),
+    }
+    Ok(())
+}
+
+/// The audit row of an access decision (none for a group message not addressed to the bot).
+pub(crate) fn audit_decision(
+    tx: &pincer_store::Tx<'_>,
+    decision: crate::access::Decision,
+    detail: &serde_json::Value,
+    now: i64,
+) -> pincer_store::Result<()> {
+    let Some(action) = decision.audit_action() else { return Ok(()) };
+    tx.insert_audit(&NewAuditRow {
+        at_ms: now,
+        action: action.into(),
+        device_id: None,
+        remote_ip: None,
+        conn_id: None,
+        client_id: None,
+        detail_json: detail.to_string(),
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,11 @@ use std::time::Duration;
 use pincer_core::TaskResult;
 use pincer_core::config::TelegramConfig;
 use pincer_protocol::state::ConnectionState;
-use pincer_store::{NewAuditRow, NewInbound, PairingCodeRow};
+use pincer_store::NewInbound;
 use serde_json::{Value, json};
 
+use crate::Chat;
 use crate::access::{self, Decision, Sender};
-use crate::{Chat, Reply};
 
 /// The channel's name in routes, stored rows and config keys.
 pub const CHANNEL: &str = "telegram";
@@ -455,45 +455,24 @@ async fn accept(
                             now,
                         )?;
                     }
-                    Decision::Pair => {
-                        let candidate = PairingCodeRow {
-                            channel: CHANNEL.into(),
-                            code: crate::pairing::new_code(),
-                            sender_id: sender_id.clone(),
-                            sender_name: m.username.clone(),
-                            chat_id: chat_id.clone(),
-                            created_at_ms: now,
-                            expires_at_ms: now.saturating_add(crate::pairing::TTL_MS),
-                        };
-                        match tx.pairing_code_for(&candidate, crate::pairing::MAX_PENDING)? {
-                            Some((row, true)) => {
-                                let reply = Reply {
-                                    key: format!("pair:{CHANNEL}:{}", update.update_id),
-                                    chat_id: chat_id.clone(),
-                                    thread_id: None,
-                                    reply_to: Some(m.message_id.to_string()),
-                                    text: crate::pairing::code_message(CHANNEL, &row.code, &sender_id),
-                                };
-                                writer.enqueue_in(tx, CHANNEL, &reply)?;
-                            }
-                            Some((_, false)) => detail["reason"] = json!("a pairing code is already pending"),
-                            None => detail["reason"] = json!("too many pending pairing codes"),
-                        }
-                    }
+                    Decision::Pair => crate::pairing::offer_code(
+                        tx,
+                        &writer,
+                        crate::pairing::Offer {
+                            channel: CHANNEL,
+                            sender_id: &sender_id,
+                            sender_name: m.username.as_deref(),
+                            chat_id: &chat_id,
+                            reply_key: format!("pair:{CHANNEL}:{}", update.update_id),
+                            reply_to: Some(m.message_id.to_string()),
+                        },
+                        &mut detail,
+                        now,
+                    )?,
                     Decision::Deny(why) => detail["reason"] = json!(why),
                     Decision::NotAddressed => {}
                 }
-                if let Some(action) = decision.audit_action() {
-                    tx.insert_audit(&NewAuditRow {
-                        at_ms: now,
-                        action: action.into(),
-                        device_id: None,
-                        remote_ip: None,
-                        conn_id: None,
-                        client_id: None,
-                        detail_json: detail.to_string(),
-                    })?;
-                }
+                crate::pairing::audit_decision(tx, decision, &detail, now)?;
             }
             Ok(())
         })
