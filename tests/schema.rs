@@ -86,6 +86,17 @@ async fn wait_delivery(c: &mut RawClient, id: &str, state: &str, attempts: usize
     }
 }
 
+/// Waits until Discord's inbound side (no gateway attached to the fake, so its URL lookup fails)
+/// is in `backoff`: between retries it is `connecting`, without `nextAttemptAtMs`, and the
+/// captured shapes of `health` and `channels.status` would depend on when they were asked.
+async fn discord_in_backoff(c: &mut RawClient) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.call("health", json!({})).await.unwrap()["channels"]["discord"]["inbound"]["state"] != "backoff" {
+        assert!(std::time::Instant::now() < deadline, "Discord's inbound side never reached backoff");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs the script; returns every answer by method.
 async fn script() -> (Answers, Vec<String>) {
     let discord = FakeDiscord::start().await;
@@ -113,6 +124,7 @@ async fn script() -> (Answers, Vec<String>) {
     }
 
     // The gateway itself.
+    discord_in_backoff(&mut c).await;
     a.call(&mut c, "health", json!({})).await;
     a.call(&mut c, "status", json!({})).await;
     a.call(&mut c, "doctor.run", json!({})).await;
@@ -246,6 +258,7 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "system-presence", json!({})).await;
     a.call(&mut c, "node.list", json!({})).await;
     a.call(&mut c, "models.list", json!({"view": "all", "includeDetails": true})).await;
+    discord_in_backoff(&mut c).await;
     a.call(&mut c, "channels.status", json!({"probe": false})).await;
     a.call(&mut c, "tasks.list", json!({})).await;
     a.call(&mut c, "plugins.list", json!({})).await;
