@@ -836,6 +836,158 @@ async fn exec_approvals_appear_live_and_are_allowed_once_always_or_denied_from_t
 
 #[tokio::test]
 #[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_pending_delivery_is_cancelled_and_the_dead_ones_purged_from_the_page() {
+    let hook = FakeWebhook::start().await;
+    hook.push_fault(Fault::Status(400));
+    hook.push_fault(Fault::RateLimited { retry_after: Duration::from_secs(3600) });
+    let c = Console::start("cancel-purge", json!({"channels": {"webhook": {"allowPrivateNetwork": true}}})).await;
+    let b = &c.b;
+    let mut cl = c.client().await;
+    let dead = cl
+        .call("send", json!({"channel": "webhook", "to": hook.url(), "message": "refused", "idempotencyKey": "cp-dead", "wait": true}))
+        .await
+        .unwrap();
+    let sent = cl
+        .call(
+            "send",
+            json!({"channel": "webhook", "to": hook.url(), "message": "held back", "idempotencyKey": "cp-pending"}),
+        )
+        .await
+        .unwrap();
+    let pending_id = sent["deliveryId"].as_str().unwrap().to_string();
+    // Wait until the second is pending again, its next try an hour away.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = cl.call("deliveries.list", json!({"state": "pending"})).await.unwrap();
+        if list["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["lastErrorClass"] == "rate_limited" && d["nextAttemptAtMs"].is_i64())
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never rate-limited: {list}; first send: {dead}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.step("sign in", c.sign_in()).await.unwrap();
+    b.step("the pending one, with its next try", async {
+        c.go("#/deliveries?state=pending").await?;
+        b.wait_for("table.deliveries tr[data-state=pending] td.reason", "next try", WAIT).await
+    })
+    .await
+    .unwrap();
+    b.step("cancel it", async {
+        b.click_on("table.deliveries tr[data-state=pending] button", "Cancel").await?;
+        b.wait_for("main", "No delivery matches.", WAIT).await
+    })
+    .await
+    .unwrap();
+    let list = cl.call("deliveries.list", json!({})).await.unwrap();
+    let mut states: Vec<(String, String)> = list["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["text"].as_str().unwrap_or_default().to_string(),
+                format!("{}/{}", d["state"].as_str().unwrap(), d["lastErrorClass"].as_str().unwrap_or("-")),
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(states.len(), 2, "{list}");
+    assert_eq!(states[0].1, "dead/cancelled", "{states:?} ({pending_id})");
+    assert!(
+        states[1].1.starts_with("dead/") && states[1].0 == "refused",
+        "the refused one is dead beside it: {states:?}"
+    );
+    b.step("purge dead, asked first", async {
+        b.select("#d-state", "dead").await?;
+        b.wait_for("table.deliveries tr[data-state=dead]", "", WAIT).await?;
+        b.click_on(".toolbar button", "Purge dead").await?;
+        b.wait_for("dialog.confirm", "Delete every dead delivery", WAIT).await?;
+        b.click_on("dialog.confirm button.danger", "Purge").await?;
+        b.wait_for("main", "No delivery matches.", WAIT).await
+    })
+    .await
+    .unwrap();
+    let left = cl.call("deliveries.list", json!({})).await.unwrap();
+    assert_eq!(left["total"], 0, "{left}");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_browser_outside_loopback_is_paired_by_approving_its_request_on_a_loopback_console() {
+    let c = Console::start("pair-remote", json!({})).await;
+    let b = &c.b;
+    // Every request of this browser carries a proxy's `X-Forwarded-For` (as behind an HTTPS reverse
+    // proxy): the gateway no longer takes it for a client on its own machine.
+    b.cdp("Network.enable", json!({})).await.unwrap();
+    b.cdp("Network.setExtraHTTPHeaders", json!({"headers": {"x-forwarded-for": "203.0.113.9"}})).await.unwrap();
+    let request_id = b
+        .step("the link asks for approval", async {
+            b.goto(&c.dashboard_link()).await?;
+            b.wait_for("#pairing-title", "Waiting for approval", WAIT).await?;
+            b.wait_until("the request id", "const m = document.querySelector('#pairing-title ~ p.muted'); return m && (m.textContent.match(/Request (\\S+) /) || [])[1] || null;", WAIT).await
+        })
+        .await
+        .unwrap();
+    let request_id = request_id.as_str().unwrap().to_string();
+    let page = b.page_text().await.unwrap();
+    assert!(page.contains(&format!("pincer devices approve {request_id}")), "the command that approves it: {page}");
+    let mut cl = c.client().await;
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    let req =
+        list["pending"].as_array().unwrap().iter().find(|r| r["requestId"] == request_id.as_str()).cloned().unwrap();
+    assert_eq!(
+        (req["clientId"].as_str(), req["deviceFamily"].as_str(), req["reason"].as_str()),
+        (Some("openclaw-control-ui"), Some("browser"), Some("not-paired")),
+        "{req}"
+    );
+    assert_eq!(list["paired"].as_array().unwrap().len(), 0, "nothing is paired before the approval: {list}");
+
+    // The owner approves it on the Devices page of a console on loopback.
+    let owner = Browser::start("pair-owner", &shots(), 1280, 900).await.unwrap();
+    owner
+        .step("approve on a loopback console", async {
+            owner.goto(&c.dashboard_link()).await?;
+            owner.wait_for("#conn", "Connected", WAIT).await?;
+            owner.execute("location.hash = '#/devices'", json!([])).await?;
+            owner.click_on(&format!("tr[data-request='{request_id}'] button"), "Approve").await?;
+            owner
+                .wait_until(
+                    "the request leaves the pending list",
+                    &format!("return document.querySelector(\"tr[data-request='{request_id}']\") === null"),
+                    WAIT,
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    owner.quit().await;
+    // The waiting page connects by itself, then comes back with its own device token.
+    b.step("connected once approved", b.wait_for("#conn", "Connected", WAIT)).await.unwrap();
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    let paired: Vec<&Value> =
+        list["paired"].as_array().unwrap().iter().filter(|d| d["deviceId"] == req["deviceId"]).collect();
+    assert_eq!(paired.len(), 1, "the remote browser is paired: {list}");
+    b.step("reload: its device token signs it in", async {
+        b.refresh().await?;
+        b.wait_for("#conn", "Connected", WAIT).await?;
+        b.wait_for("#health-stats", "", WAIT).await
+    })
+    .await
+    .unwrap();
+    let shared = b.execute("return sessionStorage.getItem('pincer.console.pendingToken')", json!([])).await.unwrap();
+    assert_eq!(shared, Value::Null, "the link's token is forgotten once the device is paired");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
 async fn a_forged_link_is_refused_and_a_revoked_browser_is_signed_out() {
     let c = Console::start("forged-revoked", json!({})).await;
     let b = &c.b;
