@@ -1184,6 +1184,7 @@ async fn every_page_passes_axe_in_light_and_dark_fits_390_px_and_works_from_the_
         ("sessions", "#/sessions".into(), "main table"),
         ("transcript", format!("#/sessions/{session}"), ".msg.assistant"),
         ("chat", "#/chat".into(), "#chat-log .msg.assistant"),
+        ("approvals", "#/approvals".into(), "#approvals-title + p"),
         ("devices", "#/devices".into(), "tr[data-request]"),
         ("audit", "#/audit".into(), "main table"),
     ];
