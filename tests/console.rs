@@ -607,6 +607,390 @@ async fn chat_streams_the_reply_piece_by_piece() {
 
 #[tokio::test]
 #[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn chat_abort_mid_stream_keeps_the_partial_reply_and_marks_it_aborted() {
+    let fake = FakeOpenAi::start().await;
+    let gate = Gate::new();
+    fake.push(Reply::paced("One two three four five six seven eight.", 4, &gate));
+    fake.push(Reply::text("Still here."));
+    let c = Console::start("chat-abort", model_config(&fake)).await;
+    let b = &c.b;
+    b.step("sign in", c.sign_in()).await.unwrap();
+    b.step("send", async {
+        c.go("#/chat").await?;
+        let input = b.wait_for("#chat-input", "", WAIT).await?;
+        b.type_into(&input, "Count slowly").await?;
+        b.keys("\u{E007}").await?;
+        b.wait_for("#chat-log .msg.user", "Count slowly", WAIT).await
+    })
+    .await
+    .unwrap();
+    gate.release(1);
+    let partial = b
+        .step("first piece streams in", b.wait_until("a partial reply", "const m = document.querySelector('#chat-log .msg.streaming .body'); return m && m.textContent !== '…' ? m.textContent : null;", WAIT))
+        .await
+        .unwrap();
+    let partial = partial.as_str().unwrap().to_string();
+    assert!(partial.starts_with("One") && partial.len() < 20, "{partial:?}");
+    b.step("abort", async {
+        let button = b.wait_for("#chat-abort", "Abort", WAIT).await?;
+        b.click(&button).await?;
+        b.wait_for("#chat-log .msg.assistant.aborted", "Aborted: the reply stops here", WAIT).await
+    })
+    .await
+    .unwrap();
+    let shown = b
+        .execute("return document.querySelector('#chat-log .msg.aborted .body').textContent", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(shown, json!(partial), "the partial reply stays on the page, no more pieces after the abort");
+    let hidden = b.execute("return document.getElementById('chat-abort').hidden", json!([])).await.unwrap();
+    assert_eq!(hidden, json!(true), "Abort goes away once the turn ended");
+    // The transcript keeps the partial reply, marked aborted.
+    let mut client = c.client().await;
+    let history = client.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+    let last = history["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["role"].as_str(), last["text"].as_str(), last["aborted"].as_bool()),
+        (Some("assistant"), Some(partial.as_str()), Some(true)),
+        "{last}"
+    );
+    // The rest of the held reply can no longer arrive; the chat goes on.
+    gate.release(3);
+    b.step("the next message", async {
+        let input = b.wait_for("#chat-input", "", WAIT).await?;
+        b.type_into(&input, "Still there?").await?;
+        b.keys("\u{E007}").await?;
+        b.wait_for("#chat-log .msg.assistant:not(.streaming):not(.aborted)", "Still here.", WAIT).await
+    })
+    .await
+    .unwrap();
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_turn_that_calls_tools_shows_each_call_and_result_collapsed_in_the_transcript() {
+    use pincer_testkit::fakes::openai::FakeToolCall;
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_calls(vec![
+        FakeToolCall::new("call_w", "write", json!({"path": "note.txt", "content": "kept by the agent"})),
+        FakeToolCall::new("call_r", "read", json!({"path": "missing.txt"})),
+    ]));
+    fake.push(Reply::text("Wrote the note; the other file is missing."));
+    let c = Console::start("tool-calls", model_config(&fake)).await;
+    let b = &c.b;
+    b.step("sign in", c.sign_in()).await.unwrap();
+    b.step("chat a turn that calls two tools", async {
+        c.go("#/chat").await?;
+        let input = b.wait_for("#chat-input", "", WAIT).await?;
+        b.type_into(&input, "Write a note").await?;
+        b.keys("\u{E007}").await?;
+        // The Chat page shows the calls too once the turn ends (from the transcript).
+        b.wait_for("#chat-log details.tool.call", "write", WAIT).await?;
+        b.wait_for("#chat-log .msg.assistant", "Wrote the note; the other file is missing.", WAIT).await
+    })
+    .await
+    .unwrap();
+    b.step("the session's transcript", async {
+        c.go("#/sessions/main").await?;
+        b.wait_for(".transcript .msg.tool", "read", WAIT).await
+    })
+    .await
+    .unwrap();
+    let folded = b
+        .execute(
+            "return [...document.querySelectorAll('.transcript details.tool')].map(d => [d.className, d.querySelector('summary').textContent, d.open, d.querySelector('pre').checkVisibility()])",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let folded = folded.as_array().unwrap();
+    assert_eq!(folded.len(), 4, "two calls and two results: {folded:?}");
+    for d in folded {
+        assert_eq!((d[2].as_bool(), d[3].as_bool()), (Some(false), Some(false)), "collapsed by default: {d}");
+    }
+    let summaries: Vec<&str> = folded.iter().map(|d| d[1].as_str().unwrap()).collect();
+    assert_eq!(&summaries[..2], ["Tool call write", "Tool call read"], "{summaries:?}");
+    // The two calls run side by side: their results are in the order they finished.
+    let mut results = summaries[2..].to_vec();
+    results.sort();
+    assert!(results[0].starts_with("Tool error read ("), "the failed read names its error class: {summaries:?}");
+    assert!(results[1].starts_with("Tool result write"), "{summaries:?}");
+    // Opened from the keyboard: the arguments, then the error the model read.
+    let args = b
+        .step("open the write call with the keyboard", async {
+            b.execute("document.querySelector('.transcript details.tool.call summary').focus()", json!([])).await?;
+            b.keys("\u{E007}").await?;
+            b.wait_until("the arguments", "const d = document.querySelector('.transcript details.tool.call'); return d.open ? d.querySelector('pre').textContent : null;", WAIT).await
+        })
+        .await
+        .unwrap();
+    let args: Value = serde_json::from_str(args.as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"path": "note.txt", "content": "kept by the agent"}));
+    b.step("open the failed result", async {
+        b.click_on(".transcript .msg.tool.failed summary", "read").await?;
+        b.wait_for(".transcript .msg.tool.failed details[open] pre", "missing.txt", WAIT).await
+    })
+    .await
+    .unwrap();
+    c.quit().await;
+}
+
+/// The row of the pending approval for `command` once it is on the Approvals page, and its id.
+async fn approval_row(b: &Browser, command: &str) -> anyhow::Result<String> {
+    b.wait_for("tr[data-approval] code.command", command, WAIT).await?;
+    let id = b
+        .execute(
+            "return [...document.querySelectorAll('tr[data-approval]')].find(r => r.querySelector('code.command').textContent === arguments[0])?.dataset.approval ?? null",
+            json!([command]),
+        )
+        .await?;
+    id.as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("no row for {command}"))
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn exec_approvals_appear_live_and_are_allowed_once_always_or_denied_from_the_page() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_call("exec", json!({"command": "touch once.txt"})));
+    fake.push(Reply::tool_call("exec", json!({"command": "touch denied.txt"})));
+    fake.push(Reply::tool_call("exec", json!({"command": "touch always.txt"})));
+    fake.push(Reply::text("Done with the files."));
+    let mut config = model_config(&fake);
+    config["tools"] = json!({"exec": {"mode": "ask", "approvalTimeoutSec": 600}});
+    let c = Console::start("approvals", config).await;
+    let b = &c.b;
+    let workspace = c.gw.state_dir.join("workspace");
+    b.step("sign in and open Approvals", async {
+        c.sign_in().await?;
+        c.go("#/approvals").await?;
+        b.wait_for("#approvals-title + p", "No command is waiting for approval.", WAIT).await
+    })
+    .await
+    .unwrap();
+    // The turn runs beside the page (the protocol, as any client); the page is not reloaded.
+    let mut client = c.client().await;
+    client
+        .call("chat.send", json!({"sessionKey": "main", "message": "Make three files", "idempotencyKey": "files-1"}))
+        .await
+        .unwrap();
+
+    let once = b.step("the first ask appears live", approval_row(b, "touch once.txt")).await.unwrap();
+    let problems = axe_violations(b).await.unwrap();
+    assert!(problems.is_empty(), "axe on the Approvals page with a pending row: {problems:?}");
+    assert!(!workspace.join("once.txt").exists(), "it ran before anyone approved it");
+    b.step("allow once", async {
+        b.click_on(&format!("tr[data-approval='{once}'] button"), "Allow once").await?;
+        approval_row(b, "touch denied.txt").await
+    })
+    .await
+    .unwrap();
+    assert!(workspace.join("once.txt").exists(), "allowed once: it ran");
+    let gone = b
+        .execute("return document.querySelector(`tr[data-approval='${arguments[0]}']`) === null", json!([once]))
+        .await
+        .unwrap();
+    assert_eq!(gone, json!(true), "a decided approval leaves the list");
+
+    b.step("deny from the keyboard", async {
+        let id = approval_row(b, "touch denied.txt").await?;
+        b.execute(&format!("document.querySelector(\"tr[data-approval='{id}'] button.danger\").focus()"), json!([]))
+            .await?;
+        b.keys("\u{E007}").await?;
+        approval_row(b, "touch always.txt").await
+    })
+    .await
+    .unwrap();
+    assert!(!workspace.join("denied.txt").exists(), "denied: it did not run");
+
+    b.step("always allow, confirmed", async {
+        let id = approval_row(b, "touch always.txt").await?;
+        b.click_on(&format!("tr[data-approval='{id}'] button"), "Always allow").await?;
+        b.click_on("dialog.confirm button", "Always allow").await?;
+        b.wait_for("#approvals-title + p", "No command is waiting for approval.", WAIT).await
+    })
+    .await
+    .unwrap();
+    let reply = client.call("agent.wait", json!({"runId": "files-1", "timeoutMs": 15_000})).await.unwrap();
+    assert_eq!(reply["status"], "ok", "{reply}");
+    assert!(workspace.join("always.txt").exists(), "allowed always: it ran");
+    let grants: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.gw.state_dir.join("exec-approvals.json")).unwrap()).unwrap();
+    let patterns: Vec<&str> =
+        grants["allowlist"].as_array().unwrap().iter().map(|g| g["pattern"].as_str().unwrap()).collect();
+    assert!(
+        matches!(patterns[..], [p] if p.ends_with("/touch")),
+        "only the always decision is kept, for good: {grants}"
+    );
+    // The audit log has the three decisions, each by the console.
+    let audit = client.call("audit.query", json!({"limit": 50})).await.unwrap();
+    let decisions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "exec.approval.resolved")
+        .map(|e| e["detail"]["decision"].as_str().unwrap())
+        .collect();
+    let mut sorted = decisions.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["allow-always", "allow-once", "deny"], "{audit}");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_pending_delivery_is_cancelled_and_the_dead_ones_purged_from_the_page() {
+    let hook = FakeWebhook::start().await;
+    hook.push_fault(Fault::Status(400));
+    hook.push_fault(Fault::RateLimited { retry_after: Duration::from_secs(3600) });
+    let c = Console::start("cancel-purge", json!({"channels": {"webhook": {"allowPrivateNetwork": true}}})).await;
+    let b = &c.b;
+    let mut cl = c.client().await;
+    let dead = cl
+        .call("send", json!({"channel": "webhook", "to": hook.url(), "message": "refused", "idempotencyKey": "cp-dead", "wait": true}))
+        .await
+        .unwrap();
+    let sent = cl
+        .call(
+            "send",
+            json!({"channel": "webhook", "to": hook.url(), "message": "held back", "idempotencyKey": "cp-pending"}),
+        )
+        .await
+        .unwrap();
+    let pending_id = sent["deliveryId"].as_str().unwrap().to_string();
+    // Wait until the second is pending again, its next try an hour away.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = cl.call("deliveries.list", json!({"state": "pending"})).await.unwrap();
+        if list["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["lastErrorClass"] == "rate_limited" && d["nextAttemptAtMs"].is_i64())
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never rate-limited: {list}; first send: {dead}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.step("sign in", c.sign_in()).await.unwrap();
+    b.step("the pending one, with its next try", async {
+        c.go("#/deliveries?state=pending").await?;
+        b.wait_for("table.deliveries tr[data-state=pending] td.reason", "next try", WAIT).await
+    })
+    .await
+    .unwrap();
+    b.step("cancel it", async {
+        b.click_on("table.deliveries tr[data-state=pending] button", "Cancel").await?;
+        b.wait_for("main", "No delivery matches.", WAIT).await
+    })
+    .await
+    .unwrap();
+    let list = cl.call("deliveries.list", json!({})).await.unwrap();
+    let mut states: Vec<(String, String)> = list["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["text"].as_str().unwrap_or_default().to_string(),
+                format!("{}/{}", d["state"].as_str().unwrap(), d["lastErrorClass"].as_str().unwrap_or("-")),
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(states.len(), 2, "{list}");
+    assert_eq!(states[0].1, "dead/cancelled", "{states:?} ({pending_id})");
+    assert!(
+        states[1].1.starts_with("dead/") && states[1].0 == "refused",
+        "the refused one is dead beside it: {states:?}"
+    );
+    b.step("purge dead, asked first", async {
+        b.select("#d-state", "dead").await?;
+        b.wait_for("table.deliveries tr[data-state=dead]", "", WAIT).await?;
+        b.click_on(".toolbar button", "Purge dead").await?;
+        b.wait_for("dialog.confirm", "Delete every dead delivery", WAIT).await?;
+        b.click_on("dialog.confirm button.danger", "Purge").await?;
+        b.wait_for("main", "No delivery matches.", WAIT).await
+    })
+    .await
+    .unwrap();
+    let left = cl.call("deliveries.list", json!({})).await.unwrap();
+    assert_eq!(left["total"], 0, "{left}");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
+async fn a_browser_outside_loopback_is_paired_by_approving_its_request_on_a_loopback_console() {
+    let c = Console::start("pair-remote", json!({})).await;
+    let b = &c.b;
+    // Every request of this browser carries a proxy's `X-Forwarded-For` (as behind an HTTPS reverse
+    // proxy): the gateway no longer takes it for a client on its own machine.
+    b.cdp("Network.enable", json!({})).await.unwrap();
+    b.cdp("Network.setExtraHTTPHeaders", json!({"headers": {"x-forwarded-for": "203.0.113.9"}})).await.unwrap();
+    let request_id = b
+        .step("the link asks for approval", async {
+            b.goto(&c.dashboard_link()).await?;
+            b.wait_for("#pairing-title", "Waiting for approval", WAIT).await?;
+            b.wait_until("the request id", "const m = document.querySelector('#pairing-title ~ p.muted'); return m && (m.textContent.match(/Request (\\S+) /) || [])[1] || null;", WAIT).await
+        })
+        .await
+        .unwrap();
+    let request_id = request_id.as_str().unwrap().to_string();
+    let page = b.page_text().await.unwrap();
+    assert!(page.contains(&format!("pincer devices approve {request_id}")), "the command that approves it: {page}");
+    let mut cl = c.client().await;
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    let req =
+        list["pending"].as_array().unwrap().iter().find(|r| r["requestId"] == request_id.as_str()).cloned().unwrap();
+    assert_eq!(
+        (req["clientId"].as_str(), req["deviceFamily"].as_str(), req["reason"].as_str()),
+        (Some("openclaw-control-ui"), Some("browser"), Some("not-paired")),
+        "{req}"
+    );
+    assert_eq!(list["paired"].as_array().unwrap().len(), 0, "nothing is paired before the approval: {list}");
+
+    // The owner approves it on the Devices page of a console on loopback.
+    let owner = Browser::start("pair-owner", &shots(), 1280, 900).await.unwrap();
+    owner
+        .step("approve on a loopback console", async {
+            owner.goto(&c.dashboard_link()).await?;
+            owner.wait_for("#conn", "Connected", WAIT).await?;
+            owner.execute("location.hash = '#/devices'", json!([])).await?;
+            owner.click_on(&format!("tr[data-request='{request_id}'] button"), "Approve").await?;
+            owner
+                .wait_until(
+                    "the request leaves the pending list",
+                    &format!("return document.querySelector(\"tr[data-request='{request_id}']\") === null"),
+                    WAIT,
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    owner.quit().await;
+    // The waiting page connects by itself, then comes back with its own device token.
+    b.step("connected once approved", b.wait_for("#conn", "Connected", WAIT)).await.unwrap();
+    let list = cl.call("device.pair.list", json!({})).await.unwrap();
+    let paired: Vec<&Value> =
+        list["paired"].as_array().unwrap().iter().filter(|d| d["deviceId"] == req["deviceId"]).collect();
+    assert_eq!(paired.len(), 1, "the remote browser is paired: {list}");
+    b.step("reload: its device token signs it in", async {
+        b.refresh().await?;
+        b.wait_for("#conn", "Connected", WAIT).await?;
+        b.wait_for("#health-stats", "", WAIT).await
+    })
+    .await
+    .unwrap();
+    let shared = b.execute("return sessionStorage.getItem('pincer.console.pendingToken')", json!([])).await.unwrap();
+    assert_eq!(shared, Value::Null, "the link's token is forgotten once the device is paired");
+    c.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium + chromedriver; run by `cargo xtask console`"]
 async fn a_forged_link_is_refused_and_a_revoked_browser_is_signed_out() {
     let c = Console::start("forged-revoked", json!({})).await;
     let b = &c.b;
@@ -803,6 +1187,7 @@ async fn every_page_passes_axe_in_light_and_dark_fits_390_px_and_works_from_the_
         ("sessions", "#/sessions".into(), "main table"),
         ("transcript", format!("#/sessions/{session}"), ".msg.assistant"),
         ("chat", "#/chat".into(), "#chat-log .msg.assistant"),
+        ("approvals", "#/approvals".into(), "#approvals-title + p"),
         ("devices", "#/devices".into(), "tr[data-request]"),
         ("audit", "#/audit".into(), "main table"),
     ];

@@ -17,6 +17,7 @@ const PAGES = {
   inbox: { title: "Inbox", load: () => import("/console/pages/inbox.js") },
   sessions: { title: "Sessions", load: () => import("/console/pages/sessions.js") },
   chat: { title: "Chat", load: () => import("/console/pages/chat.js") },
+  approvals: { title: "Approvals", load: () => import("/console/pages/approvals.js") },
   devices: { title: "Devices", load: () => import("/console/pages/devices.js") },
   audit: { title: "Audit log", load: () => import("/console/pages/audit.js") },
 };

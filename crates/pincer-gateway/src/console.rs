@@ -49,6 +49,7 @@ pub static ASSETS: &[Asset] = assets![
     "pages/inbox.js" => JS,
     "pages/sessions.js" => JS,
     "pages/chat.js" => JS,
+    "pages/approvals.js" => JS,
     "pages/devices.js" => JS,
     "pages/audit.js" => JS,
     "vendor/noble-ed25519.js" => JS,

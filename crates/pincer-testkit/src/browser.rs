@@ -373,13 +373,14 @@ pub struct ConsoleNumbers {
 }
 
 /// The console's pages, with an element that shows each is on screen.
-pub const CONSOLE_PAGES: [(&str, &str, &str); 8] = [
+pub const CONSOLE_PAGES: [(&str, &str, &str); 9] = [
     ("overview", "#/overview", "#health-stats"),
     ("jobs", "#/jobs", "main h1"),
     ("deliveries", "#/deliveries", "main h1"),
     ("inbox", "#/inbox", "main h1"),
     ("sessions", "#/sessions", "main h1"),
     ("chat", "#/chat", "#chat-input"),
+    ("approvals", "#/approvals", "#approvals-title"),
     ("devices", "#/devices", "tr[data-device]"),
     ("audit", "#/audit", "main table"),
 ];

@@ -56,6 +56,7 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             "inbox" => "Page weight: inbox",
             "sessions" => "Page weight: sessions",
             "chat" => "Page weight: chat",
+            "approvals" => "Page weight: approvals",
             "devices" => "Page weight: devices",
             _ => "Page weight: audit log",
         };

@@ -1,7 +1,7 @@
 // Sessions: every agent session (main, named, isolated cron runs), paged, and a session's
 // transcript — text, and tool calls and results where a turn made them.
 
-import { h, fill, badge, timeEl, pager, table, errorText, field } from "/console/ui.js";
+import { h, fill, badge, timeEl, pager, table, errorText, field, fmtDuration } from "/console/ui.js";
 
 const PAGE = 50;
 
@@ -41,20 +41,45 @@ function list(ctx, main, route) {
   return () => { alive = false; };
 }
 
-/** One transcript entry as a chat bubble; parts that are not text (tool calls, tool results) shown as data. */
+/** Arguments as the model wrote them (JSON text), indented when they parse. */
+function pretty(args) {
+  if (typeof args !== "string") return JSON.stringify(args ?? {}, null, 2);
+  try {
+    return JSON.stringify(JSON.parse(args), null, 2);
+  } catch {
+    return args;
+  }
+}
+
+/** A tool call an assistant entry made: its name, arguments folded away. */
+function toolCallEl(c) {
+  return h("details", { class: "tool call", dataset: { callId: c.id || "" } },
+    h("summary", {}, "Tool call ", h("code", {}, c.name || "?")),
+    h("pre", { class: "args" }, pretty(c.arguments ?? c.input)));
+}
+
+/** A tool result entry (`toolResult`): the tool, ok or error with its class, the time; text folded away. */
+function toolResultEl(m, text) {
+  const failed = m.isError === true;
+  return h("article", { class: `msg tool${failed ? " failed" : ""}`, dataset: { seq: m.seq !== undefined ? String(m.seq) : "", callId: m.toolCallId || "" } },
+    h("details", { class: "tool result" },
+      h("summary", {}, failed ? "Tool error" : "Tool result", m.toolName ? [" ", h("code", {}, m.toolName)] : null,
+        failed && m.errorClass ? ` (${m.errorClass})` : "", Number.isFinite(m.durationMs) ? ` · ${fmtDuration(m.durationMs)}` : ""),
+      h("pre", { class: "result" }, text || "(empty)")));
+}
+
+/** One transcript entry as a chat bubble; tool calls and results collapsed, opened on demand. */
 export function messageEl(m) {
   const role = m.role || "assistant";
   const parts = Array.isArray(m.content) ? m.content : [];
   const texts = parts.filter((p) => p.type === "text").map((p) => p.text).join("\n") || (typeof m.text === "string" ? m.text : "");
-  const tools = parts.filter((p) => p.type !== "text");
-  const calls = [...tools, ...(Array.isArray(m.toolCalls) ? m.toolCalls : [])];
-  const label = role === "user" ? "You" : role === "assistant" ? "Agent" : role === "tool" ? "Tool result" : role;
-  return h("article", { class: `msg ${role}`, dataset: { seq: m.seq !== undefined ? String(m.seq) : "" } },
-    h("p", { class: "who" }, label, m.timestamp ? [" · ", timeEl(m.timestamp)] : null, m.model ? ` · ${m.model}` : ""),
+  if (role === "toolResult" || role === "tool") return toolResultEl(m, texts);
+  const calls = Array.isArray(m.toolCalls) ? m.toolCalls : [];
+  const label = role === "user" ? "You" : role === "assistant" ? "Agent" : role;
+  return h("article", { class: `msg ${role}${m.aborted ? " aborted" : ""}`, dataset: { seq: m.seq !== undefined ? String(m.seq) : "" } },
+    h("p", { class: "who" }, label, m.timestamp ? [" · ", timeEl(m.timestamp)] : null, m.model ? ` · ${m.model}` : "", m.aborted ? " · aborted" : ""),
     texts ? h("p", { class: "body" }, texts) : null,
-    calls.map((c) => h("div", { class: "tool" },
-      h("p", { class: "who" }, c.type === "tool_result" || c.type === "toolResult" ? "Tool result" : `Tool call${c.name ? `: ${c.name}` : ""}`),
-      h("pre", {}, JSON.stringify(c.input ?? c.arguments ?? c.content ?? c, null, 2)))));
+    calls.map(toolCallEl));
 }
 
 function transcript(ctx, main, key) {
