@@ -954,8 +954,16 @@ async fn kill_9_after_a_tool_returned_answers_its_call_once_as_interrupted() {
 async fn kill_9_at_the_second_tool_step_keeps_the_first_result_once() {
     use pincer_testkit::fakes::openai::{FakeOpenAi, FakeToolCall, Reply};
     let fake = FakeOpenAi::start().await;
-    fake.push(Reply::tool_calls(vec![FakeToolCall::new("call_1", "write", json!({"path": "one.txt", "content": "1"}))]));
-    fake.push(Reply::tool_calls(vec![FakeToolCall::new("call_2", "write", json!({"path": "two.txt", "content": "2"}))]));
+    fake.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_1",
+        "write",
+        json!({"path": "one.txt", "content": "1"}),
+    )]));
+    fake.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_2",
+        "write",
+        json!({"path": "two.txt", "content": "2"}),
+    )]));
     fake.push(Reply::text("Picking up after the restart."));
     let dir = tempfile::tempdir().unwrap();
     let config = json!({
@@ -966,9 +974,9 @@ async fn kill_9_at_the_second_tool_step_keeps_the_first_result_once() {
     let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
     arm(&mut gw, "agent.tool_called", 2);
     let mut c = client(&gw, &["operator.admin"]).await;
-    let turn = tokio::spawn(
-        async move { c.call("agent", json!({"message": "Make two files", "sessionKey": "session:crash"})).await },
-    );
+    let turn = tokio::spawn(async move {
+        c.call("agent", json!({"message": "Make two files", "sessionKey": "session:crash"})).await
+    });
 
     expect_crash(&mut gw, "agent.tool_called");
     let _ = turn.await;

@@ -165,6 +165,65 @@ async fn the_message_tool_sends_through_the_outbox_to_a_target_or_back_to_the_ch
     gw.stop().await;
 }
 
+/// `message` reacts to the user's message, edits the bot's earlier answer and deletes it, in the
+/// chat the turn belongs to (no target), on the fake Telegram; acting on a message that is gone is
+/// a tool error the model reads.
+#[tokio::test]
+async fn the_message_tool_reacts_edits_and_deletes_in_the_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
+    // The user's second message is Telegram message 2; the bot's "Hello." is 101 (the fake's ids).
+    model.push(Reply::tool_calls(vec![
+        FakeToolCall::new("call_react", "message", json!({"action": "react", "messageId": "2", "emoji": "👍"})),
+        FakeToolCall::new(
+            "call_edit",
+            "message",
+            json!({"action": "edit", "messageId": "101", "message": "Hello, edited."}),
+        ),
+    ]));
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_delete",
+        "message",
+        json!({"action": "delete", "message_id": "101"}),
+    )]));
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_again",
+        "message",
+        json!({"action": "delete", "messageId": "101"}),
+    )]));
+    model.push(Reply::text("NO_REPLY"));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    let first = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(first[0].message_id, 101);
+    let (_, second) = tg.push_message(Incoming::dm(1001, "thanks, now tidy up"));
+    assert_eq!(second, 2);
+    let deadline = std::time::Instant::now() + WAIT;
+    while model.request_count() < 5 {
+        assert!(std::time::Instant::now() < deadline, "the turn never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let reactions = tg.reactions();
+    assert_eq!(reactions.len(), 1, "{reactions:?}");
+    assert_eq!((reactions[0].chat_id.as_str(), reactions[0].message_id), ("1001", 2));
+    assert_eq!(reactions[0].emoji, ["👍"]);
+    assert_eq!(tg.messages()[0].text, "Hello, edited.");
+    assert_eq!(tg.deleted(), [("1001".to_string(), 101)]);
+    for id in ["call_react", "call_edit", "call_delete"] {
+        let result = tool_json(&model, id);
+        assert_eq!(
+            (&result["ok"], &result["channel"], &result["to"]),
+            (&json!(true), &json!("telegram"), &json!("1001")),
+            "{id}: {result}"
+        );
+    }
+    let again = tool_result(&model, "call_again");
+    assert!(again.starts_with("message: delete on telegram 1001 failed:") && again.contains("not found"), "{again}");
+    assert_eq!(tg.messages().len(), 1, "nothing else was sent");
+    gw.stop().await;
+}
+
 /// `sessions_list`, `sessions_history` and `sessions_send` over real sessions: the model finds a
 /// named session, reads it, and asks it something; the nested turn runs in that session and its
 /// reply comes back as the tool's result.
@@ -239,7 +298,8 @@ async fn bad_arguments_to_the_gateway_tools_are_tool_errors_the_model_reads() {
             json!({"action": "add", "job": {"schedule": {"kind": "every", "everyMs": 60_000}, "payload": {"kind": "agentTurn", "message": "x"}, "delivery": {"mode": "announce", "channel": "pigeon", "to": "1"}}}),
         ),
         ("no_such_job", "cron", json!({"action": "remove", "jobId": "nope"})),
-        ("react", "message", json!({"action": "react", "message": "x", "emoji": "👍"})),
+        ("poll", "message", json!({"action": "poll", "pollQuestion": "lunch?"})),
+        ("react", "message", json!({"action": "react", "emoji": "👍"})),
         ("empty", "message", json!({"action": "send", "message": " "})),
         (
             "unconfigured",
@@ -267,7 +327,8 @@ async fn bad_arguments_to_the_gateway_tools_are_tool_errors_the_model_reads() {
         ("main_turn", "cron: invalid cron.add params:"),
         ("bad_channel", "cron: invalid cron.add params:"),
         ("no_such_job", "cron: no job nope"),
-        ("react", "message: action \"react\" is not supported by Pincer"),
+        ("poll", "message: action \"poll\" is not supported by Pincer; it supports \"send\""),
+        ("react", "message: action \"react\" needs `messageId`"),
         ("empty", "message: `message` must be a non-empty text"),
         ("unconfigured", "message: invalid send params:"),
         ("no_session", "sessions_history: session not found: agent:main:session:nope"),

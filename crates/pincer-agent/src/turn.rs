@@ -241,10 +241,11 @@ impl Inner {
                     .await?;
             }
             crashpoint::hit("agent.tool_called");
-            let results = futures_util::future::join_all(calls.iter().map(|call| {
-                self.run_tool_call(&tools, call, &key, &run_id, deadline_ms, &cancel, on_tool, &pending)
-            }))
-            .await;
+            let results =
+                futures_util::future::join_all(calls.iter().map(|call| {
+                    self.run_tool_call(&tools, call, &key, &run_id, deadline_ms, &cancel, on_tool, &pending)
+                }))
+                .await;
             // The results are in `pending`, committed with the model's next answer.
             crashpoint::hit("agent.tool_returned");
             req.messages.push(ChatMessage::assistant_calls(text, calls.clone()));
