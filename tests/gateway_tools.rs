@@ -224,6 +224,41 @@ async fn the_message_tool_reacts_edits_and_deletes_in_the_chat() {
     gw.stop().await;
 }
 
+/// `sessions_send` to the session a Telegram chat talks to: after its turn, the announce step
+/// runs in that session (told it is one, with the request and the reply) and its answer is posted
+/// to the chat through the outbox.
+#[tokio::test]
+async fn sessions_send_announces_the_reply_to_the_target_sessions_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
+    model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "main", "message": "The build passed."})));
+    model.push(Reply::text("Noted."));
+    // The asking turn's answer and the announce step ask at the same moment: both get this text.
+    model.push(Reply::text("Your build passed."));
+    model.push(Reply::text("Your build passed."));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let answer =
+        agent(&mut c, json!({"message": "tell main", "sessionKey": "session:ci", "idempotencyKey": "ci"})).await;
+    assert_eq!(answer["text"], "Your build passed.");
+    assert_eq!(tool_json(&model, "call_sessions_send")["reply"], "Noted.");
+
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Your build passed."));
+    let step = model
+        .requests()
+        .into_iter()
+        .find(|r| r.body["messages"][0]["content"].as_str().is_some_and(|s| s.contains("Agent-to-agent announce step")))
+        .expect("an announce step was asked");
+    let asked = step.body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(asked.contains("The build passed.") && asked.contains("Noted."), "{asked}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tg.messages().len(), 2, "announced once");
+    gw.stop().await;
+}
+
 /// `sessions_list`, `sessions_history` and `sessions_send` over real sessions: the model finds a
 /// named session, reads it, and asks it something; the nested turn runs in that session and its
 /// reply comes back as the tool's result.
