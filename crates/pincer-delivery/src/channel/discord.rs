@@ -374,7 +374,7 @@ mod tests {
         discord.act(&to, &id, &MessageAction::Edit { text: "hello again".into() }).await.unwrap();
         assert_eq!(fake.messages()[0].content, "hello again");
         discord.act(&to, &id, &MessageAction::Delete).await.unwrap();
-        assert_eq!(fake.deleted(), [id.clone()]);
+        assert_eq!(fake.deleted(), std::slice::from_ref(&id));
         let reactions: Vec<(String, bool)> = fake.reactions().into_iter().map(|r| (r.emoji, r.removed)).collect();
         assert_eq!(reactions, [("👍".to_string(), false), ("party:112233".to_string(), true)]);
         let gone = discord.act(&to, &id, &MessageAction::Edit { text: "x".into() }).await.unwrap_err();

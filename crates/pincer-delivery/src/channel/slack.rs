@@ -503,7 +503,7 @@ mod tests {
         slack.act(&to, &ts, &MessageAction::Edit { text: "hello again".into() }).await.unwrap();
         assert_eq!(fake.messages()[0].text, "hello again");
         slack.act(&to, &ts, &MessageAction::Delete).await.unwrap();
-        assert_eq!(fake.deleted(), [ts.clone()]);
+        assert_eq!(fake.deleted(), std::slice::from_ref(&ts));
         let reactions: Vec<(String, bool)> = fake.reactions().into_iter().map(|r| (r.name, r.removed)).collect();
         assert_eq!(reactions, [("thumbsup".to_string(), false), ("thumbsup".to_string(), true)]);
         let gone = slack.act(&to, &ts, &MessageAction::Delete).await.unwrap_err();
