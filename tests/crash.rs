@@ -881,3 +881,124 @@ async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consist
     assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{sent}");
     assert_eq!(sent[3]["tool_call_id"], "call_write");
 }
+
+/// The transcript of `session:crash` as (role, errorClass, toolCallId) after a restart.
+async fn tool_entries(c: &mut RawClient) -> Vec<(String, Option<String>, Option<String>)> {
+    let history = c.call("chat.history", json!({"sessionKey": "session:crash"})).await.unwrap();
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().map(String::from);
+            (m["role"].as_str().unwrap().to_string(), s("errorClass"), s("toolCallId"))
+        })
+        .collect()
+}
+
+/// `SIGKILL` after a step's tools returned and before their results are committed
+/// (`agent.tool_returned`: a step's results commit with the model's next answer): the tool did
+/// its work, and after the restart its call has exactly one result, the interrupted one, which
+/// `pincer sessions show` prints and the session's next turn sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_a_tool_returned_answers_its_call_once_as_interrupted() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_call("write", json!({"path": "made.txt", "content": "x"})));
+    fake.push(Reply::text("Picking up after the restart."));
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    arm(&mut gw, "agent.tool_returned", 1);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let turn =
+        tokio::spawn(
+            async move { c.call("agent", json!({"message": "Make a file", "sessionKey": "session:crash"})).await },
+        );
+
+    expect_crash(&mut gw, "agent.tool_returned");
+    let _ = turn.await;
+    assert!(dir.path().join("workspace/made.txt").exists(), "the tool ran before the crash point");
+    assert_eq!(fake.requests().len(), 1, "the model was not asked again before the kill");
+    restart_after_the_crash(&mut gw);
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let call = Some("call_write".to_string());
+    assert_eq!(
+        tool_entries(&mut c).await,
+        [
+            ("user".into(), None, None),
+            ("assistant".into(), None, None),
+            ("toolResult".into(), Some("interrupted".into()), call.clone())
+        ]
+    );
+    let shown = gw.cli(&["sessions", "show", "session:crash"]);
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert!(out.contains("write (call_write) · error (interrupted)"), "{out}");
+
+    let answer = c.call("agent", json!({"message": "Go on", "sessionKey": "session:crash"})).await.unwrap();
+    assert_eq!(answer["text"], "Picking up after the restart.");
+    let sent = fake.requests().last().unwrap().body["messages"].clone();
+    let roles: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{sent}");
+}
+
+/// `SIGKILL` right after the second step's commit (`agent.tool_called`, second pass): that commit
+/// holds the first step's result and the second assistant message, so after the restart the first
+/// call has its real result, the second the interrupted one, and no result is recorded twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_the_second_tool_step_keeps_the_first_result_once() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, FakeToolCall, Reply};
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_1",
+        "write",
+        json!({"path": "one.txt", "content": "1"}),
+    )]));
+    fake.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_2",
+        "write",
+        json!({"path": "two.txt", "content": "2"}),
+    )]));
+    fake.push(Reply::text("Picking up after the restart."));
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    arm(&mut gw, "agent.tool_called", 2);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let turn = tokio::spawn(async move {
+        c.call("agent", json!({"message": "Make two files", "sessionKey": "session:crash"})).await
+    });
+
+    expect_crash(&mut gw, "agent.tool_called");
+    let _ = turn.await;
+    assert!(dir.path().join("workspace/one.txt").exists());
+    assert!(!dir.path().join("workspace/two.txt").exists(), "the second tool ran before the crash point");
+    restart_after_the_crash(&mut gw);
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let entries = tool_entries(&mut c).await;
+    assert_eq!(
+        entries,
+        [
+            ("user".into(), None, None),
+            ("assistant".into(), None, None),
+            ("toolResult".into(), None, Some("call_1".into())),
+            ("assistant".into(), None, None),
+            ("toolResult".into(), Some("interrupted".into()), Some("call_2".into())),
+        ]
+    );
+    let answer = c.call("agent", json!({"message": "Go on", "sessionKey": "session:crash"})).await.unwrap();
+    assert_eq!(answer["text"], "Picking up after the restart.");
+    let sent = fake.requests().last().unwrap().body["messages"].clone();
+    let roles: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "tool", "user"], "{sent}");
+}

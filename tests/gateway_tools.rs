@@ -165,6 +165,100 @@ async fn the_message_tool_sends_through_the_outbox_to_a_target_or_back_to_the_ch
     gw.stop().await;
 }
 
+/// `message` reacts to the user's message, edits the bot's earlier answer and deletes it, in the
+/// chat the turn belongs to (no target), on the fake Telegram; acting on a message that is gone is
+/// a tool error the model reads.
+#[tokio::test]
+async fn the_message_tool_reacts_edits_and_deletes_in_the_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
+    // The user's second message is Telegram message 2; the bot's "Hello." is 101 (the fake's ids).
+    model.push(Reply::tool_calls(vec![
+        FakeToolCall::new("call_react", "message", json!({"action": "react", "messageId": "2", "emoji": "👍"})),
+        FakeToolCall::new(
+            "call_edit",
+            "message",
+            json!({"action": "edit", "messageId": "101", "message": "Hello, edited."}),
+        ),
+    ]));
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_delete",
+        "message",
+        json!({"action": "delete", "message_id": "101"}),
+    )]));
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "call_again",
+        "message",
+        json!({"action": "delete", "messageId": "101"}),
+    )]));
+    model.push(Reply::text("NO_REPLY"));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    let first = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!(first[0].message_id, 101);
+    let (_, second) = tg.push_message(Incoming::dm(1001, "thanks, now tidy up"));
+    assert_eq!(second, 2);
+    let deadline = std::time::Instant::now() + WAIT;
+    while model.request_count() < 5 {
+        assert!(std::time::Instant::now() < deadline, "the turn never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let reactions = tg.reactions();
+    assert_eq!(reactions.len(), 1, "{reactions:?}");
+    assert_eq!((reactions[0].chat_id.as_str(), reactions[0].message_id), ("1001", 2));
+    assert_eq!(reactions[0].emoji, ["👍"]);
+    assert_eq!(tg.messages()[0].text, "Hello, edited.");
+    assert_eq!(tg.deleted(), [("1001".to_string(), 101)]);
+    for id in ["call_react", "call_edit", "call_delete"] {
+        let result = tool_json(&model, id);
+        assert_eq!(
+            (&result["ok"], &result["channel"], &result["to"]),
+            (&json!(true), &json!("telegram"), &json!("1001")),
+            "{id}: {result}"
+        );
+    }
+    let again = tool_result(&model, "call_again");
+    assert!(again.starts_with("message: delete on telegram 1001 failed:") && again.contains("not found"), "{again}");
+    assert_eq!(tg.messages().len(), 1, "nothing else was sent");
+    gw.stop().await;
+}
+
+/// `sessions_send` to the session a Telegram chat talks to: after its turn, the announce step
+/// runs in that session (told it is one, with the request and the reply) and its answer is posted
+/// to the chat through the outbox.
+#[tokio::test]
+async fn sessions_send_announces_the_reply_to_the_target_sessions_chat() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
+    model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "main", "message": "The build passed."})));
+    model.push(Reply::text("Noted."));
+    // The asking turn's answer and the announce step ask at the same moment: both get this text.
+    model.push(Reply::text("Your build passed."));
+    model.push(Reply::text("Your build passed."));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let answer =
+        agent(&mut c, json!({"message": "tell main", "sessionKey": "session:ci", "idempotencyKey": "ci"})).await;
+    assert_eq!(answer["text"], "Your build passed.");
+    assert_eq!(tool_json(&model, "call_sessions_send")["reply"], "Noted.");
+
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Your build passed."));
+    let step = model
+        .requests()
+        .into_iter()
+        .find(|r| r.body["messages"][0]["content"].as_str().is_some_and(|s| s.contains("Agent-to-agent announce step")))
+        .expect("an announce step was asked");
+    let asked = step.body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(asked.contains("The build passed.") && asked.contains("Noted."), "{asked}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tg.messages().len(), 2, "announced once");
+    gw.stop().await;
+}
+
 /// `sessions_list`, `sessions_history` and `sessions_send` over real sessions: the model finds a
 /// named session, reads it, and asks it something; the nested turn runs in that session and its
 /// reply comes back as the tool's result.
@@ -239,7 +333,8 @@ async fn bad_arguments_to_the_gateway_tools_are_tool_errors_the_model_reads() {
             json!({"action": "add", "job": {"schedule": {"kind": "every", "everyMs": 60_000}, "payload": {"kind": "agentTurn", "message": "x"}, "delivery": {"mode": "announce", "channel": "pigeon", "to": "1"}}}),
         ),
         ("no_such_job", "cron", json!({"action": "remove", "jobId": "nope"})),
-        ("react", "message", json!({"action": "react", "message": "x", "emoji": "👍"})),
+        ("poll", "message", json!({"action": "poll", "pollQuestion": "lunch?"})),
+        ("react", "message", json!({"action": "react", "emoji": "👍"})),
         ("empty", "message", json!({"action": "send", "message": " "})),
         (
             "unconfigured",
@@ -267,7 +362,8 @@ async fn bad_arguments_to_the_gateway_tools_are_tool_errors_the_model_reads() {
         ("main_turn", "cron: invalid cron.add params:"),
         ("bad_channel", "cron: invalid cron.add params:"),
         ("no_such_job", "cron: no job nope"),
-        ("react", "message: action \"react\" is not supported by Pincer"),
+        ("poll", "message: action \"poll\" is not supported by Pincer; it supports \"send\""),
+        ("react", "message: action \"react\" needs `messageId`"),
         ("empty", "message: `message` must be a non-empty text"),
         ("unconfigured", "message: invalid send params:"),
         ("no_session", "sessions_history: session not found: agent:main:session:nope"),

@@ -342,6 +342,72 @@ async fn a_dropped_turn_cancels_its_tools_and_answers_open_calls_as_interrupted(
     assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{msgs}");
 }
 
+/// A step costs one commit: a step's results are committed with the model's next answer, so a
+/// turn of three tool steps queues three writes more than a turn without tools (not one for every
+/// assistant message and one more for every result), and the transcript still has every call
+/// followed by its result, once.
+#[tokio::test]
+async fn a_tool_step_costs_one_commit_and_every_call_keeps_its_result() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::text("Plain."));
+    for _ in 0..3 {
+        fake.push(Reply::tool_call("read", json!({"path": "notes.txt"})));
+    }
+    fake.push(Reply::text("Read it thrice."));
+    let config = openai_config(&fake, &["gpt-4o"]);
+    let (_ws, t) = tools(&config, vec![]);
+    let h = Harness::start_full(config, AgentOptions::default(), Some(t)).await;
+
+    let before = h.store.write_requests();
+    h.run(&h.agent_job("session:plain", "Just answer")).await;
+    let plain = h.store.write_requests() - before;
+    let before = h.store.write_requests();
+    let out = h.run(&h.agent_job("session:steps", "Read three times")).await;
+    let with_steps = h.store.write_requests() - before;
+
+    assert_eq!(out.text.as_deref(), Some("Read it thrice."));
+    let t = h.transcript("agent:main:session:steps").await;
+    let roles: Vec<&str> = t.iter().map(|r| r.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "toolResult", "assistant", "toolResult", "assistant", "toolResult", "assistant"]
+    );
+    assert!(t.iter().filter(|r| r.role == "toolResult").all(|r| r.content.contains("buy milk")), "{t:?}");
+    assert!(h.store.write(|tx| tx.take_open_tool_calls(None)).await.unwrap().is_empty());
+    assert_eq!(with_steps - plain, 3, "one write per step ({plain} writes without tools, {with_steps} with)");
+}
+
+/// A turn dropped after its tools returned (while the model is asked again) keeps the results
+/// they returned: they are committed, not answered as interrupted, and each once.
+#[tokio::test]
+async fn a_turn_dropped_during_the_next_model_call_keeps_its_tool_results() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_call("read", json!({"path": "notes.txt"})));
+    fake.push(Reply::hang());
+    let config = openai_config(&fake, &["gpt-4o"]);
+    let (_ws, t) = tools(&config, vec![]);
+    let h = Harness::start_full(config, AgentOptions::default(), Some(t)).await;
+    let job = h.agent_job("session:drop", "Read it");
+
+    let run = h.spawn_run(&job);
+    fake.wait_for_requests(2).await;
+    run.abort();
+    let _ = run.await;
+    let key = "agent:main:session:drop";
+    let mut rows = Vec::new();
+    for _ in 0..500 {
+        rows = h.transcript(key).await;
+        if rows.iter().any(|r| r.role == "toolResult") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(rows.iter().map(|r| r.role.as_str()).collect::<Vec<_>>(), ["user", "assistant", "toolResult"]);
+    assert_eq!(meta(&rows[2])["isError"], false, "{:?}", rows[2]);
+    assert!(rows[2].content.contains("buy milk"), "{}", rows[2].content);
+    assert!(h.store.write(|tx| tx.take_open_tool_calls(None)).await.unwrap().is_empty());
+}
+
 /// A model that keeps calling tools is stopped after `agents.defaults.maxToolSteps` steps with an
 /// error that names the setting; the calls it made are in the run record.
 #[tokio::test]

@@ -10,7 +10,9 @@ use pincer_core::config::DiscordConfig;
 use serde_json::json;
 
 use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
-use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError};
+use super::{
+    BoxFuture, BuildError, Channel, MessageAction, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError,
+};
 use crate::chunk::chunk_text;
 
 /// Discord in the channel registry.
@@ -149,6 +151,51 @@ impl Discord {
         Ok(id)
     }
 
+    /// Reacts to (`PUT|DELETE …/reactions/{emoji}/@me`), edits (`PATCH`) or deletes (`DELETE`) the
+    /// message `message_id` in the target's channel (its thread, or the user's DM channel).
+    async fn act_on(&self, target: &Target, message_id: &str, action: &MessageAction) -> Result<(), SendError> {
+        if !is_snowflake(message_id) {
+            return Err(SendError::permanent(
+                PermanentClass::Payload,
+                format!("`{message_id}` is not a Discord message id (a number like 123456789012345678)"),
+            ));
+        }
+        let channel_id = match (&target.thread, Destination::parse(&target.to)) {
+            (Some(thread), _) => thread.clone(),
+            (None, Some(Destination::Channel(id))) => id.to_string(),
+            (None, Some(Destination::User(user))) => self.dm_channel(user).await?,
+            (None, None) => {
+                return Err(SendError::permanent(
+                    PermanentClass::Target,
+                    format!("`{}` is not a Discord target", target.to),
+                ));
+            }
+        };
+        let message = format!("{}/channels/{channel_id}/messages/{message_id}", self.base);
+        let request = match action {
+            MessageAction::React { emoji, remove } => {
+                let url = format!("{message}/reactions/{}/@me", urlencoding_emoji(emoji));
+                if *remove { self.http.delete(url) } else { self.http.put(url) }
+            }
+            MessageAction::Edit { text } => {
+                let chars = text.chars().count();
+                if text.trim().is_empty() || chars > Self::MAX_CHARS {
+                    return Err(SendError::permanent(
+                        PermanentClass::Payload,
+                        format!("a Discord message needs 1 to {} characters, the edit has {chars}", Self::MAX_CHARS),
+                    ));
+                }
+                self.http.patch(message).json(&json!({ "content": text, "allowed_mentions": { "parse": [] } }))
+            }
+            MessageAction::Delete => self.http.delete(message),
+        };
+        let reply = super::execute("discord", request.header(reqwest::header::AUTHORIZATION, &self.auth)).await?;
+        if !reply.status.is_success() {
+            return Err(classify(&reply));
+        }
+        Ok(())
+    }
+
     async fn whoami(&self) -> Result<String, SendError> {
         let request =
             self.http.get(format!("{}/users/@me", self.base)).header(reqwest::header::AUTHORIZATION, &self.auth);
@@ -181,6 +228,19 @@ impl<'a> Destination<'a> {
 
 fn is_snowflake(id: &str) -> bool {
     !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) && id.parse::<u64>().is_ok_and(|n| n > 0)
+}
+
+/// An emoji as a path segment: a Unicode emoji percent-encoded, a custom one (`name:id`) as is.
+fn urlencoding_emoji(emoji: &str) -> String {
+    let mut out = String::new();
+    for b in emoji.trim().bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Classifies a non-2xx Discord answer.
@@ -270,6 +330,15 @@ impl Channel for Discord {
         // A clock that went backwards says nothing about the window: do not gamble.
         (0..Self::NONCE_WINDOW_MS).contains(&now_ms.saturating_sub(dispatched_at_ms))
     }
+
+    fn act<'a>(
+        &'a self,
+        target: &'a Target,
+        message_id: &'a str,
+        action: &'a MessageAction,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.act_on(target, message_id, action))
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +359,33 @@ mod tests {
             TIMEOUT,
         )
         .unwrap()
+    }
+
+    /// `react`, `edit` and `delete` on a message the bot posted, in a channel and in a DM; an
+    /// unknown message is a permanent error naming Discord's answer.
+    #[tokio::test]
+    async fn reacts_edits_and_deletes_posted_messages() {
+        let fake = FakeDiscord::start().await;
+        let discord = adapter(&fake);
+        let to = target(&discord, "channel:123456789012345678", None);
+        let id = discord.send(&part(&to, "row-1", 0, 1, "hello")).await.unwrap().message_id;
+        discord.act(&to, &id, &MessageAction::React { emoji: "👍".into(), remove: false }).await.unwrap();
+        discord.act(&to, &id, &MessageAction::React { emoji: "party:112233".into(), remove: true }).await.unwrap();
+        discord.act(&to, &id, &MessageAction::Edit { text: "hello again".into() }).await.unwrap();
+        assert_eq!(fake.messages()[0].content, "hello again");
+        discord.act(&to, &id, &MessageAction::Delete).await.unwrap();
+        assert_eq!(fake.deleted(), std::slice::from_ref(&id));
+        let reactions: Vec<(String, bool)> = fake.reactions().into_iter().map(|r| (r.emoji, r.removed)).collect();
+        assert_eq!(reactions, [("👍".to_string(), false), ("party:112233".to_string(), true)]);
+        let gone = discord.act(&to, &id, &MessageAction::Edit { text: "x".into() }).await.unwrap_err();
+        assert!(matches!(gone, SendError::Permanent { .. }) && gone.message().contains("Unknown Message"), "{gone}");
+        let bad = discord.act(&to, "yesterday", &MessageAction::Delete).await.unwrap_err();
+        assert!(bad.message().contains("not a Discord message id"), "{bad}");
+
+        let dm = target(&discord, "user:223456789012345678", None);
+        let id = discord.send(&part(&dm, "row-2", 0, 1, "psst")).await.unwrap().message_id;
+        discord.act(&dm, &id, &MessageAction::React { emoji: "✅".into(), remove: false }).await.unwrap();
+        assert_eq!(fake.reactions().last().unwrap().message_id, id);
     }
 
     fn offline() -> Discord {

@@ -223,6 +223,31 @@ impl SendError {
 #[error("{0}")]
 pub struct BuildError(pub String);
 
+/// An action on a message already in a chat (the `message` tool's `react`, `edit`, `delete`). Unlike
+/// a send it does not go through the outbox: it changes a message that exists, is safe to repeat
+/// (a reaction set twice, an edit to the same text, a second delete answers "not found"), and its
+/// result is what the model needs to read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageAction {
+    /// Adds `emoji` to the message as the bot's reaction, or removes it with `remove`.
+    React { emoji: String, remove: bool },
+    /// Replaces the message's text.
+    Edit { text: String },
+    /// Deletes the message.
+    Delete,
+}
+
+impl MessageAction {
+    /// OpenClaw's action name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MessageAction::React { .. } => "react",
+            MessageAction::Edit { .. } => "edit",
+            MessageAction::Delete => "delete",
+        }
+    }
+}
+
 /// One outbound chat platform (or webhook) behind a uniform, retry-aware interface.
 pub trait Channel: Send + Sync + 'static {
     /// The channel id used in targets and config: `discord`, `telegram`, `slack` or `webhook`.
@@ -260,6 +285,23 @@ pub trait Channel: Send + Sync + 'static {
     /// the outbox's transaction, so each commits with its receipt and nothing is ever in flight.
     fn local(&self) -> Option<&dyn LocalChannel> {
         None
+    }
+
+    /// Acts on the message `message_id` in `target` (its chat or channel): react, edit or delete.
+    /// Channels that cannot refuse with a permanent error naming the action.
+    fn act<'a>(
+        &'a self,
+        _target: &'a Target,
+        _message_id: &'a str,
+        action: &'a MessageAction,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        let (name, what) = (self.name(), action.name());
+        Box::pin(async move {
+            Err(SendError::permanent(
+                PermanentClass::Config,
+                format!("the {name} channel cannot {what} messages; use telegram, discord or slack"),
+            ))
+        })
     }
 
     /// Looks on the platform for a part whose send was ambiguous: its receipt when the platform

@@ -14,7 +14,9 @@ use pincer_core::config::SlackConfig;
 use serde_json::json;
 
 use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
-use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError};
+use super::{
+    BoxFuture, BuildError, Channel, MessageAction, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError,
+};
 use crate::chunk::chunk_text;
 
 /// Slack in the channel registry.
@@ -80,24 +82,50 @@ impl Slack {
         super::execute("slack", request).await
     }
 
+    /// The conversation id of a target: a channel's own, a user's DM (opened if needed). A DM is
+    /// posted to by user id, but read, reacted to, edited and deleted by its conversation id.
+    async fn conversation(&self, to: &str) -> Result<String, SendError> {
+        if let Some(id) = to.strip_prefix("channel:") {
+            return Ok(id.to_string());
+        }
+        let Some(user) = to.strip_prefix("user:") else {
+            return Err(SendError::permanent(PermanentClass::Target, format!("`{to}` is not a Slack target")));
+        };
+        let reply = self.call("conversations.open", &json!({"users": user, "return_im": false})).await?;
+        let json = checked(&reply)?;
+        match json["channel"]["id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => Err(SendError::ambiguous(format!("slack opened no DM: {}", reply.snippet()))),
+        }
+    }
+
+    /// `reactions.add|remove`, `chat.update` or `chat.delete` on the message `ts` in the target.
+    async fn act_on(&self, target: &Target, ts: &str, action: &MessageAction) -> Result<(), SendError> {
+        let channel = self.conversation(&target.to).await?;
+        let (method, body) = match action {
+            MessageAction::React { emoji, remove } => {
+                // Slack names reactions (`thumbsup`), with or without colons.
+                let name = emoji.trim().trim_matches(':');
+                let method = if *remove { "reactions.remove" } else { "reactions.add" };
+                (method, json!({ "channel": channel, "timestamp": ts, "name": name }))
+            }
+            MessageAction::Edit { text } => {
+                if text.trim().is_empty() {
+                    return Err(SendError::permanent(PermanentClass::Payload, "a Slack message cannot be empty"));
+                }
+                ("chat.update", json!({ "channel": channel, "ts": ts, "text": text }))
+            }
+            MessageAction::Delete => ("chat.delete", json!({ "channel": channel, "ts": ts })),
+        };
+        let reply = self.call(method, &body).await?;
+        checked(&reply).map(|_| ())
+    }
+
     /// Looks for `part` among the messages of its conversation posted since a minute before
     /// `dispatched_at_ms`, by the metadata every Pincer message carries.
     pub async fn find(&self, part: &Part, dispatched_at_ms: i64) -> Result<Option<Receipt>, SendError> {
         super::expect_channel("slack", part)?;
-        let to = &part.target.to;
-        let conversation = if let Some(id) = to.strip_prefix("channel:") {
-            id.to_string()
-        } else if let Some(user) = to.strip_prefix("user:") {
-            // A DM is posted to by user id, but read by its conversation id.
-            let reply = self.call("conversations.open", &json!({"users": user, "return_im": false})).await?;
-            let json = checked(&reply)?;
-            match json["channel"]["id"].as_str() {
-                Some(id) if !id.is_empty() => id.to_string(),
-                _ => return Err(SendError::ambiguous(format!("slack opened no DM: {}", reply.snippet()))),
-            }
-        } else {
-            return Err(SendError::permanent(PermanentClass::Target, format!("`{to}` is not a Slack target")));
-        };
+        let conversation = self.conversation(&part.target.to).await?;
         let oldest = format!("{}.000000", (dispatched_at_ms / 1000).saturating_sub(60).max(0));
         let (method, thread) = match &part.target.thread {
             Some(ts) => ("conversations.replies", Some(ts.as_str())),
@@ -137,8 +165,9 @@ impl Slack {
             }
         }
         Err(SendError::ambiguous(format!(
-            "more than {} messages were posted to {to} since; stopped looking",
-            Self::FIND_MAX_PAGES * 200
+            "more than {} messages were posted to {} since; stopped looking",
+            Self::FIND_MAX_PAGES * 200,
+            part.target.to
         )))
     }
 
@@ -351,6 +380,15 @@ impl Channel for Slack {
         false
     }
 
+    fn act<'a>(
+        &'a self,
+        target: &'a Target,
+        message_id: &'a str,
+        action: &'a MessageAction,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.act_on(target, message_id, action))
+    }
+
     /// A request gets at most the request time limit; after that a missing message stays missing.
     fn reconcile_after_ms(&self) -> Option<i64> {
         Some(self.timeout_ms)
@@ -449,6 +487,32 @@ mod tests {
             "" => error: invalid slack target: `` is not `channel:<C…|G…|D…>`, `user:<U…>` or a Slack id
         "##]]
         .assert_eq(&table);
+    }
+
+    /// `react`, `edit` and `delete` on a message the bot posted, in a channel and in a DM (acted
+    /// on by its conversation id); a message that is gone is a permanent error.
+    #[tokio::test]
+    async fn reacts_edits_and_deletes_posted_messages() {
+        let fake = FakeSlack::start().await;
+        let slack = adapter(&fake);
+        let to = target(&slack, "channel:C0123ABCD", None);
+        let ts = slack.send(&part(&to, "row-1", 0, 1, "hello")).await.unwrap().message_id;
+        let react = MessageAction::React { emoji: ":thumbsup:".into(), remove: false };
+        slack.act(&to, &ts, &react).await.unwrap();
+        slack.act(&to, &ts, &MessageAction::React { emoji: "thumbsup".into(), remove: true }).await.unwrap();
+        slack.act(&to, &ts, &MessageAction::Edit { text: "hello again".into() }).await.unwrap();
+        assert_eq!(fake.messages()[0].text, "hello again");
+        slack.act(&to, &ts, &MessageAction::Delete).await.unwrap();
+        assert_eq!(fake.deleted(), std::slice::from_ref(&ts));
+        let reactions: Vec<(String, bool)> = fake.reactions().into_iter().map(|r| (r.name, r.removed)).collect();
+        assert_eq!(reactions, [("thumbsup".to_string(), false), ("thumbsup".to_string(), true)]);
+        let gone = slack.act(&to, &ts, &MessageAction::Delete).await.unwrap_err();
+        assert!(matches!(gone, SendError::Permanent { .. }) && gone.message().contains("message_not_found"), "{gone}");
+
+        let dm = target(&slack, "user:U0123ABCD", None);
+        let ts = slack.send(&part(&dm, "row-2", 0, 1, "psst")).await.unwrap().message_id;
+        slack.act(&dm, &ts, &MessageAction::Edit { text: "psst!".into() }).await.unwrap();
+        assert_eq!(fake.messages()[1].text, "psst!");
     }
 
     #[tokio::test]

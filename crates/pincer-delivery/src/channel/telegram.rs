@@ -11,7 +11,9 @@ use pincer_core::config::TelegramConfig;
 use serde_json::{Value, json};
 
 use super::registry::{BuildContext, Built, Capabilities, ChannelSpec, Inbound};
-use super::{BoxFuture, BuildError, Channel, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError};
+use super::{
+    BoxFuture, BuildError, Channel, MessageAction, Part, PermanentClass, Receipt, Reply, SendError, Target, TargetError,
+};
 use crate::chunk::chunk_text;
 use crate::markdown::to_telegram_html;
 
@@ -141,6 +143,41 @@ impl Telegram {
                 }
                 Outcome::Failed(error) => return Err(error),
             }
+        }
+    }
+
+    /// `setMessageReaction`, `editMessageText` or `deleteMessage` on `message_id` in the chat.
+    async fn act_on(&self, target: &Target, message_id: &str, action: &MessageAction) -> Result<(), SendError> {
+        let chat = chat_id(&target.to).ok_or_else(|| {
+            SendError::permanent(PermanentClass::Target, format!("`{}` is not a Telegram chat", target.to))
+        })?;
+        let id: i64 = message_id.trim().parse().map_err(|_| {
+            SendError::permanent(
+                PermanentClass::Payload,
+                format!("`{message_id}` is not a Telegram message id (a number)"),
+            )
+        })?;
+        let (method, body) = match action {
+            MessageAction::React { emoji, remove } => {
+                let reaction = if *remove { json!([]) } else { json!([{ "type": "emoji", "emoji": emoji }]) };
+                ("setMessageReaction", json!({ "chat_id": chat, "message_id": id, "reaction": reaction }))
+            }
+            MessageAction::Edit { text } => (
+                "editMessageText",
+                json!({ "chat_id": chat, "message_id": id, "text": to_telegram_html(text), "parse_mode": "HTML" }),
+            ),
+            MessageAction::Delete => ("deleteMessage", json!({ "chat_id": chat, "message_id": id })),
+        };
+        let reply = self.call(method, &body).await?;
+        if reply.status.is_success() && reply.json()["ok"] == json!(true) {
+            return Ok(());
+        }
+        match outcome(&reply) {
+            Outcome::Failed(error) => Err(error),
+            _ => Err(SendError::permanent(
+                PermanentClass::Payload,
+                format!("telegram refused {method}: {}", reply.snippet()),
+            )),
         }
     }
 
@@ -320,6 +357,15 @@ impl Channel for Telegram {
     fn safe_to_retry_ambiguous(&self, _dispatched_at_ms: i64, _now_ms: i64) -> bool {
         false
     }
+
+    fn act<'a>(
+        &'a self,
+        target: &'a Target,
+        message_id: &'a str,
+        action: &'a MessageAction,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.act_on(target, message_id, action))
+    }
 }
 
 #[cfg(test)]
@@ -404,6 +450,35 @@ mod tests {
             "" => error: invalid telegram target: `` is not a chat id (like -1001234567890), `@username` or `<chat>:topic:<id>`
         "#]]
         .assert_eq(&table);
+    }
+
+    /// `react` on a user's message, `edit` (as Telegram HTML) and `delete` of the bot's own; a
+    /// message that is gone, and an id that is not a number, are permanent errors.
+    #[tokio::test]
+    async fn reacts_edits_and_deletes_messages() {
+        use pincer_testkit::fakes::telegram::Incoming;
+        let fake = FakeTelegram::start().await;
+        let telegram = adapter(&fake);
+        let to = target(&telegram, "1001", None);
+        let (_, user_message) = fake.push_message(Incoming::dm(1001, "hi"));
+        let user_message = user_message.to_string();
+        telegram.act(&to, &user_message, &MessageAction::React { emoji: "👍".into(), remove: false }).await.unwrap();
+        telegram.act(&to, &user_message, &MessageAction::React { emoji: "👍".into(), remove: true }).await.unwrap();
+        let reactions: Vec<Vec<String>> = fake.reactions().into_iter().map(|r| r.emoji).collect();
+        assert_eq!(reactions, [vec!["👍".to_string()], vec![]]);
+        let edit_theirs = telegram.act(&to, &user_message, &MessageAction::Edit { text: "x".into() }).await;
+        assert!(edit_theirs.unwrap_err().message().contains("message to edit not found"));
+
+        let id = telegram.send(&part(&to, "row-1", 0, 1, "hello")).await.unwrap().message_id;
+        telegram.act(&to, &id, &MessageAction::Edit { text: "hello **again**".into() }).await.unwrap();
+        let edited = &fake.messages()[0];
+        assert_eq!((edited.text.as_str(), edited.parse_mode.as_deref()), ("hello <b>again</b>", Some("HTML")));
+        telegram.act(&to, &id, &MessageAction::Delete).await.unwrap();
+        assert_eq!(fake.deleted(), [("1001".to_string(), id.parse::<i64>().unwrap())]);
+        let gone = telegram.act(&to, &id, &MessageAction::Delete).await.unwrap_err();
+        assert!(matches!(gone, SendError::Permanent { .. }) && gone.message().contains("not found"), "{gone}");
+        let bad = telegram.act(&to, "abc", &MessageAction::Delete).await.unwrap_err();
+        assert!(bad.message().contains("not a Telegram message id"), "{bad}");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use pincer_tools::tool::{BoxFuture, opt_str_arg, opt_u64_arg, str_arg};
 use pincer_tools::{Tool, ToolContext, ToolError, ToolOutput, ToolSpec};
 use serde_json::{Value, json};
 
-use super::{Binding, json_output, known_args, opt_bool};
+use super::{Binding, json_output, known_args, last_route, opt_bool, parse};
 use crate::AppState;
 
 /// OpenClaw's kinds of session, as `sessions_list` classifies them.
@@ -318,7 +318,9 @@ impl SessionsSend {
             description: "Send a message to another session: the agent answers it there, in that session's \
                 context, and the reply comes back here (status \"ok\", `reply`). timeoutSeconds (default 30) is how \
                 long to wait; 0 sends without waiting (status \"accepted\"). sessionKey is a key from sessions_list, \
-                or `main`; agentId alone means that agent's main session."
+                or `main`; agentId alone means that agent's main session. After the turn, an announce step runs in \
+                the target session and posts its answer to that session's chat (its last route), unless it answers \
+                exactly ANNOUNCE_SKIP."
                 .into(),
             parameters: json!({
                 "type": "object",
@@ -386,8 +388,17 @@ impl SessionsSend {
             ..AgentParams::default()
         };
         let agents = state.agents.clone();
-        // A task of its own: the turn goes on (and is recorded) whether or not this call waits for it.
-        let mut run = tokio::spawn(async move { agent_api::agent(&agents, params, |_| {}).await });
+        let announce =
+            Announce { state: state.clone(), key: target.key.clone(), from, request: params.message.clone() };
+        // A task of its own: the turn goes on (and is recorded) whether or not this call waits for it;
+        // its announce step follows in another, so waiting for the reply does not wait for it.
+        let mut run = tokio::spawn(async move {
+            let result = agent_api::agent(&agents, params, |_| {}).await;
+            if let Ok(done) = &result {
+                tokio::spawn(announce.run(done.run_id.clone(), done.text.clone()));
+            }
+            result
+        });
         if !wait {
             return Ok(json_output(&json!({"runId": run_id, "status": "accepted", "sessionKey": target.key})));
         }
@@ -406,6 +417,73 @@ impl SessionsSend {
                 "runId": run_id, "status": "timeout", "sessionKey": target.key,
                 "error": format!("no reply within {timeout_s}s; the turn goes on, and its reply will be in sessions_history"),
             }))),
+        }
+    }
+}
+
+/// OpenClaw's agent-to-agent announce step: after a `sessions_send` turn, the target agent is asked
+/// (in its own session) what to tell the chat that session belongs to; its answer goes there
+/// through the outbox, unless it is exactly `ANNOUNCE_SKIP` (or `NO_REPLY`, or empty). A target
+/// session without a chat route (never reached from a channel) announces nothing. OpenClaw's
+/// reply ping-pong between the two sessions (`REPLY_SKIP`, `maxPingPongTurns`) is not built.
+struct Announce {
+    state: std::sync::Arc<AppState>,
+    key: String,
+    from: Option<String>,
+    request: String,
+}
+
+/// The answer that keeps the announce step silent.
+const ANNOUNCE_SKIP: &str = "ANNOUNCE_SKIP";
+
+impl Announce {
+    async fn run(self, run_id: String, reply: String) {
+        let Announce { state, key, from, request } = self;
+        let route = match last_route(&state, &key).await {
+            Ok(Some(route)) => route,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(session = %key, error = %e, "sessions_send: cannot read the route to announce to");
+                return;
+            }
+        };
+        let from = from.as_deref().unwrap_or("another session");
+        let params = AgentParams {
+            message: format!("Original request (from {from}):\n{request}\n\nYour reply:\n{reply}"),
+            session_key: Some(key.clone()),
+            idempotency_key: Some(format!("{run_id}:announce")),
+            extra_system_prompt: Some(format!(
+                "Agent-to-agent announce step. Write what to post to this session's chat ({} {}) about the exchange \
+                 above; it is sent as is. Reply exactly {ANNOUNCE_SKIP} to post nothing.",
+                route.channel, route.to
+            )),
+            ..AgentParams::default()
+        };
+        let text = match agent_api::agent(&state.agents, params, |_| {}).await {
+            Ok(step) => step.text.trim().to_string(),
+            Err(e) => {
+                tracing::warn!(session = %key, error = %e, "sessions_send: the announce step failed; nothing was announced");
+                return;
+            }
+        };
+        if text.is_empty() || text == ANNOUNCE_SKIP || text.eq_ignore_ascii_case("NO_REPLY") {
+            return;
+        }
+        let send = parse::<pincer_protocol::schema::delivery::Send>(
+            SessionsSend::NAME,
+            json!({
+                "to": route.to, "channel": route.channel, "threadId": route.thread_id, "accountId": route.account_id,
+                "message": text, "sessionKey": key, "idempotencyKey": format!("sessions_send:{run_id}:announce"),
+            }),
+        );
+        let sent = match send {
+            Ok(params) => pincer_delivery::api::send(&state.outbox, &state.announce, &state.events, params)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(session = %key, error = %e, "sessions_send: the announce could not be queued");
         }
     }
 }

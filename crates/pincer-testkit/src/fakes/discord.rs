@@ -1,4 +1,6 @@
-//! Fake Discord REST v10: `POST /channels/{id}/messages`, `POST /users/@me/channels` (DM open),
+//! Fake Discord REST v10: `POST /channels/{id}/messages`, `PATCH|DELETE
+//! /channels/{id}/messages/{id}`, `PUT|DELETE /channels/{id}/messages/{id}/reactions/{emoji}/@me`
+//! (on the messages it holds: 404 `Unknown Message` otherwise), `POST /users/@me/channels` (DM open),
 //! `GET /users/@me` and `GET /gateway/bot` (the fake gateway's URL once one is attached with
 //! [`FakeDiscord::attach_gateway`], else 404: never the real gateway), under `base_url()` = `http://127.0.0.1:<port>/api/v10`.
 //!
@@ -15,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 
 use super::webhook::harness::{self, Conn, Recorder, Server};
@@ -117,8 +119,21 @@ pub struct DiscordMessage {
     pub message_reference: Option<String>,
 }
 
+/// The bot's reaction added (or removed) on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscordReaction {
+    pub channel_id: String,
+    pub message_id: String,
+    /// The emoji as the path named it, decoded (`👍`, or `name:id` for a custom one).
+    pub emoji: String,
+    pub removed: bool,
+}
+
 struct DiscordState {
     messages: Vec<DiscordMessage>,
+    reactions: Vec<DiscordReaction>,
+    /// Ids of deleted messages.
+    deleted: Vec<String>,
     /// Nonce → (when it was accepted, index of its message).
     nonces: HashMap<String, (Instant, usize)>,
     nonce_window: Duration,
@@ -151,6 +166,8 @@ impl FakeDiscord {
     pub async fn start() -> Self {
         let shared = Arc::new(Recorder::new(DiscordState {
             messages: Vec::new(),
+            reactions: Vec::new(),
+            deleted: Vec::new(),
             nonces: HashMap::new(),
             nonce_window: Duration::from_secs(300),
             faults: VecDeque::new(),
@@ -164,6 +181,11 @@ impl FakeDiscord {
         }));
         let router = Router::new()
             .route("/api/v10/channels/{channel_id}/messages", post(create_message))
+            .route("/api/v10/channels/{channel_id}/messages/{message_id}", patch(edit_message).delete(delete_message))
+            .route(
+                "/api/v10/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me",
+                put(add_reaction).delete(remove_reaction),
+            )
             .route("/api/v10/users/@me/channels", post(open_dm))
             .route("/api/v10/users/@me", get(me))
             .route("/api/v10/gateway/bot", get(gateway_bot))
@@ -204,6 +226,16 @@ impl FakeDiscord {
     /// Every message accepted, in order.
     pub fn messages(&self) -> Vec<DiscordMessage> {
         self.shared.lock().messages.clone()
+    }
+
+    /// Every reaction added or removed, in order.
+    pub fn reactions(&self) -> Vec<DiscordReaction> {
+        self.shared.lock().reactions.clone()
+    }
+
+    /// Ids of the messages deleted.
+    pub fn deleted(&self) -> Vec<String> {
+        self.shared.lock().deleted.clone()
     }
 
     /// Message-create requests received, including refused, faulted and deduplicated ones.
@@ -365,6 +397,108 @@ async fn create_message(
         }
         _ => (StatusCode::OK, axum::Json(answer)).into_response(),
     }
+}
+
+/// The index of a message the fake holds in `channel_id` (not deleted), or Discord's 404.
+fn find_message(state: &DiscordState, channel_id: &str, message_id: &str) -> Result<usize, Response> {
+    state
+        .messages
+        .iter()
+        .position(|m| m.channel_id == channel_id && m.id == message_id)
+        .filter(|_| !state.deleted.iter().any(|d| d == message_id))
+        .ok_or_else(|| error(404, 10008, "Unknown Message"))
+}
+
+async fn edit_message(
+    State(shared): State<Shared>,
+    Path((channel_id, message_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, 50109, "The request body contains invalid JSON.");
+    };
+    let content = json["content"].as_str().unwrap_or_default().to_string();
+    if content.trim().is_empty() || content.chars().count() > 2000 {
+        return error(400, 50035, "Invalid Form Body");
+    }
+    let answer = {
+        let mut state = shared.lock();
+        let index = match find_message(&state, &channel_id, &message_id) {
+            Ok(index) => index,
+            Err(response) => return response,
+        };
+        state.messages[index].content = content;
+        message_json(&state.messages[index])
+    };
+    shared.notify();
+    (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+async fn delete_message(
+    State(shared): State<Shared>,
+    Path((channel_id, message_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    {
+        let mut state = shared.lock();
+        if let Err(response) = find_message(&state, &channel_id, &message_id) {
+            return response;
+        }
+        state.deleted.push(message_id);
+    }
+    shared.notify();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn add_reaction(
+    State(shared): State<Shared>,
+    Path((channel_id, message_id, emoji)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    react(shared, channel_id, message_id, emoji, headers, false)
+}
+
+async fn remove_reaction(
+    State(shared): State<Shared>,
+    Path((channel_id, message_id, emoji)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    react(shared, channel_id, message_id, emoji, headers, true)
+}
+
+fn react(
+    shared: Shared,
+    channel_id: String,
+    message_id: String,
+    emoji: String,
+    headers: HeaderMap,
+    removed: bool,
+) -> Response {
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    // A Unicode emoji (no ASCII letters) or a custom one as `name:id`.
+    let custom =
+        emoji.split_once(':').is_some_and(|(name, id)| !name.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    if emoji.is_empty() || (!custom && emoji.bytes().any(|b| b.is_ascii_alphanumeric())) {
+        return error(400, 10014, "Unknown Emoji");
+    }
+    {
+        let mut state = shared.lock();
+        if let Err(response) = find_message(&state, &channel_id, &message_id) {
+            return response;
+        }
+        state.reactions.push(DiscordReaction { channel_id, message_id, emoji, removed });
+    }
+    shared.notify();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn open_dm(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

@@ -1,6 +1,6 @@
 //! Fake Slack Web API under `base_url()` = `http://127.0.0.1:<port>/api`: `chat.postMessage`,
-//! `auth.test`, and for reconciliation `conversations.history`, `conversations.replies` and
-//! `conversations.open`.
+//! `auth.test`, `reactions.add|remove`, `chat.update` and `chat.delete` (on the messages it holds),
+//! and for reconciliation `conversations.history`, `conversations.replies` and `conversations.open`.
 //!
 //! Reads are GET requests with query parameters, as Pincer sends them. They answer newest first, `limit` per page with a `next_cursor`, and include each message's
 //! `metadata`. Unlike Slack they ignore `oldest` (the fake's `ts` values are not wall-clock
@@ -97,9 +97,25 @@ impl SlackRead {
     }
 }
 
+/// The bot's reaction added (or removed) on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackReaction {
+    /// The conversation id (`C…`, `D…`).
+    pub channel: String,
+    pub ts: String,
+    /// The reaction's name, without colons.
+    pub name: String,
+    pub removed: bool,
+}
+
 #[derive(Default)]
 struct SlackState {
     messages: Vec<SlackMessage>,
+    /// `(name, conversation, ts)` of every reaction the bot has on a message now.
+    on: Vec<(String, String, String)>,
+    reactions: Vec<SlackReaction>,
+    /// `ts` of deleted messages.
+    deleted: Vec<String>,
     faults: VecDeque<Fault>,
     requests: usize,
     reads: Vec<SlackRead>,
@@ -204,6 +220,10 @@ impl FakeSlack {
             .route("/api/conversations.history", get(history))
             .route("/api/conversations.replies", get(replies))
             .route("/api/conversations.open", post(open))
+            .route("/api/reactions.add", post(react))
+            .route("/api/reactions.remove", post(react))
+            .route("/api/chat.update", post(update))
+            .route("/api/chat.delete", post(delete))
             .route("/api/apps.connections.open", post(connections_open))
             .with_state(shared.clone());
         FakeSlack { server: Server::start(router).await, shared, socket: None }
@@ -222,6 +242,16 @@ impl FakeSlack {
     /// Every message accepted, in order.
     pub fn messages(&self) -> Vec<SlackMessage> {
         self.shared.lock().messages.clone()
+    }
+
+    /// Every reaction added or removed, in order.
+    pub fn reactions(&self) -> Vec<SlackReaction> {
+        self.shared.lock().reactions.clone()
+    }
+
+    /// The `ts` of every message deleted.
+    pub fn deleted(&self) -> Vec<String> {
+        self.shared.lock().deleted.clone()
     }
 
     /// `chat.postMessage` requests received, including refused and faulted ones.
@@ -473,6 +503,91 @@ async fn replies(
         .filter(|m| &conversation_of(&m.channel) == channel && m.thread_ts.as_ref() == Some(ts))
         .collect();
     page(thread, &q)
+}
+
+/// The index of the message `ts` in conversation `channel` (by id, as Slack's actions name it),
+/// unless deleted.
+fn find_message(state: &SlackState, channel: &str, ts: &str) -> Option<usize> {
+    state
+        .messages
+        .iter()
+        .position(|m| conversation_of(&m.channel) == channel && m.ts == ts)
+        .filter(|_| !state.deleted.iter().any(|d| d == ts))
+}
+
+/// `reactions.add` / `reactions.remove` (`channel`, `timestamp`, `name`), on messages the fake holds.
+async fn react(State(shared): State<Shared>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(code) = auth_error(&headers) {
+        return refused(code);
+    }
+    let removed = uri.path().ends_with("reactions.remove");
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (channel, ts, name) = (json["channel"].as_str(), json["timestamp"].as_str(), json["name"].as_str());
+    let (Some(channel), Some(ts), Some(name)) = (channel, ts, name) else {
+        return refused("invalid_arguments");
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_+-".contains(&b)) {
+        return refused("invalid_name");
+    }
+    {
+        let mut state = shared.lock();
+        if find_message(&state, channel, ts).is_none() {
+            return refused("message_not_found");
+        }
+        let key = (name.to_string(), channel.to_string(), ts.to_string());
+        let has = state.on.contains(&key);
+        match (removed, has) {
+            (false, true) => return refused("already_reacted"),
+            (true, false) => return refused("no_reaction"),
+            (false, false) => state.on.push(key),
+            (true, true) => state.on.retain(|k| k != &key),
+        }
+        state.reactions.push(SlackReaction { channel: channel.into(), ts: ts.into(), name: name.into(), removed });
+    }
+    shared.notify();
+    axum::Json(json!({ "ok": true })).into_response()
+}
+
+/// `chat.update` (`channel`, `ts`, `text`) of a message the bot posted.
+async fn update(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(code) = auth_error(&headers) {
+        return refused(code);
+    }
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (Some(channel), Some(ts)) = (json["channel"].as_str(), json["ts"].as_str()) else {
+        return refused("invalid_arguments");
+    };
+    let text = json["text"].as_str().unwrap_or_default();
+    if text.trim().is_empty() {
+        return refused("no_text");
+    }
+    {
+        let mut state = shared.lock();
+        let Some(index) = find_message(&state, channel, ts) else { return refused("message_not_found") };
+        state.messages[index].text = text.to_string();
+    }
+    shared.notify();
+    axum::Json(json!({ "ok": true, "channel": channel, "ts": ts, "text": text })).into_response()
+}
+
+/// `chat.delete` (`channel`, `ts`) of a message the bot posted.
+async fn delete(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(code) = auth_error(&headers) {
+        return refused(code);
+    }
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (Some(channel), Some(ts)) = (json["channel"].as_str(), json["ts"].as_str()) else {
+        return refused("invalid_arguments");
+    };
+    {
+        let mut state = shared.lock();
+        if find_message(&state, channel, ts).is_none() {
+            return refused("message_not_found");
+        }
+        state.deleted.push(ts.to_string());
+    }
+    shared.notify();
+    axum::Json(json!({ "ok": true, "channel": channel, "ts": ts })).into_response()
 }
 
 async fn open(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

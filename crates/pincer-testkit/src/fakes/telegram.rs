@@ -239,9 +239,23 @@ pub struct TelegramMessage {
     pub reply_to_message_id: Option<i64>,
 }
 
+/// The bot's reaction on a message (`setMessageReaction`; an empty list removes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramReaction {
+    pub chat_id: String,
+    pub message_id: i64,
+    /// The emoji set, none after a removal.
+    pub emoji: Vec<String>,
+}
+
 #[derive(Default)]
 struct TelegramState {
     messages: Vec<TelegramMessage>,
+    /// Users' messages pushed as updates: `(chat_id, message_id)`, so they can be reacted to.
+    incoming: Vec<(String, i64)>,
+    reactions: Vec<TelegramReaction>,
+    /// Messages deleted: `(chat_id, message_id)`.
+    deleted: Vec<(String, i64)>,
     faults: VecDeque<Fault>,
     requests: usize,
     migrated: HashMap<String, i64>,
@@ -309,6 +323,16 @@ impl FakeTelegram {
         self.shared.lock().messages.clone()
     }
 
+    /// Every `setMessageReaction` accepted, in order.
+    pub fn reactions(&self) -> Vec<TelegramReaction> {
+        self.shared.lock().reactions.clone()
+    }
+
+    /// Messages deleted with `deleteMessage`: `(chat_id, message_id)`.
+    pub fn deleted(&self) -> Vec<(String, i64)> {
+        self.shared.lock().deleted.clone()
+    }
+
     /// `sendMessage` requests received, including refused and faulted ones.
     pub fn requests(&self) -> usize {
         self.shared.lock().requests
@@ -330,6 +354,7 @@ impl FakeTelegram {
             state.next_update_id += 1;
             let update = update_json(update_id, message_id, &incoming);
             state.updates.push_back(update);
+            state.incoming.push((incoming.chat_id.to_string(), message_id));
             (update_id, message_id)
         };
         self.shared.notify();
@@ -541,8 +566,72 @@ async fn dispatch(
             ok_true()
         }
         "setMyCommands" | "deleteMyCommands" => ok_true(),
+        "setMessageReaction" | "editMessageText" | "deleteMessage" => act_on_message(&shared, &method, &params),
         _ => failure(404, "Not Found", None),
     }
+}
+
+/// `setMessageReaction`, `editMessageText` and `deleteMessage`, as Telegram answers them: the
+/// message must exist in that chat (one the bot sent, or a user's for a reaction) and not be
+/// deleted; an edit must change the text and only the bot's own messages can be edited.
+fn act_on_message(shared: &Shared, method: &str, params: &Value) -> Response {
+    let chat_id = match &params["chat_id"] {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if !s.is_empty() => s.clone(),
+        _ => return failure(400, "Bad Request: chat_id is empty", None),
+    };
+    let Some(message_id) = int_param(&params["message_id"]) else {
+        return failure(400, "Bad Request: message_id is empty", None);
+    };
+    let what = match method {
+        "setMessageReaction" => "react",
+        "editMessageText" => "edit",
+        _ => "delete",
+    };
+    let mut state = shared.lock();
+    let key = (chat_id.clone(), message_id);
+    let own = state.messages.iter().position(|m| m.chat_id == chat_id && m.message_id == message_id);
+    let exists = (own.is_some() || state.incoming.contains(&key)) && !state.deleted.contains(&key);
+    if !exists || (what == "edit" && own.is_none()) {
+        return failure(400, &format!("Bad Request: message to {what} not found"), None);
+    }
+    let answer = match method {
+        "setMessageReaction" => {
+            let emoji = params["reaction"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|e| e["emoji"].as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            state.reactions.push(TelegramReaction { chat_id, message_id, emoji });
+            json!(true)
+        }
+        "editMessageText" => {
+            let text = params["text"].as_str().unwrap_or_default().to_string();
+            let parse_mode = params["parse_mode"].as_str().filter(|m| !m.is_empty()).map(str::to_string);
+            if let Some("HTML") = parse_mode.as_deref()
+                && let Err(why) = visible_text(&text)
+            {
+                return failure(400, &format!("Bad Request: can't parse entities: {why}"), None);
+            }
+            let message = &mut state.messages[own.unwrap_or_default()];
+            if message.text == text {
+                return failure(
+                    400,
+                    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+                    None,
+                );
+            }
+            message.text = text.clone();
+            message.parse_mode = parse_mode;
+            json!({ "message_id": message_id, "chat": { "id": chat_id }, "text": text })
+        }
+        _ => {
+            state.deleted.push(key);
+            json!(true)
+        }
+    };
+    drop(state);
+    shared.notify();
+    axum::Json(json!({ "ok": true, "result": answer })).into_response()
 }
 
 fn ok_true() -> Response {
