@@ -81,12 +81,7 @@ pub fn register(methods: &mut Methods) {
         Ok(wire::McpServersListResult { servers: mcp_servers(&c.state), extra: Default::default() })
     });
     methods.add::<wire::McpServersProbe, _, _>(|c: Ctx, p: wire::McpProbeParams| async move {
-        let Some(mcp) = &c.state.tools.mcp else {
-            return Err(ErrorShape::invalid_request(format!(
-                "no MCP server `{}`: mcp.servers is empty; add one to the config and restart the gateway",
-                p.name
-            )));
-        };
+        let mcp = &c.state.tools.mcp;
         let tools = mcp.probe(&p.name, &c.state.clock).await.map_err(ErrorShape::invalid_request)?;
         Ok(wire::McpProbeResult {
             name: p.name,
@@ -140,7 +135,7 @@ fn approval(r: &ApprovalRequest) -> wire::ExecApproval {
 
 /// Every configured MCP server's state, for `mcp.servers.list`, `health` and `doctor`.
 pub fn mcp_servers(state: &AppState) -> Vec<wire::McpServerInfo> {
-    state.tools.mcp.as_ref().map(|m| m.states().iter().map(mcp_info).collect()).unwrap_or_default()
+    state.tools.mcp.states().iter().map(mcp_info).collect()
 }
 
 fn mcp_info(s: &McpServerState) -> wire::McpServerInfo {
