@@ -409,7 +409,8 @@ async fn tools_and_mcp_edits_apply_on_reload_and_turns_in_flight_keep_their_tool
          agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o' }}, timezone: 'Europe/Berlin' }} }}",
         fake.base_url()
     );
-    let srv = |name: &str, extra: &str| format!("{name}: {{ command: '{}', requestTimeoutMs: 2000 {extra} }}", bin.display());
+    let srv =
+        |name: &str, extra: &str| format!("{name}: {{ command: '{}', requestTimeoutMs: 2000 {extra} }}", bin.display());
     let before = format!(
         "{models}, tools: {{ profile: 'full' }}, mcp: {{ servers: {{ {}, {}, {} }} }}",
         srv("keep", ""),
@@ -507,5 +508,61 @@ async fn tools_and_mcp_edits_apply_on_reload_and_turns_in_flight_keep_their_tool
     // health and doctor no longer wait for a restart.
     let health = c.call("health", json!({})).await.unwrap();
     assert_eq!(health["pincer"]["config"]["restartNeeded"], json!([]), "{health}");
+    gw.stop().await;
+}
+
+/// `exec.approvals.get|set` in OpenClaw's shapes: the policy from `tools.exec.mode`, the
+/// allow-always grants as the allowlist; `set` replaces the grants (guarded by `baseHash`), which
+/// the next `exec` call honours, and refuses to change the policy, naming the config key.
+#[tokio::test]
+async fn exec_approvals_get_and_set_show_and_replace_the_grants() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake, "tools: { profile: 'full' }").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let path = gw.paths.state_dir.join("exec-approvals.json");
+    let got = c.call("exec.approvals.get", json!({})).await.unwrap();
+    assert_eq!(
+        got,
+        json!({"path": path.display().to_string(), "exists": false, "hash": null,
+               "file": {"version": 1, "defaults": {"security": "allowlist", "ask": "off", "askFallback": "deny"},
+                        "agents": {"*": {"allowlist": []}}}})
+    );
+    // Nothing granted: `true` is refused.
+    let job = run_exec_job(&mut c, &fake, "true", "Tried.").await;
+    assert_eq!(wait_runs(&mut c, &job, 1).await[0]["toolCalls"][0]["isError"], true);
+
+    let bin = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("true"))
+        .find(|p| p.exists())
+        .unwrap()
+        .display()
+        .to_string();
+    let file = json!({"version": 1, "agents": {"*": {"allowlist": [{"pattern": bin}]}}});
+    let set = c.call("exec.approvals.set", json!({ "file": file })).await.unwrap();
+    assert_eq!(set["exists"], true);
+    assert_eq!(set["file"]["agents"]["*"]["allowlist"], json!([{ "pattern": bin }]));
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(on_disk["allowlist"][0]["pattern"], bin.as_str());
+    let hash = set["hash"].as_str().unwrap().to_string();
+    assert_eq!(c.call("exec.approvals.get", json!({})).await.unwrap(), set);
+    let job = run_exec_job(&mut c, &fake, "true", "Ran it.").await;
+    let run = wait_runs(&mut c, &job, 1).await.remove(0);
+    assert_eq!(run["toolCalls"][0]["isError"], false, "{run}");
+
+    // Once the file exists, a set needs the hash it was read at.
+    let empty = json!({"version": 1, "agents": {}});
+    let refused = c.call("exec.approvals.set", json!({ "file": empty })).await.unwrap_err();
+    assert!(refused.to_string().contains("base hash required"), "{refused}");
+    let refused = c.call("exec.approvals.set", json!({ "file": empty, "baseHash": "0000" })).await.unwrap_err();
+    assert!(refused.to_string().contains("changed since last load"), "{refused}");
+    // The policy is the config's.
+    let full = json!({"version": 1, "defaults": {"security": "full", "ask": "off"}, "agents": {}});
+    let refused = c.call("exec.approvals.set", json!({ "file": full, "baseHash": hash })).await.unwrap_err();
+    assert!(refused.to_string().contains("tools.exec.mode"), "{refused}");
+    let cleared = c.call("exec.approvals.set", json!({ "file": empty, "baseHash": hash })).await.unwrap();
+    assert_eq!(cleared["file"]["agents"]["*"]["allowlist"], json!([]));
+    // Node hosts do not exist here: their methods stay refused (COMPATIBILITY.md says why).
+    let node = c.call("exec.approvals.node.get", json!({"nodeId": "n1"})).await.unwrap_err();
+    assert!(node.to_string().contains("unknown method"), "{node}");
     gw.stop().await;
 }
