@@ -308,6 +308,9 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "exec.approval.list", json!({})).await;
     a.call(&mut c, "mcp.servers.list", json!({})).await;
     a.call(&mut c, "mcp.servers.probe", json!({"name": "srv"})).await;
+    let approvals = a.call(&mut c, "exec.approvals.get", json!({})).await;
+    let file = json!({"version": 1, "agents": {"*": {"allowlist": [{"pattern": "/usr/bin/true"}]}}});
+    a.call(&mut c, "exec.approvals.set", json!({"file": file, "baseHash": approvals["hash"]})).await;
 
     // Pairing, from request to removal.
     let url = gw.url();

@@ -387,3 +387,182 @@ fn doctor_without_a_gateway_checks_the_tool_configuration_too() {
         assert!(said.contains(line), "no `{line}` in:\n{said}");
     }
 }
+
+/// The tool names a model request offered.
+fn offered(req: &pincer_testkit::fakes::openai::ModelRequest) -> Vec<String> {
+    req.body["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["function"]["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// `tools.*` and `mcp.servers` edits apply on `pincer config reload`: the next turn sees the new
+/// policy and exec mode, removed MCP servers are stopped and their process reaped, new ones
+/// started, changed ones restarted, an unchanged one keeps its process; a turn in flight keeps the
+/// tools it began with.
+#[tokio::test]
+async fn tools_and_mcp_edits_apply_on_reload_and_turns_in_flight_keep_their_tools() {
+    let bin = mcp_test_server();
+    let fake = FakeOpenAi::start().await;
+    let models = format!(
+        "models: {{ providers: {{ openai: {{ api: 'openai-completions', baseUrl: '{}', apiKey: 'sk-test', models: [{{ id: 'gpt-4o' }}] }} }} }},
+         agents: {{ defaults: {{ model: {{ primary: 'openai/gpt-4o' }}, timezone: 'Europe/Berlin' }} }}",
+        fake.base_url()
+    );
+    let srv =
+        |name: &str, extra: &str| format!("{name}: {{ command: '{}', requestTimeoutMs: 2000 {extra} }}", bin.display());
+    let before = format!(
+        "{models}, tools: {{ profile: 'full' }}, mcp: {{ servers: {{ {}, {}, {} }} }}",
+        srv("keep", ""),
+        srv("gone", ""),
+        srv("edit", "")
+    );
+    let gw = TestGateway::start_with(&format!("{{ {before} }}")).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let all_connected = |names: &'static [&'static str]| {
+        move |l: &Value| {
+            l["servers"].as_array().unwrap().len() == names.len()
+                && names.iter().all(|n| server(l, n)["state"] == "connected")
+        }
+    };
+    let list = mcp_list_until(&mut c, "connected", all_connected(&["edit", "gone", "keep"])).await;
+    let pid = |l: &Value, n: &str| server(l, n)["pid"].as_i64().unwrap() as i32;
+    let (keep_pid, gone_pid, edit_pid) = (pid(&list, "keep"), pid(&list, "gone"), pid(&list, "edit"));
+    std::fs::write(gw.paths.state_dir.join("workspace/note.txt"), "from the workspace").unwrap();
+
+    // A turn starts under the old policy; its MCP call holds it until the clock moves.
+    fake.push(Reply::tool_call("keep__slow", json!({})));
+    fake.push(Reply::tool_call("read", json!({ "path": "note.txt" })));
+    fake.push(Reply::text("first done"));
+    let job = c
+        .call(
+            "cron.add",
+            json!({"name": "t", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                   "payload": {"kind": "agentTurn", "message": "go"}, "delivery": {"mode": "none"}}),
+        )
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.call("cron.run", json!({"id": job})).await.unwrap();
+    fake.wait_for_requests(1).await;
+    let first = offered(&fake.requests()[0]);
+    assert!(first.contains(&"read".into()) && first.contains(&"gone__echo".into()), "{first:?}");
+
+    // The edit: `read` denied, exec runs anything, `gone` removed, `edit` changed, `added` new.
+    let after = format!(
+        "{{ gateway: {{ port: 0, auth: {{ token: '{TOKEN}' }} }}, {models},
+           tools: {{ profile: 'full', deny: ['read'], exec: {{ mode: 'full' }} }},
+           mcp: {{ servers: {{ {}, {}, {} }} }} }}",
+        srv("keep", ""),
+        srv("edit", ", env: { EDITED: '1' }"),
+        srv("added", "")
+    );
+    std::fs::write(&gw.paths.config_path, after).unwrap();
+    let (ok, out) = pincer(&gw, &["config", "reload", "--json"]).await;
+    assert!(ok, "{out}");
+    let reloaded: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reloaded["restartNeeded"], json!([]), "{reloaded}");
+    let applied: Vec<&str> = reloaded["applied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(applied.contains(&"tools.deny") && applied.contains(&"mcp.servers.gone"), "{applied:?}");
+
+    let list = mcp_list_until(&mut c, "reconfigured", all_connected(&["added", "edit", "keep"])).await;
+    assert_eq!(pid(&list, "keep"), keep_pid, "an unchanged server keeps its process");
+    assert_ne!(pid(&list, "edit"), edit_pid, "a changed server is restarted");
+    // Removed and replaced servers are killed and reaped (no zombie left).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while [gone_pid, edit_pid].iter().any(|p| crate::support::proc_stat(*p).is_some()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reaped: {:?} {:?}",
+            crate::support::proc_stat(gone_pid),
+            crate::support::proc_stat(edit_pid)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The turn in flight finishes with the tools it began with: `read` still works for it.
+    while fake.request_count() < 2 {
+        gw.clock.advance(500);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_runs(&mut c, &job, 1).await;
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(offered(&requests[1]).contains(&"read".into()));
+    assert!(requests[2].body.to_string().contains("from the workspace"), "{}", requests[2].body);
+
+    // The next turn: no `read`, the new server's tools, and exec in `full` mode.
+    fake.push(Reply::tool_call("exec", json!({ "command": "echo reloaded-exec" })));
+    fake.push(Reply::text("second done"));
+    c.call("cron.run", json!({"id": job, "mode": "force"})).await.unwrap();
+    wait_runs(&mut c, &job, 2).await;
+    let requests = fake.requests();
+    let next = offered(&requests[3]);
+    assert!(!next.contains(&"read".into()) && !next.contains(&"gone__echo".into()), "{next:?}");
+    assert!(next.contains(&"added__echo".into()) && next.contains(&"keep__echo".into()), "{next:?}");
+    let result = requests[4].body.to_string();
+    assert!(result.contains("reloaded-exec") && !result.contains("allowlist"), "{result}");
+
+    // health and doctor no longer wait for a restart.
+    let health = c.call("health", json!({})).await.unwrap();
+    assert_eq!(health["pincer"]["config"]["restartNeeded"], json!([]), "{health}");
+    gw.stop().await;
+}
+
+/// `exec.approvals.get|set` in OpenClaw's shapes: the policy from `tools.exec.mode`, the
+/// allow-always grants as the allowlist; `set` replaces the grants (guarded by `baseHash`), which
+/// the next `exec` call honours, and refuses to change the policy, naming the config key.
+#[tokio::test]
+async fn exec_approvals_get_and_set_show_and_replace_the_grants() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake, "tools: { profile: 'full' }").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let path = gw.paths.state_dir.join("exec-approvals.json");
+    let got = c.call("exec.approvals.get", json!({})).await.unwrap();
+    assert_eq!(
+        got,
+        json!({"path": path.display().to_string(), "exists": false, "hash": null,
+               "file": {"version": 1, "defaults": {"security": "allowlist", "ask": "off", "askFallback": "deny"},
+                        "agents": {"*": {"allowlist": []}}}})
+    );
+    // Nothing granted: `true` is refused.
+    let job = run_exec_job(&mut c, &fake, "true", "Tried.").await;
+    assert_eq!(wait_runs(&mut c, &job, 1).await[0]["toolCalls"][0]["isError"], true);
+
+    let bin = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("true"))
+        .find(|p| p.exists())
+        .unwrap()
+        .display()
+        .to_string();
+    let file = json!({"version": 1, "agents": {"*": {"allowlist": [{"pattern": bin}]}}});
+    let set = c.call("exec.approvals.set", json!({ "file": file })).await.unwrap();
+    assert_eq!(set["exists"], true);
+    assert_eq!(set["file"]["agents"]["*"]["allowlist"], json!([{ "pattern": bin }]));
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(on_disk["allowlist"][0]["pattern"], bin.as_str());
+    let hash = set["hash"].as_str().unwrap().to_string();
+    assert_eq!(c.call("exec.approvals.get", json!({})).await.unwrap(), set);
+    let job = run_exec_job(&mut c, &fake, "true", "Ran it.").await;
+    let run = wait_runs(&mut c, &job, 1).await.remove(0);
+    assert_eq!(run["toolCalls"][0]["isError"], false, "{run}");
+
+    // Once the file exists, a set needs the hash it was read at.
+    let empty = json!({"version": 1, "agents": {}});
+    let refused = c.call("exec.approvals.set", json!({ "file": empty })).await.unwrap_err();
+    assert!(refused.to_string().contains("base hash required"), "{refused}");
+    let refused = c.call("exec.approvals.set", json!({ "file": empty, "baseHash": "0000" })).await.unwrap_err();
+    assert!(refused.to_string().contains("changed since last load"), "{refused}");
+    // The policy is the config's.
+    let full = json!({"version": 1, "defaults": {"security": "full", "ask": "off"}, "agents": {}});
+    let refused = c.call("exec.approvals.set", json!({ "file": full, "baseHash": hash })).await.unwrap_err();
+    assert!(refused.to_string().contains("tools.exec.mode"), "{refused}");
+    let cleared = c.call("exec.approvals.set", json!({ "file": empty, "baseHash": hash })).await.unwrap();
+    assert_eq!(cleared["file"]["agents"]["*"]["allowlist"], json!([]));
+    // Node hosts do not exist here: their methods stay refused (COMPATIBILITY.md says why).
+    let node = c.call("exec.approvals.node.get", json!({"nodeId": "n1"})).await.unwrap_err();
+    assert!(node.to_string().contains("unknown method"), "{node}");
+    gw.stop().await;
+}

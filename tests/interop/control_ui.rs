@@ -183,11 +183,10 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
     .await
     .unwrap();
 
-    // The one refusal left on the Devices page: OpenClaw's exec-approvals editor
-    // (`exec.approvals.get`), which Pincer refuses (COMPATIBILITY.md); its paired devices load.
+    // The Devices page: its paired devices and the exec-approvals editor (`exec.approvals.get`).
     b.step("devices page", async {
         open(&b, "/settings/devices").await?;
-        page_loads(&b, "Devices", "openclaw-control-ui", &["exec.approvals.get"]).await
+        page_loads(&b, "Devices", "openclaw-control-ui", &[]).await
     })
     .await
     .unwrap();

@@ -111,7 +111,9 @@ pub(crate) struct Inner {
     pub chats: crate::chat::ActiveChats,
     pub counters: Counters,
     pub stop: watch::Sender<bool>,
-    pub tools: Option<AgentTools>,
+    /// Swapped whole by a config reload ([`Agents::set_toolbox`]); a turn takes its [`ToolSet`]
+    /// once, so turns in flight finish with the tools they began with.
+    tools: RwLock<Option<AgentTools>>,
     /// `agents.defaults.maxToolSteps`.
     pub max_tool_steps: u32,
     /// `agents.defaults.toolTimeoutSeconds`, in milliseconds.
@@ -183,7 +185,7 @@ impl Agents {
             counters: Counters::default(),
             stop: watch::Sender::new(false),
             workspace: tools.as_ref().map(|t| t.workspace.clone()).unwrap_or_default(),
-            tools,
+            tools: RwLock::new(tools),
         });
         // Tool calls a crash left without a result are answered as interrupted before any turn
         // runs (`Store::write` queues at once, so this is ahead of every later write).
@@ -256,6 +258,15 @@ impl Agents {
         *self.inner.router.write().expect("router lock") = Arc::new(router);
         *self.inner.config.write().expect("config lock") = config;
         Ok(())
+    }
+
+    /// Applies a new toolbox (`tools.*` and `mcp.servers` edited: a config reload): the next turn
+    /// is offered its tools; turns in flight keep the tool set they took. Without tools at start
+    /// (embedders, tests), there is no workspace to run them in and nothing changes.
+    pub fn set_toolbox(&self, toolbox: Toolbox) {
+        if let Some(tools) = self.inner.tools.write().expect("tools lock").as_mut() {
+            tools.toolbox = toolbox;
+        }
     }
 
     /// Checks that `config`'s models would be accepted by [`Agents::set_models`], changing nothing.
@@ -347,7 +358,7 @@ impl Inner {
 
     /// The tools a turn is offered: the configured policy narrowed by the job's `toolsAllow`.
     pub fn turn_tools(&self, job_allow: &[String]) -> ToolSet {
-        match &self.tools {
+        match &*self.tools.read().expect("tools lock") {
             Some(t) => t.toolbox.for_turn(job_allow),
             None => ToolSet::default(),
         }
@@ -360,8 +371,8 @@ impl Inner {
         if !tools.is_empty() {
             parts.push(prompt::TOOLS_NOTE.to_string());
         }
-        if let Some(t) = &self.tools {
-            let ws = Workspace::new(&t.workspace);
+        if self.tools.read().expect("tools lock").is_some() {
+            let ws = Workspace::new(&self.workspace);
             parts.push(ws.project_context_section(DEFAULT_BOOTSTRAP_MAX_CHARS, DEFAULT_BOOTSTRAP_TOTAL_MAX_CHARS));
             if tools.names().contains(&"read") {
                 parts.push(ws.skills_section());

@@ -1,6 +1,6 @@
 //! What a configuration edit changes for a running gateway: which key paths differ, which of
-//! them apply live (channels, delivery limits, models) and which wait for a restart (the port,
-//! the bind address, auth, cron, logging); and the redaction that keeps every secret out of
+//! them apply live (channels, delivery limits, models, tools, MCP servers) and which wait for a
+//! restart (the port, the bind address, auth, cron, logging); and the redaction that keeps every secret out of
 //! anything the gateway or `pincer config get` shows.
 
 use std::path::Path;
@@ -12,8 +12,9 @@ use crate::Config;
 use crate::config::Env;
 
 /// Sections a running gateway applies without a restart: the channel adapters and delivery
-/// limits (the outbox's lineup), and the model providers with the default model (the router).
-pub const LIVE_KEYS: &[&str] = &["channels", "delivery", "models", "agents.defaults.model"];
+/// limits (the outbox's lineup), the model providers with the default model (the router), the
+/// tool policy and settings (the toolbox) and the MCP servers.
+pub const LIVE_KEYS: &[&str] = &["channels", "delivery", "models", "agents.defaults.model", "tools", "mcp"];
 
 /// What stands in for a secret: OpenClaw's own marker, so its clients recognise it.
 pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
@@ -68,6 +69,8 @@ pub fn apply_live(running: &Config, next: &Config) -> Config {
     out.delivery = next.delivery.clone();
     out.models = next.models.clone();
     out.agents.defaults.model = next.agents.defaults.model.clone();
+    out.tools = next.tools.clone();
+    out.mcp = next.mcp.clone();
     out
 }
 
@@ -250,16 +253,18 @@ mod tests {
         let old = parse("{gateway: {port: 1000, auth: {token: 'a'}}}");
         let new = parse(
             "{gateway: {port: 2000, auth: {token: 'a'}}, channels: {telegram: {botToken: 'x'}},
-              delivery: {maxAttempts: 3}, agents: {defaults: {model: {primary: 'p/m'}, timezone: 'UTC'}}}",
+              delivery: {maxAttempts: 3}, agents: {defaults: {model: {primary: 'p/m'}, timezone: 'UTC'}},
+              tools: {exec: {mode: 'full'}}, mcp: {servers: {s: {command: 'srv'}}}}",
         );
         let changed = changed_paths(&old, &new);
-        expect![[r#"["agents.defaults.model.primary", "agents.defaults.timezone", "channels.telegram", "delivery.maxAttempts", "gateway.port"]"#]]
+        expect![[r#"["agents.defaults.model.primary", "agents.defaults.timezone", "channels.telegram", "delivery.maxAttempts", "gateway.port", "mcp.servers.s", "tools.exec.mode"]"#]]
             .assert_eq(&format!("{changed:?}"));
         expect![[r#"["agents.defaults.timezone", "gateway.port"]"#]]
             .assert_eq(&format!("{:?}", needs_restart(&changed)));
         let live = apply_live(&old, &new);
         assert_eq!((live.gateway.port, live.delivery.max_attempts), (1000, 3));
         assert!(live.channels.telegram.is_some() && live.agents.defaults.timezone.is_none());
+        assert!(live.tools == new.tools && live.mcp == new.mcp);
         assert!(changed_paths(&old, &old).is_empty());
     }
 

@@ -347,14 +347,22 @@ impl Outbox {
 
     /// Replaces the channels and the delivery limits (a config reload). Rows being sent finish
     /// with the adapter they started with; the next lease uses the new ones. Pauses for rejected
-    /// credentials are lifted (the configuration changed) and rate buckets start again.
+    /// credentials are lifted (the configuration changed). Rate buckets are kept — a reload must
+    /// not let a burst through — and a changed `delivery.rateLimits.<channel>` applies from now.
     pub fn set_lineup(&self, config: &pincer_core::config::DeliveryConfig, channels: Vec<Arc<dyn Channel>>) {
         let mut slot = self.inner.lineup.write().expect("lineup lock");
         let next = Lineup::new(config, channels, Some(&slot));
+        let now = self.inner.clock.now_ms();
+        self.inner.buckets.lock().expect("buckets lock").retain(|channel, bucket| {
+            let rate = next.rates.get(channel).copied().unwrap_or(0.0);
+            if rate > 0.0 && rate != bucket.per_second() {
+                bucket.set_rate(rate, now);
+            }
+            rate > 0.0
+        });
         *slot = Arc::new(next);
         drop(slot);
         self.inner.pauses.lock().expect("pauses lock").retain(|_, p| p.until_ms.is_some());
-        self.inner.buckets.lock().expect("buckets lock").clear();
         self.inner.notify.notify_one();
     }
 

@@ -837,3 +837,50 @@ async fn a_hung_channel_delays_only_itself() {
     assert_eq!(discord.requests(), 2, "discord holds only its own two slots");
     assert!(discord.messages().is_empty(), "and all of them are still hung");
 }
+
+/// A config reload (`Outbox::set_lineup`) keeps each channel's rate bucket: a send waiting for
+/// its turn still goes on time, a send after the reload does not get a fresh burst, and a changed
+/// `delivery.rateLimits.<channel>` paces from the reload on.
+#[tokio::test]
+async fn a_reload_keeps_the_rate_bucket_and_a_new_rate_applies_from_then_on() {
+    let fake = FakeTelegram::start().await;
+    let (channel, to) = adapter(Platform::Telegram, &fake.base_url(), TIMEOUT);
+    let mut config = rig_config(TIMEOUT);
+    config.rate_limits.insert("telegram".into(), 1.0);
+    let rig = rig(vec![channel.clone()], config.clone(), "").await;
+    let delivered = |d: &DeliveryDetail| d.row.state == DeliveryState::Delivered;
+    let sent = || fake.messages().len();
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+
+    // 1/s: the first goes at once, the second waits its second.
+    let one = rig.send("telegram", &to, "one").await;
+    wait_for_row(&rig.store, &one, "one", delivered).await;
+    let two = rig.send("telegram", &to, "two").await;
+    settle().await;
+    assert_eq!(sent(), 1);
+    // The reload (same rate) while `two` waits; `three`, to another chat, queues behind it.
+    rig.outbox.set_lineup(&config, vec![channel.clone()]);
+    let three = rig.send("telegram", "-1009999999999", "three").await;
+    settle().await;
+    assert_eq!(sent(), 1, "the reload let a burst through");
+    rig.clock.advance(1_000);
+    assert_eq!(wait_for_row(&rig.store, &two, "two", delivered).await.row.settled_at_ms, Some(START_MS + 1_000));
+    settle().await;
+    assert_eq!(sent(), 2);
+    rig.clock.advance(1_000);
+    assert_eq!(wait_for_row(&rig.store, &three, "three", delivered).await.row.settled_at_ms, Some(START_MS + 2_000));
+
+    // 4/s from the reload on: one every 250 ms, not a burst of four.
+    config.rate_limits.insert("telegram".into(), 4.0);
+    rig.outbox.set_lineup(&config, vec![channel]);
+    let four = rig.send("telegram", &to, "four").await;
+    let five = rig.send("telegram", &to, "five").await;
+    settle().await;
+    assert_eq!(sent(), 3, "the new rate started with a full bucket");
+    rig.clock.advance(250);
+    assert_eq!(wait_for_row(&rig.store, &four, "four", delivered).await.row.settled_at_ms, Some(START_MS + 2_250));
+    settle().await;
+    assert_eq!(sent(), 4);
+    rig.clock.advance(250);
+    assert_eq!(wait_for_row(&rig.store, &five, "five", delivered).await.row.settled_at_ms, Some(START_MS + 2_500));
+}

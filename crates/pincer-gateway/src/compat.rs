@@ -50,6 +50,14 @@ const NOTES: &[(&str, &str)] = &[
         "exec.approval.resolve",
         "`allow-always` adds the command's executables to `<state>/exec-approvals.json`, as OpenClaw does",
     ),
+    (
+        "exec.approvals.get",
+        "`defaults` is `tools.exec.mode` (read-only here); the allowlist is the allow-always grants of `<state>/exec-approvals.json`, under agent `*`",
+    ),
+    (
+        "exec.approvals.set",
+        "replaces the allow-always grants (every agent's allowlist); a change of `defaults` is refused: edit `tools.exec.mode`",
+    ),
     ("sessions.compact", "`maxLines` trims to the newest entries; without it `ok: false`: Pincer does not summarise"),
     ("sessions.reset", "the old transcript is deleted, not archived"),
     ("sessions.resolve", "by `key` or `sessionId`; `label`, `shortId`, `reference` refused"),
@@ -65,10 +73,7 @@ const REASONS: &[(&str, &str)] = &[
     ("talk.", "Pincer has no voice or talk mode"),
     ("voicewake.", "Pincer has no voice or talk mode"),
     ("tts.", "Pincer has no voice or talk mode"),
-    (
-        "exec.approvals.",
-        "the exec policy is `tools.exec` in the config; allow-always grants are kept in `<state>/exec-approvals.json`",
-    ),
+    ("exec.approvals.node.", "Pincer has no nodes: commands run on the gateway's own host (`exec.approvals.get`)"),
     ("exec.approval.grants.", "allow-always grants are kept in `<state>/exec-approvals.json`"),
     ("exec.approval.", "approvals are raised by Pincer's own `exec` tool, not requested by clients"),
     ("plugin", "Pincer has no plugins"),

@@ -170,7 +170,7 @@ fn agent_tools(
     if let Err(e) = std::fs::create_dir_all(&workspace) {
         tracing::warn!(workspace = %workspace.display(), error = %e, "cannot create the agent workspace; file tools will fail");
     }
-    let mcp = (!config.mcp.servers.is_empty()).then(|| pincer_tools::McpServers::start(&config.mcp, clock.clone()));
+    let mcp = pincer_tools::McpServers::start(&config.mcp, clock.clone());
     // `ask` requests wait here for `exec.approval.resolve`; `allow-always` grants are kept beside
     // the database, as OpenClaw keeps its `exec-approvals.json`.
     let grants = paths.state_dir.join(EXEC_APPROVALS_FILE);
@@ -180,15 +180,27 @@ fn agent_tools(
         grants_error = Some(e);
         pincer_tools::ApprovalQueue::new()
     });
-    let (mut toolbox, notes) =
-        pincer_tools::standard_toolbox(&config.tools, mcp.clone(), Some(Arc::new(approvals.clone())));
     let binding = tools::Binding::default();
-    for tool in tools::all(&binding) {
+    let toolbox = toolbox(&config.tools, &mcp, &approvals, &binding);
+    (pincer_agent::AgentTools { toolbox, workspace }, state::GatewayTools { approvals, mcp, grants_error }, binding)
+}
+
+/// The toolbox under `tools.*`: the built-ins as configured, the gateway's own tools acting on
+/// `binding`'s state, and the MCP servers' tools. Start-up and a config reload build it alike.
+pub(crate) fn toolbox(
+    config: &pincer_core::tools_config::ToolsConfig,
+    mcp: &pincer_tools::McpServers,
+    approvals: &pincer_tools::ApprovalQueue,
+    binding: &tools::Binding,
+) -> pincer_tools::Toolbox {
+    let (mut toolbox, notes) =
+        pincer_tools::standard_toolbox(config, Some(mcp.clone()), Some(Arc::new(approvals.clone())));
+    for tool in tools::all(binding) {
         toolbox = toolbox.with_tool(tool);
     }
     // An untouched `tools.web.search` only means web search is off: say so quietly; a section the
     // owner wrote that does not work is a warning.
-    let search_untouched = config.tools.web.search == pincer_core::tools_config::WebSearchConfig::default();
+    let search_untouched = config.web.search == pincer_core::tools_config::WebSearchConfig::default();
     for note in &notes {
         if search_untouched && note.starts_with("tools.web.search") {
             tracing::info!("tools: web_search is off until configured ({note})");
@@ -196,7 +208,7 @@ fn agent_tools(
             tracing::warn!("tools: {note}");
         }
     }
-    (pincer_agent::AgentTools { toolbox, workspace }, state::GatewayTools { approvals, mcp, grants_error }, binding)
+    toolbox
 }
 
 /// The state dir's file of `allow-always` exec grants.
@@ -441,9 +453,7 @@ impl RunningGateway {
         self.state.cron.shutdown().await;
         self.state.agents.shutdown();
         self.state.chat.shutdown();
-        if let Some(mcp) = &self.state.tools.mcp {
-            mcp.shutdown();
-        }
+        self.state.tools.mcp.shutdown();
         self.state.devices.flush_auth_failures(true).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;

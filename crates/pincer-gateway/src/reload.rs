@@ -5,8 +5,11 @@
 //! start, the time zone, every channel and model provider built). Refused, nothing changes: the
 //! reason is logged and shown by `health` and `doctor` until a later edit is accepted. Accepted,
 //! the live sections ([`pincer_core::config_live::LIVE_KEYS`]: channels, delivery limits,
-//! models) are swapped in — the outbox's lineup, the scheduler's channel catalog, the agents'
-//! model router — and every other changed key is reported as waiting for a restart.
+//! models, tools, MCP servers) are swapped in — the outbox's lineup, the scheduler's channel
+//! catalog, the agents' model router and toolbox, the MCP lineup (removed servers stopped, new
+//! ones started, changed ones restarted) — and every other changed key is reported as waiting
+//! for a restart. A turn takes its tool set when it starts, so turns in flight finish with the
+//! tools they began with.
 //!
 //! The watch polls the file's size and modification time every [`WATCH_EVERY_MS`] on the
 //! injected clock and rereads it only when they move, rather than using inotify (`notify`): no
@@ -150,7 +153,7 @@ pub fn validate(config: &Config, clock: pincer_core::SharedClock) -> Result<(), 
     Ok(())
 }
 
-fn apply(state: &AppState, next: Config) -> Reloaded {
+fn apply(state: &Arc<AppState>, next: Config) -> Reloaded {
     let live = &state.config;
     let running = live.get();
     let changed = config_live::changed_paths(&running, &next);
@@ -177,6 +180,16 @@ fn apply(state: &AppState, next: Config) -> Reloaded {
         && let Err(e) = state.agents.set_models(Arc::new(merged.clone()))
     {
         return Reloaded::Refused(format!("config {e}"));
+    }
+    if touches("mcp") {
+        let c = state.tools.mcp.reconfigure(&merged.mcp);
+        tracing::info!(started = ?c.started, stopped = ?c.stopped, restarted = ?c.restarted, "mcp servers reconfigured");
+    }
+    if touches("tools") || touches("mcp") {
+        // The gateway's own tools reach this state directly: it exists now.
+        let binding = crate::tools::Binding::default();
+        binding.bind(state);
+        state.agents.set_toolbox(crate::toolbox(&merged.tools, &state.tools.mcp, &state.tools.approvals, &binding));
     }
     live.set_running(merged);
     Reloaded::Applied { applied, restart_needed }

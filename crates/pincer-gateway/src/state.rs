@@ -59,8 +59,8 @@ pub struct AppState {
 pub struct GatewayTools {
     /// `ask`-mode exec approvals waiting for an operator (`exec.approval.*`, `pincer approvals`).
     pub approvals: pincer_tools::ApprovalQueue,
-    /// The configured MCP servers (`None` without `mcp.servers`).
-    pub mcp: Option<pincer_tools::McpServers>,
+    /// The configured MCP servers (none without `mcp.servers`; a reload changes the lineup).
+    pub mcp: pincer_tools::McpServers,
     /// Why the `allow-always` grants file could not be read, for `doctor`.
     pub grants_error: Option<String>,
 }

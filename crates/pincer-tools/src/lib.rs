@@ -57,7 +57,7 @@ pub use config::{ExecConfig, ExecMode, McpConfig, McpServerConfig, ToolsConfig};
 pub use exec::Exec;
 pub use exec::approval::{ApprovalDecision, ApprovalEvent, ApprovalQueue, ApprovalRequest, ExecApprover};
 pub use fs::{EditTool, ReadTool, WriteTool};
-pub use mcp::{McpServerState, McpServers, McpStatus};
+pub use mcp::{McpChanges, McpServerState, McpServers, McpStatus};
 pub use policy::{Profile, ToolPolicy};
 pub use registry::{ToolSet, Toolbox};
 pub use tool::{ExternalSource, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, wrap_external};

@@ -391,12 +391,12 @@ fn tools(state: &AppState, f: &mut Findings) {
 /// Each configured MCP server: connected with its tools, or why not and what to check.
 fn mcp(state: &AppState, f: &mut Findings) {
     use pincer_tools::McpStatus;
-    let Some(servers) = &state.tools.mcp else { return };
+    let servers = &state.tools.mcp;
     for s in servers.states() {
         let check = format!("mcp.{}", s.name);
         let why = s.last_error.clone().unwrap_or_else(|| "no error recorded".into());
         let fix = format!(
-            "check mcp.servers.{} ({}); `pincer mcp probe {}` connects and shows the error; changes to mcp.* need a gateway restart",
+            "check mcp.servers.{} ({}); `pincer mcp probe {}` connects and shows the error; an edit applies on `pincer config reload`",
             s.name,
             if s.transport == "stdio" { "command, args, env, cwd" } else { "url, transport, headers" },
             s.name

@@ -1,4 +1,5 @@
-//! The agent's tools at the boundary: `exec.approval.list|get|resolve` over the gateway's
+//! The agent's tools at the boundary: `exec.approval.list|get|resolve` and
+//! `exec.approvals.get|set` (the policy and the `allow-always` grants) over the gateway's
 //! [`ApprovalQueue`] (with OpenClaw's `exec.approval.requested`/`resolved` events and an audit
 //! row per decision), and `mcp.servers.list|probe` over the shared MCP servers.
 
@@ -24,6 +25,44 @@ pub mod action {
 const APPROVALS_SCOPE: &str = "operator.approvals";
 
 pub fn register(methods: &mut Methods) {
+    methods.add::<wire::ExecApprovalsGet, _, _>(|c: Ctx, _| async move { Ok(approvals_snapshot(&c.state)) });
+    methods.add::<wire::ExecApprovalsSet, _, _>(|c: Ctx, p: wire::ExecApprovalsSetParams| async move {
+        let current = approvals_snapshot(&c.state);
+        if current.exists {
+            match p.base_hash.as_deref().map(str::trim) {
+                None | Some("") => {
+                    return Err(ErrorShape::invalid_request(
+                        "exec approvals base hash required; re-run exec.approvals.get and retry",
+                    ));
+                }
+                Some(h) if Some(h) != current.hash.as_deref() => {
+                    return Err(ErrorShape::invalid_request(
+                        "exec approvals changed since last load; re-run exec.approvals.get and retry",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        // The policy is the config's: a file that changes it is refused with the key to edit.
+        let policy = |d: &Option<wire::ExecApprovalsPolicy>| d.as_ref().map(|d| (d.security.clone(), d.ask.clone()));
+        let wanted = policy(&p.file.defaults);
+        if wanted.as_ref().is_some_and(|w| Some(w) != policy(&current.file.defaults).as_ref()) {
+            return Err(ErrorShape::invalid_request(
+                "the exec policy (defaults.security, defaults.ask) is tools.exec.mode in Pincer's config: \
+                 run `pincer config set tools.exec.mode deny|allowlist|ask|full`; this method sets the allowlist grants",
+            ));
+        }
+        // Pincer's one agent runs under every agent's entry: the grants are their union.
+        let patterns: Vec<String> = p
+            .file
+            .agents
+            .values()
+            .flat_map(|a| a.allowlist.iter().map(|e| e.pattern.trim().to_string()))
+            .filter(|p| !p.is_empty())
+            .collect();
+        c.state.tools.approvals.set_grants(patterns).map_err(ErrorShape::unavailable)?;
+        Ok(approvals_snapshot(&c.state))
+    });
     methods.add::<wire::ExecApprovalList, _, _>(|c: Ctx, _| async move {
         Ok(c.state.tools.approvals.pending().iter().map(approval).collect())
     });
@@ -81,12 +120,7 @@ pub fn register(methods: &mut Methods) {
         Ok(wire::McpServersListResult { servers: mcp_servers(&c.state), extra: Default::default() })
     });
     methods.add::<wire::McpServersProbe, _, _>(|c: Ctx, p: wire::McpProbeParams| async move {
-        let Some(mcp) = &c.state.tools.mcp else {
-            return Err(ErrorShape::invalid_request(format!(
-                "no MCP server `{}`: mcp.servers is empty; add one to the config and restart the gateway",
-                p.name
-            )));
-        };
+        let mcp = &c.state.tools.mcp;
         let tools = mcp.probe(&p.name, &c.state.clock).await.map_err(ErrorShape::invalid_request)?;
         Ok(wire::McpProbeResult {
             name: p.name,
@@ -102,6 +136,49 @@ pub fn register(methods: &mut Methods) {
             extra: Default::default(),
         })
     });
+}
+
+/// The grants file as OpenClaw's `exec.approvals.get` shows its own: `defaults` from
+/// `tools.exec.mode`, the grants as the allowlist of every agent (`*`).
+fn approvals_snapshot(state: &AppState) -> wire::ExecApprovalsSnapshot {
+    use pincer_tools::ExecApprover;
+    let path =
+        state.tools.approvals.grants_file().unwrap_or_else(|| state.paths.state_dir.join(crate::EXEC_APPROVALS_FILE));
+    let bytes = std::fs::read(&path).ok();
+    let hash = bytes.as_ref().map(|b| {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+    });
+    let (security, ask) = match state.config.get().tools.exec.mode {
+        pincer_tools::ExecMode::Deny => ("deny", "off"),
+        pincer_tools::ExecMode::Allowlist => ("allowlist", "off"),
+        pincer_tools::ExecMode::Ask => ("allowlist", "on-miss"),
+        pincer_tools::ExecMode::Full => ("full", "off"),
+    };
+    let allowlist = state
+        .tools
+        .approvals
+        .granted()
+        .into_iter()
+        .map(|pattern| wire::ExecAllowlistEntry { pattern, extra: Default::default() })
+        .collect();
+    wire::ExecApprovalsSnapshot {
+        path: path.display().to_string(),
+        exists: bytes.is_some(),
+        hash,
+        file: wire::ExecApprovalsFile {
+            version: 1,
+            defaults: Some(wire::ExecApprovalsPolicy {
+                security: Some(security.into()),
+                ask: Some(ask.into()),
+                ask_fallback: Some("deny".into()),
+                extra: Default::default(),
+            }),
+            agents: [("*".to_string(), wire::ExecApprovalsAgent { allowlist, extra: Default::default() })].into(),
+            extra: Default::default(),
+        },
+        extra: Default::default(),
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
@@ -140,7 +217,7 @@ fn approval(r: &ApprovalRequest) -> wire::ExecApproval {
 
 /// Every configured MCP server's state, for `mcp.servers.list`, `health` and `doctor`.
 pub fn mcp_servers(state: &AppState) -> Vec<wire::McpServerInfo> {
-    state.tools.mcp.as_ref().map(|m| m.states().iter().map(mcp_info).collect()).unwrap_or_default()
+    state.tools.mcp.states().iter().map(mcp_info).collect()
 }
 
 fn mcp_info(s: &McpServerState) -> wire::McpServerInfo {

@@ -272,6 +272,8 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<tools::ExecApprovalList>(),
     MethodSchema::of::<tools::ExecApprovalGet>(),
     MethodSchema::of::<tools::ExecApprovalResolve>(),
+    MethodSchema::of::<tools::ExecApprovalsGet>(),
+    MethodSchema::of::<tools::ExecApprovalsSet>(),
     MethodSchema::of::<tools::McpServersList>(),
     MethodSchema::of::<tools::McpServersProbe>(),
     MethodSchema::of::<import::ImportOpenclaw>(),

@@ -1,5 +1,5 @@
 //! The agent's tools as operators see them: exec approvals in OpenClaw's shapes
-//! (`exec.approval.list|get|resolve`, and the payloads of the `exec.approval.requested` and
+//! (`exec.approval.list|get|resolve`, `exec.approvals.get|set`, and the payloads of the `exec.approval.requested` and
 //! `exec.approval.resolved` events), and Pincer's MCP server methods (`mcp.servers.list|probe`).
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,10 @@ methods! {
     ExecApprovalGet = "exec.approval.get" (ApprovalId) -> ExecApprovalDetail;
     /// Decides a pending approval: `allow-once`, `allow-always` or `deny`.
     ExecApprovalResolve = "exec.approval.resolve" (ExecApprovalResolveParams) -> ResolveResult;
+    /// The exec approval policy and the `allow-always` grants, in OpenClaw's file shape.
+    ExecApprovalsGet = "exec.approvals.get" (NoParams) -> ExecApprovalsSnapshot;
+    /// Replaces the `allow-always` grants (`baseHash` from `exec.approvals.get` once the file exists).
+    ExecApprovalsSet = "exec.approvals.set" (ExecApprovalsSetParams) -> ExecApprovalsSnapshot;
     /// Pincer's: every configured MCP server with its state and tools.
     McpServersList = "mcp.servers.list" (NoParams) -> McpServersListResult;
     /// Pincer's: connects to one server on a fresh connection and lists its tools.
@@ -173,3 +177,75 @@ pub struct McpProbeTool {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// `exec.approvals.get|set`'s answer (OpenClaw's): the grants file and what it holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalsSnapshot {
+    pub path: String,
+    pub exists: bool,
+    /// SHA-256 of the file's bytes; `exec.approvals.set` takes it back as `baseHash`.
+    pub hash: Option<String>,
+    pub file: ExecApprovalsFile,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// OpenClaw's `exec-approvals.json`: `defaults` (the policy: Pincer's `tools.exec.mode`) and per
+/// agent allowlists (Pincer's grants, under `*`: every agent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalsFile {
+    #[serde(default)]
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<ExecApprovalsPolicy>,
+    #[serde(default)]
+    pub agents: std::collections::BTreeMap<String, ExecApprovalsAgent>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `security` (`deny|allowlist|full`), `ask` (`off|on-miss|always`), `askFallback`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalsPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_fallback: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One agent's entry: its policy fields and its allowlist.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecApprovalsAgent {
+    #[serde(default)]
+    pub allowlist: Vec<ExecAllowlistEntry>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An allowlist entry: an executable path glob (`id`, `lastUsedAt`, … kept as given).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecAllowlistEntry {
+    pub pattern: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `exec.approvals.set`'s params.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecApprovalsSetParams {
+    pub file: ExecApprovalsFile,
+    #[serde(default)]
+    pub base_hash: Option<String>,
+}
+
+impl Params for ExecApprovalsSetParams {}

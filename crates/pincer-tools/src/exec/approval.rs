@@ -242,16 +242,31 @@ impl ExecApprover for ApprovalQueue {
     }
 
     fn grant(&self, patterns: &[String]) -> Result<(), String> {
-        let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(file) = grants.file.clone() else {
-            return Err("allow-always decisions are not kept (no grants file)".into());
-        };
-        let mut next = grants.patterns.clone();
+        let mut next = self.granted();
         for p in patterns {
             if !next.contains(p) {
                 next.push(p.clone());
             }
         }
+        self.set_grants(next)
+    }
+}
+
+impl ApprovalQueue {
+    /// The grants file, when grants are kept.
+    pub fn grants_file(&self) -> Option<PathBuf> {
+        self.grants.lock().unwrap_or_else(|e| e.into_inner()).file.clone()
+    }
+
+    /// Replaces the `allow-always` grants with `next` (duplicates dropped) and writes the file
+    /// (`exec.approvals.set`).
+    pub fn set_grants(&self, mut next: Vec<String>) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        next.retain(|p| seen.insert(p.clone()));
+        let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(file) = grants.file.clone() else {
+            return Err("allow-always decisions are not kept (no grants file)".into());
+        };
         let body =
             GrantsFile { version: 1, allowlist: next.iter().map(|p| GrantEntry { pattern: p.clone() }).collect() };
         let text = serde_json::to_string_pretty(&body).map_err(|e| e.to_string())? + "\n";

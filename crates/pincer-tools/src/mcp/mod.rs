@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pincer_core::SharedClock;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
@@ -80,6 +80,8 @@ struct Slot {
     name: String,
     safe_name: String,
     config: McpServerConfig,
+    /// Stops this server alone (removed or changed by a reload).
+    stop: CancellationToken,
     state: watch::Sender<McpServerState>,
     live: Mutex<Option<Live>>,
 }
@@ -100,11 +102,22 @@ impl Slot {
     }
 }
 
-/// The configured MCP servers, started once and shared (cheap to clone).
+/// The configured MCP servers, started once and shared (cheap to clone). A config reload
+/// changes the lineup in place ([`McpServers::reconfigure`]): every handle sees it.
 #[derive(Clone)]
 pub struct McpServers {
-    slots: Arc<BTreeMap<String, Arc<Slot>>>,
+    slots: Arc<RwLock<BTreeMap<String, Arc<Slot>>>>,
+    /// Cancels every supervisor (gateway shutdown); each slot's own token is a child of it.
     stop: CancellationToken,
+    clock: SharedClock,
+}
+
+/// What [`McpServers::reconfigure`] did, by server name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpChanges {
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+    pub restarted: Vec<String>,
 }
 
 fn transport_name(config: &McpServerConfig) -> &'static str {
@@ -123,9 +136,35 @@ fn sanitize(raw: &str) -> String {
 impl McpServers {
     /// Starts a supervisor for every enabled server. Must be called inside a tokio runtime.
     pub fn start(config: &McpConfig, clock: SharedClock) -> McpServers {
-        let stop = CancellationToken::new();
-        let mut slots = BTreeMap::new();
+        let servers =
+            McpServers { slots: Arc::new(RwLock::new(BTreeMap::new())), stop: CancellationToken::new(), clock };
+        servers.reconfigure(config);
+        servers
+    }
+
+    /// Applies a new `mcp.servers` (a config reload): servers no longer configured are stopped
+    /// (their process group killed), new ones started, and ones whose settings changed restarted;
+    /// untouched servers keep their connection. A turn that still holds a stopped server's tool
+    /// gets a tool error saying it was shut down.
+    pub fn reconfigure(&self, config: &McpConfig) -> McpChanges {
+        let mut changes = McpChanges::default();
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|name, slot| {
+            let keep = config.servers.get(name) == Some(&slot.config);
+            if !keep {
+                slot.stop.cancel();
+                if config.servers.contains_key(name) {
+                    changes.restarted.push(name.clone());
+                } else {
+                    changes.stopped.push(name.clone());
+                }
+            }
+            keep
+        });
         for (name, server) in &config.servers {
+            if slots.contains_key(name) {
+                continue;
+            }
             let mut safe_name: String = sanitize(name);
             safe_name.truncate(SERVER_NAME_MAX);
             if safe_name.is_empty() {
@@ -145,35 +184,47 @@ impl McpServers {
                 name: name.clone(),
                 safe_name,
                 config: server.clone(),
+                stop: self.stop.child_token(),
                 state: watch::Sender::new(state),
                 live: Mutex::new(None),
             });
             if server.enabled {
-                tokio::spawn(supervise(slot.clone(), clock.clone(), stop.clone()));
+                tokio::spawn(supervise(slot.clone(), self.clock.clone(), slot.stop.clone()));
             }
             slots.insert(name.clone(), slot);
+            if !changes.restarted.contains(name) {
+                changes.started.push(name.clone());
+            }
         }
-        McpServers { slots: Arc::new(slots), stop }
+        changes
+    }
+
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
     /// Every server's state, by name.
     pub fn states(&self) -> Vec<McpServerState> {
-        self.slots.values().map(|s| s.state.borrow().clone()).collect()
+        self.slots().iter().map(|s| s.state.borrow().clone()).collect()
     }
 
     pub fn state(&self, name: &str) -> Option<McpServerState> {
-        self.slots.get(name).map(|s| s.state.borrow().clone())
+        self.slot(name).map(|s| s.state.borrow().clone())
     }
 
     /// Watches one server's state (tests and `doctor` wait on it).
     pub fn subscribe(&self, name: &str) -> Option<watch::Receiver<McpServerState>> {
-        self.slots.get(name).map(|s| s.state.subscribe())
+        self.slot(name).map(|s| s.state.subscribe())
     }
 
     /// The tools of every ready server, with the server's name.
     pub fn tools(&self) -> Vec<(String, Arc<dyn Tool>)> {
         let mut out = Vec::new();
-        for slot in self.slots.values() {
+        for slot in self.slots() {
             if let Some(live) = slot.live() {
                 out.extend(live.tools.iter().map(|t| (slot.name.clone(), t.clone() as Arc<dyn Tool>)));
             }
@@ -189,15 +240,15 @@ impl McpServers {
     /// Connects to one configured server on a connection of its own, lists its tools and
     /// disconnects (`pincer mcp probe <name>`); the shared connection is not touched.
     pub async fn probe(&self, name: &str, clock: &SharedClock) -> Result<Vec<McpToolInfo>, String> {
-        let slot = self.slots.get(name).ok_or_else(|| {
-            let known: Vec<_> = self.slots.keys().cloned().collect();
+        let slot = self.slot(name).ok_or_else(|| {
+            let known: Vec<_> = self.slots().iter().map(|s| s.name.clone()).collect();
             format!(
                 "no MCP server `{name}` in mcp.servers (configured: {})",
                 if known.is_empty() { "none".into() } else { known.join(", ") }
             )
         })?;
-        let conn = connect(slot, clock).await?;
-        let tools = list_tools(slot, &conn.service, clock).await;
+        let conn = connect(&slot, clock).await?;
+        let tools = list_tools(&slot, &conn.service, clock).await;
         let _ = conn.service.cancel().await;
         kill_group(conn.pid);
         Ok(tools?
