@@ -104,12 +104,9 @@ impl Inner {
     /// (no queued events).
     ///
     /// The tool loop: while the model answers with tool calls, the assistant message and its
-    /// calls are committed (the calls recorded as open), the calls run in parallel, and the model
-    /// is asked again with their results — at most `agents.defaults.maxToolSteps` times. A step
-    /// costs one commit: the results of a step are committed (closing their calls) in the same
-    /// transaction as the model's next answer (or the turn's failure, or by [`Unfinished`] when
-    /// the turn is dropped). A crash before that commit leaves the calls open, and the next start
-    /// answers them as interrupted: every call has exactly one result in the transcript.
+    /// calls are committed (the calls recorded as open), the calls run in parallel, each result is
+    /// committed as it arrives (closing its call), and the model is asked again — at most
+    /// `agents.defaults.maxToolSteps` times.
     pub(crate) async fn run_turn(
         &self,
         turn: Turn,
@@ -124,8 +121,6 @@ impl Inner {
         // Armed until the turn is recorded: a turn dropped mid-call (a time limit, a shutdown)
         // still answers its open tool calls and finishes its isolated session.
         let mut unfinished = Unfinished::arm(&self.store, &self.clock, &session);
-        // The results of the last step's calls, not yet committed (shared with `unfinished`).
-        let pending = unfinished.pending.clone();
         // Cancels the tools still running when the turn is dropped or aborted.
         let cancel = CancellationToken::new();
         let _cancel_on_drop = cancel.clone().drop_guard();
@@ -158,8 +153,7 @@ impl Inner {
                     let model = chain.iter().find(|m| error.message.starts_with(&format!("{m}: "))).cloned();
                     let label = model.as_ref().map_or_else(|| "none".to_string(), ModelRef::to_string);
                     self.observe(kind, error.class.as_str(), &label, None, latency_s);
-                    let results = take(&pending);
-                    self.record_failure(&key, &run_id, model.as_ref(), &error, finish, now, results).await?;
+                    self.record_failure(&key, &run_id, model.as_ref(), &error, finish, now).await?;
                     unfinished.disarm();
                     return Err(TurnError::Model { error, model, tool_calls: calls_made });
                 }
@@ -178,10 +172,8 @@ impl Inner {
                 })
                 .to_string();
                 let reply = text.clone();
-                let results = take(&pending);
                 self.store
                     .write(move |tx| {
-                        commit_results(tx, &key, &results)?;
                         tx.append_transcript(&key, "assistant", &reply, now, Some(&meta))?;
                         tx.add_session_usage(
                             &key,
@@ -215,13 +207,12 @@ impl Inner {
                         self.max_tool_steps
                     ),
                 );
-                let results = take(&pending);
-                self.record_failure(&key, &run_id, Some(&model), &error, finish, now, results).await?;
+                self.record_failure(&key, &run_id, Some(&model), &error, finish, now).await?;
                 unfinished.disarm();
                 return Err(TurnError::ToolSteps { message: error.message, model, tool_calls: calls_made });
             }
-            // The last step's results, the assistant message and its open calls commit together; a
-            // crash after this point leaves open calls that the next start answers as interrupted.
+            // The assistant message and its open calls commit together; a crash after this point
+            // leaves open calls that the next start answers as interrupted.
             let meta = json!({
                 "runId": run_id, "model": label, "usage": usage, "finishReason": done.outcome.finish_reason,
                 "attempts": done.attempts.len(), "toolCalls": calls,
@@ -229,10 +220,8 @@ impl Inner {
             .to_string();
             {
                 let (key, run_id, text, calls) = (key.clone(), run_id.clone(), text.clone(), calls.clone());
-                let results = take(&pending);
                 self.store
                     .write(move |tx| {
-                        commit_results(tx, &key, &results)?;
                         tx.append_transcript(&key, "assistant", &text, now, Some(&meta))?;
                         let open: Vec<(&str, &str)> = calls.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
                         tx.open_tool_calls(&key, Some(&run_id), &open, now)?;
@@ -241,24 +230,21 @@ impl Inner {
                     .await?;
             }
             crashpoint::hit("agent.tool_called");
-            let results =
-                futures_util::future::join_all(calls.iter().map(|call| {
-                    self.run_tool_call(&tools, call, &key, &run_id, deadline_ms, &cancel, on_tool, &pending)
-                }))
-                .await;
-            // The results are in `pending`, committed with the model's next answer.
-            crashpoint::hit("agent.tool_returned");
+            let results = futures_util::future::join_all(
+                calls.iter().map(|call| self.run_tool_call(&tools, call, &key, &run_id, deadline_ms, &cancel, on_tool)),
+            )
+            .await;
             req.messages.push(ChatMessage::assistant_calls(text, calls.clone()));
             for (call, result) in calls.iter().zip(results) {
+                let result = result?;
                 calls_made.push(result.summary);
                 req.messages.push(ChatMessage::tool_result(&call.id, result.content, result.is_error));
             }
         }
     }
 
-    /// Runs one tool call and adds its result to `pending` (committed, closing the call, with the
-    /// model's next answer); the result is what the model is sent. Every failure of the tool is a
-    /// result with `is_error`.
+    /// Runs one tool call and commits its result (closing the call); the result is what the model
+    /// is sent. Every failure of the tool is a result with `is_error`; only the store can fail this.
     #[allow(clippy::too_many_arguments)]
     async fn run_tool_call(
         &self,
@@ -269,8 +255,7 @@ impl Inner {
         turn_deadline_ms: Option<i64>,
         cancel: &CancellationToken,
         on_tool: OnTool<'_>,
-        pending: &Pending,
-    ) -> ToolResult {
+    ) -> Result<ToolResult, StoreError> {
         let started = self.clock.now_ms();
         let args: Value =
             serde_json::from_str(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()));
@@ -298,12 +283,15 @@ impl Inner {
             "errorClass": class, "durationMs": ms,
         })
         .to_string();
-        pending.lock().unwrap_or_else(|e| e.into_inner()).push(PendingResult {
-            call_id: call.id.clone(),
-            content: content.clone(),
-            meta,
-            at_ms: now,
-        });
+        {
+            let (key, id, content) = (key.to_string(), call.id.clone(), content.clone());
+            self.store
+                .write(move |tx| {
+                    tx.append_transcript(&key, TOOL_RESULT_ROLE, &content, now, Some(&meta))?;
+                    tx.close_tool_call(&key, &id)
+                })
+                .await?;
+        }
         on_tool(json!({
             "phase": "result", "name": call.name, "toolCallId": call.id, "isError": is_error,
             "errorClass": class, "result": content, "durationMs": ms,
@@ -312,12 +300,10 @@ impl Inner {
         if let Some(class) = class {
             summary["errorClass"] = json!(class);
         }
-        ToolResult { content, is_error, summary }
+        Ok(ToolResult { content, is_error, summary })
     }
 
-    /// Records a failed turn as a `system` entry (and finishes an isolated session), after the
-    /// last step's `results`.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a failed turn as a `system` entry (and finishes an isolated session).
     async fn record_failure(
         &self,
         key: &str,
@@ -326,7 +312,6 @@ impl Inner {
         error: &ProviderError,
         finish: bool,
         now: i64,
-        results: Vec<PendingResult>,
     ) -> Result<(), StoreError> {
         tracing::warn!(session = %key, class = %error.class, error = %error.message, "the turn failed");
         let meta = json!({
@@ -338,7 +323,6 @@ impl Inner {
         let key = key.to_string();
         self.store
             .write(move |tx| {
-                commit_results(tx, &key, &results)?;
                 tx.append_transcript(&key, "system", &note, now, Some(&meta))?;
                 if finish {
                     tx.finish_session(&key, now)?;
@@ -430,46 +414,17 @@ impl Inner {
     }
 }
 
-/// A tool result not committed yet: it is committed (closing its call) with the model's next
-/// answer, so a step costs one commit.
-struct PendingResult {
-    call_id: String,
-    content: String,
-    meta: String,
-    at_ms: i64,
-}
-
-/// The current step's finished results, shared by its parallel calls and [`Unfinished`].
-type Pending = std::sync::Arc<std::sync::Mutex<Vec<PendingResult>>>;
-
-fn take(pending: &Pending) -> Vec<PendingResult> {
-    std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// Appends `results` to the transcript and closes their calls.
-fn commit_results(tx: &pincer_store::Tx<'_>, key: &str, results: &[PendingResult]) -> Result<(), StoreError> {
-    for r in results {
-        tx.append_transcript(key, TOOL_RESULT_ROLE, &r.content, r.at_ms, Some(&r.meta))?;
-        tx.close_tool_call(key, &r.call_id)?;
-    }
-    Ok(())
-}
-
-/// Cleans up after a turn dropped mid-way (the scheduler's time limit, a shutdown): the results
-/// its tools returned are committed, its other open tool calls get the interrupted result, and
-/// an isolated session is finished so the retention sweep can still remove it.
+/// Cleans up after a turn dropped mid-way (the scheduler's time limit, a shutdown): its open tool
+/// calls get the interrupted result, and an isolated session is finished so the retention sweep
+/// can still remove it.
 struct Unfinished {
     armed: Option<(Store, SharedClock, String, bool)>,
-    pending: Pending,
 }
 
 impl Unfinished {
     fn arm(store: &Store, clock: &SharedClock, session: &SessionRef) -> Unfinished {
         let isolated = session.kind == SessionKind::Isolated;
-        Unfinished {
-            armed: Some((store.clone(), clock.clone(), session.key.clone(), isolated)),
-            pending: Pending::default(),
-        }
+        Unfinished { armed: Some((store.clone(), clock.clone(), session.key.clone(), isolated)) }
     }
 
     fn disarm(&mut self) {
@@ -481,11 +436,9 @@ impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some((store, clock, key, isolated)) = self.armed.take() {
             let now = clock.now_ms();
-            let results = take(&self.pending);
             // `Store::write` queues at once; nobody is left to await the result.
             #[allow(clippy::let_underscore_future)]
             let _ = store.write(move |tx| {
-                commit_results(tx, &key, &results)?;
                 answer_interrupted(tx, Some(&key), now)?;
                 if isolated {
                     tx.append_transcript(&key, "system", "The turn ended before the model answered.", now, None)?;
@@ -516,7 +469,7 @@ pub(crate) fn answer_interrupted(
     Ok(open.len())
 }
 
-/// One tool result: what the model is sent, and the run record's summary of the call.
+/// One committed tool result: what the model is sent, and the run record's summary of the call.
 struct ToolResult {
     content: String,
     is_error: bool,

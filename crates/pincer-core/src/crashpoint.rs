@@ -17,8 +17,7 @@
 //! | `inbound.accepted` | a poll's messages and the next offset are committed (once per batch) |
 //! | `inbound.answering` | a turn answered; its reply is not yet committed |
 //! | `inbound.answered` | the reply's outbox row and its messages' `answered` mark are committed |
-//! | `agent.tool_called` | an assistant message calling tools is committed (with the last step's results); its tools have not run |
-//! | `agent.tool_returned` | a step's tools returned; their results are not committed yet (they commit with the model's next answer) |
+//! | `agent.tool_called` | an assistant message calling tools is committed; no result is recorded yet |
 //!
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
@@ -45,7 +44,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Every point the code defines (an unknown name in the variable is refused at startup).
-pub const POINTS: [&str; 11] = [
+pub const POINTS: [&str; 10] = [
     "cron.reserved",
     "cron.executed",
     "outbox.enqueued",
@@ -56,7 +55,6 @@ pub const POINTS: [&str; 11] = [
     "inbound.answering",
     "inbound.answered",
     "agent.tool_called",
-    "agent.tool_returned",
 ];
 
 /// The variable that arms crash points.
