@@ -60,7 +60,7 @@ async fn chat_send_answers_started_then_streams_deltas_in_order_and_a_final_with
     let events = chat_events(&mut c, "chat-1").await;
     let (deltas, last) = events.split_at(events.len() - 1);
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "seq counts up from 0");
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "seq counts up from 1, as OpenClaw's");
     assert_eq!(deltas.len(), 5, "{events:?}");
     let mut so_far = String::new();
     for d in deltas {
@@ -325,5 +325,71 @@ async fn chat_metadata_names_the_agent_and_its_models() {
     );
     let (_, message) = error_of(&c.request("chat.metadata", json!({"authProfileId": "p"})).await.unwrap());
     assert_eq!(message, "invalid chat.metadata params: authProfileId: not supported by Pincer");
+    gw.stop().await;
+}
+
+/// What OpenClaw's Control UI needs to draw a chat turn live: the `hello-ok` names the main
+/// session it chats in (`sessionDefaults`) and the run's `chat` events carry that key (under
+/// Pincer's old `agents.list` scope `global` the page chatted as `global` and dropped every event
+/// of `agent:main:main`); `sessions.list` has the `defaults` its chat view draws its model picker
+/// from (without them the view threw while drawing, and stayed blank); and `chat.history` names
+/// each entry as OpenClaw does (`__openclaw.seq`, `runId`, the user message's
+/// `<runId>:user` key), and answers the `inputRunIds` the page confirms its send with.
+#[tokio::test]
+async fn openclaws_chat_view_finds_its_session_its_turn_and_the_defaults_it_draws_with() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::text("Drawn live.").in_chunks(2));
+    let gw = gateway(&fake).await;
+    let (mut c, hello) = RawClient::connect(
+        &gw.url(),
+        pincer_testkit::ws::cli_connect_params(Some(crate::support::TOKEN), &["operator.write", "operator.read"]),
+    )
+    .await
+    .unwrap();
+    let defaults = &hello["snapshot"]["sessionDefaults"];
+    assert_eq!(
+        *defaults,
+        json!({"defaultAgentId": "main", "modelConfigured": true, "ownership": "sole", "selectionRequired": false,
+               "mainKey": "main", "mainSessionKey": "agent:main:main", "scope": "per-sender"}),
+        "{hello}"
+    );
+    let roster = c.call("agents.list", json!({})).await.unwrap();
+    assert_eq!((roster["mainKey"].as_str(), roster["scope"].as_str()), (Some("main"), Some("per-sender")));
+
+    let main = defaults["mainSessionKey"].as_str().unwrap();
+    c.call("chat.send", json!({"sessionKey": main, "message": "Draw me", "idempotencyKey": "ui-1"})).await.unwrap();
+    let events = chat_events(&mut c, "ui-1").await;
+    assert!(events.iter().all(|e| e["sessionKey"] == main), "{events:?}");
+    assert_eq!(events.last().unwrap()["state"], "final");
+
+    let list_defaults = json!({"modelProvider": "openai", "model": "gpt-4o", "contextTokens": null});
+    assert_eq!(c.call("sessions.list", json!({})).await.unwrap()["defaults"], list_defaults);
+    let children = c.call("sessions.list", json!({"spawnedBy": main, "limit": 10000})).await.unwrap();
+    assert_eq!((children["sessions"].clone(), children["defaults"].clone()), (json!([]), list_defaults));
+
+    let page =
+        c.call("chat.history", json!({"sessionKey": main, "inputRunIds": ["ui-1"], "limit": 1000})).await.unwrap();
+    assert_eq!((page["inputReceipts"].clone(), page["inputConsumptions"].clone()), (json!([]), json!([])), "{page}");
+    let ids: Vec<Value> = page["messages"].as_array().unwrap().iter().map(|m| m["__openclaw"].clone()).collect();
+    assert_eq!(
+        ids,
+        [json!({"seq": 1, "runId": "ui-1", "idempotencyKey": "ui-1:user"}), json!({"seq": 2, "runId": "ui-1"})]
+    );
+    let plain = c.call("chat.history", json!({"sessionKey": main})).await.unwrap();
+    assert!(plain.get("inputReceipts").is_none(), "only when asked: {plain}");
+    let delta = c
+        .call("chat.history", json!({"sessionKey": main, "cursor": page["deltaCursor"], "inputRunIds": ["ui-1"]}))
+        .await
+        .unwrap();
+    assert_eq!((delta["kind"].as_str(), delta["inputReceipts"].clone()), (Some("delta"), json!([])), "{delta}");
+    for (ids, why) in [
+        (json!([]), "inputRunIds: give between 1 and 50 run ids"),
+        (json!(["a", "a"]), "inputRunIds: each run id at most once"),
+        (json!([""]), "inputRunIds: \"\" is not a run id (1 to 256 characters)"),
+    ] {
+        let (_, message) =
+            error_of(&c.request("chat.history", json!({"sessionKey": main, "inputRunIds": ids})).await.unwrap());
+        assert_eq!(message, format!("invalid chat.history params: {why}"));
+    }
     gw.stop().await;
 }

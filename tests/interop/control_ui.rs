@@ -36,6 +36,21 @@ const FRAME_RECORDER: &str = r#"(() => {
   window.WebSocket = Recorded;
 })();"#;
 
+/// Records the page's uncaught errors and rejected promises in `window.__errors` (a throw while
+/// the app draws leaves the chat blank: it is how a missing field of an answer shows).
+const ERROR_RECORDER: &str = r#"(() => {
+  window.__errors = [];
+  const note = (what) => window.__errors.push(String(what && what.stack || what));
+  addEventListener("error", (e) => note(e.error || e.message));
+  addEventListener("unhandledrejection", (e) => note(e.reason));
+})();"#;
+
+/// The page's uncaught errors so far.
+async fn page_errors(b: &Browser) -> anyhow::Result<Vec<String>> {
+    let v = b.execute("return window.__errors || []", json!([])).await?;
+    Ok(v.as_array().into_iter().flatten().filter_map(|t| t.as_str().map(String::from)).collect())
+}
+
 /// The Control UI's files in the reference install (`PINCER_OPENCLAW_MJS` names its `openclaw.mjs`).
 fn control_ui_dir() -> PathBuf {
     let mjs = std::env::var("PINCER_OPENCLAW_MJS")
@@ -137,6 +152,7 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
 
     let b = Browser::start("control-ui", &shots(), 1280, 900).await.unwrap();
     b.cdp("Page.addScriptToEvaluateOnNewDocument", json!({"source": FRAME_RECORDER})).await.unwrap();
+    b.cdp("Page.addScriptToEvaluateOnNewDocument", json!({"source": ERROR_RECORDER})).await.unwrap();
     let link = format!(
         "{}/#gatewayUrl={}&token={}",
         site.origin(),
@@ -193,61 +209,47 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
 
     let gate = Gate::new();
     fake.push(Reply::paced("Streamed to OpenClaw's own chat view.", 3, &gate));
-    // The chat view draws on a full load (opened by history navigation from another page it
-    // stays blank); the app's start page is the main session's chat, and it keeps the gateway
-    // and its device token across the load. (Its files are linked relative to `/`, so the load
-    // starts there.)
+    // The app's start page is the main session's chat (its files are linked relative to `/`, so
+    // a load starts there); it keeps the gateway and its device token across the load.
     b.step("chat page", async {
-        // About one load in three leaves the app's chat view blank, whatever the gateway
-        // answered (the same calls as in the loads that draw); a person reloads, and so does this.
-        for _ in 0..3 {
-            b.goto(&format!("{}/", site.origin())).await?;
-            if b.wait_for("main", "Hello, I am the agent.", Duration::from_secs(8)).await.is_ok() {
-                break;
-            }
-        }
+        b.goto(&format!("{}/", site.origin())).await?;
         page_loads(&b, "Chat", "Hello, I am the agent.", &[]).await
     })
     .await
     .unwrap();
-    b.step("send a chat message", async {
+    b.step("send a chat message and see the reply drawn as it streams", async {
         let input = b.wait_for("textarea[placeholder='Message main']", "", WAIT).await?;
         b.type_into(&input, "Stream me a reply").await?;
         b.keys("\u{E007}").await?;
-        // Sent as `chat.send` and answered `started` (the reply waits on the gate).
-        let started = b
-            .wait_until(
-                "chat.send answered",
-                "return window.__frames.some(f => f.startsWith('<') && f.includes('\"status\":\"started\"')) || null",
-                WAIT,
-            )
-            .await;
-        if let Err(e) = started {
+        // Sent as `chat.send` and answered `started` (the reply waits on the gate). (The page's
+        // own copy of the sent message is not asserted: it sometimes hides it while the run
+        // streams — see the report of issue 14.)
+        b.wait_until(
+            "chat.send answered",
+            "return window.__frames.some(f => f.startsWith('<') && f.includes('\"status\":\"started\"')) || null",
+            WAIT,
+        )
+        .await?;
+        // The first piece is drawn while the rest is held back by the gate: drawn live, not
+        // after the turn.
+        gate.release(1);
+        let first = b.wait_for("main", "Streamed to O", WAIT).await;
+        let shown = b.page_text().await?;
+        if let Err(e) = first {
             let frames = b.execute("return window.__frames.slice(-30)", json!([])).await?;
             return Err(e.context(format!("the last frames: {frames:#}")));
         }
+        anyhow::ensure!(!shown.contains("chat view."), "the reply was drawn whole, not streamed: {shown}");
+        gate.release(2);
+        b.wait_for("main", "Streamed to OpenClaw's own chat view.", WAIT).await?;
         Ok(())
     })
     .await
     .unwrap();
-    // The turn runs in the main session and streams: the model got the message and the reply
-    // is recorded. The page itself does not draw the reply yet (neither streamed nor after its
-    // catch-up): it sends under OpenClaw's `global` key, resolves the session with
-    // `sessions.describe` and catches up with `chat.history` + `inputRunIds`, all refused by
-    // Pincer today; the refusals are printed below.
-    gate.release(3);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let page = cl.call("chat.history", json!({"sessionKey": "main", "limit": 5})).await.unwrap();
-        let texts: Vec<&str> = page["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
-        if texts.ends_with(&["Stream me a reply", "Streamed to OpenClaw's own chat view."]) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the page's chat turn was not recorded: {texts:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let sent = fake.requests().last().unwrap().body["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(sent["content"], "Stream me a reply");
+    let errors = page_errors(&b).await.unwrap();
+    assert!(errors.is_empty(), "the page threw: {errors:#?}");
     eprintln!("calls the Control UI made that Pincer refused:\n{}", refusals(&b).await.unwrap().join("\n"));
     b.quit().await;
 }

@@ -19,7 +19,7 @@ use pincer_protocol::schema::cron::WakeMode;
 use pincer_protocol::schema::sessions::{
     ArchivedFilter, ChatHistory, ChatHistoryAnswer, ChatHistoryDelta, ChatHistoryParams, ChatHistoryReset,
     ChatHistoryResult, ChatMessage, ContentPart, Session, SessionsDelete, SessionsDeleteParams, SessionsDeleteResult,
-    SessionsList, SessionsListParams, SessionsListResult,
+    SessionsList, SessionsListDefaults, SessionsListParams, SessionsListResult,
 };
 use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::SessionRow;
@@ -250,7 +250,7 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
     // No session spawns another, so a list of children is empty whatever its page size (the
     // Control UI asks for up to 10,000).
     if p.spawned_by.is_some() {
-        return Ok(empty_page(p.offset.unwrap_or(0), p.limit.unwrap_or(50).min(1000)));
+        return Ok(empty_page(agents, p.offset.unwrap_or(0), p.limit.unwrap_or(50).min(1000)));
     }
     let limit = p.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
@@ -265,13 +265,13 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
     // `configuredAgentsOnly`: Pincer's one configured agent is `main`; other agent ids are
     // namespaces of sessions.
     let agent_id = match (p.agent_id, p.configured_agents_only) {
-        (Some(a), Some(true)) if a != DEFAULT_AGENT => return Ok(empty_page(offset, limit)),
+        (Some(a), Some(true)) if a != DEFAULT_AGENT => return Ok(empty_page(agents, offset, limit)),
         (None, Some(true)) => Some(DEFAULT_AGENT.to_string()),
         (a, _) => a,
     };
     // Pincer archives no session: the archived ones are none.
     if p.archived == Some(ArchivedFilter::Flag(true)) {
-        return Ok(empty_page(offset, limit));
+        return Ok(empty_page(agents, offset, limit));
     }
     let (last, titles) = (p.include_last_message == Some(true), p.include_derived_titles == Some(true));
     let filter = SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true) };
@@ -300,8 +300,19 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         limit,
         has_more,
         next_offset: has_more.then_some(next),
+        defaults: list_defaults(agents),
         extra: Map::new(),
     })
+}
+
+/// `sessions.list`'s `defaults`: the agent's primary model, `provider/model` split in two.
+fn list_defaults(agents: &Agents) -> SessionsListDefaults {
+    let primary = agents.inner.config().agents.defaults.model.primary.clone();
+    let (model_provider, model) = match primary.as_deref().and_then(|m| m.split_once('/')) {
+        Some((provider, model)) => (Some(provider.to_string()), Some(model.to_string())),
+        None => (None, primary),
+    };
+    SessionsListDefaults { model_provider, model, context_tokens: None, extra: Map::new() }
 }
 
 /// `session` with the display hints `lastMessagePreview` and `derivedTitle`, when asked for.
@@ -315,7 +326,7 @@ pub(crate) fn with_previews(mut session: Session, last: Option<String>, title: O
     session
 }
 
-fn empty_page(offset: u32, limit: u32) -> SessionsListResult {
+fn empty_page(agents: &Agents, offset: u32, limit: u32) -> SessionsListResult {
     SessionsListResult {
         sessions: vec![],
         total: 0,
@@ -323,6 +334,7 @@ fn empty_page(offset: u32, limit: u32) -> SessionsListResult {
         limit,
         has_more: false,
         next_offset: None,
+        defaults: list_defaults(agents),
         extra: Map::new(),
     }
 }
@@ -469,6 +481,7 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         return Err(invalid(method, "limit: must be between 1 and 1000"));
     }
     let key = read_key(method, &p.session_key, p.agent_id.as_deref())?;
+    let receipts = input_receipts(method, p.input_run_ids.as_deref())?;
     if let Some(cursor) = p.cursor {
         if p.before_seq.is_some() {
             return Err(invalid(method, "cursor: cannot be used with beforeSeq"));
@@ -510,7 +523,7 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
             messages,
             delta_cursor: cursor_of(&session, last),
             session_info: session_view(&session),
-            extra: Map::new(),
+            extra: receipts,
         }));
     }
     let lookup = key.clone();
@@ -547,8 +560,28 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         delta_cursor: cursor_of(&session, last_seq),
         messages,
         has_more,
-        extra: Map::new(),
+        extra: receipts,
     }))
+}
+
+/// The answer to `inputRunIds` (OpenClaw's receipts for inputs queued beside a running turn):
+/// Pincer queues no inputs — each `chat.send` message is recorded before its turn starts — so
+/// there are none to report. Checked as OpenClaw checks it: 1–50 distinct ids of 1–256 chars.
+fn input_receipts(method: &str, run_ids: Option<&[String]>) -> Result<Map<String, Value>, ApiError> {
+    let Some(ids) = run_ids else { return Ok(Map::new()) };
+    if !(1..=50).contains(&ids.len()) {
+        return Err(invalid(method, "inputRunIds: give between 1 and 50 run ids"));
+    }
+    if let Some(bad) = ids.iter().find(|id| id.is_empty() || id.chars().count() > 256) {
+        return Err(invalid(method, format!("inputRunIds: \"{bad}\" is not a run id (1 to 256 characters)")));
+    }
+    if ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id)) {
+        return Err(invalid(method, "inputRunIds: each run id at most once"));
+    }
+    Ok(Map::from_iter([
+        ("inputReceipts".to_string(), Value::Array(vec![])),
+        ("inputConsumptions".to_string(), Value::Array(vec![])),
+    ]))
 }
 
 /// How many of the newest `messages` fit in `budget` bytes of JSON — at least one, so a single
@@ -566,13 +599,25 @@ fn within_budget(messages: &[ChatMessage], budget: u64) -> usize {
     keep
 }
 
-/// One transcript entry as clients see it.
+/// One transcript entry as clients see it, with OpenClaw's `__openclaw` identity beside Pincer's
+/// fields: `seq` (the entry's place in the session, from 1), `runId`, and for a user message its
+/// run's `idempotencyKey` as OpenClaw writes it (`<runId>:user`). OpenClaw's Control UI knows an
+/// entry by these: it confirms its `chat.send` by finding that key, and merges a run's streamed
+/// reply with the recorded one by `runId`.
 fn message_view(r: &pincer_store::TranscriptRow) -> ChatMessage {
     let mut meta = Map::new();
     if let Some(Value::Object(m)) = r.meta_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
-        const OWN: &[&str] = &["seq", "role", "content", "text", "timestamp"];
+        const OWN: &[&str] = &["seq", "role", "content", "text", "timestamp", "__openclaw"];
         meta.extend(m.into_iter().filter(|(k, v)| !v.is_null() && !OWN.contains(&k.as_str())));
     }
+    let mut openclaw = Map::from_iter([("seq".to_string(), Value::from(r.seq))]);
+    if let Some(run_id) = meta.get("runId").and_then(Value::as_str) {
+        openclaw.insert("runId".into(), run_id.into());
+        if r.role == "user" {
+            openclaw.insert("idempotencyKey".into(), format!("{run_id}:user").into());
+        }
+    }
+    meta.insert("__openclaw".into(), Value::Object(openclaw));
     ChatMessage {
         seq: r.seq,
         role: r.role.clone(),
@@ -583,10 +628,27 @@ fn message_view(r: &pincer_store::TranscriptRow) -> ChatMessage {
     }
 }
 
-/// `agents.list`: the roster, in OpenClaw's shape. Pincer runs one agent, `main`, whose sessions
-/// are shared by every client (`scope: "global"`), so `openclaw agent -m …` needs no `--agent`.
-/// Other agent ids are namespaces of sessions (`agentId` on `agent` and `cron.add`), not
-/// configured agents, and are not listed.
+/// Which agent and session a client opens when it names none, as OpenClaw's `hello-ok`
+/// `snapshot.sessionDefaults` says it: Pincer runs one agent, `main` (`ownership: "sole"`, so
+/// `openclaw agent -m …` needs no `--agent`), whose main session is `agent:main:main` — OpenClaw's
+/// `per-sender` scope, under which chat senders get sessions of their own (`session.dmScope`).
+/// Under `global`, OpenClaw's Control UI would chat in a session keyed `global` and drop the
+/// `chat` events of `agent:main:main`.
+pub fn session_defaults(agents: &Agents) -> pincer_protocol::SessionDefaults {
+    pincer_protocol::SessionDefaults {
+        default_agent_id: DEFAULT_AGENT.into(),
+        model_configured: agents.inner.config().agents.defaults.model.primary.is_some(),
+        ownership: "sole".into(),
+        selection_required: false,
+        main_key: crate::session::MAIN_KEY.into(),
+        main_session_key: SessionRef::main(DEFAULT_AGENT).key,
+        scope: pincer_protocol::SessionScope::PerSender,
+    }
+}
+
+/// `agents.list`: the roster, in OpenClaw's shape, headed by [`session_defaults`]. Other agent
+/// ids are namespaces of sessions (`agentId` on `agent` and `cron.add`), not configured agents,
+/// and are not listed.
 pub fn agents_list(agents: &Agents, _: AgentsListParams) -> Result<AgentsListResult, ApiError> {
     let config = agents.inner.config();
     let model = &config.agents.defaults.model;
@@ -599,12 +661,13 @@ pub fn agents_list(agents: &Agents, _: AgentsListParams) -> Result<AgentsListRes
             .as_ref()
             .map(|primary| AgentModel { primary: primary.clone(), fallbacks: model.fallbacks.clone() }),
     };
+    let defaults = session_defaults(agents);
     Ok(AgentsListResult {
-        default_id: DEFAULT_AGENT.into(),
-        ownership: "sole".into(),
-        selection_required: false,
-        main_key: "main".into(),
-        scope: "global".into(),
+        default_id: defaults.default_agent_id,
+        ownership: defaults.ownership,
+        selection_required: defaults.selection_required,
+        main_key: defaults.main_key,
+        scope: defaults.scope,
         agents: vec![agent],
         extra: Map::new(),
     })

@@ -329,7 +329,7 @@ impl<'a> RunStream<'a> {
         let mut event = ChatEvent {
             run_id: self.run_id.into(),
             session_key: self.session_key.into(),
-            seq: self.chat_seq.fetch_add(1, Ordering::SeqCst),
+            seq: self.chat_seq.fetch_add(1, Ordering::SeqCst) + 1,
             state,
             message: None,
             delta_text: None,

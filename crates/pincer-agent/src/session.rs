@@ -17,6 +17,10 @@ use crate::provider::{ChatMessage, Role, ToolCall};
 /// Transcript entries sent to the model as context (the newest ones).
 pub const HISTORY_MESSAGES: u32 = 40;
 
+/// The main session's short key: an agent's main session is `agent:<agentId>:main` (OpenClaw's
+/// `session.mainKey`).
+pub const MAIN_KEY: &str = "main";
+
 /// What a session is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
@@ -50,7 +54,7 @@ pub struct SessionRef {
 impl SessionRef {
     /// The agent's main session.
     pub fn main(agent_id: &str) -> SessionRef {
-        SessionRef::new(format!("agent:{agent_id}:main"), agent_id, SessionKind::Main)
+        SessionRef::new(format!("agent:{agent_id}:{MAIN_KEY}"), agent_id, SessionKind::Main)
     }
 
     /// A fresh session for one cron run.
@@ -124,8 +128,8 @@ impl SessionRef {
         let key = key.map(str::trim).filter(|k| !k.is_empty());
         let session = match key {
             // `global`: OpenClaw's key for the one session every conversation shares under
-            // `session.scope: "global"`, the scope `agents.list` announces — Pincer's main session
-            // (OpenClaw's Control UI chats in it).
+            // `session.scope: "global"` — Pincer's main session (OpenClaw's clients send it when
+            // they are set to that scope; Pincer announces `per-sender`, `api::session_defaults`).
             None | Some("main") | Some("global") => SessionRef::main(agent),
             Some("isolated") => SessionRef::one_off(agent, run_id),
             Some(short) if short.starts_with("session:") => {

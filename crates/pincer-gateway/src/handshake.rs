@@ -365,6 +365,7 @@ pub fn hello_ok(
                 AuthMode::Token => "token".into(),
                 AuthMode::None => "none".into(),
             }),
+            session_defaults: Some(pincer_agent::api::session_defaults(&state.agents)),
             extra: Default::default(),
         },
         auth: HelloAuth {

@@ -69,8 +69,38 @@ pub struct Snapshot {
     pub state_dir: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_mode: Option<String>,
+    /// Which agent and session a client opens when it names none (OpenClaw's Control UI chats in
+    /// `mainSessionKey` and matches the `chat` events it draws against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_defaults: Option<SessionDefaults>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// OpenClaw's `snapshot.sessionDefaults` (the same facts as `agents.list`'s head).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDefaults {
+    pub default_agent_id: String,
+    /// The default agent has a primary model.
+    pub model_configured: bool,
+    /// `sole`: one agent answers everything, clients need not pick one.
+    pub ownership: String,
+    pub selection_required: bool,
+    /// The main session's short key (`main`).
+    pub main_key: String,
+    /// The main session's full key (`agent:main:main`).
+    pub main_session_key: String,
+    pub scope: SessionScope,
+}
+
+/// OpenClaw's `session.scope`: `per-sender` keys the main session `agent:<id>:<mainKey>` (and
+/// gives chat senders their own sessions); `global` would key one shared session `global`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionScope {
+    PerSender,
+    Global,
 }
 
 /// The live, enforced role and scopes of the connection (not what the client asked for).

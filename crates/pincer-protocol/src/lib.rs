@@ -22,7 +22,9 @@ pub use connect::{
 };
 pub use error::{ErrorCode, ErrorShape, detail_code};
 pub use frame::{EventFrame, Frame, FrameError, RequestFrame, ResponseFrame, StateVersion, parse_frame};
-pub use hello::{ConnectChallenge, Features, HelloAuth, HelloOk, Policy, ServerInfo, Snapshot};
+pub use hello::{
+    ConnectChallenge, Features, HelloAuth, HelloOk, Policy, ServerInfo, SessionDefaults, SessionScope, Snapshot,
+};
 pub use method::{MethodInfo, OPENCLAW_EVENTS, OPENCLAW_TSV, PINCER_METHODS, Requirement, method_info};
 pub use scope::{Scope, ScopeSet, UnknownScope};
 

@@ -104,6 +104,7 @@ async fn recent(
         limit: Some(read.clamp(1, 1000) as u32),
         before_seq: None,
         cursor: None,
+        input_run_ids: None,
     };
     let ChatHistoryAnswer::Page(page) =
         agent_api::chat_history(&state.agents, p).await.map_err(|e| api_error(tool, e))?

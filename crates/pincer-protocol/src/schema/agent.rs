@@ -236,7 +236,7 @@ pub struct AgentsListResult {
     pub ownership: String,
     pub selection_required: bool,
     pub main_key: String,
-    pub scope: String,
+    pub scope: crate::hello::SessionScope,
     pub agents: Vec<AgentSummary>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,

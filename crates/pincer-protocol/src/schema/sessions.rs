@@ -328,6 +328,23 @@ pub struct SessionsListResult {
     pub limit: u32,
     pub has_more: bool,
     pub next_offset: Option<u64>,
+    /// What a new session would run with (OpenClaw's `defaults`; its Control UI draws the chat's
+    /// model picker from it and cannot draw the chat without it).
+    pub defaults: SessionsListDefaults,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `sessions.list`'s `defaults`: the default agent's primary model, split as OpenClaw splits it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsListDefaults {
+    /// `openai` of `openai/gpt-4o`; `null` when no model is configured.
+    pub model_provider: Option<String>,
+    /// `gpt-4o` of `openai/gpt-4o`; `null` when no model is configured.
+    pub model: Option<String>,
+    /// The model's context window: `null`, Pincer does not know it.
+    pub context_tokens: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -352,11 +369,16 @@ pub struct ChatHistoryParams {
     /// `nextBeforeSeq` lead to the rest; a catch-up (`cursor`) that would not fit answers `reset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
+    /// OpenClaw's question "what became of the inputs I sent as these runs?" (1–50 distinct run
+    /// ids), for inputs a gateway queued beside a running turn. Pincer queues none — a
+    /// `chat.send` message is in the transcript before its turn starts — so the answer carries
+    /// `inputReceipts: []` and `inputConsumptions: []`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_run_ids: Option<Vec<String>>,
 }
 
 impl Params for ChatHistoryParams {
-    const UNSUPPORTED: &'static [&'static str] =
-        &["offset", "pendingBefore", "inputRunIds", "messageId", "sessionId", "maxChars"];
+    const UNSUPPORTED: &'static [&'static str] = &["offset", "pendingBefore", "messageId", "sessionId", "maxChars"];
 }
 
 /// `chat.history`'s answer: a page of the transcript, or — asked with a `cursor` — the entries
