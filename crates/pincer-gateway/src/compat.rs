@@ -51,7 +51,10 @@ const NOTES: &[(&str, &str)] = &[
         "`allow-always` adds the command's executables to `<state>/exec-approvals.json`, as OpenClaw does",
     ),
     ("sessions.compact", "`maxLines` trims to the newest entries; without it `ok: false`: Pincer does not summarise"),
-    ("sessions.reset", "the old transcript is deleted, not archived"),
+    (
+        "sessions.reset",
+        "a new session id, as OpenClaw; the old transcript stays in the store under its old id (no `.reset` file)",
+    ),
     ("sessions.resolve", "by `key` or `sessionId`; `label`, `shortId`, `reference` refused"),
     ("sessions.subscribe", "every `operator.read` connection gets `sessions.changed`; list filters refused"),
     ("usage.status", "tokens per configured provider; no quota windows"),

@@ -189,11 +189,6 @@ impl Tx<'_> {
             .is_some())
     }
 
-    /// Forgets `session_key`'s history (the chat commands `/new` and `/reset`).
-    pub fn reset_session_history(&self, session_key: &str) -> Result<usize> {
-        Ok(self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [session_key])?)
-    }
-
     /// Lets `sender_id` talk to the bot on `channel`.
     pub fn allow_sender(&self, channel: &str, sender_id: &str, sender_name: Option<&str>, now_ms: i64) -> Result<()> {
         self.conn().execute(
