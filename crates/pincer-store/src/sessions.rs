@@ -570,6 +570,19 @@ impl Rd<'_> {
         Ok(rows)
     }
 
+    /// Whether run `run_id` already recorded its user message in session `key`'s current
+    /// transcript (a turn re-run after a crash must not record it twice).
+    pub fn run_has_user_message(&self, key: &str, run_id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT 1 FROM transcript t WHERE {CURRENT} AND role = 'user' AND json_extract(meta_json, '$.runId') = ?2"
+            ))?
+            .query_row(params![key, run_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// The seq of a session key's newest entry (0 when it has none). Seqs keep counting across
     /// the key's session ids, so this is also where the current transcript's next entry follows.
     pub fn transcript_last_seq(&self, key: &str) -> Result<i64> {
