@@ -100,7 +100,9 @@ pub async fn agent(
         }
         (Some(_), None) => return Err(invalid(M, "provider: needs model too (or pass model as provider/model)")),
     };
-    let run_id = p.idempotency_key.filter(|k| !k.trim().is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let given = p.idempotency_key.filter(|k| !k.trim().is_empty());
+    let replay = given.is_some();
+    let run_id = given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let session = SessionRef::from_request(p.session_key.as_deref(), p.agent_id.as_deref(), &run_id)
         .map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();
@@ -118,7 +120,7 @@ pub async fn agent(
         system: inner
             .compose_system(prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()), &tools),
         tools,
-        input: Input::Message { text: message, meta: json!({"runId": run_id}) },
+        input: Input::Message { text: message, meta: json!({"runId": run_id}), replay },
         chain,
         deadline_ms,
         run_id: run_id.clone(),

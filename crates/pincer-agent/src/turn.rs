@@ -20,8 +20,10 @@ pub(crate) type OnTool<'a> = &'a (dyn Fn(Value) + Send + Sync);
 
 /// What a turn adds to the transcript before calling the model.
 pub(crate) enum Input {
-    /// A user message, with what the transcript should remember about it.
-    Message { text: String, meta: Value },
+    /// A user message, with what the transcript should remember about it. With `replay`, the
+    /// run id is the caller's idempotency key: a run the transcript already has (re-run after a
+    /// crash) does not record the message again and answers from its recorded reply.
+    Message { text: String, meta: Value, replay: bool },
     /// The session's queued system events plus `extra`; a turn without any does nothing.
     Events { extra: Option<Event> },
 }
@@ -370,7 +372,7 @@ impl Inner {
         let limit = self.options.history_messages;
         self.store
             .write(move |tx| {
-                if matches!(input, Input::Message { .. }) {
+                if matches!(input, Input::Message { replay: true, .. }) {
                     if let Some(reply) = tx.final_reply_of_run(&s.key, &run_id)? {
                         return Ok(Some(Recorded::Answered(reply)));
                     }
@@ -402,7 +404,7 @@ impl Inner {
                     tx.ensure_session(&s.key, &s.agent_id, s.kind.as_str(), job, run, now)
                 };
                 match input {
-                    Input::Message { text, meta } => {
+                    Input::Message { text, meta, .. } => {
                         ensure()?;
                         tx.append_transcript(&s.key, "user", &text, now, Some(&meta.to_string()))?;
                         Ok(1)
