@@ -132,6 +132,38 @@ async fn a_never_acked_envelope_is_redelivered_and_answered_once() {
     assert_eq!((slack.messages().len(), model.request_count()), (1, 1));
 }
 
+/// A refused message and one that got a pairing code, each redelivered because its ack was
+/// lost: each is decided and audited once, and the code is sent once.
+#[tokio::test]
+async fn a_redelivered_refused_or_pairing_message_is_audited_once() {
+    let (slack, model) = (FakeSlack::start_socket_mode().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    // DMs pair (the default); channel C0OPEN is not in `groups`, so a mention there is refused.
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&slack, &model, json!({}))).unwrap();
+    let mut c = client(&gw).await;
+    wait_inbound(&mut c, "connected").await;
+    slack.lose_next_ack();
+    slack.push_dm("U0NEW", "let me in");
+    slack.wait_for_messages(1, WAIT).await;
+    slack.lose_next_ack();
+    slack.push_mention("C0OPEN", "U0NEW", "<@U0BOT> hello", None);
+    let deadline = std::time::Instant::now() + WAIT;
+    while slack.unacked() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the mention never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    slack.redeliver_unacked();
+    slack.wait_all_acked(WAIT).await;
+    assert_eq!((slack.deliveries(1), slack.deliveries(2)), (2, 2));
+    let count = |audit: &Value| audit.to_string().matches(r#""senderId":"U0NEW""#).count();
+    let paired = c.call("audit.query", json!({"action": "channel.pairing.requested"})).await.unwrap();
+    assert_eq!(count(&paired), 1, "{paired}");
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap();
+    assert_eq!(count(&denied), 1, "{denied}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((slack.messages().len(), model.request_count()), (1, 0), "one code sent, nothing to the model");
+}
+
 #[tokio::test]
 async fn a_disconnect_reconnects_at_once_and_a_dropped_socket_backs_off_on_the_clock() {
     let (slack, model) = (FakeSlack::start_socket_mode().await, FakeOpenAi::start().await);

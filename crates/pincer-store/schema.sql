@@ -116,6 +116,13 @@ CREATE TABLE inbound_cursors (
                 next_offset INTEGER NOT NULL,
                 updated_at_ms INTEGER NOT NULL
             ) STRICT;
+CREATE TABLE inbound_decisions (
+                channel TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                decided_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, external_id)
+            ) STRICT, WITHOUT ROWID;
+CREATE INDEX inbound_decisions_at ON inbound_decisions (decided_at_ms);
 CREATE TABLE inbound_messages (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 channel TEXT NOT NULL,

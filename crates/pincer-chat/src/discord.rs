@@ -558,7 +558,7 @@ async fn accept(
                 Decision::Deny(why) => detail["reason"] = json!(why),
                 Decision::NotAddressed => {}
             }
-            crate::pairing::audit_decision(tx, decision, &detail, now)?;
+            crate::pairing::audit_decision(tx, decision, (CHANNEL, &m.id), &detail, now)?;
             Ok(())
         })
         .await?;

@@ -389,7 +389,7 @@ async fn accept(chat: &Arc<Chat>, config: &SlackConfig, event: Event) -> Result<
                 Decision::Deny(why) => detail["reason"] = json!(why),
                 Decision::NotAddressed => {}
             }
-            crate::pairing::audit_decision(tx, decision, &detail, now)?;
+            crate::pairing::audit_decision(tx, decision, (CHANNEL, &event.event_id), &detail, now)?;
             Ok(())
         })
         .await?;

@@ -377,6 +377,22 @@ const MIGRATIONS: &[Migration] = &[
             CREATE INDEX session_archive_by_key ON session_archive (session_key, archived_at_ms);
         ",
     },
+    Migration {
+        version: 13,
+        name: "inbound decisions",
+        // Every inbound message a channel decided on (answered, refused, offered a code), by its
+        // platform id: a redelivery (a Slack envelope never acked, a Telegram webhook retry) is
+        // neither decided nor audited twice. Rows older than a week are dropped as new ones come.
+        sql: "
+            CREATE TABLE inbound_decisions (
+                channel TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                decided_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, external_id)
+            ) STRICT, WITHOUT ROWID;
+            CREATE INDEX inbound_decisions_at ON inbound_decisions (decided_at_ms);
+        ",
+    },
 ];
 
 /// The schema version this build writes.
