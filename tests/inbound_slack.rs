@@ -132,6 +132,43 @@ async fn a_never_acked_envelope_is_redelivered_and_answered_once() {
     assert_eq!((slack.messages().len(), model.request_count()), (1, 1));
 }
 
+/// A thread in a channel is its own conversation (OpenClaw's `…:thread:<ts>` key): the model
+/// sees neither the channel's other messages nor another thread's, and each thread's next message
+/// sees its own history.
+#[tokio::test]
+async fn each_slack_thread_has_its_own_session() {
+    let (slack, model) = (FakeSlack::start_socket_mode().await, FakeOpenAi::start().await);
+    model.set_default(Reply::text("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = json!({ "channels": { "C0TEAM": {} } });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&slack, &model, extra)).unwrap();
+    let mut c = client(&gw).await;
+    wait_inbound(&mut c, "connected").await;
+    slack.push_mention("C0TEAM", "U0ANN", "top-level alpha", None);
+    slack.wait_for_messages(1, WAIT).await;
+    slack.push_mention("C0TEAM", "U0ANN", "thread one bravo", Some("1700000000.000001"));
+    slack.wait_for_messages(2, WAIT).await;
+    slack.push_mention("C0TEAM", "U0ANN", "thread two charlie", Some("1700000000.000002"));
+    slack.wait_for_messages(3, WAIT).await;
+    slack.push_mention("C0TEAM", "U0ANN", "thread one delta", Some("1700000000.000001"));
+    slack.wait_for_messages(4, WAIT).await;
+    let sent = |i: usize| model.requests()[i].body["messages"].to_string();
+    assert!(!sent(1).contains("alpha"), "a thread does not see the channel: {}", sent(1));
+    assert!(!sent(2).contains("alpha") && !sent(2).contains("bravo"), "{}", sent(2));
+    assert!(sent(3).contains("bravo") && !sent(3).contains("charlie"), "{}", sent(3));
+    let list = c.call("sessions.list", json!({})).await.unwrap();
+    let mut keys: Vec<&str> = list["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "agent:main:session:slack:group:C0TEAM",
+            "agent:main:session:slack:group:C0TEAM:thread:1700000000.000001",
+            "agent:main:session:slack:group:C0TEAM:thread:1700000000.000002",
+        ]
+    );
+}
+
 /// A refused message and one that got a pairing code, each redelivered because its ack was
 /// lost: each is decided and audited once, and the code is sent once.
 #[tokio::test]
