@@ -209,15 +209,13 @@ impl Tx<'_> {
         let archived = self
             .conn()
             .query_row(
-                &format!(
-                    "INSERT INTO session_archive
-                       (session_id, session_key, messages, input_tokens, output_tokens, archived_at_ms, reason)
-                     SELECT s.session_id, s.key,
-                            (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id),
-                            s.input_tokens, s.output_tokens, ?2, ?3
-                     FROM sessions s WHERE s.key = ?1
-                     RETURNING session_id"
-                ),
+                "INSERT INTO session_archive
+                   (session_id, session_key, messages, input_tokens, output_tokens, archived_at_ms, reason)
+                 SELECT s.session_id, s.key,
+                        (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id),
+                        s.input_tokens, s.output_tokens, ?2, ?3
+                 FROM sessions s WHERE s.key = ?1
+                 RETURNING session_id",
                 params![key, now_ms, reason],
                 |r| r.get::<_, String>(0),
             )
