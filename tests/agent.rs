@@ -295,5 +295,7 @@ async fn pincer_agent_prints_the_streamed_reply_and_sessions_show_lists_it() {
     let out = pincer(&["sessions", "list", "--json"]).await.unwrap();
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["sessions"][0]["key"], "agent:main:session:cli");
+    let id = list["sessions"][0]["sessionId"].as_str().unwrap();
+    assert!(show.contains("session id") && show.contains(id), "the show names the session id: {show}");
     gw.stop().await;
 }

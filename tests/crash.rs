@@ -825,6 +825,27 @@ async fn kill_9_around_an_inbound_message_neither_loses_it_nor_answers_it_twice(
             assert!(row["lastError"].is_string(), "an unknown reply says why; {ctx}");
         }
         assert_eq!(tg.unconfirmed(), 0, "{ctx}");
+        // Each chat's transcript has its message once and one reply: a turn re-run after the
+        // crash neither records the message again nor asks the model a second time once the
+        // reply was recorded (`inbound.answering`).
+        let mut c = client(&gw, &["operator.read"]).await;
+        for (user, _) in &sent {
+            let key = format!("agent:main:session:telegram:direct:{user}");
+            let history = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
+            let entries: Vec<(&str, &str)> = history["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["role"].as_str().unwrap(), m["text"].as_str().unwrap()))
+                .collect();
+            let msg = format!("msg-{user}");
+            assert_eq!(entries.len(), 2, "user {user}: {entries:?}; {ctx}");
+            assert_eq!(entries[0], ("user", msg.as_str()), "user {user}: {entries:?}; {ctx}");
+            assert_eq!(entries[1].0, "assistant", "user {user}: {entries:?}; {ctx}");
+        }
+        if point == "inbound.answering" {
+            assert_eq!(model.request_count(), sent.len(), "the recorded reply is not asked for again; {ctx}");
+        }
     }
 }
 

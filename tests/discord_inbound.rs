@@ -67,7 +67,7 @@ async fn settle() {
 }
 
 #[tokio::test]
-async fn a_discord_dm_is_answered_through_the_outbox_quoting_it_and_bots_and_empty_messages_never() {
+async fn a_discord_dm_is_answered_through_the_outbox_quoting_it_while_typing_shows_and_bots_and_empty_messages_never() {
     let (f, gw) = start(json!({ "allowFrom": ["501"] })).await;
     let mut c = gw.client(&["operator.admin"]).await;
     let inbound = wait_inbound(&mut c, "connected").await;
@@ -92,6 +92,8 @@ async fn a_discord_dm_is_answered_through_the_outbox_quoting_it_and_bots_and_emp
     );
     settle().await;
     assert_eq!((f.rest.messages().len(), f.model.request_count()), (1, 1));
+    // The typing indicator showed in that channel while the turn ran (and nowhere else).
+    assert_eq!(f.rest.typing(), ["801"]);
     let audit = c.call("audit.query", json!({"action": "channel.message.allowed"})).await.unwrap().to_string();
     assert_eq!(audit.matches(r#""senderId":"501""#).count(), 1, "{audit}");
     gw.stop().await;

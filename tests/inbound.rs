@@ -112,6 +112,74 @@ async fn a_telegram_dm_is_answered_once_through_the_outbox_quoting_it_while_typi
     assert_eq!(tg.messages().len(), 4);
 }
 
+/// `/new` and `/reset` start a new session id, as OpenClaw: the chat's key points at a fresh
+/// transcript, the model no longer sees the old conversation, an old history cursor is a reset,
+/// and the old transcript is kept in the store under the old id.
+#[tokio::test]
+async fn new_and_reset_start_a_new_session_id_and_keep_the_old_transcript() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw =
+        GatewayProcess::start(&pincer_bin(), dir.path(), config(&tg, &model, json!({"allowFrom": [1001]}))).unwrap();
+    let mut c = client(&gw, &["operator.read"]).await;
+    let session = |page: &Value| {
+        page["sessions"].as_array().unwrap().iter().find(|s| s["key"] == "agent:main:main").cloned().unwrap()
+    };
+
+    model.push(Reply::text("Noted: the blue door."));
+    tg.push_message(Incoming::dm(1001, "Remember the blue door."));
+    tg.wait_for_messages(1, WAIT).await;
+    let first = session(&c.call("sessions.list", json!({})).await.unwrap());
+    let first_id = first["sessionId"].as_str().unwrap().to_string();
+    assert_eq!(first["messageCount"], 2, "{first}");
+    let cursor = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap()["deltaCursor"].clone();
+
+    tg.push_message(Incoming::dm(1001, "/new"));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert!(got[1].text.starts_with("New conversation started"), "{}", got[1].text);
+    let second = session(&c.call("sessions.list", json!({})).await.unwrap());
+    let second_id = second["sessionId"].as_str().unwrap().to_string();
+    assert_ne!(second_id, first_id, "{second}");
+    assert_eq!((second["messageCount"].as_i64(), second["totalTokens"].as_i64()), (Some(0), Some(0)), "{second}");
+    let history = c.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+    assert_eq!((history["messages"].clone(), history["session"]["sessionId"].clone()), (json!([]), json!(second_id)));
+    let stale = c.call("chat.history", json!({"sessionKey": "main", "cursor": cursor})).await.unwrap();
+    assert_eq!(stale, json!({"kind": "reset"}), "a cursor into the old transcript");
+
+    // The next turn starts from nothing: the model does not see the old conversation.
+    model.push(Reply::text("Which door?"));
+    tg.push_message(Incoming::dm(1001, "What did I ask you to remember?"));
+    tg.wait_for_messages(3, WAIT).await;
+    let sent = model.requests()[1].body["messages"].to_string();
+    assert!(!sent.contains("blue door") && sent.contains("What did I ask"), "{sent}");
+
+    // `/reset` is the same command, and each reset keeps the transcript it left.
+    tg.push_message(Incoming::dm(1001, "/reset"));
+    tg.wait_for_messages(4, WAIT).await;
+    let third_id =
+        session(&c.call("sessions.list", json!({})).await.unwrap())["sessionId"].as_str().unwrap().to_string();
+    assert!(third_id != first_id && third_id != second_id);
+    drop(c);
+    gw.terminate().unwrap();
+    let store = pincer_store::Store::open(&dir.path().join("pincer.db")).unwrap();
+    let (archive, old, middle) = store
+        .read_blocking(move |rd| {
+            Ok((
+                rd.archived_sessions("agent:main:main")?,
+                rd.transcript_by_id(&first_id)?,
+                rd.transcript_by_id(&second_id)?,
+            ))
+        })
+        .unwrap();
+    let texts = |t: Option<(String, Vec<pincer_store::TranscriptRow>)>| {
+        t.unwrap().1.into_iter().map(|r| r.content).collect::<Vec<_>>()
+    };
+    assert_eq!(texts(old), ["Remember the blue door.", "Noted: the blue door."]);
+    assert_eq!(texts(middle), ["What did I ask you to remember?", "Which door?"]);
+    assert_eq!(archive.iter().map(|a| a.reason.as_str()).collect::<Vec<_>>(), ["reset", "new"]);
+    assert_eq!(tg.messages().len(), 4, "each command answered once");
+}
+
 #[tokio::test]
 async fn an_unknown_sender_gets_a_pairing_code_and_reaches_the_model_only_after_approval() {
     let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);

@@ -132,6 +132,75 @@ async fn a_never_acked_envelope_is_redelivered_and_answered_once() {
     assert_eq!((slack.messages().len(), model.request_count()), (1, 1));
 }
 
+/// A thread in a channel is its own conversation (OpenClaw's `…:thread:<ts>` key): the model
+/// sees neither the channel's other messages nor another thread's, and each thread's next message
+/// sees its own history.
+#[tokio::test]
+async fn each_slack_thread_has_its_own_session() {
+    let (slack, model) = (FakeSlack::start_socket_mode().await, FakeOpenAi::start().await);
+    model.set_default(Reply::text("ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = json!({ "channels": { "C0TEAM": {} } });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&slack, &model, extra)).unwrap();
+    let mut c = client(&gw).await;
+    wait_inbound(&mut c, "connected").await;
+    slack.push_mention("C0TEAM", "U0ANN", "top-level alpha", None);
+    slack.wait_for_messages(1, WAIT).await;
+    slack.push_mention("C0TEAM", "U0ANN", "thread one bravo", Some("1700000000.000001"));
+    slack.wait_for_messages(2, WAIT).await;
+    slack.push_mention("C0TEAM", "U0ANN", "thread two charlie", Some("1700000000.000002"));
+    slack.wait_for_messages(3, WAIT).await;
+    slack.push_mention("C0TEAM", "U0ANN", "thread one delta", Some("1700000000.000001"));
+    slack.wait_for_messages(4, WAIT).await;
+    let sent = |i: usize| model.requests()[i].body["messages"].to_string();
+    assert!(!sent(1).contains("alpha"), "a thread does not see the channel: {}", sent(1));
+    assert!(!sent(2).contains("alpha") && !sent(2).contains("bravo"), "{}", sent(2));
+    assert!(sent(3).contains("bravo") && !sent(3).contains("charlie"), "{}", sent(3));
+    let list = c.call("sessions.list", json!({})).await.unwrap();
+    let mut keys: Vec<&str> = list["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "agent:main:session:slack:group:C0TEAM",
+            "agent:main:session:slack:group:C0TEAM:thread:1700000000.000001",
+            "agent:main:session:slack:group:C0TEAM:thread:1700000000.000002",
+        ]
+    );
+}
+
+/// A refused message and one that got a pairing code, each redelivered because its ack was
+/// lost: each is decided and audited once, and the code is sent once.
+#[tokio::test]
+async fn a_redelivered_refused_or_pairing_message_is_audited_once() {
+    let (slack, model) = (FakeSlack::start_socket_mode().await, FakeOpenAi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    // DMs pair (the default); channel C0OPEN is not in `groups`, so a mention there is refused.
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config(&slack, &model, json!({}))).unwrap();
+    let mut c = client(&gw).await;
+    wait_inbound(&mut c, "connected").await;
+    slack.lose_next_ack();
+    slack.push_dm("U0NEW", "let me in");
+    slack.wait_for_messages(1, WAIT).await;
+    slack.lose_next_ack();
+    slack.push_mention("C0OPEN", "U0NEW", "<@U0BOT> hello", None);
+    let deadline = std::time::Instant::now() + WAIT;
+    while slack.unacked() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the mention never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    slack.redeliver_unacked();
+    slack.wait_all_acked(WAIT).await;
+    assert_eq!((slack.deliveries(1), slack.deliveries(2)), (2, 2));
+    let count = |audit: &Value| audit.to_string().matches(r#""senderId":"U0NEW""#).count();
+    let paired = c.call("audit.query", json!({"action": "channel.pairing.requested"})).await.unwrap();
+    assert_eq!(count(&paired), 1, "{paired}");
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap();
+    assert_eq!(count(&denied), 1, "{denied}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((slack.messages().len(), model.request_count()), (1, 0), "one code sent, nothing to the model");
+}
+
 #[tokio::test]
 async fn a_disconnect_reconnects_at_once_and_a_dropped_socket_backs_off_on_the_clock() {
     let (slack, model) = (FakeSlack::start_socket_mode().await, FakeOpenAi::start().await);

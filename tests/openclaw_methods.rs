@@ -129,7 +129,8 @@ async fn sessions_delete_removes_a_session_with_its_transcript_and_announces_it(
         .await
         .unwrap();
     let row = page["sessions"].as_array().unwrap().iter().find(|s| s["key"] == key).cloned().unwrap();
-    assert_eq!((row["sessionId"].as_str(), row["isMain"].as_bool()), (Some(key), Some(false)), "{row}");
+    let session_id = row["sessionId"].as_str().unwrap().to_string();
+    assert_eq!((session_id.len(), row["isMain"].as_bool()), (36, Some(false)), "a UUID, as OpenClaw's: {row}");
 
     // Deleting needs operator.admin (OpenClaw's rule unless archivedOnly).
     let mut writer = gw.client(&["operator.write"]).await;
@@ -146,7 +147,7 @@ async fn sessions_delete_removes_a_session_with_its_transcript_and_announces_it(
     assert!(message.starts_with("Cannot delete the main session"), "{message}");
 
     let res = c
-        .call("sessions.delete", json!({"key": key, "expectedSessionId": key, "deleteTranscript": true}))
+        .call("sessions.delete", json!({"key": key, "expectedSessionId": session_id, "deleteTranscript": true}))
         .await
         .unwrap();
     assert_eq!(res, json!({"ok": true, "key": key, "deleted": true, "archived": []}));
@@ -309,7 +310,8 @@ async fn sessions_describe_resolve_compact_and_reset_work_on_a_real_transcript()
 
     let resolved = json!({"ok": true, "key": key, "agentId": "main"});
     assert_eq!(c.call("sessions.resolve", json!({"key": "session:notes"})).await.unwrap(), resolved);
-    assert_eq!(c.call("sessions.resolve", json!({"sessionId": key})).await.unwrap(), resolved);
+    let session_id = s["sessionId"].as_str().unwrap().to_string();
+    assert_eq!(c.call("sessions.resolve", json!({"sessionId": session_id})).await.unwrap(), resolved);
     let missing = c.call("sessions.resolve", json!({"key": "session:none", "allowMissing": true})).await.unwrap();
     assert_eq!(missing, json!({"ok": false}));
     let (code, message) = error_of(&c.request("sessions.resolve", json!({"key": "session:none"})).await.unwrap());
@@ -338,14 +340,25 @@ async fn sessions_describe_resolve_compact_and_reset_work_on_a_real_transcript()
     assert_eq!(code, "FORBIDDEN");
     let (_, message) = error_of(&c.request("sessions.reset", json!({"key": key, "reason": "later"})).await.unwrap());
     assert_eq!(message, "invalid sessions.reset params: reason: \"later\" is not new or reset");
-    let reset = c.call("sessions.reset", json!({"key": key, "reason": "new", "expectedSessionId": key})).await.unwrap();
+    let (_, message) =
+        error_of(&c.request("sessions.reset", json!({"key": key, "expectedSessionId": key})).await.unwrap());
+    assert!(message.contains("changed before the reset"), "{message}");
+    let reset =
+        c.call("sessions.reset", json!({"key": key, "reason": "new", "expectedSessionId": session_id})).await.unwrap();
     assert_eq!((reset["ok"].as_bool(), reset["key"].as_str()), (Some(true), Some(key)), "{reset}");
     assert_eq!((reset["entry"]["messageCount"].as_i64(), reset["entry"]["totalTokens"].as_i64()), (Some(0), Some(0)));
+    // As OpenClaw: the key now points at a new session id; the old one no longer resolves.
+    let new_id = reset["entry"]["sessionId"].as_str().unwrap().to_string();
+    assert_ne!(new_id, session_id);
+    assert_eq!(c.call("sessions.resolve", json!({"sessionId": new_id})).await.unwrap(), resolved);
+    let gone = c.call("sessions.resolve", json!({"sessionId": session_id, "allowMissing": true})).await.unwrap();
+    assert_eq!(gone, json!({"ok": false}));
     let changed = watcher.next_event("sessions.changed").await.unwrap();
     assert_eq!(
         (changed["payload"]["sessionKey"].as_str(), changed["payload"]["reason"].as_str()),
-        (Some(key), Some("reset"))
+        (Some(key), Some("new"))
     );
+    assert_eq!(changed["payload"]["sessionId"].as_str(), Some(new_id.as_str()));
     let history = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
     assert_eq!(history["messages"], json!([]));
     let (code, _) = error_of(&c.request("sessions.reset", json!({"key": "session:none"})).await.unwrap());

@@ -116,6 +116,13 @@ CREATE TABLE inbound_cursors (
                 next_offset INTEGER NOT NULL,
                 updated_at_ms INTEGER NOT NULL
             ) STRICT;
+CREATE TABLE inbound_decisions (
+                channel TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                decided_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, external_id)
+            ) STRICT, WITHOUT ROWID;
+CREATE INDEX inbound_decisions_at ON inbound_decisions (decided_at_ms);
 CREATE TABLE inbound_messages (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 channel TEXT NOT NULL,
@@ -221,6 +228,16 @@ CREATE TABLE pending_events (
                 source TEXT,
                 created_at_ms INTEGER NOT NULL
             ) STRICT;
+CREATE TABLE session_archive (
+                session_id TEXT PRIMARY KEY,
+                session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+                messages INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                archived_at_ms INTEGER NOT NULL,
+                reason TEXT NOT NULL
+            ) STRICT;
+CREATE INDEX session_archive_by_key ON session_archive (session_key, archived_at_ms);
 CREATE TABLE sessions (
                 key TEXT PRIMARY KEY,
                 agent_id TEXT NOT NULL,
@@ -234,7 +251,8 @@ CREATE TABLE sessions (
                 model TEXT,
                 input_tokens INTEGER NOT NULL DEFAULT 0,
                 output_tokens INTEGER NOT NULL DEFAULT 0
-            ) STRICT;
+            , session_id TEXT) STRICT;
+CREATE UNIQUE INDEX sessions_by_session_id ON sessions (session_id);
 CREATE INDEX sessions_finished ON sessions (kind, finished_at_ms);
 CREATE TABLE sqlite_sequence(name,seq);
 CREATE TABLE "transcript" (
@@ -243,6 +261,6 @@ CREATE TABLE "transcript" (
                 role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'event', 'toolResult')),
                 content TEXT NOT NULL,
                 at_ms INTEGER NOT NULL,
-                meta_json TEXT,
+                meta_json TEXT, session_id TEXT NOT NULL DEFAULT '',
                 PRIMARY KEY (session_key, seq)
             ) STRICT;

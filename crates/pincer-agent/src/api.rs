@@ -100,7 +100,9 @@ pub async fn agent(
         }
         (Some(_), None) => return Err(invalid(M, "provider: needs model too (or pass model as provider/model)")),
     };
-    let run_id = p.idempotency_key.filter(|k| !k.trim().is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let given = p.idempotency_key.filter(|k| !k.trim().is_empty());
+    let replay = given.is_some();
+    let run_id = given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let session = SessionRef::from_request(p.session_key.as_deref(), p.agent_id.as_deref(), &run_id)
         .map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();
@@ -118,7 +120,7 @@ pub async fn agent(
         system: inner
             .compose_system(prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()), &tools),
         tools,
-        input: Input::Message { text: message, meta: json!({"runId": run_id}) },
+        input: Input::Message { text: message, meta: json!({"runId": run_id}), replay },
         chain,
         deadline_ms,
         run_id: run_id.clone(),
@@ -234,7 +236,7 @@ pub fn session_view(row: &SessionRow) -> Session {
         output_tokens: row.output_tokens,
         total_tokens: row.input_tokens + row.output_tokens,
         message_count: row.messages,
-        session_id: row.key.clone(),
+        session_id: row.session_id.clone(),
         is_main: row.kind == "main",
         job_id: row.job_id.clone(),
         run_id: row.run_id.clone(),
@@ -371,11 +373,6 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
         ));
     }
     let key = read_key(M, &p.key, p.agent_id.as_deref())?;
-    if let Some(expected) = &p.expected_session_id
-        && expected != &key
-    {
-        return Err(ApiError::Invalid(format!("Session {key} changed before deletion. Retry.")));
-    }
     if SessionRef::from_key(&key).is_some_and(|s| s.kind == crate::session::SessionKind::Main) {
         return Err(ApiError::Invalid(format!(
             "Cannot delete the main session ({key}); delete a named or isolated session instead"
@@ -385,6 +382,14 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
     let Some(row) = agents.inner.store.read(move |rd| rd.get_session(&lookup)).await? else {
         return Ok(SessionsDeleteResult { ok: true, key, deleted: false, archived: vec![], extra: Map::new() });
     };
+    if let Some(expected) = &p.expected_session_id
+        && *expected != row.session_id
+    {
+        return Err(ApiError::Invalid(format!(
+            "Session {key} is now session id {}: it changed before deletion. Retry.",
+            row.session_id
+        )));
+    }
     // Not while a turn writes into it: the turn holds the session's lock.
     let _turn = agents.inner.lock_session(&key).await;
     let target = key.clone();
@@ -392,7 +397,7 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
     if deleted {
         agents.inner.events.emit(
             "sessions.changed",
-            json!({"sessionKey": key, "sessionId": key, "agentId": row.agent_id, "reason": "delete"}),
+            json!({"sessionKey": key, "sessionId": row.session_id, "agentId": row.agent_id, "reason": "delete"}),
             Some("operator.read"),
         );
     }
@@ -447,7 +452,7 @@ pub const HISTORY_DELTA_MAX: u32 = 200;
 /// `chat.history`: a session's transcript, oldest first, the newest `limit` entries (before
 /// `beforeSeq` when given), with the `deltaCursor` of its end. With `cursor` (a `deltaCursor`),
 /// the entries added since, or `kind: "reset"` when the cursor is not a point of this transcript
-/// (the session was deleted and made again) or more than [`HISTORY_DELTA_MAX`] came after it.
+/// (the session was reset, or deleted and made again) or more than [`HISTORY_DELTA_MAX`] came after it.
 pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatHistoryAnswer, ApiError> {
     history(agents, ChatHistory::NAME, p).await
 }
@@ -466,10 +471,10 @@ pub fn subscription_key(p: &SessionsMessagesSubscribeParams) -> Result<String, A
     read_key(M, &p.key, p.agent_id.as_deref())
 }
 
-/// A cursor: the session's creation time and the seq of the last entry the client has, so a
-/// session deleted and made again under the same key never matches an old cursor.
+/// A cursor: the session id and the seq of the last entry the client has, so a session reset
+/// (`/new`) or deleted and made again under the same key never matches an old cursor.
 fn cursor_of(session: &SessionRow, seq: i64) -> String {
-    format!("{}:{seq}", session.created_at_ms)
+    format!("{}:{seq}", session.session_id)
 }
 
 async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) -> Result<ChatHistoryAnswer, ApiError> {
@@ -486,8 +491,8 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         if p.before_seq.is_some() {
             return Err(invalid(method, "cursor: cannot be used with beforeSeq"));
         }
-        let Some((created, seq)) =
-            cursor.split_once(':').and_then(|(c, s)| Some((c.parse::<i64>().ok()?, s.parse::<i64>().ok()?)))
+        let Some((id, seq)) =
+            cursor.rsplit_once(':').and_then(|(id, s)| Some((id.to_string(), s.parse::<i64>().ok()?)))
         else {
             return Err(invalid(method, format!("cursor: \"{cursor}\" is not a deltaCursor from chat.history")));
         };
@@ -499,7 +504,7 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
             .read(move |rd| {
                 let session = rd.get_session(&lookup)?;
                 let rows = match &session {
-                    Some(s) if s.created_at_ms == created && seq <= rd.transcript_last_seq(&lookup)? => {
+                    Some(s) if s.session_id == id && seq <= rd.transcript_last_seq(&lookup)? => {
                         Some(rd.transcript_after(&lookup, seq, max + 1)?)
                     }
                     _ => None,

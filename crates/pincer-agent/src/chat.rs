@@ -110,7 +110,11 @@ pub async fn chat_send(
     let turn = Turn {
         system: inner.compose_system(prompt::chat_system(now, &inner.default_tz, None), &tools),
         tools,
-        input: Input::Message { text: message.clone(), meta: json!({"runId": run_id, "source": "chat.send"}) },
+        input: Input::Message {
+            text: message.clone(),
+            meta: json!({"runId": run_id, "source": "chat.send"}),
+            replay: false,
+        },
         chain,
         deadline_ms,
         run_id: run_id.clone(),

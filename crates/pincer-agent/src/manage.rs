@@ -27,9 +27,10 @@ fn not_found(key: &str) -> ApiError {
     ApiError::NotFound(format!("No session {key}; list sessions with `sessions.list` (or `pincer sessions list`)"))
 }
 
-/// `sessions.reset`: forgets a session's transcript, open tool calls and token counts — the next
-/// turn starts a fresh conversation under the same key — and emits `sessions.changed`
-/// (`reason: "reset"`). OpenClaw archives the old transcript; Pincer deletes it.
+/// `sessions.reset`: as OpenClaw, the key points at a new session id — the next turn starts a
+/// fresh conversation under the same key, with its token counts at zero and no open tool calls —
+/// and the old transcript stays in the store under the old id (`session_archive`). Emits
+/// `sessions.changed` (`reason: "new"` or `"reset"`).
 pub async fn sessions_reset(agents: &Agents, p: SessionsResetParams) -> Result<SessionsResetResult, ApiError> {
     const M: &str = SessionsReset::NAME;
     if let Some(reason) = &p.reason
@@ -39,29 +40,30 @@ pub async fn sessions_reset(agents: &Agents, p: SessionsResetParams) -> Result<S
         return Err(invalid(M, format!("reason: \"{reason}\" is not new or reset")));
     }
     let key = read_key(M, &p.key, p.agent_id.as_deref())?;
-    if let Some(expected) = &p.expected_session_id
-        && expected != &key
-    {
-        return Err(ApiError::Invalid(format!("Session {key} changed before the reset. Retry.")));
-    }
+    let reason = p.reason.clone().unwrap_or_else(|| "reset".into());
     let inner = &agents.inner;
     // Not while a turn writes into it: the turn holds the session's lock.
     let _turn = inner.lock_session(&key).await;
     let now = inner.clock.now_ms();
-    let target = key.clone();
+    let (target, expected, why) = (key.clone(), p.expected_session_id.clone(), reason.clone());
     let row = inner
         .store
         .write(move |tx| {
-            if !tx.reset_session(&target, now)? {
-                return Ok(None);
+            let Some(current) = tx.reader().get_session(&target)? else { return Ok(None) };
+            if expected.as_ref().is_some_and(|e| *e != current.session_id) {
+                return Ok(Some(Err(current.session_id)));
             }
-            tx.reader().get_session(&target)
+            tx.reset_session(&target, &why, now)?;
+            Ok(tx.reader().get_session(&target)?.map(Ok))
         })
         .await?
-        .ok_or_else(|| not_found(&key))?;
+        .ok_or_else(|| not_found(&key))?
+        .map_err(|id| {
+            ApiError::Invalid(format!("Session {key} is now session id {id}: it changed before the reset. Retry."))
+        })?;
     inner.events.emit(
         "sessions.changed",
-        json!({"sessionKey": key, "sessionId": key, "agentId": row.agent_id, "reason": "reset"}),
+        json!({"sessionKey": key, "sessionId": row.session_id, "agentId": row.agent_id, "reason": reason}),
         Some("operator.read"),
     );
     Ok(SessionsResetResult { ok: true, key, entry: session_view(&row), extra: Map::new() })
@@ -86,18 +88,22 @@ pub async fn sessions_describe(agents: &Agents, p: SessionsDescribeParams) -> Re
     Ok(SessionsDescribeResult { session, extra: Map::new() })
 }
 
-/// `sessions.resolve`: the session a key or session id names (Pincer's session id is its key);
-/// `{ok: false}` for none with `allowMissing`, else an error.
+/// `sessions.resolve`: the session a key or a current session id names; `{ok: false}` for none
+/// with `allowMissing`, else an error.
 pub async fn sessions_resolve(agents: &Agents, p: SessionsResolveParams) -> Result<SessionsResolveResult, ApiError> {
     const M: &str = SessionsResolve::NAME;
-    let wanted = match (p.key.as_deref(), p.session_id.as_deref()) {
-        (Some(key), None) => read_key(M, key, p.agent_id.as_deref())?,
-        (None, Some(id)) => id.trim().to_string(),
+    let (wanted, by_id) = match (p.key.as_deref(), p.session_id.as_deref()) {
+        (Some(key), None) => (read_key(M, key, p.agent_id.as_deref())?, false),
+        (None, Some(id)) => (id.trim().to_string(), true),
         (Some(_), Some(_)) => return Err(invalid(M, "give key or sessionId, not both")),
         (None, None) => return Err(invalid(M, "key or sessionId is required")),
     };
     let lookup = wanted.clone();
-    let row = agents.inner.store.read(move |rd| rd.get_session(&lookup)).await?;
+    let row = agents
+        .inner
+        .store
+        .read(move |rd| if by_id { rd.session_by_id(&lookup) } else { rd.get_session(&lookup) })
+        .await?;
     match row {
         Some(row) if p.agent_id.as_ref().is_none_or(|a| *a == row.agent_id) => {
             Ok(SessionsResolveResult { ok: true, key: Some(row.key), agent_id: Some(row.agent_id), extra: Map::new() })
@@ -149,7 +155,7 @@ pub async fn sessions_compact(agents: &Agents, p: SessionsCompactParams) -> Resu
     let kept = inner.store.write(move |tx| tx.trim_transcript(&target, max)).await?;
     inner.events.emit(
         "sessions.changed",
-        json!({"sessionKey": key, "sessionId": key, "agentId": row.agent_id, "reason": "compact"}),
+        json!({"sessionKey": key, "sessionId": row.session_id, "agentId": row.agent_id, "reason": "compact"}),
         Some("operator.read"),
     );
     Ok(answer(true, true, Some(kept), None))

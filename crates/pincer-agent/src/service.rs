@@ -477,6 +477,7 @@ impl Inner {
             input: Input::Message {
                 text: prompt::cron_user(&job.id, &job.name, message),
                 meta: json!({"runId": ctx.run_id, "jobId": job.id}),
+                replay: false,
             },
             chain,
             deadline_ms: ctx.deadline_ms,

@@ -20,8 +20,10 @@ pub(crate) type OnTool<'a> = &'a (dyn Fn(Value) + Send + Sync);
 
 /// What a turn adds to the transcript before calling the model.
 pub(crate) enum Input {
-    /// A user message, with what the transcript should remember about it.
-    Message { text: String, meta: Value },
+    /// A user message, with what the transcript should remember about it. With `replay`, the
+    /// run id is the caller's idempotency key: a run the transcript already has (re-run after a
+    /// crash) does not record the message again and answers from its recorded reply.
+    Message { text: String, meta: Value, replay: bool },
     /// The session's queued system events plus `extra`; a turn without any does nothing.
     Events { extra: Option<Event> },
 }
@@ -47,6 +49,26 @@ pub(crate) struct Turn {
     pub kind: &'static str,
     /// The tools the model is offered (already filtered by the policy).
     pub tools: ToolSet,
+}
+
+/// What [`Inner::record_input`] found in the transcript.
+enum Recorded {
+    /// The history the turn sends, its input committed.
+    History(Vec<pincer_store::TranscriptRow>),
+    /// The run's final reply, recorded before (the run is a re-run).
+    Answered(pincer_store::TranscriptRow),
+}
+
+/// A re-run's output from its recorded reply: the model and usage its entry recorded, no new
+/// model call.
+fn replayed(session_key: String, reply: pincer_store::TranscriptRow) -> TurnOutput {
+    let meta: Value = reply.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+    let model = meta["model"]
+        .as_str()
+        .and_then(ModelRef::parse)
+        .unwrap_or_else(|| ModelRef { provider: "unknown".into(), model: "unknown".into() });
+    let usage = serde_json::from_value(meta["usage"].clone()).unwrap_or_default();
+    TurnOutput { session_key, text: reply.content, model, usage, attempts: 0, tool_calls: Vec::new() }
 }
 
 /// A turn that got its answer.
@@ -115,8 +137,12 @@ impl Inner {
     ) -> Result<Option<TurnOutput>, TurnError> {
         let Turn { session, system, input, chain, deadline_ms, run_id, kind, tools } = turn;
         let _serial = self.lock_session(&session.key).await;
-        let Some(rows) = self.record_input(&session, input, &run_id).await? else {
-            return Ok(None);
+        let rows = match self.record_input(&session, input, &run_id).await? {
+            None => return Ok(None),
+            Some(Recorded::History(rows)) => rows,
+            // The same run again (an inbound turn re-run after a crash): its reply is already in
+            // the transcript, so it is answered from there, not asked of the model a second time.
+            Some(Recorded::Answered(reply)) => return Ok(Some(replayed(session.key, reply))),
         };
         // Armed until the turn is recorded: a turn dropped mid-call (a time limit, a shutdown)
         // still answers its open tool calls and finishes its isolated session.
@@ -333,22 +359,32 @@ impl Inner {
     }
 
     /// Commits the turn's input and returns the history the turn sends (read in the same
-    /// transaction), or `None` when there was no input to add.
+    /// transaction), or `None` when there was no input to add. A message of a run the transcript
+    /// already has (the same run id, re-run after a crash) is not recorded again; when that run's
+    /// final reply is recorded too, it is returned instead of a history.
     async fn record_input(
         &self,
         session: &SessionRef,
         input: Input,
         run_id: &str,
-    ) -> Result<Option<Vec<pincer_store::TranscriptRow>>, StoreError> {
+    ) -> Result<Option<Recorded>, StoreError> {
         let (s, run_id, now) = (session.clone(), run_id.to_string(), self.clock.now_ms());
         let limit = self.options.history_messages;
         self.store
             .write(move |tx| {
+                if matches!(input, Input::Message { replay: true, .. }) {
+                    if let Some(reply) = tx.final_reply_of_run(&s.key, &run_id)? {
+                        return Ok(Some(Recorded::Answered(reply)));
+                    }
+                    if tx.reader().run_has_user_message(&s.key, &run_id)? {
+                        return Ok(Some(Recorded::History(tx.reader().transcript(&s.key, limit, None)?)));
+                    }
+                }
                 let added = Self::append_input(tx, &s, input, &run_id, now)?;
                 if added == 0 {
                     return Ok(None);
                 }
-                Ok(Some(tx.reader().transcript(&s.key, limit, None)?))
+                Ok(Some(Recorded::History(tx.reader().transcript(&s.key, limit, None)?)))
             })
             .await
     }
@@ -368,7 +404,7 @@ impl Inner {
                     tx.ensure_session(&s.key, &s.agent_id, s.kind.as_str(), job, run, now)
                 };
                 match input {
-                    Input::Message { text, meta } => {
+                    Input::Message { text, meta, .. } => {
                         ensure()?;
                         tx.append_transcript(&s.key, "user", &text, now, Some(&meta.to_string()))?;
                         Ok(1)

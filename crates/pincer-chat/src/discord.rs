@@ -214,6 +214,45 @@ enum Lookup {
     Failed(String),
 }
 
+/// Discord's typing indicator: `POST {apiBaseUrl}/channels/{id}/typing` (it shows for about 10 s,
+/// so the turn repeats it while it runs).
+pub(crate) struct TypingIndicator {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl TypingIndicator {
+    pub(crate) fn new(config: &DiscordConfig) -> Result<TypingIndicator, String> {
+        pincer_core::tls::install_default_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("discord: building the HTTP client: {e}"))?;
+        Ok(TypingIndicator {
+            http,
+            base: config.api_base_url.trim_end_matches('/').to_string(),
+            token: config.token.trim().trim_start_matches("Bot ").to_string(),
+        })
+    }
+
+    /// Best effort: a failure only loses the indicator. `chat_id` is the reply target
+    /// (`channel:<id>`).
+    pub(crate) async fn typing(&self, chat_id: &str) {
+        let id = chat_id.strip_prefix("channel:").unwrap_or(chat_id);
+        let sent = self
+            .http
+            .post(format!("{}/channels/{id}/typing", self.base))
+            .header("authorization", format!("Bot {}", self.token))
+            .send()
+            .await;
+        if let Err(e) = sent.and_then(|r| r.error_for_status()) {
+            tracing::debug!(error = %e, "discord typing failed");
+        }
+    }
+}
+
 /// The Gateway URL as Discord documents it: `GET {apiBaseUrl}/gateway/bot` with the bot token →
 /// `url`. Used when `channels.discord.gatewayUrl` is not set.
 async fn look_up_gateway(http: &reqwest::Client, config: &DiscordConfig) -> Result<String, Lookup> {
@@ -558,7 +597,7 @@ async fn accept(
                 Decision::Deny(why) => detail["reason"] = json!(why),
                 Decision::NotAddressed => {}
             }
-            crate::pairing::audit_decision(tx, decision, &detail, now)?;
+            crate::pairing::audit_decision(tx, decision, (CHANNEL, &m.id), &detail, now)?;
             Ok(())
         })
         .await?;

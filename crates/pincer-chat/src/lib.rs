@@ -107,9 +107,24 @@ pub struct Chat {
     /// Sessions with a worker running.
     busy: Mutex<HashSet<String>>,
     /// Typing indicators, per channel.
-    typing: HashMap<&'static str, Arc<telegram::BotApi>>,
+    typing: HashMap<&'static str, Arc<TypingApi>>,
     /// Telegram's bot `(id, username)` once `getMe` answered (the webhook needs it).
     pub(crate) telegram_bot: Mutex<Option<(i64, String)>>,
+}
+
+/// A platform's "the bot is typing" call (best effort: a failure only loses the indicator).
+pub(crate) enum TypingApi {
+    Telegram(telegram::BotApi),
+    Discord(discord::TypingIndicator),
+}
+
+impl TypingApi {
+    pub(crate) async fn typing(&self, chat_id: &str, thread_id: Option<&str>) {
+        match self {
+            TypingApi::Telegram(api) => api.typing(chat_id, thread_id).await,
+            TypingApi::Discord(api) => api.typing(chat_id).await,
+        }
+    }
 }
 
 /// What a write closure needs to enqueue a reply (the closure outlives the borrow of [`Chat`]).
@@ -173,7 +188,12 @@ impl Chat {
         if let Some(tg) = &telegram
             && let Ok(api) = telegram::BotApi::new(tg)
         {
-            typing.insert(telegram::CHANNEL, Arc::new(api));
+            typing.insert(telegram::CHANNEL, Arc::new(TypingApi::Telegram(api)));
+        }
+        if let Some(dc) = &discord
+            && let Ok(api) = discord::TypingIndicator::new(dc)
+        {
+            typing.insert(discord::CHANNEL, Arc::new(TypingApi::Discord(api)));
         }
         let chat = Arc::new(Chat {
             store,

@@ -137,14 +137,20 @@ pub(crate) fn offer_code(
     Ok(())
 }
 
-/// The audit row of an access decision (none for a group message not addressed to the bot).
+/// The audit row of an access decision, once per message id (none for a group message not
+/// addressed to the bot).
 pub(crate) fn audit_decision(
     tx: &pincer_store::Tx<'_>,
     decision: crate::access::Decision,
+    (channel, external_id): (&str, &str),
     detail: &serde_json::Value,
     now: i64,
 ) -> pincer_store::Result<()> {
     let Some(action) = decision.audit_action() else { return Ok(()) };
+    // Once per message: a redelivered one was decided (and audited) the first time.
+    if !tx.first_decision(channel, external_id, now)? {
+        return Ok(());
+    }
     tx.insert_audit(&NewAuditRow {
         at_ms: now,
         action: action.into(),

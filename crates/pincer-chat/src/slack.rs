@@ -352,7 +352,12 @@ async fn accept(chat: &Arc<Chat>, config: &SlackConfig, event: Event) -> Result<
             });
             match decision {
                 Decision::Answer => {
-                    let session = chat2.session_for(CHANNEL, m.group, &m.channel, None, &m.user);
+                    let mut session = chat2.session_for(CHANNEL, m.group, &m.channel, None, &m.user);
+                    // A reply in a channel thread is the thread's own conversation, under
+                    // OpenClaw's thread key shape (`<channel's key>:thread:<thread ts>`).
+                    if let (true, Some(ts)) = (m.group, &m.thread_ts) {
+                        session = format!("{session}:thread:{ts}");
+                    }
                     let text = if m.group { format!("[{}] {}", m.user, m.text) } else { m.text.clone() };
                     let new = tx.insert_inbound(&NewInbound {
                         channel: CHANNEL.into(),
@@ -389,7 +394,7 @@ async fn accept(chat: &Arc<Chat>, config: &SlackConfig, event: Event) -> Result<
                 Decision::Deny(why) => detail["reason"] = json!(why),
                 Decision::NotAddressed => {}
             }
-            crate::pairing::audit_decision(tx, decision, &detail, now)?;
+            crate::pairing::audit_decision(tx, decision, (CHANNEL, &event.event_id), &detail, now)?;
             Ok(())
         })
         .await?;

@@ -472,7 +472,8 @@ async fn accept(
                     Decision::Deny(why) => detail["reason"] = json!(why),
                     Decision::NotAddressed => {}
                 }
-                crate::pairing::audit_decision(tx, decision, &detail, now)?;
+                let update_id = update.update_id.to_string();
+                crate::pairing::audit_decision(tx, decision, (CHANNEL, &update_id), &detail, now)?;
             }
             Ok(())
         })

@@ -158,10 +158,13 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
             .write(move |tx| tx.set_session_last_route(&key, pincer_cron::job::DEFAULT_AGENT, &route, now))
             .await?;
     }
-    let (text, state) = match command_of(&batch[0].text) {
+    let command = command_of(&batch[0].text);
+    // `/new` and `/reset` point the key at a new session id (the old transcript is kept under the
+    // old one) in the same commit as the reply, so a crash never starts two new sessions.
+    let reset = (command == Some(Command::New))
+        .then(|| if batch[0].text.trim_start().to_ascii_lowercase().starts_with("/reset") { "reset" } else { "new" });
+    let (text, state) = match command {
         Some(Command::New) => {
-            let key = full_key.clone();
-            chat.store.write(move |tx| tx.reset_session_history(&key)).await?;
             ("New conversation started: I forgot what we said before.".to_string(), InboundState::Answered)
         }
         Some(Command::Status) => {
@@ -188,6 +191,9 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
             tx.settle_inbound(&seqs, state, delivery.as_deref(), now)?;
             // `--channel last` reaches the chat the owner last talked from.
             tx.set_session_last_route(&full_key, pincer_cron::job::DEFAULT_AGENT, &route, now)?;
+            if let Some(reason) = reset {
+                tx.reset_session(&full_key, reason, now)?;
+            }
             Ok(())
         })
         .await?;

@@ -59,7 +59,10 @@ const NOTES: &[(&str, &str)] = &[
         "replaces the allow-always grants (every agent's allowlist); a change of `defaults` is refused: edit `tools.exec.mode`",
     ),
     ("sessions.compact", "`maxLines` trims to the newest entries; without it `ok: false`: Pincer does not summarise"),
-    ("sessions.reset", "the old transcript is deleted, not archived"),
+    (
+        "sessions.reset",
+        "a new session id, as OpenClaw; the old transcript stays in the store under its old id (no `.reset` file)",
+    ),
     ("sessions.resolve", "by `key` or `sessionId`; `label`, `shortId`, `reference` refused"),
     ("sessions.subscribe", "every `operator.read` connection gets `sessions.changed`; list filters refused"),
     ("usage.status", "tokens per configured provider; no quota windows"),

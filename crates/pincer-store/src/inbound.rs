@@ -98,6 +98,10 @@ fn sender_allowed(conn: &rusqlite::Connection, channel: &str, sender_id: &str) -
         .is_some())
 }
 
+/// How long a channel remembers that it decided on a message: far longer than any platform
+/// redelivers one (Slack retries for minutes, Telegram's webhook for hours).
+pub const DECISION_MEMORY_MS: i64 = 7 * 24 * 3_600_000;
+
 impl Tx<'_> {
     /// Moves `channel`'s cursor to `next_offset` (never back) and stores `message` if given and
     /// new — one commit, so a confirmed update is always a stored message. Returns whether the
@@ -189,9 +193,19 @@ impl Tx<'_> {
             .is_some())
     }
 
-    /// Forgets `session_key`'s history (the chat commands `/new` and `/reset`).
-    pub fn reset_session_history(&self, session_key: &str) -> Result<usize> {
-        Ok(self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [session_key])?)
+    /// Records that `channel` decided on its message `external_id`; false when it already had
+    /// (a redelivery). Decisions older than [`DECISION_MEMORY_MS`] are forgotten here.
+    pub fn first_decision(&self, channel: &str, external_id: &str, now_ms: i64) -> Result<bool> {
+        self.conn()
+            .prepare_cached("DELETE FROM inbound_decisions WHERE decided_at_ms < ?1")?
+            .execute([now_ms - DECISION_MEMORY_MS])?;
+        let n = self
+            .conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO inbound_decisions (channel, external_id, decided_at_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![channel, external_id, now_ms])?;
+        Ok(n > 0)
     }
 
     /// Lets `sender_id` talk to the bot on `channel`.

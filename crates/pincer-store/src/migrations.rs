@@ -349,6 +349,50 @@ const MIGRATIONS: &[Migration] = &[
             ) STRICT;
         ",
     },
+    Migration {
+        version: 12,
+        name: "session ids",
+        // OpenClaw's split of a session key (where a conversation happens) from its session id
+        // (one transcript): `/new` and `sessions.reset` point the key at a fresh id and keep the
+        // old transcript under the old id, listed in `session_archive`. Seqs keep counting per key,
+        // so a reader's cursor never lands inside the new transcript by accident.
+        sql: "
+            ALTER TABLE sessions ADD COLUMN session_id TEXT;
+            UPDATE sessions SET session_id = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'
+                || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1)
+                || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));
+            CREATE UNIQUE INDEX sessions_by_session_id ON sessions (session_id);
+            ALTER TABLE transcript ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
+            UPDATE transcript SET session_id =
+                COALESCE((SELECT s.session_id FROM sessions s WHERE s.key = transcript.session_key), '');
+            CREATE TABLE session_archive (
+                session_id TEXT PRIMARY KEY,
+                session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+                messages INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                archived_at_ms INTEGER NOT NULL,
+                reason TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX session_archive_by_key ON session_archive (session_key, archived_at_ms);
+        ",
+    },
+    Migration {
+        version: 13,
+        name: "inbound decisions",
+        // Every inbound message a channel decided on (answered, refused, offered a code), by its
+        // platform id: a redelivery (a Slack envelope never acked, a Telegram webhook retry) is
+        // neither decided nor audited twice. Rows older than a week are dropped as new ones come.
+        sql: "
+            CREATE TABLE inbound_decisions (
+                channel TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                decided_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (channel, external_id)
+            ) STRICT, WITHOUT ROWID;
+            CREATE INDEX inbound_decisions_at ON inbound_decisions (decided_at_ms);
+        ",
+    },
 ];
 
 /// The schema version this build writes.
@@ -434,8 +478,16 @@ mod tests {
             conn.execute_batch(
                 "INSERT INTO sessions (key, agent_id, kind, created_at_ms, updated_at_ms)
                    VALUES ('agent:main:main', 'main', 'main', 1, 2);
-                 INSERT INTO transcript VALUES ('agent:main:main', 1, 'user', 'hi', 1, NULL),
+                 INSERT INTO transcript (session_key, seq, role, content, at_ms, meta_json)
+                   VALUES ('agent:main:main', 1, 'user', 'hi', 1, NULL),
                    ('agent:main:main', 2, 'assistant', 'hello', 2, '{\"model\":\"m\"}');",
+            )
+            .unwrap();
+        }
+        if version >= 12 {
+            conn.execute_batch(
+                "UPDATE sessions SET session_id = '6c1f2a4e-0b7d-4c3e-9a51-2f8e7d6c5b4a';
+                 UPDATE transcript SET session_id = '6c1f2a4e-0b7d-4c3e-9a51-2f8e7d6c5b4a';",
             )
             .unwrap();
         }
@@ -486,6 +538,12 @@ mod tests {
                 })
                 .unwrap();
             assert_eq!(open.len(), 1);
+            // v12 gave the session an id and its transcript kept it.
+            let session = store.read_blocking(move |rd| rd.get_session(key)).unwrap().unwrap();
+            assert_eq!(session.session_id.len(), 36, "from v{version}: {}", session.session_id);
+            let (owner, rows) =
+                store.read_blocking(move |rd| rd.transcript_by_id(&session.session_id)).unwrap().unwrap();
+            assert_eq!((owner.as_str(), rows.len()), (key, 3), "from v{version}");
         }
     }
 

@@ -9,6 +9,8 @@ use crate::{Rd, Result, Tx};
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
     pub key: String,
+    /// The id of the session's current transcript (a UUID); `/new` and `sessions.reset` change it.
+    pub session_id: String,
     pub agent_id: String,
     /// `main`, `isolated` or `named`.
     pub kind: String,
@@ -22,8 +24,33 @@ pub struct SessionRow {
     pub model: Option<String>,
     pub input_tokens: i64,
     pub output_tokens: i64,
-    /// Messages in the transcript.
+    /// Messages in the current transcript.
     pub messages: i64,
+}
+
+/// A transcript a session key no longer points at (`/new`, `sessions.reset`): kept, not deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedSession {
+    pub session_id: String,
+    pub session_key: String,
+    pub messages: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub archived_at_ms: i64,
+    /// `new` or `reset`.
+    pub reason: String,
+}
+
+/// SQL for a fresh session id: a random (v4) UUID, made by SQLite so no caller has to.
+const NEW_SESSION_ID: &str = "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' \
+    || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) \
+    || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))";
+
+/// Rows of session `?1`'s current transcript (`t` is `transcript`).
+const CURRENT: &str = "t.session_key = ?1 AND t.session_id = (SELECT session_id FROM sessions WHERE key = ?1)";
+
+fn transcript_row(r: &Row) -> rusqlite::Result<TranscriptRow> {
+    Ok(TranscriptRow { seq: r.get(0)?, role: r.get(1)?, content: r.get(2)?, at_ms: r.get(3)?, meta_json: r.get(4)? })
 }
 
 /// A tool call whose result is not committed yet (it is running, or a crash interrupted it).
@@ -90,25 +117,26 @@ pub struct SessionFilter {
     pub exclude_isolated: bool,
 }
 
-const COLS: &str = "s.key, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
+const COLS: &str = "s.key, s.session_id, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
                     s.last_route_json, s.model, s.input_tokens, s.output_tokens, \
-                    (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key)";
+                    (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id)";
 
 fn session_from(r: &Row) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         key: r.get(0)?,
-        agent_id: r.get(1)?,
-        kind: r.get(2)?,
-        job_id: r.get(3)?,
-        run_id: r.get(4)?,
-        created_at_ms: r.get(5)?,
-        updated_at_ms: r.get(6)?,
-        finished_at_ms: r.get(7)?,
-        last_route_json: r.get(8)?,
-        model: r.get(9)?,
-        input_tokens: r.get(10)?,
-        output_tokens: r.get(11)?,
-        messages: r.get(12)?,
+        session_id: r.get(1)?,
+        agent_id: r.get(2)?,
+        kind: r.get(3)?,
+        job_id: r.get(4)?,
+        run_id: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        updated_at_ms: r.get(7)?,
+        finished_at_ms: r.get(8)?,
+        last_route_json: r.get(9)?,
+        model: r.get(10)?,
+        input_tokens: r.get(11)?,
+        output_tokens: r.get(12)?,
+        messages: r.get(13)?,
     })
 }
 
@@ -123,11 +151,11 @@ impl Tx<'_> {
         run_id: Option<&str>,
         now_ms: i64,
     ) -> Result<bool> {
-        let n = self.conn().execute(
-            "INSERT OR IGNORE INTO sessions (key, agent_id, kind, job_id, run_id, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![key, agent_id, kind, job_id, run_id, now_ms],
-        )?;
+        let n = self.conn().prepare_cached(&format!(
+            "INSERT OR IGNORE INTO sessions (key, session_id, agent_id, kind, job_id, run_id, created_at_ms, updated_at_ms)
+             VALUES (?1, {NEW_SESSION_ID}, ?2, ?3, ?4, ?5, ?6, ?6)"
+        ))?
+        .execute(params![key, agent_id, kind, job_id, run_id, now_ms])?;
         Ok(n > 0)
     }
 
@@ -145,10 +173,12 @@ impl Tx<'_> {
             [key],
             |r| r.get(0),
         )?;
-        self.conn().execute(
-            "INSERT INTO transcript (session_key, seq, role, content, at_ms, meta_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![key, seq, role, content, at_ms, meta_json],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO transcript (session_key, session_id, seq, role, content, at_ms, meta_json)
+             VALUES (?1, (SELECT session_id FROM sessions WHERE key = ?1), ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![key, seq, role, content, at_ms, meta_json])?;
         self.conn().execute("UPDATE sessions SET updated_at_ms = ?2 WHERE key = ?1", params![key, at_ms])?;
         Ok(seq)
     }
@@ -159,52 +189,73 @@ impl Tx<'_> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT seq, role, content, at_ms, meta_json FROM transcript
-                 WHERE session_key = ?1 AND role = 'assistant' AND json_extract(meta_json, '$.runId') = ?2
-                   AND json_extract(meta_json, '$.toolCalls') IS NULL AND json_extract(meta_json, '$.aborted') IS NULL
-                 ORDER BY seq DESC LIMIT 1",
+                &format!(
+                    "SELECT seq, role, content, at_ms, meta_json FROM transcript t
+                     WHERE {CURRENT} AND role = 'assistant' AND json_extract(meta_json, '$.runId') = ?2
+                       AND json_extract(meta_json, '$.toolCalls') IS NULL AND json_extract(meta_json, '$.aborted') IS NULL
+                     ORDER BY seq DESC LIMIT 1"
+                ),
                 params![key, run_id],
-                |r| {
-                    Ok(TranscriptRow {
-                        seq: r.get(0)?,
-                        role: r.get(1)?,
-                        content: r.get(2)?,
-                        at_ms: r.get(3)?,
-                        meta_json: r.get(4)?,
-                    })
-                },
+                transcript_row,
             )
             .optional()?)
     }
 
-    /// Starts a session over: its transcript, open tool calls and token counts are forgotten
-    /// (`sessions.reset`). Returns whether the session exists.
-    pub fn reset_session(&self, key: &str, now_ms: i64) -> Result<bool> {
-        self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [key])?;
+    /// Starts a session over as OpenClaw does: the key points at a fresh session id, the old
+    /// transcript stays under the old id (listed in `session_archive` with its counts), and the
+    /// open tool calls and token counts are forgotten (`/new`, `/reset`, `sessions.reset`; `reason`
+    /// says which). Returns the archived id, or `None` when there is no such session.
+    pub fn reset_session(&self, key: &str, reason: &str, now_ms: i64) -> Result<Option<String>> {
+        let archived = self
+            .conn()
+            .query_row(
+                "INSERT INTO session_archive
+                   (session_id, session_key, messages, input_tokens, output_tokens, archived_at_ms, reason)
+                 SELECT s.session_id, s.key,
+                        (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id),
+                        s.input_tokens, s.output_tokens, ?2, ?3
+                 FROM sessions s WHERE s.key = ?1
+                 RETURNING session_id",
+                params![key, now_ms, reason],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?;
+        if archived.is_none() {
+            return Ok(None);
+        }
         self.conn().execute("DELETE FROM open_tool_calls WHERE session_key = ?1", [key])?;
-        let n = self.conn().execute(
-            "UPDATE sessions SET input_tokens = 0, output_tokens = 0, updated_at_ms = ?2 WHERE key = ?1",
+        self.conn().execute(
+            &format!(
+                "UPDATE sessions SET session_id = {NEW_SESSION_ID}, input_tokens = 0, output_tokens = 0,
+                   updated_at_ms = ?2 WHERE key = ?1"
+            ),
             params![key, now_ms],
         )?;
-        Ok(n > 0)
+        Ok(archived)
     }
 
     /// Keeps only the newest `keep` transcript entries of `key` (`sessions.compact` with
     /// `maxLines`); returns how many entries remain.
     pub fn trim_transcript(&self, key: &str, keep: u32) -> Result<u64> {
+        // Only the current transcript: an archived one is kept whole.
         self.conn().execute(
-            "DELETE FROM transcript WHERE session_key = ?1
-               AND seq <= (SELECT MAX(seq) FROM transcript WHERE session_key = ?1) - ?2",
+            &format!(
+                "DELETE FROM transcript AS t WHERE {CURRENT}
+                   AND seq <= (SELECT MAX(seq) FROM transcript t WHERE {CURRENT}) - ?2"
+            ),
             params![key, keep],
         )?;
         // A tool result whose call was cut away would dangle at the start of the history.
         self.conn().execute(
-            "DELETE FROM transcript WHERE session_key = ?1 AND role = 'toolResult'
-               AND seq < COALESCE((SELECT MIN(seq) FROM transcript WHERE session_key = ?1 AND role <> 'toolResult'), 1 << 62)",
+            &format!(
+                "DELETE FROM transcript AS t WHERE {CURRENT} AND role = 'toolResult'
+                   AND seq < COALESCE((SELECT MIN(seq) FROM transcript t WHERE {CURRENT} AND role <> 'toolResult'), 1 << 62)"
+            ),
             [key],
         )?;
         let left: i64 =
-            self.conn().query_row("SELECT COUNT(*) FROM transcript WHERE session_key = ?1", [key], |r| r.get(0))?;
+            self.conn()
+                .query_row(&format!("SELECT COUNT(*) FROM transcript t WHERE {CURRENT}"), [key], |r| r.get(0))?;
         Ok(left as u64)
     }
 
@@ -238,9 +289,11 @@ impl Tx<'_> {
         )?)
     }
 
-    /// Deletes a session with its transcript and queued events; false when there was none.
+    /// Deletes a session with its transcripts (archived ones too) and queued events; false when
+    /// there was none.
     pub fn delete_session(&self, key: &str) -> Result<bool> {
         self.conn().execute("DELETE FROM transcript WHERE session_key = ?1", [key])?;
+        self.conn().execute("DELETE FROM session_archive WHERE session_key = ?1", [key])?;
         self.conn().execute("DELETE FROM pending_events WHERE session_key = ?1", [key])?;
         Ok(self.conn().execute("DELETE FROM sessions WHERE key = ?1", [key])? > 0)
     }
@@ -367,21 +420,12 @@ impl Rd<'_> {
 
     /// The last `limit` transcript entries of a session (optionally before `before_seq`), oldest first.
     pub fn transcript(&self, key: &str, limit: u32, before_seq: Option<i64>) -> Result<Vec<TranscriptRow>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT seq, role, content, at_ms, meta_json FROM transcript
-             WHERE session_key = ?1 AND (?2 IS NULL OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
-        )?;
-        let mut rows = stmt
-            .query_map(params![key, before_seq, limit], |r| {
-                Ok(TranscriptRow {
-                    seq: r.get(0)?,
-                    role: r.get(1)?,
-                    content: r.get(2)?,
-                    at_ms: r.get(3)?,
-                    meta_json: r.get(4)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript t
+             WHERE {CURRENT} AND (?2 IS NULL OR seq < ?2) ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let mut rows =
+            stmt.query_map(params![key, before_seq, limit], transcript_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.reverse();
         Ok(rows)
     }
@@ -391,7 +435,9 @@ impl Rd<'_> {
         let placeholders = vec!["?"; roles.len()].join(", ");
         let order = if newest { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT content FROM transcript WHERE session_key = ? AND role IN ({placeholders}) ORDER BY seq {order} LIMIT 1"
+            "SELECT content FROM transcript t
+             WHERE t.session_key = ?1 AND t.session_id = (SELECT session_id FROM sessions WHERE key = ?1)
+               AND role IN ({placeholders}) ORDER BY seq {order} LIMIT 1"
         );
         let mut values: Vec<&str> = vec![key];
         values.extend_from_slice(roles);
@@ -400,22 +446,64 @@ impl Rd<'_> {
 
     /// A session's entries after `after_seq`, oldest first, at most `limit`.
     pub fn transcript_after(&self, key: &str, after_seq: i64, limit: u32) -> Result<Vec<TranscriptRow>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript t
+             WHERE {CURRENT} AND seq > ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let rows =
+            stmt.query_map(params![key, after_seq, limit], transcript_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The transcripts `key` pointed at before, newest first.
+    pub fn archived_sessions(&self, key: &str) -> Result<Vec<ArchivedSession>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT seq, role, content, at_ms, meta_json FROM transcript
-             WHERE session_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT session_id, session_key, messages, input_tokens, output_tokens, archived_at_ms, reason
+             FROM session_archive WHERE session_key = ?1 ORDER BY archived_at_ms DESC, rowid DESC",
         )?;
         let rows = stmt
-            .query_map(params![key, after_seq, limit], |r| {
-                Ok(TranscriptRow {
-                    seq: r.get(0)?,
-                    role: r.get(1)?,
-                    content: r.get(2)?,
-                    at_ms: r.get(3)?,
-                    meta_json: r.get(4)?,
+            .query_map([key], |r| {
+                Ok(ArchivedSession {
+                    session_id: r.get(0)?,
+                    session_key: r.get(1)?,
+                    messages: r.get(2)?,
+                    input_tokens: r.get(3)?,
+                    output_tokens: r.get(4)?,
+                    archived_at_ms: r.get(5)?,
+                    reason: r.get(6)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// Every entry of one transcript by its session id, current or archived, oldest first, with
+    /// the key it belongs to; `None` for an unknown id.
+    pub fn transcript_by_id(&self, session_id: &str) -> Result<Option<(String, Vec<TranscriptRow>)>> {
+        let key: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT key FROM sessions WHERE session_id = ?1
+                 UNION ALL SELECT session_key FROM session_archive WHERE session_id = ?1 LIMIT 1",
+                [session_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(key) = key else { return Ok(None) };
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript
+             WHERE session_key = ?1 AND session_id = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![key, session_id], transcript_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some((key, rows)))
+    }
+
+    /// The session whose current transcript is `session_id`.
+    pub fn session_by_id(&self, session_id: &str) -> Result<Option<SessionRow>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {COLS} FROM sessions s WHERE s.session_id = ?1"), [session_id], session_from)
+            .optional()?)
     }
 
     /// Every transcript entry recorded by run `run_id`, oldest first, with its session key.
@@ -480,7 +568,21 @@ impl Rd<'_> {
         Ok(rows)
     }
 
-    /// The seq of a session's newest entry (0 when it has none).
+    /// Whether run `run_id` already recorded its user message in session `key`'s current
+    /// transcript (a turn re-run after a crash must not record it twice).
+    pub fn run_has_user_message(&self, key: &str, run_id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT 1 FROM transcript t WHERE {CURRENT} AND role = 'user' AND json_extract(meta_json, '$.runId') = ?2"
+            ))?
+            .query_row(params![key, run_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// The seq of a session key's newest entry (0 when it has none). Seqs keep counting across
+    /// the key's session ids, so this is also where the current transcript's next entry follows.
     pub fn transcript_last_seq(&self, key: &str) -> Result<i64> {
         Ok(self.conn().query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
@@ -591,6 +693,69 @@ mod tests {
             store.read_blocking(|rd| rd.get_session("agent:main:main")).unwrap().is_some(),
             "main sessions are kept"
         );
+    }
+
+    /// `/new` and `sessions.reset` point the key at a new session id and keep the old transcript
+    /// under the old one; readers of the key see only the new transcript.
+    #[test]
+    fn a_reset_starts_a_new_session_id_and_keeps_the_old_transcript() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let key = "agent:main:telegram:direct:1";
+        store
+            .write_blocking(move |tx| {
+                tx.ensure_session(key, "main", "named", None, None, 1)?;
+                tx.append_transcript(key, "user", "old question", 2, None)?;
+                tx.append_transcript(key, "assistant", "old answer", 3, None)?;
+                tx.add_session_usage(key, Some("local/m"), 5, 7)?;
+                tx.open_tool_calls(key, Some("r"), &[("c1", "read")], 3)?;
+                Ok(())
+            })
+            .unwrap();
+        let before = store.read_blocking(move |rd| rd.get_session(key)).unwrap().unwrap();
+        assert_eq!(before.session_id.len(), 36, "a UUID: {}", before.session_id);
+        let old_id = before.session_id.clone();
+        let archived = store.write_blocking(move |tx| tx.reset_session(key, "new", 10)).unwrap();
+        assert_eq!(archived.as_deref(), Some(before.session_id.as_str()));
+        assert_eq!(store.write_blocking(|tx| tx.reset_session("agent:main:none", "reset", 10)).unwrap(), None);
+        store.write_blocking(move |tx| tx.append_transcript(key, "user", "new question", 11, None).map(drop)).unwrap();
+
+        let (after, current, text, archive, old, by_new_id) = store
+            .read_blocking(move |rd| {
+                let after = rd.get_session(key)?.unwrap();
+                let by_new_id = rd.session_by_id(&after.session_id)?.map(|s| s.key);
+                Ok((
+                    after,
+                    rd.transcript(key, 10, None)?,
+                    rd.transcript_text(key, &["user"], false)?,
+                    rd.archived_sessions(key)?,
+                    rd.transcript_by_id(&old_id)?,
+                    by_new_id,
+                ))
+            })
+            .unwrap();
+        assert_ne!(after.session_id, before.session_id);
+        assert_eq!((after.messages, after.input_tokens, after.output_tokens), (1, 0, 0));
+        assert_eq!(current.iter().map(|r| (r.seq, r.content.as_str())).collect::<Vec<_>>(), [(3, "new question")]);
+        assert_eq!(text.as_deref(), Some("new question"));
+        assert_eq!(by_new_id.as_deref(), Some(key));
+        assert_eq!(archive.len(), 1);
+        assert_eq!(
+            (archive[0].messages, archive[0].input_tokens, archive[0].output_tokens, archive[0].reason.as_str()),
+            (2, 5, 7, "new")
+        );
+        let (old_key, old_rows) = old.unwrap();
+        assert_eq!(old_key, key);
+        assert_eq!(old_rows.iter().map(|r| r.content.as_str()).collect::<Vec<_>>(), ["old question", "old answer"]);
+        assert!(store.write_blocking(|tx| tx.take_open_tool_calls(None)).unwrap().is_empty(), "open calls forgotten");
+        // Trimming the current transcript leaves the archived one whole; deleting the key drops both.
+        store.write_blocking(move |tx| tx.trim_transcript(key, 0)).unwrap();
+        let old_id = before.session_id.clone();
+        assert_eq!(store.read_blocking(move |rd| rd.transcript_by_id(&old_id)).unwrap().unwrap().1.len(), 2);
+        assert!(store.write_blocking(move |tx| tx.delete_session(key)).unwrap());
+        let old_id = before.session_id.clone();
+        assert_eq!(store.read_blocking(move |rd| rd.transcript_by_id(&old_id)).unwrap(), None);
+        assert!(store.read_blocking(move |rd| rd.archived_sessions(key)).unwrap().is_empty());
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
             let s = &res.session;
             print_rows(&[
                 ("session", s.key.clone()),
+                ("session id", s.session_id.clone()),
                 ("kind", s.kind.clone()),
                 ("model", opt(s.model.as_deref())),
                 ("tokens", format!("{} in / {} out", s.input_tokens, s.output_tokens)),

@@ -208,7 +208,7 @@ impl SessionsList {
                 "channel": route.as_ref().map(|r| r.channel.clone()),
                 "lastChannel": route.as_ref().map(|r| r.channel.clone()),
                 "lastTo": route.as_ref().map(|r| r.to.clone()),
-                "updatedAt": row.updated_at_ms, "sessionId": row.key, "model": row.model,
+                "updatedAt": row.updated_at_ms, "sessionId": row.session_id, "model": row.model,
                 "totalTokens": row.input_tokens + row.output_tokens, "messageCount": row.messages,
             });
             if let Some(thread) = route.and_then(|r| r.thread_id) {

@@ -1,6 +1,7 @@
 //! Fake Discord REST v10: `POST /channels/{id}/messages`, `PATCH|DELETE
 //! /channels/{id}/messages/{id}`, `PUT|DELETE /channels/{id}/messages/{id}/reactions/{emoji}/@me`
-//! (on the messages it holds: 404 `Unknown Message` otherwise), `POST /users/@me/channels` (DM open),
+//! (on the messages it holds: 404 `Unknown Message` otherwise), `POST /channels/{id}/typing`,
+//! `POST /users/@me/channels` (DM open),
 //! `GET /users/@me` and `GET /gateway/bot` (the fake gateway's URL once one is attached with
 //! [`FakeDiscord::attach_gateway`], else 404: never the real gateway), under `base_url()` = `http://127.0.0.1:<port>/api/v10`.
 //!
@@ -146,6 +147,8 @@ struct DiscordState {
     /// What `GET /gateway/bot` names.
     gateway_url: Option<String>,
     gateway_lookups: usize,
+    /// Channels a typing indicator was triggered in, in order.
+    typing: Vec<String>,
 }
 
 /// A fake Discord API on 127.0.0.1.
@@ -178,6 +181,7 @@ impl FakeDiscord {
             next_id: 1_300_000_000_000_000_000,
             gateway_url: None,
             gateway_lookups: 0,
+            typing: Vec::new(),
         }));
         let router = Router::new()
             .route("/api/v10/channels/{channel_id}/messages", post(create_message))
@@ -187,6 +191,7 @@ impl FakeDiscord {
                 put(add_reaction).delete(remove_reaction),
             )
             .route("/api/v10/users/@me/channels", post(open_dm))
+            .route("/api/v10/channels/{channel_id}/typing", post(trigger_typing))
             .route("/api/v10/users/@me", get(me))
             .route("/api/v10/gateway/bot", get(gateway_bot))
             .with_state(shared.clone());
@@ -246,6 +251,11 @@ impl FakeDiscord {
     /// Message-create requests answered with an earlier message because of their nonce.
     pub fn deduplicated(&self) -> usize {
         self.shared.lock().deduplicated
+    }
+
+    /// Channels `POST /channels/{id}/typing` was called for (authorized ones), in order.
+    pub fn typing(&self) -> Vec<String> {
+        self.shared.lock().typing.clone()
     }
 
     /// DM-open requests received.
@@ -520,6 +530,15 @@ async fn open_dm(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     };
     shared.notify();
     axum::Json(json!({ "id": id, "type": 1, "recipients": [{ "id": recipient }] })).into_response()
+}
+
+async fn trigger_typing(State(shared): State<Shared>, Path(channel_id): Path<String>, headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    shared.lock().typing.push(channel_id);
+    shared.notify();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn me(headers: HeaderMap) -> Response {
