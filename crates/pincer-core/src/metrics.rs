@@ -35,11 +35,27 @@ fn label_key(labels: &[(&str, &str)]) -> String {
     if labels.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
-        .collect();
-    format!("{{{}}}", parts.join(","))
+    // Built in one buffer: this runs on every metric update (several per delivered message).
+    let mut key = String::with_capacity(2 + labels.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    key.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(k);
+        key.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => key.push_str("\\\\"),
+                '"' => key.push_str("\\\""),
+                '\n' => key.push_str("\\n"),
+                c => key.push(c),
+            }
+        }
+        key.push('"');
+    }
+    key.push('}');
+    key
 }
 
 /// A counter family: only ever goes up.
@@ -141,7 +157,10 @@ impl Metrics {
         f: impl FnOnce(&mut Value),
     ) {
         let mut series = self.series.lock().expect("metrics lock");
-        let family = series.entry(name.to_string()).or_insert_with(|| Family { kind, help, values: BTreeMap::new() });
+        if !series.contains_key(name) {
+            series.insert(name.to_string(), Family { kind, help, values: BTreeMap::new() });
+        }
+        let Some(family) = series.get_mut(name) else { return };
         let init = if kind == Histogram::KIND {
             Value::Histogram { counts: [0; BUCKETS.len()], sum: 0.0, count: 0 }
         } else {
@@ -231,6 +250,14 @@ mod tests {
         assert!(text.contains("pincer_latency_seconds_bucket{op=\"x\",le=\"0.0025\"} 0\n"), "{text}");
         assert!(text.contains("pincer_latency_seconds_bucket{op=\"x\",le=\"0.005\"} 1\n"), "{text}");
         assert!(text.contains("pincer_latency_seconds_count{op=\"x\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_as_prometheus_reads_them() {
+        let m = Metrics::default();
+        m.inc(&REQUESTS, &[("method", "a\\b\"c\nd"), ("outcome", "ok")]);
+        let text = m.render();
+        assert!(text.contains("pincer_requests_total{method=\"a\\\\b\\\"c\\nd\",outcome=\"ok\"} 1\n"), "{text}");
     }
 
     /// One declaration per family, in Prometheus' conventions: counters end in `_total`, histograms

@@ -176,7 +176,9 @@ pub async fn send(
             TooLong::Refuse,
         )
         .map_err(|e| ParamsError::new(M, e))?;
-    let mut settled = events.subscribe();
+    // Only a caller that waits listens for the settlement (from before the commit, so it cannot
+    // be missed); a receiver nobody reads still has to step over every event sent meanwhile.
+    let settled = (p.wait == Some(true)).then(|| events.subscribe());
     let enqueued = outbox.enqueue(delivery).await?;
     let mut out = SendResult {
         ok: true,
@@ -190,9 +192,7 @@ pub async fn send(
         message_id: enqueued.id.clone(),
         extra: Map::new(),
     };
-    if p.wait != Some(true) {
-        return Ok(out);
-    }
+    let Some(mut settled) = settled else { return Ok(out) };
     if !enqueued.created
         && let Some(row) = outbox_row(outbox, &enqueued.id).await?
         && row.state.is_terminal()

@@ -107,18 +107,29 @@ pub async fn serve_socket(
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(1024);
     let writer = tokio::spawn(async move {
-        while let Some(out) = out_rx.recv().await {
-            let result = match out {
-                Outbound::Text(text) => sink.send(Message::Text(text.into())).await,
-                Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
-                Outbound::Close(frame) => {
-                    let frame = frame
-                        .map(|(code, reason)| CloseFrame { code: code.into(), reason: close_reason(&reason).into() });
-                    let _ = sink.send(Message::Close(frame)).await;
-                    break;
+        // Frames already queued go out together: each is fed to the socket's buffer and one flush
+        // writes them all (under load, one write per frame was most of the answer path's cost).
+        'write: while let Some(first) = out_rx.recv().await {
+            let mut next = Some(first);
+            while let Some(out) = next.take() {
+                let result = match out {
+                    Outbound::Text(text) => sink.feed(Message::Text(text.into())).await,
+                    Outbound::Ping => sink.feed(Message::Ping(Default::default())).await,
+                    Outbound::Close(frame) => {
+                        let frame = frame.map(|(code, reason)| CloseFrame {
+                            code: code.into(),
+                            reason: close_reason(&reason).into(),
+                        });
+                        let _ = sink.send(Message::Close(frame)).await;
+                        break 'write;
+                    }
+                };
+                if result.is_err() {
+                    break 'write;
                 }
-            };
-            if result.is_err() {
+                next = out_rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }

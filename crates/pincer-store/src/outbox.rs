@@ -180,7 +180,8 @@ fn parts_of(conn: &rusqlite::Connection, id: &str) -> Result<Vec<PartRow>> {
 }
 
 fn get_row(conn: &rusqlite::Connection, id: &str) -> Result<Option<DeliveryRow>> {
-    Ok(conn.query_row(&format!("SELECT {ROW_COLS} FROM outbox WHERE id = ?1"), [id], row_from).optional()?)
+    let mut stmt = conn.prepare_cached(&format!("SELECT {ROW_COLS} FROM outbox WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], row_from).optional()?)
 }
 
 /// Whether a cancellation was asked for and not yet honoured: the row's latest cancel record is
@@ -255,34 +256,33 @@ impl Tx<'_> {
     pub fn enqueue_delivery(&self, d: &NewDelivery) -> Result<Enqueued> {
         let conn = self.conn();
         if let Some(id) = conn
-            .query_row("SELECT id FROM outbox WHERE idempotency_key = ?1", [&d.idempotency_key], |r| {
-                r.get::<_, String>(0)
-            })
+            .prepare_cached("SELECT id FROM outbox WHERE idempotency_key = ?1")?
+            .query_row([&d.idempotency_key], |r| r.get::<_, String>(0))
             .optional()?
         {
             return Ok(Enqueued { id, created: false });
         }
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO outbox (id, idempotency_key, origin_kind, origin_id, channel, account_id, target, thread_id,
                conversation, state, attempts, max_attempts, next_attempt_at_ms, created_at_ms, updated_at_ms,
                best_effort, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?11, ?11, ?11, ?12, ?13)",
-            params![
-                d.id,
-                d.idempotency_key,
-                d.origin_kind,
-                d.origin_id,
-                d.channel,
-                d.account_id,
-                d.target,
-                d.thread_id,
-                d.conversation(),
-                d.max_attempts,
-                d.created_at_ms,
-                d.best_effort as i64,
-                d.body
-            ],
-        )?;
+        )?
+        .execute(params![
+            d.id,
+            d.idempotency_key,
+            d.origin_kind,
+            d.origin_id,
+            d.channel,
+            d.account_id,
+            d.target,
+            d.thread_id,
+            d.conversation(),
+            d.max_attempts,
+            d.created_at_ms,
+            d.best_effort as i64,
+            d.body
+        ])?;
         let mut stmt = conn.prepare_cached(
             "INSERT INTO outbox_parts (outbox_id, idx, body, nonce, state) VALUES (?1, ?2, ?3, ?4, 'pending')",
         )?;
@@ -440,21 +440,23 @@ impl Tx<'_> {
 
     /// Persists "about to send part `idx`" before the request leaves.
     pub fn mark_part_dispatching(&self, id: &str, idx: u32, now_ms: i64) -> Result<()> {
-        self.conn().execute(
-            "UPDATE outbox_parts SET state = 'dispatching', dispatched_at_ms = COALESCE(dispatched_at_ms, ?3)
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox_parts SET state = 'dispatching', dispatched_at_ms = COALESCE(dispatched_at_ms, ?3)
              WHERE outbox_id = ?1 AND idx = ?2",
-            params![id, idx, now_ms],
-        )?;
+            )?
+            .execute(params![id, idx, now_ms])?;
         Ok(())
     }
 
     /// Records the platform's receipt for part `idx`.
     pub fn mark_part_sent(&self, id: &str, idx: u32, message_id: &str, now_ms: i64) -> Result<()> {
-        self.conn().execute(
-            "UPDATE outbox_parts SET state = 'sent', platform_message_id = ?3, sent_at_ms = ?4
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox_parts SET state = 'sent', platform_message_id = ?3, sent_at_ms = ?4
              WHERE outbox_id = ?1 AND idx = ?2",
-            params![id, idx, message_id, now_ms],
-        )?;
+            )?
+            .execute(params![id, idx, message_id, now_ms])?;
         Ok(())
     }
 
@@ -466,10 +468,11 @@ impl Tx<'_> {
     }
 
     pub fn record_attempt(&self, id: &str, a: &AttemptRow) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO outbox_attempts (outbox_id, at_ms, part_idx, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, a.at_ms, a.part_idx, a.outcome, a.detail],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO outbox_attempts (outbox_id, at_ms, part_idx, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, a.at_ms, a.part_idx, a.outcome, a.detail])?;
         Ok(())
     }
 
@@ -503,12 +506,13 @@ impl Tx<'_> {
         class: Option<DeliveryErrorClass>,
         now_ms: i64,
     ) -> Result<Option<DeliveryRow>> {
-        self.conn().execute(
-            "UPDATE outbox SET state = ?2, attempts = attempts + ?3, lease_owner = NULL, lease_until_ms = NULL,
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = attempts + ?3, lease_owner = NULL, lease_until_ms = NULL,
                last_error = COALESCE(?4, last_error), last_error_class = COALESCE(?5, last_error_class),
                settled_at_ms = ?6, updated_at_ms = ?6 WHERE id = ?1 AND state IN ('pending', 'sending')",
-            params![id, state, charge_attempt as i64, error, class, now_ms],
-        )?;
+            )?
+            .execute(params![id, state, charge_attempt as i64, error, class, now_ms])?;
         get_row(self.conn(), id)
     }
 
@@ -568,11 +572,15 @@ impl Tx<'_> {
 
     /// Stores a message for the local inbox (idempotent per outbox row).
     pub fn insert_inbox(&self, outbox_id: &str, target: &str, text: &str, now_ms: i64) -> Result<i64> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO inbox (outbox_id, target, text, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![outbox_id, target, text, now_ms],
-        )?;
-        Ok(self.conn().query_row("SELECT id FROM inbox WHERE outbox_id = ?1", [outbox_id], |r| r.get(0))?)
+        self.conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO inbox (outbox_id, target, text, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![outbox_id, target, text, now_ms])?;
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT id FROM inbox WHERE outbox_id = ?1")?
+            .query_row([outbox_id], |r| r.get(0))?)
     }
 }
 

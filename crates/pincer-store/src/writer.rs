@@ -110,7 +110,7 @@ impl<R: Send> Answer for Done<R> {
 }
 
 fn run_in_savepoint<R>(conn: &Connection, dir: &Path, f: impl FnOnce(&Tx<'_>) -> Result<R>) -> Result<R> {
-    conn.execute_batch("SAVEPOINT job").map_err(|e| classify(conn, dir, e.into()))?;
+    run_cached(conn, "SAVEPOINT job").map_err(|e| classify(conn, dir, e.into()))?;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&Tx { conn })))
         .unwrap_or_else(|_| Err(StoreError::Invalid("a store write panicked; its changes were rolled back".into())))
         .map_err(|e| classify(conn, dir, e));
@@ -122,14 +122,25 @@ fn run_in_savepoint<R>(conn: &Connection, dir: &Path, f: impl FnOnce(&Tx<'_>) ->
             StoreError::NotSaved("SQLite rolled back the transaction after a storage error".into())
         }));
     }
-    let end = if result.is_err() { "ROLLBACK TO job; RELEASE job" } else { "RELEASE job" };
-    if let Err(e) = conn.execute_batch(end) {
+    let end = if result.is_err() {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+    } else {
+        run_cached(conn, "RELEASE job")
+    };
+    if let Err(e) = end {
         // Committing the batch now could save half of this request: give up the transaction.
         tracing::error!(error = %e, "store: cannot end a write's savepoint; rolling back its batch");
         let _ = conn.execute_batch("ROLLBACK");
         return Err(result.err().unwrap_or_else(|| classify(conn, dir, e.into())));
     }
     result
+}
+
+/// Runs one statement of the writer's own (`SAVEPOINT`, `RELEASE`, `BEGIN`, `COMMIT`) from the
+/// statement cache: each runs once or twice per write, and parsing it again each time showed in
+/// the outbox's profile.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// A full disk becomes [`StoreError::DiskFull`], however SQLite reported it.
@@ -351,7 +362,7 @@ impl Writer {
     /// as many as needed — and answers every request.
     fn commit_batch(&self, mut queue: VecDeque<Job>) {
         while !queue.is_empty() {
-            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            if let Err(e) = run_cached(&self.conn, "BEGIN IMMEDIATE") {
                 let err = classify(&self.conn, &self.dir, e.into());
                 tracing::error!(error = %err, "store: cannot begin a write transaction");
                 self.health.failed(WriteFailureKind::of(&err).unwrap_or(WriteFailureKind::Other), &err, queue.len());
@@ -391,7 +402,7 @@ impl Writer {
             }
             let wrote = self.conn.total_changes() > changes_before;
             self.may_commit.store(true, Ordering::Release);
-            let committed = self.conn.execute_batch("COMMIT");
+            let committed = run_cached(&self.conn, "COMMIT");
             self.may_commit.store(false, Ordering::Release);
             match committed {
                 Ok(()) => {

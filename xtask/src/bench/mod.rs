@@ -94,8 +94,15 @@ impl Bench {
     }
 }
 
-/// Builds the release binary once.
+/// Builds the release binary once; `PINCER_BENCH_BINARY` names a binary to measure instead
+/// (another build kept aside, to compare two builds in the same conditions).
 pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("PINCER_BENCH_BINARY") {
+        let binary = PathBuf::from(binary);
+        anyhow::ensure!(binary.is_file(), "PINCER_BENCH_BINARY={} is not a file", binary.display());
+        eprintln!("bench: measuring {} (PINCER_BENCH_BINARY; not built)", binary.display());
+        return Ok(binary);
+    }
     eprintln!("bench: building pincer (release)");
     let status =
         Command::new("cargo").args(["build", "--release", "-q", "-p", "pincer-cli"]).current_dir(root).status()?;
@@ -106,7 +113,9 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
-    const SECTIONS: [&str; 8] = ["startup", "scheduler", "jobs", "outbox", "load", "agent", "tools", "console"];
+    // `sinks`: only the outbox's durable delivery to local sinks (a part of `outbox`).
+    const SECTIONS: [&str; 9] =
+        ["startup", "scheduler", "jobs", "outbox", "sinks", "load", "agent", "tools", "console"];
     let only = match args.iter().position(|a| a == "--only") {
         Some(i) => match args.get(i + 1).map(String::as_str) {
             Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
@@ -134,6 +143,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("outbox") {
         outbox::run(&mut b)?;
+    }
+    if only.as_deref() == Some("sinks") {
+        outbox::sinks(&mut b)?;
     }
     if wanted("agent") {
         agent::run(&mut b)?;

@@ -182,6 +182,11 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     seeded_recovery(b, &rt)
 }
 
+/// Only the durable delivery to local sinks (`--only sinks`).
+pub fn sinks(b: &mut Bench) -> anyhow::Result<()> {
+    local_sinks(b, &Bench::runtime())
+}
+
 /// `n` messages through `send`, from the first request to the last message at the fake.
 fn throughput(b: &mut Bench, rt: &tokio::runtime::Runtime, fake: &FakeTelegram) -> anyhow::Result<()> {
     let n = if b.quick { 500 } else { 2_000 };
