@@ -20,10 +20,15 @@ impl<W: std::io::Write> JsonListWriter<W> {
     }
 
     pub fn item<T: Serialize>(&mut self, item: &T) -> std::io::Result<()> {
-        let pretty = serde_json::to_string_pretty(item).map_err(std::io::Error::other)?;
-        // Pretty JSON holds no raw newline inside strings: each one starts a line to indent.
         let sep = if self.count == 0 { "" } else { "," };
-        write!(self.out, "{sep}\n    {}", pretty.replace('\n', "\n    "))?;
+        write!(self.out, "{sep}\n    ")?;
+        // Written straight out, indented as it goes: pretty JSON holds no raw newline inside
+        // strings, so each newline starts a line to indent.
+        let mut ser = serde_json::Serializer::with_formatter(
+            Indented { out: &mut self.out },
+            serde_json::ser::PrettyFormatter::with_indent(b"  "),
+        );
+        item.serialize(&mut ser).map_err(std::io::Error::other)?;
         self.count += 1;
         Ok(())
     }
@@ -33,6 +38,29 @@ impl<W: std::io::Write> JsonListWriter<W> {
         writeln!(self.out, "{close},\n  \"total\": {}\n}}", self.count)?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// A writer that indents every line after the first by four spaces (an item inside
+/// [`JsonListWriter`]'s list).
+struct Indented<'a, W: std::io::Write> {
+    out: &'a mut W,
+}
+
+impl<W: std::io::Write> std::io::Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.out.write_all(&rest[..=i])?;
+            self.out.write_all(b"    ")?;
+            rest = &rest[i + 1..];
+        }
+        self.out.write_all(rest)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

@@ -480,6 +480,17 @@ pub trait JobExt: Sized {
 
 impl JobExt for Job {
     fn from_stored(job_json: &str, state_json: &str) -> Result<Job, Invalid> {
+        // A stored row is this gateway's own write: parsed straight into the types (still closed:
+        // both refuse unknown fields). Only a row that fails goes the strict way below, for its
+        // field path; at 100,000 jobs a listing is several times faster for it.
+        if job_json.trim_start().starts_with('{')
+            && state_json.trim_start().starts_with('{')
+            && let (Ok(mut job), Ok(state)) =
+                (serde_json::from_str::<Job>(job_json), serde_json::from_str::<JobState>(state_json))
+        {
+            job.state = state;
+            return Ok(job);
+        }
         let mut v: Value =
             serde_json::from_str(job_json).map_err(|e| invalid(format!("stored job is not JSON: {e}")))?;
         let state: Value =

@@ -485,11 +485,21 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
         CronCommand::List { all, c } => {
             let mut client = Client::connect(&target(&c)?, &[Scope::Read]).await?;
             // Keyed pages of 1000: each costs its own rows, and with `--json` each is printed as
-            // it arrives.
-            let mut json = c
-                .json
-                .then(|| JsonListWriter::start(std::io::BufWriter::new(std::io::stdout().lock()), "jobs"))
-                .transpose()?;
+            // it arrives, on a thread of its own while the gateway reads the next page.
+            let printer = c.json.then(|| {
+                let (pages, rx) = std::sync::mpsc::sync_channel::<Vec<CronJob>>(2);
+                let thread = std::thread::spawn(move || -> std::io::Result<()> {
+                    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+                    let mut w = JsonListWriter::start(out, "jobs")?;
+                    for page in rx {
+                        for j in &page {
+                            w.item(j)?;
+                        }
+                    }
+                    w.finish().map(drop)
+                });
+                (pages, thread)
+            });
             let mut jobs: Vec<CronJob> = Vec::new();
             let mut cursor = String::new();
             let mut seen: u32 = 0;
@@ -505,13 +515,21 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 };
                 let page = client.call::<cron::List>(&params).await?;
                 let mut previews = page.delivery_previews.unwrap_or_default();
+                let mut listed = Vec::with_capacity(page.jobs.len());
                 for mut j in page.jobs {
                     j.delivery_preview = previews.swap_remove(&j.job.id);
                     seen = seen.saturating_add(1);
-                    match json.as_mut() {
-                        Some(w) => w.item(&j)?,
-                        None => jobs.push(j),
+                    listed.push(j);
+                }
+                match &printer {
+                    // A printer that stopped (stdout closed) says why when joined below.
+                    Some((pages, _)) => {
+                        if pages.send(listed).is_err() {
+                            default_tz = page.timezone;
+                            break;
+                        }
                     }
+                    None => jobs.append(&mut listed),
                 }
                 match page.next_cursor {
                     Some(next) => cursor = next,
@@ -522,8 +540,9 @@ pub async fn run(cmd: CronCommand, paths: &StatePaths) -> anyhow::Result<ExitCod
                 }
             }
             client.close().await;
-            if let Some(w) = json {
-                w.finish()?;
+            if let Some((pages, thread)) = printer {
+                drop(pages);
+                thread.join().map_err(|_| anyhow::anyhow!("printing the jobs failed"))??;
                 return Ok(ExitCode::SUCCESS);
             }
             if jobs.is_empty() {
