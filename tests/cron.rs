@@ -139,6 +139,145 @@ async fn display_name_is_stored_updated_and_cleared() {
     gw.stop().await;
 }
 
+/// OpenClaw's `pacing` (`cron add/edit --pacing-min/--pacing-max`, `--clear-pacing`): stored and
+/// shown, replaced and cleared by a patch, and refused when it could never bound anything.
+#[tokio::test]
+async fn pacing_is_stored_shown_patched_cleared_and_checked() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("poll", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["pacing"] = json!({"min": "15m"});
+    let job = add(&mut c, params.clone()).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["pacing"], json!({"min": "15m"}));
+    let listed = c.call("cron.list", json!({})).await.unwrap();
+    assert_eq!(listed["jobs"][0]["pacing"], json!({"min": "15m"}), "{listed}");
+    // The CLI's `edit --pacing-max` sends the merged bounds.
+    let got = c.call("cron.update", json!({"id": id, "patch": {"pacing": {"min": "15m", "max": "4h"}}})).await.unwrap();
+    assert_eq!(got["pacing"], json!({"min": "15m", "max": "4h"}));
+    assert_ne!(got["configRevision"], job["configRevision"], "pacing is part of the definition");
+    let cleared = c.call("cron.update", json!({"id": id, "patch": {"pacing": null}})).await.unwrap();
+    assert!(cleared.get("pacing").is_none(), "{cleared}");
+    for (pacing, want) in [
+        (json!({}), "invalid cron.add params: pacing: give at least one of min or max (e.g. --pacing-min 15m)"),
+        (json!({"min": "2h", "max": "1h"}), "invalid cron.add params: pacing: min (2h) must not exceed max (1h)"),
+        (
+            json!({"min": "0s"}),
+            "invalid cron.add params: pacing.min: must be a positive duration such as 15m, not \"0s\"",
+        ),
+    ] {
+        params["pacing"] = pacing;
+        let res = c.request("cron.add", params.clone()).await.unwrap();
+        assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want.into()));
+    }
+    params["pacing"] = json!({"min": "soon"});
+    let (_, message) = error_of(&c.request("cron.add", params.clone()).await.unwrap());
+    assert!(message.starts_with("invalid cron.add params: pacing.min: must be a positive duration"), "{message}");
+    params["pacing"] = json!({"min": "1m", "every": "5m"});
+    let (_, message) = error_of(&c.request("cron.add", params).await.unwrap());
+    assert!(message.contains("unknown field `every`"), "{message}");
+    gw.stop().await;
+}
+
+/// Pincer runs one agent: a job for any other (`--agent ops`) could never run, so `cron.add` and
+/// `cron.update` refuse it, and `main` named explicitly is fine.
+#[tokio::test]
+async fn a_job_for_an_unknown_agent_is_refused_at_add_and_update() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut params = command_job("backup", json!({"kind": "every", "everyMs": 3_600_000}), "true");
+    params["agentId"] = json!("ops");
+    let res = c.request("cron.add", params.clone()).await.unwrap();
+    let want = "invalid cron.add params: agentId: unknown agent id \"ops\": Pincer's agent is \"main\" (omit --agent or use main)";
+    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want.into()));
+    params["agentId"] = json!("main");
+    let id = add(&mut c, params).await["id"].as_str().unwrap().to_string();
+    let res = c.request("cron.update", json!({"id": id, "patch": {"agentId": "ops"}})).await.unwrap();
+    assert_eq!(error_of(&res), ("INVALID_REQUEST".into(), want.replace("cron.add", "cron.update")));
+    assert_eq!(c.call("cron.list", json!({})).await.unwrap()["total"], 1);
+    gw.stop().await;
+}
+
+/// OpenClaw's `cron.scratch.get|set`: a job's private scratch with a compare-and-swap revision,
+/// kept out of the job's read view, refused past 256 KiB, and deleted with the job.
+#[tokio::test]
+async fn a_jobs_scratch_is_compare_and_swapped_kept_private_and_deleted_with_the_job() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let id = add(&mut c, command_job("poll", json!({"kind": "every", "everyMs": 3_600_000}), "true")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let empty = c.call("cron.scratch.get", json!({"id": id})).await.unwrap();
+    assert_eq!(empty, json!({"scratch": null, "currentRevision": 0, "maxBytes": 262_144}));
+    // Clearing what was never written changes nothing.
+    let noop = c.call("cron.scratch.set", json!({"id": id, "content": null})).await.unwrap();
+    assert_eq!(noop, json!({"ok": true, "scratch": null, "currentRevision": 0, "maxBytes": 262_144}));
+
+    let first =
+        c.call("cron.scratch.set", json!({"jobId": id, "content": "seen: 3", "expectedRevision": 0})).await.unwrap();
+    assert_eq!(
+        first,
+        json!({"ok": true, "scratch": {"content": "seen: 3", "revision": 1, "updatedAtMs": T0}, "currentRevision": 1, "maxBytes": 262_144})
+    );
+    // A writer that read revision 0 loses the race and writes nothing.
+    let stale =
+        c.call("cron.scratch.set", json!({"id": id, "content": "seen: 1", "expectedRevision": 0})).await.unwrap();
+    assert_eq!(stale, json!({"ok": false, "reason": "revision-conflict", "currentRevision": 1}));
+    gw.clock.advance(1_000);
+    let got = c.call("cron.scratch.get", json!({"id": id})).await.unwrap();
+    assert_eq!(got["scratch"], json!({"content": "seen: 3", "revision": 1, "updatedAtMs": T0}));
+    // Empty content is a value; null clears and still counts a revision.
+    let blank = c.call("cron.scratch.set", json!({"id": id, "content": "", "expectedRevision": 1})).await.unwrap();
+    assert_eq!(blank["scratch"], json!({"content": "", "revision": 2, "updatedAtMs": T0 + 1_000}));
+    let cleared = c.call("cron.scratch.set", json!({"id": id, "content": null})).await.unwrap();
+    assert_eq!(cleared, json!({"ok": true, "scratch": null, "currentRevision": 3, "maxBytes": 262_144}));
+    c.call("cron.scratch.set", json!({"id": id, "content": "kept"})).await.unwrap();
+
+    // Private: neither the job nor the list carries it.
+    let job = c.call("cron.get", json!({"id": id})).await.unwrap();
+    let listed = c.call("cron.list", json!({})).await.unwrap();
+    assert!(!job.to_string().contains("kept") && !listed.to_string().contains("kept"), "{job} {listed}");
+
+    let too_big = "x".repeat(262_145);
+    let res = c.request("cron.scratch.set", json!({"id": id, "content": too_big})).await.unwrap();
+    assert_eq!(
+        error_of(&res),
+        (
+            "INVALID_REQUEST".into(),
+            "invalid cron.scratch.set params: cron scratch exceeds 262144 bytes (262145 bytes provided); keep the \
+             scratch short or store the rest in a file"
+                .into()
+        )
+    );
+    for (method, params, want) in [
+        ("cron.scratch.set", json!({"id": id}), "missing field `content`"),
+        ("cron.scratch.set", json!({"id": id, "content": "x", "revision": 1}), "unknown field `revision`"),
+        ("cron.scratch.set", json!({"id": id, "content": "x", "expectedRevision": -1}), "expectedRevision"),
+        ("cron.scratch.get", json!({"id": id, "content": "x"}), "unknown field `content`"),
+        ("cron.scratch.get", json!({}), "id is required"),
+    ] {
+        let (code, message) = error_of(&c.request(method, params.clone()).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST", "{method} {params}: {message}");
+        assert!(message.contains(want), "{method} {params}: {message}");
+    }
+    let (_, message) = error_of(&c.request("cron.scratch.get", json!({"id": "nope"})).await.unwrap());
+    assert!(message.starts_with("Automation not found: nope"), "{message}");
+
+    // Deleted with its job.
+    c.call("cron.remove", json!({"id": id})).await.unwrap();
+    let (_, message) = error_of(&c.request("cron.scratch.get", json!({"id": id})).await.unwrap());
+    assert!(message.starts_with("Automation not found"), "{message}");
+    let db = rusqlite::Connection::open(&gw.paths.db_path).unwrap();
+    let rows: i64 = db.query_row("SELECT COUNT(*) FROM cron_job_scratch", (), |r| r.get(0)).unwrap();
+    assert_eq!(rows, 0, "the scratch row outlived its job");
+    // An operator without admin cannot read it.
+    let mut reader = gw.client(&["operator.read"]).await;
+    let res = reader.request("cron.scratch.get", json!({"id": id})).await.unwrap();
+    assert_eq!(error_of(&res), ("FORBIDDEN".into(), "missing scope: operator.admin".into()));
+    gw.stop().await;
+}
+
 /// OpenClaw's `declarationKey`: the same key twice updates one job (its id, anchor and runs kept)
 /// and never creates a second; the answer is OpenClaw's `{created, updated?, job}`.
 #[tokio::test]
@@ -216,14 +355,16 @@ async fn list_pages_keep_every_order_and_filter_and_paused_jobs_stay_last() {
     let mut c = gw.client(&["operator.admin"]).await;
     let mut ids = Vec::new();
     for i in 0..23u64 {
-        // Repeated fire times (ties go by id), names in mixed case, two agents, two kinds.
+        // Repeated fire times (ties go by id), names in mixed case, the agent named or implied, two kinds.
         let schedule = if i % 2 == 0 {
             json!({"kind": "every", "everyMs": 60_000 * (1 + i % 4)})
         } else {
             json!({"kind": "cron", "expr": format!("{} 7 * * *", i % 3), "tz": "UTC"})
         };
         let mut job = command_job(["Delta", "alpha", "Charlie", "bravo"][i as usize % 4], schedule, "true");
-        job["agentId"] = json!(if i % 3 == 0 { "ops" } else { "main" });
+        if i % 3 == 0 {
+            job["agentId"] = json!("main");
+        }
         job["description"] = json!(format!("job number {i}"));
         job["enabled"] = json!(i % 5 != 0);
         ids.push(add(&mut c, job).await["id"].as_str().unwrap().to_string());
@@ -242,6 +383,7 @@ async fn list_pages_keep_every_order_and_filter_and_paused_jobs_stay_last() {
         json!({"enabled": "all", "sortBy": "name", "sortDir": "desc"}),
         json!({"enabled": "all", "sortBy": "updatedAtMs", "sortDir": "desc"}),
         json!({"enabled": "all", "agentId": "ops"}),
+        json!({"enabled": "all", "agentId": "main", "sortBy": "name"}),
         json!({"enabled": "all", "query": "NUMBER 1", "sortDir": "desc"}),
         json!({"scheduleKind": "cron", "sortBy": "name"}),
         json!({"enabled": "all", "lastRunStatus": "unknown"}),

@@ -9,7 +9,7 @@ use pincer_testkit::fakes::telegram::{FakeTelegram, Incoming};
 use pincer_testkit::ws::RawClient;
 use serde_json::{Value, json};
 
-use crate::support::{T0, TOKEN, TestGateway, pincer_bin};
+use crate::support::{T0, TOKEN, TestGateway, pincer_bin, wait_job, wait_runs};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -487,5 +487,73 @@ async fn sessions_send_waits_on_the_clock_and_0_does_not_wait() {
         assert!(std::time::Instant::now() < deadline, "the queued message never ran: {page}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    gw.stop().await;
+}
+
+/// OpenClaw's paced loop: a job with `pacing` bounds chooses its next run from inside the run with
+/// the `cron` tool's `next_check`, clamped to the bounds and measured from the run's end. A job
+/// without pacing, and a turn that is not a cron run, get a tool error instead.
+#[tokio::test]
+async fn a_paced_job_sets_its_next_run_with_next_check_within_its_bounds() {
+    let model = FakeOpenAi::start().await;
+    let gw = gateway(&model, None, json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let job = |name: &str, pacing: Value| {
+        let mut j = json!({
+            "name": name, "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+            "payload": {"kind": "agentTurn", "message": "poll"}, "delivery": {"mode": "none"},
+        });
+        if !pacing.is_null() {
+            j["pacing"] = pacing;
+        }
+        j
+    };
+    let paced = c.call("cron.add", job("paced", json!({"min": "10m", "max": "2h"}))).await.unwrap();
+    assert_eq!(paced["pacing"], json!({"min": "10m", "max": "2h"}), "{paced}");
+    let id = paced["id"].as_str().unwrap().to_string();
+
+    // Asks for 1 minute: clamped up to the 10-minute floor.
+    model.push(Reply::tool_calls(vec![FakeToolCall::new("soon", "cron", json!({"action": "next_check", "in": "1m"}))]));
+    model.push(Reply::text("Quiet."));
+    c.call("cron.run", json!({"id": id, "mode": "force"})).await.unwrap();
+    let after = wait_job(&mut c, &id, |j| j["state"]["lastRunStatus"] == "ok").await;
+    assert_eq!(tool_json(&model, "soon")["delayMs"], 60_000);
+    assert_eq!(after["state"]["nextRunAtMs"], json!(T0 + 600_000), "{after}");
+
+    // Asks for 5 hours: clamped down to the 2-hour ceiling.
+    model.push(Reply::tool_calls(vec![FakeToolCall::new("late", "cron", json!({"action": "next_check", "in": "5h"}))]));
+    model.push(Reply::text("Still quiet."));
+    c.call("cron.run", json!({"id": id, "mode": "force"})).await.unwrap();
+    let after = wait_job(&mut c, &id, |j| j["state"]["nextRunAtMs"] != json!(T0 + 600_000)).await;
+    assert_eq!(after["state"]["nextRunAtMs"], json!(T0 + 7_200_000), "{after}");
+
+    // No proposal: a forced run keeps the pending (paced) slot, as any forced run keeps its cadence.
+    model.push(Reply::text("Nothing to say."));
+    c.call("cron.run", json!({"id": id, "mode": "force"})).await.unwrap();
+    wait_runs(&mut c, &id, 3).await;
+    let after = c.call("cron.get", json!({"id": id})).await.unwrap();
+    assert_eq!(after["state"]["nextRunAtMs"], json!(T0 + 7_200_000), "{after}");
+
+    // A job without pacing cannot set its next check, nor can a plain conversation.
+    let plain = c.call("cron.add", job("plain", Value::Null)).await.unwrap();
+    let plain_id = plain["id"].as_str().unwrap().to_string();
+    model.push(Reply::tool_calls(vec![FakeToolCall::new(
+        "unpaced",
+        "cron",
+        json!({"action": "next_check", "in": "1m"}),
+    )]));
+    model.push(Reply::text("Done."));
+    c.call("cron.run", json!({"id": plain_id, "mode": "force"})).await.unwrap();
+    let after = wait_job(&mut c, &plain_id, |j| j["state"]["lastRunStatus"] == "ok").await;
+    assert_eq!(after["state"]["nextRunAtMs"], json!(T0 + 3_600_000), "{after}");
+    assert!(tool_result(&model, "unpaced").contains("has no pacing bounds"), "{}", tool_result(&model, "unpaced"));
+    model.push(Reply::tool_calls(vec![FakeToolCall::new("chat", "cron", json!({"action": "next_check", "in": "1m"}))]));
+    model.push(Reply::text("OK."));
+    agent(&mut c, json!({"message": "check later", "idempotencyKey": "nc"})).await;
+    assert!(
+        tool_result(&model, "chat").contains("only available to the currently running job"),
+        "{}",
+        tool_result(&model, "chat")
+    );
     gw.stop().await;
 }

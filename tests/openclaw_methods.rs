@@ -498,3 +498,42 @@ async fn commands_questions_plugin_approvals_and_message_unsubscribe_answer_open
     }
     gw.stop().await;
 }
+
+/// `openclaw agent --session-id <id>` and `--to agent:<id>:…`: the turn runs in that session (a
+/// session's `sessionId` is its key; a bare id is the named session), a contradiction is refused,
+/// and a channel recipient is refused with what to use instead.
+#[tokio::test]
+async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    for (i, (params, key)) in [
+        (json!({"sessionId": "notes"}), "agent:main:session:notes"),
+        (json!({"sessionId": "agent:main:session:notes"}), "agent:main:session:notes"),
+        (json!({"to": "agent:main:session:other"}), "agent:main:session:other"),
+        (json!({"sessionKey": "main", "sessionId": "main"}), "agent:main:main"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fake.push(Reply::text("noted"));
+        let mut p = params.clone();
+        p["message"] = json!(format!("hi {i}"));
+        let res = c.call("agent", p).await.unwrap();
+        assert_eq!(res["sessionKey"], key, "{params}: {res}");
+    }
+    let history = c.call("chat.history", json!({"sessionKey": "agent:main:session:notes"})).await.unwrap();
+    let text = history.to_string();
+    assert!(text.contains("hi 0") && text.contains("hi 1"), "both --session-id forms reached one session: {history}");
+    for (params, want) in [
+        (json!({"sessionKey": "main", "sessionId": "notes"}), "sessionId \"notes\" contradicts sessionKey \"main\""),
+        (json!({"to": "+15550001"}), "to: \"+15550001\" is a channel recipient"),
+    ] {
+        let mut p = params.clone();
+        p["message"] = json!("hi");
+        let (code, message) = error_of(&c.request("agent", p).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST", "{params}");
+        assert!(message.starts_with(&format!("invalid agent params: {want}")), "{params}: {message}");
+    }
+    gw.stop().await;
+}

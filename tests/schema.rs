@@ -179,6 +179,10 @@ async fn script() -> (Answers, Vec<String>) {
     wait_runs(&mut c, &command, 1).await;
     a.call(&mut c, "cron.runs", json!({"id": command})).await;
     a.call(&mut c, "cron.runs", json!({"scope": "all", "limit": 1, "status": "ok"})).await;
+    a.call(&mut c, "cron.scratch.get", json!({"id": command})).await;
+    a.call(&mut c, "cron.scratch.set", json!({"id": command, "content": "seen: 1", "expectedRevision": 0})).await;
+    a.call(&mut c, "cron.scratch.set", json!({"id": command, "content": "stale", "expectedRevision": 0})).await;
+    a.call(&mut c, "cron.scratch.get", json!({"id": command})).await;
 
     // Deliveries: to the inbox (delivered), to Discord (pending, cancelled, retried).
     a.call(

@@ -33,6 +33,12 @@ CREATE TABLE cron_job_counts (
                 jobs INTEGER NOT NULL,
                 PRIMARY KEY (enabled, scheduled)
             ) STRICT;
+CREATE TABLE cron_job_scratch (
+                job_id TEXT PRIMARY KEY,
+                content TEXT,
+                revision INTEGER NOT NULL CHECK (revision >= 1),
+                updated_at_ms INTEGER NOT NULL
+            ) STRICT;
 CREATE TABLE cron_jobs (
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL,

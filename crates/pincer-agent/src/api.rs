@@ -72,6 +72,41 @@ pub(crate) fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError
 /// Like OpenClaw, a valid call is first acknowledged: `on_accepted` gets `{runId, sessionKey,
 /// agentId, status: "accepted", acceptedAt}` before the turn starts (the gateway sends it as an
 /// interim answer; clients that wait for the final answer skip it).
+/// The session an `agent` call names, as OpenClaw reads its params: `sessionKey`, else
+/// `sessionId` (Pincer's session id is the session's key; a bare id is the named session
+/// `session:<id>`), else a `to` shaped as an agent session key (`agent:<id>:…`).
+fn request_session_key(
+    key: Option<String>,
+    session_id: Option<String>,
+    to: Option<String>,
+) -> Result<Option<String>, String> {
+    let nonblank = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (key, session_id, to) = (nonblank(key), nonblank(session_id), nonblank(to));
+    if let (Some(k), Some(id)) = (&key, &session_id)
+        && k != id
+    {
+        return Err(format!("sessionId \"{id}\" contradicts sessionKey \"{k}\"; pass one of them"));
+    }
+    if let Some(key) = key {
+        return Ok(Some(key));
+    }
+    if let Some(id) = session_id {
+        return Ok(Some(if id.starts_with("agent:") || id.starts_with("session:") || id == "main" {
+            id
+        } else {
+            format!("session:{id}")
+        }));
+    }
+    match to {
+        Some(to) if to.starts_with("agent:") => Ok(Some(to)),
+        Some(to) => Err(format!(
+            "to: \"{to}\" is a channel recipient; Pincer's `agent` does not route by recipient yet: pass --session-key \
+             (e.g. agent:main:main), or send the reply with `openclaw message send --channel <ch> --target {to}`"
+        )),
+        None => Ok(None),
+    }
+}
+
 pub async fn agent(
     agents: &Agents,
     p: AgentParams,
@@ -103,8 +138,23 @@ pub async fn agent(
     let given = p.idempotency_key.filter(|k| !k.trim().is_empty());
     let replay = given.is_some();
     let run_id = given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let session = SessionRef::from_request(p.session_key.as_deref(), p.agent_id.as_deref(), &run_id)
-        .map_err(|e| invalid(M, e))?;
+    // A session id names a transcript: a current one routes the turn to its session's key;
+    // any other id is a session of its own (`session:<id>`), as before session ids existed.
+    let by_id = match p.session_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let id = id.to_string();
+            agents.inner.store.read(move |rd| rd.session_by_id(&id)).await?.map(|row| row.key)
+        }
+        None => None,
+    };
+    let session_id = match (&by_id, &p.session_key) {
+        (Some(key), None) => Some(key.clone()),
+        (Some(key), Some(given)) if key == given.trim() => None,
+        _ => p.session_id,
+    };
+    let session_key = request_session_key(p.session_key, session_id, p.to).map_err(|e| invalid(M, e))?;
+    let session =
+        SessionRef::from_request(session_key.as_deref(), p.agent_id.as_deref(), &run_id).map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();
     let chain = inner.chain(model.as_deref(), None).map_err(|e| match &model {
         Some(_) => invalid(M, format!("model: {e}")),

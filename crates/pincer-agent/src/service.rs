@@ -109,6 +109,9 @@ pub(crate) struct Inner {
     pub runs: Mutex<HashMap<String, SharedRun>>,
     /// `chat.send` runs in progress, for `chat.abort`.
     pub chats: crate::chat::ActiveChats,
+    /// The cron runs in progress by session key, with the `next_check` a paced job's run
+    /// proposed (the `cron` tool's action; taken into the run's outcome).
+    next_checks: Mutex<HashMap<String, NextCheck>>,
     pub counters: Counters,
     pub stop: watch::Sender<bool>,
     /// Swapped whole by a config reload ([`Agents::set_toolbox`]); a turn takes its [`ToolSet`]
@@ -182,6 +185,7 @@ impl Agents {
             locks: Mutex::default(),
             runs: Mutex::default(),
             chats: Default::default(),
+            next_checks: Mutex::default(),
             counters: Counters::default(),
             stop: watch::Sender::new(false),
             workspace: tools.as_ref().map(|t| t.workspace.clone()).unwrap_or_default(),
@@ -486,10 +490,14 @@ impl Inner {
             session,
         };
         let stream = crate::chat::RunStream::new(&self.events, &self.clock, &ctx.run_id, &key);
-        match self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data)).await {
+        let paced = job.pacing.is_some();
+        lock(&self.next_checks).insert(key.clone(), NextCheck { job_id: job.id.clone(), paced, delay_ms: None });
+        let result = self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data)).await;
+        let next_check_ms = lock(&self.next_checks).remove(&key).and_then(|n| n.delay_ms);
+        match result {
             Ok(Some(out)) => {
                 let text = out.text.clone();
-                finished(&out, text)
+                ExecOutcome { next_check_ms, ..finished(&out, text) }
             }
             Ok(None) => ExecOutcome::error("the turn had nothing to send", ErrorClass::Unknown),
             Err(e) => failed(e, key),
@@ -526,6 +534,38 @@ impl Inner {
                 Err(e) => failed(e, key),
             },
         }
+    }
+}
+
+/// A cron run in progress, as the `cron` tool's `next_check` finds it.
+struct NextCheck {
+    job_id: String,
+    /// The job has pacing bounds.
+    paced: bool,
+    delay_ms: Option<i64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Agents {
+    /// The `cron` tool's `next_check`: the run of a paced job in `session_key` proposes its next
+    /// check `delay_ms` after it ends (clamped to the job's pacing when the run succeeds). Answers
+    /// the job's id; refused outside a cron run or for a job without pacing.
+    pub fn propose_next_check(&self, session_key: &str, delay_ms: i64) -> Result<String, String> {
+        let mut runs = lock(&self.inner.next_checks);
+        let Some(run) = runs.get_mut(session_key) else {
+            return Err("next_check is only available to the currently running job (call it from a cron run)".into());
+        };
+        if !run.paced {
+            return Err(format!(
+                "job {} has no pacing bounds; add them with `openclaw cron edit {} --pacing-min 15m --pacing-max 4h`",
+                run.job_id, run.job_id
+            ));
+        }
+        run.delay_ms = Some(delay_ms);
+        Ok(run.job_id.clone())
     }
 }
 

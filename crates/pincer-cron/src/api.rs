@@ -257,6 +257,64 @@ pub async fn remove(svc: &CronService, p: JobRef) -> Result<RemoveResult, CronEr
     Ok(RemoveResult { ok: true, removed: true, extra: Map::new() })
 }
 
+fn scratch_view(row: pincer_store::ScratchRow) -> wire::Scratch {
+    wire::Scratch { content: row.content, revision: row.revision, updated_at_ms: row.updated_at_ms }
+}
+
+/// `cron.scratch.get`: a job's private scratch, read from the store (it is never part of the
+/// job, its list entry or its run history).
+pub async fn scratch_get(svc: &CronService, p: JobRef) -> Result<wire::ScratchGetResult, CronError> {
+    let id = require_id(wire::ScratchGet::NAME, p.id.as_deref(), p.job_id.as_deref())?;
+    let lookup = id.clone();
+    let state = svc.store().read(move |rd| rd.job_scratch(&lookup)).await?.ok_or(CronError::NotFound(id))?;
+    Ok(wire::ScratchGetResult {
+        scratch: state.scratch.map(scratch_view),
+        current_revision: state.current_revision,
+        max_bytes: wire::SCRATCH_MAX_BYTES,
+    })
+}
+
+/// `cron.scratch.set`: replaces (or, with `content: null`, clears) a job's scratch in one store
+/// transaction that also checks the job exists and, with `expectedRevision`, the revision.
+pub async fn scratch_set(svc: &CronService, p: wire::ScratchSetParams) -> Result<wire::ScratchSetResult, CronError> {
+    const M: &str = wire::ScratchSet::NAME;
+    let id = require_id(M, p.id.as_deref(), p.job_id.as_deref())?;
+    if let Some(content) = &p.content
+        && content.len() > wire::SCRATCH_MAX_BYTES
+    {
+        return Err(ParamsError::new(
+            M,
+            format!(
+                "cron scratch exceeds {} bytes ({} bytes provided); keep the scratch short or store the rest in a file",
+                wire::SCRATCH_MAX_BYTES,
+                content.len()
+            ),
+        )
+        .into());
+    }
+    let (job, now) = (id.clone(), svc.now_ms());
+    let expected = p.expected_revision.map(i64::from);
+    let written = svc.store().write(move |tx| tx.set_job_scratch(&job, p.content.as_deref(), expected, now)).await?;
+    Ok(match written {
+        pincer_store::ScratchWrite::NoJob => return Err(CronError::NotFound(id)),
+        pincer_store::ScratchWrite::Conflict { current_revision } => {
+            wire::ScratchSetResult::Conflict(wire::ScratchConflict {
+                ok: false,
+                reason: pincer_protocol::state::ScratchConflictReason::RevisionConflict,
+                current_revision,
+            })
+        }
+        pincer_store::ScratchWrite::Written { current_revision, scratch } => {
+            wire::ScratchSetResult::Written(wire::ScratchWritten {
+                ok: true,
+                scratch: scratch.map(scratch_view),
+                current_revision,
+                max_bytes: wire::SCRATCH_MAX_BYTES,
+            })
+        }
+    })
+}
+
 pub async fn run(svc: &CronService, p: RunParams, process_instance_id: &str) -> Result<RunResult, CronError> {
     const M: &str = wire::Run::NAME;
     let id = require_id(M, p.id.as_deref(), p.job_id.as_deref())?;

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::channels::ChannelCatalog;
 pub use pincer_protocol::schema::cron::{
     AutoDisabled, CronJob, DEFAULT_AGENT, Delivery, DeliveryMode, Destination, FailureAlert, FailureAlertPolicy, Job,
-    JobInput, JobPatch, JobState, MAX_TIMEOUT_SECONDS, Payload, SessionTarget, WakeMode,
+    JobInput, JobPatch, JobState, MAX_TIMEOUT_SECONDS, Pacing, Payload, SessionTarget, WakeMode,
 };
 use pincer_protocol::schema::cron::{UNSUPPORTED_JOB_FIELDS, canonicalize, check_payload_kind, job_fields};
 use pincer_protocol::schema::deserialize_closed;
@@ -50,6 +50,7 @@ pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, I
         payload,
         delivery,
         failure_alert,
+        pacing,
     } = input;
     let target = session_target.unwrap_or(match payload {
         Payload::SystemEvent { .. } => SessionTarget::Main,
@@ -83,6 +84,7 @@ pub fn create(input: JobInput, id: String, ctx: &CreateContext) -> Result<Job, I
         payload,
         delivery,
         failure_alert,
+        pacing,
         state: JobState::default(),
     };
     job.schedule = job
@@ -155,6 +157,15 @@ pub fn validate(job: &Job, ctx: &CreateContext) -> Result<(), Invalid> {
             || !agent.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
     {
         return Err(invalid(format!("agentId: \"{agent}\" must be lowercase letters, digits, '-' or '_'")));
+    }
+    // Pincer runs one agent (`agents.list` names only it): a job for any other could never run.
+    if let Some(agent) = job.agent_id.as_deref().filter(|a| *a != DEFAULT_AGENT) {
+        return Err(invalid(format!(
+            "agentId: unknown agent id \"{agent}\": Pincer's agent is \"{DEFAULT_AGENT}\" (omit --agent or use {DEFAULT_AGENT})"
+        )));
+    }
+    if let Some(p) = &job.pacing {
+        pacing_bounds(p)?;
     }
     match (&job.session_target, &job.payload) {
         (SessionTarget::Main, Payload::SystemEvent { .. }) => {}
@@ -382,6 +393,40 @@ pub fn apply_patch(job: &Job, patch: &JobPatch, ctx: &CreateContext) -> Result<J
     }
     validate(&next, ctx)?;
     Ok(next)
+}
+
+/// A job's pacing bounds in milliseconds, `(min, max)`: OpenClaw's `parseCronPacingBounds`
+/// (positive durations, at least one, `min` not above `max`).
+pub fn pacing_bounds(p: &Pacing) -> Result<(Option<i64>, Option<i64>), Invalid> {
+    let bound = |field: &str, text: &Option<String>| -> Result<Option<i64>, Invalid> {
+        let Some(text) = text else { return Ok(None) };
+        match pincer_core::duration::parse_duration_ms(text, Some(1)) {
+            Ok(ms) if ms > 0 => Ok(Some(i64::try_from(ms).unwrap_or(i64::MAX))),
+            Ok(_) => Err(invalid(format!("pacing.{field}: must be a positive duration such as 15m, not \"{text}\""))),
+            Err(e) => Err(invalid(format!("pacing.{field}: must be a positive duration such as 15m ({e})"))),
+        }
+    };
+    let (min, max) = (bound("min", &p.min)?, bound("max", &p.max)?);
+    match (min, max) {
+        (None, None) => Err(invalid("pacing: give at least one of min or max (e.g. --pacing-min 15m)")),
+        (Some(lo), Some(hi)) if lo > hi => Err(invalid(format!(
+            "pacing: min ({}) must not exceed max ({})",
+            p.min.as_deref().unwrap_or(""),
+            p.max.as_deref().unwrap_or("")
+        ))),
+        bounds => Ok(bounds),
+    }
+}
+
+/// When a paced job runs next: `delay_ms` (the run's `next_check` proposal) after `now_ms`,
+/// clamped to the job's bounds (OpenClaw's `resolvePacedNextRunAtMs`). `None` when the job has no
+/// valid pacing.
+pub fn paced_next_run_ms(pacing: &Pacing, now_ms: i64, delay_ms: i64) -> Option<i64> {
+    let (min, max) = pacing_bounds(pacing).ok()?;
+    let proposed = now_ms.saturating_add(delay_ms);
+    let floor = now_ms.saturating_add(min.unwrap_or(0));
+    let ceiling = max.map_or(i64::MAX, |m| now_ms.saturating_add(m));
+    Some(proposed.max(floor).min(ceiling))
 }
 
 /// RFC 7396 merge: objects merge recursively, `null` deletes.

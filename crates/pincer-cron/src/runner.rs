@@ -50,6 +50,9 @@ pub struct ExecOutcome {
     /// The tool calls an agent turn made (`[{id, name, isError, errorClass?, ms}]`), kept in the
     /// run record as `toolCalls`.
     pub tool_calls: Option<Value>,
+    /// The delay (ms) a run of a paced job proposed for its next check (the `cron` tool's
+    /// `next_check`), measured from the run's end and clamped to the job's pacing.
+    pub next_check_ms: Option<i64>,
 }
 
 impl ExecOutcome {

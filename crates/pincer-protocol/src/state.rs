@@ -600,6 +600,14 @@ state_enum! {
     }
 }
 
+state_enum! {
+    /// Why `cron.scratch.set` wrote nothing (OpenClaw's spelling).
+    pub enum ScratchConflictReason: "cron.scratch.set reason" {
+        /// `expectedRevision` was not the scratch's current revision.
+        RevisionConflict = "revision-conflict",
+    }
+}
+
 /// Every state enum's name and spellings (for the tidy test and for documentation).
 pub fn all_spellings() -> Vec<(&'static str, &'static [&'static str])> {
     fn of<T: State>() -> (&'static str, &'static [&'static str]) {
@@ -626,6 +634,7 @@ pub fn all_spellings() -> Vec<(&'static str, &'static [&'static str])> {
         of::<ChatState>(),
         of::<ChatErrorKind>(),
         of::<HistoryDeltaKind>(),
+        of::<ScratchConflictReason>(),
     ]
 }
 

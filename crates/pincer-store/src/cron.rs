@@ -158,9 +158,10 @@ impl Tx<'_> {
         Ok(n > 0)
     }
 
-    /// Deletes a job and its runs; returns false if it did not exist.
+    /// Deletes a job, its runs and its scratch; returns false if it did not exist.
     pub fn delete_job(&self, id: &str) -> Result<bool> {
         self.conn().execute("DELETE FROM cron_runs WHERE job_id = ?1", [id])?;
+        self.conn().execute("DELETE FROM cron_job_scratch WHERE job_id = ?1", [id])?;
         let n = self.conn().execute("DELETE FROM cron_jobs WHERE id = ?1", [id])?;
         if n > 0 {
             self.bump_cron_revision()?;
@@ -234,6 +235,101 @@ impl Tx<'_> {
             [max_per_job],
         )?;
         Ok(by_age + by_count)
+    }
+}
+
+impl Tx<'_> {
+    /// Writes (`Some`) or clears (`None`) a job's scratch, OpenClaw's compare-and-swap: with
+    /// `expected` the write happens only at that revision. Each write, a clear included, takes the
+    /// next revision; clearing what was never written changes nothing.
+    pub fn set_job_scratch(
+        &self,
+        job_id: &str,
+        content: Option<&str>,
+        expected: Option<i64>,
+        now_ms: i64,
+    ) -> Result<ScratchWrite> {
+        let exists: bool =
+            self.conn().query_row("SELECT EXISTS(SELECT 1 FROM cron_jobs WHERE id = ?1)", [job_id], |r| r.get(0))?;
+        if !exists {
+            return Ok(ScratchWrite::NoJob);
+        }
+        let current: i64 = self
+            .conn()
+            .query_row("SELECT revision FROM cron_job_scratch WHERE job_id = ?1", [job_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if expected.is_some_and(|e| e != current) {
+            return Ok(ScratchWrite::Conflict { current_revision: current });
+        }
+        if content.is_none() && current == 0 {
+            return Ok(ScratchWrite::Written { current_revision: 0, scratch: None });
+        }
+        let revision = current + 1;
+        self.conn().execute(
+            "INSERT INTO cron_job_scratch (job_id, content, revision, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(job_id) DO UPDATE SET content = ?2, revision = ?3, updated_at_ms = ?4",
+            params![job_id, content, revision, now_ms],
+        )?;
+        let scratch = content.map(|c| ScratchRow { content: c.to_string(), revision, updated_at_ms: now_ms });
+        Ok(ScratchWrite::Written { current_revision: revision, scratch })
+    }
+}
+
+/// A job's scratch content at a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScratchRow {
+    pub content: String,
+    pub revision: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A job's scratch as read: the content (none when never written or cleared) and the revision
+/// the next compare-and-swap must name (0 when never written).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScratchState {
+    pub scratch: Option<ScratchRow>,
+    pub current_revision: i64,
+}
+
+/// What [`Tx::set_job_scratch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScratchWrite {
+    /// There is no such job.
+    NoJob,
+    /// `expected` was not the current revision; nothing was written.
+    Conflict {
+        current_revision: i64,
+    },
+    Written {
+        current_revision: i64,
+        scratch: Option<ScratchRow>,
+    },
+}
+
+impl Rd<'_> {
+    /// A job's scratch, or `None` when there is no such job.
+    pub fn job_scratch(&self, job_id: &str) -> Result<Option<ScratchState>> {
+        let exists: bool =
+            self.conn().query_row("SELECT EXISTS(SELECT 1 FROM cron_jobs WHERE id = ?1)", [job_id], |r| r.get(0))?;
+        if !exists {
+            return Ok(None);
+        }
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT content, revision, updated_at_ms FROM cron_job_scratch WHERE job_id = ?1",
+                [job_id],
+                |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+            )
+            .optional()?;
+        Ok(Some(match row {
+            None => ScratchState::default(),
+            Some((content, revision, updated_at_ms)) => ScratchState {
+                scratch: content.map(|content| ScratchRow { content, revision, updated_at_ms }),
+                current_revision: revision,
+            },
+        }))
     }
 }
 

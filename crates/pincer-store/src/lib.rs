@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 
 pub use cron::{
     EnabledFilter, JobBookmarks, JobFacts, JobKey, JobOrder, JobPage, JobPageQuery, JobRow, KeyedPage, RunFilter,
-    RunRow, SortValue,
+    RunRow, ScratchRow, ScratchState, ScratchWrite, SortValue,
 };
 pub use devices::{AuditFilter, AuditRow, DeviceRow, DeviceTokenRow, NewAuditRow, PairingRequestRow};
 pub use inbound::{InboundRow, NewInbound, PairingCodeRow};

@@ -393,6 +393,20 @@ const MIGRATIONS: &[Migration] = &[
             CREATE INDEX inbound_decisions_at ON inbound_decisions (decided_at_ms);
         ",
     },
+    Migration {
+        version: 14,
+        name: "cron scratch",
+        // OpenClaw's private per-job scratch (`cron.scratch.get|set`): one row per job that has
+        // ever had scratch, kept apart from the job so no list or history carries it. A cleared
+        // scratch keeps its row (content NULL) so the revision keeps counting; the job's delete
+        // removes it.
+        sql: "CREATE TABLE cron_job_scratch (
+                job_id TEXT PRIMARY KEY,
+                content TEXT,
+                revision INTEGER NOT NULL CHECK (revision >= 1),
+                updated_at_ms INTEGER NOT NULL
+            ) STRICT;",
+    },
 ];
 
 /// The schema version this build writes.

@@ -173,6 +173,11 @@ impl Actor {
             now_ms: now,
             natural: schedule.as_ref().and_then(|s| s.next_after(now)),
             pending,
+            paced: job
+                .pacing
+                .as_ref()
+                .zip(outcome.next_check_ms)
+                .and_then(|(p, delay)| crate::job::paced_next_run_ms(p, now, delay)),
         })
     }
 

@@ -45,6 +45,9 @@ pub struct AfterRun {
     pub natural: Option<i64>,
     /// The slot that was pending before the run (a manual run keeps it).
     pub pending: Option<Slot>,
+    /// A paced job's next run as the run proposed it (`next_check`), already clamped to the
+    /// job's pacing bounds: it replaces the schedule's next fire after a successful run.
+    pub paced: Option<i64>,
 }
 
 /// Why a job turns itself off after a run.
@@ -78,6 +81,9 @@ pub fn after_run(a: &AfterRun) -> Next {
             ExecStatus::Error if manual => a.pending.map(|p| Slot::at(p.fire_ms)),
             _ => None,
         }
+    } else if let (ExecStatus::Ok, Some(paced)) = (a.status, a.paced) {
+        // OpenClaw's dynamic cadence: a successful run of a paced job chose its next check.
+        Some(Slot::at(paced))
     } else if manual {
         // A forced run keeps the cadence: the pending slot stays as it was.
         a.pending
@@ -139,6 +145,7 @@ mod tests {
                         now_ms: NOW,
                         natural: (!is_at).then_some(NATURAL),
                         pending: Some(Slot::at(NOW + 60_000)),
+                        paced: None,
                     };
                     let next = after_run(&a);
                     let slot = next.slot.map_or("-".to_string(), |s| {
@@ -187,5 +194,31 @@ mod tests {
             at    manual    error   exit_code  errors=10 -> +60s scheduled (slot +60s) None
         "#]]
         .assert_eq(&table);
+    }
+
+    #[test]
+    fn a_paced_proposal_replaces_the_next_fire_only_after_a_successful_recurring_run() {
+        let base = AfterRun {
+            is_at: false,
+            trigger: Trigger::Scheduled,
+            status: ExecStatus::Ok,
+            reason: None,
+            consecutive_errors: 0,
+            now_ms: NOW,
+            natural: Some(NATURAL),
+            pending: None,
+            paced: Some(NOW + 900_000),
+        };
+        assert_eq!(after_run(&base).slot, Some(Slot::at(NOW + 900_000)));
+        assert_eq!(after_run(&AfterRun { trigger: Trigger::Manual, ..base }).slot, Some(Slot::at(NOW + 900_000)));
+        // A failed run keeps the normal backoff; a one-shot is done.
+        let failed = AfterRun {
+            status: ExecStatus::Error,
+            reason: Some(RunFailure::ExitCode.into()),
+            consecutive_errors: 1,
+            ..base
+        };
+        assert_eq!(after_run(&failed).slot, Some(Slot::at(NATURAL)));
+        assert_eq!(after_run(&AfterRun { is_at: true, natural: None, ..base }).disable, Some(Disable::Done));
     }
 }

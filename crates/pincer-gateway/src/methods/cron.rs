@@ -50,4 +50,10 @@ pub fn register(methods: &mut Methods) {
         api::run(&c.state.cron, p, &c.state.boot_id).await.map_err(error)
     });
     methods.add::<wire::Runs, _, _>(|c: Ctx, p| async move { api::runs(&c.state.cron, p).await.map_err(error) });
+    methods.add::<wire::ScratchGet, _, _>(|c: Ctx, p| async move {
+        api::scratch_get(&c.state.cron, p).await.map_err(error)
+    });
+    methods.add::<wire::ScratchSet, _, _>(|c: Ctx, p| async move {
+        api::scratch_set(&c.state.cron, p).await.map_err(error)
+    });
 }

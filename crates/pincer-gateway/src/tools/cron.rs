@@ -24,7 +24,7 @@ use super::{Binding, json_output, known_args, last_route, opt_bool, parse};
 use crate::AppState;
 
 const NAME: &str = "cron";
-const ACTIONS: &[&str] = &["status", "list", "add", "update", "remove", "run", "runs", "wake"];
+const ACTIONS: &[&str] = &["status", "list", "add", "update", "remove", "run", "runs", "wake", "next_check"];
 const ARGS: &[&str] = &[
     "action",
     "includeDisabled",
@@ -36,6 +36,7 @@ const ARGS: &[&str] = &[
     "mode",
     "runMode",
     "contextMessages",
+    "in",
     // OpenClaw's way to reach a remote gateway; the tool always acts on this one.
     "gatewayUrl",
     "gatewayToken",
@@ -90,6 +91,7 @@ impl CronTool {
                     "mode": {"type": "string", "enum": ["now", "next-heartbeat"]},
                     "runMode": {"type": "string", "enum": ["due", "force"]},
                     "contextMessages": {"type": "number", "minimum": 0, "maximum": CONTEXT_MESSAGES_MAX},
+                    "in": {"type": "string", "description": "Relative duration for action=\"next_check\" (for example, \"15m\")"},
                     "gatewayUrl": {"type": "string"},
                     "gatewayToken": {"type": "string"},
                     "timeoutMs": {"type": "number"}
@@ -159,6 +161,20 @@ impl CronTool {
                 let p = parse::<agent_wire::Wake>(NAME, json!({"mode": mode, "text": text}))?;
                 agent_api::wake(&state.agents, p).await.map(|r| json_output(&r)).map_err(agent_error)
             }
+            "next_check" => {
+                let text = opt_str_arg(&args, NAME, "in")?
+                    .ok_or_else(|| invalid("`next_check` needs `in`, a duration such as \"30m\""))?;
+                let delay = parse_duration_ms(text, Some(1))
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .and_then(|ms| i64::try_from(ms).ok())
+                    .ok_or_else(|| {
+                        invalid(format!("next_check `in` must be a positive duration such as 30m, not \"{text}\""))
+                    })?;
+                let session = ctx.session_key.as_deref().unwrap_or_default();
+                let job = state.agents.propose_next_check(session, delay).map_err(invalid)?;
+                Ok(json_output(&json!({"ok": true, "jobId": job, "delayMs": delay})))
+            }
             other => Err(invalid(format!("unknown action \"{other}\"; use one of {}", ACTIONS.join(", ")))),
         }
     }
@@ -214,6 +230,7 @@ ACTIONS:
 - run: Trigger job immediately (requires jobId)
 - runs: Get job run history (requires jobId)
 - wake: Send wake event (requires text, optional mode)
+- next_check: Inside a paced job's own run, set the next run's delay (requires in, e.g. "30m"; clamped to the job's pacing{min?,max?}, measured from the run's end; a failed run keeps the normal backoff)
 
 JOB SCHEMA (for add action):
 {

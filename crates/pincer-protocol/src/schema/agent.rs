@@ -100,6 +100,14 @@ pub struct AgentParams {
     /// `main` (default), `isolated`, `session:<id>`, or a full key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_key: Option<String>,
+    /// OpenClaw's `--session-id`: the session whose `sessionId` this is (Pincer's is the key, so a
+    /// full key such as `agent:main:session:notes`), else the named session `session:<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// OpenClaw's `--to`: an agent session key (`agent:main:…`) routes the turn to that session;
+    /// a channel recipient is not built (refused with what to use instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     /// Only `false`: the reply comes back in the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver: Option<bool>,
@@ -115,9 +123,7 @@ pub struct AgentParams {
 
 impl Params for AgentParams {
     const UNSUPPORTED: &'static [&'static str] = &[
-        "to",
         "replyTo",
-        "sessionId",
         "expectedExistingSessionId",
         "thinking",
         "attachments",

@@ -32,6 +32,10 @@ methods! {
     Run = "cron.run" (RunParams) -> RunResult;
     /// Run history.
     Runs = "cron.runs" (RunsParams) -> RunsResult;
+    /// A job's private scratch (kept out of the job and its history).
+    ScratchGet = "cron.scratch.get" (JobRef) -> ScratchGetResult;
+    /// Replaces or clears a job's scratch, optionally compare-and-swap on its revision.
+    ScratchSet = "cron.scratch.set" (ScratchSetParams) -> ScratchSetResult;
 }
 
 /// The agent every job belongs to unless it names another.
@@ -155,8 +159,23 @@ pub struct Job {
     pub delivery: Option<Delivery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_alert: Option<FailureAlert>,
+    /// OpenClaw's dynamic cadence (`--pacing-min/--pacing-max`): a run may propose its next check
+    /// (the `cron` tool's `next_check`), clamped to these bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
     #[serde(default)]
     pub state: JobState,
+}
+
+/// A job's dynamic-cadence bounds (OpenClaw's `CronPacingSchema`): durations such as `15m` or
+/// `4h`, at least one of them, `min` not above `max`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pacing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
 }
 
 impl Job {
@@ -537,6 +556,9 @@ pub struct JobInput {
     pub delivery: Option<Delivery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_alert: Option<FailureAlert>,
+    /// See [`Job::pacing`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
 }
 
 /// The fields a client may write, in `cron.add` and in a `cron.update` patch: [`JobInput`]'s.
@@ -545,7 +567,7 @@ pub fn job_fields() -> &'static [&'static str] {
 }
 
 /// OpenClaw job fields Pincer does not implement: refused by name instead of ignored.
-pub const UNSUPPORTED_JOB_FIELDS: &[&str] = &["owner", "pacing", "trigger", "scheduledToolPolicy", "state"];
+pub const UNSUPPORTED_JOB_FIELDS: &[&str] = &["owner", "trigger", "scheduledToolPolicy", "state"];
 
 /// `cron.add` params: a [`JobInput`] after OpenClaw's accepted aliases are rewritten
 /// ([`canonicalize`]) and the payload kind is checked.
@@ -899,6 +921,82 @@ pub struct RemoveResult {
     pub removed: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scratch.
+
+/// The most a job's scratch may hold, in UTF-8 bytes (OpenClaw's `CRON_JOB_SCRATCH_MAX_BYTES`).
+pub const SCRATCH_MAX_BYTES: usize = 262_144;
+
+/// A job's scratch content at a revision (OpenClaw's `CronScratchSchema`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scratch {
+    pub content: String,
+    pub revision: i64,
+    pub updated_at_ms: i64,
+}
+
+/// `cron.scratch.get`'s answer: the content (`null` when never written or cleared), the revision
+/// a compare-and-swap names, and the size limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScratchGetResult {
+    pub scratch: Option<Scratch>,
+    pub current_revision: i64,
+    pub max_bytes: usize,
+}
+
+/// `cron.scratch.set`: `content` replaces the scratch, `null` clears it; with `expectedRevision`
+/// the write happens only at that revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScratchSetParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Required; `null` clears.
+    #[serde(deserialize_with = "present_or_null")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_revision: Option<u32>,
+}
+
+impl Params for ScratchSetParams {}
+
+/// A required field whose `null` means "clear" (a missing field is a parse error).
+fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+/// `cron.scratch.set`'s answer: OpenClaw's union — written, or a revision conflict that wrote
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScratchSetResult {
+    Written(ScratchWritten),
+    Conflict(ScratchConflict),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScratchWritten {
+    /// Always true.
+    pub ok: bool,
+    pub scratch: Option<Scratch>,
+    pub current_revision: i64,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScratchConflict {
+    /// Always false.
+    pub ok: bool,
+    pub reason: crate::state::ScratchConflictReason,
+    pub current_revision: i64,
 }
 
 // ---------------------------------------------------------------------------------------------

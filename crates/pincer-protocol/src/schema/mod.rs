@@ -251,6 +251,8 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<cron::Remove>(),
     MethodSchema::of::<cron::Run>(),
     MethodSchema::of::<cron::Runs>(),
+    MethodSchema::of::<cron::ScratchGet>(),
+    MethodSchema::of::<cron::ScratchSet>(),
     MethodSchema::of::<delivery::Send>(),
     MethodSchema::of::<delivery::DeliveriesList>(),
     MethodSchema::of::<delivery::DeliveriesGet>(),
