@@ -147,12 +147,12 @@ pub async fn agent(
         }
         None => None,
     };
-    let session_id = match (&by_id, &p.session_key) {
-        (Some(key), None) => Some(key.clone()),
-        (Some(key), Some(given)) if key == given.trim() => None,
-        _ => p.session_id,
+    let (key, session_id) = match (by_id, p.session_key) {
+        (Some(found), None) => (Some(found), None),
+        (Some(found), Some(given)) if found == given.trim() => (Some(found), None),
+        (_, given) => (given, p.session_id),
     };
-    let session_key = request_session_key(p.session_key, session_id, p.to).map_err(|e| invalid(M, e))?;
+    let session_key = request_session_key(key, session_id, p.to).map_err(|e| invalid(M, e))?;
     let session =
         SessionRef::from_request(session_key.as_deref(), p.agent_id.as_deref(), &run_id).map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();
