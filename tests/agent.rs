@@ -194,7 +194,7 @@ async fn agents_list_names_the_one_agent_and_its_model() {
     assert_eq!(
         list,
         json!({"defaultId": "main", "ownership": "sole", "selectionRequired": false, "mainKey": "main",
-            "scope": "global", "agents": [{"id": "main", "name": "main", "kind": "agent",
+            "scope": "per-sender", "agents": [{"id": "main", "name": "main", "kind": "agent",
             "model": {"primary": "openai/gpt-4o", "fallbacks": []}}]})
     );
     let (code, message) = error_of(&c.request("agents.list", json!({"includeSystem": true})).await.unwrap());

@@ -66,7 +66,7 @@ fn replayed(session_key: String, reply: pincer_store::TranscriptRow) -> TurnOutp
     let model = meta["model"]
         .as_str()
         .and_then(ModelRef::parse)
-        .unwrap_or_else(|| ModelRef { provider: "unknown".into(), model: "unknown".into() });
+        .unwrap_or_else(|| ModelRef { provider: "not-recorded".into(), model: "not-recorded".into() });
     let usage = serde_json::from_value(meta["usage"].clone()).unwrap_or_default();
     TurnOutput { session_key, text: reply.content, model, usage, attempts: 0, tool_calls: Vec::new() }
 }

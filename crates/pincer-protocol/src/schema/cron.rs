@@ -1232,7 +1232,8 @@ mod tests {
                 "wakeMode",
                 "payload",
                 "delivery",
-                "failureAlert"
+                "failureAlert",
+                "pacing"
             ]
         );
     }
