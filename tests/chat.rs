@@ -393,3 +393,41 @@ async fn openclaws_chat_view_finds_its_session_its_turn_and_the_defaults_it_draw
     }
     gw.stop().await;
 }
+
+/// OpenClaw's Control UI sends the transcript it shows as `sessionId`: the current one is
+/// accepted; one a reset replaced is refused, saying so, and nothing is added to the new one.
+#[tokio::test]
+async fn chat_send_takes_the_current_session_id_and_refuses_one_a_reset_replaced() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Reply::text("Noted."));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let key = "agent:main:session:ids";
+    c.call("chat.send", json!({"sessionKey": key, "message": "First", "idempotencyKey": "ids-1"})).await.unwrap();
+    agent_wait(&mut c, "ids-1").await;
+    let old = c.call("sessions.describe", json!({"key": key})).await.unwrap()["session"]["sessionId"].clone();
+    let old = old.as_str().unwrap().to_string();
+    c.call("chat.send", json!({"sessionKey": key, "sessionId": old, "message": "Second", "idempotencyKey": "ids-2"}))
+        .await
+        .unwrap();
+    agent_wait(&mut c, "ids-2").await;
+    c.call("sessions.reset", json!({"key": key})).await.unwrap();
+    let (code, message) = error_of(
+        &c.request(
+            "chat.send",
+            json!({"sessionKey": key, "sessionId": old, "message": "Third", "idempotencyKey": "ids-3"}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(code, "INVALID_REQUEST", "{message}");
+    assert!(message.contains("no longer the current transcript"), "{message}");
+    let history = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
+    assert_eq!(history["messages"].as_array().unwrap().len(), 0, "{history}");
+    assert_eq!(fake.requests().len(), 2);
+}
+
+async fn agent_wait(c: &mut RawClient, run_id: &str) {
+    let done = c.call("agent.wait", json!({"runId": run_id, "timeoutMs": 10_000})).await.unwrap();
+    assert_eq!(done["status"], "ok", "{done}");
+}

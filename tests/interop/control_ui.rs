@@ -224,12 +224,17 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
         // Sent as `chat.send` and answered `started` (the reply waits on the gate). (The page's
         // own copy of the sent message is not asserted: it sometimes hides it while the run
         // streams — see the report of issue 14.)
-        b.wait_until(
-            "chat.send answered",
-            "return window.__frames.some(f => f.startsWith('<') && f.includes('\"status\":\"started\"')) || null",
-            WAIT,
-        )
-        .await?;
+        if let Err(e) = b
+            .wait_until(
+                "chat.send answered",
+                "return window.__frames.some(f => f.startsWith('<') && f.includes('\"status\":\"started\"')) || null",
+                WAIT,
+            )
+            .await
+        {
+            let frames = b.execute("return window.__frames.slice(-20)", json!([])).await?;
+            return Err(e.context(format!("the last frames: {frames:#}")));
+        }
         // The first piece is drawn while the rest is held back by the gate: drawn live, not
         // after the turn.
         gate.release(1);

@@ -87,6 +87,19 @@ pub async fn chat_send(
         return Err(invalid(M, "sessionKey: a chat needs a conversation to continue; use main or session:<id>"));
     }
     let inner = agents.inner.clone();
+    if let Some(wanted) = p.session_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+        let key = session.key.clone();
+        let current = inner.store.read(move |rd| rd.get_session(&key)).await?.map(|row| row.session_id);
+        if let Some(current) = current.filter(|c| c != wanted) {
+            return Err(invalid(
+                M,
+                format!(
+                    "sessionId: \"{wanted}\" is no longer the current transcript of {} (now \"{current}\": it was reset); reload and send again",
+                    session.key
+                ),
+            ));
+        }
+    }
     let answer = |status: ChatSendStatus| ChatSendResult {
         run_id: run_id.clone(),
         status,

@@ -57,11 +57,15 @@ pub struct ChatSendParams {
     pub thinking: Option<String>,
     /// The run id; a repeated call while the run is going answers `status: "in_flight"`.
     pub idempotency_key: String,
+    /// The transcript the sender was looking at (OpenClaw's Control UI sends it): it must still
+    /// be the session's current one, so a message typed before a `/new` elsewhere is not added to
+    /// the new transcript unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Params for ChatSendParams {
     const UNSUPPORTED: &'static [&'static str] = &[
-        "sessionId",
         "mentions",
         "workContext",
         "intent",
