@@ -38,11 +38,16 @@ async fn pincer(gw: &TestGateway, args: &[&str]) -> (bool, String) {
 async fn run_exec_job(c: &mut RawClient, fake: &FakeOpenAi, command: &str, after: &str) -> String {
     fake.push(Reply::tool_call("exec", json!({ "command": command })));
     fake.push(Reply::text(after));
+    run_agent_job(c, "tidy", "Tidy up").await
+}
+
+/// An hourly isolated agent job named `name` asking `message`, added and run now; its id.
+async fn run_agent_job(c: &mut RawClient, name: &str, message: &str) -> String {
     let job = c
         .call(
             "cron.add",
-            json!({"name": "tidy", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
-                   "payload": {"kind": "agentTurn", "message": "Tidy up"}, "delivery": {"mode": "none"}}),
+            json!({"name": name, "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                   "payload": {"kind": "agentTurn", "message": message}, "delivery": {"mode": "none"}}),
         )
         .await
         .unwrap()["id"]
@@ -434,18 +439,7 @@ async fn tools_and_mcp_edits_apply_on_reload_and_turns_in_flight_keep_their_tool
     fake.push(Reply::tool_call("keep__slow", json!({})));
     fake.push(Reply::tool_call("read", json!({ "path": "note.txt" })));
     fake.push(Reply::text("first done"));
-    let job = c
-        .call(
-            "cron.add",
-            json!({"name": "t", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
-                   "payload": {"kind": "agentTurn", "message": "go"}, "delivery": {"mode": "none"}}),
-        )
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.call("cron.run", json!({"id": job})).await.unwrap();
+    let job = run_agent_job(&mut c, "t", "go").await;
     fake.wait_for_requests(1).await;
     let first = offered(&fake.requests()[0]);
     assert!(first.contains(&"read".into()) && first.contains(&"gone__echo".into()), "{first:?}");

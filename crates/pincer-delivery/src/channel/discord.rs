@@ -85,17 +85,7 @@ impl Discord {
                 format!("a Discord message needs 1 to {} characters, this part has {chars}", Self::MAX_CHARS),
             ));
         }
-        let channel_id = match (&part.target.thread, Destination::parse(&part.target.to)) {
-            (Some(thread), _) => thread.clone(),
-            (None, Some(Destination::Channel(id))) => id.to_string(),
-            (None, Some(Destination::User(user))) => self.dm_channel(user).await?,
-            (None, None) => {
-                return Err(SendError::permanent(
-                    PermanentClass::Target,
-                    format!("`{}` is not a Discord target", part.target.to),
-                ));
-            }
-        };
+        let channel_id = self.channel_of(&part.target).await?;
         let mut body = json!({
             "content": part.text,
             "nonce": part.nonce,
@@ -151,16 +141,9 @@ impl Discord {
         Ok(id)
     }
 
-    /// Reacts to (`PUT|DELETE …/reactions/{emoji}/@me`), edits (`PATCH`) or deletes (`DELETE`) the
-    /// message `message_id` in the target's channel (its thread, or the user's DM channel).
-    async fn act_on(&self, target: &Target, message_id: &str, action: &MessageAction) -> Result<(), SendError> {
-        if !is_snowflake(message_id) {
-            return Err(SendError::permanent(
-                PermanentClass::Payload,
-                format!("`{message_id}` is not a Discord message id (a number like 123456789012345678)"),
-            ));
-        }
-        let channel_id = match (&target.thread, Destination::parse(&target.to)) {
+    /// The channel a target posts into: its thread, its channel, or the user's DM channel.
+    async fn channel_of(&self, target: &Target) -> Result<String, SendError> {
+        Ok(match (&target.thread, Destination::parse(&target.to)) {
             (Some(thread), _) => thread.clone(),
             (None, Some(Destination::Channel(id))) => id.to_string(),
             (None, Some(Destination::User(user))) => self.dm_channel(user).await?,
@@ -170,7 +153,19 @@ impl Discord {
                     format!("`{}` is not a Discord target", target.to),
                 ));
             }
-        };
+        })
+    }
+
+    /// Reacts to (`PUT|DELETE …/reactions/{emoji}/@me`), edits (`PATCH`) or deletes (`DELETE`) the
+    /// message `message_id` in the target's channel (its thread, or the user's DM channel).
+    async fn act_on(&self, target: &Target, message_id: &str, action: &MessageAction) -> Result<(), SendError> {
+        if !is_snowflake(message_id) {
+            return Err(SendError::permanent(
+                PermanentClass::Payload,
+                format!("`{message_id}` is not a Discord message id (a number like 123456789012345678)"),
+            ));
+        }
+        let channel_id = self.channel_of(target).await?;
         let message = format!("{}/channels/{channel_id}/messages/{message_id}", self.base);
         let request = match action {
             MessageAction::React { emoji, remove } => {
