@@ -131,7 +131,9 @@ pub async fn mcp(cmd: McpCommand, paths: &StatePaths) -> anyhow::Result<ExitCode
             if c.json {
                 print_json(&list);
             } else if list.servers.is_empty() {
-                println!("No MCP servers are configured (add them under mcp.servers and restart the gateway).");
+                println!(
+                    "No MCP servers are configured (add them under mcp.servers, then run `pincer config reload`)."
+                );
             } else {
                 let rows: Vec<Vec<String>> = list
                     .servers
