@@ -125,6 +125,30 @@ async fn in_a_guild_the_bot_answers_mentions_in_channels_and_threads_and_nothing
     gw.stop().await;
 }
 
+/// OpenClaw's `guilds.<id>.roles`: a member holding a listed role (the dispatch's `member.roles`)
+/// is answered beside the listed `users`; one without is refused, and the audit says why.
+#[tokio::test]
+async fn in_a_guild_a_member_with_a_listed_role_is_answered_and_one_without_is_not() {
+    let (f, gw) = start(json!({ "guilds": { "66": { "users": ["601"], "roles": ["900"] } } })).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    f.model.push(Reply::text("Hello, moderator."));
+    let with_role = |user: &str, text: &str, roles: Value| {
+        let mut m = discord_gateway::guild("66", "700", user, text, true);
+        m["member"] = json!({ "roles": roles });
+        m
+    };
+    f.gateway.push_message(with_role("699", "no listed role", json!(["901"])));
+    let asked = f.gateway.push_message(with_role("698", "I moderate here", json!(["901", "900"])));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].channel_id.as_str(), got[0].message_reference.as_deref()), ("700", Some(asked.as_str())));
+    settle().await;
+    assert_eq!((f.rest.messages().len(), f.model.request_count()), (1, 1));
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap().to_string();
+    assert!(denied.contains("the guild's users or roles") && denied.contains(r#""senderId":"699""#), "{denied}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_dropped_connection_resumes_and_no_message_is_lost_or_answered_twice() {
     let (f, gw) = start(json!({ "dmPolicy": "open" })).await;

@@ -68,6 +68,9 @@ pub struct Policy<'a> {
     pub group_senders: &'a [String],
     /// The reason when the sender is not in `group_senders`.
     pub not_a_member: &'static str,
+    /// Where roles are listed (Discord): whether the sender holds one. A sender in
+    /// `group_senders` OR holding a listed role is allowed; `None`: no roles listed.
+    pub role_listed: Option<bool>,
     /// Answer in the group only when addressed.
     pub require_mention: bool,
 }
@@ -91,6 +94,7 @@ impl<'a> Policy<'a> {
             room_refused: None,
             group_senders,
             not_a_member: "the sender is not in groupAllowFrom",
+            role_listed: None,
             require_mention: entry.and_then(|g| g.require_mention).unwrap_or(config.require_mention),
         }
     }
@@ -98,7 +102,14 @@ impl<'a> Policy<'a> {
     /// Discord's rules (OpenClaw's `guilds.<id>.{requireMention, users, channels}`) for a message
     /// in `channel` of `guild` (`None`: a DM). A guild's `channels` map, once it names a channel,
     /// is an allowlist (`*` keeps the rest open); a channel's settings override the guild's.
-    pub fn discord(config: &'a DiscordConfig, guild: Option<&str>, channel: &str) -> Policy<'a> {
+    /// `member_roles` are the sender's role ids (the dispatch's `member.roles`); a guild's or
+    /// channel's `roles` lets their holders in beside its `users`.
+    pub fn discord(
+        config: &'a DiscordConfig,
+        guild: Option<&str>,
+        channel: &str,
+        member_roles: &[String],
+    ) -> Policy<'a> {
         let entry = guild.and_then(|g| config.guilds.get(g).or_else(|| config.guilds.get("*")));
         let room = entry.map(|g| g.channels.get(channel).or_else(|| g.channels.get("*")));
         let room_refused = match (entry, room.flatten()) {
@@ -112,15 +123,18 @@ impl<'a> Policy<'a> {
             .filter(|u| !u.is_empty())
             .or(entry.map(|g| &g.users))
             .map_or(&[][..], |l| l.as_slice());
+        let roles = room.map(|r| &r.roles).filter(|r| !r.is_empty()).or(entry.map(|g| &g.roles));
+        let role_listed = roles.filter(|r| !r.is_empty()).map(|r| r.iter().any(|role| member_roles.contains(role)));
         Policy {
             dm_policy: config.dm_policy,
             allow_from: &config.allow_from,
             group_policy: config.group_policy,
             group_listed: entry.is_some(),
             not_listed: "the guild is not in guilds",
+            role_listed,
             room_refused,
             group_senders,
-            not_a_member: "the sender is not in the guild's users",
+            not_a_member: "the sender is not in the guild's users or roles",
             require_mention: room
                 .and_then(|r| r.require_mention)
                 .or(entry.and_then(|g| g.require_mention))
@@ -142,6 +156,7 @@ impl<'a> Policy<'a> {
             room_refused: entry.filter(|c| !c.enabled).map(|_| "the channel is disabled in channels"),
             group_senders: entry.map_or(&[][..], |c| c.users.as_slice()),
             not_a_member: "the sender is not in the channel's users",
+            role_listed: None,
             require_mention: entry.and_then(|c| c.require_mention).unwrap_or(true),
         }
     }
@@ -171,7 +186,9 @@ pub fn decide_by(policy: &Policy<'_>, sender: &Sender<'_>, approved: bool) -> De
     if let Some(why) = policy.room_refused {
         return Decision::Deny(why);
     }
-    if !policy.group_senders.is_empty() && !listed(policy.group_senders, sender) && !approved {
+    let restricted = !policy.group_senders.is_empty() || policy.role_listed.is_some();
+    let member = listed(policy.group_senders, sender) || policy.role_listed == Some(true);
+    if restricted && !member && !approved {
         return Decision::Deny(policy.not_a_member);
     }
     if policy.require_mention && !sender.addressed {
@@ -294,24 +311,65 @@ mod tests {
         let mut out = String::new();
         for (guild, channel, id, addressed) in rows {
             let sender = Sender { id, username: None, group: Some(guild), addressed };
-            let policy = Policy::discord(&c, Some(guild), channel);
+            let policy = Policy::discord(&c, Some(guild), channel, &[]);
             out.push_str(&format!("{guild}/{channel} {id} {addressed}: {:?}\n", decide_by(&policy, &sender, false)));
         }
         let dm = Sender { id: "7", username: None, group: None, addressed: false };
-        out.push_str(&format!("dm: {:?}\n", decide_by(&Policy::discord(&c, None, "800"), &dm, false)));
+        out.push_str(&format!("dm: {:?}\n", decide_by(&Policy::discord(&c, None, "800", &[]), &dm, false)));
         let open = config(r#"{"groupPolicy":"open","guilds":{"66":{"channels":{"700":{}}}}}"#);
         let sender = Sender { id: "7", username: None, group: Some("69"), addressed: true };
-        out.push_str(&format!("open: {:?}\n", decide_by(&Policy::discord(&open, Some("69"), "1"), &sender, false)));
+        out.push_str(&format!(
+            "open: {:?}\n",
+            decide_by(&Policy::discord(&open, Some("69"), "1", &[]), &sender, false)
+        ));
         expect![[r#"
             66/700 9 false: Answer
             66/701 7 true: Deny("the channel is disabled (enabled: false)")
-            66/702 9 true: Deny("the sender is not in the guild's users")
+            66/702 9 true: Deny("the sender is not in the guild's users or roles")
             66/702 7 false: NotAddressed
             66/702 7 true: Answer
             67/1 9 false: Answer
             68/1 7 true: Deny("the guild is not in guilds")
             dm: Pair
             open: Answer
+        "#]]
+        .assert_eq(&out);
+    }
+
+    #[test]
+    fn discord_roles_let_their_holders_in_beside_users_and_a_channel_overrides_the_guild() {
+        let mut v: serde_json::Value = serde_json::from_str(
+            r#"{"token":"t","guilds":{"66":{"users":["7"],"roles":["r-mod"],"channels":{"700":{"roles":["r-ops"]},"*":{}}},"67":{"roles":["r-mod"]}}}"#,
+        )
+        .unwrap();
+        v["guilds"]["67"]["requireMention"] = false.into();
+        let c: DiscordConfig = serde_json::from_value(v).unwrap();
+        let rows: [(&str, &str, &str, &[&str]); 8] = [
+            ("66", "701", "7", &[]),
+            ("66", "701", "9", &["r-mod"]),
+            ("66", "701", "9", &["r-other"]),
+            ("66", "700", "9", &["r-ops"]),
+            ("66", "700", "9", &["r-mod"]),
+            ("66", "700", "7", &[]),
+            ("67", "1", "9", &["r-mod"]),
+            ("67", "1", "9", &[]),
+        ];
+        let mut out = String::new();
+        for (guild, channel, id, roles) in rows {
+            let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+            let sender = Sender { id, username: None, group: Some(guild), addressed: true };
+            let policy = Policy::discord(&c, Some(guild), channel, &roles);
+            out.push_str(&format!("{guild}/{channel} {id} {roles:?}: {:?}\n", decide_by(&policy, &sender, false)));
+        }
+        expect![[r#"
+            66/701 7 []: Answer
+            66/701 9 ["r-mod"]: Answer
+            66/701 9 ["r-other"]: Deny("the sender is not in the guild's users or roles")
+            66/700 9 ["r-ops"]: Answer
+            66/700 9 ["r-mod"]: Deny("the sender is not in the guild's users or roles")
+            66/700 7 []: Answer
+            67/1 9 ["r-mod"]: Answer
+            67/1 9 []: Deny("the sender is not in the guild's users or roles")
         "#]]
         .assert_eq(&out);
     }

@@ -43,6 +43,8 @@ pub struct Message {
     pub text: String,
     /// @mentions the bot, or replies to one of its messages.
     pub addressed: bool,
+    /// The sender's role ids in the guild (`member.roles`; none in a DM).
+    pub roles: Vec<String>,
 }
 
 /// Reads a `MESSAGE_CREATE`'s `d`; `Err` says why it is dropped. `bot_id` is from READY.
@@ -86,6 +88,10 @@ pub fn parse_message(d: &Value, bot_id: &str) -> Result<Message, &'static str> {
         username: author["username"].as_str().map(str::to_string),
         text,
         addressed: mentioned || replied,
+        roles: d["member"]["roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|id| id.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -551,7 +557,7 @@ async fn accept(
                 return Ok(());
             }
             let approved = tx.sender_allowed(CHANNEL, &m.author_id)?;
-            let policy = Policy::discord(&config, m.guild_id.as_deref(), &m.channel_id);
+            let policy = Policy::discord(&config, m.guild_id.as_deref(), &m.channel_id, &m.roles);
             let decision = access::decide_by(&policy, &sender, approved);
             let to = format!("channel:{}", m.channel_id);
             let mut detail = json!({

@@ -369,9 +369,13 @@ pub struct DiscordGuildConfig {
     /// Answer only when the bot is @mentioned or replied to (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_mention: Option<bool>,
-    /// Members allowed to talk to the bot here; empty: everyone in the guild.
+    /// Members allowed to talk to the bot here; empty (and no `roles`): everyone in the guild.
     #[serde(deserialize_with = "ids")]
     pub users: Vec<String>,
+    /// Role ids whose holders may talk to the bot here (OpenClaw's: a sender in `users` OR
+    /// holding one of these is allowed).
+    #[serde(deserialize_with = "ids")]
+    pub roles: Vec<String>,
     /// Channel id (or `*`) → its settings. Once it names one channel it is an allowlist.
     pub channels: std::collections::BTreeMap<String, DiscordChannelConfig>,
 }
@@ -385,11 +389,14 @@ pub struct DiscordChannelConfig {
     pub require_mention: Option<bool>,
     #[serde(deserialize_with = "ids")]
     pub users: Vec<String>,
+    /// Role ids allowed in this channel (overrides the guild's `roles`).
+    #[serde(deserialize_with = "ids")]
+    pub roles: Vec<String>,
 }
 
 impl Default for DiscordChannelConfig {
     fn default() -> Self {
-        DiscordChannelConfig { enabled: true, require_mention: None, users: Vec::new() }
+        DiscordChannelConfig { enabled: true, require_mention: None, users: Vec::new(), roles: Vec::new() }
     }
 }
 

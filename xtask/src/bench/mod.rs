@@ -4,6 +4,7 @@
 mod agent;
 mod console;
 mod gateway;
+mod inbound;
 mod jobs;
 mod load;
 mod outbox;
@@ -114,8 +115,8 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let skip_openclaw = args.iter().any(|a| a == "--no-openclaw");
     // `sinks`: only the outbox's durable delivery to local sinks (a part of `outbox`).
-    const SECTIONS: [&str; 9] =
-        ["startup", "scheduler", "jobs", "outbox", "sinks", "load", "agent", "tools", "console"];
+    const SECTIONS: [&str; 10] =
+        ["startup", "scheduler", "jobs", "outbox", "sinks", "load", "agent", "tools", "inbound", "console"];
     let only = match args.iter().position(|a| a == "--only") {
         Some(i) => match args.get(i + 1).map(String::as_str) {
             Some(s) if SECTIONS.contains(&s) => Some(s.to_string()),
@@ -152,6 +153,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("tools") {
         tools::run(&mut b)?;
+    }
+    if wanted("inbound") {
+        inbound::run(&mut b)?;
     }
     if wanted("load") {
         load::bench_rows(&mut b)?;
@@ -425,6 +429,7 @@ fn render(rows: &[Row], quick: bool) -> String {
         "Agent turns: agent-turn jobs every 5 s, spaced 500 ms apart, against a fake OpenAI-compatible server that records when each request arrived and when each response body ended (wall clock, µs). Slot to request: arrival − the job's slot. Last byte to commit: the announced delivery's `createdAtMs` (milliseconds, taken as the middle of the millisecond) − the end of the model's response.",
         "Console: Debian's headless Chromium, driven over WebDriver, loads the Overview on loopback as a returning visitor (device key and token already in the browser); first contentful paint is the browser's `first-contentful-paint` entry, first meaningful paint the console's `pincer:overview-ready` mark, set when the gateway's health is on screen; median of the loads. Page weight: the bodies of the document and every file a fresh load of that page fetched (Resource Timing); the console is served uncompressed, so this is what crosses the wire, less headers.",
         "Tool loop: one `agent` turn per session answered by a fake OpenAI-compatible model with 20 tool calls in a row (10 turns); the overhead of a step is the gap from the model's last byte of a tool-calling reply to the first byte of the next request, minus the tool's recorded `durationMs`. The MCP row is the recorded `durationMs` of `srv__echo` on pincer-tools' stdio test server (release build), started once by the gateway.",
+        "Inbound chat: the gateway long-polls a fake Telegram Bot API (`channels.telegram.apiRoot`, `dmPolicy: \"open\"`, `session.dmScope: \"per-channel-peer\"`) and answers through a fake OpenAI-compatible model that echoes the new user text; both record wall-clock microseconds. Handed over to request: from the `getUpdates` answer that carried the message (so the long-poll wait is not counted) to the model request's head, for messages sent one at a time over 20 DM chats. Last byte to reply: from the end of the model's response body to the reply's `sendMessage` at the fake. Burst: 100 DM chats each send several messages at once; the echoed replies show every message answered exactly once and each chat's messages answered in the order written (messages that arrive during a turn are answered together by the next one).",
         "Load: WebSocket clients connect with the gateway token, then each issues one of `health`, `status`, `cron.list`, `cron.status` per second (random phase); latency is request to response at the client; errors include failed connects and 10 s timeouts; memory growth is the process tree's RSS after minus before.",
     ] {
         out.push_str(&format!("- {line}\n"));

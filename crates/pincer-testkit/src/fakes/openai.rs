@@ -337,6 +337,10 @@ struct Script {
     requests: Vec<ModelRequest>,
     /// Wall-clock microseconds at which each response body was fully handed to the socket.
     finished_unix_us: Vec<u64>,
+    /// The same, with the index of the request each answered.
+    finished_by_request: Vec<(usize, u64)>,
+    /// The default reply echoes the request's new user text (see [`FakeModel::set_echo`]).
+    echo: bool,
 }
 
 struct Shared {
@@ -371,6 +375,8 @@ impl<W: Wire> FakeModel<W> {
                 default: Reply::text("Hello from the fake model."),
                 requests: Vec::new(),
                 finished_unix_us: Vec::new(),
+                finished_by_request: Vec::new(),
+                echo: false,
             }),
             seen: watch::Sender::new(0),
         });
@@ -414,6 +420,13 @@ impl<W: Wire> FakeModel<W> {
         self.script().default = reply;
     }
 
+    /// With `on`, the reply when nothing else applies is `echo: <text>`, where the text is every
+    /// user message after the request's last assistant message, joined by newlines: what a
+    /// benchmark needs to tell which messages each reply answers.
+    pub fn set_echo(&self, on: bool) {
+        self.script().echo = on;
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<ModelRequest> {
         self.script().requests.clone()
@@ -423,6 +436,12 @@ impl<W: Wire> FakeModel<W> {
     /// epoch, in completion order. Hanging responses never appear.
     pub fn finished_unix_us(&self) -> Vec<u64> {
         self.script().finished_unix_us.clone()
+    }
+
+    /// When each response body ended, with the index (in [`FakeModel::requests`]) of the request
+    /// it answered, in completion order.
+    pub fn finished_by_request(&self) -> Vec<(usize, u64)> {
+        self.script().finished_by_request.clone()
     }
 
     pub fn request_count(&self) -> usize {
@@ -453,15 +472,19 @@ async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) ->
             .collect(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
-    let reply = {
+    let (reply, index) = {
         let mut script = shared.script.lock().unwrap_or_else(|e| e.into_inner());
         let model = recorded.model().unwrap_or_default().to_string();
         script.requests.push(recorded.clone());
+        let index = script.requests.len() - 1;
         let queued = script.queue_for.get_mut(&model).and_then(VecDeque::pop_front);
-        queued
-            .or_else(|| script.queue.pop_front())
-            .or_else(|| script.sticky_for.get(&model).cloned())
-            .unwrap_or_else(|| script.default.clone())
+        let reply = queued.or_else(|| script.queue.pop_front()).or_else(|| script.sticky_for.get(&model).cloned());
+        let reply = match reply {
+            Some(reply) => reply,
+            None if script.echo => Reply::text(format!("echo: {}", new_user_text(&recorded.body))),
+            None => script.default.clone(),
+        };
+        (reply, index)
     };
     shared.seen.send_modify(|seen| *seen += 1);
     match reply {
@@ -483,10 +506,26 @@ async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) ->
     let (head, body) = W::render(&reply, &recorded).into_parts();
     // An empty final chunk (hyper writes nothing for it) that records when the body ended.
     let tail = stream::once(async move {
-        shared.script.lock().unwrap_or_else(|e| e.into_inner()).finished_unix_us.push(unix_us());
+        let mut script = shared.script.lock().unwrap_or_else(|e| e.into_inner());
+        let now = unix_us();
+        script.finished_unix_us.push(now);
+        script.finished_by_request.push((index, now));
         Ok::<Bytes, axum::Error>(Bytes::new())
     });
     Response::from_parts(head, Body::from_stream(body.into_data_stream().chain(tail)))
+}
+
+/// The user messages after the last assistant message of a chat request (OpenAI's or
+/// Anthropic's shape: `content` as text or as a list of text blocks), joined by newlines.
+pub fn new_user_text(body: &Value) -> String {
+    let messages = body["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let text_of = |m: &Value| match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    };
+    let start = messages.iter().rposition(|m| m["role"] == "assistant").map_or(0, |i| i + 1);
+    messages[start..].iter().filter(|m| m["role"] == "user").map(text_of).collect::<Vec<_>>().join("\n")
 }
 
 fn unix_us() -> u64 {
@@ -823,6 +862,20 @@ mod tests {
     use std::io::{Read, Write};
 
     use super::*;
+
+    #[test]
+    fn the_echo_reads_the_user_messages_after_the_last_assistant_reply() {
+        let body = json!({ "messages": [
+            { "role": "system", "content": "be brief" },
+            { "role": "user", "content": "old" },
+            { "role": "assistant", "content": "answered" },
+            { "role": "user", "content": "first" },
+            { "role": "user", "content": [{ "type": "text", "text": "second" }, { "type": "image_url" }] },
+        ] });
+        assert_eq!(new_user_text(&body), "first\nsecond");
+        assert_eq!(new_user_text(&json!({ "messages": [{ "role": "user", "content": "only" }] })), "only");
+        assert_eq!(new_user_text(&json!({})), "");
+    }
 
     /// A test on a current-thread runtime that blocks its thread — as the crash tests do while
     /// `GatewayProcess::wait_exit` waits for the gateway to kill itself — must still get answers

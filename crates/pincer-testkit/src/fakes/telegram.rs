@@ -251,6 +251,10 @@ pub struct TelegramReaction {
 #[derive(Default)]
 struct TelegramState {
     messages: Vec<TelegramMessage>,
+    /// When each accepted message's `sendMessage` request arrived (wall clock, µs), by index.
+    message_at_unix_us: Vec<u64>,
+    /// When a `getUpdates` answer first carried each update: `update_id` → wall clock, µs.
+    handed_over_unix_us: HashMap<i64, u64>,
     /// Users' messages pushed as updates: `(chat_id, message_id)`, so they can be reacted to.
     incoming: Vec<(String, i64)>,
     reactions: Vec<TelegramReaction>,
@@ -331,6 +335,19 @@ impl FakeTelegram {
     /// Messages deleted with `deleteMessage`: `(chat_id, message_id)`.
     pub fn deleted(&self) -> Vec<(String, i64)> {
         self.shared.lock().deleted.clone()
+    }
+
+    /// When each message of [`FakeTelegram::messages`] arrived (its `sendMessage` request's
+    /// arrival on the wall clock, µs since the Unix epoch), by index.
+    pub fn message_times_unix_us(&self) -> Vec<u64> {
+        self.shared.lock().message_at_unix_us.clone()
+    }
+
+    /// When a `getUpdates` answer first handed each update over (wall clock, µs since the Unix
+    /// epoch), by `update_id`: the moment a long poll was answered, so the wait before it is not
+    /// counted.
+    pub fn handed_over_unix_us(&self) -> HashMap<i64, u64> {
+        self.shared.lock().handed_over_unix_us.clone()
     }
 
     /// `sendMessage` requests received, including refused and faulted ones.
@@ -713,6 +730,10 @@ async fn get_updates(shared: Shared, conn: Conn, params: Value) -> Response {
             }
             if !state.updates.is_empty() {
                 let batch: Vec<Value> = state.updates.iter().take(limit).cloned().collect();
+                let now = unix_us();
+                for update in &batch {
+                    state.handed_over_unix_us.entry(update["update_id"].as_i64().unwrap_or(0)).or_insert(now);
+                }
                 return axum::Json(json!({ "ok": true, "result": batch })).into_response();
             }
         }
@@ -723,6 +744,7 @@ async fn get_updates(shared: Shared, conn: Conn, params: Value) -> Response {
 }
 
 async fn send_message(shared: Shared, conn: Conn, body: Bytes) -> Response {
+    let arrived_unix_us = unix_us();
     let json = serde_json::from_slice::<Value>(&body).unwrap_or_default();
     let parse_mode = json["parse_mode"].as_str().filter(|m| !m.is_empty()).map(str::to_string);
     let fault = {
@@ -793,6 +815,7 @@ async fn send_message(shared: Shared, conn: Conn, body: Bytes) -> Response {
         if let Some(thread) = message_thread_id {
             result["message_thread_id"] = json!(thread);
         }
+        state.message_at_unix_us.push(arrived_unix_us);
         state.messages.push(TelegramMessage {
             message_id,
             chat_id,
@@ -812,6 +835,10 @@ async fn send_message(shared: Shared, conn: Conn, body: Bytes) -> Response {
         Some(Fault::AcceptThenBreakOff) => harness::break_off(&conn, axum::Json(answer).into_response()).await,
         _ => axum::Json(answer).into_response(),
     }
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 const TAGS: [&str; 14] =
