@@ -1136,7 +1136,7 @@ impl Inner {
                     self.pause(
                         &row.channel,
                         None,
-                        format!("credentials rejected: {message}; fix channels.{} and restart", row.channel),
+                        format!("credentials rejected: {message}; fix channels.{}, then run `pincer config reload` (saving the config file applies it too)", row.channel),
                     );
                     let part = Some((idx, PartState::Pending));
                     return self.reschedule(row, now, false, &message, DeliveryErrorClass::Auth, part).await;
