@@ -10,9 +10,10 @@ use pincer_core::config::{Env, StatePaths};
 use pincer_protocol::schema::Method;
 use pincer_protocol::{
     ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, ErrorShape, EventFrame, Frame, HelloOk,
-    PROTOCOL_VERSION, RequestFrame, Scope, parse_frame,
+    PROTOCOL_VERSION, RawResponseFrame, RequestFrame, Scope, parse_frame, parse_response,
 };
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Connection settings shared by every client command.
@@ -193,7 +194,7 @@ impl Client {
         // The server speaks first: connect.challenge.
         let challenge = client.next_frame().await?;
         match challenge {
-            Frame::Event(ev) if ev.event == "connect.challenge" => {}
+            Received::Other(Frame::Event(ev)) if ev.event == "connect.challenge" => {}
             other => return Err(ClientError::Protocol(format!("expected connect.challenge, got {other:?}"))),
         }
         let params = ConnectParams {
@@ -226,8 +227,8 @@ impl Client {
             user_agent: None,
         };
         let hello = client.request("connect", Some(serde_json::to_value(params).expect("params serialise"))).await?;
-        client.hello =
-            serde_json::from_value(hello).map_err(|e| ClientError::Protocol(format!("invalid hello-ok: {e}")))?;
+        client.hello = serde_json::from_str(payload_text(&hello))
+            .map_err(|e| ClientError::Protocol(format!("invalid hello-ok: {e}")))?;
         Ok(client)
     }
 
@@ -239,7 +240,7 @@ impl Client {
         let answer = tokio::time::timeout(timeout, self.request(M::NAME, Some(params)))
             .await
             .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })??;
-        decode::<M>(answer)
+        decode::<M>(&answer)
     }
 
     /// Calls method `M` and decodes its answer, passing every event that arrives before the
@@ -266,15 +267,8 @@ impl Client {
             self.ws.send(Message::Text(text.into())).await.map_err(|e| ClientError::Closed(e.to_string()))?;
             loop {
                 match self.next_frame().await? {
-                    Frame::Event(ev) => on_event(&ev),
-                    Frame::Res(res) if res.id == id && !is_accepted(&res) => {
-                        return match (res.ok, res.error) {
-                            (true, _) => Ok(res.payload.unwrap_or(Value::Null)),
-                            (false, error) => Err(ClientError::Rpc(
-                                error.unwrap_or_else(|| ErrorShape::invalid_request("request failed")),
-                            )),
-                        };
-                    }
+                    Received::Other(Frame::Event(ev)) => on_event(&ev),
+                    Received::Res(res) if res.id == id && !is_accepted(&res) => return answer(res),
                     _ => continue,
                 }
             }
@@ -282,10 +276,12 @@ impl Client {
         let answer = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| ClientError::Timeout { url, ms: timeout.as_millis() })??;
-        decode::<M>(answer)
+        decode::<M>(&answer)
     }
 
-    async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
+    /// Sends a request and waits for its final answer: the payload as JSON text (`None` for an
+    /// absent or `null` payload), for the caller to decode into its type without a `Value` between.
+    async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Option<Box<RawValue>>, ClientError> {
         self.next_id += 1;
         let id = format!("{}:{}", self.next_id, uuid::Uuid::new_v4());
         let frame = Frame::Req(RequestFrame {
@@ -299,26 +295,25 @@ impl Client {
         self.ws.send(Message::Text(text.into())).await.map_err(|e| ClientError::Closed(e.to_string()))?;
         loop {
             match self.next_frame().await? {
-                Frame::Res(res) if res.id == id && !is_accepted(&res) => {
-                    return if res.ok {
-                        Ok(res.payload.unwrap_or(Value::Null))
-                    } else {
-                        Err(ClientError::Rpc(
-                            res.error.unwrap_or_else(|| ErrorShape::invalid_request("request failed")),
-                        ))
-                    };
-                }
+                Received::Res(res) if res.id == id && !is_accepted(&res) => return answer(res),
                 _ => continue,
             }
         }
     }
 
-    async fn next_frame(&mut self) -> Result<Frame, ClientError> {
+    async fn next_frame(&mut self) -> Result<Received, ClientError> {
         loop {
             let msg = self.ws.next().await.ok_or_else(|| ClientError::Closed("connection ended".into()))?;
             match msg.map_err(|e| ClientError::Closed(e.to_string()))? {
                 Message::Text(text) => {
-                    return parse_frame(text.as_str()).map_err(|e| ClientError::Protocol(e.message));
+                    let protocol = |e: pincer_protocol::FrameError| ClientError::Protocol(e.message);
+                    if let Some(res) = parse_response(text.as_str()).map_err(protocol)? {
+                        return Ok(Received::Res(res));
+                    }
+                    return match parse_frame(text.as_str()).map_err(protocol)? {
+                        Frame::Res(res) => Ok(Received::Res(res.into())),
+                        other => Ok(Received::Other(other)),
+                    };
                 }
                 Message::Close(frame) => {
                     let reason = frame
@@ -335,6 +330,27 @@ impl Client {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// One frame from the gateway: a response with its payload still JSON text, or any other frame.
+#[derive(Debug)]
+enum Received {
+    Res(RawResponseFrame),
+    Other(Frame),
+}
+
+/// A final response as the caller's result: its payload, or its error.
+fn answer(res: RawResponseFrame) -> Result<Option<Box<RawValue>>, ClientError> {
+    if res.ok {
+        Ok(res.payload)
+    } else {
+        Err(ClientError::Rpc(res.error.unwrap_or_else(|| ErrorShape::invalid_request("request failed"))))
+    }
+}
+
+/// The payload's JSON text; an absent payload reads as `null`, as before.
+fn payload_text(payload: &Option<Box<RawValue>>) -> &str {
+    payload.as_deref().map_or("null", RawValue::get)
 }
 
 fn placeholder_hello() -> HelloOk {
@@ -365,10 +381,10 @@ fn encode<M: Method>(params: &M::Params) -> Result<Value, ClientError> {
     serde_json::to_value(params).map_err(|e| ClientError::Protocol(format!("cannot write {} params: {e}", M::NAME)))
 }
 
-/// The answer as `M`'s result type; the schema is shared with the gateway, so a failure means the
-/// two are different builds.
-fn decode<M: Method>(answer: Value) -> Result<M::Result, ClientError> {
-    serde_json::from_value(answer).map_err(|e| {
+/// The answer as `M`'s result type, read from the payload's text; the schema is shared with the
+/// gateway, so a failure means the two are different builds.
+fn decode<M: Method>(answer: &Option<Box<RawValue>>) -> Result<M::Result, ClientError> {
+    serde_json::from_str(payload_text(answer)).map_err(|e| {
         ClientError::Protocol(format!(
             "cannot read the gateway's {} answer ({e}); is the gateway the same pincer version as this CLI?",
             M::NAME
@@ -378,6 +394,67 @@ fn decode<M: Method>(answer: Value) -> Result<M::Result, ClientError> {
 
 /// OpenClaw's interim answer (`agent` sends `status: "accepted"` before its result); the client
 /// waits for the final one, as OpenClaw's does with `expectFinal`.
-fn is_accepted(res: &pincer_protocol::ResponseFrame) -> bool {
-    res.ok && res.payload.as_ref().is_some_and(|p| p["status"] == "accepted")
+fn is_accepted(res: &RawResponseFrame) -> bool {
+    /// Only `status` is read; the rest of the payload is skipped without being built.
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: Option<Value>,
+    }
+    // An object only: serde would read the struct from a list of its fields too.
+    res.ok
+        && res.payload.as_deref().is_some_and(|p| {
+            p.get().trim_start().starts_with('{')
+                && serde_json::from_str::<Status>(p.get()).is_ok_and(|s| s.status.is_some_and(|v| v == "accepted"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use pincer_protocol::schema::cron::List;
+
+    use super::*;
+
+    fn res(text: &str) -> RawResponseFrame {
+        parse_response(text).unwrap().expect("a res frame")
+    }
+
+    /// Only an `ok` answer whose `status` is `accepted` is interim, as when it was read as a `Value`.
+    #[test]
+    fn an_interim_answer_is_told_from_its_raw_payload() {
+        let cases = [
+            (r#"{"type":"res","id":"1","ok":true,"payload":{"runId":"r","status":"accepted"}}"#, true),
+            (r#"{"type":"res","id":"1","ok":true,"payload":{"status":"ok","text":"accepted"}}"#, false),
+            (r#"{"type":"res","id":"1","ok":true,"payload":{"status":{"accepted":true}}}"#, false),
+            (r#"{"type":"res","id":"1","ok":true,"payload":["accepted"]}"#, false),
+            (r#"{"type":"res","id":"1","ok":true,"payload":null}"#, false),
+            (r#"{"type":"res","id":"1","ok":true}"#, false),
+            (r#"{"type":"res","id":"1","ok":false,"payload":{"status":"accepted"}}"#, false),
+        ];
+        for (text, accepted) in cases {
+            assert_eq!(is_accepted(&res(text)), accepted, "{text}");
+            let old: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(old["ok"] == true && old["payload"]["status"] == "accepted", accepted, "{text}");
+        }
+    }
+
+    /// A typed answer read from the payload's text is the one read from its `Value`, and a payload
+    /// of another shape is refused with the version hint.
+    #[test]
+    fn a_typed_answer_is_decoded_from_the_payload_text() {
+        let page = r#"{"jobs":[{"id":"j1","name":"Zürich \"report\"","enabled":true,"createdAtMs":1,"updatedAtMs":2,
+            "schedule":{"kind":"every","everyMs":60000},"sessionTarget":"isolated","wakeMode":"now",
+            "payload":{"kind":"command","argv":["true"]},"state":{"nextRunAtMs":3},"configRevision":"sha256:x",
+            "nextRunAtMs":3,"futureField":[1.5,{"a":null}]}],"snapshotRevision":"rev-1","total":1,"offset":0,
+            "limit":1000,"hasMore":false,"nextOffset":null,"timezone":"Europe/Zurich","later":{"b":1}}"#;
+        let text = format!(r#"{{"type":"res","id":"1","ok":true,"payload":{page}}}"#);
+        let payload = answer(res(&text)).unwrap();
+        let typed = decode::<List>(&payload).unwrap();
+        let via_value: <List as Method>::Result = serde_json::from_value(serde_json::from_str(page).unwrap()).unwrap();
+        assert_eq!(typed, via_value);
+        assert_eq!(typed.jobs[0].job.name, "Zürich \"report\"");
+        assert_eq!(typed.jobs[0].extra["futureField"], serde_json::json!([1.5, {"a": null}]));
+        let wrong = answer(res(r#"{"type":"res","id":"1","ok":true,"payload":{"jobs":3}}"#)).unwrap();
+        let e = decode::<List>(&wrong).unwrap_err().to_string();
+        assert!(e.contains("cannot read the gateway's cron.list answer") && e.contains("same pincer version"), "{e}");
+    }
 }

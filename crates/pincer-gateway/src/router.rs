@@ -2,7 +2,8 @@
 //! The router is thin; every method body lives in `methods/` or in a domain crate. A method is
 //! registered by its [`Method`] type from `pincer_protocol::schema`, so its params are parsed here,
 //! once, by the schema's `parse_params` (closed, `invalid <method> params: <field>: …`), and its
-//! typed answer is serialised here: JSON stays at this edge.
+//! typed answer is serialised here, straight to JSON text (no `serde_json::Value` in between: for
+//! a large answer building one cost more than writing it): JSON stays at this edge.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -12,10 +13,12 @@ use std::sync::Arc;
 use pincer_protocol::schema::{Method, parse_params};
 use pincer_protocol::{ErrorShape, Requirement, Role, Scope, method_info};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::state::{AppState, Caller};
 
-pub type MethodResult = Result<Value, ErrorShape>;
+/// A method's answer, already JSON text (the `payload` of its `res` frame), or its error.
+pub type MethodResult = Result<Box<RawValue>, ErrorShape>;
 pub type MethodFuture = Pin<Box<dyn Future<Output = MethodResult> + Send>>;
 type Handler = Arc<dyn Fn(Call) -> MethodFuture + Send + Sync>;
 
@@ -95,7 +98,7 @@ impl Methods {
             let answer = f(Ctx { state: call.state, caller: call.caller, reply: call.reply }, params);
             Box::pin(async move {
                 let result = answer.await?;
-                serde_json::to_value(result)
+                serde_json::value::to_raw_value(&result)
                     .map_err(|e| ErrorShape::unavailable(format!("{}: cannot write the answer: {e}", M::NAME)))
             })
         });

@@ -9,7 +9,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use pincer_protocol::{
     ConnectChallenge, ErrorShape, EventFrame, Frame, HANDSHAKE_TIMEOUT_MS, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD,
-    ResponseFrame, Scope, TICK_INTERVAL_MS, close, detail_code, parse_frame,
+    ResponseFrame, Scope, TICK_INTERVAL_MS, close, detail_code, ok_response_text, parse_frame,
 };
 use serde_json::json;
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
@@ -78,11 +78,11 @@ fn too_large(e: &WsError) -> bool {
 
 /// The text of a `res` frame, or — when it would exceed the frame limit the client was promised
 /// (`policy.maxPayload`) — an error saying so and how to ask for less.
-fn answer_text(id: String, method: &str, result: Result<serde_json::Value, ErrorShape>) -> String {
-    let text = to_text(&Frame::Res(match result {
-        Ok(payload) => ResponseFrame::ok(id.clone(), payload),
-        Err(error) => ResponseFrame::err(id.clone(), error),
-    }));
+fn answer_text(id: String, method: &str, result: crate::router::MethodResult) -> String {
+    let text = match result {
+        Ok(payload) => ok_response_text(&id, &payload),
+        Err(error) => to_text(&Frame::Res(ResponseFrame::err(id.clone(), error))),
+    };
     if text.len() <= MAX_PAYLOAD {
         return text;
     }
@@ -423,9 +423,10 @@ mod tests {
 
     #[test]
     fn answers_above_max_payload_become_an_error_that_says_how_to_page() {
-        let small = answer_text("1".into(), "cron.list", Ok(json!({"jobs": []})));
+        let raw = |v: serde_json::Value| serde_json::value::to_raw_value(&v).unwrap();
+        let small = answer_text("1".into(), "cron.list", Ok(raw(json!({"jobs": []}))));
         assert_eq!(small, r#"{"type":"res","id":"1","ok":true,"payload":{"jobs":[]}}"#);
-        let big = answer_text("2".into(), "deliveries.show", Ok(json!({"text": "x".repeat(MAX_PAYLOAD)})));
+        let big = answer_text("2".into(), "deliveries.show", Ok(raw(json!({"text": "x".repeat(MAX_PAYLOAD)}))));
         assert!(big.len() < 1024, "{big}");
         let frame: serde_json::Value = serde_json::from_str(&big).unwrap();
         assert_eq!((frame["id"].as_str(), frame["ok"].as_bool()), (Some("2"), Some(false)));

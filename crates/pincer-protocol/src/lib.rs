@@ -21,7 +21,10 @@ pub use connect::{
     parse_connect_params,
 };
 pub use error::{ErrorCode, ErrorShape, detail_code};
-pub use frame::{EventFrame, Frame, FrameError, RequestFrame, ResponseFrame, StateVersion, parse_frame};
+pub use frame::{
+    EventFrame, Frame, FrameError, RawResponseFrame, RequestFrame, ResponseFrame, StateVersion, ok_response_text,
+    parse_frame, parse_response,
+};
 pub use hello::{
     ConnectChallenge, Features, HelloAuth, HelloOk, Policy, ServerInfo, SessionDefaults, SessionScope, Snapshot,
 };
