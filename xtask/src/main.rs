@@ -24,7 +24,12 @@ use std::process::Command;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = repo_root();
-    if cfg!(debug_assertions) && matches!(args.first().map(String::as_str), Some("bench" | "load" | "soak")) {
+    // `PINCER_BENCH_DEBUG=1` keeps a debug xtask (with `PINCER_BENCH_BINARY` pointing at a debug
+    // `pincer`): a before/after comparison without any release build, not a number to publish.
+    if cfg!(debug_assertions)
+        && matches!(args.first().map(String::as_str), Some("bench" | "load" | "soak"))
+        && std::env::var_os("PINCER_BENCH_DEBUG").is_none()
+    {
         // The measuring clients and fake servers live in this process: run them optimised.
         let status = Command::new("cargo")
             .args(["run", "--quiet", "--release", "--package", "xtask", "--"])

@@ -310,14 +310,19 @@ impl Inner {
         })
         .to_string();
         {
+            // Relaxed: in the WAL at once, so a `kill -9` from here on keeps the result (the tool is
+            // not recorded as interrupted), and fsynced by the turn's next commit — the next step's
+            // assistant message, the final reply or the failure — all full writes. Only a power loss
+            // before that commit can lose it, and then its call is answered as interrupted.
             let (key, id, content) = (key.to_string(), call.id.clone(), content.clone());
             self.store
-                .write(move |tx| {
+                .write_relaxed(move |tx| {
                     tx.append_transcript(&key, TOOL_RESULT_ROLE, &content, now, Some(&meta))?;
                     tx.close_tool_call(&key, &id)
                 })
                 .await?;
         }
+        crashpoint::hit("agent.tool_result");
         on_tool(json!({
             "phase": "result", "name": call.name, "toolCallId": call.id, "isError": is_error,
             "errorClass": class, "result": content, "durationMs": ms,
