@@ -224,9 +224,10 @@ async fn run_turn(chat: &Arc<Chat>, session: &str, batch: &[InboundRow], last: &
         ..AgentParams::default()
     };
     // The owner-only tools (`cron`) only when every message of the batch is the owner's.
+    let config = chat.config();
     let owner = batch.iter().all(|r| {
         let sender = Sender { id: &r.sender_id, username: r.sender_name.as_deref(), group: None, addressed: false };
-        access::is_owner(&chat.config.channels, &r.channel, &sender)
+        access::is_owner(&config.channels, &r.channel, &sender)
     });
     let requester = if owner { Requester::Owner } else { Requester::NotOwner };
     tracing::debug!(session, owner, "inbound: turn starts");
