@@ -1000,3 +1000,68 @@ async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consist
     assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{sent}");
     assert_eq!(sent[3]["tool_call_id"], "call_write");
 }
+
+/// `SIGKILL` right after a tool's result was committed relaxed (`agent.tool_result`: in the WAL,
+/// not fsynced, the model not asked again): the kill loses nothing the process wrote, so after
+/// the restart the call has its real result — not the interrupted one — the next turn sends it
+/// to the model, and the tool is not run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_a_relaxed_tool_result_keeps_the_result_and_does_not_run_the_tool_again() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_call("write", json!({"path": "made.txt", "content": "x"})));
+    fake.push(Reply::text("Picking up after the restart."));
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    arm(&mut gw, "agent.tool_result", 1);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let turn =
+        tokio::spawn(
+            async move { c.call("agent", json!({"message": "Make a file", "sessionKey": "session:crash"})).await },
+        );
+
+    expect_crash(&mut gw, "agent.tool_result");
+    let _ = turn.await;
+    let made = dir.path().join("workspace/made.txt");
+    assert!(made.exists(), "the tool ran before the crash point");
+    assert_eq!(fake.requests().len(), 1, "the model was not asked again before the kill");
+    // Whatever runs the tool again after the restart would make the file again.
+    std::fs::remove_file(&made).unwrap();
+    restart_after_the_crash(&mut gw);
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let history = c.call("chat.history", json!({"sessionKey": "session:crash"})).await.unwrap();
+    let entries: Vec<(String, Option<String>, Option<String>)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().map(String::from);
+            (m["role"].as_str().unwrap().to_string(), s("errorClass"), s("toolCallId"))
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("user".into(), None, None),
+            ("assistant".into(), None, None),
+            ("toolResult".into(), None, Some("call_write".into()))
+        ],
+        "{history}"
+    );
+
+    let answer = c.call("agent", json!({"message": "Go on", "sessionKey": "session:crash"})).await.unwrap();
+    assert_eq!(answer["text"], "Picking up after the restart.");
+    let sent = fake.requests().last().unwrap().body["messages"].clone();
+    let roles: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{sent}");
+    assert_eq!(sent[3]["tool_call_id"], "call_write");
+    assert!(!sent[3]["content"].to_string().contains("interrupted"), "{sent}");
+    assert!(!made.exists(), "the tool ran again after the restart");
+    assert_eq!(fake.requests().len(), 2);
+}

@@ -557,3 +557,80 @@ async fn a_paced_job_sets_its_next_run_with_next_check_within_its_bounds() {
     );
     gw.stop().await;
 }
+
+/// The tool names the model was offered in request `i`.
+fn offered(model: &FakeOpenAi, i: usize) -> Vec<String> {
+    let request = &model.requests()[i];
+    let tools = request.body["tools"].as_array().cloned().unwrap_or_default();
+    tools.iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// `cron` is owner-only, as in OpenClaw (`senderIsOwner`: the sender is named in the channel's
+/// `allowFrom`): the owner's DMs and group messages, and operator clients, are offered it; a
+/// sender let in by pairing and a group member who is not the owner are not, neither directly nor
+/// through a turn they start in another session with `sessions_send`, and a call the model makes
+/// anyway is an unknown-tool error that creates no job.
+#[tokio::test]
+async fn only_the_owners_turns_are_offered_the_cron_tool() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello, owner."));
+    model.push(Reply::tool_call(
+        "cron",
+        json!({"action": "add", "job": {
+            "name": "sneaky", "schedule": {"kind": "at", "at": "20m"},
+            "sessionTarget": "isolated", "payload": {"kind": "agentTurn", "message": "x"},
+        }}),
+    ));
+    model.push(Reply::text("I cannot schedule that for you."));
+    model.push(Reply::text("Hello, member."));
+    model.push(Reply::text("Hello, owner in the group."));
+    model.push(Reply::text("Hello, operator."));
+    model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "session:operator", "message": "add a job"})));
+    model.push(Reply::text("Nested."));
+    model.push(Reply::text("Asked."));
+    let telegram = json!({ "botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url(), "allowFrom": [1001],
+        "groups": { "-100": { "requireMention": false, "allowFrom": [1001, 3003] } } });
+    let gw = gateway(&model, Some(&tg), json!({ "channels": { "telegram": telegram } })).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    assert!(offered(&model, 0).contains(&"cron".to_string()), "the owner's DM: {:?}", offered(&model, 0));
+
+    // 2002 is let in by pairing: allowed to talk, not the owner.
+    tg.push_message(Incoming::dm(2002, "hello?"));
+    tg.wait_for_messages(2, WAIT).await;
+    c.call("channels.pairing.approve", json!({"channel": "telegram", "requestId": "telegram:2002"})).await.unwrap();
+    tg.wait_for_messages(3, WAIT).await;
+    tg.push_message(Incoming::dm(2002, "remind me in 20 minutes"));
+    let got = tg.wait_for_messages(4, WAIT).await;
+    assert_eq!(got[3].text, "I cannot schedule that for you.");
+    let paired = offered(&model, 1);
+    assert!(!paired.is_empty() && !paired.contains(&"cron".to_string()), "a paired sender: {paired:?}");
+    assert_eq!(offered(&model, 2), paired, "the same turn's next step");
+    let refused = tool_result(&model, "call_cron");
+    assert!(refused.contains("unknown tool `cron`"), "{refused}");
+    assert_eq!(c.call("cron.list", json!({"includeDisabled": true})).await.unwrap()["total"], 0);
+
+    tg.push_message(Incoming::group(-100, 3003, "hi all"));
+    tg.wait_for_messages(5, WAIT).await;
+    let member = offered(&model, 3);
+    assert!(!member.is_empty() && !member.contains(&"cron".to_string()), "a group member: {member:?}");
+    tg.push_message(Incoming::group(-100, 1001, "hi group"));
+    tg.wait_for_messages(6, WAIT).await;
+    assert!(offered(&model, 4).contains(&"cron".to_string()), "the owner in a group: {:?}", offered(&model, 4));
+
+    let answer =
+        agent(&mut c, json!({"message": "hi", "sessionKey": "session:operator", "idempotencyKey": "op-1"})).await;
+    assert_eq!(answer["text"], "Hello, operator.", "{answer}");
+    assert!(offered(&model, 5).contains(&"cron".to_string()), "an operator client: {:?}", offered(&model, 5));
+
+    // Nor through another session: the turn `sessions_send` starts acts for the same sender.
+    tg.push_message(Incoming::dm(2002, "ask the operator's session"));
+    let got = tg.wait_for_messages(7, WAIT).await;
+    assert_eq!(got[6].text, "Asked.");
+    assert_eq!(tool_json(&model, "call_sessions_send")["reply"], "Nested.");
+    let nested = offered(&model, 7);
+    assert!(!nested.is_empty() && !nested.contains(&"cron".to_string()), "a turn sessions_send started: {nested:?}");
+    gw.stop().await;
+}

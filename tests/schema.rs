@@ -315,6 +315,8 @@ async fn script() -> (Answers, Vec<String>) {
     let approvals = a.call(&mut c, "exec.approvals.get", json!({})).await;
     let file = json!({"version": 1, "agents": {"*": {"allowlist": [{"pattern": "/usr/bin/true"}]}}});
     a.call(&mut c, "exec.approvals.set", json!({"file": file, "baseHash": approvals["hash"]})).await;
+    let grants = a.call(&mut c, "exec.approval.grants.list", json!({})).await;
+    a.call(&mut c, "exec.approval.grants.revoke", json!({"grantId": grants["grants"][0]["grantId"]})).await;
 
     // Pairing, from request to removal.
     let url = gw.url();

@@ -560,3 +560,57 @@ async fn exec_approvals_get_and_set_show_and_replace_the_grants() {
     assert!(node.to_string().contains("unknown method"), "{node}");
     gw.stop().await;
 }
+
+/// `exec.approval.grants.list|revoke` (OpenClaw's) and `pincer approvals grants|revoke` over the
+/// grants file: a grant is listed with its id, revoked once (audited, gone from the file, and the
+/// next `exec` of it refused again), and a second revoke is `not-found`.
+#[tokio::test]
+async fn standing_grants_are_listed_and_revoked_with_an_audit_row() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake, "tools: { profile: 'full' }").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let bin = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("true"))
+        .find(|p| p.exists())
+        .unwrap()
+        .display()
+        .to_string();
+    let file = json!({"version": 1, "agents": {"*": {"allowlist": [{"pattern": bin}, {"pattern": "/usr/bin/git"}]}}});
+    c.call("exec.approvals.set", json!({ "file": file })).await.unwrap();
+
+    let mut approver = gw.client(&["operator.approvals"]).await;
+    let listed = approver.call("exec.approval.grants.list", json!({})).await.unwrap();
+    let grants = listed["grants"].as_array().unwrap();
+    let commands: Vec<&str> = grants.iter().map(|g| g["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, [bin.as_str(), "/usr/bin/git"], "{listed}");
+    let id = grants[0]["grantId"].as_str().unwrap().to_string();
+    assert!(id.starts_with("grant-"), "{listed}");
+    assert_eq!(grants[0]["revokedAtMs"], Value::Null);
+    let limited = approver.call("exec.approval.grants.list", json!({"limit": 1})).await.unwrap();
+    assert_eq!(limited["grants"].as_array().unwrap().len(), 1);
+
+    let (ok, out) = pincer(&gw, &["approvals", "grants"]).await;
+    assert!(ok && out.contains(&id) && out.contains("/usr/bin/git"), "{out}");
+    let (ok, out) = pincer(&gw, &["approvals", "revoke", &id]).await;
+    assert!(ok && out.contains(&format!("Revoked {id}")), "{out}");
+
+    let after = approver.call("exec.approval.grants.list", json!({})).await.unwrap();
+    assert_eq!(after["grants"].as_array().unwrap().len(), 1, "{after}");
+    let on_disk = std::fs::read_to_string(gw.paths.state_dir.join("exec-approvals.json")).unwrap();
+    assert!(!on_disk.contains(&bin) && on_disk.contains("/usr/bin/git"), "{on_disk}");
+    let revoked = audit_actions(&mut c).await;
+    let row = revoked.iter().find(|e| e["action"] == "exec.approval.grant.revoked").expect("an audit row");
+    assert_eq!(row["detail"]["grantId"], id.as_str(), "{row}");
+    assert_eq!(row["detail"]["pattern"], bin.as_str(), "{row}");
+    let job = run_exec_job(&mut c, &fake, "true", "Tried.").await;
+    assert_eq!(wait_runs(&mut c, &job, 1).await[0]["toolCalls"][0]["isError"], true, "the grant is gone");
+
+    let again = approver.call("exec.approval.grants.revoke", json!({"grantId": id})).await.unwrap();
+    assert_eq!(again, json!({"outcome": "not-found"}));
+    let (ok, out) = pincer(&gw, &["approvals", "revoke", &id]).await;
+    assert!(!ok && out.contains("pincer approvals grants"), "{out}");
+    // By pattern too, as `pincer approvals revoke` documents.
+    let by_pattern = approver.call("exec.approval.grants.revoke", json!({"grantId": "/usr/bin/git"})).await.unwrap();
+    assert_eq!(by_pattern, json!({"outcome": "revoked"}));
+    gw.stop().await;
+}

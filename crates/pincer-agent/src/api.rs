@@ -107,9 +107,30 @@ fn request_session_key(
     }
 }
 
+/// Who a turn runs for, as OpenClaw's `senderIsOwner` decides which tools it gets: operator
+/// clients (the CLI, the console), cron runs and the heartbeat act for the owner; a chat sender
+/// does only when the channel names them its owner (`pincer_chat::access::is_owner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    Owner,
+    /// Not offered the owner-only tools (`pincer_tools::policy::OWNER_ONLY`: `cron`).
+    NotOwner,
+}
+
+/// `agent`, for an operator client: the turn acts for the owner.
 pub async fn agent(
     agents: &Agents,
     p: AgentParams,
+    on_accepted: impl FnOnce(AgentAccepted) + Send,
+) -> Result<AgentResult, ApiError> {
+    agent_as(agents, p, Requester::Owner, on_accepted).await
+}
+
+/// `agent` for `requester`: a turn that is not the owner's is not offered the owner-only tools.
+pub async fn agent_as(
+    agents: &Agents,
+    p: AgentParams,
+    requester: Requester,
     on_accepted: impl FnOnce(AgentAccepted) + Send,
 ) -> Result<AgentResult, ApiError> {
     const M: &str = wire::Agent::NAME;
@@ -165,11 +186,15 @@ pub async fn agent(
         0 => None,
         secs => Some(now.saturating_add(secs.saturating_mul(1000).min(i64::MAX as u64) as i64)),
     };
-    let tools = inner.turn_tools(&[]);
+    let tools = match requester {
+        Requester::Owner => inner.turn_tools(&[]),
+        Requester::NotOwner => inner.turn_tools(&[]).without_owner_only(),
+    };
     let turn = Turn {
         system: inner
             .compose_system(prompt::chat_system(now, &inner.default_tz, p.extra_system_prompt.as_deref()), &tools),
         tools,
+        requester,
         input: Input::Message { text: message, meta: json!({"runId": run_id}), replay },
         chain,
         deadline_ms,

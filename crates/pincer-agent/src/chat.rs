@@ -123,6 +123,7 @@ pub async fn chat_send(
     let turn = Turn {
         system: inner.compose_system(prompt::chat_system(now, &inner.default_tz, None), &tools),
         tools,
+        requester: crate::api::Requester::Owner,
         input: Input::Message {
             text: message.clone(),
             meta: json!({"runId": run_id, "source": "chat.send"}),

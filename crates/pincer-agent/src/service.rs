@@ -431,6 +431,7 @@ impl Inner {
         let turn = Turn {
             system: self.compose_system(prompt::main_system(self.clock.now_ms(), tz), &tools),
             tools,
+            requester: crate::api::Requester::Owner,
             input: Input::Events { extra },
             chain,
             deadline_ms,
@@ -478,6 +479,7 @@ impl Inner {
         let turn = Turn {
             system: self.compose_system(prompt::cron_system(self.clock.now_ms(), &ctx.tz), &tools),
             tools,
+            requester: crate::api::Requester::Owner,
             input: Input::Message {
                 text: prompt::cron_user(&job.id, &job.name, message),
                 meta: json!({"runId": ctx.run_id, "jobId": job.id}),

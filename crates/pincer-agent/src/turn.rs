@@ -10,6 +10,7 @@ use pincer_tools::{ToolContext, ToolSet};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::Requester;
 use crate::models::ModelRef;
 use crate::provider::{ChatMessage, ChatRequest, ErrorClass, OnDelta, ProviderError, ToolCall, ToolDef, Usage};
 use crate::service::Inner;
@@ -49,6 +50,8 @@ pub(crate) struct Turn {
     pub kind: &'static str,
     /// The tools the model is offered (already filtered by the policy).
     pub tools: ToolSet,
+    /// Whom the turn acts for; its tools see it (`ToolContext::sender_is_owner`).
+    pub requester: Requester,
 }
 
 /// What [`Inner::record_input`] found in the transcript.
@@ -135,7 +138,7 @@ impl Inner {
         on_delta: OnDelta<'_>,
         on_tool: OnTool<'_>,
     ) -> Result<Option<TurnOutput>, TurnError> {
-        let Turn { session, system, input, chain, deadline_ms, run_id, kind, tools } = turn;
+        let Turn { session, system, input, chain, deadline_ms, run_id, kind, tools, requester } = turn;
         let _serial = self.lock_session(&session.key).await;
         let rows = match self.record_input(&session, input, &run_id).await? {
             None => return Ok(None),
@@ -256,10 +259,11 @@ impl Inner {
                     .await?;
             }
             crashpoint::hit("agent.tool_called");
-            let results = futures_util::future::join_all(
-                calls.iter().map(|call| self.run_tool_call(&tools, call, &key, &run_id, deadline_ms, &cancel, on_tool)),
-            )
-            .await;
+            let results =
+                futures_util::future::join_all(calls.iter().map(|call| {
+                    self.run_tool_call(&tools, call, &key, &run_id, deadline_ms, &cancel, on_tool, requester)
+                }))
+                .await;
             req.messages.push(ChatMessage::assistant_calls(text, calls.clone()));
             for (call, result) in calls.iter().zip(results) {
                 let result = result?;
@@ -281,6 +285,7 @@ impl Inner {
         turn_deadline_ms: Option<i64>,
         cancel: &CancellationToken,
         on_tool: OnTool<'_>,
+        requester: Requester,
     ) -> Result<ToolResult, StoreError> {
         let started = self.clock.now_ms();
         let args: Value =
@@ -293,6 +298,7 @@ impl Inner {
         ctx.cancel = cancel.child_token();
         ctx.call_id = call.id.clone();
         ctx.session_key = Some(key.to_string());
+        ctx.sender_is_owner = requester == Requester::Owner;
         let outcome = tools.call(&call.name, &call.arguments, &ctx).await;
         let now = self.clock.now_ms();
         let ms = (now - started).max(0);
@@ -310,14 +316,19 @@ impl Inner {
         })
         .to_string();
         {
+            // Relaxed: in the WAL at once, so a `kill -9` from here on keeps the result (the tool is
+            // not recorded as interrupted), and fsynced by the turn's next commit — the next step's
+            // assistant message, the final reply or the failure — all full writes. Only a power loss
+            // before that commit can lose it, and then its call is answered as interrupted.
             let (key, id, content) = (key.to_string(), call.id.clone(), content.clone());
             self.store
-                .write(move |tx| {
+                .write_relaxed(move |tx| {
                     tx.append_transcript(&key, TOOL_RESULT_ROLE, &content, now, Some(&meta))?;
                     tx.close_tool_call(&key, &id)
                 })
                 .await?;
         }
+        crashpoint::hit("agent.tool_result");
         on_tool(json!({
             "phase": "result", "name": call.name, "toolCallId": call.id, "isError": is_error,
             "errorClass": class, "result": content, "durationMs": ms,

@@ -2,7 +2,7 @@
 //! `groupAllowFrom` / `groups` / `requireMention`, decided by one pure function over a parsed
 //! message, the channel's config and whether the owner approved the sender (pairing).
 
-use pincer_core::config::{DiscordConfig, DmPolicy, GroupPolicy, SlackConfig, TelegramConfig};
+use pincer_core::config::{ChannelsConfig, DiscordConfig, DmPolicy, GroupPolicy, SlackConfig, TelegramConfig};
 
 /// Who sent a message and where, as the access check needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,21 @@ pub fn listed(list: &[String], sender: &Sender<'_>) -> bool {
             || entry == sender.id
             || sender.username.is_some_and(|u| entry.trim_start_matches('@').eq_ignore_ascii_case(u))
     })
+}
+
+/// Whether `sender` is the channel's owner, as OpenClaw's `senderIsOwner` decides it when
+/// `commands.ownerAllowFrom` is not set (`src/auto-reply/command-auth.ts`): the channel's
+/// `allowFrom` names them by id or username. `*` names no one, and a sender let in by pairing
+/// or by a group's lists is not the owner. Only the owner's turns get the owner-only tools.
+pub fn is_owner(channels: &ChannelsConfig, channel: &str, sender: &Sender<'_>) -> bool {
+    let allow_from = match channel {
+        "telegram" => channels.telegram.as_ref().map(|c| &c.allow_from),
+        "discord" => channels.discord.as_ref().map(|c| &c.allow_from),
+        "slack" => channels.slack.as_ref().map(|c| &c.allow_from),
+        _ => None,
+    };
+    let owners: Vec<String> = allow_from.into_iter().flatten().filter(|entry| entry.trim() != "*").cloned().collect();
+    listed(&owners, sender)
 }
 
 /// One channel's access rules for one message, whatever the platform calls them.
@@ -207,6 +222,44 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
         v["botToken"] = "t".into();
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_owner_is_named_in_the_channels_allow_from_and_star_names_no_one() {
+        let channels: ChannelsConfig = serde_json::from_value(serde_json::json!({
+            "telegram": {"botToken": "t", "allowFrom": [1001, "@Alice", "*"]},
+            "discord": {"token": "d", "allowFrom": ["42"]},
+            "slack": {"botToken": "s", "allowFrom": ["*"]},
+        }))
+        .unwrap();
+        let sender = |id, username| Sender { id, username, group: None, addressed: false };
+        let mut out = String::new();
+        for (channel, s) in [
+            ("telegram", sender("1001", None)),
+            ("telegram", sender("7", Some("alice"))),
+            ("telegram", sender("2002", Some("bob"))),
+            ("discord", sender("42", None)),
+            ("discord", sender("1001", None)),
+            ("slack", sender("U1", None)),
+            ("webhook", sender("1001", None)),
+        ] {
+            out += &format!(
+                "{channel:<8} {:<4} {:<6} {}\n",
+                s.id,
+                s.username.unwrap_or("-"),
+                is_owner(&channels, channel, &s)
+            );
+        }
+        expect![[r#"
+            telegram 1001 -      true
+            telegram 7    alice  true
+            telegram 2002 bob    false
+            discord  42   -      true
+            discord  1001 -      false
+            slack    U1   -      false
+            webhook  1001 -      false
+        "#]]
+        .assert_eq(&out);
     }
 
     #[test]

@@ -7,11 +7,13 @@
 
 use std::sync::Arc;
 
+use pincer_agent::api::Requester;
 use pincer_core::TaskResult;
 use pincer_protocol::schema::agent::AgentParams;
 use pincer_protocol::state::InboundState;
 use pincer_store::InboundRow;
 
+use crate::access::{self, Sender};
 use crate::{Chat, Reply};
 
 /// How long the typing indicator lasts on Telegram; it is sent again before it fades.
@@ -221,8 +223,15 @@ async fn run_turn(chat: &Arc<Chat>, session: &str, batch: &[InboundRow], last: &
         idempotency_key: Some(format!("inbound-{}-{}-{}", last.channel, batch[0].seq, last.seq)),
         ..AgentParams::default()
     };
-    tracing::debug!(session, "inbound: turn starts");
-    let result = pincer_agent::api::agent(&chat.agents, params, |_| {}).await;
+    // The owner-only tools (`cron`) only when every message of the batch is the owner's.
+    let config = chat.config();
+    let owner = batch.iter().all(|r| {
+        let sender = Sender { id: &r.sender_id, username: r.sender_name.as_deref(), group: None, addressed: false };
+        access::is_owner(&config.channels, &r.channel, &sender)
+    });
+    let requester = if owner { Requester::Owner } else { Requester::NotOwner };
+    tracing::debug!(session, owner, "inbound: turn starts");
+    let result = pincer_agent::api::agent_as(&chat.agents, params, requester, |_| {}).await;
     tracing::debug!(session, ok = result.is_ok(), "inbound: turn ended");
     if let Some(t) = typing {
         t.abort();

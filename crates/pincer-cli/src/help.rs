@@ -41,6 +41,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("approvals list", "pincer approvals list"),
     ("approvals approve", "pincer approvals approve 3f2a9c   # --always: allow its executables from now on"),
     ("approvals deny", "pincer approvals deny 3f2a9c"),
+    ("approvals grants", "pincer approvals grants --json"),
+    ("approvals revoke", "pincer approvals revoke grant-1a2b3c4d5e6f"),
     ("mcp list", "pincer mcp list --json"),
     ("mcp probe", "pincer mcp probe time"),
     ("devices list", "pincer devices list"),

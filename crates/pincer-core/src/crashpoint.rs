@@ -18,6 +18,7 @@
 //! | `inbound.answering` | a turn answered; its reply is not yet committed |
 //! | `inbound.answered` | the reply's outbox row and its messages' `answered` mark are committed |
 //! | `agent.tool_called` | an assistant message calling tools is committed; no result is recorded yet |
+//! | `agent.tool_result` | a tool's result is committed relaxed (in the WAL, not fsynced); the model is not asked again yet |
 //!
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
@@ -44,7 +45,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Every point the code defines (an unknown name in the variable is refused at startup).
-pub const POINTS: [&str; 10] = [
+pub const POINTS: [&str; 11] = [
     "cron.reserved",
     "cron.executed",
     "outbox.enqueued",
@@ -55,6 +56,7 @@ pub const POINTS: [&str; 10] = [
     "inbound.answering",
     "inbound.answered",
     "agent.tool_called",
+    "agent.tool_result",
 ];
 
 /// The variable that arms crash points.

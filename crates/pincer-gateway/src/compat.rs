@@ -58,6 +58,14 @@ const NOTES: &[(&str, &str)] = &[
         "exec.approvals.set",
         "replaces the allow-always grants (every agent's allowlist); a change of `defaults` is refused: edit `tools.exec.mode`",
     ),
+    (
+        "exec.approval.grants.list",
+        "the allow-always grants of `<state>/exec-approvals.json`: `command` is the granted pattern; the cron binding, times and use counts are `null` (not kept)",
+    ),
+    (
+        "exec.approval.grants.revoke",
+        "by `grantId` (or the pattern): removed from the file and audited; `already-revoked` never happens, a second revoke is `not-found`",
+    ),
     ("sessions.compact", "`maxLines` trims to the newest entries; without it `ok: false`: Pincer does not summarise"),
     (
         "sessions.reset",
@@ -77,7 +85,6 @@ const REASONS: &[(&str, &str)] = &[
     ("voicewake.", "Pincer has no voice or talk mode"),
     ("tts.", "Pincer has no voice or talk mode"),
     ("exec.approvals.node.", "Pincer has no nodes: commands run on the gateway's own host (`exec.approvals.get`)"),
-    ("exec.approval.grants.", "allow-always grants are kept in `<state>/exec-approvals.json`"),
     ("exec.approval.", "approvals are raised by Pincer's own `exec` tool, not requested by clients"),
     ("plugin", "Pincer has no plugins"),
     ("skills.", "skills are not served over the gateway yet"),

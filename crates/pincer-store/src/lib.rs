@@ -14,7 +14,9 @@
 //! [`Rd`] (inside [`Store::read`]), defined per table in this crate's modules.
 //!
 //! **Architecture Invariant:** a write's result is only returned after its transaction committed,
-//! and a caller told "failed" had nothing of its write saved.
+//! and a caller told "failed" had nothing of its write saved. A [`Store::write`] is fsynced before
+//! it is answered; a [`Store::write_relaxed`] is in the WAL (safe from a `kill -9`) and becomes
+//! durable against power loss with the next fsynced commit.
 
 pub mod backup;
 pub mod cron;
@@ -49,7 +51,7 @@ pub use outbox::{
     NewDelivery, PartRow,
 };
 pub use sessions::{ArchivedSession, ModelUsage, OpenToolCall, PendingEvent, SessionRow, TranscriptRow};
-pub use writer::{WriteFailure, WriteFailureKind};
+pub use writer::{Durability, WriteFailure, WriteFailureKind};
 
 /// Errors from the store, always saying which operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -207,8 +209,32 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
     {
+        self.write_with(Durability::Full, f)
+    }
+
+    /// [`Store::write`] answered once the transaction is in the WAL, without waiting for an fsync
+    /// ([`Durability::Relaxed`]): the write survives a `kill -9` of the gateway at once, and a
+    /// power loss from the next full write's commit on. For a step whose loss on power failure
+    /// the caller can repair, followed soon by a full write (the tool loop's results).
+    pub fn write_relaxed<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
+    {
+        self.write_with(Durability::Relaxed, f)
+    }
+
+    fn write_with<R, F>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<R>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<Result<R>>();
-        let sent = self.send(Box::new(writer::Pending { f, reply: writer::Reply::Async(done_tx) }));
+        let sent = self.send(Box::new(writer::Pending { f, reply: writer::Reply::Async(done_tx), durability }));
         async move {
             sent?;
             done_rx.await.map_err(|_| StoreError::Closed)?
@@ -222,7 +248,11 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
     {
         let (done_tx, done_rx) = mpsc::channel::<Result<R>>();
-        self.send(Box::new(writer::Pending { f, reply: writer::Reply::Blocking(done_tx) }))?;
+        self.send(Box::new(writer::Pending {
+            f,
+            reply: writer::Reply::Blocking(done_tx),
+            durability: Durability::Full,
+        }))?;
         done_rx.recv().map_err(|_| StoreError::Closed)?
     }
 

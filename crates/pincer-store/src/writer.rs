@@ -10,6 +10,13 @@
 //!
 //! The writer also keeps the store's write health: the storage failure and since when, cleared
 //! by the next commit that wrote something.
+//!
+//! A request is [`Durability::Full`] (the default) or [`Durability::Relaxed`]. A batch made only
+//! of relaxed requests commits with `PRAGMA synchronous=NORMAL`: its WAL frames are written to the
+//! operating system but not fsynced, so it survives a `kill -9` of the gateway but not a power
+//! loss — until the next full commit, whose fsync of the WAL covers every frame before it. A
+//! batch holding any full request commits with `synchronous=FULL`, so grouping never weakens a
+//! full request.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -28,9 +35,32 @@ const MAX_BATCH: usize = 256;
 
 pub(crate) type Job = Box<dyn Request>;
 
+/// How durable a write is when its caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Committed and fsynced (`synchronous=FULL`): survives a power loss.
+    Full,
+    /// Committed to the WAL without an fsync (`synchronous=NORMAL`): survives a `kill -9` of the
+    /// gateway; a power loss may lose it until the next [`Durability::Full`] commit, which makes
+    /// it durable too.
+    Relaxed,
+}
+
+impl Durability {
+    /// The `PRAGMA synchronous` value that gives this durability in WAL mode.
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "PRAGMA synchronous = FULL",
+            Durability::Relaxed => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
+
 /// A queued write: runs inside the writer's transaction and answers its caller once the
 /// transaction's outcome is known.
 pub(crate) trait Request: Send {
+    /// How durable its commit must be; a batch is as durable as its most demanding request.
+    fn durability(&self) -> Durability;
     /// Runs in its own savepoint; the answer waits for the commit.
     fn run(self: Box<Self>, conn: &Connection, dir: &Path) -> Box<dyn Answer>;
     /// Answers without running: no transaction could begin.
@@ -69,6 +99,7 @@ impl<R> Reply<R> {
 pub(crate) struct Pending<R, F> {
     pub f: F,
     pub reply: Reply<R>,
+    pub durability: Durability,
 }
 
 impl<R, F> Request for Pending<R, F>
@@ -76,8 +107,12 @@ where
     R: Send + 'static,
     F: FnOnce(&Tx<'_>) -> Result<R> + Send + 'static,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(self: Box<Self>, conn: &Connection, dir: &Path) -> Box<dyn Answer> {
-        let Pending { f, reply } = *self;
+        let Pending { f, reply, .. } = *self;
         Box::new(Done { result: run_in_savepoint(conn, dir, f), reply })
     }
 
@@ -318,6 +353,8 @@ pub(crate) struct Writer {
     /// The database's exclusive lock (see `files.rs`), released when the writer's connection is
     /// closed: it lives exactly as long as the connection that writes.
     lock: Option<std::fs::File>,
+    /// The connection's `synchronous` setting now (`configure` opens it at `FULL`).
+    synchronous: std::cell::Cell<Durability>,
 }
 
 impl Writer {
@@ -332,7 +369,7 @@ impl Writer {
         // transaction fails instead of committing alone.
         conn.commit_hook(Some(move || !allowed.load(Ordering::Acquire)))?;
         let dir = health.dir.clone();
-        Ok(Writer { conn, dir, health, may_commit, lock })
+        Ok(Writer { conn, dir, health, may_commit, lock, synchronous: std::cell::Cell::new(Durability::Full) })
     }
 
     /// Drains the queue until every sender is gone, then checkpoints so the database file alone
@@ -362,6 +399,28 @@ impl Writer {
     /// as many as needed — and answers every request.
     fn commit_batch(&self, mut queue: VecDeque<Job>) {
         while !queue.is_empty() {
+            let durability = if queue.iter().all(|job| job.durability() == Durability::Relaxed) {
+                Durability::Relaxed
+            } else {
+                Durability::Full
+            };
+            if durability != self.synchronous.get() {
+                match run_cached(&self.conn, durability.pragma()) {
+                    Ok(()) => self.synchronous.set(durability),
+                    // Still at the old setting: a relaxed batch committed with FULL is only slower,
+                    // but a full batch must not commit relaxed.
+                    Err(e) if durability == Durability::Full => {
+                        let err = classify(&self.conn, &self.dir, e.into());
+                        tracing::error!(error = %err, "store: cannot make the next commit durable (PRAGMA synchronous)");
+                        self.health.failed(WriteFailureKind::Other, &err, queue.len());
+                        for job in queue.drain(..) {
+                            job.refuse(self.echo(&err));
+                        }
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "store: cannot relax the next commit; it is fsynced"),
+                }
+            }
             if let Err(e) = run_cached(&self.conn, "BEGIN IMMEDIATE") {
                 let err = classify(&self.conn, &self.dir, e.into());
                 tracing::error!(error = %err, "store: cannot begin a write transaction");
@@ -650,6 +709,59 @@ mod tests {
         // The writer goes on.
         store.write_blocking(|tx| tx.meta_set("after", "v")).unwrap();
         assert!(key_present(&store, "after"));
+    }
+
+    /// The `synchronous` level each request of a batch ran under, as SQLite reports it inside the
+    /// transaction (1 = NORMAL, 2 = FULL).
+    fn levels_of_one_batch(store: &Store, durabilities: &[super::Durability]) -> Vec<i64> {
+        let (held_tx, held_rx) = std_mpsc::channel::<()>();
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let gate = store.write(move |_| {
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(())
+        });
+        held_rx.recv().unwrap();
+        let level = |tx: &crate::Tx<'_>| -> crate::Result<i64> {
+            tx.meta_set("touched", "v")?;
+            Ok(tx.conn().query_row("PRAGMA synchronous", (), |r| r.get(0))?)
+        };
+        let requests: Vec<_> = durabilities
+            .iter()
+            .map(|d| match d {
+                super::Durability::Full => Box::pin(store.write(level))
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<i64>> + Send>>,
+                super::Durability::Relaxed => Box::pin(store.write_relaxed(level)),
+            })
+            .collect();
+        release_tx.send(()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(gate).unwrap();
+        requests.into_iter().map(|r| rt.block_on(r).unwrap()).collect()
+    }
+
+    /// A batch of relaxed writes commits without an fsync; a batch holding any full write is
+    /// fsynced whatever else shares it, and the level goes back to FULL after a relaxed batch.
+    #[test]
+    fn a_batch_commits_relaxed_only_when_every_request_in_it_is_relaxed() {
+        use super::Durability::{Full, Relaxed};
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &FakeClock::new(1_000));
+        let mut table = String::new();
+        for batch in [vec![Relaxed], vec![Relaxed, Relaxed], vec![Relaxed, Full, Relaxed], vec![Full], vec![Relaxed]] {
+            let levels = levels_of_one_batch(&store, &batch);
+            table += &format!("{batch:?} -> {levels:?}\n");
+        }
+        // The gate of each batch is a full write that commits alone before it.
+        expect_test::expect![[r#"
+            [Relaxed] -> [1]
+            [Relaxed, Relaxed] -> [1, 1]
+            [Relaxed, Full, Relaxed] -> [2, 2, 2]
+            [Full] -> [2]
+            [Relaxed] -> [1]
+        "#]]
+        .assert_eq(&table);
+        assert_eq!(store.read_blocking(|rd| rd.meta_get("touched")).unwrap().as_deref(), Some("v"));
     }
 
     /// The same disk-full path as on a real full disk (tested on a tmpfs end to end), without a mount.

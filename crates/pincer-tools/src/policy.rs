@@ -49,6 +49,17 @@ const NOT_IN_OPENCLAW_GROUP: &[&str] = &["read", "write", "edit", "apply_patch",
 /// OpenClaw's aliases: a policy naming `bash` governs `exec`.
 const ALIASES: &[(&str, &str)] = &[("bash", "exec"), ("apply-patch", "apply_patch")];
 
+/// Tools only the owner may use, by OpenClaw's `OWNER_ONLY_TOOL_NAME_FALLBACKS`
+/// (`src/agents/tool-policy.ts`): a turn started by anyone else (OpenClaw's `senderIsOwner`
+/// false: a chat sender who is not the channel's owner) is not offered them. Pincer has `cron`;
+/// the other two are OpenClaw's, listed so a tool added under either name is owner-only at once.
+pub const OWNER_ONLY: &[&str] = &["cron", "gateway", "whatsapp_login"];
+
+/// Whether `tool` is reserved to the owner ([`OWNER_ONLY`], after OpenClaw's aliases).
+pub fn is_owner_only(tool: &str) -> bool {
+    OWNER_ONLY.contains(&normalize(tool).as_str())
+}
+
 /// The tools a `group:…` name stands for, or `None` when `name` is not a core group.
 pub fn group_members(name: &str) -> Option<Vec<&'static str>> {
     let section = name.strip_prefix("group:")?;

@@ -89,6 +89,13 @@ impl ToolSet {
         self.tools.is_empty()
     }
 
+    /// This set less the owner-only tools ([`crate::policy::OWNER_ONLY`]), for a turn whose
+    /// sender is not the owner: they are neither shown nor callable.
+    pub fn without_owner_only(mut self) -> ToolSet {
+        self.tools.retain(|name, _| !crate::policy::is_owner_only(name));
+        self
+    }
+
     /// Calls a tool with the arguments as the model wrote them (OpenAI sends a JSON string;
     /// Anthropic's object can be passed as its serialisation or through [`ToolSet::call_value`]).
     pub async fn call(&self, name: &str, raw_args: &str, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {

@@ -46,6 +46,9 @@ pub struct ToolContext {
     pub call_id: String,
     /// The session the turn runs in, shown to whoever approves an `exec`.
     pub session_key: Option<String>,
+    /// The turn acts for the owner (OpenClaw's `senderIsOwner`); a tool that starts another turn
+    /// (`sessions_send`) passes it on, so a non-owner cannot reach the owner-only tools through it.
+    pub sender_is_owner: bool,
 }
 
 impl ToolContext {
@@ -59,6 +62,7 @@ impl ToolContext {
             clock,
             call_id: String::new(),
             session_key: None,
+            sender_is_owner: true,
         }
     }
 

@@ -122,14 +122,16 @@ fn steps_of(
     Ok((overhead, durations))
 }
 
-/// The release build of pincer-tools' stdio MCP test server, next to the `pincer` binary.
+/// pincer-tools' stdio MCP test server, built in the profile of the measured `pincer` binary (a
+/// debug binary given in `PINCER_BENCH_BINARY` gets a debug server, so no release build is made).
 fn mcp_test_server(pincer: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let release = pincer.parent().ok_or_else(|| anyhow::anyhow!("no directory above {}", pincer.display()))?;
-    let root = release.parent().and_then(|t| t.parent()).unwrap_or(release);
-    let status = std::process::Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "pincer-tools", "--example", "mcp_test_server"])
-        .current_dir(root)
-        .status()?;
+    let profile_dir = pincer.parent().ok_or_else(|| anyhow::anyhow!("no directory above {}", pincer.display()))?;
+    let root = profile_dir.parent().and_then(|t| t.parent()).unwrap_or(profile_dir);
+    let mut args = vec!["build", "-q", "-p", "pincer-tools", "--example", "mcp_test_server"];
+    if profile_dir.file_name().is_none_or(|name| name != "debug") {
+        args.push("--release");
+    }
+    let status = std::process::Command::new("cargo").args(&args).current_dir(root).status()?;
     anyhow::ensure!(status.success(), "building the MCP test server failed");
-    Ok(release.join("examples/mcp_test_server"))
+    Ok(profile_dir.join("examples/mcp_test_server"))
 }

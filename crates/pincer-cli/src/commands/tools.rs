@@ -1,5 +1,6 @@
 //! `pincer approvals list|approve|deny` (exec commands waiting for an operator, OpenClaw's
-//! `exec.approval.*`) and `pincer mcp list|probe` (the configured MCP servers).
+//! `exec.approval.*`), `pincer approvals grants|revoke` (the standing `allow-always` grants,
+//! `exec.approval.grants.*`) and `pincer mcp list|probe` (the configured MCP servers).
 
 use std::process::ExitCode;
 
@@ -9,7 +10,8 @@ use pincer_core::config::process_env;
 use pincer_protocol::Scope;
 use pincer_protocol::schema::NoParams;
 use pincer_protocol::schema::tools::{
-    ExecApprovalList, ExecApprovalResolve, ExecApprovalResolveParams, McpProbeParams, McpServersList, McpServersProbe,
+    ExecApprovalGrantsList, ExecApprovalGrantsRevoke, ExecApprovalList, ExecApprovalResolve, ExecApprovalResolveParams,
+    GrantRevokeParams, GrantsListParams, McpProbeParams, McpServersList, McpServersProbe,
 };
 
 use crate::client::{Client, ClientError, ConnectArgs, Target};
@@ -35,6 +37,18 @@ pub enum ApprovalsCommand {
     /// Refuse the command; the agent is told it did not run.
     Deny {
         /// The approval's id, or a unique prefix of it.
+        id: String,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// The standing grants: executables an `approve --always` allowed for good.
+    Grants {
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Take a standing grant back: its executables ask (or are refused) again.
+    Revoke {
+        /// The grant's id (`pincer approvals grants`), or its pattern.
         id: String,
         #[command(flatten)]
         c: ConnectArgs,
@@ -96,6 +110,41 @@ pub async fn approvals(cmd: ApprovalsCommand, paths: &StatePaths) -> anyhow::Res
                     .collect();
                 table(&["ID", "COMMAND", "SESSION", "EXPIRES IN"], &rows);
                 println!("\nDecide with `pincer approvals approve <id> [--always]` or `pincer approvals deny <id>`.");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ApprovalsCommand::Grants { c } => {
+            let mut client = Client::connect(&target(&c)?, SCOPES).await?;
+            let list = client.call::<ExecApprovalGrantsList>(&GrantsListParams { limit: Some(500) }).await;
+            client.close().await;
+            let list = list.map_err(explain)?;
+            if c.json {
+                print_json(&list);
+            } else if list.grants.is_empty() {
+                println!("No standing grants: `pincer approvals approve <id> --always` makes one.");
+            } else {
+                let rows: Vec<Vec<String>> =
+                    list.grants.iter().map(|g| vec![g.grant_id.clone(), g.command.clone()]).collect();
+                table(&["ID", "PATTERN"], &rows);
+                println!("\nTake one back with `pincer approvals revoke <id>`.");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ApprovalsCommand::Revoke { id, c } => {
+            let mut client = Client::connect(&target(&c)?, SCOPES).await?;
+            let out = client.call::<ExecApprovalGrantsRevoke>(&GrantRevokeParams { grant_id: id.clone() }).await;
+            client.close().await;
+            let out = out.map_err(explain)?;
+            if c.json {
+                print_json(&out);
+            } else if out.outcome == "revoked" {
+                println!("Revoked {id}: its executables need an approval again.");
+            }
+            if out.outcome != "revoked" {
+                if !c.json {
+                    eprintln!("error: no standing grant {id}; `pincer approvals grants` lists them");
+                }
+                return Ok(ExitCode::FAILURE);
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -19,6 +19,7 @@ use crate::state::AppState;
 pub mod action {
     pub const APPROVAL_RESOLVED: &str = "exec.approval.resolved";
     pub const APPROVAL_EXPIRED: &str = "exec.approval.expired";
+    pub const GRANT_REVOKED: &str = "exec.approval.grant.revoked";
 }
 
 /// The scope that receives approval events and may decide them.
@@ -116,6 +117,37 @@ pub fn register(methods: &mut Methods) {
             .await;
         Ok(wire::ResolveResult { ok: true, extra: Default::default() })
     });
+    methods.add::<wire::ExecApprovalGrantsList, _, _>(|c: Ctx, p: wire::GrantsListParams| async move {
+        use pincer_tools::ExecApprover;
+        let limit = p.limit.unwrap_or(200).clamp(1, 500) as usize;
+        let grants = c.state.tools.approvals.granted().into_iter().take(limit).map(standing_grant).collect();
+        Ok(wire::GrantsListResult { grants, extra: Default::default() })
+    });
+    methods.add::<wire::ExecApprovalGrantsRevoke, _, _>(|c: Ctx, p: wire::GrantRevokeParams| async move {
+        use pincer_tools::ExecApprover;
+        let wanted = p.grant_id.trim();
+        let granted = c.state.tools.approvals.granted();
+        let Some(pattern) = granted.iter().find(|g| grant_id(g) == wanted || g.as_str() == wanted).cloned() else {
+            return Ok(wire::GrantRevokeResult { outcome: "not-found".into(), extra: Default::default() });
+        };
+        let next = granted.into_iter().filter(|g| *g != pattern).collect();
+        c.state.tools.approvals.set_grants(next).map_err(ErrorShape::unavailable)?;
+        let revoked_by = c.caller.presence.display_name.clone().unwrap_or_else(|| c.caller.client_id.as_str().into());
+        c.state
+            .devices
+            .record(AuditEntry {
+                action: action::GRANT_REVOKED,
+                device_id: c.caller.device_id.clone(),
+                peer: Some(Peer {
+                    conn_id: c.caller.conn_id.clone(),
+                    remote_ip: c.caller.remote.ip(),
+                    client_id: Some(c.caller.client_id),
+                }),
+                detail: json!({ "grantId": grant_id(&pattern), "pattern": pattern, "revokedBy": revoked_by }),
+            })
+            .await;
+        Ok(wire::GrantRevokeResult { outcome: "revoked".into(), extra: Default::default() })
+    });
     methods.add::<wire::McpServersList, _, _>(|c: Ctx, _| async move {
         Ok(wire::McpServersListResult { servers: mcp_servers(&c.state), extra: Default::default() })
     });
@@ -140,6 +172,22 @@ pub fn register(methods: &mut Methods) {
 
 /// The grants file as OpenClaw's `exec.approvals.get` shows its own: `defaults` from
 /// `tools.exec.mode`, the grants as the allowlist of every agent (`*`).
+/// A grant's id: stable for its pattern (the grants file keeps patterns only), short enough to type.
+fn grant_id(pattern: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(pattern.as_bytes());
+    format!("grant-{}", digest[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn standing_grant(pattern: String) -> wire::StandingGrant {
+    wire::StandingGrant {
+        grant_id: grant_id(&pattern),
+        agent_id: Some(pincer_cron::job::DEFAULT_AGENT.into()),
+        command: pattern,
+        ..Default::default()
+    }
+}
+
 fn approvals_snapshot(state: &AppState) -> wire::ExecApprovalsSnapshot {
     use pincer_tools::ExecApprover;
     let path =

@@ -6,7 +6,7 @@
 //! also announced to the target session's chat.
 
 use pincer_agent::SessionRef;
-use pincer_agent::api::{self as agent_api, ApiError};
+use pincer_agent::api::{self as agent_api, ApiError, Requester};
 use pincer_agent::session::TOOL_RESULT_ROLE;
 use pincer_protocol::schema::agent::AgentParams;
 use pincer_protocol::schema::sessions::{ChatHistoryAnswer, ChatHistoryParams, ChatMessage};
@@ -389,12 +389,20 @@ impl SessionsSend {
             ..AgentParams::default()
         };
         let agents = state.agents.clone();
-        let announce =
-            Announce { state: state.clone(), key: target.key.clone(), from, request: params.message.clone() };
+        // The other session's turn acts for whoever this turn acts for: a sender who is not the
+        // owner cannot reach the owner-only tools through another session.
+        let requester = if ctx.sender_is_owner { Requester::Owner } else { Requester::NotOwner };
+        let announce = Announce {
+            state: state.clone(),
+            key: target.key.clone(),
+            from,
+            request: params.message.clone(),
+            requester,
+        };
         // A task of its own: the turn goes on (and is recorded) whether or not this call waits for it;
         // its announce step follows in another, so waiting for the reply does not wait for it.
         let mut run = tokio::spawn(async move {
-            let result = agent_api::agent(&agents, params, |_| {}).await;
+            let result = agent_api::agent_as(&agents, params, requester, |_| {}).await;
             if let Ok(done) = &result {
                 tokio::spawn(announce.run(done.run_id.clone(), done.text.clone()));
             }
@@ -432,6 +440,7 @@ struct Announce {
     key: String,
     from: Option<String>,
     request: String,
+    requester: Requester,
 }
 
 /// The answer that keeps the announce step silent.
@@ -439,7 +448,7 @@ const ANNOUNCE_SKIP: &str = "ANNOUNCE_SKIP";
 
 impl Announce {
     async fn run(self, run_id: String, reply: String) {
-        let Announce { state, key, from, request } = self;
+        let Announce { state, key, from, request, requester } = self;
         let route = match last_route(&state, &key).await {
             Ok(Some(route)) => route,
             Ok(None) => return,
@@ -460,7 +469,7 @@ impl Announce {
             )),
             ..AgentParams::default()
         };
-        let text = match agent_api::agent(&state.agents, params, |_| {}).await {
+        let text = match agent_api::agent_as(&state.agents, params, requester, |_| {}).await {
             Ok(step) => step.text.trim().to_string(),
             Err(e) => {
                 tracing::warn!(session = %key, error = %e, "sessions_send: the announce step failed; nothing was announced");

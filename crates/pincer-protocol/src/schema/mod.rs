@@ -283,6 +283,8 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<tools::ExecApprovalResolve>(),
     MethodSchema::of::<tools::ExecApprovalsGet>(),
     MethodSchema::of::<tools::ExecApprovalsSet>(),
+    MethodSchema::of::<tools::ExecApprovalGrantsList>(),
+    MethodSchema::of::<tools::ExecApprovalGrantsRevoke>(),
     MethodSchema::of::<tools::McpServersList>(),
     MethodSchema::of::<tools::McpServersProbe>(),
     MethodSchema::of::<import::ImportOpenclaw>(),

@@ -18,6 +18,11 @@ methods! {
     ExecApprovalsGet = "exec.approvals.get" (NoParams) -> ExecApprovalsSnapshot;
     /// Replaces the `allow-always` grants (`baseHash` from `exec.approvals.get` once the file exists).
     ExecApprovalsSet = "exec.approvals.set" (ExecApprovalsSetParams) -> ExecApprovalsSnapshot;
+    /// The standing `allow-always` grants (OpenClaw 2026.8's method; Pincer's grants are
+    /// executable patterns, so the cron and bookkeeping fields are `null`).
+    ExecApprovalGrantsList = "exec.approval.grants.list" (GrantsListParams) -> GrantsListResult;
+    /// Revokes one standing grant by `grantId`: `revoked`, or `not-found`.
+    ExecApprovalGrantsRevoke = "exec.approval.grants.revoke" (GrantRevokeParams) -> GrantRevokeResult;
     /// Pincer's: every configured MCP server with its state and tools.
     McpServersList = "mcp.servers.list" (NoParams) -> McpServersListResult;
     /// Pincer's: connects to one server on a fresh connection and lists its tools.
@@ -249,3 +254,63 @@ pub struct ExecApprovalsSetParams {
 }
 
 impl Params for ExecApprovalsSetParams {}
+
+/// `exec.approval.grants.list`'s params (OpenClaw's: at most `limit` grants, default 200, at most 500).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+impl Params for GrantsListParams {}
+
+/// `exec.approval.grants.list`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantsListResult {
+    pub grants: Vec<StandingGrant>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One standing grant in OpenClaw's row shape. Pincer's `command` is the granted executable
+/// pattern; the fields Pincer does not keep (cron binding, times, use counts) are `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StandingGrant {
+    pub grant_id: String,
+    pub minted_by_approval_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub cron_job_id: Option<String>,
+    pub cron_job_name: Option<String>,
+    pub command: String,
+    pub cwd: Option<String>,
+    pub created_at_ms: Option<i64>,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+    pub revoked_by: Option<String>,
+    pub last_used_at_ms: Option<i64>,
+    pub use_count: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `exec.approval.grants.revoke`'s params: the grant's `grantId` (Pincer also takes the pattern).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrantRevokeParams {
+    pub grant_id: String,
+}
+
+impl Params for GrantRevokeParams {}
+
+/// `exec.approval.grants.revoke`'s answer: `outcome` is `revoked` or `not-found` (OpenClaw's
+/// `already-revoked` never happens: a revoked grant leaves Pincer's grants file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRevokeResult {
+    pub outcome: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
