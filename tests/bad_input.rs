@@ -307,8 +307,18 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         ),
         row(
             "sessions.list OpenClaw-only field",
+            call("sessions.list", json!({"activeOnly": true})),
+            invalid("invalid sessions.list params: activeOnly: not supported by Pincer"),
+        ),
+        row(
+            "sessions.list sortBy name",
             call("sessions.list", json!({"sortBy": "name"})),
-            invalid("invalid sessions.list params: sortBy: not supported by Pincer"),
+            invalid("invalid sessions.list params: sortBy: \"name\" is not updatedAt or activity"),
+        ),
+        row(
+            "sessions.list activeMinutes 0",
+            call("sessions.list", json!({"activeMinutes": 0})),
+            invalid("invalid sessions.list params: activeMinutes: must be at least 1"),
         ),
         row(
             "chat.history limit 5000",

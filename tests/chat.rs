@@ -312,6 +312,51 @@ async fn session_messages_go_only_to_connections_subscribed_to_the_session() {
     gw.stop().await;
 }
 
+/// `session.message` is sent once its entry is in the transcript, in OpenClaw's shape: the entry
+/// as `chat.history` has it (`__openclaw.seq`, the user message's `<runId>:user` key), its
+/// `messageSeq` and the session's agent. OpenClaw's Control UI reloads the history when the
+/// user's message arrives while the reply streams; a message sent before its row existed (and
+/// without `messageSeq`) made the page drop its own copy of what the user had just sent.
+#[tokio::test]
+async fn a_session_message_follows_its_committed_entry_with_openclaws_seq_and_keys() {
+    let fake = FakeOpenAi::start().await;
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.write"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    watcher.call("sessions.messages.subscribe", json!({"key": "main"})).await.unwrap();
+    let gate = Gate::new();
+    fake.push(Reply::paced("Streaming slowly.", 2, &gate));
+    let sent = c
+        .call("chat.send", json!({"sessionKey": "main", "message": "Keep me visible", "idempotencyKey": "vis-1"}))
+        .await
+        .unwrap();
+    assert_eq!(sent["status"], "started");
+    // The reply is held back: the user's message is announced while the run streams.
+    let user = watcher.next_event("session.message").await.unwrap()["payload"].clone();
+    assert_eq!(
+        (&user["sessionKey"], &user["agentId"], &user["runId"], &user["message"]["role"]),
+        (&json!("agent:main:main"), &json!("main"), &json!("vis-1"), &json!("user"))
+    );
+    assert_eq!(user["message"]["__openclaw"]["idempotencyKey"], "vis-1:user", "{user}");
+    let seq = user["messageSeq"].as_i64().unwrap_or_else(|| panic!("no messageSeq: {user}"));
+    assert_eq!(user["message"]["__openclaw"]["seq"], seq, "{user}");
+    // A history read on the event finds the entry, under the same seq.
+    let history = watcher.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+    let last = history["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["role"], &last["text"], &last["__openclaw"]["seq"]),
+        (&json!("user"), &json!("Keep me visible"), &json!(seq))
+    );
+    assert_eq!(last, user["message"], "the event's message is the history's entry");
+
+    gate.release(2);
+    let reply = watcher.next_event("session.message").await.unwrap()["payload"].clone();
+    assert_eq!((&reply["message"]["role"], &reply["messageSeq"]), (&json!("assistant"), &json!(seq + 1)), "{reply}");
+    let history = watcher.call("chat.history", json!({"sessionKey": "main"})).await.unwrap();
+    assert_eq!(history["messages"].as_array().unwrap().last().unwrap(), &reply["message"]);
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn chat_metadata_names_the_agent_and_its_models() {
     let fake = FakeOpenAi::start().await;

@@ -197,6 +197,27 @@ async fn sessions_list_honours_openclaws_display_hints() {
         (Some("First answer."), Some("What is first?"))
     );
     assert!(all["sessions"][0].get("lastMessagePreview").is_none(), "only when asked");
+    assert!(all.get("people").is_none(), "only when asked: {all}");
+    // The Activity page's list: recent sessions by activity, with the people facet (Pincer
+    // records no people, so it is empty).
+    gw.clock.advance(90 * 60_000);
+    fake.push(Reply::text("Later.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "Now", "sessionKey": "session:c"})).await.unwrap();
+    let activity = c
+        .call(
+            "sessions.list",
+            json!({"archived": "all", "includePeople": true, "sortBy": "activity", "activeMinutes": 60, "limit": 100}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys(&activity), ["agent:main:session:c"], "only the last hour's: {activity}");
+    assert_eq!(
+        (&activity["people"], &activity["peopleIncomplete"], &activity["peopleSessionCount"]),
+        (&json!([]), &json!(false), &json!(1))
+    );
+    let week = c.call("sessions.list", json!({"activeMinutes": 10080, "sortBy": "updatedAt"})).await.unwrap();
+    assert_eq!(keys(&week)[0], "agent:main:session:c", "the last update first");
+    assert_eq!(keys(&week).len(), 3);
     let (_, message) = error_of(&c.request("sessions.list", json!({"archived": "some"})).await.unwrap());
     assert!(message.starts_with("invalid sessions.list params: archived"), "{message}");
     let (_, message) = error_of(&c.request("sessions.list", json!({"search": "x"})).await.unwrap());
@@ -535,5 +556,134 @@ async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
         assert_eq!(code, "INVALID_REQUEST", "{params}");
         assert!(message.starts_with(&format!("invalid agent params: {want}")), "{params}: {message}");
     }
+    gw.stop().await;
+}
+
+/// `models.authStatus`, as the Control UI's Models page reads it: each configured provider with a
+/// key is `static` and says where the key comes from (`${VAR}` in the file is `env`), a remote
+/// provider without one is `missing`, a local server without one needs none and is left out;
+/// no key's value is in the answer. Closed params, `operator.read`'s.
+#[tokio::test]
+async fn models_auth_status_tells_each_providers_credential_state_never_its_value() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(
+        &fake,
+        ", models: { providers: {
+             openai: { api: 'openai-completions', baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-secret-provider-key', models: [{ id: 'gpt-4o' }] },
+             work: { api: 'openai-completions', baseUrl: 'https://llm.example.com/v1', apiKey: 'sk-secret-work-key', models: [{ id: 'w' }] },
+             anthropic: { api: 'anthropic-messages', baseUrl: 'https://api.anthropic.com', models: [{ id: 'claude' }] },
+             ollama: { api: 'openai-completions', baseUrl: 'http://127.0.0.1:11434/v1', models: [{ id: 'llama' }] } } }",
+    )
+    .await;
+    // The file as the user wrote it: the work key is read from the environment.
+    std::fs::write(
+        &gw.paths.config_path,
+        "{ models: { providers: { openai: { apiKey: 'sk-secret-provider-key' }, work: { apiKey: '${WORK_LLM_KEY}' } } } }",
+    )
+    .unwrap();
+    let mut c = gw.client(&["operator.read"]).await;
+    let status = c.call("models.authStatus", json!({"refresh": true, "agentId": "main"})).await.unwrap();
+    assert!(status["ts"].is_i64(), "{status}");
+    let mut providers = status["providers"].as_array().unwrap().clone();
+    providers.sort_by_key(|p| p["provider"].as_str().unwrap().to_string());
+    assert_eq!(
+        providers,
+        [
+            json!({"provider": "anthropic", "displayName": "anthropic", "status": "missing", "profiles": []}),
+            json!({"provider": "openai", "displayName": "openai", "status": "static", "profiles": [],
+                   "apiKey": {"source": "config"}}),
+            json!({"provider": "work", "displayName": "work", "status": "static", "profiles": [],
+                   "apiKey": {"source": "env", "envVar": "WORK_LLM_KEY"}}),
+        ]
+    );
+    assert!(!status.to_string().contains("sk-secret"), "a key leaked: {status}");
+    assert_eq!(c.call("models.authStatus", json!({})).await.unwrap()["providers"].as_array().unwrap().len(), 3);
+    let (_, message) = error_of(&c.request("models.authStatus", json!({"agentId": "ops"})).await.unwrap());
+    assert!(message.contains("unknown agent id \"ops\""), "{message}");
+    let (_, message) = error_of(&c.request("models.authStatus", json!({"profileId": "p"})).await.unwrap());
+    assert!(message.starts_with("invalid models.authStatus params: unknown field"), "{message}");
+    let mut approver = gw.client(&["operator.approvals"]).await;
+    let (code, message) = error_of(&approver.request("models.authStatus", json!({})).await.unwrap());
+    assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.read"));
+    gw.stop().await;
+}
+
+/// What the Control UI reads on its pages for features Pincer does not have answers OpenClaw's
+/// empty or default shape (never invented data), with closed params and OpenClaw's scopes:
+/// talk, side chat, transcript branches, progress cards, the session observer and the system
+/// agent's approvals (empty with an exec approval pending too: `tests/tools.rs`).
+#[tokio::test]
+async fn the_control_uis_reads_of_features_pincer_lacks_answer_openclaws_empty_shapes() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    assert_eq!(
+        c.call("talk.catalog", json!({})).await.unwrap(),
+        json!({"modes": [], "transports": [], "brains": [],
+               "speech": {"ready": false, "providers": []},
+               "transcription": {"ready": false, "providers": []},
+               "realtime": {"ready": false, "providers": []}})
+    );
+    c.call("talk.catalog", json!({"provider": "openai", "model": "gpt-realtime"})).await.unwrap();
+    for key in ["main", "agent:main:main", "session:notes"] {
+        let target = json!({"sessionKey": key});
+        assert_eq!(c.call("sessions.companion.state", target.clone()).await.unwrap(), json!({"exchanges": []}));
+        assert_eq!(c.call("sessions.branches.list", target.clone()).await.unwrap(), json!({"branches": []}));
+        assert_eq!(c.call("progressCard.get", target).await.unwrap(), json!({"card": null}));
+    }
+    for visible in [true, false] {
+        let answer = c.call("sessions.observer.visibility", json!({"visible": visible})).await.unwrap();
+        assert_eq!(answer, json!({"ok": true}));
+    }
+    assert_eq!(c.call("openclaw.approval.list", json!({})).await.unwrap(), json!([]));
+    let artifacts = json!({"sessionKey": "agent:main:main", "agentId": "main", "type": "image", "limit": 4});
+    assert_eq!(c.call("artifacts.list", artifacts).await.unwrap(), json!({"artifacts": []}));
+
+    // Bad input is refused by name, as OpenClaw's closed schemas refuse it.
+    for (method, params, want) in [
+        ("talk.catalog", json!({"voice": "x"}), "invalid talk.catalog params: unknown field `voice`"),
+        ("sessions.companion.state", json!({}), "invalid sessions.companion.state params: missing field `sessionKey`"),
+        (
+            "sessions.branches.list",
+            json!({"sessionKey": " "}),
+            "invalid sessions.branches.list params: sessionKey: must name a session",
+        ),
+        (
+            "progressCard.get",
+            json!({"sessionKey": "main", "agentId": "ops"}),
+            "invalid progressCard.get params: agentId",
+        ),
+        ("progressCard.get", json!({"sessionKey": "main", "rev": 1}), "invalid progressCard.get params: unknown field"),
+        (
+            "sessions.observer.visibility",
+            json!({}),
+            "invalid sessions.observer.visibility params: missing field `visible`",
+        ),
+        ("openclaw.approval.list", json!({"all": true}), "invalid openclaw.approval.list params: unknown field"),
+        ("artifacts.list", json!({"limit": 5}), "invalid artifacts.list params: limit: must be between 1 and 4"),
+        ("artifacts.list", json!({"type": "video"}), "invalid artifacts.list params: type"),
+    ] {
+        let (code, message) = error_of(&c.request(method, params).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST", "{method}");
+        assert!(message.starts_with(want), "{method}: {message}");
+    }
+
+    // OpenClaw's scopes: the reads are `operator.read`'s, the system agent's approvals
+    // `operator.approvals`'.
+    let mut approver = gw.client(&["operator.approvals"]).await;
+    for (method, params) in [
+        ("talk.catalog", json!({})),
+        ("sessions.companion.state", json!({"sessionKey": "main"})),
+        ("sessions.branches.list", json!({"sessionKey": "main"})),
+        ("progressCard.get", json!({"sessionKey": "main"})),
+        ("sessions.observer.visibility", json!({"visible": true})),
+        ("artifacts.list", json!({})),
+    ] {
+        let (code, message) = error_of(&approver.request(method, params).await.unwrap());
+        assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.read"), "{method}");
+    }
+    assert_eq!(approver.call("openclaw.approval.list", json!({})).await.unwrap(), json!([]));
+    let mut reader = gw.client(&["operator.read"]).await;
+    let (code, message) = error_of(&reader.request("openclaw.approval.list", json!({})).await.unwrap());
+    assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.approvals"));
     gw.stop().await;
 }

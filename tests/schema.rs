@@ -287,6 +287,14 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "sessions.compact", json!({"key": "session:compact", "maxLines": 1})).await;
     a.call(&mut c, "sessions.compact", json!({"key": "session:compact", "maxLines": 5})).await;
     a.call(&mut c, "sessions.reset", json!({"key": "session:compact"})).await;
+    // What the Control UI reads on its pages: provider credentials, and the honest empties.
+    a.call(&mut c, "models.authStatus", json!({})).await;
+    a.call(&mut c, "talk.catalog", json!({})).await;
+    a.call(&mut c, "sessions.companion.state", json!({"sessionKey": "session:compact"})).await;
+    a.call(&mut c, "sessions.branches.list", json!({"sessionKey": "session:compact"})).await;
+    a.call(&mut c, "progressCard.get", json!({"sessionKey": "session:compact"})).await;
+    a.call(&mut c, "sessions.observer.visibility", json!({"visible": true})).await;
+    a.call(&mut c, "artifacts.list", json!({"sessionKey": "session:compact", "type": "image", "limit": 4})).await;
 
     // Tools: an exec approval from request to decision, the MCP server.
     fake.push(Reply::tool_call("exec", json!({"command": "true"})));
@@ -306,6 +314,8 @@ async fn script() -> (Answers, Vec<String>) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     a.call(&mut c, "exec.approval.list", json!({})).await;
+    // The system agent's approvals: none, even with an exec approval pending.
+    assert_eq!(a.call(&mut c, "openclaw.approval.list", json!({})).await, json!([]));
     a.call(&mut c, "exec.approval.get", json!({"id": approval})).await;
     a.call(&mut c, "exec.approval.resolve", json!({"id": approval, "decision": "allow-once"})).await;
     waiting.await.unwrap();

@@ -96,6 +96,8 @@ async fn an_ask_is_broadcast_to_approvers_and_decided_with_pincer_approvals() {
     // The list and get methods (OpenClaw's shapes); a reader may not call them.
     let list = approver.call("exec.approval.list", json!({})).await.unwrap();
     assert_eq!(list, json!([p]));
+    // OpenClaw's system agent's approvals are another list: Pincer's exec approvals are not in it.
+    assert_eq!(approver.call("openclaw.approval.list", json!({})).await.unwrap(), json!([]));
     let one = approver.call("exec.approval.get", json!({"id": &id[..8]})).await.unwrap();
     assert_eq!((one["id"].as_str(), one["commandText"].as_str()), (Some(id.as_str()), Some("touch approved.txt")));
     assert_eq!(one["allowedDecisions"], json!(["allow-once", "allow-always", "deny"]));

@@ -92,6 +92,12 @@ async fn refusals(b: &Browser) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The calls the page made that the gateway answered `unknown method`: a page of OpenClaw's
+/// must find every method it reads on Pincer.
+async fn unknown_methods(b: &Browser) -> anyhow::Result<Vec<String>> {
+    Ok(refusals(b).await?.into_iter().filter(|r| r.contains("unknown method")).collect())
+}
+
 /// The error banners on the page now (`.callout.danger` and `role=alert`), by their text.
 async fn banners(b: &Browser) -> anyhow::Result<Vec<String>> {
     let v = b
@@ -115,7 +121,11 @@ async fn open(b: &Browser, path: &str) -> anyhow::Result<()> {
 /// Waits until the page shows `text` in its main area with no error banner but `allowed` ones.
 async fn page_loads(b: &Browser, what: &str, text: &str, allowed: &[&str]) -> anyhow::Result<()> {
     if let Err(e) = b.wait_for("main", text, WAIT).await {
-        return Err(e.context(format!("calls the gateway refused so far:\n{}", refusals(b).await?.join("\n"))));
+        let main = b.execute("return document.querySelector('main')?.innerText", json!([])).await?;
+        return Err(e.context(format!(
+            "the page shows {main}; calls the gateway refused so far:\n{}",
+            refusals(b).await?.join("\n")
+        )));
     }
     // The page's own requests settle within a moment of its content showing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -124,6 +134,12 @@ async fn page_loads(b: &Browser, what: &str, text: &str, allowed: &[&str]) -> an
         shown.is_empty(),
         "{what} shows error banners {shown:?}; calls the gateway refused so far:\n{}",
         refusals(b).await?.join("\n")
+    );
+    let unknown = unknown_methods(b).await?;
+    anyhow::ensure!(
+        unknown.is_empty(),
+        "{what}: the page called methods Pincer does not know:\n{}",
+        unknown.join("\n")
     );
     Ok(())
 }
@@ -198,6 +214,18 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
     })
     .await
     .unwrap();
+    b.step("agents page", async {
+        open(&b, "/agents").await?;
+        page_loads(&b, "Agents", "Who is on your team", &[]).await
+    })
+    .await
+    .unwrap();
+    b.step("activity page", async {
+        open(&b, "/activity").await?;
+        page_loads(&b, "Activity", "No recap yet", &[]).await
+    })
+    .await
+    .unwrap();
 
     // The Devices page: its paired devices and the exec-approvals editor (`exec.approvals.get`).
     b.step("devices page", async {
@@ -221,9 +249,7 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
         let input = b.wait_for("textarea[placeholder='Message main']", "", WAIT).await?;
         b.type_into(&input, "Stream me a reply").await?;
         b.keys("\u{E007}").await?;
-        // Sent as `chat.send` and answered `started` (the reply waits on the gate). (The page's
-        // own copy of the sent message is not asserted: it sometimes hides it while the run
-        // streams — see the report of issue 14.)
+        // Sent as `chat.send` and answered `started` (the reply waits on the gate).
         if let Err(e) = b
             .wait_until(
                 "chat.send answered",
@@ -245,8 +271,20 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
             return Err(e.context(format!("the last frames: {frames:#}")));
         }
         anyhow::ensure!(!shown.contains("chat view."), "the reply was drawn whole, not streamed: {shown}");
+        // The user's own message stays on the page while the reply streams: the page reloads
+        // the history on the message's `session.message`, which comes once the entry is stored.
+        let main = b.execute("return document.querySelector('main').innerText", json!([])).await?;
+        anyhow::ensure!(
+            main.as_str().is_some_and(|t| t.contains("Stream me a reply")),
+            "the sent message is not shown while the reply streams: {main}"
+        );
         gate.release(2);
         b.wait_for("main", "Streamed to OpenClaw's own chat view.", WAIT).await?;
+        let main = b.execute("return document.querySelector('main').innerText", json!([])).await?;
+        anyhow::ensure!(
+            main.as_str().is_some_and(|t| t.contains("Stream me a reply")),
+            "the sent message is not shown after the reply: {main}"
+        );
         Ok(())
     })
     .await
@@ -256,6 +294,8 @@ async fn openclaws_control_ui_drives_automations_sessions_devices_and_chat_on_pi
     let errors = page_errors(&b).await.unwrap();
     assert!(errors.is_empty(), "the page threw: {errors:#?}");
     eprintln!("calls the Control UI made that Pincer refused:\n{}", refusals(&b).await.unwrap().join("\n"));
+    let unknown = unknown_methods(&b).await.unwrap();
+    assert!(unknown.is_empty(), "the Control UI called methods Pincer does not know:\n{}", unknown.join("\n"));
     b.quit().await;
 }
 

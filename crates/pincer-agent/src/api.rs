@@ -243,12 +243,13 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
     let (run_id, session_key) = (turn.run_id.clone(), turn.session.key.clone());
     let stream = RunStream::new(&inner.events, &inner.clock, &run_id, &session_key);
     let started = inner.clock.now_ms();
-    if let Input::Message { text, .. } = &turn.input {
-        stream.start(text);
+    if let Input::Message { .. } = &turn.input {
+        stream.start();
     }
     let on_delta = |delta: &str| stream.delta(delta);
     let on_tool = |data: Value| stream.agent("tool", data);
-    match inner.run_turn(turn, &on_delta, &on_tool).await {
+    let on_recorded = |row: &pincer_store::TranscriptRow| stream.recorded(row);
+    match inner.run_turn(turn, &on_delta, &on_tool, &on_recorded).await {
         Ok(Some(out)) => {
             let model = out.model.to_string();
             stream.end(&out.text, &model, out.usage);
@@ -350,8 +351,24 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
     if p.archived == Some(ArchivedFilter::Flag(true)) {
         return Ok(empty_page(agents, offset, limit));
     }
+    match p.sort_by.as_deref() {
+        None | Some("updatedAt") | Some("activity") => {}
+        Some("lastInteractionAt") => {
+            return Err(invalid(
+                M,
+                "sortBy: \"lastInteractionAt\" is not supported by Pincer (it records no interaction time apart from updates); use updatedAt",
+            ));
+        }
+        Some(other) => return Err(invalid(M, format!("sortBy: \"{other}\" is not updatedAt or activity"))),
+    }
+    let updated_since_ms = match p.active_minutes {
+        Some(0) => return Err(invalid(M, "activeMinutes: must be at least 1")),
+        Some(minutes) => Some(agents.inner.clock.now_ms() - i64::from(minutes) * 60_000),
+        None => None,
+    };
     let (last, titles) = (p.include_last_message == Some(true), p.include_derived_titles == Some(true));
-    let filter = SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true) };
+    let filter =
+        SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true), updated_since_ms };
     let (rows, total, previews) = agents
         .inner
         .store
@@ -370,6 +387,12 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
     let has_more = next < total;
     let sessions =
         rows.iter().zip(previews).map(|(row, (last, title))| with_previews(session_view(row), last, title)).collect();
+    let mut extra = Map::new();
+    if p.include_people == Some(true) {
+        extra.insert("people".into(), json!([]));
+        extra.insert("peopleIncomplete".into(), json!(false));
+        extra.insert("peopleSessionCount".into(), json!(total));
+    }
     Ok(SessionsListResult {
         sessions,
         total,
@@ -378,7 +401,7 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         has_more,
         next_offset: has_more.then_some(next),
         defaults: list_defaults(agents),
-        extra: Map::new(),
+        extra,
     })
 }
 
@@ -684,7 +707,7 @@ fn within_budget(messages: &[ChatMessage], budget: u64) -> usize {
 /// run's `idempotencyKey` as OpenClaw writes it (`<runId>:user`). OpenClaw's Control UI knows an
 /// entry by these: it confirms its `chat.send` by finding that key, and merges a run's streamed
 /// reply with the recorded one by `runId`.
-fn message_view(r: &pincer_store::TranscriptRow) -> ChatMessage {
+pub(crate) fn message_view(r: &pincer_store::TranscriptRow) -> ChatMessage {
     let mut meta = Map::new();
     if let Some(Value::Object(m)) = r.meta_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
         const OWN: &[&str] = &["seq", "role", "content", "text", "timestamp", "__openclaw"];

@@ -124,11 +124,7 @@ pub async fn chat_send(
         system: inner.compose_system(prompt::chat_system(now, &inner.default_tz, None), &tools),
         tools,
         requester: crate::api::Requester::Owner,
-        input: Input::Message {
-            text: message.clone(),
-            meta: json!({"runId": run_id, "source": "chat.send"}),
-            replay: false,
-        },
+        input: Input::Message { text: message, meta: json!({"runId": run_id, "source": "chat.send"}), replay: false },
         chain,
         deadline_ms,
         run_id: run_id.clone(),
@@ -147,21 +143,22 @@ pub async fn chat_send(
     let (task_inner, task_run) = (inner.clone(), run_id.clone());
     tokio::spawn(async move {
         answered.await;
-        run_chat(&task_inner, turn, message, abort_rx).await;
+        run_chat(&task_inner, turn, abort_rx).await;
         task_inner.chats.lock().remove(&task_run);
     });
     Ok(answer(ChatSendStatus::Started))
 }
 
 /// Runs a `chat.send` turn to its end — final, error, or aborted — streaming it.
-async fn run_chat(inner: &Arc<Inner>, turn: Turn, message: String, abort: oneshot::Receiver<AbortAck>) {
+async fn run_chat(inner: &Arc<Inner>, turn: Turn, abort: oneshot::Receiver<AbortAck>) {
     let (run_id, session_key) = (turn.run_id.clone(), turn.session.key.clone());
     let stream = RunStream::new(&inner.events, &inner.clock, &run_id, &session_key);
-    stream.start(&message);
+    stream.start();
     let on_delta = |delta: &str| stream.delta(delta);
     let on_tool = |data: Value| stream.agent("tool", data);
+    let on_recorded = |row: &pincer_store::TranscriptRow| stream.recorded(row);
     let outcome = tokio::select! {
-        result = inner.run_turn(turn, &on_delta, &on_tool) => Ok(result),
+        result = inner.run_turn(turn, &on_delta, &on_tool, &on_recorded) => Ok(result),
         ack = abort => Err(ack.ok()),
     };
     match outcome {
@@ -184,6 +181,8 @@ async fn run_chat(inner: &Arc<Inner>, turn: Turn, message: String, abort: onesho
                         reply.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
                     let usage: Usage = serde_json::from_value(meta["usage"].clone()).unwrap_or_default();
                     stream.end(&reply.content, meta["model"].as_str().unwrap_or_default(), usage);
+                    // The turn was dropped before it could announce its committed reply.
+                    stream.recorded(&reply);
                     false
                 }
                 Ok(None) => {
@@ -361,14 +360,28 @@ impl<'a> RunStream<'a> {
         self.events.emit("chat", payload, Some("operator.read"));
     }
 
-    fn session_message(&self, message: ChatEventMessage) {
-        let payload = json!({"sessionKey": self.session_key, "runId": self.run_id, "message": message});
+    /// `session.message` for a transcript entry just committed, as OpenClaw sends it: the entry
+    /// as `chat.history` shows it (`__openclaw.seq`, the user message's `idempotencyKey`) and its
+    /// `messageSeq`. Sent only once the entry is in the transcript: OpenClaw's Control UI reloads
+    /// the history when the user's message arrives, and drops its own copy of the sent message
+    /// if the history does not have it yet.
+    pub(crate) fn recorded(&self, row: &pincer_store::TranscriptRow) {
+        if row.role != "user" && row.role != "assistant" {
+            return;
+        }
+        let agent_id = SessionRef::from_key(self.session_key).map(|s| s.agent_id);
+        let mut payload = json!({
+            "sessionKey": self.session_key, "message": crate::api::message_view(row), "messageSeq": row.seq,
+            "runId": self.run_id,
+        });
+        if let Some(agent_id) = agent_id {
+            payload["agentId"] = agent_id.into();
+        }
         self.events.emit("session.message", payload, Some("operator.read"));
     }
 
-    /// The run started on `message` (the user's text, already in the transcript).
-    pub(crate) fn start(&self, message: &str) {
-        self.session_message(self.message("user", message));
+    /// The run started (its `session.message` follows once the user's message is committed).
+    pub(crate) fn start(&self) {
         self.agent("lifecycle", json!({"phase": "start", "startedAt": self.clock.now_ms()}));
     }
 
@@ -400,7 +413,6 @@ impl<'a> RunStream<'a> {
             e.usage = Some(usage);
             e.stop_reason = Some("stop".into());
         });
-        self.session_message(self.message("assistant", text));
     }
 
     /// The turn failed (already recorded by the turn runner).

@@ -441,7 +441,7 @@ impl Inner {
         };
         let (run_id, key) = (turn.run_id.clone(), turn.session.key.clone());
         let stream = crate::chat::RunStream::new(&self.events, &self.clock, &run_id, &key);
-        self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data)).await
+        self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data), &|row| stream.recorded(row)).await
     }
 
     /// Runs a cron job's payload.
@@ -494,7 +494,8 @@ impl Inner {
         let stream = crate::chat::RunStream::new(&self.events, &self.clock, &ctx.run_id, &key);
         let paced = job.pacing.is_some();
         lock(&self.next_checks).insert(key.clone(), NextCheck { job_id: job.id.clone(), paced, delay_ms: None });
-        let result = self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data)).await;
+        let result =
+            self.run_turn(turn, &|_: &str| {}, &|data| stream.agent("tool", data), &|row| stream.recorded(row)).await;
         let next_check_ms = lock(&self.next_checks).remove(&key).and_then(|n| n.delay_ms);
         match result {
             Ok(Some(out)) => {

@@ -19,6 +19,10 @@ use crate::session::{INTERRUPTED_RESULT, SessionKind, SessionRef, TOOL_RESULT_RO
 /// Receives the `agent` event stream's `tool` entries (`phase: start | result`).
 pub(crate) type OnTool<'a> = &'a (dyn Fn(Value) + Send + Sync);
 
+/// Receives the turn's user message and final reply once each is committed to the transcript
+/// (the `session.message` events: a client that reloads the history on one finds the entry).
+pub(crate) type OnRecorded<'a> = &'a (dyn Fn(&pincer_store::TranscriptRow) + Send + Sync);
+
 /// What a turn adds to the transcript before calling the model.
 pub(crate) enum Input {
     /// A user message, with what the transcript should remember about it. With `replay`, the
@@ -56,8 +60,8 @@ pub(crate) struct Turn {
 
 /// What [`Inner::record_input`] found in the transcript.
 enum Recorded {
-    /// The history the turn sends, its input committed.
-    History(Vec<pincer_store::TranscriptRow>),
+    /// The history the turn sends, its input committed: the last `added` rows are new.
+    History { rows: Vec<pincer_store::TranscriptRow>, added: usize },
     /// The run's final reply, recorded before (the run is a re-run).
     Answered(pincer_store::TranscriptRow),
 }
@@ -137,12 +141,16 @@ impl Inner {
         turn: Turn,
         on_delta: OnDelta<'_>,
         on_tool: OnTool<'_>,
+        on_recorded: OnRecorded<'_>,
     ) -> Result<Option<TurnOutput>, TurnError> {
         let Turn { session, system, input, chain, deadline_ms, run_id, kind, tools, requester } = turn;
         let _serial = self.lock_session(&session.key).await;
         let rows = match self.record_input(&session, input, &run_id).await? {
             None => return Ok(None),
-            Some(Recorded::History(rows)) => rows,
+            Some(Recorded::History { rows, added }) => {
+                rows.iter().skip(rows.len().saturating_sub(added)).for_each(on_recorded);
+                rows
+            }
             // The same run again (an inbound turn re-run after a crash): its reply is already in
             // the transcript, so it is answered from there, not asked of the model a second time.
             Some(Recorded::Answered(reply)) => return Ok(Some(replayed(session.key, reply))),
@@ -200,10 +208,11 @@ impl Inner {
                     "attempts": done.attempts.len(),
                 })
                 .to_string();
-                let reply = text.clone();
-                self.store
+                let (reply, recorded_meta) = (text.clone(), meta.clone());
+                let seq = self
+                    .store
                     .write(move |tx| {
-                        tx.append_transcript(&key, "assistant", &reply, now, Some(&meta))?;
+                        let seq = tx.append_transcript(&key, "assistant", &reply, now, Some(&meta))?;
                         tx.add_session_usage(
                             &key,
                             Some(&label),
@@ -213,10 +222,17 @@ impl Inner {
                         if finish {
                             tx.finish_session(&key, now)?;
                         }
-                        Ok(())
+                        Ok(seq)
                     })
                     .await?;
                 unfinished.disarm();
+                on_recorded(&pincer_store::TranscriptRow {
+                    seq,
+                    role: "assistant".into(),
+                    content: text.clone(),
+                    at_ms: now,
+                    meta_json: Some(recorded_meta),
+                });
                 return Ok(Some(TurnOutput {
                     session_key: session.key,
                     text,
@@ -388,14 +404,15 @@ impl Inner {
                         return Ok(Some(Recorded::Answered(reply)));
                     }
                     if tx.reader().run_has_user_message(&s.key, &run_id)? {
-                        return Ok(Some(Recorded::History(tx.reader().transcript(&s.key, limit, None)?)));
+                        let rows = tx.reader().transcript(&s.key, limit, None)?;
+                        return Ok(Some(Recorded::History { rows, added: 0 }));
                     }
                 }
                 let added = Self::append_input(tx, &s, input, &run_id, now)?;
                 if added == 0 {
                     return Ok(None);
                 }
-                Ok(Some(Recorded::History(tx.reader().transcript(&s.key, limit, None)?)))
+                Ok(Some(Recorded::History { rows: tx.reader().transcript(&s.key, limit, None)?, added }))
             })
             .await
     }

@@ -32,13 +32,26 @@ pub const HONEST_EMPTY: &[(&str, &str)] = &[
     ("projects.list", "Pincer has no project registry"),
     ("question.list", "Pincer's agent asks the operator no questions"),
     ("plugin.approval.list", "Pincer has no plugins, so no plugin approvals"),
+    ("talk.catalog", "Pincer has no voice or talk mode: no modes, no providers, nothing ready"),
+    ("sessions.companion.state", "Pincer has no side chat: a session has no companion exchanges"),
+    ("sessions.branches.list", "Pincer's transcripts are linear: no branches to switch to"),
+    ("progressCard.get", "Pincer's agent keeps no progress card: `card` is `null`"),
+    (
+        "sessions.observer.visibility",
+        "Pincer has no session observer (activity summaries): acknowledged with `ok: true`, changes nothing",
+    ),
+    ("artifacts.list", "Pincer stores no artifacts (images and files a session produced)"),
+    (
+        "openclaw.approval.list",
+        "Pincer has no system agent, so none of its approvals (exec approvals are `exec.approval.list`'s)",
+    ),
 ];
 
 /// What an implemented method leaves out or reads differently from OpenClaw.
 const NOTES: &[(&str, &str)] = &[
     (
         "sessions.list",
-        "display hints accepted: `configuredAgentsOnly`, `archived`, `includeLastMessage`, `includeDerivedTitles` honoured; `includeActivitySummary`, `excludeSubagents`, `excludeSystem`, `includeGlobal`, `includeUnknown` accepted (nothing to add or exclude)",
+        "display hints accepted: `configuredAgentsOnly`, `archived`, `includeLastMessage`, `includeDerivedTitles`, `activeMinutes` honoured; `sortBy` `updatedAt`/`activity` (one order: the last update first); `includePeople` an empty `people` facet (Pincer records no people); `includeActivitySummary`, `excludeSubagents`, `excludeSystem`, `includeGlobal`, `includeUnknown` accepted (nothing to add or exclude)",
     ),
     ("sessions.delete", "`deleteTranscript: false` and `archivedOnly` refused: Pincer archives nothing"),
     ("models.list", "the configured providers' models; `view`, `includeDetails`, `refresh`, `preparedOnly` accepted"),
@@ -76,6 +89,10 @@ const NOTES: &[(&str, &str)] = &[
     ("usage.status", "tokens per configured provider; no quota windows"),
     ("usage.cost", "tokens by UTC day; no prices, so costs are 0 and counted in `missingCostEntries`"),
     ("commands.list", "the chat channels' commands (`/new`, `/status`, `/help`)"),
+    (
+        "models.authStatus",
+        "each configured provider: `static` with a key (its source, `config` or `env`, never its value), `missing` without; no auth profiles, so `profiles` is empty",
+    ),
 ];
 
 /// Why a method Pincer does not register is refused, by name prefix (the first match wins).

@@ -115,6 +115,8 @@ pub struct SessionFilter {
     pub agent_id: Option<String>,
     /// Leaves out per-run isolated sessions (`excludeCron`).
     pub exclude_isolated: bool,
+    /// Only sessions updated at or after this time (`activeMinutes`).
+    pub updated_since_ms: Option<i64>,
 }
 
 const COLS: &str = "s.key, s.session_id, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
@@ -401,19 +403,20 @@ impl Rd<'_> {
 
     /// Sessions matching `filter`, most recently updated first, with the total.
     pub fn find_sessions(&self, filter: &SessionFilter, limit: u32, offset: u32) -> Result<(Vec<SessionRow>, u64)> {
-        const WHERE: &str =
-            "(?1 IS NULL OR s.kind = ?1) AND (?2 IS NULL OR s.agent_id = ?2) AND (?3 = 0 OR s.kind <> 'isolated')";
+        const WHERE: &str = "(?1 IS NULL OR s.kind = ?1) AND (?2 IS NULL OR s.agent_id = ?2) \
+                             AND (?3 = 0 OR s.kind <> 'isolated') AND (?4 IS NULL OR s.updated_at_ms >= ?4)";
         let (kind, agent, exclude) = (filter.kind.as_deref(), filter.agent_id.as_deref(), filter.exclude_isolated);
+        let since = filter.updated_since_ms;
         let total: i64 = self.conn().query_row(
             &format!("SELECT COUNT(*) FROM sessions s WHERE {WHERE}"),
-            params![kind, agent, exclude],
+            params![kind, agent, exclude, since],
             |r| r.get(0),
         )?;
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {COLS} FROM sessions s WHERE {WHERE} ORDER BY s.updated_at_ms DESC, s.key LIMIT ?4 OFFSET ?5"
+            "SELECT {COLS} FROM sessions s WHERE {WHERE} ORDER BY s.updated_at_ms DESC, s.key LIMIT ?5 OFFSET ?6"
         ))?;
         let rows = stmt
-            .query_map(params![kind, agent, exclude, limit, offset], session_from)?
+            .query_map(params![kind, agent, exclude, since, limit, offset], session_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((rows, total as u64))
     }

@@ -147,7 +147,7 @@ fn provider_ready(p: &ProviderConfig) -> bool {
     p.api_key.as_deref().is_some_and(|k| !k.trim().is_empty()) || is_local(&p.base_url)
 }
 
-fn is_local(base_url: &str) -> bool {
+pub(crate) fn is_local(base_url: &str) -> bool {
     let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
     let host = rest.split(['/', '?']).next().unwrap_or("");
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod channels;
 pub mod config;
+pub mod control_ui;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -28,6 +29,7 @@ pub fn all() -> Methods {
     doctor::register(&mut methods);
     config::register(&mut methods);
     gateway::register(&mut methods);
+    control_ui::register(&mut methods);
     logs::register(&mut methods);
     tools::register(&mut methods);
     import::register(&mut methods);

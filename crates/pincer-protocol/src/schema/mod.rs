@@ -20,6 +20,7 @@ pub mod agent;
 pub mod channels;
 pub mod chat;
 pub mod config;
+pub mod control_ui;
 pub mod cron;
 pub mod delivery;
 pub mod devices;
@@ -243,6 +244,14 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<gateway::CommandsList>(),
     MethodSchema::of::<gateway::QuestionList>(),
     MethodSchema::of::<gateway::PluginApprovalList>(),
+    MethodSchema::of::<control_ui::ModelsAuthStatus>(),
+    MethodSchema::of::<control_ui::TalkCatalog>(),
+    MethodSchema::of::<control_ui::SessionsCompanionState>(),
+    MethodSchema::of::<control_ui::SessionsBranchesList>(),
+    MethodSchema::of::<control_ui::ProgressCardGet>(),
+    MethodSchema::of::<control_ui::SessionsObserverVisibility>(),
+    MethodSchema::of::<control_ui::OpenclawApprovalList>(),
+    MethodSchema::of::<control_ui::ArtifactsList>(),
     MethodSchema::of::<chat::ChatSend>(),
     MethodSchema::of::<chat::ChatAbort>(),
     MethodSchema::of::<chat::ChatStartup>(),

@@ -215,6 +215,17 @@ pub struct SessionsListParams {
     /// Pincer session spawns another (the Control UI asks it for a chat's subagent sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spawned_by: Option<String>,
+    /// Honoured: only the sessions updated in the last this many minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_minutes: Option<u32>,
+    /// `updatedAt` or `activity`: both the last update first, Pincer's one order (a session's
+    /// last update is its last activity); `lastInteractionAt` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<String>,
+    /// Display hint, honoured: the `people` facet — empty, as Pincer records no people in its
+    /// sessions (`peopleSessionCount` is how many sessions were looked at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_people: Option<bool>,
 }
 
 /// `archived`: a flag or `"all"`.
@@ -234,10 +245,8 @@ pub enum AllWord {
 
 impl Params for SessionsListParams {
     const UNSUPPORTED: &'static [&'static str] = &[
-        "activeMinutes",
         "activeOnly",
         "requireLastInteraction",
-        "sortBy",
         "label",
         "projectId",
         "workspaceDir",
@@ -251,7 +260,6 @@ impl Params for SessionsListParams {
         "involvingMe",
         "profileRelation",
         "involvingProfileId",
-        "includePeople",
         "search",
     ];
 }
