@@ -181,7 +181,7 @@ async fn sessions_list_honours_openclaws_display_hints() {
     let configured = c.call("sessions.list", json!({"configuredAgentsOnly": true})).await.unwrap();
     assert_eq!(keys(&configured), ["agent:main:session:a"], "only the configured agent, main");
     let archived = c.call("sessions.list", json!({"archived": true})).await.unwrap();
-    assert_eq!(archived["sessions"], json!([]), "Pincer archives nothing");
+    assert_eq!(archived["sessions"], json!([]), "none is archived yet");
     assert_eq!(keys(&c.call("sessions.list", json!({"archived": false})).await.unwrap()).len(), 2);
     let hinted = c
         .call(
@@ -535,5 +535,112 @@ async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
         assert_eq!(code, "INVALID_REQUEST", "{params}");
         assert!(message.starts_with(&format!("invalid agent params: {want}")), "{params}: {message}");
     }
+    gw.stop().await;
+}
+
+/// `sessions.patch`: a label shows in lists, a model is used by the session's next turn (and
+/// `null` returns to the default), an archive leaves the default list — what `openclaw sessions
+/// archive` and the Control UI's rename and model picker send. Other fields are refused by name;
+/// a display-only patch needs `operator.write`, anything else `operator.admin` (OpenClaw's rule).
+#[tokio::test]
+async fn sessions_patch_labels_sets_the_next_turns_model_and_archives() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut writer = gw.client(&["operator.write", "operator.read"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    let key = "agent:main:session:taxes";
+
+    // A session with no turn yet is made, so a chat's model can be chosen first.
+    let res = writer
+        .call("sessions.patch", json!({"key": key, "label": "Taxes 2026", "model": "openai/gpt-4o-mini"}))
+        .await
+        .unwrap();
+    assert_eq!((res["ok"].as_bool(), res["key"].as_str()), (Some(true), Some(key)), "{res}");
+    assert_eq!(
+        (res["entry"]["label"].as_str(), res["entry"]["displayName"].as_str(), res["entry"]["modelOverride"].as_str()),
+        (Some("Taxes 2026"), Some("Taxes 2026"), Some("gpt-4o-mini")),
+        "{res}"
+    );
+    assert_eq!(res["resolved"], json!({"modelProvider": "openai", "model": "gpt-4o-mini"}));
+    let changed = watcher.next_event("sessions.changed").await.unwrap();
+    assert_eq!(changed["payload"]["reason"], "patch");
+
+    fake.push(Reply::text("Filed.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "File them", "sessionKey": key})).await.unwrap();
+    assert_eq!(fake.requests().last().unwrap().model(), Some("gpt-4o-mini"), "the session's model");
+    c.call("sessions.patch", json!({"key": key, "model": null})).await.unwrap();
+    fake.push(Reply::text("Again.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "Once more", "sessionKey": key})).await.unwrap();
+    assert_eq!(fake.requests().last().unwrap().model(), Some("gpt-4o"), "back to the default");
+
+    let (_, message) =
+        error_of(&writer.request("sessions.patch", json!({"key": key, "model": "nope/x"})).await.unwrap());
+    assert!(message.starts_with("invalid sessions.patch params: model: "), "{message}");
+    let (_, message) =
+        error_of(&writer.request("sessions.patch", json!({"key": key, "thinkingLevel": "high"})).await.unwrap());
+    assert_eq!(message, "invalid sessions.patch params: thinkingLevel: not supported by Pincer");
+    let (code, _) =
+        error_of(&writer.request("sessions.patch", json!({"key": key, "execHost": "gateway"})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN", "fields beyond display and model are operator.admin's");
+    let (_, message) =
+        error_of(&c.request("sessions.patch", json!({"key": "agent:main:main", "archived": true})).await.unwrap());
+    assert!(message.starts_with("Cannot archive the main session"), "{message}");
+
+    // `openclaw sessions archive` wants `entry.archivedAt` back.
+    let res = writer.call("sessions.patch", json!({"key": key, "archived": true})).await.unwrap();
+    assert!(res["entry"]["archivedAt"].is_i64(), "{res}");
+    assert_eq!(res["entry"]["archiveReason"], "manual");
+    let keys = |page: Value| -> Vec<String> {
+        page["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(!keys(c.call("sessions.list", json!({})).await.unwrap()).contains(&key.to_string()));
+    assert_eq!(keys(c.call("sessions.list", json!({"archived": true})).await.unwrap()), [key]);
+    let row = c.call("sessions.list", json!({"archived": "all"})).await.unwrap();
+    assert!(keys(row).contains(&key.to_string()));
+    // An archived session may be deleted with operator.write alone (`archivedOnly`).
+    let res = writer.call("sessions.delete", json!({"key": key, "archivedOnly": true})).await.unwrap();
+    assert_eq!(res["deleted"], true);
+    gw.stop().await;
+}
+
+/// `sessions.cleanup` applies `session.maintenance`: idle named sessions are archived, finished
+/// idle cron runs deleted, the main session kept; `dryRun` only says so.
+#[tokio::test]
+async fn sessions_cleanup_archives_idle_sessions_and_dry_run_changes_nothing() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, ", session: { maintenance: { pruneAfter: '1d', maxEntries: 100 } }").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    for (key, text) in [("session:old", "Old"), ("main", "Main")] {
+        fake.push(Reply::text(text).with_usage(FakeUsage::new(3, 2)));
+        c.call("agent", json!({"message": "hi", "sessionKey": key})).await.unwrap();
+    }
+    gw.clock.advance(2 * 86_400_000);
+    fake.push(Reply::text("Fresh").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "hi", "sessionKey": "session:fresh"})).await.unwrap();
+
+    let mut reader = gw.client(&["operator.write", "operator.read"]).await;
+    let (code, _) = error_of(&reader.request("sessions.cleanup", json!({})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN", "operator.admin's");
+    let dry = c.call("sessions.cleanup", json!({"dryRun": true})).await.unwrap();
+    assert_eq!(
+        (dry["dryRun"].as_bool(), dry["beforeCount"].as_u64(), dry["afterCount"].as_u64(), dry["archived"].as_u64()),
+        (Some(true), Some(3), Some(2), Some(1)),
+        "{dry}"
+    );
+    assert_eq!(dry["actions"], json!([{"key": "agent:main:session:old", "action": "archive-age"}]));
+    assert_eq!(c.call("sessions.list", json!({})).await.unwrap()["total"], 3, "a dry run changes nothing");
+    let done =
+        c.call("sessions.cleanup", json!({"enforce": true, "activeKey": "agent:main:session:fresh"})).await.unwrap();
+    assert_eq!((done["applied"].as_bool(), done["appliedCount"].as_u64()), (Some(true), Some(2)), "{done}");
+    let keys: Vec<_> = c.call("sessions.list", json!({"archived": true})).await.unwrap()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap().to_string(), s["archiveReason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(keys, [("agent:main:session:old".to_string(), "age-retention".to_string())]);
+    let (_, message) = error_of(&c.request("sessions.cleanup", json!({"fixDmScope": true})).await.unwrap());
+    assert_eq!(message, "invalid sessions.cleanup params: fixDmScope: not supported by Pincer");
     gw.stop().await;
 }

@@ -156,7 +156,7 @@ pub async fn agent(
     let session =
         SessionRef::from_request(session_key.as_deref(), p.agent_id.as_deref(), &run_id).map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();
-    let chain = inner.chain(model.as_deref(), None).map_err(|e| match &model {
+    let chain = inner.session_chain(&session.key, model.as_deref()).await.map_err(|e| match &model {
         Some(_) => invalid(M, format!("model: {e}")),
         None => ApiError::Failed { message: e, reason: ErrorClass::ModelNotFound.into(), run_id: run_id.clone() },
     })?;
@@ -292,6 +292,12 @@ pub fn session_view(row: &SessionRow) -> Session {
         run_id: row.run_id.clone(),
         finished_at: row.finished_at_ms,
         model: row.model.clone(),
+        label: row.label.clone(),
+        display_name: row.label.clone(),
+        model_override: row.model_override.as_deref().map(|m| m.split_once('/').map_or(m, |(_, m)| m).to_string()),
+        provider_override: row.model_override.as_deref().and_then(|m| m.split_once('/')).map(|(p, _)| p.to_string()),
+        archived_at: row.archived_at_ms,
+        archive_reason: row.archive_reason.clone(),
         extra: Map::new(),
     }
 }
@@ -321,12 +327,13 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         (None, Some(true)) => Some(DEFAULT_AGENT.to_string()),
         (a, _) => a,
     };
-    // Pincer archives no session: the archived ones are none.
-    if p.archived == Some(ArchivedFilter::Flag(true)) {
-        return Ok(empty_page(agents, offset, limit));
-    }
+    let archived = match p.archived {
+        None => Some(false),
+        Some(ArchivedFilter::Flag(flag)) => Some(flag),
+        Some(ArchivedFilter::All(_)) => None,
+    };
     let (last, titles) = (p.include_last_message == Some(true), p.include_derived_titles == Some(true));
-    let filter = SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true) };
+    let filter = SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true), archived };
     let (rows, total, previews) = agents
         .inner
         .store
@@ -416,12 +423,6 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
             "deleteTranscript: false is not supported: a Pincer transcript lives inside its session; omit it",
         ));
     }
-    if p.archived_only == Some(true) {
-        return Err(invalid(
-            M,
-            format!("Session {} is not archived: Pincer archives no session; omit archivedOnly", p.key),
-        ));
-    }
     let key = read_key(M, &p.key, p.agent_id.as_deref())?;
     if SessionRef::from_key(&key).is_some_and(|s| s.kind == crate::session::SessionKind::Main) {
         return Err(ApiError::Invalid(format!(
@@ -438,6 +439,11 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
         return Err(ApiError::Invalid(format!(
             "Session {key} is now session id {}: it changed before deletion. Retry.",
             row.session_id
+        )));
+    }
+    if p.archived_only == Some(true) && row.archived_at_ms.is_none() {
+        return Err(ApiError::Invalid(format!(
+            "Session {key} is not archived: archive it first (`openclaw sessions archive {key}`) or omit archivedOnly"
         )));
     }
     // Not while a turn writes into it: the turn holds the session's lock.

@@ -40,7 +40,15 @@ const NOTES: &[(&str, &str)] = &[
         "sessions.list",
         "display hints accepted: `configuredAgentsOnly`, `archived`, `includeLastMessage`, `includeDerivedTitles` honoured; `includeActivitySummary`, `excludeSubagents`, `excludeSystem`, `includeGlobal`, `includeUnknown` accepted (nothing to add or exclude)",
     ),
-    ("sessions.delete", "`deleteTranscript: false` and `archivedOnly` refused: Pincer archives nothing"),
+    ("sessions.delete", "`deleteTranscript: false` refused: a Pincer transcript lives inside its session"),
+    (
+        "sessions.patch",
+        "`label`, `model` (the session's next turns) and `archived` honoured; every other field refused by name",
+    ),
+    (
+        "sessions.cleanup",
+        "`session.maintenance` `pruneAfter`, `maxEntries`, `resetArchiveRetention` (default 30d: no disk budget); `agent`, `allAgents`, `activeKey` honoured, `enforce` and `fixMissing` accepted, `fixDmScope` refused; Pincer's `dryRun`",
+    ),
     ("models.list", "the configured providers' models; `view`, `includeDetails`, `refresh`, `preparedOnly` accepted"),
     ("channels.status", "the outbox's view of each channel; `probe` accepted (probes are `doctor.run`'s)"),
     ("last-heartbeat", "the last tick of Pincer's heartbeat (over queued system events)"),

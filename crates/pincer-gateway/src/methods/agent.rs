@@ -1,5 +1,5 @@
 //! `agent`, `agents.list`, `agent.identity.get`, `sessions.list`, `sessions.delete`, `chat.*`,
-//! `sessions.messages.subscribe|unsubscribe`, `sessions.reset|describe|resolve|compact|subscribe`,
+//! `sessions.messages.subscribe|unsubscribe`, `sessions.reset|describe|resolve|compact|subscribe|patch|cleanup`,
 //! `agent.wait` and `wake`: thin adapters over `pincer_agent::{api, chat, manage}`.
 
 use pincer_agent::api::{self, ApiError};
@@ -68,6 +68,12 @@ pub fn register(methods: &mut Methods) {
     });
     methods.add::<sessions::SessionsCompact, _, _>(|c: Ctx, p| async move {
         manage::sessions_compact(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsPatch, _, _>(|c: Ctx, p| async move {
+        manage::sessions_patch(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsCleanup, _, _>(|c: Ctx, p| async move {
+        manage::sessions_cleanup(&c.state.agents, p).await.map_err(error)
     });
     methods.add::<wire::AgentWait, _, _>(|c: Ctx, p| async move {
         manage::agent_wait(&c.state.agents, p).await.map_err(error)

@@ -188,7 +188,7 @@ impl SessionsList {
         let last_message = opt_bool(&args, T, "includeLastMessage")?.unwrap_or(false);
         let agent_id = opt_str_arg(&args, T, "agentId")?.map(String::from);
         let state = self.binding.state(T)?;
-        let filter = SessionFilter { kind: None, agent_id, exclude_isolated: false };
+        let filter = SessionFilter { kind: None, agent_id, exclude_isolated: false, archived: None };
         let (rows, _) =
             state.store.read(move |rd| rd.find_sessions(&filter, LIST_SCAN, 0)).await.map_err(|e| store_error(T, e))?;
         let now = ctx.clock.now_ms();
