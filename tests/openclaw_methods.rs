@@ -501,7 +501,7 @@ async fn commands_questions_plugin_approvals_and_message_unsubscribe_answer_open
 
 /// `openclaw agent --session-id <id>` and `--to agent:<id>:…`: the turn runs in that session (a
 /// session's `sessionId` is its key; a bare id is the named session), a contradiction is refused,
-/// and a channel recipient is refused with what to use instead.
+/// and a channel recipient picks the session a DM from them lands in (`session.dmScope`: main).
 #[tokio::test]
 async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
     let fake = FakeOpenAi::start().await;
@@ -512,6 +512,7 @@ async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
         (json!({"sessionId": "agent:main:session:notes"}), "agent:main:session:notes"),
         (json!({"to": "agent:main:session:other"}), "agent:main:session:other"),
         (json!({"sessionKey": "main", "sessionId": "main"}), "agent:main:main"),
+        (json!({"to": "+15550001"}), "agent:main:main"),
     ]
     .into_iter()
     .enumerate()
@@ -525,10 +526,9 @@ async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
     let history = c.call("chat.history", json!({"sessionKey": "agent:main:session:notes"})).await.unwrap();
     let text = history.to_string();
     assert!(text.contains("hi 0") && text.contains("hi 1"), "both --session-id forms reached one session: {history}");
-    for (params, want) in [
-        (json!({"sessionKey": "main", "sessionId": "notes"}), "sessionId \"notes\" contradicts sessionKey \"main\""),
-        (json!({"to": "+15550001"}), "to: \"+15550001\" is a channel recipient"),
-    ] {
+    for (params, want) in
+        [(json!({"sessionKey": "main", "sessionId": "notes"}), "sessionId \"notes\" contradicts sessionKey \"main\"")]
+    {
         let mut p = params.clone();
         p["message"] = json!("hi");
         let (code, message) = error_of(&c.request("agent", p).await.unwrap());
@@ -642,5 +642,61 @@ async fn sessions_cleanup_archives_idle_sessions_and_dry_run_changes_nothing() {
     assert_eq!(keys, [("agent:main:session:old".to_string(), "age-retention".to_string())]);
     let (_, message) = error_of(&c.request("sessions.cleanup", json!({"fixDmScope": true})).await.unwrap());
     assert_eq!(message, "invalid sessions.cleanup params: fixDmScope: not supported by Pincer");
+    gw.stop().await;
+}
+
+/// `openclaw agent --deliver --reply-channel telegram --reply-to <chat>` (and `--channel` with a
+/// recipient `--to`): the reply goes through the outbox to that chat, once — a repeated
+/// `idempotencyKey` answers the same run and sends nothing more. A route that cannot work is
+/// refused before the turn runs.
+#[tokio::test]
+async fn agent_deliver_sends_the_reply_through_the_outbox_once() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let (fake, tg) = (FakeOpenAi::start().await, FakeTelegram::start().await);
+    let channels =
+        format!(", channels: {{ telegram: {{ botToken: '{}', apiRoot: '{}' }} }}", FakeTelegram::TOKEN, tg.base_url());
+    let gw = model_gateway(&fake, &channels).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+
+    let (_, message) = error_of(
+        &c.request("agent", json!({"message": "hi", "deliver": true, "replyChannel": "nope", "replyTo": "1"}))
+            .await
+            .unwrap(),
+    );
+    assert!(message.starts_with("invalid agent params: deliver: "), "{message}");
+    let (_, message) = error_of(&c.request("agent", json!({"message": "hi", "deliver": true})).await.unwrap());
+    assert!(message.contains("delivery channel is required"), "{message}");
+    assert_eq!(fake.request_count(), 0, "no turn ran for a route that cannot work");
+
+    fake.push(Reply::text("The report is ready.").with_usage(FakeUsage::new(3, 2)));
+    let params = json!({"message": "Write the report", "deliver": true, "replyChannel": "telegram",
+                        "replyTo": "123456789", "idempotencyKey": "report-1"});
+    let res = c.call("agent", params.clone()).await.unwrap();
+    assert_eq!(
+        (res["delivery"]["status"].as_str(), res["delivery"]["channel"].as_str()),
+        (Some("queued"), Some("telegram")),
+        "{res}"
+    );
+    let id = res["delivery"]["deliveryId"].as_str().unwrap().to_string();
+    let got = tg.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!((got[0].chat_id.as_str(), got[0].text.as_str()), ("123456789", "The report is ready."));
+    let again = c.call("agent", params).await.unwrap();
+    assert_eq!(again["delivery"]["deliveryId"], id.as_str(), "the same run, the same delivery");
+    let listed = c.call("deliveries.list", json!({})).await.unwrap();
+    let rows = listed["deliveries"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["origin"]["kind"], "agent-reply", "{listed}");
+    assert_eq!((tg.messages().len(), fake.request_count()), (1, 1), "sent once, one turn");
+
+    // `--channel telegram --to <chat>`: the recipient is the target (and, under dmScope main,
+    // the turn runs in the main session).
+    fake.push(Reply::text("Second.").with_usage(FakeUsage::new(3, 2)));
+    let res = c
+        .call("agent", json!({"message": "again", "deliver": true, "channel": "telegram", "to": "555"}))
+        .await
+        .unwrap();
+    assert_eq!(res["sessionKey"], "agent:main:main", "{res}");
+    let got = tg.wait_for_messages(2, Duration::from_secs(20)).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("555", "Second."));
     gw.stop().await;
 }

@@ -26,6 +26,7 @@ use pincer_store::SessionRow;
 use pincer_store::sessions::SessionFilter;
 use serde_json::{Map, Value, json};
 
+use pincer_core::config::DmScope;
 use pincer_cron::job::DEFAULT_AGENT;
 
 use crate::chat::RunStream;
@@ -74,11 +75,14 @@ pub(crate) fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError
 /// interim answer; clients that wait for the final answer skip it).
 /// The session an `agent` call names, as OpenClaw reads its params: `sessionKey`, else
 /// `sessionId` (Pincer's session id is the session's key; a bare id is the named session
-/// `session:<id>`), else a `to` shaped as an agent session key (`agent:<id>:…`).
+/// `session:<id>`), else a `to` shaped as an agent session key (`agent:<id>:…`), else the session
+/// a DM from recipient `to` lands in under `session.dmScope` (as an inbound chat would).
 fn request_session_key(
     key: Option<String>,
     session_id: Option<String>,
     to: Option<String>,
+    channel: Option<&str>,
+    dm_scope: DmScope,
 ) -> Result<Option<String>, String> {
     let nonblank = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let (key, session_id, to) = (nonblank(key), nonblank(session_id), nonblank(to));
@@ -97,12 +101,18 @@ fn request_session_key(
             format!("session:{id}")
         }));
     }
+    let channel = channel.map(str::trim).filter(|c| !c.is_empty() && *c != "last");
     match to {
         Some(to) if to.starts_with("agent:") => Ok(Some(to)),
-        Some(to) => Err(format!(
-            "to: \"{to}\" is a channel recipient; Pincer's `agent` does not route by recipient yet: pass --session-key \
-             (e.g. agent:main:main), or send the reply with `openclaw message send --channel <ch> --target {to}`"
-        )),
+        Some(to) => match (dm_scope, channel) {
+            (DmScope::Main, _) => Ok(None),
+            (DmScope::PerPeer, _) => Ok(Some(format!("session:direct:{to}"))),
+            (DmScope::PerChannelPeer, Some(c)) => Ok(Some(format!("session:{c}:direct:{to}"))),
+            (DmScope::PerChannelPeer, None) => Err(format!(
+                "to: \"{to}\" needs its channel (session.dmScope is per-channel-peer): pass channel (--channel), \
+                     or sessionKey"
+            )),
+        },
         None => Ok(None),
     }
 }
@@ -117,12 +127,7 @@ pub async fn agent(
     if message.is_empty() {
         return Err(invalid(M, "message: must not be empty"));
     }
-    if p.deliver == Some(true) {
-        return Err(invalid(
-            M,
-            "deliver: not supported by Pincer: the reply comes back in this response; to send results to a channel, use a cron job with --announce",
-        ));
-    }
+    // `deliver` and its routing fields are the gateway's: it sends the reply through the outbox.
     let model = match (p.provider.filter(|s| !s.is_empty()), p.model.filter(|s| !s.is_empty())) {
         (None, model) => model,
         (Some(provider), Some(model)) if !model.contains('/') => Some(format!("{provider}/{model}")),
@@ -152,7 +157,9 @@ pub async fn agent(
         (Some(found), Some(given)) if found == given.trim() => (Some(found), None),
         (_, given) => (given, p.session_id),
     };
-    let session_key = request_session_key(key, session_id, p.to).map_err(|e| invalid(M, e))?;
+    let dm_scope = agents.inner.config().session.dm_scope;
+    let session_key =
+        request_session_key(key, session_id, p.to, p.channel.as_deref(), dm_scope).map_err(|e| invalid(M, e))?;
     let session =
         SessionRef::from_request(session_key.as_deref(), p.agent_id.as_deref(), &run_id).map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();

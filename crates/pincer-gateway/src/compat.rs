@@ -40,6 +40,10 @@ const NOTES: &[(&str, &str)] = &[
         "sessions.list",
         "display hints accepted: `configuredAgentsOnly`, `archived`, `includeLastMessage`, `includeDerivedTitles` honoured; `includeActivitySummary`, `excludeSubagents`, `excludeSystem`, `includeGlobal`, `includeUnknown` accepted (nothing to add or exclude)",
     ),
+    (
+        "agent",
+        "`deliver` sends the reply through the outbox (`replyChannel`/`replyTo`, else `channel`/`to`, else the session's last route); a recipient `to` picks the session by `session.dmScope`",
+    ),
     ("sessions.delete", "`deleteTranscript: false` refused: a Pincer transcript lives inside its session"),
     (
         "sessions.patch",
