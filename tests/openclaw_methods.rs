@@ -641,7 +641,10 @@ async fn sessions_cleanup_archives_idle_sessions_and_dry_run_changes_nothing() {
         .collect();
     assert_eq!(keys, [("agent:main:session:old".to_string(), "age-retention".to_string())]);
     let (_, message) = error_of(&c.request("sessions.cleanup", json!({"fixDmScope": true})).await.unwrap());
-    assert_eq!(message, "invalid sessions.cleanup params: fixDmScope: not supported by Pincer");
+    assert!(message.starts_with("invalid sessions.cleanup params: fixDmScope: not supported by Pincer"), "{message}");
+    // OpenClaw's CLI always sends its flags, `false` when not given.
+    let plain = json!({"enforce": false, "fixMissing": false, "fixDmScope": false, "allAgents": false});
+    c.call("sessions.cleanup", plain).await.unwrap();
     gw.stop().await;
 }
 
@@ -698,5 +701,29 @@ async fn agent_deliver_sends_the_reply_through_the_outbox_once() {
     assert_eq!(res["sessionKey"], "agent:main:main", "{res}");
     let got = tg.wait_for_messages(2, Duration::from_secs(20)).await;
     assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("555", "Second."));
+    gw.stop().await;
+}
+
+/// A chat view opening on a fresh install (`openclaw tui` loads the main session's history right
+/// after connecting) gets the main session's empty transcript, not `session not found`; a named
+/// session that never ran is still unknown.
+#[tokio::test]
+async fn chat_history_of_a_fresh_main_session_is_empty_not_an_error() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.read", "operator.write"]).await;
+    for key in ["agent:main:main", "main"] {
+        let page = c.call("chat.history", json!({"sessionKey": key, "limit": 200})).await.unwrap();
+        assert_eq!(
+            (page["sessionKey"].as_str(), page["messages"].as_array().map(Vec::len)),
+            (Some("agent:main:main"), Some(0)),
+            "{page}"
+        );
+        assert_eq!(page["session"]["isMain"], true);
+    }
+    let startup = c.call("chat.startup", json!({"sessionKey": "agent:ops:main"})).await.unwrap();
+    assert_eq!(startup["session"]["agentId"], "ops", "{startup}");
+    let (_, message) = error_of(&c.request("chat.history", json!({"sessionKey": "session:never"})).await.unwrap());
+    assert!(message.starts_with("session not found"), "{message}");
     gw.stop().await;
 }

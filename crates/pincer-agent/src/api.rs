@@ -594,6 +594,18 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
             extra: receipts,
         }));
     }
+    // An agent's main session exists before its first turn, as in OpenClaw: a chat view opening
+    // on a fresh install (`openclaw tui`, the Control UI) gets an empty transcript, not an error.
+    if let Some(main) = SessionRef::from_key(&key).filter(|s| s.kind == crate::session::SessionKind::Main) {
+        let lookup = key.clone();
+        if agents.inner.store.read(move |rd| rd.get_session(&lookup)).await?.is_none() {
+            let now = agents.inner.clock.now_ms();
+            let made = move |tx: &pincer_store::Tx<'_>| {
+                tx.ensure_session(&main.key, &main.agent_id, main.kind.as_str(), None, None, now).map(drop)
+            };
+            agents.inner.store.write(made).await?;
+        }
+    }
     let lookup = key.clone();
     let (session, mut rows, last_seq) = agents
         .inner

@@ -168,6 +168,12 @@ pub async fn sessions_cleanup(agents: &Agents, p: SessionsCleanupParams) -> Resu
         (Some(""), _) => return Err(invalid(M, "agent: must not be empty")),
         (agent, _) => agent.map(str::to_string),
     };
+    if p.fix_dm_scope == Some(true) {
+        return Err(invalid(
+            M,
+            "fixDmScope: not supported by Pincer: it keeps no DM sessions of an earlier session.dmScope to retire; omit it",
+        ));
+    }
     let inner = &agents.inner;
     let maintenance = inner.config().session.maintenance.clone();
     let policy = CleanupPolicy {

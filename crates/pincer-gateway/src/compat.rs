@@ -51,7 +51,7 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "sessions.cleanup",
-        "`session.maintenance` `pruneAfter`, `maxEntries`, `resetArchiveRetention` (default 30d: no disk budget); `agent`, `allAgents`, `activeKey` honoured, `enforce` and `fixMissing` accepted, `fixDmScope` refused; Pincer's `dryRun`",
+        "`session.maintenance` `pruneAfter`, `maxEntries`, `resetArchiveRetention` (default 30d: no disk budget); `agent`, `allAgents`, `activeKey` honoured, `enforce` and `fixMissing` accepted, `fixDmScope: true` refused; Pincer's `dryRun`",
     ),
     ("models.list", "the configured providers' models; `view`, `includeDetails`, `refresh`, `preparedOnly` accepted"),
     ("channels.status", "the outbox's view of each channel; `probe` accepted (probes are `doctor.run`'s)"),

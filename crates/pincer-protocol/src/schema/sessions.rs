@@ -142,14 +142,15 @@ pub struct SessionsCleanupParams {
     /// Accepted: a Pincer transcript lives in the store, so none is ever missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix_missing: Option<bool>,
+    /// Only `false` (the CLI always sends it): Pincer retires no DM sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_dm_scope: Option<bool>,
     /// Pincer: say what would be done, change nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
 }
 
-impl Params for SessionsCleanupParams {
-    const UNSUPPORTED: &'static [&'static str] = &["fixDmScope"];
-}
+impl Params for SessionsCleanupParams {}
 
 /// OpenClaw's cleanup summary for one store. Counts are of unarchived sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
