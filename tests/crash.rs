@@ -2,8 +2,9 @@
 //! steps (`PINCER_CRASHPOINTS`: after a slot reservation, after a run executed, after the outbox
 //! commit, with a part in flight, after the send but before its receipt is stored), then restart,
 //! and check that nothing accepted was lost, nothing was sent twice, no slot ran twice, and every
-//! ambiguous send is resent only where the platform deduplicates (Discord), looked up where it
-//! can be searched (Slack), and otherwise reported `unknown` (Telegram).
+//! ambiguous send is resent only where the platform deduplicates (Discord; the webhook, whose
+//! whole batch of parts is in flight at once), looked up where it can be searched (Slack), and
+//! otherwise reported `unknown` (Telegram).
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -606,6 +607,80 @@ async fn crash_around_a_slack_send_is_reconciled_by_looking() {
             assert_eq!(fake.requests(), got.len(), "no post was refused or repeated; {ctx}");
             let looks = fake.reads().iter().filter(|r| r.method == "conversations.history").count();
             assert_eq!(looks, 1, "the in-flight part was looked up once; {ctx}");
+        }
+    }
+}
+
+/// A webhook deduplicates by `Idempotency-Key`, so the outbox commits a whole batch's
+/// `dispatching` marks before its first request and the receipts after its last. Killed in
+/// between (before a part's send, or after it), the restarted gateway resends every part of the
+/// batch that has no receipt, each with its own key: every message arrives once, and every extra
+/// request was a repeat of a key the receiver had already accepted. The receiver holds its first
+/// request 3 s, so the messages sent meanwhile are leased as one batch behind it.
+#[tokio::test]
+async fn kill_9_inside_a_webhook_batch_resends_only_with_the_same_key() {
+    use pincer_testkit::fakes::webhook::{FakeWebhook, Fault};
+    let test = "kill_9_inside_a_webhook_batch_resends_only_with_the_same_key";
+    let cycles = hits(&[3, 8]).into_iter().map(|h| ("outbox.dispatching", h));
+    for (point, hit) in cycles.chain(hits(&[3, 9]).into_iter().map(|h| ("outbox.sent", h))) {
+        let mut cycle = Cycle::new(test, "webhook", point, hit);
+        let fake = FakeWebhook::start().await;
+        fake.push_fault(Fault::Delay(Duration::from_secs(3)));
+        let config = json!({ "channels": { "webhook": { "allowPrivateNetwork": true } } });
+        let dir = tempfile::tempdir().unwrap();
+        let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+        arm(&mut gw, point, hit);
+        let url = fake.url();
+        let (accepted, in_doubt) = send_until_dead(&gw, "webhook", |_| url.clone(), workload(hit, 12)).await;
+        expect_crash(&mut gw, point);
+        let before_restart = fake.requests();
+        restart_after_the_crash(&mut gw);
+        let rows = settled(&gw).await;
+        let deliveries = fake.deliveries();
+        let text = |body: &str| serde_json::from_str::<Value>(body).unwrap()["text"].as_str().unwrap().to_string();
+        let got: Vec<String> = deliveries.iter().map(|d| text(&d.body)).collect();
+        cycle.messages(&accepted, &in_doubt, &got, &[]);
+        cycle.record();
+        let ctx = format!(
+            "{point}:{hit}: accepted {}, in doubt {in_doubt:?}, delivered {got:?}, {} requests ({before_restart} before the restart), {} repeats",
+            accepted.len(),
+            fake.requests(),
+            fake.duplicates()
+        );
+        // The default passes fall inside the batch of the first 12 messages, all sent while the
+        // receiver held the first (longer runs of `cargo xtask crash` check the key rules only).
+        let in_first_batch = hit <= 12;
+        if in_first_batch {
+            assert!(in_doubt.is_empty(), "every send was answered before the batch went; {ctx}");
+        }
+        for t in &accepted {
+            assert_eq!(count(&got, t), 1, "{t} must be accepted by the receiver exactly once; {ctx}");
+        }
+        for row in &rows {
+            assert_eq!(row["state"], "delivered", "{row}; {ctx}");
+        }
+        for d in &deliveries {
+            // `send_until_dead` keys message `msg-<i>` with `k<i>` (the outbox row: `send:k<i>`).
+            let i: usize = text(&d.body)["msg-".len()..].parse().unwrap();
+            assert_eq!(d.idempotency_key.as_deref(), Some(format!("send:k{i}").as_str()), "{d:?}; {ctx}");
+        }
+        // Every request beyond the messages was a repeat of an accepted key (a resend without it
+        // would have been accepted as a second message above).
+        assert_eq!(fake.requests(), deliveries.len() + fake.duplicates(), "{ctx}");
+        // The batch behind the first message was marked at once: the parts it sent before the
+        // kill had no receipt yet and went again with their key. One part at a time, a kill
+        // before a send repeats nothing and one after it repeats that one part.
+        // (The first message is a batch of its own: killed after its send, it alone is repeated.)
+        let sent_before_kill = match point {
+            "outbox.sent" => (hit - 1).max(1),
+            _ => hit.saturating_sub(2),
+        } as usize;
+        if in_first_batch {
+            assert_eq!(
+                fake.duplicates(),
+                sent_before_kill,
+                "the batch's sent parts were repeated with their keys; {ctx}"
+            );
         }
     }
 }

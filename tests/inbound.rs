@@ -454,3 +454,57 @@ async fn webhook_mode_sets_the_webhook_checks_the_secret_and_switching_back_dele
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!((tg.messages().len(), model.request_count()), (3, 3));
 }
+
+/// A reload applies inbound chat settings: a fixed bot token starts the listener again (and the
+/// outbox sends what it held), a new `allowFrom` lets a sender in from the next message, and the
+/// task list keeps one listener.
+#[tokio::test]
+async fn a_fixed_token_and_a_new_allow_list_apply_on_reload_without_a_restart() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let mut cfg = config(&tg, &model, json!({ "botToken": "123:wrong", "dmPolicy": "allowlist", "allowFrom": [5] }));
+    let gw = TestGateway::start_with(&cfg.to_string()).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "credentials-rejected").await;
+    let sent = c
+        .call(
+            "send",
+            json!({ "channel": "telegram", "to": "5", "message": "held until the token is fixed",
+            "idempotencyKey": "held-1" }),
+        )
+        .await
+        .unwrap();
+    assert!(sent["messageId"].is_string() || sent["id"].is_string(), "{sent}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(tg.messages().is_empty(), "nothing reaches Telegram with a refused token");
+
+    let write = |cfg: &Value| {
+        let mut cfg = cfg.clone();
+        cfg["gateway"] = json!({ "port": 0, "auth": { "token": crate::support::TOKEN } });
+        std::fs::write(&gw.paths.config_path, cfg.to_string()).unwrap();
+    };
+    cfg["channels"]["telegram"]["botToken"] = json!(FakeTelegram::TOKEN);
+    write(&cfg);
+    let reloaded = c.call("config.reload", json!({})).await.unwrap();
+    assert!(reloaded.to_string().contains("channels.telegram.botToken"), "{reloaded}");
+    wait_inbound(&mut c, "polling").await;
+    let got = tg.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].chat_id.as_str(), got[0].text.as_str()), ("5", "held until the token is fixed"));
+    let (_, id) = tg.push_message(Incoming::dm(5, "hello after the fix"));
+    let got = tg.wait_for_messages(2, WAIT).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].reply_to_message_id), ("5", Some(id)));
+
+    // Sender 6 is not on the list: refused until the list names it.
+    tg.push_message(Incoming::dm(6, "let me in"));
+    wait_until("the refused update to be confirmed", || tg.unconfirmed() == 0).await;
+    cfg["channels"]["telegram"]["allowFrom"] = json!([5, 6]);
+    write(&cfg);
+    c.call("config.reload", json!({})).await.unwrap();
+    let (_, id) = tg.push_message(Incoming::dm(6, "now?"));
+    let got = tg.wait_for_messages(3, WAIT).await;
+    assert_eq!((got[2].chat_id.as_str(), got[2].reply_to_message_id), ("6", Some(id)));
+    assert_eq!(model.request_count(), 2, "the refused message never reached the model");
+    let status = c.call("status", json!({})).await.unwrap();
+    let listeners = status.to_string().matches("\"telegram-inbound\"").count();
+    assert_eq!(listeners, 1, "one listener after two reloads: {status}");
+    gw.stop().await;
+}

@@ -386,7 +386,7 @@ async fn rejected_credentials_make_health_degraded_and_show_in_deliveries_list()
     let list = ok(&pincer(&gw, &["deliveries", "list"]).await);
     assert!(
         list.contains("held, credentials rejected:")
-            && list.contains("(fix channels.telegram and restart the gateway)"),
+            && list.contains("(fix channels.telegram, then run `pincer config reload`"),
         "{list}"
     );
     gw.stop().await;

@@ -127,8 +127,11 @@ enum Wait {
 }
 
 /// The gateway loop, run under the supervisor: `Ok(())` when stopped or when the token is refused.
-pub(crate) async fn gateway_loop(chat: Arc<Chat>, config: DiscordConfig) -> TaskResult {
-    let mut stop = chat.stop.subscribe();
+pub(crate) async fn gateway_loop(
+    chat: Arc<Chat>,
+    config: DiscordConfig,
+    mut stop: watch::Receiver<bool>,
+) -> TaskResult {
     let mut failures = 0usize;
     let mut session: Option<Session> =
         chat.store.read(|rd| rd.meta_get(SESSION_KEY)).await?.and_then(|v| serde_json::from_str(&v).ok());
@@ -151,7 +154,9 @@ pub(crate) async fn gateway_loop(chat: Arc<Chat>, config: DiscordConfig) -> Task
             End::Stopped => return Ok(()),
             End::Rejected(e) | End::Fatal(e) => {
                 chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(e.clone()), None);
-                tracing::error!("{e}: Discord inbound stopped; fix it and restart");
+                tracing::error!(
+                    "{e}: Discord inbound stopped; fix it, then run `pincer config reload` (saving the config file applies it too)"
+                );
                 // Idle, not ended: the channel's state says why; the gateway's tasks stay up.
                 let _ = stop.wait_for(|s| *s).await;
                 return Ok(());

@@ -31,10 +31,11 @@ pub mod ws;
 pub use turns::{COMMANDS, ChatCommand};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pincer_agent::{Agents, SessionRef};
 use pincer_core::config::DmScope;
+use pincer_core::supervisor::Task;
 use pincer_core::{Config, SharedClock, Supervisor};
 use pincer_cron::{Origin, Route};
 use pincer_delivery::{Outbox, TooLong};
@@ -97,9 +98,11 @@ pub(crate) struct Reply {
 pub struct Chat {
     pub(crate) store: Store,
     pub(crate) clock: SharedClock,
-    pub(crate) config: Arc<Config>,
+    /// The running configuration; a reload replaces it ([`Chat::reconfigure`]).
+    config: RwLock<Arc<Config>>,
     pub(crate) agents: Agents,
     pub(crate) outbox: Outbox,
+    /// The gateway is stopping: every listener and the turn dispatcher end.
     pub(crate) stop: watch::Sender<bool>,
     states: Mutex<BTreeMap<String, ChannelStatus>>,
     /// Wakes the turn dispatcher: a message was stored, or a session's worker ended.
@@ -107,9 +110,50 @@ pub struct Chat {
     /// Sessions with a worker running.
     busy: Mutex<HashSet<String>>,
     /// Typing indicators, per channel.
-    typing: HashMap<&'static str, Arc<TypingApi>>,
+    typing: RwLock<HashMap<&'static str, Arc<TypingApi>>>,
     /// Telegram's bot `(id, username)` once `getMe` answered (the webhook needs it).
     pub(crate) telegram_bot: Mutex<Option<(i64, String)>>,
+    supervisor: Supervisor,
+    /// The registered channels with an inbound side.
+    channels: Vec<&'static str>,
+    /// The running listener of each channel, with the settings it was started with.
+    listeners: Mutex<HashMap<&'static str, Listener>>,
+    /// The turn dispatcher, once a listener has been started.
+    dispatcher: Mutex<Option<Task>>,
+}
+
+/// One channel's listener: its own stop signal (a reload stops it without stopping the rest),
+/// its supervised task, and its settings.
+struct Listener {
+    stop: watch::Sender<bool>,
+    task: Task,
+    settings: ChannelSettings,
+}
+
+/// A channel's inbound settings, as a listener was started with them.
+#[derive(Clone, PartialEq)]
+enum ChannelSettings {
+    Telegram(pincer_core::config::TelegramConfig),
+    Slack(pincer_core::config::SlackConfig),
+    Discord(pincer_core::config::DiscordConfig),
+}
+
+impl Listener {
+    /// Stopped or failed for good: a reload starts it again even with the same settings.
+    fn ended(&self) -> bool {
+        matches!(
+            self.task.report().state,
+            pincer_protocol::schema::system::TaskState::Stopped | pincer_protocol::schema::system::TaskState::Failed
+        )
+    }
+}
+
+/// What [`Chat::reconfigure`] did to each channel's listener.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Relisten {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
 }
 
 /// A platform's "the bot is typing" call (best effort: a failure only loses the indicator).
@@ -167,73 +211,152 @@ impl Chat {
     /// the supervisor, and the turn dispatcher.
     pub fn start(deps: ChatDeps) -> Arc<Chat> {
         let ChatDeps { store, clock, config, agents, outbox, supervisor, channels } = deps;
-        let telegram = config
-            .channels
-            .telegram
-            .clone()
-            .filter(|_| channels.contains(&telegram::CHANNEL) && outbox.channel(telegram::CHANNEL).is_some());
-        // Slack listens only with an app-level token (Socket Mode); without one it stays outbound.
-        let slack = config
-            .channels
-            .slack
-            .clone()
-            .filter(|s| s.app_token.is_some())
-            .filter(|_| channels.contains(&slack::CHANNEL) && outbox.channel(slack::CHANNEL).is_some());
-        let discord = config
-            .channels
-            .discord
-            .clone()
-            .filter(|_| channels.contains(&discord::CHANNEL) && outbox.channel(discord::CHANNEL).is_some());
-        let mut typing = HashMap::new();
-        if let Some(tg) = &telegram
-            && let Ok(api) = telegram::BotApi::new(tg)
-        {
-            typing.insert(telegram::CHANNEL, Arc::new(TypingApi::Telegram(api)));
-        }
-        if let Some(dc) = &discord
-            && let Ok(api) = discord::TypingIndicator::new(dc)
-        {
-            typing.insert(discord::CHANNEL, Arc::new(TypingApi::Discord(api)));
-        }
         let chat = Arc::new(Chat {
             store,
             clock,
-            config,
+            config: RwLock::new(config.clone()),
             agents,
             outbox,
             stop: watch::Sender::new(false),
             states: Mutex::default(),
             wake: Notify::new(),
             busy: Mutex::default(),
-            typing,
+            typing: RwLock::default(),
             telegram_bot: Mutex::default(),
+            supervisor,
+            channels,
+            listeners: Mutex::default(),
+            dispatcher: Mutex::default(),
         });
-        let any = telegram.is_some() || slack.is_some() || discord.is_some();
-        if let Some(tg) = telegram {
-            chat.set_state(telegram::CHANNEL, ConnectionState::Connecting, None, None);
-            let c = chat.clone();
-            supervisor.spawn("telegram-inbound", false, move || telegram::poll_loop(c.clone(), tg.clone()));
-        }
-        if let Some(sl) = slack {
-            chat.set_state(slack::CHANNEL, ConnectionState::Connecting, None, None);
-            let c = chat.clone();
-            supervisor.spawn("slack-inbound", false, move || slack::socket_loop(c.clone(), sl.clone()));
-        }
-        if let Some(dc) = discord {
-            chat.set_state(discord::CHANNEL, ConnectionState::Connecting, None, None);
-            let c = chat.clone();
-            supervisor.spawn("discord-inbound", false, move || discord::gateway_loop(c.clone(), dc.clone()));
-        }
-        if any {
-            let c = chat.clone();
-            supervisor.spawn("chat-turns", false, move || turns::dispatch_loop(c.clone()));
+        for channel in [telegram::CHANNEL, slack::CHANNEL, discord::CHANNEL] {
+            if let Some(settings) = chat.settings(&config, channel) {
+                chat.listen(channel, settings);
+            }
         }
         chat
+    }
+
+    /// The typing indicator of `channel`, if it has one.
+    pub(crate) fn typing(&self, channel: &str) -> Option<Arc<TypingApi>> {
+        self.typing.read().expect("typing apis").get(channel).cloned()
+    }
+
+    /// The running configuration.
+    pub(crate) fn config(&self) -> Arc<Config> {
+        self.config.read().expect("chat config").clone()
+    }
+
+    /// The inbound settings of `channel` in `config`, when it should listen: configured, with
+    /// an outbound adapter to reply through, and (Slack) an app-level token for Socket Mode.
+    fn settings(&self, config: &Config, channel: &'static str) -> Option<ChannelSettings> {
+        if !self.channels.contains(&channel) || self.outbox.channel(channel).is_none() {
+            return None;
+        }
+        let c = &config.channels;
+        match channel {
+            telegram::CHANNEL => c.telegram.clone().map(ChannelSettings::Telegram),
+            // Slack listens only with an app-level token (Socket Mode); without one it stays outbound.
+            slack::CHANNEL => c.slack.clone().filter(|s| s.app_token.is_some()).map(ChannelSettings::Slack),
+            discord::CHANNEL => c.discord.clone().map(ChannelSettings::Discord),
+            _ => None,
+        }
+    }
+
+    /// Starts `channel`'s listener under the supervisor (and the turn dispatcher, once).
+    fn listen(self: &Arc<Self>, channel: &'static str, settings: ChannelSettings) {
+        let typing = match &settings {
+            ChannelSettings::Telegram(tg) => telegram::BotApi::new(tg).ok().map(TypingApi::Telegram),
+            ChannelSettings::Discord(dc) => discord::TypingIndicator::new(dc).ok().map(TypingApi::Discord),
+            ChannelSettings::Slack(_) => None,
+        };
+        {
+            let mut apis = self.typing.write().expect("typing apis");
+            match typing {
+                Some(api) => apis.insert(channel, Arc::new(api)),
+                None => apis.remove(channel),
+            };
+        }
+        self.set_state(channel, ConnectionState::Connecting, None, None);
+        let stop = watch::Sender::new(*self.stop.borrow());
+        let (c, rx) = (self.clone(), stop.subscribe());
+        let task = match settings.clone() {
+            ChannelSettings::Telegram(tg) => self
+                .supervisor
+                .spawn("telegram-inbound", false, move || telegram::poll_loop(c.clone(), tg.clone(), rx.clone())),
+            ChannelSettings::Slack(sl) => self
+                .supervisor
+                .spawn("slack-inbound", false, move || slack::socket_loop(c.clone(), sl.clone(), rx.clone())),
+            ChannelSettings::Discord(dc) => self
+                .supervisor
+                .spawn("discord-inbound", false, move || discord::gateway_loop(c.clone(), dc.clone(), rx.clone())),
+        };
+        self.listeners.lock().expect("listeners").insert(channel, Listener { stop, task, settings });
+        let mut dispatcher = self.dispatcher.lock().expect("dispatcher");
+        if dispatcher.is_none() {
+            let c = self.clone();
+            *dispatcher = Some(self.supervisor.spawn("chat-turns", false, move || turns::dispatch_loop(c.clone())));
+        }
+    }
+
+    /// Applies a reloaded configuration: a channel whose inbound settings changed, or whose
+    /// credentials were refused, gets a new listener (the old one is stopped first, so two
+    /// never poll at once), a channel added to
+    /// the file starts listening, one removed stops. Access rules, `session.*` and the rest are
+    /// read from the new configuration by the next message. Call it after the outbox has its
+    /// new lineup (a listener replies through it).
+    pub async fn reconfigure(self: &Arc<Self>, next: Arc<Config>) -> Relisten {
+        *self.config.write().expect("chat config") = next.clone();
+        let mut done = Relisten::default();
+        if *self.stop.borrow() {
+            return done;
+        }
+        for channel in [telegram::CHANNEL, slack::CHANNEL, discord::CHANNEL] {
+            let wanted = self.settings(&next, channel);
+            // A refused token or intent may have been fixed outside the file (the platform's
+            // settings): a reload tries a rejected channel again even with the same settings.
+            let rejected = self
+                .states
+                .lock()
+                .expect("chat states")
+                .get(channel)
+                .is_some_and(|s| s.state == ConnectionState::CredentialsRejected);
+            let old = {
+                let mut listeners = self.listeners.lock().expect("listeners");
+                match (listeners.get(channel), &wanted) {
+                    (Some(l), Some(w)) if l.settings == *w && !l.ended() && !rejected => continue,
+                    (None, None) => continue,
+                    _ => listeners.remove(channel),
+                }
+            };
+            let had = old.is_some();
+            if let Some(old) = old {
+                old.stop.send_replace(true);
+                // Two pollers on one token would fight (Telegram answers the second 409).
+                if tokio::time::timeout(std::time::Duration::from_secs(10), old.task.finished()).await.is_err() {
+                    tracing::warn!(channel, "the old listener did not stop within 10 s; starting the new one anyway");
+                }
+            }
+            match wanted {
+                Some(settings) => {
+                    self.listen(channel, settings);
+                    if had { &mut done.restarted } else { &mut done.started }.push(channel.to_string());
+                }
+                None => {
+                    self.typing.write().expect("typing apis").remove(channel);
+                    self.states.lock().expect("chat states").remove(channel);
+                    done.stopped.push(channel.to_string());
+                }
+            }
+        }
+        done
     }
 
     /// Stops polling; turns in flight finish on their own.
     pub fn shutdown(&self) {
         self.stop.send_replace(true);
+        for l in self.listeners.lock().expect("listeners").values() {
+            l.stop.send_replace(true);
+        }
         let mut states = self.states.lock().expect("chat states");
         for s in states.values_mut() {
             if s.state != ConnectionState::CredentialsRejected {
@@ -330,7 +453,7 @@ impl Chat {
                 None => format!("session:{channel}:group:{chat_id}"),
             };
         }
-        match self.config.session.dm_scope {
+        match self.config().session.dm_scope {
             DmScope::Main => "main".into(),
             DmScope::PerPeer => format!("session:direct:{sender}"),
             DmScope::PerChannelPeer => format!("session:{channel}:direct:{sender}"),

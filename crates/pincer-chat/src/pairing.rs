@@ -219,10 +219,11 @@ pub mod api {
     /// The chat channels with DM pairing on: `(name, label)`.
     fn pairing_channels(chat: &Chat) -> Vec<(&'static str, &'static str)> {
         let mut out = Vec::new();
-        if chat.config.channels.telegram.as_ref().is_some_and(|t| t.dm_policy == DmPolicy::Pairing) {
+        let config = chat.config();
+        if config.channels.telegram.as_ref().is_some_and(|t| t.dm_policy == DmPolicy::Pairing) {
             out.push((crate::telegram::CHANNEL, "Telegram"));
         }
-        let slack = chat.config.channels.slack.as_ref();
+        let slack = config.channels.slack.as_ref();
         if slack.is_some_and(|s| s.app_token.is_some() && s.dm_policy == DmPolicy::Pairing) {
             out.push((crate::slack::CHANNEL, "Slack"));
         }

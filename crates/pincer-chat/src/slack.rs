@@ -185,10 +185,9 @@ enum Ended {
 
 /// The Socket Mode loop, run under the supervisor: `Ok(())` when stopped or when a token is
 /// refused.
-pub(crate) async fn socket_loop(chat: Arc<Chat>, config: SlackConfig) -> TaskResult {
+pub(crate) async fn socket_loop(chat: Arc<Chat>, config: SlackConfig, mut stop: watch::Receiver<bool>) -> TaskResult {
     let Some(app_token) = config.app_token.clone() else { return Ok(()) };
     let api = WebApi::new(&config)?;
-    let mut stop = chat.stop.subscribe();
     let mut failures = 0usize;
     let bot = loop {
         chat.set_state(CHANNEL, ConnectionState::Connecting, None, None);
@@ -257,7 +256,9 @@ pub(crate) async fn socket_loop(chat: Arc<Chat>, config: SlackConfig) -> TaskRes
 
 /// Marks the channel `credentials-rejected` and idles until the gateway stops: it never spins.
 async fn rejected(chat: &Chat, stop: &mut watch::Receiver<bool>, error: String) -> TaskResult {
-    tracing::error!("{error}: slack inbound chat stopped; fix the token and restart");
+    tracing::error!(
+        "{error}: slack inbound chat stopped; fix the token, then run `pincer config reload` (saving the config file applies it too)"
+    );
     chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(error), None);
     let _ = stop.wait_for(|s| *s).await;
     Ok(())

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 use pincer_core::TaskResult;
 use pincer_core::config::TelegramConfig;
@@ -209,9 +210,8 @@ fn strip_mention(text: &str, mention: &str) -> String {
 }
 
 /// The poll loop, run under the supervisor: `Ok(())` when stopped or when the token is refused.
-pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskResult {
+pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig, mut stop: watch::Receiver<bool>) -> TaskResult {
     let api = BotApi::new(&config)?;
-    let mut stop = chat.stop.subscribe();
     let mut failures = 0usize;
     let bot = loop {
         chat.set_state(CHANNEL, ConnectionState::Connecting, None, None);
@@ -224,7 +224,7 @@ pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskRe
             Err(e @ ApiError::Rejected(_)) => {
                 chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(e.to_string()), None);
                 tracing::error!(
-                    "telegram refused the bot token: inbound chat stopped; fix channels.telegram.botToken and restart"
+                    "telegram refused the bot token: inbound chat stopped; fix channels.telegram.botToken, then run `pincer config reload` (saving the config file applies it too)"
                 );
                 // Idle, not ended: the channel's state says why; the gateway's tasks stay up.
                 let _ = stop.wait_for(|s| *s).await;
@@ -263,7 +263,7 @@ pub(crate) async fn poll_loop(chat: Arc<Chat>, config: TelegramConfig) -> TaskRe
             Err(e @ ApiError::Rejected(_)) => {
                 chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(e.to_string()), None);
                 tracing::error!(
-                    "telegram refused the bot token: inbound chat stopped; fix channels.telegram.botToken and restart"
+                    "telegram refused the bot token: inbound chat stopped; fix channels.telegram.botToken, then run `pincer config reload` (saving the config file applies it too)"
                 );
                 // Idle, not ended: the channel's state says why; the gateway's tasks stay up.
                 let _ = stop.wait_for(|s| *s).await;
@@ -316,7 +316,9 @@ async fn webhook_mode(
             }
             Err(e @ ApiError::Rejected(_)) => {
                 chat.set_state(CHANNEL, ConnectionState::CredentialsRejected, Some(e.to_string()), None);
-                tracing::error!("telegram refused the bot token: fix channels.telegram.botToken and restart");
+                tracing::error!(
+                    "telegram refused the bot token: fix channels.telegram.botToken, then run `pincer config reload` (saving the config file applies it too)"
+                );
                 let _ = stop.wait_for(|s| *s).await;
                 return Ok(());
             }
@@ -360,7 +362,7 @@ impl WebhookAnswer {
 /// One update posted to the webhook: the secret checked, then committed like a polled one
 /// before the 200 (so an update Telegram sees answered is always stored; a retry is stored once).
 pub async fn webhook_update(chat: &Arc<Chat>, secret: Option<&str>, body: &[u8]) -> WebhookAnswer {
-    let Some(config) = chat.config.channels.telegram.clone().filter(|c| c.webhook_url.is_some()) else {
+    let Some(config) = chat.config().channels.telegram.clone().filter(|c| c.webhook_url.is_some()) else {
         return WebhookAnswer::NotServed;
     };
     let expected = config.webhook_secret.as_deref().unwrap_or_default().as_bytes();

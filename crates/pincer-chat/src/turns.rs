@@ -168,7 +168,7 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
             ("New conversation started: I forgot what we said before.".to_string(), InboundState::Answered)
         }
         Some(Command::Status) => {
-            let model = chat.config.agents.defaults.model.primary.clone().unwrap_or_else(|| "none configured".into());
+            let model = chat.config().agents.defaults.model.primary.clone().unwrap_or_else(|| "none configured".into());
             (format!("Session {full_key}\nModel {model}"), InboundState::Answered)
         }
         Some(Command::Help) => (HELP.to_string(), InboundState::Answered),
@@ -204,7 +204,7 @@ async fn answer(chat: &Arc<Chat>, session: &str, batch: Vec<InboundRow>) -> pinc
 
 /// One agent turn over the batch, with the typing indicator on while it runs.
 async fn run_turn(chat: &Arc<Chat>, session: &str, batch: &[InboundRow], last: &InboundRow) -> (String, InboundState) {
-    let typing = chat.typing.get(last.channel.as_str()).cloned().map(|api| {
+    let typing = chat.typing(last.channel.as_str()).map(|api| {
         let (clock, chat_id, thread) = (chat.clock.clone(), last.chat_id.clone(), last.thread_id.clone());
         tokio::spawn(async move {
             loop {

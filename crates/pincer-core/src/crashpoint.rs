@@ -11,8 +11,8 @@
 //! | `cron.reserved` | a slot's run row is committed (passed once per reserved slot); no run of its batch has started |
 //! | `cron.executed` | the run finished; its outcome is not yet recorded |
 //! | `outbox.enqueued` | a delivery is committed; the caller has not been answered |
-//! | `outbox.dispatching` | a part is marked in flight; no request has been made |
-//! | `outbox.sent` | the channel accepted the part; the receipt is not yet recorded |
+//! | `outbox.dispatching` | a part is marked in flight; no request has been made (on the webhook its whole batch is marked: each part passes just before its own request) |
+//! | `outbox.sent` | the channel accepted the part; the receipt is not yet recorded (on the webhook, neither are those of the batch's earlier parts) |
 //! | `inbound.polled` | a poll answered with updates; nothing of them is committed |
 //! | `inbound.accepted` | a poll's messages and the next offset are committed (once per batch) |
 //! | `inbound.answering` | a turn answered; its reply is not yet committed |

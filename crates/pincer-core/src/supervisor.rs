@@ -100,7 +100,16 @@ impl Supervisor {
             restart_at_ms: None,
         });
         let task = Task { report: rx };
-        self.inner.tasks.lock().expect("tasks lock").push(task.clone());
+        {
+            // A task started again under its name (a listener after a reload) replaces the
+            // incarnation that ended, so `status` lists each task once.
+            let mut tasks = self.inner.tasks.lock().expect("tasks lock");
+            tasks.retain(|t| {
+                let r = t.report.borrow();
+                !(r.name == name && matches!(r.state, TaskState::Stopped | TaskState::Failed))
+            });
+            tasks.push(task.clone());
+        }
         let mut stop = self.inner.stop.subscribe();
         let set_up = move |up: bool| {
             metrics.set(&crate::metrics::TASK_UP, &[("task", name)], up as u8 as f64);

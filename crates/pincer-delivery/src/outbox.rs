@@ -27,8 +27,14 @@
 //!   row being sent finishes the request in flight and stops before its next part. Either way the
 //!   row goes `dead` with class `cancelled`, naming the parts sent and any that may have been.
 //!
+//! - **Two commits per batch where the platform drops resends.** On a channel that deduplicates
+//!   every resend by key (the webhook), a worker commits all its leased parts' `dispatching` marks
+//!   in one transaction, sends them in order, and commits their receipts in one more; a part
+//!   caught between the two by a crash is resent with its key after the restart.
+//!
 //! **Architecture Invariant:** a part is marked `dispatching` (committed) before its request is
-//! sent, and `sent` (committed) before the next part goes.
+//! sent, and `sent` (committed) after it — before the next part goes, except on a channel that
+//! deduplicates every resend, where a batch's parts are in flight together.
 
 use pincer_core::metrics;
 use std::collections::{HashMap, HashSet};
@@ -875,6 +881,158 @@ impl Inner {
         self.settle(&row, DeliveryState::Delivered, true, None, None, None).await
     }
 
+    /// A conversation on a channel that deduplicates every resend (the webhook): one commit marks
+    /// every unsent part of the leased rows `dispatching`, the parts are sent in order, and one
+    /// commit records their receipts and settles the rows. A part caught between the two commits
+    /// (a crash) is `unknown` at the next start and resent with the same idempotency key, which
+    /// the platform drops. Returns the outcome of the last row it handled and the rows left for
+    /// the part-by-part way: from a row asked to stop, from a failed send (after that row's
+    /// failure is handled), or all of them when the marks could not be committed (the first row is
+    /// then put back with a backoff, as a part-by-part send would be).
+    async fn deliver_batch(
+        &self,
+        channel: Arc<dyn Channel>,
+        batch: Vec<LeasedDelivery>,
+    ) -> (RowOutcome, Vec<LeasedDelivery>) {
+        // Rows asked to stop, and a row with nothing left to send, go the part-by-part way.
+        let n = batch
+            .iter()
+            .take_while(|l| {
+                !l.cancel_requested
+                    && !self.cancel_asked(&l.row.id)
+                    && l.parts.iter().any(|p| p.state != PartState::Sent)
+            })
+            .count();
+        if n == 0 {
+            return (RowOutcome::Done, batch);
+        }
+        let marks: Vec<(String, u32)> = batch[..n]
+            .iter()
+            .flat_map(|l| l.parts.iter().filter(|p| p.state != PartState::Sent).map(|p| (l.row.id.clone(), p.idx)))
+            .collect();
+        let now = self.now();
+        let marked = match self.failpoints.check("outbox.dispatching") {
+            Err(injected) => Err(StoreError::Invalid(injected.to_string())),
+            Ok(()) => {
+                self.store
+                    .write(move |tx| marks.iter().try_for_each(|(id, idx)| tx.mark_part_dispatching(id, *idx, now)))
+                    .await
+            }
+        };
+        let mut rows = batch;
+        if let Err(e) = marked {
+            self.store_error("outbox.dispatching");
+            // Nothing was sent: the first row waits a backoff (not charged), the rest go back.
+            tracing::error!(delivery = %rows[0].row.id, error = %e, "outbox: cannot mark a batch dispatching; will retry");
+            let first = rows.remove(0);
+            let message = format!("cannot record the send before making it: {e}");
+            let retry_at = self.now() + BACKOFF_MS[0];
+            let outcome = self.reschedule(&first.row, retry_at, false, &message, DeliveryErrorClass::Store, None).await;
+            return (outcome, rows);
+        }
+        let mut accepted: Vec<Accepted> = Vec::new();
+        // Where the batch stopped: the row, and the failed send with its part (none: a cancel).
+        let mut stopped: Option<(usize, Option<(PartRow, SendError)>)> = None;
+        'rows: for (r, leased) in rows[..n].iter().enumerate() {
+            let row = &leased.row;
+            let target = Target { channel: row.channel.clone(), to: row.target.clone(), thread: row.thread_id.clone() };
+            let total = leased.parts.len() as u32;
+            let unsent: Vec<&PartRow> = leased.parts.iter().filter(|p| p.state != PartState::Sent).collect();
+            for (k, part) in unsent.iter().enumerate() {
+                if self.cancel_asked(&row.id) {
+                    stopped = Some((r, None));
+                    break 'rows;
+                }
+                let wait = self.reserve_token(&row.channel);
+                if wait > 0 {
+                    self.clock.sleep_until(self.now() + wait).await;
+                }
+                let request = Part {
+                    row_id: row.id.clone(),
+                    index: part.idx,
+                    total,
+                    target: target.clone(),
+                    text: part.body.clone(),
+                    nonce: part.nonce.clone(),
+                    idempotency_key: row.idempotency_key.clone(),
+                    reply_to: row.reply_to.clone().filter(|_| part.idx == 0),
+                };
+                pincer_core::crashpoint::hit("outbox.dispatching");
+                let started = Instant::now();
+                let result = channel.send(&request).await;
+                self.metrics.observe(
+                    &metrics::OUTBOX_SEND_SECONDS,
+                    &[("channel", &row.channel)],
+                    started.elapsed().as_secs_f64(),
+                );
+                match result {
+                    Ok(receipt) => {
+                        pincer_core::crashpoint::hit("outbox.sent");
+                        let last = k + 1 == unsent.len();
+                        accepted.push(self.accepted(row, part.idx, receipt, AttemptOutcome::Sent, last));
+                    }
+                    Err(e) => {
+                        stopped = Some((r, Some(((*part).clone(), e))));
+                        break 'rows;
+                    }
+                }
+            }
+        }
+        // Parts marked but not sent get their state back (the failed one keeps `dispatching`
+        // until its failure is recorded), in the commit that records the receipts.
+        let sent: HashSet<(String, u32)> = accepted.iter().map(|a| (a.row.id.clone(), a.idx)).collect();
+        let failed_part = stopped.as_ref().and_then(|(r, f)| f.as_ref().map(|(p, _)| (rows[*r].row.id.clone(), p.idx)));
+        let restore: Vec<(String, u32, PartState)> = rows[..n]
+            .iter()
+            .flat_map(|l| l.parts.iter().map(move |p| (l.row.id.clone(), p)))
+            .filter(|(id, p)| {
+                let key = (id.clone(), p.idx);
+                p.state != PartState::Sent && !sent.contains(&key) && failed_part.as_ref() != Some(&key)
+            })
+            .map(|(id, p)| (id, p.idx, p.state))
+            .collect();
+        let writes: Vec<_> = accepted.iter().map(Accepted::write).collect();
+        let first = rows[0].row.id.clone();
+        let recorded = self
+            .write_through("outbox.receipt", &first, move |tx| {
+                for write in &writes {
+                    write(tx)?;
+                }
+                for (id, idx, state) in &restore {
+                    tx.set_part_state(id, *idx, *state)?;
+                }
+                Ok(())
+            })
+            .await;
+        if recorded.is_none() {
+            return (RowOutcome::Stopped, Vec::new());
+        }
+        for a in &accepted {
+            self.recorded(a);
+        }
+        let Some((r, failure)) = stopped else {
+            rows.drain(..n);
+            return (RowOutcome::Done, rows);
+        };
+        // The row where the batch stopped: what was sent is recorded, in memory too.
+        let id = rows[r].row.id.clone();
+        for p in rows[r].parts.iter_mut() {
+            if sent.contains(&(id.clone(), p.idx)) {
+                p.state = PartState::Sent;
+            }
+        }
+        let rest = rows.split_off(r);
+        match failure {
+            None => (RowOutcome::Done, rest),
+            Some((part, e)) => {
+                let mut rest = rest.into_iter();
+                let Some(leased) = rest.next() else { return (RowOutcome::Done, Vec::new()) };
+                let outcome = self.failed(&leased.row, &part, channel.as_ref(), e).await;
+                (outcome, rest.collect())
+            }
+        }
+    }
+
     /// A local channel's rows (the inbox): every part, its receipt and its row's settlement in
     /// one commit, written until it commits — nothing is ever in flight. Rows asked to stop are
     /// cancelled first, one by one.
@@ -1136,7 +1294,7 @@ impl Inner {
                     self.pause(
                         &row.channel,
                         None,
-                        format!("credentials rejected: {message}; fix channels.{} and restart", row.channel),
+                        format!("credentials rejected: {message}; fix channels.{}, then run `pincer config reload` (saving the config file applies it too)", row.channel),
                     );
                     let part = Some((idx, PartState::Pending));
                     return self.reschedule(row, now, false, &message, DeliveryErrorClass::Auth, part).await;
@@ -1353,15 +1511,22 @@ fn spawn_worker(inner: &Arc<Inner>, batch: Vec<LeasedDelivery>, lease_until_ms: 
 
 /// Sends one conversation's leased rows in order; a held row returns the rest to the queue.
 async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
-    let local = batch.first().and_then(|l| inner.lineup().channels.get(&l.row.channel).cloned());
-    if let Some(channel) = local.filter(|c| c.local().is_some()) {
+    let channel = batch.first().and_then(|l| inner.lineup().channels.get(&l.row.channel).cloned());
+    if let Some(channel) = channel.clone().filter(|c| c.local().is_some()) {
         return inner.deliver_local(channel, batch).await;
     }
+    // A platform that drops every resend by key takes the batch with two commits; what that way
+    // does not finish (a failure, a cancel) carries on part by part below.
+    let (mut outcome, batch) =
+        match channel.filter(|c| c.deduplicates_resends() && c.safe_to_retry_ambiguous(0, i64::MAX)) {
+            Some(channel) => inner.deliver_batch(channel, batch).await,
+            None => (RowOutcome::Done, batch),
+        };
     let mut rows = batch.into_iter();
     // The receipt of the last part sent, until the next commit carries it.
     let mut accepted = None;
-    while let Some(leased) = rows.next() {
-        match inner.deliver(leased, &mut accepted).await {
+    loop {
+        match outcome {
             RowOutcome::Done => {}
             RowOutcome::Stopped => {
                 inner.record_accepted(&mut accepted).await;
@@ -1380,6 +1545,8 @@ async fn conversation(inner: &Inner, batch: Vec<LeasedDelivery>) {
                 return;
             }
         }
+        let Some(leased) = rows.next() else { break };
+        outcome = inner.deliver(leased, &mut accepted).await;
     }
     inner.record_accepted(&mut accepted).await;
 }

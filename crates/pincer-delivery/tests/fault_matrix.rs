@@ -691,6 +691,135 @@ async fn one_commit_records_a_message_sent_and_puts_the_next_in_flight() {
     outbox.shutdown();
 }
 
+/// A rig whose store holds `n` one-part messages to `target` on `channel` (`message <i>`, key
+/// `key-<i>`) before its outbox starts, so the first lease takes them as one conversation's batch.
+async fn rig_with_backlog(channel: Arc<dyn Channel>, target: &str, n: usize) -> (Rig, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("pincer.db")).unwrap();
+    let name = channel.name();
+    let rows: Vec<NewDelivery> = (0..n)
+        .map(|i| NewDelivery {
+            id: format!("row-{i:02}"),
+            idempotency_key: format!("key-{i}"),
+            origin_kind: OriginKind::Send,
+            origin_id: None,
+            channel: name.into(),
+            account_id: None,
+            target: target.to_string(),
+            thread_id: None,
+            max_attempts: MAX_ATTEMPTS,
+            best_effort: false,
+            body: format!("message {i}"),
+            parts: vec![(format!("message {i}"), format!("nonce-{i}"))],
+            created_at_ms: START_MS,
+        })
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    store.write(move |tx| rows.iter().try_for_each(|r| tx.enqueue_delivery(r).map(|_| ()))).await.unwrap();
+    let clock = FakeClock::new(START_MS);
+    let metrics = Arc::new(Metrics::default());
+    let (settled, _) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = Outbox::start(OutboxDeps {
+        store: store.clone(),
+        clock: clock.shared(),
+        events: EventBus::default(),
+        metrics: metrics.clone(),
+        generation: 1,
+        config: rig_config(TIMEOUT),
+        channels: vec![channel],
+        settled,
+        failpoints: Default::default(),
+        supervisor: pincer_core::Supervisor::new(clock.shared(), metrics.clone()),
+    })
+    .await
+    .unwrap();
+    (Rig { outbox, store, clock, metrics, _dir: dir }, ids)
+}
+
+/// A webhook deduplicates every resend by its `Idempotency-Key`, so a backlog to one URL is sent
+/// with two commits per leased batch — every part `dispatching` before the first request, every
+/// receipt after the last — instead of one or two per message. Nothing is reordered, lost or
+/// sent twice.
+#[tokio::test]
+async fn a_webhook_backlog_commits_its_batch_dispatching_once_and_its_receipts_once() {
+    let fake = FakeWebhook::start().await;
+    let (channel, to) = adapter(Platform::Webhook, &fake.url(), TIMEOUT);
+    let target = channel.parse_target(&to, None).unwrap().to;
+    let n = 30;
+    let before = {
+        // The backlog's own enqueue is not the outbox's work: count from the outbox's start.
+        let (rig, ids) = rig_with_backlog(channel, &target, n).await;
+        let started = rig.store.write_requests();
+        for id in &ids {
+            let row = wait_for_row(&rig.store, id, id, terminal).await;
+            assert_eq!((row.row.state.as_str(), row.parts[0].state.as_str()), ("delivered", "sent"), "{id}");
+            assert_eq!(row.attempts.len(), 1, "{id}: one attempt, the send: {:#?}", row.attempts);
+        }
+        let writes = rig.store.write_requests() - started;
+        rig.outbox.shutdown();
+        writes
+    };
+    let deliveries = fake.deliveries();
+    let bodies: Vec<&str> = deliveries.iter().map(|d| d.body.as_str()).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!(r#"{{"text":"message {i}"}}"#)).collect();
+    assert_eq!(bodies, expected);
+    let keys: Vec<Option<&str>> = deliveries.iter().map(|d| d.idempotency_key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        (0..n)
+            .map(|i| format!("key-{i}"))
+            .map(Some)
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|k| k.as_deref())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!((fake.requests(), fake.duplicates()), (n, 0), "each message sent once");
+    // The outbox's writes: a lease, the batch's marks, its receipts (and a spare for a second
+    // lease racing the first worker); one per message would be 30 or more.
+    assert!(before <= 6, "{before} store writes for {n} messages to one webhook");
+}
+
+/// A send that fails half-way through a webhook batch: the parts before it are recorded sent,
+/// the failed one follows the ambiguous rule (retried with its key after the backoff), and the
+/// parts behind it, marked but never sent, are `pending` again while their rows wait behind it.
+#[tokio::test]
+async fn a_failure_inside_a_webhook_batch_records_what_went_and_puts_the_rest_back() {
+    let fake = FakeWebhook::start().await;
+    let (channel, to) = adapter(Platform::Webhook, &fake.url(), TIMEOUT);
+    let target = channel.parse_target(&to, None).unwrap().to;
+    for _ in 0..3 {
+        fake.push_fault(webhook::Fault::Delay(Duration::ZERO));
+    }
+    fake.push_fault(webhook::Fault::Status(503));
+    let n = 8;
+    let (rig, ids) = rig_with_backlog(channel, &target, n).await;
+    let held = wait_for_row(&rig.store, &ids[3], "the failed row", |d| {
+        d.row.state == DeliveryState::Pending && d.row.attempts == 1
+    })
+    .await;
+    assert_eq!(held.parts[0].state.as_str(), "unknown", "a 503 may have been delivered: resent with its key");
+    assert_eq!(held.row.next_attempt_at_ms, START_MS + pincer_delivery::outbox::BACKOFF_MS[0]);
+    for id in &ids[..3] {
+        let row = rig.row(id).await;
+        assert_eq!((row.row.state.as_str(), row.parts[0].state.as_str()), ("delivered", "sent"), "{id}");
+    }
+    for id in &ids[4..] {
+        let row = wait_for_row(&rig.store, id, id, |d| d.row.state == DeliveryState::Pending).await;
+        assert_eq!(row.parts[0].state.as_str(), "pending", "{id}: marked with the batch, never sent: {row:#?}");
+    }
+    assert_eq!(fake.delivered(), 3, "nothing behind the failed row went");
+    drive(&rig, &ids, "webhook batch").await;
+    for id in &ids {
+        assert_eq!(rig.row(id).await.row.state.as_str(), "delivered", "{id}");
+    }
+    let bodies: Vec<String> = fake.deliveries().into_iter().map(|d| d.body).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!(r#"{{"text":"message {i}"}}"#)).collect();
+    assert_eq!(bodies, expected, "in order, each once");
+    assert_eq!((fake.requests(), fake.duplicates()), (n + 1, 0), "the 503 and then each message once");
+    rig.outbox.shutdown();
+}
+
 /// Every step of a row the store refuses twice, on Telegram (a resend would show as a second
 /// message): retried with backoff until it commits; the row ends as it would have, and the next
 /// row of the chat follows. `+Ns` is fake-clock time.

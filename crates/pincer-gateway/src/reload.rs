@@ -102,7 +102,7 @@ pub async fn reload(state: &Arc<AppState>, trigger: &str) -> Reloaded {
     let now = state.clock.now_ms();
     let outcome = match check(state, &path) {
         Err(reason) => Reloaded::Refused(reason),
-        Ok(next) => apply(state, next),
+        Ok(next) => apply(state, next).await,
     };
     let mut status = live.status.lock().expect("status lock");
     status.last_checked_at_ms = Some(now);
@@ -153,7 +153,7 @@ pub fn validate(config: &Config, clock: pincer_core::SharedClock) -> Result<(), 
     Ok(())
 }
 
-fn apply(state: &Arc<AppState>, next: Config) -> Reloaded {
+async fn apply(state: &Arc<AppState>, next: Config) -> Reloaded {
     let live = &state.config;
     let running = live.get();
     let changed = config_live::changed_paths(&running, &next);
@@ -190,6 +190,12 @@ fn apply(state: &Arc<AppState>, next: Config) -> Reloaded {
         let binding = crate::tools::Binding::default();
         binding.bind(state);
         state.agents.set_toolbox(crate::toolbox(&merged.tools, &state.tools.mcp, &state.tools.approvals, &binding));
+    }
+    // Inbound chat after the outbox (its listeners reply through the new lineup): a channel
+    // whose settings changed listens again with them; access rules apply from the next message.
+    let relisten = state.chat.reconfigure(Arc::new(merged.clone())).await;
+    if relisten != pincer_chat::Relisten::default() {
+        tracing::info!(started = ?relisten.started, restarted = ?relisten.restarted, stopped = ?relisten.stopped, "inbound chat listeners reconfigured");
     }
     live.set_running(merged);
     Reloaded::Applied { applied, restart_needed }

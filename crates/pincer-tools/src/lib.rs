@@ -149,7 +149,7 @@ pub fn config_checks(tools: &ToolsConfig) -> Vec<ConfigCheck> {
                         format!("web_search is not available: {e}")
                     },
                     fix: Some(format!(
-                        "{e}; or set tools.web.search.enabled to false. Restart the gateway after changing tools.*"
+                        "{e}; or set tools.web.search.enabled to false (a saved change to tools.* applies without a restart)"
                     )),
                 }
             }

@@ -192,6 +192,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A process's resident memory split as the kernel counts it: `(RssAnon, RssFile + RssShmem)` in
+/// KiB. Anonymous pages are what the process allocated (heap, stacks, SQLite's cache); file pages
+/// are the code and read-only data of its binary and libraries that it touched, mapped by the
+/// kernel in fault-around windows (shared with every other process that maps the same file, and
+/// reclaimable).
+pub fn rss_parts_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
+}
+
 /// RSS of a process and all its descendants.
 pub fn tree_rss_kib(pid: u32) -> u64 {
     let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();

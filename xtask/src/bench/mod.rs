@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use gateway::{rss_kib, start_openclaw, start_pincer, tree_rss_kib};
+pub use gateway::{rss_kib, rss_parts_kib, start_openclaw, start_pincer, tree_rss_kib};
 pub use load::{load, soak};
 
 use crate::openclaw::{self, OpenClaw};
@@ -253,6 +253,18 @@ fn startup(b: &mut Bench) -> anyhow::Result<()> {
             .openclaw(o.as_ref().map(|o| mib(rss_kib(o.child.id()))))
             .target("< 30 MB"),
     );
+    let (p_anon, p_file) = rss_parts_kib(p.child.id());
+    let o_parts = o.as_ref().map(|o| rss_parts_kib(o.child.id()));
+    b.rows.push(
+        Row::new("Start and idle", "Idle RSS, main process: anonymous (heap, stacks, caches)", "MB")
+            .pincer(mib(p_anon))
+            .openclaw(o_parts.map(|(anon, _)| mib(anon))),
+    );
+    b.rows.push(
+        Row::new("Start and idle", "Idle RSS, main process: file-backed (code pages touched)", "MB")
+            .pincer(mib(p_file))
+            .openclaw(o_parts.map(|(_, file)| mib(file))),
+    );
     b.rows.push(
         Row::new("Start and idle", "Idle RSS, process tree", "MB")
             .pincer(mib(tree_rss_kib(p.child.id())))
@@ -400,7 +412,7 @@ fn render(rows: &[Row], quick: bool) -> String {
     out.push_str("\n## How each number is taken\n\n");
     for line in [
         "Cold start: spawn the gateway on a fresh state dir, poll `GET /readyz` every millisecond until it answers 200 with `\"ready\":true`; median of the runs.",
-        "Idle RSS: `VmRSS` from `/proc/<pid>/status` after 30 s idle; the process tree adds every descendant (OpenClaw runs worker processes).",
+        "Idle RSS: `VmRSS` from `/proc/<pid>/status` after 30 s idle; the process tree adds every descendant (OpenClaw runs worker processes). The two rows under it split the main process's RSS into `RssAnon` (memory it allocated) and `RssFile` + `RssShmem` (pages of its binary and libraries it touched; the kernel maps them in 64 KB fault-around windows from the shared, reclaimable page cache).",
         "CLI round trip: wall time of a whole `pincer health --json` / `openclaw health` process against an idle local gateway; median.",
         "SIGTERM to exit: from `kill -TERM` to the process being reaped.",
         "Scheduler lag: `startedAtMs − slotMs` of every run (Pincer's run records; OpenClaw's `cron runs` `runAtMs` minus the minute it was due), for 10 jobs firing every minute with no stagger; each gateway alone on the machine for its minutes.",

@@ -282,7 +282,7 @@ fn reason(d: &DeliveryView) -> String {
     match d.state {
         // Held without using up a try: the channel's credentials were rejected.
         DeliveryState::Pending if d.last_error_class == Some(DeliveryErrorClass::Auth) => format!(
-            "held, credentials rejected: {} (fix channels.{} and restart the gateway)",
+            "held, credentials rejected: {} (fix channels.{}, then run `pincer config reload` (saving the config file applies it too))",
             opt(d.last_error.as_deref()),
             d.channel
         ),

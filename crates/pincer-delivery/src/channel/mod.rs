@@ -274,6 +274,16 @@ pub trait Channel: Send + Sync + 'static {
     /// Whether an Ambiguous send of this part may be retried without risking a duplicate.
     fn safe_to_retry_ambiguous(&self, dispatched_at_ms: i64, now_ms: i64) -> bool;
 
+    /// Whether the platform deduplicates every resend of a part, however late (the webhook's
+    /// `Idempotency-Key`): then the outbox commits a whole leased batch's `dispatching` marks in
+    /// one transaction before the first request and its receipts in one after, since a part
+    /// caught between the two is resent with its key and the platform drops the copy. It implies
+    /// [`Channel::safe_to_retry_ambiguous`] at any time. Channels that dedupe for a while only
+    /// (Discord's nonce) or not at all keep one part in flight per conversation.
+    fn deduplicates_resends(&self) -> bool {
+        false
+    }
+
     /// How long after a part's dispatch [`Channel::reconcile`] can tell whether the platform has
     /// it (a request still in flight could otherwise land after the look); `None` when the
     /// platform offers no way to look.

@@ -244,6 +244,10 @@ impl Channel for Webhook {
     fn safe_to_retry_ambiguous(&self, _dispatched_at_ms: i64, _now_ms: i64) -> bool {
         true
     }
+
+    fn deduplicates_resends(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -427,6 +431,7 @@ mod tests {
             let p = part(&to, row, 0, 1, "{}");
             assert_eq!(class(webhook.send(&p).await), "ambiguous", "{fault:?}");
             assert!(webhook.safe_to_retry_ambiguous(0, i64::MAX));
+            assert!(webhook.deduplicates_resends(), "so the outbox commits a batch's dispatching marks at once");
             let receipt = webhook.send(&p).await.unwrap();
             let accepted: Vec<_> = fake
                 .deliveries()

@@ -10,14 +10,16 @@ const textOf = (message) => (message?.content || []).filter((p) => p.type === "t
 
 /**
  * Sends one message and streams the reply: `onText(textSoFar)` for each piece; `onStarted(runId)`
- * once the gateway took it. Resolves with `{state: "final"|"aborted", text, tools}` (`tools`:
- * how many tool events the run had), rejects with the
- * gateway's error (a refused send, or the turn's `error` event).
+ * once the gateway took it. `done` resolves with `{state: "final"|"aborted", text, tools}`
+ * (`tools`: how many tool events the run had), or rejects with the gateway's error (a refused
+ * send, or the turn's `error` event). `off()` removes the event listeners; the caller calls it
+ * however the turn ended (the reconnect path settles it without a `chat` event).
  */
 function sendTurn(gw, sessionKey, message, onText, onStarted) {
   const runId = crypto.randomUUID();
   let tools = 0;
-  return new Promise((resolve, reject) => {
+  let off = () => {};
+  const done = new Promise((resolve, reject) => {
     const offTools = gw.on("agent", (ev) => {
       if (ev.runId === runId && ev.stream === "tool") tools += 1;
     });
@@ -32,10 +34,11 @@ function sendTurn(gw, sessionKey, message, onText, onStarted) {
         reject(new Error(ev.errorMessage || "the turn failed"));
       }
     });
-    const off = () => { offTools(); offChat(); };
+    off = () => { offTools(); offChat(); };
     gw.request("chat.send", { sessionKey, message, idempotencyKey: runId })
       .then(() => onStarted(runId), (e) => { off(); reject(e); });
   });
+  return { done, off: () => off() };
 }
 
 export function mount(ctx, main, route) {
@@ -115,16 +118,16 @@ export function mount(ctx, main, route) {
     reply.scrollIntoView({ block: "end" });
     let settle;
     const settled = new Promise((resolve) => { settle = resolve; });
-    current = { runId: null, settle };
-    const streamed = sendTurn(gw, sessionKey, text, (soFar) => {
+    const turn = sendTurn(gw, sessionKey, text, (soFar) => {
       body.textContent = soFar;
       reply.scrollIntoView({ block: "end" });
     }, (runId) => {
       if (current) current.runId = runId;
       abort.hidden = false;
     });
+    current = { runId: null, settle, off: turn.off };
     try {
-      const done = await Promise.race([streamed, settled]);
+      const done = await Promise.race([turn.done, settled]);
       // A turn that called tools: the transcript shows the calls and results in their place.
       if (done.reload || done.tools) await load();
       else if (done.state === "aborted") {
@@ -138,6 +141,7 @@ export function mount(ctx, main, route) {
       reply.classList.add("failed");
       reply.append(h("p", { class: "alert", role: "alert" }, errorText(err)));
     }
+    turn.off();
     current = null;
     reply.classList.remove("streaming");
     reply.setAttribute("aria-busy", "false");
@@ -150,5 +154,5 @@ export function mount(ctx, main, route) {
 
   load();
   input.focus();
-  return () => { alive = false; offResync(); };
+  return () => { alive = false; offResync(); current?.off(); };
 }

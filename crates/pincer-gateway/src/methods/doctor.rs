@@ -202,7 +202,7 @@ async fn channels(state: &AppState, f: &mut Findings) {
                 &check,
                 S::Fail,
                 format!("stopped: {error}"),
-                Some(format!("fix the token under channels.{}, then restart the gateway", inbound.channel)),
+                Some(format!("fix the token under channels.{}, then run `pincer config reload` (saving the config file applies it too)", inbound.channel)),
             ),
             C::Backoff | C::Reconnecting | C::Connecting => f.push(
                 &check,
