@@ -749,7 +749,7 @@ fn protocol_rows(job: &str, methods: &[String]) -> Vec<Row> {
         row(
             "agent deliver",
             call("agent", json!({"message": "hi", "deliver": true})),
-            invalid("deliver: not supported by Pincer"),
+            invalid("invalid agent params: deliver: delivery channel is required"),
         ),
         row(
             "agent OpenClaw-only field",

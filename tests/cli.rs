@@ -432,3 +432,44 @@ fn doctor_names_a_corrupted_database_and_the_fix() {
     assert!(fix.contains(&format!("copy {}", dir.path().join("pincer.db.pre-v5.bak").display())), "{fix}");
     assert!(fix.contains(".recover") && !fix.contains("permissions"), "{fix}");
 }
+
+/// `pincer sessions cleanup`: `--dry-run` lists what would go and changes nothing; without it
+/// the idle named session is archived, the idle finished cron run deleted, the main one kept.
+#[test]
+fn sessions_cleanup_dry_runs_then_archives_idle_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = pincer_store::Store::open(&dir.path().join("pincer.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.ensure_session("agent:main:main", "main", "main", None, None, 1)?;
+                tx.ensure_session("agent:main:session:old", "main", "named", None, None, 1)?;
+                tx.ensure_session("agent:main:cron:j:run:r", "main", "isolated", Some("j"), Some("r"), 1)?;
+                tx.finish_session("agent:main:cron:j:run:r", 1)
+            })
+            .unwrap();
+    }
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let out = gw.cli(&["sessions", "cleanup", "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dry: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (dry["dryRun"].as_bool(), dry["beforeCount"].as_u64(), dry["afterCount"].as_u64()),
+        (Some(true), Some(3), Some(1)),
+        "{dry}"
+    );
+    let out = gw.cli(&["sessions", "cleanup", "--dry-run"]);
+    let text = stdout(&out);
+    assert!(text.contains("archive-age") && text.contains("agent:main:session:old"), "{text}");
+    assert!(text.contains("prune-stale") && text.contains("without --dry-run"), "{text}");
+    let out = gw.cli(&["sessions", "list", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&out)).unwrap()["total"], 3, "the dry run changed nothing");
+
+    let out = gw.cli(&["sessions", "cleanup"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Sessions: 3 -> 1"), "{}", stdout(&out));
+    let out = gw.cli(&["sessions", "list", "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list["sessions"][0]["key"], "agent:main:main", "{list}");
+    assert_eq!(list["total"], 1);
+}

@@ -808,3 +808,123 @@ fn pincer_imports_jobs_the_real_openclaw_created() {
         "{second:?}"
     );
 }
+
+/// `openclaw gateway call sessions.patch` names a session, `openclaw sessions archive` archives
+/// it (it wants `entry.archivedAt` back), and `openclaw sessions cleanup --json` (sent to the
+/// gateway's `sessions.cleanup`) prints Pincer's summary.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_sessions_archive_and_cleanup() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let key = "agent:main:session:scratch";
+    let params = json!({"key": key, "label": "Scratch"}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "sessions.patch", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json_out(&o)["entry"]["label"], "Scratch", "{}", out(&o));
+    let o = oc.call(&gw, &["sessions", "archive", key, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json_out(&o)["results"][0]["status"], "archived", "{}", out(&o));
+    let url = gw.url();
+    let env = [("OPENCLAW_GATEWAY_URL", url.as_str()), ("OPENCLAW_GATEWAY_TOKEN", gw.token.as_str())];
+    let o = oc.run(&["sessions", "cleanup", "--json"], &env);
+    assert!(o.status.success(), "{}", out(&o));
+    let summary = json_out(&o);
+    assert_eq!((summary["applied"].as_bool(), summary["mode"].as_str()), (Some(true), Some("enforce")), "{}", out(&o));
+}
+
+/// `openclaw agent --deliver --reply-channel telegram --reply-to <chat>`: the reply reaches the
+/// chat through Pincer's outbox, once.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_agent_deliver_reaches_telegram_once() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (fake, tg) = rt.block_on(async { (FakeOpenAi::start().await, FakeTelegram::start().await) });
+    fake.push(Reply::text("Delivered answer."));
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+        "channels": {"telegram": {"botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url()}},
+    });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let url = gw.url();
+    let env = [("OPENCLAW_GATEWAY_URL", url.as_str()), ("OPENCLAW_GATEWAY_TOKEN", gw.token.as_str())];
+    let args = [
+        "agent",
+        "--session-key",
+        "agent:main:main",
+        "--message",
+        "Report",
+        "--deliver",
+        "--reply-channel",
+        "telegram",
+        "--reply-to",
+        "123456789",
+    ];
+    let o = oc.run(&args, &env);
+    assert!(o.status.success(), "{}", out(&o));
+    let got = rt.block_on(tg.wait_for_messages(1, std::time::Duration::from_secs(30)));
+    assert_eq!((got[0].chat_id.as_str(), got[0].text.as_str()), ("123456789", "Delivered answer."));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(tg.messages().len(), 1, "sent once");
+}
+
+/// `openclaw tui` against Pincer reaches "gateway connected" on a fresh install and shows the
+/// main session, without a history error (it loads the main session's history before its
+/// first turn). Run under `script` for the pty it needs.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_tui_connects_and_shows_the_main_session() {
+    use std::io::Read;
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let home = oc.home.path();
+    let command = format!("{} {} tui --url {} --token {}", oc.node.display(), oc.mjs.display(), gw.url(), gw.token);
+    let mut child = Command::new("script")
+        .args(["-q", "-c", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TMPDIR", home)
+        .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
+        .env("OPENCLAW_NO_AUTO_UPDATE", "1")
+        .env("OPENCLAW_OFFLINE", "1")
+        .env("OPENCLAW_DISABLE_BONJOUR", "1")
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "120")
+        .env("LINES", "40")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the TUI in a pty");
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !seen.lock().unwrap().contains("gateway connected") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.lock().unwrap().clone();
+    assert!(text.contains("gateway connected"), "the TUI never connected:\n{text}");
+    assert!(text.contains("session main"), "{text}");
+    assert!(!text.contains("history failed") && !text.contains("failed:"), "{text}");
+}

@@ -181,7 +181,7 @@ async fn sessions_list_honours_openclaws_display_hints() {
     let configured = c.call("sessions.list", json!({"configuredAgentsOnly": true})).await.unwrap();
     assert_eq!(keys(&configured), ["agent:main:session:a"], "only the configured agent, main");
     let archived = c.call("sessions.list", json!({"archived": true})).await.unwrap();
-    assert_eq!(archived["sessions"], json!([]), "Pincer archives nothing");
+    assert_eq!(archived["sessions"], json!([]), "none is archived yet");
     assert_eq!(keys(&c.call("sessions.list", json!({"archived": false})).await.unwrap()).len(), 2);
     let hinted = c
         .call(
@@ -522,7 +522,7 @@ async fn commands_questions_plugin_approvals_and_message_unsubscribe_answer_open
 
 /// `openclaw agent --session-id <id>` and `--to agent:<id>:…`: the turn runs in that session (a
 /// session's `sessionId` is its key; a bare id is the named session), a contradiction is refused,
-/// and a channel recipient is refused with what to use instead.
+/// and a channel recipient picks the session a DM from them lands in (`session.dmScope`: main).
 #[tokio::test]
 async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
     let fake = FakeOpenAi::start().await;
@@ -533,6 +533,7 @@ async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
         (json!({"sessionId": "agent:main:session:notes"}), "agent:main:session:notes"),
         (json!({"to": "agent:main:session:other"}), "agent:main:session:other"),
         (json!({"sessionKey": "main", "sessionId": "main"}), "agent:main:main"),
+        (json!({"to": "+15550001"}), "agent:main:main"),
     ]
     .into_iter()
     .enumerate()
@@ -546,16 +547,205 @@ async fn agent_routes_a_turn_by_session_id_or_an_agent_key_in_to() {
     let history = c.call("chat.history", json!({"sessionKey": "agent:main:session:notes"})).await.unwrap();
     let text = history.to_string();
     assert!(text.contains("hi 0") && text.contains("hi 1"), "both --session-id forms reached one session: {history}");
-    for (params, want) in [
-        (json!({"sessionKey": "main", "sessionId": "notes"}), "sessionId \"notes\" contradicts sessionKey \"main\""),
-        (json!({"to": "+15550001"}), "to: \"+15550001\" is a channel recipient"),
-    ] {
+    for (params, want) in
+        [(json!({"sessionKey": "main", "sessionId": "notes"}), "sessionId \"notes\" contradicts sessionKey \"main\"")]
+    {
         let mut p = params.clone();
         p["message"] = json!("hi");
         let (code, message) = error_of(&c.request("agent", p).await.unwrap());
         assert_eq!(code, "INVALID_REQUEST", "{params}");
         assert!(message.starts_with(&format!("invalid agent params: {want}")), "{params}: {message}");
     }
+    gw.stop().await;
+}
+
+/// `sessions.patch`: a label shows in lists, a model is used by the session's next turn (and
+/// `null` returns to the default), an archive leaves the default list — what `openclaw sessions
+/// archive` and the Control UI's rename and model picker send. Other fields are refused by name;
+/// a display-only patch needs `operator.write`, anything else `operator.admin` (OpenClaw's rule).
+#[tokio::test]
+async fn sessions_patch_labels_sets_the_next_turns_model_and_archives() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let mut writer = gw.client(&["operator.write", "operator.read"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    let key = "agent:main:session:taxes";
+
+    // A session with no turn yet is made, so a chat's model can be chosen first.
+    let res = writer
+        .call("sessions.patch", json!({"key": key, "label": "Taxes 2026", "model": "openai/gpt-4o-mini"}))
+        .await
+        .unwrap();
+    assert_eq!((res["ok"].as_bool(), res["key"].as_str()), (Some(true), Some(key)), "{res}");
+    assert_eq!(
+        (res["entry"]["label"].as_str(), res["entry"]["displayName"].as_str(), res["entry"]["modelOverride"].as_str()),
+        (Some("Taxes 2026"), Some("Taxes 2026"), Some("gpt-4o-mini")),
+        "{res}"
+    );
+    assert_eq!(res["resolved"], json!({"modelProvider": "openai", "model": "gpt-4o-mini"}));
+    let changed = watcher.next_event("sessions.changed").await.unwrap();
+    assert_eq!(changed["payload"]["reason"], "patch");
+
+    fake.push(Reply::text("Filed.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "File them", "sessionKey": key})).await.unwrap();
+    assert_eq!(fake.requests().last().unwrap().model(), Some("gpt-4o-mini"), "the session's model");
+    c.call("sessions.patch", json!({"key": key, "model": null})).await.unwrap();
+    fake.push(Reply::text("Again.").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "Once more", "sessionKey": key})).await.unwrap();
+    assert_eq!(fake.requests().last().unwrap().model(), Some("gpt-4o"), "back to the default");
+
+    let (_, message) =
+        error_of(&writer.request("sessions.patch", json!({"key": key, "model": "nope/x"})).await.unwrap());
+    assert!(message.starts_with("invalid sessions.patch params: model: "), "{message}");
+    let (_, message) =
+        error_of(&writer.request("sessions.patch", json!({"key": key, "thinkingLevel": "high"})).await.unwrap());
+    assert_eq!(message, "invalid sessions.patch params: thinkingLevel: not supported by Pincer");
+    let (code, _) =
+        error_of(&writer.request("sessions.patch", json!({"key": key, "execHost": "gateway"})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN", "fields beyond display and model are operator.admin's");
+    let (_, message) =
+        error_of(&c.request("sessions.patch", json!({"key": "agent:main:main", "archived": true})).await.unwrap());
+    assert!(message.starts_with("Cannot archive the main session"), "{message}");
+
+    // `openclaw sessions archive` wants `entry.archivedAt` back.
+    let res = writer.call("sessions.patch", json!({"key": key, "archived": true})).await.unwrap();
+    assert!(res["entry"]["archivedAt"].is_i64(), "{res}");
+    assert_eq!(res["entry"]["archiveReason"], "manual");
+    let keys = |page: Value| -> Vec<String> {
+        page["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(!keys(c.call("sessions.list", json!({})).await.unwrap()).contains(&key.to_string()));
+    assert_eq!(keys(c.call("sessions.list", json!({"archived": true})).await.unwrap()), [key]);
+    let row = c.call("sessions.list", json!({"archived": "all"})).await.unwrap();
+    assert!(keys(row).contains(&key.to_string()));
+    // An archived session may be deleted with operator.write alone (`archivedOnly`).
+    let res = writer.call("sessions.delete", json!({"key": key, "archivedOnly": true})).await.unwrap();
+    assert_eq!(res["deleted"], true);
+    gw.stop().await;
+}
+
+/// `sessions.cleanup` applies `session.maintenance`: idle named sessions are archived, finished
+/// idle cron runs deleted, the main session kept; `dryRun` only says so.
+#[tokio::test]
+async fn sessions_cleanup_archives_idle_sessions_and_dry_run_changes_nothing() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, ", session: { maintenance: { pruneAfter: '1d', maxEntries: 100 } }").await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    for (key, text) in [("session:old", "Old"), ("main", "Main")] {
+        fake.push(Reply::text(text).with_usage(FakeUsage::new(3, 2)));
+        c.call("agent", json!({"message": "hi", "sessionKey": key})).await.unwrap();
+    }
+    gw.clock.advance(2 * 86_400_000);
+    fake.push(Reply::text("Fresh").with_usage(FakeUsage::new(3, 2)));
+    c.call("agent", json!({"message": "hi", "sessionKey": "session:fresh"})).await.unwrap();
+
+    let mut reader = gw.client(&["operator.write", "operator.read"]).await;
+    let (code, _) = error_of(&reader.request("sessions.cleanup", json!({})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN", "operator.admin's");
+    let dry = c.call("sessions.cleanup", json!({"dryRun": true})).await.unwrap();
+    assert_eq!(
+        (dry["dryRun"].as_bool(), dry["beforeCount"].as_u64(), dry["afterCount"].as_u64(), dry["archived"].as_u64()),
+        (Some(true), Some(3), Some(2), Some(1)),
+        "{dry}"
+    );
+    assert_eq!(dry["actions"], json!([{"key": "agent:main:session:old", "action": "archive-age"}]));
+    assert_eq!(c.call("sessions.list", json!({})).await.unwrap()["total"], 3, "a dry run changes nothing");
+    let done =
+        c.call("sessions.cleanup", json!({"enforce": true, "activeKey": "agent:main:session:fresh"})).await.unwrap();
+    assert_eq!((done["applied"].as_bool(), done["appliedCount"].as_u64()), (Some(true), Some(2)), "{done}");
+    let keys: Vec<_> = c.call("sessions.list", json!({"archived": true})).await.unwrap()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap().to_string(), s["archiveReason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(keys, [("agent:main:session:old".to_string(), "age-retention".to_string())]);
+    let (_, message) = error_of(&c.request("sessions.cleanup", json!({"fixDmScope": true})).await.unwrap());
+    assert!(message.starts_with("invalid sessions.cleanup params: fixDmScope: not supported by Pincer"), "{message}");
+    // OpenClaw's CLI always sends its flags, `false` when not given.
+    let plain = json!({"enforce": false, "fixMissing": false, "fixDmScope": false, "allAgents": false});
+    c.call("sessions.cleanup", plain).await.unwrap();
+    gw.stop().await;
+}
+
+/// `openclaw agent --deliver --reply-channel telegram --reply-to <chat>` (and `--channel` with a
+/// recipient `--to`): the reply goes through the outbox to that chat, once — a repeated
+/// `idempotencyKey` answers the same run and sends nothing more. A route that cannot work is
+/// refused before the turn runs.
+#[tokio::test]
+async fn agent_deliver_sends_the_reply_through_the_outbox_once() {
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let (fake, tg) = (FakeOpenAi::start().await, FakeTelegram::start().await);
+    let channels =
+        format!(", channels: {{ telegram: {{ botToken: '{}', apiRoot: '{}' }} }}", FakeTelegram::TOKEN, tg.base_url());
+    let gw = model_gateway(&fake, &channels).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+
+    let (_, message) = error_of(
+        &c.request("agent", json!({"message": "hi", "deliver": true, "replyChannel": "nope", "replyTo": "1"}))
+            .await
+            .unwrap(),
+    );
+    assert!(message.starts_with("invalid agent params: deliver: "), "{message}");
+    let (_, message) = error_of(&c.request("agent", json!({"message": "hi", "deliver": true})).await.unwrap());
+    assert!(message.contains("delivery channel is required"), "{message}");
+    assert_eq!(fake.request_count(), 0, "no turn ran for a route that cannot work");
+
+    fake.push(Reply::text("The report is ready.").with_usage(FakeUsage::new(3, 2)));
+    let params = json!({"message": "Write the report", "deliver": true, "replyChannel": "telegram",
+                        "replyTo": "123456789", "idempotencyKey": "report-1"});
+    let res = c.call("agent", params.clone()).await.unwrap();
+    assert_eq!(
+        (res["delivery"]["status"].as_str(), res["delivery"]["channel"].as_str()),
+        (Some("queued"), Some("telegram")),
+        "{res}"
+    );
+    let id = res["delivery"]["deliveryId"].as_str().unwrap().to_string();
+    let got = tg.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!((got[0].chat_id.as_str(), got[0].text.as_str()), ("123456789", "The report is ready."));
+    let again = c.call("agent", params).await.unwrap();
+    assert_eq!(again["delivery"]["deliveryId"], id.as_str(), "the same run, the same delivery");
+    let listed = c.call("deliveries.list", json!({})).await.unwrap();
+    let rows = listed["deliveries"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["origin"]["kind"], "agent-reply", "{listed}");
+    assert_eq!((tg.messages().len(), fake.request_count()), (1, 1), "sent once, one turn");
+
+    // `--channel telegram --to <chat>`: the recipient is the target (and, under dmScope main,
+    // the turn runs in the main session).
+    fake.push(Reply::text("Second.").with_usage(FakeUsage::new(3, 2)));
+    let res = c
+        .call("agent", json!({"message": "again", "deliver": true, "channel": "telegram", "to": "555"}))
+        .await
+        .unwrap();
+    assert_eq!(res["sessionKey"], "agent:main:main", "{res}");
+    let got = tg.wait_for_messages(2, Duration::from_secs(20)).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("555", "Second."));
+    gw.stop().await;
+}
+
+/// A chat view opening on a fresh install (`openclaw tui` loads the main session's history right
+/// after connecting) gets the main session's empty transcript, not `session not found`; a named
+/// session that never ran is still unknown.
+#[tokio::test]
+async fn chat_history_of_a_fresh_main_session_is_empty_not_an_error() {
+    let fake = FakeOpenAi::start().await;
+    let gw = model_gateway(&fake, "").await;
+    let mut c = gw.client(&["operator.read", "operator.write"]).await;
+    for key in ["agent:main:main", "main"] {
+        let page = c.call("chat.history", json!({"sessionKey": key, "limit": 200})).await.unwrap();
+        assert_eq!(
+            (page["sessionKey"].as_str(), page["messages"].as_array().map(Vec::len)),
+            (Some("agent:main:main"), Some(0)),
+            "{page}"
+        );
+        assert_eq!(page["session"]["isMain"], true);
+    }
+    let startup = c.call("chat.startup", json!({"sessionKey": "agent:ops:main"})).await.unwrap();
+    assert_eq!(startup["session"]["agentId"], "ops", "{startup}");
+    let (_, message) = error_of(&c.request("chat.history", json!({"sessionKey": "session:never"})).await.unwrap());
+    assert!(message.starts_with("session not found"), "{message}");
     gw.stop().await;
 }
 

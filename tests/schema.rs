@@ -295,6 +295,11 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "progressCard.get", json!({"sessionKey": "session:compact"})).await;
     a.call(&mut c, "sessions.observer.visibility", json!({"visible": true})).await;
     a.call(&mut c, "artifacts.list", json!({"sessionKey": "session:compact", "type": "image", "limit": 4})).await;
+    a.call(&mut c, "sessions.patch", json!({"key": "session:compact", "label": "Compact", "model": "openai/gpt-4o"}))
+        .await;
+    a.call(&mut c, "sessions.patch", json!({"key": "session:compact", "archived": true, "model": null})).await;
+    a.call(&mut c, "sessions.cleanup", json!({"dryRun": true})).await;
+    a.call(&mut c, "sessions.cleanup", json!({"fixDmScope": false})).await;
 
     // Tools: an exec approval from request to decision, the MCP server.
     fake.push(Reply::tool_call("exec", json!({"command": "true"})));

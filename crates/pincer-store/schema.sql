@@ -257,7 +257,7 @@ CREATE TABLE sessions (
                 model TEXT,
                 input_tokens INTEGER NOT NULL DEFAULT 0,
                 output_tokens INTEGER NOT NULL DEFAULT 0
-            , session_id TEXT) STRICT;
+            , session_id TEXT, label TEXT, model_override TEXT, archived_at_ms INTEGER, archive_reason TEXT) STRICT;
 CREATE UNIQUE INDEX sessions_by_session_id ON sessions (session_id);
 CREATE INDEX sessions_finished ON sessions (kind, finished_at_ms);
 CREATE TABLE sqlite_sequence(name,seq);

@@ -26,6 +26,7 @@ use pincer_store::SessionRow;
 use pincer_store::sessions::SessionFilter;
 use serde_json::{Map, Value, json};
 
+use pincer_core::config::DmScope;
 use pincer_cron::job::DEFAULT_AGENT;
 
 use crate::chat::RunStream;
@@ -74,11 +75,14 @@ pub(crate) fn invalid(method: &str, message: impl std::fmt::Display) -> ApiError
 /// interim answer; clients that wait for the final answer skip it).
 /// The session an `agent` call names, as OpenClaw reads its params: `sessionKey`, else
 /// `sessionId` (Pincer's session id is the session's key; a bare id is the named session
-/// `session:<id>`), else a `to` shaped as an agent session key (`agent:<id>:…`).
+/// `session:<id>`), else a `to` shaped as an agent session key (`agent:<id>:…`), else the session
+/// a DM from recipient `to` lands in under `session.dmScope` (as an inbound chat would).
 fn request_session_key(
     key: Option<String>,
     session_id: Option<String>,
     to: Option<String>,
+    channel: Option<&str>,
+    dm_scope: DmScope,
 ) -> Result<Option<String>, String> {
     let nonblank = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let (key, session_id, to) = (nonblank(key), nonblank(session_id), nonblank(to));
@@ -97,12 +101,18 @@ fn request_session_key(
             format!("session:{id}")
         }));
     }
+    let channel = channel.map(str::trim).filter(|c| !c.is_empty() && *c != "last");
     match to {
         Some(to) if to.starts_with("agent:") => Ok(Some(to)),
-        Some(to) => Err(format!(
-            "to: \"{to}\" is a channel recipient; Pincer's `agent` does not route by recipient yet: pass --session-key \
-             (e.g. agent:main:main), or send the reply with `openclaw message send --channel <ch> --target {to}`"
-        )),
+        Some(to) => match (dm_scope, channel) {
+            (DmScope::Main, _) => Ok(None),
+            (DmScope::PerPeer, _) => Ok(Some(format!("session:direct:{to}"))),
+            (DmScope::PerChannelPeer, Some(c)) => Ok(Some(format!("session:{c}:direct:{to}"))),
+            (DmScope::PerChannelPeer, None) => Err(format!(
+                "to: \"{to}\" needs its channel (session.dmScope is per-channel-peer): pass channel (--channel), \
+                     or sessionKey"
+            )),
+        },
         None => Ok(None),
     }
 }
@@ -138,12 +148,7 @@ pub async fn agent_as(
     if message.is_empty() {
         return Err(invalid(M, "message: must not be empty"));
     }
-    if p.deliver == Some(true) {
-        return Err(invalid(
-            M,
-            "deliver: not supported by Pincer: the reply comes back in this response; to send results to a channel, use a cron job with --announce",
-        ));
-    }
+    // `deliver` and its routing fields are the gateway's: it sends the reply through the outbox.
     let model = match (p.provider.filter(|s| !s.is_empty()), p.model.filter(|s| !s.is_empty())) {
         (None, model) => model,
         (Some(provider), Some(model)) if !model.contains('/') => Some(format!("{provider}/{model}")),
@@ -173,11 +178,13 @@ pub async fn agent_as(
         (Some(found), Some(given)) if found == given.trim() => (Some(found), None),
         (_, given) => (given, p.session_id),
     };
-    let session_key = request_session_key(key, session_id, p.to).map_err(|e| invalid(M, e))?;
+    let dm_scope = agents.inner.config().session.dm_scope;
+    let session_key =
+        request_session_key(key, session_id, p.to, p.channel.as_deref(), dm_scope).map_err(|e| invalid(M, e))?;
     let session =
         SessionRef::from_request(session_key.as_deref(), p.agent_id.as_deref(), &run_id).map_err(|e| invalid(M, e))?;
     let inner = agents.inner.clone();
-    let chain = inner.chain(model.as_deref(), None).map_err(|e| match &model {
+    let chain = inner.session_chain(&session.key, model.as_deref()).await.map_err(|e| match &model {
         Some(_) => invalid(M, format!("model: {e}")),
         None => ApiError::Failed { message: e, reason: ErrorClass::ModelNotFound.into(), run_id: run_id.clone() },
     })?;
@@ -318,6 +325,12 @@ pub fn session_view(row: &SessionRow) -> Session {
         run_id: row.run_id.clone(),
         finished_at: row.finished_at_ms,
         model: row.model.clone(),
+        label: row.label.clone(),
+        display_name: row.label.clone(),
+        model_override: row.model_override.as_deref().map(|m| m.split_once('/').map_or(m, |(_, m)| m).to_string()),
+        provider_override: row.model_override.as_deref().and_then(|m| m.split_once('/')).map(|(p, _)| p.to_string()),
+        archived_at: row.archived_at_ms,
+        archive_reason: row.archive_reason.clone(),
         extra: Map::new(),
     }
 }
@@ -347,10 +360,11 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         (None, Some(true)) => Some(DEFAULT_AGENT.to_string()),
         (a, _) => a,
     };
-    // Pincer archives no session: the archived ones are none.
-    if p.archived == Some(ArchivedFilter::Flag(true)) {
-        return Ok(empty_page(agents, offset, limit));
-    }
+    let archived = match p.archived {
+        None => Some(false),
+        Some(ArchivedFilter::Flag(flag)) => Some(flag),
+        Some(ArchivedFilter::All(_)) => None,
+    };
     match p.sort_by.as_deref() {
         None | Some("updatedAt") | Some("activity") => {}
         Some("lastInteractionAt") => {
@@ -367,8 +381,13 @@ pub async fn sessions_list(agents: &Agents, p: SessionsListParams) -> Result<Ses
         None => None,
     };
     let (last, titles) = (p.include_last_message == Some(true), p.include_derived_titles == Some(true));
-    let filter =
-        SessionFilter { kind: p.kind, agent_id, exclude_isolated: p.exclude_cron == Some(true), updated_since_ms };
+    let filter = SessionFilter {
+        kind: p.kind,
+        agent_id,
+        exclude_isolated: p.exclude_cron == Some(true),
+        updated_since_ms,
+        archived,
+    };
     let (rows, total, previews) = agents
         .inner
         .store
@@ -464,12 +483,6 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
             "deleteTranscript: false is not supported: a Pincer transcript lives inside its session; omit it",
         ));
     }
-    if p.archived_only == Some(true) {
-        return Err(invalid(
-            M,
-            format!("Session {} is not archived: Pincer archives no session; omit archivedOnly", p.key),
-        ));
-    }
     let key = read_key(M, &p.key, p.agent_id.as_deref())?;
     if SessionRef::from_key(&key).is_some_and(|s| s.kind == crate::session::SessionKind::Main) {
         return Err(ApiError::Invalid(format!(
@@ -486,6 +499,11 @@ pub async fn sessions_delete(agents: &Agents, p: SessionsDeleteParams) -> Result
         return Err(ApiError::Invalid(format!(
             "Session {key} is now session id {}: it changed before deletion. Retry.",
             row.session_id
+        )));
+    }
+    if p.archived_only == Some(true) && row.archived_at_ms.is_none() {
+        return Err(ApiError::Invalid(format!(
+            "Session {key} is not archived: archive it first (`openclaw sessions archive {key}`) or omit archivedOnly"
         )));
     }
     // Not while a turn writes into it: the turn holds the session's lock.
@@ -628,6 +646,18 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
             session_info: session_view(&session),
             extra: receipts,
         }));
+    }
+    // An agent's main session exists before its first turn, as in OpenClaw: a chat view opening
+    // on a fresh install (`openclaw tui`, the Control UI) gets an empty transcript, not an error.
+    if let Some(main) = SessionRef::from_key(&key).filter(|s| s.kind == crate::session::SessionKind::Main) {
+        let lookup = key.clone();
+        if agents.inner.store.read(move |rd| rd.get_session(&lookup)).await?.is_none() {
+            let now = agents.inner.clock.now_ms();
+            let made = move |tx: &pincer_store::Tx<'_>| {
+                tx.ensure_session(&main.key, &main.agent_id, main.kind.as_str(), None, None, now).map(drop)
+            };
+            agents.inner.store.write(made).await?;
+        }
     }
     let lookup = key.clone();
     let (session, mut rows, last_seq) = agents

@@ -109,7 +109,7 @@ pub async fn chat_send(
     if inner.chats.lock().contains_key(&run_id) {
         return Ok(answer(ChatSendStatus::InFlight));
     }
-    let chain = inner.chain(None, None).map_err(|e| ApiError::Failed {
+    let chain = inner.session_chain(&session.key, None).await.map_err(|e| ApiError::Failed {
         message: e,
         reason: ErrorClass::ModelNotFound.into(),
         run_id: run_id.clone(),

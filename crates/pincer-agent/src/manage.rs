@@ -9,16 +9,19 @@ use pincer_protocol::schema::gateway::{
     ProviderUsage, UsageCost, UsageCostParams, UsageCostResult, UsageStatusResult, UsageTotals,
 };
 use pincer_protocol::schema::sessions::{
+    CleanupAction, CleanupActionKind, CleanupArtifacts, SessionsCleanup, SessionsCleanupParams, SessionsCleanupResult,
     SessionsCompact, SessionsCompactParams, SessionsCompactResult, SessionsDescribe, SessionsDescribeParams,
-    SessionsDescribeResult, SessionsReset, SessionsResetParams, SessionsResetResult, SessionsResolve,
-    SessionsResolveParams, SessionsResolveResult,
+    SessionsDescribeResult, SessionsPatch, SessionsPatchParams, SessionsPatchResolved, SessionsPatchResult,
+    SessionsReset, SessionsResetParams, SessionsResetResult, SessionsResolve, SessionsResolveParams,
+    SessionsResolveResult,
 };
-use pincer_store::ModelUsage;
+use pincer_store::{CleanupPolicy, ModelUsage, SessionPatch};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{ApiError, invalid, read_key, session_view, with_previews};
 use crate::service::Agents;
+use crate::session::{SessionKind, SessionRef};
 
 /// `agent.wait`'s default wait, as OpenClaw's.
 pub const AGENT_WAIT_DEFAULT_MS: u64 = 30_000;
@@ -67,6 +70,176 @@ pub async fn sessions_reset(agents: &Agents, p: SessionsResetParams) -> Result<S
         Some("operator.read"),
     );
     Ok(SessionsResetResult { ok: true, key, entry: session_view(&row), extra: Map::new() })
+}
+
+/// A label's longest length, in characters.
+const LABEL_MAX: usize = 200;
+
+/// `sessions.patch`: sets or clears a session's label and model, archives it or brings it back.
+/// A main or named session that has had no turn yet is created, so a chat's model can be chosen
+/// before its first message. Emits `sessions.changed` (`reason: "patch"`).
+pub async fn sessions_patch(agents: &Agents, p: SessionsPatchParams) -> Result<SessionsPatchResult, ApiError> {
+    const M: &str = SessionsPatch::NAME;
+    let key = read_key(M, &p.key, p.agent_id.as_deref())?;
+    let inner = &agents.inner;
+    let label = match p.label {
+        Some(Some(label)) => {
+            let label = label.trim().to_string();
+            if label.is_empty() {
+                return Err(invalid(M, "label: must not be empty; pass null to clear it"));
+            }
+            if label.chars().count() > LABEL_MAX {
+                return Err(invalid(M, format!("label: longer than {LABEL_MAX} characters")));
+            }
+            Some(Some(label))
+        }
+        other => other,
+    };
+    let model_override = match p.model {
+        Some(Some(model)) => {
+            let chain = inner.chain(Some(model.trim()), None).map_err(|e| invalid(M, format!("model: {e}")))?;
+            Some(chain.first().map(ToString::to_string))
+        }
+        other => other,
+    };
+    let shape = SessionRef::from_key(&key);
+    let now = inner.clock.now_ms();
+    let archived = match p.archived {
+        Some(true) if shape.as_ref().is_some_and(|s| s.kind == SessionKind::Main) => {
+            return Err(ApiError::Invalid(format!(
+                "Cannot archive the main session ({key}); archive a named session, or reset this one with `sessions.reset`"
+            )));
+        }
+        Some(true) => Some(Some((now, "manual".to_string()))),
+        Some(false) => Some(None),
+        None => None,
+    };
+    let patch = SessionPatch { label, model_override, archived };
+    let creatable = shape.filter(|s| s.kind != SessionKind::Isolated);
+    let (target, expected) = (key.clone(), p.expected_session_id.clone());
+    let row = inner
+        .store
+        .write(move |tx| {
+            if let Some(s) = &creatable {
+                tx.ensure_session(&s.key, &s.agent_id, s.kind.as_str(), None, None, now)?;
+            }
+            let Some(current) = tx.reader().get_session(&target)? else { return Ok(None) };
+            if expected.as_ref().is_some_and(|e| *e != current.session_id) {
+                return Ok(Some(Err(current.session_id)));
+            }
+            tx.patch_session(&target, &patch)?;
+            Ok(tx.reader().get_session(&target)?.map(Ok))
+        })
+        .await?
+        .ok_or_else(|| not_found(&key))?
+        .map_err(|id| {
+            ApiError::Invalid(format!("Session {key} is now session id {id}: it changed before the patch. Retry."))
+        })?;
+    inner.events.emit(
+        "sessions.changed",
+        json!({"sessionKey": key, "sessionId": row.session_id, "agentId": row.agent_id, "reason": "patch"}),
+        Some("operator.read"),
+    );
+    let next = row
+        .model_override
+        .clone()
+        .or_else(|| inner.chain(None, None).ok().and_then(|c| c.first().map(ToString::to_string)));
+    let (model_provider, model) = match next.as_deref().and_then(|m| m.split_once('/')) {
+        Some((provider, model)) => (Some(provider.to_string()), Some(model.to_string())),
+        None => (None, next),
+    };
+    Ok(SessionsPatchResult {
+        ok: true,
+        key,
+        entry: session_view(&row),
+        resolved: SessionsPatchResolved { model_provider, model, extra: Map::new() },
+        extra: Map::new(),
+    })
+}
+
+/// `sessions.cleanup`: `session.maintenance` applied now (or, with `dryRun`, what it would do).
+/// Idle named sessions are archived, finished idle cron runs deleted, the oldest beyond
+/// `maxEntries` go the same way, and transcripts a reset replaced are deleted past
+/// `resetArchiveRetention`. Main sessions and `activeKey` are never touched.
+pub async fn sessions_cleanup(agents: &Agents, p: SessionsCleanupParams) -> Result<SessionsCleanupResult, ApiError> {
+    const M: &str = SessionsCleanup::NAME;
+    let agent_id = match (p.agent.as_deref().map(str::trim), p.all_agents) {
+        (Some(_), Some(true)) => return Err(invalid(M, "agent: give agent or allAgents, not both")),
+        (Some(""), _) => return Err(invalid(M, "agent: must not be empty")),
+        (agent, _) => agent.map(str::to_string),
+    };
+    if p.fix_dm_scope == Some(true) {
+        return Err(invalid(
+            M,
+            "fixDmScope: not supported by Pincer: it keeps no DM sessions of an earlier session.dmScope to retire; omit it",
+        ));
+    }
+    let inner = &agents.inner;
+    let maintenance = inner.config().session.maintenance.clone();
+    let policy = CleanupPolicy {
+        now_ms: inner.clock.now_ms(),
+        prune_after_ms: maintenance
+            .prune_after
+            .ms()
+            .map_err(|e| invalid(M, format!("session.maintenance.pruneAfter: {e}")))?,
+        max_entries: Some(maintenance.max_entries),
+        reset_archive_after_ms: maintenance
+            .reset_archive_retention
+            .ms()
+            .map_err(|e| invalid(M, format!("session.maintenance.resetArchiveRetention: {e}")))?,
+        agent_id: agent_id.clone(),
+        protect: p.active_key.iter().map(|k| k.trim().to_string()).collect(),
+    };
+    let dry_run = p.dry_run == Some(true);
+    let now = policy.now_ms;
+    let plan = if dry_run {
+        inner.store.read(move |rd| rd.cleanup_plan(&policy)).await?
+    } else {
+        inner
+            .store
+            .write(move |tx| {
+                let plan = tx.reader().cleanup_plan(&policy)?;
+                tx.apply_cleanup(&plan, now)?;
+                Ok(plan)
+            })
+            .await?
+    };
+    let would_mutate = !plan.is_empty();
+    if !dry_run && would_mutate {
+        inner.events.emit("sessions.changed", json!({"reason": "cleanup"}), Some("operator.read"));
+    }
+    let actions = [
+        (&plan.archive_age, CleanupActionKind::ArchiveAge),
+        (&plan.archive_cap, CleanupActionKind::ArchiveCap),
+        (&plan.delete_stale, CleanupActionKind::PruneStale),
+        (&plan.delete_cap, CleanupActionKind::CapOverflow),
+    ]
+    .into_iter()
+    .flat_map(|(keys, action)| keys.iter().map(move |key| CleanupAction { key: key.clone(), action }))
+    .collect();
+    Ok(SessionsCleanupResult {
+        agent_id: agent_id.unwrap_or_else(|| "*".into()),
+        store_path: inner.store.path().display().to_string(),
+        mode: "enforce".into(),
+        dry_run,
+        before_count: plan.before,
+        after_count: plan.after(),
+        missing: 0,
+        dm_scope_retired: 0,
+        model_run_pruned: 0,
+        archived: plan.archive_age.len() as u64,
+        cap_archived: plan.archive_cap.len() as u64,
+        pruned: plan.delete_stale.len() as u64,
+        capped: plan.delete_cap.len() as u64,
+        reset_transcripts_pruned: plan.reset_transcripts.len() as u64,
+        unreferenced_artifacts: CleanupArtifacts::default(),
+        disk_budget: None,
+        would_mutate,
+        applied: (!dry_run).then_some(true),
+        applied_count: (!dry_run).then(|| plan.after()),
+        actions,
+        extra: Map::new(),
+    })
 }
 
 /// `sessions.describe`: one session as `sessions.list` shows it, or `session: null`.

@@ -394,6 +394,25 @@ impl Inner {
         self.router().resolve(model, fallbacks).map_err(|e| e.to_string())
     }
 
+    /// The models a turn in session `key` tries: `model` when the request names one, else the
+    /// model set on the session with `sessions.patch`, else the agent's default.
+    pub async fn session_chain(&self, key: &str, model: Option<&str>) -> Result<Vec<ModelRef>, String> {
+        if model.is_some() {
+            return self.chain(model, None);
+        }
+        let lookup = key.to_string();
+        let row = self.store.read(move |rd| rd.get_session(&lookup)).await.map_err(|e| e.to_string())?;
+        match row.and_then(|r| r.model_override) {
+            Some(set) => self.chain(Some(&set), None).map_err(|e| {
+                format!(
+                    "session {key} is set to model \"{set}\" (sessions.patch), which cannot run: {e}; \
+                     set another with `sessions.patch` (model) or clear it with model: null"
+                )
+            }),
+            None => self.chain(None, None),
+        }
+    }
+
     /// Waits for `key`'s turn lock.
     pub async fn lock_session(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
@@ -414,7 +433,7 @@ impl Inner {
         deadline_ms: Option<i64>,
         tz: &str,
     ) -> Result<Option<TurnOutput>, TurnError> {
-        let chain = match self.chain(None, None) {
+        let chain = match self.session_chain(&session.key, None).await {
             Ok(chain) => chain,
             Err(message) => {
                 if let Some(event) = extra {

@@ -757,7 +757,6 @@ async fn method_params_are_closed_and_errors_name_the_field() {
         (json!({}), "invalid agent params: missing field `message`"),
         (json!({"message": "  "}), "invalid agent params: message: must not be empty"),
         (json!({"message": "Hi", "thinking": "high"}), "invalid agent params: thinking: not supported by Pincer"),
-        (json!({"message": "Hi", "deliver": true}), "invalid agent params: deliver: not supported by Pincer"),
         (json!({"message": "Hi", "bogus": 1}), "invalid agent params: unknown field `bogus`, expected one of"),
         (json!({"message": "Hi", "timeout": "soon"}), "invalid agent params: timeout: invalid type"),
         (

@@ -528,6 +528,41 @@ fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct SessionConfig {
     pub dm_scope: DmScope,
+    pub maintenance: SessionMaintenance,
+}
+
+/// `session.maintenance`: what `sessions.cleanup` removes (OpenClaw's names and defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SessionMaintenance {
+    /// Sessions idle longer are archived (finished cron runs deleted); `false` keeps them.
+    pub prune_after: Retention,
+    /// At most this many unarchived sessions; the oldest beyond it go the same way.
+    pub max_entries: u64,
+    /// Transcripts a reset replaced are deleted after this; `false` keeps them. Pincer has no
+    /// disk budget, so unlike OpenClaw this defaults to 30 days.
+    pub reset_archive_retention: Retention,
+}
+
+impl Default for SessionMaintenance {
+    fn default() -> Self {
+        SessionMaintenance {
+            prune_after: Retention::Duration("30d".into()),
+            max_entries: 5000,
+            reset_archive_retention: Retention::Duration("30d".into()),
+        }
+    }
+}
+
+impl Retention {
+    /// The duration in milliseconds, `None` for `false`.
+    pub fn ms(&self) -> Result<Option<i64>, String> {
+        match self {
+            Retention::Off(false) => Ok(None),
+            Retention::Off(true) => Err("use a duration such as \"30d\", or false to keep everything".into()),
+            Retention::Duration(d) => crate::duration::parse_duration_ms(d, None).map(|ms| Some(ms as i64)),
+        }
+    }
 }
 
 /// `session.dmScope`: every DM in the main session (OpenClaw's default), one session per sender,
@@ -956,6 +991,12 @@ impl Config {
         }
         crate::duration::parse_duration_ms(&self.cron.run_retention.max_age, None)
             .map_err(|e| format!("cron.runRetention.maxAge: {e}"))?;
+        let maintenance = &self.session.maintenance;
+        maintenance.prune_after.ms().map_err(|e| format!("session.maintenance.pruneAfter: {e}"))?;
+        maintenance
+            .reset_archive_retention
+            .ms()
+            .map_err(|e| format!("session.maintenance.resetArchiveRetention: {e}"))?;
         crate::duration::parse_duration_ms(&self.agents.defaults.heartbeat.every, None)
             .map_err(|e| format!("agents.defaults.heartbeat.every: {e}"))?;
         if self.agents.defaults.max_tool_steps == 0 {

@@ -53,7 +53,19 @@ const NOTES: &[(&str, &str)] = &[
         "sessions.list",
         "display hints accepted: `configuredAgentsOnly`, `archived`, `includeLastMessage`, `includeDerivedTitles`, `activeMinutes` honoured; `sortBy` `updatedAt`/`activity` (one order: the last update first); `includePeople` an empty `people` facet (Pincer records no people); `includeActivitySummary`, `excludeSubagents`, `excludeSystem`, `includeGlobal`, `includeUnknown` accepted (nothing to add or exclude)",
     ),
-    ("sessions.delete", "`deleteTranscript: false` and `archivedOnly` refused: Pincer archives nothing"),
+    (
+        "agent",
+        "`deliver` sends the reply through the outbox (`replyChannel`/`replyTo`, else `channel`/`to`, else the session's last route); a recipient `to` picks the session by `session.dmScope`",
+    ),
+    ("sessions.delete", "`deleteTranscript: false` refused: a Pincer transcript lives inside its session"),
+    (
+        "sessions.patch",
+        "`label`, `model` (the session's next turns) and `archived` honoured; every other field refused by name",
+    ),
+    (
+        "sessions.cleanup",
+        "`session.maintenance` `pruneAfter`, `maxEntries`, `resetArchiveRetention` (default 30d: no disk budget); `agent`, `allAgents`, `activeKey` honoured, `enforce` and `fixMissing` accepted, `fixDmScope: true` refused; Pincer's `dryRun`",
+    ),
     ("models.list", "the configured providers' models; `view`, `includeDetails`, `refresh`, `preparedOnly` accepted"),
     ("channels.status", "the outbox's view of each channel; `probe` accepted (probes are `doctor.run`'s)"),
     ("last-heartbeat", "the last tick of Pincer's heartbeat (over queued system events)"),

@@ -59,6 +59,40 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> Scope {
             let archived_only = params.and_then(|p| p.get("archivedOnly")).and_then(Value::as_bool) == Some(true);
             if archived_only { Scope::Write } else { Scope::Admin }
         }
+        // OpenClaw: a patch of display and model fields only is a write; any other is admin's.
+        "sessions.patch" => {
+            const WRITE_FIELDS: &[&str] = &[
+                "key",
+                "agentId",
+                "expectedSessionId",
+                "expectedLifecycleRevision",
+                "expectedPermissionMode",
+                "expectedMarkedUnreadAt",
+                "label",
+                "autoLabel",
+                "icon",
+                "color",
+                "category",
+                "boardFace",
+                "boardPresentation",
+                "pinned",
+                "archived",
+                "unread",
+                "model",
+                "agentRuntime",
+                "thinkingLevel",
+                "fastMode",
+                "permissionMode",
+            ];
+            let Some(fields) = params.and_then(Value::as_object) else { return Scope::Write };
+            let full = fields.get("permissionMode").and_then(Value::as_str) == Some("full");
+            if full || fields.contains_key("sandboxMode") || !fields.keys().all(|k| WRITE_FIELDS.contains(&k.as_str()))
+            {
+                Scope::Admin
+            } else {
+                Scope::Write
+            }
+        }
         _ => Scope::Admin,
     }
 }
@@ -147,5 +181,11 @@ mod tests {
         let delete = method_info("sessions.delete");
         assert_eq!(delete.required_scope(Some(&json!({"key": "k"}))), Some(Scope::Admin));
         assert_eq!(delete.required_scope(Some(&json!({"key": "k", "archivedOnly": true}))), Some(Scope::Write));
+        let patch = method_info("sessions.patch");
+        assert_eq!(patch.required_scope(Some(&json!({"key": "k", "label": "x", "model": null}))), Some(Scope::Write));
+        assert_eq!(patch.required_scope(Some(&json!({"key": "k", "archived": true}))), Some(Scope::Write));
+        assert_eq!(patch.required_scope(Some(&json!({"key": "k", "execHost": "x"}))), Some(Scope::Admin));
+        assert_eq!(patch.required_scope(Some(&json!({"key": "k", "permissionMode": "full"}))), Some(Scope::Admin));
+        assert_eq!(patch.required_scope(Some(&json!({"key": "k", "sandboxMode": null}))), Some(Scope::Admin));
     }
 }

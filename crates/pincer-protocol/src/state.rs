@@ -492,6 +492,8 @@ state_enum! {
         Send = "send",
         /// The answer to a message a user sent the bot (inbound chat).
         Reply = "reply",
+        /// An `agent` call's reply sent on with `deliver` (its id is the run id).
+        AgentReply = "agent-reply",
     }
 }
 

@@ -50,7 +50,10 @@ pub use outbox::{
     AttemptRow, ChannelStats, DeliveryDetail, DeliveryFilter, DeliveryRow, Enqueued, InboxRow, LeasedDelivery,
     NewDelivery, PartRow,
 };
-pub use sessions::{ArchivedSession, ModelUsage, OpenToolCall, PendingEvent, SessionRow, TranscriptRow};
+pub use sessions::{
+    ArchivedSession, CleanupPlan, CleanupPolicy, ModelUsage, OpenToolCall, PendingEvent, SessionPatch, SessionRow,
+    TranscriptRow,
+};
 pub use writer::{Durability, WriteFailure, WriteFailureKind};
 
 /// Errors from the store, always saying which operation failed.

@@ -407,6 +407,19 @@ const MIGRATIONS: &[Migration] = &[
                 updated_at_ms INTEGER NOT NULL
             ) STRICT;",
     },
+    Migration {
+        version: 15,
+        name: "session patch and archive",
+        // `sessions.patch`: a label the user gave, a model the session's next turns use instead of
+        // the default, and OpenClaw's archive (kept with its transcript, out of the default list;
+        // `archive_reason` is `manual`, `age-retention` or `cap`).
+        sql: "
+            ALTER TABLE sessions ADD COLUMN label TEXT;
+            ALTER TABLE sessions ADD COLUMN model_override TEXT;
+            ALTER TABLE sessions ADD COLUMN archived_at_ms INTEGER;
+            ALTER TABLE sessions ADD COLUMN archive_reason TEXT;
+        ",
+    },
 ];
 
 /// The schema version this build writes.

@@ -26,6 +26,14 @@ pub struct SessionRow {
     pub output_tokens: i64,
     /// Messages in the current transcript.
     pub messages: i64,
+    /// The name a user gave it (`sessions.patch` `label`).
+    pub label: Option<String>,
+    /// The model its turns use when the request names none (`sessions.patch` `model`).
+    pub model_override: Option<String>,
+    /// When it was archived: kept with its transcript, out of the default list.
+    pub archived_at_ms: Option<i64>,
+    /// Why: `manual` (`sessions.patch`), `age-retention` or `cap` (`sessions.cleanup`).
+    pub archive_reason: Option<String>,
 }
 
 /// A transcript a session key no longer points at (`/new`, `sessions.reset`): kept, not deleted.
@@ -39,6 +47,55 @@ pub struct ArchivedSession {
     pub archived_at_ms: i64,
     /// `new` or `reset`.
     pub reason: String,
+}
+
+/// What `sessions.patch` changes: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPatch {
+    pub label: Option<Option<String>>,
+    pub model_override: Option<Option<String>>,
+    /// `Some(Some((at_ms, reason)))` archives, `Some(None)` brings the session back.
+    pub archived: Option<Option<(i64, String)>>,
+}
+
+/// `sessions.cleanup`'s rules (OpenClaw's `session.maintenance`), applied to one agent's sessions
+/// or all. Main sessions and `protect` are never touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub now_ms: i64,
+    /// Sessions idle longer are archived (named) or deleted (finished isolated runs).
+    pub prune_after_ms: Option<i64>,
+    /// At most this many unarchived sessions: the oldest beyond it go the same way.
+    pub max_entries: Option<u64>,
+    /// Transcripts a reset replaced, older than this, are deleted.
+    pub reset_archive_after_ms: Option<i64>,
+    pub agent_id: Option<String>,
+    pub protect: Vec<String>,
+}
+
+/// What a cleanup does (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupPlan {
+    /// Unarchived sessions before.
+    pub before: u64,
+    pub archive_age: Vec<String>,
+    pub archive_cap: Vec<String>,
+    pub delete_stale: Vec<String>,
+    pub delete_cap: Vec<String>,
+    /// Session ids of replaced transcripts to delete.
+    pub reset_transcripts: Vec<String>,
+}
+
+impl CleanupPlan {
+    /// Unarchived sessions after.
+    pub fn after(&self) -> u64 {
+        let gone = self.archive_age.len() + self.archive_cap.len() + self.delete_stale.len() + self.delete_cap.len();
+        self.before.saturating_sub(gone as u64)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.after() == self.before && self.reset_transcripts.is_empty()
+    }
 }
 
 /// SQL for a fresh session id: a random (v4) UUID, made by SQLite so no caller has to.
@@ -117,11 +174,14 @@ pub struct SessionFilter {
     pub exclude_isolated: bool,
     /// Only sessions updated at or after this time (`activeMinutes`).
     pub updated_since_ms: Option<i64>,
+    /// `Some(true)`: only archived sessions; `Some(false)`: only the others.
+    pub archived: Option<bool>,
 }
 
 const COLS: &str = "s.key, s.session_id, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
                     s.last_route_json, s.model, s.input_tokens, s.output_tokens, \
-                    (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id)";
+                    (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id), \
+                    s.label, s.model_override, s.archived_at_ms, s.archive_reason";
 
 fn session_from(r: &Row) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -139,6 +199,10 @@ fn session_from(r: &Row) -> rusqlite::Result<SessionRow> {
         input_tokens: r.get(11)?,
         output_tokens: r.get(12)?,
         messages: r.get(13)?,
+        label: r.get(14)?,
+        model_override: r.get(15)?,
+        archived_at_ms: r.get(16)?,
+        archive_reason: r.get(17)?,
     })
 }
 
@@ -291,6 +355,56 @@ impl Tx<'_> {
         )?)
     }
 
+    /// Applies `sessions.patch`'s changes; false when there is no such session. Archiving an
+    /// archived session keeps its first time and reason.
+    pub fn patch_session(&self, key: &str, patch: &SessionPatch) -> Result<bool> {
+        let (archive, archived_at, reason) = match &patch.archived {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((at, reason))) => (true, Some(*at), Some(reason.as_str())),
+        };
+        let n = self.conn().execute(
+            "UPDATE sessions SET
+               label = CASE WHEN ?2 THEN ?3 ELSE label END,
+               model_override = CASE WHEN ?4 THEN ?5 ELSE model_override END,
+               archived_at_ms = CASE WHEN ?6 THEN (CASE WHEN ?7 IS NULL THEN NULL ELSE COALESCE(archived_at_ms, ?7) END)
+                                ELSE archived_at_ms END,
+               archive_reason = CASE WHEN ?6 THEN (CASE WHEN ?7 IS NULL THEN NULL ELSE COALESCE(archive_reason, ?8) END)
+                                ELSE archive_reason END
+             WHERE key = ?1",
+            params![
+                key,
+                patch.label.is_some(),
+                patch.label.clone().flatten(),
+                patch.model_override.is_some(),
+                patch.model_override.clone().flatten(),
+                archive,
+                archived_at,
+                reason,
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Carries out a [`CleanupPlan`] made in this transaction: archives, deletes, and drops the
+    /// replaced transcripts it lists.
+    pub fn apply_cleanup(&self, plan: &CleanupPlan, now_ms: i64) -> Result<()> {
+        for (keys, reason) in [(&plan.archive_age, "age-retention"), (&plan.archive_cap, "cap")] {
+            for key in keys {
+                let archive = Some(Some((now_ms, reason.to_string())));
+                self.patch_session(key, &SessionPatch { archived: archive, ..SessionPatch::default() })?;
+            }
+        }
+        for key in plan.delete_stale.iter().chain(&plan.delete_cap) {
+            self.delete_session(key)?;
+        }
+        for id in &plan.reset_transcripts {
+            self.conn().execute("DELETE FROM transcript WHERE session_id = ?1", [id])?;
+            self.conn().execute("DELETE FROM session_archive WHERE session_id = ?1", [id])?;
+        }
+        Ok(())
+    }
+
     /// Deletes a session with its transcripts (archived ones too) and queued events; false when
     /// there was none.
     pub fn delete_session(&self, key: &str) -> Result<bool> {
@@ -389,6 +503,55 @@ impl Rd<'_> {
             .optional()?)
     }
 
+    /// Plans a cleanup under `policy`: stale sessions first, then the oldest beyond the cap.
+    pub fn cleanup_plan(&self, policy: &CleanupPolicy) -> Result<CleanupPlan> {
+        let agent = policy.agent_id.as_deref();
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT key, kind, updated_at_ms, finished_at_ms FROM sessions
+             WHERE archived_at_ms IS NULL AND (?1 IS NULL OR agent_id = ?1)
+             ORDER BY updated_at_ms, key",
+        )?;
+        let rows = stmt
+            .query_map([agent], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut plan = CleanupPlan { before: rows.len() as u64, ..CleanupPlan::default() };
+        // An isolated run still going is not removed; a named session is archived, not deleted.
+        let eligible: Vec<_> = rows
+            .iter()
+            .filter(|(key, kind, _, finished)| {
+                kind != "main" && !policy.protect.contains(key) && (kind != "isolated" || finished.is_some())
+            })
+            .collect();
+        let mut taken = std::collections::HashSet::new();
+        if let Some(after) = policy.prune_after_ms {
+            let cutoff = policy.now_ms.saturating_sub(after);
+            for (key, kind, _, _) in eligible.iter().filter(|(_, _, updated, _)| *updated < cutoff) {
+                taken.insert(key.clone());
+                if kind == "isolated" { &mut plan.delete_stale } else { &mut plan.archive_age }.push(key.clone());
+            }
+        }
+        if let Some(max) = policy.max_entries {
+            for (key, kind, _, _) in eligible.iter().filter(|(key, ..)| !taken.contains(key)) {
+                if plan.after() <= max {
+                    break;
+                }
+                if kind == "isolated" { &mut plan.delete_cap } else { &mut plan.archive_cap }.push(key.clone());
+            }
+        }
+        if let Some(after) = policy.reset_archive_after_ms {
+            let cutoff = policy.now_ms.saturating_sub(after);
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT a.session_id FROM session_archive a JOIN sessions s ON s.key = a.session_key
+                 WHERE a.archived_at_ms < ?1 AND (?2 IS NULL OR s.agent_id = ?2) ORDER BY a.archived_at_ms",
+            )?;
+            plan.reset_transcripts =
+                stmt.query_map(params![cutoff, agent], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        }
+        Ok(plan)
+    }
+
     /// Sessions, most recently updated first, with the total.
     pub fn list_sessions(&self, kind: Option<&str>, limit: u32, offset: u32) -> Result<(Vec<SessionRow>, u64)> {
         let total: i64 =
@@ -404,19 +567,20 @@ impl Rd<'_> {
     /// Sessions matching `filter`, most recently updated first, with the total.
     pub fn find_sessions(&self, filter: &SessionFilter, limit: u32, offset: u32) -> Result<(Vec<SessionRow>, u64)> {
         const WHERE: &str = "(?1 IS NULL OR s.kind = ?1) AND (?2 IS NULL OR s.agent_id = ?2) \
-                             AND (?3 = 0 OR s.kind <> 'isolated') AND (?4 IS NULL OR s.updated_at_ms >= ?4)";
+                             AND (?3 = 0 OR s.kind <> 'isolated') AND (?4 IS NULL OR s.updated_at_ms >= ?4) \
+                             AND (?7 IS NULL OR (s.archived_at_ms IS NOT NULL) = ?7)";
         let (kind, agent, exclude) = (filter.kind.as_deref(), filter.agent_id.as_deref(), filter.exclude_isolated);
-        let since = filter.updated_since_ms;
+        let (since, archived) = (filter.updated_since_ms, filter.archived);
         let total: i64 = self.conn().query_row(
-            &format!("SELECT COUNT(*) FROM sessions s WHERE {WHERE}"),
-            params![kind, agent, exclude, since],
+            &format!("SELECT COUNT(*) FROM sessions s WHERE {}", WHERE.replace("?7", "?5")),
+            params![kind, agent, exclude, since, archived],
             |r| r.get(0),
         )?;
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {COLS} FROM sessions s WHERE {WHERE} ORDER BY s.updated_at_ms DESC, s.key LIMIT ?5 OFFSET ?6"
         ))?;
         let rows = stmt
-            .query_map(params![kind, agent, exclude, since, limit, offset], session_from)?
+            .query_map(params![kind, agent, exclude, since, limit, offset, archived], session_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((rows, total as u64))
     }
@@ -632,7 +796,7 @@ impl Rd<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::SessionFilter;
+    use super::{CleanupPolicy, SessionFilter, SessionPatch, SessionRow};
     use crate::Store;
 
     #[test]
@@ -786,5 +950,100 @@ mod tests {
         assert_eq!(keys(main_only, 10, 0), (vec!["agent:main:main".into()], 1));
         let isolated = SessionFilter { kind: Some("isolated".into()), ..Default::default() };
         assert_eq!(keys(isolated, 10, 0), (vec!["agent:main:cron:j:run:r".into()], 1));
+    }
+
+    /// `sessions.patch` sets and clears fields one by one; archiving twice keeps the first time;
+    /// the list's `archived` filter follows it.
+    #[test]
+    fn a_patch_sets_and_clears_fields_and_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let key = "agent:main:work";
+        store.write_blocking(move |tx| tx.ensure_session(key, "main", "named", None, None, 1).map(drop)).unwrap();
+        let patch = |p: SessionPatch| store.write_blocking(move |tx| tx.patch_session(key, &p)).unwrap();
+        let get = || store.read_blocking(move |rd| rd.get_session(key)).unwrap().unwrap();
+        assert!(patch(SessionPatch {
+            label: Some(Some("Taxes".into())),
+            model_override: Some(Some("local/m".into())),
+            ..SessionPatch::default()
+        }));
+        assert_eq!((get().label.as_deref(), get().model_override.as_deref()), (Some("Taxes"), Some("local/m")));
+        patch(SessionPatch { model_override: Some(None), ..SessionPatch::default() });
+        assert_eq!((get().label.as_deref(), get().model_override), (Some("Taxes"), None), "only the model cleared");
+        patch(SessionPatch { archived: Some(Some((5, "manual".into()))), ..SessionPatch::default() });
+        patch(SessionPatch { archived: Some(Some((9, "cap".into()))), ..SessionPatch::default() });
+        assert_eq!((get().archived_at_ms, get().archive_reason.as_deref()), (Some(5), Some("manual")));
+        let listed = |archived| {
+            let filter = SessionFilter { archived, ..SessionFilter::default() };
+            store.read_blocking(move |rd| rd.find_sessions(&filter, 10, 0)).unwrap().1
+        };
+        assert_eq!((listed(Some(true)), listed(Some(false)), listed(None)), (1, 0, 1));
+        patch(SessionPatch { archived: Some(None), ..SessionPatch::default() });
+        assert_eq!((get().archived_at_ms, listed(Some(false))), (None, 1));
+        assert!(!store.write_blocking(|tx| tx.patch_session("agent:main:none", &SessionPatch::default())).unwrap());
+    }
+
+    /// Cleanup: idle named sessions are archived, finished idle runs deleted, the oldest beyond
+    /// the cap go next, main and protected keys stay, and old replaced transcripts are dropped.
+    #[test]
+    fn cleanup_prunes_by_age_and_count_and_drops_old_replaced_transcripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.ensure_session("agent:main:main", "main", "main", None, None, 1)?;
+                tx.ensure_session("agent:main:old", "main", "named", None, None, 2)?;
+                tx.ensure_session("agent:main:cron:j:run:r", "main", "isolated", Some("j"), Some("r"), 3)?;
+                tx.finish_session("agent:main:cron:j:run:r", 3)?;
+                tx.ensure_session("agent:main:kept", "main", "named", None, None, 4)?;
+                tx.ensure_session("agent:main:a", "main", "named", None, None, 100)?;
+                tx.ensure_session("agent:main:b", "main", "named", None, None, 101)?;
+                tx.append_transcript("agent:main:b", "user", "before the reset", 101, None)?;
+                tx.reset_session("agent:main:b", "reset", 102)?;
+                tx.ensure_session("agent:work:x", "work", "named", None, None, 1)?;
+                Ok(())
+            })
+            .unwrap();
+        let policy = CleanupPolicy {
+            now_ms: 200,
+            prune_after_ms: Some(150),
+            max_entries: Some(2),
+            reset_archive_after_ms: Some(50),
+            agent_id: Some("main".into()),
+            protect: vec!["agent:main:kept".into()],
+        };
+        let plan = store.read_blocking({
+            let policy = policy.clone();
+            move |rd| rd.cleanup_plan(&policy)
+        });
+        let plan = plan.unwrap();
+        assert_eq!(plan.before, 6);
+        assert_eq!(plan.archive_age, ["agent:main:old"]);
+        assert_eq!(plan.delete_stale, ["agent:main:cron:j:run:r"]);
+        assert_eq!(plan.archive_cap, ["agent:main:a", "agent:main:b"], "main and the protected key stay");
+        assert_eq!((plan.reset_transcripts.len(), plan.after()), (1, 2));
+        store
+            .write_blocking(move |tx| {
+                let plan = tx.reader().cleanup_plan(&policy)?;
+                tx.apply_cleanup(&plan, 200)
+            })
+            .unwrap();
+        let (active, archived, old, work) = store
+            .read_blocking(|rd| {
+                let f =
+                    |archived| SessionFilter { agent_id: Some("main".into()), archived, ..SessionFilter::default() };
+                let keys = |(rows, _): (Vec<SessionRow>, u64)| rows.into_iter().map(|r| r.key).collect::<Vec<_>>();
+                Ok((
+                    keys(rd.find_sessions(&f(Some(false)), 10, 0)?),
+                    keys(rd.find_sessions(&f(Some(true)), 10, 0)?),
+                    rd.archived_sessions("agent:main:b")?,
+                    rd.get_session("agent:work:x")?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(active, ["agent:main:kept", "agent:main:main"]);
+        assert_eq!(archived, ["agent:main:b", "agent:main:a", "agent:main:old"]);
+        assert!(old.is_empty(), "the replaced transcript is gone: {old:?}");
+        assert!(work.is_some_and(|w| w.archived_at_ms.is_none()), "another agent's sessions are not touched");
     }
 }

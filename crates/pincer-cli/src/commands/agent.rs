@@ -1,4 +1,5 @@
-//! `pincer agent` (one turn, the reply printed as it streams in) and `pincer sessions list|show`.
+//! `pincer agent` (one turn, the reply printed as it streams in) and `pincer sessions
+//! list|show|cleanup`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +11,8 @@ use pincer_core::config::process_env;
 use pincer_protocol::Scope;
 use pincer_protocol::schema::agent::{Agent, AgentParams};
 use pincer_protocol::schema::sessions::{
-    ChatHistory, ChatHistoryAnswer, ChatHistoryParams, ChatMessage, SessionsList, SessionsListParams,
+    ChatHistory, ChatHistoryAnswer, ChatHistoryParams, ChatMessage, SessionsCleanup, SessionsCleanupParams,
+    SessionsList, SessionsListParams,
 };
 
 use crate::client::{Client, ClientError, ConnectArgs, Target, call_once};
@@ -57,6 +59,21 @@ pub enum SessionsCommand {
         /// The newest N entries.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[command(flatten)]
+        c: ConnectArgs,
+    },
+    /// Apply `session.maintenance` now: archive idle sessions, delete finished idle cron runs and
+    /// old replaced transcripts, cap the count. The main session is never touched.
+    Cleanup {
+        /// Say what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this agent's sessions (default: every agent's).
+        #[arg(long, value_name = "ID")]
+        agent: Option<String>,
+        /// A session to leave alone.
+        #[arg(long, value_name = "KEY")]
+        active_key: Option<String>,
         #[command(flatten)]
         c: ConnectArgs,
     },
@@ -175,6 +192,39 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
             table(&["KEY", "KIND", "MODEL", "MESSAGES", "TOKENS IN/OUT", "UPDATED"], &rows);
             if res.has_more {
                 println!("({} of {}; raise --limit to see more)", sessions.len(), res.total);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SessionsCommand::Cleanup { dry_run, agent, active_key, c } => {
+            let params =
+                SessionsCleanupParams { agent, active_key, dry_run: dry_run.then_some(true), ..Default::default() };
+            let target = Target::resolve(&c, paths, &process_env)?;
+            let res = call_once::<SessionsCleanup>(&target, &[Scope::Admin], &params).await?;
+            if c.json {
+                print_json(&res);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let verb = if res.dry_run { "would be" } else { "were" };
+            println!("Sessions: {} -> {} (not archived)", res.before_count, res.after_count);
+            print_rows(&[
+                (&format!("archived as idle ({verb})"), res.archived.to_string()),
+                (&format!("archived beyond the cap ({verb})"), res.cap_archived.to_string()),
+                (&format!("cron runs deleted ({verb})"), (res.pruned + res.capped).to_string()),
+                (&format!("replaced transcripts deleted ({verb})"), res.reset_transcripts_pruned.to_string()),
+            ]);
+            if !res.actions.is_empty() {
+                let rows: Vec<Vec<String>> = res
+                    .actions
+                    .iter()
+                    .map(|a| {
+                        let action = serde_json::to_value(a.action).ok().and_then(|v| v.as_str().map(str::to_string));
+                        vec![action.unwrap_or_default(), a.key.clone()]
+                    })
+                    .collect();
+                table(&["ACTION", "KEY"], &rows);
+            }
+            if res.dry_run && res.would_mutate {
+                println!("Run `pincer sessions cleanup` without --dry-run to apply it.");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,15 +1,88 @@
 //! `agent`, `agents.list`, `agent.identity.get`, `sessions.list`, `sessions.delete`, `chat.*`,
-//! `sessions.messages.subscribe|unsubscribe`, `sessions.reset|describe|resolve|compact|subscribe`,
+//! `sessions.messages.subscribe|unsubscribe`, `sessions.reset|describe|resolve|compact|subscribe|patch|cleanup`,
 //! `agent.wait` and `wake`: thin adapters over `pincer_agent::{api, chat, manage}`.
 
 use pincer_agent::api::{self, ApiError};
+use pincer_agent::session::SessionRef;
 use pincer_agent::{chat, manage};
+use pincer_cron::Origin;
+use pincer_cron::runner::Route;
+use pincer_delivery::TooLong;
 use pincer_protocol::ErrorShape;
 use pincer_protocol::schema::chat::{self as chat_wire, SessionsMessagesSubscribeResult};
 use pincer_protocol::schema::{agent as wire, sessions};
+use pincer_protocol::state::OriginKind;
 use serde_json::{Map, json};
 
 use crate::router::{Ctx, Methods};
+
+/// `agent` with `deliver`: the route of the reply, as OpenClaw picks it — `replyChannel` and
+/// `replyTo`, else `channel` and a recipient `to`, else where the session last talked.
+fn reply_route(c: &Ctx, p: &wire::AgentParams) -> Result<Option<Route>, ErrorShape> {
+    if p.deliver != Some(true) {
+        return Ok(None);
+    }
+    let nonblank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let recipient = nonblank(&p.to).filter(|t| !t.starts_with("agent:"));
+    let channel = nonblank(&p.reply_channel).or(nonblank(&p.channel));
+    let to = nonblank(&p.reply_to).or(recipient);
+    let account = nonblank(&p.reply_account_id).or(nonblank(&p.account_id));
+    let key = match nonblank(&p.session_key) {
+        Some(key) if key.starts_with("agent:") => Some(key),
+        key => SessionRef::from_request(key.as_deref(), p.agent_id.as_deref(), "deliver").ok().map(|s| s.key),
+    };
+    let invalid =
+        |e: &dyn std::fmt::Display| ErrorShape::invalid_request(format!("invalid agent params: deliver: {e}"));
+    let route = c
+        .state
+        .announce
+        .route(channel.as_deref(), to.as_deref(), nonblank(&p.thread_id).as_deref(), account.as_deref(), key.as_deref())
+        .map_err(|e| invalid(&e))?;
+    // With nothing named and no conversation to go back to, the announce default (the local
+    // inbox) is not what a user asking for delivery meant.
+    if channel.is_none() && to.is_none() && route.source != "last" {
+        return Err(invalid(
+            &"delivery channel is required: pass --channel/--reply-channel and --to/--reply-to, or use a session that talked on a channel before",
+        ));
+    }
+    Ok(Some(route))
+}
+
+/// Sends an `agent` reply on through the outbox (once per run: the run id keys it) and notes
+/// the delivery in the result. A silent reply sends nothing.
+async fn deliver_reply(
+    c: &Ctx,
+    route: &Route,
+    best_effort: bool,
+    result: &mut wire::AgentResult,
+) -> Result<(), ErrorShape> {
+    if result.result.payloads.is_empty() {
+        result.extra.insert("delivery".into(), json!({"status": "silent"}));
+        return Ok(());
+    }
+    let origin = Origin { kind: OriginKind::AgentReply, id: Some(result.run_id.clone()), best_effort };
+    let key = format!("agent:{}", result.run_id);
+    let outbox = &c.state.outbox;
+    let prepared = outbox.prepare(route, &result.text, &key, &origin, None, TooLong::Truncate);
+    let enqueued = match prepared {
+        Ok(d) => outbox.enqueue(d).await.map_err(|e| ErrorShape::unavailable(e.to_string()))?,
+        Err(e) if best_effort => {
+            result.extra.insert("delivery".into(), json!({"status": "failed", "error": e.to_string()}));
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(ErrorShape::unavailable(format!(
+                "the reply was recorded (run {}) but cannot be delivered: {e}",
+                result.run_id
+            )));
+        }
+    };
+    result.extra.insert(
+        "delivery".into(),
+        json!({"status": "queued", "deliveryId": enqueued.id, "channel": route.channel, "to": route.to}),
+    );
+    Ok(())
+}
 
 fn error(e: ApiError) -> ErrorShape {
     match e {
@@ -23,8 +96,15 @@ fn error(e: ApiError) -> ErrorShape {
 
 pub fn register(methods: &mut Methods) {
     methods.add::<wire::Agent, _, _>(|c: Ctx, p| async move {
+        // Where the reply goes is checked before the turn runs, so a bad route costs no turn.
+        let delivery = reply_route(&c, &p)?;
+        let best_effort = p.best_effort_deliver == Some(true);
         let accepted = |a: wire::AgentAccepted| c.reply.interim(serde_json::to_value(a).expect("accepted serialises"));
-        api::agent(&c.state.agents, p, accepted).await.map_err(error)
+        let mut result = api::agent(&c.state.agents, p, accepted).await.map_err(error)?;
+        if let Some(route) = delivery {
+            deliver_reply(&c, &route, best_effort, &mut result).await?;
+        }
+        Ok(result)
     });
     methods
         .add::<wire::AgentsList, _, _>(|c: Ctx, p| async move { api::agents_list(&c.state.agents, p).map_err(error) });
@@ -68,6 +148,12 @@ pub fn register(methods: &mut Methods) {
     });
     methods.add::<sessions::SessionsCompact, _, _>(|c: Ctx, p| async move {
         manage::sessions_compact(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsPatch, _, _>(|c: Ctx, p| async move {
+        manage::sessions_patch(&c.state.agents, p).await.map_err(error)
+    });
+    methods.add::<sessions::SessionsCleanup, _, _>(|c: Ctx, p| async move {
+        manage::sessions_cleanup(&c.state.agents, p).await.map_err(error)
     });
     methods.add::<wire::AgentWait, _, _>(|c: Ctx, p| async move {
         manage::agent_wait(&c.state.agents, p).await.map_err(error)

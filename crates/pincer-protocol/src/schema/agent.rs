@@ -105,12 +105,34 @@ pub struct AgentParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// OpenClaw's `--to`: an agent session key (`agent:main:…`) routes the turn to that session;
-    /// a channel recipient is not built (refused with what to use instead).
+    /// a channel recipient routes it to the session a DM from them lands in (`session.dmScope`)
+    /// and, with `deliver`, is where the reply goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// Only `false`: the reply comes back in the response.
+    /// The reply is also sent through the outbox: to `replyChannel`/`replyTo`, else
+    /// `channel`/`to`, else where the session last talked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver: Option<bool>,
+    /// The channel of `to` (OpenClaw's `--channel`; `last` is the session's last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Where `deliver` sends the reply, apart from session routing (`--reply-channel`, `--reply-to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Only `default`: Pincer has one account per channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_account_id: Option<String>,
+    /// A Telegram forum topic or Discord/Slack thread for the delivered reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// With `deliver`: a reply that cannot be sent does not fail the run (the delivery is
+    /// recorded as best-effort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_effort_deliver: Option<bool>,
     /// Seconds; 0 = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
@@ -123,19 +145,12 @@ pub struct AgentParams {
 
 impl Params for AgentParams {
     const UNSUPPORTED: &'static [&'static str] = &[
-        "replyTo",
         "expectedExistingSessionId",
         "thinking",
         "attachments",
-        "channel",
-        "replyChannel",
-        "accountId",
-        "replyAccountId",
-        "threadId",
         "groupId",
         "groupChannel",
         "groupSpace",
-        "bestEffortDeliver",
         "lane",
         "cwd",
         "cleanupBundleMcpOnRunEnd",

@@ -228,6 +228,8 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<sessions::SessionsResolve>(),
     MethodSchema::of::<sessions::SessionsCompact>(),
     MethodSchema::of::<sessions::SessionsSubscribe>(),
+    MethodSchema::of::<sessions::SessionsPatch>(),
+    MethodSchema::of::<sessions::SessionsCleanup>(),
     MethodSchema::of::<gateway::LastHeartbeat>(),
     MethodSchema::of::<gateway::SetHeartbeats>(),
     MethodSchema::of::<gateway::SystemPresence>(),

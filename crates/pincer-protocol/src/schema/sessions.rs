@@ -23,6 +23,202 @@ methods! {
     SessionsCompact = "sessions.compact" (SessionsCompactParams) -> SessionsCompactResult;
     /// This connection gets `sessions.changed` events (every `operator.read` connection does).
     SessionsSubscribe = "sessions.subscribe" (SessionsSubscribeParams) -> SessionsSubscribeResult;
+    /// Renames, archives or sets the model of one session.
+    SessionsPatch = "sessions.patch" (SessionsPatchParams) -> SessionsPatchResult;
+    /// Archives idle sessions, deletes finished idle runs and old replaced transcripts, and caps
+    /// the unarchived count (`session.maintenance`); `dryRun` only says what it would do.
+    SessionsCleanup = "sessions.cleanup" (SessionsCleanupParams) -> SessionsCleanupResult;
+}
+
+/// Reads a field that may be absent (`None`), `null` (`Some(None)`) or set.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `sessions.patch`: the fields Pincer can honour; OpenClaw's others are refused by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsPatchParams {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Refuse unless the session is still this one (`sessionId` from `sessions.list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_session_id: Option<String>,
+    /// The session's name in lists (`displayName`); `null` clears it.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub label: Option<Option<String>>,
+    /// `provider/model` or an alias the next turns use when they name none; `null` returns to the
+    /// agent's default.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub model: Option<Option<String>>,
+    /// `true` archives (kept with its transcript, out of the default list); `false` brings it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+}
+
+impl Params for SessionsPatchParams {
+    const UNSUPPORTED: &'static [&'static str] = &[
+        "expectedLifecycleRevision",
+        "expectedPermissionMode",
+        "expectedSandboxMode",
+        "expectedNativeRuntimeConsent",
+        "expectedToolOverrides",
+        "expectedMarkedUnreadAt",
+        "autoLabel",
+        "icon",
+        "color",
+        "category",
+        "boardFace",
+        "boardPresentation",
+        "statusNote",
+        "attention",
+        "ttlMinutes",
+        "pinned",
+        "unread",
+        "contextWindow",
+        "thinkingLevel",
+        "fastMode",
+        "toolOverrides",
+        "verboseLevel",
+        "traceLevel",
+        "reasoningLevel",
+        "responseUsage",
+        "elevatedLevel",
+        "execHost",
+        "execSecurity",
+        "execAsk",
+        "execNode",
+        "permissionMode",
+        "sandboxMode",
+        "nativeRuntimeConsent",
+        "agentRuntime",
+        "completionOwnerSessionKey",
+        "inheritedToolPolicyVersion",
+        "inheritedToolAllow",
+        "inheritedToolDeny",
+        "sendPolicy",
+        "groupActivation",
+    ];
+}
+
+/// OpenClaw's answer: the session after the patch, and the model its next turn uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsPatchResult {
+    pub ok: bool,
+    pub key: String,
+    pub entry: Session,
+    pub resolved: SessionsPatchResolved,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The model the session's next turn uses, split as OpenClaw splits it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsPatchResolved {
+    pub model_provider: Option<String>,
+    pub model: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `sessions.cleanup`: OpenClaw's params (over Pincer's one store) plus Pincer's `dryRun`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsCleanupParams {
+    /// One agent's sessions (default: every agent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Every agent's sessions (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_agents: Option<bool>,
+    /// Accepted: Pincer's maintenance always applies (`mode: enforce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<bool>,
+    /// A session the cleanup must not touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_key: Option<String>,
+    /// Accepted: a Pincer transcript lives in the store, so none is ever missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_missing: Option<bool>,
+    /// Only `false` (the CLI always sends it): Pincer retires no DM sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_dm_scope: Option<bool>,
+    /// Pincer: say what would be done, change nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+impl Params for SessionsCleanupParams {}
+
+/// OpenClaw's cleanup summary for one store. Counts are of unarchived sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsCleanupResult {
+    /// The agent cleaned, or `*` for every agent.
+    pub agent_id: String,
+    /// The store file.
+    pub store_path: String,
+    /// `enforce`: Pincer applies its maintenance.
+    pub mode: String,
+    pub dry_run: bool,
+    pub before_count: u64,
+    pub after_count: u64,
+    /// Always 0: no Pincer transcript goes missing.
+    pub missing: u64,
+    /// Always 0: Pincer retires no DM sessions.
+    pub dm_scope_retired: u64,
+    /// Always 0: Pincer makes no model-run probe sessions.
+    pub model_run_pruned: u64,
+    /// Idle sessions archived (`pruneAfter`).
+    pub archived: u64,
+    /// Sessions archived beyond `maxEntries`.
+    pub cap_archived: u64,
+    /// Finished idle isolated runs deleted (`pruneAfter`).
+    pub pruned: u64,
+    /// Finished isolated runs deleted beyond `maxEntries`.
+    pub capped: u64,
+    /// Pincer: transcripts replaced by a reset, deleted past `resetArchiveRetention`.
+    pub reset_transcripts_pruned: u64,
+    pub unreferenced_artifacts: CleanupArtifacts,
+    pub disk_budget: Option<Value>,
+    pub would_mutate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_count: Option<u64>,
+    /// What happens to each session touched: `archive-age`, `archive-cap`, `prune-stale`,
+    /// `cap-overflow` (OpenClaw's action words).
+    pub actions: Vec<CleanupAction>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// OpenClaw's `unreferencedArtifacts`: Pincer keeps no transcript files, so all zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupArtifacts {
+    pub scanned_files: u64,
+    pub removed_files: u64,
+    pub freed_bytes: u64,
+}
+
+/// One session a cleanup touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupAction {
+    pub key: String,
+    pub action: CleanupActionKind,
+}
+
+/// OpenClaw's cleanup action words, for what Pincer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupActionKind {
+    ArchiveAge,
+    ArchiveCap,
+    PruneStale,
+    CapOverflow,
 }
 
 /// A session named by its key (`main`, `session:<id>` or a full key) and optional agent.
@@ -191,8 +387,8 @@ pub struct SessionsListParams {
     /// Display hint, honoured: only the configured agent's (`main`) sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configured_agents_only: Option<bool>,
-    /// Display hint, honoured: `true` lists archived sessions (Pincer archives none, so none),
-    /// `false` and `"all"` list every session.
+    /// Display hint, honoured: without it or `false`, the sessions not archived; `true`, the
+    /// archived ones; `"all"`, both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<ArchivedFilter>,
     /// Display hint, honoured: each session gets `lastMessagePreview`, the start of its newest
@@ -276,7 +472,7 @@ pub struct SessionsDeleteParams {
     /// Refuse unless the session is still this one (`sessionId` from `sessions.list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_session_id: Option<String>,
-    /// Refused when `true`: Pincer archives no session.
+    /// Only delete it if it is archived (then `operator.write` suffices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived_only: Option<bool>,
 }
@@ -323,6 +519,21 @@ pub struct Session {
     pub finished_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The name a user gave it (`sessions.patch`); `displayName` carries it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The model set with `sessions.patch` (`gpt-4o` of `openai/gpt-4o`), and its provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_override: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_override: Option<String>,
+    /// When it was archived, and why (`manual`, `age-retention`, `cap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_reason: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -26,6 +26,11 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ),
     ("crates/pincer-agent/src/chat.rs", &["error"], "an `agent` event's lifecycle phase (OpenClaw's)"),
     (
+        "crates/pincer-agent/src/manage.rs",
+        &["manual"],
+        "a session's archive reason (OpenClaw's `archiveReason`: `manual`, `age-retention`, `cap`)",
+    ),
+    (
         "crates/pincer-agent/src/service.rs",
         &["cron", "heartbeat"],
         "a transcript turn's kind; a supervised task's name",
