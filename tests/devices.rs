@@ -329,6 +329,9 @@ async fn every_method_times_every_scope_set_is_allowed_or_denied_by_the_table() 
                 "channels.pairing.approve" => Some("operator.pairing"),
                 // Dynamic: admin unless `archivedOnly` (OpenClaw's rule).
                 "sessions.delete" => Some("operator.admin"),
+                // Dynamic: write for display and model fields only, admin for any other field
+                // (the probe's unknown one).
+                "sessions.patch" => Some("operator.admin"),
                 other => Some(*table.get(other).unwrap_or(&"operator.admin")),
             };
             let allowed = required.is_none_or(|r| covers(scopes, r));

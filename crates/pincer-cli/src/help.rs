@@ -56,6 +56,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("agent", "pincer agent --message 'What is on my calendar today?' --session main"),
     ("sessions list", "pincer sessions list --kind named"),
     ("sessions show", "pincer sessions show main --limit 10"),
+    ("sessions cleanup", "pincer sessions cleanup --dry-run   # then without --dry-run to apply"),
     ("inbox", "pincer inbox --limit 5"),
     ("import openclaw", "pincer import openclaw ~/.openclaw --dry-run   # then without --dry-run"),
     ("service install", "pincer service install --dry-run   # prints the unit; without it, writes and starts it"),

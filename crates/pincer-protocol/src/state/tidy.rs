@@ -26,6 +26,16 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ),
     ("crates/pincer-agent/src/chat.rs", &["error"], "an `agent` event's lifecycle phase (OpenClaw's)"),
     (
+        "crates/pincer-gateway/src/methods/agent.rs",
+        &["silent", "failed", "queued"],
+        "the `agent --deliver` answer's `delivery.status` (nothing to send, refused, in the outbox)",
+    ),
+    (
+        "crates/pincer-gateway/src/methods/control_ui.rs",
+        &["missing"],
+        "a provider's credential status in `models.authStatus` (OpenClaw's `static`/`missing`)",
+    ),
+    (
         "crates/pincer-agent/src/manage.rs",
         &["manual"],
         "a session's archive reason (OpenClaw's `archiveReason`: `manual`, `age-retention`, `cap`)",
