@@ -107,27 +107,50 @@ fn suite(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `base` narrowed by the caller's `-E <expr>` (nextest ORs several `-E`, which would run the
+/// whole suite), and the other arguments.
+fn narrowed(base: &str, extra: &[String]) -> (String, Vec<String>) {
+    let (mut filter, mut rest) = (base.to_string(), Vec::new());
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        let expr = match a.as_str() {
+            "-E" | "--filterset" | "--filter-expr" => args.next().cloned(),
+            _ => a.strip_prefix("--filterset=").or_else(|| a.strip_prefix("--filter-expr=")).map(String::from),
+        };
+        match expr {
+            Some(e) => filter = format!("{filter} & ({e})"),
+            None => rest.push(a.clone()),
+        }
+    }
+    (filter, rest)
+}
+
 fn interop(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     let oc = openclaw::ensure(root)?;
     let mut cmd = Command::new("cargo");
+    let (filter, extra) = narrowed("test(/^interop::/)", extra);
     if has_nextest() {
-        cmd.args([
-            "nextest",
-            "run",
-            "-p",
-            "pincer-cli",
-            "--test",
-            "e2e",
-            "--run-ignored",
-            "only",
-            "-E",
-            "test(/^interop::/)",
-        ]);
+        cmd.args(["nextest", "run", "-p", "pincer-cli", "--test", "e2e", "--run-ignored", "only", "-E", &filter]);
     } else {
         cmd.args(["test", "-p", "pincer-cli", "--test", "e2e", "--", "--ignored", "interop::"]);
     }
-    cmd.args(extra).current_dir(root).env("PINCER_OPENCLAW_NODE", &oc.node).env("PINCER_OPENCLAW_MJS", &oc.mjs);
+    cmd.args(&extra).current_dir(root).env("PINCER_OPENCLAW_NODE", &oc.node).env("PINCER_OPENCLAW_MJS", &oc.mjs);
     let status = cmd.status()?;
     anyhow::ensure!(status.success(), "interop suite failed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::narrowed;
+
+    #[test]
+    fn a_callers_filter_narrows_the_suite_instead_of_widening_it() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (f, rest) = narrowed("test(/^interop::/)", &args(&["-E", "test(control_ui)", "--no-fail-fast"]));
+        assert_eq!((f.as_str(), rest), ("test(/^interop::/) & (test(control_ui))", args(&["--no-fail-fast"])));
+        let (f, rest) = narrowed("test(/^interop::/)", &args(&["--filterset=test(a)", "-E", "test(b)"]));
+        assert_eq!((f.as_str(), rest.len()), ("test(/^interop::/) & (test(a)) & (test(b))", 0));
+        assert_eq!(narrowed("base", &[]).0, "base");
+    }
 }

@@ -215,6 +215,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let pincer = measure(&tg, &model, sequential, chats, per_chat);
     drop(p);
 
+    // Why OpenClaw's cells are empty when it has no outcome at all.
+    let mut missing = "not measured: OpenClaw was not run";
     let openclaw = match &b.openclaw {
         Some(oc) => {
             let (tg, model) = fakes();
@@ -222,10 +224,12 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
                 Ok(_gateway) if polling(&tg) => Some(measure(&tg, &model, sequential, chats, per_chat)),
                 Ok(_) => {
                     eprintln!("bench: inbound: OpenClaw never polled the fake Telegram");
+                    missing = "not measured: OpenClaw never polled the fake Telegram";
                     None
                 }
                 Err(e) => {
                     eprintln!("bench: inbound: OpenClaw did not start: {e}");
+                    missing = "not measured: OpenClaw did not start";
                     None
                 }
             }
@@ -235,7 +239,7 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
 
     let oc = |f: &dyn Fn(&Outcome) -> Option<f64>| openclaw.as_ref().and_then(f);
     let pct = |v: &[f64], p: f64| (!v.is_empty()).then(|| percentile(v.to_vec(), p));
-    let note = "no message was answered";
+    let note = if openclaw.is_some() { "no message was answered" } else { missing };
     let n = pincer.to_request.len();
     let mut push = |row: Row| b.rows.push(row);
     let mut latency = |metric: String, p: f64, get: fn(&Outcome) -> &Vec<f64>, target: &'static str| {
@@ -258,7 +262,7 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     );
     latency("Model's last byte to the reply at Telegram, p99".into(), 99.0, |o| &o.to_reply, "< 10 ms");
 
-    let burst_note = "the burst did not run";
+    let burst_note = if openclaw.is_some() { "the burst did not run" } else { missing };
     let burst = |o: &Outcome, f: fn(&Burst) -> f64| o.burst.as_ref().map(f);
     type Count = fn(&Burst) -> f64;
     let counts: [(String, Count); 3] = [

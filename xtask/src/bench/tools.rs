@@ -122,16 +122,19 @@ fn steps_of(
     Ok((overhead, durations))
 }
 
-/// pincer-tools' stdio MCP test server, built in the profile of the measured `pincer` binary (a
-/// debug binary given in `PINCER_BENCH_BINARY` gets a debug server, so no release build is made).
+/// pincer-tools' stdio MCP test server, built in this workspace in the profile of the measured
+/// `pincer` binary (a binary in a `debug` directory gets a debug server, so no release build is
+/// made; a copy set aside anywhere else, e.g. `/tmp/pincer-copy`, gets a release one).
 fn mcp_test_server(pincer: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let profile_dir = pincer.parent().ok_or_else(|| anyhow::anyhow!("no directory above {}", pincer.display()))?;
-    let root = profile_dir.parent().and_then(|t| t.parent()).unwrap_or(profile_dir);
+    let debug = pincer.parent().and_then(|d| d.file_name()).is_some_and(|name| name == "debug");
+    let root = crate::repo_root();
     let mut args = vec!["build", "-q", "-p", "pincer-tools", "--example", "mcp_test_server"];
-    if profile_dir.file_name().is_none_or(|name| name != "debug") {
+    if !debug {
         args.push("--release");
     }
-    let status = std::process::Command::new("cargo").args(&args).current_dir(root).status()?;
+    let status = std::process::Command::new("cargo").args(&args).current_dir(&root).status()?;
     anyhow::ensure!(status.success(), "building the MCP test server failed");
-    Ok(profile_dir.join("examples/mcp_test_server"))
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    Ok(target.join(if debug { "debug" } else { "release" }).join("examples/mcp_test_server"))
 }
