@@ -113,6 +113,26 @@ fn openclaw_gateway_call_status() {
     assert_eq!(status["stateDir"], dir.path().to_str().unwrap());
 }
 
+/// `openclaw gateway call config.get`: the configuration in OpenClaw's snapshot shape, with every
+/// secret (the gateway token, a channel's bot token) replaced by OpenClaw's own marker.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_gateway_call_config_get_redacts_every_secret() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let bot = "123456:interop-secret-bot-token";
+    let config = json!({ "channels": { "telegram": { "botToken": bot, "apiRoot": "http://127.0.0.1:9" } } });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let o = oc.call(&gw, &["gateway", "call", "config.get", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains(bot) && !text.contains(&gw.token), "a secret left the gateway:\n{}", out(&o));
+    let snap = json_out(&o);
+    assert_eq!((snap["exists"].as_bool(), snap["valid"].as_bool()), (Some(true), Some(true)), "{snap}");
+    assert_eq!(snap["config"]["channels"]["telegram"]["botToken"], "__OPENCLAW_REDACTED__", "{snap}");
+    assert_eq!(snap["hash"].as_str().map(str::len), Some(64), "{snap}");
+}
+
 #[test]
 #[ignore = "needs OpenClaw: run `cargo xtask interop`"]
 fn openclaw_wrong_token_fails_with_our_message() {
