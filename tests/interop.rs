@@ -948,3 +948,49 @@ fn openclaw_tui_connects_and_shows_the_main_session() {
     assert!(text.contains("session main"), "{text}");
     assert!(!text.contains("history failed") && !text.contains("failed:"), "{text}");
 }
+
+/// DM pairing from the stock CLI. OpenClaw 2026.9.6's `openclaw pairing list|approve` read its own
+/// local pairing store (`pairing-store`), not a gateway, so they cannot see any gateway's
+/// requests; what reaches Pincer is `openclaw gateway call channels.pairing.list|approve`, which
+/// the Control UI uses too. An unknown Telegram sender gets a code, the stock CLI lists and
+/// approves it, and the sender's next message reaches the model.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_gateway_call_lists_and_approves_a_telegram_pairing_code() {
+    use pincer_testkit::fakes::openai::FakeOpenAi;
+    use pincer_testkit::fakes::telegram::{FakeTelegram, Incoming};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (fake, tg) = rt.block_on(async { (FakeOpenAi::start().await, FakeTelegram::start().await) });
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-interop", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+        "channels": {"telegram": {"botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url()}},
+        "delivery": {"rateLimits": {"telegram": 0}},
+    });
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let wait = std::time::Duration::from_secs(30);
+    tg.push_message(Incoming::dm(4242, "hello?"));
+    let got = rt.block_on(tg.wait_for_messages(1, wait));
+    let code = got[0].text.lines().find_map(|l| l.strip_prefix("Pairing code: ")).unwrap().to_string();
+    assert_eq!(fake.request_count(), 0, "nothing reaches the model before approval");
+
+    let o = oc.call(&gw, &["gateway", "call", "channels.pairing.list", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    // OpenClaw's shape names the sender, never the code (the owner reads it in the chat).
+    let listed = json_out(&o);
+    assert_eq!(listed["requests"][0]["requestId"], "telegram:4242", "{listed}");
+    assert!(!listed.to_string().contains(&code), "the code stays out of the listing: {listed}");
+    let params = json!({"channel": "telegram", "code": code}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "channels.pairing.approve", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let got = rt.block_on(tg.wait_for_messages(2, wait));
+    assert_eq!(got[1].text, "Access approved. Send a message to start chatting.");
+    tg.push_message(Incoming::dm(4242, "now?"));
+    let got = rt.block_on(tg.wait_for_messages(3, wait));
+    assert_eq!((got[2].chat_id.as_str(), got[2].text.as_str()), ("4242", "Hello from the fake model."));
+    let o = oc.call(&gw, &["gateway", "call", "channels.pairing.list", "--json"]);
+    assert_eq!(json_out(&o)["requests"], json!([]), "an approved request is no longer pending: {}", out(&o));
+}
