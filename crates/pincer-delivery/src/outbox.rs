@@ -855,17 +855,8 @@ impl Inner {
                 let retry_at = self.now() + BACKOFF_MS[0];
                 return self.reschedule(&row, retry_at, false, &message, DeliveryErrorClass::Store, None).await;
             }
-            pincer_core::crashpoint::hit("outbox.dispatching");
-            let started = Instant::now();
-            let result = channel.send(&request).await;
-            self.metrics.observe(
-                &metrics::OUTBOX_SEND_SECONDS,
-                &[("channel", &row.channel)],
-                started.elapsed().as_secs_f64(),
-            );
-            match result {
+            match self.timed_send(channel.as_ref(), &row.channel, &request).await {
                 Ok(receipt) => {
-                    pincer_core::crashpoint::hit("outbox.sent");
                     *accepted = Some(self.accepted(&row, part.idx, receipt, AttemptOutcome::Sent, last));
                     if last {
                         // Settled `delivered` with this receipt, in the worker's next commit.
@@ -957,17 +948,8 @@ impl Inner {
                     idempotency_key: row.idempotency_key.clone(),
                     reply_to: row.reply_to.clone().filter(|_| part.idx == 0),
                 };
-                pincer_core::crashpoint::hit("outbox.dispatching");
-                let started = Instant::now();
-                let result = channel.send(&request).await;
-                self.metrics.observe(
-                    &metrics::OUTBOX_SEND_SECONDS,
-                    &[("channel", &row.channel)],
-                    started.elapsed().as_secs_f64(),
-                );
-                match result {
+                match self.timed_send(channel.as_ref(), &row.channel, &request).await {
                     Ok(receipt) => {
-                        pincer_core::crashpoint::hit("outbox.sent");
                         let last = k + 1 == unsent.len();
                         accepted.push(self.accepted(row, part.idx, receipt, AttemptOutcome::Sent, last));
                     }
@@ -1119,6 +1101,19 @@ impl Inner {
 
     /// A part the platform has (`outcome`: `sent`, or `reconciled` when it was found after an
     /// ambiguous send), to be recorded — the row's last part with its settlement.
+    /// One part to the platform, between the `outbox.dispatching` and `outbox.sent` crash points
+    /// (the caller has committed the part `dispatching`), timed into `pincer_outbox_send_seconds`.
+    async fn timed_send(&self, channel: &dyn Channel, name: &str, part: &Part) -> Result<Receipt, SendError> {
+        pincer_core::crashpoint::hit("outbox.dispatching");
+        let started = Instant::now();
+        let result = channel.send(part).await;
+        self.metrics.observe(&metrics::OUTBOX_SEND_SECONDS, &[("channel", name)], started.elapsed().as_secs_f64());
+        if result.is_ok() {
+            pincer_core::crashpoint::hit("outbox.sent");
+        }
+        result
+    }
+
     fn accepted(&self, row: &DeliveryRow, idx: u32, receipt: Receipt, outcome: AttemptOutcome, last: bool) -> Accepted {
         self.metrics.inc(&metrics::OUTBOX_ATTEMPTS_TOTAL, &[("channel", &row.channel), ("outcome", outcome.as_str())]);
         Accepted { row: row.clone(), idx, message_id: receipt.message_id, outcome, last, at_ms: self.now() }
