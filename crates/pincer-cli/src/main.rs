@@ -6,6 +6,7 @@ mod help;
 mod logging;
 mod output;
 mod resolve;
+mod startup_pages;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

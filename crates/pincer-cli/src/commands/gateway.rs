@@ -64,6 +64,7 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
             failpoints: pincer_core::crashpoint::Failpoints::from_env().map_err(anyhow::Error::msg)?,
         };
         let gateway = pincer_gateway::start(options).await?;
+        tokio::spawn(release_startup_pages());
         serve_until_stopped(&gateway).await;
         gateway.shutdown().await;
         anyhow::Ok(())
@@ -71,6 +72,45 @@ pub fn run(cmd: GatewayCommand, paths: StatePaths) -> anyhow::Result<ExitCode> {
     // Detached blocking work (e.g. a store read) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long after `/readyz` turns green the start-up pages are handed back: long enough for the
+/// work that follows readiness (the first scheduler pass, channel connects) to have run.
+const SETTLE_BEFORE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Unmaps the code pages only start-up ran and trims the heap, once the gateway has settled; then,
+/// whenever it has sat idle after work that faulted code back in, does so again (see
+/// [`crate::startup_pages`]). Best effort: a failure is logged once and ends the task.
+async fn release_startup_pages() {
+    use crate::startup_pages::{IDLE_CHECK, release, sample, should_release_again};
+    tokio::time::sleep(SETTLE_BEFORE_RELEASE).await;
+    let once = || async {
+        match tokio::task::spawn_blocking(|| release().and_then(|r| Ok((r, sample()?)))).await {
+            Ok(Ok((r, (cpu, file_kb)))) => {
+                tracing::debug!(code_kb = r.code / 1024, mappings = r.mappings, "released unused code pages");
+                Some((cpu, file_kb))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cannot release unused code pages");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "releasing unused code pages failed");
+                None
+            }
+        }
+    };
+    let Some((mut cpu, mut file_kb_after)) = once().await else { return };
+    loop {
+        tokio::time::sleep(IDLE_CHECK).await;
+        let Ok((now_cpu, file_kb)) = sample() else { return };
+        if should_release_again(now_cpu.saturating_sub(cpu), file_kb, file_kb_after) {
+            let Some((c, f)) = once().await else { return };
+            (cpu, file_kb_after) = (c, f);
+        } else {
+            cpu = now_cpu;
+        }
+    }
 }
 
 /// This binary, which supervises command jobs (`pincer __supervise`). On Linux `/proc/self/exe`,
