@@ -1065,3 +1065,85 @@ async fn kill_9_after_a_relaxed_tool_result_keeps_the_result_and_does_not_run_th
     assert!(!made.exists(), "the tool ran again after the restart");
     assert_eq!(fake.requests().len(), 2);
 }
+
+/// A gateway with a fake model and a fake Telegram, armed at `point:1`; `agent` with `deliver`
+/// (reply to Telegram chat 4242, `idempotencyKey` `deliver-1`) runs until the gateway kills itself
+/// there, and it is restarted. Returns the gateway, the fakes and the run's `agent.wait` answer.
+async fn deliver_cycle(
+    dir: &std::path::Path,
+    point: &str,
+) -> (GatewayProcess, pincer_testkit::fakes::openai::FakeOpenAi, FakeTelegram, Value) {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let (fake, tg) = (FakeOpenAi::start().await, FakeTelegram::start().await);
+    fake.push(Reply::text("The report is ready."));
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+        "channels": { "telegram": { "botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url() } },
+        "delivery": { "rateLimits": { "telegram": 0 } },
+    });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir, config).unwrap();
+    arm(&mut gw, point, 1);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let params = json!({"message": "Write the report", "sessionKey": "session:report", "deliver": true,
+                        "replyChannel": "telegram", "replyTo": "4242", "idempotencyKey": "deliver-1"});
+    let turn = tokio::spawn(async move { c.call("agent", params).await });
+    expect_crash(&mut gw, point);
+    assert!(turn.await.unwrap().is_err(), "the caller was answered before the crash point");
+    restart_after_the_crash(&mut gw);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let waited = c.call("agent.wait", json!({"runId": "deliver-1", "timeoutMs": 2000})).await.unwrap();
+    (gw, fake, tg, waited)
+}
+
+/// `SIGKILL` right after an `agent --deliver` reply is committed (`agent.replied`), before the
+/// caller is answered: the reply's outbox row committed in the same transaction, so after the
+/// restart the outbox sends it — once — with nobody asking again, and a retry with the same
+/// `idempotencyKey` finds that row and sends nothing more. (Before the row was enqueued in its
+/// own write after the reply's, and this kill left the reply unsent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_an_agent_deliver_reply_is_committed_sends_it_once_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, fake, tg, waited) = deliver_cycle(dir.path(), "agent.replied").await;
+    assert_eq!((waited["status"].as_str(), waited["stopReason"].as_str()), (Some("ok"), Some("stop")), "{waited}");
+
+    let got = tg.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!((got[0].chat_id.as_str(), got[0].text.as_str()), ("4242", "The report is ready."));
+    let rows = settled(&gw).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0]["state"].as_str(), rows[0]["origin"]["kind"].as_str()),
+        (Some("delivered"), Some("agent-reply"))
+    );
+    assert_eq!(rows[0]["origin"]["id"], "deliver-1", "{}", rows[0]);
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let params = json!({"message": "Write the report", "sessionKey": "session:report", "deliver": true,
+                        "replyChannel": "telegram", "replyTo": "4242", "idempotencyKey": "deliver-1"});
+    let again = c.call("agent", params).await.unwrap();
+    assert_eq!(again["text"], "The report is ready.");
+    assert_eq!(again["delivery"]["deliveryId"], rows[0]["id"], "the retry finds the row committed with the reply");
+    assert_eq!(settled(&gw).await.len(), 1);
+    assert_eq!((tg.messages().len(), fake.request_count()), (1, 1), "sent once, the model asked once");
+}
+
+/// `SIGKILL` after the model answered an `agent --deliver` turn but before anything of the reply
+/// was committed (`agent.answered`): after the restart nothing is sent, no delivery exists, the
+/// history holds the message alone, and `agent.wait` answers that the run was interrupted
+/// instead of waiting for an end that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_an_agent_deliver_reply_is_committed_sends_nothing_and_says_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, fake, tg, waited) = deliver_cycle(dir.path(), "agent.answered").await;
+    assert_eq!(waited["status"], "error", "{waited}");
+    assert!(waited["error"].as_str().unwrap().contains("interrupted"), "{waited}");
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let history = c.call("chat.history", json!({"sessionKey": "session:report"})).await.unwrap();
+    let roles: Vec<&str> =
+        history["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user"], "{history}");
+    assert!(settled(&gw).await.is_empty(), "no delivery was committed");
+    assert_eq!((tg.messages().len(), fake.request_count()), (0, 1), "nothing sent; the model was asked once");
+}

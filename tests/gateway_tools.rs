@@ -260,8 +260,8 @@ async fn sessions_send_announces_the_reply_to_the_target_sessions_chat() {
 }
 
 /// `sessions_list`, `sessions_history` and `sessions_send` over real sessions: the model finds a
-/// named session, reads it, and asks it something; the nested turn runs in that session and its
-/// reply comes back as the tool's result.
+/// named session (not an archived one), reads it, and asks it something; the nested turn runs in
+/// that session and its reply comes back as the tool's result.
 #[tokio::test]
 async fn the_session_tools_list_read_and_talk_to_real_sessions() {
     let model = FakeOpenAi::start().await;
@@ -269,6 +269,11 @@ async fn the_session_tools_list_read_and_talk_to_real_sessions() {
     let mut c = gw.client(&["operator.admin"]).await;
     model.push(Reply::text("Noted: buy milk."));
     agent(&mut c, json!({"message": "Note: buy milk", "sessionKey": "session:notes", "idempotencyKey": "seed"})).await;
+    // An archived session is not listed, as in OpenClaw (its tool asks `sessions.list`, whose
+    // default leaves archived sessions out).
+    model.push(Reply::text("Noted: old stuff."));
+    agent(&mut c, json!({"message": "Note: old stuff", "sessionKey": "session:old", "idempotencyKey": "old"})).await;
+    c.call("sessions.patch", json!({"key": "agent:main:session:old", "archived": true})).await.unwrap();
 
     model.push(Reply::tool_call("sessions_list", json!({"kinds": ["other"], "messageLimit": 1})));
     model.push(Reply::tool_call("sessions_history", json!({"sessionKey": "agent:main:session:notes"})));

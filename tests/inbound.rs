@@ -508,3 +508,46 @@ async fn a_fixed_token_and_a_new_allow_list_apply_on_reload_without_a_restart() 
     assert_eq!(listeners, 1, "one listener after two reloads: {status}");
     gw.stop().await;
 }
+
+/// `cron` is owner-only, and a chat sender is the owner only when the channel's `allowFrom`
+/// names them (`*` names no one): with the default `dmPolicy: pairing` and no `allowFrom`,
+/// nobody on Telegram can have a reminder made. `doctor` warns about exactly that, with the
+/// config key, an id in the channel's form and `pincer config reload`; a list of `*` still
+/// warns, and once the list names the owner and the config is reloaded, the warning is gone.
+#[tokio::test]
+async fn doctor_warns_when_no_telegram_sender_is_the_owner_and_says_how_to_name_one() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let mut cfg = config(&tg, &model, json!({}));
+    let gw = TestGateway::start_with(&cfg.to_string()).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "polling").await;
+    let owner_finding = |doctor: &Value| {
+        doctor["findings"].as_array().unwrap().iter().find(|f| f["check"] == "channel.telegram.owner").cloned()
+    };
+    let doctor = c.call("doctor.run", json!({})).await.unwrap();
+    let finding = owner_finding(&doctor).unwrap_or_else(|| panic!("no owner warning: {doctor}"));
+    assert_eq!(finding["status"], "warn", "{finding}");
+    let (message, fix) = (finding["message"].as_str().unwrap(), finding["fix"].as_str().unwrap());
+    assert!(message.contains("channels.telegram.allowFrom") && message.contains("cron"), "{message}");
+    assert!(fix.contains(r#"`channels.telegram.allowFrom: ["123456789"]`"#), "{fix}");
+    assert!(fix.contains("pincer config reload"), "{fix}");
+
+    let write = |cfg: &Value| {
+        let mut cfg = cfg.clone();
+        cfg["gateway"] = json!({ "port": 0, "auth": { "token": crate::support::TOKEN } });
+        std::fs::write(&gw.paths.config_path, cfg.to_string()).unwrap();
+    };
+    cfg["channels"]["telegram"]["allowFrom"] = json!(["*"]);
+    cfg["channels"]["telegram"]["dmPolicy"] = json!("open");
+    write(&cfg);
+    c.call("config.reload", json!({})).await.unwrap();
+    let doctor = c.call("doctor.run", json!({})).await.unwrap();
+    assert!(owner_finding(&doctor).is_some(), "\"*\" names no owner: {doctor}");
+
+    cfg["channels"]["telegram"]["allowFrom"] = json!(["*", 1001]);
+    write(&cfg);
+    c.call("config.reload", json!({})).await.unwrap();
+    let doctor = c.call("doctor.run", json!({})).await.unwrap();
+    assert_eq!(owner_finding(&doctor), None, "{doctor}");
+    gw.stop().await;
+}

@@ -34,6 +34,7 @@ use crate::prompt;
 use crate::service::{Agents, Inner, SharedRun};
 use crate::session::SessionRef;
 use crate::turn::{Input, Turn, TurnError};
+pub use crate::turn::{ReplyOutbox, ReplySent};
 
 /// An agent method's failure.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -143,6 +144,30 @@ pub async fn agent_as(
     requester: Requester,
     on_accepted: impl FnOnce(AgentAccepted) + Send,
 ) -> Result<AgentResult, ApiError> {
+    run_agent(agents, p, requester, None, on_accepted).await
+}
+
+/// `agent` with `deliver`, for an operator client: the final reply's outbox row (rendered by
+/// `outbox`) commits in the same transaction as the reply, and the result's `delivery` says
+/// what became of it (`{status: "queued", deliveryId}`, `"silent"`, or `"failed"` with `error`).
+/// A run answered from its recorded reply (the same `idempotencyKey` again) has no `delivery`:
+/// the caller enqueues it under the run's key, which finds the row committed with the reply.
+pub async fn agent_delivering(
+    agents: &Agents,
+    p: AgentParams,
+    outbox: Arc<dyn ReplyOutbox>,
+    on_accepted: impl FnOnce(AgentAccepted) + Send,
+) -> Result<AgentResult, ApiError> {
+    run_agent(agents, p, Requester::Owner, Some(outbox), on_accepted).await
+}
+
+async fn run_agent(
+    agents: &Agents,
+    p: AgentParams,
+    requester: Requester,
+    reply_outbox: Option<Arc<dyn ReplyOutbox>>,
+    on_accepted: impl FnOnce(AgentAccepted) + Send,
+) -> Result<AgentResult, ApiError> {
     const M: &str = wire::Agent::NAME;
     let message = p.message.trim().to_string();
     if message.is_empty() {
@@ -208,6 +233,7 @@ pub async fn agent_as(
         run_id: run_id.clone(),
         kind: "chat",
         session,
+        reply_outbox,
     };
     on_accepted(AgentAccepted {
         run_id: run_id.clone(),
@@ -268,6 +294,19 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
                 vec![ReplyPayload { text: out.text.clone() }]
             };
             let ended = inner.clock.now_ms();
+            let mut extra = Map::new();
+            match out.sent {
+                Some(ReplySent::Queued { delivery_id }) => {
+                    extra.insert("delivery".into(), json!({"status": "queued", "deliveryId": delivery_id}));
+                }
+                Some(ReplySent::Silent) => {
+                    extra.insert("delivery".into(), json!({"status": "silent"}));
+                }
+                Some(ReplySent::Failed(error)) => {
+                    extra.insert("delivery".into(), json!({"status": "failed", "error": error}));
+                }
+                None => {}
+            }
             Ok(AgentResult {
                 run_id,
                 status: "ok".into(),
@@ -289,7 +328,7 @@ async fn chat_turn(inner: Arc<Inner>, turn: Turn) -> Result<AgentResult, ApiErro
                         },
                     },
                 },
-                extra: Map::new(),
+                extra,
             })
         }
         Ok(None) => {

@@ -130,6 +130,7 @@ pub async fn chat_send(
         run_id: run_id.clone(),
         kind: "chat",
         session: session.clone(),
+        reply_outbox: None,
     };
     let (abort_tx, abort_rx) = oneshot::channel();
     {

@@ -409,7 +409,9 @@ fn wait_result(
 }
 
 /// The end of `run_id` as its transcript entries record it: a final reply (no tool calls), an
-/// aborted turn, or a failure note. A `chat.send` run still registered has not ended.
+/// aborted turn, or a failure note — or, for a run this process did not start that has none of
+/// these and is not running again, its interruption. A `chat.send` run still registered has not
+/// ended.
 async fn recorded_end(
     agents: &Agents,
     run_id: &str,
@@ -436,8 +438,22 @@ async fn recorded_end(
             return Ok(Some(wait_result(run_id, "error", *started_at, Some(row.at_ms), error, None)));
         }
     }
+    // No end, every entry from before this process started, and not running again now (an
+    // inbound message still queued, the same `idempotencyKey` again): a stop cut the run off.
+    let inner = &agents.inner;
+    let running = inner.runs.lock().expect("agent runs").get(run_id).is_some_and(|run| run.peek().is_none());
+    if let Some((_, last)) = rows.last()
+        && !running
+        && rows.iter().all(|(_, row)| row.at_ms < inner.started_ms)
+    {
+        let error = format!("{INTERRUPTED_RUN} (run {run_id}); nothing of its reply was recorded or sent");
+        return Ok(Some(wait_result(run_id, "error", *started_at, Some(last.at_ms), Some(error), None)));
+    }
     Ok(None)
 }
+
+/// How `agent.wait` describes a run a stop (a crash, a restart) cut off before it ended.
+pub const INTERRUPTED_RUN: &str = "interrupted: the gateway stopped before the run ended";
 
 /// `usage.status`: each configured provider with the tokens its recorded replies used. Pincer
 /// cannot see a provider's quota windows, so `windows` is empty.

@@ -93,6 +93,9 @@ pub(crate) type SharedRun = Shared<BoxFuture<'static, Result<pincer_protocol::sc
 pub(crate) struct Inner {
     pub store: Store,
     pub clock: SharedClock,
+    /// When this process's agent service started: a run whose entries are all older and that
+    /// never ended was cut off by a stop (`agent.wait` says so).
+    pub started_ms: i64,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
     /// The configuration whose `models` and `agents.defaults.model` are in force; a reload
@@ -170,6 +173,7 @@ impl Agents {
         let positive = |ms: u64| (ms > 0).then_some(ms.min(i64::MAX as u64) as i64);
         let inner = Arc::new(Inner {
             store,
+            started_ms: clock.now_ms(),
             clock,
             events,
             metrics,
@@ -457,6 +461,7 @@ impl Inner {
             run_id: uuid::Uuid::new_v4().to_string(),
             kind: "event",
             session,
+            reply_outbox: None,
         };
         let (run_id, key) = (turn.run_id.clone(), turn.session.key.clone());
         let stream = crate::chat::RunStream::new(&self.events, &self.clock, &run_id, &key);
@@ -509,6 +514,7 @@ impl Inner {
             run_id: ctx.run_id.clone(),
             kind: "cron",
             session,
+            reply_outbox: None,
         };
         let stream = crate::chat::RunStream::new(&self.events, &self.clock, &ctx.run_id, &key);
         let paced = job.pacing.is_some();

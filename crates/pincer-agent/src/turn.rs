@@ -23,6 +23,29 @@ pub(crate) type OnTool<'a> = &'a (dyn Fn(Value) + Send + Sync);
 /// (the `session.message` events: a client that reloads the history on one finds the entry).
 pub(crate) type OnRecorded<'a> = &'a (dyn Fn(&pincer_store::TranscriptRow) + Send + Sync);
 
+/// Sends a turn's final reply on through the outbox (`agent` with `deliver`): the row is rendered
+/// from the reply and committed in the same transaction as the reply's transcript entry, so a
+/// crash leaves either neither or both — and the outbox sends what it has exactly once.
+pub trait ReplyOutbox: Send + Sync {
+    /// Renders the reply into an outbox row; `Err` says why it cannot be delivered (the reply is
+    /// recorded all the same).
+    /// Not called for a silent reply. `run_id` keys the row.
+    fn prepare(&self, run_id: &str, text: &str) -> Result<pincer_store::NewDelivery, String>;
+    /// After the commit: counts the row and wakes the dispatcher.
+    fn committed(&self, enqueued: &pincer_store::Enqueued, channel: &str);
+}
+
+/// What became of a turn's reply sent on through a [`ReplyOutbox`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplySent {
+    /// Its outbox row (committed with the reply).
+    Queued { delivery_id: String },
+    /// A silent reply: nothing to send.
+    Silent,
+    /// It cannot be delivered (the reply is recorded): why.
+    Failed(String),
+}
+
 /// What a turn adds to the transcript before calling the model.
 pub(crate) enum Input {
     /// A user message, with what the transcript should remember about it. With `replay`, the
@@ -56,6 +79,8 @@ pub(crate) struct Turn {
     pub tools: ToolSet,
     /// Whom the turn acts for; its tools see it (`ToolContext::sender_is_owner`).
     pub requester: Requester,
+    /// Where the final reply is sent on, committed with it (`agent` with `deliver`).
+    pub reply_outbox: Option<std::sync::Arc<dyn ReplyOutbox>>,
 }
 
 /// What [`Inner::record_input`] found in the transcript.
@@ -75,7 +100,7 @@ fn replayed(session_key: String, reply: pincer_store::TranscriptRow) -> TurnOutp
         .and_then(ModelRef::parse)
         .unwrap_or_else(|| ModelRef { provider: "not-recorded".into(), model: "not-recorded".into() });
     let usage = serde_json::from_value(meta["usage"].clone()).unwrap_or_default();
-    TurnOutput { session_key, text: reply.content, model, usage, attempts: 0, tool_calls: Vec::new() }
+    TurnOutput { session_key, text: reply.content, model, usage, attempts: 0, tool_calls: Vec::new(), sent: None }
 }
 
 /// A turn that got its answer.
@@ -90,6 +115,9 @@ pub(crate) struct TurnOutput {
     pub attempts: usize,
     /// The tool calls made, in order (`{id, name, isError, errorClass?, durationMs}`).
     pub tool_calls: Vec<Value>,
+    /// The reply sent on through the turn's [`ReplyOutbox`]; `None` without one, and for a re-run
+    /// answered from its recorded reply.
+    pub sent: Option<ReplySent>,
 }
 
 /// Why a turn did not get an answer.
@@ -143,7 +171,7 @@ impl Inner {
         on_tool: OnTool<'_>,
         on_recorded: OnRecorded<'_>,
     ) -> Result<Option<TurnOutput>, TurnError> {
-        let Turn { session, system, input, chain, deadline_ms, run_id, kind, tools, requester } = turn;
+        let Turn { session, system, input, chain, deadline_ms, run_id, kind, tools, requester, reply_outbox } = turn;
         let _serial = self.lock_session(&session.key).await;
         let rows = match self.record_input(&session, input, &run_id).await? {
             None => return Ok(None),
@@ -209,7 +237,17 @@ impl Inner {
                 })
                 .to_string();
                 let (reply, recorded_meta) = (text.clone(), meta.clone());
-                let seq = self
+                // The reply's outbox row commits with the reply: a crash leaves neither or both.
+                let prepared = reply_outbox.as_ref().map(|outbox| match pincer_cron::scheduler::is_silent(&text) {
+                    true => Err(ReplySent::Silent),
+                    false => outbox.prepare(&run_id, &text).map_err(ReplySent::Failed),
+                });
+                crashpoint::hit("agent.answered");
+                let row = match &prepared {
+                    Some(Ok(d)) => Some(d.clone()),
+                    _ => None,
+                };
+                let (seq, enqueued) = self
                     .store
                     .write(move |tx| {
                         let seq = tx.append_transcript(&key, "assistant", &reply, now, Some(&meta))?;
@@ -222,10 +260,20 @@ impl Inner {
                         if finish {
                             tx.finish_session(&key, now)?;
                         }
-                        Ok(seq)
+                        let enqueued = row.as_ref().map(|d| tx.enqueue_delivery(d)).transpose()?;
+                        Ok((seq, enqueued))
                     })
                     .await?;
                 unfinished.disarm();
+                crashpoint::hit("agent.replied");
+                let sent = match (prepared, enqueued, &reply_outbox) {
+                    (Some(Ok(d)), Some(enqueued), Some(outbox)) => {
+                        outbox.committed(&enqueued, &d.channel);
+                        Some(ReplySent::Queued { delivery_id: enqueued.id })
+                    }
+                    (Some(Err(sent)), _, _) => Some(sent),
+                    _ => None,
+                };
                 on_recorded(&pincer_store::TranscriptRow {
                     seq,
                     role: "assistant".into(),
@@ -240,6 +288,7 @@ impl Inner {
                     usage: total,
                     attempts,
                     tool_calls: calls_made,
+                    sent,
                 }));
             }
             self.observe_step(&label, Some(&usage), latency_s);

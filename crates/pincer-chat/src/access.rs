@@ -57,14 +57,32 @@ pub fn listed(list: &[String], sender: &Sender<'_>) -> bool {
 /// `allowFrom` names them by id or username. `*` names no one, and a sender let in by pairing
 /// or by a group's lists is not the owner. Only the owner's turns get the owner-only tools.
 pub fn is_owner(channels: &ChannelsConfig, channel: &str, sender: &Sender<'_>) -> bool {
+    listed(&owners(channels, channel), sender)
+}
+
+/// The entries of `channel`'s `allowFrom` that name an owner (every one but `*`). Empty: no
+/// chat sender on that channel is the owner, so none gets the owner-only tools (`doctor` says so).
+pub fn owners(channels: &ChannelsConfig, channel: &str) -> Vec<String> {
     let allow_from = match channel {
         "telegram" => channels.telegram.as_ref().map(|c| &c.allow_from),
         "discord" => channels.discord.as_ref().map(|c| &c.allow_from),
         "slack" => channels.slack.as_ref().map(|c| &c.allow_from),
         _ => None,
     };
-    let owners: Vec<String> = allow_from.into_iter().flatten().filter(|entry| entry.trim() != "*").cloned().collect();
-    listed(&owners, sender)
+    allow_from.into_iter().flatten().filter(|entry| !entry.trim().is_empty() && entry.trim() != "*").cloned().collect()
+}
+
+/// How a sender is named in `channel`'s `allowFrom`, for a fix to show: an example entry and
+/// where to find one's own.
+pub fn owner_id_example(channel: &str) -> (&'static str, &'static str) {
+    match channel {
+        "telegram" => ("123456789", "your numeric Telegram user id (or @username)"),
+        "discord" => {
+            ("123456789012345678", "your Discord user id (Developer Mode: right-click your name, Copy User ID)")
+        }
+        "slack" => ("U0123ABCDEF", "your Slack member id (profile, ⋮, Copy member ID)"),
+        _ => ("<sender id>", "your sender id"),
+    }
 }
 
 /// One channel's access rules for one message, whatever the platform calls them.

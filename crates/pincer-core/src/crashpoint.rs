@@ -19,6 +19,8 @@
 //! | `inbound.answered` | the reply's outbox row and its messages' `answered` mark are committed |
 //! | `agent.tool_called` | an assistant message calling tools is committed; no result is recorded yet |
 //! | `agent.tool_result` | a tool's result is committed relaxed (in the WAL, not fsynced); the model is not asked again yet |
+//! | `agent.answered` | the model gave a turn's final reply; nothing of it is committed (nor, for `agent` with `deliver`, its outbox row) |
+//! | `agent.replied` | a turn's final reply is committed — for `agent` with `deliver`, with its outbox row in the same transaction; the caller has not been answered |
 //!
 //! **Fail points** are the live-process counterpart: `PINCER_FAILPOINTS=outbox.receipt:3` makes
 //! the first three store writes of that step fail (as a full disk would) instead of killing the
@@ -45,7 +47,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Every point the code defines (an unknown name in the variable is refused at startup).
-pub const POINTS: [&str; 11] = [
+pub const POINTS: [&str; 13] = [
     "cron.reserved",
     "cron.executed",
     "outbox.enqueued",
@@ -57,6 +59,8 @@ pub const POINTS: [&str; 11] = [
     "inbound.answered",
     "agent.tool_called",
     "agent.tool_result",
+    "agent.answered",
+    "agent.replied",
 ];
 
 /// The variable that arms crash points.

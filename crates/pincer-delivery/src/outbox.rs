@@ -441,10 +441,18 @@ impl Outbox {
         let enqueued = self.inner.store.write(move |tx| tx.enqueue_delivery(&d)).await?;
         if enqueued.created {
             pincer_core::crashpoint::hit("outbox.enqueued");
-            self.inner.metrics.inc(&metrics::OUTBOX_ENQUEUED_TOTAL, &[("channel", &channel)]);
+        }
+        self.committed(&enqueued, &channel);
+        Ok(enqueued)
+    }
+
+    /// After a commit that enqueued a row (here, or in another write — an `agent` reply commits
+    /// its row with the reply): counts a new row and wakes the dispatcher.
+    pub fn committed(&self, enqueued: &Enqueued, channel: &str) {
+        if enqueued.created {
+            self.inner.metrics.inc(&metrics::OUTBOX_ENQUEUED_TOTAL, &[("channel", channel)]);
         }
         self.kick();
-        Ok(enqueued)
     }
 
     /// Sends a `dead` or `unknown` row again (attempts reset; parts already sent stay sent).

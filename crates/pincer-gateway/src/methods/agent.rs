@@ -12,6 +12,7 @@ use pincer_protocol::ErrorShape;
 use pincer_protocol::schema::chat::{self as chat_wire, SessionsMessagesSubscribeResult};
 use pincer_protocol::schema::{agent as wire, sessions};
 use pincer_protocol::state::OriginKind;
+use pincer_store::{Enqueued, NewDelivery};
 use serde_json::{Map, json};
 
 use crate::router::{Ctx, Methods};
@@ -48,34 +49,75 @@ fn reply_route(c: &Ctx, p: &wire::AgentParams) -> Result<Option<Route>, ErrorSha
     Ok(Some(route))
 }
 
-/// Sends an `agent` reply on through the outbox (once per run: the run id keys it) and notes
-/// the delivery in the result. A silent reply sends nothing.
+/// The outbox an `agent` reply with `deliver` goes to: its row is rendered from the final reply
+/// and committed in the same transaction as the reply (`pincer_agent::api::agent_delivering`),
+/// keyed by the run id, so a crash leaves either neither or both and it is sent once.
+struct ReplyTo {
+    outbox: pincer_delivery::Outbox,
+    route: Route,
+    best_effort: bool,
+}
+
+/// The outbox key of run `run_id`'s reply.
+fn reply_key(run_id: &str) -> String {
+    format!("agent:{run_id}")
+}
+
+impl api::ReplyOutbox for ReplyTo {
+    fn prepare(&self, run_id: &str, text: &str) -> Result<NewDelivery, String> {
+        let origin =
+            Origin { kind: OriginKind::AgentReply, id: Some(run_id.to_string()), best_effort: self.best_effort };
+        self.outbox
+            .prepare(&self.route, text, &reply_key(run_id), &origin, None, TooLong::Truncate)
+            .map_err(|e| e.to_string())
+    }
+
+    fn committed(&self, enqueued: &Enqueued, channel: &str) {
+        self.outbox.committed(enqueued, channel);
+    }
+}
+
+/// Notes an `agent` reply's delivery in the result: the row the turn committed with its reply,
+/// or — for a run answered from its recorded reply (the same `idempotencyKey` again) — the row
+/// enqueued now under the run's key, which finds one committed with the reply. A silent reply
+/// sends nothing.
 async fn deliver_reply(
     c: &Ctx,
     route: &Route,
     best_effort: bool,
     result: &mut wire::AgentResult,
 ) -> Result<(), ErrorShape> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        ErrorShape::unavailable(format!("the reply was recorded (run {}) but cannot be delivered: {e}", result.run_id))
+    };
+    let noted = result.extra.get("delivery").cloned();
+    if let Some(noted) = noted {
+        match noted["status"].as_str() {
+            Some("failed") if !best_effort => return Err(cannot(&noted["error"].as_str().unwrap_or_default())),
+            Some("queued") => {
+                result.extra.insert(
+                    "delivery".into(),
+                    json!({"status": "queued", "deliveryId": noted["deliveryId"], "channel": route.channel, "to": route.to}),
+                );
+            }
+            _ => {}
+        }
+        return Ok(());
+    }
     if result.result.payloads.is_empty() {
         result.extra.insert("delivery".into(), json!({"status": "silent"}));
         return Ok(());
     }
     let origin = Origin { kind: OriginKind::AgentReply, id: Some(result.run_id.clone()), best_effort };
-    let key = format!("agent:{}", result.run_id);
     let outbox = &c.state.outbox;
-    let prepared = outbox.prepare(route, &result.text, &key, &origin, None, TooLong::Truncate);
+    let prepared = outbox.prepare(route, &result.text, &reply_key(&result.run_id), &origin, None, TooLong::Truncate);
     let enqueued = match prepared {
         Ok(d) => outbox.enqueue(d).await.map_err(|e| ErrorShape::unavailable(e.to_string()))?,
         Err(e) if best_effort => {
             result.extra.insert("delivery".into(), json!({"status": "failed", "error": e.to_string()}));
             return Ok(());
         }
-        Err(e) => {
-            return Err(ErrorShape::unavailable(format!(
-                "the reply was recorded (run {}) but cannot be delivered: {e}",
-                result.run_id
-            )));
-        }
+        Err(e) => return Err(cannot(&e)),
     };
     result.extra.insert(
         "delivery".into(),
@@ -100,7 +142,14 @@ pub fn register(methods: &mut Methods) {
         let delivery = reply_route(&c, &p)?;
         let best_effort = p.best_effort_deliver == Some(true);
         let accepted = |a: wire::AgentAccepted| c.reply.interim(serde_json::to_value(a).expect("accepted serialises"));
-        let mut result = api::agent(&c.state.agents, p, accepted).await.map_err(error)?;
+        let mut result = match &delivery {
+            Some(route) => {
+                let to = ReplyTo { outbox: c.state.outbox.clone(), route: route.clone(), best_effort };
+                api::agent_delivering(&c.state.agents, p, std::sync::Arc::new(to), accepted).await
+            }
+            None => api::agent(&c.state.agents, p, accepted).await,
+        }
+        .map_err(error)?;
         if let Some(route) = delivery {
             deliver_reply(&c, &route, best_effort, &mut result).await?;
         }

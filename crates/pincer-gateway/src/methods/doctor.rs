@@ -213,6 +213,7 @@ async fn channels(state: &AppState, f: &mut Findings) {
             C::Stopped => f.push(&check, S::Warn, "stopped", None),
         }
     }
+    owners(&config, &state.chat.status(), f);
     let pauses = state.outbox.pauses();
     for (name, p) in pauses {
         f.push(
@@ -220,6 +221,32 @@ async fn channels(state: &AppState, f: &mut Findings) {
             if p.until_ms.is_none() { S::Fail } else { S::Warn },
             p.reason.clone(),
             None,
+        );
+    }
+}
+
+/// Each listening channel whose `allowFrom` names nobody: no chat sender there is the owner, so
+/// none gets the owner-only tools — "remind me in 20 minutes" cannot make a `cron` job.
+fn owners(config: &pincer_core::config::Config, inbound: &[pincer_chat::ChannelStatus], f: &mut Findings) {
+    let mut listening: Vec<&str> = inbound.iter().map(|i| i.channel.as_str()).collect();
+    listening.sort_unstable();
+    for channel in listening {
+        if !pincer_chat::access::owners(&config.channels, channel).is_empty() {
+            continue;
+        }
+        let (example, whose) = pincer_chat::access::owner_id_example(channel);
+        f.push(
+            &format!("channel.{channel}.owner"),
+            S::Warn,
+            format!(
+                "nobody who writes on {channel} is the owner: channels.{channel}.allowFrom names no one (\"*\" names no one), \
+                 so the owner-only tools (cron: reminders and scheduled jobs) are refused to every {channel} sender"
+            ),
+            Some(format!(
+                "add {whose} to channels.{channel}.allowFrom, e.g. `channels.{channel}.allowFrom: [\"{example}\"]` \
+                 (`pincer pairing list {channel}` shows the ids of senders who asked to pair), then run \
+                 `pincer config reload` (saving the config file applies it too)"
+            )),
         );
     }
 }

@@ -143,7 +143,7 @@ impl SessionsList {
             description: "List sessions (the main conversation, chats, groups, cron runs), most recently active \
                 first, with where each conversation happens (lastChannel/lastTo). Filter by kinds (main, group, \
                 cron, other), activeMinutes or search (part of the key); messageLimit adds each session's last \
-                messages."
+                messages. Archived sessions are not listed."
                 .into(),
             parameters: json!({
                 "type": "object",
@@ -188,7 +188,9 @@ impl SessionsList {
         let last_message = opt_bool(&args, T, "includeLastMessage")?.unwrap_or(false);
         let agent_id = opt_str_arg(&args, T, "agentId")?.map(String::from);
         let state = self.binding.state(T)?;
-        let filter = SessionFilter { agent_id, ..SessionFilter::default() };
+        // Archived sessions stay out, as OpenClaw's tool reads `sessions.list` without `archived`
+        // (whose default hides them) and offers no way to ask for them.
+        let filter = SessionFilter { agent_id, archived: Some(false), ..SessionFilter::default() };
         let (rows, _) =
             state.store.read(move |rd| rd.find_sessions(&filter, LIST_SCAN, 0)).await.map_err(|e| store_error(T, e))?;
         let now = ctx.clock.now_ms();

@@ -24,6 +24,11 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
         &["ok", "error"],
         "the `agent` method's status and lifecycle phase (OpenClaw's)",
     ),
+    (
+        "crates/pincer-agent/src/api.rs",
+        &["silent", "failed", "queued"],
+        "the `agent --deliver` answer's `delivery.status`, noted where the reply's outbox row commits",
+    ),
     ("crates/pincer-agent/src/chat.rs", &["error"], "an `agent` event's lifecycle phase (OpenClaw's)"),
     (
         "crates/pincer-gateway/src/methods/agent.rs",
