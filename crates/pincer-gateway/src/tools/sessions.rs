@@ -379,13 +379,7 @@ impl SessionsSend {
                 return Err(invalid(T, format!("no session {} (sessions_list shows the keys)", target.key)));
             }
         }
-        // The requesting turn's run and call name this send: the same call met again (a turn
-        // replayed after a restart) names the same runs, which the transcripts answer without
-        // asking the model twice.
-        let run_id = match (ctx.run_id.is_empty(), ctx.call_id.is_empty()) {
-            (false, false) => format!("{}:{}", ctx.run_id, ctx.call_id),
-            _ => uuid::Uuid::new_v4().to_string(),
-        };
+        let run_id = uuid::Uuid::new_v4().to_string();
         let params = AgentParams {
             message,
             session_key: Some(target.key.clone()),
@@ -484,7 +478,8 @@ fn deliverable(text: &str) -> Option<&str> {
 ///
 /// Every turn has an idempotency key under the send's run id (`<runId>:reply:<n>`,
 /// `<runId>:announce`), so a turn already in a transcript is answered from it, never asked twice;
-/// the post has one too. The exchange lives in memory: one a restart interrupts is not resumed.
+/// the post has one too. The exchange lives in memory, as OpenClaw's does: nothing resumes one a
+/// restart interrupts, so no turn of it is started twice — and the rest of it does not run.
 struct Exchange {
     state: std::sync::Arc<AppState>,
     target: String,
@@ -658,3 +653,19 @@ macro_rules! tool_impl {
 }
 
 tool_impl!(SessionsList, SessionsHistory, SessionsSend);
+
+#[cfg(test)]
+mod tests {
+    use super::deliverable;
+
+    /// OpenClaw's non-deliverable answers end the exchange and keep the announce silent; anything
+    /// else is passed on trimmed.
+    #[test]
+    fn skip_tokens_and_empty_answers_are_not_deliverable() {
+        for silent in ["", "  ", "REPLY_SKIP", " ANNOUNCE_SKIP\n", "NO_REPLY", "no_reply", "HEARTBEAT_OK"] {
+            assert_eq!(deliverable(silent), None, "{silent:?}");
+        }
+        assert_eq!(deliverable("  Build 42.\n"), Some("Build 42."));
+        assert_eq!(deliverable("REPLY_SKIP, but not quite"), Some("REPLY_SKIP, but not quite"));
+    }
+}
