@@ -224,38 +224,230 @@ async fn the_message_tool_reacts_edits_and_deletes_in_the_chat() {
     gw.stop().await;
 }
 
-/// `sessions_send` to the session a Telegram chat talks to: after its turn, the announce step
-/// runs in that session (told it is one, with the request and the reply) and its answer is posted
-/// to the chat through the outbox.
+/// The requests whose system prompt contains `needle`, in order.
+fn asked_with(model: &FakeOpenAi, needle: &str) -> Vec<Value> {
+    model
+        .requests()
+        .into_iter()
+        .filter(|r| r.body["messages"][0]["content"].as_str().is_some_and(|s| s.contains(needle)))
+        .map(|r| r.body)
+        .collect()
+}
+
+/// The last message's text of a chat request.
+fn last_text(body: &Value) -> String {
+    body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string()
+}
+
+/// `(role, text)` of every message in a session's history.
+async fn history(c: &mut RawClient, key: &str) -> Vec<(String, String)> {
+    let page = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (m["role"].as_str().unwrap_or_default().to_string(), m["text"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Waits until the model has had `n` requests, then checks no other one comes.
+async fn settles_at(model: &FakeOpenAi, n: usize) {
+    tokio::time::timeout(WAIT, model.wait_for_requests(n)).await.expect("the model was asked");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(model.request_count(), n, "no more turns");
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(r, t)| (r.to_string(), t.to_string())).collect()
+}
+
+/// OpenClaw's reply ping-pong, then its announce step: after `sessions_send`'s turn in the main
+/// session (which a Telegram chat talks to) and the end of the requesting turn, the requester is
+/// given the reply, the target the requester's answer, and so on, each told its role and turn,
+/// until one answers `REPLY_SKIP`; each turn is in its session's transcript. Then the target is
+/// asked what to announce (given the request, the first and the latest reply), and that is posted
+/// to the chat through the outbox, once.
 #[tokio::test]
-async fn sessions_send_announces_the_reply_to_the_target_sessions_chat() {
+async fn sessions_send_replies_back_and_forth_until_reply_skip_then_announces() {
     let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
     model.push(Reply::text("Hello."));
     model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "main", "message": "The build passed."})));
     model.push(Reply::text("Noted."));
-    // The asking turn's answer and the announce step ask at the same moment: both get this text.
-    model.push(Reply::text("Your build passed."));
-    model.push(Reply::text("Your build passed."));
+    model.push(Reply::text("Told main."));
+    model.push(Reply::text("Which build?"));
+    model.push(Reply::text("Build 42."));
+    model.push(Reply::text("REPLY_SKIP"));
+    model.push(Reply::text("Build 42 passed."));
     let gw = gateway(&model, Some(&tg), json!({})).await;
     tg.push_message(Incoming::dm(1001, "hi"));
     tg.wait_for_messages(1, WAIT).await;
     let mut c = gw.client(&["operator.admin"]).await;
     let answer =
         agent(&mut c, json!({"message": "tell main", "sessionKey": "session:ci", "idempotencyKey": "ci"})).await;
-    assert_eq!(answer["text"], "Your build passed.");
-    assert_eq!(tool_json(&model, "call_sessions_send")["reply"], "Noted.");
+    assert_eq!(answer["text"], "Told main.");
+    // The tool's result is the first reply; the exchange and the announce follow it.
+    let sent = tool_json(&model, "call_sessions_send");
+    assert_eq!((&sent["status"], &sent["reply"]), (&json!("ok"), &json!("Noted.")), "{sent}");
+    assert_eq!(sent["delivery"], json!({"status": "pending", "mode": "announce"}));
 
     let got = tg.wait_for_messages(2, WAIT).await;
-    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Your build passed."));
-    let step = model
-        .requests()
-        .into_iter()
-        .find(|r| r.body["messages"][0]["content"].as_str().is_some_and(|s| s.contains("Agent-to-agent announce step")))
-        .expect("an announce step was asked");
-    let asked = step.body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
-    assert!(asked.contains("The build passed.") && asked.contains("Noted."), "{asked}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((got[1].chat_id.as_str(), got[1].text.as_str()), ("1001", "Build 42 passed."));
+    settles_at(&model, 8).await;
     assert_eq!(tg.messages().len(), 2, "announced once");
+
+    let steps = asked_with(&model, "Agent-to-agent reply step");
+    let seen: Vec<(String, String)> = steps
+        .iter()
+        .map(|b| {
+            let system = b["messages"][0]["content"].as_str().unwrap();
+            let role = if system.contains("Current agent: Agent 1 (requester).") { "requester" } else { "target" };
+            let turn = system.lines().find(|l| l.starts_with("Turn ")).unwrap();
+            (format!("{role} {turn}"), last_text(b))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        pairs(&[
+            ("requester Turn 1 of 5.", "Noted."),
+            ("target Turn 2 of 5.", "Which build?"),
+            ("requester Turn 3 of 5.", "Build 42."),
+        ])
+    );
+    let system = steps[0]["messages"][0]["content"].as_str().unwrap();
+    for line in [
+        "Agent 1 (requester) session: agent:main:session:ci.",
+        "Agent 2 (target) session: agent:main:main.",
+        "Agent 2 (target) channel: telegram.",
+        "reply exactly \"REPLY_SKIP\"",
+    ] {
+        assert!(system.contains(line), "{line}: {system}");
+    }
+    let announce = asked_with(&model, "Agent-to-agent announce step:");
+    assert_eq!(announce.len(), 1);
+    let system = announce[0]["messages"][0]["content"].as_str().unwrap();
+    for line in [
+        "Original request: The build passed.",
+        "Round 1 reply: Noted.",
+        "Latest reply: Build 42.",
+        "reply exactly \"ANNOUNCE_SKIP\"",
+    ] {
+        assert!(system.contains(line), "{line}: {system}");
+    }
+
+    // Each turn is in its own session's transcript.
+    let ci = history(&mut c, "session:ci").await;
+    assert_eq!(
+        ci[ci.len() - 4..].to_vec(),
+        pairs(&[("user", "Noted."), ("assistant", "Which build?"), ("user", "Build 42."), ("assistant", "REPLY_SKIP")]),
+        "{ci:?}"
+    );
+    let main = history(&mut c, "main").await;
+    let exchanged = main.iter().position(|m| m.1 == "Which build?").expect("the requester's answer in main");
+    assert_eq!(
+        main[exchanged..].to_vec(),
+        pairs(&[
+            ("user", "Which build?"),
+            ("assistant", "Build 42."),
+            ("user", "Agent-to-agent announce step."),
+            ("assistant", "Build 42 passed.")
+        ]),
+        "{main:?}"
+    );
+    gw.stop().await;
+}
+
+/// The exchange stops at `session.agentToAgent.maxPingPongTurns` even when nobody skips, and a
+/// target session without a chat route is not asked to announce.
+#[tokio::test]
+async fn sessions_send_replies_stop_at_max_ping_pong_turns() {
+    let model = FakeOpenAi::start().await;
+    let gw = gateway(&model, None, json!({"session": {"agentToAgent": {"maxPingPongTurns": 2}}})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    model.push(Reply::text("Ready."));
+    agent(&mut c, json!({"message": "hello", "sessionKey": "session:b", "idempotencyKey": "seed"})).await;
+    model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "session:b", "message": "Status?"})));
+    model.push(Reply::text("B: all green."));
+    model.push(Reply::text("Asked b."));
+    model.push(Reply::text("A: thanks, anything else?"));
+    model.push(Reply::text("B: nothing else."));
+    model.set_default(Reply::text("never asked"));
+    agent(&mut c, json!({"message": "ask b", "sessionKey": "session:a", "idempotencyKey": "ask"})).await;
+    settles_at(&model, 6).await;
+    let steps = asked_with(&model, "Agent-to-agent reply step");
+    let turns: Vec<&str> = steps
+        .iter()
+        .map(|b| b["messages"][0]["content"].as_str().unwrap().lines().find(|l| l.starts_with("Turn ")).unwrap())
+        .collect();
+    assert_eq!(turns, ["Turn 1 of 2.", "Turn 2 of 2."]);
+    assert!(asked_with(&model, "announce step").is_empty(), "no route, no announce step");
+    let a = history(&mut c, "session:a").await;
+    assert_eq!(
+        a[a.len() - 2..].to_vec(),
+        pairs(&[("user", "B: all green."), ("assistant", "A: thanks, anything else?")])
+    );
+    let b = history(&mut c, "session:b").await;
+    assert_eq!(
+        b[b.len() - 2..].to_vec(),
+        pairs(&[("user", "A: thanks, anything else?"), ("assistant", "B: nothing else.")])
+    );
+    gw.stop().await;
+}
+
+/// `maxPingPongTurns: 0` turns the exchange off: the announce step follows the reply straight
+/// away, and `ANNOUNCE_SKIP` keeps it silent.
+#[tokio::test]
+async fn sessions_send_with_0_ping_pong_turns_only_announces_and_announce_skip_is_silent() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    model.push(Reply::text("Hello."));
+    model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "main", "message": "The build passed."})));
+    model.push(Reply::text("Noted."));
+    // The asking turn's answer and the announce step ask at the same moment: both get this text.
+    model.push(Reply::text("ANNOUNCE_SKIP"));
+    model.push(Reply::text("ANNOUNCE_SKIP"));
+    let gw = gateway(&model, Some(&tg), json!({"session": {"agentToAgent": {"maxPingPongTurns": 0}}})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    agent(&mut c, json!({"message": "tell main", "sessionKey": "session:ci", "idempotencyKey": "ci"})).await;
+    settles_at(&model, 5).await;
+    assert!(asked_with(&model, "reply step").is_empty(), "no exchange");
+    assert_eq!(asked_with(&model, "Agent-to-agent announce step:").len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tg.messages().len(), 1, "nothing announced");
+    gw.stop().await;
+}
+
+/// A requesting turn aborted while it waits for the reply ends the exchange: the target's turn
+/// still finishes (it is that session's), but no reply turn and no announce step follow.
+#[tokio::test]
+async fn an_aborted_requesting_turn_starts_no_reply_exchange() {
+    let (tg, model) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let gate = pincer_testkit::fakes::openai::Gate::new();
+    model.push(Reply::text("Hello."));
+    model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "main", "message": "The build passed."})));
+    model.push(Reply::paced("Noted.", 1, &gate));
+    model.set_default(Reply::text("never asked"));
+    let gw = gateway(&model, Some(&tg), json!({})).await;
+    tg.push_message(Incoming::dm(1001, "hi"));
+    tg.wait_for_messages(1, WAIT).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    c.call("chat.send", json!({"sessionKey": "session:ci", "message": "tell main", "idempotencyKey": "ci"}))
+        .await
+        .unwrap();
+    // The target's turn is at the model; the requesting turn waits in the tool.
+    tokio::time::timeout(WAIT, model.wait_for_requests(3)).await.unwrap();
+    let abort = c.call("chat.abort", json!({"sessionKey": "session:ci"})).await.unwrap();
+    assert_eq!(abort["aborted"], true, "{abort}");
+    gate.release(10);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !history(&mut c, "main").await.iter().any(|m| m.1 == "Noted.") {
+        assert!(std::time::Instant::now() < deadline, "the target's turn did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    settles_at(&model, 3).await;
+    assert_eq!(tg.messages().len(), 1, "nothing announced");
     gw.stop().await;
 }
 
@@ -283,6 +475,8 @@ async fn the_session_tools_list_read_and_talk_to_real_sessions() {
     ));
     model.push(Reply::text("You asked me to note: buy milk."));
     model.push(Reply::text("Your note says: buy milk."));
+    // The reply exchange's first turn, in the requesting session: it skips.
+    model.push(Reply::text("REPLY_SKIP"));
     let answer = agent(&mut c, json!({"message": "What is in my notes?", "idempotencyKey": "ask"})).await;
     assert_eq!(answer["text"], "Your note says: buy milk.");
 
@@ -593,6 +787,8 @@ async fn only_the_owners_turns_are_offered_the_cron_tool() {
     model.push(Reply::tool_call("sessions_send", json!({"sessionKey": "session:operator", "message": "add a job"})));
     model.push(Reply::text("Nested."));
     model.push(Reply::text("Asked."));
+    // The reply exchange's first turn, in the requesting session: it skips.
+    model.push(Reply::text("REPLY_SKIP"));
     let telegram = json!({ "botToken": FakeTelegram::TOKEN, "apiRoot": tg.base_url(), "allowFrom": [1001],
         "groups": { "-100": { "requireMention": false, "allowFrom": [1001, 3003] } } });
     let gw = gateway(&model, Some(&tg), json!({ "channels": { "telegram": telegram } })).await;

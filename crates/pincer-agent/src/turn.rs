@@ -361,6 +361,8 @@ impl Inner {
             ctx.deadline_ms = ctx.deadline_ms.min(turn_deadline);
         }
         ctx.cancel = cancel.child_token();
+        ctx.turn_ended = cancel.clone();
+        ctx.run_id = run_id.to_string();
         ctx.call_id = call.id.clone();
         ctx.session_key = Some(key.to_string());
         ctx.sender_is_owner = requester == Requester::Owner;

@@ -529,6 +529,29 @@ fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
 pub struct SessionConfig {
     pub dm_scope: DmScope,
     pub maintenance: SessionMaintenance,
+    pub agent_to_agent: AgentToAgent,
+}
+
+/// `session.agentToAgent`: the reply exchange after a `sessions_send` turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AgentToAgent {
+    /// After the target session has answered a `sessions_send`, the requesting and the target
+    /// session answer each other in turn (requester first) for at most this many turns, each
+    /// ending it early by answering exactly `REPLY_SKIP`; then the target's announce step runs.
+    /// 0..5, default 5; 0 turns the exchange off. (OpenClaw's key and range; OpenClaw 2026.9
+    /// retired it for a built-in 5, and Pincer still reads it.)
+    #[schemars(range(min = 0, max = 5))]
+    pub max_ping_pong_turns: u32,
+}
+
+/// OpenClaw's bound on `session.agentToAgent.maxPingPongTurns`.
+pub const MAX_PING_PONG_TURNS: u32 = 5;
+
+impl Default for AgentToAgent {
+    fn default() -> Self {
+        AgentToAgent { max_ping_pong_turns: MAX_PING_PONG_TURNS }
+    }
 }
 
 /// `session.maintenance`: what `sessions.cleanup` removes (OpenClaw's names and defaults).
@@ -997,6 +1020,11 @@ impl Config {
             .reset_archive_retention
             .ms()
             .map_err(|e| format!("session.maintenance.resetArchiveRetention: {e}"))?;
+        if self.session.agent_to_agent.max_ping_pong_turns > MAX_PING_PONG_TURNS {
+            return Err(format!(
+                "session.agentToAgent.maxPingPongTurns: must be 0..{MAX_PING_PONG_TURNS} (0 turns the reply exchange off)"
+            ));
+        }
         crate::duration::parse_duration_ms(&self.agents.defaults.heartbeat.every, None)
             .map_err(|e| format!("agents.defaults.heartbeat.every: {e}"))?;
         if self.agents.defaults.max_tool_steps == 0 {
@@ -1211,6 +1239,15 @@ mod tests {
         expect!["models.providers.a.models[0]: invalid type: sequence, expected an object"].assert_eq(&parse_err(
             "{models: {providers: {a: {api: 'openai-completions', baseUrl: 'http://x', models: [['m']]}}}}",
         ));
+    }
+
+    #[test]
+    fn max_ping_pong_turns_is_0_to_5_default_5() {
+        assert_eq!(Config::parse("{}", &no_env).unwrap().session.agent_to_agent.max_ping_pong_turns, 5);
+        let off = Config::parse("{session: {agentToAgent: {maxPingPongTurns: 0}}}", &no_env).unwrap();
+        assert_eq!(off.session.agent_to_agent.max_ping_pong_turns, 0);
+        expect!["session.agentToAgent.maxPingPongTurns: must be 0..5 (0 turns the reply exchange off)"]
+            .assert_eq(&parse_err("{session: {agentToAgent: {maxPingPongTurns: 6}}}"));
     }
 
     #[test]

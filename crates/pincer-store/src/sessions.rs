@@ -249,22 +249,9 @@ impl Tx<'_> {
         Ok(seq)
     }
 
-    /// The final reply `run_id` recorded in session `key` (an assistant entry without tool calls
-    /// and not marked aborted), read inside a write so an abort can tell it came too late.
+    /// [`Rd::final_reply_of_run`], inside the write.
     pub fn final_reply_of_run(&self, key: &str, run_id: &str) -> Result<Option<TranscriptRow>> {
-        Ok(self
-            .conn()
-            .query_row(
-                &format!(
-                    "SELECT seq, role, content, at_ms, meta_json FROM transcript t
-                     WHERE {CURRENT} AND role = 'assistant' AND json_extract(meta_json, '$.runId') = ?2
-                       AND json_extract(meta_json, '$.toolCalls') IS NULL AND json_extract(meta_json, '$.aborted') IS NULL
-                     ORDER BY seq DESC LIMIT 1"
-                ),
-                params![key, run_id],
-                transcript_row,
-            )
-            .optional()?)
+        self.reader().final_reply_of_run(key, run_id)
     }
 
     /// Starts a session over as OpenClaw does: the key points at a fresh session id, the old
@@ -496,6 +483,24 @@ impl Tx<'_> {
 }
 
 impl Rd<'_> {
+    /// The final reply `run_id` recorded in session `key` (an assistant entry without tool calls
+    /// and not marked aborted): whether that run finished. An abort reads it inside its write
+    /// ([`Tx::final_reply_of_run`]) to tell it came too late.
+    pub fn final_reply_of_run(&self, key: &str, run_id: &str) -> Result<Option<TranscriptRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT seq, role, content, at_ms, meta_json FROM transcript t
+                     WHERE {CURRENT} AND role = 'assistant' AND json_extract(meta_json, '$.runId') = ?2
+                       AND json_extract(meta_json, '$.toolCalls') IS NULL AND json_extract(meta_json, '$.aborted') IS NULL
+                     ORDER BY seq DESC LIMIT 1"
+                ),
+                params![key, run_id],
+                transcript_row,
+            )
+            .optional()?)
+    }
     pub fn get_session(&self, key: &str) -> Result<Option<SessionRow>> {
         Ok(self
             .conn()

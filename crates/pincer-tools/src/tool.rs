@@ -49,6 +49,12 @@ pub struct ToolContext {
     /// The turn acts for the owner (OpenClaw's `senderIsOwner`); a tool that starts another turn
     /// (`sessions_send`) passes it on, so a non-owner cannot reach the owner-only tools through it.
     pub sender_is_owner: bool,
+    /// The run id of the turn making the call (empty outside a turn).
+    pub run_id: String,
+    /// Cancelled when the turn making the call ends — finished, failed or aborted — unlike
+    /// `cancel`, which a call's own time limit also fires. Work a tool leaves running past its call
+    /// (`sessions_send`'s reply exchange) waits on it to know how the turn ended.
+    pub turn_ended: CancellationToken,
 }
 
 impl ToolContext {
@@ -63,6 +69,8 @@ impl ToolContext {
             call_id: String::new(),
             session_key: None,
             sender_is_owner: true,
+            run_id: String::new(),
+            turn_ended: CancellationToken::new(),
         }
     }
 

@@ -2,8 +2,10 @@
 //! store's sessions and transcripts and the `agent` method's turn.
 //!
 //! Pincer sessions have no labels, so `label` is refused with what to give instead; a
-//! `sessions_send` reply comes back in the tool's result (OpenClaw's inline reply) — it is not
-//! also announced to the target session's chat.
+//! `sessions_send` reply comes back in the tool's result (OpenClaw's inline reply), and then, as
+//! in OpenClaw, the two sessions answer each other (the reply ping-pong, up to
+//! `session.agentToAgent.maxPingPongTurns`) and the target's announce step posts to its chat
+//! (see [`Exchange`]).
 
 use pincer_agent::SessionRef;
 use pincer_agent::api::{self as agent_api, ApiError, Requester};
@@ -321,9 +323,10 @@ impl SessionsSend {
             description: "Send a message to another session: the agent answers it there, in that session's \
                 context, and the reply comes back here (status \"ok\", `reply`). timeoutSeconds (default 30) is how \
                 long to wait; 0 sends without waiting (status \"accepted\"). sessionKey is a key from sessions_list, \
-                or `main`; agentId alone means that agent's main session. After the turn, an announce step runs in \
-                the target session and posts its answer to that session's chat (its last route), unless it answers \
-                exactly ANNOUNCE_SKIP."
+                or `main`; agentId alone means that agent's main session. After the turn, once this turn is over, \
+                the two sessions answer each other in turn (this one first) for a few turns; answer exactly \
+                REPLY_SKIP to end that. Then an announce step runs in the target session and posts its answer to \
+                that session's chat (its last route), unless it answers exactly ANNOUNCE_SKIP."
                 .into(),
             parameters: json!({
                 "type": "object",
@@ -394,110 +397,247 @@ impl SessionsSend {
         // The other session's turn acts for whoever this turn acts for: a sender who is not the
         // owner cannot reach the owner-only tools through another session.
         let requester = if ctx.sender_is_owner { Requester::Owner } else { Requester::NotOwner };
-        let announce = Announce {
+        let exchange = Exchange {
             state: state.clone(),
-            key: target.key.clone(),
-            from,
+            target: target.key.clone(),
+            requester: from.filter(|from| *from != target.key),
+            requesting_run: ctx.run_id.clone(),
+            requesting_turn: ctx.turn_ended.clone(),
             request: params.message.clone(),
-            requester,
+            rights: requester,
+            run_id: run_id.clone(),
         };
         // A task of its own: the turn goes on (and is recorded) whether or not this call waits for it;
-        // its announce step follows in another, so waiting for the reply does not wait for it.
+        // the reply exchange and the announce step follow in another, so waiting for the reply does
+        // not wait for them.
         let mut run = tokio::spawn(async move {
             let result = agent_api::agent_as(&agents, params, requester, |_| {}).await;
             if let Ok(done) = &result {
-                tokio::spawn(announce.run(done.run_id.clone(), done.text.clone()));
+                tokio::spawn(exchange.run(done.text.clone()));
             }
             result
         });
+        let pending = json!({"status": "pending", "mode": "announce"});
         if !wait {
-            return Ok(json_output(&json!({"runId": run_id, "status": "accepted", "sessionKey": target.key})));
+            return Ok(json_output(&json!({
+                "runId": run_id, "status": "accepted", "sessionKey": target.key, "delivery": pending,
+            })));
         }
         // Answer before the call's own deadline, so the model reads a result rather than a timeout error.
         let until = ctx.clock.now_ms().saturating_add(timeout_s.saturating_mul(1000).min(i64::MAX as u64) as i64);
         let until = until.min(ctx.deadline_ms.saturating_sub(1_000));
         tokio::select! {
             joined = &mut run => match joined {
-                Ok(Ok(result)) => Ok(json_output(&json!({
-                    "runId": result.run_id, "status": "ok", "reply": result.text, "sessionKey": result.session_key,
-                }))),
+                Ok(Ok(result)) => {
+                    // A reply that is empty or a skip token starts no exchange and announces nothing.
+                    let delivery = match deliverable(&result.text) {
+                        Some(_) => pending,
+                        None => json!({"status": "skipped", "mode": "announce"}),
+                    };
+                    Ok(json_output(&json!({
+                        "runId": result.run_id, "status": "ok", "reply": result.text,
+                        "sessionKey": result.session_key, "delivery": delivery,
+                    })))
+                }
                 Ok(Err(e)) => Err(ToolError::Failed(format!("{T}: the turn in {} failed: {e}", target.key))),
                 Err(e) => Err(ToolError::Failed(format!("{T}: the turn in {} stopped: {e}", target.key))),
             },
             _ = ctx.clock.sleep_until(until) => Ok(json_output(&json!({
-                "runId": run_id, "status": "timeout", "sessionKey": target.key,
+                "runId": run_id, "status": "timeout", "sessionKey": target.key, "delivery": pending,
                 "error": format!("no reply within {timeout_s}s; the turn goes on, and its reply will be in sessions_history"),
             }))),
         }
     }
 }
 
-/// OpenClaw's agent-to-agent announce step: after a `sessions_send` turn, the target agent is asked
-/// (in its own session) what to tell the chat that session belongs to; its answer goes there
-/// through the outbox, unless it is exactly `ANNOUNCE_SKIP` (or `NO_REPLY`, or empty). A target
-/// session without a chat route (never reached from a channel) announces nothing. OpenClaw's
-/// reply ping-pong between the two sessions (`REPLY_SKIP`, `maxPingPongTurns`) is not built.
-struct Announce {
-    state: std::sync::Arc<AppState>,
-    key: String,
-    from: Option<String>,
-    request: String,
-    requester: Requester,
-}
-
 /// The answer that keeps the announce step silent.
 const ANNOUNCE_SKIP: &str = "ANNOUNCE_SKIP";
+/// The answer that ends the reply exchange.
+const REPLY_SKIP: &str = "REPLY_SKIP";
 
-impl Announce {
-    async fn run(self, run_id: String, reply: String) {
-        let Announce { state, key, from, request, requester } = self;
-        let route = match last_route(&state, &key).await {
-            Ok(Some(route)) => route,
-            Ok(None) => return,
+/// `text` trimmed, unless it is empty or one of OpenClaw's non-deliverable answers
+/// (`ANNOUNCE_SKIP`, `REPLY_SKIP`, `NO_REPLY`, `HEARTBEAT_OK`), which are never passed on.
+fn deliverable(text: &str) -> Option<&str> {
+    let text = text.trim();
+    let silent = [ANNOUNCE_SKIP, REPLY_SKIP, "NO_REPLY", "HEARTBEAT_OK"].iter().any(|t| text.eq_ignore_ascii_case(t));
+    (!text.is_empty() && !silent).then_some(text)
+}
+
+/// What follows a `sessions_send` turn, as OpenClaw's agent-to-agent flow does it:
+///
+/// 1. **The reply exchange** (`session.agentToAgent.maxPingPongTurns`, default 5, 0 for none):
+///    once the requesting turn has ended, the two sessions answer each other in turn — the
+///    requester first, given the target's reply; then the target, given the requester's answer;
+///    and so on — each told which turn of how many it is and that answering exactly `REPLY_SKIP`
+///    ends it. An empty or skip answer ends it too. Each turn is an ordinary turn of that
+///    session, in its transcript. There is none when the requester is the target, is unknown,
+///    or is an isolated cron run (as in OpenClaw), and none after a requesting turn that was
+///    aborted or failed: then nothing below runs either.
+/// 2. **The announce step**: the target session is asked (given the original request, the first
+///    reply and the latest one) what to post to its chat; the answer goes there through the
+///    outbox unless it is exactly `ANNOUNCE_SKIP` (or another skip token, or empty). A target
+///    session without a chat route (never reached from a channel) announces nothing.
+///
+/// Every turn has an idempotency key under the send's run id (`<runId>:reply:<n>`,
+/// `<runId>:announce`), so a turn already in a transcript is answered from it, never asked twice;
+/// the post has one too. The exchange lives in memory, as OpenClaw's does: nothing resumes one a
+/// restart interrupts, so no turn of it is started twice — and the rest of it does not run.
+struct Exchange {
+    state: std::sync::Arc<AppState>,
+    target: String,
+    /// The requesting session, when it is another one.
+    requester: Option<String>,
+    requesting_run: String,
+    requesting_turn: tokio_util::sync::CancellationToken,
+    request: String,
+    rights: Requester,
+    run_id: String,
+}
+
+struct Side<'a> {
+    key: &'a str,
+    channel: Option<String>,
+}
+
+impl Exchange {
+    async fn run(self, reply: String) {
+        let Some(first) = deliverable(&reply).map(str::to_string) else { return };
+        let target_route = match last_route(&self.state, &self.target).await {
+            Ok(route) => route,
             Err(e) => {
-                tracing::warn!(session = %key, error = %e, "sessions_send: cannot read the route to announce to");
-                return;
+                tracing::warn!(session = %self.target, error = %e, "sessions_send: cannot read the target's route");
+                None
             }
         };
-        let from = from.as_deref().unwrap_or("another session");
+        let target = Side { key: &self.target, channel: target_route.as_ref().map(|r| r.channel.clone()) };
+        let mut latest = first.clone();
+        let requester = match self.requester.as_deref() {
+            Some(key) => {
+                Some(Side { key, channel: last_route(&self.state, key).await.ok().flatten().map(|r| r.channel) })
+            }
+            None => None,
+        };
+        let turns = self.state.config().session.agent_to_agent.max_ping_pong_turns;
+        if let Some(requester) = &requester
+            && turns > 0
+            && !self.requesting_run.is_empty()
+            && !(requester.key.contains(":cron:") && requester.key.contains(":run:"))
+        {
+            // The requester's first turn would queue behind the requesting turn anyway; waiting for
+            // its end says whether it finished — an aborted or failed turn ends the exchange here.
+            self.requesting_turn.cancelled().await;
+            if !self.requesting_turn_finished(requester.key).await {
+                tracing::info!(session = %requester.key, run = %self.requesting_run,
+                    "sessions_send: the requesting turn did not finish; no reply exchange and no announce");
+                return;
+            }
+            for turn in 1..=turns {
+                let (current, role) = match turn % 2 {
+                    1 => (requester, "Agent 1 (requester)"),
+                    _ => (&target, "Agent 2 (target)"),
+                };
+                let context = format!(
+                    "Agent-to-agent reply step:\nCurrent agent: {role}.\nTurn {turn} of {turns}.\n{}\nIf you want to \
+                     stop the ping-pong, reply exactly \"{REPLY_SKIP}\".",
+                    session_lines(Some(requester), &target)
+                );
+                let params = AgentParams {
+                    message: latest.clone(),
+                    session_key: Some(current.key.to_string()),
+                    idempotency_key: Some(format!("{}:reply:{turn}", self.run_id)),
+                    extra_system_prompt: Some(context),
+                    ..AgentParams::default()
+                };
+                match agent_api::agent_as(&self.state.agents, params, self.rights, |_| {}).await {
+                    Ok(step) => match deliverable(&step.text) {
+                        Some(text) => latest = text.to_string(),
+                        None => break,
+                    },
+                    Err(e) => {
+                        tracing::warn!(session = %current.key, turn, error = %e, "sessions_send: a reply turn failed; the exchange ends");
+                        break;
+                    }
+                }
+            }
+        }
+        self.announce(requester.as_ref(), &target, target_route, &first, &latest).await;
+    }
+
+    /// Whether the requesting turn recorded its final reply (not aborted, not failed).
+    async fn requesting_turn_finished(&self, key: &str) -> bool {
+        let (key, run) = (key.to_string(), self.requesting_run.clone());
+        matches!(self.state.store.read(move |rd| rd.final_reply_of_run(&key, &run)).await, Ok(Some(_)))
+    }
+
+    async fn announce(
+        &self,
+        requester: Option<&Side<'_>>,
+        target: &Side<'_>,
+        route: Option<pincer_cron::Route>,
+        first: &str,
+        latest: &str,
+    ) {
+        let Some(route) = route else { return };
+        let context = format!(
+            "Agent-to-agent announce step:\n{}\nOriginal request: {}\nRound 1 reply: {first}\nLatest reply: {latest}\n\
+             If you want to remain silent, reply exactly \"{ANNOUNCE_SKIP}\".\nAny other reply is sent as is to this \
+             session's chat ({} {}).\nAfter this reply, the agent-to-agent conversation is over.",
+            session_lines(requester, target),
+            self.request,
+            route.channel,
+            route.to
+        );
         let params = AgentParams {
-            message: format!("Original request (from {from}):\n{request}\n\nYour reply:\n{reply}"),
-            session_key: Some(key.clone()),
-            idempotency_key: Some(format!("{run_id}:announce")),
-            extra_system_prompt: Some(format!(
-                "Agent-to-agent announce step. Write what to post to this session's chat ({} {}) about the exchange \
-                 above; it is sent as is. Reply exactly {ANNOUNCE_SKIP} to post nothing.",
-                route.channel, route.to
-            )),
+            message: "Agent-to-agent announce step.".into(),
+            session_key: Some(self.target.clone()),
+            idempotency_key: Some(format!("{}:announce", self.run_id)),
+            extra_system_prompt: Some(context),
             ..AgentParams::default()
         };
-        let text = match agent_api::agent_as(&state.agents, params, requester, |_| {}).await {
-            Ok(step) => step.text.trim().to_string(),
+        let text = match agent_api::agent_as(&self.state.agents, params, self.rights, |_| {}).await {
+            Ok(step) => step.text,
             Err(e) => {
-                tracing::warn!(session = %key, error = %e, "sessions_send: the announce step failed; nothing was announced");
+                tracing::warn!(session = %self.target, error = %e, "sessions_send: the announce step failed; nothing was announced");
                 return;
             }
         };
-        if text.is_empty() || text == ANNOUNCE_SKIP || text.eq_ignore_ascii_case("NO_REPLY") {
-            return;
-        }
+        let Some(text) = deliverable(&text) else { return };
         let send = parse::<pincer_protocol::schema::delivery::Send>(
             SessionsSend::NAME,
             json!({
                 "to": route.to, "channel": route.channel, "threadId": route.thread_id, "accountId": route.account_id,
-                "message": text, "sessionKey": key, "idempotencyKey": format!("sessions_send:{run_id}:announce"),
+                "message": text, "sessionKey": self.target,
+                "idempotencyKey": format!("sessions_send:{}:announce", self.run_id),
             }),
         );
         let sent = match send {
-            Ok(params) => pincer_delivery::api::send(&state.outbox, &state.announce, &state.events, params)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(params) => {
+                pincer_delivery::api::send(&self.state.outbox, &self.state.announce, &self.state.events, params)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = sent {
-            tracing::warn!(session = %key, error = %e, "sessions_send: the announce could not be queued");
+            tracing::warn!(session = %self.target, error = %e, "sessions_send: the announce could not be queued");
         }
     }
+}
+
+/// OpenClaw's lines naming the two sides of an agent-to-agent exchange.
+fn session_lines(requester: Option<&Side<'_>>, target: &Side<'_>) -> String {
+    let mut lines = Vec::new();
+    if let Some(requester) = requester {
+        lines.push(format!("Agent 1 (requester) session: {}.", requester.key));
+        if let Some(channel) = &requester.channel {
+            lines.push(format!("Agent 1 (requester) channel: {channel}."));
+        }
+    }
+    lines.push(format!("Agent 2 (target) session: {}.", target.key));
+    if let Some(channel) = &target.channel {
+        lines.push(format!("Agent 2 (target) channel: {channel}."));
+    }
+    lines.join("\n")
 }
 
 macro_rules! tool_impl {
@@ -515,3 +655,19 @@ macro_rules! tool_impl {
 }
 
 tool_impl!(SessionsList, SessionsHistory, SessionsSend);
+
+#[cfg(test)]
+mod tests {
+    use super::deliverable;
+
+    /// OpenClaw's non-deliverable answers end the exchange and keep the announce silent; anything
+    /// else is passed on trimmed.
+    #[test]
+    fn skip_tokens_and_empty_answers_are_not_deliverable() {
+        for silent in ["", "  ", "REPLY_SKIP", " ANNOUNCE_SKIP\n", "NO_REPLY", "no_reply", "HEARTBEAT_OK"] {
+            assert_eq!(deliverable(silent), None, "{silent:?}");
+        }
+        assert_eq!(deliverable("  Build 42.\n"), Some("Build 42."));
+        assert_eq!(deliverable("REPLY_SKIP, but not quite"), Some("REPLY_SKIP, but not quite"));
+    }
+}

@@ -74,8 +74,8 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ("crates/pincer-cron/src/job.rs", &["payload", "heartbeat"], "field names; OpenClaw payload kinds Pincer refuses"),
     (
         "crates/pincer-gateway/src/tools/",
-        &["payload", "target", "silent", "timeout", "unknown"],
-        "the gateway tools' argument names (OpenClaw's `message` and `cron` parameters), `sessions_send`'s status (OpenClaw's) and an unnamed caller",
+        &["payload", "target", "silent", "timeout", "unknown", "pending", "skipped"],
+        "the gateway tools' argument names (OpenClaw's `message` and `cron` parameters), `sessions_send`'s status and its announce `delivery.status` (OpenClaw's) and an unnamed caller",
     ),
     ("crates/pincer-cron/src/schedule/", &["cron"], "the schedule kind"),
     (
