@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pincer_core::Clock;
 
-use pincer_testkit::fakes::discord::FakeDiscord;
+use pincer_testkit::fakes::discord::{self as discord_rest, FakeDiscord, Fault};
 use pincer_testkit::fakes::discord_gateway::{self, BOT_ID, FakeDiscordGateway};
 use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
 use pincer_testkit::ws::{RawClient, cli_connect_params};
@@ -74,8 +74,8 @@ async fn a_discord_dm_is_answered_through_the_outbox_quoting_it_while_typing_sho
     assert_eq!(inbound["bot"], format!("@{}", FakeDiscord::BOT_NAME), "{inbound}");
     let log = f.gateway.log();
     assert_eq!(log.identifies.len(), 1);
-    // GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT
-    assert_eq!(log.identifies[0]["intents"], 37376, "{:?}", log.identifies[0]);
+    // GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT
+    assert_eq!(log.identifies[0]["intents"], 37377, "{:?}", log.identifies[0]);
     assert_eq!(log.identifies[0]["token"], FakeDiscord::TOKEN);
     assert!(log.connections[0].contains("v=10") && log.connections[0].contains("encoding=json"), "{log:?}");
 
@@ -370,4 +370,156 @@ async fn kill_9_around_a_discord_message_neither_loses_it_nor_answers_it_twice()
         }
         assert_eq!(got.len(), 3, "{point}: {got:?}");
     }
+}
+
+/// OpenClaw's `dm.groupEnabled` / `dm.groupChannels`: a group DM (channel type 3, known only by
+/// looking the channel up) is ignored by default, even from a sender `allowFrom` names; enabled,
+/// the listed one (by name slug) is answered as a group chat of its own and an unlisted one is not.
+#[tokio::test]
+async fn a_discord_group_dm_is_ignored_by_default_and_answered_when_enabled_and_listed() {
+    let (f, gw) = start(json!({ "allowFrom": ["501"] })).await;
+    f.rest.add_channel(discord_rest::group_dm("900", Some("Weekend Plans")));
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    f.model.push(Reply::text("Hi, owner."));
+    f.gateway.push_message(discord_gateway::dm("900", "501", "anyone here?"));
+    // A 1:1 DM (the fake's unlisted channels are DMs) is still answered.
+    let asked = f.gateway.push_message(discord_gateway::dm("801", "501", "and here?"));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].channel_id.as_str(), got[0].message_reference.as_deref()), ("801", Some(asked.as_str())));
+    settle().await;
+    assert_eq!((f.rest.messages().len(), f.model.request_count()), (1, 1));
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap().to_string();
+    assert!(
+        denied.contains("group DMs are disabled (dm.groupEnabled)") && denied.contains(r#""chatId":"900""#),
+        "{denied}"
+    );
+    gw.stop().await;
+
+    let (f, gw) = start(json!({ "dm": { "groupEnabled": true, "groupChannels": ["weekend-plans"] } })).await;
+    f.rest.add_channel(discord_rest::group_dm("900", Some("Weekend Plans")));
+    f.rest.add_channel(discord_rest::group_dm("901", Some("Other")));
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    f.model.push(Reply::text("Saturday works."));
+    f.gateway.push_message(discord_gateway::dm("901", "502", "not listed"));
+    // No mention needed and no pairing: the owner chose the group.
+    let asked = f.gateway.push_message(discord_gateway::dm("900", "503", "when do we meet?"));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].channel_id.as_str(), got[0].message_reference.as_deref()), ("900", Some(asked.as_str())));
+    // A group chat: the sender is named in the turn, as in a guild channel.
+    let body = f.model.requests()[0].body["messages"].to_string();
+    assert!(body.contains("[user503] when do we meet?"), "{body}");
+    settle().await;
+    assert_eq!((f.rest.messages().len(), f.model.request_count()), (1, 1));
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap().to_string();
+    assert!(
+        denied.contains("the group DM is not in dm.groupChannels") && denied.contains(r#""chatId":"901""#),
+        "{denied}"
+    );
+    let sessions = c.call("sessions.list", json!({})).await.unwrap().to_string();
+    assert!(sessions.contains("discord:group:900"), "the group DM has a session of its own: {sessions}");
+    gw.stop().await;
+}
+
+/// A thread with no entry of its own in `guilds.<id>.channels` takes its parent channel's entry
+/// (allow or deny, `requireMention`), as OpenClaw does. The parent comes from `GET /channels/{id}`,
+/// looked up once per thread and refreshed by THREAD_* dispatches.
+#[tokio::test]
+async fn a_thread_falls_back_to_its_parent_channels_entry_and_the_lookup_is_cached() {
+    let guilds = json!({ "66": { "channels": { "700": { "requireMention": false }, "701": { "enabled": false } } } });
+    let (f, gw) = start(json!({ "guilds": guilds })).await;
+    f.rest.add_channel(discord_rest::thread("7001", "66", "700"));
+    f.rest.add_channel(discord_rest::thread("7011", "66", "701"));
+    let mut c = gw.client(&["operator.admin"]).await;
+    wait_inbound(&mut c, "connected").await;
+    for text in ["one", "two", "three", "four"] {
+        f.model.push(Reply::text(format!("answer {text}")));
+    }
+    // Under the disabled parent: denied, even when mentioned.
+    f.gateway.push_message(discord_gateway::guild("66", "7011", "601", "under 701", true));
+    // Under the allowed parent: answered without a mention (the parent's requireMention: false).
+    let first = f.gateway.push_message(discord_gateway::guild("66", "7001", "601", "under 700", false));
+    let got = f.rest.wait_for_messages(1, WAIT).await;
+    assert_eq!((got[0].channel_id.as_str(), got[0].message_reference.as_deref()), ("7001", Some(first.as_str())));
+    let second = f.gateway.push_message(discord_gateway::guild("66", "7001", "602", "again", false));
+    // The parent itself has an entry: never looked up.
+    let third = f.gateway.push_message(discord_gateway::guild("66", "700", "601", "in the parent", false));
+    let got = f.rest.wait_for_messages(3, WAIT).await;
+    assert_eq!(got[1].message_reference.as_deref(), Some(second.as_str()));
+    assert_eq!(got[2].message_reference.as_deref(), Some(third.as_str()));
+    assert_eq!(
+        (f.rest.channel_lookups("7001"), f.rest.channel_lookups("7011"), f.rest.channel_lookups("700")),
+        (1, 1, 0)
+    );
+
+    // A thread Discord announces (THREAD_CREATE) is known without a lookup; a deleted one is
+    // forgotten, so it would be looked up again.
+    f.gateway.push_dispatch("THREAD_CREATE", discord_rest::thread("7002", "66", "700"));
+    f.gateway.push_dispatch("THREAD_DELETE", json!({ "id": "7001", "guild_id": "66", "parent_id": "700", "type": 11 }));
+    let fourth = f.gateway.push_message(discord_gateway::guild("66", "7002", "601", "new thread", false));
+    let got = f.rest.wait_for_messages(4, WAIT).await;
+    assert_eq!((got[3].channel_id.as_str(), got[3].message_reference.as_deref()), ("7002", Some(fourth.as_str())));
+    assert_eq!(f.rest.channel_lookups("7002"), 0);
+    f.gateway.push_message(discord_gateway::guild("66", "7001", "601", "after the delete", true));
+    f.rest.wait_for_channel_lookups("7001", 2, WAIT).await;
+    settle().await;
+    assert_eq!(f.model.request_count(), 5, "the message after the delete was answered too");
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap().to_string();
+    assert!(
+        denied.contains("the channel is disabled (enabled: false)") && denied.contains(r#""parentId":"701""#),
+        "{denied}"
+    );
+    gw.stop().await;
+}
+
+/// A channel lookup Discord refuses denies the message with a logged error and an audit row, and
+/// the listener goes on: the next message is answered. A short 429 is waited out and retried.
+#[tokio::test]
+async fn a_failing_channel_lookup_denies_with_a_logged_error_and_the_listener_goes_on() {
+    use pincer_testkit::process::GatewayProcess;
+
+    use crate::support::pincer_bin;
+    let (gateway, rest, model) =
+        (FakeDiscordGateway::start().await, FakeDiscord::start().await, FakeOpenAi::start().await);
+    let config = json!({
+        "models": { "providers": { "openai": {
+            "api": "openai-completions", "baseUrl": model.base_url(), "apiKey": "sk-test", "models": [{ "id": "gpt-4o" }],
+        } } },
+        "agents": { "defaults": { "model": { "primary": "openai/gpt-4o" } } },
+        "channels": { "discord": {
+            "token": FakeDiscord::TOKEN, "apiBaseUrl": rest.base_url(), "gatewayUrl": gateway.url(),
+            "guilds": { "66": { "channels": { "700": {} } } },
+        } },
+        "delivery": { "rateLimits": { "discord": 0 } },
+    });
+    rest.add_channel(discord_rest::thread("7001", "66", "700"));
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    let mut c =
+        RawClient::connect(&gw.url(), cli_connect_params(Some(&gw.token), &["operator.admin"])).await.unwrap().0;
+    wait_inbound(&mut c, "connected").await;
+    model.push(Reply::text("Found it."));
+    model.push(Reply::text("Waited."));
+    rest.push_channel_fault(Fault::missing_access());
+    gateway.push_message(discord_gateway::guild("66", "7001", "601", "refused lookup", true));
+    rest.wait_for_channel_lookups("7001", 1, WAIT).await;
+    let asked = gateway.push_message(discord_gateway::guild("66", "7001", "601", "looked up now", true));
+    let got = rest.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].message_reference.as_deref(), Some(asked.as_str()));
+    assert_eq!(rest.channel_lookups("7001"), 2, "a failed lookup is not cached");
+    let log = gw.log();
+    assert!(log.contains("looking up Discord channel 7001") && log.contains("HTTP 403: Missing Access"), "{log}");
+    let denied = c.call("audit.query", json!({"action": "channel.message.denied"})).await.unwrap().to_string();
+    assert!(denied.contains("the channel lookup failed") && denied.contains("Missing Access"), "{denied}");
+    assert_eq!(wait_inbound(&mut c, "connected").await["state"], "connected");
+
+    // A 429 on a lookup: waited out (Discord's retry_after), then looked up again and answered.
+    rest.add_channel(discord_rest::thread("7002", "66", "700"));
+    rest.push_channel_fault(Fault::RateLimited { retry_after: Duration::from_millis(300), global: false });
+    let asked = gateway.push_message(discord_gateway::guild("66", "7002", "601", "after a 429", true));
+    let got = rest.wait_for_messages(2, WAIT).await;
+    assert_eq!(got[1].message_reference.as_deref(), Some(asked.as_str()));
+    assert_eq!(rest.channel_lookups("7002"), 2);
+    assert_eq!(model.request_count(), 2);
 }

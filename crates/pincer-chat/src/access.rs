@@ -136,15 +136,21 @@ impl<'a> Policy<'a> {
     /// in `channel` of `guild` (`None`: a DM). A guild's `channels` map, once it names a channel,
     /// is an allowlist (`*` keeps the rest open); a channel's settings override the guild's.
     /// `member_roles` are the sender's role ids (the dispatch's `member.roles`); a guild's or
-    /// channel's `roles` lets their holders in beside its `users`.
+    /// channel's `roles` lets their holders in beside its `users`. `parent` is a thread's parent
+    /// channel: a thread without an entry of its own falls back to its parent's (allow or deny,
+    /// `requireMention`, `users`, `roles`), then to `*`, as OpenClaw's
+    /// `resolveDiscordChannelConfigWithFallback` does.
     pub fn discord(
         config: &'a DiscordConfig,
         guild: Option<&str>,
         channel: &str,
+        parent: Option<&str>,
         member_roles: &[String],
     ) -> Policy<'a> {
         let entry = guild.and_then(|g| config.guilds.get(g).or_else(|| config.guilds.get("*")));
-        let room = entry.map(|g| g.channels.get(channel).or_else(|| g.channels.get("*")));
+        let room = entry.map(|g| {
+            g.channels.get(channel).or_else(|| parent.and_then(|p| g.channels.get(p))).or_else(|| g.channels.get("*"))
+        });
         let room_refused = match (entry, room.flatten()) {
             (Some(g), None) if !g.channels.is_empty() => Some("the channel is not in the guild's channels"),
             (_, Some(r)) if !r.enabled => Some("the channel is disabled (enabled: false)"),
@@ -193,6 +199,46 @@ impl<'a> Policy<'a> {
             require_mention: entry.and_then(|c| c.require_mention).unwrap_or(true),
         }
     }
+}
+
+/// Whether a guild's `channels` map could match `channel` only through a thread's parent: it names
+/// some channel other than `*`, but not this one. Only then does Discord's inbound side look the
+/// channel up (`GET /channels/{id}`) to learn its parent.
+pub fn discord_needs_parent(config: &DiscordConfig, guild: &str, channel: &str) -> bool {
+    let entry = config.guilds.get(guild).or_else(|| config.guilds.get("*"));
+    entry.is_some_and(|g| !g.channels.contains_key(channel) && g.channels.keys().any(|k| k != "*"))
+}
+
+/// OpenClaw's `normalizeDiscordSlug`: lower case, no leading `#`, runs of other characters as `-`.
+pub fn discord_slug(name: &str) -> String {
+    let lower = name.trim().trim_start_matches('#').to_lowercase();
+    let mut out = String::new();
+    for c in lower.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Decides a message in a Discord group DM (channel type 3), OpenClaw's `dm.groupEnabled` and
+/// `dm.groupChannels`: ignored unless enabled; then answered where `groupChannels` is empty, has
+/// `*`, or names the channel by id or name slug. Anyone in an allowed group DM may talk and no
+/// mention is needed (the owner chose the group).
+pub fn discord_group_dm(config: &DiscordConfig, channel: &str, name: Option<&str>) -> Decision {
+    let dm = &config.dm;
+    if !dm.group_enabled {
+        return Decision::Deny("group DMs are disabled (dm.groupEnabled)");
+    }
+    let slug = name.map(discord_slug).filter(|s| !s.is_empty());
+    let listed = dm.group_channels.is_empty()
+        || dm.group_channels.iter().any(|e| {
+            let e = e.trim();
+            e == "*" || e == channel || slug.as_deref().is_some_and(|s| discord_slug(e) == s)
+        });
+    if listed { Decision::Answer } else { Decision::Deny("the group DM is not in dm.groupChannels") }
 }
 
 /// Decides a Telegram message; `approved` is whether the owner approved the sender by pairing.
@@ -382,16 +428,16 @@ mod tests {
         let mut out = String::new();
         for (guild, channel, id, addressed) in rows {
             let sender = Sender { id, username: None, group: Some(guild), addressed };
-            let policy = Policy::discord(&c, Some(guild), channel, &[]);
+            let policy = Policy::discord(&c, Some(guild), channel, None, &[]);
             out.push_str(&format!("{guild}/{channel} {id} {addressed}: {:?}\n", decide_by(&policy, &sender, false)));
         }
         let dm = Sender { id: "7", username: None, group: None, addressed: false };
-        out.push_str(&format!("dm: {:?}\n", decide_by(&Policy::discord(&c, None, "800", &[]), &dm, false)));
+        out.push_str(&format!("dm: {:?}\n", decide_by(&Policy::discord(&c, None, "800", None, &[]), &dm, false)));
         let open = config(r#"{"groupPolicy":"open","guilds":{"66":{"channels":{"700":{}}}}}"#);
         let sender = Sender { id: "7", username: None, group: Some("69"), addressed: true };
         out.push_str(&format!(
             "open: {:?}\n",
-            decide_by(&Policy::discord(&open, Some("69"), "1", &[]), &sender, false)
+            decide_by(&Policy::discord(&open, Some("69"), "1", None, &[]), &sender, false)
         ));
         expect![[r#"
             66/700 9 false: Answer
@@ -429,7 +475,7 @@ mod tests {
         for (guild, channel, id, roles) in rows {
             let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
             let sender = Sender { id, username: None, group: Some(guild), addressed: true };
-            let policy = Policy::discord(&c, Some(guild), channel, &roles);
+            let policy = Policy::discord(&c, Some(guild), channel, None, &roles);
             out.push_str(&format!("{guild}/{channel} {id} {roles:?}: {:?}\n", decide_by(&policy, &sender, false)));
         }
         expect![[r#"
@@ -441,6 +487,50 @@ mod tests {
             66/700 7 []: Answer
             67/1 9 ["r-mod"]: Answer
             67/1 9 []: Deny("the sender is not in the guild's users or roles")
+        "#]]
+        .assert_eq(&out);
+    }
+
+    #[test]
+    fn a_discord_thread_takes_its_parents_entry_and_group_dms_follow_dm_group_keys() {
+        let c: DiscordConfig = serde_json::from_value(serde_json::json!({
+            "token": "t",
+            "guilds": {"66": {"channels": {"700": {"requireMention": false}, "701": {"enabled": false}, "7009": {}}}},
+            "dm": {"groupEnabled": true, "groupChannels": ["900", "#Weekend Plans"]},
+        }))
+        .unwrap();
+        let mut out = String::new();
+        for (channel, parent) in [("7001", Some("700")), ("7011", Some("701")), ("7009", Some("701")), ("7002", None)] {
+            let sender = Sender { id: "7", username: None, group: Some("66"), addressed: false };
+            let policy = Policy::discord(&c, Some("66"), channel, parent, &[]);
+            out += &format!("thread {channel} in {parent:?}: {:?}\n", decide_by(&policy, &sender, false));
+        }
+        for (id, name) in [("900", None), ("901", Some("weekend plans")), ("902", Some("Other")), ("903", None)] {
+            out += &format!("group dm {id} {name:?}: {:?}\n", discord_group_dm(&c, id, name));
+        }
+        let off: DiscordConfig = serde_json::from_value(serde_json::json!({"token": "t"})).unwrap();
+        out += &format!("by default: {:?}\n", discord_group_dm(&off, "900", None));
+        let all: DiscordConfig =
+            serde_json::from_value(serde_json::json!({"token": "t", "dm": {"groupEnabled": true}})).unwrap();
+        out += &format!("enabled, no list: {:?}\n", discord_group_dm(&all, "905", None));
+        out += &format!(
+            "needs parent: {} {} {}\n",
+            discord_needs_parent(&c, "66", "7001"),
+            discord_needs_parent(&c, "66", "700"),
+            discord_needs_parent(&c, "67", "1")
+        );
+        expect![[r#"
+            thread 7001 in Some("700"): Answer
+            thread 7011 in Some("701"): Deny("the channel is disabled (enabled: false)")
+            thread 7009 in Some("701"): NotAddressed
+            thread 7002 in None: Deny("the channel is not in the guild's channels")
+            group dm 900 None: Answer
+            group dm 901 Some("weekend plans"): Answer
+            group dm 902 Some("Other"): Deny("the group DM is not in dm.groupChannels")
+            group dm 903 None: Deny("the group DM is not in dm.groupChannels")
+            by default: Deny("group DMs are disabled (dm.groupEnabled)")
+            enabled, no list: Answer
+            needs parent: true false false
         "#]]
         .assert_eq(&out);
     }

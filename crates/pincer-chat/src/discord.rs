@@ -26,8 +26,9 @@ use crate::access::{self, Decision, Policy, Sender};
 
 /// The channel's name in routes, stored rows and config keys.
 pub const CHANNEL: &str = "discord";
-/// `GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT`.
-pub const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
+/// `GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT` (`GUILDS` brings the channel and
+/// thread create/update/delete dispatches that keep the channel cache fresh).
+pub const INTENTS: u64 = 1 | (1 << 9) | (1 << 12) | (1 << 15);
 /// How long the gateway has to say Hello, and a connect to finish.
 const CONNECT_TIMEOUT_MS: i64 = 20_000;
 
@@ -149,11 +150,12 @@ pub(crate) async fn gateway_loop(
         .build()
         .map_err(|e| format!("discord: building the HTTP client: {e}"))?;
     let mut found: Option<String> = None;
+    let mut channels = ChannelCache::new(CHANNEL_CACHE_SIZE);
     loop {
         let state = if session.is_some() { ConnectionState::Reconnecting } else { ConnectionState::Connecting };
         chat.set_state(CHANNEL, state, None, None);
         let end = tokio::select! {
-            end = connection(&chat, &config, &mut session, &mut bot_id, &mut failures, &http, &mut found) => end,
+            end = connection(&chat, &config, &mut session, &mut bot_id, &mut failures, &http, &mut found, &mut channels) => end,
             _ = stop.wait_for(|s| *s) => End::Stopped,
         };
         let (error, wait) = match end {
@@ -313,6 +315,7 @@ async fn send(ws: &mut Socket, value: Value) -> Result<(), String> {
 }
 
 /// One connection: Hello, Identify or Resume, then heartbeats and dispatches until it ends.
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     chat: &Arc<Chat>,
     config: &DiscordConfig,
@@ -321,6 +324,7 @@ async fn connection(
     failures: &mut usize,
     http: &reqwest::Client,
     found: &mut Option<String>,
+    channels: &mut ChannelCache,
 ) -> End {
     let again = |error: String| End::Again { error, resumable: true, wait: Wait::Backoff };
     let deadline = chat.clock.now_ms() + CONNECT_TIMEOUT_MS;
@@ -464,10 +468,19 @@ async fn connection(
                             s.seq = seq.max(s.seq);
                             serde_json::to_string(&s).unwrap_or_default()
                         });
-                        if let Err(e) = accept(chat, config, bot_id, &event["d"], stored).await {
+                        let lookup = Lookups { http, config, cache: channels };
+                        if let Err(e) = accept(chat, config, bot_id, &event["d"], stored, lookup).await {
                             // Not acknowledged: the resume replays it.
                             let _ = ws.close(None).await;
                             return again(format!("storing a Discord message failed: {e}"));
+                        }
+                    }
+                    Some("CHANNEL_CREATE" | "CHANNEL_UPDATE" | "THREAD_CREATE" | "THREAD_UPDATE") => {
+                        channels.refresh(&event["d"]);
+                    }
+                    Some("CHANNEL_DELETE" | "THREAD_DELETE") => {
+                        if let Some(id) = event["d"]["id"].as_str() {
+                            channels.forget(id);
                         }
                     }
                     _ => {}
@@ -517,6 +530,204 @@ fn connected(chat: &Chat, failures: &mut usize) {
     chat.note_poll(CHANNEL);
 }
 
+/// How many channels the channel cache holds; the oldest entry goes first.
+const CHANNEL_CACHE_SIZE: usize = 1024;
+/// A `429` asking to wait at most this long is waited out (on the clock) and the lookup tried once
+/// more; a longer one denies the message.
+const LOOKUP_RETRY_MAX_MS: i64 = 2_000;
+/// A channel lookup's own time limit, so a hung REST call cannot stall the gateway's heartbeats.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Discord's channel types that matter here.
+pub const GROUP_DM: u64 = 3;
+/// Announcement, public and private threads.
+const THREADS: [u64; 3] = [10, 11, 12];
+
+/// What `GET /channels/{id}` (or a channel dispatch) says about a channel: `MESSAGE_CREATE` carries
+/// neither the channel's type nor a thread's parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelInfo {
+    /// Discord's channel type: 1 DM, 3 group DM, 0 text, 10–12 threads, …
+    pub kind: u64,
+    pub parent_id: Option<String>,
+    pub guild_id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ChannelInfo {
+    /// Reads a channel object; `None` without an id or a type.
+    pub fn read(v: &Value) -> Option<(String, ChannelInfo)> {
+        let id = v["id"].as_str()?.to_string();
+        let text = |k: &str| v[k].as_str().map(str::to_string);
+        let info = ChannelInfo {
+            kind: v["type"].as_u64()?,
+            parent_id: text("parent_id"),
+            guild_id: text("guild_id"),
+            name: text("name"),
+        };
+        Some((id, info))
+    }
+
+    pub fn is_thread(&self) -> bool {
+        THREADS.contains(&self.kind)
+    }
+}
+
+/// The channels looked up, bounded (first in, first out); kept across reconnections, refreshed
+/// by the channel and thread dispatches and emptied of deleted ones. Also where a `429` on a
+/// lookup is remembered, so no lookup is sent before Discord's `retry_after` passed.
+pub(crate) struct ChannelCache {
+    entries: std::collections::HashMap<String, ChannelInfo>,
+    order: std::collections::VecDeque<String>,
+    cap: usize,
+    limited_until_ms: i64,
+}
+
+impl ChannelCache {
+    pub(crate) fn new(cap: usize) -> ChannelCache {
+        ChannelCache { entries: Default::default(), order: Default::default(), cap: cap.max(1), limited_until_ms: 0 }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&ChannelInfo> {
+        self.entries.get(id)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn insert(&mut self, id: String, info: ChannelInfo) {
+        if self.entries.insert(id.clone(), info).is_none() {
+            self.order.push_back(id);
+            while self.entries.len() > self.cap {
+                let Some(old) = self.order.pop_front() else { break };
+                self.entries.remove(&old);
+            }
+        }
+    }
+
+    /// A `CHANNEL_*` / `THREAD_*` create or update: the channel object as it is now.
+    pub(crate) fn refresh(&mut self, d: &Value) {
+        if let Some((id, info)) = ChannelInfo::read(d) {
+            self.insert(id, info);
+        }
+    }
+
+    pub(crate) fn forget(&mut self, id: &str) {
+        if self.entries.remove(id).is_some() {
+            self.order.retain(|k| k != id);
+        }
+    }
+}
+
+/// What a message's access decision needs to look channels up.
+pub(crate) struct Lookups<'a> {
+    http: &'a reqwest::Client,
+    config: &'a DiscordConfig,
+    cache: &'a mut ChannelCache,
+}
+
+impl Lookups<'_> {
+    /// The channel, from the cache or `GET {apiBaseUrl}/channels/{id}`. A `429` is remembered;
+    /// a short one is waited out on the clock and the lookup tried once more.
+    async fn channel(&mut self, chat: &Chat, id: &str) -> Result<ChannelInfo, String> {
+        if let Some(info) = self.cache.get(id) {
+            return Ok(info.clone());
+        }
+        let endpoint = format!("{}/channels/{id}", self.config.api_base_url.trim_end_matches('/'));
+        let failed = |why: String| format!("looking up Discord channel {id} (GET {endpoint}) failed: {why}");
+        let token = self.config.token.trim().trim_start_matches("Bot ");
+        for _ in 0..2 {
+            let wait = self.cache.limited_until_ms - chat.clock.now_ms();
+            if wait > 0 {
+                if wait > LOOKUP_RETRY_MAX_MS {
+                    return Err(failed(format!("rate limited by Discord for another {wait} ms")));
+                }
+                chat.clock.sleep_until(self.cache.limited_until_ms).await;
+            }
+            let response = self
+                .http
+                .get(&endpoint)
+                .header("authorization", format!("Bot {token}"))
+                .timeout(LOOKUP_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let status = response.status();
+            let retry_header = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                let seconds = body["retry_after"].as_f64().or(retry_header).unwrap_or(1.0);
+                let ms = (seconds * 1000.0).ceil().max(0.0) as i64;
+                self.cache.limited_until_ms = chat.clock.now_ms() + ms;
+                tracing::warn!(channel = id, retry_after_ms = ms, "discord: a channel lookup was rate limited");
+                continue;
+            }
+            if !status.is_success() {
+                let message = body["message"].as_str().unwrap_or("no message");
+                return Err(failed(format!("HTTP {}: {message}", status.as_u16())));
+            }
+            let mut body = body;
+            if body["id"].is_null() {
+                body["id"] = json!(id);
+            }
+            let Some((_, info)) = ChannelInfo::read(&body) else {
+                return Err(failed("the answer has no channel `type`".into()));
+            };
+            self.cache.insert(id.to_string(), info.clone());
+            return Ok(info);
+        }
+        Err(failed("still rate limited after waiting".into()))
+    }
+
+    /// Where a message was written, as access decides it. Channels are looked up only when it
+    /// matters: every DM channel (a group DM looks like a DM), and a guild channel only when the
+    /// guild's `channels` map could match it through a thread's parent.
+    async fn place(&mut self, chat: &Chat, m: &Message) -> Place {
+        let lookup = match &m.guild_id {
+            Some(guild) if !access::discord_needs_parent(self.config, guild, &m.channel_id) => {
+                return Place::Guild { parent: None };
+            }
+            _ => self.channel(chat, &m.channel_id).await,
+        };
+        match lookup {
+            Err(error) => {
+                tracing::error!(
+                    channel = m.channel_id,
+                    message = m.id,
+                    "{error}; the message is denied (check the bot's access to the channel)"
+                );
+                Place::Unknown(error)
+            }
+            Ok(info) if m.guild_id.is_some() => {
+                Place::Guild { parent: if info.is_thread() { info.parent_id } else { None } }
+            }
+            Ok(info) if info.kind == GROUP_DM => Place::GroupDm { name: info.name },
+            Ok(_) => Place::Dm,
+        }
+    }
+}
+
+/// Where a message was written.
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    Dm,
+    GroupDm {
+        name: Option<String>,
+    },
+    /// A guild channel, or a thread with its parent channel.
+    Guild {
+        parent: Option<String>,
+    },
+    /// The channel lookup failed: denied.
+    Unknown(String),
+}
+
 /// Commits one `MESSAGE_CREATE`: the message (unique by its Discord id), or the pairing code or
 /// denial with its audit row.
 /// `session` is the session with this dispatch's sequence, stored in the same commit.
@@ -526,6 +737,7 @@ async fn accept(
     bot_id: &str,
     d: &Value,
     session: Option<String>,
+    mut lookups: Lookups<'_>,
 ) -> pincer_store::Result<()> {
     let m = match parse_message(d, bot_id) {
         Ok(m) => m,
@@ -535,6 +747,8 @@ async fn accept(
             return Ok(());
         }
     };
+    // Before the commit: a lookup is a REST call, never made inside a store transaction.
+    let place = lookups.place(chat, &m).await;
     let now = chat.clock.now_ms();
     let chat2 = chat.clone();
     let config = config.clone();
@@ -542,12 +756,13 @@ async fn accept(
     pincer_core::crashpoint::hit("inbound.polled");
     chat.store
         .write(move |tx| {
-            let sender = Sender {
-                id: &m.author_id,
-                username: m.username.as_deref(),
-                group: m.guild_id.as_deref(),
-                addressed: m.addressed,
+            // A group DM is a group chat of its own (its channel id), answered without a mention.
+            let group = match &place {
+                Place::Dm => None,
+                Place::GroupDm { .. } => Some(m.channel_id.as_str()),
+                Place::Guild { .. } | Place::Unknown(_) => m.guild_id.as_deref().or(Some(m.channel_id.as_str())),
             };
+            let sender = Sender { id: &m.author_id, username: m.username.as_deref(), group, addressed: m.addressed };
             // The dispatch is acknowledged (its sequence stored) in the commit that stores it.
             if let Some(session) = &session {
                 tx.meta_set(SESSION_KEY, session)?;
@@ -557,16 +772,33 @@ async fn accept(
                 return Ok(());
             }
             let approved = tx.sender_allowed(CHANNEL, &m.author_id)?;
-            let policy = Policy::discord(&config, m.guild_id.as_deref(), &m.channel_id, &m.roles);
-            let decision = access::decide_by(&policy, &sender, approved);
+            let decision = match &place {
+                Place::Unknown(_) => Decision::Deny("the channel lookup failed"),
+                Place::Dm if !config.dm.enabled => Decision::Deny("DMs are disabled (dm.enabled: false)"),
+                Place::Dm => {
+                    access::decide_by(&Policy::discord(&config, None, &m.channel_id, None, &[]), &sender, approved)
+                }
+                Place::GroupDm { name } => access::discord_group_dm(&config, &m.channel_id, name.as_deref()),
+                Place::Guild { parent } => {
+                    let policy =
+                        Policy::discord(&config, m.guild_id.as_deref(), &m.channel_id, parent.as_deref(), &m.roles);
+                    access::decide_by(&policy, &sender, approved)
+                }
+            };
             let to = format!("channel:{}", m.channel_id);
             let mut detail = json!({
                 "channel": CHANNEL, "senderId": m.author_id, "chatId": m.channel_id, "guildId": m.guild_id,
                 "messageId": m.id,
             });
+            match &place {
+                Place::GroupDm { .. } => detail["groupDm"] = json!(true),
+                Place::Guild { parent: Some(parent) } => detail["parentId"] = json!(parent),
+                Place::Unknown(error) => detail["error"] = json!(error),
+                _ => {}
+            }
             match decision {
                 Decision::Answer => {
-                    let group = m.guild_id.is_some();
+                    let group = sender.group.is_some();
                     let session = chat2.session_for(CHANNEL, group, &m.channel_id, None, &m.author_id);
                     let text = if group {
                         format!("[{}] {}", m.username.as_deref().unwrap_or(&m.author_id), m.text)
@@ -654,5 +886,25 @@ mod tests {
         assert_eq!(parse_message(&message(json!({"webhook_id": "3"})), bot), Err("a message from a bot"));
         assert_eq!(parse_message(&message(json!({"type": 7})), bot), Err("a system message"));
         assert_eq!(parse_message(&message(json!({"author": {"id": "900"}})), bot), Err("the bot's own message"));
+    }
+
+    #[test]
+    fn the_channel_cache_is_bounded_and_follows_channel_dispatches() {
+        let mut cache = ChannelCache::new(2);
+        cache.refresh(&json!({"id": "1", "type": 11, "guild_id": "66", "parent_id": "700"}));
+        cache.refresh(&json!({"id": "2", "type": 3, "name": "Plans"}));
+        assert_eq!(cache.get("1").map(|c| (c.is_thread(), c.parent_id.as_deref())), Some((true, Some("700"))));
+        // An update replaces the entry in place; it does not count twice.
+        cache.refresh(&json!({"id": "1", "type": 11, "guild_id": "66", "parent_id": "701"}));
+        assert_eq!((cache.len(), cache.get("1").unwrap().parent_id.as_deref()), (2, Some("701")));
+        // A third channel pushes the oldest out.
+        cache.refresh(&json!({"id": "3", "type": 0, "guild_id": "66"}));
+        assert_eq!((cache.len(), cache.get("1"), cache.get("2").map(|c| c.kind)), (2, None, Some(GROUP_DM)));
+        cache.forget("2");
+        cache.refresh(&json!({"id": "4", "type": 1}));
+        assert_eq!((cache.len(), cache.get("3").is_some(), cache.get("4").is_some()), (2, true, true));
+        // Without a type it is not a channel object: ignored.
+        cache.refresh(&json!({"id": "5"}));
+        assert!(cache.get("5").is_none());
     }
 }

@@ -340,6 +340,37 @@ pub struct DiscordConfig {
     /// Guild id (or `*`) → its settings.
     #[serde(default)]
     pub guilds: std::collections::BTreeMap<String, DiscordGuildConfig>,
+    /// OpenClaw's `dm` block: DMs on or off, and group DMs (off by default).
+    #[serde(default, skip_serializing_if = "DiscordDmConfig::is_default")]
+    pub dm: DiscordDmConfig,
+}
+
+/// `channels.discord.dm` (OpenClaw's keys): `enabled` (1:1 DMs, default true), `groupEnabled`
+/// (group DMs, channel type 3, default false) and `groupChannels` (the group DMs answered, by
+/// channel id or name slug, `*` for all; empty: every group DM once `groupEnabled`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DiscordDmConfig {
+    /// 1:1 DMs are answered (under `dmPolicy`); false ignores them all.
+    pub enabled: bool,
+    /// Group DMs are answered (default false: ignored).
+    pub group_enabled: bool,
+    /// The group DMs answered once `groupEnabled`: channel ids or name slugs, `*` for all;
+    /// empty: every group DM.
+    #[serde(deserialize_with = "ids")]
+    pub group_channels: Vec<String>,
+}
+
+impl DiscordDmConfig {
+    fn is_default(&self) -> bool {
+        *self == DiscordDmConfig::default()
+    }
+}
+
+impl Default for DiscordDmConfig {
+    fn default() -> Self {
+        DiscordDmConfig { enabled: true, group_enabled: false, group_channels: Vec::new() }
+    }
 }
 
 impl DiscordConfig {
@@ -358,6 +389,7 @@ impl Default for DiscordConfig {
             allow_from: Vec::new(),
             group_policy: GroupPolicy::default(),
             guilds: Default::default(),
+            dm: DiscordDmConfig::default(),
         }
     }
 }
@@ -963,6 +995,13 @@ impl Config {
                     .into());
             }
         }
+        if let Some(discord) = &self.channels.discord
+            && discord.dm.group_channels.iter().any(|c| c.trim().trim_start_matches('#').is_empty())
+        {
+            return Err("channels.discord.dm.groupChannels: an empty entry (use a group DM's channel id, its name, \
+                        or \"*\")"
+                .into());
+        }
         if self.cron.max_concurrent_runs == 0 {
             return Err("cron.maxConcurrentRuns: must be at least 1".into());
         }
@@ -1223,8 +1262,24 @@ mod tests {
             .assert_eq(&parse_err(r#"{gateway:{auth:{tokn:"x"}}}"#));
         expect!["gatway: unknown field `gatway`, expected one of `gateway`, `models`, `agents`, `channels`, `cron`, `delivery`, `logging`, `session`, `tools`, `mcp`"]
             .assert_eq(&parse_err(r#"{gatway:{}}"#));
-        expect!["channels.discord.apiBase: unknown field `apiBase`, expected one of `token`, `apiBaseUrl`, `gatewayUrl`, `dmPolicy`, `allowFrom`, `groupPolicy`, `guilds`"]
+        expect!["channels.discord.apiBase: unknown field `apiBase`, expected one of `token`, `apiBaseUrl`, `gatewayUrl`, `dmPolicy`, `allowFrom`, `groupPolicy`, `guilds`, `dm`"]
             .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", apiBase:"x"}}}"#));
+        expect!["channels.discord.dm.groupEnable: unknown field `groupEnable`, expected one of `enabled`, `groupEnabled`, `groupChannels`"]
+            .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", dm:{groupEnable:true}}}}"#));
+        expect![[
+            r#"channels.discord.dm.groupChannels: an empty entry (use a group DM's channel id, its name, or "*")"#
+        ]]
+        .assert_eq(&parse_err(r#"{channels:{discord:{token:"t", dm:{groupEnabled:true, groupChannels:[" "]}}}}"#));
+        let c = Config::parse(
+            r#"{channels:{discord:{token:"t", dm:{groupEnabled:true, groupChannels:[900, "plans"]}}}}"#,
+            &no_env,
+        )
+        .unwrap();
+        let dm = &c.channels.discord.unwrap().dm;
+        assert_eq!(
+            (dm.enabled, dm.group_enabled, dm.group_channels.as_slice()),
+            (true, true, &["900".to_string(), "plans".into()][..])
+        );
         expect![[r#"gateway.port: invalid type: string "x", expected u16"#]]
             .assert_eq(&parse_err(r#"{gateway:{port:"x"}}"#));
         expect![[r#"gateway.bind: unknown variant `everywhere`, expected `loopback` or `lan`"#]]

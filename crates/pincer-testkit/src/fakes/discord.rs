@@ -1,7 +1,9 @@
 //! Fake Discord REST v10: `POST /channels/{id}/messages`, `PATCH|DELETE
 //! /channels/{id}/messages/{id}`, `PUT|DELETE /channels/{id}/messages/{id}/reactions/{emoji}/@me`
 //! (on the messages it holds: 404 `Unknown Message` otherwise), `POST /channels/{id}/typing`,
-//! `POST /users/@me/channels` (DM open),
+//! `POST /users/@me/channels` (DM open), `GET /channels/{id}` (the channels added with
+//! [`FakeDiscord::add_channel`]; any other id is a DM channel, type 1, so DM tests need no setup;
+//! faults from [`FakeDiscord::push_channel_fault`]),
 //! `GET /users/@me` and `GET /gateway/bot` (the fake gateway's URL once one is attached with
 //! [`FakeDiscord::attach_gateway`], else 404: never the real gateway), under `base_url()` = `http://127.0.0.1:<port>/api/v10`.
 //!
@@ -149,6 +151,12 @@ struct DiscordState {
     gateway_lookups: usize,
     /// Channels a typing indicator was triggered in, in order.
     typing: Vec<String>,
+    /// What `GET /channels/{id}` answers, by id.
+    channels: HashMap<String, Value>,
+    /// `GET /channels/{id}` requests received (authorized or not, faulted or not), by id.
+    channel_lookups: HashMap<String, usize>,
+    /// Faults for the next channel lookups.
+    channel_faults: VecDeque<Fault>,
 }
 
 /// A fake Discord API on 127.0.0.1.
@@ -182,6 +190,9 @@ impl FakeDiscord {
             gateway_url: None,
             gateway_lookups: 0,
             typing: Vec::new(),
+            channels: HashMap::new(),
+            channel_lookups: HashMap::new(),
+            channel_faults: VecDeque::new(),
         }));
         let router = Router::new()
             .route("/api/v10/channels/{channel_id}/messages", post(create_message))
@@ -192,6 +203,7 @@ impl FakeDiscord {
             )
             .route("/api/v10/users/@me/channels", post(open_dm))
             .route("/api/v10/channels/{channel_id}/typing", post(trigger_typing))
+            .route("/api/v10/channels/{channel_id}", get(get_channel))
             .route("/api/v10/users/@me", get(me))
             .route("/api/v10/gateway/bot", get(gateway_bot))
             .with_state(shared.clone());
@@ -211,6 +223,37 @@ impl FakeDiscord {
     /// `GET /gateway/bot` requests received (authorized or not).
     pub fn gateway_lookups(&self) -> usize {
         self.shared.lock().gateway_lookups
+    }
+
+    /// `GET /channels/{id}` answers `channel` (a Discord channel object with its `id`) from now on;
+    /// see [`group_dm`], [`thread`] and [`text_channel`].
+    pub fn add_channel(&self, channel: Value) {
+        let id = channel["id"].as_str().expect("a channel has an id").to_string();
+        self.shared.lock().channels.insert(id, channel);
+    }
+
+    /// `GET /channels/{id}` requests received for `id`.
+    pub fn channel_lookups(&self, id: &str) -> usize {
+        self.shared.lock().channel_lookups.get(id).copied().unwrap_or(0)
+    }
+
+    /// `GET /channels/{id}` requests received in all.
+    pub fn all_channel_lookups(&self) -> usize {
+        self.shared.lock().channel_lookups.values().sum()
+    }
+
+    /// Queues a fault for the next channel lookup (`RateLimited`, `ServerError`, `Error`, `Hang`;
+    /// one per request, in order).
+    pub fn push_channel_fault(&self, fault: Fault) {
+        self.shared.lock().channel_faults.push_back(fault);
+    }
+
+    /// Waits until `id` was looked up `n` times.
+    pub async fn wait_for_channel_lookups(&self, id: &str, n: usize, timeout: Duration) {
+        let what = format!("{n} lookups of channel {id}");
+        self.shared
+            .wait_for(timeout, &what, |s| (s.channel_lookups.get(id).copied().unwrap_or(0) >= n).then_some(()))
+            .await
     }
 
     /// Queues a fault for the next message-create request (one per request, in order).
@@ -407,6 +450,49 @@ async fn create_message(
         }
         _ => (StatusCode::OK, axum::Json(answer)).into_response(),
     }
+}
+
+/// A group DM channel object (type 3).
+pub fn group_dm(id: &str, name: Option<&str>) -> Value {
+    json!({ "id": id, "type": 3, "name": name, "recipients": [] })
+}
+
+/// A thread channel object (type 11, public thread) in `guild` under `parent`.
+pub fn thread(id: &str, guild: &str, parent: &str) -> Value {
+    json!({ "id": id, "type": 11, "guild_id": guild, "parent_id": parent, "name": format!("thread-{id}") })
+}
+
+/// A guild text channel object (type 0).
+pub fn text_channel(id: &str, guild: &str) -> Value {
+    json!({ "id": id, "type": 0, "guild_id": guild, "name": format!("channel-{id}") })
+}
+
+async fn get_channel(State(shared): State<Shared>, Path(channel_id): Path<String>, headers: HeaderMap) -> Response {
+    let (fault, known) = {
+        let mut state = shared.lock();
+        *state.channel_lookups.entry(channel_id.clone()).or_insert(0) += 1;
+        (state.channel_faults.pop_front(), state.channels.get(&channel_id).cloned())
+    };
+    shared.notify();
+    match fault {
+        Some(Fault::RateLimited { retry_after, global }) => {
+            let body = json!({
+                "message": "You are being rate limited.",
+                "retry_after": retry_after.as_secs_f64(),
+                "global": global,
+            });
+            return harness::too_many_requests(retry_after, body);
+        }
+        Some(Fault::ServerError(code)) => return error(code, 0, "500: Internal Server Error"),
+        Some(Fault::Hang) => return harness::hang().await,
+        Some(Fault::Error { status, code, message }) => return error(status, code, &message),
+        _ => {}
+    }
+    if !authorized(&headers) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let channel = known.unwrap_or_else(|| json!({ "id": channel_id, "type": 1, "recipients": [] }));
+    (StatusCode::OK, axum::Json(channel)).into_response()
 }
 
 /// The index of a message the fake holds in `channel_id` (not deleted), or Discord's 404.

@@ -108,13 +108,21 @@ impl FakeDiscordGateway {
                 state.next_message += 1;
                 message["id"] = json!(state.next_message.to_string());
             }
-            let seq = state.events.last().map_or(1, |(s, _)| s + 1);
-            let id = message["id"].as_str().unwrap_or_default().to_string();
-            state.events.push((seq, json!({ "op": 0, "t": "MESSAGE_CREATE", "s": seq, "d": message })));
-            id
+            message["id"].as_str().unwrap_or_default().to_string()
         };
-        self.server.command(Command::Poke);
+        self.push_dispatch("MESSAGE_CREATE", message);
         id
+    }
+
+    /// Dispatches event `t` with `d` (e.g. `THREAD_UPDATE`, `CHANNEL_DELETE`), in sequence with
+    /// the messages.
+    pub fn push_dispatch(&self, t: &str, d: Value) {
+        {
+            let mut state = self.state.lock().unwrap();
+            let seq = state.events.last().map_or(1, |(s, _)| s + 1);
+            state.events.push((seq, json!({ "op": 0, "t": t, "s": seq, "d": d })));
+        }
+        self.server.command(Command::Poke);
     }
 
     /// Drops every open connection without a close frame.
