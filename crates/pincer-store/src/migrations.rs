@@ -430,6 +430,7 @@ const MIGRATIONS: &[Migration] = &[
         // Metadata only: no message text, tool arguments or results; sender, chat, account and
         // target ids are kept raw here (as in the tables they come from) and leave the gateway
         // only as keyed hashes (`auditRefKey`). The newest 100,000 rows are kept.
+        // (A chat's inbound rows keep its short session key, `main`; its session's is `agent:main:main`.)
         sql: "
             CREATE TABLE activity (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -564,7 +565,8 @@ const MIGRATIONS: &[Migration] = &[
                         CASE NEW.state WHEN 'answered' THEN 'succeeded' ELSE 'failed' END,
                         CASE NEW.state WHEN 'answered' THEN NULL ELSE 'message_processing_failed' END,
                         'channel_sender', NEW.sender_id,
-                        (SELECT s.agent_id FROM sessions s WHERE s.key = NEW.session_key),
+                        (SELECT s.agent_id FROM sessions s
+                         WHERE s.key IN (NEW.session_key, 'agent:main:' || NEW.session_key) LIMIT 1),
                         'inbound', NEW.channel,
                         CASE WHEN NEW.chat_id = NEW.sender_id THEN 'direct' ELSE 'unknown' END,
                         CASE NEW.state WHEN 'answered' THEN 'completed' ELSE 'failed' END,
@@ -596,7 +598,8 @@ const MIGRATIONS: &[Migration] = &[
                              THEN (SELECT a.agent_id FROM activity a WHERE a.run_id = NEW.origin_id
                                    AND a.agent_id IS NOT NULL LIMIT 1)
                              WHEN NEW.origin_kind = 'reply'
-                             THEN (SELECT s.agent_id FROM inbound_messages i JOIN sessions s ON s.key = i.session_key
+                             THEN (SELECT s.agent_id FROM inbound_messages i JOIN sessions s
+                                   ON s.key IN (i.session_key, 'agent:main:' || i.session_key)
                                    WHERE i.delivery_id = NEW.id LIMIT 1)
                         END AS agent_id) o;
             END;
