@@ -988,6 +988,21 @@ async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consist
         entries,
         [("user".into(), None), ("assistant".into(), None), ("toolResult".into(), Some("interrupted".into()))]
     );
+    // The activity ledger committed with the facts: the run and the call started, once each, and
+    // the call ended with an unknown outcome (interrupted), not as a success.
+    let ledger = c.call("audit.activity.list", json!({"sessionKey": "agent:main:session:crash"})).await.unwrap();
+    let records: Vec<(&str, &str)> = ledger["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        records,
+        [("tool.action.finished", "unknown"), ("tool.action.started", "started"), ("agent.run.started", "started")],
+        "{ledger}"
+    );
+    assert_eq!(ledger["events"][0]["errorCode"], "tool_outcome_unknown", "{ledger}");
     let shown = gw.cli(&["sessions", "show", "session:crash"]);
     let out = String::from_utf8_lossy(&shown.stdout);
     assert!(out.contains("→ tool call write (call_write)"), "{out}");

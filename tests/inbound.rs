@@ -107,6 +107,24 @@ async fn a_telegram_dm_is_answered_once_through_the_outbox_quoting_it_while_typi
     // Every decision is audited.
     let audit = c.call("audit.query", json!({"action": "channel.message.allowed"})).await.unwrap().to_string();
     assert_eq!(audit.matches(r#""senderId":"1001""#).count(), 3, "{audit}");
+    // The activity ledger (`openclaw audit`): each message in and out, metadata only.
+    let ledger = c.call("audit.activity.list", json!({"kind": "message", "channel": "telegram"})).await.unwrap();
+    let events = ledger["events"].as_array().unwrap();
+    let inbound: Vec<&Value> = events.iter().filter(|e| e["direction"] == "inbound").collect();
+    assert_eq!(inbound.len(), 3, "{ledger}");
+    for e in &inbound {
+        assert_eq!((e["status"].as_str(), e["outcome"].as_str()), (Some("succeeded"), Some("completed")), "{e}");
+        assert_eq!(
+            (e["actor"]["type"].as_str(), e["conversationKind"].as_str()),
+            (Some("channel_sender"), Some("direct"))
+        );
+        assert!(e["actor"]["id"].as_str().unwrap().starts_with("hmac-sha256:v1:"), "{e}");
+    }
+    assert_eq!(inbound[0]["actor"], inbound[2]["actor"], "one sender, one ref");
+    let replies = events.iter().filter(|e| e["direction"] == "outbound" && e["actor"]["id"] == "main").count();
+    assert!(replies >= 3, "{ledger}");
+    let text = ledger.to_string();
+    assert!(!text.contains("1001") && !text.contains("weather") && !text.contains("Sunny"), "{text}");
     // Nothing was answered twice.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(tg.messages().len(), 4);

@@ -877,3 +877,171 @@ async fn the_control_uis_reads_of_features_pincer_lacks_answer_openclaws_empty_s
     assert_eq!((code.as_str(), message.as_str()), ("FORBIDDEN", "missing scope: operator.approvals"));
     gw.stop().await;
 }
+
+/// Polls `audit.activity.list` with `params` until `n` records are listed.
+async fn activity(c: &mut pincer_testkit::ws::RawClient, params: Value, n: usize) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = c.call("audit.activity.list", params.clone()).await.unwrap();
+        if page["events"].as_array().unwrap().len() >= n {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "fewer than {n} records: {page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// OpenClaw's activity ledger over a cron run whose model called a tool and whose reply was
+/// delivered: the run, the tool action and the outbound message as records, newest first, paged
+/// by sequence; metadata only (no message text, no tool arguments, the chat as a keyed hash);
+/// `audit.list` in its older shape; run inspection; closed params refused by name.
+#[tokio::test]
+async fn the_audit_methods_list_a_cron_runs_agent_tool_and_message_records() {
+    use crate::support::wait_runs;
+    use pincer_testkit::fakes::telegram::FakeTelegram;
+    let (fake, tg) = (FakeOpenAi::start().await, FakeTelegram::start().await);
+    let channels =
+        format!(", channels: {{ telegram: {{ botToken: '{}', apiRoot: '{}' }} }}", FakeTelegram::TOKEN, tg.base_url());
+    let gw = model_gateway(&fake, &channels).await;
+    let mut admin = gw.client(&["operator.admin"]).await;
+    let mut c = gw.client(&["operator.read"]).await;
+
+    fake.push(Reply::tool_call("write", json!({"path": "secret-notes.txt", "content": "the vault code"})));
+    fake.push(Reply::text("Report filed.").with_usage(FakeUsage::new(3, 2)));
+    let job = admin
+        .call(
+            "cron.add",
+            json!({"name": "report", "schedule": {"kind": "every", "everyMs": 3_600_000}, "sessionTarget": "isolated",
+                   "payload": {"kind": "agentTurn", "message": "File the report"},
+                   "delivery": {"mode": "announce", "channel": "telegram", "to": "123456789"}}),
+        )
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin.call("cron.run", json!({"id": job})).await.unwrap();
+    let run_id = wait_runs(&mut admin, &job, 1).await[0]["runId"].as_str().unwrap().to_string();
+    tg.wait_for_messages(1, Duration::from_secs(20)).await;
+
+    // Newest first: the delivered message, the run's end, the tool's end and start, the run's start.
+    let page = activity(&mut c, json!({}), 5).await;
+    let events = page["events"].as_array().unwrap();
+    let got: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e["eventType"].as_str().unwrap(), e["action"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("outbound_message", "message.outbound.finished", "succeeded"),
+            ("agent_run", "agent.run.finished", "succeeded"),
+            ("tool_action", "tool.action.finished", "succeeded"),
+            ("tool_action", "tool.action.started", "started"),
+            ("agent_run", "agent.run.started", "started"),
+        ],
+        "{page}"
+    );
+    assert!(page.get("nextCursor").is_none(), "{page}");
+    let seqs: Vec<i64> = events.iter().map(|e| e["sequence"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
+    let run = &events[4];
+    assert_eq!((run["runId"].as_str(), run["agentId"].as_str()), (Some(run_id.as_str()), Some("main")));
+    assert_eq!(run["actor"], json!({"type": "agent", "id": "main"}));
+    assert_eq!((run["schemaVersion"].as_i64(), run["redaction"].as_str()), (Some(1), Some("metadata_only")));
+    assert!(run["sessionKey"].as_str().unwrap().contains(":cron:"), "{run}");
+    let tool = &events[2];
+    assert_eq!((tool["toolName"].as_str(), tool["toolCallId"].as_str()), (Some("write"), Some("call_write")));
+    let sent = &events[0];
+    assert_eq!((sent["channel"].as_str(), sent["direction"].as_str()), (Some("telegram"), Some("outbound")));
+    assert_eq!((sent["outcome"].as_str(), sent["runId"].as_str()), (Some("sent"), Some(run_id.as_str())));
+    assert_eq!(sent["actor"], json!({"type": "agent", "id": "main"}));
+    let target = sent["targetRef"].as_str().unwrap();
+    assert!(target.starts_with("hmac-sha256:v1:") && target.len() == 15 + 32 + 1 + 64, "{sent}");
+    let text = page.to_string();
+    for secret in ["123456789", "Report filed", "vault code", "File the report", "secret-notes"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+
+    // Filters and paging (the cursor is the last sequence of the page before).
+    let first = c.call("audit.activity.list", json!({"kind": "tool_action", "limit": 1})).await.unwrap();
+    assert_eq!(first["events"][0]["action"], "tool.action.finished", "{first}");
+    let cursor = first["nextCursor"].as_str().unwrap().to_string();
+    let next =
+        c.call("audit.activity.list", json!({"kind": "tool_action", "limit": 1, "cursor": cursor})).await.unwrap();
+    assert_eq!(next["events"][0]["action"], "tool.action.started", "{next}");
+    assert!(next.get("nextCursor").is_none(), "{next}");
+    let by_run = c.call("audit.activity.list", json!({"runId": run_id})).await.unwrap();
+    assert_eq!(by_run["events"].as_array().unwrap().len(), 5, "the message names its run too: {by_run}");
+    let outbound = c.call("audit.activity.list", json!({"kind": "message", "direction": "outbound"})).await.unwrap();
+    assert_eq!(outbound["events"].as_array().unwrap().len(), 1, "{outbound}");
+    let failed = c.call("audit.activity.list", json!({"status": "failed"})).await.unwrap();
+    assert_eq!(failed["events"], json!([]));
+
+    // `audit.list`: runs and tools only, without `schemaVersion` and `eventType`.
+    let legacy = c.call("audit.list", json!({"runId": run_id})).await.unwrap();
+    let legacy = legacy["events"].as_array().unwrap();
+    assert_eq!(legacy.len(), 4, "{legacy:?}");
+    assert!(legacy.iter().all(|e| e.get("schemaVersion").is_none() && e.get("eventType").is_none()), "{legacy:?}");
+
+    // Run inspection: Pincer keeps no execution identity; an unknown run is OpenClaw's not-found.
+    let known = c.call("audit.run.inspect", json!({"runId": run_id})).await.unwrap();
+    assert_eq!(known["run"], json!({"runId": run_id, "status": "known"}));
+    assert_eq!((known["identity"]["state"].as_str(), known["schemaVersion"].as_i64()), (Some("unsupported"), Some(1)));
+    assert_eq!(known["decisionDisplays"], json!([]));
+    let unknown = c.call("audit.run.inspect", json!({"runId": "no-such-run", "executionLimit": 50})).await.unwrap();
+    assert_eq!(unknown["run"], json!({"runId": "no-such-run", "status": "unknown"}));
+    assert_eq!(
+        (unknown["identity"]["state"].as_str(), unknown["identity"]["reasonCode"].as_str()),
+        (Some("unknown"), Some("run_not_found"))
+    );
+    assert_eq!(unknown["coverage"]["missingEvidence"], json!(["run.record", "identity.context"]));
+
+    // Closed params, OpenClaw's refusals.
+    for (method, params, want) in [
+        (
+            "audit.activity.list",
+            json!({"verbose": true}),
+            "invalid audit.activity.list params: unknown field `verbose`",
+        ),
+        ("audit.list", json!({"direction": "inbound"}), "invalid audit.list params: unknown field `direction`"),
+        (
+            "audit.list",
+            json!({"kind": "message"}),
+            "invalid audit.list params: kind: must be one of agent_run, tool_action",
+        ),
+        (
+            "audit.activity.list",
+            json!({"limit": 501}),
+            "invalid audit.activity.list params: limit: must be between 1 and 500",
+        ),
+        ("audit.activity.list", json!({"cursor": "abc"}), "invalid audit.activity.list range or cursor"),
+        ("audit.activity.list", json!({"after": 5, "before": 4}), "invalid audit.activity.list range or cursor"),
+        (
+            "audit.activity.list",
+            json!({"kind": "message", "sessionKey": "agent:main:main"}),
+            "invalid audit.activity.list filters: sessionKey only applies to kind agent_run or tool_action",
+        ),
+        (
+            "audit.activity.list",
+            json!({"sessionKey": "agent:main:main", "channel": "telegram"}),
+            "invalid audit.activity.list filters: channel cannot be combined with sessionKey",
+        ),
+        ("audit.run.inspect", json!({}), "invalid audit.run.inspect params: pass exactly one of runId and executionId"),
+        ("audit.run.inspect", json!({"runId": "r", "decisionCursor": "x"}), "invalid audit.run.inspect cursor"),
+        (
+            "audit.run.inspect",
+            json!({"runId": "r", "token": "x"}),
+            "invalid audit.run.inspect params: unknown field `token`",
+        ),
+    ] {
+        let (code, message) = error_of(&c.request(method, params.clone()).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST", "{method} {params}");
+        assert!(message.starts_with(want), "{method} {params}: {message}");
+    }
+    // Reading the ledger needs `operator.read`, as in OpenClaw.
+    let mut none = gw.client(&[]).await;
+    let (code, _) = error_of(&none.request("audit.activity.list", json!({})).await.unwrap());
+    assert_eq!(code, "FORBIDDEN");
+    gw.stop().await;
+}

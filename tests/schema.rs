@@ -244,6 +244,12 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "sessions.subscribe", json!({})).await;
     a.call(&mut c, "usage.status", json!({})).await;
     a.call(&mut c, "usage.cost", json!({})).await;
+    // The activity ledger: the run above, the deliveries before it.
+    a.call(&mut c, "audit.activity.list", json!({})).await;
+    a.call(&mut c, "audit.activity.list", json!({"kind": "agent_run", "limit": 1})).await;
+    a.call(&mut c, "audit.list", json!({"runId": "run-1"})).await;
+    a.call(&mut c, "audit.run.inspect", json!({"runId": "run-1"})).await;
+    a.call(&mut c, "audit.run.inspect", json!({"runId": "no-such-run"})).await;
     a.call(&mut c, "commands.list", json!({})).await;
     a.call(&mut c, "question.list", json!({})).await;
     a.call(&mut c, "plugin.approval.list", json!({})).await;

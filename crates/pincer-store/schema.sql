@@ -1,3 +1,164 @@
+CREATE TABLE activity (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                source_seq INTEGER NOT NULL,
+                at_ms INTEGER NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('agent_run', 'tool_action', 'message')),
+                action TEXT NOT NULL,
+                status TEXT NOT NULL,
+                error_code TEXT,
+                actor_type TEXT NOT NULL,
+                actor_id TEXT NOT NULL,
+                agent_id TEXT,
+                session_key TEXT,
+                session_id TEXT,
+                run_id TEXT,
+                tool_call_id TEXT,
+                tool_name TEXT,
+                direction TEXT,
+                channel TEXT,
+                conversation_kind TEXT,
+                outcome TEXT,
+                failure_stage TEXT,
+                delivery_kind TEXT,
+                duration_ms INTEGER,
+                account_id TEXT,
+                conversation_id TEXT,
+                target_id TEXT,
+                message_id TEXT
+            ) STRICT;
+CREATE INDEX activity_by_agent ON activity (agent_id, seq) WHERE agent_id IS NOT NULL;
+CREATE INDEX activity_by_kind ON activity (kind, seq);
+CREATE INDEX activity_by_run ON activity (run_id, seq) WHERE run_id IS NOT NULL;
+CREATE INDEX activity_by_session ON activity (session_key, seq) WHERE session_key IS NOT NULL;
+CREATE TRIGGER activity_cron_run_finished AFTER UPDATE OF status ON cron_runs
+            WHEN OLD.status = 'running' AND NEW.status != 'running'
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, error_code, actor_type, actor_id,
+                                      agent_id, session_key, session_id, run_id)
+                SELECT a.seq, COALESCE(NEW.finished_at_ms, a.at_ms), 'agent_run', 'agent.run.finished',
+                       CASE NEW.status WHEN 'ok' THEN 'succeeded' ELSE 'failed' END,
+                       CASE NEW.status WHEN 'ok' THEN NULL ELSE 'run_failed' END,
+                       'agent', a.agent_id, a.agent_id, a.session_key, a.session_id, NEW.run_id
+                FROM activity a
+                WHERE a.run_id = NEW.run_id AND a.action = 'agent.run.started'
+                  AND NOT EXISTS (SELECT 1 FROM activity f WHERE f.run_id = NEW.run_id
+                                  AND f.action = 'agent.run.finished');
+            END;
+CREATE TRIGGER activity_inbound_processed AFTER UPDATE OF state ON inbound_messages
+            WHEN OLD.state = 'queued' AND NEW.state != 'queued'
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, error_code, actor_type, actor_id,
+                                      agent_id, direction, channel, conversation_kind, outcome, duration_ms,
+                                      conversation_id, message_id)
+                VALUES (NEW.seq, COALESCE(NEW.finished_at_ms, NEW.received_at_ms), 'message',
+                        'message.inbound.processed',
+                        CASE NEW.state WHEN 'answered' THEN 'succeeded' ELSE 'failed' END,
+                        CASE NEW.state WHEN 'answered' THEN NULL ELSE 'message_processing_failed' END,
+                        'channel_sender', NEW.sender_id,
+                        (SELECT s.agent_id FROM sessions s
+                         WHERE s.key IN (NEW.session_key, 'agent:main:' || NEW.session_key) LIMIT 1),
+                        'inbound', NEW.channel,
+                        CASE WHEN NEW.chat_id = NEW.sender_id THEN 'direct' ELSE 'unknown' END,
+                        CASE NEW.state WHEN 'answered' THEN 'completed' ELSE 'failed' END,
+                        MAX(0, COALESCE(NEW.finished_at_ms, NEW.received_at_ms) - NEW.received_at_ms),
+                        NEW.chat_id, NEW.message_id);
+            END;
+CREATE TRIGGER activity_keep_newest AFTER INSERT ON activity WHEN NEW.seq % 1000 = 0 BEGIN
+                DELETE FROM activity WHERE seq <= NEW.seq - 100000;
+            END;
+CREATE TRIGGER activity_outbound_finished AFTER UPDATE OF state ON outbox
+            WHEN OLD.state != NEW.state AND NEW.state IN ('delivered', 'dead', 'unknown')
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, error_code, actor_type, actor_id,
+                                      agent_id, run_id, direction, channel, conversation_kind, outcome,
+                                      failure_stage, delivery_kind, duration_ms, account_id, conversation_id,
+                                      target_id)
+                SELECT NEW.seq, COALESCE(NEW.settled_at_ms, NEW.updated_at_ms), 'message',
+                       'message.outbound.finished',
+                       CASE NEW.state WHEN 'delivered' THEN 'succeeded' WHEN 'dead' THEN 'failed' ELSE 'unknown' END,
+                       CASE NEW.state WHEN 'dead' THEN 'message_delivery_failed' END,
+                       CASE WHEN o.agent_id IS NULL THEN 'system' ELSE 'agent' END,
+                       COALESCE(o.agent_id, 'gateway'), o.agent_id, o.run_id, 'outbound', NEW.channel, 'unknown',
+                       CASE NEW.state WHEN 'delivered' THEN 'sent' WHEN 'dead' THEN 'failed' ELSE 'unknown' END,
+                       CASE NEW.state WHEN 'delivered' THEN NULL ELSE 'platform_send' END,
+                       CASE NEW.state WHEN 'delivered' THEN 'text' END,
+                       MAX(0, COALESCE(NEW.settled_at_ms, NEW.updated_at_ms) - NEW.created_at_ms),
+                       NEW.account_id, NEW.target, NEW.target
+                FROM (SELECT
+                        CASE WHEN NEW.origin_kind IN ('cron', 'agent-reply') THEN NEW.origin_id END AS run_id,
+                        CASE WHEN NEW.origin_kind IN ('cron', 'agent-reply')
+                             THEN (SELECT a.agent_id FROM activity a WHERE a.run_id = NEW.origin_id
+                                   AND a.agent_id IS NOT NULL LIMIT 1)
+                             WHEN NEW.origin_kind = 'reply'
+                             THEN (SELECT s.agent_id FROM inbound_messages i JOIN sessions s
+                                   ON s.key IN (i.session_key, 'agent:main:' || i.session_key)
+                                   WHERE i.delivery_id = NEW.id LIMIT 1)
+                        END AS agent_id) o;
+            END;
+CREATE TRIGGER activity_run_finished AFTER INSERT ON transcript
+            WHEN json_extract(NEW.meta_json, '$.runId') IS NOT NULL
+              AND ((NEW.role = 'assistant' AND json_extract(NEW.meta_json, '$.toolCalls') IS NULL)
+                OR (NEW.role = 'system' AND (json_extract(NEW.meta_json, '$.error') IS NOT NULL
+                                             OR json_extract(NEW.meta_json, '$.aborted') IS NOT NULL)))
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, error_code, actor_type, actor_id,
+                                      agent_id, session_key, session_id, run_id)
+                SELECT NEW.seq, NEW.at_ms, 'agent_run', 'agent.run.finished', v.status,
+                       CASE v.status WHEN 'succeeded' THEN NULL ELSE 'run_' || v.status END,
+                       'agent', s.agent_id, s.agent_id, NEW.session_key, NULLIF(NEW.session_id, ''),
+                       json_extract(NEW.meta_json, '$.runId')
+                FROM sessions s,
+                     (SELECT CASE
+                        WHEN json_extract(NEW.meta_json, '$.aborted') THEN 'cancelled'
+                        WHEN NEW.role = 'assistant' THEN 'succeeded'
+                        WHEN json_extract(NEW.meta_json, '$.errorReason') = 'timeout' THEN 'timed_out'
+                        ELSE 'failed' END AS status) v
+                WHERE s.key = NEW.session_key
+                  AND NOT EXISTS (SELECT 1 FROM activity a WHERE a.run_id = json_extract(NEW.meta_json, '$.runId')
+                                  AND a.action = 'agent.run.finished');
+            END;
+CREATE TRIGGER activity_run_started AFTER INSERT ON transcript
+            WHEN NEW.role IN ('user', 'event') AND json_extract(NEW.meta_json, '$.runId') IS NOT NULL
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, actor_type, actor_id, agent_id,
+                                      session_key, session_id, run_id)
+                SELECT NEW.seq, NEW.at_ms, 'agent_run', 'agent.run.started', 'started', 'agent', s.agent_id,
+                       s.agent_id, NEW.session_key, NULLIF(NEW.session_id, ''), json_extract(NEW.meta_json, '$.runId')
+                FROM sessions s WHERE s.key = NEW.session_key
+                  AND NOT EXISTS (SELECT 1 FROM activity a WHERE a.run_id = json_extract(NEW.meta_json, '$.runId')
+                                  AND a.action = 'agent.run.started');
+            END;
+CREATE TRIGGER activity_tool_finished AFTER INSERT ON transcript
+            WHEN NEW.role = 'toolResult' AND json_extract(NEW.meta_json, '$.runId') IS NOT NULL
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, error_code, actor_type, actor_id,
+                                      agent_id, session_key, session_id, run_id, tool_call_id, tool_name)
+                SELECT NEW.seq, NEW.at_ms, 'tool_action', 'tool.action.finished', v.status,
+                       CASE v.status WHEN 'succeeded' THEN NULL WHEN 'unknown' THEN 'tool_outcome_unknown'
+                            ELSE 'tool_' || v.status END,
+                       'agent', s.agent_id, s.agent_id, NEW.session_key, NULLIF(NEW.session_id, ''),
+                       json_extract(NEW.meta_json, '$.runId'), json_extract(NEW.meta_json, '$.toolCallId'),
+                       json_extract(NEW.meta_json, '$.toolName')
+                FROM sessions s,
+                     (SELECT CASE
+                        WHEN NOT COALESCE(json_extract(NEW.meta_json, '$.isError'), 0) THEN 'succeeded'
+                        WHEN json_extract(NEW.meta_json, '$.errorClass') = 'interrupted' THEN 'unknown'
+                        WHEN json_extract(NEW.meta_json, '$.errorClass') = 'timeout' THEN 'timed_out'
+                        WHEN json_extract(NEW.meta_json, '$.errorClass') = 'cancelled' THEN 'cancelled'
+                        ELSE 'failed' END AS status) v
+                WHERE s.key = NEW.session_key;
+            END;
+CREATE TRIGGER activity_tool_started AFTER INSERT ON open_tool_calls
+            WHEN NEW.run_id IS NOT NULL
+            BEGIN
+                INSERT INTO activity (source_seq, at_ms, kind, action, status, actor_type, actor_id, agent_id,
+                                      session_key, session_id, run_id, tool_call_id, tool_name)
+                SELECT NEW.rowid, NEW.at_ms, 'tool_action', 'tool.action.started', 'started', 'agent', s.agent_id,
+                       s.agent_id, NEW.session_key, s.session_id, NEW.run_id, NEW.call_id, NEW.name
+                FROM sessions s WHERE s.key = NEW.session_key
+                  AND NOT EXISTS (SELECT 1 FROM activity a WHERE a.run_id = NEW.run_id
+                                  AND a.tool_call_id = NEW.call_id AND a.action = 'tool.action.started');
+            END;
 CREATE TABLE audit_log (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 at_ms INTEGER NOT NULL,
@@ -146,6 +307,7 @@ CREATE TABLE inbound_messages (
                 delivery_id TEXT,
                 UNIQUE (channel, external_id)
             ) STRICT;
+CREATE INDEX inbound_messages_by_delivery ON inbound_messages (delivery_id) WHERE delivery_id IS NOT NULL;
 CREATE INDEX inbound_messages_queued ON inbound_messages (seq) WHERE state = 'queued';
 CREATE TABLE inbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,

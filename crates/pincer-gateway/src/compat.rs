@@ -102,6 +102,15 @@ const NOTES: &[(&str, &str)] = &[
     ("usage.cost", "tokens by UTC day; no prices, so costs are 0 and counted in `missingCostEntries`"),
     ("commands.list", "the chat channels' commands (`/new`, `/status`, `/help`)"),
     (
+        "audit.activity.list",
+        "the activity ledger (store table `activity`, written by triggers): agent runs (cron, `agent`, chat turns) and their tool actions from the transcript, inbound chat messages when answered or failed, outbound messages when the outbox settles them (`delivered`/`dead`/`unknown`); metadata only, ids as keyed hashes; no `reasonCode`/`resultCount` (Pincer records no suppression or batch counts); Pincer's security audit log stays `audit.query`",
+    ),
+    ("audit.list", "the same ledger's run and tool records, in OpenClaw's 2026.7 shape"),
+    (
+        "audit.run.inspect",
+        "Pincer records no execution identity or decisions: a known run is `unsupported` (`identity_not_recorded`), an unknown one OpenClaw's `run_not_found`, an `executionId` `execution_not_found`; any `decisionCursor` is refused",
+    ),
+    (
         "models.authStatus",
         "each configured provider: `static` with a key (its source, `config` or `env`, never its value), `missing` without; no auth profiles, so `profiles` is empty",
     ),

@@ -18,6 +18,7 @@
 //! it is answered; a [`Store::write_relaxed`] is in the WAL (safe from a `kill -9`) and becomes
 //! durable against power loss with the next fsynced commit.
 
+pub mod activity;
 pub mod backup;
 pub mod cron;
 pub mod devices;
@@ -39,6 +40,7 @@ use pincer_core::{SharedClock, SystemClock};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+pub use activity::{ActivityFilter, ActivityRow};
 pub use cron::{
     EnabledFilter, JobBookmarks, JobFacts, JobKey, JobOrder, JobPage, JobPageQuery, JobRow, KeyedPage, RunFilter,
     RunRow, ScratchRow, ScratchState, ScratchWrite, SortValue,

@@ -2,6 +2,7 @@
 //! agents) are thin adapters here over their crates.
 
 pub mod agent;
+pub mod audit;
 pub mod channels;
 pub mod config;
 pub mod control_ui;
@@ -33,5 +34,6 @@ pub fn all() -> Methods {
     logs::register(&mut methods);
     tools::register(&mut methods);
     import::register(&mut methods);
+    audit::register(&mut methods);
     methods
 }

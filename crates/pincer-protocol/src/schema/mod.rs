@@ -17,6 +17,7 @@
 //! State fields (`status`, `deliveryStatus`, `state`, …) are strings here for now.
 
 pub mod agent;
+pub mod audit;
 pub mod channels;
 pub mod chat;
 pub mod config;
@@ -286,6 +287,9 @@ pub const METHODS: &[MethodSchema] = &[
     MethodSchema::of::<devices::TokenRotate>(),
     MethodSchema::of::<devices::TokenRevoke>(),
     MethodSchema::of::<devices::AuditQuery>(),
+    MethodSchema::of::<audit::AuditList>(),
+    MethodSchema::of::<audit::AuditActivityList>(),
+    MethodSchema::of::<audit::AuditRunInspect>(),
     MethodSchema::of::<channels::PairingList>(),
     MethodSchema::of::<channels::PairingApprove>(),
     MethodSchema::of::<channels::PairingDismiss>(),

@@ -65,6 +65,11 @@ const ELSEWHERE: &[(&str, &[&str], &str)] = &[
     ("crates/pincer-chat/src/turns.rs", &["reset"], "the `/reset` chat command (OpenClaw's name)"),
     ("crates/pincer-gateway/src/compat.rs", &["sent"], "COMPATIBILITY.md: whether Pincer sends an OpenClaw event"),
     ("crates/pincer-store/src/migrations.rs", &["cron"], "a migration's name"),
+    (
+        "crates/pincer-gateway/src/methods/audit.rs",
+        &["started", "succeeded", "failed", "cancelled", "unknown", "unsupported", "target"],
+        "OpenClaw's activity-record statuses, identity evidence states and hashed-ref kinds (`audit.*`)",
+    ),
     ("crates/pincer-store/src/backup.rs", &["ok"], "SQLite's `PRAGMA quick_check` answer"),
     (
         "crates/pincer-gateway/",
