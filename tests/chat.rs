@@ -476,3 +476,93 @@ async fn agent_wait(c: &mut RawClient, run_id: &str) {
     let done = c.call("agent.wait", json!({"runId": run_id, "timeoutMs": 10_000})).await.unwrap();
     assert_eq!(done["status"], "ok", "{done}");
 }
+
+/// After a reset (`/new`) the current transcript's history shows only the new turn; the one it
+/// replaced stays readable by its `sessionId` (`previousSessionId`, `sessions.describe`'s
+/// `previousTranscripts`), paged and caught up the same way; another session's id is refused as
+/// OpenClaw refuses it.
+#[tokio::test]
+async fn chat_history_reads_a_transcript_a_reset_replaced_by_its_session_id() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Reply::text("Noted."));
+    let gw = gateway(&fake).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    let key = "agent:main:session:archive";
+    c.call("chat.send", json!({"sessionKey": key, "message": "Remember the blue door", "idempotencyKey": "ar-1"}))
+        .await
+        .unwrap();
+    agent_wait(&mut c, "ar-1").await;
+    let old = c.call("sessions.describe", json!({"key": key})).await.unwrap()["session"]["sessionId"].clone();
+    let old = old.as_str().unwrap().to_string();
+    c.call("sessions.reset", json!({"key": key, "reason": "new"})).await.unwrap();
+    c.call("chat.send", json!({"sessionKey": key, "message": "What door?", "idempotencyKey": "ar-2"})).await.unwrap();
+    agent_wait(&mut c, "ar-2").await;
+    let texts = |page: &Value| -> Vec<String> {
+        page["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect()
+    };
+
+    let current = c.call("chat.history", json!({"sessionKey": key})).await.unwrap();
+    assert_eq!(texts(&current), ["What door?", "Noted."], "{current}");
+    let new_id = current["session"]["sessionId"].as_str().unwrap().to_string();
+    assert_ne!(new_id, old);
+    assert_eq!(current["session"]["previousSessionId"], old.as_str(), "{current}");
+    let same = c.call("chat.history", json!({"sessionKey": key, "sessionId": new_id})).await.unwrap();
+    assert_eq!(same, current, "the current transcript's id reads the current transcript");
+
+    let earlier = c.call("chat.history", json!({"sessionKey": key, "sessionId": old})).await.unwrap();
+    assert_eq!(texts(&earlier), ["Remember the blue door", "Noted."], "{earlier}");
+    assert_eq!((earlier["sessionKey"].as_str(), earlier["hasMore"].as_bool()), (Some(key), Some(false)));
+    let s = &earlier["session"];
+    assert_eq!((s["sessionId"].as_str(), s["messageCount"].as_i64()), (Some(old.as_str()), Some(2)), "{s}");
+    assert_eq!(s["transcriptArchiveReason"], "new");
+    // Paged backwards like the current one.
+    let newest = c.call("chat.history", json!({"sessionKey": key, "sessionId": old, "limit": 1})).await.unwrap();
+    assert_eq!((texts(&newest), newest["hasMore"].as_bool()), (vec!["Noted.".to_string()], Some(true)));
+    let before = newest["nextBeforeSeq"].clone();
+    let oldest =
+        c.call("chat.history", json!({"sessionKey": key, "sessionId": old, "limit": 1, "beforeSeq": before})).await;
+    let oldest = oldest.unwrap();
+    assert_eq!((texts(&oldest), oldest["hasMore"].as_bool()), (vec!["Remember the blue door".into()], Some(false)));
+    // Its cursor catches up on it (nothing comes after: it never grows); on the current one it is a reset.
+    let cursor = earlier["deltaCursor"].clone();
+    assert!(cursor.as_str().unwrap().starts_with(&old), "{cursor}");
+    let delta = c.call("chat.history", json!({"sessionKey": key, "sessionId": old, "cursor": cursor})).await.unwrap();
+    assert_eq!((delta["kind"].as_str(), delta["messages"].clone()), (Some("delta"), json!([])), "{delta}");
+    assert_eq!(delta["sessionInfo"]["sessionId"], old.as_str());
+    let crossed = c.call("chat.history", json!({"sessionKey": key, "cursor": cursor})).await.unwrap();
+    assert_eq!(crossed, json!({"kind": "reset"}));
+
+    // sessions.describe lists it, and describes it by its id.
+    let described = c.call("sessions.describe", json!({"key": key})).await.unwrap();
+    let previous = described["previousTranscripts"].as_array().unwrap();
+    assert_eq!(previous.len(), 1, "{described}");
+    let p = &previous[0];
+    assert_eq!(
+        (p["sessionId"].as_str(), p["reason"].as_str(), p["messageCount"].as_i64()),
+        (Some(old.as_str()), Some("new"), Some(2)),
+        "{p}"
+    );
+    assert!(p["startedAt"].as_i64().unwrap() <= p["archivedAt"].as_i64().unwrap(), "{p}");
+    let that =
+        c.call("sessions.describe", json!({"key": key, "sessionId": old, "includeLastMessage": true})).await.unwrap();
+    assert_eq!(that["session"]["sessionId"], old.as_str());
+    assert_eq!(that["session"]["lastMessagePreview"], "Noted.");
+
+    // Neither method reads another session's transcript, nor an id that is none.
+    c.call("chat.send", json!({"sessionKey": "agent:main:session:other", "message": "Hi", "idempotencyKey": "ar-3"}))
+        .await
+        .unwrap();
+    agent_wait(&mut c, "ar-3").await;
+    let other = c.call("sessions.describe", json!({"key": "agent:main:session:other"})).await.unwrap();
+    let other_id = other["session"]["sessionId"].as_str().unwrap().to_string();
+    for (method, params) in [
+        ("chat.history", json!({"sessionKey": key, "sessionId": other_id})),
+        ("chat.history", json!({"sessionKey": key, "sessionId": "no-such-transcript"})),
+        ("sessions.describe", json!({"key": key, "sessionId": "no-such-transcript"})),
+    ] {
+        let (code, message) = error_of(&c.request(method, params).await.unwrap());
+        assert_eq!(code, "INVALID_REQUEST", "{message}");
+        assert!(message.starts_with("sessionId does not belong to sessionKey"), "{message}");
+    }
+    gw.stop().await;
+}

@@ -473,3 +473,54 @@ fn sessions_cleanup_dry_runs_then_archives_idle_sessions() {
     assert_eq!(list["sessions"][0]["key"], "agent:main:main", "{list}");
     assert_eq!(list["total"], 1);
 }
+
+/// `pincer sessions show`: the current transcript, with the earlier ones `/new` replaced listed
+/// and how to see one; `--session-id` shows one of them; `--json` carries the list too.
+#[test]
+fn sessions_show_lists_earlier_transcripts_and_shows_one_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "agent:main:session:notes";
+    let old = {
+        let store = pincer_store::Store::open(&dir.path().join("pincer.db")).unwrap();
+        store
+            .write_blocking(move |tx| {
+                tx.ensure_session(key, "main", "named", None, None, 1)?;
+                tx.append_transcript(key, "user", "old question", 2, None)?;
+                tx.append_transcript(key, "assistant", "old answer", 3, None)?;
+                let old = tx.reset_session(key, "new", 4)?.unwrap();
+                tx.append_transcript(key, "user", "new question", 5, None)?;
+                Ok(old)
+            })
+            .unwrap()
+    };
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+
+    let out = gw.cli(&["sessions", "show", key]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("new question") && !text.contains("old question"), "{text}");
+    assert!(text.contains("Earlier transcripts") && text.contains(&old), "{text}");
+    assert!(text.contains(&format!("pincer sessions show {key} --session-id {old}")), "{text}");
+
+    let out = gw.cli(&["sessions", "show", key, "--session-id", &old]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("old question") && text.contains("old answer"), "{text}");
+    assert!(!text.contains("new question") && text.contains("not the current transcript"), "{text}");
+    assert!(text.contains(&format!("The current transcript: `pincer sessions show {key}`")), "{text}");
+
+    let out = gw.cli(&["sessions", "show", key, "--json"]);
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["session"]["previousSessionId"], old.as_str(), "{shown}");
+    let previous = &shown["previousTranscripts"][0];
+    assert_eq!(
+        (previous["sessionId"].as_str(), previous["reason"].as_str(), previous["messageCount"].as_i64()),
+        (Some(old.as_str()), Some("new"), Some(2)),
+        "{shown}"
+    );
+    assert_eq!((previous["startedAt"].as_i64(), previous["archivedAt"].as_i64()), (Some(2), Some(4)));
+
+    let out = gw.cli(&["sessions", "show", key, "--session-id", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("sessionId does not belong to sessionKey"), "{}", stderr(&out));
+}

@@ -854,6 +854,54 @@ fn openclaw_sessions_archive_and_cleanup() {
     assert_eq!((summary["applied"].as_bool(), summary["mode"].as_str()), (Some(true), Some("enforce")), "{}", out(&o));
 }
 
+/// A transcript the stock CLI's `sessions.reset` replaced stays readable through `gateway call`:
+/// `sessions.describe` lists it and `chat.history` with its `sessionId` reads it, while the
+/// current transcript's history starts empty.
+#[test]
+#[ignore = "needs OpenClaw: run `cargo xtask interop`"]
+fn openclaw_gateway_call_reads_a_transcript_a_reset_replaced() {
+    let oc = OpenClaw::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let key = "agent:main:session:kept";
+    {
+        let store = pincer_store::Store::open(&dir.path().join("pincer.db")).unwrap();
+        store
+            .write_blocking(move |tx| {
+                tx.ensure_session(key, "main", "named", None, None, 1)?;
+                tx.append_transcript(key, "user", "Remember the blue door", 2, None)?;
+                tx.append_transcript(key, "assistant", "Noted.", 3, None).map(drop)
+            })
+            .unwrap();
+    }
+    let gw = GatewayProcess::start(&pincer_bin(), dir.path(), json!({})).unwrap();
+    let params = json!({"key": key, "reason": "new"}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "sessions.reset", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let old = json_out(&o)["entry"]["previousSessionId"].as_str().unwrap().to_string();
+
+    let params = json!({"key": key}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "sessions.describe", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let previous = json_out(&o)["previousTranscripts"].clone();
+    assert_eq!(
+        (previous[0]["sessionId"].as_str(), previous[0]["messageCount"].as_i64()),
+        (Some(old.as_str()), Some(2))
+    );
+
+    let params = json!({"sessionKey": key}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "chat.history", "--params", &params, "--json"]);
+    assert_eq!(json_out(&o)["messages"], json!([]), "{}", out(&o));
+    let params = json!({"sessionKey": key, "sessionId": old}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "chat.history", "--params", &params, "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let texts: Vec<Value> = json_out(&o)["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
+    assert_eq!(texts, [json!("Remember the blue door"), json!("Noted.")], "{}", out(&o));
+    let params = json!({"sessionKey": key, "sessionId": "not-a-transcript"}).to_string();
+    let o = oc.call(&gw, &["gateway", "call", "chat.history", "--params", &params, "--json"]);
+    assert!(!o.status.success());
+    assert!(out(&o).contains("sessionId does not belong to sessionKey"), "{}", out(&o));
+}
+
 /// `openclaw agent --deliver --reply-channel telegram --reply-to <chat>`: the reply reaches the
 /// chat through Pincer's outbox, once.
 #[test]

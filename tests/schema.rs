@@ -293,6 +293,11 @@ async fn script() -> (Answers, Vec<String>) {
     a.call(&mut c, "sessions.compact", json!({"key": "session:compact", "maxLines": 1})).await;
     a.call(&mut c, "sessions.compact", json!({"key": "session:compact", "maxLines": 5})).await;
     a.call(&mut c, "sessions.reset", json!({"key": "session:compact"})).await;
+    // The transcript the reset replaced: listed by sessions.describe, read by its id.
+    let described = c.call("sessions.describe", json!({"key": "session:compact"})).await.unwrap();
+    let replaced = described["previousTranscripts"][0]["sessionId"].clone();
+    a.call(&mut c, "sessions.describe", json!({"key": "session:compact"})).await;
+    a.call(&mut c, "chat.history", json!({"sessionKey": "session:compact", "sessionId": replaced})).await;
     // What the Control UI reads on its pages: provider credentials, and the honest empties.
     a.call(&mut c, "models.authStatus", json!({})).await;
     a.call(&mut c, "talk.catalog", json!({})).await;

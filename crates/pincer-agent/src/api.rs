@@ -19,7 +19,7 @@ use pincer_protocol::schema::cron::WakeMode;
 use pincer_protocol::schema::sessions::{
     ArchivedFilter, ChatHistory, ChatHistoryAnswer, ChatHistoryDelta, ChatHistoryParams, ChatHistoryReset,
     ChatHistoryResult, ChatMessage, ContentPart, Session, SessionsDelete, SessionsDeleteParams, SessionsDeleteResult,
-    SessionsList, SessionsListDefaults, SessionsListParams, SessionsListResult,
+    SessionsList, SessionsListDefaults, SessionsListParams, SessionsListResult, TranscriptSummary,
 };
 use pincer_protocol::schema::{Method, ParamsError};
 use pincer_store::SessionRow;
@@ -370,8 +370,47 @@ pub fn session_view(row: &SessionRow) -> Session {
         provider_override: row.model_override.as_deref().and_then(|m| m.split_once('/')).map(|(p, _)| p.to_string()),
         archived_at: row.archived_at_ms,
         archive_reason: row.archive_reason.clone(),
+        previous_session_id: row.previous_session_id.clone(),
         extra: Map::new(),
     }
+}
+
+/// The session as it was while `a` was its transcript: that transcript's id, counts and
+/// predecessor, updated when it was replaced.
+pub fn archived_view(row: &SessionRow, a: &pincer_store::ArchivedSession) -> Session {
+    let mut session = session_view(row);
+    session.session_id = a.session_id.clone();
+    session.updated_at = a.archived_at_ms;
+    session.input_tokens = a.input_tokens;
+    session.output_tokens = a.output_tokens;
+    session.total_tokens = a.input_tokens + a.output_tokens;
+    session.message_count = a.messages;
+    session.previous_session_id = a.previous_session_id.clone();
+    session.extra.insert("transcriptArchivedAt".into(), a.archived_at_ms.into());
+    session.extra.insert("transcriptArchiveReason".into(), a.reason.clone().into());
+    session
+}
+
+/// `sessions.describe`'s `previousTranscripts` entry for one replaced transcript.
+pub fn transcript_summary(a: &pincer_store::ArchivedSession) -> TranscriptSummary {
+    TranscriptSummary {
+        session_id: a.session_id.clone(),
+        reason: a.reason.clone(),
+        started_at: a.started_at_ms,
+        archived_at: a.archived_at_ms,
+        message_count: a.messages,
+        input_tokens: a.input_tokens,
+        output_tokens: a.output_tokens,
+        extra: Map::new(),
+    }
+}
+
+/// OpenClaw's answer to a `sessionId` that is not a transcript of the session.
+pub(crate) fn foreign_transcript(key: &str, id: &str) -> ApiError {
+    ApiError::Invalid(format!(
+        "sessionId does not belong to sessionKey: {id} is not a transcript of {key} \
+         (sessions.describe lists its previousTranscripts)"
+    ))
 }
 
 /// `sessions.list`: sessions, most recently updated first, paged.
@@ -608,6 +647,9 @@ pub const HISTORY_DELTA_MAX: u32 = 200;
 /// `beforeSeq` when given), with the `deltaCursor` of its end. With `cursor` (a `deltaCursor`),
 /// the entries added since, or `kind: "reset"` when the cursor is not a point of this transcript
 /// (the session was reset, or deleted and made again) or more than [`HISTORY_DELTA_MAX`] came after it.
+/// With `sessionId`, the same for that transcript of the session: its current one or one
+/// `/new`, `/reset` or `sessions.reset` replaced (an archived one never grows, so a catch-up on
+/// it is empty); any other id is OpenClaw's "sessionId does not belong to sessionKey".
 pub async fn chat_history(agents: &Agents, p: ChatHistoryParams) -> Result<ChatHistoryAnswer, ApiError> {
     history(agents, ChatHistory::NAME, p).await
 }
@@ -628,8 +670,45 @@ pub fn subscription_key(p: &SessionsMessagesSubscribeParams) -> Result<String, A
 
 /// A cursor: the session id and the seq of the last entry the client has, so a session reset
 /// (`/new`) or deleted and made again under the same key never matches an old cursor.
-fn cursor_of(session: &SessionRow, seq: i64) -> String {
-    format!("{}:{seq}", session.session_id)
+fn cursor_of(transcript_id: &str, seq: i64) -> String {
+    format!("{transcript_id}:{seq}")
+}
+
+/// Which transcript of a session a read names: the current one, or one it pointed at before.
+enum Picked {
+    NoSession,
+    /// `sessionId` is neither the current transcript nor one the key pointed at before.
+    Unknown,
+    Found(Box<SessionRow>, Option<pincer_store::ArchivedSession>),
+}
+
+impl Picked {
+    fn read(rd: &pincer_store::Rd<'_>, key: &str, wanted: Option<&str>) -> pincer_store::Result<Picked> {
+        let Some(session) = rd.get_session(key)? else { return Ok(Picked::NoSession) };
+        let archived = match wanted {
+            Some(id) if id != session.session_id => match rd.archived_session(key, id)? {
+                Some(a) => Some(a),
+                None => return Ok(Picked::Unknown),
+            },
+            _ => None,
+        };
+        Ok(Picked::Found(Box::new(session), archived))
+    }
+}
+
+/// The transcript id, the session as that transcript shows it, and the last seq a cursor may
+/// name (for the current transcript, the key's last: seqs run on across transcripts).
+fn picked_view(
+    rd: &pincer_store::Rd<'_>,
+    session: &SessionRow,
+    archived: Option<&pincer_store::ArchivedSession>,
+) -> pincer_store::Result<(String, Session, i64)> {
+    Ok(match archived {
+        Some(a) => {
+            (a.session_id.clone(), archived_view(session, a), rd.transcript_last_seq_of(&session.key, &a.session_id)?)
+        }
+        None => (session.session_id.clone(), session_view(session), rd.transcript_last_seq(&session.key)?),
+    })
 }
 
 async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) -> Result<ChatHistoryAnswer, ApiError> {
@@ -640,6 +719,10 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
     if !(1..=1000).contains(&limit) {
         return Err(invalid(method, "limit: must be between 1 and 1000"));
     }
+    let wanted = match p.session_id.as_deref().map(str::trim) {
+        Some("") => return Err(invalid(method, "sessionId: must not be empty")),
+        other => other.map(str::to_string),
+    };
     let key = read_key(method, &p.session_key, p.agent_id.as_deref())?;
     let receipts = input_receipts(method, p.input_run_ids.as_deref())?;
     if let Some(cursor) = p.cursor {
@@ -653,21 +736,29 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         };
         let lookup = key.clone();
         let max = limit.min(HISTORY_DELTA_MAX);
-        let (session, rows) = agents
+        let read = agents
             .inner
             .store
-            .read(move |rd| {
-                let session = rd.get_session(&lookup)?;
-                let rows = match &session {
-                    Some(s) if s.session_id == id && seq <= rd.transcript_last_seq(&lookup)? => {
-                        Some(rd.transcript_after(&lookup, seq, max + 1)?)
-                    }
-                    _ => None,
-                };
-                Ok((session, rows))
+            .read(move |rd| match Picked::read(rd, &lookup, wanted.as_deref())? {
+                Picked::NoSession => Ok(Err(false)),
+                Picked::Unknown => Ok(Err(true)),
+                Picked::Found(session, archived) => {
+                    let (tid, view, last) = picked_view(rd, &session, archived.as_ref())?;
+                    let rows = if tid == id && seq <= last {
+                        Some(rd.transcript_after_of(&lookup, &tid, seq, max + 1)?)
+                    } else {
+                        None
+                    };
+                    Ok(Ok((tid, view, rows)))
+                }
             })
             .await?;
-        let (Some(session), Some(rows)) = (session, rows) else {
+        let (tid, view, rows) = match read {
+            Ok(found) => found,
+            Err(true) => return Err(foreign_transcript(&key, p.session_id.as_deref().unwrap_or_default())),
+            Err(false) => return Ok(ChatHistoryAnswer::Reset(ChatHistoryReset { kind: HistoryDeltaKind::Reset })),
+        };
+        let Some(rows) = rows else {
             return Ok(ChatHistoryAnswer::Reset(ChatHistoryReset { kind: HistoryDeltaKind::Reset }));
         };
         if rows.len() > max as usize {
@@ -681,8 +772,8 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         return Ok(ChatHistoryAnswer::Delta(ChatHistoryDelta {
             kind: HistoryDeltaKind::Delta,
             messages,
-            delta_cursor: cursor_of(&session, last),
-            session_info: session_view(&session),
+            delta_cursor: cursor_of(&tid, last),
+            session_info: view,
             extra: receipts,
         }));
     }
@@ -699,19 +790,26 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
         }
     }
     let lookup = key.clone();
-    let (session, mut rows, last_seq) = agents
+    let asked = wanted.clone();
+    let read = agents
         .inner
         .store
-        .read(move |rd| {
-            Ok((
-                rd.get_session(&lookup)?,
-                rd.transcript(&lookup, limit + 1, p.before_seq)?,
-                rd.transcript_last_seq(&lookup)?,
-            ))
+        .read(move |rd| match Picked::read(rd, &lookup, asked.as_deref())? {
+            Picked::NoSession => Ok(Err(false)),
+            Picked::Unknown => Ok(Err(true)),
+            Picked::Found(session, archived) => {
+                let (tid, view, last) = picked_view(rd, &session, archived.as_ref())?;
+                let rows = rd.transcript_of(&lookup, &tid, limit + 1, p.before_seq)?;
+                Ok(Ok((tid, view, rows, last)))
+            }
         })
         .await?;
-    let Some(session) = session else {
-        return Err(ApiError::NotFound(format!("session not found: {key}; list sessions with sessions.list")));
+    let (tid, view, mut rows, last_seq) = match read {
+        Ok(found) => found,
+        Err(true) => return Err(foreign_transcript(&key, wanted.as_deref().unwrap_or_default())),
+        Err(false) => {
+            return Err(ApiError::NotFound(format!("session not found: {key}; list sessions with sessions.list")));
+        }
     };
     let mut has_more = rows.len() > limit as usize;
     if has_more {
@@ -727,9 +825,9 @@ async fn history(agents: &Agents, method: &'static str, p: ChatHistoryParams) ->
     }
     Ok(ChatHistoryAnswer::Page(ChatHistoryResult {
         session_key: key,
-        session: session_view(&session),
+        session: view,
         next_before_seq: if has_more { messages.first().map(|m| m.seq) } else { None },
-        delta_cursor: cursor_of(&session, last_seq),
+        delta_cursor: cursor_of(&tid, last_seq),
         messages,
         has_more,
         extra: receipts,

@@ -242,23 +242,61 @@ pub async fn sessions_cleanup(agents: &Agents, p: SessionsCleanupParams) -> Resu
     })
 }
 
-/// `sessions.describe`: one session as `sessions.list` shows it, or `session: null`.
+/// `sessions.describe`: one session as `sessions.list` shows it, or `session: null`, with the
+/// transcripts `/new`, `/reset` and `sessions.reset` replaced (`previousTranscripts`, newest
+/// first). With `sessionId` (Pincer's), the session as that transcript shows it: its id,
+/// counts and previews; an id that is not one of the session's transcripts is OpenClaw's
+/// "sessionId does not belong to sessionKey".
 pub async fn sessions_describe(agents: &Agents, p: SessionsDescribeParams) -> Result<SessionsDescribeResult, ApiError> {
     const M: &str = SessionsDescribe::NAME;
     let key = read_key(M, &p.key, p.agent_id.as_deref())?;
+    let wanted = match p.session_id.as_deref().map(str::trim) {
+        Some("") => return Err(invalid(M, "sessionId: must not be empty")),
+        other => other.map(str::to_string),
+    };
     let (last, titles) = (p.include_last_message == Some(true), p.include_derived_titles == Some(true));
+    let asked = wanted.clone();
+    let lookup = key.clone();
     let found = agents
         .inner
         .store
         .read(move |rd| {
-            let Some(row) = rd.get_session(&key)? else { return Ok(None) };
-            let last = if last { rd.transcript_text(&row.key, &["user", "assistant"], true)? } else { None };
-            let title = if titles { rd.transcript_text(&row.key, &["user"], false)? } else { None };
-            Ok(Some((row, last, title)))
+            let Some(row) = rd.get_session(&lookup)? else { return Ok(Ok(None)) };
+            let earlier = rd.archived_sessions(&row.key)?;
+            let archived = match asked.as_deref() {
+                Some(id) if id != row.session_id => match earlier.iter().find(|a| a.session_id == id) {
+                    Some(a) => Some(a.clone()),
+                    None => return Ok(Err(())),
+                },
+                _ => None,
+            };
+            // The previews of an archived transcript come from reading it (rare, and it is whole).
+            let text = |roles: &[&str], newest: bool| -> pincer_store::Result<Option<String>> {
+                let Some(a) = &archived else { return rd.transcript_text(&row.key, roles, newest) };
+                let rows = rd.transcript_of(&row.key, &a.session_id, u32::MAX, None)?;
+                let mut rows = rows.into_iter().filter(|r| roles.contains(&r.role.as_str()));
+                Ok(if newest { rows.next_back() } else { rows.next() }.map(|r| r.content))
+            };
+            let last = if last { text(&["user", "assistant"], true)? } else { None };
+            let title = if titles { text(&["user"], false)? } else { None };
+            Ok(Ok(Some((row, archived, earlier, last, title))))
         })
         .await?;
-    let session = found.map(|(row, last, title)| with_previews(session_view(&row), last, title));
-    Ok(SessionsDescribeResult { session, extra: Map::new() })
+    let Ok(found) = found else {
+        return Err(crate::api::foreign_transcript(&key, wanted.as_deref().unwrap_or_default()));
+    };
+    let Some((row, archived, earlier, last, title)) = found else {
+        return Ok(SessionsDescribeResult { session: None, previous_transcripts: None, extra: Map::new() });
+    };
+    let view = match &archived {
+        Some(a) => crate::api::archived_view(&row, a),
+        None => session_view(&row),
+    };
+    Ok(SessionsDescribeResult {
+        session: Some(with_previews(view, last, title)),
+        previous_transcripts: Some(earlier.iter().map(crate::api::transcript_summary).collect()),
+        extra: Map::new(),
+    })
 }
 
 /// `sessions.resolve`: the session a key or a current session id names; `{ok: false}` for none

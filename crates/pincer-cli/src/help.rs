@@ -55,7 +55,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("audit", "pincer audit --limit 20"),
     ("agent", "pincer agent --message 'What is on my calendar today?' --session main"),
     ("sessions list", "pincer sessions list --kind named"),
-    ("sessions show", "pincer sessions show main --limit 10"),
+    (
+        "sessions show",
+        "pincer sessions show main --session-id 0b7c6f2e-4d1a-4c3e-9f10-2a5d8e7b9c41   # a transcript /new replaced; without it, the current one and a list of the earlier",
+    ),
     ("sessions cleanup", "pincer sessions cleanup --dry-run   # then without --dry-run to apply"),
     ("inbox", "pincer inbox --limit 5"),
     ("import openclaw", "pincer import openclaw ~/.openclaw --dry-run   # then without --dry-run"),

@@ -57,6 +57,14 @@ const NOTES: &[(&str, &str)] = &[
         "agent",
         "`deliver` sends the reply through the outbox (`replyChannel`/`replyTo`, else `channel`/`to`, else the session's last route); a recipient `to` picks the session by `session.dmScope`",
     ),
+    (
+        "chat.history",
+        "`sessionId` reads that transcript of the session (its current one or one `/new`/`/reset`/`sessions.reset` replaced) whole, paged and caught up like the current one; OpenClaw needs `messageId` with it (`messageId`, `offset`, `pendingBefore`, `maxChars` refused); another session's id is OpenClaw's \"sessionId does not belong to sessionKey\"",
+    ),
+    (
+        "sessions.describe",
+        "adds `previousTranscripts` (the replaced transcripts: id, reason, times, message and token counts); Pincer's `sessionId` describes one of them; rows carry OpenClaw's `previousSessionId`",
+    ),
     ("sessions.delete", "`deleteTranscript: false` refused: a Pincer transcript lives inside its session"),
     (
         "sessions.patch",

@@ -34,6 +34,8 @@ pub struct SessionRow {
     pub archived_at_ms: Option<i64>,
     /// Why: `manual` (`sessions.patch`), `age-retention` or `cap` (`sessions.cleanup`).
     pub archive_reason: Option<String>,
+    /// The transcript the key pointed at before the current one (`/new`, `sessions.reset`).
+    pub previous_session_id: Option<String>,
 }
 
 /// A transcript a session key no longer points at (`/new`, `sessions.reset`): kept, not deleted.
@@ -47,6 +49,10 @@ pub struct ArchivedSession {
     pub archived_at_ms: i64,
     /// `new` or `reset`.
     pub reason: String,
+    /// Its first entry's time (`None` when it had none).
+    pub started_at_ms: Option<i64>,
+    /// The transcript the key pointed at before this one.
+    pub previous_session_id: Option<String>,
 }
 
 /// What `sessions.patch` changes: `None` leaves a field, `Some(None)` clears it.
@@ -105,6 +111,33 @@ const NEW_SESSION_ID: &str = "lower(hex(randomblob(4)) || '-' || hex(randomblob(
 
 /// Rows of session `?1`'s current transcript (`t` is `transcript`).
 const CURRENT: &str = "t.session_key = ?1 AND t.session_id = (SELECT session_id FROM sessions WHERE key = ?1)";
+
+/// `session_archive` rows as [`ArchivedSession`]s (`a`), with the time of each one's first entry
+/// and the archived transcript before it.
+const ARCHIVED: &str = "SELECT a.session_id, a.session_key, a.messages, a.input_tokens, a.output_tokens,
+                               a.archived_at_ms, a.reason,
+                               (SELECT MIN(t.at_ms) FROM transcript t
+                                 WHERE t.session_key = a.session_key AND t.session_id = a.session_id),
+                               (SELECT b.session_id FROM session_archive b
+                                 WHERE b.session_key = a.session_key
+                                   AND (b.archived_at_ms, b.rowid) < (a.archived_at_ms, a.rowid)
+                                 ORDER BY b.archived_at_ms DESC, b.rowid DESC LIMIT 1)
+                        FROM session_archive a";
+const ARCHIVED_ORDER: &str = "ORDER BY a.archived_at_ms DESC, a.rowid DESC";
+
+fn archived_from(r: &Row) -> rusqlite::Result<ArchivedSession> {
+    Ok(ArchivedSession {
+        session_id: r.get(0)?,
+        session_key: r.get(1)?,
+        messages: r.get(2)?,
+        input_tokens: r.get(3)?,
+        output_tokens: r.get(4)?,
+        archived_at_ms: r.get(5)?,
+        reason: r.get(6)?,
+        started_at_ms: r.get(7)?,
+        previous_session_id: r.get(8)?,
+    })
+}
 
 fn transcript_row(r: &Row) -> rusqlite::Result<TranscriptRow> {
     Ok(TranscriptRow { seq: r.get(0)?, role: r.get(1)?, content: r.get(2)?, at_ms: r.get(3)?, meta_json: r.get(4)? })
@@ -181,7 +214,9 @@ pub struct SessionFilter {
 const COLS: &str = "s.key, s.session_id, s.agent_id, s.kind, s.job_id, s.run_id, s.created_at_ms, s.updated_at_ms, s.finished_at_ms, \
                     s.last_route_json, s.model, s.input_tokens, s.output_tokens, \
                     (SELECT COUNT(*) FROM transcript t WHERE t.session_key = s.key AND t.session_id = s.session_id), \
-                    s.label, s.model_override, s.archived_at_ms, s.archive_reason";
+                    s.label, s.model_override, s.archived_at_ms, s.archive_reason, \
+                    (SELECT a.session_id FROM session_archive a WHERE a.session_key = s.key \
+                     ORDER BY a.archived_at_ms DESC, a.rowid DESC LIMIT 1)";
 
 fn session_from(r: &Row) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -203,6 +238,7 @@ fn session_from(r: &Row) -> rusqlite::Result<SessionRow> {
         model_override: r.get(15)?,
         archived_at_ms: r.get(16)?,
         archive_reason: r.get(17)?,
+        previous_session_id: r.get(18)?,
     })
 }
 
@@ -629,24 +665,65 @@ impl Rd<'_> {
 
     /// The transcripts `key` pointed at before, newest first.
     pub fn archived_sessions(&self, key: &str) -> Result<Vec<ArchivedSession>> {
+        let mut stmt = self.conn().prepare_cached(&format!("{ARCHIVED} WHERE a.session_key = ?1 {ARCHIVED_ORDER}"))?;
+        let rows = stmt.query_map([key], archived_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// One transcript `key` pointed at before; `None` when `session_id` is not one of them.
+    pub fn archived_session(&self, key: &str, session_id: &str) -> Result<Option<ArchivedSession>> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("{ARCHIVED} WHERE a.session_key = ?1 AND a.session_id = ?2"))?
+            .query_row(params![key, session_id], archived_from)
+            .optional()?)
+    }
+
+    /// The newest `limit` entries of transcript `session_id` of `key` (current or archived)
+    /// before `before_seq`, oldest first.
+    pub fn transcript_of(
+        &self,
+        key: &str,
+        session_id: &str,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<TranscriptRow>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT session_id, session_key, messages, input_tokens, output_tokens, archived_at_ms, reason
-             FROM session_archive WHERE session_key = ?1 ORDER BY archived_at_ms DESC, rowid DESC",
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript
+             WHERE session_key = ?1 AND session_id = ?2 AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
+        )?;
+        let mut rows = stmt
+            .query_map(params![key, session_id, before_seq, limit], transcript_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The entries of transcript `session_id` of `key` after `after_seq`, oldest first, at most `limit`.
+    pub fn transcript_after_of(
+        &self,
+        key: &str,
+        session_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<TranscriptRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT seq, role, content, at_ms, meta_json FROM transcript
+             WHERE session_key = ?1 AND session_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
         )?;
         let rows = stmt
-            .query_map([key], |r| {
-                Ok(ArchivedSession {
-                    session_id: r.get(0)?,
-                    session_key: r.get(1)?,
-                    messages: r.get(2)?,
-                    input_tokens: r.get(3)?,
-                    output_tokens: r.get(4)?,
-                    archived_at_ms: r.get(5)?,
-                    reason: r.get(6)?,
-                })
-            })?
+            .query_map(params![key, session_id, after_seq, limit], transcript_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// The last seq of transcript `session_id` of `key` (0 when it has no entries).
+    pub fn transcript_last_seq_of(&self, key: &str, session_id: &str) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1 AND session_id = ?2",
+            params![key, session_id],
+            |r| r.get(0),
+        )?)
     }
 
     /// Every entry of one transcript by its session id, current or archived, oldest first, with
@@ -916,6 +993,25 @@ mod tests {
             (archive[0].messages, archive[0].input_tokens, archive[0].output_tokens, archive[0].reason.as_str()),
             (2, 5, 7, "new")
         );
+        assert_eq!((archive[0].started_at_ms, archive[0].previous_session_id.as_deref()), (Some(2), None));
+        assert_eq!(after.previous_session_id.as_deref(), Some(before.session_id.as_str()));
+        let (id, cur) = (before.session_id.clone(), after.session_id.clone());
+        let (page, tail, lasts, one, foreign) = store
+            .read_blocking(move |rd| {
+                Ok((
+                    rd.transcript_of(key, &id, 1, None)?,
+                    rd.transcript_after_of(key, &id, 0, 10)?,
+                    (rd.transcript_last_seq_of(key, &id)?, rd.transcript_last_seq_of(key, &cur)?),
+                    rd.archived_session(key, &id)?,
+                    rd.archived_session(key, &cur)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(page.iter().map(|r| r.content.as_str()).collect::<Vec<_>>(), ["old answer"]);
+        assert_eq!(tail.len(), 2);
+        assert_eq!(lasts, (2, 3));
+        assert_eq!(one.as_ref(), Some(&archive[0]));
+        assert_eq!(foreign, None, "the current transcript is not an archived one");
         let (old_key, old_rows) = old.unwrap();
         assert_eq!(old_key, key);
         assert_eq!(old_rows.iter().map(|r| r.content.as_str()).collect::<Vec<_>>(), ["old question", "old answer"]);

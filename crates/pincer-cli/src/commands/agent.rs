@@ -12,7 +12,7 @@ use pincer_protocol::Scope;
 use pincer_protocol::schema::agent::{Agent, AgentParams};
 use pincer_protocol::schema::sessions::{
     ChatHistory, ChatHistoryAnswer, ChatHistoryParams, ChatMessage, SessionsCleanup, SessionsCleanupParams,
-    SessionsList, SessionsListParams,
+    SessionsDescribe, SessionsDescribeParams, SessionsList, SessionsListParams, TranscriptSummary,
 };
 
 use crate::client::{Client, ClientError, ConnectArgs, Target, call_once};
@@ -59,6 +59,10 @@ pub enum SessionsCommand {
         /// The newest N entries.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// An earlier transcript of the session (one `/new` or `/reset` replaced), by the id
+        /// `pincer sessions show <key>` lists.
+        #[arg(long, value_name = "ID")]
+        session_id: Option<String>,
         #[command(flatten)]
         c: ConnectArgs,
     },
@@ -142,23 +146,34 @@ async fn show_session(
     client: &mut crate::client::Client,
     given: &str,
     limit: u32,
-) -> anyhow::Result<pincer_protocol::schema::sessions::ChatHistoryAnswer> {
-    let history = |key: String| ChatHistoryParams { session_key: key, limit: Some(limit), ..Default::default() };
-    match client.call::<ChatHistory>(&history(given.to_string())).await {
-        Err(ClientError::Rpc(shape)) if shape.message.starts_with("session not found") => {}
-        other => return Ok(other?),
-    }
-    let list = SessionsListParams { limit: Some(1000), ..Default::default() };
-    let sessions = client.call::<SessionsList>(&list).await?.sessions;
-    let candidates: Vec<crate::resolve::Candidate> = sessions
-        .into_iter()
-        .map(|s| {
-            let name = s.key.split_once(":session:").map(|(_, n)| n.to_string());
-            crate::resolve::Candidate { id: s.key, name }
-        })
-        .collect();
-    let key = crate::resolve::resolve(given, &candidates, "session", "pincer sessions list", true)?;
-    Ok(client.call::<ChatHistory>(&history(key)).await?)
+    session_id: Option<&str>,
+) -> anyhow::Result<(ChatHistoryAnswer, Vec<TranscriptSummary>)> {
+    let history = |key: String| ChatHistoryParams {
+        session_key: key,
+        limit: Some(limit),
+        session_id: session_id.map(str::to_string),
+        ..Default::default()
+    };
+    let answer = match client.call::<ChatHistory>(&history(given.to_string())).await {
+        Err(ClientError::Rpc(shape)) if shape.message.starts_with("session not found") => {
+            let list = SessionsListParams { limit: Some(1000), ..Default::default() };
+            let sessions = client.call::<SessionsList>(&list).await?.sessions;
+            let candidates: Vec<crate::resolve::Candidate> = sessions
+                .into_iter()
+                .map(|s| {
+                    let name = s.key.split_once(":session:").map(|(_, n)| n.to_string());
+                    crate::resolve::Candidate { id: s.key, name }
+                })
+                .collect();
+            let key = crate::resolve::resolve(given, &candidates, "session", "pincer sessions list", true)?;
+            client.call::<ChatHistory>(&history(key)).await?
+        }
+        other => other?,
+    };
+    let ChatHistoryAnswer::Page(page) = &answer else { return Ok((answer, vec![])) };
+    let describe = SessionsDescribeParams { key: page.session_key.clone(), ..Default::default() };
+    let earlier = client.call::<SessionsDescribe>(&describe).await?.previous_transcripts.unwrap_or_default();
+    Ok((answer, earlier))
 }
 
 pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Result<ExitCode> {
@@ -228,30 +243,43 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
             }
             Ok(ExitCode::SUCCESS)
         }
-        SessionsCommand::Show { key, limit, c } => {
+        SessionsCommand::Show { key, limit, session_id, c } => {
             let target = Target::resolve(&c, paths, &process_env)?;
             let mut client = crate::client::Client::connect(&target, &[Scope::Read]).await?;
-            let res = show_session(&mut client, &key, limit).await;
+            let res = show_session(&mut client, &key, limit, session_id.as_deref()).await;
             client.close().await;
-            let res = res?;
+            let (res, earlier) = res?;
             if c.json {
-                print_json(&res);
+                let mut out = serde_json::to_value(&res)?;
+                if let Some(obj) = out.as_object_mut() {
+                    obj.insert("previousTranscripts".into(), serde_json::to_value(&earlier)?);
+                }
+                print_json(&out);
                 return Ok(ExitCode::SUCCESS);
             }
             let ChatHistoryAnswer::Page(res) = res else {
                 anyhow::bail!("the gateway answered chat.history without a page; upgrade pincer or the gateway");
             };
             let s = &res.session;
-            print_rows(&[
+            let shown = earlier.iter().find(|t| t.session_id == s.session_id);
+            let mut rows = vec![
                 ("session", s.key.clone()),
                 ("session id", s.session_id.clone()),
                 ("kind", s.kind.clone()),
                 ("model", opt(s.model.as_deref())),
                 ("tokens", format!("{} in / {} out", s.input_tokens, s.output_tokens)),
                 ("updated", time_in(s.updated_at, "UTC")),
-            ]);
+            ];
+            if let Some(t) = shown {
+                let how = format!("at {} ({}); not the current transcript", time_in(t.archived_at, "UTC"), t.reason);
+                rows.push(("replaced", how));
+            }
+            print_rows(&rows);
             if res.has_more {
                 println!("… older entries not shown (raise --limit)");
+            }
+            if res.messages.is_empty() {
+                println!("\n(no entries in this transcript)");
             }
             for m in &res.messages {
                 println!("\n── #{} {} · {}{}", m.seq, m.role, time_in(m.timestamp, "UTC"), detail(m));
@@ -261,6 +289,32 @@ pub async fn sessions(cmd: SessionsCommand, paths: &StatePaths) -> anyhow::Resul
                 for call in m.meta.get("toolCalls").and_then(|c| c.as_array()).into_iter().flatten() {
                     let field = |k: &str| call.get(k).and_then(|v| v.as_str()).unwrap_or("?");
                     println!("→ tool call {} ({}): {}", field("name"), field("id"), field("arguments"));
+                }
+            }
+            if !earlier.is_empty() {
+                println!(
+                    "\nEarlier transcripts of {} (replaced by /new, /reset or sessions.reset), newest first:",
+                    s.key
+                );
+                let rows: Vec<Vec<String>> = earlier
+                    .iter()
+                    .map(|t| {
+                        let mark = if t.session_id == s.session_id { " (shown)" } else { "" };
+                        vec![
+                            format!("{}{mark}", t.session_id),
+                            t.reason.clone(),
+                            t.message_count.to_string(),
+                            t.started_at.map_or_else(|| "-".into(), |at| time_in(at, "UTC")),
+                            time_in(t.archived_at, "UTC"),
+                        ]
+                    })
+                    .collect();
+                table(&["SESSION ID", "REASON", "MESSAGES", "STARTED", "REPLACED"], &rows);
+                if let Some(other) = earlier.iter().find(|t| t.session_id != s.session_id) {
+                    println!("See one with `pincer sessions show {} --session-id {}`.", s.key, other.session_id);
+                }
+                if shown.is_some() {
+                    println!("The current transcript: `pincer sessions show {}`.", s.key);
                 }
             }
             Ok(ExitCode::SUCCESS)

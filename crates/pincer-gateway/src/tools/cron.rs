@@ -406,6 +406,7 @@ async fn context_lines(state: &AppState, session: &str, max: usize) -> Result<Ve
         before_seq: None,
         cursor: None,
         input_run_ids: None,
+        session_id: None,
     };
     let messages = match agent_api::chat_history(&state.agents, p).await.map_err(agent_error)? {
         ChatHistoryAnswer::Page(page) => page.messages,

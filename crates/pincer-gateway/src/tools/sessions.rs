@@ -107,6 +107,7 @@ async fn recent(
         before_seq: None,
         cursor: None,
         input_run_ids: None,
+        session_id: None,
     };
     let ChatHistoryAnswer::Page(page) =
         agent_api::chat_history(&state.agents, p).await.map_err(|e| api_error(tool, e))?

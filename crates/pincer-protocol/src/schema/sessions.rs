@@ -259,13 +259,40 @@ pub struct SessionsDescribeParams {
     /// Honoured as in `sessions.list`: `lastMessagePreview`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_last_message: Option<bool>,
+    /// Pincer: describe this transcript of the session (its current one or one from
+    /// `previousTranscripts`) instead of the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Params for SessionsDescribeParams {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionsDescribeResult {
     pub session: Option<Session>,
+    /// Pincer: the transcripts `/new`, `/reset` and `sessions.reset` replaced, newest first
+    /// (absent when there is no session). `chat.history` with one's `sessionId` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_transcripts: Option<Vec<TranscriptSummary>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A transcript a session key no longer points at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptSummary {
+    pub session_id: String,
+    /// What replaced it: `new` (`/new`) or `reset` (`/reset`, `sessions.reset`).
+    pub reason: String,
+    /// Its first entry's time; `null` when it had none.
+    pub started_at: Option<i64>,
+    /// When it was replaced.
+    pub archived_at: i64,
+    pub message_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -534,6 +561,10 @@ pub struct Session {
     pub archived_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_reason: Option<String>,
+    /// The transcript this key pointed at before this one (OpenClaw's prior transcript
+    /// generation under the same key): `chat.history` with it as `sessionId` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_session_id: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -594,10 +625,16 @@ pub struct ChatHistoryParams {
     /// `inputReceipts: []` and `inputConsumptions: []`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_run_ids: Option<Vec<String>>,
+    /// One transcript of the session: its current one or one `/new`, `/reset` or
+    /// `sessions.reset` replaced (`previousSessionId`, `sessions.describe`'s
+    /// `previousTranscripts`); paged and caught up like the current one. OpenClaw reads an
+    /// earlier transcript only around a `messageId`; Pincer reads it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Params for ChatHistoryParams {
-    const UNSUPPORTED: &'static [&'static str] = &["offset", "pendingBefore", "messageId", "sessionId", "maxChars"];
+    const UNSUPPORTED: &'static [&'static str] = &["offset", "pendingBefore", "messageId", "maxChars"];
 }
 
 /// `chat.history`'s answer: a page of the transcript, or — asked with a `cursor` — the entries
