@@ -16,7 +16,11 @@ use super::{Bench, Row, percentile};
 pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let rt = Bench::runtime();
     let fake = rt.block_on(FakeOpenAi::start());
-    let (turns, steps) = if b.quick { (3, 10) } else { (10, 20) };
+    let (mut turns, steps) = if b.quick { (3, 10) } else { (10, 20) };
+    // More turns for a profiler attached to the gateway (`perf record -p`, `strace -p`).
+    if let Some(n) = std::env::var("PINCER_BENCH_TOOL_TURNS").ok().and_then(|n| n.parse().ok()) {
+        turns = n;
+    }
     eprintln!("bench: tool loop, {turns} turns of {steps} read calls against a fake model server");
     let state = b.dir("p-tools");
     std::fs::create_dir_all(state.join("workspace"))?;
@@ -123,18 +127,25 @@ fn steps_of(
 }
 
 /// pincer-tools' stdio MCP test server, built in this workspace in the profile of the measured
-/// `pincer` binary (a binary in a `debug` directory gets a debug server, so no release build is
-/// made; a copy set aside anywhere else, e.g. `/tmp/pincer-copy`, gets a release one).
+/// `pincer` binary (a binary in a `debug` directory gets a debug server and one in `profiling` a
+/// `--profile profiling` one, so no release build is made; a copy set aside anywhere else, e.g.
+/// `/tmp/pincer-copy`, gets a release one).
 fn mcp_test_server(pincer: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let debug = pincer.parent().and_then(|d| d.file_name()).is_some_and(|name| name == "debug");
+    let dir = pincer.parent().and_then(|d| d.file_name()).and_then(|name| name.to_str()).unwrap_or("");
+    let profile = match dir {
+        "debug" | "profiling" => dir,
+        _ => "release",
+    };
     let root = crate::repo_root();
     let mut args = vec!["build", "-q", "-p", "pincer-tools", "--example", "mcp_test_server"];
-    if !debug {
-        args.push("--release");
+    match profile {
+        "debug" => {}
+        "release" => args.push("--release"),
+        other => args.extend(["--profile", other]),
     }
     let status = std::process::Command::new("cargo").args(&args).current_dir(&root).status()?;
     anyhow::ensure!(status.success(), "building the MCP test server failed");
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
-    Ok(target.join(if debug { "debug" } else { "release" }).join("examples/mcp_test_server"))
+    Ok(target.join(profile).join("examples/mcp_test_server"))
 }

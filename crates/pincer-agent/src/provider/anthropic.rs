@@ -74,7 +74,7 @@ impl AnthropicProvider {
         }
         if http::is_event_stream(&response) {
             let mut answer = Answer { id_prefix: "toolu_", ..Answer::new(&req.model) };
-            let done = http::read_stream(ex, &mut response, on_delta, |event| stream_event(&mut answer, event)).await?;
+            let done = http::read_stream(ex, response, on_delta, |event| stream_event(&mut answer, event)).await?;
             if !done && answer.finish_reason.is_none() {
                 return Err(http::cut_short());
             }

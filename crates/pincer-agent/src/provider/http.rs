@@ -282,14 +282,14 @@ pub(crate) enum Step {
 /// Returns true when `on_event` said [`Step::Done`], false when the body simply ended.
 pub(crate) async fn read_stream(
     ex: &mut Exchange<'_>,
-    response: &mut reqwest::Response,
+    mut response: reqwest::Response,
     on_delta: &(dyn Fn(&str) + Send + Sync),
     mut on_event: impl FnMut(&SseEvent) -> Result<Step, ProviderError>,
 ) -> Result<bool, ProviderError> {
     let mut parser = SseParser::new();
     let broken = |e: SseError| ProviderError::new(ErrorClass::Format, e.to_string());
     loop {
-        let chunk = ex.next_chunk(response).await?;
+        let chunk = ex.next_chunk(&mut response).await?;
         let events = match &chunk {
             Some(bytes) => parser.push(bytes).map_err(broken)?,
             None => parser.finish().map_err(broken)?.into_iter().collect(),
@@ -299,13 +299,48 @@ pub(crate) async fn read_stream(
                 Step::Delta(text) => ex.deliver(on_delta, &text),
                 Step::Progress => ex.output_started(),
                 Step::Idle => {}
-                Step::Done => return Ok(true),
+                Step::Done => {
+                    if chunk.is_some() {
+                        finish_in_background(response, ex.endpoint.clock.clone());
+                    }
+                    return Ok(true);
+                }
             }
         }
         if chunk.is_none() {
             return Ok(false);
         }
     }
+}
+
+/// Most of a stream read after its end marker, and for how long (on the injected clock).
+const MAX_TAIL_BYTES: usize = 64 * 1024;
+const TAIL_MS: i64 = 10_000;
+
+/// Reads what is left of a stream whose reply is complete (after OpenAI's `[DONE]` or
+/// Anthropic's `message_stop`, the body's last chunk is usually still on its way) in a task of
+/// its own. Dropped before the end of its body, a response closes its connection, so a tool loop
+/// opened a new connection (TCP, and TLS for a real provider) for every step; read to the end,
+/// the connection goes back to the client's pool for the next call. A server that keeps the
+/// stream open past its end marker is given up after 64 KiB or 10 s.
+fn finish_in_background(mut response: reqwest::Response, clock: SharedClock) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        let until = clock.now_ms().saturating_add(TAIL_MS);
+        let drain = async {
+            let mut read = 0usize;
+            while let Ok(Some(chunk)) = response.chunk().await {
+                read += chunk.len();
+                if read > MAX_TAIL_BYTES {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            () = drain => {}
+            () = clock.sleep_until(until) => {}
+        }
+    });
 }
 
 /// A reply being assembled.

@@ -65,7 +65,7 @@ impl OpenAiProvider {
         if http::is_event_stream(&response) {
             let mut answer = Answer::new(&req.model);
             let done =
-                http::read_stream(ex, &mut response, on_delta, |event| stream_event(&mut answer, &event.data)).await?;
+                http::read_stream(ex, response, on_delta, |event| stream_event(&mut answer, &event.data)).await?;
             // Some servers close without `[DONE]`; a finish reason is proof enough of a whole reply.
             if !done && answer.finish_reason.is_none() {
                 return Err(http::cut_short());
