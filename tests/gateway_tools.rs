@@ -835,3 +835,28 @@ async fn only_the_owners_turns_are_offered_the_cron_tool() {
     assert!(!nested.is_empty() && !nested.contains(&"cron".to_string()), "a turn sessions_send started: {nested:?}");
     gw.stop().await;
 }
+
+/// A tool loop's steps reuse one kept-alive connection to the model rather than paying a TCP (and,
+/// with a real provider, TLS) handshake per step. A streamed reply ends at `[DONE]` while its
+/// body's last chunk may still be on its way; the provider reads that tail in the background so
+/// the connection can go back to the pool (with this fake the tail arrives with `[DONE]`, so this
+/// checks the pooling, not the background read).
+#[tokio::test]
+async fn a_tool_loops_streamed_steps_reuse_one_connection_to_the_model() {
+    let model = FakeOpenAi::start().await;
+    let gw = gateway(&model, None, json!({})).await;
+    let mut c = gw.client(&["operator.admin"]).await;
+    for _ in 0..3 {
+        model.push(Reply::tool_call("sessions_list", json!({})));
+    }
+    model.push(Reply::text("Three looks, nothing new."));
+    let answer = agent(&mut c, json!({"message": "Look three times.", "idempotencyKey": "look"})).await;
+    assert_eq!(answer["text"], "Three looks, nothing new.");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(requests.iter().all(|r| r.stream()), "every step streams");
+    let connections: Vec<u64> = requests.iter().map(|r| r.connection).collect();
+    assert!(connections[0] > 0, "the fake numbers its connections");
+    assert_eq!(connections, vec![connections[0]; 4], "a step opened a new connection: {connections:?}");
+    gw.stop().await;
+}

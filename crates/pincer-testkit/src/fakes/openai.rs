@@ -302,6 +302,9 @@ pub struct ModelRequest {
     pub headers: Vec<(String, String)>,
     /// The JSON body (`Value::Null` when it was not JSON).
     pub body: Value,
+    /// The number of the connection it came over (see [`harness::Conn::id`]): equal numbers mean
+    /// the client kept the connection alive and reused it.
+    pub connection: u64,
 }
 
 impl ModelRequest {
@@ -471,6 +474,7 @@ async fn handle<W: Wire>(State(shared): State<Arc<Shared>>, request: Request) ->
             .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        connection: parts.extensions.get::<ConnectInfo<Conn>>().map_or(0, |ConnectInfo(conn)| conn.id()),
     };
     let (reply, index) = {
         let mut script = shared.script.lock().unwrap_or_else(|e| e.into_inner());

@@ -65,7 +65,7 @@ pub mod harness {
                         let _ = ready_tx.send(listener.local_addr().expect("local addr"));
                         let app = router.into_make_service_with_connect_info::<Conn>();
                         tokio::select! {
-                            _ = axum::serve(FakeListener(listener), app) => {}
+                            _ = axum::serve(FakeListener::new(listener), app) => {}
                             _ = stop_rx => {}
                         }
                     });
@@ -92,9 +92,15 @@ pub mod harness {
 
     /// A handle on the connection a request arrived on (extract it with `ConnectInfo<Conn>`).
     #[derive(Clone)]
-    pub struct Conn(Arc<AtomicBool>);
+    pub struct Conn(Arc<AtomicBool>, u64);
 
     impl Conn {
+        /// The connection's number on its server: 1 for the first accepted, then 2, … (requests
+        /// with the same number came over one kept-alive connection).
+        pub fn id(&self) -> u64 {
+            self.1
+        }
+
         /// Resets the connection (TCP RST) instead of writing the response.
         pub fn reset(&self) -> Response {
             self.0.store(true, Ordering::SeqCst);
@@ -104,7 +110,7 @@ pub mod harness {
 
     impl Connected<IncomingStream<'_, FakeListener>> for Conn {
         fn connect_info(stream: IncomingStream<'_, FakeListener>) -> Self {
-            Conn(stream.io().reset.clone())
+            Conn(stream.io().reset.clone(), stream.io().id)
         }
     }
 
@@ -176,12 +182,12 @@ pub mod harness {
     }
 
     /// A TCP listener whose connections can be reset from a handler.
-    pub struct FakeListener(TcpListener);
+    pub struct FakeListener(TcpListener, u64);
 
     impl FakeListener {
         /// Wraps a bound listener (serve it with `into_make_service_with_connect_info::<Conn>()`).
         pub fn new(listener: TcpListener) -> Self {
-            FakeListener(listener)
+            FakeListener(listener, 0)
         }
     }
 
@@ -192,7 +198,10 @@ pub mod harness {
         async fn accept(&mut self) -> (FakeStream, SocketAddr) {
             loop {
                 match self.0.accept().await {
-                    Ok((inner, addr)) => return (FakeStream { inner, reset: Arc::default() }, addr),
+                    Ok((inner, addr)) => {
+                        self.1 += 1;
+                        return (FakeStream { inner, reset: Arc::default(), id: self.1 }, addr);
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
             }
@@ -207,6 +216,7 @@ pub mod harness {
     pub struct FakeStream {
         inner: TcpStream,
         reset: Arc<AtomicBool>,
+        id: u64,
     }
 
     impl FakeStream {
