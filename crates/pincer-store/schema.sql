@@ -26,8 +26,6 @@ CREATE TABLE activity (
                 target_id TEXT,
                 message_id TEXT
             ) STRICT;
-CREATE INDEX activity_by_agent ON activity (agent_id, seq) WHERE agent_id IS NOT NULL;
-CREATE INDEX activity_by_kind ON activity (kind, seq);
 CREATE INDEX activity_by_run ON activity (run_id, seq) WHERE run_id IS NOT NULL;
 CREATE INDEX activity_by_session ON activity (session_key, seq) WHERE session_key IS NOT NULL;
 CREATE TRIGGER activity_cron_run_finished AFTER UPDATE OF status ON cron_runs

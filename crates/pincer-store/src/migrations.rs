@@ -431,6 +431,9 @@ const MIGRATIONS: &[Migration] = &[
         // target ids are kept raw here (as in the tables they come from) and leave the gateway
         // only as keyed hashes (`auditRefKey`). The newest 100,000 rows are kept.
         // (A chat's inbound rows keep its short session key, `main`; its session's is `agent:main:main`.)
+        // Two indexes only, by run (the triggers' own lookups, `audit.run.inspect`) and by session:
+        // every row goes into each index in the commit of a tool step, and an agent or a kind
+        // filter (few distinct values) reads the newest rows along `seq` just as fast.
         sql: "
             CREATE TABLE activity (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -462,8 +465,6 @@ const MIGRATIONS: &[Migration] = &[
             ) STRICT;
             CREATE INDEX activity_by_run ON activity (run_id, seq) WHERE run_id IS NOT NULL;
             CREATE INDEX activity_by_session ON activity (session_key, seq) WHERE session_key IS NOT NULL;
-            CREATE INDEX activity_by_agent ON activity (agent_id, seq) WHERE agent_id IS NOT NULL;
-            CREATE INDEX activity_by_kind ON activity (kind, seq);
             CREATE INDEX inbound_messages_by_delivery ON inbound_messages (delivery_id) WHERE delivery_id IS NOT NULL;
             INSERT OR IGNORE INTO meta (key, value) VALUES ('auditRefKey', lower(hex(randomblob(32))));
 
