@@ -1016,6 +1016,48 @@ async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consist
     assert_eq!(sent[3]["tool_call_id"], "call_write");
 }
 
+/// The same kill in a step of read-only calls, whose assistant message and open call commit
+/// relaxed (in the WAL, no fsync: a read may run again after a power loss, so it waits for none):
+/// a `kill -9` still keeps them, and after the restart the call is answered as interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_a_read_only_call_and_its_result_keeps_the_relaxed_step() {
+    use pincer_testkit::fakes::openai::{FakeOpenAi, Reply};
+    let fake = FakeOpenAi::start().await;
+    fake.push(Reply::tool_call("read", json!({"path": "notes.txt"})));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
+    std::fs::write(dir.path().join("workspace/notes.txt"), "buy milk").unwrap();
+    let config = json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    });
+    let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
+    arm(&mut gw, "agent.tool_called", 1);
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let turn = tokio::spawn(async move {
+        c.call("agent", json!({"message": "Read my notes", "sessionKey": "session:crash"})).await
+    });
+    expect_crash(&mut gw, "agent.tool_called");
+    let _ = turn.await;
+    restart_after_the_crash(&mut gw);
+
+    let mut c = client(&gw, &["operator.admin"]).await;
+    let history = c.call("chat.history", json!({"sessionKey": "session:crash"})).await.unwrap();
+    let entries: Vec<(String, Option<String>)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap().to_string(), m["errorClass"].as_str().map(String::from)))
+        .collect();
+    assert_eq!(
+        entries,
+        [("user".into(), None), ("assistant".into(), None), ("toolResult".into(), Some("interrupted".into()))],
+        "{history}"
+    );
+    assert_eq!(fake.request_count(), 1, "the model was not asked again before the kill");
+}
+
 /// `SIGKILL` right after a tool's result was committed relaxed (`agent.tool_result`: in the WAL,
 /// not fsynced, the model not asked again): the kill loses nothing the process wrote, so after
 /// the restart the call has its real result — not the interrupted one — the next turn sends it

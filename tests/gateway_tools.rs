@@ -838,9 +838,10 @@ async fn only_the_owners_turns_are_offered_the_cron_tool() {
 
 /// A tool loop's steps reuse one kept-alive connection to the model rather than paying a TCP (and,
 /// with a real provider, TLS) handshake per step. A streamed reply ends at `[DONE]` while its
-/// body's last chunk may still be on its way; the provider reads that tail in the background so
-/// the connection can go back to the pool (with this fake the tail arrives with `[DONE]`, so this
-/// checks the pooling, not the background read).
+/// body's last chunk may still be on its way; the provider reads that tail before it returns, so
+/// the connection is back in the pool before the next request. (With this fake the tail arrives
+/// with `[DONE]`. Read in a task of its own, the tail lost the race to a quick step's next
+/// request, which opened a second connection: this test failed so, `[1, 1, 1, 2]`.)
 #[tokio::test]
 async fn a_tool_loops_streamed_steps_reuse_one_connection_to_the_model() {
     let model = FakeOpenAi::start().await;

@@ -306,7 +306,11 @@ impl Inner {
                 return Err(TurnError::ToolSteps { message: error.message, model, tool_calls: calls_made });
             }
             // The assistant message and its open calls commit together; a crash after this point
-            // leaves open calls that the next start answers as interrupted.
+            // leaves open calls that the next start answers as interrupted. Durable (fsynced)
+            // before any tool with effects runs, so that none runs twice; a step of read-only calls
+            // commits relaxed, like a tool result (a `kill -9` keeps it; after a power loss the
+            // reads would at worst run again), made durable by the turn's next full commit.
+            let durable = !tools.all_read_only(calls.iter().map(|c| c.name.as_str()));
             let meta = json!({
                 "runId": run_id, "model": label, "usage": usage, "finishReason": done.outcome.finish_reason,
                 "attempts": done.attempts.len(), "toolCalls": calls,
@@ -314,14 +318,17 @@ impl Inner {
             .to_string();
             {
                 let (key, run_id, text, calls) = (key.clone(), run_id.clone(), text.clone(), calls.clone());
-                self.store
-                    .write(move |tx| {
-                        tx.append_transcript(&key, "assistant", &text, now, Some(&meta))?;
-                        let open: Vec<(&str, &str)> = calls.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
-                        tx.open_tool_calls(&key, Some(&run_id), &open, now)?;
-                        tx.add_session_usage(&key, Some(&label), usage.input_tokens as i64, usage.output_tokens as i64)
-                    })
-                    .await?;
+                let record = move |tx: &pincer_store::Tx<'_>| {
+                    tx.append_transcript(&key, "assistant", &text, now, Some(&meta))?;
+                    let open: Vec<(&str, &str)> = calls.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
+                    tx.open_tool_calls(&key, Some(&run_id), &open, now)?;
+                    tx.add_session_usage(&key, Some(&label), usage.input_tokens as i64, usage.output_tokens as i64)
+                };
+                if durable {
+                    self.store.write(record).await?;
+                } else {
+                    self.store.write_relaxed(record).await?;
+                }
             }
             crashpoint::hit("agent.tool_called");
             let results =

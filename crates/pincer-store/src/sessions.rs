@@ -270,18 +270,21 @@ impl Tx<'_> {
         at_ms: i64,
         meta_json: Option<&str>,
     ) -> Result<i64> {
-        let seq: i64 = self.conn().query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM transcript WHERE session_key = ?1",
-            [key],
-            |r| r.get(0),
-        )?;
+        // Every statement here from the statement cache: a tool step appends twice, and parsing
+        // these again each time showed in the tool loop's profile.
+        let seq: i64 = self
+            .conn()
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM transcript WHERE session_key = ?1")?
+            .query_row([key], |r| r.get(0))?;
         self.conn()
             .prepare_cached(
                 "INSERT INTO transcript (session_key, session_id, seq, role, content, at_ms, meta_json)
              VALUES (?1, (SELECT session_id FROM sessions WHERE key = ?1), ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![key, seq, role, content, at_ms, meta_json])?;
-        self.conn().execute("UPDATE sessions SET updated_at_ms = ?2 WHERE key = ?1", params![key, at_ms])?;
+        self.conn()
+            .prepare_cached("UPDATE sessions SET updated_at_ms = ?2 WHERE key = ?1")?
+            .execute(params![key, at_ms])?;
         Ok(seq)
     }
 
@@ -540,7 +543,8 @@ impl Rd<'_> {
     pub fn get_session(&self, key: &str) -> Result<Option<SessionRow>> {
         Ok(self
             .conn()
-            .query_row(&format!("SELECT {COLS} FROM sessions s WHERE s.key = ?1"), [key], session_from)
+            .prepare_cached(&format!("SELECT {COLS} FROM sessions s WHERE s.key = ?1"))?
+            .query_row([key], session_from)
             .optional()?)
     }
 

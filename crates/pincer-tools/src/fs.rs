@@ -376,6 +376,9 @@ impl Tool for ReadTool {
     fn spec(&self) -> &ToolSpec {
         &self.spec
     }
+    fn read_only(&self) -> bool {
+        true
+    }
     fn call<'a>(&'a self, args: Value, ctx: &'a ToolContext) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(blocking(ctx, move |ctx| read_file(&args, ctx)))
     }

@@ -89,6 +89,12 @@ impl ToolSet {
         self.tools.is_empty()
     }
 
+    /// Whether every call names a tool of this set that changes nothing ([`Tool::read_only`]);
+    /// an unknown name counts as one with effects.
+    pub fn all_read_only<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
+        names.into_iter().all(|name| self.tools.get(name).is_some_and(|t| t.read_only()))
+    }
+
     /// This set less the owner-only tools ([`crate::policy::OWNER_ONLY`]), for a turn whose
     /// sender is not the owner: they are neither shown nor callable.
     pub fn without_owner_only(mut self) -> ToolSet {

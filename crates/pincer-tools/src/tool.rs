@@ -28,6 +28,14 @@ pub struct ToolSpec {
 pub trait Tool: Send + Sync + 'static {
     fn spec(&self) -> &ToolSpec;
 
+    /// True for a tool whose calls change nothing anywhere (`read`, `sessions_list`,
+    /// `sessions_history`). A step that calls only such tools is recorded without waiting for an
+    /// fsync: the open calls must be durable before a tool runs only so that a tool with effects is
+    /// never run twice, and running a read again after a power loss changes nothing.
+    fn read_only(&self) -> bool {
+        false
+    }
+
     /// Runs one call. `args` is the parsed JSON object the model sent.
     fn call<'a>(&'a self, args: Value, ctx: &'a ToolContext) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }

@@ -1,5 +1,6 @@
 //! Tool-loop overhead per step, excluding the tool itself: a fake OpenAI-compatible model on
-//! 127.0.0.1 answers one `agent` call with `steps` rounds of a `read` call before its text. For each
+//! 127.0.0.1 answers one `agent` call with `steps` rounds of a `read` call before its text (then
+//! the same with `write`, whose step fsyncs its open call before the tool runs). For each
 //! step, the time from the model's last byte of a tool-calling reply to the first byte of the next
 //! request, minus the tool's own duration (the `durationMs` its result recorded), is what the
 //! gateway spent: parsing the calls, committing the assistant message and open calls, running the
@@ -31,6 +32,11 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let p = start_pincer(&b.pincer, &state, json!({ "models": models, "agents": defaults }))?;
     let call = ("read", json!({"path": "notes.txt"}));
     let (overhead, _) = steps_of(&rt, &fake, &p, turns, steps, &call)?;
+    // A tool with effects: its step's open call is fsynced before it runs (a read-only step's is
+    // not), so that a power loss can never make it run twice.
+    eprintln!("bench: tool loop, {turns} turns of {steps} write calls");
+    let call = ("write", json!({"path": "out.txt", "content": "buy milk"}));
+    let (write_overhead, _) = steps_of(&rt, &fake, &p, turns, steps, &call)?;
     drop(p);
     let n = overhead.len();
     eprintln!("bench: tool loop: {n} steps measured");
@@ -43,6 +49,17 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     b.rows.push(
         Row::new("Tool loop", "Overhead per step excluding the tool, p99", "ms")
             .pincer(percentile(overhead, 99.0))
+            .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
+    );
+    let n = write_overhead.len();
+    b.rows.push(
+        Row::new("Tool loop", format!("… with `write` calls (an fsync before each), p50 ({n} steps)"), "ms")
+            .pincer(percentile(write_overhead.clone(), 50.0))
+            .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
+    );
+    b.rows.push(
+        Row::new("Tool loop", "… with `write` calls, p99", "ms")
+            .pincer(percentile(write_overhead, 99.0))
             .note("not measured: OpenClaw's tool loop is not driven by the fake model"),
     );
 

@@ -301,7 +301,7 @@ pub(crate) async fn read_stream(
                 Step::Idle => {}
                 Step::Done => {
                     if chunk.is_some() {
-                        finish_in_background(response, ex.endpoint.clock.clone());
+                        finish_tail(response, &ex.endpoint.clock).await;
                     }
                     return Ok(true);
                 }
@@ -315,32 +315,31 @@ pub(crate) async fn read_stream(
 
 /// Most of a stream read after its end marker, and for how long (on the injected clock).
 const MAX_TAIL_BYTES: usize = 64 * 1024;
-const TAIL_MS: i64 = 10_000;
+const TAIL_MS: i64 = 200;
 
-/// Reads what is left of a stream whose reply is complete (after OpenAI's `[DONE]` or
-/// Anthropic's `message_stop`, the body's last chunk is usually still on its way) in a task of
-/// its own. Dropped before the end of its body, a response closes its connection, so a tool loop
-/// opened a new connection (TCP, and TLS for a real provider) for every step; read to the end,
-/// the connection goes back to the client's pool for the next call. A server that keeps the
-/// stream open past its end marker is given up after 64 KiB or 10 s.
-fn finish_in_background(mut response: reqwest::Response, clock: SharedClock) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-    runtime.spawn(async move {
-        let until = clock.now_ms().saturating_add(TAIL_MS);
-        let drain = async {
-            let mut read = 0usize;
-            while let Ok(Some(chunk)) = response.chunk().await {
-                read += chunk.len();
-                if read > MAX_TAIL_BYTES {
-                    break;
-                }
+/// Reads what is left of a stream whose reply is complete: after OpenAI's `[DONE]` or
+/// Anthropic's `message_stop` the body's last chunk is usually still on its way. Dropped before
+/// the end of its body, a response closes its connection, so a tool loop opened a new connection
+/// (TCP, and TLS for a real provider) for every step; read to the end, the connection goes back
+/// to the client's pool before the next call. It is read here, not in a task of its own: such a
+/// task lost the race to a quick step's next request, which then opened a new connection anyway.
+/// A server that keeps the stream open past its end marker is given up after 64 KiB or 200 ms
+/// (and its connection closed); a well-behaved one ends the body at once.
+async fn finish_tail(mut response: reqwest::Response, clock: &SharedClock) {
+    let until = clock.now_ms().saturating_add(TAIL_MS);
+    let drain = async {
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            read += chunk.len();
+            if read > MAX_TAIL_BYTES {
+                break;
             }
-        };
-        tokio::select! {
-            () = drain => {}
-            () = clock.sleep_until(until) => {}
         }
-    });
+    };
+    tokio::select! {
+        () = drain => {}
+        () = clock.sleep_until(until) => {}
+    }
 }
 
 /// A reply being assembled.

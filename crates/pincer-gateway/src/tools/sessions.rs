@@ -128,6 +128,7 @@ pub struct SessionsList {
 
 impl SessionsList {
     const NAME: &'static str = "sessions_list";
+    const READ_ONLY: bool = true;
     const ARGS: &'static [&'static str] = &[
         "kinds",
         "limit",
@@ -263,6 +264,7 @@ pub struct SessionsHistory {
 
 impl SessionsHistory {
     const NAME: &'static str = "sessions_history";
+    const READ_ONLY: bool = true;
 
     pub fn new(binding: Binding) -> SessionsHistory {
         let spec = ToolSpec {
@@ -317,6 +319,7 @@ pub struct SessionsSend {
 
 impl SessionsSend {
     const NAME: &'static str = "sessions_send";
+    const READ_ONLY: bool = false;
 
     pub fn new(binding: Binding) -> SessionsSend {
         let spec = ToolSpec {
@@ -646,6 +649,10 @@ macro_rules! tool_impl {
         impl Tool for $t {
             fn spec(&self) -> &ToolSpec {
                 &self.spec
+            }
+
+            fn read_only(&self) -> bool {
+                <$t>::READ_ONLY
             }
 
             fn call<'a>(&'a self, args: Value, ctx: &'a ToolContext) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {

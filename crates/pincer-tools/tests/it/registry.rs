@@ -140,3 +140,21 @@ async fn the_standard_toolbox_from_default_config() {
     let e = set.call("exec", r#"{"command":"echo hi"}"#, &ctx(dir.path(), &clock)).await.unwrap_err();
     assert_eq!(e.class(), "refused");
 }
+
+/// Only a step whose every call is a read-only tool may be recorded without an fsync: `read` is
+/// one; `write`, `edit`, a tool that does not say, and a name the set does not hold are not.
+#[test]
+fn only_reads_count_as_read_only_calls() {
+    let set = ToolSet::of([
+        Arc::new(ReadTool::default()) as Arc<dyn Tool>,
+        Arc::new(WriteTool::default()),
+        Arc::new(pincer_tools::EditTool::default()),
+        Arc::new(Hangs(spec("mystery"))),
+    ]);
+    assert!(set.all_read_only(["read"]));
+    assert!(set.all_read_only(["read", "read"]));
+    assert!(!set.all_read_only(["read", "write"]));
+    assert!(!set.all_read_only(["edit"]));
+    assert!(!set.all_read_only(["mystery"]), "a tool is not read-only unless it says so");
+    assert!(!set.all_read_only(["read", "not_a_tool"]), "an unknown name counts as a tool with effects");
+}
