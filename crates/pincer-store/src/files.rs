@@ -95,7 +95,15 @@ fn flock_holder(file: &File) -> Option<u32> {
     // glibc's major()/minor() for a user-space dev_t.
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // `/proc/locks` is produced a page at a time from a list other processes change meanwhile, so
+    // one read can skip a line (seen in CI, with many test processes locking and unlocking): read
+    // it again before saying the holder is unknown.
+    (0..3).find_map(|_| holder_in(&std::fs::read_to_string("/proc/locks").ok()?, major, minor, meta.ino()))
+}
+
+/// The pid of the `FLOCK` on device `major:minor`, inode `ino`, in `/proc/locks`' text.
+#[cfg(target_os = "linux")]
+fn holder_in(locks: &str, major: u64, minor: u64, ino: u64) -> Option<u32> {
     locks.lines().find_map(|line| {
         // `1: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF`; a waiter has `->` after the index.
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -105,7 +113,7 @@ fn flock_holder(file: &File) -> Option<u32> {
         let mut id = fields.get(5)?.split(':');
         let holds = u64::from_str_radix(id.next()?, 16).ok()? == major
             && u64::from_str_radix(id.next()?, 16).ok()? == minor
-            && id.next()?.parse::<u64>().ok()? == meta.ino();
+            && id.next()?.parse::<u64>().ok()? == ino;
         if holds { fields.get(4)?.parse().ok() } else { None }
     })
 }
