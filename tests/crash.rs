@@ -947,6 +947,25 @@ async fn kill_9_around_an_inbound_message_neither_loses_it_nor_answers_it_twice(
     }
 }
 
+/// A gateway configuration whose one model is the fake OpenAI-compatible server at `base_url`.
+fn fake_model_config(base_url: &str) -> Value {
+    json!({
+        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": base_url,
+            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
+    })
+}
+
+/// Each `chat.history` entry's role and `errorClass`.
+fn roles_and_error_classes(history: &Value) -> Vec<(String, Option<String>)> {
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap().to_string(), m["errorClass"].as_str().map(String::from)))
+        .collect()
+}
+
 /// `SIGKILL` between a tool call and its result (`agent.tool_called`: the assistant message and its
 /// open call are committed, the tool has not run): after the restart the call is answered as
 /// interrupted, `pincer sessions show` prints both, and the session's next turn sends the model a
@@ -958,11 +977,7 @@ async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consist
     fake.push(Reply::tool_call("write", json!({"path": "made.txt", "content": "x"})));
     fake.push(Reply::text("Picking up after the restart."));
     let dir = tempfile::tempdir().unwrap();
-    let config = json!({
-        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
-            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
-    });
+    let config = fake_model_config(&fake.base_url());
     let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
     arm(&mut gw, "agent.tool_called", 1);
     let mut c = client(&gw, &["operator.admin"]).await;
@@ -978,12 +993,7 @@ async fn kill_9_between_a_tool_call_and_its_result_leaves_the_transcript_consist
 
     let mut c = client(&gw, &["operator.admin"]).await;
     let history = c.call("chat.history", json!({"sessionKey": "session:crash"})).await.unwrap();
-    let entries: Vec<(String, Option<String>)> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["role"].as_str().unwrap().to_string(), m["errorClass"].as_str().map(String::from)))
-        .collect();
+    let entries = roles_and_error_classes(&history);
     assert_eq!(
         entries,
         [("user".into(), None), ("assistant".into(), None), ("toolResult".into(), Some("interrupted".into()))]
@@ -1027,11 +1037,7 @@ async fn kill_9_between_a_read_only_call_and_its_result_keeps_the_relaxed_step()
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
     std::fs::write(dir.path().join("workspace/notes.txt"), "buy milk").unwrap();
-    let config = json!({
-        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
-            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
-    });
+    let config = fake_model_config(&fake.base_url());
     let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
     arm(&mut gw, "agent.tool_called", 1);
     let mut c = client(&gw, &["operator.admin"]).await;
@@ -1044,12 +1050,7 @@ async fn kill_9_between_a_read_only_call_and_its_result_keeps_the_relaxed_step()
 
     let mut c = client(&gw, &["operator.admin"]).await;
     let history = c.call("chat.history", json!({"sessionKey": "session:crash"})).await.unwrap();
-    let entries: Vec<(String, Option<String>)> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["role"].as_str().unwrap().to_string(), m["errorClass"].as_str().map(String::from)))
-        .collect();
+    let entries = roles_and_error_classes(&history);
     assert_eq!(
         entries,
         [("user".into(), None), ("assistant".into(), None), ("toolResult".into(), Some("interrupted".into()))],
@@ -1069,11 +1070,7 @@ async fn kill_9_after_a_relaxed_tool_result_keeps_the_result_and_does_not_run_th
     fake.push(Reply::tool_call("write", json!({"path": "made.txt", "content": "x"})));
     fake.push(Reply::text("Picking up after the restart."));
     let dir = tempfile::tempdir().unwrap();
-    let config = json!({
-        "models": {"providers": {"openai": {"api": "openai-completions", "baseUrl": fake.base_url(),
-            "apiKey": "sk-test", "models": [{"id": "gpt-4o"}]}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-4o"}}},
-    });
+    let config = fake_model_config(&fake.base_url());
     let mut gw = GatewayProcess::start(&pincer_bin(), dir.path(), config).unwrap();
     arm(&mut gw, "agent.tool_result", 1);
     let mut c = client(&gw, &["operator.admin"]).await;
